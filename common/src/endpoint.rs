@@ -1,0 +1,197 @@
+//! Database endpoints as libpq URLs, and the rule that keeps secrets out of
+//! the coordinator: an endpoint names *where* a password comes from
+//! (`password_env=VAR`, `password_file=PATH`, else `PGPASSWORD` / `~/.pgpass`
+//! on the worker), never the password itself. An `Endpoint` therefore holds
+//! nothing secret and its `Display` is safe for logs, errors and Raft.
+
+use std::fmt;
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq)]
+pub enum EndpointError {
+    #[error("endpoint {0}: not a URL (expected postgres://user@host:port/dbname)")]
+    NotAUrl(String),
+    #[error("endpoint {0}: unsupported scheme '{1}' (supported: postgres, postgresql)")]
+    Scheme(String, String),
+    #[error("endpoint {0}: inline passwords are not accepted; put the password in an environment variable and add ?password_env=VAR, or in a file and add ?password_file=PATH (PGPASSWORD and ~/.pgpass also work)")]
+    InlinePassword(String),
+    #[error("endpoint {0}: missing database name (postgres://user@host:port/dbname)")]
+    NoDatabase(String),
+    #[error("endpoint {0}: unknown parameter '{1}'")]
+    UnknownParam(String, String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    Postgres,
+}
+
+/// Where a worker finds the password.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordSource {
+    /// `PGPASSWORD`, then `~/.pgpass`, then none.
+    Default,
+    Env(String),
+    File(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Endpoint {
+    pub engine: Engine,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub dbname: String,
+    pub password: PasswordSource,
+    pub sslmode: Option<String>,
+    pub application_name: Option<String>,
+}
+
+/// Strips anything that could be a password from a URL-ish string, for error messages.
+pub fn redact(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("REDACTED"));
+            }
+            let pairs: Vec<(String, String)> = u
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if k == "password" {
+                        "REDACTED".to_string()
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            if !pairs.is_empty() {
+                u.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+            u.to_string()
+        }
+        // Not a URL: show only the scheme-ish prefix, never the rest.
+        Err(_) => match raw.find("://") {
+            Some(i) => format!("{}://…", &raw[..i]),
+            None => "<unparseable endpoint>".to_string(),
+        },
+    }
+}
+
+impl Endpoint {
+    pub fn parse(raw: &str) -> Result<Endpoint, EndpointError> {
+        let shown = redact(raw);
+        let u = url::Url::parse(raw).map_err(|_| EndpointError::NotAUrl(shown.clone()))?;
+        let engine = match u.scheme() {
+            "postgres" | "postgresql" => Engine::Postgres,
+            other => return Err(EndpointError::Scheme(shown, other.to_string())),
+        };
+        if u.password().is_some() {
+            return Err(EndpointError::InlinePassword(shown));
+        }
+        let mut password = PasswordSource::Default;
+        let mut sslmode = None;
+        let mut application_name = None;
+        for (k, v) in u.query_pairs() {
+            match k.as_ref() {
+                "password" => return Err(EndpointError::InlinePassword(shown)),
+                "password_env" => password = PasswordSource::Env(v.into_owned()),
+                "password_file" => password = PasswordSource::File(v.into_owned()),
+                "sslmode" => sslmode = Some(v.into_owned()),
+                "application_name" => application_name = Some(v.into_owned()),
+                other => return Err(EndpointError::UnknownParam(shown, other.to_string())),
+            }
+        }
+        let dbname = percent_decode(u.path().trim_start_matches('/'));
+        if dbname.is_empty() {
+            return Err(EndpointError::NoDatabase(shown));
+        }
+        let user = if u.username().is_empty() {
+            std::env::var("PGUSER").unwrap_or_else(|_| "postgres".to_string())
+        } else {
+            percent_decode(u.username())
+        };
+        Ok(Endpoint {
+            engine,
+            host: u.host_str().unwrap_or("localhost").to_string(),
+            port: u.port().unwrap_or(5432),
+            user,
+            dbname,
+            password,
+            sslmode,
+            application_name,
+        })
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl fmt::Display for Endpoint {
+    /// Safe to log: an endpoint never holds a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = match self.engine {
+            Engine::Postgres => "postgres",
+        };
+        write!(f, "{scheme}://{}@{}:{}/{}", self.user, self.host, self.port, self.dbname)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_libpq_url() {
+        let e = Endpoint::parse("postgres://app@db.example:6543/shop?password_env=SRC_PW").unwrap();
+        assert_eq!(e.host, "db.example");
+        assert_eq!(e.port, 6543);
+        assert_eq!(e.user, "app");
+        assert_eq!(e.dbname, "shop");
+        assert_eq!(e.password, PasswordSource::Env("SRC_PW".into()));
+        assert_eq!(e.to_string(), "postgres://app@db.example:6543/shop");
+    }
+
+    #[test]
+    fn rejects_inline_password_without_echoing_it() {
+        let err = Endpoint::parse("postgres://app:hunter2@h/db").unwrap_err();
+        assert!(matches!(err, EndpointError::InlinePassword(_)));
+        let msg = err.to_string();
+        assert!(!msg.contains("hunter2"), "{msg}");
+        assert!(msg.contains("password_env"), "{msg}");
+        let err = Endpoint::parse("postgres://app@h/db?password=hunter2").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn rejects_other_garbage() {
+        assert!(matches!(Endpoint::parse("nope"), Err(EndpointError::NotAUrl(_))));
+        assert!(matches!(Endpoint::parse("mysql://u@h/db"), Err(EndpointError::Scheme(..))));
+        assert!(matches!(Endpoint::parse("postgres://u@h:5432"), Err(EndpointError::NoDatabase(_))));
+        assert!(matches!(Endpoint::parse("postgres://u@h/db?foo=1"), Err(EndpointError::UnknownParam(..))));
+    }
+
+    #[test]
+    fn decodes_percent_escapes() {
+        let e = Endpoint::parse("postgres://my%20user@h/my%2Ddb").unwrap();
+        assert_eq!(e.user, "my user");
+        assert_eq!(e.dbname, "my-db");
+    }
+}

@@ -1,0 +1,417 @@
+//! DMS table-mapping JSON (`{"rules": [...]}`).
+//!
+//! Supported today: `selection` rules (include / exclude / explicit, with DMS
+//! wildcards `%`, `_`, `[_]`, `[ab]`, `[a-d]`) and `table-settings` rules with
+//! `parallel-load` of type `ranges` or `none`. Every other rule kind is
+//! refused with an error that names the rule id, so a mapping never silently
+//! means less than the user wrote.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq)]
+pub enum MappingError {
+    #[error("table mappings: not valid JSON: {0}")]
+    Json(String),
+    #[error("table mappings: {path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error("table mappings: rule {rule_id} ({path}): {message}")]
+    Rule {
+        rule_id: String,
+        path: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SelectionAction {
+    Include,
+    Exclude,
+    Explicit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SelectionRule {
+    pub rule_id: String,
+    pub schema: String,
+    pub table: String,
+    pub action: SelectionAction,
+}
+
+/// A user-given cut of one table: `n` boundaries make `n + 1` segments,
+/// compared as tuples over `columns`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParallelLoadRanges {
+    pub rule_id: String,
+    pub schema: String,
+    pub table: String,
+    pub columns: Vec<String>,
+    pub boundaries: Vec<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableMappings {
+    pub selection: Vec<SelectionRule>,
+    pub ranges: Vec<ParallelLoadRanges>,
+    /// Tables whose table-settings say `parallel-load: {type: none}`.
+    pub no_parallel: Vec<(String, String)>,
+}
+
+impl TableMappings {
+    /// No file given: every table of every user schema.
+    pub fn include_all() -> TableMappings {
+        TableMappings {
+            selection: vec![SelectionRule {
+                rule_id: "default".into(),
+                schema: "%".into(),
+                table: "%".into(),
+                action: SelectionAction::Include,
+            }],
+            ..Default::default()
+        }
+    }
+
+    pub fn parse(json: &str) -> Result<TableMappings, MappingError> {
+        let root: Value = serde_json::from_str(json).map_err(|e| MappingError::Json(e.to_string()))?;
+        let rules = root
+            .get("rules")
+            .and_then(Value::as_array)
+            .ok_or_else(|| MappingError::Invalid {
+                path: "$.rules".into(),
+                message: "expected an array of rules".into(),
+            })?;
+        let mut out = TableMappings::default();
+        for (i, rule) in rules.iter().enumerate() {
+            let path = format!("$.rules[{i}]");
+            let obj = rule.as_object().ok_or_else(|| MappingError::Invalid {
+                path: path.clone(),
+                message: "expected an object".into(),
+            })?;
+            let rule_id = match obj.get("rule-id") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => {
+                    return Err(MappingError::Invalid {
+                        path: format!("{path}.rule-id"),
+                        message: "missing rule-id".into(),
+                    })
+                }
+            };
+            let err = |p: &str, m: &str| MappingError::Rule {
+                rule_id: rule_id.clone(),
+                path: format!("{path}{p}"),
+                message: m.to_string(),
+            };
+            let rule_type = obj
+                .get("rule-type")
+                .and_then(Value::as_str)
+                .ok_or_else(|| err(".rule-type", "missing rule-type"))?;
+            let locator = obj
+                .get("object-locator")
+                .and_then(Value::as_object)
+                .ok_or_else(|| err(".object-locator", "missing object-locator"))?;
+            let loc = |key: &str| -> Result<String, MappingError> {
+                locator
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .ok_or_else(|| err(&format!(".object-locator.{key}"), &format!("missing {key}")))
+            };
+            match rule_type {
+                "selection" => {
+                    if obj.contains_key("filters")
+                        && obj.get("filters").and_then(Value::as_array).is_some_and(|f| !f.is_empty())
+                    {
+                        return Err(err(".filters", "source filters are not supported yet"));
+                    }
+                    if let Some(t) = locator.get("table-type").and_then(Value::as_str) {
+                        if !matches!(t, "table" | "all") {
+                            return Err(err(".object-locator.table-type", "only tables are supported yet"));
+                        }
+                    }
+                    let action = match obj.get("rule-action").and_then(Value::as_str) {
+                        Some("include") => SelectionAction::Include,
+                        Some("exclude") => SelectionAction::Exclude,
+                        Some("explicit") => SelectionAction::Explicit,
+                        Some(other) => {
+                            return Err(err(".rule-action", &format!("unknown selection action '{other}'")))
+                        }
+                        None => return Err(err(".rule-action", "missing rule-action")),
+                    };
+                    let schema = loc("schema-name")?;
+                    let table = loc("table-name")?;
+                    for (p, pat) in [("schema-name", &schema), ("table-name", &table)] {
+                        Pattern::compile(pat).map_err(|m| err(&format!(".object-locator.{p}"), &m))?;
+                    }
+                    out.selection.push(SelectionRule {
+                        rule_id: rule_id.clone(),
+                        schema,
+                        table,
+                        action,
+                    });
+                }
+                "table-settings" => {
+                    let schema = loc("schema-name")?;
+                    let table = loc("table-name")?;
+                    for key in obj.keys() {
+                        if !matches!(
+                            key.as_str(),
+                            "rule-type" | "rule-id" | "rule-name" | "object-locator" | "parallel-load" | "filters"
+                        ) {
+                            return Err(err(&format!(".{key}"), &format!("table-settings '{key}' is not supported yet")));
+                        }
+                    }
+                    if let Some(pl) = obj.get("parallel-load") {
+                        let kind = pl.get("type").and_then(Value::as_str).unwrap_or("");
+                        match kind {
+                            "none" => out.no_parallel.push((schema, table)),
+                            "ranges" => {
+                                let columns: Vec<String> = pl
+                                    .get("columns")
+                                    .and_then(Value::as_array)
+                                    .ok_or_else(|| err(".parallel-load.columns", "expected an array of column names"))?
+                                    .iter()
+                                    .map(|c| c.as_str().map(str::to_string))
+                                    .collect::<Option<_>>()
+                                    .ok_or_else(|| err(".parallel-load.columns", "column names must be strings"))?;
+                                if columns.is_empty() || columns.len() > 10 {
+                                    return Err(err(".parallel-load.columns", "give 1 to 10 columns"));
+                                }
+                                let mut boundaries = Vec::new();
+                                let raw = pl
+                                    .get("boundaries")
+                                    .and_then(Value::as_array)
+                                    .ok_or_else(|| err(".parallel-load.boundaries", "expected an array of arrays"))?;
+                                for (j, b) in raw.iter().enumerate() {
+                                    let bp = format!(".parallel-load.boundaries[{j}]");
+                                    let vals: Vec<String> = b
+                                        .as_array()
+                                        .ok_or_else(|| err(&bp, "expected an array of values"))?
+                                        .iter()
+                                        .map(|v| match v {
+                                            Value::String(s) => Some(s.clone()),
+                                            Value::Number(n) => Some(n.to_string()),
+                                            _ => None,
+                                        })
+                                        .collect::<Option<_>>()
+                                        .ok_or_else(|| err(&bp, "boundary values must be strings or numbers"))?;
+                                    if vals.len() != columns.len() {
+                                        return Err(err(&bp, &format!("has {} values for {} columns", vals.len(), columns.len())));
+                                    }
+                                    boundaries.push(vals);
+                                }
+                                out.ranges.push(ParallelLoadRanges {
+                                    rule_id: rule_id.clone(),
+                                    schema,
+                                    table,
+                                    columns,
+                                    boundaries,
+                                });
+                            }
+                            other => {
+                                return Err(err(".parallel-load.type", &format!("parallel-load type '{other}' is not supported yet (use ranges or none)")))
+                            }
+                        }
+                    }
+                }
+                other => {
+                    return Err(err(".rule-type", &format!("rule type '{other}' is not supported yet")));
+                }
+            }
+        }
+        if !out.selection.iter().any(|r| r.action != SelectionAction::Exclude) {
+            return Err(MappingError::Invalid {
+                path: "$.rules".into(),
+                message: "no selection rule includes any table".into(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// DMS semantics: a table is selected when an include or explicit rule
+    /// matches it and no exclude rule does.
+    pub fn selects(&self, schema: &str, table: &str) -> bool {
+        let mut included = false;
+        for r in &self.selection {
+            let m = match r.action {
+                SelectionAction::Explicit => r.schema == schema && r.table == table,
+                _ => matches(&r.schema, schema) && matches(&r.table, table),
+            };
+            if m {
+                if r.action == SelectionAction::Exclude {
+                    return false;
+                }
+                included = true;
+            }
+        }
+        included
+    }
+
+    pub fn ranges_for(&self, schema: &str, table: &str) -> Option<&ParallelLoadRanges> {
+        self.ranges.iter().find(|r| r.schema == schema && r.table == table)
+    }
+
+    pub fn parallel_disabled(&self, schema: &str, table: &str) -> bool {
+        self.no_parallel.iter().any(|(s, t)| s == schema && t == table)
+    }
+}
+
+#[derive(Debug)]
+enum Atom {
+    Any,
+    One,
+    Lit(char),
+    Class(Vec<(char, char)>),
+}
+
+struct Pattern(Vec<Atom>);
+
+impl Pattern {
+    fn compile(p: &str) -> Result<Pattern, String> {
+        let mut atoms = Vec::new();
+        let mut chars = p.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '%' => atoms.push(Atom::Any),
+                '_' => atoms.push(Atom::One),
+                '[' => {
+                    let mut ranges = Vec::new();
+                    let mut closed = false;
+                    while let Some(c) = chars.next() {
+                        if c == ']' {
+                            closed = true;
+                            break;
+                        }
+                        if chars.peek() == Some(&'-') {
+                            chars.next();
+                            match chars.next() {
+                                Some(']') => {
+                                    ranges.push((c, c));
+                                    ranges.push(('-', '-'));
+                                    closed = true;
+                                    break;
+                                }
+                                Some(hi) => ranges.push((c, hi)),
+                                None => break,
+                            }
+                        } else {
+                            ranges.push((c, c));
+                        }
+                    }
+                    if !closed {
+                        return Err(format!("unclosed '[' in pattern '{p}'"));
+                    }
+                    atoms.push(Atom::Class(ranges));
+                }
+                c => atoms.push(Atom::Lit(c)),
+            }
+        }
+        Ok(Pattern(atoms))
+    }
+
+    fn matches(&self, s: &str) -> bool {
+        let s: Vec<char> = s.chars().collect();
+        // Iterative wildcard matching with backtracking on the last '%'.
+        let (mut pi, mut si) = (0usize, 0usize);
+        let mut star: Option<(usize, usize)> = None;
+        while si < s.len() {
+            let ok = match self.0.get(pi) {
+                Some(Atom::Any) => {
+                    star = Some((pi, si));
+                    pi += 1;
+                    continue;
+                }
+                Some(Atom::One) => true,
+                Some(Atom::Lit(c)) => *c == s[si],
+                Some(Atom::Class(r)) => r.iter().any(|(lo, hi)| *lo <= s[si] && s[si] <= *hi),
+                None => false,
+            };
+            if ok {
+                pi += 1;
+                si += 1;
+            } else if let Some((sp, ss)) = star {
+                pi = sp + 1;
+                si = ss + 1;
+                star = Some((sp, ss + 1));
+            } else {
+                return false;
+            }
+        }
+        self.0[pi..].iter().all(|a| matches!(a, Atom::Any))
+    }
+}
+
+/// DMS wildcard match (case-sensitive). Patterns are validated at parse time.
+pub fn matches(pattern: &str, s: &str) -> bool {
+    Pattern::compile(pattern).map(|p| p.matches(s)).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards() {
+        assert!(matches("%", "anything"));
+        assert!(matches("tmp_%", "tmp_x"));
+        assert!(matches("tmp_%", "tmpax"));
+        assert!(!matches("tmp[_]%", "tmpax"));
+        assert!(matches("tmp[_]%", "tmp_ax"));
+        assert!(matches("t[a-c]b", "tbb"));
+        assert!(!matches("t[a-c]b", "tdb"));
+        assert!(matches("%ord%", "big_orders"));
+        assert!(!matches("Orders", "orders"));
+        assert!(matches("a%b%c", "aXXbYYc"));
+        assert!(!matches("a%b%c", "aXXbYY"));
+    }
+
+    #[test]
+    fn selection_include_exclude_explicit() {
+        let m = TableMappings::parse(
+            r#"{"rules":[
+            {"rule-type":"selection","rule-id":"1","rule-name":"a","object-locator":{"schema-name":"shop","table-name":"%"},"rule-action":"include"},
+            {"rule-type":"selection","rule-id":"2","rule-name":"b","object-locator":{"schema-name":"shop","table-name":"tmp_%"},"rule-action":"exclude"},
+            {"rule-type":"selection","rule-id":"3","rule-name":"c","object-locator":{"schema-name":"other","table-name":"t%"},"rule-action":"explicit"}
+            ]}"#,
+        )
+        .unwrap();
+        assert!(m.selects("shop", "orders"));
+        assert!(!m.selects("shop", "tmp_1"));
+        assert!(!m.selects("other", "tx"));
+        assert!(m.selects("other", "t%"));
+        assert!(!m.selects("public", "orders"));
+    }
+
+    #[test]
+    fn unsupported_rule_names_its_id() {
+        let err = TableMappings::parse(
+            r#"{"rules":[{"rule-type":"transformation","rule-id":"7","rule-name":"x","rule-action":"rename","rule-target":"schema","object-locator":{"schema-name":"a"},"value":"b"}]}"#,
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("rule 7") && msg.contains("not supported yet"), "{msg}");
+        assert!(msg.contains("$.rules[0]"), "{msg}");
+    }
+
+    #[test]
+    fn parallel_load_ranges() {
+        let m = TableMappings::parse(
+            r#"{"rules":[
+            {"rule-type":"selection","rule-id":"1","rule-name":"a","object-locator":{"schema-name":"%","table-name":"%"},"rule-action":"include"},
+            {"rule-type":"table-settings","rule-id":"2","rule-name":"p","object-locator":{"schema-name":"s","table-name":"t"},
+             "parallel-load":{"type":"ranges","columns":["a","b"],"boundaries":[["1","x"],[5,"y"]]}}]}"#,
+        )
+        .unwrap();
+        let r = m.ranges_for("s", "t").unwrap();
+        assert_eq!(r.boundaries, vec![vec!["1".to_string(), "x".into()], vec!["5".into(), "y".into()]]);
+        let bad = TableMappings::parse(
+            r#"{"rules":[{"rule-type":"table-settings","rule-id":"9","rule-name":"p","object-locator":{"schema-name":"s","table-name":"t"},
+             "parallel-load":{"type":"ranges","columns":["a","b"],"boundaries":[["1"]]}}]}"#,
+        )
+        .unwrap_err();
+        assert!(bad.to_string().contains("rule 9"), "{bad}");
+        assert!(bad.to_string().contains("boundaries[0]"), "{bad}");
+    }
+}

@@ -1,0 +1,153 @@
+//! The schema model that source introspection produces and target
+//! preparation consumes. Column types and constraint bodies are kept in the
+//! source engine's SQL (PostgreSQL today); schema conversion between engines
+//! will translate this model rather than raw catalogs.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceSchema {
+    /// Schemas that hold selected tables or the types they use.
+    pub schemas: Vec<String>,
+    /// User-defined types the selected tables use, in creation order.
+    pub types: Vec<TypeDef>,
+    pub tables: Vec<TableSchema>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypeDef {
+    pub schema: String,
+    pub name: String,
+    /// `CREATE TYPE ... AS ENUM (...)` or `CREATE DOMAIN ...`.
+    pub ddl: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CopyFormat {
+    /// Binary COPY passes values through without parsing them.
+    Binary,
+    /// Needed when a value's binary form embeds a type OID that differs
+    /// between databases (arrays of user-defined types, composites).
+    Text,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableSchema {
+    pub schema: String,
+    pub name: String,
+    pub columns: Vec<Column>,
+    pub primary_key: Option<PrimaryKey>,
+    /// `pg_get_partkeydef` of a partitioned table, e.g. `RANGE (created_at)`.
+    pub partition_key: Option<String>,
+    /// Partitions (and sub-partitions), parents before children.
+    pub partitions: Vec<Partition>,
+    /// Secondary index definitions (`CREATE INDEX ...`), built after the load.
+    pub indexes: Vec<String>,
+    /// Unique, check, exclusion and foreign-key constraints, added after the load.
+    pub constraints: Vec<Constraint>,
+    /// Sequences owned by this table's columns (serial and identity).
+    pub sequences: Vec<Sequence>,
+    pub rows_estimate: u64,
+    pub size_bytes: u64,
+    /// Heap pages, for CTID block ranges.
+    pub pages: u64,
+    pub copy_format: CopyFormat,
+    /// Sorted sample of key tuples (text), for cutting key ranges; empty when
+    /// the table is small or has no key.
+    #[serde(default)]
+    pub key_samples: Vec<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    /// The type as `format_type` prints it, e.g. `numeric(12,2)`, `shop."Mood"[]`.
+    pub type_sql: String,
+    pub not_null: bool,
+    pub default: Option<String>,
+    /// `a` (ALWAYS) or `d` (BY DEFAULT) for identity columns.
+    pub identity: Option<String>,
+    /// Expression of a stored generated column; such columns are not copied.
+    pub generated: Option<String>,
+    pub collation: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrimaryKey {
+    pub name: String,
+    pub columns: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partition {
+    pub schema: String,
+    pub name: String,
+    pub parent_schema: String,
+    pub parent_name: String,
+    /// `FOR VALUES ...` or `DEFAULT`.
+    pub bound: String,
+    /// Set when the partition is itself partitioned.
+    pub partition_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConstraintKind {
+    Unique,
+    Check,
+    Exclusion,
+    ForeignKey,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Constraint {
+    pub name: String,
+    pub kind: ConstraintKind,
+    /// `pg_get_constraintdef`, e.g. `CHECK ((qty > 0))`.
+    pub definition: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sequence {
+    pub schema: String,
+    pub name: String,
+    pub column: String,
+    pub identity: bool,
+    /// Options for `CREATE SEQUENCE` (serial sequences only).
+    pub options: String,
+}
+
+/// Quotes an identifier the way PostgreSQL's `quote_ident` does when needed;
+/// always quoting keeps mixed case and reserved words intact.
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+impl TableSchema {
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    }
+
+    /// For messages and status: `schema.table` unquoted.
+    pub fn display_name(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+
+    /// Columns that COPY moves: generated columns are computed by the target.
+    pub fn copy_columns(&self) -> impl Iterator<Item = &Column> {
+        self.columns.iter().filter(|c| c.generated.is_none())
+    }
+
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    pub fn is_partitioned(&self) -> bool {
+        self.partition_key.is_some()
+    }
+}

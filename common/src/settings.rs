@@ -1,0 +1,116 @@
+//! DMS task-settings JSON, the parts Ferry honours today, plus Ferry's own
+//! section. Unknown DMS keys are accepted (DMS has hundreds); a known key with
+//! a wrong type or value is an error naming its JSON path.
+//!
+//! ```json
+//! {"FullLoadSettings": {"TargetTablePrepMode": "DROP_AND_CREATE", "MaxFullLoadSubTasks": 8},
+//!  "Ferry": {"SegmentTargetBytes": 67108864, "MaxSegmentsPerTable": 256}}
+//! ```
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq)]
+#[error("task settings: {path}: {message}")]
+pub struct SettingsError {
+    pub path: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TargetTablePrepMode {
+    DoNothing,
+    DropAndCreate,
+    TruncateBeforeLoad,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSettings {
+    pub prep_mode: TargetTablePrepMode,
+    /// Segments of one task loading at once (DMS MaxFullLoadSubTasks).
+    pub max_full_load_subtasks: u32,
+    /// Tables larger than this are cut into segments of about this size.
+    pub segment_target_bytes: u64,
+    pub max_segments_per_table: u32,
+}
+
+impl Default for TaskSettings {
+    fn default() -> Self {
+        TaskSettings {
+            prep_mode: TargetTablePrepMode::DropAndCreate,
+            max_full_load_subtasks: 8,
+            segment_target_bytes: 64 * 1024 * 1024,
+            max_segments_per_table: 256,
+        }
+    }
+}
+
+impl TaskSettings {
+    pub fn parse(json: &str) -> Result<TaskSettings, SettingsError> {
+        let root: Value = serde_json::from_str(json).map_err(|e| SettingsError {
+            path: "$".into(),
+            message: format!("not valid JSON: {e}"),
+        })?;
+        let mut s = TaskSettings::default();
+        let err = |path: &str, message: String| SettingsError {
+            path: path.to_string(),
+            message,
+        };
+        if let Some(fl) = root.get("FullLoadSettings") {
+            if let Some(v) = fl.get("TargetTablePrepMode") {
+                s.prep_mode = match v.as_str() {
+                    Some("DO_NOTHING") => TargetTablePrepMode::DoNothing,
+                    Some("DROP_AND_CREATE") => TargetTablePrepMode::DropAndCreate,
+                    Some("TRUNCATE_BEFORE_LOAD") => TargetTablePrepMode::TruncateBeforeLoad,
+                    _ => {
+                        return Err(err(
+                            "$.FullLoadSettings.TargetTablePrepMode",
+                            format!("expected DO_NOTHING, DROP_AND_CREATE or TRUNCATE_BEFORE_LOAD, got {v}"),
+                        ))
+                    }
+                };
+            }
+            if let Some(v) = fl.get("MaxFullLoadSubTasks") {
+                s.max_full_load_subtasks = positive(v, 49)
+                    .ok_or_else(|| err("$.FullLoadSettings.MaxFullLoadSubTasks", format!("expected 1..49, got {v}")))?
+                    as u32;
+            }
+        }
+        if let Some(f) = root.get("Ferry") {
+            if let Some(v) = f.get("SegmentTargetBytes") {
+                s.segment_target_bytes = positive(v, u64::MAX)
+                    .ok_or_else(|| err("$.Ferry.SegmentTargetBytes", format!("expected a positive integer, got {v}")))?;
+            }
+            if let Some(v) = f.get("MaxSegmentsPerTable") {
+                s.max_segments_per_table = positive(v, 10_000)
+                    .ok_or_else(|| err("$.Ferry.MaxSegmentsPerTable", format!("expected 1..10000, got {v}")))?
+                    as u32;
+            }
+        }
+        Ok(s)
+    }
+}
+
+fn positive(v: &Value, max: u64) -> Option<u64> {
+    v.as_u64().filter(|n| *n >= 1 && *n <= max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_validates() {
+        let s = TaskSettings::parse(
+            r#"{"FullLoadSettings":{"TargetTablePrepMode":"TRUNCATE_BEFORE_LOAD","MaxFullLoadSubTasks":4},"Ferry":{"SegmentTargetBytes":1000},"Logging":{"EnableLogging":true}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.prep_mode, TargetTablePrepMode::TruncateBeforeLoad);
+        assert_eq!(s.max_full_load_subtasks, 4);
+        assert_eq!(s.segment_target_bytes, 1000);
+        let e = TaskSettings::parse(r#"{"FullLoadSettings":{"TargetTablePrepMode":"NUKE"}}"#).unwrap_err();
+        assert!(e.to_string().contains("TargetTablePrepMode"));
+    }
+}

@@ -8,7 +8,7 @@ use crate::schema::{Constraint, SourceSchema, TableSchema};
 use crate::settings::TargetTablePrepMode;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Work {
     /// Read the source catalog for the selected tables, with size estimates
@@ -59,7 +59,7 @@ impl Work {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WorkResult {
     Introspected(SourceSchema),

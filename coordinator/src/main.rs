@@ -1,1 +1,118 @@
-fn main() {}
+//! `ferry`: the coordinator and the operator's CLI.
+
+mod cli;
+mod demo;
+mod node;
+mod planner;
+mod raft;
+mod service;
+mod state;
+mod supervisor;
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "ferry", version, about = "Live database migration: full load, CDC, cutover")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Coordinator plus N local ferry-worker processes, on one machine.
+    Up {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:7400")]
+        listen: SocketAddr,
+        #[arg(long, default_value_t = 3)]
+        workers: u32,
+        #[arg(long, default_value_t = 10_000, hide = true)]
+        lease_ms: u64,
+    },
+    /// The coordinator alone.
+    Coordinator {
+        #[arg(long, default_value_t = 1)]
+        node_id: u64,
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:7400")]
+        listen: SocketAddr,
+        /// How long a worker holds an assignment without renewing it.
+        #[arg(long, default_value_t = 10_000)]
+        lease_ms: u64,
+    },
+    /// Manage migration tasks.
+    Task {
+        #[arg(long, env = "FERRY_COORDINATOR", default_value = ferry_common::DEFAULT_COORDINATOR, global = true)]
+        coordinator: String,
+        #[command(subcommand)]
+        cmd: cli::TaskCmd,
+    },
+    /// Throwaway source and target, generated data, a full run.
+    Demo {
+        #[arg(long, default_value_t = 200_000)]
+        rows: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    ferry_common::telemetry::init(match cli.cmd {
+        Cmd::Task { .. } => "warn",
+        _ => "info",
+    });
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let res = rt.block_on(async move {
+        match cli.cmd {
+            Cmd::Up {
+                data_dir,
+                listen,
+                workers,
+                lease_ms,
+            } => supervisor::up(data_dir, listen, workers, lease_ms).await,
+            Cmd::Coordinator {
+                node_id,
+                data_dir,
+                listen,
+                lease_ms,
+            } => {
+                node::run(
+                    node::NodeConfig {
+                        node_id,
+                        data_dir,
+                        listen,
+                        lease_ms,
+                    },
+                    supervisor::shutdown_signal(),
+                )
+                .await
+            }
+            Cmd::Task { coordinator, cmd } => cli::run(&coordinator, cmd).await,
+            Cmd::Demo { rows } => demo::run(rows).await,
+        }
+    });
+    match res {
+        Ok(code) => code_of(code),
+        Err(e) => {
+            // One line: the chain of causes, joined.
+            let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn code_of(_: ()) -> ExitCode {
+    ExitCode::SUCCESS
+}

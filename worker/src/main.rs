@@ -1,1 +1,219 @@
-fn main() {}
+//! `ferry-worker`: a stateless data-plane process. It registers with the
+//! coordinator, pulls assignments, renews their leases by heartbeat while it
+//! works, and reports progress and results tagged with the assignment's
+//! fencing epoch. It keeps nothing on disk: killing it loses nothing but the
+//! work in flight, which the coordinator hands to another worker when the
+//! lease expires.
+
+mod connectors;
+mod failpoint;
+
+use anyhow::Context;
+use clap::Parser;
+use connectors::ConnectorError;
+use ferry_common::proto::{self as pb, worker_client::WorkerClient};
+use ferry_common::work::Work;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::transport::Channel;
+use tracing::Instrument;
+
+#[derive(Parser)]
+#[command(name = "ferry-worker", version, about = "Ferry data-plane worker")]
+struct Args {
+    #[arg(long, env = "FERRY_COORDINATOR", default_value = ferry_common::DEFAULT_COORDINATOR)]
+    coordinator: String,
+    /// Assignments run at once.
+    #[arg(long, default_value_t = 1)]
+    slots: u32,
+}
+
+tokio::task_local! {
+    static TASK: String;
+    static EPOCH: u64;
+}
+
+/// The task of the assignment being run (for target-side bookkeeping).
+pub fn current_task() -> String {
+    TASK.try_with(|t| t.clone()).unwrap_or_default()
+}
+
+pub fn current_epoch() -> u64 {
+    EPOCH.try_with(|e| *e).unwrap_or(0)
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    ferry_common::telemetry::init("info");
+    let args = Args::parse();
+    if let Err(e) = run(args).await {
+        let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
+        eprintln!("error: {msg}");
+        return std::process::ExitCode::FAILURE;
+    }
+    std::process::ExitCode::SUCCESS
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let channel = Channel::from_shared(args.coordinator.clone())
+        .with_context(|| format!("coordinator address '{}'", args.coordinator))?
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(30))
+        .connect_lazy();
+    let client = WorkerClient::new(channel);
+    let mut slots = Vec::new();
+    for slot in 0..args.slots.max(1) {
+        slots.push(tokio::spawn(slot_loop(client.clone(), slot)));
+    }
+    for s in slots {
+        s.await?;
+    }
+    Ok(())
+}
+
+async fn register(client: &mut WorkerClient<Channel>) -> (u64, u64) {
+    let name = format!(
+        "{}:{}",
+        std::fs::read_to_string("/etc/hostname").unwrap_or_default().trim(),
+        std::process::id()
+    );
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match client
+            .register(pb::RegisterRequest {
+                name: name.clone(),
+                slots: 1,
+            })
+            .await
+        {
+            Ok(r) => {
+                let r = r.into_inner();
+                tracing::info!(worker_id = r.worker_id, "registered with coordinator");
+                return (r.worker_id, r.lease_ms);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e.message(), "coordinator unavailable; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// One capacity slot: pull, run, report, forever.
+async fn slot_loop(mut client: WorkerClient<Channel>, slot: u32) {
+    let (mut worker_id, mut lease_ms) = register(&mut client).await;
+    loop {
+        let a = match client.pull_assignment(pb::PullRequest { worker_id }).await {
+            Ok(r) => r.into_inner().assignment,
+            Err(s) if s.code() == tonic::Code::NotFound => {
+                (worker_id, lease_ms) = register(&mut client).await;
+                continue;
+            }
+            Err(s) => {
+                tracing::debug!(error = %s.message(), "pull failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let Some(a) = a else {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            continue;
+        };
+        let span = tracing::info_span!("assignment", task = %a.task, kind = %a.kind, id = a.id, epoch = a.epoch, slot);
+        run_assignment(&mut client, worker_id, lease_ms, a).instrument(span).await;
+    }
+}
+
+async fn run_assignment(client: &mut WorkerClient<Channel>, worker_id: u64, lease_ms: u64, a: pb::Assignment) {
+    let aref = pb::AssignmentRef { id: a.id, epoch: a.epoch };
+    let work: Work = match serde_json::from_slice(&a.work_json) {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = client
+                .fail(pb::FailRequest {
+                    assignment: Some(aref),
+                    error: format!("worker cannot decode assignment {}: {e}", a.id),
+                    retryable: false,
+                })
+                .await;
+            return;
+        }
+    };
+    if let Work::LoadSegment { table, segment, bounds, .. } = &work {
+        tracing::info!(table = %table.display_name(), segment, bounds = %bounds, "loading segment");
+    } else {
+        tracing::info!("starting");
+    }
+    let progress = Arc::new(AtomicU64::new(0));
+    let fut = TASK.scope(a.task.clone(), EPOCH.scope(a.epoch, connectors::run_work(work, progress.clone())));
+    tokio::pin!(fut);
+    let mut beat = tokio::time::interval(Duration::from_millis((lease_ms / 4).max(200)));
+    beat.tick().await;
+    let result = loop {
+        tokio::select! {
+            r = &mut fut => break Some(r),
+            _ = beat.tick() => {
+                let hb = client.heartbeat(pb::HeartbeatRequest { worker_id, assignments: vec![aref] }).await;
+                match hb {
+                    Ok(r) => {
+                        let r = r.into_inner();
+                        if r.revoked.contains(&a.id) || r.unknown_worker {
+                            tracing::warn!("lease lost: abandoning the assignment (its target transaction rolls back)");
+                            break None;
+                        }
+                    }
+                    Err(s) => tracing::warn!(error = %s.message(), "heartbeat failed; continuing"),
+                }
+                let rows = progress.load(Ordering::Relaxed);
+                if rows > 0 {
+                    let _ = client.report_progress(pb::ProgressRequest { assignment: Some(aref), rows }).await;
+                }
+            }
+        }
+    };
+    let Some(result) = result else { return };
+    // Report until the coordinator answers: it may be restarting.
+    let mut delay = Duration::from_millis(200);
+    for _ in 0..60 {
+        let res = match &result {
+            Ok(r) => {
+                let result_json = serde_json::to_vec(r).expect("serializable result");
+                client
+                    .complete(pb::CompleteRequest {
+                        assignment: Some(aref),
+                        result_json,
+                    })
+                    .await
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retryable = e.retryable(), "assignment failed");
+                client
+                    .fail(pb::FailRequest {
+                        assignment: Some(aref),
+                        error: e.to_string(),
+                        retryable: matches!(e, ConnectorError::Transient(_)),
+                    })
+                    .await
+            }
+        };
+        match res {
+            Ok(_) => {
+                if result.is_ok() {
+                    tracing::info!("done");
+                }
+                return;
+            }
+            Err(s) if s.code() == tonic::Code::FailedPrecondition => {
+                tracing::warn!(reason = %s.message(), "coordinator refused the report (fenced)");
+                return;
+            }
+            Err(s) => {
+                tracing::warn!(error = %s.message(), "cannot report to coordinator; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! The state machine in RocksDB.
+//!
+//! The [`State`] lives in memory and is persisted in the `sm` column family:
+//! one key per task (`task/<name>`) and one `meta` key for counters, workers
+//! and leases. Each applied batch is written as one WriteBatch together with
+//! `last_applied` and the membership, so a crash never leaves the state
+//! ahead of or behind the log position it claims.
+
+use super::{NodeId, TypeConfig, CF_SM};
+use crate::state::{Dirty, Response, State, Task};
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError,
+    StorageIOError, StoredMembership,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::sync::{Arc, RwLock};
+
+type StorageResult<T> = Result<T, StorageError<NodeId>>;
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct Meta {
+    last_applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, BasicNode>,
+    next_worker_id: u64,
+    next_assignment_id: u64,
+    next_epoch: u64,
+    workers: BTreeMap<u64, crate::state::WorkerInfo>,
+    leases: BTreeMap<u64, crate::state::Lease>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotBody {
+    meta: Meta,
+    tasks: BTreeMap<String, Task>,
+}
+
+/// Shared, read-mostly handle: gRPC services read the state directly.
+pub type SharedState = Arc<RwLock<State>>;
+
+#[derive(Clone)]
+pub struct StateMachine {
+    db: Arc<rocksdb::DB>,
+    pub state: SharedState,
+    last_applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, BasicNode>,
+    snapshot: Option<(SnapshotMeta<NodeId, BasicNode>, Vec<u8>)>,
+}
+
+impl StateMachine {
+    pub fn open(db: Arc<rocksdb::DB>) -> Result<StateMachine, String> {
+        let cf = db.cf_handle(CF_SM).expect("sm column family");
+        let meta: Meta = match db.get_cf(cf, "meta").map_err(|e| e.to_string())? {
+            Some(b) => serde_json::from_slice(&b).map_err(|e| format!("state machine meta: {e}"))?,
+            None => Meta::default(),
+        };
+        let mut tasks = BTreeMap::new();
+        for item in db.prefix_iterator_cf(cf, "task/") {
+            let (k, v) = item.map_err(|e| e.to_string())?;
+            if !k.starts_with(b"task/") {
+                break;
+            }
+            let t: Task = serde_json::from_slice(&v).map_err(|e| format!("state machine task: {e}"))?;
+            tasks.insert(t.spec.name.clone(), t);
+        }
+        let state = State {
+            next_worker_id: meta.next_worker_id,
+            next_assignment_id: meta.next_assignment_id,
+            next_epoch: meta.next_epoch,
+            workers: meta.workers,
+            tasks,
+            leases: meta.leases,
+        };
+        Ok(StateMachine {
+            db,
+            state: Arc::new(RwLock::new(state)),
+            last_applied: meta.last_applied,
+            membership: meta.membership,
+            snapshot: None,
+        })
+    }
+
+    fn meta(&self, s: &State) -> Meta {
+        Meta {
+            last_applied: self.last_applied,
+            membership: self.membership.clone(),
+            next_worker_id: s.next_worker_id,
+            next_assignment_id: s.next_assignment_id,
+            next_epoch: s.next_epoch,
+            workers: s.workers.clone(),
+            leases: s.leases.clone(),
+        }
+    }
+
+    fn persist(&self, s: &State, dirty: &Dirty, full: bool) -> Result<(), String> {
+        let cf = self.db.cf_handle(CF_SM).expect("sm column family");
+        let mut batch = rocksdb::WriteBatch::default();
+        if full {
+            batch.delete_range_cf(cf, "task/", "task0");
+        }
+        let names: Vec<&String> = if full { s.tasks.keys().collect() } else { dirty.tasks.iter().collect() };
+        for name in names {
+            if let Some(t) = s.tasks.get(name) {
+                batch.put_cf(cf, format!("task/{name}"), serde_json::to_vec(t).map_err(|e| e.to_string())?);
+            }
+        }
+        for name in &dirty.deleted_tasks {
+            batch.delete_cf(cf, format!("task/{name}"));
+        }
+        batch.put_cf(cf, "meta", serde_json::to_vec(&self.meta(s)).map_err(|e| e.to_string())?);
+        self.db.write(batch).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
+        let body = {
+            let s = self.state.read().expect("state lock");
+            SnapshotBody {
+                meta: self.meta(&s),
+                tasks: s.tasks.clone(),
+            }
+        };
+        let data = serde_json::to_vec(&body).map_err(|e| StorageIOError::read_state_machine(&e))?;
+        let meta = SnapshotMeta {
+            last_log_id: self.last_applied,
+            last_membership: self.membership.clone(),
+            snapshot_id: format!(
+                "{}-{}",
+                self.last_applied.map_or(0, |l| l.index),
+                ferry_common::now_ms()
+            ),
+        };
+        self.snapshot = Some((meta.clone(), data.clone()));
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> StorageResult<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>)> {
+        Ok((self.last_applied, self.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<Response>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut out = Vec::new();
+        let mut dirty = Dirty::default();
+        let state = self.state.clone();
+        let mut s = state.write().expect("state lock");
+        for e in entries {
+            self.last_applied = Some(e.log_id);
+            match e.payload {
+                EntryPayload::Blank => out.push(Response::Ok),
+                EntryPayload::Normal(req) => out.push(s.apply(req, &mut dirty)),
+                EntryPayload::Membership(m) => {
+                    self.membership = StoredMembership::new(Some(e.log_id), m);
+                    out.push(Response::Ok);
+                }
+            }
+        }
+        self.persist(&s, &dirty, false)
+            .map_err(|e| StorageIOError::write_state_machine(&std::io::Error::other(e)))?;
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<Cursor<Vec<u8>>>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> StorageResult<()> {
+        let data = snapshot.into_inner();
+        let body: SnapshotBody =
+            serde_json::from_slice(&data).map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+        self.last_applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        let state = self.state.clone();
+        let mut s = state.write().expect("state lock");
+        *s = State {
+            next_worker_id: body.meta.next_worker_id,
+            next_assignment_id: body.meta.next_assignment_id,
+            next_epoch: body.meta.next_epoch,
+            workers: body.meta.workers,
+            tasks: body.tasks,
+            leases: body.meta.leases,
+        };
+        self.persist(&s, &Dirty::default(), true)
+            .map_err(|e| StorageIOError::write_state_machine(&std::io::Error::other(e)))?;
+        self.snapshot = Some((meta.clone(), data));
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
+        Ok(self.snapshot.clone().map(|(meta, data)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
+    }
+}
+

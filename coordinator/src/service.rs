@@ -1,0 +1,324 @@
+//! gRPC services: Admin (the CLI) and Worker (the data plane's pull API).
+
+use crate::node::Node;
+use crate::state::{MigrationType, Request, Response, Task, TaskSpec};
+use ferry_common::endpoint::Endpoint;
+use ferry_common::mapping::TableMappings;
+use ferry_common::proto::{self as pb, admin_server::Admin, worker_server::Worker};
+use ferry_common::settings::TaskSettings;
+use ferry_common::work::WorkResult;
+use tonic::{Request as Req, Response as Resp, Status};
+
+pub struct AdminService {
+    pub node: Node,
+}
+
+pub struct WorkerService {
+    pub node: Node,
+}
+
+fn answer(r: Response) -> Result<(), Status> {
+    match r {
+        Response::Error(e) => Err(Status::failed_precondition(e)),
+        Response::Fenced(e) => Err(Status::failed_precondition(e)),
+        _ => Ok(()),
+    }
+}
+
+fn summary(t: &Task) -> pb::TaskSummary {
+    let tables = t.schema.as_ref().map_or(0, |s| s.tables.len());
+    let mut completed = 0;
+    let mut rows = 0;
+    for i in 0..tables {
+        let (state, r, ..) = t.table_progress(i);
+        rows += r;
+        if state == "Table completed" {
+            completed += 1;
+        }
+    }
+    pb::TaskSummary {
+        name: t.spec.name.clone(),
+        migration_type: t.spec.migration_type.as_str().into(),
+        state: t.state.as_str().into(),
+        source: t.spec.source.to_string(),
+        target: t.spec.target.to_string(),
+        tables_total: tables as u64,
+        tables_completed: completed,
+        rows_loaded: rows,
+        error: t.error.clone().unwrap_or_default(),
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn create_task(&self, req: Req<pb::CreateTaskRequest>) -> Result<Resp<pb::TaskReply>, Status> {
+        let r = req.into_inner();
+        if r.name.is_empty() || !r.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(Status::invalid_argument(format!(
+                "task name '{}': use letters, digits, '-' and '_'",
+                r.name
+            )));
+        }
+        let bad = |what: &str, e: String| Status::invalid_argument(format!("{what}: {e}"));
+        let source = Endpoint::parse(&r.source).map_err(|e| bad("--source", e.to_string()))?;
+        let target = Endpoint::parse(&r.target).map_err(|e| bad("--target", e.to_string()))?;
+        let migration_type = MigrationType::parse(&r.migration_type).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "--type '{}': expected full-load, cdc or full-load-and-cdc",
+                r.migration_type
+            ))
+        })?;
+        if migration_type != MigrationType::FullLoad {
+            return Err(Status::unimplemented(format!(
+                "--type {}: change data capture is not supported yet; use --type full-load",
+                migration_type.as_str()
+            )));
+        }
+        let mappings = if r.table_mappings_json.trim().is_empty() {
+            TableMappings::include_all()
+        } else {
+            TableMappings::parse(&r.table_mappings_json).map_err(|e| Status::invalid_argument(e.to_string()))?
+        };
+        let settings = if r.settings_json.trim().is_empty() {
+            TaskSettings::default()
+        } else {
+            TaskSettings::parse(&r.settings_json).map_err(|e| Status::invalid_argument(e.to_string()))?
+        };
+        let spec = TaskSpec {
+            name: r.name.clone(),
+            source,
+            target,
+            migration_type,
+            mappings,
+            settings,
+        };
+        answer(
+            self.node
+                .write(Request::CreateTask {
+                    spec: Box::new(spec),
+                    now_ms: ferry_common::now_ms(),
+                })
+                .await?,
+        )?;
+        Ok(Resp::new(pb::TaskReply {
+            name: r.name,
+            state: "created".into(),
+        }))
+    }
+
+    async fn start_task(&self, req: Req<pb::TaskName>) -> Result<Resp<pb::TaskReply>, Status> {
+        let name = req.into_inner().name;
+        answer(
+            self.node
+                .write(Request::StartTask {
+                    name: name.clone(),
+                    now_ms: ferry_common::now_ms(),
+                })
+                .await?,
+        )?;
+        Ok(Resp::new(pb::TaskReply {
+            name,
+            state: "running".into(),
+        }))
+    }
+
+    async fn stop_task(&self, req: Req<pb::TaskName>) -> Result<Resp<pb::TaskReply>, Status> {
+        let name = req.into_inner().name;
+        answer(self.node.write(Request::StopTask { name: name.clone() }).await?)?;
+        Ok(Resp::new(pb::TaskReply {
+            name,
+            state: "stopped".into(),
+        }))
+    }
+
+    async fn delete_task(&self, req: Req<pb::TaskName>) -> Result<Resp<pb::TaskReply>, Status> {
+        let name = req.into_inner().name;
+        answer(self.node.write(Request::DeleteTask { name: name.clone() }).await?)?;
+        Ok(Resp::new(pb::TaskReply {
+            name,
+            state: "deleted".into(),
+        }))
+    }
+
+    async fn list_tasks(&self, _req: Req<pb::ListTasksRequest>) -> Result<Resp<pb::ListTasksReply>, Status> {
+        self.node.read_barrier().await?;
+        let s = self.node.state.read().expect("state lock");
+        Ok(Resp::new(pb::ListTasksReply {
+            tasks: s.tasks.values().map(summary).collect(),
+        }))
+    }
+
+    async fn task_status(&self, req: Req<pb::TaskName>) -> Result<Resp<pb::TaskStatusReply>, Status> {
+        let name = req.into_inner().name;
+        self.node.read_barrier().await?;
+        let s = self.node.state.read().expect("state lock");
+        let t = s
+            .tasks
+            .get(&name)
+            .ok_or_else(|| Status::not_found(format!("task {name} not found")))?;
+        let tables = t
+            .schema
+            .as_ref()
+            .map(|schema| {
+                schema
+                    .tables
+                    .iter()
+                    .enumerate()
+                    .map(|(i, tb)| {
+                        let (state, rows, done, total, error) = t.table_progress(i);
+                        let plan = &t.plans[i];
+                        pb::TableStatus {
+                            schema: tb.schema.clone(),
+                            name: tb.name.clone(),
+                            state,
+                            rows_loaded: rows,
+                            rows_estimate: tb.rows_estimate,
+                            segments_done: done,
+                            segments_total: total,
+                            error: error.unwrap_or_default(),
+                            load_started_at_ms: plan.load_started_at_ms,
+                            load_finished_at_ms: plan.load_finished_at_ms,
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Resp::new(pb::TaskStatusReply {
+            task: Some(summary(t)),
+            phase: t.phase().into(),
+            tables,
+            created_at_ms: t.created_at_ms,
+            started_at_ms: t.started_at_ms,
+            finished_at_ms: t.finished_at_ms,
+        }))
+    }
+}
+
+fn aref(a: Option<pb::AssignmentRef>) -> Result<(u64, u64), Status> {
+    a.map(|a| (a.id, a.epoch))
+        .ok_or_else(|| Status::invalid_argument("missing assignment"))
+}
+
+#[tonic::async_trait]
+impl Worker for WorkerService {
+    async fn register(&self, req: Req<pb::RegisterRequest>) -> Result<Resp<pb::RegisterReply>, Status> {
+        let r = req.into_inner();
+        match self
+            .node
+            .write(Request::RegisterWorker {
+                name: r.name,
+                slots: r.slots.max(1),
+                now_ms: ferry_common::now_ms(),
+            })
+            .await?
+        {
+            Response::Worker(id) => Ok(Resp::new(pb::RegisterReply {
+                worker_id: id,
+                lease_ms: self.node.lease_ms,
+            })),
+            other => Err(Status::internal(format!("unexpected register answer {other:?}"))),
+        }
+    }
+
+    async fn pull_assignment(&self, req: Req<pb::PullRequest>) -> Result<Resp<pb::PullReply>, Status> {
+        let worker = req.into_inner().worker_id;
+        let now = ferry_common::now_ms();
+        // Skip the Raft write when nothing can be granted (idle polling).
+        if !self.node.state.read().expect("state lock").may_grant(now) {
+            return Ok(Resp::new(pb::PullReply { assignment: None }));
+        }
+        let r = self
+            .node
+            .write(Request::Grant {
+                worker,
+                now_ms: now,
+                lease_ms: self.node.lease_ms,
+            })
+            .await?;
+        match r {
+            Response::Granted(Some(g)) => {
+                let work_json = serde_json::to_vec(&g.work).map_err(|e| Status::internal(e.to_string()))?;
+                Ok(Resp::new(pb::PullReply {
+                    assignment: Some(pb::Assignment {
+                        id: g.id,
+                        epoch: g.epoch,
+                        task: g.task,
+                        kind: g.work.kind().into(),
+                        work_json,
+                        lease_ms: self.node.lease_ms,
+                    }),
+                }))
+            }
+            Response::Granted(None) => Ok(Resp::new(pb::PullReply { assignment: None })),
+            Response::Fenced(e) => Err(Status::not_found(e)),
+            other => Err(Status::internal(format!("unexpected grant answer {other:?}"))),
+        }
+    }
+
+    async fn heartbeat(&self, req: Req<pb::HeartbeatRequest>) -> Result<Resp<pb::HeartbeatReply>, Status> {
+        let r = req.into_inner();
+        let resp = self
+            .node
+            .write(Request::Renew {
+                worker: r.worker_id,
+                assignments: r.assignments.iter().map(|a| (a.id, a.epoch)).collect(),
+                now_ms: ferry_common::now_ms(),
+                lease_ms: self.node.lease_ms,
+            })
+            .await?;
+        match resp {
+            Response::Renewed { revoked, unknown_worker } => Ok(Resp::new(pb::HeartbeatReply { revoked, unknown_worker })),
+            other => Err(Status::internal(format!("unexpected renew answer {other:?}"))),
+        }
+    }
+
+    async fn report_progress(&self, req: Req<pb::ProgressRequest>) -> Result<Resp<pb::Ack>, Status> {
+        let r = req.into_inner();
+        let (assignment, epoch) = aref(r.assignment)?;
+        answer(
+            self.node
+                .write(Request::Progress {
+                    assignment,
+                    epoch,
+                    rows: r.rows,
+                })
+                .await?,
+        )?;
+        Ok(Resp::new(pb::Ack {}))
+    }
+
+    async fn complete(&self, req: Req<pb::CompleteRequest>) -> Result<Resp<pb::Ack>, Status> {
+        let r = req.into_inner();
+        let (assignment, epoch) = aref(r.assignment)?;
+        let result: WorkResult = serde_json::from_slice(&r.result_json)
+            .map_err(|e| Status::invalid_argument(format!("assignment {assignment}: result: {e}")))?;
+        answer(
+            self.node
+                .write(Request::Complete {
+                    assignment,
+                    epoch,
+                    result: Box::new(result),
+                    now_ms: ferry_common::now_ms(),
+                })
+                .await?,
+        )?;
+        Ok(Resp::new(pb::Ack {}))
+    }
+
+    async fn fail(&self, req: Req<pb::FailRequest>) -> Result<Resp<pb::Ack>, Status> {
+        let r = req.into_inner();
+        let (assignment, epoch) = aref(r.assignment)?;
+        answer(
+            self.node
+                .write(Request::Fail {
+                    assignment,
+                    epoch,
+                    error: r.error,
+                    retryable: r.retryable,
+                    now_ms: ferry_common::now_ms(),
+                })
+                .await?,
+        )?;
+        Ok(Resp::new(pb::Ack {}))
+    }
+}

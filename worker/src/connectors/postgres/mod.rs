@@ -1,0 +1,68 @@
+//! PostgreSQL connector: introspection, target preparation, segment load.
+
+mod connect;
+mod introspect;
+mod load;
+mod schema;
+
+use super::{ConnectorError, Progress};
+use ferry_common::work::{Work, WorkResult};
+pub use connect::connect;
+
+pub async fn run(work: Work, progress: Progress) -> Result<WorkResult, ConnectorError> {
+    match work {
+        Work::Introspect {
+            source,
+            mappings,
+            segment_target_bytes,
+            max_segments_per_table,
+        } => introspect::introspect(&source, &mappings, segment_target_bytes, max_segments_per_table)
+            .await
+            .map(WorkResult::Introspected),
+        Work::Prepare {
+            target,
+            schema,
+            prep_mode,
+        } => schema::prepare(&target, &schema, prep_mode).await.map(|_| WorkResult::Done),
+        Work::LoadSegment {
+            source,
+            target,
+            table,
+            segment,
+            bounds,
+        } => load::load_segment(&source, &target, &table, segment, &bounds, progress).await,
+        Work::PostData { source, target, table } => schema::post_data(&source, &target, &table).await.map(|_| WorkResult::Done),
+        Work::Finalize { target, foreign_keys } => schema::finalize(&target, &foreign_keys).await.map(|_| WorkResult::Done),
+    }
+}
+
+/// Classifies a driver error: SQLSTATE classes 08 (connection), 40
+/// (serialization/deadlock), 53 (resources), 57 (operator intervention, e.g.
+/// shutdown) and I/O without a SQLSTATE are transient; the rest are definite.
+pub(crate) fn classify(context: impl std::fmt::Display, e: tokio_postgres::Error) -> ConnectorError {
+    let msg = match e.as_db_error() {
+        Some(db) => {
+            let mut m = format!("{context}: {}", db.message());
+            if let Some(d) = db.detail() {
+                m.push_str(&format!(" ({d})"));
+            }
+            if let Some(w) = db.where_() {
+                m.push_str(&format!(" [{}]", w.lines().next().unwrap_or_default()));
+            }
+            m
+        }
+        None => format!("{context}: {e}"),
+    };
+    let transient = match e.code() {
+        Some(c) => {
+            let c = c.code();
+            c.starts_with("08") || c.starts_with("40") || c.starts_with("53") || c.starts_with("57")
+        }
+        None => true,
+    };
+    if transient {
+        ConnectorError::Transient(msg)
+    } else {
+        ConnectorError::Definite(msg)
+    }
+}

@@ -150,7 +150,11 @@ impl fmt::Display for Endpoint {
         let scheme = match self.engine {
             Engine::Postgres => "postgres",
         };
-        write!(f, "{scheme}://{}@{}:{}/{}", self.user, self.host, self.port, self.dbname)
+        write!(
+            f,
+            "{scheme}://{}@{}:{}/{}",
+            self.user, self.host, self.port, self.dbname
+        )
     }
 }
 
@@ -183,9 +187,18 @@ mod tests {
     #[test]
     fn rejects_other_garbage() {
         assert!(matches!(Endpoint::parse("nope"), Err(EndpointError::NotAUrl(_))));
-        assert!(matches!(Endpoint::parse("mysql://u@h/db"), Err(EndpointError::Scheme(..))));
-        assert!(matches!(Endpoint::parse("postgres://u@h:5432"), Err(EndpointError::NoDatabase(_))));
-        assert!(matches!(Endpoint::parse("postgres://u@h/db?foo=1"), Err(EndpointError::UnknownParam(..))));
+        assert!(matches!(
+            Endpoint::parse("mysql://u@h/db"),
+            Err(EndpointError::Scheme(..))
+        ));
+        assert!(matches!(
+            Endpoint::parse("postgres://u@h:5432"),
+            Err(EndpointError::NoDatabase(_))
+        ));
+        assert!(matches!(
+            Endpoint::parse("postgres://u@h/db?foo=1"),
+            Err(EndpointError::UnknownParam(..))
+        ));
     }
 
     #[test]

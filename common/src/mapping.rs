@@ -122,7 +122,10 @@ impl TableMappings {
             match rule_type {
                 "selection" => {
                     if obj.contains_key("filters")
-                        && obj.get("filters").and_then(Value::as_array).is_some_and(|f| !f.is_empty())
+                        && obj
+                            .get("filters")
+                            .and_then(Value::as_array)
+                            .is_some_and(|f| !f.is_empty())
                     {
                         return Err(err(".filters", "source filters are not supported yet"));
                     }
@@ -135,9 +138,7 @@ impl TableMappings {
                         Some("include") => SelectionAction::Include,
                         Some("exclude") => SelectionAction::Exclude,
                         Some("explicit") => SelectionAction::Explicit,
-                        Some(other) => {
-                            return Err(err(".rule-action", &format!("unknown selection action '{other}'")))
-                        }
+                        Some(other) => return Err(err(".rule-action", &format!("unknown selection action '{other}'"))),
                         None => return Err(err(".rule-action", "missing rule-action")),
                     };
                     let schema = loc("schema-name")?;
@@ -160,7 +161,10 @@ impl TableMappings {
                             key.as_str(),
                             "rule-type" | "rule-id" | "rule-name" | "object-locator" | "parallel-load" | "filters"
                         ) {
-                            return Err(err(&format!(".{key}"), &format!("table-settings '{key}' is not supported yet")));
+                            return Err(err(
+                                &format!(".{key}"),
+                                &format!("table-settings '{key}' is not supported yet"),
+                            ));
                         }
                     }
                     if let Some(pl) = obj.get("parallel-load") {
@@ -198,7 +202,10 @@ impl TableMappings {
                                         .collect::<Option<_>>()
                                         .ok_or_else(|| err(&bp, "boundary values must be strings or numbers"))?;
                                     if vals.len() != columns.len() {
-                                        return Err(err(&bp, &format!("has {} values for {} columns", vals.len(), columns.len())));
+                                        return Err(err(
+                                            &bp,
+                                            &format!("has {} values for {} columns", vals.len(), columns.len()),
+                                        ));
                                     }
                                     boundaries.push(vals);
                                 }
@@ -211,7 +218,10 @@ impl TableMappings {
                                 });
                             }
                             other => {
-                                return Err(err(".parallel-load.type", &format!("parallel-load type '{other}' is not supported yet (use ranges or none)")))
+                                return Err(err(
+                                    ".parallel-load.type",
+                                    &format!("parallel-load type '{other}' is not supported yet (use ranges or none)"),
+                                ))
                             }
                         }
                     }
@@ -405,7 +415,10 @@ mod tests {
         )
         .unwrap();
         let r = m.ranges_for("s", "t").unwrap();
-        assert_eq!(r.boundaries, vec![vec!["1".to_string(), "x".into()], vec!["5".into(), "y".into()]]);
+        assert_eq!(
+            r.boundaries,
+            vec![vec!["1".to_string(), "x".into()], vec!["5".into(), "y".into()]]
+        );
         let bad = TableMappings::parse(
             r#"{"rules":[{"rule-type":"table-settings","rule-id":"9","rule-name":"p","object-locator":{"schema-name":"s","table-name":"t"},
              "parallel-load":{"type":"ranges","columns":["a","b"],"boundaries":[["1"]]}}]}"#,

@@ -73,15 +73,22 @@ impl TaskSettings {
                 };
             }
             if let Some(v) = fl.get("MaxFullLoadSubTasks") {
-                s.max_full_load_subtasks = positive(v, 49)
-                    .ok_or_else(|| err("$.FullLoadSettings.MaxFullLoadSubTasks", format!("expected 1..49, got {v}")))?
-                    as u32;
+                s.max_full_load_subtasks = positive(v, 49).ok_or_else(|| {
+                    err(
+                        "$.FullLoadSettings.MaxFullLoadSubTasks",
+                        format!("expected 1..49, got {v}"),
+                    )
+                })? as u32;
             }
         }
         if let Some(f) = root.get("Ferry") {
             if let Some(v) = f.get("SegmentTargetBytes") {
-                s.segment_target_bytes = positive(v, u64::MAX)
-                    .ok_or_else(|| err("$.Ferry.SegmentTargetBytes", format!("expected a positive integer, got {v}")))?;
+                s.segment_target_bytes = positive(v, u64::MAX).ok_or_else(|| {
+                    err(
+                        "$.Ferry.SegmentTargetBytes",
+                        format!("expected a positive integer, got {v}"),
+                    )
+                })?;
             }
             if let Some(v) = f.get("MaxSegmentsPerTable") {
                 s.max_segments_per_table = positive(v, 10_000)

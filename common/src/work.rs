@@ -65,6 +65,9 @@ pub enum WorkResult {
     Introspected(SourceSchema),
     /// `already_loaded`: the target had this segment committed by an earlier
     /// attempt (see the worker's `load` module), so nothing was copied again.
-    Loaded { rows: u64, already_loaded: bool },
+    Loaded {
+        rows: u64,
+        already_loaded: bool,
+    },
     Done,
 }

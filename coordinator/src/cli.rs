@@ -26,9 +26,15 @@ pub enum TaskCmd {
         #[arg(long)]
         settings: Option<PathBuf>,
     },
-    Start { name: String },
-    Stop { name: String },
-    Delete { name: String },
+    Start {
+        name: String,
+    },
+    Stop {
+        name: String,
+    },
+    Delete {
+        name: String,
+    },
     List {
         #[arg(long, default_value = "table")]
         output: String,
@@ -111,7 +117,9 @@ pub async fn run(url: &str, cmd: TaskCmd) -> anyhow::Result<()> {
             println!("task {name} created");
         }
         TaskCmd::Start { name } => {
-            c.start_task(TaskName { name: name.clone() }).await.map_err(status_err)?;
+            c.start_task(TaskName { name: name.clone() })
+                .await
+                .map_err(status_err)?;
             println!("task {name} started");
         }
         TaskCmd::Stop { name } => {
@@ -119,11 +127,18 @@ pub async fn run(url: &str, cmd: TaskCmd) -> anyhow::Result<()> {
             println!("task {name} stopped");
         }
         TaskCmd::Delete { name } => {
-            c.delete_task(TaskName { name: name.clone() }).await.map_err(status_err)?;
+            c.delete_task(TaskName { name: name.clone() })
+                .await
+                .map_err(status_err)?;
             println!("task {name} deleted");
         }
         TaskCmd::List { output } => {
-            let tasks = c.list_tasks(ListTasksRequest {}).await.map_err(status_err)?.into_inner().tasks;
+            let tasks = c
+                .list_tasks(ListTasksRequest {})
+                .await
+                .map_err(status_err)?
+                .into_inner()
+                .tasks;
             if output == "json" {
                 let v: Vec<_> = tasks
                     .iter()
@@ -136,7 +151,10 @@ pub async fn run(url: &str, cmd: TaskCmd) -> anyhow::Result<()> {
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                println!("{:<24} {:<18} {:<10} {:>7} {:>12}", "NAME", "TYPE", "STATE", "TABLES", "ROWS");
+                println!(
+                    "{:<24} {:<18} {:<10} {:>7} {:>12}",
+                    "NAME", "TYPE", "STATE", "TABLES", "ROWS"
+                );
                 for t in tasks {
                     println!(
                         "{:<24} {:<18} {:<10} {:>3}/{:<3} {:>12}",
@@ -237,13 +255,20 @@ pub fn status_json(st: &TaskStatusReply) -> serde_json::Value {
 
 fn print_status(st: &TaskStatusReply, bars: bool) {
     let t = st.task.clone().unwrap_or_default();
-    println!("task {} ({}): {} — phase {}", t.name, t.migration_type, t.state, st.phase);
+    println!(
+        "task {} ({}): {} — phase {}",
+        t.name, t.migration_type, t.state, st.phase
+    );
     println!("  {} -> {}", t.source, t.target);
     if !t.error.is_empty() {
         println!("  error: {}", t.error);
     }
     for tb in &st.tables {
-        let frac = if tb.segments_total == 0 { 0.0 } else { tb.segments_done as f64 / tb.segments_total as f64 };
+        let frac = if tb.segments_total == 0 {
+            0.0
+        } else {
+            tb.segments_done as f64 / tb.segments_total as f64
+        };
         let bar = if bars {
             let n = (frac * 20.0).round() as usize;
             format!("[{}{}] ", "#".repeat(n), "-".repeat(20 - n))
@@ -257,7 +282,11 @@ fn print_status(st: &TaskStatusReply, bars: bool) {
             tb.rows_loaded,
             tb.segments_done,
             tb.segments_total,
-            if tb.error.is_empty() { String::new() } else { format!("  error: {}", tb.error) }
+            if tb.error.is_empty() {
+                String::new()
+            } else {
+                format!("  error: {}", tb.error)
+            }
         );
     }
 }

@@ -52,12 +52,18 @@ impl Pg {
         let dir = base.join(name);
         std::fs::create_dir_all(&dir)?;
         if unsafe { libc_geteuid() } == 0 {
-            Command::new("chown").args(["-R", "postgres:postgres"]).arg(base).status()?;
+            Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(base)
+                .status()?;
         }
         let d = dir.to_string_lossy().to_string();
-        let st = as_pg(&bin.join("initdb"), &["--no-sync", "-A", "trust", "-U", "postgres", "-D", &d])
-            .stdout(std::process::Stdio::null())
-            .status()?;
+        let st = as_pg(
+            &bin.join("initdb"),
+            &["--no-sync", "-A", "trust", "-U", "postgres", "-D", &d],
+        )
+        .stdout(std::process::Stdio::null())
+        .status()?;
         anyhow::ensure!(st.success(), "initdb failed in {d}");
         let port = free_port()?;
         let opts = format!("-p {port} -k {d} -c listen_addresses=127.0.0.1 -c fsync=off -c wal_level=logical");

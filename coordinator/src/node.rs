@@ -67,9 +67,11 @@ impl Node {
     }
 }
 
-pub async fn run(cfg: NodeConfig, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+pub async fn run(
+    cfg: NodeConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     let db = open_db(&cfg.data_dir.join("raft"))
         .with_context(|| format!("opening RocksDB in {}", cfg.data_dir.display()))?;
     let log_store = LogStore::new(db.clone());
@@ -90,7 +92,9 @@ pub async fn run(cfg: NodeConfig, shutdown: impl std::future::Future<Output = ()
     if !raft.is_initialized().await? {
         let mut members = BTreeMap::new();
         members.insert(cfg.node_id, openraft::BasicNode::new(cfg.listen.to_string()));
-        raft.initialize(members).await.context("bootstrapping single-node raft cluster")?;
+        raft.initialize(members)
+            .await
+            .context("bootstrapping single-node raft cluster")?;
         tracing::info!(node_id = cfg.node_id, "bootstrapped a new single-node cluster");
     }
     let node = Node {

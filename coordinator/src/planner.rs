@@ -134,7 +134,10 @@ mod tests {
     #[test]
     fn small_table_is_one_segment() {
         let s = TaskSettings::default();
-        assert_eq!(plan_table(&table(true, 10, 0), &TableMappings::include_all(), &s).unwrap(), vec![SegmentBounds::All]);
+        assert_eq!(
+            plan_table(&table(true, 10, 0), &TableMappings::include_all(), &s).unwrap(),
+            vec![SegmentBounds::All]
+        );
     }
 
     #[test]
@@ -147,7 +150,9 @@ mod tests {
         assert_eq!(segs.len(), 8);
         // Contiguous: each lower equals the previous upper.
         for w in segs.windows(2) {
-            let (SegmentBounds::Key { upper, .. }, SegmentBounds::Key { lower, .. }) = (&w[0], &w[1]) else { panic!() };
+            let (SegmentBounds::Key { upper, .. }, SegmentBounds::Key { lower, .. }) = (&w[0], &w[1]) else {
+                panic!()
+            };
             assert_eq!(upper, lower);
         }
     }
@@ -160,7 +165,19 @@ mod tests {
         };
         let segs = plan_table(&table(false, 400, 0), &TableMappings::include_all(), &s).unwrap();
         assert_eq!(segs.len(), 4);
-        assert_eq!(segs[0], SegmentBounds::Ctid { lower_block: None, upper_block: Some(25) });
-        assert_eq!(segs[3], SegmentBounds::Ctid { lower_block: Some(75), upper_block: None });
+        assert_eq!(
+            segs[0],
+            SegmentBounds::Ctid {
+                lower_block: None,
+                upper_block: Some(25)
+            }
+        );
+        assert_eq!(
+            segs[3],
+            SegmentBounds::Ctid {
+                lower_block: Some(75),
+                upper_block: None
+            }
+        );
     }
 }

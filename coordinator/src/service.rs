@@ -53,7 +53,12 @@ fn summary(t: &Task) -> pb::TaskSummary {
 impl Admin for AdminService {
     async fn create_task(&self, req: Req<pb::CreateTaskRequest>) -> Result<Resp<pb::TaskReply>, Status> {
         let r = req.into_inner();
-        if r.name.is_empty() || !r.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if r.name.is_empty()
+            || !r
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return Err(Status::invalid_argument(format!(
                 "task name '{}': use letters, digits, '-' and '_'",
                 r.name
@@ -267,7 +272,13 @@ impl Worker for WorkerService {
             })
             .await?;
         match resp {
-            Response::Renewed { revoked, unknown_worker } => Ok(Resp::new(pb::HeartbeatReply { revoked, unknown_worker })),
+            Response::Renewed {
+                revoked,
+                unknown_worker,
+            } => Ok(Resp::new(pb::HeartbeatReply {
+                revoked,
+                unknown_worker,
+            })),
             other => Err(Status::internal(format!("unexpected renew answer {other:?}"))),
         }
     }

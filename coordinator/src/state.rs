@@ -165,17 +165,57 @@ pub struct State {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
-    CreateTask { spec: Box<TaskSpec>, now_ms: u64 },
-    StartTask { name: String, now_ms: u64 },
-    StopTask { name: String },
-    DeleteTask { name: String },
-    RegisterWorker { name: String, slots: u32, now_ms: u64 },
-    Grant { worker: u64, now_ms: u64, lease_ms: u64 },
-    Renew { worker: u64, assignments: Vec<(u64, u64)>, now_ms: u64, lease_ms: u64 },
-    Progress { assignment: u64, epoch: u64, rows: u64 },
-    Complete { assignment: u64, epoch: u64, result: Box<WorkResult>, now_ms: u64 },
-    Fail { assignment: u64, epoch: u64, error: String, retryable: bool, now_ms: u64 },
-    ExpireLeases { now_ms: u64 },
+    CreateTask {
+        spec: Box<TaskSpec>,
+        now_ms: u64,
+    },
+    StartTask {
+        name: String,
+        now_ms: u64,
+    },
+    StopTask {
+        name: String,
+    },
+    DeleteTask {
+        name: String,
+    },
+    RegisterWorker {
+        name: String,
+        slots: u32,
+        now_ms: u64,
+    },
+    Grant {
+        worker: u64,
+        now_ms: u64,
+        lease_ms: u64,
+    },
+    Renew {
+        worker: u64,
+        assignments: Vec<(u64, u64)>,
+        now_ms: u64,
+        lease_ms: u64,
+    },
+    Progress {
+        assignment: u64,
+        epoch: u64,
+        rows: u64,
+    },
+    Complete {
+        assignment: u64,
+        epoch: u64,
+        result: Box<WorkResult>,
+        now_ms: u64,
+    },
+    Fail {
+        assignment: u64,
+        epoch: u64,
+        error: String,
+        retryable: bool,
+        now_ms: u64,
+    },
+    ExpireLeases {
+        now_ms: u64,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -187,7 +227,10 @@ pub enum Response {
     Fenced(String),
     Worker(u64),
     Granted(Option<GrantedWork>),
-    Renewed { revoked: Vec<u64>, unknown_worker: bool },
+    Renewed {
+        revoked: Vec<u64>,
+        unknown_worker: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -239,7 +282,9 @@ impl State {
                 match task.state {
                     TaskState::Running => return Response::Ok,
                     TaskState::Completed => {
-                        return Response::Error(format!("task {name} has already completed; delete and create it again to reload"))
+                        return Response::Error(format!(
+                            "task {name} has already completed; delete and create it again to reload"
+                        ))
                     }
                     _ => {}
                 }
@@ -291,7 +336,11 @@ impl State {
                 );
                 Response::Worker(id)
             }
-            Request::Grant { worker, now_ms, lease_ms } => {
+            Request::Grant {
+                worker,
+                now_ms,
+                lease_ms,
+            } => {
                 if !self.workers.contains_key(&worker) {
                     return Response::Fenced(format!("worker {worker} is not registered"));
                 }
@@ -322,7 +371,11 @@ impl State {
                     unknown_worker: false,
                 }
             }
-            Request::Progress { assignment, epoch, rows } => match self.lease(assignment, epoch) {
+            Request::Progress {
+                assignment,
+                epoch,
+                rows,
+            } => match self.lease(assignment, epoch) {
                 Err(e) => e,
                 Ok(l) => {
                     let (task, unit) = (l.task.clone(), l.unit);
@@ -424,7 +477,12 @@ impl State {
     }
 
     fn revoke_task(&mut self, name: &str) {
-        let ids: Vec<u64> = self.leases.iter().filter(|(_, l)| l.task == name).map(|(id, _)| *id).collect();
+        let ids: Vec<u64> = self
+            .leases
+            .iter()
+            .filter(|(_, l)| l.task == name)
+            .map(|(id, _)| *id)
+            .collect();
         for id in ids {
             let l = self.leases.remove(&id).expect("listed above");
             if let Some(t) = self.tasks.get_mut(name) {
@@ -452,7 +510,9 @@ impl State {
             if task.state != TaskState::Running {
                 continue;
             }
-            let Some(unit) = task.next_runnable(now_ms) else { continue };
+            let Some(unit) = task.next_runnable(now_ms) else {
+                continue;
+            };
             let work = task.work_for(unit);
             self.next_assignment_id += 1;
             self.next_epoch += 1;
@@ -501,7 +561,10 @@ impl Unit {
 
 impl Task {
     fn done(&self, pred: impl Fn(&UnitKind) -> bool) -> bool {
-        self.units.iter().filter(|u| pred(&u.kind)).all(|u| u.state == UnitState::Done)
+        self.units
+            .iter()
+            .filter(|u| pred(&u.kind))
+            .all(|u| u.state == UnitState::Done)
     }
 
     /// Unit dependencies: Prepare after Introspect (implicit: created then),
@@ -528,7 +591,8 @@ impl Task {
         self.units.iter().position(|u| {
             matches!(u.state, UnitState::Pending { not_before_ms } if not_before_ms <= now_ms)
                 && self.runnable(&u.kind)
-                && !(matches!(u.kind, UnitKind::Load { .. }) && loads_running >= self.spec.settings.max_full_load_subtasks)
+                && !(matches!(u.kind, UnitKind::Load { .. })
+                    && loads_running >= self.spec.settings.max_full_load_subtasks)
         })
     }
 
@@ -692,7 +756,8 @@ impl Task {
         } else if done == total && total > 0 {
             "Building indexes"
         } else if self.units.iter().any(|u| {
-            matches!(u.kind, UnitKind::Load { table: t, .. } if t == table) && u.state != (UnitState::Pending { not_before_ms: 0 })
+            matches!(u.kind, UnitKind::Load { table: t, .. } if t == table)
+                && u.state != (UnitState::Pending { not_before_ms: 0 })
         }) {
             "Full load"
         } else {
@@ -705,9 +770,8 @@ impl Task {
         if self.state == TaskState::Completed {
             return "Done";
         }
-        let pending = |pred: &dyn Fn(&UnitKind) -> bool| {
-            self.units.iter().any(|u| pred(&u.kind) && u.state != UnitState::Done)
-        };
+        let pending =
+            |pred: &dyn Fn(&UnitKind) -> bool| self.units.iter().any(|u| pred(&u.kind) && u.state != UnitState::Done);
         if self.units.is_empty() || pending(&|k| *k == UnitKind::Introspect) {
             "Introspect"
         } else if pending(&|k| *k == UnitKind::Prepare) {

@@ -9,7 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
 }
 
 fn pg_cmd(bin: &Path, root: bool) -> Command {
@@ -36,16 +40,32 @@ pub struct PgServer {
 
 impl PgServer {
     pub fn start() -> Result<PgServer> {
-        let out = Command::new("pg_config").arg("--bindir").output().context("pg_config")?;
+        let out = Command::new("pg_config")
+            .arg("--bindir")
+            .output()
+            .context("pg_config")?;
         let bin = PathBuf::from(String::from_utf8(out.stdout)?.trim());
         let dir = tempfile::Builder::new().prefix("ferry-pg-").tempdir()?;
         let root = is_root();
         if root {
-            Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status()?;
+            Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()?;
         }
         let data = dir.path().join("data");
         let st = pg_cmd(&bin.join("initdb"), root)
-            .args(["--no-sync", "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "-D"])
+            .args([
+                "--no-sync",
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "-D",
+            ])
             .arg(&data)
             .stdout(Stdio::null())
             .status()?;
@@ -84,7 +104,11 @@ impl PgServer {
     }
 
     pub async fn client(&self, db: &str) -> Result<tokio_postgres::Client> {
-        let (c, conn) = tokio_postgres::connect(&format!("host=127.0.0.1 port={} user=postgres dbname={db}", self.port), tokio_postgres::NoTls).await?;
+        let (c, conn) = tokio_postgres::connect(
+            &format!("host=127.0.0.1 port={} user=postgres dbname={db}", self.port),
+            tokio_postgres::NoTls,
+        )
+        .await?;
         tokio::spawn(conn);
         Ok(c)
     }
@@ -162,7 +186,11 @@ impl Ferry {
     fn spawn(&self, mut cmd: Command, name: &str) -> Result<Proc> {
         let log = self.dir.path().join(format!("{name}.log"));
         let f = std::fs::File::create(&log)?;
-        let child = cmd.stdout(f.try_clone()?).stderr(f).spawn().with_context(|| format!("spawning {name}"))?;
+        let child = cmd
+            .stdout(f.try_clone()?)
+            .stderr(f)
+            .spawn()
+            .with_context(|| format!("spawning {name}"))?;
         Ok(Proc { child, log })
     }
 
@@ -170,13 +198,21 @@ impl Ferry {
         let mut cmd = Command::new(bin_dir().join("ferry"));
         cmd.args(["coordinator", "--node-id", "1", "--data-dir"])
             .arg(self.dir.path().join("data"))
-            .args(["--listen", &format!("127.0.0.1:{}", self.port), "--lease-ms", &self.lease_ms.to_string()]);
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{}", self.port),
+                "--lease-ms",
+                &self.lease_ms.to_string(),
+            ]);
         let n = self.dir.path().read_dir()?.count();
         self.coordinator = Some(self.spawn(cmd, &format!("coordinator-{n}"))?);
         let start = Instant::now();
         while !self.ferry(&["task", "list"]).0 {
             if start.elapsed() > Duration::from_secs(30) {
-                bail!("coordinator did not come up:\n{}", self.coordinator.as_ref().unwrap().log_text());
+                bail!(
+                    "coordinator did not come up:\n{}",
+                    self.coordinator.as_ref().unwrap().log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -303,7 +339,8 @@ pub const TABLES: &[&str] = &[
 ];
 
 /// Settings that cut the test tables into many segments.
-pub const SETTINGS_JSON: &str = r#"{"Ferry": {"SegmentTargetBytes": 2000000}, "FullLoadSettings": {"TargetTablePrepMode": "DROP_AND_CREATE"}}"#;
+pub const SETTINGS_JSON: &str =
+    r#"{"Ferry": {"SegmentTargetBytes": 2000000}, "FullLoadSettings": {"TargetTablePrepMode": "DROP_AND_CREATE"}}"#;
 
 pub struct Scenario {
     pub src: PgServer,
@@ -316,20 +353,35 @@ impl Scenario {
     pub async fn new() -> Result<Scenario> {
         let src = PgServer::start()?;
         let dst = PgServer::start()?;
-        src.client("postgres").await?.batch_execute(SOURCE_SQL).await.context("loading source dataset")?;
+        src.client("postgres")
+            .await?
+            .batch_execute(SOURCE_SQL)
+            .await
+            .context("loading source dataset")?;
         let dir = tempfile::tempdir()?;
         let settings = dir.path().join("settings.json");
         std::fs::write(&settings, SETTINGS_JSON)?;
-        Ok(Scenario { src, dst, settings, _dir: dir })
+        Ok(Scenario {
+            src,
+            dst,
+            settings,
+            _dir: dir,
+        })
     }
 
     pub fn create_task(&self, f: &Ferry, name: &str) {
         f.ok(&[
-            "task", "create", name,
-            "--source", &self.src.url("postgres"),
-            "--target", &self.dst.url("postgres"),
-            "--type", "full-load",
-            "--settings", self.settings.to_str().unwrap(),
+            "task",
+            "create",
+            name,
+            "--source",
+            &self.src.url("postgres"),
+            "--target",
+            &self.dst.url("postgres"),
+            "--type",
+            "full-load",
+            "--settings",
+            self.settings.to_str().unwrap(),
         ]);
     }
 
@@ -349,7 +401,10 @@ impl Scenario {
             .get(0);
         assert_eq!(idx, 2, "secondary indexes were not built on the target");
         let fk: i64 = d
-            .query_one("SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid = 'shop.child'::regclass", &[])
+            .query_one(
+                "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid = 'shop.child'::regclass",
+                &[],
+            )
             .await?
             .get(0);
         assert_eq!(fk, 1, "foreign key missing on the target");

@@ -12,12 +12,20 @@ async fn coordinator_restart_mid_load_completes() -> anyhow::Result<()> {
     f.ok(&["task", "start", "t3"]);
     f.wait_until("some segments to finish", Duration::from_secs(300), || {
         f.status("t3").is_some_and(|s| {
-            let done: u64 = s["tables"].as_array().unwrap().iter().map(|t| t["segments_done"].as_u64().unwrap()).sum();
+            let done: u64 = s["tables"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["segments_done"].as_u64().unwrap())
+                .sum();
             done >= 2
         })
     });
     let before = f.status("t3").unwrap();
-    assert_ne!(before["state"], "completed", "load finished before the kill; the test proves nothing");
+    assert_ne!(
+        before["state"], "completed",
+        "load finished before the kill; the test proves nothing"
+    );
     f.coordinator.as_mut().unwrap().kill9();
     std::thread::sleep(Duration::from_secs(2));
     f.start_coordinator()?;

@@ -22,8 +22,13 @@ async fn killed_workers_lose_and_duplicate_nothing() -> anyhow::Result<()> {
     f.workers[3].kill9();
     let (ok, out, err) = f.ferry(&["task", "wait", "t2", "--for", "full-load", "--timeout", "600"]);
     assert!(ok, "wait failed: {out}{err}");
-    let already = f.workers[..2].iter().any(|w| w.log_text().contains("already committed"));
-    assert!(already, "the segment committed by the killed worker was not recognised as loaded");
+    let already = f.workers[..2]
+        .iter()
+        .any(|w| w.log_text().contains("already committed"));
+    assert!(
+        already,
+        "the segment committed by the killed worker was not recognised as loaded"
+    );
     sc.assert_identical().await?;
     Ok(())
 }

@@ -4,7 +4,9 @@
 //! a test can kill it at a known moment. Unset in production.
 
 pub async fn pause(point: &str) {
-    let Ok(spec) = std::env::var("FERRY_FAILPOINT") else { return };
+    let Ok(spec) = std::env::var("FERRY_FAILPOINT") else {
+        return;
+    };
     let Some((name, ms)) = spec.split_once(':') else { return };
     if name != point {
         return;

@@ -122,12 +122,17 @@ async fn slot_loop(mut client: WorkerClient<Channel>, slot: u32) {
             continue;
         };
         let span = tracing::info_span!("assignment", task = %a.task, kind = %a.kind, id = a.id, epoch = a.epoch, slot);
-        run_assignment(&mut client, worker_id, lease_ms, a).instrument(span).await;
+        run_assignment(&mut client, worker_id, lease_ms, a)
+            .instrument(span)
+            .await;
     }
 }
 
 async fn run_assignment(client: &mut WorkerClient<Channel>, worker_id: u64, lease_ms: u64, a: pb::Assignment) {
-    let aref = pb::AssignmentRef { id: a.id, epoch: a.epoch };
+    let aref = pb::AssignmentRef {
+        id: a.id,
+        epoch: a.epoch,
+    };
     let work: Work = match serde_json::from_slice(&a.work_json) {
         Ok(w) => w,
         Err(e) => {
@@ -141,13 +146,19 @@ async fn run_assignment(client: &mut WorkerClient<Channel>, worker_id: u64, leas
             return;
         }
     };
-    if let Work::LoadSegment { table, segment, bounds, .. } = &work {
+    if let Work::LoadSegment {
+        table, segment, bounds, ..
+    } = &work
+    {
         tracing::info!(table = %table.display_name(), segment, bounds = %bounds, "loading segment");
     } else {
         tracing::info!("starting");
     }
     let progress = Arc::new(AtomicU64::new(0));
-    let fut = TASK.scope(a.task.clone(), EPOCH.scope(a.epoch, connectors::run_work(work, progress.clone())));
+    let fut = TASK.scope(
+        a.task.clone(),
+        EPOCH.scope(a.epoch, connectors::run_work(work, progress.clone())),
+    );
     tokio::pin!(fut);
     let mut beat = tokio::time::interval(Duration::from_millis((lease_ms / 4).max(200)));
     beat.tick().await;

@@ -48,7 +48,9 @@ impl LogStore {
 
     fn put_meta<T: serde::Serialize>(&self, key: &str, v: &T) -> StorageResult<()> {
         let b = serde_json::to_vec(v).map_err(|e| StorageIOError::write(&e))?;
-        self.db.put_cf(self.store(), key, b).map_err(|e| StorageIOError::write(&e))?;
+        self.db
+            .put_cf(self.store(), key, b)
+            .map_err(|e| StorageIOError::write(&e))?;
         self.db.flush_wal(true).map_err(|e| StorageIOError::write(&e))?;
         Ok(())
     }

@@ -47,7 +47,11 @@ impl Peer {
         let client = match &mut self.client {
             Some(c) => c,
             None => {
-                let url = if self.addr.starts_with("http") { self.addr.clone() } else { format!("http://{}", self.addr) };
+                let url = if self.addr.starts_with("http") {
+                    self.addr.clone()
+                } else {
+                    format!("http://{}", self.addr)
+                };
                 let ch = Channel::from_shared(url)
                     .map_err(|e| RPCError::Network(NetworkError::new(&e)))?
                     .connect_lazy();
@@ -120,7 +124,10 @@ fn encode<T: Serialize, E: std::fmt::Display>(r: Result<T, E>) -> Result<tonic::
 
 #[tonic::async_trait]
 impl raft_server::Raft for RaftService {
-    async fn append_entries(&self, req: tonic::Request<RaftBytes>) -> Result<tonic::Response<RaftBytes>, tonic::Status> {
+    async fn append_entries(
+        &self,
+        req: tonic::Request<RaftBytes>,
+    ) -> Result<tonic::Response<RaftBytes>, tonic::Status> {
         let rpc = decode(req.get_ref())?;
         encode(self.raft.append_entries(rpc).await)
     }
@@ -130,7 +137,10 @@ impl raft_server::Raft for RaftService {
         encode(self.raft.vote(rpc).await)
     }
 
-    async fn install_snapshot(&self, req: tonic::Request<RaftBytes>) -> Result<tonic::Response<RaftBytes>, tonic::Status> {
+    async fn install_snapshot(
+        &self,
+        req: tonic::Request<RaftBytes>,
+    ) -> Result<tonic::Response<RaftBytes>, tonic::Status> {
         let rpc = decode(req.get_ref())?;
         encode(self.raft.install_snapshot(rpc).await)
     }

@@ -100,16 +100,28 @@ impl StateMachine {
         if full {
             batch.delete_range_cf(cf, "task/", "task0");
         }
-        let names: Vec<&String> = if full { s.tasks.keys().collect() } else { dirty.tasks.iter().collect() };
+        let names: Vec<&String> = if full {
+            s.tasks.keys().collect()
+        } else {
+            dirty.tasks.iter().collect()
+        };
         for name in names {
             if let Some(t) = s.tasks.get(name) {
-                batch.put_cf(cf, format!("task/{name}"), serde_json::to_vec(t).map_err(|e| e.to_string())?);
+                batch.put_cf(
+                    cf,
+                    format!("task/{name}"),
+                    serde_json::to_vec(t).map_err(|e| e.to_string())?,
+                );
             }
         }
         for name in &dirty.deleted_tasks {
             batch.delete_cf(cf, format!("task/{name}"));
         }
-        batch.put_cf(cf, "meta", serde_json::to_vec(&self.meta(s)).map_err(|e| e.to_string())?);
+        batch.put_cf(
+            cf,
+            "meta",
+            serde_json::to_vec(&self.meta(s)).map_err(|e| e.to_string())?,
+        );
         self.db.write(batch).map_err(|e| e.to_string())?;
         Ok(())
     }
@@ -215,4 +227,3 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }))
     }
 }
-

@@ -41,7 +41,9 @@ fn pgpass(ep: &Endpoint) -> Option<String> {
 fn password(ep: &Endpoint) -> Result<Option<String>, ConnectorError> {
     match &ep.password {
         PasswordSource::Env(var) => std::env::var(var).map(Some).map_err(|_| {
-            ConnectorError::Definite(format!("{ep}: password_env={var} but that variable is not set on this worker"))
+            ConnectorError::Definite(format!(
+                "{ep}: password_env={var} but that variable is not set on this worker"
+            ))
         }),
         PasswordSource::File(path) => std::fs::read_to_string(path)
             .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()))
@@ -63,7 +65,9 @@ pub async fn connect(ep: &Endpoint) -> Result<tokio_postgres::Client, ConnectorE
     }
     if let Some(mode) = &ep.sslmode {
         if mode != "disable" && mode != "prefer" && mode != "allow" {
-            return Err(ConnectorError::Definite(format!("{ep}: sslmode={mode} is not supported yet")));
+            return Err(ConnectorError::Definite(format!(
+                "{ep}: sslmode={mode} is not supported yet"
+            )));
         }
     }
     let (client, conn) = cfg

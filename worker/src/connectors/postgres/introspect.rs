@@ -40,9 +40,17 @@ pub async fn introspect(
         if !mappings.selects(&schema, &name) {
             continue;
         }
-        let t = table(&c, oid, &schema, &name, segment_target_bytes, max_segments, &mut type_oids)
-            .await
-            .map_err(|e| classify(format!("introspecting table {schema}.{name}"), e))?;
+        let t = table(
+            &c,
+            oid,
+            &schema,
+            &name,
+            segment_target_bytes,
+            max_segments,
+            &mut type_oids,
+        )
+        .await
+        .map_err(|e| classify(format!("introspecting table {schema}.{name}"), e))?;
         if !out.schemas.contains(&schema) {
             out.schemas.push(schema.clone());
         }
@@ -67,7 +75,10 @@ pub async fn introspect(
         let (schema, name, kind): (String, String, String) = (r.get(0), r.get(1), r.get(2));
         let qn = format!("{}.{}", quote_ident(&schema), quote_ident(&name));
         let ddl = if kind == "e" {
-            format!("CREATE TYPE {qn} AS ENUM ({})", r.get::<_, Option<String>>(6).unwrap_or_default())
+            format!(
+                "CREATE TYPE {qn} AS ENUM ({})",
+                r.get::<_, Option<String>>(6).unwrap_or_default()
+            )
         } else {
             let mut d = format!("CREATE DOMAIN {qn} AS {}", r.get::<_, String>(3));
             if let Some(def) = r.get::<_, Option<String>>(5) {
@@ -273,7 +284,12 @@ async fn table(
                 cols.join(", "),
                 order.join(", ")
             );
-            key_samples = c.query(&sql, &[]).await?.iter().map(|r| r.get::<_, Vec<String>>(0)).collect();
+            key_samples = c
+                .query(&sql, &[])
+                .await?
+                .iter()
+                .map(|r| r.get::<_, Vec<String>>(0))
+                .collect();
         }
     }
     Ok(TableSchema {

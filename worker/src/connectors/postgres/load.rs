@@ -67,7 +67,10 @@ fn values(cols: &[KeyColumn], vals: &[String]) -> String {
 pub fn predicate(bounds: &SegmentBounds) -> String {
     match bounds {
         SegmentBounds::All => "true".into(),
-        SegmentBounds::Ctid { lower_block, upper_block } => {
+        SegmentBounds::Ctid {
+            lower_block,
+            upper_block,
+        } => {
             let mut p = vec![];
             if let Some(l) = lower_block {
                 p.push(format!("ctid >= '({l},0)'::tid"));
@@ -91,7 +94,11 @@ pub fn predicate(bounds: &SegmentBounds) -> String {
             }
             if let Some(u) = upper {
                 let ge = format!("{t} >= {}", values(columns, u));
-                p.push(if nullable { format!("NOT (({ge}) IS TRUE)") } else { format!("{t} < {}", values(columns, u)) });
+                p.push(if nullable {
+                    format!("NOT (({ge}) IS TRUE)")
+                } else {
+                    format!("{t} < {}", values(columns, u))
+                });
             }
             if p.is_empty() {
                 "true".into()
@@ -116,7 +123,10 @@ pub async fn load_segment(
     let epoch = crate::current_epoch();
     let mut dst = connect(target).await?;
     let src = connect(source).await?;
-    let tx = dst.transaction().await.map_err(|e| classify(ctx("BEGIN on target"), e))?;
+    let tx = dst
+        .transaction()
+        .await
+        .map_err(|e| classify(ctx("BEGIN on target"), e))?;
     let fenced = tx
         .execute(
             "INSERT INTO ferry.segment_loads (task, table_name, segment, epoch) VALUES ($1, $2, $3, $4)",
@@ -154,22 +164,37 @@ pub async fn load_segment(
         CopyFormat::Binary => "binary",
         CopyFormat::Text => "text",
     };
-    let out_sql = format!("COPY (SELECT {cols} FROM {} WHERE {pred}) TO STDOUT (FORMAT {format})", t.qualified());
+    let out_sql = format!(
+        "COPY (SELECT {cols} FROM {} WHERE {pred}) TO STDOUT (FORMAT {format})",
+        t.qualified()
+    );
     let in_sql = format!("COPY {} ({cols}) FROM STDIN (FORMAT {format})", t.qualified());
-    let sink = tx.copy_in(&in_sql).await.map_err(|e| classify(ctx("COPY FROM STDIN on target"), e))?;
-    let stream = src.copy_out(&out_sql).await.map_err(|e| classify(ctx("COPY TO STDOUT on source"), e))?;
+    let sink = tx
+        .copy_in(&in_sql)
+        .await
+        .map_err(|e| classify(ctx("COPY FROM STDIN on target"), e))?;
+    let stream = src
+        .copy_out(&out_sql)
+        .await
+        .map_err(|e| classify(ctx("COPY TO STDOUT on source"), e))?;
     futures::pin_mut!(sink);
     futures::pin_mut!(stream);
     let mut messages = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| classify(ctx("reading from source"), e))?;
-        sink.feed(chunk).await.map_err(|e| classify(ctx("target refused a row"), e))?;
+        sink.feed(chunk)
+            .await
+            .map_err(|e| classify(ctx("target refused a row"), e))?;
         messages += 1;
-        if messages % 1024 == 0 {
+        if messages.is_multiple_of(1024) {
             progress.store(messages, Ordering::Relaxed);
         }
     }
-    let rows = sink.as_mut().finish().await.map_err(|e| classify(ctx("target refused a row"), e))?;
+    let rows = sink
+        .as_mut()
+        .finish()
+        .await
+        .map_err(|e| classify(ctx("target refused a row"), e))?;
     progress.store(rows, Ordering::Relaxed);
     tx.execute(
         "UPDATE ferry.segment_loads SET rows = $4 WHERE task = $1 AND table_name = $2 AND segment = $3",
@@ -216,7 +241,10 @@ mod tests {
         };
         assert_eq!(predicate(&n), "NOT ((\"a\" >= '5'::integer) IS TRUE)");
         assert_eq!(
-            predicate(&SegmentBounds::Ctid { lower_block: Some(4), upper_block: None }),
+            predicate(&SegmentBounds::Ctid {
+                lower_block: Some(4),
+                upper_block: None
+            }),
             "ctid >= '(4,0)'::tid"
         );
     }

@@ -6,8 +6,8 @@ mod load;
 mod schema;
 
 use super::{ConnectorError, Progress};
-use ferry_common::work::{Work, WorkResult};
 pub use connect::connect;
+use ferry_common::work::{Work, WorkResult};
 
 pub async fn run(work: Work, progress: Progress) -> Result<WorkResult, ConnectorError> {
     match work {
@@ -23,7 +23,9 @@ pub async fn run(work: Work, progress: Progress) -> Result<WorkResult, Connector
             target,
             schema,
             prep_mode,
-        } => schema::prepare(&target, &schema, prep_mode).await.map(|_| WorkResult::Done),
+        } => schema::prepare(&target, &schema, prep_mode)
+            .await
+            .map(|_| WorkResult::Done),
         Work::LoadSegment {
             source,
             target,
@@ -31,8 +33,12 @@ pub async fn run(work: Work, progress: Progress) -> Result<WorkResult, Connector
             segment,
             bounds,
         } => load::load_segment(&source, &target, &table, segment, &bounds, progress).await,
-        Work::PostData { source, target, table } => schema::post_data(&source, &target, &table).await.map(|_| WorkResult::Done),
-        Work::Finalize { target, foreign_keys } => schema::finalize(&target, &foreign_keys).await.map(|_| WorkResult::Done),
+        Work::PostData { source, target, table } => schema::post_data(&source, &target, &table)
+            .await
+            .map(|_| WorkResult::Done),
+        Work::Finalize { target, foreign_keys } => {
+            schema::finalize(&target, &foreign_keys).await.map(|_| WorkResult::Done)
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod endpoint;
 pub mod mapping;
 pub mod plan;
+pub mod position;
 pub mod schema;
 pub mod settings;
 pub mod telemetry;

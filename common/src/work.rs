@@ -4,6 +4,7 @@
 use crate::endpoint::Endpoint;
 use crate::mapping::TableMappings;
 use crate::plan::SegmentBounds;
+use crate::position::Lsn;
 use crate::schema::{Constraint, SourceSchema, TableSchema};
 use crate::settings::TargetTablePrepMode;
 use serde::{Deserialize, Serialize};
@@ -25,13 +26,56 @@ pub enum Work {
         schema: SourceSchema,
         prep_mode: TargetTablePrepMode,
     },
-    /// Copy one segment, idempotently.
+    /// Copy one segment, idempotently. With CDC, every segment of a table is
+    /// read in the same exported snapshot (`snapshot`, generation `gen`).
     LoadSegment {
         source: Endpoint,
         target: Endpoint,
         table: TableSchema,
         segment: u32,
         bounds: SegmentBounds,
+        #[serde(default)]
+        snapshot: Option<String>,
+        #[serde(default)]
+        gen: u64,
+    },
+    /// Empty a partly loaded table on the target before it is loaded again in
+    /// snapshot generation `gen` (the snapshot its first segments used died).
+    ResetTable {
+        target: Endpoint,
+        table: TableSchema,
+        gen: u64,
+    },
+    /// Source-side CDC setup: the task's publications and logical slot.
+    CreateSlot {
+        source: Endpoint,
+        cdc: CdcNames,
+        tables: Vec<TableSchema>,
+        /// Use a slot the user created (`--slot-name`) instead of creating one.
+        existing_slot: bool,
+    },
+    /// Open a snapshot that segment readers import, and keep it open until
+    /// the coordinator revokes the assignment.
+    HoldSnapshot {
+        source: Endpoint,
+        /// Name of the temporary slot whose creation exports the snapshot.
+        slot: String,
+    },
+    /// Stream the slot and apply changes to the target, until revoked.
+    Cdc {
+        source: Endpoint,
+        target: Endpoint,
+        cdc: CdcNames,
+        tables: Vec<CdcTable>,
+        /// Where to start when the target has no applied position yet.
+        start: Lsn,
+    },
+    /// Drop the task's slot and publications (task deletion).
+    DropSlot {
+        source: Endpoint,
+        cdc: CdcNames,
+        /// The slot was the user's (`--slot-name`): drop the publications only.
+        keep_slot: bool,
     },
     /// Post-data for one loaded table: indexes, unique/check/exclusion
     /// constraints, sequence values, statistics.
@@ -55,6 +99,11 @@ impl Work {
             Work::LoadSegment { .. } => "LoadSegment",
             Work::PostData { .. } => "PostData",
             Work::Finalize { .. } => "Finalize",
+            Work::ResetTable { .. } => "ResetTable",
+            Work::CreateSlot { .. } => "CreateSlot",
+            Work::HoldSnapshot { .. } => "HoldSnapshot",
+            Work::Cdc { .. } => "Cdc",
+            Work::DropSlot { .. } => "DropSlot",
         }
     }
 }
@@ -70,4 +119,97 @@ pub enum WorkResult {
         already_loaded: bool,
     },
     Done,
+    /// The slot exists; `consistent_point` is where its stream begins.
+    /// `insert_only` names tables whose updates and deletes cannot be
+    /// captured (no primary key, no replica identity), with the reason.
+    SlotReady {
+        consistent_point: Lsn,
+        insert_only: Vec<(String, String)>,
+    },
+}
+
+/// Names of a task's source-side CDC objects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CdcNames {
+    pub slot: String,
+    /// Tables with a replica identity: every change is published.
+    pub publication: String,
+    /// Tables without one publish inserts and truncates only, so the
+    /// source never refuses an UPDATE or DELETE on them because of Ferry.
+    pub publication_insert_only: String,
+}
+
+impl CdcNames {
+    pub fn publications(&self) -> [&str; 2] {
+        [&self.publication, &self.publication_insert_only]
+    }
+}
+
+/// A table as the CDC stream applies it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CdcTable {
+    pub table: TableSchema,
+    /// Transactions whose commit LSN is below this are already in the
+    /// table's full-load snapshot and are skipped (0 for CDC-only tasks).
+    pub apply_from: Lsn,
+}
+
+/// Structured progress an assignment reports besides its row count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProgressDetail {
+    /// The snapshot holder's exported snapshot and its consistent point.
+    Snapshot {
+        name: String,
+        lsn: Lsn,
+    },
+    Cdc(CdcProgress),
+}
+
+/// Changes applied to one table, as DMS's table statistics count them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableCounters {
+    pub inserts: u64,
+    pub updates: u64,
+    pub deletes: u64,
+    pub truncates: u64,
+}
+
+impl TableCounters {
+    pub fn add(&mut self, o: &TableCounters) {
+        self.inserts += o.inserts;
+        self.updates += o.updates;
+        self.deletes += o.deletes;
+        self.truncates += o.truncates;
+    }
+    pub fn is_zero(&self) -> bool {
+        *self == TableCounters::default()
+    }
+}
+
+/// A CDC stream's state, reported after every target commit (and at least
+/// every few seconds). `applied` is committed on the target; the worker
+/// confirms it to the source only after the coordinator has stored it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CdcProgress {
+    pub applied: Lsn,
+    /// Highest `pg_logical_emit_message` mark committed on the target.
+    pub marks_reached: u64,
+    /// CDCLatencySource: now minus the commit time of the newest source
+    /// transaction received (0 when caught up and idle).
+    pub latency_source_ms: u64,
+    /// CDCLatencyTarget: now minus the commit time of the oldest source
+    /// transaction received but not yet committed on the target (0 when none).
+    pub latency_target_ms: u64,
+    /// CDCIncomingChanges: changes received, not yet committed on the target.
+    pub incoming_changes: u64,
+    /// Rows applied per second over the last report interval.
+    pub throughput_rows_per_s: f64,
+    /// WAL the slot holds back on the source (pg_current_wal_lsn - restart_lsn).
+    pub retained_wal_bytes: u64,
+    /// Per table (`schema.table`): changes applied since the previous report.
+    pub applied_delta: Vec<(String, TableCounters)>,
+    /// Tables whose apply stopped, with the reason (e.g. a column layout
+    /// the target does not have).
+    pub table_errors: Vec<(String, String)>,
 }

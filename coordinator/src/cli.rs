@@ -25,6 +25,12 @@ pub enum TaskCmd {
         table_mappings: Option<PathBuf>,
         #[arg(long)]
         settings: Option<PathBuf>,
+        /// CDC from this LSN (X/Y) of an existing slot (needs --slot-name).
+        #[arg(long)]
+        cdc_start_position: Option<String>,
+        /// Stream this existing logical slot instead of creating ferry_<task>.
+        #[arg(long)]
+        slot_name: Option<String>,
     },
     Start {
         name: String,
@@ -32,8 +38,12 @@ pub enum TaskCmd {
     Stop {
         name: String,
     },
+    /// Delete a task; a CDC task's slot and publications are dropped first.
     Delete {
         name: String,
+        /// Remove at once, leaving the source's slot and publications behind.
+        #[arg(long)]
+        force: bool,
     },
     List {
         #[arg(long, default_value = "table")]
@@ -44,7 +54,9 @@ pub enum TaskCmd {
         #[arg(long, default_value = "table")]
         output: String,
     },
-    /// Wait until the task reaches a milestone; non-zero on failure or timeout.
+    /// Wait until the task reaches a milestone (full-load, or caught-up: the
+    /// target has applied everything the source committed before the call);
+    /// non-zero on failure or timeout.
     Wait {
         name: String,
         #[arg(long = "for", default_value = "full-load")]
@@ -87,6 +99,8 @@ pub async fn run(url: &str, cmd: TaskCmd) -> anyhow::Result<()> {
             migration_type,
             table_mappings,
             settings,
+            cdc_start_position,
+            slot_name,
         } => {
             let table_mappings_json = match &table_mappings {
                 Some(p) => {
@@ -111,26 +125,64 @@ pub async fn run(url: &str, cmd: TaskCmd) -> anyhow::Result<()> {
                 migration_type,
                 table_mappings_json,
                 settings_json,
+                cdc_start_position: cdc_start_position.unwrap_or_default(),
+                slot_name: slot_name.unwrap_or_default(),
             })
             .await
             .map_err(status_err)?;
             println!("task {name} created");
         }
         TaskCmd::Start { name } => {
-            c.start_task(TaskName { name: name.clone() })
-                .await
-                .map_err(status_err)?;
+            c.start_task(TaskName {
+                name: name.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(status_err)?;
             println!("task {name} started");
         }
         TaskCmd::Stop { name } => {
-            c.stop_task(TaskName { name: name.clone() }).await.map_err(status_err)?;
+            c.stop_task(TaskName {
+                name: name.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(status_err)?;
             println!("task {name} stopped");
         }
-        TaskCmd::Delete { name } => {
-            c.delete_task(TaskName { name: name.clone() })
+        TaskCmd::Delete { name, force } => {
+            let r = c
+                .delete_task(TaskName {
+                    name: name.clone(),
+                    force,
+                })
                 .await
-                .map_err(status_err)?;
-            println!("task {name} deleted");
+                .map_err(status_err)?
+                .into_inner();
+            if r.state == "deleting" {
+                // A worker drops the slot and publications; then the task goes.
+                let deadline = Instant::now() + Duration::from_secs(120);
+                loop {
+                    match c.task_status(task_name(&name)).await {
+                        Err(s) if s.code() == tonic::Code::NotFound => break,
+                        Ok(st) => {
+                            let t = st.into_inner().task.unwrap_or_default();
+                            if Instant::now() > deadline {
+                                bail!(
+                                    "task {name}: the replication slot could not be dropped yet ({}); \
+                                     it is still being retried; `ferry task delete {name} --force` removes the task and leaves the slot",
+                                    if t.error.is_empty() { "no worker has done it" } else { t.error.as_str() }
+                                );
+                            }
+                        }
+                        Err(s) => bail!("{}", s.message()),
+                    }
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                println!("task {name} deleted (replication slot and publications dropped)");
+            } else {
+                println!("task {name} deleted");
+            }
         }
         TaskCmd::List { output } => {
             let tasks = c
@@ -164,7 +216,7 @@ pub async fn run(url: &str, cmd: TaskCmd) -> anyhow::Result<()> {
             }
         }
         TaskCmd::Status { name, output } => {
-            let st = c.task_status(TaskName { name }).await.map_err(status_err)?.into_inner();
+            let st = c.task_status(task_name(&name)).await.map_err(status_err)?.into_inner();
             if output == "json" {
                 println!("{}", serde_json::to_string_pretty(&status_json(&st))?);
             } else {
@@ -176,20 +228,40 @@ pub async fn run(url: &str, cmd: TaskCmd) -> anyhow::Result<()> {
             milestone,
             timeout,
         } => {
-            if milestone != "full-load" {
-                bail!("--for {milestone}: only 'full-load' is supported yet");
-            }
+            let caught_up = match milestone.as_str() {
+                "full-load" => false,
+                "caught-up" => true,
+                m => bail!("--for {m}: expected full-load or caught-up"),
+            };
             let deadline = timeout.map(|t| Instant::now() + Duration::from_secs(t));
+            // caught-up: a mark the CDC stream writes into the source's WAL
+            // now; once the target has applied it, it has applied everything
+            // committed before it.
+            let mut mark = None;
             loop {
-                match c.task_status(TaskName { name: name.clone() }).await {
+                if caught_up && mark.is_none() {
+                    match c.request_mark(task_name(&name)).await {
+                        Ok(r) => mark = Some(r.into_inner().mark),
+                        Err(s) if s.code() == tonic::Code::FailedPrecondition => bail!("{}", s.message()),
+                        Err(_) => {}
+                    }
+                }
+                match c.task_status(task_name(&name)).await {
                     Ok(r) => {
                         let st = r.into_inner();
                         let t = st.task.clone().unwrap_or_default();
-                        match t.state.as_str() {
-                            "completed" => {
-                                println!("task {name}: full load complete ({} rows)", t.rows_loaded);
+                        if !caught_up && (st.full_load_done || t.state == "completed") {
+                            println!("task {name}: full load complete ({} rows)", t.rows_loaded);
+                            return Ok(());
+                        }
+                        if let (Some(m), Ok(cdc)) = (mark, serde_json::from_str::<serde_json::Value>(&st.cdc_json)) {
+                            if cdc["marks_reached"].as_u64().unwrap_or(0) >= m {
+                                println!("task {name}: caught up (applied through {})", cdc["applied_lsn"]);
                                 return Ok(());
                             }
+                        }
+                        match t.state.as_str() {
+                            "completed" if caught_up => bail!("task {name} has no change data capture"),
                             "failed" => bail!("task {name} failed: {}", t.error),
                             "stopped" | "created" => bail!("task {name} is {}, not running", t.state),
                             _ => {}
@@ -204,13 +276,20 @@ pub async fn run(url: &str, cmd: TaskCmd) -> anyhow::Result<()> {
                     }
                 }
                 if deadline.is_some_and(|d| Instant::now() > d) {
-                    bail!("task {name}: timed out waiting for the full load");
+                    bail!("task {name}: timed out waiting for {milestone}");
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
     }
     Ok(())
+}
+
+fn task_name(name: &str) -> TaskName {
+    TaskName {
+        name: name.to_string(),
+        force: false,
+    }
 }
 
 fn none_if_empty(s: &str) -> serde_json::Value {
@@ -238,6 +317,8 @@ pub fn status_json(st: &TaskStatusReply) -> serde_json::Value {
         "rows_loaded": t.rows_loaded,
         "tables_total": t.tables_total,
         "tables_completed": t.tables_completed,
+        "full_load_done": st.full_load_done,
+        "cdc": serde_json::from_str::<serde_json::Value>(&st.cdc_json).unwrap_or(serde_json::Value::Null),
         "tables": st.tables.iter().map(|tb| json!({
             "schema": tb.schema,
             "name": tb.name,
@@ -249,6 +330,11 @@ pub fn status_json(st: &TaskStatusReply) -> serde_json::Value {
             "error": none_if_empty(&tb.error),
             "load_started_at_ms": tb.load_started_at_ms,
             "load_finished_at_ms": tb.load_finished_at_ms,
+            "inserts": tb.inserts,
+            "updates": tb.updates,
+            "deletes": tb.deletes,
+            "truncates": tb.truncates,
+            "cdc_note": none_if_empty(&tb.cdc_note),
         })).collect::<Vec<_>>(),
     })
 }
@@ -262,6 +348,18 @@ fn print_status(st: &TaskStatusReply, bars: bool) {
     println!("  {} -> {}", t.source, t.target);
     if !t.error.is_empty() {
         println!("  error: {}", t.error);
+    }
+    if let Ok(c) = serde_json::from_str::<serde_json::Value>(&st.cdc_json) {
+        println!(
+            "  cdc: slot {} applied {}  latency source {}s target {}s  incoming {}  {:.0} rows/s  retained WAL {} bytes",
+            c["slot"].as_str().unwrap_or("?"),
+            c["applied_lsn"].as_str().unwrap_or("?"),
+            c["latency_source_seconds"],
+            c["latency_target_seconds"],
+            c["incoming_changes"],
+            c["throughput_rows_per_second"].as_f64().unwrap_or(0.0),
+            c["retained_wal_bytes"],
+        );
     }
     for tb in &st.tables {
         let frac = if tb.segments_total == 0 {
@@ -288,5 +386,20 @@ fn print_status(st: &TaskStatusReply, bars: bool) {
                 format!("  error: {}", tb.error)
             }
         );
+        if tb.inserts + tb.updates + tb.deletes + tb.truncates > 0 || !tb.cdc_note.is_empty() {
+            println!(
+                "  {:>22}inserts {} updates {} deletes {} truncates {}{}",
+                "",
+                tb.inserts,
+                tb.updates,
+                tb.deletes,
+                tb.truncates,
+                if tb.cdc_note.is_empty() {
+                    String::new()
+                } else {
+                    format!("  note: {}", tb.cdc_note)
+                }
+            );
+        }
     }
 }

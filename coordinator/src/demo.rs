@@ -164,6 +164,8 @@ pub async fn run(rows: u64) -> anyhow::Result<()> {
             migration_type: "full-load".into(),
             table_mappings: None,
             settings: Some(settings),
+            cdc_start_position: None,
+            slot_name: None,
         },
     )
     .await?;

@@ -1,9 +1,10 @@
 //! gRPC services: Admin (the CLI) and Worker (the data plane's pull API).
 
 use crate::node::Node;
-use crate::state::{MigrationType, Request, Response, Task, TaskSpec};
+use crate::state::{CdcState, MigrationType, Request, Response, Task, TaskSpec};
 use ferry_common::endpoint::Endpoint;
 use ferry_common::mapping::TableMappings;
+use ferry_common::position::Lsn;
 use ferry_common::proto::{self as pb, admin_server::Admin, worker_server::Worker};
 use ferry_common::settings::TaskSettings;
 use ferry_common::work::WorkResult;
@@ -73,11 +74,34 @@ impl Admin for AdminService {
                 r.migration_type
             ))
         })?;
-        if migration_type != MigrationType::FullLoad {
-            return Err(Status::unimplemented(format!(
-                "--type {}: change data capture is not supported yet; use --type full-load",
-                migration_type.as_str()
-            )));
+        let cdc_start_position = match r.cdc_start_position.trim() {
+            "" => None,
+            p => Some(p.parse::<Lsn>().map_err(|e| bad("--cdc-start-position", e))?),
+        };
+        let slot_name = match r.slot_name.trim() {
+            "" => None,
+            n if n.len() <= 63
+                && n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') =>
+            {
+                Some(n.to_string())
+            }
+            n => {
+                return Err(bad(
+                    "--slot-name",
+                    format!("'{n}' is not a replication slot name (lower-case letters, digits, '_'; at most 63)"),
+                ))
+            }
+        };
+        if migration_type == MigrationType::FullLoad && (cdc_start_position.is_some() || slot_name.is_some()) {
+            return Err(Status::invalid_argument(
+                "--cdc-start-position and --slot-name apply to --type cdc or full-load-and-cdc",
+            ));
+        }
+        if cdc_start_position.is_some() && slot_name.is_none() {
+            return Err(Status::invalid_argument(
+                "--cdc-start-position needs --slot-name: a position is only kept by an existing slot",
+            ));
         }
         let mappings = if r.table_mappings_json.trim().is_empty() {
             TableMappings::include_all()
@@ -96,6 +120,8 @@ impl Admin for AdminService {
             migration_type,
             mappings,
             settings,
+            cdc_start_position,
+            slot_name,
         };
         answer(
             self.node
@@ -137,12 +163,33 @@ impl Admin for AdminService {
     }
 
     async fn delete_task(&self, req: Req<pb::TaskName>) -> Result<Resp<pb::TaskReply>, Status> {
-        let name = req.into_inner().name;
-        answer(self.node.write(Request::DeleteTask { name: name.clone() }).await?)?;
+        let r = req.into_inner();
+        let name = r.name;
+        let resp = self
+            .node
+            .write(Request::DeleteTask {
+                name: name.clone(),
+                force: r.force,
+            })
+            .await?;
+        let state = if resp == Response::Deleted {
+            "deleted"
+        } else {
+            "deleting"
+        };
+        answer(resp)?;
         Ok(Resp::new(pb::TaskReply {
             name,
-            state: "deleted".into(),
+            state: state.into(),
         }))
+    }
+
+    async fn request_mark(&self, req: Req<pb::TaskName>) -> Result<Resp<pb::MarkReply>, Status> {
+        let name = req.into_inner().name;
+        match self.node.write(Request::RequestMark { name }).await? {
+            Response::Mark(mark) => Ok(Resp::new(pb::MarkReply { mark })),
+            other => answer(other).map(|_| Resp::new(pb::MarkReply { mark: 0 })),
+        }
     }
 
     async fn list_tasks(&self, _req: Req<pb::ListTasksRequest>) -> Result<Resp<pb::ListTasksReply>, Status> {
@@ -172,6 +219,15 @@ impl Admin for AdminService {
                     .map(|(i, tb)| {
                         let (state, rows, done, total, error) = t.table_progress(i);
                         let plan = &t.plans[i];
+                        let display = tb.display_name();
+                        let cdc = t.cdc.as_ref();
+                        let counters = cdc.and_then(|c| c.counters.get(&display)).cloned().unwrap_or_default();
+                        let cdc_error = cdc.and_then(|c| c.table_errors.get(&display)).cloned();
+                        let note = cdc.and_then(|c| c.insert_only.get(&display)).cloned();
+                        let (state, error) = match cdc_error {
+                            Some(e) => ("Table error".to_string(), Some(e)),
+                            None => (state, error),
+                        };
                         pb::TableStatus {
                             schema: tb.schema.clone(),
                             name: tb.name.clone(),
@@ -183,6 +239,11 @@ impl Admin for AdminService {
                             error: error.unwrap_or_default(),
                             load_started_at_ms: plan.load_started_at_ms,
                             load_finished_at_ms: plan.load_finished_at_ms,
+                            inserts: counters.inserts,
+                            updates: counters.updates,
+                            deletes: counters.deletes,
+                            truncates: counters.truncates,
+                            cdc_note: note.unwrap_or_default(),
                         }
                     })
                     .collect()
@@ -195,8 +256,35 @@ impl Admin for AdminService {
             created_at_ms: t.created_at_ms,
             started_at_ms: t.started_at_ms,
             finished_at_ms: t.finished_at_ms,
+            cdc_json: t.cdc.as_ref().map(|c| cdc_json(t, c)).unwrap_or_default(),
+            full_load_done: t.full_load_done() && t.spec.has_load(),
         }))
     }
+}
+
+/// The CDC section of task status (documented in docs/cli.md).
+fn cdc_json(t: &Task, c: &CdcState) -> String {
+    let p = &c.progress;
+    let streaming = t
+        .units
+        .iter()
+        .any(|u| u.kind == crate::state::UnitKind::Cdc && matches!(u.state, crate::state::UnitState::Running { .. }));
+    serde_json::json!({
+        "slot": c.names.slot,
+        "publications": c.names.publications(),
+        "streaming": streaming,
+        "slot_consistent_point": c.consistent_point.map(|l| l.to_string()),
+        "applied_lsn": c.checkpoint.to_string(),
+        "latency_source_seconds": p.latency_source_ms as f64 / 1000.0,
+        "latency_target_seconds": p.latency_target_ms as f64 / 1000.0,
+        "incoming_changes": p.incoming_changes,
+        "throughput_rows_per_second": p.throughput_rows_per_s,
+        "retained_wal_bytes": p.retained_wal_bytes,
+        "marks_requested": c.marks_requested,
+        "marks_reached": p.marks_reached,
+        "reported_at_ms": c.progress_at_ms,
+    })
+    .to_string()
 }
 
 fn aref(a: Option<pb::AssignmentRef>) -> Result<(u64, u64), Status> {
@@ -283,19 +371,30 @@ impl Worker for WorkerService {
         }
     }
 
-    async fn report_progress(&self, req: Req<pb::ProgressRequest>) -> Result<Resp<pb::Ack>, Status> {
+    async fn report_progress(&self, req: Req<pb::ProgressRequest>) -> Result<Resp<pb::ProgressReply>, Status> {
         let r = req.into_inner();
         let (assignment, epoch) = aref(r.assignment)?;
-        answer(
-            self.node
-                .write(Request::Progress {
-                    assignment,
-                    epoch,
-                    rows: r.rows,
-                })
-                .await?,
-        )?;
-        Ok(Resp::new(pb::Ack {}))
+        let detail = if r.detail_json.is_empty() {
+            None
+        } else {
+            Some(Box::new(serde_json::from_slice(&r.detail_json).map_err(|e| {
+                Status::invalid_argument(format!("assignment {assignment}: progress detail: {e}"))
+            })?))
+        };
+        let resp = self
+            .node
+            .write(Request::Progress {
+                assignment,
+                epoch,
+                rows: r.rows,
+                detail,
+                now_ms: ferry_common::now_ms(),
+            })
+            .await?;
+        match resp {
+            Response::Progressed { mark_requested } => Ok(Resp::new(pb::ProgressReply { mark_requested })),
+            other => answer(other).map(|_| Resp::new(pb::ProgressReply { mark_requested: 0 })),
+        }
     }
 
     async fn complete(&self, req: Req<pb::CompleteRequest>) -> Result<Resp<pb::Ack>, Status> {

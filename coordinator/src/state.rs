@@ -12,6 +12,15 @@
 //!   Running --stop--> Stopped --start--> Running (resumes: done units stay done)
 //!   any unit failing definitely (or 5 transient times) -> Failed --start--> Running
 //! ```
+//! Life of a full-load-and-cdc task adds, on the source side, a logical slot
+//! (CreateSlot) created before anything is read, and a snapshot holder
+//! (HoldSnapshot) whose exported snapshot every segment of a table is read
+//! in; the table's changes are applied from that snapshot's consistent
+//! point on (see the worker's `cdc` module for why that is exact). If the
+//! holder dies mid-load its snapshot is gone: tables partly loaded in it are
+//! emptied (ResetTable) and loaded again in the next snapshot generation.
+//! When every table is loaded, one Cdc unit streams the slot for good.
+//!
 //! Fencing: each grant of a unit to a worker gets a fresh epoch from a global
 //! counter. Renewals, progress and completion must quote the current epoch of
 //! the unit; a worker whose lease expired (and whose unit was re-granted)
@@ -23,13 +32,16 @@ use crate::planner;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::mapping::TableMappings;
 use ferry_common::plan::SegmentBounds;
+use ferry_common::position::Lsn;
 use ferry_common::schema::{ConstraintKind, SourceSchema};
 use ferry_common::settings::TaskSettings;
-use ferry_common::work::{Work, WorkResult};
+use ferry_common::work::{CdcNames, CdcProgress, CdcTable, ProgressDetail, TableCounters, Work, WorkResult};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 pub const MAX_TRANSIENT_ATTEMPTS: u32 = 5;
+/// Streams outlive database restarts: they retry longer, with short backoff.
+pub const MAX_STREAM_ATTEMPTS: u32 = 30;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -65,6 +77,21 @@ pub struct TaskSpec {
     pub migration_type: MigrationType,
     pub mappings: TableMappings,
     pub settings: TaskSettings,
+    /// CDC: start at this position of an existing slot (`--cdc-start-position`).
+    #[serde(default)]
+    pub cdc_start_position: Option<Lsn>,
+    /// CDC: use this existing slot instead of creating `ferry_<task>`.
+    #[serde(default)]
+    pub slot_name: Option<String>,
+}
+
+impl TaskSpec {
+    pub fn has_cdc(&self) -> bool {
+        self.migration_type != MigrationType::FullLoad
+    }
+    pub fn has_load(&self) -> bool {
+        self.migration_type != MigrationType::Cdc
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +101,8 @@ pub enum TaskState {
     Stopped,
     Completed,
     Failed,
+    /// Dropping the slot and publications on the source before removal.
+    Deleting,
 }
 
 impl TaskState {
@@ -84,6 +113,7 @@ impl TaskState {
             TaskState::Stopped => "stopped",
             TaskState::Completed => "completed",
             TaskState::Failed => "failed",
+            TaskState::Deleting => "deleting",
         }
     }
 }
@@ -95,6 +125,22 @@ pub enum UnitKind {
     Load { table: usize, segment: u32 },
     PostData { table: usize },
     Finalize,
+    CreateSlot,
+    Snapshot,
+    Reset { table: usize },
+    Cdc,
+    DropSlot,
+}
+
+impl UnitKind {
+    /// Long-lived units that hold a source connection rather than a worker's
+    /// capacity: the snapshot holder.
+    fn is_background(&self) -> bool {
+        *self == UnitKind::Snapshot
+    }
+    fn is_stream(&self) -> bool {
+        matches!(self, UnitKind::Cdc | UnitKind::Snapshot)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +165,89 @@ pub struct TablePlan {
     pub segments: Vec<SegmentBounds>,
     pub load_started_at_ms: u64,
     pub load_finished_at_ms: u64,
+    /// Snapshot generation the table's segments are read in (CDC tasks).
+    #[serde(default)]
+    pub gen: Option<u64>,
+    /// That snapshot's consistent point: CDC applies commits from here on.
+    #[serde(default)]
+    pub apply_from: Option<Lsn>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    pub gen: u64,
+    pub name: String,
+    pub lsn: Lsn,
+}
+
+/// A CDC task's replication state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CdcState {
+    pub names: CdcNames,
+    /// Where the task's slot begins (set by CreateSlot).
+    pub consistent_point: Option<Lsn>,
+    /// The live exported snapshot, while a holder keeps it open.
+    pub snapshot: Option<SnapshotInfo>,
+    pub next_gen: u64,
+    /// Applied and committed on the target; the source may discard WAL
+    /// before it.
+    pub checkpoint: Lsn,
+    pub marks_requested: u64,
+    /// The latest report of the stream (its per-table deltas folded into
+    /// `counters`).
+    pub progress: CdcProgress,
+    pub progress_at_ms: u64,
+    /// Tables whose updates/deletes are not captured, with the reason.
+    pub insert_only: BTreeMap<String, String>,
+    pub table_errors: BTreeMap<String, String>,
+    pub counters: BTreeMap<String, TableCounters>,
+}
+
+impl CdcState {
+    fn new(spec: &TaskSpec) -> CdcState {
+        let base = object_name(&spec.name);
+        CdcState {
+            names: CdcNames {
+                slot: spec.slot_name.clone().unwrap_or_else(|| base.clone()),
+                publication: base.clone(),
+                publication_insert_only: format!("{base}_insert_only"),
+            },
+            consistent_point: None,
+            snapshot: None,
+            next_gen: 0,
+            checkpoint: Lsn(0),
+            marks_requested: 0,
+            progress: CdcProgress::default(),
+            progress_at_ms: 0,
+            insert_only: BTreeMap::new(),
+            table_errors: BTreeMap::new(),
+            counters: BTreeMap::new(),
+        }
+    }
+}
+
+/// `ferry_<task>` as a replication slot / publication name: lower case
+/// letters, digits and underscores, at most 63 bytes; a hash keeps names
+/// apart when sanitizing made two tasks' names equal.
+pub fn object_name(task: &str) -> String {
+    let clean: String = task
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if clean == task && clean.len() <= 40 {
+        return format!("ferry_{clean}");
+    }
+    let h = task.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
+    let cut: String = clean.chars().take(32).collect();
+    format!("ferry_{cut}_{:08x}", h as u32)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,6 +261,8 @@ pub struct Task {
     pub created_at_ms: u64,
     pub started_at_ms: u64,
     pub finished_at_ms: u64,
+    #[serde(default)]
+    pub cdc: Option<CdcState>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,6 +309,13 @@ pub enum Request {
     },
     DeleteTask {
         name: String,
+        /// Remove at once, leaving the source's slot and publications.
+        #[serde(default)]
+        force: bool,
+    },
+    /// `ferry task wait --for caught-up`: ask the stream to emit a mark.
+    RequestMark {
+        name: String,
     },
     RegisterWorker {
         name: String,
@@ -199,6 +337,10 @@ pub enum Request {
         assignment: u64,
         epoch: u64,
         rows: u64,
+        #[serde(default)]
+        detail: Option<Box<ProgressDetail>>,
+        #[serde(default)]
+        now_ms: u64,
     },
     Complete {
         assignment: u64,
@@ -231,6 +373,13 @@ pub enum Response {
         revoked: Vec<u64>,
         unknown_worker: bool,
     },
+    /// Progress stored; the highest mark the CLI has asked for.
+    Progressed {
+        mark_requested: u64,
+    },
+    Mark(u64),
+    /// The task was removed at once (no source-side cleanup needed).
+    Deleted,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -270,6 +419,7 @@ impl State {
                         created_at_ms: now_ms,
                         started_at_ms: 0,
                         finished_at_ms: 0,
+                        cdc: None,
                     },
                 );
                 Response::Ok
@@ -281,6 +431,7 @@ impl State {
                 dirty.tasks.push(name.clone());
                 match task.state {
                     TaskState::Running => return Response::Ok,
+                    TaskState::Deleting => return Response::Error(format!("task {name} is being deleted")),
                     TaskState::Completed => {
                         return Response::Error(format!(
                             "task {name} has already completed; delete and create it again to reload"
@@ -290,6 +441,9 @@ impl State {
                 }
                 if task.units.is_empty() {
                     task.units.push(Unit::new(UnitKind::Introspect));
+                }
+                if task.spec.has_cdc() && task.cdc.is_none() {
+                    task.cdc = Some(CdcState::new(&task.spec));
                 }
                 for u in task.units.iter_mut() {
                     if matches!(u.state, UnitState::Failed { .. }) {
@@ -315,13 +469,38 @@ impl State {
                 self.revoke_task(&name);
                 Response::Ok
             }
-            Request::DeleteTask { name } => {
-                if self.tasks.remove(&name).is_none() {
+            Request::DeleteTask { name, force } => {
+                let Some(task) = self.tasks.get_mut(&name) else {
                     return Response::Error(format!("task {name} not found"));
+                };
+                // A slot left behind pins WAL on the source forever: a task
+                // that may have created one is deleted by a DropSlot unit.
+                let source_objects = task.cdc.is_some() && task.units.iter().any(|u| u.kind == UnitKind::CreateSlot);
+                if force || !source_objects {
+                    self.tasks.remove(&name);
+                    self.leases.retain(|_, l| l.task != name);
+                    dirty.deleted_tasks.push(name);
+                    return Response::Deleted;
                 }
-                self.leases.retain(|_, l| l.task != name);
-                dirty.deleted_tasks.push(name);
+                task.state = TaskState::Deleting;
+                task.error = None;
+                if !task.units.iter().any(|u| u.kind == UnitKind::DropSlot) {
+                    task.units.push(Unit::new(UnitKind::DropSlot));
+                }
+                dirty.tasks.push(name.clone());
+                self.revoke_task(&name);
                 Response::Ok
+            }
+            Request::RequestMark { name } => {
+                let Some(task) = self.tasks.get_mut(&name) else {
+                    return Response::Error(format!("task {name} not found"));
+                };
+                let Some(cdc) = task.cdc.as_mut() else {
+                    return Response::Error(format!("task {name} has no change data capture"));
+                };
+                cdc.marks_requested += 1;
+                dirty.tasks.push(name);
+                Response::Mark(cdc.marks_requested)
             }
             Request::RegisterWorker { name, slots, now_ms } => {
                 self.next_worker_id += 1;
@@ -375,15 +554,22 @@ impl State {
                 assignment,
                 epoch,
                 rows,
+                detail,
+                now_ms,
             } => match self.lease(assignment, epoch) {
                 Err(e) => e,
                 Ok(l) => {
                     let (task, unit) = (l.task.clone(), l.unit);
+                    let mut mark_requested = 0;
                     if let Some(t) = self.tasks.get_mut(&task) {
                         t.units[unit].rows = rows;
+                        if let Some(d) = detail {
+                            t.apply_progress(unit, *d, now_ms);
+                        }
+                        mark_requested = t.cdc.as_ref().map_or(0, |c| c.marks_requested);
                         dirty.tasks.push(task);
                     }
-                    Response::Ok
+                    Response::Progressed { mark_requested }
                 }
             },
             Request::Complete {
@@ -399,6 +585,14 @@ impl State {
                     dirty.tasks.push(task.clone());
                     let t = self.tasks.get_mut(&task).expect("lease of a known task");
                     t.complete_unit(unit, *result, now_ms);
+                    if let Some(holder) = t.release_snapshot_if_loaded() {
+                        self.leases.remove(&holder);
+                    }
+                    if t.state == TaskState::Deleting && t.done(|k| *k == UnitKind::DropSlot) {
+                        self.tasks.remove(&task);
+                        self.leases.retain(|_, l| l.task != task);
+                        dirty.deleted_tasks.push(task);
+                    }
                     Response::Ok
                 }
             },
@@ -418,11 +612,19 @@ impl State {
                     let what = t.unit_subject(unit);
                     let u = &mut t.units[unit];
                     u.attempts += 1;
-                    if retryable && u.attempts < MAX_TRANSIENT_ATTEMPTS {
-                        let backoff = 1000u64 << u.attempts.min(5);
+                    let (limit, backoff) = if u.kind.is_stream() {
+                        (MAX_STREAM_ATTEMPTS, (500u64 << u.attempts.min(4)).min(5000))
+                    } else {
+                        (MAX_TRANSIENT_ATTEMPTS, 1000u64 << u.attempts.min(5))
+                    };
+                    let snapshot_holder = u.kind == UnitKind::Snapshot;
+                    if retryable && u.attempts < limit {
                         u.state = UnitState::Pending {
                             not_before_ms: now_ms + backoff,
                         };
+                        if snapshot_holder {
+                            self.snapshot_lost(&task);
+                        }
                     } else {
                         u.state = UnitState::Failed { error: error.clone() };
                         t.state = TaskState::Failed;
@@ -441,14 +643,8 @@ impl State {
                     .map(|(id, _)| *id)
                     .collect();
                 for id in expired {
-                    let l = self.leases.remove(&id).expect("listed above");
-                    if let Some(t) = self.tasks.get_mut(&l.task) {
-                        let u = &mut t.units[l.unit];
-                        if matches!(u.state, UnitState::Running { assignment, .. } if assignment == id) {
-                            u.state = UnitState::Pending { not_before_ms: 0 };
-                            u.rows = 0;
-                        }
-                        dirty.tasks.push(l.task.clone());
+                    if let Some(task) = self.release_lease(id) {
+                        dirty.tasks.push(task);
                     }
                 }
                 Response::Ok
@@ -460,7 +656,7 @@ impl State {
     pub fn may_grant(&self, now_ms: u64) -> bool {
         self.tasks
             .values()
-            .any(|t| t.state == TaskState::Running && t.next_runnable(now_ms).is_some())
+            .any(|t| t.is_active() && t.next_runnable(now_ms).is_some())
     }
 
     fn lease(&self, assignment: u64, epoch: u64) -> Result<&Lease, Response> {
@@ -484,20 +680,83 @@ impl State {
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
-            let l = self.leases.remove(&id).expect("listed above");
-            if let Some(t) = self.tasks.get_mut(name) {
-                let u = &mut t.units[l.unit];
-                if matches!(u.state, UnitState::Running { .. }) {
-                    u.state = UnitState::Pending { not_before_ms: 0 };
-                    u.rows = 0;
-                }
+            self.release_lease(id);
+        }
+    }
+
+    /// Takes a lease away before its unit finished (expiry, stop): the unit
+    /// becomes pending again. Returns the lease's task.
+    fn release_lease(&mut self, id: u64) -> Option<String> {
+        let l = self.leases.remove(&id)?;
+        let t = self.tasks.get_mut(&l.task)?;
+        let u = &mut t.units[l.unit];
+        if matches!(u.state, UnitState::Running { assignment, .. } if assignment == id) {
+            u.state = UnitState::Pending { not_before_ms: 0 };
+            u.rows = 0;
+            if u.kind == UnitKind::Snapshot {
+                self.snapshot_lost(&l.task);
             }
+        }
+        Some(l.task)
+    }
+
+    /// The snapshot holder is gone, and with it the snapshot: a table with
+    /// segments read in it but not all of them committed can no longer be
+    /// completed consistently. Such tables are emptied and loaded again in
+    /// the next generation; tables already complete keep their snapshot's
+    /// consistent point, which the slot (older than any snapshot) covers.
+    fn snapshot_lost(&mut self, name: &str) {
+        let Some(t) = self.tasks.get_mut(name) else { return };
+        let Some(snap) = t.cdc.as_mut().and_then(|c| c.snapshot.take()) else {
+            return;
+        };
+        let mut orphaned = vec![];
+        for table in 0..t.plans.len() {
+            let is_load = |k: &UnitKind| matches!(k, UnitKind::Load { table: x, .. } if *x == table);
+            if t.plans[table].gen != Some(snap.gen) || t.done(is_load) {
+                continue;
+            }
+            t.plans[table].gen = None;
+            t.plans[table].apply_from = None;
+            for u in t.units.iter_mut().filter(|u| is_load(&u.kind)) {
+                if let UnitState::Running { assignment, .. } = u.state {
+                    orphaned.push(assignment);
+                }
+                u.state = UnitState::Pending { not_before_ms: 0 };
+                u.rows = 0;
+            }
+            let reset_pending = t
+                .units
+                .iter()
+                .any(|u| u.kind == (UnitKind::Reset { table }) && u.state != UnitState::Done);
+            if !reset_pending {
+                t.units.push(Unit::new(UnitKind::Reset { table }));
+            }
+            tracing::warn!(
+                task = name,
+                table,
+                gen = snap.gen,
+                "snapshot lost mid-load: the table will be reloaded"
+            );
+        }
+        for id in orphaned {
+            self.leases.remove(&id);
         }
     }
 
     /// Picks the next runnable unit, oldest task first. Deterministic.
     fn grant(&mut self, worker: u64, now_ms: u64, lease_ms: u64, dirty: &mut Dirty) -> Option<GrantedWork> {
-        let held = self.leases.values().filter(|l| l.worker == worker).count() as u32;
+        let held = self
+            .leases
+            .values()
+            .filter(|l| l.worker == worker)
+            .filter(|l| {
+                !self
+                    .tasks
+                    .get(&l.task)
+                    .is_some_and(|t| t.units[l.unit].kind.is_background())
+            })
+            .count() as u32;
         let slots = self.workers.get(&worker).map_or(1, |w| w.slots.max(1));
         if held >= slots {
             return None;
@@ -507,12 +766,13 @@ impl State {
         let names: Vec<String> = names.into_iter().cloned().collect();
         for name in names {
             let task = self.tasks.get_mut(&name).expect("listed");
-            if task.state != TaskState::Running {
+            if !task.is_active() {
                 continue;
             }
             let Some(unit) = task.next_runnable(now_ms) else {
                 continue;
             };
+            task.on_grant(unit);
             let work = task.work_for(unit);
             self.next_assignment_id += 1;
             self.next_epoch += 1;
@@ -567,19 +827,132 @@ impl Task {
             .all(|u| u.state == UnitState::Done)
     }
 
-    /// Unit dependencies: Prepare after Introspect (implicit: created then),
-    /// loads after Prepare, a table's PostData after its loads, Finalize
-    /// after every PostData.
+    fn is_active(&self) -> bool {
+        matches!(self.state, TaskState::Running | TaskState::Deleting)
+    }
+
+    fn snapshot(&self) -> Option<&SnapshotInfo> {
+        self.cdc.as_ref().and_then(|c| c.snapshot.as_ref())
+    }
+
+    /// Unit dependencies: Prepare and CreateSlot after Introspect (implicit:
+    /// created then), loads after Prepare (and, with CDC, inside a live
+    /// snapshot of the table's generation, after any reset of the table), a
+    /// table's PostData after its loads, Finalize after every PostData, the
+    /// CDC stream after everything but the snapshot holder.
     fn runnable(&self, kind: &UnitKind) -> bool {
+        let with_snapshot = self.spec.has_cdc() && self.spec.has_load();
+        let prepared = || self.done(|k| *k == UnitKind::Prepare);
         match kind {
-            UnitKind::Introspect | UnitKind::Prepare => true,
-            UnitKind::Load { .. } => self.done(|k| *k == UnitKind::Prepare),
-            UnitKind::PostData { table } => {
-                self.done(|k| *k == UnitKind::Prepare)
-                    && self.done(|k| matches!(k, UnitKind::Load { table: t, .. } if t == table))
+            UnitKind::Introspect | UnitKind::Prepare | UnitKind::CreateSlot => true,
+            UnitKind::DropSlot => self.state == TaskState::Deleting,
+            UnitKind::Snapshot => {
+                self.done(|k| *k == UnitKind::CreateSlot)
+                    && self
+                        .units
+                        .iter()
+                        .any(|u| matches!(u.kind, UnitKind::Load { .. }) && u.state != UnitState::Done)
             }
-            UnitKind::Finalize => self.done(|k| !matches!(k, UnitKind::Finalize)),
+            UnitKind::Reset { .. } => prepared() && self.snapshot().is_some(),
+            UnitKind::Load { table, .. } => {
+                prepared()
+                    && (!with_snapshot
+                        || self
+                            .snapshot()
+                            .is_some_and(|s| self.plans[*table].gen.is_none_or(|g| g == s.gen))
+                            && self.done(|k| *k == UnitKind::Reset { table: *table }))
+            }
+            UnitKind::PostData { table } => {
+                prepared() && self.done(|k| matches!(k, UnitKind::Load { table: t, .. } if t == table))
+            }
+            UnitKind::Finalize => self.done(|k| {
+                !matches!(
+                    k,
+                    UnitKind::Finalize | UnitKind::Cdc | UnitKind::Snapshot | UnitKind::DropSlot
+                )
+            }),
+            UnitKind::Cdc => self.done(|k| !matches!(k, UnitKind::Cdc | UnitKind::Snapshot | UnitKind::DropSlot)),
         }
+    }
+
+    /// Bookkeeping at grant time: a table's first segment fixes its snapshot
+    /// generation; a snapshot holder gets the next generation.
+    fn on_grant(&mut self, unit: usize) {
+        let kind = self.units[unit].kind;
+        let snap = self.snapshot().cloned();
+        match kind {
+            UnitKind::Load { table, .. } => {
+                if let Some(s) = snap {
+                    let p = &mut self.plans[table];
+                    if p.gen.is_none() {
+                        p.gen = Some(s.gen);
+                        p.apply_from = Some(s.lsn);
+                    }
+                }
+            }
+            UnitKind::Snapshot => {
+                if let Some(c) = self.cdc.as_mut() {
+                    c.next_gen += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// When the last segment is committed, the snapshot holder may let go.
+    /// Returns the holder's assignment, whose lease the caller removes (the
+    /// worker sees it revoked at its next heartbeat and closes the snapshot).
+    fn release_snapshot_if_loaded(&mut self) -> Option<u64> {
+        if !self.units.iter().any(|u| u.kind == UnitKind::Snapshot)
+            || !self.done(|k| matches!(k, UnitKind::Load { .. } | UnitKind::Reset { .. }))
+        {
+            return None;
+        }
+        if let Some(c) = self.cdc.as_mut() {
+            c.snapshot = None;
+        }
+        let mut holder = None;
+        for u in self.units.iter_mut().filter(|u| u.kind == UnitKind::Snapshot) {
+            if let UnitState::Running { assignment, .. } = u.state {
+                holder = Some(assignment);
+            }
+            u.state = UnitState::Done;
+        }
+        holder
+    }
+
+    fn apply_progress(&mut self, unit: usize, detail: ProgressDetail, now_ms: u64) {
+        let kind = self.units[unit].kind;
+        let Some(cdc) = self.cdc.as_mut() else { return };
+        match detail {
+            ProgressDetail::Snapshot { name, lsn } if kind == UnitKind::Snapshot => {
+                cdc.snapshot = Some(SnapshotInfo {
+                    gen: cdc.next_gen,
+                    name,
+                    lsn,
+                });
+            }
+            ProgressDetail::Cdc(mut p) if kind == UnitKind::Cdc => {
+                cdc.checkpoint = cdc.checkpoint.max(p.applied);
+                for (table, delta) in std::mem::take(&mut p.applied_delta) {
+                    cdc.counters.entry(table).or_default().add(&delta);
+                }
+                for (table, error) in std::mem::take(&mut p.table_errors) {
+                    cdc.table_errors.insert(table, error);
+                }
+                cdc.progress = p;
+                cdc.progress_at_ms = now_ms;
+                // A stream that reports is healthy again: reset its retries.
+                self.units[unit].attempts = 0;
+            }
+            _ => {}
+        }
+    }
+
+    /// The slot name of a snapshot holder of generation `gen`.
+    fn holder_slot(&self, gen: u64) -> String {
+        let base = object_name(&self.spec.name);
+        format!("{base}_snap_{gen}")
     }
 
     fn next_runnable(&self, now_ms: u64) -> Option<usize> {
@@ -588,8 +961,10 @@ impl Task {
             .iter()
             .filter(|u| matches!(u.kind, UnitKind::Load { .. }) && matches!(u.state, UnitState::Running { .. }))
             .count() as u32;
+        let deleting = self.state == TaskState::Deleting;
         self.units.iter().position(|u| {
             matches!(u.state, UnitState::Pending { not_before_ms } if not_before_ms <= now_ms)
+                && deleting == (u.kind == UnitKind::DropSlot)
                 && self.runnable(&u.kind)
                 && !(matches!(u.kind, UnitKind::Load { .. })
                     && loads_running >= self.spec.settings.max_full_load_subtasks)
@@ -626,8 +1001,65 @@ impl Task {
                     table: t,
                     segment,
                     bounds: self.plans[table].segments[segment as usize].clone(),
+                    snapshot: self.snapshot().map(|s| s.name.clone()),
+                    gen: self.plans[table].gen.unwrap_or(0),
                 }
             }
+            UnitKind::Reset { table } => {
+                let mut t = schema.tables[table].clone();
+                t.key_samples.clear();
+                Work::ResetTable {
+                    target: spec.target.clone(),
+                    table: t,
+                    gen: self.snapshot().map_or(0, |s| s.gen),
+                }
+            }
+            UnitKind::CreateSlot => Work::CreateSlot {
+                source: spec.source.clone(),
+                cdc: self.cdc_names(),
+                tables: schema
+                    .tables
+                    .iter()
+                    .map(|t| {
+                        let mut t = t.clone();
+                        t.key_samples.clear();
+                        t
+                    })
+                    .collect(),
+                existing_slot: spec.slot_name.is_some(),
+            },
+            UnitKind::Snapshot => Work::HoldSnapshot {
+                source: spec.source.clone(),
+                slot: self.holder_slot(self.cdc.as_ref().map_or(0, |c| c.next_gen)),
+            },
+            UnitKind::Cdc => {
+                let cdc = self.cdc.as_ref().expect("CDC units exist only in CDC tasks");
+                let origin = spec.cdc_start_position.or(cdc.consistent_point).unwrap_or_default();
+                Work::Cdc {
+                    source: spec.source.clone(),
+                    target: spec.target.clone(),
+                    cdc: cdc.names.clone(),
+                    tables: schema
+                        .tables
+                        .iter()
+                        .zip(&self.plans)
+                        .map(|(t, p)| {
+                            let mut t = t.clone();
+                            t.key_samples.clear();
+                            CdcTable {
+                                table: t,
+                                apply_from: p.apply_from.unwrap_or_default(),
+                            }
+                        })
+                        .collect(),
+                    start: cdc.checkpoint.max(origin),
+                }
+            }
+            UnitKind::DropSlot => Work::DropSlot {
+                source: spec.source.clone(),
+                cdc: self.cdc_names(),
+                keep_slot: spec.slot_name.is_some(),
+            },
             UnitKind::PostData { table } => {
                 let mut t = schema.tables[table].clone();
                 t.key_samples.clear();
@@ -653,6 +1085,12 @@ impl Task {
         }
     }
 
+    fn cdc_names(&self) -> CdcNames {
+        self.cdc
+            .as_ref()
+            .map_or_else(|| CdcState::new(&self.spec).names, |c| c.names.clone())
+    }
+
     fn unit_subject(&self, unit: usize) -> String {
         let table = |i: usize| {
             self.schema
@@ -666,6 +1104,11 @@ impl Task {
             UnitKind::Load { table: t, segment } => format!("{} segment {segment}", table(t)),
             UnitKind::PostData { table: t } => format!("{} post-load (indexes, constraints)", table(t)),
             UnitKind::Finalize => "foreign keys".into(),
+            UnitKind::CreateSlot => "creating the replication slot and publications on the source".into(),
+            UnitKind::Snapshot => "holding the load snapshot on the source".into(),
+            UnitKind::Reset { table: t } => format!("{} reset for reload", table(t)),
+            UnitKind::Cdc => "change data capture".into(),
+            UnitKind::DropSlot => "dropping the replication slot and publications on the source".into(),
         }
     }
 
@@ -680,6 +1123,8 @@ impl Task {
                             segments,
                             load_started_at_ms: 0,
                             load_finished_at_ms: 0,
+                            gen: None,
+                            apply_from: None,
                         }),
                         Err(e) => {
                             self.state = TaskState::Failed;
@@ -695,18 +1140,41 @@ impl Task {
                     self.finished_at_ms = now_ms;
                     return;
                 }
+                if self.spec.has_cdc() {
+                    self.units.push(Unit::new(UnitKind::CreateSlot));
+                }
                 self.units.push(Unit::new(UnitKind::Prepare));
-                for (i, p) in plans.iter().enumerate() {
-                    for s in 0..p.segments.len() as u32 {
-                        self.units.push(Unit::new(UnitKind::Load { table: i, segment: s }));
+                if self.spec.has_load() {
+                    if self.spec.has_cdc() {
+                        self.units.push(Unit::new(UnitKind::Snapshot));
+                    }
+                    for (i, p) in plans.iter().enumerate() {
+                        for s in 0..p.segments.len() as u32 {
+                            self.units.push(Unit::new(UnitKind::Load { table: i, segment: s }));
+                        }
                     }
                 }
                 for i in 0..plans.len() {
                     self.units.push(Unit::new(UnitKind::PostData { table: i }));
                 }
                 self.units.push(Unit::new(UnitKind::Finalize));
+                if self.spec.has_cdc() {
+                    self.units.push(Unit::new(UnitKind::Cdc));
+                }
                 self.plans = plans;
                 self.schema = Some(schema);
+            }
+            (
+                UnitKind::CreateSlot,
+                WorkResult::SlotReady {
+                    consistent_point,
+                    insert_only,
+                },
+            ) => {
+                if let Some(c) = self.cdc.as_mut() {
+                    c.consistent_point.get_or_insert(consistent_point);
+                    c.insert_only = insert_only.into_iter().collect();
+                }
             }
             (UnitKind::Load { table, .. }, WorkResult::Loaded { rows, .. }) => {
                 self.units[unit].rows = rows;
@@ -766,9 +1234,27 @@ impl Task {
         (state.to_string(), rows, done, total, error)
     }
 
+    /// Whether the full load (with its indexes and constraints) is done.
+    pub fn full_load_done(&self) -> bool {
+        !self.units.is_empty()
+            && self.schema.is_some()
+            && self.done(|k| {
+                matches!(
+                    k,
+                    UnitKind::Load { .. } | UnitKind::PostData { .. } | UnitKind::Finalize | UnitKind::Reset { .. }
+                )
+            })
+    }
+
     pub fn phase(&self) -> &'static str {
         if self.state == TaskState::Completed {
             return "Done";
+        }
+        if self.state == TaskState::Deleting {
+            return "Deleting";
+        }
+        if self.units.iter().any(|u| u.kind == UnitKind::Cdc) && self.runnable(&UnitKind::Cdc) {
+            return "CDC";
         }
         let pending =
             |pred: &dyn Fn(&UnitKind) -> bool| self.units.iter().any(|u| pred(&u.kind) && u.state != UnitState::Done);

@@ -35,6 +35,8 @@ pub struct PgServer {
     data: PathBuf,
     bin: PathBuf,
     root: bool,
+    opts: String,
+    log: PathBuf,
     pub port: u16,
 }
 
@@ -88,15 +90,44 @@ impl PgServer {
                 .status()?;
             if st.success() {
                 return Ok(PgServer {
+                    log: dir.path().join("log"),
                     _dir: dir,
                     data,
                     bin,
                     root,
+                    opts,
                     port,
                 });
             }
         }
         bail!("could not start postgres")
+    }
+
+    /// `pg_ctl restart -m fast`: sessions (walsenders included) are ended.
+    pub fn restart(&self) -> Result<()> {
+        let st = pg_cmd(&self.bin.join("pg_ctl"), self.root)
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(&self.log)
+            .args(["-o", &self.opts, "-m", "fast", "-w", "restart"])
+            .stdout(Stdio::null())
+            .status()?;
+        if !st.success() {
+            bail!("pg_ctl restart failed");
+        }
+        Ok(())
+    }
+
+    /// Runs pgbench against this server with the given arguments.
+    pub fn pgbench(&self, db: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(self.bin.join("pgbench"));
+        c.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+            .args(args)
+            .arg(db)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        c
     }
 
     pub fn url(&self, db: &str) -> String {
@@ -412,4 +443,93 @@ impl Scenario {
         assert_eq!(next, 5, "sequence not advanced on the target");
         Ok(())
     }
+}
+
+pub const PGBENCH_TABLES: &[&str] = &[
+    "pgbench_accounts",
+    "pgbench_branches",
+    "pgbench_tellers",
+    "pgbench_history",
+];
+
+/// Source and target for the CDC tests: `pgbench -i -s SCALE` on the source.
+pub struct PgbenchPair {
+    pub src: PgServer,
+    pub dst: PgServer,
+    pub settings: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl PgbenchPair {
+    pub fn new(scale: u32) -> Result<PgbenchPair> {
+        let src = PgServer::start()?;
+        let dst = PgServer::start()?;
+        let out = src
+            .pgbench("postgres", &["-i", "-q", "-s", &scale.to_string()])
+            .output()?;
+        if !out.status.success() {
+            bail!("pgbench -i failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let dir = tempfile::tempdir()?;
+        let settings = dir.path().join("settings.json");
+        // Small segments: pgbench_accounts is cut into many, loaded in parallel.
+        std::fs::write(&settings, r#"{"Ferry": {"SegmentTargetBytes": 4000000}}"#)?;
+        Ok(PgbenchPair {
+            src,
+            dst,
+            settings,
+            _dir: dir,
+        })
+    }
+
+    pub fn create_task(&self, f: &Ferry, name: &str, kind: &str) {
+        f.ok(&[
+            "task",
+            "create",
+            name,
+            "--source",
+            &self.src.url("postgres"),
+            "--target",
+            &self.dst.url("postgres"),
+            "--type",
+            kind,
+            "--settings",
+            self.settings.to_str().unwrap(),
+        ]);
+    }
+
+    /// Starts pgbench writing to the source for `secs` seconds.
+    pub fn write_load(&self, clients: u32, secs: u32) -> Result<Child> {
+        Ok(self
+            .src
+            .pgbench(
+                "postgres",
+                &["-n", "-c", &clients.to_string(), "-j", "2", "-T", &secs.to_string()],
+            )
+            .spawn()?)
+    }
+
+    /// Every pgbench table identical, row for row.
+    pub async fn assert_identical(&self) -> Result<()> {
+        let s = self.src.client("postgres").await?;
+        let d = self.dst.client("postgres").await?;
+        for t in PGBENCH_TABLES {
+            let a = table_digest(&s, t).await?;
+            let b = table_digest(&d, t).await?;
+            assert_eq!(a, b, "table {t} differs (count, digest): source {a:?} target {b:?}");
+        }
+        Ok(())
+    }
+}
+
+/// Waits for a pgbench run to end; a run cut short by a server restart is
+/// expected to fail, so only its exit is awaited.
+pub fn finish(mut c: Child) {
+    let _ = c.wait();
+}
+
+/// `ferry task wait NAME --for caught-up`, asserting success.
+pub fn wait_caught_up(f: &Ferry, task: &str) {
+    let (ok, out, err) = f.ferry(&["task", "wait", task, "--for", "caught-up", "--timeout", "300"]);
+    assert!(ok, "caught-up wait failed: {out}{err}\nstatus: {:?}", f.status(task));
 }

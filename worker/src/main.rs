@@ -7,6 +7,7 @@
 
 mod connectors;
 mod failpoint;
+mod report;
 
 use anyhow::Context;
 use clap::Parser;
@@ -122,6 +123,13 @@ async fn slot_loop(mut client: WorkerClient<Channel>, slot: u32) {
             continue;
         };
         let span = tracing::info_span!("assignment", task = %a.task, kind = %a.kind, id = a.id, epoch = a.epoch, slot);
+        if a.kind == "HoldSnapshot" {
+            // A snapshot holder idles on a source connection; it does not
+            // take this slot's capacity (the coordinator does not count it).
+            let mut c = client.clone();
+            tokio::spawn(async move { run_assignment(&mut c, worker_id, lease_ms, a).instrument(span).await });
+            continue;
+        }
         run_assignment(&mut client, worker_id, lease_ms, a)
             .instrument(span)
             .await;
@@ -155,10 +163,11 @@ async fn run_assignment(client: &mut WorkerClient<Channel>, worker_id: u64, leas
         tracing::info!("starting");
     }
     let progress = Arc::new(AtomicU64::new(0));
-    let fut = TASK.scope(
-        a.task.clone(),
-        EPOCH.scope(a.epoch, connectors::run_work(work, progress.clone())),
-    );
+    let ctx = connectors::WorkContext {
+        progress: progress.clone(),
+        reporter: report::Reporter::new(client.clone(), aref),
+    };
+    let fut = TASK.scope(a.task.clone(), EPOCH.scope(a.epoch, connectors::run_work(work, ctx)));
     tokio::pin!(fut);
     let mut beat = tokio::time::interval(Duration::from_millis((lease_ms / 4).max(200)));
     beat.tick().await;
@@ -179,7 +188,7 @@ async fn run_assignment(client: &mut WorkerClient<Channel>, worker_id: u64, leas
                 }
                 let rows = progress.load(Ordering::Relaxed);
                 if rows > 0 {
-                    let _ = client.report_progress(pb::ProgressRequest { assignment: Some(aref), rows }).await;
+                    let _ = client.report_progress(pb::ProgressRequest { assignment: Some(aref), rows, detail_json: vec![] }).await;
                 }
             }
         }

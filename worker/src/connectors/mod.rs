@@ -27,13 +27,23 @@ impl ConnectorError {
 /// Progress sink: rows copied so far in the current assignment.
 pub type Progress = std::sync::Arc<std::sync::atomic::AtomicU64>;
 
-pub async fn run_work(work: Work, progress: Progress) -> Result<WorkResult, ConnectorError> {
+/// What a running assignment can report through.
+pub struct WorkContext {
+    pub progress: Progress,
+    pub reporter: crate::report::Reporter,
+}
+
+pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorError> {
     let engine = match &work {
-        Work::Introspect { source, .. } => source.engine,
-        Work::Prepare { target, .. } | Work::Finalize { target, .. } => target.engine,
+        Work::Introspect { source, .. }
+        | Work::CreateSlot { source, .. }
+        | Work::HoldSnapshot { source, .. }
+        | Work::DropSlot { source, .. }
+        | Work::Cdc { source, .. } => source.engine,
+        Work::Prepare { target, .. } | Work::Finalize { target, .. } | Work::ResetTable { target, .. } => target.engine,
         Work::LoadSegment { source, .. } | Work::PostData { source, .. } => source.engine,
     };
     match engine {
-        Engine::Postgres => postgres::run(work, progress).await,
+        Engine::Postgres => postgres::run(work, ctx).await,
     }
 }

@@ -38,7 +38,7 @@ fn pgpass(ep: &Endpoint) -> Option<String> {
     None
 }
 
-fn password(ep: &Endpoint) -> Result<Option<String>, ConnectorError> {
+pub(crate) fn password(ep: &Endpoint) -> Result<Option<String>, ConnectorError> {
     match &ep.password {
         PasswordSource::Env(var) => std::env::var(var).map(Some).map_err(|_| {
             ConnectorError::Definite(format!(

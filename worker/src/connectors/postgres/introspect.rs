@@ -249,14 +249,16 @@ async fn table(
             options: r.get(4),
         })
         .collect();
-    // Sizes over the whole partition tree; pages of the heap itself for CTIDs.
+    // Sizes over the whole partition tree (pg_partition_tree lists nothing
+    // for a plain table, hence the union); pages of the heap itself for CTIDs.
     let r = c
         .query_one(
             "SELECT COALESCE(sum(pg_table_size(p.relid)), 0)::int8,
                     COALESCE(sum(GREATEST(c.reltuples, 0)), 0)::int8,
                     (pg_relation_size($1::oid) / current_setting('block_size')::int)::int8,
                     bool_or(c.reltuples < 0 AND c.relkind = 'r')
-               FROM pg_partition_tree($1::oid::regclass) p JOIN pg_class c ON c.oid = p.relid",
+               FROM (SELECT $1::oid AS relid UNION SELECT relid FROM pg_partition_tree($1::oid::regclass)) p
+               JOIN pg_class c ON c.oid = p.relid",
             &[&oid],
         )
         .await?;

@@ -25,6 +25,14 @@
 //! - Keyed segments also delete their range first, so rows that existed on
 //!   the target before the task (TargetTablePrepMode DO_NOTHING) are replaced
 //!   rather than duplicated.
+//! - With CDC, segments read the source inside the table's exported snapshot
+//!   (generation `gen`). If that snapshot dies mid-table, the coordinator
+//!   empties the table (ResetTable) and reloads it in a newer generation;
+//!   `ferry.table_loads.gen` fences the old one: a load takes the row FOR
+//!   SHARE and proceeds only if `gen <= its own`, and the reset raises `gen`
+//!   under an exclusive row lock, so a straggler of the old generation either
+//!   committed before the reset (and is truncated by it) or finds itself
+//!   superseded and rolls back.
 //!
 //! Memory: tokio-postgres reads the source with a one-message channel (it
 //! stops reading the socket while a message is unconsumed) and the target
@@ -109,24 +117,84 @@ pub fn predicate(bounds: &SegmentBounds) -> String {
     }
 }
 
+pub struct Segment<'a> {
+    pub number: u32,
+    pub bounds: &'a SegmentBounds,
+    /// Exported snapshot to read in (CDC tasks).
+    pub snapshot: Option<&'a str>,
+    pub gen: u64,
+}
+
+/// Empties a partly loaded table for a reload in snapshot generation `gen`.
+pub async fn reset_table(target: &Endpoint, t: &TableSchema, gen: u64) -> Result<WorkResult, ConnectorError> {
+    let task = crate::current_task();
+    let name = t.display_name();
+    let mut dst = connect(target).await?;
+    let tx = dst
+        .transaction()
+        .await
+        .map_err(|e| classify(format!("table {name}: BEGIN on target"), e))?;
+    tx.execute(
+        "INSERT INTO ferry.table_loads AS l (task, table_name, gen) VALUES ($1, $2, $3)
+         ON CONFLICT (task, table_name) DO UPDATE SET gen = greatest(l.gen, EXCLUDED.gen)",
+        &[&task, &t.qualified(), &(gen as i64)],
+    )
+    .await
+    .map_err(|e| classify(format!("table {name}: raising its load generation"), e))?;
+    tx.batch_execute(&format!("TRUNCATE {}", t.qualified()))
+        .await
+        .map_err(|e| classify(format!("table {name}: truncating for reload"), e))?;
+    tx.execute(
+        "DELETE FROM ferry.segment_loads WHERE task = $1 AND table_name = $2",
+        &[&task, &t.qualified()],
+    )
+    .await
+    .map_err(|e| classify(format!("table {name}: clearing segment markers"), e))?;
+    tx.commit()
+        .await
+        .map_err(|e| classify(format!("table {name}: COMMIT of reset"), e))?;
+    tracing::info!(table = %name, gen, "table emptied for reload in a new snapshot");
+    Ok(WorkResult::Done)
+}
+
 pub async fn load_segment(
     source: &Endpoint,
     target: &Endpoint,
     t: &TableSchema,
-    segment: u32,
-    bounds: &SegmentBounds,
+    seg: Segment<'_>,
     progress: Progress,
 ) -> Result<WorkResult, ConnectorError> {
+    let (segment, bounds) = (seg.number, seg.bounds);
     let name = t.display_name();
     let ctx = |what: &str| format!("table {name} segment {segment}: {what}");
     let task = crate::current_task();
     let epoch = crate::current_epoch();
     let mut dst = connect(target).await?;
-    let src = connect(source).await?;
+    let mut src = connect(source).await?;
     let tx = dst
         .transaction()
         .await
         .map_err(|e| classify(ctx("BEGIN on target"), e))?;
+    tx.execute(
+        "INSERT INTO ferry.table_loads (task, table_name, gen) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING",
+        &[&task, &t.qualified()],
+    )
+    .await
+    .map_err(|e| classify(ctx("registering the table load"), e))?;
+    let current: i64 = tx
+        .query_one(
+            "SELECT gen FROM ferry.table_loads WHERE task = $1 AND table_name = $2 FOR SHARE",
+            &[&task, &t.qualified()],
+        )
+        .await
+        .map_err(|e| classify(ctx("reading the table's load generation"), e))?
+        .get(0);
+    if current as u64 > seg.gen {
+        return Err(ConnectorError::Transient(ctx(&format!(
+            "superseded: the table was reset for snapshot generation {current} (this load is of {})",
+            seg.gen
+        ))));
+    }
     let fenced = tx
         .execute(
             "INSERT INTO ferry.segment_loads (task, table_name, segment, epoch) VALUES ($1, $2, $3, $4)",
@@ -169,11 +237,30 @@ pub async fn load_segment(
         t.qualified()
     );
     let in_sql = format!("COPY {} ({cols}) FROM STDIN (FORMAT {format})", t.qualified());
+    // The source side reads in the table's snapshot when there is one.
+    let src_tx = src
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(|e| classify(ctx("BEGIN on source"), e))?;
+    if let Some(snap) = seg.snapshot {
+        src_tx
+            .batch_execute(&format!("SET TRANSACTION SNAPSHOT {}", quote_literal(snap)))
+            .await
+            .map_err(|e| {
+                let e = classify(ctx("importing the load snapshot"), e);
+                // A snapshot whose holder died is gone for good; the
+                // coordinator starts a new generation once it notices.
+                ConnectorError::Transient(e.to_string())
+            })?;
+    }
     let sink = tx
         .copy_in(&in_sql)
         .await
         .map_err(|e| classify(ctx("COPY FROM STDIN on target"), e))?;
-    let stream = src
+    let stream = src_tx
         .copy_out(&out_sql)
         .await
         .map_err(|e| classify(ctx("COPY TO STDOUT on source"), e))?;

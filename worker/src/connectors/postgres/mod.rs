@@ -1,15 +1,17 @@
-//! PostgreSQL connector: introspection, target preparation, segment load.
+//! PostgreSQL connector: introspection, target preparation, segment load,
+//! change data capture.
 
-mod connect;
+mod cdc;
+pub(crate) mod connect;
 mod introspect;
 mod load;
 mod schema;
 
-use super::{ConnectorError, Progress};
+use super::{ConnectorError, WorkContext};
 pub use connect::connect;
 use ferry_common::work::{Work, WorkResult};
 
-pub async fn run(work: Work, progress: Progress) -> Result<WorkResult, ConnectorError> {
+pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorError> {
     match work {
         Work::Introspect {
             source,
@@ -32,7 +34,39 @@ pub async fn run(work: Work, progress: Progress) -> Result<WorkResult, Connector
             table,
             segment,
             bounds,
-        } => load::load_segment(&source, &target, &table, segment, &bounds, progress).await,
+            snapshot,
+            gen,
+        } => {
+            load::load_segment(
+                &source,
+                &target,
+                &table,
+                load::Segment {
+                    number: segment,
+                    bounds: &bounds,
+                    snapshot: snapshot.as_deref(),
+                    gen,
+                },
+                ctx.progress,
+            )
+            .await
+        }
+        Work::ResetTable { target, table, gen } => load::reset_table(&target, &table, gen).await,
+        Work::CreateSlot {
+            source,
+            cdc,
+            tables,
+            existing_slot,
+        } => cdc::slot::create(&source, &cdc, &tables, existing_slot).await,
+        Work::HoldSnapshot { source, slot } => cdc::slot::hold_snapshot(&source, &slot, &ctx.reporter).await,
+        Work::Cdc {
+            source,
+            target,
+            cdc,
+            tables,
+            start,
+        } => cdc::apply::run(&source, &target, &cdc, &tables, start, &ctx.reporter).await,
+        Work::DropSlot { source, cdc, keep_slot } => cdc::slot::drop(&source, &cdc, keep_slot).await,
         Work::PostData { source, target, table } => schema::post_data(&source, &target, &table)
             .await
             .map(|_| WorkResult::Done),

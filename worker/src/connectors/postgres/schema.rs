@@ -16,7 +16,10 @@ pub const CONTROL_DDL: &str = "CREATE SCHEMA IF NOT EXISTS ferry;
 CREATE TABLE IF NOT EXISTS ferry.segment_loads (
     task text NOT NULL, table_name text NOT NULL, segment int NOT NULL,
     epoch bigint NOT NULL, rows bigint, loaded_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (task, table_name, segment));";
+    PRIMARY KEY (task, table_name, segment));
+CREATE TABLE IF NOT EXISTS ferry.table_loads (
+    task text NOT NULL, table_name text NOT NULL, gen bigint NOT NULL,
+    PRIMARY KEY (task, table_name));";
 
 async fn exec(c: &Client, sql: &str, what: &str) -> Result<(), ConnectorError> {
     c.batch_execute(sql).await.map_err(|e| classify(what, e))
@@ -168,6 +171,18 @@ pub async fn prepare(ep: &Endpoint, s: &SourceSchema, mode: TargetTablePrepMode)
             )
             .await?;
         }
+    }
+    // Rows for the load-generation fence (see `load`), created here so
+    // that loads only ever take them FOR SHARE and never wait on each other.
+    let task = crate::current_task();
+    for t in &s.tables {
+        c.execute(
+            "INSERT INTO ferry.table_loads (task, table_name, gen) VALUES ($1, $2, 0)
+             ON CONFLICT (task, table_name) DO UPDATE SET gen = 0",
+            &[&task, &t.qualified()],
+        )
+        .await
+        .map_err(|e| classify("writing ferry.table_loads", e))?;
     }
     // A fresh or emptied table has no committed segments: forget old marks.
     if mode != TargetTablePrepMode::DoNothing {

@@ -1,0 +1,67 @@
+//! CDC with pgbench writing while the apply worker is killed (kill -9)
+//! several times, the source server is restarted and the target server is
+//! restarted: after catching up, every table is identical row for row.
+use ferry_tests::*;
+use std::time::Duration;
+
+fn cdc_worker(f: &Ferry) -> Option<usize> {
+    // The worker whose log shows the newest stream start holds the stream.
+    f.workers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, w)| {
+            let log = w.log_text();
+            log.rfind("CDC stream started").map(|_| (i, log.len()))
+        })
+        .max_by_key(|(_, n)| *n)
+        .map(|(i, _)| i)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cdc_survives_worker_kills_and_database_restarts() -> anyhow::Result<()> {
+    let p = PgbenchPair::new(4)?;
+    let mut f = Ferry::start(3, 2000, &[])?;
+    p.create_task(&f, "chaos", "full-load-and-cdc");
+    let load = p.write_load(3, 30)?;
+    f.ok(&["task", "start", "chaos"]);
+    let (ok, out, err) = f.ferry(&["task", "wait", "chaos", "--for", "full-load", "--timeout", "600"]);
+    assert!(ok, "full-load wait failed: {out}{err}");
+
+    // Kill whichever worker holds the stream, three times, while pgbench writes.
+    let mut killed = 0;
+    for _ in 0..3 {
+        let mut streaming = None;
+        f.wait_until("a worker to stream", Duration::from_secs(60), || {
+            streaming = cdc_worker(&f);
+            streaming.is_some() && f.status("chaos").is_some_and(|s| s["cdc"]["streaming"] == true)
+        });
+        let i = streaming.unwrap();
+        std::thread::sleep(Duration::from_secs(2));
+        f.workers[i].kill9();
+        // Truncate its log so it is not picked again, and replace it.
+        std::fs::write(&f.workers[i].log, "")?;
+        f.add_worker(&[])?;
+        killed += 1;
+    }
+    finish(load);
+    assert_eq!(killed, 3);
+
+    // Source restart mid-CDC, with writes before and after it.
+    let load = p.write_load(2, 6)?;
+    std::thread::sleep(Duration::from_secs(3));
+    p.src.restart()?;
+    finish(load);
+    finish(p.write_load(2, 5)?);
+
+    // Target restart mid-CDC.
+    let load = p.write_load(2, 8)?;
+    std::thread::sleep(Duration::from_secs(3));
+    p.dst.restart()?;
+    finish(load);
+
+    wait_caught_up(&f, "chaos");
+    p.assert_identical().await?;
+    let st = f.status("chaos").unwrap();
+    assert_eq!(st["state"], "running", "{st}");
+    Ok(())
+}

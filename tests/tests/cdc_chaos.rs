@@ -65,3 +65,45 @@ async fn cdc_survives_worker_kills_and_database_restarts() -> anyhow::Result<()>
     assert_eq!(st["state"], "running", "{st}");
     Ok(())
 }
+
+/// The worker holding the exported load snapshot dies mid-load while
+/// pgbench writes: the partly loaded table is emptied and reloaded in a new
+/// snapshot, and the handoff to CDC is still exact.
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshot_holder_killed_mid_load() -> anyhow::Result<()> {
+    let p = PgbenchPair::new(4)?;
+    // Slow segment commits keep the load going long enough to kill mid-way.
+    let slow = [("FERRY_FAILPOINT", "before-commit:700")];
+    let mut f = Ferry::start(3, 2000, &slow)?;
+    p.create_task(&f, "holder", "full-load-and-cdc");
+    let load = p.write_load(2, 40)?;
+    f.ok(&["task", "start", "holder"]);
+    let mut holder = None;
+    f.wait_until("the snapshot holder and a committed segment", Duration::from_secs(120), || {
+        holder = f.workers.iter().position(|w| w.log_text().contains("holding the load snapshot"));
+        let loaded = f.status("holder").is_some_and(|s| {
+            s["tables"].as_array().is_some_and(|ts| {
+                ts.iter().any(|t| {
+                    t["name"] == "pgbench_accounts"
+                        && t["segments_done"].as_u64().unwrap_or(0) >= 1
+                        && t["segments_done"] != t["segments_total"]
+                })
+            })
+        });
+        holder.is_some() && loaded
+    });
+    let h = holder.unwrap();
+    f.workers[h].kill9();
+    f.add_worker(&slow)?;
+    let (ok, out, err) = f.ferry(&["task", "wait", "holder", "--for", "full-load", "--timeout", "600"]);
+    assert!(ok, "full-load wait failed: {out}{err}");
+    finish(load);
+    wait_caught_up(&f, "holder");
+    p.assert_identical().await?;
+    let reset = f
+        .workers
+        .iter()
+        .any(|w| w.log_text().contains("table emptied for reload"));
+    assert!(reset, "the partly loaded table was not reset after the snapshot was lost");
+    Ok(())
+}

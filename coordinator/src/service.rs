@@ -186,7 +186,7 @@ impl Admin for AdminService {
 
     async fn request_mark(&self, req: Req<pb::TaskName>) -> Result<Resp<pb::MarkReply>, Status> {
         let name = req.into_inner().name;
-        match self.node.write(Request::RequestMark { name }).await? {
+        match self.node.write(Request::Mark { name }).await? {
             Response::Mark(mark) => Ok(Resp::new(pb::MarkReply { mark })),
             other => answer(other).map(|_| Resp::new(pb::MarkReply { mark: 0 })),
         }

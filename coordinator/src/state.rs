@@ -314,7 +314,7 @@ pub enum Request {
         force: bool,
     },
     /// `ferry task wait --for caught-up`: ask the stream to emit a mark.
-    RequestMark {
+    Mark {
         name: String,
     },
     RegisterWorker {
@@ -491,7 +491,7 @@ impl State {
                 self.revoke_task(&name);
                 Response::Ok
             }
-            Request::RequestMark { name } => {
+            Request::Mark { name } => {
                 let Some(task) = self.tasks.get_mut(&name) else {
                     return Response::Error(format!("task {name} not found"));
                 };

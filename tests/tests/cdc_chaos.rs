@@ -79,19 +79,26 @@ async fn snapshot_holder_killed_mid_load() -> anyhow::Result<()> {
     let load = p.write_load(2, 40)?;
     f.ok(&["task", "start", "holder"]);
     let mut holder = None;
-    f.wait_until("the snapshot holder and a committed segment", Duration::from_secs(120), || {
-        holder = f.workers.iter().position(|w| w.log_text().contains("holding the load snapshot"));
-        let loaded = f.status("holder").is_some_and(|s| {
-            s["tables"].as_array().is_some_and(|ts| {
-                ts.iter().any(|t| {
-                    t["name"] == "pgbench_accounts"
-                        && t["segments_done"].as_u64().unwrap_or(0) >= 1
-                        && t["segments_done"] != t["segments_total"]
+    f.wait_until(
+        "the snapshot holder and a committed segment",
+        Duration::from_secs(120),
+        || {
+            holder = f
+                .workers
+                .iter()
+                .position(|w| w.log_text().contains("holding the load snapshot"));
+            let loaded = f.status("holder").is_some_and(|s| {
+                s["tables"].as_array().is_some_and(|ts| {
+                    ts.iter().any(|t| {
+                        t["name"] == "pgbench_accounts"
+                            && t["segments_done"].as_u64().unwrap_or(0) >= 1
+                            && t["segments_done"] != t["segments_total"]
+                    })
                 })
-            })
-        });
-        holder.is_some() && loaded
-    });
+            });
+            holder.is_some() && loaded
+        },
+    );
     let h = holder.unwrap();
     f.workers[h].kill9();
     f.add_worker(&slow)?;
@@ -104,6 +111,9 @@ async fn snapshot_holder_killed_mid_load() -> anyhow::Result<()> {
         .workers
         .iter()
         .any(|w| w.log_text().contains("table emptied for reload"));
-    assert!(reset, "the partly loaded table was not reset after the snapshot was lost");
+    assert!(
+        reset,
+        "the partly loaded table was not reset after the snapshot was lost"
+    );
     Ok(())
 }

@@ -6,6 +6,9 @@
 //! towards the commit quorum. (openraft 0.9's raft-kv-rocksdb example omits
 //! the flush; this store does not.)
 
+// openraft's storage traits fix the error type (`StorageError`, ~224 bytes).
+#![allow(clippy::result_large_err)]
+
 use super::{NodeId, TypeConfig, CF_LOGS, CF_STORE};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};

@@ -568,7 +568,7 @@ pub async fn run(
                             }
                         }
                         Message::Relation(r) => s.relation(r),
-                        Message::LogicalMessage { prefix, content, transactional, .. } if prefix == MARK_PREFIX => {
+                        Message::Logical { prefix, content, transactional, .. } if prefix == MARK_PREFIX => {
                             let text = String::from_utf8_lossy(&content);
                             if let Some((t, n)) = text.rsplit_once(':') {
                                 if t == task && transactional && !s.txn.as_ref().is_some_and(|t| t.skip) {
@@ -578,7 +578,7 @@ pub async fn run(
                                 }
                             }
                         }
-                        Message::Origin { .. } | Message::Type { .. } | Message::LogicalMessage { .. } => {}
+                        Message::Origin { .. } | Message::Type { .. } | Message::Logical { .. } => {}
                         change => s.change(change).await?,
                     }
                 }

@@ -96,7 +96,7 @@ pub enum Message {
         restart_identity: bool,
     },
     /// `pg_logical_emit_message`; Ferry uses transactional ones as marks.
-    LogicalMessage {
+    Logical {
         transactional: bool,
         lsn: Lsn,
         prefix: String,
@@ -282,7 +282,7 @@ pub fn decode(data: Bytes) -> Result<Message, DecodeError> {
             let lsn = r.lsn("Message LSN")?;
             let prefix = r.cstr("Message prefix")?;
             let len = r.i32("Message length")?;
-            Message::LogicalMessage {
+            Message::Logical {
                 transactional: flags & 1 == 1,
                 lsn,
                 prefix,
@@ -415,7 +415,7 @@ mod tests {
         b.put_i32(3);
         b.put_slice(b"t:1");
         assert!(
-            matches!(decode(b.freeze()).unwrap(), Message::LogicalMessage { transactional: true, prefix, .. } if prefix == "ferry_mark")
+            matches!(decode(b.freeze()).unwrap(), Message::Logical { transactional: true, prefix, .. } if prefix == "ferry_mark")
         );
 
         let mut b = BytesMut::new();

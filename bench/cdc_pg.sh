@@ -79,7 +79,7 @@ for _ in $(seq 50); do "$BIN/ferry" task list >/dev/null 2>&1 && break; sleep 0.
 echo "ferry: pgbench for ${DURATION}s..."
 TPS_FERRY=$(run_load)
 T_FERRY=$(catch_up ferry 2)
-"$BIN/ferry" task status cdcbench | head -3
+"$BIN/ferry" task status cdcbench >"$WORK/status.txt"; sed -n 1,3p "$WORK/status.txt"
 "$BIN/ferry" task delete cdcbench >/dev/null
 
 printf "pgbench scale %s, %s clients, %ss of writes\n" "$SCALE" "$CLIENTS" "$DURATION"

@@ -61,6 +61,12 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    // CLI output piped into `head` must end quietly, like any Unix tool,
+    // not panic in println! on EPIPE: restore the default SIGPIPE action.
+    // SAFETY: called first thing, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     ferry_common::telemetry::init(match cli.cmd {
         Cmd::Task { .. } => "warn",

@@ -401,30 +401,16 @@ impl Scenario {
     }
 
     pub fn create_task(&self, f: &Ferry, name: &str) {
-        f.ok(&[
-            "task",
-            "create",
-            name,
-            "--source",
-            &self.src.url("postgres"),
-            "--target",
-            &self.dst.url("postgres"),
-            "--type",
-            "full-load",
-            "--settings",
-            self.settings.to_str().unwrap(),
-        ]);
+        create_task(f, name, &self.src, &self.dst, "full-load", &self.settings);
     }
 
     /// Every table compared row for row; plus the post-data objects.
     pub async fn assert_identical(&self) -> Result<()> {
+        assert_tables_identical(&self.src, &self.dst, TABLES).await?;
         let s = self.src.client("postgres").await?;
         let d = self.dst.client("postgres").await?;
         for t in TABLES {
-            let a = table_digest(&s, t).await?;
-            let b = table_digest(&d, t).await?;
-            assert_eq!(a, b, "table {t} differs (count, digest): source {a:?} target {b:?}");
-            assert!(a.0 > 0, "table {t} is empty in the source");
+            assert!(table_digest(&s, t).await?.0 > 0, "table {t} is empty in the source");
         }
         let idx: i64 = d
             .query_one("SELECT count(*) FROM pg_indexes WHERE indexname IN ('big_k') OR (tablename = 'events' AND indexdef LIKE '%(what)%')", &[])
@@ -483,19 +469,7 @@ impl PgbenchPair {
     }
 
     pub fn create_task(&self, f: &Ferry, name: &str, kind: &str) {
-        f.ok(&[
-            "task",
-            "create",
-            name,
-            "--source",
-            &self.src.url("postgres"),
-            "--target",
-            &self.dst.url("postgres"),
-            "--type",
-            kind,
-            "--settings",
-            self.settings.to_str().unwrap(),
-        ]);
+        create_task(f, name, &self.src, &self.dst, kind, &self.settings);
     }
 
     /// Starts pgbench writing to the source for `secs` seconds.
@@ -511,14 +485,7 @@ impl PgbenchPair {
 
     /// Every pgbench table identical, row for row.
     pub async fn assert_identical(&self) -> Result<()> {
-        let s = self.src.client("postgres").await?;
-        let d = self.dst.client("postgres").await?;
-        for t in PGBENCH_TABLES {
-            let a = table_digest(&s, t).await?;
-            let b = table_digest(&d, t).await?;
-            assert_eq!(a, b, "table {t} differs (count, digest): source {a:?} target {b:?}");
-        }
-        Ok(())
+        assert_tables_identical(&self.src, &self.dst, PGBENCH_TABLES).await
     }
 }
 
@@ -532,4 +499,42 @@ pub fn finish(mut c: Child) {
 pub fn wait_caught_up(f: &Ferry, task: &str) {
     let (ok, out, err) = f.ferry(&["task", "wait", task, "--for", "caught-up", "--timeout", "300"]);
     assert!(ok, "caught-up wait failed: {out}{err}\nstatus: {:?}", f.status(task));
+}
+
+/// `ferry task create NAME` between two test servers' `postgres` databases.
+pub fn create_task(f: &Ferry, name: &str, src: &PgServer, dst: &PgServer, kind: &str, settings: &Path) {
+    f.ok(&[
+        "task",
+        "create",
+        name,
+        "--source",
+        &src.url("postgres"),
+        "--target",
+        &dst.url("postgres"),
+        "--type",
+        kind,
+        "--settings",
+        settings.to_str().unwrap(),
+    ]);
+}
+
+/// Each table compared row for row (count + ordered digest).
+pub async fn assert_tables_identical(src: &PgServer, dst: &PgServer, tables: &[&str]) -> Result<()> {
+    let s = src.client("postgres").await?;
+    let d = dst.client("postgres").await?;
+    for t in tables {
+        let a = table_digest(&s, t).await?;
+        let b = table_digest(&d, t).await?;
+        assert_eq!(a, b, "table {t} differs (count, digest): source {a:?} target {b:?}");
+    }
+    Ok(())
+}
+
+/// The status JSON of one table of a task.
+pub fn table_status(status: &serde_json::Value, name: &str) -> serde_json::Value {
+    status["tables"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["name"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("table {name} not in status {status}"))
 }

@@ -17,12 +17,7 @@ async fn full_load_and_cdc_under_pgbench() -> anyhow::Result<()> {
     let (ok, out, err) = f.ferry(&["task", "wait", "bench", "--for", "full-load", "--timeout", "600"]);
     assert!(ok, "full-load wait failed: {out}{err}");
     let st = f.status("bench").unwrap();
-    let segments = st["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "pgbench_accounts")
-        .unwrap()["segments_total"]
+    let segments = table_status(&st, "pgbench_accounts")["segments_total"]
         .as_u64()
         .unwrap();
     assert!(segments >= 8, "pgbench_accounts loaded in {segments} segments");
@@ -36,24 +31,12 @@ async fn full_load_and_cdc_under_pgbench() -> anyhow::Result<()> {
     p.assert_identical().await?;
 
     let st = f.status("bench").unwrap();
-    let accounts = st["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "pgbench_accounts")
-        .unwrap()
-        .clone();
+    let accounts = table_status(&st, "pgbench_accounts");
     assert!(
         accounts["updates"].as_u64().unwrap() > 0,
         "no updates counted: {accounts}"
     );
-    let history = st["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "pgbench_history")
-        .unwrap()
-        .clone();
+    let history = table_status(&st, "pgbench_history");
     assert!(
         history["inserts"].as_u64().unwrap() > 0,
         "no inserts counted: {history}"

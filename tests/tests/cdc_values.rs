@@ -32,14 +32,7 @@ const TABLES: &[&str] = &[
 ];
 
 async fn assert_same(p: &PgbenchPair) -> anyhow::Result<()> {
-    let s = p.src.client("postgres").await?;
-    let d = p.dst.client("postgres").await?;
-    for t in TABLES {
-        let a = table_digest(&s, t).await?;
-        let b = table_digest(&d, t).await?;
-        assert_eq!(a, b, "table {t} differs (count, digest): source {a:?} target {b:?}");
-    }
-    Ok(())
+    assert_tables_identical(&p.src, &p.dst, TABLES).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -75,13 +68,7 @@ async fn cdc_applies_every_kind_of_change_exactly() -> anyhow::Result<()> {
     assert_same(&p).await?;
 
     let st = f.status("vals").unwrap();
-    let loose = st["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "loose")
-        .unwrap()
-        .clone();
+    let loose = table_status(&st, "loose");
     assert!(
         loose["cdc_note"]
             .as_str()

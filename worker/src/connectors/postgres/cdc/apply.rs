@@ -57,9 +57,10 @@ pub const MARK_PREFIX: &str = "ferry_mark";
 
 /// Target SQL buffered before it is sent (statements of one open batch).
 const FLUSH_BYTES: usize = 1 << 20;
-/// A batch commits after this many source transactions or this long.
-const BATCH_TXNS: u64 = 2000;
-const BATCH_TIME: Duration = Duration::from_millis(500);
+/// A batch commits after this many source transactions or this long: under
+/// a steady write load, latency is about BATCH_TIME plus the batch's apply.
+const BATCH_TXNS: u64 = 1000;
+const BATCH_TIME: Duration = Duration::from_millis(100);
 const MAX_VALUES_PER_INSERT: usize = 500;
 
 pub const CONTROL_DDL: &str = "CREATE SCHEMA IF NOT EXISTS ferry;

@@ -488,6 +488,17 @@ pub async fn run(
         names.slot
     ))
     .await?;
+    let explain = |e: ConnectorError| {
+        match e {
+        ConnectorError::Definite(m) if m.contains("publication") && m.contains("does not exist") => {
+            ConnectorError::Definite(format!(
+                "{m}: the slot's position precedes the publications; with --slot-name, create publications {} and {} before the slot",
+                names.publication, names.publication_insert_only
+            ))
+        }
+        e => e,
+    }
+    };
     tracing::info!(slot = %names.slot, from = %applied, "CDC stream started");
 
     let mut s = Stream {
@@ -531,7 +542,7 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            m = rc.recv() => match m? {
+            m = rc.recv() => match m.map_err(explain)? {
                 ReplicationMessage::Keepalive { wal_end, reply_requested } => {
                     if s.txn.is_none() && !s.batch_open {
                         idle_position = idle_position.max(wal_end);

@@ -78,17 +78,31 @@ pub async fn create(
     let only: Vec<String> = insert_only.iter().map(|t| t.qualified()).collect();
     // Publications come before the slot: pgoutput reads them as of each
     // change's position, and changes from before a publication existed fail.
-    c.batch_execute(&format!(
-        "{}; {}",
-        publish(&names.publication, &full, "publish_via_partition_root = true"),
-        publish(
-            &names.publication_insert_only,
-            &only,
-            "publish = 'insert, truncate', publish_via_partition_root = true"
+    // So with a user's slot the user's publications (created before it) are
+    // kept as they are; Ferry only creates them when missing.
+    let existing_pubs: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_publication WHERE pubname = ANY($1)",
+            &[&names.publications().map(String::from).to_vec()],
         )
-    ))
-    .await
-    .map_err(|e| classify("creating publications on the source", e))?;
+        .await
+        .map_err(|e| classify("reading pg_publication on the source", e))?
+        .get(0);
+    if existing_slot && existing_pubs == 2 {
+        tracing::info!(slot = %names.slot, "using the existing publications of the user's slot");
+    } else {
+        c.batch_execute(&format!(
+            "{}; {}",
+            publish(&names.publication, &full, "publish_via_partition_root = true"),
+            publish(
+                &names.publication_insert_only,
+                &only,
+                "publish = 'insert, truncate', publish_via_partition_root = true"
+            )
+        ))
+        .await
+        .map_err(|e| classify("creating publications on the source", e))?;
+    }
 
     let slot = c
         .query_opt(

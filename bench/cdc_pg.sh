@@ -9,32 +9,10 @@
 # Needs: a release build (cargo build --release --bins), pgbench.
 set -euo pipefail
 SCALE=${1:-10}; DURATION=${2:-60}; CLIENTS=${3:-4}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${FERRY_BIN:-$ROOT/target/release}
-PGBIN=$(pg_config --bindir)
-[ -x "$BIN/ferry" ] || { echo "error: $BIN/ferry missing (cargo build --release --bins)" >&2; exit 1; }
-WORK=$(mktemp -d /tmp/ferry-cdc-bench-XXXX)
-chown postgres:postgres "$WORK" 2>/dev/null || true
-AS_PG=""; [ "$(id -u)" = 0 ] && AS_PG="runuser -u postgres --"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-SRC_PORT=$(free_port); DST_PORT=$(free_port); FERRY_PORT=$(free_port)
-start_pg() { # dir port
-  $AS_PG "$PGBIN/initdb" --no-sync -A trust -U postgres -D "$1" >/dev/null
-  $AS_PG "$PGBIN/pg_ctl" -D "$1" -l "$1.log" -w start \
-    -o "-p $2 -k $WORK -c listen_addresses=127.0.0.1 -c wal_level=logical -c max_wal_size=8GB -c shared_buffers=512MB -c max_wal_senders=20 -c max_replication_slots=20 -c max_logical_replication_workers=8" >/dev/null
-}
-cleanup() {
-  [ -n "${COORD:-}" ] && kill "$COORD" 2>/dev/null || true
-  pkill -f "ferry-worker --coordinator http://127.0.0.1:$FERRY_PORT" 2>/dev/null || true
-  $AS_PG "$PGBIN/pg_ctl" -D "$WORK/src" -m immediate stop >/dev/null 2>&1 || true
-  $AS_PG "$PGBIN/pg_ctl" -D "$WORK/dst" -m immediate stop >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-start_pg "$WORK/src" "$SRC_PORT"; start_pg "$WORK/dst" "$DST_PORT"
+PG_OPTS="-c shared_buffers=512MB -c max_wal_senders=20 -c max_replication_slots=20 -c max_logical_replication_workers=8"
+. "$(dirname "$0")/lib.sh"
 src() { psql -X -tAq -h 127.0.0.1 -p "$SRC_PORT" -U postgres "$@"; }
 dst() { psql -X -tAq -h 127.0.0.1 -p "$DST_PORT" -U postgres "$@"; }
-now() { date +%s.%N; }
 src -c "CREATE DATABASE bench"
 echo "pgbench -i -s $SCALE on the source..."
 pgbench -q -i -s "$SCALE" -h 127.0.0.1 -p "$SRC_PORT" -U postgres bench >/dev/null 2>&1
@@ -67,10 +45,7 @@ src bench -c "DROP PUBLICATION native_pub"
 
 # (b) Ferry into db "ferry": full load of the current source, then CDC.
 dst -c "CREATE DATABASE ferry"
-"$BIN/ferry" coordinator --data-dir "$WORK/ferry" --listen "127.0.0.1:$FERRY_PORT" 2>"$WORK/coord.log" & COORD=$!
-for _ in 1 2 3; do "$BIN/ferry-worker" --coordinator "http://127.0.0.1:$FERRY_PORT" 2>>"$WORK/workers.log" & done
-export FERRY_COORDINATOR="http://127.0.0.1:$FERRY_PORT"
-for _ in $(seq 50); do "$BIN/ferry" task list >/dev/null 2>&1 && break; sleep 0.2; done
+start_ferry
 "$BIN/ferry" task create cdcbench --type full-load-and-cdc \
   --source "postgres://postgres@127.0.0.1:$SRC_PORT/bench" --target "postgres://postgres@127.0.0.1:$DST_PORT/ferry" >/dev/null
 "$BIN/ferry" task start cdcbench >/dev/null

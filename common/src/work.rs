@@ -182,9 +182,6 @@ impl TableCounters {
         self.deletes += o.deletes;
         self.truncates += o.truncates;
     }
-    pub fn is_zero(&self) -> bool {
-        *self == TableCounters::default()
-    }
 }
 
 /// A CDC stream's state, reported after every target commit (and at least

@@ -380,11 +380,7 @@ fn print_status(st: &TaskStatusReply, bars: bool) {
             tb.rows_loaded,
             tb.segments_done,
             tb.segments_total,
-            if tb.error.is_empty() {
-                String::new()
-            } else {
-                format!("  error: {}", tb.error)
-            }
+            labelled("error", &tb.error)
         );
         if tb.inserts + tb.updates + tb.deletes + tb.truncates > 0 || !tb.cdc_note.is_empty() {
             println!(
@@ -394,12 +390,17 @@ fn print_status(st: &TaskStatusReply, bars: bool) {
                 tb.updates,
                 tb.deletes,
                 tb.truncates,
-                if tb.cdc_note.is_empty() {
-                    String::new()
-                } else {
-                    format!("  note: {}", tb.cdc_note)
-                }
+                labelled("note", &tb.cdc_note)
             );
         }
+    }
+}
+
+/// `"  label: text"`, or nothing when `text` is empty.
+fn labelled(label: &str, text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!("  {label}: {text}")
     }
 }

@@ -88,7 +88,6 @@ struct Rel {
 /// The source transaction being received.
 struct Txn {
     final_lsn: Lsn,
-    commit_ms: u64,
     /// Already applied by an earlier stream (commit precedes the position).
     skip: bool,
 }
@@ -129,10 +128,44 @@ fn literal(v: &[u8], ty: &str) -> String {
     format!("{}::{ty}", quote_literal(&String::from_utf8_lossy(v)))
 }
 
+/// `col <eq> value AND ...` over the row image's columns (only the key's
+/// when `only_key`). NULLs compare with IS NULL.
+fn where_clause(rel: &Rel, values: &[Value], only_key: bool, eq: &str) -> String {
+    let mut parts = vec![];
+    for (i, v) in values.iter().enumerate() {
+        if only_key && !rel.key[i] {
+            continue;
+        }
+        let (name, ty) = &rel.columns[i];
+        match v {
+            Value::Text(b) => parts.push(format!("{name} {eq} {}", literal(b, ty))),
+            Value::Null => parts.push(format!("{name} IS NULL")),
+            // Unchanged TOAST in an old row image cannot be compared.
+            Value::UnchangedToast => {}
+        }
+    }
+    parts.join(" AND ")
+}
+
+/// Statement matching one row: by key when the table has one, else (a
+/// REPLICA IDENTITY FULL table without a key) one row equal to the old image.
+fn row_target(rel: &Rel, values: &[Value], by_key: bool) -> String {
+    if by_key {
+        format!("WHERE {}", where_clause(rel, values, true, "="))
+    } else {
+        let cond = where_clause(rel, values, false, "IS NOT DISTINCT FROM");
+        format!("WHERE ctid = (SELECT ctid FROM {} WHERE {cond} LIMIT 1)", rel.qualified)
+    }
+}
+
 impl<'a> Stream<'a> {
     fn counters(&mut self, rel: u32) -> &mut TableCounters {
-        let name = self.rels[&rel].display.clone();
-        self.batch_counters.entry(name).or_default()
+        let name = &self.rels[&rel].display;
+        // Clone the name only for a table's first change in a batch.
+        if !self.batch_counters.contains_key(name) {
+            self.batch_counters.insert(name.clone(), TableCounters::default());
+        }
+        self.batch_counters.get_mut(name).expect("inserted above")
     }
 
     /// Whether a change to `rel` in the current transaction is applied.
@@ -146,13 +179,12 @@ impl<'a> Stream<'a> {
         r.stopped.is_none() && txn.final_lsn >= self.tables[t].apply_from
     }
 
-    async fn begin_batch(&mut self) -> Result<(), ConnectorError> {
+    fn begin_batch(&mut self) {
         if !self.batch_open {
             self.sql.push_str("BEGIN;");
             self.batch_open = true;
             self.batch_started = Instant::now();
         }
-        Ok(())
     }
 
     async fn send(&mut self) -> Result<(), ConnectorError> {
@@ -169,42 +201,17 @@ impl<'a> Stream<'a> {
         })
     }
 
-    fn push_stmt(&mut self, stmt: String) {
+    /// Ends a multi-row INSERT the buffer may end with.
+    fn close_insert(&mut self) {
         if self.open_insert.take().is_some() {
             self.sql.push(';');
         }
+    }
+
+    fn push_stmt(&mut self, stmt: String) {
+        self.close_insert();
         self.sql.push_str(&stmt);
         self.sql.push(';');
-    }
-
-    fn where_clause(&self, rel: &Rel, values: &[Value], only_key: bool) -> String {
-        let mut parts = vec![];
-        for (i, v) in values.iter().enumerate() {
-            if only_key && !rel.key[i] {
-                continue;
-            }
-            let (name, ty) = &rel.columns[i];
-            match v {
-                Value::Text(b) => parts.push(format!("{name} = {}", literal(b, ty))),
-                Value::Null => parts.push(format!("{name} IS NULL")),
-                // Unchanged TOAST in an old row image cannot be compared.
-                Value::UnchangedToast => {}
-            }
-        }
-        parts.join(" AND ")
-    }
-
-    /// Statement matching one row: by key when the table has one, else (a
-    /// REPLICA IDENTITY FULL table without a key) one row equal to the old image.
-    fn row_target(&self, rel: &Rel, values: &[Value], by_key: bool) -> String {
-        if by_key {
-            format!("WHERE {}", self.where_clause(rel, values, true))
-        } else {
-            let cond = self
-                .where_clause(rel, values, false)
-                .replace(" = ", " IS NOT DISTINCT FROM ");
-            format!("WHERE ctid = (SELECT ctid FROM {} WHERE {cond} LIMIT 1)", rel.qualified)
-        }
     }
 
     async fn change(&mut self, m: Message) -> Result<(), ConnectorError> {
@@ -213,7 +220,7 @@ impl<'a> Stream<'a> {
                 if !self.wanted(relation) {
                     return Ok(());
                 }
-                self.begin_batch().await?;
+                self.begin_batch();
                 let rel = &self.rels[&relation];
                 let vals: Vec<String> = new
                     .iter()
@@ -233,9 +240,7 @@ impl<'a> Stream<'a> {
                     _ => {
                         let cols: Vec<&str> = rel.columns.iter().map(|c| c.0.as_str()).collect();
                         let stmt = format!("INSERT INTO {} ({}) VALUES {row}", rel.qualified, cols.join(", "));
-                        if self.open_insert.take().is_some() {
-                            self.sql.push(';');
-                        }
+                        self.close_insert();
                         self.sql.push_str(&stmt);
                         self.open_insert = Some((relation, 1));
                     }
@@ -246,7 +251,7 @@ impl<'a> Stream<'a> {
                 if !self.wanted(relation) {
                     return Ok(());
                 }
-                self.begin_batch().await?;
+                self.begin_batch();
                 let rel = &self.rels[&relation];
                 let has_key = rel.key.iter().any(|k| *k);
                 // Without an old image the key did not change and needs no
@@ -269,9 +274,9 @@ impl<'a> Stream<'a> {
                     return Ok(());
                 }
                 let target = match &old {
-                    Some(OldTuple::Key(k)) => self.row_target(rel, k, true),
-                    Some(OldTuple::Full(o)) => self.row_target(rel, o, has_key),
-                    None => self.row_target(rel, &new, true),
+                    Some(OldTuple::Key(k)) => row_target(rel, k, true),
+                    Some(OldTuple::Full(o)) => row_target(rel, o, has_key),
+                    None => row_target(rel, &new, true),
                 };
                 let stmt = format!("UPDATE {} SET {} {target}", rel.qualified, sets.join(", "));
                 self.push_stmt(stmt);
@@ -281,12 +286,12 @@ impl<'a> Stream<'a> {
                 if !self.wanted(relation) {
                     return Ok(());
                 }
-                self.begin_batch().await?;
+                self.begin_batch();
                 let rel = &self.rels[&relation];
                 let has_key = rel.key.iter().any(|k| *k);
                 let target = match &old {
-                    OldTuple::Key(k) => self.row_target(rel, k, true),
-                    OldTuple::Full(o) => self.row_target(rel, o, has_key),
+                    OldTuple::Key(k) => row_target(rel, k, true),
+                    OldTuple::Full(o) => row_target(rel, o, has_key),
                 };
                 let stmt = format!("DELETE FROM {} {target}", rel.qualified);
                 self.push_stmt(stmt);
@@ -301,7 +306,7 @@ impl<'a> Stream<'a> {
                 if wanted.is_empty() {
                     return Ok(());
                 }
-                self.begin_batch().await?;
+                self.begin_batch();
                 let names: Vec<String> = wanted.iter().map(|r| self.rels[r].qualified.clone()).collect();
                 let stmt = format!(
                     "TRUNCATE {}{}{}",
@@ -384,9 +389,7 @@ impl<'a> Stream<'a> {
             self.batch_oldest_commit_ms = 0;
             return Ok(());
         }
-        if self.open_insert.take().is_some() {
-            self.sql.push(';');
-        }
+        self.close_insert();
         self.send().await?;
         let n = self
             .target
@@ -560,7 +563,7 @@ pub async fn run(
                             if s.batch_oldest_commit_ms == 0 {
                                 s.batch_oldest_commit_ms = commit_ms;
                             }
-                            s.txn = Some(Txn { final_lsn, commit_ms, skip: final_lsn < s.applied });
+                            s.txn = Some(Txn { final_lsn, skip: final_lsn < s.applied });
                         }
                         Message::Commit { end_lsn, .. } => {
                             let txn = s.txn.take();
@@ -568,7 +571,6 @@ pub async fn run(
                                 s.batch_end = end_lsn;
                                 s.batch_txns += 1;
                             }
-                            let _ = txn.map(|t| t.commit_ms);
                             // Commit when the stream has nothing more ready
                             // (low latency), or the batch is large or old.
                             if !rc.has_buffered()

@@ -221,16 +221,23 @@ impl ReplicationClient {
         Ok(())
     }
 
+    /// Length (tag byte included) of the whole message at the head of the
+    /// buffer, once it has all arrived.
+    fn complete_frame(&self) -> Option<usize> {
+        if self.buf.len() < 5 {
+            return None;
+        }
+        let len = 1 + u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
+        (self.buf.len() >= len).then_some(len)
+    }
+
     /// Whether a whole message of type `tag` is buffered; takes its body.
     fn take_raw(&mut self, tag: u8) -> Option<bytes::Bytes> {
-        if self.buf.len() < 5 || self.buf[0] != tag {
+        if self.buf.first() != Some(&tag) {
             return None;
         }
-        let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
-        if self.buf.len() < 1 + len {
-            return None;
-        }
-        let mut m = self.buf.split_to(1 + len);
+        let len = self.complete_frame()?;
+        let mut m = self.buf.split_to(len);
         m.advance(5);
         Some(m.freeze())
     }
@@ -360,11 +367,7 @@ impl ReplicationClient {
     /// Whether a whole CopyData message is already buffered (more of the
     /// stream is available without waiting).
     pub fn has_buffered(&self) -> bool {
-        if self.buf.len() < 5 {
-            return false;
-        }
-        let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
-        self.buf.len() > len
+        self.complete_frame().is_some()
     }
 
     /// Standby status update: tells the walsender what is written, flushed

@@ -196,55 +196,40 @@ pub async fn hold_snapshot(source: &Endpoint, slot: &str, reporter: &Reporter) -
 pub async fn drop(source: &Endpoint, names: &CdcNames, keep_slot: bool) -> Result<WorkResult, ConnectorError> {
     let c = connect(source).await?;
     if !keep_slot {
+        let mut gone = false;
         for _ in 0..20 {
-            let r = c
-                .execute(
-                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-                      WHERE slot_name = $1 AND database = current_database() AND NOT active",
-                    &[&names.slot],
-                )
-                .await
-                .map_err(|e| classify(format!("dropping replication slot {}", names.slot), e))?;
-            let left: i64 = c
-                .query_one(
-                    "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
+            let active: Option<bool> = c
+                .query_opt(
+                    "SELECT active FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()",
                     &[&names.slot],
                 )
                 .await
                 .map_err(|e| classify("reading pg_replication_slots", e))?
-                .get(0);
-            if left == 0 {
-                break;
-            }
-            if r == 0 {
-                c.execute(
-                    "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active",
-                    &[&names.slot],
-                )
+                .map(|r| r.get(0));
+            let step = match active {
+                None => {
+                    gone = true;
+                    break;
+                }
+                Some(false) => ("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", "dropping the replication slot"),
+                Some(true) => ("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active", "ending the session that holds the slot"),
+            };
+            c.execute(step.0, &[&names.slot])
                 .await
-                .map_err(|e| classify("ending the session that holds the slot", e))?;
-            }
+                .map_err(|e| classify(format!("{} {}", step.1, names.slot), e))?;
             tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        if !gone {
+            return Err(ConnectorError::Transient(format!(
+                "replication slot {} is still in use; retrying",
+                names.slot
+            )));
         }
     }
     for p in names.publications() {
         c.batch_execute(&format!("DROP PUBLICATION IF EXISTS {}", quote_ident(p)))
             .await
             .map_err(|e| classify(format!("dropping publication {p}"), e))?;
-    }
-    let left: i64 = c
-        .query_one(
-            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1 AND NOT $2",
-            &[&names.slot, &keep_slot],
-        )
-        .await
-        .map_err(|e| classify("reading pg_replication_slots", e))?
-        .get(0);
-    if left > 0 {
-        return Err(ConnectorError::Transient(format!(
-            "replication slot {} is still in use; retrying",
-            names.slot
-        )));
     }
     tracing::info!(slot = %names.slot, "replication slot and publications dropped");
     Ok(WorkResult::Done)

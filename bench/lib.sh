@@ -1,0 +1,34 @@
+# Shared setup of the benchmark scripts (sourced, not run): two throwaway
+# PostgreSQL servers (source and target) in a temp dir, stopped and removed
+# on exit, and a Ferry coordinator with 3 workers on demand.
+# Set PG_OPTS (extra server settings) before sourcing.
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${FERRY_BIN:-$ROOT/target/release}
+PGBIN=$(pg_config --bindir)
+[ -x "$BIN/ferry" ] || { echo "error: $BIN/ferry missing (cargo build --release --bins)" >&2; exit 1; }
+WORK=$(mktemp -d /tmp/ferry-bench-XXXX)
+chown postgres:postgres "$WORK" 2>/dev/null || true
+AS_PG=""; [ "$(id -u)" = 0 ] && AS_PG="runuser -u postgres --"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+SRC_PORT=$(free_port); DST_PORT=$(free_port); FERRY_PORT=$(free_port)
+start_pg() { # dir port
+  $AS_PG "$PGBIN/initdb" --no-sync -A trust -U postgres -D "$1" >/dev/null
+  $AS_PG "$PGBIN/pg_ctl" -D "$1" -l "$1.log" -w start \
+    -o "-p $2 -k $WORK -c listen_addresses=127.0.0.1 -c wal_level=logical -c max_wal_size=8GB ${PG_OPTS:-}" >/dev/null
+}
+cleanup() {
+  [ -n "${COORD:-}" ] && kill "$COORD" 2>/dev/null || true
+  pkill -f "ferry-worker --coordinator http://127.0.0.1:$FERRY_PORT" 2>/dev/null || true
+  $AS_PG "$PGBIN/pg_ctl" -D "$WORK/src" -m immediate stop >/dev/null 2>&1 || true
+  $AS_PG "$PGBIN/pg_ctl" -D "$WORK/dst" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+start_pg "$WORK/src" "$SRC_PORT"; start_pg "$WORK/dst" "$DST_PORT"
+now() { date +%s.%N; }
+start_ferry() { # coordinator + 3 workers; sets FERRY_COORDINATOR
+  "$BIN/ferry" coordinator --data-dir "$WORK/ferry" --listen "127.0.0.1:$FERRY_PORT" 2>"$WORK/coord.log" & COORD=$!
+  for _ in 1 2 3; do "$BIN/ferry-worker" --coordinator "http://127.0.0.1:$FERRY_PORT" 2>>"$WORK/workers.log" & done
+  export FERRY_COORDINATOR="http://127.0.0.1:$FERRY_PORT"
+  for _ in $(seq 50); do "$BIN/ferry" task list >/dev/null 2>&1 && break; sleep 0.2; done
+}

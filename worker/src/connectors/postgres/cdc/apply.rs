@@ -547,6 +547,12 @@ pub async fn run(
         tokio::select! {
             m = rc.recv() => match m.map_err(explain)? {
                 ReplicationMessage::Keepalive { wal_end, reply_requested } => {
+                    // A batch left open because more data was buffered, when
+                    // that data was only this keepalive: commit it now, not
+                    // at the next tick.
+                    if s.batch_open && s.txn.is_none() && !rc.has_buffered() {
+                        s.commit_batch().await?;
+                    }
                     if s.txn.is_none() && !s.batch_open {
                         idle_position = idle_position.max(wal_end);
                     }

@@ -11,7 +11,7 @@ use thiserror::Error;
 pub enum EndpointError {
     #[error("endpoint {0}: not a URL (expected postgres://user@host:port/dbname)")]
     NotAUrl(String),
-    #[error("endpoint {0}: unsupported scheme '{1}' (supported: postgres, postgresql)")]
+    #[error("endpoint {0}: unsupported scheme '{1}' (supported: postgres, postgresql, mysql, mariadb)")]
     Scheme(String, String),
     #[error("endpoint {0}: inline passwords are not accepted; put the password in an environment variable and add ?password_env=VAR, or in a file and add ?password_file=PATH (PGPASSWORD and ~/.pgpass also work)")]
     InlinePassword(String),
@@ -21,10 +21,22 @@ pub enum EndpointError {
     UnknownParam(String, String),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
+    #[default]
     Postgres,
+    /// MySQL 8 and MariaDB 10.6+ (`mysql://` or `mariadb://`).
+    Mysql,
+}
+
+impl Engine {
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Postgres => "postgres",
+            Engine::Mysql => "mysql",
+        }
+    }
 }
 
 /// Where a worker finds the password.
@@ -86,6 +98,7 @@ impl Endpoint {
         let u = url::Url::parse(raw).map_err(|_| EndpointError::NotAUrl(shown.clone()))?;
         let engine = match u.scheme() {
             "postgres" | "postgresql" => Engine::Postgres,
+            "mysql" | "mariadb" => Engine::Mysql,
             other => return Err(EndpointError::Scheme(shown, other.to_string())),
         };
         if u.password().is_some() {
@@ -109,14 +122,20 @@ impl Endpoint {
             return Err(EndpointError::NoDatabase(shown));
         }
         let user = if u.username().is_empty() {
-            std::env::var("PGUSER").unwrap_or_else(|_| "postgres".to_string())
+            match engine {
+                Engine::Postgres => std::env::var("PGUSER").unwrap_or_else(|_| "postgres".to_string()),
+                Engine::Mysql => "root".to_string(),
+            }
         } else {
             percent_decode(u.username())
         };
         Ok(Endpoint {
             engine,
             host: u.host_str().unwrap_or("localhost").to_string(),
-            port: u.port().unwrap_or(5432),
+            port: u.port().unwrap_or(match engine {
+                Engine::Postgres => 5432,
+                Engine::Mysql => 3306,
+            }),
             user,
             dbname,
             password,
@@ -147,9 +166,7 @@ fn percent_decode(s: &str) -> String {
 impl fmt::Display for Endpoint {
     /// Safe to log: an endpoint never holds a password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = match self.engine {
-            Engine::Postgres => "postgres",
-        };
+        let scheme = self.engine.name();
         write!(
             f,
             "{scheme}://{}@{}:{}/{}",
@@ -188,7 +205,7 @@ mod tests {
     fn rejects_other_garbage() {
         assert!(matches!(Endpoint::parse("nope"), Err(EndpointError::NotAUrl(_))));
         assert!(matches!(
-            Endpoint::parse("mysql://u@h/db"),
+            Endpoint::parse("oracle://u@h/db"),
             Err(EndpointError::Scheme(..))
         ));
         assert!(matches!(
@@ -199,6 +216,15 @@ mod tests {
             Endpoint::parse("postgres://u@h/db?foo=1"),
             Err(EndpointError::UnknownParam(..))
         ));
+    }
+
+    #[test]
+    fn parses_mysql_url() {
+        let e = Endpoint::parse("mariadb://app@db:3307/shop?password_env=PW").unwrap();
+        assert_eq!(e.engine, Engine::Mysql);
+        assert_eq!((e.port, e.dbname.as_str()), (3307, "shop"));
+        assert_eq!(e.to_string(), "mysql://app@db:3307/shop");
+        assert_eq!(Endpoint::parse("mysql://h/db").unwrap().port, 3306);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! endpoints, DMS table mappings and task settings, the schema model that
 //! introspection produces, segment plans, and the units of work.
 
+pub mod convert;
 pub mod endpoint;
 pub mod mapping;
 pub mod plan;
@@ -9,6 +10,8 @@ pub mod position;
 pub mod schema;
 pub mod settings;
 pub mod telemetry;
+pub mod typemap;
+pub mod value;
 pub mod work;
 
 /// Generated protobuf and gRPC code for `proto/ferry.proto`.

@@ -1,8 +1,9 @@
 //! The schema model that source introspection produces and target
 //! preparation consumes. Column types and constraint bodies are kept in the
-//! source engine's SQL (PostgreSQL today); schema conversion between engines
-//! will translate this model rather than raw catalogs.
+//! SQL of the engine that `engine` names; [`crate::convert`] translates a
+//! table to another engine's dialect for heterogeneous pairs.
 
+use crate::endpoint::Engine;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -34,6 +35,9 @@ pub enum CopyFormat {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TableSchema {
+    /// The dialect of the types and definitions below.
+    #[serde(default)]
+    pub engine: Engine,
     pub schema: String,
     pub name: String,
     pub columns: Vec<Column>,
@@ -44,6 +48,10 @@ pub struct TableSchema {
     pub partitions: Vec<Partition>,
     /// Secondary index definitions (`CREATE INDEX ...`), built after the load.
     pub indexes: Vec<String>,
+    /// The same indexes, structured, where the source connector reads them
+    /// that way (MySQL); conversion to another engine renders them.
+    #[serde(default)]
+    pub index_list: Vec<Index>,
     /// Unique, check, exclusion and foreign-key constraints, added after the load.
     pub constraints: Vec<Constraint>,
     /// Sequences owned by this table's columns (serial and identity).
@@ -71,6 +79,22 @@ pub struct Column {
     /// Expression of a stored generated column; such columns are not copied.
     pub generated: Option<String>,
     pub collation: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Index {
+    pub name: String,
+    pub unique: bool,
+    /// `BTREE`, `HASH`, `FULLTEXT`, `SPATIAL` (MySQL's index types).
+    pub method: String,
+    pub columns: Vec<IndexColumn>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexColumn {
+    pub name: String,
+    /// MySQL prefix length (`KEY (title(20))`).
+    pub prefix: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

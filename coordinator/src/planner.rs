@@ -103,6 +103,7 @@ mod tests {
 
     fn table(pk: bool, size: u64, samples: usize) -> TableSchema {
         TableSchema {
+            engine: Default::default(),
             schema: "s".into(),
             name: "t".into(),
             columns: vec![Column {
@@ -121,6 +122,7 @@ mod tests {
             partition_key: None,
             partitions: vec![],
             indexes: vec![],
+            index_list: vec![],
             constraints: vec![],
             sequences: vec![],
             rows_estimate: 1000,

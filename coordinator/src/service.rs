@@ -74,6 +74,22 @@ impl Admin for AdminService {
                 r.migration_type
             ))
         })?;
+        {
+            use ferry_common::endpoint::Engine;
+            let supported = match (source.engine, target.engine) {
+                (Engine::Postgres, Engine::Postgres) => true,
+                (Engine::Mysql, Engine::Postgres) => migration_type == MigrationType::FullLoad,
+                _ => false,
+            };
+            if !supported {
+                return Err(Status::invalid_argument(format!(
+                    "{} from {} to {} is not supported yet (supported: postgres to postgres, and a full load from mysql to postgres)",
+                    r.migration_type,
+                    source.engine.name(),
+                    target.engine.name()
+                )));
+            }
+        }
         let cdc_start_position = match r.cdc_start_position.trim() {
             "" => None,
             p => Some(p.parse::<Lsn>().map_err(|e| bad("--cdc-start-position", e))?),

@@ -2,6 +2,8 @@
 //! random port, wal_level=logical) and Ferry processes, all stopped on Drop
 //! whatever happens. Never touches the machine's own database services.
 
+pub mod mariadb;
+
 use anyhow::{bail, Context, Result};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

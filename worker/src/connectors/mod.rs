@@ -1,10 +1,14 @@
 //! Database connectors. Everything engine-specific lives in one folder per
 //! engine; the rest of the worker calls through [`run_work`].
 
+pub mod mysql;
 pub mod postgres;
 
 use ferry_common::endpoint::Engine;
+use ferry_common::plan::SegmentBounds;
+use ferry_common::schema::TableSchema;
 use ferry_common::work::{Work, WorkResult};
+use ferry_common::{convert, typemap};
 use thiserror::Error;
 
 /// Errors in two tiers: transient ones (connection lost, deadlock) retry the
@@ -24,6 +28,13 @@ impl ConnectorError {
     }
 }
 
+/// A row in the common value model, columns in the target table's order.
+pub type Row = Vec<ferry_common::value::Value<'static>>;
+
+/// A segment's rows on their way from a source to a target of another
+/// engine, in batches; the stream ends after the last row.
+pub type Rows = std::pin::Pin<Box<dyn futures::Stream<Item = Result<Vec<Row>, ConnectorError>> + Send>>;
+
 /// Progress sink: rows copied so far in the current assignment.
 pub type Progress = std::sync::Arc<std::sync::atomic::AtomicU64>;
 
@@ -33,17 +44,94 @@ pub struct WorkContext {
     pub reporter: crate::report::Reporter,
 }
 
+/// A source table as the target engine declares it (itself for a same-engine
+/// pair); a type without an exact equivalent stops the table.
+pub fn on_target(t: &TableSchema, target: Engine) -> Result<TableSchema, ConnectorError> {
+    convert::convert_table(t, target).map_err(|e| ConnectorError::Definite(format!("table {}: {e}", t.display_name())))
+}
+
+/// Segment bounds with key types in the target engine's dialect, for
+/// clearing the range on the target.
+fn bounds_on_target(b: &SegmentBounds, from: Engine, to: Engine) -> Result<SegmentBounds, ConnectorError> {
+    let mut b = b.clone();
+    if let SegmentBounds::Key { columns, .. } = &mut b {
+        for c in columns {
+            c.type_sql =
+                typemap::convert_type(from, to, &c.type_sql).map_err(|e| ConnectorError::Definite(e.to_string()))?;
+        }
+    }
+    Ok(b)
+}
+
 pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorError> {
+    if let Work::LoadSegment {
+        source,
+        target,
+        table,
+        segment,
+        bounds,
+        snapshot,
+        gen,
+    } = &work
+    {
+        if source.engine != target.engine {
+            if snapshot.is_some() {
+                return Err(ConnectorError::Definite(format!(
+                    "table {}: CDC from {} is not supported yet",
+                    table.display_name(),
+                    source.engine.name()
+                )));
+            }
+            let converted = on_target(table, target.engine)?;
+            let columns: Vec<String> = converted.copy_columns().map(|c| c.name.clone()).collect();
+            let rows = match source.engine {
+                Engine::Mysql => mysql::read::read_segment(source, table, columns, bounds).await?,
+                Engine::Postgres => {
+                    return Err(ConnectorError::Definite(format!(
+                        "table {}: PostgreSQL to {} is not supported yet",
+                        table.display_name(),
+                        target.engine.name()
+                    )))
+                }
+            };
+            let target_bounds = bounds_on_target(bounds, source.engine, target.engine)?;
+            let seg = postgres::load::Segment {
+                number: *segment,
+                bounds: &target_bounds,
+                snapshot: None,
+                gen: *gen,
+            };
+            return postgres::load::load_rows(target, &converted, seg, rows, ctx.progress).await;
+        }
+    }
     let engine = match &work {
         Work::Introspect { source, .. }
         | Work::CreateSlot { source, .. }
         | Work::HoldSnapshot { source, .. }
         | Work::DropSlot { source, .. }
-        | Work::Cdc { source, .. } => source.engine,
-        Work::Prepare { target, .. } | Work::Finalize { target, .. } | Work::ResetTable { target, .. } => target.engine,
-        Work::LoadSegment { source, .. } | Work::PostData { source, .. } => source.engine,
+        | Work::Cdc { source, .. }
+        | Work::LoadSegment { source, .. } => source.engine,
+        Work::Prepare { target, .. }
+        | Work::Finalize { target, .. }
+        | Work::ResetTable { target, .. }
+        | Work::PostData { target, .. } => target.engine,
     };
-    match engine {
-        Engine::Postgres => postgres::run(work, ctx).await,
+    match (engine, work) {
+        (Engine::Postgres, work) => postgres::run(work, ctx).await,
+        (
+            Engine::Mysql,
+            Work::Introspect {
+                source,
+                mappings,
+                segment_target_bytes,
+                max_segments_per_table,
+            },
+        ) => mysql::introspect(&source, &mappings, segment_target_bytes, max_segments_per_table)
+            .await
+            .map(WorkResult::Introspected),
+        (Engine::Mysql, work) => Err(ConnectorError::Definite(format!(
+            "{} on MySQL is not supported yet",
+            work.kind()
+        ))),
     }
 }

@@ -1,9 +1,10 @@
 //! Turns an [`Endpoint`] into a live connection, resolving the password here,
 //! on the worker: `password_env`, `password_file`, else PGPASSWORD, else
-//! ~/.pgpass. The password never leaves this function.
+//! ~/.pgpass (MYSQL_PWD for MySQL endpoints). The password never leaves
+//! this function.
 
 use crate::connectors::ConnectorError;
-use ferry_common::endpoint::{Endpoint, PasswordSource};
+use ferry_common::endpoint::{Endpoint, Engine, PasswordSource};
 
 fn pgpass(ep: &Endpoint) -> Option<String> {
     let path = std::env::var("PGPASSFILE")
@@ -48,7 +49,10 @@ pub(crate) fn password(ep: &Endpoint) -> Result<Option<String>, ConnectorError> 
         PasswordSource::File(path) => std::fs::read_to_string(path)
             .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()))
             .map_err(|e| ConnectorError::Definite(format!("{ep}: reading password_file {path}: {e}"))),
-        PasswordSource::Default => Ok(std::env::var("PGPASSWORD").ok().or_else(|| pgpass(ep))),
+        PasswordSource::Default => Ok(match ep.engine {
+            Engine::Postgres => std::env::var("PGPASSWORD").ok().or_else(|| pgpass(ep)),
+            Engine::Mysql => std::env::var("MYSQL_PWD").ok(),
+        }),
     }
 }
 

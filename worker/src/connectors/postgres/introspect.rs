@@ -295,6 +295,7 @@ async fn table(
         }
     }
     Ok(TableSchema {
+        engine: ferry_common::endpoint::Engine::Postgres,
         schema: schema.to_string(),
         name: name.to_string(),
         columns,
@@ -302,6 +303,7 @@ async fn table(
         partition_key,
         partitions,
         indexes,
+        index_list: vec![],
         constraints,
         sequences,
         rows_estimate,

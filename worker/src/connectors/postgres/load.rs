@@ -39,7 +39,7 @@
 //! sink flushes as it fills, so a worker holds about one row at a time.
 
 use super::{classify, connect};
-use crate::connectors::{ConnectorError, Progress};
+use crate::connectors::{ConnectorError, Progress, Rows};
 use crate::failpoint;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::plan::{KeyColumn, SegmentBounds};
@@ -157,20 +157,24 @@ pub async fn reset_table(target: &Endpoint, t: &TableSchema, gen: u64) -> Result
     Ok(WorkResult::Done)
 }
 
-pub async fn load_segment(
-    source: &Endpoint,
-    target: &Endpoint,
+/// A segment load's target transaction once its fence is in place.
+enum Begun<'a> {
+    Fresh(tokio_postgres::Transaction<'a>),
+    /// An earlier attempt committed this segment, with this many rows.
+    AlreadyLoaded(u64),
+}
+
+/// Opens the target transaction and takes the segment's fences (load
+/// generation, then the segment marker), then clears the range.
+async fn begin<'a>(
+    dst: &'a mut tokio_postgres::Client,
     t: &TableSchema,
-    seg: Segment<'_>,
-    progress: Progress,
-) -> Result<WorkResult, ConnectorError> {
-    let (segment, bounds) = (seg.number, seg.bounds);
-    let name = t.display_name();
+    seg: &Segment<'_>,
+) -> Result<Begun<'a>, ConnectorError> {
+    let (segment, name) = (seg.number, t.display_name());
     let ctx = |what: &str| format!("table {name} segment {segment}: {what}");
     let task = crate::current_task();
     let epoch = crate::current_epoch();
-    let mut dst = connect(target).await?;
-    let mut src = connect(source).await?;
     let tx = dst
         .transaction()
         .await
@@ -195,6 +199,11 @@ pub async fn load_segment(
             seg.gen
         ))));
     }
+    // A savepoint, so that a unique violation leaves the transaction usable
+    // for reading the earlier attempt's row count.
+    tx.batch_execute("SAVEPOINT fence")
+        .await
+        .map_err(|e| classify(ctx("SAVEPOINT on target"), e))?;
     let fenced = tx
         .execute(
             "INSERT INTO ferry.segment_loads (task, table_name, segment, epoch) VALUES ($1, $2, $3, $4)",
@@ -203,8 +212,10 @@ pub async fn load_segment(
         .await;
     if let Err(e) = fenced {
         if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
-            drop(tx);
-            let rows: Option<i64> = dst
+            tx.batch_execute("ROLLBACK TO SAVEPOINT fence")
+                .await
+                .map_err(|e| classify(ctx("ROLLBACK TO SAVEPOINT"), e))?;
+            let rows: Option<i64> = tx
                 .query_one(
                     "SELECT rows FROM ferry.segment_loads WHERE task = $1 AND table_name = $2 AND segment = $3",
                     &[&task, &t.qualified(), &(segment as i32)],
@@ -213,19 +224,74 @@ pub async fn load_segment(
                 .map_err(|e| classify(ctx("reading segment marker"), e))?
                 .get(0);
             tracing::info!(table = %name, segment, "segment already committed by an earlier attempt; not copying again");
-            return Ok(WorkResult::Loaded {
-                rows: rows.unwrap_or(0) as u64,
-                already_loaded: true,
-            });
+            return Ok(Begun::AlreadyLoaded(rows.unwrap_or(0) as u64));
         }
         return Err(classify(ctx("writing segment marker"), e));
     }
-    let pred = predicate(bounds);
-    if bounds.addressable_on_target() {
-        tx.execute(&format!("DELETE FROM {} WHERE {pred}", t.qualified()), &[])
-            .await
-            .map_err(|e| classify(ctx("clearing the range on the target"), e))?;
+    if seg.bounds.addressable_on_target() {
+        tx.execute(
+            &format!("DELETE FROM {} WHERE {}", t.qualified(), predicate(seg.bounds)),
+            &[],
+        )
+        .await
+        .map_err(|e| classify(ctx("clearing the range on the target"), e))?;
     }
+    Ok(Begun::Fresh(tx))
+}
+
+/// Records the row count in the marker and commits data and marker together.
+async fn finish(
+    tx: tokio_postgres::Transaction<'_>,
+    t: &TableSchema,
+    segment: u32,
+    rows: u64,
+) -> Result<WorkResult, ConnectorError> {
+    let ctx = |what: &str| format!("table {} segment {segment}: {what}", t.display_name());
+    tx.execute(
+        "UPDATE ferry.segment_loads SET rows = $4 WHERE task = $1 AND table_name = $2 AND segment = $3",
+        &[
+            &crate::current_task(),
+            &t.qualified(),
+            &(segment as i32),
+            &(rows as i64),
+        ],
+    )
+    .await
+    .map_err(|e| classify(ctx("updating segment marker"), e))?;
+    failpoint::pause("before-commit").await;
+    tx.commit().await.map_err(|e| classify(ctx("COMMIT on target"), e))?;
+    failpoint::pause("after-commit").await;
+    Ok(WorkResult::Loaded {
+        rows,
+        already_loaded: false,
+    })
+}
+
+fn already(rows: u64) -> WorkResult {
+    WorkResult::Loaded {
+        rows,
+        already_loaded: true,
+    }
+}
+
+/// PostgreSQL to PostgreSQL: COPY bytes pass through unparsed.
+pub async fn load_segment(
+    source: &Endpoint,
+    target: &Endpoint,
+    t: &TableSchema,
+    seg: Segment<'_>,
+    progress: Progress,
+) -> Result<WorkResult, ConnectorError> {
+    let (segment, bounds) = (seg.number, seg.bounds);
+    let name = t.display_name();
+    let ctx = |what: &str| format!("table {name} segment {segment}: {what}");
+    let mut dst = connect(target).await?;
+    let mut src = connect(source).await?;
+    let tx = match begin(&mut dst, t, &seg).await? {
+        Begun::Fresh(tx) => tx,
+        Begun::AlreadyLoaded(rows) => return Ok(already(rows)),
+    };
+    let pred = predicate(bounds);
     let cols: Vec<String> = t.copy_columns().map(|c| quote_ident(&c.name)).collect();
     let cols = cols.join(", ");
     let format = match t.copy_format {
@@ -283,19 +349,84 @@ pub async fn load_segment(
         .await
         .map_err(|e| classify(ctx("target refused a row"), e))?;
     progress.store(rows, Ordering::Relaxed);
-    tx.execute(
-        "UPDATE ferry.segment_loads SET rows = $4 WHERE task = $1 AND table_name = $2 AND segment = $3",
-        &[&task, &t.qualified(), &(segment as i32), &(rows as i64)],
-    )
-    .await
-    .map_err(|e| classify(ctx("updating segment marker"), e))?;
-    failpoint::pause("before-commit").await;
-    tx.commit().await.map_err(|e| classify(ctx("COMMIT on target"), e))?;
-    failpoint::pause("after-commit").await;
-    Ok(WorkResult::Loaded {
-        rows,
-        already_loaded: false,
-    })
+    finish(tx, t, segment, rows).await
+}
+
+/// Most exceptions one segment records before it fails instead: a column
+/// that no row can cross is a mapping problem, not a few bad rows.
+const MAX_EXCEPTIONS: usize = 1000;
+
+/// Another engine to PostgreSQL: rows of the value model, encoded as text
+/// COPY. `t` is the table as the target has it (converted). A row with a
+/// value PostgreSQL cannot hold goes to `ferry.apply_exceptions` with the
+/// reason, in the same transaction.
+pub async fn load_rows(
+    target: &Endpoint,
+    t: &TableSchema,
+    seg: Segment<'_>,
+    mut rows: Rows,
+    progress: Progress,
+) -> Result<WorkResult, ConnectorError> {
+    let segment = seg.number;
+    let name = t.display_name();
+    let ctx = |what: &str| format!("table {name} segment {segment}: {what}");
+    let mut dst = connect(target).await?;
+    let tx = match begin(&mut dst, t, &seg).await? {
+        Begun::Fresh(tx) => tx,
+        Begun::AlreadyLoaded(n) => return Ok(already(n)),
+    };
+    let cols: Vec<String> = t.copy_columns().map(|c| quote_ident(&c.name)).collect();
+    let in_sql = format!("COPY {} ({}) FROM STDIN (FORMAT text)", t.qualified(), cols.join(", "));
+    let sink = tx
+        .copy_in(&in_sql)
+        .await
+        .map_err(|e| classify(ctx("COPY FROM STDIN on target"), e))?;
+    futures::pin_mut!(sink);
+    let mut buf: Vec<u8> = Vec::with_capacity(256 * 1024);
+    let mut exceptions: Vec<(String, String)> = vec![];
+    let mut sent = 0u64;
+    while let Some(batch) = rows.next().await {
+        for row in batch? {
+            match super::encode::row(&mut buf, &row) {
+                Ok(()) => sent += 1,
+                Err(e) => {
+                    if exceptions.len() >= MAX_EXCEPTIONS {
+                        return Err(ConnectorError::Definite(ctx(&format!(
+                            "more than {MAX_EXCEPTIONS} rows cannot be stored on the target; last: {e}"
+                        ))));
+                    }
+                    exceptions.push((format!("{row:?}"), e.to_string()));
+                }
+            }
+        }
+        if buf.len() >= 128 * 1024 {
+            sink.feed(bytes::Bytes::from(std::mem::take(&mut buf)))
+                .await
+                .map_err(|e| classify(ctx("target refused a row"), e))?;
+            progress.store(sent, Ordering::Relaxed);
+        }
+    }
+    if !buf.is_empty() {
+        sink.feed(bytes::Bytes::from(buf))
+            .await
+            .map_err(|e| classify(ctx("target refused a row"), e))?;
+    }
+    let copied = sink
+        .as_mut()
+        .finish()
+        .await
+        .map_err(|e| classify(ctx("target refused a row"), e))?;
+    progress.store(copied, Ordering::Relaxed);
+    for (row, reason) in &exceptions {
+        tracing::warn!(table = %name, segment, %reason, "row cannot be stored on the target; recorded in ferry.apply_exceptions");
+        tx.execute(
+            "INSERT INTO ferry.apply_exceptions (task, table_name, phase, reason, row_image) VALUES ($1, $2, 'full load', $3, $4)",
+            &[&crate::current_task(), &t.qualified(), reason, row],
+        )
+        .await
+        .map_err(|e| classify(ctx("recording an exception"), e))?;
+    }
+    finish(tx, t, segment, copied).await
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 
 mod cdc;
 pub(crate) mod connect;
+mod encode;
 mod introspect;
-mod load;
+pub(crate) mod load;
 mod schema;
 
 use super::{ConnectorError, WorkContext};

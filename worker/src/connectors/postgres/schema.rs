@@ -4,14 +4,15 @@
 //! Building indexes after the load is much faster than loading into them.
 
 use super::{classify, connect};
-use crate::connectors::ConnectorError;
-use ferry_common::endpoint::Endpoint;
+use crate::connectors::{on_target, ConnectorError};
+use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::schema::*;
 use ferry_common::settings::TargetTablePrepMode;
 use tokio_postgres::Client;
 
-/// Ferry's bookkeeping on the target: which segments are committed. The
-/// segment load inserts its row in the same transaction as its data.
+/// Ferry's bookkeeping on the target: which segments are committed (the
+/// segment load inserts its row in the same transaction as its data), and
+/// rows that could not be stored on the target, with the reason.
 pub const CONTROL_DDL: &str = "CREATE SCHEMA IF NOT EXISTS ferry;
 CREATE TABLE IF NOT EXISTS ferry.segment_loads (
     task text NOT NULL, table_name text NOT NULL, segment int NOT NULL,
@@ -19,7 +20,11 @@ CREATE TABLE IF NOT EXISTS ferry.segment_loads (
     PRIMARY KEY (task, table_name, segment));
 CREATE TABLE IF NOT EXISTS ferry.table_loads (
     task text NOT NULL, table_name text NOT NULL, gen bigint NOT NULL,
-    PRIMARY KEY (task, table_name));";
+    PRIMARY KEY (task, table_name));
+CREATE TABLE IF NOT EXISTS ferry.apply_exceptions (
+    id bigserial PRIMARY KEY, task text NOT NULL, table_name text NOT NULL,
+    phase text NOT NULL, reason text NOT NULL, row_image text,
+    at timestamptz NOT NULL DEFAULT now());";
 
 async fn exec(c: &Client, sql: &str, what: &str) -> Result<(), ConnectorError> {
     c.batch_execute(sql).await.map_err(|e| classify(what, e))
@@ -80,6 +85,15 @@ async fn exists(
 }
 
 pub async fn prepare(ep: &Endpoint, s: &SourceSchema, mode: TargetTablePrepMode) -> Result<(), ConnectorError> {
+    let converted = SourceSchema {
+        tables: s
+            .tables
+            .iter()
+            .map(|t| on_target(t, Engine::Postgres))
+            .collect::<Result<_, _>>()?,
+        ..s.clone()
+    };
+    let s = &converted;
     let c = connect(ep).await?;
     exec(&c, CONTROL_DDL, "creating ferry.segment_loads on the target").await?;
     for schema in &s.schemas {
@@ -230,6 +244,8 @@ async fn add_constraint(c: &Client, table: &str, con: &Constraint) -> Result<(),
 }
 
 pub async fn post_data(source: &Endpoint, target: &Endpoint, t: &TableSchema) -> Result<(), ConnectorError> {
+    let converted = on_target(t, Engine::Postgres)?;
+    let t = &converted;
     let c = connect(target).await?;
     let name = t.qualified();
     for idx in &t.indexes {
@@ -243,7 +259,23 @@ pub async fn post_data(source: &Endpoint, target: &Endpoint, t: &TableSchema) ->
     for con in t.constraints.iter().filter(|k| k.kind != ConstraintKind::ForeignKey) {
         add_constraint(&c, &name, con).await?;
     }
-    if !t.sequences.is_empty() {
+    if source.engine != Engine::Postgres {
+        // Identity columns converted from AUTO_INCREMENT continue past the
+        // largest value loaded.
+        for seq in &t.sequences {
+            let col = quote_ident(&seq.column);
+            exec(
+                &c,
+                &format!(
+                    "SELECT setval(pg_get_serial_sequence({}, {}), COALESCE(max({col}), 0) + 1, false) FROM {name}",
+                    quote_literal(&name),
+                    quote_literal(&seq.column)
+                ),
+                &format!("setting the identity of {}.{}", t.display_name(), seq.column),
+            )
+            .await?;
+        }
+    } else if !t.sequences.is_empty() {
         // Current values, read now: the source may have moved since introspection.
         let src = connect(source).await?;
         for seq in &t.sequences {

@@ -1,0 +1,159 @@
+//! Table conversion between engines for heterogeneous pairs: a source table
+//! in its engine's dialect becomes the table the target creates, with column
+//! types from [`crate::typemap`] (the same table the data path uses) and
+//! keys, indexes and foreign keys rendered for the target.
+//!
+//! Naming: a MySQL database becomes a PostgreSQL schema of the same name
+//! (`TableSchema::schema` is the database), and back.
+//!
+//! What this conversion leaves out, on purpose, until full schema conversion
+//! exists: column defaults other than plain literals, generated-column
+//! expressions (their values are copied instead), CHECK constraints,
+//! FULLTEXT and SPATIAL indexes, and index prefix lengths (the whole column
+//! is indexed). None of these changes a value that is copied.
+
+use crate::endpoint::Engine;
+use crate::schema::*;
+use crate::typemap::{convert_type, MysqlType, Unsupported};
+
+/// A default that means the same on both engines: a number or a plain
+/// string literal without escapes.
+fn portable_default(d: &str) -> Option<String> {
+    let d = d.trim();
+    if d.parse::<f64>().is_ok() && !d.contains(['e', 'E', 'n', 'N', 'i', 'I']) {
+        return Some(d.to_string());
+    }
+    let inner = d.strip_prefix('\'')?.strip_suffix('\'')?;
+    (!inner.contains(['\'', '\\'])).then(|| d.to_string())
+}
+
+/// `enum('a','b')` → `CHECK (col IN ('a','b'))`, keeping the value domain.
+fn enum_check(col: &Column) -> Option<Constraint> {
+    let t = MysqlType::parse(&col.type_sql);
+    (t.base == "enum").then(|| Constraint {
+        name: format!("{}_check", col.name),
+        kind: ConstraintKind::Check,
+        definition: format!("CHECK ({} IN ({}))", quote_ident(&col.name), t.args.unwrap_or("''")),
+    })
+}
+
+/// The table as the target engine creates it.
+pub fn convert_table(t: &TableSchema, to: Engine) -> Result<TableSchema, Unsupported> {
+    if t.engine == to {
+        return Ok(t.clone());
+    }
+    let mut out = t.clone();
+    out.engine = to;
+    out.copy_format = CopyFormat::Text;
+    out.partition_key = None;
+    out.partitions = vec![];
+    out.sequences = vec![];
+    out.index_list = vec![];
+    out.indexes = vec![];
+    out.constraints = vec![];
+    for (col, src) in out.columns.iter_mut().zip(&t.columns) {
+        col.type_sql = convert_type(t.engine, to, &src.type_sql)?;
+        col.default = src.default.as_deref().and_then(portable_default);
+        col.generated = None;
+        col.collation = None;
+        col.identity = None;
+        // PostgreSQL identity needs an integer type: an AUTO_INCREMENT
+        // BIGINT UNSIGNED (numeric(20,0)) keeps its values but no generator.
+        if src.identity.is_some() && matches!(col.type_sql.as_str(), "smallint" | "integer" | "bigint") {
+            col.identity = Some("d".into());
+            col.default = None;
+            out.sequences.push(Sequence {
+                schema: t.schema.clone(),
+                name: String::new(),
+                column: col.name.clone(),
+                identity: true,
+                options: String::new(),
+            });
+        }
+    }
+    if t.engine == Engine::Mysql {
+        out.constraints.extend(t.columns.iter().filter_map(enum_check));
+    }
+    for idx in &t.index_list {
+        if idx.method == "FULLTEXT" || idx.method == "SPATIAL" {
+            continue;
+        }
+        let cols: Vec<String> = idx.columns.iter().map(|c| quote_ident(&c.name)).collect();
+        out.indexes.push(format!(
+            "CREATE {}INDEX {} ON {} ({})",
+            if idx.unique { "UNIQUE " } else { "" },
+            quote_ident(&format!("{}_{}", t.name, idx.name)),
+            t.qualified(),
+            cols.join(", ")
+        ));
+    }
+    // Foreign keys are kept in ANSI form by the MySQL connector.
+    out.constraints.extend(
+        t.constraints
+            .iter()
+            .filter(|c| c.kind == ConstraintKind::ForeignKey)
+            .cloned(),
+    );
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(name: &str, ty: &str) -> Column {
+        Column {
+            name: name.into(),
+            type_sql: ty.into(),
+            not_null: false,
+            default: None,
+            identity: None,
+            generated: None,
+            collation: None,
+        }
+    }
+
+    #[test]
+    fn converts_a_mysql_table() {
+        let mut id = col("id", "int(10) unsigned");
+        id.identity = Some("auto_increment".into());
+        let mut mood = col("mood", "enum('ok','bad')");
+        mood.default = Some("'ok'".into());
+        let mut ts = col("ts", "timestamp");
+        ts.default = Some("current_timestamp()".into());
+        let t = TableSchema {
+            engine: Engine::Mysql,
+            schema: "shop".into(),
+            name: "t".into(),
+            columns: vec![id, mood, ts],
+            primary_key: None,
+            partition_key: None,
+            partitions: vec![],
+            indexes: vec![],
+            index_list: vec![Index {
+                name: "by_mood".into(),
+                unique: false,
+                method: "BTREE".into(),
+                columns: vec![IndexColumn {
+                    name: "mood".into(),
+                    prefix: Some(2),
+                }],
+            }],
+            constraints: vec![],
+            sequences: vec![],
+            rows_estimate: 0,
+            size_bytes: 0,
+            pages: 0,
+            copy_format: CopyFormat::Text,
+            key_samples: vec![],
+        };
+        let p = convert_table(&t, Engine::Postgres).unwrap();
+        assert_eq!(p.columns[0].type_sql, "bigint");
+        assert_eq!(p.columns[0].identity.as_deref(), Some("d"));
+        assert_eq!(p.columns[1].default.as_deref(), Some("'ok'"));
+        assert_eq!(p.columns[2].default, None);
+        assert_eq!(p.indexes, vec![r#"CREATE INDEX "t_by_mood" ON "shop"."t" ("mood")"#]);
+        assert_eq!(p.constraints[0].definition, r#"CHECK ("mood" IN ('ok','bad'))"#);
+        assert_eq!(p.sequences.len(), 1);
+    }
+}

@@ -1,0 +1,263 @@
+//! Reads the selected tables of the endpoint's database from
+//! information_schema: columns with their full `COLUMN_TYPE`, primary key,
+//! secondary indexes (structured, for conversion), foreign keys (in ANSI
+//! form, which PostgreSQL and MySQL both read), size estimates, and key
+//! samples for tables large enough to be cut into segments.
+//!
+//! A MySQL database is the table's `schema` in Ferry's model.
+
+use super::{query_text, quote};
+use crate::connectors::ConnectorError;
+use ferry_common::endpoint::{Endpoint, Engine};
+use ferry_common::mapping::TableMappings;
+use ferry_common::schema::*;
+use ferry_common::typemap::{mysql_kind, Kind};
+use mysql_async::Conn;
+
+const SAMPLE_PER_SEGMENT: u64 = 16;
+
+pub async fn introspect(
+    ep: &Endpoint,
+    mappings: &TableMappings,
+    segment_target_bytes: u64,
+    max_segments: u32,
+) -> Result<SourceSchema, ConnectorError> {
+    let mut c = super::connect(ep).await?;
+    let db = ep.dbname.clone();
+    let tables = query_text(
+        &mut c,
+        "SELECT TABLE_NAME, COALESCE(TABLE_ROWS, 0), COALESCE(DATA_LENGTH, 0)
+           FROM information_schema.TABLES
+          WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
+        (db.clone(),),
+        &format!("listing tables of {ep}"),
+    )
+    .await?;
+    let mut out = SourceSchema::default();
+    for r in tables {
+        let name = r[0].clone().unwrap_or_default();
+        if !mappings.selects(&db, &name) {
+            continue;
+        }
+        let rows: u64 = r[1].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let size: u64 = r[2].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let t = table(&mut c, &db, &name, rows, size, segment_target_bytes, max_segments).await?;
+        out.tables.push(t);
+    }
+    if !out.tables.is_empty() {
+        out.schemas.push(db);
+    }
+    Ok(out)
+}
+
+/// MariaDB stores JSON as LONGTEXT with a `json_valid(col)` check.
+async fn json_columns(c: &mut Conn, db: &str, name: &str) -> Vec<String> {
+    let rows = query_text(
+        c,
+        "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?",
+        (db.to_string(), name.to_string()),
+        "reading check constraints",
+    )
+    .await
+    .unwrap_or_default(); // MySQL 8 has no TABLE_NAME there, and a native JSON type.
+    rows.into_iter()
+        .filter_map(|r| r[0].clone())
+        .filter_map(|clause| {
+            let inner = clause.trim().strip_prefix("json_valid(")?.strip_suffix(')')?;
+            Some(inner.trim_matches('`').replace("``", "`"))
+        })
+        .collect()
+}
+
+async fn table(
+    c: &mut Conn,
+    db: &str,
+    name: &str,
+    rows_estimate: u64,
+    size_bytes: u64,
+    segment_target_bytes: u64,
+    max_segments: u32,
+) -> Result<TableSchema, ConnectorError> {
+    let what = format!("introspecting table {db}.{name}");
+    let args = || (db.to_string(), name.to_string());
+    let json = json_columns(c, db, name).await;
+    let mut columns = vec![];
+    for r in query_text(
+        c,
+        "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT, EXTRA, GENERATION_EXPRESSION
+           FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+        args(),
+        &what,
+    )
+    .await?
+    {
+        let col_name = r[0].clone().unwrap_or_default();
+        let extra = r[4].clone().unwrap_or_default().to_ascii_lowercase();
+        let mut type_sql = r[1].clone().unwrap_or_default();
+        if json.contains(&col_name) && type_sql.eq_ignore_ascii_case("longtext") {
+            type_sql = "json".into();
+        }
+        columns.push(Column {
+            name: col_name,
+            type_sql,
+            not_null: r[2].as_deref() == Some("NO"),
+            // MariaDB reports "no default" on a nullable column as NULL text.
+            default: r[3].clone().filter(|d| d != "NULL"),
+            identity: extra.contains("auto_increment").then(|| "auto_increment".to_string()),
+            generated: r[5].clone().filter(|g| !g.is_empty() && extra.contains("generated")),
+            collation: None,
+        });
+    }
+    let mut primary_key = None;
+    let mut index_list: Vec<Index> = vec![];
+    for r in query_text(
+        c,
+        "SELECT INDEX_NAME, NON_UNIQUE, COLUMN_NAME, SUB_PART, INDEX_TYPE
+           FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?
+          ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+        args(),
+        &what,
+    )
+    .await?
+    {
+        let (index, column) = (r[0].clone().unwrap_or_default(), r[2].clone());
+        let Some(column) = column else { continue }; // functional key part (MySQL 8)
+        if index == "PRIMARY" {
+            primary_key
+                .get_or_insert_with(|| PrimaryKey {
+                    name: format!("{name}_pkey"),
+                    columns: vec![],
+                })
+                .columns
+                .push(column);
+            continue;
+        }
+        if index_list.last().map(|i| &i.name) != Some(&index) {
+            index_list.push(Index {
+                name: index.clone(),
+                unique: r[1].as_deref() == Some("0"),
+                method: r[4].clone().unwrap_or_default(),
+                columns: vec![],
+            });
+        }
+        if let Some(i) = index_list.last_mut() {
+            i.columns.push(IndexColumn {
+                name: column,
+                prefix: r[3].as_deref().and_then(|p| p.parse().ok()),
+            });
+        }
+    }
+    let mut constraints: Vec<Constraint> = vec![];
+    let mut fk: Option<(String, Vec<String>, String, Vec<String>, String)> = None;
+    let fk_rows = query_text(
+        c,
+        "SELECT rc.CONSTRAINT_NAME, k.COLUMN_NAME, k.REFERENCED_TABLE_SCHEMA, k.REFERENCED_TABLE_NAME,
+                k.REFERENCED_COLUMN_NAME, rc.UPDATE_RULE, rc.DELETE_RULE
+           FROM information_schema.REFERENTIAL_CONSTRAINTS rc
+           JOIN information_schema.KEY_COLUMN_USAGE k
+             ON k.CONSTRAINT_SCHEMA = rc.CONSTRAINT_SCHEMA AND k.CONSTRAINT_NAME = rc.CONSTRAINT_NAME
+            AND k.TABLE_NAME = rc.TABLE_NAME
+          WHERE rc.CONSTRAINT_SCHEMA = ? AND rc.TABLE_NAME = ?
+          ORDER BY rc.CONSTRAINT_NAME, k.ORDINAL_POSITION",
+        args(),
+        &what,
+    )
+    .await?;
+    let flush = |fk: Option<(String, Vec<String>, String, Vec<String>, String)>, out: &mut Vec<Constraint>| {
+        if let Some((n, cols, refd, rcols, actions)) = fk {
+            let q = |v: &[String]| v.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
+            out.push(Constraint {
+                name: n,
+                kind: ConstraintKind::ForeignKey,
+                definition: format!("FOREIGN KEY ({}) REFERENCES {refd} ({}){actions}", q(&cols), q(&rcols)),
+            });
+        }
+    };
+    for r in fk_rows {
+        let s = |i: usize| r[i].clone().unwrap_or_default();
+        if fk.as_ref().map(|f| &f.0) != Some(&s(0)) {
+            flush(fk.take(), &mut constraints);
+            fk = Some((
+                s(0),
+                vec![],
+                format!("{}.{}", quote_ident(&s(2)), quote_ident(&s(3))),
+                vec![],
+                format!(" ON UPDATE {} ON DELETE {}", s(5), s(6)),
+            ));
+        }
+        if let Some(f) = fk.as_mut() {
+            f.1.push(s(1));
+            f.3.push(s(4));
+        }
+    }
+    flush(fk, &mut constraints);
+    let mut t = TableSchema {
+        engine: Engine::Mysql,
+        schema: db.to_string(),
+        name: name.to_string(),
+        columns,
+        primary_key,
+        partition_key: None,
+        partitions: vec![],
+        indexes: vec![],
+        index_list,
+        constraints,
+        sequences: vec![],
+        rows_estimate,
+        size_bytes,
+        pages: 0,
+        copy_format: CopyFormat::Text,
+        key_samples: vec![],
+    };
+    if size_bytes > segment_target_bytes {
+        let wanted = (size_bytes / segment_target_bytes.max(1)).min(max_segments as u64);
+        t.key_samples = key_samples(c, &t, wanted * SAMPLE_PER_SEGMENT)
+            .await
+            .map_err(|e| ConnectorError::Definite(format!("{what}: sampling keys: {e}")))?;
+    }
+    Ok(t)
+}
+
+/// A sorted sample of primary-key tuples, as text. A single integer key is
+/// sampled arithmetically between its minimum and maximum (one index dive
+/// each end); other keys by a Bernoulli sample over one index scan.
+async fn key_samples(c: &mut Conn, t: &TableSchema, wanted: u64) -> Result<Vec<Vec<String>>, ConnectorError> {
+    let Some(pk) = &t.primary_key else { return Ok(vec![]) };
+    let qualified = format!("{}.{}", quote(&t.schema), quote(&t.name));
+    let cols: Vec<String> = pk.columns.iter().map(|c| quote(c)).collect();
+    let integer = pk.columns.len() == 1
+        && t.column(&pk.columns[0])
+            .is_some_and(|c| matches!(mysql_kind(&c.type_sql), Kind::Int | Kind::UInt));
+    if integer {
+        let r = query_text(
+            c,
+            &format!("SELECT MIN({0}), MAX({0}) FROM {qualified}", cols[0]),
+            (),
+            "reading key bounds",
+        )
+        .await?;
+        let bound = |i: usize| {
+            r.first()
+                .and_then(|r| r[i].as_deref())
+                .and_then(|v| v.parse::<i128>().ok())
+        };
+        let (Some(lo), Some(hi)) = (bound(0), bound(1)) else {
+            return Ok(vec![]);
+        };
+        let n = wanted.max(1) as i128;
+        let mut out: Vec<Vec<String>> = (1..n).map(|i| vec![(lo + (hi - lo) * i / n).to_string()]).collect();
+        out.dedup();
+        return Ok(out);
+    }
+    let pct = (wanted as f64 / t.rows_estimate.max(1) as f64).min(1.0);
+    let sql = format!(
+        "SELECT {0} FROM {qualified} WHERE RAND() < {pct} ORDER BY {0}",
+        cols.join(", ")
+    );
+    let rows = query_text(c, &sql, (), "sampling keys").await?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| r.iter().all(Option::is_some))
+        .map(|r| r.into_iter().flatten().collect())
+        .collect())
+}

@@ -1,0 +1,161 @@
+//! Values of the common model as fields of PostgreSQL's text COPY format
+//! (`\N` for NULL; backslash, newline, carriage return and tab escaped).
+//! A value PostgreSQL cannot hold exactly is refused here, before it reaches
+//! the server, so that one bad row goes to the exceptions table instead of
+//! failing the whole segment.
+
+use ferry_common::value::{format_duration, Value, ValueError};
+use std::fmt::Write as _;
+
+fn escaped(out: &mut Vec<u8>, s: &str) -> Result<(), ValueError> {
+    for &b in s.as_bytes() {
+        match b {
+            0 => {
+                return Err(ValueError(
+                    "text contains a NUL byte, which PostgreSQL cannot store".into(),
+                ))
+            }
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b => out.push(b),
+        }
+    }
+    Ok(())
+}
+
+fn float(out: &mut Vec<u8>, v: f64, debug: String) {
+    let s = if v.is_nan() {
+        "NaN".to_string()
+    } else if v.is_infinite() {
+        if v > 0.0 { "Infinity" } else { "-Infinity" }.to_string()
+    } else {
+        debug
+    };
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn date_ok(year: i32) -> Result<(), ValueError> {
+    // PostgreSQL has no year 0 (1 BC follows AD 1); MySQL allows 0000.
+    if year < 1 {
+        return Err(ValueError(format!("year {year} has no PostgreSQL equivalent")));
+    }
+    Ok(())
+}
+
+/// Appends one field (without the separator).
+pub fn field(out: &mut Vec<u8>, v: &Value) -> Result<(), ValueError> {
+    match v {
+        Value::Null => out.extend_from_slice(b"\\N"),
+        Value::Bool(b) => out.push(if *b { b't' } else { b'f' }),
+        Value::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Value::UInt(u) => out.extend_from_slice(u.to_string().as_bytes()),
+        Value::Float(f) => float(out, *f as f64, format!("{f:?}")),
+        Value::Double(f) => float(out, *f, format!("{f:?}")),
+        Value::Decimal(d) => out.extend_from_slice(d.as_bytes()),
+        Value::Text(s) => escaped(out, s)?,
+        Value::Json(s) => {
+            if s.contains("\\u0000") {
+                return Err(ValueError("JSON contains \\u0000, which jsonb cannot store".into()));
+            }
+            escaped(out, s)?
+        }
+        Value::Bytes(b) => {
+            out.reserve(3 + 2 * b.len());
+            out.extend_from_slice(b"\\\\x");
+            let mut s = String::with_capacity(2 * b.len());
+            for x in b.iter() {
+                let _ = write!(s, "{x:02x}");
+            }
+            out.extend_from_slice(s.as_bytes());
+        }
+        Value::Bit { len, bytes } => {
+            let total = bytes.len() * 8;
+            let len = *len as usize;
+            if len > total && bytes.len() < len.div_ceil(8) {
+                return Err(ValueError(format!("BIT({len}) value has only {} bytes", bytes.len())));
+            }
+            for i in total.saturating_sub(len)..total {
+                let bit = bytes[i / 8] >> (7 - i % 8) & 1;
+                out.push(b'0' + bit);
+            }
+        }
+        Value::Date(d) => {
+            date_ok(d.year)?;
+            out.extend_from_slice(d.to_string().as_bytes())
+        }
+        Value::DateTime(d, t) => {
+            date_ok(d.year)?;
+            out.extend_from_slice(format!("{d} {t}").as_bytes())
+        }
+        Value::Timestamp(d, t) => {
+            date_ok(d.year)?;
+            out.extend_from_slice(format!("{d} {t}+00").as_bytes())
+        }
+        Value::Duration(us) => out.extend_from_slice(format_duration(*us).as_bytes()),
+    }
+    Ok(())
+}
+
+/// Appends a whole row and its newline; on a refused value the buffer is
+/// left as it was.
+pub fn row(out: &mut Vec<u8>, values: &[Value]) -> Result<(), ValueError> {
+    let start = out.len();
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(b'\t');
+        }
+        if let Err(e) = field(out, v) {
+            out.truncate(start);
+            return Err(e);
+        }
+    }
+    out.push(b'\n');
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_common::value::{Date, TimeOfDay};
+    use std::borrow::Cow;
+
+    fn enc(v: Value) -> String {
+        let mut out = vec![];
+        field(&mut out, &v).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn encodes_fields() {
+        assert_eq!(enc(Value::UInt(u64::MAX)), "18446744073709551615");
+        assert_eq!(enc(Value::Text(Cow::Borrowed("a\tb\\c\nd"))), "a\\tb\\\\c\\nd");
+        assert_eq!(enc(Value::Bytes(Cow::Borrowed(&[0, 255]))), "\\\\x00ff");
+        assert_eq!(
+            enc(Value::Bit {
+                len: 10,
+                bytes: Cow::Borrowed(&[0b10, 0b0000_0001])
+            }),
+            "1000000001"
+        );
+        assert_eq!(enc(Value::Double(1e300)), "1e300");
+        assert_eq!(enc(Value::Float(f32::NEG_INFINITY)), "-Infinity");
+        let d = Date {
+            year: 2038,
+            month: 1,
+            day: 19,
+        };
+        let t = TimeOfDay {
+            hour: 3,
+            minute: 14,
+            second: 8,
+            micros: 1,
+        };
+        assert_eq!(enc(Value::Timestamp(d, t)), "2038-01-19 03:14:08.000001+00");
+        assert_eq!(enc(Value::Duration(-3_020_399_000_000)), "-838:59:59");
+        let mut out = b"x".to_vec();
+        assert!(row(&mut out, &[Value::Int(1), Value::Text(Cow::Borrowed("a\0b"))]).is_err());
+        assert_eq!(out, b"x");
+    }
+}

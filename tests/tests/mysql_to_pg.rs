@@ -19,6 +19,7 @@ CREATE TABLE kinds (
 CREATE TABLE big (id BIGINT UNSIGNED PRIMARY KEY, k INT NOT NULL, label VARCHAR(64), at DATETIME(3), KEY by_k (k));
 CREATE TABLE pairs (region VARCHAR(10), n INT, payload CHAR(32), PRIMARY KEY (region, n));
 CREATE TABLE loose (a INT, b TEXT);
+CREATE TABLE odd (id INT PRIMARY KEY, v TEXT, d DATE);
 CREATE TABLE parent (id INT PRIMARY KEY, name VARCHAR(20) NOT NULL UNIQUE);
 CREATE TABLE child (id INT PRIMARY KEY, parent_id INT, FOREIGN KEY (parent_id) REFERENCES parent (id) ON DELETE CASCADE);
 "#;
@@ -42,6 +43,7 @@ INSERT INTO kinds VALUES
 INSERT INTO parent VALUES (1, 'one'), (2, 'two');
 INSERT INTO child VALUES (10, 1), (11, NULL), (12, 2);
 INSERT INTO loose VALUES (1, 'a'), (1, 'a'), (NULL, NULL);
+INSERT INTO odd VALUES (1, 'fine', '2024-01-01'), (2, CONCAT('a', CHAR(0), 'b'), '2024-01-01'), (3, 'fine', '0000-01-01');
 "#;
 
 /// Each column of `kinds` as text that both engines produce for the same
@@ -294,6 +296,18 @@ async fn mysql_full_load_keeps_every_value() -> anyhow::Result<()> {
             diff.map(|i| (&a[i], &b[i]))
         );
     }
+    // Rows PostgreSQL cannot store went to the exceptions table, with why.
+    let odd = pg_rows(&p, "SELECT string_agg(id::text, ',') FROM shop.odd").await?;
+    assert_eq!(odd[0][0].as_deref(), Some("1"));
+    let ex = pg_rows(
+        &p,
+        "SELECT table_name, reason, row_image FROM ferry.apply_exceptions WHERE task = 'my' ORDER BY reason",
+    )
+    .await?;
+    assert_eq!(ex.len(), 2, "{ex:?}");
+    assert!(ex[0][1].as_deref().unwrap().contains("NUL"), "{ex:?}");
+    assert!(ex[1][1].as_deref().unwrap().contains("year 0"), "{ex:?}");
+    assert!(ex.iter().all(|r| r[0].as_deref() == Some("\"shop\".\"odd\"")), "{ex:?}");
     // Keys, indexes, the foreign key and the identity came across.
     let defs = pg_rows(
         &p,

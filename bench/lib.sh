@@ -16,7 +16,21 @@ start_pg() { # dir port
   $AS_PG "$PGBIN/pg_ctl" -D "$1" -l "$1.log" -w start \
     -o "-p $2 -k $WORK -c listen_addresses=127.0.0.1 -c wal_level=logical -c max_wal_size=8GB ${PG_OPTS:-}" >/dev/null
 }
+MY_PORT=$(free_port)
+start_mariadb() { # a throwaway MariaDB with ROW binlog, on $MY_PORT
+  mariadb-install-db --no-defaults --datadir="$WORK/my" --user=root \
+    --auth-root-authentication-method=normal --skip-test-db >/dev/null 2>&1
+  mariadbd --no-defaults --user=root --datadir="$WORK/my" --port="$MY_PORT" \
+    --socket="$WORK/my.sock" --pid-file="$WORK/my.pid" --log-error="$WORK/my.log" \
+    --bind-address=127.0.0.1 --skip-name-resolve --server-id=1 --log-bin=binlog \
+    --binlog-format=ROW --binlog-row-image=FULL --binlog-row-metadata=FULL \
+    --innodb-buffer-pool-size=1G --innodb-flush-log-at-trx-commit=2 --local-infile=1 \
+    --character-set-server=utf8mb4 --max-connections=300 & MYSQLD=$!
+  for _ in $(seq 100); do mariadb -h 127.0.0.1 -P "$MY_PORT" -u root -e "SELECT 1" >/dev/null 2>&1 && return; sleep 0.2; done
+  echo "error: mariadbd did not start (see $WORK/my.log)" >&2; exit 1
+}
 cleanup() {
+  [ -n "${MYSQLD:-}" ] && kill -9 "$MYSQLD" 2>/dev/null || true
   [ -n "${COORD:-}" ] && kill "$COORD" 2>/dev/null || true
   pkill -f "ferry-worker --coordinator http://127.0.0.1:$FERRY_PORT" 2>/dev/null || true
   $AS_PG "$PGBIN/pg_ctl" -D "$WORK/src" -m immediate stop >/dev/null 2>&1 || true

@@ -4,6 +4,7 @@
 
 use super::free_port;
 use anyhow::{bail, Context, Result};
+use mysql_async::prelude::Queryable;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -129,4 +130,78 @@ impl Drop for MariaDbServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The MySQL sample dataset of the end-to-end tests: a column of every type
+/// family with edge values (`kinds`), 60,000 rows with keys past 2^63
+/// (`big`), 20,000 composite-key rows (`pairs`), a table without a key,
+/// rows PostgreSQL cannot store (`odd`), and a foreign key.
+pub const SAMPLE_SQL: &str = r#"
+CREATE TABLE kinds (
+  id INT AUTO_INCREMENT PRIMARY KEY,
+  i8 TINYINT, u8 TINYINT UNSIGNED, i16 SMALLINT, u16 SMALLINT UNSIGNED, u24 MEDIUMINT UNSIGNED,
+  i32 INT, u32 INT UNSIGNED, i64 BIGINT, u64 BIGINT UNSIGNED,
+  dec65 DECIMAL(65,30), money DECIMAL(12,2), f FLOAT, d DOUBLE,
+  dt DATETIME(6), ts TIMESTAMP(6) NULL DEFAULT NULL, dd DATE, tm TIME(6), yr YEAR,
+  b BIT(12), e ENUM('small','medium','large'), s SET('a','b','c'),
+  j JSON, bl BLOB, vb VARBINARY(16), c CHAR(10), vc VARCHAR(100), tx TEXT
+);
+CREATE TABLE big (id BIGINT UNSIGNED PRIMARY KEY, k INT NOT NULL, label VARCHAR(64), at DATETIME(3), KEY by_k (k));
+CREATE TABLE pairs (region VARCHAR(10), n INT, payload CHAR(32), PRIMARY KEY (region, n));
+CREATE TABLE loose (a INT, b TEXT);
+CREATE TABLE odd (id INT PRIMARY KEY, v TEXT, d DATE);
+CREATE TABLE parent (id INT PRIMARY KEY, name VARCHAR(20) NOT NULL UNIQUE);
+CREATE TABLE child (id INT PRIMARY KEY, parent_id INT, FOREIGN KEY (parent_id) REFERENCES parent (id) ON DELETE CASCADE);
+"#;
+
+/// Edge values, inserted with zero dates allowed.
+pub const SAMPLE_ROWS: &str = r#"
+INSERT INTO kinds VALUES
+ (1, -128, 255, -32768, 65535, 16777215, -2147483648, 4294967295, -9223372036854775808, 18446744073709551615,
+  '99999999999999999999999999999999999.999999999999999999999999999999', -0.01, 3.40282e38, -1.7976931348623157e308,
+  '9999-12-31 23:59:59.999999', '2038-01-19 03:14:07.999999', '1000-01-01', '838:59:59.000000', 2155,
+  b'101010101010', 'large', 'a,c', '{"k": [1, 2.5, "ü"], "n": null}', x'00ff10', x'', 'padded', 'emoji 😀 ok', 'tab\there\nnewline \\ backslash'),
+ (2, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  '-0.000000000000000000000000000001', 0, 1.5e-38, 2.2250738585072014e-308,
+  '1000-01-01 00:00:00', '1970-01-01 00:00:01', '0000-00-00', '-838:59:59.000000', 1901,
+  b'0', 'small', '', '[]', x'', x'0000', '', '', ''),
+ (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+ (4, 1, 1, 1, 1, 1, 1, 1, 1, 9223372036854775808,
+  '1.5', 1.25, 1.2345678, 0.1, '2024-02-29 12:00:00.5', '2024-02-29 12:00:00.5', '2024-02-29', '-00:00:01.250000', 2024,
+  b'111111111111', 'medium', 'a,b,c', '"just a string"', REPEAT(x'ab', 60000), x'7f', 'x', REPEAT('é', 100), REPEAT('long text ', 6000));
+INSERT INTO parent VALUES (1, 'one'), (2, 'two');
+INSERT INTO child VALUES (10, 1), (11, NULL), (12, 2);
+INSERT INTO loose VALUES (1, 'a'), (1, 'a'), (NULL, NULL);
+INSERT INTO odd VALUES (1, 'fine', '2024-01-01'), (2, CONCAT('a', CHAR(0), 'b'), '2024-01-01'), (3, 'fine', '0000-01-01');
+"#;
+
+/// Creates the sample in the connection's database.
+pub async fn create_sample(m: &mut mysql_async::Conn) -> Result<()> {
+    m.query_drop("SET time_zone = '+00:00', sql_mode = ''").await?;
+    for stmt in SAMPLE_SQL.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        m.query_drop(stmt).await?;
+    }
+    m.query_drop(SAMPLE_ROWS).await?;
+    // 60,000 rows in 3 statements (keys up past 2^63) and 20,000 composite-key rows.
+    for part in 0..3u64 {
+        let values: Vec<String> = (part * 20_000..(part + 1) * 20_000)
+            .map(|i| {
+                format!(
+                    "({}, {}, 'row {i}', '2024-01-01 00:00:00' + INTERVAL {i} SECOND)",
+                    9_223_372_036_854_000_000u64 + i * 17,
+                    i % 997
+                )
+            })
+            .collect();
+        m.query_drop(format!("INSERT INTO big VALUES {}", values.join(",")))
+            .await?;
+    }
+    let values: Vec<String> = (0..20_000)
+        .map(|i| format!("('{}', {i}, MD5({i}))", ["north", "south", "east", "west"][i % 4]))
+        .collect();
+    m.query_drop(format!("INSERT INTO pairs VALUES {}", values.join(",")))
+        .await?;
+    m.query_drop("ANALYZE TABLE big, pairs").await?;
+    Ok(())
 }

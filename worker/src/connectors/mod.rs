@@ -74,7 +74,7 @@ pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, Connec
         gen,
     } = &work
     {
-        if source.engine != target.engine {
+        if source.engine != target.engine || source.engine == Engine::Mysql {
             if snapshot.is_some() {
                 return Err(ConnectorError::Definite(format!(
                     "table {}: CDC from {} is not supported yet",
@@ -95,13 +95,25 @@ pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, Connec
                 }
             };
             let target_bounds = bounds_on_target(bounds, source.engine, target.engine)?;
-            let seg = postgres::load::Segment {
-                number: *segment,
-                bounds: &target_bounds,
-                snapshot: None,
-                gen: *gen,
+            return match target.engine {
+                Engine::Postgres => {
+                    let seg = postgres::load::Segment {
+                        number: *segment,
+                        bounds: &target_bounds,
+                        snapshot: None,
+                        gen: *gen,
+                    };
+                    postgres::load::load_rows(target, &converted, seg, rows, ctx.progress).await
+                }
+                Engine::Mysql => {
+                    let seg = mysql::write::Segment {
+                        number: *segment,
+                        bounds: &target_bounds,
+                        gen: *gen,
+                    };
+                    mysql::write::load_rows(target, &converted, seg, rows, ctx.progress).await
+                }
             };
-            return postgres::load::load_rows(target, &converted, seg, rows, ctx.progress).await;
         }
     }
     let engine = match &work {
@@ -129,6 +141,25 @@ pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, Connec
         ) => mysql::introspect(&source, &mappings, segment_target_bytes, max_segments_per_table)
             .await
             .map(WorkResult::Introspected),
+        (
+            Engine::Mysql,
+            Work::Prepare {
+                target,
+                schema,
+                prep_mode,
+            },
+        ) => mysql::write::prepare(&target, &schema, prep_mode)
+            .await
+            .map(|_| WorkResult::Done),
+        (Engine::Mysql, Work::PostData { target, table, .. }) => {
+            mysql::write::post_data(&target, &table).await.map(|_| WorkResult::Done)
+        }
+        (Engine::Mysql, Work::Finalize { target, foreign_keys }) => mysql::write::finalize(&target, &foreign_keys)
+            .await
+            .map(|_| WorkResult::Done),
+        (Engine::Mysql, Work::ResetTable { target, table, gen }) => {
+            mysql::write::reset_table(&target, &table, gen).await
+        }
         (Engine::Mysql, work) => Err(ConnectorError::Definite(format!(
             "{} on MySQL is not supported yet",
             work.kind()

@@ -1,8 +1,10 @@
 //! MySQL / MariaDB connector: connections, introspection from
 //! information_schema, and segment reads into the common value model.
 
+mod encode;
 mod introspect;
 pub(crate) mod read;
+pub(crate) mod write;
 
 use super::ConnectorError;
 use ferry_common::endpoint::Endpoint;

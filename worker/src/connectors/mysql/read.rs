@@ -94,7 +94,8 @@ pub fn decode(kind: Kind, raw: Option<mysql_async::Value>) -> Result<Value<'stat
             match kind {
                 Kind::Int => Value::Int(s.parse().map_err(|_| bad("integer"))?),
                 Kind::UInt => Value::UInt(s.parse().map_err(|_| bad("unsigned integer"))?),
-                Kind::Float => Value::Float(s.parse().map_err(|_| bad("float"))?),
+                // Read as DOUBLE (see `read_segment`): exact, and a FLOAT value.
+                Kind::Float => Value::Float(s.parse::<f64>().map_err(|_| bad("float"))? as f32),
                 Kind::Double => Value::Double(s.parse().map_err(|_| bad("double"))?),
                 // Zero dates have no equivalent: the policy is NULL.
                 Kind::Date => value::parse_date(s)?.map_or(Value::Null, Value::Date),
@@ -120,7 +121,15 @@ pub async fn read_segment(
         .map(|c| t.column(c).map(|c| mysql_kind(&c.type_sql)))
         .collect::<Option<_>>()
         .ok_or_else(|| ConnectorError::Definite(format!("table {name}: column list does not match the source")))?;
-    let list: Vec<String> = columns.iter().map(|c| quote(c)).collect();
+    // FLOAT's text form keeps 6 digits; as a DOUBLE it is exact.
+    let list: Vec<String> = columns
+        .iter()
+        .zip(&kinds)
+        .map(|(c, k)| match k {
+            Kind::Float => format!("CAST({} AS DOUBLE)", quote(c)),
+            _ => quote(c),
+        })
+        .collect();
     let sql = format!(
         "SELECT {} FROM {}.{} WHERE {}",
         list.join(", "),

@@ -1,0 +1,105 @@
+//! Values of the common model as fields of `LOAD DATA ... CHARACTER SET
+//! binary` with the default field format (tab-separated, `\N` for NULL,
+//! backslash escapes). Bytes pass raw, so binary and BIT values need no
+//! text form. A value MySQL cannot hold exactly is refused here, so the row
+//! goes to the exceptions table instead of being silently truncated (LOAD
+//! DATA LOCAL turns data errors into warnings).
+
+use ferry_common::value::{format_duration, Value, ValueError};
+
+/// MySQL TIME's range, in microseconds.
+const MAX_TIME_US: i64 = ((838 * 60 + 59) * 60 + 59) * 1_000_000;
+
+fn escaped(out: &mut Vec<u8>, s: &[u8]) {
+    for &b in s {
+        match b {
+            0 => out.extend_from_slice(b"\\0"),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b => out.push(b),
+        }
+    }
+}
+
+fn finite(v: f64) -> Result<(), ValueError> {
+    if v.is_finite() {
+        Ok(())
+    } else {
+        Err(ValueError(format!("{v} has no MySQL equivalent (no NaN or infinity)")))
+    }
+}
+
+pub fn field(out: &mut Vec<u8>, v: &Value) -> Result<(), ValueError> {
+    match v {
+        Value::Null => out.extend_from_slice(b"\\N"),
+        Value::Bool(b) => out.push(if *b { b'1' } else { b'0' }),
+        Value::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Value::UInt(u) => out.extend_from_slice(u.to_string().as_bytes()),
+        Value::Float(f) => {
+            finite(*f as f64)?;
+            out.extend_from_slice(format!("{f:?}").as_bytes())
+        }
+        Value::Double(f) => {
+            finite(*f)?;
+            out.extend_from_slice(format!("{f:?}").as_bytes())
+        }
+        Value::Decimal(d) => out.extend_from_slice(d.as_bytes()),
+        Value::Text(s) | Value::Json(s) => escaped(out, s.as_bytes()),
+        Value::Bytes(b) => escaped(out, b),
+        Value::Bit { bytes, .. } => escaped(out, bytes),
+        Value::Date(d) => out.extend_from_slice(d.to_string().as_bytes()),
+        Value::DateTime(d, t) | Value::Timestamp(d, t) => out.extend_from_slice(format!("{d} {t}").as_bytes()),
+        Value::Duration(us) => {
+            if us.abs() > MAX_TIME_US {
+                return Err(ValueError(format!(
+                    "duration {} is outside MySQL TIME's range (±838:59:59)",
+                    format_duration(*us)
+                )));
+            }
+            out.extend_from_slice(format_duration(*us).as_bytes())
+        }
+    }
+    Ok(())
+}
+
+/// Appends a whole row and its newline; on a refused value the buffer is
+/// left as it was.
+pub fn row(out: &mut Vec<u8>, values: &[Value]) -> Result<(), ValueError> {
+    let start = out.len();
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(b'\t');
+        }
+        if let Err(e) = field(out, v) {
+            out.truncate(start);
+            return Err(e);
+        }
+    }
+    out.push(b'\n');
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    #[test]
+    fn encodes_fields() {
+        let mut out = vec![];
+        row(
+            &mut out,
+            &[
+                Value::Bytes(Cow::Borrowed(&[0, b'\t', 0xff])),
+                Value::Null,
+                Value::Text(Cow::Borrowed("a\\b\nc")),
+                Value::Duration(-3_020_399_000_000),
+            ],
+        )
+        .unwrap();
+        assert_eq!(out, b"\\0\\t\xff\t\\N\ta\\\\b\\nc\t-838:59:59\n");
+        assert!(row(&mut out, &[Value::Double(f64::NAN)]).is_err());
+        assert!(row(&mut out, &[Value::Duration(MAX_TIME_US + 1_000_000)]).is_err());
+    }
+}

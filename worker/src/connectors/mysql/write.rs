@@ -1,0 +1,446 @@
+//! MySQL / MariaDB as a target: pre-data (databases, tables with primary
+//! keys, Ferry's control tables), segment loads with `LOAD DATA LOCAL
+//! INFILE` streamed from the value model, post-data (secondary indexes) and
+//! foreign keys.
+//!
+//! A segment load is exactly-once by the same argument as PostgreSQL's (see
+//! `postgres/load.rs`): in one InnoDB transaction it takes the table's load
+//! generation `LOCK IN SHARE MODE`, inserts the segment's marker row (whose
+//! primary key a second attempt collides with), deletes the range, loads it,
+//! and commits marker and rows together. A killed worker's transaction rolls
+//! back when its connection drops. Reset uses DELETE, not TRUNCATE, because
+//! TRUNCATE commits implicitly in MySQL.
+//!
+//! Memory: rows are encoded into chunks of at most 128 KiB that go to the
+//! server through a channel of four chunks, as the server asks for them.
+
+use super::classify;
+use super::encode;
+use super::read::predicate;
+use crate::connectors::{ConnectorError, Progress, Rows};
+use ferry_common::endpoint::Endpoint;
+use ferry_common::plan::SegmentBounds;
+use ferry_common::schema::*;
+use ferry_common::settings::TargetTablePrepMode;
+use ferry_common::work::WorkResult;
+use futures::StreamExt;
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+const CONTROL_DDL: &[&str] = &[
+    "CREATE DATABASE IF NOT EXISTS ferry CHARACTER SET utf8mb4",
+    "CREATE TABLE IF NOT EXISTS ferry.segment_loads (
+        task VARCHAR(128) NOT NULL, table_name VARCHAR(512) NOT NULL, segment INT NOT NULL,
+        epoch BIGINT NOT NULL, `rows` BIGINT NULL, loaded_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+        PRIMARY KEY (task, table_name, segment)) ENGINE=InnoDB",
+    "CREATE TABLE IF NOT EXISTS ferry.table_loads (
+        task VARCHAR(128) NOT NULL, table_name VARCHAR(512) NOT NULL, gen BIGINT NOT NULL,
+        PRIMARY KEY (task, table_name)) ENGINE=InnoDB",
+    "CREATE TABLE IF NOT EXISTS ferry.apply_exceptions (
+        id BIGINT AUTO_INCREMENT PRIMARY KEY, task VARCHAR(128) NOT NULL, table_name VARCHAR(512) NOT NULL,
+        phase VARCHAR(32) NOT NULL, reason TEXT NOT NULL, row_image LONGTEXT,
+        at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB",
+];
+
+const MAX_EXCEPTIONS: usize = 1000;
+
+/// A target session: identifiers in ANSI double quotes (the form the
+/// converted DDL uses), strict values, an explicit 0 kept in an
+/// AUTO_INCREMENT column, foreign keys checked only once they exist.
+async fn target(ep: &Endpoint) -> Result<Conn, ConnectorError> {
+    let mut c = super::connect(ep).await?;
+    c.query_drop(
+        "SET SESSION sql_mode = 'ANSI_QUOTES,STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION', foreign_key_checks = 0",
+    )
+    .await
+    .map_err(|e| classify(format!("setting up a session on {ep}"), e))?;
+    Ok(c)
+}
+
+async fn exec(c: &mut Conn, sql: &str, what: &str) -> Result<(), ConnectorError> {
+    c.query_drop(sql).await.map_err(|e| classify(what, e))
+}
+
+fn column_def(col: &Column) -> String {
+    let mut d = format!("{} {}", quote_ident(&col.name), col.type_sql);
+    if let Some(g) = &col.generated {
+        d.push_str(&format!(" GENERATED ALWAYS AS ({g}) STORED"));
+        return d;
+    }
+    if col.not_null {
+        d.push_str(" NOT NULL");
+    }
+    if let Some(def) = &col.default {
+        d.push_str(&format!(" DEFAULT {def}"));
+    }
+    if col.identity.is_some() {
+        d.push_str(" AUTO_INCREMENT");
+    }
+    d
+}
+
+fn create_table(t: &TableSchema) -> String {
+    let mut parts: Vec<String> = t.columns.iter().map(column_def).collect();
+    let pk: &[String] = t.primary_key.as_ref().map_or(&[], |p| &p.columns);
+    if !pk.is_empty() {
+        let cols: Vec<String> = pk.iter().map(|c| quote_ident(c)).collect();
+        parts.push(format!("PRIMARY KEY ({})", cols.join(", ")));
+    }
+    // AUTO_INCREMENT needs an index at creation; the key leads with it.
+    for c in t.columns.iter().filter(|c| c.identity.is_some()) {
+        if pk.first() != Some(&c.name) {
+            parts.push(format!("KEY ({})", quote_ident(&c.name)));
+        }
+    }
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} (\n  {}\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        t.qualified(),
+        parts.join(",\n  ")
+    )
+}
+
+pub async fn prepare(ep: &Endpoint, s: &SourceSchema, mode: TargetTablePrepMode) -> Result<(), ConnectorError> {
+    let mut c = target(ep).await?;
+    for ddl in CONTROL_DDL {
+        exec(&mut c, ddl, "creating Ferry's control tables on the target").await?;
+    }
+    for schema in &s.schemas {
+        exec(
+            &mut c,
+            &format!(
+                "CREATE DATABASE IF NOT EXISTS {} CHARACTER SET utf8mb4",
+                quote_ident(schema)
+            ),
+            &format!("creating database {schema}"),
+        )
+        .await?;
+    }
+    let task = crate::current_task();
+    for t in &s.tables {
+        let t = crate::connectors::on_target(t, ferry_common::endpoint::Engine::Mysql)?;
+        let what = format!("creating table {}", t.display_name());
+        if mode == TargetTablePrepMode::DropAndCreate {
+            exec(&mut c, &format!("DROP TABLE IF EXISTS {}", t.qualified()), &what).await?;
+        }
+        exec(&mut c, &create_table(&t), &what).await?;
+        if mode == TargetTablePrepMode::TruncateBeforeLoad {
+            exec(&mut c, &format!("TRUNCATE TABLE {}", t.qualified()), &what).await?;
+        }
+        c.exec_drop(
+            "INSERT INTO ferry.table_loads (task, table_name, gen) VALUES (?, ?, 0) ON DUPLICATE KEY UPDATE gen = 0",
+            (task.clone(), t.qualified()),
+        )
+        .await
+        .map_err(|e| classify("writing ferry.table_loads", e))?;
+        if mode != TargetTablePrepMode::DoNothing {
+            c.exec_drop("DELETE FROM ferry.segment_loads WHERE table_name = ?", (t.qualified(),))
+                .await
+                .map_err(|e| classify("clearing ferry.segment_loads", e))?;
+        }
+    }
+    Ok(())
+}
+
+pub struct Segment<'a> {
+    pub number: u32,
+    pub bounds: &'a SegmentBounds,
+    pub gen: u64,
+}
+
+/// What the encoder task hands back once the server has read the stream.
+#[derive(Default)]
+struct Encoded {
+    exceptions: Vec<(String, String)>,
+    source_error: Option<ConnectorError>,
+}
+
+/// Rows of the value model into `t` (as the target declares it).
+pub async fn load_rows(
+    ep: &Endpoint,
+    t: &TableSchema,
+    seg: Segment<'_>,
+    mut rows: Rows,
+    progress: Progress,
+) -> Result<WorkResult, ConnectorError> {
+    let (segment, name) = (seg.number, t.display_name());
+    let ctx = |what: &str| format!("table {name} segment {segment}: {what}");
+    let task = crate::current_task();
+    let epoch = crate::current_epoch();
+    let table_key = t.qualified();
+    let mut c = target(ep).await?;
+    let q = |what: &'static str| move |e| classify(ctx(what), e);
+    c.query_drop("START TRANSACTION").await.map_err(q("BEGIN on target"))?;
+    c.exec_drop(
+        "INSERT IGNORE INTO ferry.table_loads (task, table_name, gen) VALUES (?, ?, 0)",
+        (task.clone(), table_key.clone()),
+    )
+    .await
+    .map_err(q("registering the table load"))?;
+    let current: Option<i64> = c
+        .exec_first(
+            "SELECT gen FROM ferry.table_loads WHERE task = ? AND table_name = ? LOCK IN SHARE MODE",
+            (task.clone(), table_key.clone()),
+        )
+        .await
+        .map_err(q("reading the table's load generation"))?;
+    let current = current.unwrap_or(0);
+    if current as u64 > seg.gen {
+        return Err(ConnectorError::Transient(ctx(&format!(
+            "superseded: the table was reset for generation {current} (this load is of {})",
+            seg.gen
+        ))));
+    }
+    c.query_drop("SAVEPOINT fence").await.map_err(q("SAVEPOINT"))?;
+    let fenced = c
+        .exec_drop(
+            "INSERT INTO ferry.segment_loads (task, table_name, segment, epoch) VALUES (?, ?, ?, ?)",
+            (task.clone(), table_key.clone(), segment, epoch),
+        )
+        .await;
+    if let Err(e) = fenced {
+        if matches!(&e, mysql_async::Error::Server(s) if s.code == 1062) {
+            c.query_drop("ROLLBACK TO SAVEPOINT fence")
+                .await
+                .map_err(q("ROLLBACK TO SAVEPOINT"))?;
+            let n: Option<Option<i64>> = c
+                .exec_first(
+                    "SELECT `rows` FROM ferry.segment_loads WHERE task = ? AND table_name = ? AND segment = ?",
+                    (task.clone(), table_key.clone(), segment),
+                )
+                .await
+                .map_err(q("reading segment marker"))?;
+            tracing::info!(table = %name, segment, "segment already committed by an earlier attempt; not copying again");
+            return Ok(WorkResult::Loaded {
+                rows: n.flatten().unwrap_or(0) as u64,
+                already_loaded: true,
+            });
+        }
+        return Err(classify(ctx("writing segment marker"), e));
+    }
+    exec(
+        &mut c,
+        &format!("DELETE FROM {} WHERE {}", t.qualified(), predicate(seg.bounds)?),
+        &ctx("clearing the range on the target"),
+    )
+    .await?;
+
+    // The encoder runs beside the LOAD: it pulls source batches, encodes
+    // them, and hands chunks to the server through a bounded channel.
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+    let result = Arc::new(Mutex::new(Encoded::default()));
+    let encoder = {
+        let result = result.clone();
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            let mut buf: Vec<u8> = Vec::with_capacity(160 * 1024);
+            let mut sent = 0u64;
+            let mut exceptions = vec![];
+            let mut failed = None;
+            while let Some(batch) = rows.next().await {
+                let batch = match batch {
+                    Ok(b) => b,
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                };
+                for row in batch {
+                    match encode::row(&mut buf, &row) {
+                        Ok(()) => sent += 1,
+                        Err(e) => exceptions.push((format!("{row:?}"), e.to_string())),
+                    }
+                }
+                if exceptions.len() > MAX_EXCEPTIONS {
+                    break;
+                }
+                if buf.len() >= 128 * 1024 {
+                    progress.store(sent, Ordering::Relaxed);
+                    if tx.send(Ok(bytes::Bytes::from(std::mem::take(&mut buf)))).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            let abort = failed.is_some() || exceptions.len() > MAX_EXCEPTIONS;
+            let last = if abort {
+                // Make the server fail the LOAD rather than commit a part.
+                Err(std::io::Error::other("source stream failed"))
+            } else {
+                Ok(bytes::Bytes::from(buf))
+            };
+            let _ = tx.send(last).await;
+            let mut r = result.lock().unwrap_or_else(|p| p.into_inner());
+            r.exceptions = exceptions;
+            r.source_error = failed;
+        })
+    };
+    c.set_infile_handler(async move {
+        let stream: mysql_async::InfileData = Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        }));
+        Ok(stream)
+    });
+    let cols: Vec<String> = t.copy_columns().map(|c| quote_ident(&c.name)).collect();
+    let load = c
+        .query_iter(format!(
+            "LOAD DATA LOCAL INFILE 'ferry' INTO TABLE {} CHARACTER SET binary ({})",
+            t.qualified(),
+            cols.join(", ")
+        ))
+        .await;
+    let _ = encoder.await;
+    let (exceptions, source_error) = {
+        let mut r = result.lock().unwrap_or_else(|p| p.into_inner());
+        (std::mem::take(&mut r.exceptions), r.source_error.take())
+    };
+    if let Some(e) = source_error {
+        return Err(e);
+    }
+    if exceptions.len() > MAX_EXCEPTIONS {
+        return Err(ConnectorError::Definite(ctx(&format!(
+            "more than {MAX_EXCEPTIONS} rows cannot be stored on the target; last: {}",
+            exceptions.last().map(|e| e.1.as_str()).unwrap_or_default()
+        ))));
+    }
+    let load = load.map_err(q("LOAD DATA on target"))?;
+    let (loaded, warnings) = (load.affected_rows(), load.warnings());
+    load.drop_result().await.map_err(q("LOAD DATA on target"))?;
+    if warnings > 0 {
+        // LOCAL loads turn data errors into warnings: any is a refusal.
+        let w: Vec<(String, u32, String)> = c
+            .query("SHOW WARNINGS LIMIT 3")
+            .await
+            .map_err(q("reading LOAD DATA warnings"))?;
+        let shown: Vec<String> = w.into_iter().map(|(_, code, m)| format!("{m} ({code})")).collect();
+        return Err(ConnectorError::Definite(ctx(&format!(
+            "the target changed or refused {warnings} values: {}",
+            shown.join("; ")
+        ))));
+    }
+    progress.store(loaded, Ordering::Relaxed);
+    for (row, reason) in &exceptions {
+        tracing::warn!(table = %name, segment, %reason, "row cannot be stored on the target; recorded in ferry.apply_exceptions");
+        c.exec_drop(
+            "INSERT INTO ferry.apply_exceptions (task, table_name, phase, reason, row_image) VALUES (?, ?, 'full load', ?, ?)",
+            (task.clone(), table_key.clone(), reason.clone(), row.clone()),
+        )
+        .await
+        .map_err(q("recording an exception"))?;
+    }
+    c.exec_drop(
+        "UPDATE ferry.segment_loads SET `rows` = ? WHERE task = ? AND table_name = ? AND segment = ?",
+        (loaded, task.clone(), table_key.clone(), segment),
+    )
+    .await
+    .map_err(q("updating segment marker"))?;
+    crate::failpoint::pause("before-commit").await;
+    c.query_drop("COMMIT").await.map_err(q("COMMIT on target"))?;
+    crate::failpoint::pause("after-commit").await;
+    Ok(WorkResult::Loaded {
+        rows: loaded,
+        already_loaded: false,
+    })
+}
+
+/// Empties a partly loaded table for a reload in generation `gen`.
+pub async fn reset_table(ep: &Endpoint, t: &TableSchema, gen: u64) -> Result<WorkResult, ConnectorError> {
+    let task = crate::current_task();
+    let name = t.display_name();
+    let mut c = target(ep).await?;
+    let q = |what: &str| {
+        let what = format!("table {name}: {what}");
+        move |e| classify(what, e)
+    };
+    c.query_drop("START TRANSACTION").await.map_err(q("BEGIN"))?;
+    c.exec_drop(
+        "INSERT INTO ferry.table_loads (task, table_name, gen) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE gen = GREATEST(gen, VALUES(gen))",
+        (task.clone(), t.qualified(), gen),
+    )
+    .await
+    .map_err(q("raising its load generation"))?;
+    c.query_drop(format!("DELETE FROM {}", t.qualified()))
+        .await
+        .map_err(q("emptying for reload"))?;
+    c.exec_drop(
+        "DELETE FROM ferry.segment_loads WHERE task = ? AND table_name = ?",
+        (task, t.qualified()),
+    )
+    .await
+    .map_err(q("clearing segment markers"))?;
+    c.query_drop("COMMIT").await.map_err(q("COMMIT of reset"))?;
+    Ok(WorkResult::Done)
+}
+
+/// Secondary indexes after the load (in one ALTER, so InnoDB sorts once
+/// per index without rebuilding the table for each).
+pub async fn post_data(ep: &Endpoint, t: &TableSchema) -> Result<(), ConnectorError> {
+    let t = crate::connectors::on_target(t, ferry_common::endpoint::Engine::Mysql)?;
+    let mut c = target(ep).await?;
+    let existing: Vec<String> = c
+        .exec(
+            "SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (t.schema.clone(), t.name.clone()),
+        )
+        .await
+        .map_err(|e| classify(format!("reading indexes of {}", t.display_name()), e))?;
+    let mut adds = vec![];
+    for idx in t.index_list.iter().filter(|i| !existing.contains(&i.name)) {
+        let cols: Vec<String> = idx
+            .columns
+            .iter()
+            .map(|c| match c.prefix {
+                Some(p) => format!("{}({p})", quote_ident(&c.name)),
+                None => quote_ident(&c.name),
+            })
+            .collect();
+        let kind = match (idx.method.as_str(), idx.unique) {
+            ("FULLTEXT", _) => "FULLTEXT INDEX",
+            ("SPATIAL", _) => "SPATIAL INDEX",
+            (_, true) => "UNIQUE INDEX",
+            _ => "INDEX",
+        };
+        adds.push(format!("ADD {kind} {} ({})", quote_ident(&idx.name), cols.join(", ")));
+    }
+    if !adds.is_empty() {
+        exec(
+            &mut c,
+            &format!("ALTER TABLE {} {}", t.qualified(), adds.join(", ")),
+            &format!("building indexes on {}", t.display_name()),
+        )
+        .await?;
+    }
+    exec(
+        &mut c,
+        &format!("ANALYZE TABLE {}", t.qualified()),
+        &format!("analyzing {}", t.display_name()),
+    )
+    .await
+}
+
+/// Foreign keys, once every table is loaded.
+pub async fn finalize(ep: &Endpoint, fks: &[(String, Constraint)]) -> Result<(), ConnectorError> {
+    let mut c = target(ep).await?;
+    for (table, con) in fks {
+        let found: Option<u8> = c
+            .exec_first(
+                "SELECT 1 FROM information_schema.TABLE_CONSTRAINTS WHERE CONSTRAINT_TYPE = 'FOREIGN KEY' AND CONSTRAINT_NAME = ? AND CONCAT('\"', TABLE_SCHEMA, '\".\"', TABLE_NAME, '\"') = ?",
+                (con.name.clone(), table.clone()),
+            )
+            .await
+            .map_err(|e| classify("reading target catalog", e))?;
+        if found.is_none() {
+            exec(
+                &mut c,
+                &format!(
+                    "ALTER TABLE {table} ADD CONSTRAINT {} {}",
+                    quote_ident(&con.name),
+                    con.definition
+                ),
+                &format!("adding foreign key {} on {table}", con.name),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}

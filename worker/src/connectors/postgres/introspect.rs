@@ -278,20 +278,34 @@ async fn table(
         if size_bytes > segment_target_bytes && rows_estimate > 0 {
             let segments = size_bytes.div_ceil(segment_target_bytes).min(max_segments as u64);
             let want = (segments * SAMPLE_PER_SEGMENT).max(256);
-            let pct = (want as f64 * 100.0 / rows_estimate as f64).min(100.0);
+            // Block sampling returns whole pages of adjacent keys, so the
+            // sample must span `want` pages, not `want` rows: a few dense
+            // clusters would put most of the table in a few segments.
+            // Partitioned parents have no pages of their own: row sampling.
+            let method = if pages > 0 {
+                format!("SYSTEM ({})", (want as f64 * 100.0 / pages as f64).min(100.0))
+            } else {
+                format!(
+                    "BERNOULLI ({})",
+                    (want as f64 * 100.0 / rows_estimate as f64).min(100.0)
+                )
+            };
             let cols: Vec<String> = pk.columns.iter().map(|c| format!("{}::text", quote_ident(c))).collect();
             let order: Vec<String> = pk.columns.iter().map(|c| quote_ident(c)).collect();
             let sql = format!(
-                "SELECT ARRAY[{}] FROM {qualified} TABLESAMPLE SYSTEM ({pct}) ORDER BY {}",
+                "SELECT ARRAY[{}] FROM {qualified} TABLESAMPLE {method} ORDER BY {}",
                 cols.join(", "),
                 order.join(", ")
             );
-            key_samples = c
+            let all: Vec<Vec<String>> = c
                 .query(&sql, &[])
                 .await?
                 .iter()
                 .map(|r| r.get::<_, Vec<String>>(0))
                 .collect();
+            // Evenly thinned to `want`: the sample travels through Raft.
+            let step = all.len().div_ceil(want as usize).max(1);
+            key_samples = all.into_iter().step_by(step).collect();
         }
     }
     Ok(TableSchema {

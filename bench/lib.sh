@@ -42,7 +42,7 @@ start_pg "$WORK/src" "$SRC_PORT"; start_pg "$WORK/dst" "$DST_PORT"
 now() { date +%s.%N; }
 start_ferry() { # coordinator + 3 workers; sets FERRY_COORDINATOR
   "$BIN/ferry" coordinator --data-dir "$WORK/ferry" --listen "127.0.0.1:$FERRY_PORT" 2>"$WORK/coord.log" & COORD=$!
-  for _ in 1 2 3; do "$BIN/ferry-worker" --coordinator "http://127.0.0.1:$FERRY_PORT" 2>>"$WORK/workers.log" & done
+  for _ in $(seq "${FERRY_WORKERS:-3}"); do "$BIN/ferry-worker" --coordinator "http://127.0.0.1:$FERRY_PORT" 2>>"$WORK/workers.log" & done
   export FERRY_COORDINATOR="http://127.0.0.1:$FERRY_PORT"
   for _ in $(seq 50); do "$BIN/ferry" task list >/dev/null 2>&1 && break; sleep 0.2; done
 }

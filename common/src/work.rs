@@ -25,6 +25,11 @@ pub enum Work {
         target: Endpoint,
         schema: SourceSchema,
         prep_mode: TargetTablePrepMode,
+        /// Create tables without their primary key; PostData adds it. Set
+        /// for full-load-only tasks that create their tables: building the
+        /// key once after the load beats maintaining it row by row.
+        #[serde(default)]
+        defer_primary_key: bool,
     },
     /// Copy one segment, idempotently. With CDC, every segment of a table is
     /// read in the same exported snapshot (`snapshot`, generation `gen`).
@@ -38,6 +43,10 @@ pub enum Work {
         snapshot: Option<String>,
         #[serde(default)]
         gen: u64,
+        /// The table was created without its key (see Prepare) and is empty
+        /// but for committed segments, so the range needs no clearing.
+        #[serde(default)]
+        defer_primary_key: bool,
     },
     /// Empty a partly loaded table on the target before it is loaded again in
     /// snapshot generation `gen` (the snapshot its first segments used died).
@@ -83,6 +92,9 @@ pub enum Work {
         source: Endpoint,
         target: Endpoint,
         table: TableSchema,
+        /// Add the primary key first (see Prepare).
+        #[serde(default)]
+        defer_primary_key: bool,
     },
     /// Foreign keys, once every table is complete.
     Finalize {

@@ -831,6 +831,14 @@ impl Task {
         matches!(self.state, TaskState::Running | TaskState::Deleting)
     }
 
+    /// Tables Ferry creates for a full load only get their primary key after
+    /// the load (CDC needs keys while tables load; other modes keep the
+    /// user's table as it is).
+    fn defer_primary_key(&self) -> bool {
+        !self.spec.has_cdc()
+            && self.spec.settings.prep_mode == ferry_common::settings::TargetTablePrepMode::DropAndCreate
+    }
+
     fn snapshot(&self) -> Option<&SnapshotInfo> {
         self.cdc.as_ref().and_then(|c| c.snapshot.as_ref())
     }
@@ -990,6 +998,7 @@ impl Task {
                     target: spec.target.clone(),
                     schema,
                     prep_mode: spec.settings.prep_mode,
+                    defer_primary_key: self.defer_primary_key(),
                 }
             }
             UnitKind::Load { table, segment } => {
@@ -1003,6 +1012,7 @@ impl Task {
                     bounds: self.plans[table].segments[segment as usize].clone(),
                     snapshot: self.snapshot().map(|s| s.name.clone()),
                     gen: self.plans[table].gen.unwrap_or(0),
+                    defer_primary_key: self.defer_primary_key(),
                 }
             }
             UnitKind::Reset { table } => {
@@ -1067,6 +1077,7 @@ impl Task {
                     source: spec.source.clone(),
                     target: spec.target.clone(),
                     table: t,
+                    defer_primary_key: self.defer_primary_key(),
                 }
             }
             UnitKind::Finalize => Work::Finalize {

@@ -72,6 +72,7 @@ pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, Connec
         bounds,
         snapshot,
         gen,
+        defer_primary_key,
     } = &work
     {
         if source.engine != target.engine || source.engine == Engine::Mysql {
@@ -102,6 +103,7 @@ pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, Connec
                         bounds: &target_bounds,
                         snapshot: None,
                         gen: *gen,
+                        clear_range: !defer_primary_key,
                     };
                     postgres::load::load_rows(target, &converted, seg, rows, ctx.progress).await
                 }
@@ -147,6 +149,7 @@ pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, Connec
                 target,
                 schema,
                 prep_mode,
+                ..
             },
         ) => mysql::write::prepare(&target, &schema, prep_mode)
             .await

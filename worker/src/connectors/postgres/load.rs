@@ -123,6 +123,11 @@ pub struct Segment<'a> {
     /// Exported snapshot to read in (CDC tasks).
     pub snapshot: Option<&'a str>,
     pub gen: u64,
+    /// Delete the range on the target first. Not needed when the table was
+    /// created by this task without a key: an attempt's rows are then
+    /// either committed with its marker or rolled back, so the range is
+    /// empty; and without the key index the delete would scan the table.
+    pub clear_range: bool,
 }
 
 /// Empties a partly loaded table for a reload in snapshot generation `gen`.
@@ -228,7 +233,7 @@ async fn begin<'a>(
         }
         return Err(classify(ctx("writing segment marker"), e));
     }
-    if seg.bounds.addressable_on_target() {
+    if seg.clear_range && seg.bounds.addressable_on_target() {
         tx.execute(
             &format!("DELETE FROM {} WHERE {}", t.qualified(), predicate(seg.bounds)),
             &[],

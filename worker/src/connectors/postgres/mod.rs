@@ -26,7 +26,8 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             target,
             schema,
             prep_mode,
-        } => schema::prepare(&target, &schema, prep_mode)
+            defer_primary_key,
+        } => schema::prepare(&target, &schema, prep_mode, defer_primary_key)
             .await
             .map(|_| WorkResult::Done),
         Work::LoadSegment {
@@ -37,6 +38,7 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             bounds,
             snapshot,
             gen,
+            defer_primary_key,
         } => {
             load::load_segment(
                 &source,
@@ -47,6 +49,7 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
                     bounds: &bounds,
                     snapshot: snapshot.as_deref(),
                     gen,
+                    clear_range: !defer_primary_key,
                 },
                 ctx.progress,
             )
@@ -68,7 +71,12 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             start,
         } => cdc::apply::run(&source, &target, &cdc, &tables, start, &ctx.reporter).await,
         Work::DropSlot { source, cdc, keep_slot } => cdc::slot::drop(&source, &cdc, keep_slot).await,
-        Work::PostData { source, target, table } => schema::post_data(&source, &target, &table)
+        Work::PostData {
+            source,
+            target,
+            table,
+            defer_primary_key,
+        } => schema::post_data(&source, &target, &table, defer_primary_key)
             .await
             .map(|_| WorkResult::Done),
         Work::Finalize { target, foreign_keys } => {

@@ -52,9 +52,9 @@ fn column_def(col: &Column) -> String {
     d
 }
 
-fn create_table(t: &TableSchema) -> String {
+fn create_table(t: &TableSchema, defer_primary_key: bool) -> String {
     let mut parts: Vec<String> = t.columns.iter().map(column_def).collect();
-    if let Some(pk) = &t.primary_key {
+    if let Some(pk) = t.primary_key.as_ref().filter(|_| !defer_primary_key) {
         let cols: Vec<String> = pk.columns.iter().map(|c| quote_ident(c)).collect();
         parts.push(format!(
             "CONSTRAINT {} PRIMARY KEY ({})",
@@ -84,7 +84,12 @@ async fn exists(
         .map_err(|e| classify("reading target catalog", e))
 }
 
-pub async fn prepare(ep: &Endpoint, s: &SourceSchema, mode: TargetTablePrepMode) -> Result<(), ConnectorError> {
+pub async fn prepare(
+    ep: &Endpoint,
+    s: &SourceSchema,
+    mode: TargetTablePrepMode,
+    defer_primary_key: bool,
+) -> Result<(), ConnectorError> {
     let converted = SourceSchema {
         tables: s
             .tables
@@ -140,7 +145,8 @@ pub async fn prepare(ep: &Endpoint, s: &SourceSchema, mode: TargetTablePrepMode)
             )
             .await?;
         }
-        exec(&c, &create_table(t), &what).await?;
+        // A partitioned table's key must exist before its partitions do.
+        exec(&c, &create_table(t, defer_primary_key && !t.is_partitioned()), &what).await?;
         for p in &t.partitions {
             let mut sql = format!(
                 "CREATE TABLE IF NOT EXISTS {}.{} PARTITION OF {}.{} {}",
@@ -243,11 +249,29 @@ async fn add_constraint(c: &Client, table: &str, con: &Constraint) -> Result<(),
     Ok(())
 }
 
-pub async fn post_data(source: &Endpoint, target: &Endpoint, t: &TableSchema) -> Result<(), ConnectorError> {
+pub async fn post_data(
+    source: &Endpoint,
+    target: &Endpoint,
+    t: &TableSchema,
+    defer_primary_key: bool,
+) -> Result<(), ConnectorError> {
     let converted = on_target(t, Engine::Postgres)?;
     let t = &converted;
     let c = connect(target).await?;
     let name = t.qualified();
+    if let Some(pk) = t
+        .primary_key
+        .as_ref()
+        .filter(|_| defer_primary_key && !t.is_partitioned())
+    {
+        let cols: Vec<String> = pk.columns.iter().map(|c| quote_ident(c)).collect();
+        let key = Constraint {
+            name: pk.name.clone(),
+            kind: ConstraintKind::Unique,
+            definition: format!("PRIMARY KEY ({})", cols.join(", ")),
+        };
+        add_constraint(&c, &name, &key).await?;
+    }
     for idx in &t.indexes {
         exec(
             &c,

@@ -35,8 +35,9 @@
 //!   superseded and rolls back.
 //!
 //! Memory: tokio-postgres reads the source with a one-message channel (it
-//! stops reading the socket while a message is unconsumed) and the target
-//! sink flushes as it fills, so a worker holds about one row at a time.
+//! stops reading the socket while a message is unconsumed); rows are gathered
+//! into 256 KiB messages for the target, so a worker holds about 256 KiB
+//! plus one row per segment in flight.
 
 use super::{classify, connect};
 use crate::connectors::{ConnectorError, Progress, Rows};
@@ -279,6 +280,10 @@ fn already(rows: u64) -> WorkResult {
     }
 }
 
+/// Bytes gathered from the source before they go to the target as one
+/// CopyData message.
+const GATHER_BYTES: usize = 256 * 1024;
+
 /// PostgreSQL to PostgreSQL: COPY bytes pass through unparsed.
 pub async fn load_segment(
     source: &Endpoint,
@@ -337,16 +342,29 @@ pub async fn load_segment(
         .map_err(|e| classify(ctx("COPY TO STDOUT on source"), e))?;
     futures::pin_mut!(sink);
     futures::pin_mut!(stream);
+    // The source sends a message per row; the target gets them gathered
+    // into large messages, so its backend reads and parses in bulk instead
+    // of waking for every few kilobytes.
     let mut messages = 0u64;
+    let mut gathered = bytes::BytesMut::with_capacity(GATHER_BYTES);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| classify(ctx("reading from source"), e))?;
-        sink.feed(chunk)
-            .await
-            .map_err(|e| classify(ctx("target refused a row"), e))?;
+        gathered.extend_from_slice(&chunk);
+        if gathered.len() >= GATHER_BYTES {
+            sink.feed(gathered.split().freeze())
+                .await
+                .map_err(|e| classify(ctx("target refused a row"), e))?;
+            gathered.reserve(GATHER_BYTES);
+        }
         messages += 1;
         if messages.is_multiple_of(1024) {
             progress.store(messages, Ordering::Relaxed);
         }
+    }
+    if !gathered.is_empty() {
+        sink.feed(gathered.freeze())
+            .await
+            .map_err(|e| classify(ctx("target refused a row"), e))?;
     }
     let rows = sink
         .as_mut()

@@ -6,22 +6,31 @@
 
 use ferry_common::value::{format_duration, Value, ValueError};
 use std::fmt::Write as _;
+use std::io::Write as _;
+
+fn special(b: u8) -> bool {
+    matches!(b, 0 | b'\\' | b'\n' | b'\r' | b'\t')
+}
 
 fn escaped(out: &mut Vec<u8>, s: &str) -> Result<(), ValueError> {
-    for &b in s.as_bytes() {
+    let bytes = s.as_bytes();
+    // Most values need no escaping: runs between special bytes go whole.
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !special(b) {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        start = i + 1;
         match b {
-            0 => {
-                return Err(ValueError(
-                    "text contains a NUL byte, which PostgreSQL cannot store".into(),
-                ))
-            }
+            0 => return Err(ValueError("text contains a NUL byte, which PostgreSQL cannot store".into())),
             b'\\' => out.extend_from_slice(b"\\\\"),
             b'\n' => out.extend_from_slice(b"\\n"),
             b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b => out.push(b),
+            _ => out.extend_from_slice(b"\\t"),
         }
     }
+    out.extend_from_slice(&bytes[start..]);
     Ok(())
 }
 
@@ -49,8 +58,12 @@ pub fn field(out: &mut Vec<u8>, v: &Value) -> Result<(), ValueError> {
     match v {
         Value::Null => out.extend_from_slice(b"\\N"),
         Value::Bool(b) => out.push(if *b { b't' } else { b'f' }),
-        Value::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
-        Value::UInt(u) => out.extend_from_slice(u.to_string().as_bytes()),
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::UInt(u) => {
+            let _ = write!(out, "{u}");
+        }
         Value::Float(f) => float(out, *f as f64, format!("{f:?}")),
         Value::Double(f) => float(out, *f, format!("{f:?}")),
         Value::Decimal(d) => out.extend_from_slice(d.as_bytes()),

@@ -20,6 +20,14 @@ echo "sysbench prepare: 4 tables x $SIZE rows into MariaDB..."
 sysbench oltp_read_write --db-driver=mysql --mysql-host=127.0.0.1 --mysql-port="$MY_PORT" \
   --mysql-user=root --mysql-db=sbtest --tables=4 --table-size="$SIZE" prepare >/dev/null
 mariadb -h 127.0.0.1 -P "$MY_PORT" -u root sbtest -e "ANALYZE TABLE sbtest1, sbtest2, sbtest3, sbtest4" >/dev/null
+# Let InnoDB write back the prepare's dirty pages first, so neither tool
+# competes with that background flushing.
+my() { mariadb -N -h 127.0.0.1 -P "$MY_PORT" -u root "$@"; }
+my -e "SET GLOBAL innodb_max_dirty_pages_pct = 0"
+for _ in $(seq 300); do
+  [ "$(my -e "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'INNODB_BUFFER_POOL_PAGES_DIRTY'")" -lt 100 ] && break
+  sleep 1
+done
 ROWS=$((4 * SIZE))
 SRC="mysql://root@127.0.0.1:$MY_PORT/sbtest"
 dst() { psql -X -tAq -h 127.0.0.1 -p "$DST_PORT" -U postgres "$@"; }

@@ -9,8 +9,10 @@
 //! What this conversion leaves out, on purpose, until full schema conversion
 //! exists: column defaults other than plain literals, generated-column
 //! expressions (their values are copied instead), CHECK constraints,
-//! FULLTEXT and SPATIAL indexes, and index prefix lengths (the whole column
-//! is indexed). None of these changes a value that is copied.
+//! FULLTEXT and SPATIAL indexes, index prefix lengths (the whole column is
+//! indexed), PostgreSQL expression, partial and non-btree indexes, and
+//! foreign keys MySQL cannot declare. None of these changes a value that is
+//! copied.
 
 use crate::endpoint::Engine;
 use crate::schema::*;
@@ -51,50 +53,128 @@ pub fn convert_table(t: &TableSchema, to: Engine) -> Result<TableSchema, Unsuppo
     out.index_list = vec![];
     out.indexes = vec![];
     out.constraints = vec![];
+    let mut auto_increment = false;
     for (col, src) in out.columns.iter_mut().zip(&t.columns) {
         col.type_sql = convert_type(t.engine, to, &src.type_sql)?;
         col.default = src.default.as_deref().and_then(portable_default);
         col.generated = None;
         col.collation = None;
         col.identity = None;
-        // PostgreSQL identity needs an integer type: an AUTO_INCREMENT
-        // BIGINT UNSIGNED (numeric(20,0)) keeps its values but no generator.
-        if src.identity.is_some() && matches!(col.type_sql.as_str(), "smallint" | "integer" | "bigint") {
-            col.identity = Some("d".into());
-            col.default = None;
-            out.sequences.push(Sequence {
-                schema: t.schema.clone(),
-                name: String::new(),
-                column: col.name.clone(),
-                identity: true,
-                options: String::new(),
-            });
+        let generated = src.identity.is_some() || src.default.as_deref().is_some_and(|d| d.starts_with("nextval("));
+        match to {
+            // PostgreSQL identity needs an integer type: an AUTO_INCREMENT
+            // BIGINT UNSIGNED (numeric(20,0)) keeps its values but no generator.
+            Engine::Postgres if generated && matches!(col.type_sql.as_str(), "smallint" | "integer" | "bigint") => {
+                col.identity = Some("d".into());
+                col.default = None;
+                out.sequences.push(Sequence {
+                    schema: t.schema.clone(),
+                    name: String::new(),
+                    column: col.name.clone(),
+                    identity: true,
+                    options: String::new(),
+                });
+            }
+            // MySQL allows one AUTO_INCREMENT column; it continues past the
+            // largest loaded value by itself.
+            Engine::Mysql
+                if generated && !auto_increment && matches!(col.type_sql.as_str(), "smallint" | "int" | "bigint") =>
+            {
+                auto_increment = true;
+                col.identity = Some("auto_increment".into());
+                col.default = None;
+            }
+            _ => {}
         }
     }
     if t.engine == Engine::Mysql {
         out.constraints.extend(t.columns.iter().filter_map(enum_check));
     }
-    for idx in &t.index_list {
+    let mut indexes = t.index_list.clone();
+    if t.engine == Engine::Postgres {
+        indexes.extend(t.indexes.iter().filter_map(|d| postgres_index(d)));
+        indexes.extend(
+            t.constraints
+                .iter()
+                .filter(|c| c.kind == ConstraintKind::Unique)
+                .filter_map(|c| unique_constraint(c)),
+        );
+    }
+    for idx in &indexes {
         if idx.method == "FULLTEXT" || idx.method == "SPATIAL" {
             continue;
         }
-        let cols: Vec<String> = idx.columns.iter().map(|c| quote_ident(&c.name)).collect();
-        out.indexes.push(format!(
-            "CREATE {}INDEX {} ON {} ({})",
-            if idx.unique { "UNIQUE " } else { "" },
-            quote_ident(&format!("{}_{}", t.name, idx.name)),
-            t.qualified(),
-            cols.join(", ")
-        ));
+        match to {
+            Engine::Postgres => {
+                let cols: Vec<String> = idx.columns.iter().map(|c| quote_ident(&c.name)).collect();
+                out.indexes.push(format!(
+                    "CREATE {}INDEX {} ON {} ({})",
+                    if idx.unique { "UNIQUE " } else { "" },
+                    quote_ident(&format!("{}_{}", t.name, idx.name)),
+                    t.qualified(),
+                    cols.join(", ")
+                ));
+            }
+            Engine::Mysql => out.index_list.push(idx.clone()),
+        }
     }
-    // Foreign keys are kept in ANSI form by the MySQL connector.
+    // Foreign keys: the MySQL connector keeps them in ANSI form; from
+    // PostgreSQL, those MySQL cannot declare (deferrable, MATCH FULL) are left out.
     out.constraints.extend(
         t.constraints
             .iter()
             .filter(|c| c.kind == ConstraintKind::ForeignKey)
+            .filter(|c| to != Engine::Mysql || !(c.definition.contains("DEFERRABLE") || c.definition.contains("MATCH")))
             .cloned(),
     );
     Ok(out)
+}
+
+/// Plain column list of `(a, "B")`, or None if any part is an expression.
+fn column_list(inner: &str) -> Option<Vec<IndexColumn>> {
+    inner
+        .split(',')
+        .map(|c| {
+            let c = c.trim();
+            let name = match c.strip_prefix('"').and_then(|c| c.strip_suffix('"')) {
+                Some(q) => q.replace("\"\"", "\""),
+                None if !c.is_empty() && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') => c.to_string(),
+                None => return None,
+            };
+            Some(IndexColumn { name, prefix: None })
+        })
+        .collect()
+}
+
+/// `CREATE [UNIQUE] INDEX name ON t USING btree (a, b)` as an index over
+/// plain columns; expression, partial and non-btree indexes give None.
+fn postgres_index(ddl: &str) -> Option<Index> {
+    let unique = ddl.starts_with("CREATE UNIQUE INDEX ");
+    let rest = ddl.strip_prefix(if unique {
+        "CREATE UNIQUE INDEX "
+    } else {
+        "CREATE INDEX "
+    })?;
+    let name = rest.split(" ON ").next()?.trim().trim_matches('"').to_string();
+    let (_, cols) = ddl.split_once(" USING btree (")?;
+    let cols = cols.strip_suffix(')')?;
+    Some(Index {
+        name,
+        unique,
+        method: "BTREE".into(),
+        columns: column_list(cols)?,
+    })
+}
+
+/// `UNIQUE (a, b)` as a unique index named after the constraint.
+fn unique_constraint(c: &Constraint) -> Option<Index> {
+    let cols = c.definition.strip_prefix("UNIQUE (")?.strip_suffix(')')?;
+    Some(Index {
+        name: c.name.clone(),
+        unique: true,
+        method: "BTREE".into(),
+        columns: column_list(cols)?,
+    })
 }
 
 #[cfg(test)]
@@ -155,5 +235,15 @@ mod tests {
         assert_eq!(p.indexes, vec![r#"CREATE INDEX "t_by_mood" ON "shop"."t" ("mood")"#]);
         assert_eq!(p.constraints[0].definition, r#"CHECK ("mood" IN ('ok','bad'))"#);
         assert_eq!(p.sequences.len(), 1);
+    }
+
+    #[test]
+    fn reads_postgres_indexes() {
+        let i = postgres_index(r#"CREATE UNIQUE INDEX "Big_k" ON shop.big USING btree (k, "Mixed")"#).unwrap();
+        assert!(i.unique);
+        assert_eq!(i.columns[1].name, "Mixed");
+        assert!(postgres_index("CREATE INDEX e ON t USING btree (lower(x))").is_none());
+        assert!(postgres_index("CREATE INDEX p ON t USING btree (a) WHERE (a > 0)").is_none());
+        assert!(postgres_index("CREATE INDEX g ON t USING gin (a)").is_none());
     }
 }

@@ -8,6 +8,7 @@ use crate::endpoint::Engine;
 /// How a column's values travel in the [`crate::value`] model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    Bool,
     Int,
     UInt,
     Float,
@@ -145,15 +146,129 @@ pub fn mysql_to_postgres(column_type: &str) -> Result<String, Unsupported> {
     Ok(pg)
 }
 
+/// A PostgreSQL type as `format_type` prints it, split into its name, its
+/// modifiers and whether it is an array.
+struct PgType<'a> {
+    base: &'a str,
+    args: Option<&'a str>,
+    array: bool,
+}
+
+impl<'a> PgType<'a> {
+    fn parse(t: &'a str) -> PgType<'a> {
+        let (t, array) = match t.strip_suffix("[]") {
+            Some(b) => (b, true),
+            None => (t, false),
+        };
+        // `timestamp(3) with time zone`: the modifiers sit inside the name.
+        let (base, args) = match (t.find('('), t.find(')')) {
+            (Some(o), Some(c)) if c > o => (t, Some(&t[o + 1..c])),
+            _ => (t, None),
+        };
+        PgType { base, args, array }
+    }
+
+    fn name(&self) -> String {
+        match (self.base.find('('), self.base.find(')')) {
+            (Some(o), Some(c)) => format!("{}{}", &self.base[..o], &self.base[c + 1..]),
+            _ => self.base.to_string(),
+        }
+    }
+
+    fn len(&self) -> Option<u32> {
+        self.args?.split(',').next()?.trim().parse().ok()
+    }
+}
+
+/// How values of a PostgreSQL column travel (read as text COPY; see the
+/// PostgreSQL connector's `read` for the server-side casts of the kinds
+/// that say so).
+pub fn postgres_kind(type_sql: &str) -> Kind {
+    let t = PgType::parse(type_sql);
+    if t.array {
+        return Kind::Json;
+    }
+    match t.name().as_str() {
+        "smallint" | "integer" | "bigint" => Kind::Int,
+        "numeric" | "money" => Kind::Decimal,
+        "real" => Kind::Float,
+        "double precision" => Kind::Double,
+        "boolean" => Kind::Bool,
+        "bytea" => Kind::Bytes,
+        "bit" => Kind::Bit(t.len().unwrap_or(1)),
+        "date" => Kind::Date,
+        "timestamp without time zone" => Kind::DateTime,
+        "timestamp with time zone" => Kind::Timestamp,
+        "time without time zone" => Kind::Duration,
+        "json" | "jsonb" => Kind::Json,
+        _ => Kind::Text,
+    }
+}
+
+/// The MySQL type that holds every value of a PostgreSQL column; types
+/// without a MySQL counterpart keep their exact PostgreSQL text form.
+pub fn postgres_to_mysql(type_sql: &str) -> Result<String, Unsupported> {
+    let t = PgType::parse(type_sql);
+    if t.array {
+        return Ok("json".into());
+    }
+    let frac = |default: u32| t.len().unwrap_or(default).min(6);
+    let my = match t.name().as_str() {
+        "smallint" => "smallint".into(),
+        "integer" => "int".into(),
+        "bigint" => "bigint".into(),
+        "numeric" => match t.args {
+            Some(a) => {
+                let mut p = a.split(',').map(|x| x.trim().parse::<u32>().unwrap_or(0));
+                let (prec, scale) = (p.next().unwrap_or(10), p.next().unwrap_or(0));
+                if prec > 65 || scale > 30 {
+                    return Err(Unsupported {
+                        type_sql: type_sql.into(),
+                        to: "MySQL (DECIMAL stops at 65 digits, 30 after the point)",
+                    });
+                }
+                format!("decimal({prec},{scale})")
+            }
+            // Unconstrained numeric: the widest DECIMAL; a value beyond it
+            // fails the segment with MySQL's out-of-range warning.
+            None => "decimal(65,30)".into(),
+        },
+        "money" => "decimal(19,2)".into(),
+        "real" => "float".into(),
+        "double precision" => "double".into(),
+        "boolean" => "tinyint(1)".into(),
+        "bytea" => "longblob".into(),
+        "bit" if t.len().unwrap_or(1) <= 64 => format!("bit({})", t.len().unwrap_or(1)),
+        "date" => "date".into(),
+        "timestamp without time zone" => format!("datetime({})", frac(6)),
+        // DATETIME in UTC: TIMESTAMP stops in 2038.
+        "timestamp with time zone" => format!("datetime({})", frac(6)),
+        "time without time zone" => format!("time({})", frac(6)),
+        "json" | "jsonb" => "json".into(),
+        "uuid" => "char(36)".into(),
+        "inet" | "cidr" => "varchar(43)".into(),
+        "macaddr" | "macaddr8" => "varchar(23)".into(),
+        "character varying" => match t.len() {
+            Some(n) if n <= 16383 => format!("varchar({n})"),
+            _ => "longtext".into(),
+        },
+        "character" => match t.len() {
+            Some(n) if n <= 255 => format!("char({n})"),
+            _ => "longtext".into(),
+        },
+        // text, interval, ranges, xml, enums, domains, tsvector, ...: their
+        // PostgreSQL text form, unchanged.
+        _ => "longtext".into(),
+    };
+    Ok(my)
+}
+
 /// Target column type for a source column type.
 pub fn convert_type(from: Engine, to: Engine, type_sql: &str) -> Result<String, Unsupported> {
     match (from, to) {
-        (a, b) if a == b => Ok(type_sql.to_string()),
+        (Engine::Postgres, Engine::Postgres) | (Engine::Mysql, Engine::Mysql) => Ok(type_sql.to_string()),
         (Engine::Mysql, Engine::Postgres) => mysql_to_postgres(type_sql),
-        _ => Err(Unsupported {
-            type_sql: type_sql.to_string(),
-            to: to.name(),
-        }),
+        (Engine::Postgres, Engine::Mysql) => postgres_to_mysql(type_sql),
     }
 }
 
@@ -185,5 +300,20 @@ mod tests {
         assert_eq!(mysql_kind("bigint(20) unsigned"), Kind::UInt);
         assert_eq!(mysql_kind("bit(12)"), Kind::Bit(12));
         assert!(mysql_to_postgres("vector(3)").is_err());
+    }
+
+    #[test]
+    fn maps_postgres_to_mysql() {
+        let m = |t| postgres_to_mysql(t).unwrap();
+        assert_eq!(m("timestamp(3) with time zone"), "datetime(3)");
+        assert_eq!(m("timestamp without time zone"), "datetime(6)");
+        assert_eq!(m("numeric(65,30)"), "decimal(65,30)");
+        assert!(postgres_to_mysql("numeric(80,2)").is_err());
+        assert_eq!(m("integer[]"), "json");
+        assert_eq!(m("character varying(20)"), "varchar(20)");
+        assert_eq!(m("interval"), "longtext");
+        assert_eq!(postgres_kind("timestamp(3) with time zone"), Kind::Timestamp);
+        assert_eq!(postgres_kind("text[]"), Kind::Json);
+        assert_eq!(postgres_kind("bit(10)"), Kind::Bit(10));
     }
 }

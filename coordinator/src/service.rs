@@ -78,12 +78,11 @@ impl Admin for AdminService {
             use ferry_common::endpoint::Engine;
             let supported = match (source.engine, target.engine) {
                 (Engine::Postgres, Engine::Postgres) => true,
-                (Engine::Mysql, _) => migration_type == MigrationType::FullLoad,
-                _ => false,
+                _ => migration_type == MigrationType::FullLoad,
             };
             if !supported {
                 return Err(Status::invalid_argument(format!(
-                    "{} from {} to {} is not supported yet (supported: postgres to postgres, and a full load from mysql to postgres or mysql)",
+                    "{} from {} to {} is not supported yet (supported: postgres to postgres; a full load between any pair of postgres and mysql)",
                     r.migration_type,
                     source.engine.name(),
                     target.engine.name()

@@ -29,7 +29,32 @@ impl ConnectorError {
 }
 
 /// A row in the common value model, columns in the target table's order.
-pub type Row = Vec<ferry_common::value::Value<'static>>;
+/// A row the source could read but whose values have no exact form in the
+/// value model (MySQL year 0, PostgreSQL NaN or infinity on the way to MySQL)
+/// travels as `Err`: the target records it as an exception with the reason.
+pub type Row = Result<Vec<ferry_common::value::Value<'static>>, Rejected>;
+
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    /// The source row as text, for the exceptions table.
+    pub image: String,
+    pub reason: String,
+}
+
+/// Encodes a row for a target, or says why it cannot be stored there.
+pub fn encode_row(
+    out: &mut Vec<u8>,
+    row: &Row,
+    encode: impl Fn(&mut Vec<u8>, &[ferry_common::value::Value]) -> Result<(), ferry_common::value::ValueError>,
+) -> Result<(), Rejected> {
+    match row {
+        Ok(values) => encode(out, values).map_err(|e| Rejected {
+            image: format!("{values:?}"),
+            reason: e.to_string(),
+        }),
+        Err(r) => Err(r.clone()),
+    }
+}
 
 /// A segment's rows on their way from a source to a target of another
 /// engine, in batches; the stream ends after the last row.
@@ -87,13 +112,7 @@ pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, Connec
             let columns: Vec<String> = converted.copy_columns().map(|c| c.name.clone()).collect();
             let rows = match source.engine {
                 Engine::Mysql => mysql::read::read_segment(source, table, columns, bounds).await?,
-                Engine::Postgres => {
-                    return Err(ConnectorError::Definite(format!(
-                        "table {}: PostgreSQL to {} is not supported yet",
-                        table.display_name(),
-                        target.engine.name()
-                    )))
-                }
+                Engine::Postgres => postgres::read::read_segment(source, table, columns, bounds).await?,
             };
             let target_bounds = bounds_on_target(bounds, source.engine, target.engine)?;
             return match target.engine {

@@ -8,7 +8,7 @@
 //! an index range), never OFFSET.
 
 use super::{classify, quote};
-use crate::connectors::{ConnectorError, Row, Rows};
+use crate::connectors::{ConnectorError, Rejected, Row, Rows};
 use ferry_common::plan::{KeyColumn, SegmentBounds};
 use ferry_common::schema::TableSchema;
 use ferry_common::typemap::{mysql_kind, Kind};
@@ -92,6 +92,7 @@ pub fn decode(kind: Kind, raw: Option<mysql_async::Value>) -> Result<Value<'stat
             let s = std::str::from_utf8(&bytes).map_err(|_| ValueError("value is not ASCII text".into()))?;
             let bad = |what: &str| ValueError(format!("not a valid {what}: '{s}'"));
             match kind {
+                Kind::Bool => Value::Bool(s != "0"),
                 Kind::Int => Value::Int(s.parse().map_err(|_| bad("integer"))?),
                 Kind::UInt => Value::UInt(s.parse().map_err(|_| bad("unsigned integer"))?),
                 // Read as DOUBLE (see `read_segment`): exact, and a FLOAT value.
@@ -175,12 +176,16 @@ fn async_stream(
                         _ => 8,
                     })
                     .sum::<usize>();
+                let image = format!("{raw:?}");
                 let vals = raw
                     .into_iter()
                     .zip(&kinds)
                     .map(|(v, k)| decode(*k, v))
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| ConnectorError::Definite(format!("table {name}: {e}")))?;
+                    .map_err(|e| Rejected {
+                        image,
+                        reason: e.to_string(),
+                    });
                 batch.push(vals);
                 if batch.len() >= BATCH_ROWS || bytes >= BATCH_BYTES {
                     bytes = 0;

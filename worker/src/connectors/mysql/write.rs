@@ -247,9 +247,9 @@ pub async fn load_rows(
                     }
                 };
                 for row in batch {
-                    match encode::row(&mut buf, &row) {
+                    match crate::connectors::encode_row(&mut buf, &row, encode::row) {
                         Ok(()) => sent += 1,
-                        Err(e) => exceptions.push((format!("{row:?}"), e.to_string())),
+                        Err(r) => exceptions.push((r.image, r.reason)),
                     }
                 }
                 if exceptions.len() > MAX_EXCEPTIONS {
@@ -422,6 +422,10 @@ pub async fn post_data(ep: &Endpoint, t: &TableSchema) -> Result<(), ConnectorEr
 pub async fn finalize(ep: &Endpoint, fks: &[(String, Constraint)]) -> Result<(), ConnectorError> {
     let mut c = target(ep).await?;
     for (table, con) in fks {
+        if con.definition.contains("DEFERRABLE") || con.definition.contains("MATCH ") {
+            tracing::warn!(table = %table, constraint = %con.name, "foreign key not created: MySQL cannot declare a deferrable or MATCH FULL key");
+            continue;
+        }
         let found: Option<u8> = c
             .exec_first(
                 "SELECT 1 FROM information_schema.TABLE_CONSTRAINTS WHERE CONSTRAINT_TYPE = 'FOREIGN KEY' AND CONSTRAINT_NAME = ? AND CONCAT('\"', TABLE_SCHEMA, '\".\"', TABLE_NAME, '\"') = ?",

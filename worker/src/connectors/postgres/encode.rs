@@ -23,7 +23,11 @@ fn escaped(out: &mut Vec<u8>, s: &str) -> Result<(), ValueError> {
         out.extend_from_slice(&bytes[start..i]);
         start = i + 1;
         match b {
-            0 => return Err(ValueError("text contains a NUL byte, which PostgreSQL cannot store".into())),
+            0 => {
+                return Err(ValueError(
+                    "text contains a NUL byte, which PostgreSQL cannot store".into(),
+                ))
+            }
             b'\\' => out.extend_from_slice(b"\\\\"),
             b'\n' => out.extend_from_slice(b"\\n"),
             b'\r' => out.extend_from_slice(b"\\r"),

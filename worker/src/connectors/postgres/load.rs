@@ -410,15 +410,16 @@ pub async fn load_rows(
     let mut sent = 0u64;
     while let Some(batch) = rows.next().await {
         for row in batch? {
-            match super::encode::row(&mut buf, &row) {
+            match crate::connectors::encode_row(&mut buf, &row, super::encode::row) {
                 Ok(()) => sent += 1,
-                Err(e) => {
+                Err(r) => {
                     if exceptions.len() >= MAX_EXCEPTIONS {
                         return Err(ConnectorError::Definite(ctx(&format!(
-                            "more than {MAX_EXCEPTIONS} rows cannot be stored on the target; last: {e}"
+                            "more than {MAX_EXCEPTIONS} rows cannot be stored on the target; last: {}",
+                            r.reason
                         ))));
                     }
-                    exceptions.push((format!("{row:?}"), e.to_string()));
+                    exceptions.push((r.image, r.reason));
                 }
             }
         }

@@ -6,6 +6,7 @@ pub(crate) mod connect;
 mod encode;
 mod introspect;
 pub(crate) mod load;
+pub(crate) mod read;
 mod schema;
 
 use super::{ConnectorError, WorkContext};

@@ -1,0 +1,248 @@
+//! PostgreSQL → MariaDB full load: a column of every PostgreSQL type family
+//! with edge values (arrays, ranges, uuid, inet, interval, enums, jsonb,
+//! bytea, timestamptz), a 200,000-row table cut into segments, a foreign
+//! key, and rows MySQL cannot hold (NaN, infinity) that must land in the
+//! exceptions table; then every value is compared through the mapping.
+use ferry_tests::mariadb::MariaDbServer;
+use ferry_tests::*;
+use mysql_async::prelude::Queryable;
+
+const PG_SQL: &str = r#"
+CREATE SCHEMA shop;
+CREATE TYPE shop.mood AS ENUM ('sad', 'ok', 'happy');
+CREATE TABLE shop.kinds (
+  id serial PRIMARY KEY,
+  i16 smallint, i32 integer, i64 bigint, n65 numeric(65,30), money2 numeric(12,2), nfree numeric,
+  r real, d double precision, b boolean, t text, vc varchar(20), ch char(5), by bytea,
+  dd date, ts timestamp(6), tz timestamptz, tm time, iv interval, u uuid, ip inet, j jsonb,
+  ia integer[], ta text[], rg int4range, m shop.mood, bt bit(10)
+);
+INSERT INTO shop.kinds (i16, i32, i64, n65, money2, nfree, r, d, b, t, vc, ch, by, dd, ts, tz, tm, iv, u, ip, j, ia, ta, rg, m, bt) VALUES
+ (-32768, -2147483648, -9223372036854775808, '99999999999999999999999999999999999.999999999999999999999999999999', -0.01, 3.14,
+  1.2345678, 1.7976931348623157e308, true, E'tab\there\nnewline \\ back', 'emoji 😀', 'ab', '\x00ff10'::bytea,
+  '0001-01-01', '9999-12-31 23:59:59.999999', '2038-01-19 03:14:08.5+05:30', '23:59:59.999999', '1 year 2 mons 3 days 04:05:06',
+  'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '2001:db8::1/64', '{"k": [1, 2.5, "ü"], "n": null}', '{1,NULL,3}', '{"a b","c,d",NULL}', '[1,10)', 'happy', B'1010101010'),
+ (0, 0, 0, 0, 0, 0, 0, 0, false, '', '', '', '', '2024-02-29', '1970-01-01 00:00:00', '1970-01-01 00:00:00+00', '00:00:00', '-1 days +02:00:00',
+  '00000000-0000-0000-0000-000000000000', '10.0.0.1', '[]', '{}', '{}', 'empty', 'sad', B'0000000000'),
+ (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+CREATE TABLE shop.big (id bigint PRIMARY KEY, k integer NOT NULL, label text);
+INSERT INTO shop.big SELECT i, i % 997, 'row ' || i FROM generate_series(1, 200000) i;
+CREATE INDEX big_k ON shop.big (k);
+CREATE TABLE shop.parent (id integer PRIMARY KEY, name text UNIQUE);
+CREATE TABLE shop.child (id integer PRIMARY KEY, parent_id integer REFERENCES shop.parent ON DELETE CASCADE);
+INSERT INTO shop.parent VALUES (1, 'one'), (2, 'two');
+INSERT INTO shop.child VALUES (10, 1), (11, NULL), (12, 2);
+CREATE TABLE shop.odd (id integer PRIMARY KEY, n numeric, d date);
+INSERT INTO shop.odd VALUES (1, 1, '2024-01-01'), (2, 'NaN', '2024-01-01'), (3, 2, 'infinity');
+ANALYZE;
+"#;
+
+#[derive(Clone, Copy)]
+enum Cmp {
+    Text,
+    Float,
+    Json,
+}
+
+/// (column, MySQL expression, PostgreSQL expression, comparison)
+const COLUMNS: &[(&str, &str, &str, Cmp)] = &[
+    ("id", "CAST(id AS CHAR)", "id::text", Cmp::Text),
+    ("i16", "CAST(i16 AS CHAR)", "i16::text", Cmp::Text),
+    ("i32", "CAST(i32 AS CHAR)", "i32::text", Cmp::Text),
+    ("i64", "CAST(i64 AS CHAR)", "i64::text", Cmp::Text),
+    ("n65", "CAST(n65 AS CHAR)", "n65::text", Cmp::Text),
+    ("money2", "CAST(money2 AS CHAR)", "money2::text", Cmp::Text),
+    ("nfree", "CAST(nfree AS CHAR)", "nfree::numeric(65,30)::text", Cmp::Text),
+    ("r", "CAST(CAST(r AS DOUBLE) AS CHAR)", "r::float8::text", Cmp::Float),
+    ("d", "CAST(d AS CHAR)", "d::text", Cmp::Float),
+    ("b", "CAST(b AS CHAR)", "b::int::text", Cmp::Text),
+    ("t", "t", "t", Cmp::Text),
+    ("vc", "vc", "vc", Cmp::Text),
+    ("ch", "ch", "ch::text", Cmp::Text),
+    ("by", "LOWER(HEX(`by`))", "encode(by, 'hex')", Cmp::Text),
+    ("dd", "CAST(dd AS CHAR)", "dd::text", Cmp::Text),
+    (
+        "ts",
+        "DATE_FORMAT(ts, '%Y-%m-%d %H:%i:%s.%f')",
+        "to_char(ts, 'YYYY-MM-DD HH24:MI:SS.US')",
+        Cmp::Text,
+    ),
+    (
+        "tz",
+        "DATE_FORMAT(tz, '%Y-%m-%d %H:%i:%s.%f')",
+        "to_char(tz AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')",
+        Cmp::Text,
+    ),
+    (
+        "tm",
+        "CAST(TIME_TO_SEC(tm) AS CHAR)",
+        "extract(epoch FROM tm)::text",
+        Cmp::Float,
+    ),
+    ("iv", "iv", "iv::text", Cmp::Text),
+    ("u", "u", "u::text", Cmp::Text),
+    (
+        "ip",
+        "ip",
+        "CASE WHEN ip IS NOT NULL THEN format('%s', ip) END",
+        Cmp::Text,
+    ),
+    ("j", "j", "j::text", Cmp::Json),
+    ("ia", "ia", "to_json(ia)::text", Cmp::Json),
+    ("ta", "ta", "to_json(ta)::text", Cmp::Json),
+    ("rg", "rg", "rg::text", Cmp::Text),
+    ("m", "m", "m::text", Cmp::Text),
+    ("bt", "LPAD(BIN(bt), 10, '0')", "bt::text", Cmp::Text),
+];
+
+fn same(cmp: Cmp, a: &Option<String>, b: &Option<String>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => match cmp {
+            Cmp::Text => a == b,
+            Cmp::Float => a
+                .parse::<f64>()
+                .ok()
+                .zip(b.parse::<f64>().ok())
+                .is_some_and(|(x, y)| x == y),
+            Cmp::Json => {
+                serde_json::from_str::<serde_json::Value>(a).ok() == serde_json::from_str::<serde_json::Value>(b).ok()
+            }
+        },
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+async fn my_rows(c: &mut mysql_async::Conn, sql: &str) -> anyhow::Result<Vec<Vec<Option<String>>>> {
+    let rows: Vec<mysql_async::Row> = c.query(sql).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            r.unwrap_raw()
+                .into_iter()
+                .map(|v| match v {
+                    Some(mysql_async::Value::Bytes(b)) => Some(String::from_utf8(b).expect("utf8")),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect())
+}
+
+async fn pg_rows(c: &tokio_postgres::Client, sql: &str) -> anyhow::Result<Vec<Vec<Option<String>>>> {
+    Ok(c.query(sql, &[])
+        .await?
+        .iter()
+        .map(|r| (0..r.len()).map(|i| r.get::<_, Option<String>>(i)).collect())
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pg_full_load_into_mysql_keeps_every_value() -> anyhow::Result<()> {
+    let pg = PgServer::start()?;
+    let my = MariaDbServer::start()?;
+    let p = pg.client("postgres").await?;
+    p.batch_execute(PG_SQL).await?;
+    my.client("mysql").await?.query_drop("CREATE DATABASE landing").await?;
+
+    let f = Ferry::start(2, 5000, &[])?;
+    let dir = tempfile::tempdir()?;
+    let settings = dir.path().join("settings.json");
+    std::fs::write(&settings, r#"{"Ferry": {"SegmentTargetBytes": 1048576}}"#)?;
+    f.ok(&[
+        "task",
+        "create",
+        "pm",
+        "--source",
+        &pg.url("postgres"),
+        "--target",
+        &my.url("landing"),
+        "--type",
+        "full-load",
+        "--settings",
+        settings.to_str().unwrap(),
+    ]);
+    f.ok(&["task", "start", "pm"]);
+    let (ok, out, err) = f.ferry(&["task", "wait", "pm", "--for", "full-load", "--timeout", "300"]);
+    let st = f.status("pm");
+    assert!(
+        ok,
+        "wait failed: {out}{err}\nstatus: {st:?}\nworker: {}",
+        f.workers[0].log_text()
+    );
+    let st = st.unwrap();
+    assert!(
+        table_status(&st, "big")["segments_total"].as_u64().unwrap() >= 3,
+        "{st}"
+    );
+
+    // A PostgreSQL schema becomes a MySQL database of the same name.
+    let mut m = my.client("shop").await?;
+    m.query_drop("SET time_zone = '+00:00'").await?;
+    p.batch_execute("SET TimeZone = 'UTC'").await?;
+    let my_sql: Vec<&str> = COLUMNS.iter().map(|c| c.1).collect();
+    let pg_sql: Vec<&str> = COLUMNS.iter().map(|c| c.2).collect();
+    let a = pg_rows(
+        &p,
+        &format!("SELECT {} FROM shop.kinds ORDER BY kinds.id", pg_sql.join(", ")),
+    )
+    .await?;
+    let b = my_rows(&mut m, &format!("SELECT {} FROM kinds ORDER BY id", my_sql.join(", "))).await?;
+    assert_eq!(a.len(), 3);
+    assert_eq!(a.len(), b.len());
+    for (ra, rb) in a.iter().zip(&b) {
+        for (i, col) in COLUMNS.iter().enumerate() {
+            assert!(
+                same(col.3, &ra[i], &rb[i]),
+                "row {:?} column {}: source {:?} target {:?}",
+                ra[0],
+                col.0,
+                ra[i],
+                rb[i]
+            );
+        }
+    }
+    for (pg_q, my_q) in [
+        (
+            "SELECT id::text, k::text, label FROM shop.big ORDER BY big.id",
+            "SELECT CAST(id AS CHAR), CAST(k AS CHAR), label FROM big ORDER BY id",
+        ),
+        (
+            "SELECT id::text, parent_id::text FROM shop.child ORDER BY child.id",
+            "SELECT CAST(id AS CHAR), CAST(parent_id AS CHAR) FROM child ORDER BY id",
+        ),
+    ] {
+        let a = pg_rows(&p, pg_q).await?;
+        let b = my_rows(&mut m, my_q).await?;
+        assert!(
+            !a.is_empty() && a == b,
+            "{my_q}: {} source rows, {} target rows",
+            a.len(),
+            b.len()
+        );
+    }
+    // NaN and infinity have no MySQL form: those rows are exceptions.
+    let odd: Vec<u32> = m.query("SELECT id FROM odd ORDER BY id").await?;
+    assert_eq!(odd, vec![1]);
+    let ex: Vec<(String, String)> = m
+        .query("SELECT table_name, reason FROM ferry.apply_exceptions WHERE task = 'pm' ORDER BY reason")
+        .await?;
+    assert_eq!(ex.len(), 2, "{ex:?}");
+    assert!(ex[0].1.contains("infinity") && ex[1].1.contains("NaN"), "{ex:?}");
+    // Keys and indexes came across, the foreign key too, and the serial
+    // column became AUTO_INCREMENT continuing past the loaded rows.
+    let idx: Vec<String> = m
+        .query("SELECT DISTINCT CONCAT(TABLE_NAME, '.', INDEX_NAME) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = 'shop' ORDER BY 1")
+        .await?;
+    for want in ["big.big_k", "parent.parent_name_key", "big.PRIMARY"] {
+        assert!(idx.iter().any(|i| i == want), "index {want} missing: {idx:?}");
+    }
+    let fk: Vec<String> = m
+        .query("SELECT DELETE_RULE FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = 'shop' AND TABLE_NAME = 'child'")
+        .await?;
+    assert_eq!(fk, vec!["CASCADE".to_string()]);
+    m.query_drop("INSERT INTO kinds (i16) VALUES (7)").await?;
+    let id: Option<u64> = m.query_first("SELECT LAST_INSERT_ID()").await?;
+    assert_eq!(id, Some(4));
+    Ok(())
+}

@@ -1,0 +1,282 @@
+//! Segment reads into the common value model, for targets of another
+//! engine: `COPY (SELECT ...) TO STDOUT` in text format, in a session whose
+//! settings fix every text form (UTC, ISO dates, hex bytea, shortest exact
+//! floats), parsed row by row into [`Value`]s by each column's [`Kind`].
+//! Arrays leave the server as JSON (`to_json`), money as numeric.
+
+use super::{classify, connect};
+use crate::connectors::{ConnectorError, Rejected, Row, Rows};
+use ferry_common::endpoint::Endpoint;
+use ferry_common::plan::SegmentBounds;
+use ferry_common::schema::{quote_ident, TableSchema};
+use ferry_common::typemap::{postgres_kind, Kind};
+use ferry_common::value::{self, Value, ValueError};
+use futures::StreamExt;
+use std::borrow::Cow;
+
+const BATCH_ROWS: usize = 1000;
+const BATCH_BYTES: usize = 1 << 20;
+
+/// Undoes text COPY escaping; `None` is `\N`.
+fn unescape(field: &[u8]) -> Option<Vec<u8>> {
+    if field == b"\\N" {
+        return None;
+    }
+    let mut out = Vec::with_capacity(field.len());
+    let mut i = 0;
+    while i < field.len() {
+        let b = field[i];
+        if b != b'\\' || i + 1 == field.len() {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let e = field[i + 1];
+        i += 2;
+        match e {
+            b'b' => out.push(8),
+            b'f' => out.push(12),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'v' => out.push(11),
+            b'0'..=b'7' => {
+                let mut v = (e - b'0') as u32;
+                for _ in 0..2 {
+                    match field.get(i) {
+                        Some(d @ b'0'..=b'7') => {
+                            v = v * 8 + (d - b'0') as u32;
+                            i += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                out.push(v as u8);
+            }
+            b'x' => {
+                let mut v = 0u32;
+                let mut n = 0;
+                while n < 2 {
+                    match field.get(i).and_then(|d| (*d as char).to_digit(16)) {
+                        Some(d) => {
+                            v = v * 16 + d;
+                            i += 1;
+                            n += 1;
+                        }
+                        None => break,
+                    }
+                }
+                out.push(v as u8);
+            }
+            other => out.push(other),
+        }
+    }
+    Some(out)
+}
+
+fn hex(s: &str) -> Result<Vec<u8>, ValueError> {
+    let h = s
+        .strip_prefix("\\x")
+        .ok_or_else(|| ValueError(format!("bytea not in hex form: '{s}'")))?;
+    (0..h.len() / 2)
+        .map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16))
+        .collect::<Result<_, _>>()
+        .map_err(|_| ValueError(format!("bad bytea hex: '{s}'")))
+}
+
+fn bits(s: &str, len: u32) -> Result<Value<'static>, ValueError> {
+    let mut bytes = vec![0u8; s.len().div_ceil(8)];
+    let pad = bytes.len() * 8 - s.len();
+    for (i, c) in s.bytes().enumerate() {
+        match c {
+            b'1' => bytes[(pad + i) / 8] |= 0x80 >> ((pad + i) % 8),
+            b'0' => {}
+            _ => return Err(ValueError(format!("not a bit string: '{s}'"))),
+        }
+    }
+    Ok(Value::Bit {
+        len,
+        bytes: Cow::Owned(bytes),
+    })
+}
+
+/// Decodes one field of a column of `kind` (its text COPY form, unescaped).
+pub fn decode(kind: Kind, raw: Option<Vec<u8>>) -> Result<Value<'static>, ValueError> {
+    let Some(raw) = raw else { return Ok(Value::Null) };
+    let s = String::from_utf8(raw).map_err(|_| ValueError("text that is not valid UTF-8".into()))?;
+    let bad = |what: &str| ValueError(format!("not a valid {what}: '{s}'"));
+    let infinite = |v: &str| v.contains("infinity") || v.ends_with(" BC");
+    Ok(match kind {
+        Kind::Bool => Value::Bool(s == "t"),
+        Kind::Int => Value::Int(s.parse().map_err(|_| bad("integer"))?),
+        Kind::UInt => Value::UInt(s.parse().map_err(|_| bad("unsigned integer"))?),
+        Kind::Decimal if s == "NaN" || s.contains("Infinity") => {
+            return Err(ValueError(format!("numeric {s} has no MySQL equivalent")))
+        }
+        Kind::Decimal => Value::Decimal(Cow::Owned(s)),
+        Kind::Float => Value::Float(s.parse().map_err(|_| bad("real"))?),
+        Kind::Double => Value::Double(s.parse().map_err(|_| bad("double"))?),
+        Kind::Bytes => Value::Bytes(Cow::Owned(hex(&s)?)),
+        Kind::Bit(len) => bits(&s, len)?,
+        Kind::Date | Kind::DateTime | Kind::Timestamp if infinite(&s) => {
+            return Err(ValueError(format!("date {s} has no MySQL equivalent")))
+        }
+        Kind::Date => Value::Date(value::parse_date(&s)?.ok_or_else(|| bad("date"))?),
+        Kind::DateTime => {
+            let (d, t) = value::parse_datetime(&s)?.ok_or_else(|| bad("timestamp"))?;
+            Value::DateTime(d, t)
+        }
+        // The session is in UTC, so the offset is always +00.
+        Kind::Timestamp => {
+            let local = s.strip_suffix("+00").ok_or_else(|| bad("UTC timestamp"))?;
+            let (d, t) = value::parse_datetime(local)?.ok_or_else(|| bad("timestamp"))?;
+            Value::Timestamp(d, t)
+        }
+        Kind::Duration => Value::Duration(value::parse_duration(&s)?),
+        Kind::Json => Value::Json(Cow::Owned(s)),
+        Kind::Text => Value::Text(Cow::Owned(s)),
+    })
+}
+
+fn parse_line(line: &[u8], kinds: &[Kind]) -> Row {
+    parse_fields(line, kinds).map_err(|e| Rejected {
+        image: String::from_utf8_lossy(line).into_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn parse_fields(line: &[u8], kinds: &[Kind]) -> Result<Vec<Value<'static>>, ValueError> {
+    let fields: Vec<&[u8]> = line.split(|b| *b == b'\t').collect();
+    if fields.len() != kinds.len() {
+        return Err(ValueError(format!(
+            "COPY row has {} fields, expected {}",
+            fields.len(),
+            kinds.len()
+        )));
+    }
+    fields
+        .into_iter()
+        .zip(kinds)
+        .map(|(f, k)| decode(*k, unescape(f)))
+        .collect()
+}
+
+/// Streams the segment's rows, columns in the order of `columns`.
+pub async fn read_segment(
+    source: &Endpoint,
+    t: &TableSchema,
+    columns: Vec<String>,
+    bounds: &SegmentBounds,
+) -> Result<Rows, ConnectorError> {
+    let name = t.display_name();
+    let mut kinds = vec![];
+    let mut select = vec![];
+    for c in &columns {
+        let col = t
+            .column(c)
+            .ok_or_else(|| ConnectorError::Definite(format!("table {name}: column {c} missing on the source")))?;
+        let kind = postgres_kind(&col.type_sql);
+        let q = quote_ident(c);
+        select.push(if col.type_sql.ends_with("[]") {
+            format!("to_json({q})")
+        } else if col.type_sql == "money" {
+            format!("{q}::numeric")
+        } else {
+            q
+        });
+        kinds.push(kind);
+    }
+    let sql = format!(
+        "COPY (SELECT {} FROM {} WHERE {}) TO STDOUT",
+        select.join(", "),
+        t.qualified(),
+        super::load::predicate(bounds)
+    );
+    let mut client = connect(source).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Row>, ConnectorError>>(2);
+    tokio::spawn(async move {
+        let what = format!("reading table {name} from the source");
+        let run = async {
+            let txn = client
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(|e| classify(&what, e))?;
+            txn.batch_execute(
+                "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'postgres';
+                 SET LOCAL extra_float_digits = 1; SET LOCAL bytea_output = 'hex'",
+            )
+            .await
+            .map_err(|e| classify(&what, e))?;
+            let stream = txn.copy_out(&sql).await.map_err(|e| classify(&what, e))?;
+            futures::pin_mut!(stream);
+            let mut pending: Vec<u8> = vec![];
+            let mut batch = Vec::with_capacity(BATCH_ROWS);
+            let mut bytes = 0usize;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| classify(&what, e))?;
+                pending.extend_from_slice(&chunk);
+                let mut start = 0;
+                while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
+                    let line = &pending[start..start + end];
+                    bytes += line.len();
+                    batch.push(parse_line(line, &kinds));
+                    start += end + 1;
+                }
+                pending.drain(..start);
+                if batch.len() >= BATCH_ROWS || bytes >= BATCH_BYTES {
+                    bytes = 0;
+                    if tx.send(Ok(std::mem::take(&mut batch))).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                let _ = tx.send(Ok(batch)).await;
+            }
+            Ok::<(), ConnectorError>(())
+        };
+        if let Err(e) = run.await {
+            let _ = tx.send(Err(e)).await;
+        }
+    });
+    Ok(Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_text_copy() {
+        assert_eq!(unescape(b"a\\tb\\\\c\\nd\\101\\x41"), Some(b"a\tb\\c\ndAA".to_vec()));
+        assert_eq!(unescape(b"\\N"), None);
+        let row = parse_fields(
+            b"t\t-5\t\\\\x00ff\t2038-01-19 03:14:08.5+00\t0101\t\\N",
+            &[
+                Kind::Bool,
+                Kind::Int,
+                Kind::Bytes,
+                Kind::Timestamp,
+                Kind::Bit(4),
+                Kind::Text,
+            ],
+        )
+        .unwrap();
+        assert!(parse_line(b"x", &[Kind::Int]).is_err());
+        assert_eq!(row[0], Value::Bool(true));
+        assert_eq!(row[2], Value::Bytes(Cow::Owned(vec![0, 255])));
+        assert_eq!(
+            row[4],
+            Value::Bit {
+                len: 4,
+                bytes: Cow::Owned(vec![5])
+            }
+        );
+        assert_eq!(row[5], Value::Null);
+        assert!(decode(Kind::Date, Some(b"infinity".to_vec())).is_err());
+        assert!(decode(Kind::Decimal, Some(b"NaN".to_vec())).is_err());
+    }
+}

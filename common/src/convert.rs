@@ -97,7 +97,7 @@ pub fn convert_table(t: &TableSchema, to: Engine) -> Result<TableSchema, Unsuppo
             t.constraints
                 .iter()
                 .filter(|c| c.kind == ConstraintKind::Unique)
-                .filter_map(|c| unique_constraint(c)),
+                .filter_map(unique_constraint),
         );
     }
     for idx in &indexes {

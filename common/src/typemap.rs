@@ -282,7 +282,7 @@ mod tests {
         assert_eq!((t.base.as_str(), t.args, t.unsigned), ("int", Some("10"), true));
         let t = MysqlType::parse("enum('a','b(c)')");
         assert_eq!(t.args, Some("'a','b(c)'"));
-        assert_eq!(MysqlType::parse("bigint unsigned").unsigned, true);
+        assert!(MysqlType::parse("bigint unsigned").unsigned);
     }
 
     #[test]

@@ -147,8 +147,6 @@ async fn table(
             });
         }
     }
-    let mut constraints: Vec<Constraint> = vec![];
-    let mut fk: Option<(String, Vec<String>, String, Vec<String>, String)> = None;
     let fk_rows = query_text(
         c,
         "SELECT rc.CONSTRAINT_NAME, k.COLUMN_NAME, k.REFERENCED_TABLE_SCHEMA, k.REFERENCED_TABLE_NAME,
@@ -163,34 +161,24 @@ async fn table(
         &what,
     )
     .await?;
-    let flush = |fk: Option<(String, Vec<String>, String, Vec<String>, String)>, out: &mut Vec<Constraint>| {
-        if let Some((n, cols, refd, rcols, actions)) = fk {
-            let q = |v: &[String]| v.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
-            out.push(Constraint {
-                name: n,
-                kind: ConstraintKind::ForeignKey,
-                definition: format!("FOREIGN KEY ({}) REFERENCES {refd} ({}){actions}", q(&cols), q(&rcols)),
-            });
-        }
-    };
+    let mut fks: Vec<ForeignKey> = vec![];
     for r in fk_rows {
         let s = |i: usize| r[i].clone().unwrap_or_default();
-        if fk.as_ref().map(|f| &f.0) != Some(&s(0)) {
-            flush(fk.take(), &mut constraints);
-            fk = Some((
-                s(0),
-                vec![],
-                format!("{}.{}", quote_ident(&s(2)), quote_ident(&s(3))),
-                vec![],
-                format!(" ON UPDATE {} ON DELETE {}", s(5), s(6)),
-            ));
+        if fks.last().map(|f| &f.name) != Some(&s(0)) {
+            fks.push(ForeignKey {
+                name: s(0),
+                columns: vec![],
+                referenced: format!("{}.{}", quote_ident(&s(2)), quote_ident(&s(3))),
+                referenced_columns: vec![],
+                actions: format!(" ON UPDATE {} ON DELETE {}", s(5), s(6)),
+            });
         }
-        if let Some(f) = fk.as_mut() {
-            f.1.push(s(1));
-            f.3.push(s(4));
+        if let Some(f) = fks.last_mut() {
+            f.columns.push(s(1));
+            f.referenced_columns.push(s(4));
         }
     }
-    flush(fk, &mut constraints);
+    let constraints: Vec<Constraint> = fks.into_iter().map(ForeignKey::into_constraint).collect();
     let mut t = TableSchema {
         engine: Engine::Mysql,
         schema: db.to_string(),
@@ -216,6 +204,34 @@ async fn table(
             .map_err(|e| ConnectorError::Definite(format!("{what}: sampling keys: {e}")))?;
     }
     Ok(t)
+}
+
+/// A foreign key gathered from one row per column.
+struct ForeignKey {
+    name: String,
+    columns: Vec<String>,
+    /// `"db"."table"`.
+    referenced: String,
+    referenced_columns: Vec<String>,
+    actions: String,
+}
+
+impl ForeignKey {
+    /// In ANSI form, which PostgreSQL and MySQL (with ANSI_QUOTES) both read.
+    fn into_constraint(self) -> Constraint {
+        let q = |v: &[String]| v.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
+        Constraint {
+            definition: format!(
+                "FOREIGN KEY ({}) REFERENCES {} ({}){}",
+                q(&self.columns),
+                self.referenced,
+                q(&self.referenced_columns),
+                self.actions
+            ),
+            name: self.name,
+            kind: ConstraintKind::ForeignKey,
+        }
+    }
 }
 
 /// A sorted sample of primary-key tuples, as text. A single integer key is

@@ -35,7 +35,9 @@ async fn mysql_to_mysql_survives_killed_workers() -> anyhow::Result<()> {
     create_sample(&mut s).await?;
     dst.client("mysql").await?.query_drop("CREATE DATABASE landing").await?;
 
-    let mut f = Ferry::start(1, 3000, &[])?;
+    // Only the two doomed workers at first, so that each surely takes a
+    // segment and pauses in it; the healthy worker joins afterwards.
+    let mut f = Ferry::start(0, 3000, &[])?;
     f.add_worker(&[("FERRY_FAILPOINT", "before-commit:60000")])?;
     f.add_worker(&[("FERRY_FAILPOINT", "after-commit:60000")])?;
     let dir = tempfile::tempdir()?;
@@ -55,23 +57,24 @@ async fn mysql_to_mysql_survives_killed_workers() -> anyhow::Result<()> {
         settings.to_str().unwrap(),
     ]);
     f.ok(&["task", "start", "mm"]);
-    for i in [1, 2] {
+    for i in [0, 1] {
         let w = &f.workers[i];
-        f.wait_until("a worker to pause mid-segment", Duration::from_secs(300), || {
+        f.wait_until("a worker to pause mid-segment", Duration::from_secs(120), || {
             w.log_text().contains("failpoint: pausing")
         });
     }
+    f.workers[0].kill9();
     f.workers[1].kill9();
-    f.workers[2].kill9();
+    f.add_worker(&[])?;
     let (ok, out, err) = f.ferry(&["task", "wait", "mm", "--for", "full-load", "--timeout", "300"]);
     assert!(
         ok,
         "wait failed: {out}{err}\nstatus: {:?}\nworker: {}",
         f.status("mm"),
-        f.workers[0].log_text()
+        f.workers[2].log_text()
     );
     assert!(
-        f.workers[0].log_text().contains("already committed"),
+        f.workers[2].log_text().contains("already committed"),
         "the segment committed by the killed worker was not recognised as loaded"
     );
 
@@ -116,6 +119,43 @@ async fn mysql_to_mysql_survives_killed_workers() -> anyhow::Result<()> {
         .query("SELECT DELETE_RULE FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = 'shop' AND TABLE_NAME = 'child'")
         .await?;
     assert_eq!(fk, vec!["CASCADE".to_string()]);
+    // A second load over the loaded tables (DO_NOTHING): each segment
+    // deletes its range first, in parallel, and nothing is doubled.
+    let mappings = dir.path().join("mappings.json");
+    std::fs::write(
+        &mappings,
+        r#"{"rules":[{"rule-type":"selection","rule-id":"1","rule-name":"big","object-locator":{"schema-name":"shop","table-name":"big"},"rule-action":"include"}]}"#,
+    )?;
+    let again = dir.path().join("again.json");
+    std::fs::write(
+        &again,
+        r#"{"FullLoadSettings": {"TargetTablePrepMode": "DO_NOTHING"}, "Ferry": {"SegmentTargetBytes": 262144}}"#,
+    )?;
+    f.add_worker(&[])?;
+    f.ok(&[
+        "task",
+        "create",
+        "again",
+        "--source",
+        &src.url("shop"),
+        "--target",
+        &dst.url("landing"),
+        "--type",
+        "full-load",
+        "--settings",
+        again.to_str().unwrap(),
+        "--table-mappings",
+        mappings.to_str().unwrap(),
+    ]);
+    f.ok(&["task", "start", "again"]);
+    let (ok, out, err) = f.ferry(&["task", "wait", "again", "--for", "full-load", "--timeout", "300"]);
+    assert!(ok, "second load failed: {out}{err}");
+    let sql = "SELECT * FROM big ORDER BY id";
+    assert!(
+        rows(&mut s, sql).await? == rows(&mut d, sql).await?,
+        "big differs after the reload"
+    );
+
     d.query_drop("INSERT INTO kinds (i8) VALUES (7)").await?;
     let id: Option<u64> = d.query_first("SELECT LAST_INSERT_ID()").await?;
     assert_eq!(id, Some(5));

@@ -131,6 +131,7 @@ pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, Connec
                         number: *segment,
                         bounds: &target_bounds,
                         gen: *gen,
+                        clear_range: !defer_primary_key,
                     };
                     mysql::write::load_rows(target, &converted, seg, rows, ctx.progress).await
                 }

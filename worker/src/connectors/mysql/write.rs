@@ -48,11 +48,15 @@ const MAX_EXCEPTIONS: usize = 1000;
 
 /// A target session: identifiers in ANSI double quotes (the form the
 /// converted DDL uses), strict values, an explicit 0 kept in an
-/// AUTO_INCREMENT column, foreign keys checked only once they exist.
+/// AUTO_INCREMENT column, foreign keys checked only once they exist, and
+/// READ COMMITTED: under REPEATABLE READ a segment's range delete takes
+/// next-key locks that reach into the neighbouring segment's uncommitted
+/// rows, so parallel segments of one table would wait on each other.
 async fn target(ep: &Endpoint) -> Result<Conn, ConnectorError> {
     let mut c = super::connect(ep).await?;
     c.query_drop(
-        "SET SESSION sql_mode = 'ANSI_QUOTES,STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION', foreign_key_checks = 0",
+        "SET SESSION sql_mode = 'ANSI_QUOTES,STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION', foreign_key_checks = 0;
+         SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
     )
     .await
     .map_err(|e| classify(format!("setting up a session on {ep}"), e))?;
@@ -147,6 +151,8 @@ pub struct Segment<'a> {
     pub number: u32,
     pub bounds: &'a SegmentBounds,
     pub gen: u64,
+    /// Delete the range first (see the PostgreSQL loader's `clear_range`).
+    pub clear_range: bool,
 }
 
 /// What the encoder task hands back once the server has read the stream.
@@ -219,12 +225,14 @@ pub async fn load_rows(
         }
         return Err(classify(ctx("writing segment marker"), e));
     }
-    exec(
-        &mut c,
-        &format!("DELETE FROM {} WHERE {}", t.qualified(), predicate(seg.bounds)?),
-        &ctx("clearing the range on the target"),
-    )
-    .await?;
+    if seg.clear_range {
+        exec(
+            &mut c,
+            &format!("DELETE FROM {} WHERE {}", t.qualified(), predicate(seg.bounds)?),
+            &ctx("clearing the range on the target"),
+        )
+        .await?;
+    }
 
     // The encoder runs beside the LOAD: it pulls source batches, encodes
     // them, and hands chunks to the server through a bounded channel.

@@ -2,6 +2,7 @@
 //! random port, wal_level=logical) and Ferry processes, all stopped on Drop
 //! whatever happens. Never touches the machine's own database services.
 
+pub mod compare;
 pub mod mariadb;
 
 use anyhow::{bail, Context, Result};
@@ -501,6 +502,29 @@ pub fn finish(mut c: Child) {
 pub fn wait_caught_up(f: &Ferry, task: &str) {
     let (ok, out, err) = f.ferry(&["task", "wait", task, "--for", "caught-up", "--timeout", "300"]);
     assert!(ok, "caught-up wait failed: {out}{err}\nstatus: {:?}", f.status(task));
+}
+
+/// `ferry task create NAME --type full-load` between two endpoint URLs with
+/// the given settings JSON, plus any further arguments.
+pub fn create_full_load(f: &Ferry, name: &str, source: &str, target: &str, settings_json: &str, extra: &[&str]) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let settings = dir.path().join("settings.json");
+    std::fs::write(&settings, settings_json).expect("settings file");
+    let mut args = vec![
+        "task",
+        "create",
+        name,
+        "--source",
+        source,
+        "--target",
+        target,
+        "--type",
+        "full-load",
+        "--settings",
+        settings.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    f.ok(&args);
 }
 
 /// `ferry task create NAME` between two test servers' `postgres` databases.

@@ -40,22 +40,14 @@ async fn mysql_to_mysql_survives_killed_workers() -> anyhow::Result<()> {
     let mut f = Ferry::start(0, 3000, &[])?;
     f.add_worker(&[("FERRY_FAILPOINT", "before-commit:60000")])?;
     f.add_worker(&[("FERRY_FAILPOINT", "after-commit:60000")])?;
-    let dir = tempfile::tempdir()?;
-    let settings = dir.path().join("settings.json");
-    std::fs::write(&settings, r#"{"Ferry": {"SegmentTargetBytes": 262144}}"#)?;
-    f.ok(&[
-        "task",
-        "create",
+    create_full_load(
+        &f,
         "mm",
-        "--source",
         &src.url("shop"),
-        "--target",
         &dst.url("landing"),
-        "--type",
-        "full-load",
-        "--settings",
-        settings.to_str().unwrap(),
-    ]);
+        r#"{"Ferry": {"SegmentTargetBytes": 262144}}"#,
+        &[],
+    );
     f.ok(&["task", "start", "mm"]);
     for i in [0, 1] {
         let w = &f.workers[i];
@@ -121,32 +113,21 @@ async fn mysql_to_mysql_survives_killed_workers() -> anyhow::Result<()> {
     assert_eq!(fk, vec!["CASCADE".to_string()]);
     // A second load over the loaded tables (DO_NOTHING): each segment
     // deletes its range first, in parallel, and nothing is doubled.
+    let dir = tempfile::tempdir()?;
     let mappings = dir.path().join("mappings.json");
     std::fs::write(
         &mappings,
         r#"{"rules":[{"rule-type":"selection","rule-id":"1","rule-name":"big","object-locator":{"schema-name":"shop","table-name":"big"},"rule-action":"include"}]}"#,
     )?;
-    let again = dir.path().join("again.json");
-    std::fs::write(
-        &again,
-        r#"{"FullLoadSettings": {"TargetTablePrepMode": "DO_NOTHING"}, "Ferry": {"SegmentTargetBytes": 262144}}"#,
-    )?;
     f.add_worker(&[])?;
-    f.ok(&[
-        "task",
-        "create",
+    create_full_load(
+        &f,
         "again",
-        "--source",
         &src.url("shop"),
-        "--target",
         &dst.url("landing"),
-        "--type",
-        "full-load",
-        "--settings",
-        again.to_str().unwrap(),
-        "--table-mappings",
-        mappings.to_str().unwrap(),
-    ]);
+        r#"{"FullLoadSettings": {"TargetTablePrepMode": "DO_NOTHING"}, "Ferry": {"SegmentTargetBytes": 262144}}"#,
+        &["--table-mappings", mappings.to_str().unwrap()],
+    );
     f.ok(&["task", "start", "again"]);
     let (ok, out, err) = f.ferry(&["task", "wait", "again", "--for", "full-load", "--timeout", "300"]);
     assert!(ok, "second load failed: {out}{err}");

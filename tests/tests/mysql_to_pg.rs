@@ -2,19 +2,13 @@
 //! edge values, a 60,000-row table and a composite-key table cut into
 //! several segments, loaded by 2 workers; then every value is compared with
 //! the source through the documented type mapping (docs/type-mapping.md).
+use ferry_tests::compare::*;
 use ferry_tests::mariadb::{create_sample, MariaDbServer};
 use ferry_tests::*;
 use mysql_async::prelude::Queryable;
 
 /// Each column of `kinds` as text that both engines produce for the same
 /// value under the mapping, and how to compare it.
-#[derive(Clone, Copy)]
-enum Cmp {
-    Text,
-    Float,
-    Json,
-}
-
 const KIND_COLUMNS: &[(&str, &str, &str, Cmp)] = &[
     ("id", "CAST(id AS CHAR)", "id::text", Cmp::Text),
     ("i8", "CAST(i8 AS CHAR)", "i8::text", Cmp::Text),
@@ -67,48 +61,6 @@ const KIND_COLUMNS: &[(&str, &str, &str, Cmp)] = &[
     ("tx", "tx", "tx", Cmp::Text),
 ];
 
-fn same(cmp: Cmp, a: &Option<String>, b: &Option<String>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => match cmp {
-            Cmp::Text => a == b,
-            Cmp::Float => a
-                .parse::<f64>()
-                .ok()
-                .zip(b.parse::<f64>().ok())
-                .is_some_and(|(x, y)| x == y || ((x - y) / x.abs().max(y.abs())).abs() < 1e-6),
-            Cmp::Json => {
-                serde_json::from_str::<serde_json::Value>(a).ok() == serde_json::from_str::<serde_json::Value>(b).ok()
-            }
-        },
-        (None, None) => true,
-        _ => false,
-    }
-}
-
-async fn mysql_rows(c: &mut mysql_async::Conn, sql: &str) -> anyhow::Result<Vec<Vec<Option<String>>>> {
-    let rows: Vec<mysql_async::Row> = c.query(sql).await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            r.unwrap_raw()
-                .into_iter()
-                .map(|v| match v {
-                    Some(mysql_async::Value::Bytes(b)) => Some(String::from_utf8(b).expect("utf8")),
-                    _ => None,
-                })
-                .collect()
-        })
-        .collect())
-}
-
-async fn pg_rows(c: &tokio_postgres::Client, sql: &str) -> anyhow::Result<Vec<Vec<Option<String>>>> {
-    Ok(c.query(sql, &[])
-        .await?
-        .iter()
-        .map(|r| (0..r.len()).map(|i| r.get::<_, Option<String>>(i)).collect())
-        .collect())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn mysql_full_load_keeps_every_value() -> anyhow::Result<()> {
     let my = MariaDbServer::start()?;
@@ -124,23 +76,15 @@ async fn mysql_full_load_keeps_every_value() -> anyhow::Result<()> {
         .batch_execute("ALTER DATABASE postgres SET timezone = 'America/New_York'")
         .await?;
     let f = Ferry::start(2, 5000, &[])?;
-    let dir = tempfile::tempdir()?;
-    let settings = dir.path().join("settings.json");
     // Small segments so big and pairs are cut into several.
-    std::fs::write(&settings, r#"{"Ferry": {"SegmentTargetBytes": 262144}}"#)?;
-    f.ok(&[
-        "task",
-        "create",
+    create_full_load(
+        &f,
         "my",
-        "--source",
         &my.url("shop"),
-        "--target",
         &pg.url("postgres"),
-        "--type",
-        "full-load",
-        "--settings",
-        settings.to_str().unwrap(),
-    ]);
+        r#"{"Ferry": {"SegmentTargetBytes": 262144}}"#,
+        &[],
+    );
     f.ok(&["task", "start", "my"]);
     let (ok, out, err) = f.ferry(&["task", "wait", "my", "--for", "full-load", "--timeout", "300"]);
     let st = f.status("my");
@@ -169,18 +113,8 @@ async fn mysql_full_load_keeps_every_value() -> anyhow::Result<()> {
     .await?;
     assert_eq!(a.len(), 4);
     assert_eq!(a.len(), b.len());
-    for (ra, rb) in a.iter().zip(&b) {
-        for (i, col) in KIND_COLUMNS.iter().enumerate() {
-            assert!(
-                same(col.3, &ra[i], &rb[i]),
-                "row {:?} column {}: source {:?} target {:?}",
-                ra[0],
-                col.0,
-                ra[i],
-                rb[i]
-            );
-        }
-    }
+    let names: Vec<(&str, Cmp)> = KIND_COLUMNS.iter().map(|c| (c.0, c.3)).collect();
+    assert_same_rows(&a, &b, &names);
     // Types on the target are the documented ones.
     let types = pg_rows(
         &p,

@@ -3,6 +3,7 @@
 //! bytea, timestamptz), a 200,000-row table cut into segments, a foreign
 //! key, and rows MySQL cannot hold (NaN, infinity) that must land in the
 //! exceptions table; then every value is compared through the mapping.
+use ferry_tests::compare::*;
 use ferry_tests::mariadb::MariaDbServer;
 use ferry_tests::*;
 use mysql_async::prelude::Queryable;
@@ -36,13 +37,6 @@ CREATE TABLE shop.odd (id integer PRIMARY KEY, n numeric, d date);
 INSERT INTO shop.odd VALUES (1, 1, '2024-01-01'), (2, 'NaN', '2024-01-01'), (3, 2, 'infinity');
 ANALYZE;
 "#;
-
-#[derive(Clone, Copy)]
-enum Cmp {
-    Text,
-    Float,
-    Json,
-}
 
 /// (column, MySQL expression, PostgreSQL expression, comparison)
 const COLUMNS: &[(&str, &str, &str, Cmp)] = &[
@@ -95,48 +89,6 @@ const COLUMNS: &[(&str, &str, &str, Cmp)] = &[
     ("bt", "LPAD(BIN(bt), 10, '0')", "bt::text", Cmp::Text),
 ];
 
-fn same(cmp: Cmp, a: &Option<String>, b: &Option<String>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => match cmp {
-            Cmp::Text => a == b,
-            Cmp::Float => a
-                .parse::<f64>()
-                .ok()
-                .zip(b.parse::<f64>().ok())
-                .is_some_and(|(x, y)| x == y),
-            Cmp::Json => {
-                serde_json::from_str::<serde_json::Value>(a).ok() == serde_json::from_str::<serde_json::Value>(b).ok()
-            }
-        },
-        (None, None) => true,
-        _ => false,
-    }
-}
-
-async fn my_rows(c: &mut mysql_async::Conn, sql: &str) -> anyhow::Result<Vec<Vec<Option<String>>>> {
-    let rows: Vec<mysql_async::Row> = c.query(sql).await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            r.unwrap_raw()
-                .into_iter()
-                .map(|v| match v {
-                    Some(mysql_async::Value::Bytes(b)) => Some(String::from_utf8(b).expect("utf8")),
-                    _ => None,
-                })
-                .collect()
-        })
-        .collect())
-}
-
-async fn pg_rows(c: &tokio_postgres::Client, sql: &str) -> anyhow::Result<Vec<Vec<Option<String>>>> {
-    Ok(c.query(sql, &[])
-        .await?
-        .iter()
-        .map(|r| (0..r.len()).map(|i| r.get::<_, Option<String>>(i)).collect())
-        .collect())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn pg_full_load_into_mysql_keeps_every_value() -> anyhow::Result<()> {
     let pg = PgServer::start()?;
@@ -146,22 +98,14 @@ async fn pg_full_load_into_mysql_keeps_every_value() -> anyhow::Result<()> {
     my.client("mysql").await?.query_drop("CREATE DATABASE landing").await?;
 
     let f = Ferry::start(2, 5000, &[])?;
-    let dir = tempfile::tempdir()?;
-    let settings = dir.path().join("settings.json");
-    std::fs::write(&settings, r#"{"Ferry": {"SegmentTargetBytes": 1048576}}"#)?;
-    f.ok(&[
-        "task",
-        "create",
+    create_full_load(
+        &f,
         "pm",
-        "--source",
         &pg.url("postgres"),
-        "--target",
         &my.url("landing"),
-        "--type",
-        "full-load",
-        "--settings",
-        settings.to_str().unwrap(),
-    ]);
+        r#"{"Ferry": {"SegmentTargetBytes": 1048576}}"#,
+        &[],
+    );
     f.ok(&["task", "start", "pm"]);
     let (ok, out, err) = f.ferry(&["task", "wait", "pm", "--for", "full-load", "--timeout", "300"]);
     let st = f.status("pm");
@@ -187,21 +131,11 @@ async fn pg_full_load_into_mysql_keeps_every_value() -> anyhow::Result<()> {
         &format!("SELECT {} FROM shop.kinds ORDER BY kinds.id", pg_sql.join(", ")),
     )
     .await?;
-    let b = my_rows(&mut m, &format!("SELECT {} FROM kinds ORDER BY id", my_sql.join(", "))).await?;
+    let b = mysql_rows(&mut m, &format!("SELECT {} FROM kinds ORDER BY id", my_sql.join(", "))).await?;
     assert_eq!(a.len(), 3);
     assert_eq!(a.len(), b.len());
-    for (ra, rb) in a.iter().zip(&b) {
-        for (i, col) in COLUMNS.iter().enumerate() {
-            assert!(
-                same(col.3, &ra[i], &rb[i]),
-                "row {:?} column {}: source {:?} target {:?}",
-                ra[0],
-                col.0,
-                ra[i],
-                rb[i]
-            );
-        }
-    }
+    let names: Vec<(&str, Cmp)> = COLUMNS.iter().map(|c| (c.0, c.3)).collect();
+    assert_same_rows(&a, &b, &names);
     for (pg_q, my_q) in [
         (
             "SELECT id::text, k::text, label FROM shop.big ORDER BY big.id",
@@ -213,7 +147,7 @@ async fn pg_full_load_into_mysql_keeps_every_value() -> anyhow::Result<()> {
         ),
     ] {
         let a = pg_rows(&p, pg_q).await?;
-        let b = my_rows(&mut m, my_q).await?;
+        let b = mysql_rows(&mut m, my_q).await?;
         assert!(
             !a.is_empty() && a == b,
             "{my_q}: {} source rows, {} target rows",

@@ -41,6 +41,28 @@ pub struct Rejected {
     pub reason: String,
 }
 
+/// One line of tab-separated fields (the shape of both PostgreSQL's text
+/// COPY and MySQL's LOAD DATA), each written by the target's `field`; on a
+/// refused value the buffer is left as it was.
+pub fn tab_separated_row(
+    out: &mut Vec<u8>,
+    values: &[ferry_common::value::Value],
+    field: fn(&mut Vec<u8>, &ferry_common::value::Value) -> Result<(), ferry_common::value::ValueError>,
+) -> Result<(), ferry_common::value::ValueError> {
+    let start = out.len();
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(b'\t');
+        }
+        if let Err(e) = field(out, v) {
+            out.truncate(start);
+            return Err(e);
+        }
+    }
+    out.push(b'\n');
+    Ok(())
+}
+
 /// Encodes a row for a target, or says why it cannot be stored there.
 pub fn encode_row(
     out: &mut Vec<u8>,

@@ -66,18 +66,7 @@ pub fn field(out: &mut Vec<u8>, v: &Value) -> Result<(), ValueError> {
 /// Appends a whole row and its newline; on a refused value the buffer is
 /// left as it was.
 pub fn row(out: &mut Vec<u8>, values: &[Value]) -> Result<(), ValueError> {
-    let start = out.len();
-    for (i, v) in values.iter().enumerate() {
-        if i > 0 {
-            out.push(b'\t');
-        }
-        if let Err(e) = field(out, v) {
-            out.truncate(start);
-            return Err(e);
-        }
-    }
-    out.push(b'\n');
-    Ok(())
+    crate::connectors::tab_separated_row(out, values, field)
 }
 
 #[cfg(test)]

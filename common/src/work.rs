@@ -129,6 +129,10 @@ pub enum WorkResult {
     Loaded {
         rows: u64,
         already_loaded: bool,
+        /// Rows the target could not store, recorded in its
+        /// `ferry.apply_exceptions` table (heterogeneous pairs).
+        #[serde(default)]
+        exceptions: u64,
     },
     Done,
     /// The slot exists; `consistent_point` is where its stream begins.

@@ -335,6 +335,7 @@ pub fn status_json(st: &TaskStatusReply) -> serde_json::Value {
             "deletes": tb.deletes,
             "truncates": tb.truncates,
             "cdc_note": none_if_empty(&tb.cdc_note),
+            "exceptions": tb.exceptions,
         })).collect::<Vec<_>>(),
     })
 }

@@ -259,6 +259,7 @@ impl Admin for AdminService {
                             deletes: counters.deletes,
                             truncates: counters.truncates,
                             cdc_note: note.unwrap_or_default(),
+                            exceptions: t.table_exceptions(i),
                         }
                     })
                     .collect()

@@ -158,6 +158,9 @@ pub struct Unit {
     pub attempts: u32,
     /// Rows copied (Load units): in-flight progress, final when Done.
     pub rows: u64,
+    /// Rows the target could not store (Load units, when Done).
+    #[serde(default)]
+    pub exceptions: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -815,6 +818,7 @@ impl Unit {
             state: UnitState::Pending { not_before_ms: 0 },
             attempts: 0,
             rows: 0,
+            exceptions: 0,
         }
     }
 }
@@ -1187,8 +1191,9 @@ impl Task {
                     c.insert_only = insert_only.into_iter().collect();
                 }
             }
-            (UnitKind::Load { table, .. }, WorkResult::Loaded { rows, .. }) => {
+            (UnitKind::Load { table, .. }, WorkResult::Loaded { rows, exceptions, .. }) => {
                 self.units[unit].rows = rows;
+                self.units[unit].exceptions = exceptions;
                 if self.done(|k| matches!(k, UnitKind::Load { table: t, .. } if *t == table)) {
                     self.plans[table].load_finished_at_ms = now_ms;
                 }
@@ -1202,6 +1207,15 @@ impl Task {
     }
 
     /// Per-table view for status: (state, rows, segments done, total, error).
+    /// Rows of a table that went to the target's exceptions table.
+    pub fn table_exceptions(&self, table: usize) -> u64 {
+        self.units
+            .iter()
+            .filter(|u| matches!(u.kind, UnitKind::Load { table: t, .. } if t == table))
+            .map(|u| u.exceptions)
+            .sum()
+    }
+
     pub fn table_progress(&self, table: usize) -> (String, u64, u32, u32, Option<String>) {
         let mut rows = 0;
         let (mut done, mut total) = (0, 0);

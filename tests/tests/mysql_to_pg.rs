@@ -99,6 +99,8 @@ async fn mysql_full_load_keeps_every_value() -> anyhow::Result<()> {
     }
     let segs = |n: &str| table_status(&st, n)["segments_total"].as_u64().unwrap();
     assert!(segs("big") >= 3 && segs("pairs") >= 2, "{st}");
+    assert_eq!(table_status(&st, "odd")["exceptions"], 2, "{st}");
+    assert_eq!(table_status(&st, "kinds")["exceptions"], 0, "{st}");
 
     let p = pg.client("postgres").await?;
     p.batch_execute("SET TimeZone = 'UTC'").await?;

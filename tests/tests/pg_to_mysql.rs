@@ -119,6 +119,7 @@ async fn pg_full_load_into_mysql_keeps_every_value() -> anyhow::Result<()> {
         table_status(&st, "big")["segments_total"].as_u64().unwrap() >= 3,
         "{st}"
     );
+    assert_eq!(table_status(&st, "odd")["exceptions"], 2, "{st}");
 
     // A PostgreSQL schema becomes a MySQL database of the same name.
     let mut m = my.client("shop").await?;

@@ -221,6 +221,7 @@ pub async fn load_rows(
             return Ok(WorkResult::Loaded {
                 rows: n.flatten().unwrap_or(0) as u64,
                 already_loaded: true,
+                exceptions: 0,
             });
         }
         return Err(classify(ctx("writing segment marker"), e));
@@ -348,6 +349,7 @@ pub async fn load_rows(
     Ok(WorkResult::Loaded {
         rows: loaded,
         already_loaded: false,
+        exceptions: exceptions.len() as u64,
     })
 }
 

@@ -270,6 +270,7 @@ async fn finish(
     Ok(WorkResult::Loaded {
         rows,
         already_loaded: false,
+        exceptions: 0,
     })
 }
 
@@ -277,6 +278,7 @@ fn already(rows: u64) -> WorkResult {
     WorkResult::Loaded {
         rows,
         already_loaded: true,
+        exceptions: 0,
     }
 }
 
@@ -450,7 +452,11 @@ pub async fn load_rows(
         .await
         .map_err(|e| classify(ctx("recording an exception"), e))?;
     }
-    finish(tx, t, segment, copied).await
+    let mut result = finish(tx, t, segment, copied).await?;
+    if let WorkResult::Loaded { exceptions: n, .. } = &mut result {
+        *n = exceptions.len() as u64;
+    }
+    Ok(result)
 }
 
 #[cfg(test)]

@@ -278,7 +278,7 @@ pub async fn run(url: &str, cmd: TaskCmd) -> anyhow::Result<()> {
                 if deadline.is_some_and(|d| Instant::now() > d) {
                     bail!("task {name}: timed out waiting for {milestone}");
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }

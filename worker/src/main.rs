@@ -118,8 +118,11 @@ async fn slot_loop(mut client: WorkerClient<Channel>, slot: u32) {
                 continue;
             }
         };
+        // Idle polls are read-only on the coordinator, so they can be
+        // frequent: a phase change (post-data after the last segment) is
+        // picked up within 100 ms.
         let Some(a) = a else {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
         let span = tracing::info_span!("assignment", task = %a.task, kind = %a.kind, id = a.id, epoch = a.epoch, slot);

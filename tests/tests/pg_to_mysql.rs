@@ -90,6 +90,27 @@ const COLUMNS: &[(&str, &str, &str, Cmp)] = &[
 ];
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_mysql_target_without_local_infile_is_refused_clearly() -> anyhow::Result<()> {
+    let pg = PgServer::start()?;
+    let my = MariaDbServer::start()?;
+    pg.client("postgres")
+        .await?
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)")
+        .await?;
+    my.client("mysql")
+        .await?
+        .query_drop("SET GLOBAL local_infile = 0")
+        .await?;
+    let f = Ferry::start(1, 5000, &[])?;
+    create_full_load(&f, "off", &pg.url("postgres"), &my.url("mysql"), "{}", &[]);
+    f.ok(&["task", "start", "off"]);
+    let (ok, _, err) = f.ferry(&["task", "wait", "off", "--for", "full-load", "--timeout", "60"]);
+    assert!(!ok && err.contains("local_infile=OFF"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn pg_full_load_into_mysql_keeps_every_value() -> anyhow::Result<()> {
     let pg = PgServer::start()?;
     let my = MariaDbServer::start()?;

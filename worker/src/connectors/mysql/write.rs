@@ -107,6 +107,17 @@ fn create_table(t: &TableSchema) -> String {
 
 pub async fn prepare(ep: &Endpoint, s: &SourceSchema, mode: TargetTablePrepMode) -> Result<(), ConnectorError> {
     let mut c = target(ep).await?;
+    // Checked before anything is created: otherwise every segment would fail
+    // with the server's less helpful refusal.
+    let infile: Option<i64> = c
+        .query_first("SELECT @@GLOBAL.local_infile")
+        .await
+        .map_err(|e| classify(format!("checking local_infile on {ep}"), e))?;
+    if infile != Some(1) {
+        return Err(ConnectorError::Definite(format!(
+            "target {ep} has local_infile=OFF; Ferry loads MySQL targets with LOAD DATA LOCAL INFILE: run SET GLOBAL local_infile = ON (or start the server with --local-infile=1)"
+        )));
+    }
     for ddl in CONTROL_DDL {
         exec(&mut c, ddl, "creating Ferry's control tables on the target").await?;
     }

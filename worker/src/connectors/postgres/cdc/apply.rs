@@ -179,6 +179,15 @@ impl<'a> Stream<'a> {
         r.stopped.is_none() && txn.final_lsn >= self.tables[t].apply_from
     }
 
+    /// Source transactions received whole but not yet committed through
+    /// `commit_batch`: an open target batch, or transactions with nothing to
+    /// write whose position (and caught-up mark) must still move on. A
+    /// commit deferred because more data was buffered is completed by the
+    /// next keepalive or tick, which check this, not just `batch_open`.
+    fn pending(&self) -> bool {
+        self.batch_open || self.batch_txns > 0
+    }
+
     fn begin_batch(&mut self) {
         if !self.batch_open {
             self.sql.push_str("BEGIN;");
@@ -550,10 +559,10 @@ pub async fn run(
                     // A batch left open because more data was buffered, when
                     // that data was only this keepalive: commit it now, not
                     // at the next tick.
-                    if s.batch_open && s.txn.is_none() && !rc.has_buffered() {
+                    if s.pending() && s.txn.is_none() && !rc.has_buffered() {
                         s.commit_batch().await?;
                     }
-                    if s.txn.is_none() && !s.batch_open {
+                    if s.txn.is_none() && !s.pending() {
                         idle_position = idle_position.max(wal_end);
                     }
                     if reply_requested {
@@ -566,10 +575,12 @@ pub async fn run(
                         Message::Begin { final_lsn, commit_time, .. } => {
                             let commit_ms = pg_time_to_unix_ms(commit_time);
                             s.latency_source_ms = ferry_common::now_ms().saturating_sub(commit_ms);
-                            if s.batch_oldest_commit_ms == 0 {
+                            let skip = final_lsn < s.applied;
+                            // Already applied transactions never enter a batch.
+                            if s.batch_oldest_commit_ms == 0 && !skip {
                                 s.batch_oldest_commit_ms = commit_ms;
                             }
-                            s.txn = Some(Txn { final_lsn, skip: final_lsn < s.applied });
+                            s.txn = Some(Txn { final_lsn, skip });
                         }
                         Message::Commit { end_lsn, .. } => {
                             let txn = s.txn.take();
@@ -604,7 +615,7 @@ pub async fn run(
                 }
             },
             _ = tick.tick() => {
-                if s.batch_open && s.txn.is_none() {
+                if s.pending() && s.txn.is_none() {
                     s.commit_batch().await?;
                 }
                 if last_retained_check.elapsed() >= Duration::from_secs(5) {
@@ -616,7 +627,7 @@ pub async fn run(
                         retained = r.and_then(|r| r.get::<_, Option<i64>>(0)).unwrap_or(0).max(0) as u64;
                     }
                 }
-                let idle = s.txn.is_none() && !s.batch_open;
+                let idle = s.txn.is_none() && !s.pending();
                 let checkpoint = if idle { s.applied.max(idle_position) } else { s.applied };
                 let elapsed = last_report.elapsed().as_secs_f64().max(0.001);
                 let progress = CdcProgress {

@@ -225,6 +225,46 @@ pub async fn drop(source: &Endpoint, names: &CdcNames, keep_slot: bool) -> Resul
                 names.slot
             )));
         }
+    } else {
+        // The user's slot stays, but the delete completes only once Ferry's
+        // stream has let go of it, so the user can use or drop it at once.
+        // Ferry's own walsender (by application name) is ended if it lingers.
+        let app = source.application_name.clone().unwrap_or_else(|| "ferry".into());
+        let mut released = false;
+        for i in 0..40 {
+            let holder: Option<Option<String>> = c
+                .query_opt(
+                    "SELECT a.application_name FROM pg_replication_slots s
+                       LEFT JOIN pg_stat_activity a ON a.pid = s.active_pid
+                      WHERE s.slot_name = $1 AND s.active",
+                    &[&names.slot],
+                )
+                .await
+                .map_err(|e| classify("reading pg_replication_slots", e))?
+                .map(|r| r.get(0));
+            match holder {
+                None => {
+                    released = true;
+                    break;
+                }
+                Some(Some(a)) if a == app && i >= 8 => {
+                    c.execute(
+                        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active",
+                        &[&names.slot],
+                    )
+                    .await
+                    .map_err(|e| classify(format!("ending Ferry's stream on {}", names.slot), e))?;
+                }
+                Some(_) => {}
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        if !released {
+            return Err(ConnectorError::Transient(format!(
+                "replication slot {} is still streaming; retrying",
+                names.slot
+            )));
+        }
     }
     for p in names.publications() {
         c.batch_execute(&format!("DROP PUBLICATION IF EXISTS {}", quote_ident(p)))

@@ -9,6 +9,16 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// `mariadbd` lives in /usr/sbin, which a non-login PATH may lack.
+fn server_binary() -> PathBuf {
+    let sbin = PathBuf::from("/usr/sbin/mariadbd");
+    if sbin.exists() {
+        sbin
+    } else {
+        PathBuf::from("mariadbd")
+    }
+}
+
 pub struct MariaDbServer {
     dir: tempfile::TempDir,
     child: Option<Child>,
@@ -50,7 +60,7 @@ impl MariaDbServer {
 
     fn spawn(&mut self) -> Result<()> {
         let d = self.dir.path();
-        let child = Command::new("mariadbd")
+        let child = Command::new(server_binary())
             .args([
                 "--no-defaults",
                 "--user=root",

@@ -110,8 +110,10 @@ fn bounds_on_target(b: &SegmentBounds, from: Engine, to: Engine) -> Result<Segme
     Ok(b)
 }
 
-pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorError> {
-    if let Work::LoadSegment {
+/// A segment between engines (or out of MySQL): the source connector reads
+/// rows into the value model and the target connector writes them.
+async fn load_through_value_model(work: &Work, progress: Progress) -> Result<WorkResult, ConnectorError> {
+    let Work::LoadSegment {
         source,
         target,
         table,
@@ -120,44 +122,53 @@ pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, Connec
         snapshot,
         gen,
         defer_primary_key,
-    } = &work
-    {
+    } = work
+    else {
+        unreachable!("called for LoadSegment only");
+    };
+    if snapshot.is_some() {
+        return Err(ConnectorError::Definite(format!(
+            "table {}: CDC from {} is not supported yet",
+            table.display_name(),
+            source.engine.name()
+        )));
+    }
+    let converted = on_target(table, target.engine)?;
+    let columns: Vec<String> = converted.copy_columns().map(|c| c.name.clone()).collect();
+    let rows = match source.engine {
+        Engine::Mysql => mysql::read::read_segment(source, table, columns, bounds).await?,
+        Engine::Postgres => postgres::read::read_segment(source, table, columns, bounds).await?,
+    };
+    let target_bounds = bounds_on_target(bounds, source.engine, target.engine)?;
+    match target.engine {
+        Engine::Postgres => {
+            let seg = postgres::load::Segment {
+                number: *segment,
+                bounds: &target_bounds,
+                snapshot: None,
+                gen: *gen,
+                clear_range: !defer_primary_key,
+            };
+            postgres::load::load_rows(target, &converted, seg, rows, progress).await
+        }
+        Engine::Mysql => {
+            let seg = mysql::write::Segment {
+                number: *segment,
+                bounds: &target_bounds,
+                gen: *gen,
+                clear_range: !defer_primary_key,
+            };
+            mysql::write::load_rows(target, &converted, seg, rows, progress).await
+        }
+    }
+}
+
+pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorError> {
+    // PostgreSQL to PostgreSQL passes COPY bytes through (postgres::run);
+    // every other pair goes through the value model.
+    if let Work::LoadSegment { source, target, .. } = &work {
         if source.engine != target.engine || source.engine == Engine::Mysql {
-            if snapshot.is_some() {
-                return Err(ConnectorError::Definite(format!(
-                    "table {}: CDC from {} is not supported yet",
-                    table.display_name(),
-                    source.engine.name()
-                )));
-            }
-            let converted = on_target(table, target.engine)?;
-            let columns: Vec<String> = converted.copy_columns().map(|c| c.name.clone()).collect();
-            let rows = match source.engine {
-                Engine::Mysql => mysql::read::read_segment(source, table, columns, bounds).await?,
-                Engine::Postgres => postgres::read::read_segment(source, table, columns, bounds).await?,
-            };
-            let target_bounds = bounds_on_target(bounds, source.engine, target.engine)?;
-            return match target.engine {
-                Engine::Postgres => {
-                    let seg = postgres::load::Segment {
-                        number: *segment,
-                        bounds: &target_bounds,
-                        snapshot: None,
-                        gen: *gen,
-                        clear_range: !defer_primary_key,
-                    };
-                    postgres::load::load_rows(target, &converted, seg, rows, ctx.progress).await
-                }
-                Engine::Mysql => {
-                    let seg = mysql::write::Segment {
-                        number: *segment,
-                        bounds: &target_bounds,
-                        gen: *gen,
-                        clear_range: !defer_primary_key,
-                    };
-                    mysql::write::load_rows(target, &converted, seg, rows, ctx.progress).await
-                }
-            };
+            return load_through_value_model(&work, ctx.progress).await;
         }
     }
     let engine = match &work {

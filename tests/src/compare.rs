@@ -35,8 +35,9 @@ pub fn same(cmp: Cmp, a: &Option<String>, b: &Option<String>) -> bool {
 
 pub type TextRows = Vec<Vec<Option<String>>>;
 
-/// A MySQL query's rows as text (every column must come back as a string).
-pub async fn mysql_rows(c: &mut mysql_async::Conn, sql: &str) -> Result<TextRows> {
+/// A MySQL query's rows as the bytes the text protocol returns (same-engine
+/// comparisons, byte for byte).
+pub async fn mysql_byte_rows(c: &mut mysql_async::Conn, sql: &str) -> Result<Vec<Vec<Option<Vec<u8>>>>> {
     let rows: Vec<mysql_async::Row> = c.query(sql).await?;
     Ok(rows
         .into_iter()
@@ -44,9 +45,22 @@ pub async fn mysql_rows(c: &mut mysql_async::Conn, sql: &str) -> Result<TextRows
             r.unwrap_raw()
                 .into_iter()
                 .map(|v| match v {
-                    Some(mysql_async::Value::Bytes(b)) => Some(String::from_utf8(b).expect("utf8")),
+                    Some(mysql_async::Value::Bytes(b)) => Some(b),
                     _ => None,
                 })
+                .collect()
+        })
+        .collect())
+}
+
+/// A MySQL query's rows as text (every column must come back as a string).
+pub async fn mysql_rows(c: &mut mysql_async::Conn, sql: &str) -> Result<TextRows> {
+    Ok(mysql_byte_rows(c, sql)
+        .await?
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .map(|v| v.map(|b| String::from_utf8(b).expect("utf8")))
                 .collect()
         })
         .collect())

@@ -3,28 +3,11 @@
 //! SIGKILL mid-segment (rows loaded, not committed) and another after its
 //! commit but before reporting: every table ends identical to the source,
 //! byte for byte, nothing lost or doubled.
+use ferry_tests::compare::mysql_byte_rows;
 use ferry_tests::mariadb::{create_sample, MariaDbServer};
 use ferry_tests::*;
 use mysql_async::prelude::Queryable;
 use std::time::Duration;
-
-type Rows = Vec<Vec<Option<Vec<u8>>>>;
-
-async fn rows(c: &mut mysql_async::Conn, sql: &str) -> anyhow::Result<Rows> {
-    let rows: Vec<mysql_async::Row> = c.query(sql).await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            r.unwrap_raw()
-                .into_iter()
-                .map(|v| match v {
-                    Some(mysql_async::Value::Bytes(b)) => Some(b),
-                    _ => None,
-                })
-                .collect()
-        })
-        .collect())
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mysql_to_mysql_survives_killed_workers() -> anyhow::Result<()> {
@@ -84,8 +67,8 @@ async fn mysql_to_mysql_survives_killed_workers() -> anyhow::Result<()> {
         ("child", "id", "*"),
     ] {
         let sql = format!("SELECT {cols} FROM {table} ORDER BY {order}");
-        let a = rows(&mut s, &sql).await?;
-        let b = rows(&mut d, &sql.replace("IF(dd = '0000-00-00', NULL, dd)", "dd")).await?;
+        let a = mysql_byte_rows(&mut s, &sql).await?;
+        let b = mysql_byte_rows(&mut d, &sql.replace("IF(dd = '0000-00-00', NULL, dd)", "dd")).await?;
         assert!(!a.is_empty(), "{table} is empty on the source");
         let diff = a.iter().zip(&b).position(|(x, y)| x != y);
         assert!(
@@ -133,7 +116,7 @@ async fn mysql_to_mysql_survives_killed_workers() -> anyhow::Result<()> {
     assert!(ok, "second load failed: {out}{err}");
     let sql = "SELECT * FROM big ORDER BY id";
     assert!(
-        rows(&mut s, sql).await? == rows(&mut d, sql).await?,
+        mysql_byte_rows(&mut s, sql).await? == mysql_byte_rows(&mut d, sql).await?,
         "big differs after the reload"
     );
 

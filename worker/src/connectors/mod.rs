@@ -82,6 +82,60 @@ pub fn encode_row(
 /// engine, in batches; the stream ends after the last row.
 pub type Rows = std::pin::Pin<Box<dyn futures::Stream<Item = Result<Vec<Row>, ConnectorError>> + Send>>;
 
+/// Most rows one segment records as exceptions before it fails instead: a
+/// column that no row can cross is a mapping problem, not a few bad rows.
+pub const MAX_EXCEPTIONS: usize = 1000;
+
+/// The reading side of [`Rows`]: a source connector's reader task gathers
+/// rows into batches (at most 1000 rows or 1 MiB) and hands them over a
+/// channel of two batches, so memory stays bounded and the hand-over stays
+/// off the per-row path.
+pub struct RowSender {
+    tx: tokio::sync::mpsc::Sender<Result<Vec<Row>, ConnectorError>>,
+    batch: Vec<Row>,
+    bytes: usize,
+}
+
+const BATCH_ROWS: usize = 1000;
+const BATCH_BYTES: usize = 1 << 20;
+
+/// A channel for one segment's rows: the reader task gets the sender, the
+/// target writer the stream.
+pub fn row_channel() -> (RowSender, Rows) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+    let sender = RowSender {
+        tx,
+        batch: Vec::with_capacity(BATCH_ROWS),
+        bytes: 0,
+    };
+    (sender, Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx))))
+}
+
+impl RowSender {
+    /// Adds a row of about `bytes` bytes; false once the writer has gone
+    /// (its error is the one reported).
+    pub async fn push(&mut self, row: Row, bytes: usize) -> bool {
+        self.batch.push(row);
+        self.bytes += bytes;
+        if self.batch.len() < BATCH_ROWS && self.bytes < BATCH_BYTES {
+            return true;
+        }
+        self.bytes = 0;
+        let full = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_ROWS));
+        self.tx.send(Ok(full)).await.is_ok()
+    }
+
+    /// Ends the stream: the last rows, or the reader's error.
+    pub async fn finish(self, result: Result<(), ConnectorError>) {
+        let last = match result {
+            Err(e) => Err(e),
+            Ok(()) if self.batch.is_empty() => return,
+            Ok(()) => Ok(self.batch),
+        };
+        let _ = self.tx.send(last).await;
+    }
+}
+
 /// Progress sink: rows copied so far in the current assignment.
 pub type Progress = std::sync::Arc<std::sync::atomic::AtomicU64>;
 

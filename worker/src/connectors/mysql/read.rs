@@ -8,7 +8,7 @@
 //! an index range), never OFFSET.
 
 use super::{classify, quote};
-use crate::connectors::{ConnectorError, Rejected, Row, Rows};
+use crate::connectors::{row_channel, ConnectorError, Rejected, Row, Rows};
 use ferry_common::plan::{KeyColumn, SegmentBounds};
 use ferry_common::schema::TableSchema;
 use ferry_common::typemap::{mysql_kind, Kind};
@@ -38,17 +38,16 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// `(c1, c2) >= (v1, v2)` as `c1 > v1 OR (c1 = v1 AND c2 >= v2)`; `strict`
-/// gives `>` on the last column.
-fn tuple_ge(cols: &[KeyColumn], vals: &[String], strict: bool) -> String {
+/// `(c1, c2) >= (v1, v2)` as `c1 > v1 OR (c1 = v1 AND c2 >= v2)`.
+fn tuple_ge(cols: &[KeyColumn], vals: &[String]) -> String {
     let (c, v) = (&cols[0], &vals[0]);
     let (qc, lit) = (quote(&c.name), literal(c, v));
     if cols.len() == 1 {
-        return format!("{qc} {} {lit}", if strict { ">" } else { ">=" });
+        return format!("{qc} >= {lit}");
     }
     format!(
         "({qc} > {lit} OR ({qc} = {lit} AND {}))",
-        tuple_ge(&cols[1..], &vals[1..], strict)
+        tuple_ge(&cols[1..], &vals[1..])
     )
 }
 
@@ -61,35 +60,43 @@ pub fn predicate(bounds: &SegmentBounds) -> Result<String, ConnectorError> {
         SegmentBounds::Key { columns, lower, upper } => {
             let mut p = vec![];
             if let Some(l) = lower {
-                p.push(format!("({}) IS TRUE", tuple_ge(columns, l, false)));
+                p.push(format!("({}) IS TRUE", tuple_ge(columns, l)));
             }
             if let Some(u) = upper {
-                p.push(format!("NOT (({}) IS TRUE)", tuple_ge(columns, u, false)));
+                p.push(format!("NOT (({}) IS TRUE)", tuple_ge(columns, u)));
             }
             Ok(if p.is_empty() { "TRUE".into() } else { p.join(" AND ") })
         }
     }
 }
 
-/// Decodes one text-protocol value of a column of `kind`.
-pub fn decode(kind: Kind, raw: Option<mysql_async::Value>) -> Result<Value<'static>, ValueError> {
+/// Decodes one text-protocol value of a column of `kind`. The value is
+/// taken out of `raw` only when it decodes, so a refused row can still be
+/// shown whole (without formatting every row in advance).
+pub fn decode(kind: Kind, raw: &mut Option<mysql_async::Value>) -> Result<Value<'static>, ValueError> {
     let bytes = match raw {
         None | Some(mysql_async::Value::NULL) => return Ok(Value::Null),
         Some(mysql_async::Value::Bytes(b)) => b,
-        Some(other) => other.as_sql(true).into_bytes(),
+        Some(other) => return Err(ValueError(format!("unexpected binary-protocol value {other:?}"))),
     };
-    let text = |b: Vec<u8>| String::from_utf8(b).map_err(|_| ValueError("text that is not valid UTF-8".into()));
+    let text = |b: &mut Vec<u8>| match String::from_utf8(std::mem::take(b)) {
+        Ok(s) => Ok(s),
+        Err(e) => {
+            *b = e.into_bytes();
+            Err(ValueError("text that is not valid UTF-8".into()))
+        }
+    };
     Ok(match kind {
-        Kind::Bytes => Value::Bytes(Cow::Owned(bytes)),
+        Kind::Bytes => Value::Bytes(Cow::Owned(std::mem::take(bytes))),
         Kind::Bit(len) => Value::Bit {
             len,
-            bytes: Cow::Owned(bytes),
+            bytes: Cow::Owned(std::mem::take(bytes)),
         },
         Kind::Text => Value::Text(Cow::Owned(text(bytes)?)),
         Kind::Json => Value::Json(Cow::Owned(text(bytes)?)),
         Kind::Decimal => Value::Decimal(Cow::Owned(text(bytes)?)),
         kind => {
-            let s = std::str::from_utf8(&bytes).map_err(|_| ValueError("value is not ASCII text".into()))?;
+            let s = std::str::from_utf8(bytes).map_err(|_| ValueError("value is not ASCII text".into()))?;
             let bad = |what: &str| ValueError(format!("not a valid {what}: '{s}'"));
             match kind {
                 Kind::Bool => Value::Bool(s != "0"),
@@ -138,80 +145,59 @@ pub async fn read_segment(
         quote(&t.name),
         predicate(bounds)?
     );
-    let conn = super::connect(source).await?;
-    let stream = async_stream(conn, sql, kinds, name);
-    Ok(Box::pin(stream))
-}
-
-/// Rows go to the writer in batches (up to 1000 rows or 1 MiB), through a
-/// channel of two batches: the connection must outlive the result stream
-/// that borrows it, and batching keeps the hand-over off the per-row path.
-fn async_stream(
-    mut conn: mysql_async::Conn,
-    sql: String,
-    kinds: Vec<Kind>,
-    name: String,
-) -> impl futures::Stream<Item = Result<Vec<Row>, ConnectorError>> + Send {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Row>, ConnectorError>>(2);
+    let mut conn = super::connect(source).await?;
+    let (mut out, rows) = row_channel();
+    // The connection must outlive the result stream that borrows it, so the
+    // read runs in a task of its own.
     tokio::spawn(async move {
         let what = format!("reading table {name} from the source");
         let run = async {
             let mut result = conn.query_iter(sql).await.map_err(|e| classify(&what, e))?;
-            let mut rows = match result
+            let Some(mut stream) = result
                 .stream::<mysql_async::Row>()
                 .await
                 .map_err(|e| classify(&what, e))?
-            {
-                Some(s) => s,
-                None => return Ok(()),
+            else {
+                return Ok(());
             };
-            let mut batch = Vec::with_capacity(BATCH_ROWS);
-            let mut bytes = 0usize;
-            while let Some(row) = rows.next().await {
-                let raw = row.map_err(|e| classify(&what, e))?.unwrap_raw();
-                bytes += raw
+            while let Some(row) = stream.next().await {
+                let mut raw = row.map_err(|e| classify(&what, e))?.unwrap_raw();
+                let bytes = raw
                     .iter()
                     .map(|v| match v {
                         Some(mysql_async::Value::Bytes(b)) => b.len(),
                         _ => 8,
                     })
-                    .sum::<usize>();
-                let image = format!("{raw:?}");
-                let vals = raw
-                    .into_iter()
-                    .zip(&kinds)
-                    .map(|(v, k)| decode(*k, v))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| Rejected {
-                        image,
-                        reason: e.to_string(),
-                    });
-                batch.push(vals);
-                if batch.len() >= BATCH_ROWS || bytes >= BATCH_BYTES {
-                    bytes = 0;
-                    if tx
-                        .send(Ok(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS))))
-                        .await
-                        .is_err()
-                    {
-                        return Ok(()); // the writer gave up; its error is the one reported
-                    }
+                    .sum();
+                if !out.push(decode_row(&mut raw, &kinds), bytes).await {
+                    return Ok(());
                 }
             }
-            if !batch.is_empty() {
-                let _ = tx.send(Ok(batch)).await;
-            }
-            Ok::<(), ConnectorError>(())
+            Ok(())
         };
-        if let Err(e) = run.await {
-            let _ = tx.send(Err(e)).await;
-        }
+        let result = run.await;
+        out.finish(result).await;
     });
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+    Ok(rows)
 }
 
-const BATCH_ROWS: usize = 1000;
-const BATCH_BYTES: usize = 1 << 20;
+/// Decodes a row; a refused one keeps its image: the values decoded so far,
+/// then the raw rest from the failing column on.
+fn decode_row(raw: &mut [Option<mysql_async::Value>], kinds: &[Kind]) -> Row {
+    let mut values = Vec::with_capacity(raw.len());
+    for (v, k) in raw.iter_mut().zip(kinds) {
+        match decode(*k, v) {
+            Ok(x) => values.push(x),
+            Err(e) => {
+                return Err(Rejected {
+                    image: format!("{values:?} {:?}", &raw[values.len()..]),
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+    Ok(values)
+}
 
 #[cfg(test)]
 mod tests {
@@ -242,14 +228,21 @@ mod tests {
     fn decodes_text_values() {
         let b = |s: &str| Some(mysql_async::Value::Bytes(s.as_bytes().to_vec()));
         assert_eq!(
-            decode(Kind::UInt, b("18446744073709551615")).unwrap(),
+            decode(Kind::UInt, &mut b("18446744073709551615")).unwrap(),
             Value::UInt(u64::MAX)
         );
-        assert_eq!(decode(Kind::Date, b("0000-00-00")).unwrap(), Value::Null);
+        assert_eq!(decode(Kind::Date, &mut b("0000-00-00")).unwrap(), Value::Null);
         assert_eq!(
-            decode(Kind::Duration, b("-838:59:59")).unwrap(),
+            decode(Kind::Duration, &mut b("-838:59:59")).unwrap(),
             Value::Duration(-3_020_399_000_000)
         );
-        assert!(decode(Kind::Int, b("x")).is_err());
+        assert!(decode(Kind::Int, &mut b("x")).is_err());
+        let mut row = vec![b("1"), Some(mysql_async::Value::Bytes(vec![0xff])), b("2")];
+        let refused = decode_row(&mut row, &[Kind::Int, Kind::Text, Kind::Int]).unwrap_err();
+        assert!(
+            refused.image.contains("Int(1)") && refused.image.matches("Bytes(").count() == 2,
+            "{}",
+            refused.image
+        );
     }
 }

@@ -17,7 +17,7 @@
 use super::classify;
 use super::encode;
 use super::read::predicate;
-use crate::connectors::{ConnectorError, Progress, Rows};
+use crate::connectors::{ConnectorError, Progress, Rows, MAX_EXCEPTIONS};
 use ferry_common::endpoint::Endpoint;
 use ferry_common::plan::SegmentBounds;
 use ferry_common::schema::*;
@@ -43,8 +43,6 @@ const CONTROL_DDL: &[&str] = &[
         phase VARCHAR(32) NOT NULL, reason TEXT NOT NULL, row_image LONGTEXT,
         at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB",
 ];
-
-const MAX_EXCEPTIONS: usize = 1000;
 
 /// A target session: identifiers in ANSI double quotes (the form the
 /// converted DDL uses), strict values, an explicit 0 kept in an

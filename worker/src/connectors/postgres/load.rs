@@ -40,7 +40,7 @@
 //! plus one row per segment in flight.
 
 use super::{classify, connect};
-use crate::connectors::{ConnectorError, Progress, Rows};
+use crate::connectors::{ConnectorError, Progress, Rows, MAX_EXCEPTIONS};
 use crate::failpoint;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::plan::{KeyColumn, SegmentBounds};
@@ -376,10 +376,6 @@ pub async fn load_segment(
     progress.store(rows, Ordering::Relaxed);
     finish(tx, t, segment, rows).await
 }
-
-/// Most exceptions one segment records before it fails instead: a column
-/// that no row can cross is a mapping problem, not a few bad rows.
-const MAX_EXCEPTIONS: usize = 1000;
 
 /// Another engine to PostgreSQL: rows of the value model, encoded as text
 /// COPY. `t` is the table as the target has it (converted). A row with a

@@ -5,7 +5,7 @@
 //! Arrays leave the server as JSON (`to_json`), money as numeric.
 
 use super::{classify, connect};
-use crate::connectors::{ConnectorError, Rejected, Row, Rows};
+use crate::connectors::{row_channel, ConnectorError, Rejected, Row, Rows};
 use ferry_common::endpoint::Endpoint;
 use ferry_common::plan::SegmentBounds;
 use ferry_common::schema::{quote_ident, TableSchema};
@@ -13,9 +13,6 @@ use ferry_common::typemap::{postgres_kind, Kind};
 use ferry_common::value::{self, Value, ValueError};
 use futures::StreamExt;
 use std::borrow::Cow;
-
-const BATCH_ROWS: usize = 1000;
-const BATCH_BYTES: usize = 1 << 20;
 
 /// Undoes text COPY escaping; `None` is `\N`.
 fn unescape(field: &[u8]) -> Option<Vec<u8>> {
@@ -193,7 +190,7 @@ pub async fn read_segment(
         super::load::predicate(bounds)
     );
     let mut client = connect(source).await?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Row>, ConnectorError>>(2);
+    let (mut out, rows) = row_channel();
     tokio::spawn(async move {
         let what = format!("reading table {name} from the source");
         let run = async {
@@ -213,36 +210,25 @@ pub async fn read_segment(
             let stream = txn.copy_out(&sql).await.map_err(|e| classify(&what, e))?;
             futures::pin_mut!(stream);
             let mut pending: Vec<u8> = vec![];
-            let mut batch = Vec::with_capacity(BATCH_ROWS);
-            let mut bytes = 0usize;
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| classify(&what, e))?;
                 pending.extend_from_slice(&chunk);
                 let mut start = 0;
                 while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
                     let line = &pending[start..start + end];
-                    bytes += line.len();
-                    batch.push(parse_line(line, &kinds));
+                    if !out.push(parse_line(line, &kinds), line.len()).await {
+                        return Ok(());
+                    }
                     start += end + 1;
                 }
                 pending.drain(..start);
-                if batch.len() >= BATCH_ROWS || bytes >= BATCH_BYTES {
-                    bytes = 0;
-                    if tx.send(Ok(std::mem::take(&mut batch))).await.is_err() {
-                        return Ok(());
-                    }
-                }
-            }
-            if !batch.is_empty() {
-                let _ = tx.send(Ok(batch)).await;
             }
             Ok::<(), ConnectorError>(())
         };
-        if let Err(e) = run.await {
-            let _ = tx.send(Err(e)).await;
-        }
+        let result = run.await;
+        out.finish(result).await;
     });
-    Ok(Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx))))
+    Ok(rows)
 }
 
 #[cfg(test)]

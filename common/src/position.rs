@@ -1,5 +1,11 @@
-//! Source log positions. PostgreSQL's is the WAL LSN, printed `X/Y` (high
-//! and low 32 bits in hex); MySQL/MariaDB positions will join this module.
+//! Source log positions, one totally ordered 64-bit form for both engines so
+//! that the coordinator's Raft state, `apply_from` and the target's
+//! `apply_state` need not know the engine. PostgreSQL's is the WAL LSN,
+//! printed `X/Y` (high and low 32 bits in hex). A MySQL/MariaDB binlog
+//! position `name.NNNNNN:offset` is the file's sequence number in the high
+//! half and the byte offset in the low half (binlog files stay below 4 GiB:
+//! max_binlog_size is at most 1 GiB), so it orders like the binlog itself
+//! across rotations and prints as `NNNNNN/offset` in hex.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -9,6 +15,18 @@ use std::str::FromStr;
 /// `pg_current_wal_lsn()`, so status JSON and the Raft log stay readable.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Lsn(pub u64);
+
+impl Lsn {
+    /// The position of byte `offset` in binlog file number `seq`.
+    pub fn binlog(seq: u32, offset: u32) -> Lsn {
+        Lsn(((seq as u64) << 32) | offset as u64)
+    }
+
+    /// (file sequence number, byte offset) of a binlog position.
+    pub fn binlog_parts(self) -> (u32, u32) {
+        ((self.0 >> 32) as u32, self.0 as u32)
+    }
+}
 
 impl fmt::Display for Lsn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -55,5 +73,8 @@ mod tests {
         assert_eq!(serde_json::to_string(&l).unwrap(), "\"16/B374D848\"");
         assert!("16-B3".parse::<Lsn>().is_err());
         assert!("1FFFFFFFF/0".parse::<Lsn>().is_err());
+        let b = Lsn::binlog(3, 1234);
+        assert_eq!(b.binlog_parts(), (3, 1234));
+        assert!(Lsn::binlog(2, u32::MAX) < Lsn::binlog(3, 4));
     }
 }

@@ -133,6 +133,10 @@ pub enum WorkResult {
         /// `ferry.apply_exceptions` table (heterogeneous pairs).
         #[serde(default)]
         exceptions: u64,
+        /// MySQL sources with CDC: the binlog position of the segment's
+        /// consistent snapshot (every transaction before it is in the rows).
+        #[serde(default)]
+        position: Option<Lsn>,
     },
     Done,
     /// The slot exists; `consistent_point` is where its stream begins.
@@ -189,6 +193,9 @@ pub struct TableCounters {
     pub updates: u64,
     pub deletes: u64,
     pub truncates: u64,
+    /// Changes the target could not store (see `ferry.apply_exceptions`).
+    #[serde(default)]
+    pub exceptions: u64,
 }
 
 impl TableCounters {
@@ -197,6 +204,7 @@ impl TableCounters {
         self.updates += o.updates;
         self.deletes += o.deletes;
         self.truncates += o.truncates;
+        self.exceptions += o.exceptions;
     }
 }
 

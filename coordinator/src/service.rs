@@ -77,22 +77,42 @@ impl Admin for AdminService {
         {
             use ferry_common::endpoint::Engine;
             let supported = match (source.engine, target.engine) {
-                (Engine::Postgres, Engine::Postgres) => true,
-                _ => migration_type == MigrationType::FullLoad,
+                (Engine::Postgres, Engine::Postgres) | (Engine::Mysql, _) => true,
+                (Engine::Postgres, Engine::Mysql) => migration_type == MigrationType::FullLoad,
             };
             if !supported {
                 return Err(Status::invalid_argument(format!(
-                    "{} from {} to {} is not supported yet (supported: postgres to postgres; a full load between any pair of postgres and mysql)",
+                    "{} from {} to {} is not supported yet (supported: every type from postgres to postgres and from mysql; a full load from postgres to mysql)",
                     r.migration_type,
                     source.engine.name(),
                     target.engine.name()
                 )));
             }
         }
+        let mysql_source = source.engine == ferry_common::endpoint::Engine::Mysql;
         let cdc_start_position = match r.cdc_start_position.trim() {
             "" => None,
+            // A binlog position: file:offset (see ferry_common::position).
+            p if mysql_source => {
+                let parsed = p.rsplit_once(':').and_then(|(file, off)| {
+                    let seq = file.rsplit_once('.')?.1.parse::<u32>().ok()?;
+                    Some(Lsn::binlog(seq, off.parse::<u32>().ok()?))
+                });
+                Some(parsed.ok_or_else(|| {
+                    bad(
+                        "--cdc-start-position",
+                        format!("'{p}' is not a binlog position (expected file:offset, e.g. mysql-bin.000003:1234)"),
+                    )
+                })?)
+            }
             p => Some(p.parse::<Lsn>().map_err(|e| bad("--cdc-start-position", e))?),
         };
+        if mysql_source && !r.slot_name.trim().is_empty() {
+            return Err(bad(
+                "--slot-name",
+                "MySQL and MariaDB have no replication slots; Ferry reads the binlog directly".into(),
+            ));
+        }
         let slot_name = match r.slot_name.trim() {
             "" => None,
             n if n.len() <= 63
@@ -113,7 +133,7 @@ impl Admin for AdminService {
                 "--cdc-start-position and --slot-name apply to --type cdc or full-load-and-cdc",
             ));
         }
-        if cdc_start_position.is_some() && slot_name.is_none() {
+        if cdc_start_position.is_some() && slot_name.is_none() && !mysql_source {
             return Err(Status::invalid_argument(
                 "--cdc-start-position needs --slot-name: a position is only kept by an existing slot",
             ));

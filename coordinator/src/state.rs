@@ -1191,9 +1191,25 @@ impl Task {
                     c.insert_only = insert_only.into_iter().collect();
                 }
             }
-            (UnitKind::Load { table, .. }, WorkResult::Loaded { rows, exceptions, .. }) => {
+            (
+                UnitKind::Load { table, .. },
+                WorkResult::Loaded {
+                    rows,
+                    exceptions,
+                    position,
+                    ..
+                },
+            ) => {
                 self.units[unit].rows = rows;
                 self.units[unit].exceptions = exceptions;
+                // A table read in one segment in its own snapshot (MySQL
+                // sources) applies changes from exactly that snapshot's
+                // position; see the worker's `mysql/binlog`.
+                if let Some(p) = position {
+                    if self.plans[table].segments.len() == 1 {
+                        self.plans[table].apply_from = Some(p);
+                    }
+                }
                 if self.done(|k| matches!(k, UnitKind::Load { table: t, .. } if *t == table)) {
                     self.plans[table].load_finished_at_ms = now_ms;
                 }
@@ -1209,11 +1225,20 @@ impl Task {
     /// Per-table view for status: (state, rows, segments done, total, error).
     /// Rows of a table that went to the target's exceptions table.
     pub fn table_exceptions(&self, table: usize) -> u64 {
-        self.units
+        let load: u64 = self
+            .units
             .iter()
             .filter(|u| matches!(u.kind, UnitKind::Load { table: t, .. } if t == table))
             .map(|u| u.exceptions)
-            .sum()
+            .sum();
+        let cdc = self
+            .schema
+            .as_ref()
+            .and_then(|s| s.tables.get(table))
+            .zip(self.cdc.as_ref())
+            .and_then(|(t, c)| c.counters.get(&t.display_name()))
+            .map_or(0, |c| c.exceptions);
+        load + cdc
     }
 
     pub fn table_progress(&self, table: usize) -> (String, u64, u32, u32, Option<String>) {

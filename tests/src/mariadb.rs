@@ -215,3 +215,63 @@ pub async fn create_sample(m: &mut mysql_async::Conn) -> Result<()> {
     m.query_drop("ANALYZE TABLE big, pairs").await?;
     Ok(())
 }
+
+/// Round `r` of a deterministic write load on the sample: inserts with edge
+/// values, updates (some changing the primary key), deletes, into keyed and
+/// keyless tables, some in multi-statement transactions. The session keeps
+/// the server's +05:30 zone, so TIMESTAMP values are converted on the way in.
+pub async fn sample_writes(m: &mut mysql_async::Conn, r: u64) -> Result<()> {
+    let base = 9_223_372_036_854_000_000u64;
+    let mut stmts = vec![
+        "SET sql_mode = ''".to_string(),
+        format!(
+            "INSERT INTO kinds (id, i8, u8, u32, u64, dec65, f, d, dt, ts, dd, tm, yr, b, e, s, j, bl, vb, c, vc, tx) VALUES
+             ({id}, -{i8}, {u8}, 4294967295, 18446744073709551615 - {r}, '-{r}.000000000000000000000000000001', {f}, -1e300 / {r1},
+              '2024-02-29 23:59:59.999999' + INTERVAL {r} SECOND, '2038-01-19 03:14:07' - INTERVAL {r} HOUR,
+              IF({r} % 7 = 0, '0000-00-00', '1999-12-31'), '-{h}:00:00.5', {yr}, b'100000000001',
+              ELT(1 + {r} % 3, 'small', 'medium', 'large'), IF({r} % 2 = 0, 'a,b', 'c'),
+              JSON_OBJECT('r', {r}, 's', 'ü😀', 'a', JSON_ARRAY(1.5, NULL, TRUE)), UNHEX(REPEAT('00ff', {r} % 50)),
+              x'00', 'c{r}', 'v{r} 😀', REPEAT('t\\\\\\n', {r} % 10))",
+            id = 100 + r,
+            i8 = r % 128,
+            u8 = 255 - r % 256,
+            r1 = r + 1,
+            f = 1.25 * r as f64,
+            h = r % 839,
+            yr = 1901 + r % 255,
+        ),
+        format!("UPDATE kinds SET u64 = u64 - 1, tx = CONCAT(tx, 'x'), ts = '2001-01-01 00:00:00.25', e = 'large' WHERE id = {}", 99 + r),
+        format!("UPDATE big SET label = 'upd {r}', k = k + 1 WHERE id = {}", base + (r * 131 % 60_000) * 17),
+        format!("INSERT INTO big VALUES ({}, {r}, 'top {r}', '2030-01-01 00:00:00.001')", u64::MAX - r),
+        format!("INSERT INTO pairs VALUES ('new', {r}, MD5({r}))"),
+        format!("UPDATE pairs SET payload = 'changed {r}' WHERE region = 'south' AND n = {}", 4 * r + 1),
+        format!("DELETE FROM pairs WHERE region = 'east' AND n = {}", 4 * r + 2),
+        format!("INSERT INTO loose VALUES ({}, 'dup')", r % 3),
+        format!("INSERT INTO parent VALUES ({}, 'p{r}')", 100 + r),
+        format!("INSERT INTO child VALUES ({}, {})", 100 + r, 100 + r),
+    ];
+    if r % 5 == 0 {
+        // Primary key changes, in one transaction with other changes.
+        stmts.push("START TRANSACTION".into());
+        stmts.push(format!("UPDATE kinds SET id = id + 500 WHERE id = {}", 98 + r));
+        stmts.push(format!("UPDATE big SET id = id + 1 WHERE id = {}", base + (r * 977 % 60_000) * 17));
+        stmts.push(format!("UPDATE pairs SET region = 'moved', n = {r} WHERE region = 'north' AND n = {}", 4 * r));
+        stmts.push("COMMIT".into());
+    }
+    if r % 3 == 0 {
+        stmts.push(format!("DELETE FROM kinds WHERE id = {}", 97 + r));
+        stmts.push(format!("DELETE FROM big WHERE id = {}", base + (r * 313 % 60_000) * 17));
+        stmts.push(format!("DELETE FROM child WHERE id = {}", 99 + r));
+        stmts.push(format!("DELETE FROM parent WHERE id = {}", 99 + r));
+    }
+    if r % 2 == 0 {
+        stmts.push(format!("UPDATE loose SET b = CONCAT(b, '!') WHERE a = {} LIMIT 1", r % 3));
+    }
+    if r % 4 == 0 {
+        stmts.push(format!("DELETE FROM loose WHERE a = {} AND b = 'dup' LIMIT 1", (r + 1) % 3));
+    }
+    for s in stmts {
+        m.query_drop(&s).await.map_err(|e| anyhow::anyhow!("{s}: {e}"))?;
+    }
+    Ok(())
+}

@@ -1,6 +1,7 @@
 //! Database connectors. Everything engine-specific lives in one folder per
 //! engine; the rest of the worker calls through [`run_work`].
 
+pub mod apply;
 pub mod mysql;
 pub mod postgres;
 
@@ -180,21 +181,21 @@ async fn load_through_value_model(work: &Work, progress: Progress) -> Result<Wor
     else {
         unreachable!("called for LoadSegment only");
     };
-    if snapshot.is_some() {
+    if snapshot.is_some() && source.engine == Engine::Postgres {
         return Err(ConnectorError::Definite(format!(
-            "table {}: CDC from {} is not supported yet",
+            "table {}: CDC from PostgreSQL into {} is not supported yet",
             table.display_name(),
-            source.engine.name()
+            target.engine.name()
         )));
     }
     let converted = on_target(table, target.engine)?;
     let columns: Vec<String> = converted.copy_columns().map(|c| c.name.clone()).collect();
-    let rows = match source.engine {
-        Engine::Mysql => mysql::read::read_segment(source, table, columns, bounds).await?,
-        Engine::Postgres => postgres::read::read_segment(source, table, columns, bounds).await?,
+    let (rows, position) = match source.engine {
+        Engine::Mysql => mysql::read::read_segment(source, table, columns, bounds, snapshot.is_some()).await?,
+        Engine::Postgres => (postgres::read::read_segment(source, table, columns, bounds).await?, None),
     };
     let target_bounds = bounds_on_target(bounds, source.engine, target.engine)?;
-    match target.engine {
+    let result = match target.engine {
         Engine::Postgres => {
             let seg = postgres::load::Segment {
                 number: *segment,
@@ -214,7 +215,23 @@ async fn load_through_value_model(work: &Work, progress: Progress) -> Result<Wor
             };
             mysql::write::load_rows(target, &converted, seg, rows, progress).await
         }
-    }
+    };
+    // The snapshot position travels with the result; an attempt that found
+    // the segment already committed read nothing and has none.
+    result.map(|r| match r {
+        WorkResult::Loaded {
+            rows,
+            already_loaded,
+            exceptions,
+            ..
+        } => WorkResult::Loaded {
+            rows,
+            already_loaded,
+            exceptions,
+            position: if already_loaded { None } else { position },
+        },
+        other => other,
+    })
 }
 
 pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorError> {
@@ -270,6 +287,20 @@ pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, Connec
         (Engine::Mysql, Work::ResetTable { target, table, gen }) => {
             mysql::write::reset_table(&target, &table, gen).await
         }
+        (Engine::Mysql, Work::CreateSlot { source, .. }) => mysql::binlog::create(&source).await,
+        (Engine::Mysql, Work::HoldSnapshot { source, .. }) => mysql::binlog::hold(&source, &ctx.reporter).await,
+        (
+            Engine::Mysql,
+            Work::Cdc {
+                source,
+                target,
+                tables,
+                start,
+                ..
+            },
+        ) => mysql::binlog::run(&source, &target, &tables, start, &ctx.reporter).await,
+        // The binlog is the server's: nothing to drop.
+        (Engine::Mysql, Work::DropSlot { .. }) => Ok(WorkResult::Done),
         (Engine::Mysql, work) => Err(ConnectorError::Definite(format!(
             "{} on MySQL is not supported yet",
             work.kind()

@@ -63,6 +63,60 @@ pub fn field(out: &mut Vec<u8>, v: &Value) -> Result<(), ValueError> {
     Ok(())
 }
 
+pub(crate) fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        match c {
+            '\'' => out.push_str("''"),
+            '\\' => out.push_str("\\\\"),
+            '\0' => out.push_str("\\0"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+fn hex(b: &[u8]) -> String {
+    let mut s = String::with_capacity(3 + 2 * b.len());
+    s.push_str("X'");
+    for x in b {
+        s.push_str(&format!("{x:02X}"));
+    }
+    s.push('\'');
+    s
+}
+
+/// A value as an SQL literal for a session with the default backslash
+/// escapes, utf8mb4 and time_zone +00:00 (CDC apply). Refuses what the
+/// full load refuses.
+pub fn literal(v: &Value) -> Result<String, ValueError> {
+    Ok(match v {
+        Value::Null => "NULL".into(),
+        Value::Bool(b) => if *b { "1" } else { "0" }.into(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Decimal(d) => quoted(d),
+        Value::Text(s) | Value::Json(s) => quoted(s),
+        Value::Bytes(b) => hex(b),
+        Value::Bit { bytes, .. } => {
+            let bits: String = bytes.iter().map(|x| format!("{x:08b}")).collect();
+            format!("b'{bits}'")
+        }
+        // The rest have plain text forms; the LOAD DATA field is that text.
+        _ => {
+            let mut out = vec![];
+            field(&mut out, v)?;
+            let text = String::from_utf8(out).map_err(|_| ValueError("value is not UTF-8 text".into()))?;
+            match v {
+                Value::Float(_) | Value::Double(_) => text,
+                _ => format!("'{text}'"),
+            }
+        }
+    })
+}
+
 /// Appends a whole row and its newline; on a refused value the buffer is
 /// left as it was.
 pub fn row(out: &mut Vec<u8>, values: &[Value]) -> Result<(), ValueError> {
@@ -89,6 +143,11 @@ mod tests {
         .unwrap();
         assert_eq!(out, b"\\0\\t\xff\t\\N\ta\\\\b\\nc\t-838:59:59\n");
         assert!(row(&mut out, &[Value::Double(f64::NAN)]).is_err());
+        assert_eq!(literal(&Value::Text(Cow::Borrowed("it's\\\0"))).unwrap(), "'it''s\\\\\\0'");
+        assert_eq!(literal(&Value::Bytes(Cow::Borrowed(&[1, 171]))).unwrap(), "X'01AB'");
+        assert_eq!(literal(&Value::Bit { len: 10, bytes: Cow::Borrowed(&[2, 1]) }).unwrap(), "b'0000001000000001'");
+        assert_eq!(literal(&Value::Duration(-1_500_000)).unwrap(), "'-0:00:01.500000'");
+        assert!(literal(&Value::Float(f32::NAN)).is_err());
         assert!(row(&mut out, &[Value::Duration(MAX_TIME_US + 1_000_000)]).is_err());
     }
 }

@@ -1,7 +1,8 @@
 //! MySQL / MariaDB connector: connections, introspection from
 //! information_schema, and segment reads into the common value model.
 
-mod encode;
+pub(crate) mod binlog;
+pub(crate) mod encode;
 mod introspect;
 pub(crate) mod read;
 pub(crate) mod write;

@@ -116,13 +116,16 @@ pub fn decode(kind: Kind, raw: &mut Option<mysql_async::Value>) -> Result<Value<
     })
 }
 
-/// Streams the segment's rows, columns in the order of `columns`.
+/// Streams the segment's rows, columns in the order of `columns`. With
+/// `consistent` (CDC tasks) the rows are read in a consistent snapshot whose
+/// binlog position is returned (see `binlog`).
 pub async fn read_segment(
     source: &ferry_common::endpoint::Endpoint,
     t: &TableSchema,
     columns: Vec<String>,
     bounds: &SegmentBounds,
-) -> Result<Rows, ConnectorError> {
+    consistent: bool,
+) -> Result<(Rows, Option<ferry_common::position::Lsn>), ConnectorError> {
     let name = t.display_name();
     let kinds: Vec<Kind> = columns
         .iter()
@@ -146,6 +149,11 @@ pub async fn read_segment(
         predicate(bounds)?
     );
     let mut conn = super::connect(source).await?;
+    let position = if consistent {
+        Some(super::binlog::begin_snapshot(&mut conn).await?)
+    } else {
+        None
+    };
     let (mut out, rows) = row_channel();
     // The connection must outlive the result stream that borrows it, so the
     // read runs in a task of its own.
@@ -178,7 +186,7 @@ pub async fn read_segment(
         let result = run.await;
         out.finish(result).await;
     });
-    Ok(rows)
+    Ok((rows, position))
 }
 
 /// Decodes a row; a refused one keeps its image: the values decoded so far,

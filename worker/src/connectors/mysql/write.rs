@@ -20,6 +20,7 @@ use super::read::predicate;
 use crate::connectors::{ConnectorError, Progress, Rows, MAX_EXCEPTIONS};
 use ferry_common::endpoint::Endpoint;
 use ferry_common::plan::SegmentBounds;
+use ferry_common::position::Lsn;
 use ferry_common::schema::*;
 use ferry_common::settings::TargetTablePrepMode;
 use ferry_common::work::WorkResult;
@@ -42,6 +43,10 @@ const CONTROL_DDL: &[&str] = &[
         id BIGINT AUTO_INCREMENT PRIMARY KEY, task VARCHAR(128) NOT NULL, table_name VARCHAR(512) NOT NULL,
         phase VARCHAR(32) NOT NULL, reason TEXT NOT NULL, row_image LONGTEXT,
         at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB",
+    "CREATE TABLE IF NOT EXISTS ferry.apply_state (
+        task VARCHAR(128) NOT NULL PRIMARY KEY, lsn BIGINT UNSIGNED NOT NULL, epoch BIGINT NOT NULL,
+        mark BIGINT NOT NULL DEFAULT 0,
+        updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)) ENGINE=InnoDB",
 ];
 
 /// A target session: identifiers in ANSI double quotes (the form the
@@ -50,7 +55,7 @@ const CONTROL_DDL: &[&str] = &[
 /// READ COMMITTED: under REPEATABLE READ a segment's range delete takes
 /// next-key locks that reach into the neighbouring segment's uncommitted
 /// rows, so parallel segments of one table would wait on each other.
-async fn target(ep: &Endpoint) -> Result<Conn, ConnectorError> {
+pub(crate) async fn target(ep: &Endpoint) -> Result<Conn, ConnectorError> {
     let mut c = super::connect(ep).await?;
     c.query_drop(
         "SET SESSION sql_mode = 'ANSI_QUOTES,STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION', foreign_key_checks = 0;
@@ -231,6 +236,7 @@ pub async fn load_rows(
                 rows: n.flatten().unwrap_or(0) as u64,
                 already_loaded: true,
                 exceptions: 0,
+                position: None,
             });
         }
         return Err(classify(ctx("writing segment marker"), e));
@@ -359,6 +365,7 @@ pub async fn load_rows(
         rows: loaded,
         already_loaded: false,
         exceptions: exceptions.len() as u64,
+        position: None,
     })
 }
 
@@ -466,4 +473,69 @@ pub async fn finalize(ep: &Endpoint, fks: &[(String, Constraint)]) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// Takes the task's CDC apply state over for `epoch` (see `connectors/apply`)
+/// and returns the committed position and mark. Waits for a predecessor's
+/// open batch, which holds the row's lock from its closing check to COMMIT.
+pub(crate) async fn take_over(c: &mut Conn, task: &str, epoch: i64) -> Result<(Lsn, u64), ConnectorError> {
+    for ddl in CONTROL_DDL {
+        exec(c, ddl, "creating Ferry's control tables on the target").await?;
+    }
+    let q = |e| classify("taking over ferry.apply_state on the target", e);
+    let mut tx = c
+        .start_transaction(mysql_async::TxOpts::default())
+        .await
+        .map_err(q)?;
+    tx.exec_drop(
+        "INSERT IGNORE INTO ferry.apply_state (task, lsn, epoch) VALUES (?, 0, ?)",
+        (task, epoch),
+    )
+    .await
+    .map_err(q)?;
+    let row: Option<(u64, i64, i64)> = tx
+        .exec_first(
+            "SELECT lsn, epoch, mark FROM ferry.apply_state WHERE task = ? FOR UPDATE",
+            (task,),
+        )
+        .await
+        .map_err(q)?;
+    let (lsn, current, mark) = row.ok_or_else(|| ConnectorError::Definite(format!("task {task}: apply state row vanished")))?;
+    if current > epoch {
+        return Err(ConnectorError::Definite(format!(
+            "task {task}: a newer CDC stream owns the target (epoch {epoch} superseded)"
+        )));
+    }
+    tx.exec_drop("UPDATE ferry.apply_state SET epoch = ? WHERE task = ?", (epoch, task))
+        .await
+        .map_err(q)?;
+    tx.commit().await.map_err(q)?;
+    Ok((Lsn(lsn), mark as u64))
+}
+
+/// Inside an open batch: checks that `epoch` still owns the apply state
+/// (locking its row until COMMIT) and records the batch's end position.
+/// False when a newer stream took over.
+pub(crate) async fn record_position(
+    c: &mut Conn,
+    task: &str,
+    epoch: i64,
+    end: Lsn,
+    mark: i64,
+) -> Result<bool, ConnectorError> {
+    let q = |e| classify("recording the applied position on the target", e);
+    let owner: Option<i64> = c
+        .exec_first("SELECT epoch FROM ferry.apply_state WHERE task = ? FOR UPDATE", (task,))
+        .await
+        .map_err(q)?;
+    if owner != Some(epoch) {
+        return Ok(false);
+    }
+    c.exec_drop(
+        "UPDATE ferry.apply_state SET lsn = ?, mark = GREATEST(mark, ?) WHERE task = ?",
+        (end.0, mark, task),
+    )
+    .await
+    .map_err(q)?;
+    Ok(true)
 }

@@ -115,6 +115,37 @@ pub fn field(out: &mut Vec<u8>, v: &Value) -> Result<(), ValueError> {
     Ok(())
 }
 
+/// A value as an SQL literal cast to the target column's type (CDC apply).
+/// The text is the COPY field's, unescaped; a value PostgreSQL cannot hold
+/// is refused exactly as the full load refuses it.
+pub fn literal(v: &Value, ty: &str) -> Result<String, ValueError> {
+    if matches!(v, Value::Null) {
+        return Ok("NULL".into());
+    }
+    let text = match v {
+        // Only these can carry COPY's special bytes; the rest are plain.
+        Value::Text(s) | Value::Json(s) => {
+            let mut probe = vec![];
+            field(&mut probe, v)?;
+            s.to_string()
+        }
+        Value::Bytes(b) => {
+            let mut s = String::with_capacity(2 + 2 * b.len());
+            s.push_str("\\x");
+            for x in b.iter() {
+                let _ = write!(s, "{x:02x}");
+            }
+            s[1..].to_string()
+        }
+        _ => {
+            let mut out = vec![];
+            field(&mut out, v)?;
+            String::from_utf8(out).map_err(|_| ValueError("value is not UTF-8 text".into()))?
+        }
+    };
+    Ok(format!("{}::{ty}", ferry_common::schema::quote_literal(&text)))
+}
+
 /// Appends a whole row and its newline; on a refused value the buffer is
 /// left as it was.
 pub fn row(out: &mut Vec<u8>, values: &[Value]) -> Result<(), ValueError> {
@@ -160,6 +191,10 @@ mod tests {
         };
         assert_eq!(enc(Value::Timestamp(d, t)), "2038-01-19 03:14:08.000001+00");
         assert_eq!(enc(Value::Duration(-3_020_399_000_000)), "-838:59:59");
+        assert_eq!(literal(&Value::Text(Cow::Borrowed("it's\\")), "text").unwrap(), "'it''s\\'::text");
+        assert_eq!(literal(&Value::Bytes(Cow::Borrowed(&[1, 171])), "bytea").unwrap(), "'\\x01ab'::bytea");
+        assert_eq!(literal(&Value::Null, "int").unwrap(), "NULL");
+        assert!(literal(&Value::Text(Cow::Borrowed("a\0")), "text").is_err());
         let mut out = b"x".to_vec();
         assert!(row(&mut out, &[Value::Int(1), Value::Text(Cow::Borrowed("a\0b"))]).is_err());
         assert_eq!(out, b"x");

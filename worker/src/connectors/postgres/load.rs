@@ -271,6 +271,7 @@ async fn finish(
         rows,
         already_loaded: false,
         exceptions: 0,
+        position: None,
     })
 }
 
@@ -279,6 +280,7 @@ fn already(rows: u64) -> WorkResult {
         rows,
         already_loaded: true,
         exceptions: 0,
+        position: None,
     }
 }
 

@@ -1,9 +1,9 @@
 //! PostgreSQL connector: introspection, target preparation, segment load,
 //! change data capture.
 
-mod cdc;
+pub(crate) mod cdc;
 pub(crate) mod connect;
-mod encode;
+pub(crate) mod encode;
 mod introspect;
 pub(crate) mod load;
 pub(crate) mod read;

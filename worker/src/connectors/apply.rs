@@ -1,0 +1,567 @@
+//! Applying row changes in the common value model to a PostgreSQL or MySQL
+//! target, exactly once. The binlog reader (MySQL sources) drives it; a
+//! source decodes its log into [`Op`]s and tells it where transactions end.
+//! (PostgreSQL → PostgreSQL keeps its own text-cast applier in
+//! `postgres/cdc/apply.rs`, which never leaves PostgreSQL's text forms.)
+//!
+//! ## Why nothing is lost or applied twice
+//!
+//! *Exactly once.* The target holds `ferry.apply_state(task, lsn, epoch,
+//! mark)`. Many source transactions are applied in one target transaction
+//! that ends by moving `lsn` to the end position of the last source
+//! transaction it contains, under the epoch check: rows and position commit
+//! together or not at all. A new stream first takes the row over (raising
+//! `epoch`, waiting for a predecessor's open batch, which holds the row's
+//! lock only from its closing update to its COMMIT) and resumes from the
+//! committed `lsn`; the source skips every transaction that starts before
+//! it. A stale stream's closing check finds a newer epoch: it rolls back and
+//! stops. On PostgreSQL the check is `UPDATE ... WHERE epoch = mine` (one
+//! row or none); on MySQL it is `SELECT epoch ... FOR UPDATE` in the batch's
+//! transaction, since MySQL's affected-row count does not count a row that
+//! matched but did not change.
+//!
+//! *Idempotent rows.* Inserts are upserts on the primary key and updates are
+//! "delete the old key if it changed, upsert the new image": replaying a
+//! change the target already holds (a MySQL table loaded in several segments,
+//! each in its own snapshot, has its changes replayed from the earliest of
+//! them) leaves the row as the source had it after that change, and the
+//! changes that follow in log order bring it to its final state. A table
+//! without a key cannot be replayed this way; it is loaded in one segment,
+//! whose snapshot position is an exact cut (see `mysql/binlog`).
+//!
+//! *Values.* A value the target cannot hold (a NUL in PostgreSQL text, NaN in
+//! MySQL) sends its row to `ferry.apply_exceptions` in the same transaction
+//! and is counted, exactly as in the full load. TRUNCATE becomes `DELETE`
+//! on MySQL, whose TRUNCATE would commit the batch half-way.
+
+use crate::connectors::{mysql, postgres, ConnectorError};
+use ferry_common::endpoint::{Endpoint, Engine};
+use ferry_common::position::Lsn;
+use ferry_common::schema::{quote_ident, quote_literal, TableSchema};
+use ferry_common::value::{Value, ValueError};
+use ferry_common::work::{CdcProgress, TableCounters};
+use mysql_async::prelude::Queryable;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Target SQL buffered before it is sent.
+const FLUSH_BYTES: usize = 1 << 20;
+/// A batch commits after this many source transactions or this long.
+const BATCH_TXNS: u64 = 1000;
+const BATCH_TIME: Duration = Duration::from_millis(100);
+const MAX_VALUES_PER_INSERT: usize = 500;
+
+/// One row change, rows in the source table's column order.
+#[derive(Debug)]
+pub enum Op {
+    Insert(Vec<Value<'static>>),
+    Update {
+        before: Vec<Value<'static>>,
+        after: Vec<Value<'static>>,
+    },
+    Delete(Vec<Value<'static>>),
+    Truncate,
+}
+
+/// A replicated table as the applier writes it.
+pub struct TargetTable {
+    /// `schema.table` of the source, for statistics and errors.
+    pub display: String,
+    qualified: String,
+    /// Quoted target column and, on PostgreSQL, the type literals are cast to.
+    columns: Vec<(String, String)>,
+    /// For each target column, its index in the source row image.
+    source_index: Vec<usize>,
+    /// Target column indexes of the primary key (empty: no key).
+    key: Vec<usize>,
+    /// Width of the source row image the columns were mapped from.
+    pub source_width: usize,
+    /// Why this table's apply stopped (e.g. DDL on the source).
+    pub stopped: Option<String>,
+}
+
+impl TargetTable {
+    /// Maps the source table onto its form on `engine` (the same conversion
+    /// the full load used, so the target table is the one Prepare created).
+    pub fn new(source: &TableSchema, engine: Engine) -> Result<TargetTable, ConnectorError> {
+        let t = crate::connectors::on_target(source, engine)?;
+        let mut columns = vec![];
+        let mut source_index = vec![];
+        for c in t.copy_columns() {
+            let i = source.columns.iter().position(|s| s.name == c.name).ok_or_else(|| {
+                ConnectorError::Definite(format!("table {}: column {} has no source", t.display_name(), c.name))
+            })?;
+            columns.push((quote_ident(&c.name), c.type_sql.clone()));
+            source_index.push(i);
+        }
+        let key = match &t.primary_key {
+            Some(pk) => pk
+                .columns
+                .iter()
+                .filter_map(|k| t.copy_columns().position(|c| &c.name == k))
+                .collect(),
+            None => vec![],
+        };
+        Ok(TargetTable {
+            display: source.display_name(),
+            qualified: t.qualified(),
+            columns,
+            source_index,
+            key,
+            source_width: source.columns.len(),
+            stopped: None,
+        })
+    }
+}
+
+enum Conn {
+    Postgres(tokio_postgres::Client),
+    Mysql(mysql_async::Conn),
+}
+
+pub struct Applier {
+    conn: Conn,
+    task: String,
+    epoch: i64,
+    pub tables: Vec<TargetTable>,
+    sql: String,
+    batch_open: bool,
+    batch_started: Instant,
+    batch_txns: u64,
+    /// Changes received since the last commit on the target.
+    pub batch_changes: u64,
+    /// Oldest source commit time in the open batch (target latency).
+    pub batch_oldest_commit_ms: u64,
+    /// Table, row count and conflict clause of the INSERT the buffer ends with.
+    open_insert: Option<(usize, usize, String)>,
+    batch_end: Lsn,
+    batch_mark: u64,
+    batch_counters: BTreeMap<String, TableCounters>,
+    /// Committed on the target.
+    pub applied: Lsn,
+    pub marks_reached: u64,
+    unreported: BTreeMap<String, TableCounters>,
+    rows_since_report: u64,
+    table_errors: Vec<(String, String)>,
+}
+
+impl Applier {
+    /// Connects to the target and takes the task's apply state over for this
+    /// assignment's epoch; `applied` is then the committed position.
+    pub async fn open(target: &Endpoint, tables: Vec<TargetTable>) -> Result<Applier, ConnectorError> {
+        let task = crate::current_task();
+        let epoch = crate::current_epoch() as i64;
+        let (conn, applied, mark) = match target.engine {
+            Engine::Postgres => {
+                let c = postgres::connect(target).await?;
+                let pq = |what: &'static str| move |e| postgres::classify(what, e);
+                c.batch_execute("SET standard_conforming_strings = on")
+                    .await
+                    .map_err(pq("configuring the target session"))?;
+                // As DMS does: the source already ran triggers and FK checks.
+                if let Err(e) = c.batch_execute("SET session_replication_role = replica").await {
+                    tracing::warn!(error = %e, "cannot set session_replication_role=replica on the target; triggers and foreign keys stay active during apply");
+                }
+                let (lsn, mark) = postgres::cdc::apply::take_over(&c, &task, epoch).await?;
+                (Conn::Postgres(c), lsn, mark)
+            }
+            Engine::Mysql => {
+                let mut c = mysql::write::target(target).await?;
+                let (lsn, mark) = mysql::write::take_over(&mut c, &task, epoch).await?;
+                (Conn::Mysql(c), lsn, mark)
+            }
+        };
+        Ok(Applier {
+            conn,
+            task,
+            epoch,
+            tables,
+            sql: String::new(),
+            batch_open: false,
+            batch_started: Instant::now(),
+            batch_txns: 0,
+            batch_changes: 0,
+            batch_oldest_commit_ms: 0,
+            open_insert: None,
+            batch_end: applied,
+            batch_mark: mark,
+            batch_counters: BTreeMap::new(),
+            applied,
+            marks_reached: mark,
+            unreported: BTreeMap::new(),
+            rows_since_report: 0,
+            table_errors: vec![],
+        })
+    }
+
+    fn engine(&self) -> Engine {
+        match self.conn {
+            Conn::Postgres(_) => Engine::Postgres,
+            Conn::Mysql(_) => Engine::Mysql,
+        }
+    }
+
+    /// Stops a table's apply for good, with the reason shown in its status.
+    pub fn stop_table(&mut self, t: usize, reason: String) {
+        let table = &mut self.tables[t];
+        if table.stopped.is_none() {
+            tracing::error!(table = %table.display, error = %reason, "table apply stopped");
+            self.table_errors.push((table.display.clone(), reason.clone()));
+            table.stopped = Some(reason);
+        }
+    }
+
+    /// Whether received transactions wait for `commit_batch`: an open target
+    /// batch, or transactions with nothing to write whose position (and
+    /// caught-up mark) must still move on.
+    pub fn pending(&self) -> bool {
+        self.batch_open || self.batch_txns > 0
+    }
+
+    /// Notes the start of a source transaction that will be applied.
+    pub fn begin_txn(&mut self, commit_ms: u64) {
+        if self.batch_oldest_commit_ms == 0 {
+            self.batch_oldest_commit_ms = commit_ms;
+        }
+    }
+
+    /// A source transaction ended at `end`; `more_buffered` says whether the
+    /// source has more ready. Commits when the stream has nothing more ready
+    /// (low latency), or the batch is large or old.
+    pub async fn end_txn(&mut self, end: Lsn, more_buffered: bool) -> Result<(), ConnectorError> {
+        self.batch_end = self.batch_end.max(end);
+        self.batch_txns += 1;
+        if !more_buffered
+            || self.batch_txns >= BATCH_TXNS
+            || self.batch_started.elapsed() >= BATCH_TIME
+            || self.sql.len() >= FLUSH_BYTES
+        {
+            self.commit_batch().await?;
+        }
+        Ok(())
+    }
+
+    /// A caught-up mark reached once the batch commits.
+    pub fn mark(&mut self, n: u64) {
+        self.batch_mark = self.batch_mark.max(n);
+    }
+
+    fn begin_batch(&mut self) {
+        if !self.batch_open {
+            self.sql.push_str(match self.conn {
+                Conn::Postgres(_) => "BEGIN;",
+                Conn::Mysql(_) => "START TRANSACTION;",
+            });
+            self.batch_open = true;
+            self.batch_started = Instant::now();
+        }
+    }
+
+    fn close_insert(&mut self) {
+        if let Some((_, _, suffix)) = self.open_insert.take() {
+            self.sql.push_str(&suffix);
+            self.sql.push(';');
+        }
+    }
+
+    fn push_stmt(&mut self, stmt: &str) {
+        self.close_insert();
+        self.sql.push_str(stmt);
+        self.sql.push(';');
+    }
+
+    async fn send(&mut self) -> Result<(), ConnectorError> {
+        self.close_insert();
+        if self.sql.is_empty() {
+            return Ok(());
+        }
+        let sql = std::mem::take(&mut self.sql);
+        let what = || format!("applying changes to the target (batch ending after {})", self.batch_end);
+        match &mut self.conn {
+            Conn::Postgres(c) => c.batch_execute(&sql).await.map_err(|e| postgres::classify(what(), e)),
+            Conn::Mysql(c) => c.query_drop(sql).await.map_err(|e| mysql::classify(what(), e)),
+        }
+    }
+
+    fn literal(&self, t: usize, col: usize, v: &Value) -> Result<String, ValueError> {
+        match self.conn {
+            Conn::Postgres(_) => postgres::encode::literal(v, &self.tables[t].columns[col].1),
+            Conn::Mysql(_) => mysql::encode::literal(v),
+        }
+    }
+
+    /// The target-ordered literals of a source row image.
+    fn literals(&self, t: usize, row: &[Value]) -> Result<Vec<String>, ValueError> {
+        let table = &self.tables[t];
+        if row.len() != table.source_width {
+            return Err(ValueError(format!(
+                "row image has {} columns, the table {}",
+                row.len(),
+                table.source_width
+            )));
+        }
+        (0..table.columns.len())
+            .map(|i| self.literal(t, i, &row[table.source_index[i]]))
+            .collect()
+    }
+
+    fn text_literal(&self, s: &str) -> String {
+        match self.conn {
+            Conn::Postgres(_) => quote_literal(s),
+            Conn::Mysql(_) => mysql::encode::quoted(s),
+        }
+    }
+
+    fn exception(&mut self, t: usize, reason: &str, row: &[Value]) {
+        let name = self.tables[t].display.clone();
+        tracing::warn!(table = %name, %reason, "change cannot be applied on the target; recorded in ferry.apply_exceptions");
+        let stmt = format!(
+            "INSERT INTO ferry.apply_exceptions (task, table_name, phase, reason, row_image) VALUES ({}, {}, 'cdc', {}, {})",
+            self.text_literal(&self.task),
+            self.text_literal(&name),
+            self.text_literal(reason),
+            self.text_literal(&format!("{row:?}").replace('\0', "\\0")),
+        );
+        self.push_stmt(&stmt);
+        self.counters(t).exceptions += 1;
+    }
+
+    fn counters(&mut self, t: usize) -> &mut TableCounters {
+        let name = &self.tables[t].display;
+        if !self.batch_counters.contains_key(name) {
+            self.batch_counters.insert(name.clone(), TableCounters::default());
+        }
+        self.batch_counters.get_mut(name).expect("inserted above")
+    }
+
+    /// `col = lit AND ...` over the key, or null-safe over every column for a
+    /// table without one.
+    fn row_match(&self, t: usize, lits: &[String]) -> String {
+        let table = &self.tables[t];
+        let mysql = self.engine() == Engine::Mysql;
+        let cols: Vec<usize> = if table.key.is_empty() {
+            (0..table.columns.len()).collect()
+        } else {
+            table.key.clone()
+        };
+        let parts: Vec<String> = cols
+            .iter()
+            .map(|&i| {
+                let name = &table.columns[i].0;
+                match (table.key.is_empty(), mysql) {
+                    (false, _) => format!("{name} = {}", lits[i]),
+                    (true, true) => format!("{name} <=> {}", lits[i]),
+                    (true, false) => format!("{name} IS NOT DISTINCT FROM {}", lits[i]),
+                }
+            })
+            .collect();
+        parts.join(" AND ")
+    }
+
+    /// `WHERE ...` matching one row: by key, or for a table without a key
+    /// one row equal to the old image (duplicates stay duplicates).
+    fn one_row(&self, t: usize, lits: &[String]) -> String {
+        let cond = self.row_match(t, lits);
+        let table = &self.tables[t];
+        match (table.key.is_empty(), self.engine()) {
+            (false, _) => format!("WHERE {cond}"),
+            (true, Engine::Mysql) => format!("WHERE {cond} LIMIT 1"),
+            (true, Engine::Postgres) => {
+                format!("WHERE ctid = (SELECT ctid FROM {} WHERE {cond} LIMIT 1)", table.qualified)
+            }
+        }
+    }
+
+    fn upsert(&mut self, t: usize, lits: Vec<String>) {
+        let row = format!("({})", lits.join(", "));
+        if let Some((ot, n, _)) = &mut self.open_insert {
+            if *ot == t && *n < MAX_VALUES_PER_INSERT {
+                *n += 1;
+                self.sql.push(',');
+                self.sql.push_str(&row);
+                return;
+            }
+        }
+        self.close_insert();
+        let table = &self.tables[t];
+        let cols: Vec<&str> = table.columns.iter().map(|c| c.0.as_str()).collect();
+        let rest: Vec<&str> = (0..cols.len())
+            .filter(|i| !table.key.contains(i))
+            .map(|i| cols[i])
+            .collect();
+        let suffix = match (table.key.is_empty(), self.engine()) {
+            (true, _) => String::new(),
+            (false, Engine::Postgres) => {
+                let key: Vec<&str> = table.key.iter().map(|&i| cols[i]).collect();
+                if rest.is_empty() {
+                    format!(" ON CONFLICT ({}) DO NOTHING", key.join(", "))
+                } else {
+                    let sets: Vec<String> = rest.iter().map(|c| format!("{c} = EXCLUDED.{c}")).collect();
+                    format!(" ON CONFLICT ({}) DO UPDATE SET {}", key.join(", "), sets.join(", "))
+                }
+            }
+            (false, Engine::Mysql) => {
+                let sets: Vec<String> = if rest.is_empty() {
+                    vec![format!("{0} = {0}", cols[table.key[0]])]
+                } else {
+                    rest.iter().map(|c| format!("{c} = VALUES({c})")).collect()
+                };
+                format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", "))
+            }
+        };
+        self.sql
+            .push_str(&format!("INSERT INTO {} ({}) VALUES {row}", table.qualified, cols.join(", ")));
+        self.open_insert = Some((t, 1, suffix));
+    }
+
+    /// Applies one change to table `t` inside the open batch.
+    pub async fn apply(&mut self, t: usize, op: Op) -> Result<(), ConnectorError> {
+        if self.tables[t].stopped.is_some() {
+            return Ok(());
+        }
+        self.begin_batch();
+        self.batch_changes += 1;
+        let has_key = !self.tables[t].key.is_empty();
+        match op {
+            Op::Insert(row) => match self.literals(t, &row) {
+                Ok(lits) => {
+                    self.upsert(t, lits);
+                    self.counters(t).inserts += 1;
+                }
+                Err(e) => self.exception(t, &e.0, &row),
+            },
+            Op::Update { before, after } => match (self.literals(t, &before), self.literals(t, &after)) {
+                (Ok(old), Ok(new)) => {
+                    if !has_key {
+                        let table = &self.tables[t];
+                        let sets: Vec<String> = table
+                            .columns
+                            .iter()
+                            .zip(&new)
+                            .map(|(c, v)| format!("{} = {v}", c.0))
+                            .collect();
+                        let stmt = format!("UPDATE {} SET {} {}", table.qualified, sets.join(", "), self.one_row(t, &old));
+                        self.push_stmt(&stmt);
+                    } else {
+                        let key_changed = self.tables[t].key.iter().any(|&i| old[i] != new[i]);
+                        if key_changed {
+                            let stmt = format!("DELETE FROM {} {}", self.tables[t].qualified, self.one_row(t, &old));
+                            self.push_stmt(&stmt);
+                        }
+                        self.upsert(t, new);
+                    }
+                    self.counters(t).updates += 1;
+                }
+                (Err(e), _) => self.exception(t, &e.0, &before),
+                (_, Err(e)) => self.exception(t, &e.0, &after),
+            },
+            Op::Delete(row) => match self.literals(t, &row) {
+                Ok(old) => {
+                    let stmt = format!("DELETE FROM {} {}", self.tables[t].qualified, self.one_row(t, &old));
+                    self.push_stmt(&stmt);
+                    self.counters(t).deletes += 1;
+                }
+                Err(e) => self.exception(t, &e.0, &row),
+            },
+            Op::Truncate => {
+                let q = &self.tables[t].qualified;
+                let stmt = match self.engine() {
+                    Engine::Postgres => format!("TRUNCATE {q}"),
+                    Engine::Mysql => format!("DELETE FROM {q}"),
+                };
+                self.push_stmt(&stmt);
+                self.counters(t).truncates += 1;
+            }
+        }
+        if self.sql.len() >= FLUSH_BYTES {
+            self.send().await?;
+        }
+        Ok(())
+    }
+
+    /// Commits the open batch with its position, fenced by epoch.
+    pub async fn commit_batch(&mut self) -> Result<(), ConnectorError> {
+        if !self.batch_open {
+            // Nothing to write, but the position still moves on.
+            self.applied = self.applied.max(self.batch_end);
+            self.marks_reached = self.marks_reached.max(self.batch_mark);
+            self.batch_txns = 0;
+            self.batch_changes = 0;
+            self.batch_oldest_commit_ms = 0;
+            return Ok(());
+        }
+        self.send().await?;
+        let (task, epoch, end, mark) = (self.task.clone(), self.epoch, self.batch_end, self.batch_mark as i64);
+        let fenced = match &mut self.conn {
+            Conn::Postgres(c) => {
+                let n = c
+                    .execute(
+                        "UPDATE ferry.apply_state SET lsn = $1::text::pg_lsn, mark = greatest(mark, $2), updated_at = now()
+                          WHERE task = $3 AND epoch = $4",
+                        &[&end.to_string(), &mark, &task, &epoch],
+                    )
+                    .await
+                    .map_err(|e| postgres::classify("recording the applied position on the target", e))?;
+                n == 1
+            }
+            Conn::Mysql(c) => mysql::write::record_position(c, &task, epoch, end, mark).await?,
+        };
+        if !fenced {
+            let _ = match &mut self.conn {
+                Conn::Postgres(c) => c.batch_execute("ROLLBACK").await.map_err(|_| ()),
+                Conn::Mysql(c) => c.query_drop("ROLLBACK").await.map_err(|_| ()),
+            };
+            return Err(ConnectorError::Definite(format!(
+                "task {task}: another worker took over the CDC stream (epoch {epoch} superseded); stopping"
+            )));
+        }
+        crate::failpoint::pause("cdc-before-commit").await;
+        match &mut self.conn {
+            Conn::Postgres(c) => c
+                .batch_execute("COMMIT")
+                .await
+                .map_err(|e| postgres::classify("COMMIT of applied changes on the target", e))?,
+            Conn::Mysql(c) => c
+                .query_drop("COMMIT")
+                .await
+                .map_err(|e| mysql::classify("COMMIT of applied changes on the target", e))?,
+        }
+        self.batch_open = false;
+        self.applied = self.batch_end;
+        self.marks_reached = self.marks_reached.max(self.batch_mark);
+        for (t, c) in std::mem::take(&mut self.batch_counters) {
+            self.rows_since_report += c.inserts + c.updates + c.deletes;
+            self.unreported.entry(t).or_default().add(&c);
+        }
+        self.batch_txns = 0;
+        self.batch_changes = 0;
+        self.batch_oldest_commit_ms = 0;
+        Ok(())
+    }
+
+    /// The stream's state for the coordinator; `reported` clears what it
+    /// carried once stored.
+    pub fn progress(&self, checkpoint: Lsn, idle: bool, latency_source_ms: u64, elapsed_s: f64) -> CdcProgress {
+        CdcProgress {
+            applied: checkpoint,
+            marks_reached: self.marks_reached,
+            latency_source_ms: if idle { 0 } else { latency_source_ms },
+            latency_target_ms: if self.batch_oldest_commit_ms == 0 {
+                0
+            } else {
+                ferry_common::now_ms().saturating_sub(self.batch_oldest_commit_ms)
+            },
+            incoming_changes: self.batch_changes,
+            throughput_rows_per_s: self.rows_since_report as f64 / elapsed_s.max(0.001),
+            retained_wal_bytes: 0,
+            applied_delta: self.unreported.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            table_errors: self.table_errors.clone(),
+        }
+    }
+
+    pub fn reported(&mut self) {
+        self.unreported.clear();
+        self.table_errors.clear();
+        self.rows_since_report = 0;
+    }
+}

@@ -1,0 +1,800 @@
+//! MySQL / MariaDB change data capture from the binary log: prerequisite
+//! checks, binlog positions, the snapshot handoff, and the stream that
+//! decodes ROW events into the value model and hands them to the applier
+//! (`connectors/apply`).
+//!
+//! ## Positions
+//! A binlog position `name.NNNNNN:offset` is an [`Lsn`] with the file number
+//! in the high half (see `ferry_common::position`). A transaction's position
+//! is where its first event (GTID, or BEGIN) starts; its end is where the
+//! next one starts. The target's `apply_state.lsn` is the end of the last
+//! applied transaction, and a resumed stream starts reading there.
+//!
+//! ## Handoff from the full load — why it is exact
+//! MySQL cannot share a snapshot between connections, so each segment is
+//! read in its own `START TRANSACTION WITH CONSISTENT SNAPSHOT` and notes
+//! the binlog position of that snapshot (MariaDB: `binlog_snapshot_file` /
+//! `_position`, taken atomically with the snapshot; MySQL 8: read under a
+//! brief `FLUSH TABLES WITH READ LOCK`). InnoDB commits in binlog order, so
+//! the snapshot holds exactly the transactions that end at or before that
+//! position.
+//! - A table read in one segment (every table without a primary key) gets
+//!   that position as its `apply_from`: transactions starting at or after it
+//!   are applied, earlier ones are in the rows. A cut by transaction, exact
+//!   even for duplicate rows.
+//! - A table read in several segments applies from the position noted before
+//!   any of them was read, which precedes every segment's snapshot. A change
+//!   replayed onto a row whose segment already holds it is harmless because
+//!   the applier's writes are idempotent per key (upserts, deletes by key):
+//!   after the replay each key holds what its last change left, which is the
+//!   source's row.
+//!
+//! ## DDL
+//! A statement in the binlog that names a replicated table (ALTER, DROP,
+//! RENAME, CREATE ... LIKE, ...) stops that table's apply with the statement
+//! as the reason; so does a TABLE_MAP whose column count differs from the
+//! introspected table. Rows are never applied against a stale column layout.
+//! TRUNCATE is applied.
+
+use super::{classify, connect, query_text};
+use crate::connectors::apply::{Applier, Op, TargetTable};
+use crate::connectors::ConnectorError;
+use crate::report::Reporter;
+use ferry_common::endpoint::Endpoint;
+use ferry_common::position::Lsn;
+use ferry_common::typemap::{mysql_kind, Kind, MysqlType};
+use ferry_common::value::{Value, ValueError};
+use ferry_common::work::{CdcTable, ProgressDetail, WorkResult};
+use futures::{FutureExt, StreamExt};
+use mysql_async::binlog::events::{EventData, RowsEventData, TableMapEvent};
+use mysql_async::binlog::value::BinlogValue;
+use mysql_async::prelude::Queryable;
+use mysql_async::{BinlogStreamRequest, Conn};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// Binlog event type codes handled by number (MariaDB's are not decoded by
+/// mysql_common).
+const QUERY: u8 = 2;
+const ROTATE: u8 = 4;
+const XID: u8 = 16;
+const TABLE_MAP: u8 = 19;
+const MYSQL_GTID: u8 = 33;
+const MYSQL_ANONYMOUS_GTID: u8 = 34;
+const MARIADB_GTID: u8 = 162;
+const HEARTBEAT: u8 = 27;
+
+/// Server variables the binlog reader depends on.
+async fn variables(c: &mut Conn) -> Result<HashMap<String, String>, ConnectorError> {
+    let rows = query_text(
+        c,
+        "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin', 'binlog_format', 'binlog_row_image',
+           'server_id', 'expire_logs_days', 'binlog_expire_logs_seconds', 'log_bin_basename', 'version')",
+        (),
+        "reading the source's binlog settings",
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| Some((r.first()?.clone()?.to_ascii_lowercase(), r.get(1)?.clone().unwrap_or_default())))
+        .collect())
+}
+
+/// Binlog CDC's prerequisites on the source, each failure a one-line error
+/// saying what to change.
+pub async fn check_prerequisites(c: &mut Conn) -> Result<(), ConnectorError> {
+    let v = variables(c).await?;
+    let get = |k: &str| v.get(k).map(String::as_str).unwrap_or("");
+    let mut problems = vec![];
+    if !get("log_bin").eq_ignore_ascii_case("ON") {
+        problems.push("binary logging is off (log_bin=OFF): start the server with --log-bin".to_string());
+    }
+    if !get("binlog_format").eq_ignore_ascii_case("ROW") {
+        problems.push(format!("binlog_format is {}, ROW is required", get("binlog_format")));
+    }
+    if !get("binlog_row_image").eq_ignore_ascii_case("FULL") {
+        problems.push(format!("binlog_row_image is {}, FULL is required", get("binlog_row_image")));
+    }
+    if get("server_id") == "0" {
+        problems.push("server_id is 0: a server that writes a binlog needs a non-zero server_id".into());
+    }
+    // Retention: 0 means binlogs never expire.
+    let days: f64 = get("expire_logs_days").parse().unwrap_or(0.0);
+    let secs: f64 = get("binlog_expire_logs_seconds").parse().unwrap_or(0.0);
+    let retention = if secs > 0.0 { secs } else { days * 86400.0 };
+    if retention > 0.0 && retention < 3600.0 {
+        problems.push(format!(
+            "binlogs expire after {retention:.0} s, too soon to outlive a full load: set binlog_expire_logs_seconds to at least 86400 (or 0)"
+        ));
+    } else if retention > 0.0 && retention < 86400.0 {
+        tracing::warn!(retention_s = retention, "binlogs expire in less than a day; a long full load or pause may outlive them");
+    }
+    let grants = query_text(c, "SHOW GRANTS", (), "reading the source user's privileges").await?;
+    let grants: String = grants.into_iter().flatten().flatten().collect::<Vec<_>>().join(" ").to_ascii_uppercase();
+    let all = grants.contains("ALL PRIVILEGES ON *.*");
+    if !all && !grants.contains("REPLICATION SLAVE") && !grants.contains("REPLICATION REPLICA") {
+        problems.push("the source user lacks REPLICATION SLAVE (needed to read the binlog)".into());
+    }
+    if !all && !["REPLICATION CLIENT", "BINLOG MONITOR", "SUPER"].iter().any(|p| grants.contains(p)) {
+        problems.push("the source user lacks REPLICATION CLIENT (needed to read binlog positions)".into());
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConnectorError::Definite(format!(
+            "the source is not ready for binlog CDC: {}",
+            problems.join("; ")
+        )))
+    }
+}
+
+/// The number a binlog file name ends with (`mysql-bin.000042` → 42).
+/// MariaDB's rotate events may carry trailing bytes after the name
+/// (mysql_async #189), so the name is cut at the first byte that cannot be
+/// part of it.
+pub fn file_seq(name: &str) -> Result<u32, ConnectorError> {
+    let clean = clean_file_name(name);
+    clean
+        .rsplit_once('.')
+        .and_then(|(_, n)| n.parse().ok())
+        .ok_or_else(|| ConnectorError::Definite(format!("'{clean}' is not a binlog file name (expected name.NNNNNN)")))
+}
+
+fn clean_file_name(name: &str) -> &str {
+    let end = name
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
+        .unwrap_or(name.len());
+    &name[..end]
+}
+
+/// The source's current binlog end.
+pub async fn current_position(c: &mut Conn) -> Result<(String, Lsn), ConnectorError> {
+    let rows = match query_text(c, "SHOW MASTER STATUS", (), "reading the binlog position").await {
+        Ok(r) => r,
+        // MySQL 8.4 renamed it.
+        Err(_) => query_text(c, "SHOW BINARY LOG STATUS", (), "reading the binlog position").await?,
+    };
+    let row = rows
+        .first()
+        .ok_or_else(|| ConnectorError::Definite("the source has no binlog (SHOW MASTER STATUS is empty)".into()))?;
+    let file = row.first().cloned().flatten().unwrap_or_default();
+    let pos: u32 = row.get(1).cloned().flatten().and_then(|p| p.parse().ok()).unwrap_or(0);
+    Ok((file.clone(), Lsn::binlog(file_seq(&file)?, pos)))
+}
+
+/// Opens a consistent-snapshot transaction on `c` and returns the binlog
+/// position it corresponds to (see the module comment).
+pub async fn begin_snapshot(c: &mut Conn) -> Result<Lsn, ConnectorError> {
+    let q = |e| classify("opening a consistent snapshot on the source", e);
+    c.query_drop(
+        "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+    )
+    .await
+    .map_err(q)?;
+    let status = query_text(c, "SHOW STATUS LIKE 'binlog_snapshot_%'", (), "reading the snapshot's binlog position").await?;
+    let get = |k: &str| {
+        status
+            .iter()
+            .find(|r| r.first().cloned().flatten().is_some_and(|n| n.eq_ignore_ascii_case(k)))
+            .and_then(|r| r.get(1).cloned().flatten())
+    };
+    if let (Some(file), Some(pos)) = (get("Binlog_snapshot_file"), get("Binlog_snapshot_position")) {
+        if !file.is_empty() {
+            let pos: u32 = pos.parse().unwrap_or(0);
+            return Ok(Lsn::binlog(file_seq(&file)?, pos));
+        }
+    }
+    // MySQL has no snapshot position: hold writes still while the snapshot
+    // opens and the position is read.
+    c.query_drop("ROLLBACK; FLUSH TABLES WITH READ LOCK; START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+        .await
+        .map_err(q)?;
+    let pos = current_position(c).await;
+    c.query_drop("UNLOCK TABLES").await.map_err(q)?;
+    Ok(pos?.1)
+}
+
+/// CreateSlot for a MySQL source: nothing to create (the binlog is the
+/// server's), only the prerequisites and the position changes start from.
+pub async fn create(source: &Endpoint) -> Result<WorkResult, ConnectorError> {
+    let mut c = connect(source).await?;
+    check_prerequisites(&mut c).await?;
+    let (file, consistent_point) = current_position(&mut c).await?;
+    tracing::info!(%file, position = %consistent_point, "binlog CDC starts here");
+    Ok(WorkResult::SlotReady {
+        consistent_point,
+        insert_only: vec![],
+    })
+}
+
+/// HoldSnapshot for a MySQL source: segments open their own snapshots, so
+/// the holder only publishes the position every segment's snapshot follows
+/// (multi-segment tables apply from it) and waits to be revoked.
+pub async fn hold(source: &Endpoint, reporter: &Reporter) -> Result<WorkResult, ConnectorError> {
+    let mut c = connect(source).await?;
+    let (_, lsn) = current_position(&mut c).await?;
+    drop(c);
+    reporter
+        .report(&ProgressDetail::Snapshot {
+            name: String::new(),
+            lsn,
+        })
+        .await?;
+    std::future::pending().await
+}
+
+/// The value model form of one binlog column value, through the text form
+/// the full load decodes (so both paths agree on every edge: zero dates,
+/// YEAR, TIMESTAMP in UTC).
+fn decode_value(column_type: &str, kind: Kind, v: Option<BinlogValue>) -> Result<Value<'static>, ValueError> {
+    use mysql_async::Value as M;
+    let t = MysqlType::parse(column_type);
+    let text = |s: String| Some(M::Bytes(s.into_bytes()));
+    let mut raw = match v {
+        None => return Err(ValueError("column missing from the row image (binlog_row_image is not FULL)".into())),
+        Some(BinlogValue::Jsonb(j)) => {
+            let json = serde_json::Value::try_from(j).map_err(|e| ValueError(format!("binary JSON: {e}")))?;
+            text(json.to_string())
+        }
+        Some(BinlogValue::JsonDiff(_)) => {
+            return Err(ValueError(
+                "partial JSON update in the binlog (binlog_row_value_options=PARTIAL_JSON) cannot be replayed".into(),
+            ))
+        }
+        Some(BinlogValue::Value(v)) => match v {
+            M::NULL => return Ok(Value::Null),
+            M::Int(i) => match t.base.as_str() {
+                "enum" => text(enum_label(&t, i as u64)?),
+                "timestamp" => text(utc_text(i, 0)),
+                // Without binlog_row_metadata=FULL the server does not say
+                // which columns are unsigned: widen by the declared type.
+                _ if t.unsigned && i < 0 => text(unsigned(&t.base, i).to_string()),
+                _ => text(i.to_string()),
+            },
+            M::UInt(u) => text(u.to_string()),
+            M::Float(f) => return Ok(Value::Float(f)),
+            M::Double(d) => {
+                return Ok(if kind == Kind::Float {
+                    Value::Float(d as f32)
+                } else {
+                    Value::Double(d)
+                })
+            }
+            M::Date(y, mo, d, h, mi, s, us) => {
+                if t.base == "date" {
+                    text(format!("{y:04}-{mo:02}-{d:02}"))
+                } else {
+                    text(format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}"))
+                }
+            }
+            M::Time(neg, days, h, m, s, us) => {
+                let hours = days as u64 * 24 + h as u64;
+                text(format!("{}{hours}:{m:02}:{s:02}.{us:06}", if neg { "-" } else { "" }))
+            }
+            M::Bytes(b) => match t.base.as_str() {
+                "timestamp" => {
+                    let s = String::from_utf8_lossy(&b).into_owned();
+                    let (sec, frac) = s.split_once('.').unwrap_or((&s, "0"));
+                    let sec: i64 = sec.parse().map_err(|_| ValueError(format!("TIMESTAMP '{s}'")))?;
+                    let us: u32 = format!("{frac:0<6}")[..6].parse().unwrap_or(0);
+                    text(utc_text(sec, us))
+                }
+                "set" => text(set_labels(&t, &b)?),
+                // mysql_common adds 1900 to YEAR's byte; the byte 0 is year 0000.
+                "year" if b == b"1900" => text("0".into()),
+                _ => Some(M::Bytes(b)),
+            },
+        },
+    };
+    super::read::decode(kind, &mut raw)
+}
+
+fn unsigned(base: &str, i: i64) -> u64 {
+    match base {
+        "tinyint" => i as u8 as u64,
+        "smallint" => i as u16 as u64,
+        "mediumint" => (i as u32 & 0xff_ffff) as u64,
+        "int" | "integer" => i as u32 as u64,
+        _ => i as u64,
+    }
+}
+
+/// The labels of an ENUM or SET column type, in declaration order.
+fn labels(t: &MysqlType) -> Vec<String> {
+    let mut out = vec![];
+    let args = t.args.unwrap_or("");
+    let mut chars = args.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\'' {
+            continue;
+        }
+        let mut s = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\'' if chars.peek() == Some(&'\'') => {
+                    chars.next();
+                    s.push('\'');
+                }
+                '\'' => break,
+                '\\' => {
+                    if let Some(n) = chars.next() {
+                        s.push(n);
+                    }
+                }
+                c => s.push(c),
+            }
+        }
+        out.push(s);
+    }
+    out
+}
+
+fn enum_label(t: &MysqlType, index: u64) -> Result<String, ValueError> {
+    // Index 0 is the empty string MySQL stores for an invalid value.
+    if index == 0 {
+        return Ok(String::new());
+    }
+    labels(t)
+        .into_iter()
+        .nth(index as usize - 1)
+        .ok_or_else(|| ValueError(format!("ENUM index {index} is beyond the column's labels (DDL not seen?)")))
+}
+
+fn set_labels(t: &MysqlType, mask: &[u8]) -> Result<String, ValueError> {
+    let labels = labels(t);
+    let mut out = vec![];
+    for (i, l) in labels.iter().enumerate() {
+        if mask.get(i / 8).is_some_and(|b| b >> (i % 8) & 1 == 1) {
+            out.push(l.as_str());
+        }
+    }
+    Ok(out.join(","))
+}
+
+/// Unix seconds as MySQL's text for a TIMESTAMP in a +00:00 session
+/// (0 is the zero timestamp).
+fn utc_text(secs: i64, us: u32) -> String {
+    if secs == 0 && us == 0 {
+        return "0000-00-00 00:00:00".into();
+    }
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{us:06}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// A replicated table as the stream decodes it.
+struct Source {
+    types: Vec<String>,
+    kinds: Vec<Kind>,
+    apply_from: Lsn,
+}
+
+fn decode_row(s: &Source, row: Option<mysql_async::binlog::row::BinlogRow>) -> Result<Vec<Value<'static>>, ValueError> {
+    let mut row = row.ok_or_else(|| ValueError("row image missing".into()))?;
+    if row.len() != s.types.len() {
+        return Err(ValueError(format!(
+            "the binlog row has {} columns, the table {}",
+            row.len(),
+            s.types.len()
+        )));
+    }
+    (0..row.len())
+        .map(|i| decode_value(&s.types[i], s.kinds[i], row.take(i).map(BinlogValue::into_owned)))
+        .collect()
+}
+
+/// Identifiers a statement names, unquoted and lower-cased, each with the
+/// one before it when they are joined by a dot (`db.t`).
+fn named_tables(sql: &str) -> Vec<(Option<String>, String)> {
+    let mut idents: Vec<(String, bool)> = vec![]; // (name, preceded by '.')
+    let mut chars = sql.chars().peekable();
+    let mut dot = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '`' | '"' => {
+                let mut s = String::new();
+                while let Some(n) = chars.next() {
+                    if n == c {
+                        if chars.peek() == Some(&c) {
+                            chars.next();
+                            s.push(c);
+                            continue;
+                        }
+                        break;
+                    }
+                    s.push(n);
+                }
+                idents.push((s.to_lowercase(), dot));
+                dot = false;
+            }
+            '\'' => {
+                // Skip string literals.
+                while let Some(n) = chars.next() {
+                    if n == '\\' {
+                        chars.next();
+                    } else if n == '\'' {
+                        break;
+                    }
+                }
+                dot = false;
+            }
+            '.' => dot = true,
+            c if c.is_alphanumeric() || c == '_' || c == '$' => {
+                let mut s = c.to_string();
+                while let Some(&n) = chars.peek() {
+                    if n.is_alphanumeric() || n == '_' || n == '$' {
+                        s.push(n);
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                idents.push((s.to_lowercase(), dot));
+                dot = false;
+            }
+            c if c.is_whitespace() => {}
+            _ => dot = false,
+        }
+    }
+    let mut out = vec![];
+    for i in 0..idents.len() {
+        let (name, after_dot) = &idents[i];
+        if *after_dot && i > 0 {
+            out.push((Some(idents[i - 1].0.clone()), name.clone()));
+        } else {
+            out.push((None, name.clone()));
+        }
+    }
+    out
+}
+
+/// The transaction being read.
+struct Txn {
+    start: Lsn,
+    /// Applied by an earlier stream (starts before the resume position).
+    skip: bool,
+}
+
+fn server_id_for(task: &str) -> u32 {
+    // Stable per task, so a second stream of the same task makes the server
+    // drop the first one's dump thread; high bit set to stay clear of the
+    // small ids servers are usually given.
+    let mut h: u32 = 0x811c_9dc5;
+    for b in task.bytes() {
+        h = (h ^ b as u32).wrapping_mul(0x0100_0193);
+    }
+    0x8000_0000 | (h & 0x7fff_ffff)
+}
+
+/// Streams the binlog from `start` (or the target's committed position,
+/// whichever is later) and applies the selected tables' changes, until
+/// revoked.
+pub async fn run(
+    source: &Endpoint,
+    target: &Endpoint,
+    tables: &[CdcTable],
+    start: Lsn,
+    reporter: &Reporter,
+) -> Result<WorkResult, ConnectorError> {
+    let task = crate::current_task();
+    let targets = tables
+        .iter()
+        .map(|t| TargetTable::new(&t.table, target.engine))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sources: Vec<Source> = tables
+        .iter()
+        .map(|t| Source {
+            types: t.table.columns.iter().map(|c| c.type_sql.clone()).collect(),
+            kinds: t.table.columns.iter().map(|c| mysql_kind(&c.type_sql)).collect(),
+            apply_from: t.apply_from,
+        })
+        .collect();
+    let by_name: HashMap<(String, String), usize> = tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| ((t.table.schema.to_lowercase(), t.table.name.to_lowercase()), i))
+        .collect();
+    let mut applier = Applier::open(target, targets).await?;
+    let from = applier.applied.max(start);
+
+    let mut sql = connect(source).await?;
+    let (current_file, _) = current_position(&mut sql).await?;
+    let (base, digits) = match clean_file_name(&current_file).rsplit_once('.') {
+        Some((b, n)) => (b.to_string(), n.len()),
+        None => return Err(ConnectorError::Definite(format!("'{current_file}' is not a binlog file name"))),
+    };
+    let (mut seq, offset) = from.binlog_parts();
+    let file = format!("{base}.{seq:0digits$}");
+    let mut conn = connect(source).await?;
+    // GTID events instead of BEGIN (MariaDB), and a heartbeat every second
+    // when the binlog is idle, so a dead server is noticed.
+    conn.query_drop("SET @mariadb_slave_capability = 4, @master_heartbeat_period = 1000000000")
+        .await
+        .map_err(|e| classify("preparing the binlog connection", e))?;
+    let stream = conn
+        .get_binlog_stream(
+            BinlogStreamRequest::new(server_id_for(&task))
+                .with_filename(file.as_bytes())
+                .with_pos(offset.max(4) as u64),
+        )
+        .await
+        .map_err(|e| classify(format!("requesting the binlog from {file}:{offset}"), e))?;
+    let mut stream = Box::pin(stream.peekable());
+    tracing::info!(%file, offset, "binlog stream started");
+
+    let mut table_maps: HashMap<u64, (Option<usize>, TableMapEvent<'static>)> = HashMap::new();
+    let mut txn: Option<Txn> = None;
+    // End of the last event read outside a transaction: every transaction
+    // before it has been handed to the applier.
+    let mut seen = from;
+    let mut latency_source_ms = 0;
+    let mut last_gtid = String::new();
+    let mut emitted_mark = applier.marks_reached;
+    let mut marks: Vec<(u64, Lsn)> = vec![];
+    let mut last_report = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(1000));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            ev = stream.next() => {
+                let ev = match ev {
+                    None => return Err(ConnectorError::Transient("the source closed the binlog stream".into())),
+                    Some(Err(e)) => return Err(classify("reading the binlog", e)),
+                    Some(Ok(ev)) => ev,
+                };
+                let h = ev.header();
+                let ty = h.event_type_raw();
+                let end = Lsn::binlog(seq, h.log_pos());
+                let begin = Lsn::binlog(seq, h.log_pos().saturating_sub(h.event_size()));
+                match ty {
+                    // Its position is the server's, not what was read.
+                    HEARTBEAT => continue,
+                    ROTATE => {
+                        if let Ok(Some(EventData::RotateEvent(r))) = ev.read_data() {
+                            seq = file_seq(&r.name())?;
+                        }
+                        continue;
+                    }
+                    MYSQL_GTID | MYSQL_ANONYMOUS_GTID | MARIADB_GTID => {
+                        if ty == MARIADB_GTID {
+                            let d = ev.data();
+                            if d.len() >= 13 {
+                                let seq_no = u64::from_le_bytes(d[0..8].try_into().expect("8 bytes"));
+                                let domain = u32::from_le_bytes(d[8..12].try_into().expect("4 bytes"));
+                                last_gtid = format!("{domain}-{}-{seq_no}", h.server_id());
+                            }
+                        } else if let Ok(Some(EventData::GtidEvent(g))) = ev.read_data() {
+                            let sid = g.sid();
+                            let hex: String = sid.iter().map(|b| format!("{b:02x}")).collect();
+                            last_gtid = format!("{}-{}-{}-{}-{}:{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..], g.gno());
+                        }
+                        latency_source_ms = ferry_common::now_ms().saturating_sub(h.timestamp() as u64 * 1000);
+                        let skip = begin < from;
+                        if !skip {
+                            applier.begin_txn(h.timestamp() as u64 * 1000);
+                        }
+                        txn = Some(Txn { start: begin, skip });
+                    }
+                    TABLE_MAP => {
+                        if let Ok(Some(EventData::TableMapEvent(tm))) = ev.read_data() {
+                            let key = (tm.database_name().to_lowercase(), tm.table_name().to_lowercase());
+                            let t = by_name.get(&key).copied();
+                            if let Some(t) = t {
+                                let width = sources[t].types.len() as u64;
+                                if tm.columns_count() != width {
+                                    applier.stop_table(t, format!(
+                                        "column layout changed on the source: the binlog has {} columns, the table had {width}; apply stopped for this table (DDL is not propagated yet)",
+                                        tm.columns_count()
+                                    ));
+                                }
+                            }
+                            table_maps.insert(tm.table_id(), (t, tm.into_owned()));
+                        }
+                    }
+                    QUERY => {
+                        let Ok(Some(EventData::QueryEvent(q))) = ev.read_data() else { continue };
+                        let stmt = q.query();
+                        let head = stmt.trim_start().to_ascii_uppercase();
+                        if head.starts_with("BEGIN") {
+                            if txn.is_none() {
+                                let skip = begin < from;
+                                if !skip {
+                                    applier.begin_txn(h.timestamp() as u64 * 1000);
+                                }
+                                txn = Some(Txn { start: begin, skip });
+                            }
+                        } else if head.starts_with("COMMIT") {
+                            if let Some(t) = txn.take() {
+                                if !t.skip {
+                                    let more = stream.as_mut().peek().now_or_never().flatten().is_some();
+                                    applier.end_txn(end, more).await?;
+                                }
+                            }
+                        } else if head.starts_with("SAVEPOINT") || head.starts_with("ROLLBACK TO") || head.starts_with("RELEASE") {
+                        } else {
+                            // DDL (or another statement logged as text).
+                            // DDL (MariaDB: a standalone GTID; MySQL: a GTID without BEGIN)
+                            // is a transaction of its own; it also ends an open one.
+                            let t = txn.take().unwrap_or(Txn { start: begin, skip: begin < from });
+                            if !t.skip {
+                                let schema = q.schema().to_lowercase();
+                                let truncate = head.starts_with("TRUNCATE");
+                                let mut hit = vec![];
+                                for (db, name) in named_tables(&stmt) {
+                                    let db = db.unwrap_or_else(|| schema.clone());
+                                    if let Some(&i) = by_name.get(&(db, name)) {
+                                        if !hit.contains(&i) {
+                                            hit.push(i);
+                                        }
+                                    }
+                                }
+                                for i in hit {
+                                    if t.start < sources[i].apply_from {
+                                        continue;
+                                    }
+                                    if truncate {
+                                        applier.apply(i, Op::Truncate).await?;
+                                    } else {
+                                        let shown: String = stmt.chars().take(200).collect();
+                                        applier.stop_table(i, format!(
+                                            "DDL on the source: {shown}; apply stopped for this table (DDL is not propagated yet)"
+                                        ));
+                                    }
+                                }
+                                let more = stream.as_mut().peek().now_or_never().flatten().is_some();
+                                applier.end_txn(end, more).await?;
+                            }
+                        }
+                    }
+                    XID => {
+                        if let Some(t) = txn.take() {
+                            if !t.skip {
+                                let more = stream.as_mut().peek().now_or_never().flatten().is_some();
+                                applier.end_txn(end, more).await?;
+                            }
+                        }
+                    }
+                    _ => {
+                        let Some(t) = txn.as_ref() else {
+                            if h.log_pos() > 0 {
+                                seen = seen.max(end);
+                            }
+                            continue;
+                        };
+                        if t.skip {
+                            continue;
+                        }
+                        let start = t.start;
+                        let Ok(Some(EventData::RowsEvent(rows))) = ev.read_data() else { continue };
+                        let Some((Some(ti), tm)) = table_maps.get(&rows.table_id()) else { continue };
+                        let ti = *ti;
+                        if start < sources[ti].apply_from || applier.tables[ti].stopped.is_some() {
+                            continue;
+                        }
+                        let mut ops = vec![];
+                        for r in rows.rows(tm) {
+                            let (before, after) = r.map_err(|e| ConnectorError::Definite(format!(
+                                "table {}: undecodable row event at {end}: {e}", applier.tables[ti].display
+                            )))?;
+                            let decoded = match &rows {
+                                RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => {
+                                    decode_row(&sources[ti], after).map(Op::Insert)
+                                }
+                                RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => {
+                                    decode_row(&sources[ti], before).map(Op::Delete)
+                                }
+                                _ => decode_row(&sources[ti], before)
+                                    .and_then(|b| Ok(Op::Update { before: b, after: decode_row(&sources[ti], after)? })),
+                            };
+                            match decoded {
+                                Ok(op) => ops.push(op),
+                                Err(e) => {
+                                    applier.stop_table(ti, format!("binlog row at {end} cannot be decoded: {e}"));
+                                    ops.clear();
+                                    break;
+                                }
+                            }
+                        }
+                        for op in ops {
+                            applier.apply(ti, op).await?;
+                        }
+                        continue;
+                    }
+                }
+                if txn.is_none() && h.log_pos() > 0 {
+                    seen = seen.max(end);
+                }
+            }
+            _ = tick.tick() => {
+                if applier.pending() && txn.is_none() {
+                    applier.commit_batch().await?;
+                }
+                let idle = txn.is_none() && !applier.pending();
+                if idle {
+                    let reached: Vec<u64> = marks.iter().filter(|(_, p)| *p <= seen).map(|(n, _)| *n).collect();
+                    if let Some(&n) = reached.iter().max() {
+                        applier.mark(n);
+                        applier.commit_batch().await?;
+                        marks.retain(|(m, _)| *m > n);
+                    }
+                }
+                let checkpoint = if idle { applier.applied.max(seen) } else { applier.applied };
+                let progress = applier.progress(checkpoint, idle, latency_source_ms, last_report.elapsed().as_secs_f64());
+                match reporter.report(&ProgressDetail::Cdc(progress)).await {
+                    Ok(requested) => {
+                        applier.reported();
+                        last_report = Instant::now();
+                        if requested > emitted_mark {
+                            let (_, pos) = current_position(&mut sql).await?;
+                            marks.push((requested, pos));
+                            emitted_mark = requested;
+                        }
+                    }
+                    Err(e @ ConnectorError::Definite(_)) => return Err(e),
+                    Err(e) => tracing::warn!(error = %e, "checkpoint not stored yet"),
+                }
+                tracing::trace!(gtid = %last_gtid, position = %seen, "binlog position");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names() {
+        assert_eq!(file_seq("mysql-bin.000042").unwrap(), 42);
+        assert_eq!(file_seq("mysql-bin.000042\u{0}\u{1}junk").unwrap(), 42);
+        assert!(file_seq("nonsense").is_err());
+    }
+
+    #[test]
+    fn enum_and_set_labels() {
+        let t = MysqlType::parse("enum('a','it''s','c')");
+        assert_eq!(enum_label(&t, 2).unwrap(), "it's");
+        assert_eq!(enum_label(&t, 0).unwrap(), "");
+        assert!(enum_label(&t, 4).is_err());
+        let s = MysqlType::parse("set('x','y','z')");
+        assert_eq!(set_labels(&s, &[0b101]).unwrap(), "x,z");
+    }
+
+    #[test]
+    fn timestamps_in_utc() {
+        assert_eq!(utc_text(0, 0), "0000-00-00 00:00:00");
+        assert_eq!(utc_text(2_147_483_647, 1), "2038-01-19 03:14:07.000001");
+        assert_eq!(utc_text(951_782_400, 0), "2000-02-29 00:00:00.000000");
+    }
+
+    #[test]
+    fn unsigned_widening() {
+        assert_eq!(unsigned("tinyint", -1), 255);
+        assert_eq!(unsigned("int", -1), 4_294_967_295);
+        assert_eq!(unsigned("bigint", -1), u64::MAX);
+    }
+
+    #[test]
+    fn tables_named_by_ddl() {
+        let n = named_tables("ALTER TABLE `shop`.`Orders` ADD COLUMN x int DEFAULT 'a.b'");
+        assert!(n.contains(&(Some("shop".into()), "orders".into())));
+        assert!(!n.iter().any(|(_, t)| t == "b"));
+        let n = named_tables("rename table t1 to t2");
+        assert!(n.contains(&(None, "t1".into())));
+    }
+}

@@ -233,4 +233,8 @@ pub struct CdcProgress {
     /// Tables whose apply stopped, with the reason (e.g. a column layout
     /// the target does not have).
     pub table_errors: Vec<(String, String)>,
+    /// MySQL sources: the GTID of the last transaction read (MariaDB
+    /// `domain-server-seq`, MySQL `uuid:n`), for the operator.
+    #[serde(default)]
+    pub source_gtid: String,
 }

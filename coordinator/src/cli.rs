@@ -351,7 +351,19 @@ fn print_status(st: &TaskStatusReply, bars: bool) {
         println!("  error: {}", t.error);
     }
     if let Ok(c) = serde_json::from_str::<serde_json::Value>(&st.cdc_json) {
-        println!(
+        if c["source_log"] == "binlog" {
+            println!(
+                "  cdc: binlog file #{} offset {} (GTID {})  latency source {}s target {}s  incoming {}  {:.0} rows/s",
+                c["applied_binlog"]["file_number"],
+                c["applied_binlog"]["offset"],
+                c["source_gtid"].as_str().unwrap_or("-"),
+                c["latency_source_seconds"],
+                c["latency_target_seconds"],
+                c["incoming_changes"],
+                c["throughput_rows_per_second"].as_f64().unwrap_or(0.0),
+            );
+        } else {
+            println!(
             "  cdc: slot {} applied {}  latency source {}s target {}s  incoming {}  {:.0} rows/s  retained WAL {} bytes",
             c["slot"].as_str().unwrap_or("?"),
             c["applied_lsn"].as_str().unwrap_or("?"),
@@ -361,6 +373,7 @@ fn print_status(st: &TaskStatusReply, bars: bool) {
             c["throughput_rows_per_second"].as_f64().unwrap_or(0.0),
             c["retained_wal_bytes"],
         );
+        }
     }
     for tb in &st.tables {
         let frac = if tb.segments_total == 0 {

@@ -305,9 +305,23 @@ fn cdc_json(t: &Task, c: &CdcState) -> String {
         .units
         .iter()
         .any(|u| u.kind == crate::state::UnitKind::Cdc && matches!(u.state, crate::state::UnitState::Running { .. }));
+    let binlog = t.spec.source.engine == ferry_common::endpoint::Engine::Mysql;
+    let (slot, publications) = if binlog {
+        (None, vec![])
+    } else {
+        (Some(c.names.slot.as_str()), c.names.publications().to_vec())
+    };
+    // A binlog position as the file number and offset it encodes.
+    let binlog_position = |l: ferry_common::position::Lsn| {
+        let (file, offset) = l.binlog_parts();
+        serde_json::json!({"file_number": file, "offset": offset})
+    };
     serde_json::json!({
-        "slot": c.names.slot,
-        "publications": c.names.publications(),
+        "source_log": if binlog { "binlog" } else { "wal" },
+        "slot": slot,
+        "publications": publications,
+        "applied_binlog": binlog.then(|| binlog_position(c.checkpoint)),
+        "source_gtid": (!p.source_gtid.is_empty()).then_some(&p.source_gtid),
         "streaming": streaming,
         "slot_consistent_point": c.consistent_point.map(|l| l.to_string()),
         "applied_lsn": c.checkpoint.to_string(),

@@ -156,8 +156,18 @@ pub async fn assert_mysql_pg_sample(m: &mut mysql_async::Conn, p: &tokio_postgre
     let my_sql: Vec<&str> = MYSQL_PG_KINDS.iter().map(|c| c.1).collect();
     let pg_sql: Vec<&str> = MYSQL_PG_KINDS.iter().map(|c| c.2).collect();
     let a = mysql_rows(m, &format!("SELECT {} FROM kinds ORDER BY id", my_sql.join(", "))).await?;
-    let b = pg_rows(p, &format!("SELECT {} FROM shop.kinds ORDER BY kinds.id", pg_sql.join(", "))).await?;
-    assert_eq!(a.len(), b.len(), "kinds: {} source rows, {} target rows", a.len(), b.len());
+    let b = pg_rows(
+        p,
+        &format!("SELECT {} FROM shop.kinds ORDER BY kinds.id", pg_sql.join(", ")),
+    )
+    .await?;
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "kinds: {} source rows, {} target rows",
+        a.len(),
+        b.len()
+    );
     let names: Vec<(&str, Cmp)> = MYSQL_PG_KINDS.iter().map(|c| (c.0, c.3)).collect();
     assert_same_rows(&a, &b, &names);
     for (my_q, pg_q) in [

@@ -250,25 +250,37 @@ pub async fn sample_writes(m: &mut mysql_async::Conn, r: u64) -> Result<()> {
         format!("INSERT INTO parent VALUES ({}, 'p{r}')", 100 + r),
         format!("INSERT INTO child VALUES ({}, {})", 100 + r, 100 + r),
     ];
-    if r % 5 == 0 {
+    if r.is_multiple_of(5) {
         // Primary key changes, in one transaction with other changes.
         stmts.push("START TRANSACTION".into());
         stmts.push(format!("UPDATE kinds SET id = id + 500 WHERE id = {}", 98 + r));
-        stmts.push(format!("UPDATE big SET id = id + 1 WHERE id = {}", base + (r * 977 % 60_000) * 17));
-        stmts.push(format!("UPDATE pairs SET region = 'moved', n = {r} WHERE region = 'north' AND n = {}", 4 * r));
+        stmts.push(format!(
+            "UPDATE big SET id = id + 1 WHERE id = {}",
+            base + (r * 977 % 60_000) * 17
+        ));
+        stmts.push(format!(
+            "UPDATE pairs SET region = 'moved', n = {r} WHERE region = 'north' AND n = {}",
+            4 * r
+        ));
         stmts.push("COMMIT".into());
     }
-    if r % 3 == 0 {
+    if r.is_multiple_of(3) {
         stmts.push(format!("DELETE FROM kinds WHERE id = {}", 97 + r));
         stmts.push(format!("DELETE FROM big WHERE id = {}", base + (r * 313 % 60_000) * 17));
         stmts.push(format!("DELETE FROM child WHERE id = {}", 99 + r));
         stmts.push(format!("DELETE FROM parent WHERE id = {}", 99 + r));
     }
-    if r % 2 == 0 {
-        stmts.push(format!("UPDATE loose SET b = CONCAT(b, '!') WHERE a = {} LIMIT 1", r % 3));
+    if r.is_multiple_of(2) {
+        stmts.push(format!(
+            "UPDATE loose SET b = CONCAT(b, '!') WHERE a = {} LIMIT 1",
+            r % 3
+        ));
     }
-    if r % 4 == 0 {
-        stmts.push(format!("DELETE FROM loose WHERE a = {} AND b = 'dup' LIMIT 1", (r + 1) % 3));
+    if r.is_multiple_of(4) {
+        stmts.push(format!(
+            "DELETE FROM loose WHERE a = {} AND b = 'dup' LIMIT 1",
+            (r + 1) % 3
+        ));
     }
     for s in stmts {
         m.query_drop(&s).await.map_err(|e| anyhow::anyhow!("{s}: {e}"))?;

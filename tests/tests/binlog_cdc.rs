@@ -11,7 +11,11 @@ use std::time::Duration;
 
 /// Runs rounds `from..to` of the sample write load on its own connection,
 /// a few milliseconds apart.
-async fn writer(src: &MariaDbServer, from: u64, to: u64) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+async fn writer(
+    src: &MariaDbServer,
+    from: u64,
+    to: u64,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
     let mut c = src.client("shop").await?;
     Ok(tokio::spawn(async move {
         for r in from..to {
@@ -115,7 +119,8 @@ async fn mysql_to_mysql_cdc_survives_worker_kill_and_server_crash() -> anyhow::R
 
     // DDL on a replicated table stops that table only, with the reason.
     s.query_drop("ALTER TABLE odd ADD COLUMN extra INT").await?;
-    s.query_drop("INSERT INTO odd VALUES (50, 'after ddl', '2024-01-01', 1)").await?;
+    s.query_drop("INSERT INTO odd VALUES (50, 'after ddl', '2024-01-01', 1)")
+        .await?;
     sample_writes(&mut s, 280).await?;
     wait_caught_up(&f, "mm");
     let st = f.status("mm").unwrap();
@@ -153,7 +158,8 @@ async fn mysql_to_pg_cdc_keeps_every_value() -> anyhow::Result<()> {
     // After the load: more writes, and a row PostgreSQL cannot store.
     let w = writer(&my, 150, 220).await?;
     w.await??;
-    m.query_drop("INSERT INTO odd VALUES (9, CONCAT('nul', CHAR(0)), '2024-01-01')").await?;
+    m.query_drop("INSERT INTO odd VALUES (9, CONCAT('nul', CHAR(0)), '2024-01-01')")
+        .await?;
     wait_caught_up(&f, "mp");
     let p = pg.client("postgres").await?;
     assert_mysql_pg_sample(&mut m, &p).await?;

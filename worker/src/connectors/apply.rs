@@ -367,7 +367,10 @@ impl Applier {
             (false, _) => format!("WHERE {cond}"),
             (true, Engine::Mysql) => format!("WHERE {cond} LIMIT 1"),
             (true, Engine::Postgres) => {
-                format!("WHERE ctid = (SELECT ctid FROM {} WHERE {cond} LIMIT 1)", table.qualified)
+                format!(
+                    "WHERE ctid = (SELECT ctid FROM {} WHERE {cond} LIMIT 1)",
+                    table.qualified
+                )
             }
         }
     }
@@ -409,8 +412,11 @@ impl Applier {
                 format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", "))
             }
         };
-        self.sql
-            .push_str(&format!("INSERT INTO {} ({}) VALUES {row}", table.qualified, cols.join(", ")));
+        self.sql.push_str(&format!(
+            "INSERT INTO {} ({}) VALUES {row}",
+            table.qualified,
+            cols.join(", ")
+        ));
         self.open_insert = Some((t, 1, suffix));
     }
 
@@ -440,7 +446,12 @@ impl Applier {
                             .zip(&new)
                             .map(|(c, v)| format!("{} = {v}", c.0))
                             .collect();
-                        let stmt = format!("UPDATE {} SET {} {}", table.qualified, sets.join(", "), self.one_row(t, &old));
+                        let stmt = format!(
+                            "UPDATE {} SET {} {}",
+                            table.qualified,
+                            sets.join(", "),
+                            self.one_row(t, &old)
+                        );
                         self.push_stmt(&stmt);
                     } else {
                         let key_changed = self.tables[t].key.iter().any(|&i| old[i] != new[i]);
@@ -556,6 +567,7 @@ impl Applier {
             retained_wal_bytes: 0,
             applied_delta: self.unreported.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             table_errors: self.table_errors.clone(),
+            source_gtid: String::new(),
         }
     }
 

@@ -192,7 +192,10 @@ async fn load_through_value_model(work: &Work, progress: Progress) -> Result<Wor
     let columns: Vec<String> = converted.copy_columns().map(|c| c.name.clone()).collect();
     let (rows, position) = match source.engine {
         Engine::Mysql => mysql::read::read_segment(source, table, columns, bounds, snapshot.is_some()).await?,
-        Engine::Postgres => (postgres::read::read_segment(source, table, columns, bounds).await?, None),
+        Engine::Postgres => (
+            postgres::read::read_segment(source, table, columns, bounds).await?,
+            None,
+        ),
     };
     let target_bounds = bounds_on_target(bounds, source.engine, target.engine)?;
     let result = match target.engine {

@@ -76,7 +76,12 @@ async fn variables(c: &mut Conn) -> Result<HashMap<String, String>, ConnectorErr
     .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|r| Some((r.first()?.clone()?.to_ascii_lowercase(), r.get(1)?.clone().unwrap_or_default())))
+        .filter_map(|r| {
+            Some((
+                r.first()?.clone()?.to_ascii_lowercase(),
+                r.get(1)?.clone().unwrap_or_default(),
+            ))
+        })
         .collect())
 }
 
@@ -93,7 +98,10 @@ pub async fn check_prerequisites(c: &mut Conn) -> Result<(), ConnectorError> {
         problems.push(format!("binlog_format is {}, ROW is required", get("binlog_format")));
     }
     if !get("binlog_row_image").eq_ignore_ascii_case("FULL") {
-        problems.push(format!("binlog_row_image is {}, FULL is required", get("binlog_row_image")));
+        problems.push(format!(
+            "binlog_row_image is {}, FULL is required",
+            get("binlog_row_image")
+        ));
     }
     if get("server_id") == "0" {
         problems.push("server_id is 0: a server that writes a binlog needs a non-zero server_id".into());
@@ -107,15 +115,28 @@ pub async fn check_prerequisites(c: &mut Conn) -> Result<(), ConnectorError> {
             "binlogs expire after {retention:.0} s, too soon to outlive a full load: set binlog_expire_logs_seconds to at least 86400 (or 0)"
         ));
     } else if retention > 0.0 && retention < 86400.0 {
-        tracing::warn!(retention_s = retention, "binlogs expire in less than a day; a long full load or pause may outlive them");
+        tracing::warn!(
+            retention_s = retention,
+            "binlogs expire in less than a day; a long full load or pause may outlive them"
+        );
     }
     let grants = query_text(c, "SHOW GRANTS", (), "reading the source user's privileges").await?;
-    let grants: String = grants.into_iter().flatten().flatten().collect::<Vec<_>>().join(" ").to_ascii_uppercase();
+    let grants: String = grants
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_uppercase();
     let all = grants.contains("ALL PRIVILEGES ON *.*");
     if !all && !grants.contains("REPLICATION SLAVE") && !grants.contains("REPLICATION REPLICA") {
         problems.push("the source user lacks REPLICATION SLAVE (needed to read the binlog)".into());
     }
-    if !all && !["REPLICATION CLIENT", "BINLOG MONITOR", "SUPER"].iter().any(|p| grants.contains(p)) {
+    if !all
+        && !["REPLICATION CLIENT", "BINLOG MONITOR", "SUPER"]
+            .iter()
+            .any(|p| grants.contains(p))
+    {
         problems.push("the source user lacks REPLICATION CLIENT (needed to read binlog positions)".into());
     }
     if problems.is_empty() {
@@ -129,22 +150,27 @@ pub async fn check_prerequisites(c: &mut Conn) -> Result<(), ConnectorError> {
 }
 
 /// The number a binlog file name ends with (`mysql-bin.000042` → 42).
-/// MariaDB's rotate events may carry trailing bytes after the name
-/// (mysql_async #189), so the name is cut at the first byte that cannot be
-/// part of it.
 pub fn file_seq(name: &str) -> Result<u32, ConnectorError> {
-    let clean = clean_file_name(name);
-    clean
-        .rsplit_once('.')
+    name.rsplit_once('.')
         .and_then(|(_, n)| n.parse().ok())
-        .ok_or_else(|| ConnectorError::Definite(format!("'{clean}' is not a binlog file name (expected name.NNNNNN)")))
+        .ok_or_else(|| ConnectorError::Definite(format!("'{name}' is not a binlog file name (expected name.NNNNNN)")))
 }
 
-fn clean_file_name(name: &str) -> &str {
-    let end = name
-        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
-        .unwrap_or(name.len());
-    &name[..end]
+/// The file number in a rotate event's name. The decoded name can run on
+/// into the event's checksum bytes (mysql_async #189), so it is read as the
+/// server's base name, a dot and exactly as many digits as its files have.
+fn rotated_seq(name: &str, base: &str, digits: usize) -> Result<u32, ConnectorError> {
+    name.strip_prefix(base)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .and_then(|rest| rest.get(..digits))
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| {
+            ConnectorError::Definite(format!(
+                "binlog rotate to '{}', not a file of this server ({base}.{})",
+                name.escape_debug(),
+                "N".repeat(digits)
+            ))
+        })
 }
 
 /// The source's current binlog end.
@@ -171,7 +197,13 @@ pub async fn begin_snapshot(c: &mut Conn) -> Result<Lsn, ConnectorError> {
     )
     .await
     .map_err(q)?;
-    let status = query_text(c, "SHOW STATUS LIKE 'binlog_snapshot_%'", (), "reading the snapshot's binlog position").await?;
+    let status = query_text(
+        c,
+        "SHOW STATUS LIKE 'binlog_snapshot_%'",
+        (),
+        "reading the snapshot's binlog position",
+    )
+    .await?;
     let get = |k: &str| {
         status
             .iter()
@@ -231,7 +263,11 @@ fn decode_value(column_type: &str, kind: Kind, v: Option<BinlogValue>) -> Result
     let t = MysqlType::parse(column_type);
     let text = |s: String| Some(M::Bytes(s.into_bytes()));
     let mut raw = match v {
-        None => return Err(ValueError("column missing from the row image (binlog_row_image is not FULL)".into())),
+        None => {
+            return Err(ValueError(
+                "column missing from the row image (binlog_row_image is not FULL)".into(),
+            ))
+        }
         Some(BinlogValue::Jsonb(j)) => {
             let json = serde_json::Value::try_from(j).map_err(|e| ValueError(format!("binary JSON: {e}")))?;
             text(json.to_string())
@@ -334,10 +370,11 @@ fn enum_label(t: &MysqlType, index: u64) -> Result<String, ValueError> {
     if index == 0 {
         return Ok(String::new());
     }
-    labels(t)
-        .into_iter()
-        .nth(index as usize - 1)
-        .ok_or_else(|| ValueError(format!("ENUM index {index} is beyond the column's labels (DDL not seen?)")))
+    labels(t).into_iter().nth(index as usize - 1).ok_or_else(|| {
+        ValueError(format!(
+            "ENUM index {index} is beyond the column's labels (DDL not seen?)"
+        ))
+    })
 }
 
 fn set_labels(t: &MysqlType, mask: &[u8]) -> Result<String, ValueError> {
@@ -514,9 +551,13 @@ pub async fn run(
 
     let mut sql = connect(source).await?;
     let (current_file, _) = current_position(&mut sql).await?;
-    let (base, digits) = match clean_file_name(&current_file).rsplit_once('.') {
+    let (base, digits) = match current_file.rsplit_once('.') {
         Some((b, n)) => (b.to_string(), n.len()),
-        None => return Err(ConnectorError::Definite(format!("'{current_file}' is not a binlog file name"))),
+        None => {
+            return Err(ConnectorError::Definite(format!(
+                "'{current_file}' is not a binlog file name"
+            )))
+        }
     };
     let (mut seq, offset) = from.binlog_parts();
     let file = format!("{base}.{seq:0digits$}");
@@ -566,7 +607,7 @@ pub async fn run(
                     HEARTBEAT => continue,
                     ROTATE => {
                         if let Ok(Some(EventData::RotateEvent(r))) = ev.read_data() {
-                            seq = file_seq(&r.name())?;
+                            seq = rotated_seq(&r.name(), &base, digits)?;
                         }
                         continue;
                     }
@@ -734,7 +775,8 @@ pub async fn run(
                     }
                 }
                 let checkpoint = if idle { applier.applied.max(seen) } else { applier.applied };
-                let progress = applier.progress(checkpoint, idle, latency_source_ms, last_report.elapsed().as_secs_f64());
+                let mut progress = applier.progress(checkpoint, idle, latency_source_ms, last_report.elapsed().as_secs_f64());
+                progress.source_gtid = last_gtid.clone();
                 match reporter.report(&ProgressDetail::Cdc(progress)).await {
                     Ok(requested) => {
                         applier.reported();
@@ -748,7 +790,6 @@ pub async fn run(
                     Err(e @ ConnectorError::Definite(_)) => return Err(e),
                     Err(e) => tracing::warn!(error = %e, "checkpoint not stored yet"),
                 }
-                tracing::trace!(gtid = %last_gtid, position = %seen, "binlog position");
             }
         }
     }
@@ -761,7 +802,8 @@ mod tests {
     #[test]
     fn file_names() {
         assert_eq!(file_seq("mysql-bin.000042").unwrap(), 42);
-        assert_eq!(file_seq("mysql-bin.000042\u{0}\u{1}junk").unwrap(), 42);
+        assert_eq!(rotated_seq("mysql-bin.0000425zbQ", "mysql-bin", 6).unwrap(), 42);
+        assert!(rotated_seq("other.000042", "mysql-bin", 6).is_err());
         assert!(file_seq("nonsense").is_err());
     }
 

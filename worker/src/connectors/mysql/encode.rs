@@ -143,9 +143,19 @@ mod tests {
         .unwrap();
         assert_eq!(out, b"\\0\\t\xff\t\\N\ta\\\\b\\nc\t-838:59:59\n");
         assert!(row(&mut out, &[Value::Double(f64::NAN)]).is_err());
-        assert_eq!(literal(&Value::Text(Cow::Borrowed("it's\\\0"))).unwrap(), "'it''s\\\\\\0'");
+        assert_eq!(
+            literal(&Value::Text(Cow::Borrowed("it's\\\0"))).unwrap(),
+            "'it''s\\\\\\0'"
+        );
         assert_eq!(literal(&Value::Bytes(Cow::Borrowed(&[1, 171]))).unwrap(), "X'01AB'");
-        assert_eq!(literal(&Value::Bit { len: 10, bytes: Cow::Borrowed(&[2, 1]) }).unwrap(), "b'0000001000000001'");
+        assert_eq!(
+            literal(&Value::Bit {
+                len: 10,
+                bytes: Cow::Borrowed(&[2, 1])
+            })
+            .unwrap(),
+            "b'0000001000000001'"
+        );
         assert_eq!(literal(&Value::Duration(-1_500_000)).unwrap(), "'-0:00:01.500000'");
         assert!(literal(&Value::Float(f32::NAN)).is_err());
         assert!(row(&mut out, &[Value::Duration(MAX_TIME_US + 1_000_000)]).is_err());

@@ -483,10 +483,7 @@ pub(crate) async fn take_over(c: &mut Conn, task: &str, epoch: i64) -> Result<(L
         exec(c, ddl, "creating Ferry's control tables on the target").await?;
     }
     let q = |e| classify("taking over ferry.apply_state on the target", e);
-    let mut tx = c
-        .start_transaction(mysql_async::TxOpts::default())
-        .await
-        .map_err(q)?;
+    let mut tx = c.start_transaction(mysql_async::TxOpts::default()).await.map_err(q)?;
     tx.exec_drop(
         "INSERT IGNORE INTO ferry.apply_state (task, lsn, epoch) VALUES (?, 0, ?)",
         (task, epoch),
@@ -500,7 +497,8 @@ pub(crate) async fn take_over(c: &mut Conn, task: &str, epoch: i64) -> Result<(L
         )
         .await
         .map_err(q)?;
-    let (lsn, current, mark) = row.ok_or_else(|| ConnectorError::Definite(format!("task {task}: apply state row vanished")))?;
+    let (lsn, current, mark) =
+        row.ok_or_else(|| ConnectorError::Definite(format!("task {task}: apply state row vanished")))?;
     if current > epoch {
         return Err(ConnectorError::Definite(format!(
             "task {task}: a newer CDC stream owns the target (epoch {epoch} superseded)"

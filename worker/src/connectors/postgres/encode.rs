@@ -135,7 +135,7 @@ pub fn literal(v: &Value, ty: &str) -> Result<String, ValueError> {
             for x in b.iter() {
                 let _ = write!(s, "{x:02x}");
             }
-            s[1..].to_string()
+            s
         }
         _ => {
             let mut out = vec![];
@@ -191,8 +191,14 @@ mod tests {
         };
         assert_eq!(enc(Value::Timestamp(d, t)), "2038-01-19 03:14:08.000001+00");
         assert_eq!(enc(Value::Duration(-3_020_399_000_000)), "-838:59:59");
-        assert_eq!(literal(&Value::Text(Cow::Borrowed("it's\\")), "text").unwrap(), "'it''s\\'::text");
-        assert_eq!(literal(&Value::Bytes(Cow::Borrowed(&[1, 171])), "bytea").unwrap(), "'\\x01ab'::bytea");
+        assert_eq!(
+            literal(&Value::Text(Cow::Borrowed("it's\\")), "text").unwrap(),
+            "'it''s\\'::text"
+        );
+        assert_eq!(
+            literal(&Value::Bytes(Cow::Borrowed(&[1, 171])), "bytea").unwrap(),
+            "'\\x01ab'::bytea"
+        );
         assert_eq!(literal(&Value::Null, "int").unwrap(), "NULL");
         assert!(literal(&Value::Text(Cow::Borrowed("a\0")), "text").is_err());
         let mut out = b"x".to_vec();

@@ -442,7 +442,11 @@ impl<'a> Stream<'a> {
 
 /// Takes the task's apply-state row over for this epoch and returns the
 /// committed position and mark. Waits for a predecessor's open batch.
-pub(crate) async fn take_over(c: &tokio_postgres::Client, task: &str, epoch: i64) -> Result<(Lsn, u64), ConnectorError> {
+pub(crate) async fn take_over(
+    c: &tokio_postgres::Client,
+    task: &str,
+    epoch: i64,
+) -> Result<(Lsn, u64), ConnectorError> {
     c.batch_execute(CONTROL_DDL)
         .await
         .map_err(|e| classify("creating ferry.apply_state on the target", e))?;
@@ -640,6 +644,7 @@ pub async fn run(
                     retained_wal_bytes: retained,
                     applied_delta: s.unreported.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                     table_errors: s.table_errors.clone(),
+                    source_gtid: String::new(),
                 };
                 match reporter.report(&ProgressDetail::Cdc(progress)).await {
                     Ok(requested) => {

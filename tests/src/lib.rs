@@ -507,6 +507,20 @@ pub fn wait_caught_up(f: &Ferry, task: &str) {
 /// `ferry task create NAME --type full-load` between two endpoint URLs with
 /// the given settings JSON, plus any further arguments.
 pub fn create_full_load(f: &Ferry, name: &str, source: &str, target: &str, settings_json: &str, extra: &[&str]) {
+    create_typed(f, name, source, target, "full-load", settings_json, extra)
+}
+
+/// `ferry task create NAME --type KIND` between two endpoint URLs with the
+/// given settings JSON, plus any further arguments.
+pub fn create_typed(
+    f: &Ferry,
+    name: &str,
+    source: &str,
+    target: &str,
+    kind: &str,
+    settings_json: &str,
+    extra: &[&str],
+) {
     let dir = tempfile::tempdir().expect("temp dir");
     let settings = dir.path().join("settings.json");
     std::fs::write(&settings, settings_json).expect("settings file");
@@ -519,7 +533,7 @@ pub fn create_full_load(f: &Ferry, name: &str, source: &str, target: &str, setti
         "--target",
         target,
         "--type",
-        "full-load",
+        kind,
         "--settings",
         settings.to_str().unwrap(),
     ];

@@ -26,24 +26,10 @@ async fn writer(
     }))
 }
 
+/// Small segments: big and pairs are read in several snapshots each.
 fn create_cdc(f: &Ferry, name: &str, source: &str, target: &str) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let settings = dir.path().join("settings.json");
-    // Small segments: big and pairs are read in several snapshots each.
-    std::fs::write(&settings, r#"{"Ferry": {"SegmentTargetBytes": 262144}}"#).expect("settings");
-    f.ok(&[
-        "task",
-        "create",
-        name,
-        "--source",
-        source,
-        "--target",
-        target,
-        "--type",
-        "full-load-and-cdc",
-        "--settings",
-        settings.to_str().unwrap(),
-    ]);
+    let settings = r#"{"Ferry": {"SegmentTargetBytes": 262144}}"#;
+    create_typed(f, name, source, target, "full-load-and-cdc", settings, &[]);
 }
 
 /// Same-engine comparison, byte for byte (zero dates are NULL on targets).

@@ -100,7 +100,16 @@ pub enum Work {
     Finalize {
         target: Endpoint,
         foreign_keys: Vec<(String, Constraint)>,
+        /// Check the loaded rows against the keys. Not while CDC follows:
+        /// tables read at different moments need not agree until it has
+        /// caught up (the keys are then added without checking).
+        #[serde(default = "yes")]
+        validate: bool,
     },
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Work {

@@ -74,21 +74,6 @@ impl Admin for AdminService {
                 r.migration_type
             ))
         })?;
-        {
-            use ferry_common::endpoint::Engine;
-            let supported = match (source.engine, target.engine) {
-                (Engine::Postgres, Engine::Postgres) | (Engine::Mysql, _) => true,
-                (Engine::Postgres, Engine::Mysql) => migration_type == MigrationType::FullLoad,
-            };
-            if !supported {
-                return Err(Status::invalid_argument(format!(
-                    "{} from {} to {} is not supported yet (supported: every type from postgres to postgres and from mysql; a full load from postgres to mysql)",
-                    r.migration_type,
-                    source.engine.name(),
-                    target.engine.name()
-                )));
-            }
-        }
         let mysql_source = source.engine == ferry_common::endpoint::Engine::Mysql;
         let cdc_start_position = match r.cdc_start_position.trim() {
             "" => None,

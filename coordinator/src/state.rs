@@ -1096,6 +1096,7 @@ impl Task {
                             .map(move |c| (t.qualified(), c.clone()))
                     })
                     .collect(),
+                validate: spec.migration_type == MigrationType::FullLoad,
             },
         }
     }

@@ -188,6 +188,30 @@ impl Drop for Proc {
     }
 }
 
+/// A failing test keeps the processes' logs (and the coordinator's data)
+/// in a directory it names, for the post-mortem.
+impl Drop for Ferry {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let kept = std::env::temp_dir().join(format!("ferry-failed-{}", self.port));
+            if copy_logs(self.dir.path(), &kept).is_ok() {
+                eprintln!("ferry logs kept in {}", kept.display());
+            }
+        }
+    }
+}
+
+fn copy_logs(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        if e.path().extension().is_some_and(|x| x == "log") {
+            std::fs::copy(e.path(), to.join(e.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
 /// A coordinator and workers as separate real processes.
 pub struct Ferry {
     pub dir: tempfile::TempDir,

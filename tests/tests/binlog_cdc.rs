@@ -47,20 +47,25 @@ async fn assert_mysql_same(s: &mut mysql_async::Conn, d: &mut mysql_async::Conn)
         let sql = format!("SELECT {cols} FROM {table} ORDER BY {order}");
         let a = mysql_byte_rows(s, &sql).await?;
         let b = mysql_byte_rows(d, &sql.replace("IF(dd = '0000-00-00', NULL, dd)", "dd")).await?;
-        let diff = a.iter().zip(&b).position(|(x, y)| x != y);
-        assert!(
-            a.len() == b.len() && diff.is_none(),
-            "{table}: {} source rows, {} target rows; first difference at {:?}",
-            a.len(),
-            b.len(),
-            diff.map(|i| (i, format!("{:?}", a[i]).chars().take(300).collect::<String>(), format!("{:?}", b[i]).chars().take(300).collect::<String>()))
-        );
+        if a != b {
+            // Rows by their first column: which are missing, extra or different.
+            let key = |r: &Vec<Option<Vec<u8>>>| String::from_utf8_lossy(r[0].as_deref().unwrap_or(b"NULL")).into_owned();
+            let only = |x: &[Vec<Option<Vec<u8>>>], y: &[Vec<Option<Vec<u8>>>]| -> Vec<String> {
+                x.iter().filter(|r| !y.contains(r)).map(key).take(20).collect()
+            };
+            panic!(
+                "{table}: {} source rows, {} target rows; rows only (or different) on the source: {:?}; on the target: {:?}",
+                a.len(),
+                b.len(),
+                only(&a, &b),
+                only(&b, &a)
+            );
+        }
     }
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "binlog CDC: rows diverge when both tests run in parallel (race under investigation, see the session note); run with --ignored"]
 async fn mysql_to_mysql_cdc_survives_worker_kill_and_server_crash() -> anyhow::Result<()> {
     let mut src = MariaDbServer::start()?;
     let dst = MariaDbServer::start()?;
@@ -122,7 +127,6 @@ async fn mysql_to_mysql_cdc_survives_worker_kill_and_server_crash() -> anyhow::R
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "binlog CDC: rows diverge when both tests run in parallel (race under investigation, see the session note); run with --ignored"]
 async fn mysql_to_pg_cdc_keeps_every_value() -> anyhow::Result<()> {
     let my = MariaDbServer::start()?;
     let pg = PgServer::start()?;

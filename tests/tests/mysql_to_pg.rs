@@ -113,20 +113,22 @@ async fn mysql_full_load_keeps_every_value() -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn unsupported_pairs_are_refused_at_create() -> anyhow::Result<()> {
+async fn a_slot_name_for_a_mysql_source_is_refused_at_create() -> anyhow::Result<()> {
     let f = Ferry::start(0, 5000, &[])?;
     let (ok, _, err) = f.ferry(&[
         "task",
         "create",
         "x",
         "--source",
-        "postgres://postgres@127.0.0.1:1/db",
-        "--target",
         "mysql://root@127.0.0.1:1/shop",
+        "--target",
+        "postgres://postgres@127.0.0.1:1/db",
         "--type",
         "full-load-and-cdc",
+        "--slot-name",
+        "mine",
     ]);
-    assert!(!ok && err.contains("not supported yet"), "{err}");
+    assert!(!ok && err.contains("no replication slots"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     Ok(())
 }

@@ -1,8 +1,10 @@
 //! Applying row changes in the common value model to a PostgreSQL or MySQL
-//! target, exactly once. The binlog reader (MySQL sources) drives it; a
-//! source decodes its log into [`Op`]s and tells it where transactions end.
-//! (PostgreSQL → PostgreSQL keeps its own text-cast applier in
-//! `postgres/cdc/apply.rs`, which never leaves PostgreSQL's text forms.)
+//! target, exactly once. Both log readers drive it — the binlog reader
+//! (`mysql/binlog`) and the pgoutput stream (`postgres/cdc/apply`): a source
+//! decodes its log into [`Op`]s and tells it where transactions end. Into a
+//! PostgreSQL target a PostgreSQL source's values stay text
+//! ([`Value::Text`], cast to the column's type), so they never leave
+//! PostgreSQL's own forms.
 //!
 //! ## Why nothing is lost or applied twice
 //!
@@ -28,6 +30,10 @@
 //! changes that follow in log order bring it to its final state. A table
 //! without a key cannot be replayed this way; it is loaded in one segment,
 //! whose snapshot position is an exact cut (see `mysql/binlog`).
+//! An update whose image lacks columns (unchanged TOAST) or whose table has
+//! no key becomes `UPDATE ... SET <sent columns> WHERE <one row equal to the
+//! old image>`; such changes are only ever applied past an exact cut (every
+//! PostgreSQL source table has one), never replayed.
 //!
 //! *Values.* A value the target cannot hold (a NUL in PostgreSQL text, NaN in
 //! MySQL) sends its row to `ferry.apply_exceptions` in the same transaction
@@ -41,7 +47,7 @@ use ferry_common::schema::{quote_ident, quote_literal, TableSchema};
 use ferry_common::value::{Value, ValueError};
 use ferry_common::work::{CdcProgress, TableCounters};
 use mysql_async::prelude::Queryable;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 /// Target SQL buffered before it is sent.
@@ -51,15 +57,23 @@ const BATCH_TXNS: u64 = 1000;
 const BATCH_TIME: Duration = Duration::from_millis(100);
 const MAX_VALUES_PER_INSERT: usize = 500;
 
-/// One row change, rows in the source table's column order.
+/// A row image as a log sends it, in its columns' order (see
+/// [`TargetTable::with_image`]); `None` is a column the log left out
+/// (PostgreSQL's unchanged TOAST values), which is neither written nor
+/// compared.
+pub type Image = Vec<Option<Value<'static>>>;
+
+/// An image that carries every column.
+pub fn whole(row: Vec<Value<'static>>) -> Image {
+    row.into_iter().map(Some).collect()
+}
+
+/// One row change.
 #[derive(Debug)]
 pub enum Op {
     Insert(Vec<Value<'static>>),
-    Update {
-        before: Vec<Value<'static>>,
-        after: Vec<Value<'static>>,
-    },
-    Delete(Vec<Value<'static>>),
+    Update { before: Image, after: Image },
+    Delete(Image),
     Truncate,
 }
 
@@ -82,36 +96,68 @@ pub struct TargetTable {
 
 impl TargetTable {
     /// Maps the source table onto its form on `engine` (the same conversion
-    /// the full load used, so the target table is the one Prepare created).
+    /// the full load used, so the target table is the one Prepare created),
+    /// for row images of every source column in table order.
     pub fn new(source: &TableSchema, engine: Engine) -> Result<TargetTable, ConnectorError> {
+        let image: Vec<&str> = source.columns.iter().map(|c| c.name.as_str()).collect();
+        Self::with_image(source, engine, &image, None)
+    }
+
+    /// As [`TargetTable::new`], for row images of the columns named in
+    /// `image` (a log that leaves some out, such as pgoutput's generated
+    /// columns). A target column the image lacks is not written. `key`
+    /// overrides the primary key (a replica identity index).
+    pub fn with_image(
+        source: &TableSchema,
+        engine: Engine,
+        image: &[&str],
+        key: Option<&[String]>,
+    ) -> Result<TargetTable, ConnectorError> {
         let t = crate::connectors::on_target(source, engine)?;
         let mut columns = vec![];
         let mut source_index = vec![];
+        let mut names = vec![];
         for c in t.copy_columns() {
-            let i = source.columns.iter().position(|s| s.name == c.name).ok_or_else(|| {
-                ConnectorError::Definite(format!("table {}: column {} has no source", t.display_name(), c.name))
-            })?;
-            columns.push((quote_ident(&c.name), c.type_sql.clone()));
-            source_index.push(i);
+            if let Some(i) = image.iter().position(|s| *s == c.name) {
+                columns.push((quote_ident(&c.name), c.type_sql.clone()));
+                source_index.push(i);
+                names.push(c.name.as_str());
+            }
         }
-        let key = match &t.primary_key {
-            Some(pk) => pk
-                .columns
-                .iter()
-                .filter_map(|k| t.copy_columns().position(|c| &c.name == k))
-                .collect(),
-            None => vec![],
-        };
+        let key_names = key
+            .or(t.primary_key.as_ref().map(|pk| pk.columns.as_slice()))
+            .unwrap_or(&[]);
+        let key = key_names
+            .iter()
+            .map(|k| {
+                names.iter().position(|c| c == k).ok_or_else(|| {
+                    ConnectorError::Definite(format!(
+                        "table {}: key column {k} is not in the change's row image",
+                        source.display_name()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(TargetTable {
             display: source.display_name(),
             qualified: t.qualified(),
             columns,
             source_index,
             key,
-            source_width: source.columns.len(),
+            source_width: image.len(),
             stopped: None,
         })
     }
+}
+
+/// A multi-row INSERT still open at the end of the buffer.
+struct OpenInsert {
+    table: usize,
+    rows: usize,
+    /// Its conflict clause, appended when it is closed.
+    suffix: String,
+    /// Key literals of its rows.
+    keys: HashSet<String>,
 }
 
 enum Conn {
@@ -132,8 +178,8 @@ pub struct Applier {
     pub batch_changes: u64,
     /// Oldest source commit time in the open batch (target latency).
     pub batch_oldest_commit_ms: u64,
-    /// Table, row count and conflict clause of the INSERT the buffer ends with.
-    open_insert: Option<(usize, usize, String)>,
+    /// The multi-row INSERT the buffer ends with.
+    open_insert: Option<OpenInsert>,
     batch_end: Lsn,
     batch_mark: u64,
     batch_counters: BTreeMap<String, TableCounters>,
@@ -201,6 +247,16 @@ impl Applier {
         }
     }
 
+    /// Replaces table `t`'s mapping (the log announced its row layout); a
+    /// stopped table stays stopped. Closes an open INSERT built on the old one.
+    pub fn remap(&mut self, t: usize, mut table: TargetTable) {
+        if self.open_insert.as_ref().is_some_and(|o| o.table == t) {
+            self.close_insert();
+        }
+        table.stopped = self.tables[t].stopped.take();
+        self.tables[t] = table;
+    }
+
     /// Stops a table's apply for good, with the reason shown in its status.
     pub fn stop_table(&mut self, t: usize, reason: String) {
         let table = &mut self.tables[t];
@@ -258,8 +314,8 @@ impl Applier {
     }
 
     fn close_insert(&mut self) {
-        if let Some((_, _, suffix)) = self.open_insert.take() {
-            self.sql.push_str(&suffix);
+        if let Some(open) = self.open_insert.take() {
+            self.sql.push_str(&open.suffix);
             self.sql.push(';');
         }
     }
@@ -290,8 +346,8 @@ impl Applier {
         }
     }
 
-    /// The target-ordered literals of a source row image.
-    fn literals(&self, t: usize, row: &[Value]) -> Result<Vec<String>, ValueError> {
+    /// The target-ordered literals of a row image (`None`: not sent).
+    fn literals(&self, t: usize, row: &[Option<Value>]) -> Result<Vec<Option<String>>, ValueError> {
         let table = &self.tables[t];
         if row.len() != table.source_width {
             return Err(ValueError(format!(
@@ -301,7 +357,12 @@ impl Applier {
             )));
         }
         (0..table.columns.len())
-            .map(|i| self.literal(t, i, &row[table.source_index[i]]))
+            .map(|i| {
+                row[table.source_index[i]]
+                    .as_ref()
+                    .map(|v| self.literal(t, i, v))
+                    .transpose()
+            })
             .collect()
     }
 
@@ -312,7 +373,10 @@ impl Applier {
         }
     }
 
-    fn exception(&mut self, t: usize, reason: &str, row: &[Value]) {
+    /// Records a change the target cannot take in `ferry.apply_exceptions`,
+    /// in the open batch, and counts it.
+    pub fn exception(&mut self, t: usize, reason: &str, row: &dyn std::fmt::Debug) {
+        self.begin_batch();
         let name = self.tables[t].display.clone();
         tracing::warn!(table = %name, %reason, "change cannot be applied on the target; recorded in ferry.apply_exceptions");
         let stmt = format!(
@@ -334,9 +398,9 @@ impl Applier {
         self.batch_counters.get_mut(name).expect("inserted above")
     }
 
-    /// `col = lit AND ...` over the key, or null-safe over every column for a
-    /// table without one.
-    fn row_match(&self, t: usize, lits: &[String]) -> String {
+    /// `col = lit AND ...` over the key, or null-safe over every sent
+    /// column for a table without one.
+    fn row_match(&self, t: usize, lits: &[Option<String>]) -> String {
         let table = &self.tables[t];
         let mysql = self.engine() == Engine::Mysql;
         let cols: Vec<usize> = if table.key.is_empty() {
@@ -346,13 +410,14 @@ impl Applier {
         };
         let parts: Vec<String> = cols
             .iter()
-            .map(|&i| {
+            .filter_map(|&i| {
                 let name = &table.columns[i].0;
-                match (table.key.is_empty(), mysql) {
-                    (false, _) => format!("{name} = {}", lits[i]),
-                    (true, true) => format!("{name} <=> {}", lits[i]),
-                    (true, false) => format!("{name} IS NOT DISTINCT FROM {}", lits[i]),
-                }
+                let lit = lits[i].as_ref()?;
+                Some(match (table.key.is_empty(), mysql) {
+                    (false, _) => format!("{name} = {lit}"),
+                    (true, true) => format!("{name} <=> {lit}"),
+                    (true, false) => format!("{name} IS NOT DISTINCT FROM {lit}"),
+                })
             })
             .collect();
         parts.join(" AND ")
@@ -360,7 +425,7 @@ impl Applier {
 
     /// `WHERE ...` matching one row: by key, or for a table without a key
     /// one row equal to the old image (duplicates stay duplicates).
-    fn one_row(&self, t: usize, lits: &[String]) -> String {
+    fn one_row(&self, t: usize, lits: &[Option<String>]) -> String {
         let cond = self.row_match(t, lits);
         let table = &self.tables[t];
         match (table.key.is_empty(), self.engine()) {
@@ -377,9 +442,14 @@ impl Applier {
 
     fn upsert(&mut self, t: usize, lits: Vec<String>) {
         let row = format!("({})", lits.join(", "));
-        if let Some((ot, n, _)) = &mut self.open_insert {
-            if *ot == t && *n < MAX_VALUES_PER_INSERT {
-                *n += 1;
+        let key: Vec<&str> = self.tables[t].key.iter().map(|&i| lits[i].as_str()).collect();
+        let key = key.join("\u{1f}");
+        if let Some(open) = &mut self.open_insert {
+            // A key already in this statement starts a new one: PostgreSQL's
+            // ON CONFLICT cannot update a row twice in one statement.
+            if open.table == t && open.rows < MAX_VALUES_PER_INSERT && (key.is_empty() || open.keys.insert(key.clone()))
+            {
+                open.rows += 1;
                 self.sql.push(',');
                 self.sql.push_str(&row);
                 return;
@@ -417,7 +487,16 @@ impl Applier {
             table.qualified,
             cols.join(", ")
         ));
-        self.open_insert = Some((t, 1, suffix));
+        self.open_insert = Some(OpenInsert {
+            table: t,
+            rows: 1,
+            suffix,
+            keys: if key.is_empty() {
+                HashSet::new()
+            } else {
+                HashSet::from([key])
+            },
+        });
     }
 
     /// Applies one change to table `t` inside the open batch.
@@ -429,37 +508,48 @@ impl Applier {
         self.batch_changes += 1;
         let has_key = !self.tables[t].key.is_empty();
         match op {
-            Op::Insert(row) => match self.literals(t, &row) {
-                Ok(lits) => {
-                    self.upsert(t, lits);
-                    self.counters(t).inserts += 1;
+            Op::Insert(row) => {
+                let image: Image = row.into_iter().map(Some).collect();
+                match self.literals(t, &image) {
+                    Ok(lits) => {
+                        self.upsert(
+                            t,
+                            lits.into_iter().map(|l| l.unwrap_or_else(|| "NULL".into())).collect(),
+                        );
+                        self.counters(t).inserts += 1;
+                    }
+                    Err(e) => self.exception(t, &e.0, &image),
                 }
-                Err(e) => self.exception(t, &e.0, &row),
-            },
+            }
             Op::Update { before, after } => match (self.literals(t, &before), self.literals(t, &after)) {
                 (Ok(old), Ok(new)) => {
-                    if !has_key {
+                    let whole = new.iter().all(Option::is_some);
+                    let key_changed = self.tables[t].key.iter().any(|&i| new[i].is_some() && old[i] != new[i]);
+                    if has_key && whole {
+                        // Idempotent: delete the old key if it changed, upsert the new image.
+                        if key_changed {
+                            let stmt = format!("DELETE FROM {} {}", self.tables[t].qualified, self.one_row(t, &old));
+                            self.push_stmt(&stmt);
+                        }
+                        self.upsert(t, new.into_iter().flatten().collect());
+                    } else {
+                        // No key, or columns left out: write what was sent.
                         let table = &self.tables[t];
                         let sets: Vec<String> = table
                             .columns
                             .iter()
                             .zip(&new)
-                            .map(|(c, v)| format!("{} = {v}", c.0))
+                            .filter_map(|(c, v)| Some(format!("{} = {}", c.0, v.as_ref()?)))
                             .collect();
-                        let stmt = format!(
-                            "UPDATE {} SET {} {}",
-                            table.qualified,
-                            sets.join(", "),
-                            self.one_row(t, &old)
-                        );
-                        self.push_stmt(&stmt);
-                    } else {
-                        let key_changed = self.tables[t].key.iter().any(|&i| old[i] != new[i]);
-                        if key_changed {
-                            let stmt = format!("DELETE FROM {} {}", self.tables[t].qualified, self.one_row(t, &old));
+                        if !sets.is_empty() {
+                            let stmt = format!(
+                                "UPDATE {} SET {} {}",
+                                table.qualified,
+                                sets.join(", "),
+                                self.one_row(t, &old)
+                            );
                             self.push_stmt(&stmt);
                         }
-                        self.upsert(t, new);
                     }
                     self.counters(t).updates += 1;
                 }
@@ -474,16 +564,54 @@ impl Applier {
                 }
                 Err(e) => self.exception(t, &e.0, &row),
             },
-            Op::Truncate => {
-                let q = &self.tables[t].qualified;
-                let stmt = match self.engine() {
-                    Engine::Postgres => format!("TRUNCATE {q}"),
-                    Engine::Mysql => format!("DELETE FROM {q}"),
-                };
-                self.push_stmt(&stmt);
-                self.counters(t).truncates += 1;
-            }
+            Op::Truncate => self.push_truncate(&[t], false, false),
         }
+        self.flush_if_full().await
+    }
+
+    /// Empties tables `ts` together, as one source TRUNCATE did (tables
+    /// linked by foreign keys can only be truncated together).
+    pub async fn truncate(
+        &mut self,
+        ts: &[usize],
+        restart_identity: bool,
+        cascade: bool,
+    ) -> Result<(), ConnectorError> {
+        let ts: Vec<usize> = ts
+            .iter()
+            .copied()
+            .filter(|&t| self.tables[t].stopped.is_none())
+            .collect();
+        if ts.is_empty() {
+            return Ok(());
+        }
+        self.begin_batch();
+        self.batch_changes += 1;
+        self.push_truncate(&ts, restart_identity, cascade);
+        self.flush_if_full().await
+    }
+
+    fn push_truncate(&mut self, ts: &[usize], restart_identity: bool, cascade: bool) {
+        let names: Vec<&str> = ts.iter().map(|&t| self.tables[t].qualified.as_str()).collect();
+        let stmts: Vec<String> = match self.engine() {
+            Engine::Postgres => vec![format!(
+                "TRUNCATE {}{}{}",
+                names.join(", "),
+                if restart_identity { " RESTART IDENTITY" } else { "" },
+                if cascade { " CASCADE" } else { "" }
+            )],
+            // MySQL's TRUNCATE would commit the batch half-way.
+            Engine::Mysql => names.iter().map(|q| format!("DELETE FROM {q}")).collect(),
+        };
+        for stmt in stmts {
+            self.push_stmt(&stmt);
+        }
+        for &t in ts {
+            self.counters(t).truncates += 1;
+        }
+    }
+
+    async fn flush_if_full(&mut self) -> Result<(), ConnectorError> {
         if self.sql.len() >= FLUSH_BYTES {
             self.send().await?;
         }

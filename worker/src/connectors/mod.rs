@@ -181,24 +181,19 @@ async fn load_through_value_model(work: &Work, progress: Progress) -> Result<Wor
     else {
         unreachable!("called for LoadSegment only");
     };
-    if snapshot.is_some() && source.engine == Engine::Postgres {
-        return Err(ConnectorError::Definite(format!(
-            "table {}: CDC from PostgreSQL into {} is not supported yet",
-            table.display_name(),
-            target.engine.name()
-        )));
-    }
     let converted = on_target(table, target.engine)?;
     let columns: Vec<String> = converted.copy_columns().map(|c| c.name.clone()).collect();
     let (rows, position) = match source.engine {
         Engine::Mysql => mysql::read::read_segment(source, table, columns, bounds, snapshot.is_some()).await?,
         Engine::Postgres => (
-            postgres::read::read_segment(source, table, columns, bounds).await?,
+            postgres::read::read_segment(source, table, columns, bounds, snapshot.as_deref()).await?,
             None,
         ),
     };
     let target_bounds = bounds_on_target(bounds, source.engine, target.engine)?;
-    let result = match target.engine {
+    // The snapshot position travels with the result (from the segment's
+    // marker when an earlier attempt committed it).
+    match target.engine {
         Engine::Postgres => {
             let seg = postgres::load::Segment {
                 number: *segment,
@@ -206,6 +201,7 @@ async fn load_through_value_model(work: &Work, progress: Progress) -> Result<Wor
                 snapshot: None,
                 gen: *gen,
                 clear_range: !defer_primary_key,
+                position,
             };
             postgres::load::load_rows(target, &converted, seg, rows, progress).await
         }
@@ -215,26 +211,11 @@ async fn load_through_value_model(work: &Work, progress: Progress) -> Result<Wor
                 bounds: &target_bounds,
                 gen: *gen,
                 clear_range: !defer_primary_key,
+                position,
             };
             mysql::write::load_rows(target, &converted, seg, rows, progress).await
         }
-    };
-    // The snapshot position travels with the result; an attempt that found
-    // the segment already committed read nothing and has none.
-    result.map(|r| match r {
-        WorkResult::Loaded {
-            rows,
-            already_loaded,
-            exceptions,
-            ..
-        } => WorkResult::Loaded {
-            rows,
-            already_loaded,
-            exceptions,
-            position: if already_loaded { None } else { position },
-        },
-        other => other,
-    })
+    }
 }
 
 pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorError> {
@@ -284,7 +265,13 @@ pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, Connec
         (Engine::Mysql, Work::PostData { target, table, .. }) => {
             mysql::write::post_data(&target, &table).await.map(|_| WorkResult::Done)
         }
-        (Engine::Mysql, Work::Finalize { target, foreign_keys }) => mysql::write::finalize(&target, &foreign_keys)
+        // MySQL adds keys without checking rows (foreign_key_checks=0).
+        (
+            Engine::Mysql,
+            Work::Finalize {
+                target, foreign_keys, ..
+            },
+        ) => mysql::write::finalize(&target, &foreign_keys)
             .await
             .map(|_| WorkResult::Done),
         (Engine::Mysql, Work::ResetTable { target, table, gen }) => {

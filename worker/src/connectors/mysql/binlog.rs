@@ -37,7 +37,7 @@
 //! TRUNCATE is applied.
 
 use super::{classify, connect, query_text};
-use crate::connectors::apply::{Applier, Op, TargetTable};
+use crate::connectors::apply::{whole, Applier, Op, TargetTable};
 use crate::connectors::ConnectorError;
 use crate::report::Reporter;
 use ferry_common::endpoint::Endpoint;
@@ -737,10 +737,10 @@ pub async fn run(
                                     decode_row(&sources[ti], after).map(Op::Insert)
                                 }
                                 RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => {
-                                    decode_row(&sources[ti], before).map(Op::Delete)
+                                    decode_row(&sources[ti], before).map(|b| Op::Delete(whole(b)))
                                 }
                                 _ => decode_row(&sources[ti], before)
-                                    .and_then(|b| Ok(Op::Update { before: b, after: decode_row(&sources[ti], after)? })),
+                                    .and_then(|b| Ok(Op::Update { before: whole(b), after: whole(decode_row(&sources[ti], after)?) })),
                             };
                             match decoded {
                                 Ok(op) => ops.push(op),

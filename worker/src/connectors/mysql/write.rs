@@ -34,7 +34,8 @@ const CONTROL_DDL: &[&str] = &[
     "CREATE DATABASE IF NOT EXISTS ferry CHARACTER SET utf8mb4",
     "CREATE TABLE IF NOT EXISTS ferry.segment_loads (
         task VARCHAR(128) NOT NULL, table_name VARCHAR(512) NOT NULL, segment INT NOT NULL,
-        epoch BIGINT NOT NULL, `rows` BIGINT NULL, loaded_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+        epoch BIGINT NOT NULL, `rows` BIGINT NULL, position BIGINT UNSIGNED NULL,
+        loaded_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
         PRIMARY KEY (task, table_name, segment)) ENGINE=InnoDB",
     "CREATE TABLE IF NOT EXISTS ferry.table_loads (
         task VARCHAR(128) NOT NULL, table_name VARCHAR(512) NOT NULL, gen BIGINT NOT NULL,
@@ -167,6 +168,10 @@ pub struct Segment<'a> {
     pub gen: u64,
     /// Delete the range first (see the PostgreSQL loader's `clear_range`).
     pub clear_range: bool,
+    /// The source position the rows were read at (MySQL sources), kept in
+    /// the segment's marker so a retry that finds the segment committed
+    /// still reports it.
+    pub position: Option<Lsn>,
 }
 
 /// What the encoder task hands back once the server has read the stream.
@@ -215,8 +220,14 @@ pub async fn load_rows(
     c.query_drop("SAVEPOINT fence").await.map_err(q("SAVEPOINT"))?;
     let fenced = c
         .exec_drop(
-            "INSERT INTO ferry.segment_loads (task, table_name, segment, epoch) VALUES (?, ?, ?, ?)",
-            (task.clone(), table_key.clone(), segment, epoch),
+            "INSERT INTO ferry.segment_loads (task, table_name, segment, epoch, position) VALUES (?, ?, ?, ?, ?)",
+            (
+                task.clone(),
+                table_key.clone(),
+                segment,
+                epoch,
+                seg.position.map(|p| p.0),
+            ),
         )
         .await;
     if let Err(e) = fenced {
@@ -224,19 +235,20 @@ pub async fn load_rows(
             c.query_drop("ROLLBACK TO SAVEPOINT fence")
                 .await
                 .map_err(q("ROLLBACK TO SAVEPOINT"))?;
-            let n: Option<Option<i64>> = c
+            let marker: Option<(Option<i64>, Option<u64>)> = c
                 .exec_first(
-                    "SELECT `rows` FROM ferry.segment_loads WHERE task = ? AND table_name = ? AND segment = ?",
+                    "SELECT `rows`, position FROM ferry.segment_loads WHERE task = ? AND table_name = ? AND segment = ?",
                     (task.clone(), table_key.clone(), segment),
                 )
                 .await
                 .map_err(q("reading segment marker"))?;
+            let (rows, position) = marker.unwrap_or((None, None));
             tracing::info!(table = %name, segment, "segment already committed by an earlier attempt; not copying again");
             return Ok(WorkResult::Loaded {
-                rows: n.flatten().unwrap_or(0) as u64,
+                rows: rows.unwrap_or(0) as u64,
                 already_loaded: true,
                 exceptions: 0,
-                position: None,
+                position: position.map(Lsn),
             });
         }
         return Err(classify(ctx("writing segment marker"), e));
@@ -365,7 +377,7 @@ pub async fn load_rows(
         rows: loaded,
         already_loaded: false,
         exceptions: exceptions.len() as u64,
-        position: None,
+        position: seg.position,
     })
 }
 

@@ -44,6 +44,7 @@ use crate::connectors::{ConnectorError, Progress, Rows, MAX_EXCEPTIONS};
 use crate::failpoint;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::plan::{KeyColumn, SegmentBounds};
+use ferry_common::position::Lsn;
 use ferry_common::schema::{quote_ident, quote_literal, CopyFormat, TableSchema};
 use ferry_common::work::WorkResult;
 use futures::{SinkExt, StreamExt};
@@ -129,6 +130,10 @@ pub struct Segment<'a> {
     /// either committed with its marker or rolled back, so the range is
     /// empty; and without the key index the delete would scan the table.
     pub clear_range: bool,
+    /// The source position the rows were read at (MySQL sources), kept in
+    /// the segment's marker so a retry that finds the segment committed
+    /// still reports it.
+    pub position: Option<Lsn>,
 }
 
 /// Empties a partly loaded table for a reload in snapshot generation `gen`.
@@ -166,8 +171,8 @@ pub async fn reset_table(target: &Endpoint, t: &TableSchema, gen: u64) -> Result
 /// A segment load's target transaction once its fence is in place.
 enum Begun<'a> {
     Fresh(tokio_postgres::Transaction<'a>),
-    /// An earlier attempt committed this segment, with this many rows.
-    AlreadyLoaded(u64),
+    /// An earlier attempt committed this segment: its result.
+    AlreadyLoaded(WorkResult),
 }
 
 /// Opens the target transaction and takes the segment's fences (load
@@ -212,8 +217,14 @@ async fn begin<'a>(
         .map_err(|e| classify(ctx("SAVEPOINT on target"), e))?;
     let fenced = tx
         .execute(
-            "INSERT INTO ferry.segment_loads (task, table_name, segment, epoch) VALUES ($1, $2, $3, $4)",
-            &[&task, &t.qualified(), &(segment as i32), &(epoch as i64)],
+            "INSERT INTO ferry.segment_loads (task, table_name, segment, epoch, position) VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &task,
+                &t.qualified(),
+                &(segment as i32),
+                &(epoch as i64),
+                &seg.position.map(|p| p.0 as i64),
+            ],
         )
         .await;
     if let Err(e) = fenced {
@@ -221,16 +232,22 @@ async fn begin<'a>(
             tx.batch_execute("ROLLBACK TO SAVEPOINT fence")
                 .await
                 .map_err(|e| classify(ctx("ROLLBACK TO SAVEPOINT"), e))?;
-            let rows: Option<i64> = tx
+            let marker = tx
                 .query_one(
-                    "SELECT rows FROM ferry.segment_loads WHERE task = $1 AND table_name = $2 AND segment = $3",
+                    "SELECT rows, position FROM ferry.segment_loads WHERE task = $1 AND table_name = $2 AND segment = $3",
                     &[&task, &t.qualified(), &(segment as i32)],
                 )
                 .await
-                .map_err(|e| classify(ctx("reading segment marker"), e))?
-                .get(0);
+                .map_err(|e| classify(ctx("reading segment marker"), e))?;
+            let rows: Option<i64> = marker.get(0);
+            let position: Option<i64> = marker.get(1);
             tracing::info!(table = %name, segment, "segment already committed by an earlier attempt; not copying again");
-            return Ok(Begun::AlreadyLoaded(rows.unwrap_or(0) as u64));
+            return Ok(Begun::AlreadyLoaded(WorkResult::Loaded {
+                rows: rows.unwrap_or(0) as u64,
+                already_loaded: true,
+                exceptions: 0,
+                position: position.map(|p| Lsn(p as u64)),
+            }));
         }
         return Err(classify(ctx("writing segment marker"), e));
     }
@@ -251,6 +268,7 @@ async fn finish(
     t: &TableSchema,
     segment: u32,
     rows: u64,
+    position: Option<Lsn>,
 ) -> Result<WorkResult, ConnectorError> {
     let ctx = |what: &str| format!("table {} segment {segment}: {what}", t.display_name());
     tx.execute(
@@ -271,17 +289,8 @@ async fn finish(
         rows,
         already_loaded: false,
         exceptions: 0,
-        position: None,
+        position,
     })
-}
-
-fn already(rows: u64) -> WorkResult {
-    WorkResult::Loaded {
-        rows,
-        already_loaded: true,
-        exceptions: 0,
-        position: None,
-    }
 }
 
 /// Bytes gathered from the source before they go to the target as one
@@ -303,7 +312,7 @@ pub async fn load_segment(
     let mut src = connect(source).await?;
     let tx = match begin(&mut dst, t, &seg).await? {
         Begun::Fresh(tx) => tx,
-        Begun::AlreadyLoaded(rows) => return Ok(already(rows)),
+        Begun::AlreadyLoaded(done) => return Ok(done),
     };
     let pred = predicate(bounds);
     let cols: Vec<String> = t.copy_columns().map(|c| quote_ident(&c.name)).collect();
@@ -376,7 +385,7 @@ pub async fn load_segment(
         .await
         .map_err(|e| classify(ctx("target refused a row"), e))?;
     progress.store(rows, Ordering::Relaxed);
-    finish(tx, t, segment, rows).await
+    finish(tx, t, segment, rows, None).await
 }
 
 /// Another engine to PostgreSQL: rows of the value model, encoded as text
@@ -396,7 +405,7 @@ pub async fn load_rows(
     let mut dst = connect(target).await?;
     let tx = match begin(&mut dst, t, &seg).await? {
         Begun::Fresh(tx) => tx,
-        Begun::AlreadyLoaded(n) => return Ok(already(n)),
+        Begun::AlreadyLoaded(done) => return Ok(done),
     };
     let cols: Vec<String> = t.copy_columns().map(|c| quote_ident(&c.name)).collect();
     let in_sql = format!("COPY {} ({}) FROM STDIN (FORMAT text)", t.qualified(), cols.join(", "));
@@ -450,7 +459,7 @@ pub async fn load_rows(
         .await
         .map_err(|e| classify(ctx("recording an exception"), e))?;
     }
-    let mut result = finish(tx, t, segment, copied).await?;
+    let mut result = finish(tx, t, segment, copied, seg.position).await?;
     if let WorkResult::Loaded { exceptions: n, .. } = &mut result {
         *n = exceptions.len() as u64;
     }

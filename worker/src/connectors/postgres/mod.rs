@@ -1,6 +1,7 @@
 //! PostgreSQL connector: introspection, target preparation, segment load,
 //! change data capture.
 
+mod array;
 pub(crate) mod cdc;
 pub(crate) mod connect;
 pub(crate) mod encode;
@@ -51,6 +52,7 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
                     snapshot: snapshot.as_deref(),
                     gen,
                     clear_range: !defer_primary_key,
+                    position: None,
                 },
                 ctx.progress,
             )
@@ -80,9 +82,13 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
         } => schema::post_data(&source, &target, &table, defer_primary_key)
             .await
             .map(|_| WorkResult::Done),
-        Work::Finalize { target, foreign_keys } => {
-            schema::finalize(&target, &foreign_keys).await.map(|_| WorkResult::Done)
-        }
+        Work::Finalize {
+            target,
+            foreign_keys,
+            validate,
+        } => schema::finalize(&target, &foreign_keys, validate)
+            .await
+            .map(|_| WorkResult::Done),
     }
 }
 

@@ -8,7 +8,7 @@ use super::{classify, connect};
 use crate::connectors::{row_channel, ConnectorError, Rejected, Row, Rows};
 use ferry_common::endpoint::Endpoint;
 use ferry_common::plan::SegmentBounds;
-use ferry_common::schema::{quote_ident, TableSchema};
+use ferry_common::schema::{quote_ident, quote_literal, TableSchema};
 use ferry_common::typemap::{postgres_kind, Kind};
 use ferry_common::value::{self, Value, ValueError};
 use futures::StreamExt;
@@ -135,6 +135,47 @@ pub fn decode(kind: Kind, raw: Option<Vec<u8>>) -> Result<Value<'static>, ValueE
     })
 }
 
+/// A value of a column of type `type_sql` as the server's text output
+/// writes it under the replication session's settings (UTC, ISO dates, hex
+/// bytea, `lc_monetary=C`), into the value model: the CDC stream's
+/// counterpart of the full load's reads, landing the same values.
+pub fn decode_text(type_sql: &str, text: &[u8]) -> Result<Value<'static>, ValueError> {
+    if type_sql.ends_with("[]") {
+        let s = std::str::from_utf8(text).map_err(|_| ValueError("array text that is not valid UTF-8".into()))?;
+        return Ok(Value::Json(Cow::Owned(super::array::to_json(
+            s,
+            super::array::Element::of(type_sql),
+        )?)));
+    }
+    if type_sql == "money" {
+        // `-$1,234.56` in the C locale.
+        let s = String::from_utf8_lossy(text);
+        let digits: String = s.chars().filter(|c| c.is_ascii_digit() || *c == '.').collect();
+        if digits.is_empty() {
+            return Err(ValueError(format!("not a valid money amount: '{s}'")));
+        }
+        let sign = if s.starts_with('-') || s.starts_with('(') {
+            "-"
+        } else {
+            ""
+        };
+        return Ok(Value::Decimal(Cow::Owned(format!("{sign}{digits}"))));
+    }
+    decode(postgres_kind(type_sql), Some(text.to_vec()))
+}
+
+/// Session settings (for one transaction) that fix every text form the
+/// value model decodes: UTC, ISO dates, hex bytea, shortest exact floats,
+/// C-locale money.
+pub(crate) const TEXT_FORMS: &str = "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; \
+     SET LOCAL IntervalStyle = 'postgres'; SET LOCAL extra_float_digits = 1; SET LOCAL bytea_output = 'hex'; \
+     SET LOCAL lc_monetary = 'C'";
+
+/// A text COPY line's fields, unescaped (`None` is NULL).
+pub(crate) fn split_fields(line: &[u8]) -> Vec<Option<Vec<u8>>> {
+    line.split(|b| *b == b'\t').map(unescape).collect()
+}
+
 fn parse_line(line: &[u8], kinds: &[Kind]) -> Row {
     parse_fields(line, kinds).map_err(|e| Rejected {
         image: String::from_utf8_lossy(line).into_owned(),
@@ -164,7 +205,9 @@ pub async fn read_segment(
     t: &TableSchema,
     columns: Vec<String>,
     bounds: &SegmentBounds,
+    snapshot: Option<&str>,
 ) -> Result<Rows, ConnectorError> {
+    let snapshot = snapshot.map(str::to_string);
     let name = t.display_name();
     let mut kinds = vec![];
     let mut select = vec![];
@@ -201,10 +244,16 @@ pub async fn read_segment(
                 .start()
                 .await
                 .map_err(|e| classify(&what, e))?;
-            txn.batch_execute(
-                "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'postgres';
-                 SET LOCAL extra_float_digits = 1; SET LOCAL bytea_output = 'hex'",
-            )
+            // A CDC task's table is read in its exported snapshot (see
+            // `cdc/apply`); the import must come before anything else.
+            if let Some(snap) = &snapshot {
+                txn.batch_execute(&format!("SET TRANSACTION SNAPSHOT {}", quote_literal(snap)))
+                    .await
+                    // A snapshot whose holder died is gone for good; the
+                    // coordinator starts a new generation once it notices.
+                    .map_err(|e| ConnectorError::Transient(classify("importing the load snapshot", e).to_string()))?;
+            }
+            txn.batch_execute(TEXT_FORMS)
             .await
             .map_err(|e| classify(&what, e))?;
             let stream = txn.copy_out(&sql).await.map_err(|e| classify(&what, e))?;
@@ -264,5 +313,14 @@ mod tests {
         assert_eq!(row[5], Value::Null);
         assert!(decode(Kind::Date, Some(b"infinity".to_vec())).is_err());
         assert!(decode(Kind::Decimal, Some(b"NaN".to_vec())).is_err());
+        assert_eq!(
+            decode_text("money", b"-$1,234.50").unwrap(),
+            Value::Decimal(Cow::Borrowed("-1234.50"))
+        );
+        assert_eq!(
+            decode_text("integer[]", b"{1,NULL}").unwrap(),
+            Value::Json(Cow::Borrowed("[1,null]"))
+        );
+        assert_eq!(decode_text("bigint", b"-7").unwrap(), Value::Int(-7));
     }
 }

@@ -16,7 +16,7 @@ use tokio_postgres::Client;
 pub const CONTROL_DDL: &str = "CREATE SCHEMA IF NOT EXISTS ferry;
 CREATE TABLE IF NOT EXISTS ferry.segment_loads (
     task text NOT NULL, table_name text NOT NULL, segment int NOT NULL,
-    epoch bigint NOT NULL, rows bigint, loaded_at timestamptz NOT NULL DEFAULT now(),
+    epoch bigint NOT NULL, rows bigint, position bigint, loaded_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (task, table_name, segment));
 CREATE TABLE IF NOT EXISTS ferry.table_loads (
     task text NOT NULL, table_name text NOT NULL, gen bigint NOT NULL,
@@ -335,10 +335,16 @@ pub async fn post_data(
     Ok(())
 }
 
-pub async fn finalize(target: &Endpoint, fks: &[(String, Constraint)]) -> Result<(), ConnectorError> {
+/// Adds the foreign keys; `NOT VALID` (enforced for new rows, existing rows
+/// unchecked) when `validate` is off.
+pub async fn finalize(target: &Endpoint, fks: &[(String, Constraint)], validate: bool) -> Result<(), ConnectorError> {
     let c = connect(target).await?;
     for (table, con) in fks {
-        add_constraint(&c, table, con).await?;
+        let mut con = con.clone();
+        if !validate && !con.definition.ends_with("NOT VALID") {
+            con.definition.push_str(" NOT VALID");
+        }
+        add_constraint(&c, table, &con).await?;
     }
     Ok(())
 }

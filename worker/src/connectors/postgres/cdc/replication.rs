@@ -56,6 +56,10 @@ pub struct ReplicationClient {
 /// A row of a simple-query result, as text.
 pub type Row = Vec<Option<String>>;
 
+/// Output settings of the walsender session.
+const SESSION_OPTIONS: &str =
+    "-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c extra_float_digits=1 -c bytea_output=hex -c lc_monetary=C";
+
 impl ReplicationClient {
     pub async fn connect(ep: &Endpoint) -> Result<ReplicationClient, ConnectorError> {
         let what = format!("replication connection to {ep}");
@@ -91,6 +95,10 @@ impl ReplicationClient {
             ("replication", "database"),
             ("application_name", app.as_str()),
             ("client_encoding", "UTF8"),
+            // pgoutput writes values with this session's output settings:
+            // fixed, so a value's text has one form (the same the full
+            // load's reads use; see `postgres/read`).
+            ("options", SESSION_OPTIONS),
         ];
         let mut out = BytesMut::new();
         frontend::startup_message(params.iter().copied(), &mut out).map_err(io)?;

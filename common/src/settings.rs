@@ -4,6 +4,7 @@
 //!
 //! ```json
 //! {"FullLoadSettings": {"TargetTablePrepMode": "DROP_AND_CREATE", "MaxFullLoadSubTasks": 8},
+//!  "ValidationSettings": {"EnableValidation": true, "ValidationOnly": false, "PartitionSize": 10000},
 //!  "Ferry": {"SegmentTargetBytes": 67108864, "MaxSegmentsPerTable": 256}}
 //! ```
 
@@ -34,6 +35,30 @@ pub struct TaskSettings {
     /// Tables larger than this are cut into segments of about this size.
     pub segment_target_bytes: u64,
     pub max_segments_per_table: u32,
+    /// DMS ValidationSettings.
+    #[serde(default)]
+    pub validation: ValidationSettings,
+}
+
+/// DMS `ValidationSettings`: EnableValidation, ValidationOnly, PartitionSize.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationSettings {
+    /// Validate every table with a primary key once it is loaded.
+    pub enabled: bool,
+    /// Validate only: no load, no CDC (the target was filled by other means).
+    pub only: bool,
+    /// Key ranges of at most this many rows are compared row by row.
+    pub partition_size: u64,
+}
+
+impl Default for ValidationSettings {
+    fn default() -> Self {
+        ValidationSettings {
+            enabled: false,
+            only: false,
+            partition_size: 10_000,
+        }
+    }
 }
 
 impl Default for TaskSettings {
@@ -43,6 +68,7 @@ impl Default for TaskSettings {
             max_full_load_subtasks: 8,
             segment_target_bytes: 64 * 1024 * 1024,
             max_segments_per_table: 256,
+            validation: ValidationSettings::default(),
         }
     }
 }
@@ -81,6 +107,31 @@ impl TaskSettings {
                 })? as u32;
             }
         }
+        if let Some(v) = root.get("ValidationSettings") {
+            let flag = |key: &str, into: &mut bool| -> Result<(), SettingsError> {
+                if let Some(x) = v.get(key) {
+                    *into = x.as_bool().ok_or_else(|| {
+                        err(
+                            &format!("$.ValidationSettings.{key}"),
+                            format!("expected true or false, got {x}"),
+                        )
+                    })?;
+                }
+                Ok(())
+            };
+            flag("EnableValidation", &mut s.validation.enabled)?;
+            flag("ValidationOnly", &mut s.validation.only)?;
+            if let Some(x) = v.get("PartitionSize") {
+                s.validation.partition_size = positive(x, 1_000_000).ok_or_else(|| {
+                    err(
+                        "$.ValidationSettings.PartitionSize",
+                        format!("expected 1..1000000, got {x}"),
+                    )
+                })?;
+            }
+            // ValidationOnly implies validation.
+            s.validation.enabled |= s.validation.only;
+        }
         if let Some(f) = root.get("Ferry") {
             if let Some(v) = f.get("SegmentTargetBytes") {
                 s.segment_target_bytes = positive(v, u64::MAX).ok_or_else(|| {
@@ -117,6 +168,11 @@ mod tests {
         assert_eq!(s.prep_mode, TargetTablePrepMode::TruncateBeforeLoad);
         assert_eq!(s.max_full_load_subtasks, 4);
         assert_eq!(s.segment_target_bytes, 1000);
+        let v = TaskSettings::parse(r#"{"ValidationSettings":{"ValidationOnly":true,"PartitionSize":500}}"#).unwrap();
+        assert!(v.validation.enabled && v.validation.only);
+        assert_eq!(v.validation.partition_size, 500);
+        let e = TaskSettings::parse(r#"{"ValidationSettings":{"EnableValidation":"yes"}}"#).unwrap_err();
+        assert!(e.to_string().contains("EnableValidation"), "{e}");
         let e = TaskSettings::parse(r#"{"FullLoadSettings":{"TargetTablePrepMode":"NUKE"}}"#).unwrap_err();
         assert!(e.to_string().contains("TargetTablePrepMode"));
     }

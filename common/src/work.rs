@@ -96,6 +96,20 @@ pub enum Work {
         #[serde(default)]
         defer_primary_key: bool,
     },
+    /// Compare one segment's rows on source and target (checksums, then
+    /// drill-down to rows) and record the differences on the target.
+    ValidateSegment {
+        /// The task's name: failures are recorded under it.
+        task: String,
+        source: Endpoint,
+        target: Endpoint,
+        table: TableSchema,
+        segment: u32,
+        bounds: SegmentBounds,
+        /// Ranges of at most this many rows are compared row by row
+        /// (DMS ValidationSettings.PartitionSize).
+        partition_size: u64,
+    },
     /// Foreign keys, once every table is complete.
     Finalize {
         target: Endpoint,
@@ -125,6 +139,7 @@ impl Work {
             Work::HoldSnapshot { .. } => "HoldSnapshot",
             Work::Cdc { .. } => "Cdc",
             Work::DropSlot { .. } => "DropSlot",
+            Work::ValidateSegment { .. } => "ValidateSegment",
         }
     }
 }
@@ -148,6 +163,14 @@ pub enum WorkResult {
         position: Option<Lsn>,
     },
     Done,
+    /// A segment compared: `rows` source rows looked at, `failures`
+    /// differences found (all in the target's `ferry.validation_failures`),
+    /// the first few of them in `sample`.
+    Validated {
+        rows: u64,
+        failures: u64,
+        sample: Vec<ValidationFailure>,
+    },
     /// The slot exists; `consistent_point` is where its stream begins.
     /// `insert_only` names tables whose updates and deletes cannot be
     /// captured (no primary key, no replica identity), with the reason.
@@ -246,4 +269,34 @@ pub struct CdcProgress {
     /// `domain-server-seq`, MySQL `uuid:n`), for the operator.
     #[serde(default)]
     pub source_gtid: String,
+}
+
+/// How a row differs between source and target (DMS's failure types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FailureType {
+    /// Both hold the key; some column differs.
+    RecordDiff,
+    /// The target holds a row the source does not.
+    MissingSource,
+    /// The source holds a row the target does not.
+    MissingTarget,
+}
+
+impl FailureType {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FailureType::RecordDiff => "RECORD_DIFF",
+            FailureType::MissingSource => "MISSING_SOURCE",
+            FailureType::MissingTarget => "MISSING_TARGET",
+        }
+    }
+}
+
+/// One differing row, by its primary key (the values as text, comma-separated).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationFailure {
+    pub key: String,
+    pub failure_type: FailureType,
+    pub details: String,
 }

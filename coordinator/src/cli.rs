@@ -3,7 +3,9 @@
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
-use ferry_common::proto::{admin_client::AdminClient, CreateTaskRequest, ListTasksRequest, TaskName, TaskStatusReply};
+use ferry_common::proto::{
+    admin_client::AdminClient, CreateTaskRequest, ListTasksRequest, TaskName, TaskStatusReply, ValidationStatus,
+};
 use serde_json::json;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -228,10 +230,11 @@ pub async fn run(url: &str, cmd: TaskCmd) -> anyhow::Result<()> {
             milestone,
             timeout,
         } => {
-            let caught_up = match milestone.as_str() {
-                "full-load" => false,
-                "caught-up" => true,
-                m => bail!("--for {m}: expected full-load or caught-up"),
+            let (caught_up, completed) = match milestone.as_str() {
+                "full-load" => (false, false),
+                "caught-up" => (true, false),
+                "completed" => (false, true),
+                m => bail!("--for {m}: expected full-load, caught-up or completed"),
             };
             let deadline = timeout.map(|t| Instant::now() + Duration::from_secs(t));
             // caught-up: a mark the CDC stream writes into the source's WAL
@@ -250,7 +253,11 @@ pub async fn run(url: &str, cmd: TaskCmd) -> anyhow::Result<()> {
                     Ok(r) => {
                         let st = r.into_inner();
                         let t = st.task.clone().unwrap_or_default();
-                        if !caught_up && (st.full_load_done || t.state == "completed") {
+                        if completed && t.state == "completed" {
+                            println!("task {name}: completed");
+                            return Ok(());
+                        }
+                        if !caught_up && !completed && (st.full_load_done || t.state == "completed") {
                             println!("task {name}: full load complete ({} rows)", t.rows_loaded);
                             return Ok(());
                         }
@@ -262,6 +269,9 @@ pub async fn run(url: &str, cmd: TaskCmd) -> anyhow::Result<()> {
                         }
                         match t.state.as_str() {
                             "completed" if caught_up => bail!("task {name} has no change data capture"),
+                            "running" if completed && t.migration_type != "full-load" => {
+                                bail!("task {name} runs change data capture until stopped: it does not complete")
+                            }
                             "failed" => bail!("task {name} failed: {}", t.error),
                             "stopped" | "created" => bail!("task {name} is {}, not running", t.state),
                             _ => {}
@@ -336,6 +346,7 @@ pub fn status_json(st: &TaskStatusReply) -> serde_json::Value {
             "truncates": tb.truncates,
             "cdc_note": none_if_empty(&tb.cdc_note),
             "exceptions": tb.exceptions,
+            "validation": validation_json(tb.validation.clone().unwrap_or_default()),
         })).collect::<Vec<_>>(),
     })
 }
@@ -407,6 +418,12 @@ fn print_status(st: &TaskStatusReply, bars: bool) {
                 labelled("note", &tb.cdc_note)
             );
         }
+        if let Some(v) = tb.validation.as_ref().filter(|v| v.state != "Not enabled") {
+            println!(
+                "  {:>22}validation: {}  validated {}  mismatched {}",
+                "", v.state, v.validated_records, v.mismatched_records
+            );
+        }
     }
 }
 
@@ -417,4 +434,82 @@ fn labelled(label: &str, text: &str) -> String {
     } else {
         format!("  {label}: {text}")
     }
+}
+
+fn validation_json(v: ValidationStatus) -> serde_json::Value {
+    json!({
+        "state": v.state,
+        "validated_records": v.validated_records,
+        "mismatched_records": v.mismatched_records,
+        "pending_segments": v.pending_segments,
+        "failures": v.failures.iter().map(|f| json!({
+            "key": f.key,
+            "failure_type": f.failure_type,
+            "details": f.details,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// `ferry validate NAME`: each table's validation state and its first
+/// differing keys. Fails when rows differ or validation could not run.
+pub async fn validate(url: &str, name: &str, output: &str) -> anyhow::Result<()> {
+    if output != "table" && output != "json" {
+        bail!("--output {output}: expected table or json");
+    }
+    let mut c = connect(url).await?;
+    let st = c.task_status(task_name(name)).await.map_err(status_err)?.into_inner();
+    let tables: Vec<(String, ValidationStatus)> = st
+        .tables
+        .iter()
+        .map(|t| {
+            (
+                format!("{}.{}", t.schema, t.name),
+                t.validation.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    if output == "json" {
+        let out = json!({
+            "task": name,
+            "tables": tables.iter().map(|(n, v)| {
+                let mut j = validation_json(v.clone());
+                j["table"] = json!(n);
+                j
+            }).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "{:<40} {:<20} {:>12} {:>12}",
+            "TABLE", "VALIDATION", "VALIDATED", "MISMATCHED"
+        );
+        for (n, v) in &tables {
+            println!(
+                "{:<40} {:<20} {:>12} {:>12}",
+                n, v.state, v.validated_records, v.mismatched_records
+            );
+        }
+        for (n, v) in &tables {
+            for f in &v.failures {
+                println!("{n}: {} key ({}): {}", f.failure_type, f.key, f.details);
+            }
+        }
+    }
+    if tables.iter().all(|(_, v)| v.state == "Not enabled") {
+        bail!("task {name} does not validate (set ValidationSettings.EnableValidation or ValidationOnly)");
+    }
+    let bad: u64 = tables.iter().map(|(_, v)| v.mismatched_records).sum();
+    if bad > 0 {
+        bail!("task {name}: {bad} rows differ between source and target (see the target's ferry.validation_failures)");
+    }
+    if let Some((n, _)) = tables.iter().find(|(_, v)| v.state == "Error") {
+        bail!("task {name}: validation of table {n} failed: see `ferry task status {name}`");
+    }
+    let pending = tables.iter().filter(|(_, v)| v.state == "Pending records").count();
+    if pending > 0 {
+        bail!(
+            "task {name}: validation of {pending} tables is still running (`ferry task wait {name} --for completed`)"
+        );
+    }
+    Ok(())
 }

@@ -53,6 +53,15 @@ enum Cmd {
         #[command(subcommand)]
         cmd: cli::TaskCmd,
     },
+    /// A task's validation: per-table state and the first differing keys;
+    /// exits non-zero when rows differ.
+    Validate {
+        name: String,
+        #[arg(long, env = "FERRY_COORDINATOR", default_value = ferry_common::DEFAULT_COORDINATOR)]
+        coordinator: String,
+        #[arg(long, default_value = "table")]
+        output: String,
+    },
     /// Throwaway source and target, generated data, a full run.
     Demo {
         #[arg(long, default_value_t = 200_000)]
@@ -69,7 +78,7 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     ferry_common::telemetry::init(match cli.cmd {
-        Cmd::Task { .. } => "warn",
+        Cmd::Task { .. } | Cmd::Validate { .. } => "warn",
         _ => "info",
     });
     let rt = match tokio::runtime::Runtime::new() {
@@ -105,6 +114,11 @@ fn main() -> ExitCode {
                 .await
             }
             Cmd::Task { coordinator, cmd } => cli::run(&coordinator, cmd).await,
+            Cmd::Validate {
+                name,
+                coordinator,
+                output,
+            } => cli::validate(&coordinator, &name, &output).await,
             Cmd::Demo { rows } => demo::run(rows).await,
         }
     });

@@ -133,6 +133,13 @@ impl Admin for AdminService {
         } else {
             TaskSettings::parse(&r.settings_json).map_err(|e| Status::invalid_argument(e.to_string()))?
         };
+        let v = &settings.validation;
+        if v.enabled && !v.only && migration_type != MigrationType::FullLoad {
+            return Err(Status::invalid_argument(
+                "ValidationSettings.EnableValidation: validation alongside CDC is not supported yet; \
+                 validate a full-load task, or run a ValidationOnly task after the cutover",
+            ));
+        }
         let spec = TaskSpec {
             name: r.name.clone(),
             source,
@@ -265,6 +272,7 @@ impl Admin for AdminService {
                             truncates: counters.truncates,
                             cdc_note: note.unwrap_or_default(),
                             exceptions: t.table_exceptions(i),
+                            validation: Some(validation_status(t, i)),
                         }
                     })
                     .collect()
@@ -465,5 +473,25 @@ impl Worker for WorkerService {
                 .await?,
         )?;
         Ok(Resp::new(pb::Ack {}))
+    }
+}
+
+/// DMS's per-table validation view.
+fn validation_status(t: &Task, table: usize) -> pb::ValidationStatus {
+    let v = t.table_validation(table);
+    pb::ValidationStatus {
+        state: v.state.into(),
+        validated_records: v.rows,
+        mismatched_records: v.failures,
+        pending_segments: v.pending,
+        failures: v
+            .sample
+            .into_iter()
+            .map(|f| pb::ValidationFailure {
+                key: f.key,
+                failure_type: f.failure_type.as_str().into(),
+                details: f.details,
+            })
+            .collect(),
     }
 }

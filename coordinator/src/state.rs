@@ -35,7 +35,9 @@ use ferry_common::plan::SegmentBounds;
 use ferry_common::position::Lsn;
 use ferry_common::schema::{ConstraintKind, SourceSchema};
 use ferry_common::settings::TaskSettings;
-use ferry_common::work::{CdcNames, CdcProgress, CdcTable, ProgressDetail, TableCounters, Work, WorkResult};
+use ferry_common::work::{
+    CdcNames, CdcProgress, CdcTable, ProgressDetail, TableCounters, ValidationFailure, Work, WorkResult,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -90,7 +92,7 @@ impl TaskSpec {
         self.migration_type != MigrationType::FullLoad
     }
     pub fn has_load(&self) -> bool {
-        self.migration_type != MigrationType::Cdc
+        self.migration_type != MigrationType::Cdc && !self.settings.validation.only
     }
 }
 
@@ -122,14 +124,26 @@ impl TaskState {
 pub enum UnitKind {
     Introspect,
     Prepare,
-    Load { table: usize, segment: u32 },
-    PostData { table: usize },
+    Load {
+        table: usize,
+        segment: u32,
+    },
+    PostData {
+        table: usize,
+    },
     Finalize,
     CreateSlot,
     Snapshot,
-    Reset { table: usize },
+    Reset {
+        table: usize,
+    },
     Cdc,
     DropSlot,
+    /// Compare a loaded segment with the source (ValidationSettings).
+    Validate {
+        table: usize,
+        segment: u32,
+    },
 }
 
 impl UnitKind {
@@ -137,6 +151,10 @@ impl UnitKind {
     /// capacity: the snapshot holder.
     fn is_background(&self) -> bool {
         *self == UnitKind::Snapshot
+    }
+    /// Per-segment units, which share MaxFullLoadSubTasks.
+    fn is_segment_work(&self) -> bool {
+        matches!(self, UnitKind::Load { .. } | UnitKind::Validate { .. })
     }
     fn is_stream(&self) -> bool {
         matches!(self, UnitKind::Cdc | UnitKind::Snapshot)
@@ -161,6 +179,11 @@ pub struct Unit {
     /// Rows the target could not store (Load units, when Done).
     #[serde(default)]
     pub exceptions: u64,
+    /// Validate units, when Done: differences found, and the first few.
+    #[serde(default)]
+    pub failures: u64,
+    #[serde(default)]
+    pub sample: Vec<ValidationFailure>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -227,6 +250,17 @@ impl CdcState {
             counters: BTreeMap::new(),
         }
     }
+}
+
+/// A table's validation (see [`Task::table_validation`]).
+pub struct TableValidation {
+    pub state: &'static str,
+    /// Source rows compared.
+    pub rows: u64,
+    pub failures: u64,
+    /// Segments not compared yet.
+    pub pending: u32,
+    pub sample: Vec<ValidationFailure>,
 }
 
 /// `ferry_<task>` as a replication slot / publication name: lower case
@@ -819,6 +853,8 @@ impl Unit {
             attempts: 0,
             rows: 0,
             exceptions: 0,
+            failures: 0,
+            sample: vec![],
         }
     }
 }
@@ -857,6 +893,9 @@ impl Task {
         let prepared = || self.done(|k| *k == UnitKind::Prepare);
         match kind {
             UnitKind::Introspect | UnitKind::Prepare | UnitKind::CreateSlot => true,
+            // A ValidationOnly task has nothing else; otherwise the table
+            // is compared once the load is complete with its constraints.
+            UnitKind::Validate { .. } => self.spec.settings.validation.only || self.done(|k| *k == UnitKind::Finalize),
             UnitKind::DropSlot => self.state == TaskState::Deleting,
             UnitKind::Snapshot => {
                 self.done(|k| *k == UnitKind::CreateSlot)
@@ -880,10 +919,19 @@ impl Task {
             UnitKind::Finalize => self.done(|k| {
                 !matches!(
                     k,
-                    UnitKind::Finalize | UnitKind::Cdc | UnitKind::Snapshot | UnitKind::DropSlot
+                    UnitKind::Finalize
+                        | UnitKind::Cdc
+                        | UnitKind::Snapshot
+                        | UnitKind::DropSlot
+                        | UnitKind::Validate { .. }
                 )
             }),
-            UnitKind::Cdc => self.done(|k| !matches!(k, UnitKind::Cdc | UnitKind::Snapshot | UnitKind::DropSlot)),
+            UnitKind::Cdc => self.done(|k| {
+                !matches!(
+                    k,
+                    UnitKind::Cdc | UnitKind::Snapshot | UnitKind::DropSlot | UnitKind::Validate { .. }
+                )
+            }),
         }
     }
 
@@ -971,15 +1019,14 @@ impl Task {
         let loads_running = self
             .units
             .iter()
-            .filter(|u| matches!(u.kind, UnitKind::Load { .. }) && matches!(u.state, UnitState::Running { .. }))
+            .filter(|u| u.kind.is_segment_work() && matches!(u.state, UnitState::Running { .. }))
             .count() as u32;
         let deleting = self.state == TaskState::Deleting;
         self.units.iter().position(|u| {
             matches!(u.state, UnitState::Pending { not_before_ms } if not_before_ms <= now_ms)
                 && deleting == (u.kind == UnitKind::DropSlot)
                 && self.runnable(&u.kind)
-                && !(matches!(u.kind, UnitKind::Load { .. })
-                    && loads_running >= self.spec.settings.max_full_load_subtasks)
+                && !(u.kind.is_segment_work() && loads_running >= self.spec.settings.max_full_load_subtasks)
         })
     }
 
@@ -1084,6 +1131,19 @@ impl Task {
                     defer_primary_key: self.defer_primary_key(),
                 }
             }
+            UnitKind::Validate { table, segment } => {
+                let mut t = schema.tables[table].clone();
+                t.key_samples.clear();
+                Work::ValidateSegment {
+                    task: spec.name.clone(),
+                    source: spec.source.clone(),
+                    target: spec.target.clone(),
+                    table: t,
+                    segment,
+                    bounds: self.plans[table].segments[segment as usize].clone(),
+                    partition_size: spec.settings.validation.partition_size,
+                }
+            }
             UnitKind::Finalize => Work::Finalize {
                 target: spec.target.clone(),
                 foreign_keys: schema
@@ -1125,6 +1185,7 @@ impl Task {
             UnitKind::Reset { table: t } => format!("{} reset for reload", table(t)),
             UnitKind::Cdc => "change data capture".into(),
             UnitKind::DropSlot => "dropping the replication slot and publications on the source".into(),
+            UnitKind::Validate { table: t, segment } => format!("{} segment {segment} validation", table(t)),
         }
     }
 
@@ -1154,6 +1215,26 @@ impl Task {
                     self.state = TaskState::Failed;
                     self.error = Some("the table mappings select no table of the source".into());
                     self.finished_at_ms = now_ms;
+                    return;
+                }
+                let validation = self.spec.settings.validation;
+                if validation.enabled {
+                    // Tables without a key are not validated ("No primary key").
+                    for (i, (t, p)) in schema.tables.iter().zip(&plans).enumerate() {
+                        if t.primary_key.is_some() {
+                            for s in 0..p.segments.len() as u32 {
+                                self.units.push(Unit::new(UnitKind::Validate { table: i, segment: s }));
+                            }
+                        }
+                    }
+                }
+                if validation.only {
+                    self.plans = plans;
+                    self.schema = Some(schema);
+                    if self.units.iter().all(|u| u.state == UnitState::Done) {
+                        self.state = TaskState::Completed;
+                        self.finished_at_ms = now_ms;
+                    }
                     return;
                 }
                 if self.spec.has_cdc() {
@@ -1215,6 +1296,12 @@ impl Task {
                     self.plans[table].load_finished_at_ms = now_ms;
                 }
             }
+            (UnitKind::Validate { .. }, WorkResult::Validated { rows, failures, sample }) => {
+                let u = &mut self.units[unit];
+                u.rows = rows;
+                u.failures = failures;
+                u.sample = sample;
+            }
             _ => {}
         }
         if self.units.iter().all(|u| u.state == UnitState::Done) {
@@ -1268,7 +1355,9 @@ impl Task {
                 _ => {}
             }
         }
-        let state = if error.is_some() {
+        let state = if self.spec.settings.validation.only {
+            "Validation only"
+        } else if error.is_some() {
             "Table error"
         } else if post == Some(UnitState::Done) {
             "Table completed"
@@ -1283,6 +1372,53 @@ impl Task {
             "Before load"
         };
         (state.to_string(), rows, done, total, error)
+    }
+
+    /// A table's validation as DMS shows it.
+    pub fn table_validation(&self, table: usize) -> TableValidation {
+        let mut v = TableValidation {
+            state: "Not enabled",
+            rows: 0,
+            failures: 0,
+            pending: 0,
+            sample: vec![],
+        };
+        if !self.spec.settings.validation.enabled {
+            return v;
+        }
+        let mut units = 0;
+        let mut error = false;
+        for u in &self.units {
+            if !matches!(u.kind, UnitKind::Validate { table: t, .. } if t == table) {
+                continue;
+            }
+            units += 1;
+            match &u.state {
+                UnitState::Done => {
+                    v.rows += u.rows;
+                    v.failures += u.failures;
+                    v.sample.extend(u.sample.iter().cloned());
+                }
+                UnitState::Failed { .. } => error = true,
+                _ => v.pending += 1,
+            }
+        }
+        v.state = if units == 0 {
+            if self.schema.is_some() {
+                "No primary key"
+            } else {
+                "Pending records"
+            }
+        } else if error {
+            "Error"
+        } else if v.pending > 0 {
+            "Pending records"
+        } else if v.failures > 0 {
+            "Mismatched records"
+        } else {
+            "Validated"
+        };
+        v
     }
 
     /// Whether the full load (with its indexes and constraints) is done.
@@ -1317,8 +1453,10 @@ impl Task {
             "Load"
         } else if pending(&|k| matches!(k, UnitKind::PostData { .. })) {
             "PostData"
-        } else {
+        } else if pending(&|k| *k == UnitKind::Finalize) {
             "Finalize"
+        } else {
+            "Validate"
         }
     }
 }

@@ -124,7 +124,7 @@ async fn pg_full_load_into_mysql_keeps_every_value() -> anyhow::Result<()> {
         "pm",
         &pg.url("postgres"),
         &my.url("landing"),
-        r#"{"Ferry": {"SegmentTargetBytes": 1048576}}"#,
+        r#"{"Ferry": {"SegmentTargetBytes": 1048576}, "ValidationSettings": {"EnableValidation": true}}"#,
         &[],
     );
     f.ok(&["task", "start", "pm"]);
@@ -165,6 +165,45 @@ async fn pg_full_load_into_mysql_keeps_every_value() -> anyhow::Result<()> {
         .query("SELECT DELETE_RULE FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = 'shop' AND TABLE_NAME = 'child'")
         .await?;
     assert_eq!(fk, vec!["CASCADE".to_string()]);
+
+    // Validation compares every value through the mapping and finds the
+    // two rows MySQL could not hold missing, and nothing else.
+    let (ok, out, err) = f.ferry(&["task", "wait", "pm", "--for", "completed", "--timeout", "300"]);
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = f.ferry(&["validate", "pm", "--output", "json"]);
+    assert!(!ok, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out)?;
+    for t in report["tables"].as_array().unwrap() {
+        let failures: Vec<(String, String)> = t["failures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["key"].as_str().unwrap().into(),
+                    f["failure_type"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        if t["table"] == "shop.odd" {
+            assert_eq!(
+                failures,
+                vec![
+                    ("2".to_string(), "MISSING_TARGET".to_string()),
+                    ("3".into(), "MISSING_TARGET".into())
+                ],
+                "{report}"
+            );
+        } else {
+            assert_eq!(t["state"], "Validated", "{report}");
+        }
+    }
+    let big = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "shop.big");
+    assert_eq!(big.unwrap()["validated_records"], 200000, "{report}");
     m.query_drop("INSERT INTO kinds (i16) VALUES (7)").await?;
     let id: Option<u64> = m.query_first("SELECT LAST_INSERT_ID()").await?;
     assert_eq!(id, Some(4));

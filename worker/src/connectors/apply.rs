@@ -30,6 +30,9 @@
 //! changes that follow in log order bring it to its final state. A table
 //! without a key cannot be replayed this way; it is loaded in one segment,
 //! whose snapshot position is an exact cut (see `mysql/binlog`).
+//! Past an exact cut (every PostgreSQL source table; see
+//! [`TargetTable::replay`]) there is no replay, and an update changes the
+//! row it names instead, so a row missing on the target is not recreated.
 //! An update whose image lacks columns (unchanged TOAST) or whose table has
 //! no key becomes `UPDATE ... SET <sent columns> WHERE <one row equal to the
 //! old image>`; such changes are only ever applied past an exact cut (every
@@ -92,6 +95,12 @@ pub struct TargetTable {
     pub source_width: usize,
     /// Why this table's apply stopped (e.g. DDL on the source).
     pub stopped: Option<String>,
+    /// Changes may be replayed over rows that already hold them (a MySQL
+    /// table loaded in several snapshots): a keyed update then upserts its
+    /// new image. Without replay (PostgreSQL's exact cut) an update changes
+    /// the row it names, and a row the target lacks stays missing, as it
+    /// would in DMS.
+    pub replay: bool,
 }
 
 impl TargetTable {
@@ -146,6 +155,7 @@ impl TargetTable {
             key,
             source_width: image.len(),
             stopped: None,
+            replay: true,
         })
     }
 }
@@ -525,7 +535,7 @@ impl Applier {
                 (Ok(old), Ok(new)) => {
                     let whole = new.iter().all(Option::is_some);
                     let key_changed = self.tables[t].key.iter().any(|&i| new[i].is_some() && old[i] != new[i]);
-                    if has_key && whole {
+                    if has_key && whole && self.tables[t].replay {
                         // Idempotent: delete the old key if it changed, upsert the new image.
                         if key_changed {
                             let stmt = format!("DELETE FROM {} {}", self.tables[t].qualified, self.one_row(t, &old));
@@ -533,7 +543,7 @@ impl Applier {
                         }
                         self.upsert(t, new.into_iter().flatten().collect());
                     } else {
-                        // No key, or columns left out: write what was sent.
+                        // No key, columns left out, or no replay: write what was sent.
                         let table = &self.tables[t];
                         let sets: Vec<String> = table
                             .columns

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod mysql;
 pub mod postgres;
+pub mod validate;
 
 use ferry_common::endpoint::Engine;
 use ferry_common::plan::SegmentBounds;
@@ -154,7 +155,7 @@ pub fn on_target(t: &TableSchema, target: Engine) -> Result<TableSchema, Connect
 
 /// Segment bounds with key types in the target engine's dialect, for
 /// clearing the range on the target.
-fn bounds_on_target(b: &SegmentBounds, from: Engine, to: Engine) -> Result<SegmentBounds, ConnectorError> {
+pub(crate) fn bounds_on_target(b: &SegmentBounds, from: Engine, to: Engine) -> Result<SegmentBounds, ConnectorError> {
     let mut b = b.clone();
     if let SegmentBounds::Key { columns, .. } = &mut b {
         for c in columns {
@@ -226,8 +227,30 @@ pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, Connec
             return load_through_value_model(&work, ctx.progress).await;
         }
     }
+    if let Work::ValidateSegment {
+        task,
+        source,
+        target,
+        table,
+        segment,
+        bounds,
+        partition_size,
+    } = &work
+    {
+        return validate::validate_segment(validate::Job {
+            task,
+            source,
+            target,
+            table,
+            segment: *segment,
+            bounds,
+            partition_size: *partition_size,
+        })
+        .await;
+    }
     let engine = match &work {
-        Work::Introspect { source, .. }
+        Work::ValidateSegment { source, .. }
+        | Work::Introspect { source, .. }
         | Work::CreateSlot { source, .. }
         | Work::HoldSnapshot { source, .. }
         | Work::DropSlot { source, .. }

@@ -5,6 +5,7 @@ pub(crate) mod binlog;
 pub(crate) mod encode;
 mod introspect;
 pub(crate) mod read;
+pub(crate) mod validate;
 pub(crate) mod write;
 
 use super::ConnectorError;

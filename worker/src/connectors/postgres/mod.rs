@@ -9,6 +9,7 @@ mod introspect;
 pub(crate) mod load;
 pub(crate) mod read;
 mod schema;
+pub(crate) mod validate;
 
 use super::{ConnectorError, WorkContext};
 pub use connect::connect;
@@ -74,6 +75,10 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             start,
         } => cdc::apply::run(&source, &target, &cdc, &tables, start, &ctx.reporter).await,
         Work::DropSlot { source, cdc, keep_slot } => cdc::slot::drop(&source, &cdc, keep_slot).await,
+        // Engine-neutral; `connectors::run_work` takes it before dispatch.
+        Work::ValidateSegment { .. } => Err(ConnectorError::Definite(
+            "ValidateSegment is dispatched by the connectors module".into(),
+        )),
         Work::PostData {
             source,
             target,

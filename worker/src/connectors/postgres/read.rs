@@ -253,9 +253,7 @@ pub async fn read_segment(
                     // coordinator starts a new generation once it notices.
                     .map_err(|e| ConnectorError::Transient(classify("importing the load snapshot", e).to_string()))?;
             }
-            txn.batch_execute(TEXT_FORMS)
-            .await
-            .map_err(|e| classify(&what, e))?;
+            txn.batch_execute(TEXT_FORMS).await.map_err(|e| classify(&what, e))?;
             let stream = txn.copy_out(&sql).await.map_err(|e| classify(&what, e))?;
             futures::pin_mut!(stream);
             let mut pending: Vec<u8> = vec![];

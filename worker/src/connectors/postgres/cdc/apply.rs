@@ -198,7 +198,9 @@ impl Stream<'_> {
                 // identity index, else by their whole old image.
                 let identity: Vec<String> = r.columns.iter().filter(|c| c.key).map(|c| c.name.clone()).collect();
                 let key = (schema.primary_key.is_none() && r.replica_identity == b'i').then_some(identity.as_slice());
-                let mapped = TargetTable::with_image(schema, engine, &image, key)?;
+                let mut mapped = TargetTable::with_image(schema, engine, &image, key)?;
+                // The snapshot cut is exact: nothing is replayed.
+                mapped.replay = false;
                 self.applier.remap(t, mapped);
                 if engine != Engine::Postgres {
                     types = r
@@ -261,7 +263,12 @@ pub async fn run(
     let task = crate::current_task();
     let targets = tables
         .iter()
-        .map(|t| TargetTable::new(&t.table, target.engine))
+        .map(|t| {
+            TargetTable::new(&t.table, target.engine).map(|mut m| {
+                m.replay = false;
+                m
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let applier = Applier::open(target, targets).await?;
     let applied = applier.applied.max(start);

@@ -1,0 +1,243 @@
+//! Row-level validation: after a full load the tables validate clean; then
+//! rows are changed, deleted and added on the target only, and a
+//! ValidationOnly task reports exactly those keys with the right failure
+//! types — same-engine (checksums and drill-down) and across engines
+//! (through the type mapping).
+use ferry_tests::mariadb::{create_sample, MariaDbServer};
+use ferry_tests::*;
+use mysql_async::prelude::Queryable;
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+/// The table's failures as (key, type), from `ferry validate --output json`.
+fn failures(report: &Value, table: &str) -> BTreeSet<(String, String)> {
+    let t = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == table)
+        .unwrap_or_else(|| panic!("no table {table} in {report}"));
+    t["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["key"].as_str().unwrap().to_string(),
+                f["failure_type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn set(items: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+    items.iter().map(|(k, t)| (k.to_string(), t.to_string())).collect()
+}
+
+fn table<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == name)
+        .unwrap_or_else(|| panic!("no table {name} in {report}"))
+}
+
+/// Runs a task to completion and returns `ferry validate`'s (exit ok, JSON).
+fn run_and_validate(f: &Ferry, task: &str) -> (bool, Value) {
+    f.ok(&["task", "start", task]);
+    let (ok, out, err) = f.ferry(&["task", "wait", task, "--for", "completed", "--timeout", "300"]);
+    assert!(
+        ok,
+        "wait failed: {out}{err}\nstatus: {:?}\nworker: {}",
+        f.status(task),
+        f.workers[0].log_text()
+    );
+    let (ok, out, err) = f.ferry(&["validate", task, "--output", "json"]);
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    (ok, report)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn validation_finds_exactly_the_rows_that_differ_postgres() -> anyhow::Result<()> {
+    let src = PgServer::start()?;
+    let dst = PgServer::start()?;
+    let s = src.client("postgres").await?;
+    s.batch_execute(
+        "CREATE TABLE acct (id bigint PRIMARY KEY, name text, amount numeric(12,2), at timestamptz,
+                            tags text[], doc jsonb, data bytea, f real, d date);
+         INSERT INTO acct SELECT i, 'name ' || i, i * 1.25, '2024-01-01 00:00:00+00'::timestamptz + i * interval '1 second',
+                                ARRAY['a' || i, NULL], jsonb_build_object('i', i, 'x', ARRAY[1, 2]), decode(md5(i::text), 'hex'),
+                                i / 3.0, CASE WHEN i % 1000 = 0 THEN 'infinity'::date ELSE date '2000-01-01' + i % 5000 END
+         FROM generate_series(1, 30000) i;
+         CREATE TABLE pair (region text, n int, payload text, PRIMARY KEY (region, n));
+         INSERT INTO pair SELECT (ARRAY['north', 'south', 'east', 'west'])[1 + i % 4], i, md5(i::text)
+         FROM generate_series(1, 5000) i;
+         CREATE TABLE loose (a int, b text);
+         INSERT INTO loose VALUES (1, 'x'), (1, 'x');
+         ANALYZE;",
+    )
+    .await?;
+    let f = Ferry::start(2, 5000, &[])?;
+    // Several segments, and partitions of 500 rows under them.
+    let settings = r#"{"ValidationSettings": {"EnableValidation": true, "PartitionSize": 500},
+                       "Ferry": {"SegmentTargetBytes": 524288}}"#;
+    create_full_load(&f, "load", &src.url("postgres"), &dst.url("postgres"), settings, &[]);
+    let (ok, report) = run_and_validate(&f, "load");
+    assert!(ok, "a fresh load must validate clean: {report}");
+    let acct = table(&report, "public.acct");
+    assert_eq!(acct["state"], "Validated", "{report}");
+    assert_eq!(acct["validated_records"], 30000, "{report}");
+    assert_eq!(table(&report, "public.pair")["validated_records"], 5000, "{report}");
+    assert_eq!(table(&report, "public.loose")["state"], "No primary key", "{report}");
+    let st = f.status("load").unwrap();
+    assert!(
+        table_status(&st, "acct")["segments_total"].as_u64().unwrap() >= 3,
+        "{st}"
+    );
+
+    // Change the target only: one row changed, one deleted, one added per
+    // table; a value only the raw-text comparison can see (infinity).
+    let d = dst.client("postgres").await?;
+    d.batch_execute(
+        "UPDATE acct SET name = 'tampered' WHERE id = 12345;
+         UPDATE acct SET d = '-infinity' WHERE id = 7000;
+         DELETE FROM acct WHERE id = 20001;
+         INSERT INTO acct (id, name) VALUES (999999, 'extra');
+         UPDATE pair SET payload = 'x' WHERE region = 'south' AND n = 9;
+         DELETE FROM pair WHERE region = 'west' AND n = 11;
+         INSERT INTO pair VALUES ('up', 1, 'only here');",
+    )
+    .await?;
+    create_full_load(
+        &f,
+        "check",
+        &src.url("postgres"),
+        &dst.url("postgres"),
+        r#"{"ValidationSettings": {"ValidationOnly": true, "PartitionSize": 500}, "Ferry": {"SegmentTargetBytes": 524288}}"#,
+        &[],
+    );
+    let (ok, report) = run_and_validate(&f, "check");
+    assert!(!ok, "differences must fail `ferry validate`: {report}");
+    assert_eq!(
+        failures(&report, "public.acct"),
+        set(&[
+            ("12345", "RECORD_DIFF"),
+            ("7000", "RECORD_DIFF"),
+            ("20001", "MISSING_TARGET"),
+            ("999999", "MISSING_SOURCE")
+        ]),
+        "{report}"
+    );
+    assert_eq!(
+        failures(&report, "public.pair"),
+        set(&[
+            ("south,9", "RECORD_DIFF"),
+            ("west,11", "MISSING_TARGET"),
+            ("up,1", "MISSING_SOURCE")
+        ]),
+        "{report}"
+    );
+    assert_eq!(table(&report, "public.acct")["state"], "Mismatched records");
+    assert_eq!(table(&report, "public.acct")["mismatched_records"], 4);
+    // The differing columns are named.
+    let details: Vec<String> = table(&report, "public.acct")["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["key"] == "12345")
+        .map(|f| f["details"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(details, vec!["columns differ: name".to_string()], "{report}");
+    // The target's failures table holds the same rows, once each, even
+    // though "load" and "check" both validated (per task).
+    let rows = d
+        .query(
+            "SELECT table_name, key, failure_type FROM ferry.validation_failures WHERE task = 'check' ORDER BY 1, 2",
+            &[],
+        )
+        .await?;
+    let got: Vec<(String, String, String)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    assert_eq!(got.len(), 7, "{got:?}");
+    assert!(
+        got.contains(&("acct".into(), "20001".into(), "MISSING_TARGET".into())),
+        "{got:?}"
+    );
+    let clean: i64 = d
+        .query_one(
+            "SELECT count(*) FROM ferry.validation_failures WHERE task = 'load'",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert_eq!(clean, 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn validation_compares_through_the_type_mapping_mysql_to_postgres() -> anyhow::Result<()> {
+    let my = MariaDbServer::start()?;
+    let pg = PgServer::start()?;
+    let mut m = my.client("mysql").await?;
+    m.query_drop("CREATE DATABASE shop CHARACTER SET utf8mb4").await?;
+    let mut m = my.client("shop").await?;
+    create_sample(&mut m).await?;
+    let f = Ferry::start(2, 5000, &[])?;
+    let settings = r#"{"ValidationSettings": {"EnableValidation": true, "PartitionSize": 2000},
+                       "Ferry": {"SegmentTargetBytes": 262144}}"#;
+    create_full_load(&f, "my", &my.url("shop"), &pg.url("postgres"), settings, &[]);
+    let (ok, report) = run_and_validate(&f, "my");
+    // Every value of every type family compares equal through the mapping;
+    // the two rows the target could not hold (a NUL in text, year 0) are
+    // what is missing, and nothing else.
+    assert!(!ok, "{report}");
+    for t in report["tables"].as_array().unwrap() {
+        let name = t["table"].as_str().unwrap();
+        match name {
+            "shop.odd" => assert_eq!(
+                failures(&report, name),
+                set(&[("2", "MISSING_TARGET"), ("3", "MISSING_TARGET")]),
+                "{report}"
+            ),
+            "shop.loose" => assert_eq!(t["state"], "No primary key", "{report}"),
+            _ => assert_eq!(t["state"], "Validated", "{name}: {report}"),
+        }
+    }
+    assert_eq!(table(&report, "shop.big")["validated_records"], 60000, "{report}");
+
+    // One value changed on the target is found, by its key.
+    let p = pg.client("postgres").await?;
+    let id = 9_223_372_036_854_000_000u64 + 777 * 17;
+    p.batch_execute(&format!("UPDATE shop.big SET label = 'tampered' WHERE id = {id}"))
+        .await?;
+    create_full_load(
+        &f,
+        "check",
+        &my.url("shop"),
+        &pg.url("postgres"),
+        r#"{"ValidationSettings": {"ValidationOnly": true, "PartitionSize": 2000}}"#,
+        &["--table-mappings", &mapping_file("big")],
+    );
+    let (ok, report) = run_and_validate(&f, "check");
+    assert!(!ok, "{report}");
+    assert_eq!(
+        failures(&report, "shop.big"),
+        set(&[(&id.to_string(), "RECORD_DIFF")]),
+        "{report}"
+    );
+    Ok(())
+}
+
+/// A table-mappings file selecting one table of schema `shop`.
+fn mapping_file(table: &str) -> String {
+    let path = std::env::temp_dir().join(format!("ferry-validation-mapping-{}-{table}.json", std::process::id()));
+    std::fs::write(
+        &path,
+        format!(
+            r#"{{"rules": [{{"rule-type": "selection", "rule-id": "1", "rule-name": "1",
+                "object-locator": {{"schema-name": "shop", "table-name": "{table}"}}, "rule-action": "include"}}]}}"#
+        ),
+    )
+    .expect("mapping file");
+    path.to_string_lossy().into_owned()
+}

@@ -1,0 +1,188 @@
+//! PostgreSQL's side of validation (see `connectors/validate`): range
+//! checksums computed by the server, split points in key order, rows as
+//! text, and the `ferry.validation_failures` control table.
+
+use super::read::TEXT_FORMS;
+use super::{classify, connect};
+use crate::connectors::validate::Checksum;
+use crate::connectors::ConnectorError;
+use ferry_common::endpoint::Endpoint;
+use ferry_common::plan::SegmentBounds;
+use ferry_common::schema::{quote_ident, TableSchema};
+use ferry_common::work::ValidationFailure;
+use futures::StreamExt;
+
+const FAILURES_DDL: &str = "CREATE SCHEMA IF NOT EXISTS ferry;
+CREATE TABLE IF NOT EXISTS ferry.validation_failures (
+    task text NOT NULL, table_owner text NOT NULL, table_name text NOT NULL, segment int NOT NULL,
+    key text NOT NULL, failure_type text NOT NULL, details text NOT NULL,
+    failure_time timestamptz NOT NULL DEFAULT now());
+CREATE INDEX IF NOT EXISTS validation_failures_task ON ferry.validation_failures (task, table_owner, table_name, segment);";
+
+/// Advisory lock key serializing the control table's creation.
+const DDL_LOCK: i64 = 0x6665_7272_7976;
+
+/// A read-only transaction whose text forms are fixed, so both sides of a
+/// same-engine pair print a value identically.
+async fn reading<'a>(
+    client: &'a mut tokio_postgres::Client,
+    what: &str,
+) -> Result<tokio_postgres::Transaction<'a>, ConnectorError> {
+    let txn = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(|e| classify(what, e))?;
+    txn.batch_execute(TEXT_FORMS).await.map_err(|e| classify(what, e))?;
+    Ok(txn)
+}
+
+fn key_list(bounds: &SegmentBounds) -> Vec<String> {
+    match bounds {
+        SegmentBounds::Key { columns, .. } => columns.iter().map(|c| quote_ident(&c.name)).collect(),
+        _ => vec![],
+    }
+}
+
+/// `(count, sum of the first 64 bits of md5(row text))` over the range.
+pub async fn checksum(
+    ep: &Endpoint,
+    t: &TableSchema,
+    columns: &[String],
+    bounds: &SegmentBounds,
+) -> Result<Checksum, ConnectorError> {
+    let what = format!("checksumming table {} on {ep}", t.display_name());
+    let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+    let sql = format!(
+        "SELECT count(*), coalesce(sum(('x' || left(md5(ROW({})::text), 16))::bit(64)::bigint::numeric), 0)::text \
+         FROM {} WHERE {}",
+        cols.join(", "),
+        t.qualified(),
+        super::load::predicate(bounds)
+    );
+    let mut client = connect(ep).await?;
+    let txn = reading(&mut client, &what).await?;
+    let row = txn.query_one(&sql, &[]).await.map_err(|e| classify(&what, e))?;
+    Ok(Checksum {
+        rows: row.get::<_, i64>(0) as u64,
+        sum: row.get(1),
+    })
+}
+
+/// Keys (as text) that cut the range into parts of `every` rows, in key order.
+pub async fn split_points(
+    ep: &Endpoint,
+    t: &TableSchema,
+    bounds: &SegmentBounds,
+    every: u64,
+) -> Result<Vec<Vec<String>>, ConnectorError> {
+    let what = format!("sampling keys of table {} on {ep}", t.display_name());
+    let keys = key_list(bounds);
+    let as_text: Vec<String> = keys.iter().map(|k| format!("{k}::text")).collect();
+    let sql = format!(
+        "SELECT {} FROM (SELECT {}, row_number() OVER (ORDER BY {}) AS ferry_rn FROM {} WHERE {}) s \
+         WHERE ferry_rn % {every} = 1 AND ferry_rn > 1 ORDER BY ferry_rn",
+        as_text.join(", "),
+        keys.join(", "),
+        keys.join(", "),
+        t.qualified(),
+        super::load::predicate(bounds)
+    );
+    let mut client = connect(ep).await?;
+    let txn = reading(&mut client, &what).await?;
+    let rows = txn.query(&sql, &[]).await.map_err(|e| classify(&what, e))?;
+    Ok(rows
+        .iter()
+        .map(|r| (0..keys.len()).map(|i| r.get::<_, String>(i)).collect())
+        .collect())
+}
+
+/// Streams the range's rows as text fields (`None` is NULL).
+pub async fn read_text(
+    ep: &Endpoint,
+    t: &TableSchema,
+    columns: &[String],
+    bounds: &SegmentBounds,
+    row: &mut (dyn FnMut(Vec<Option<Vec<u8>>>) + Send),
+) -> Result<(), ConnectorError> {
+    let what = format!("reading table {} on {ep} for validation", t.display_name());
+    let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+    let sql = format!(
+        "COPY (SELECT {} FROM {} WHERE {}) TO STDOUT",
+        cols.join(", "),
+        t.qualified(),
+        super::load::predicate(bounds)
+    );
+    let mut client = connect(ep).await?;
+    let txn = reading(&mut client, &what).await?;
+    let stream = txn.copy_out(&sql).await.map_err(|e| classify(&what, e))?;
+    futures::pin_mut!(stream);
+    let mut pending: Vec<u8> = vec![];
+    while let Some(chunk) = stream.next().await {
+        pending.extend_from_slice(&chunk.map_err(|e| classify(&what, e))?);
+        let mut start = 0;
+        while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
+            row(super::read::split_fields(&pending[start..start + end]));
+            start += end + 1;
+        }
+        pending.drain(..start);
+    }
+    Ok(())
+}
+
+/// Replaces the segment's recorded failures with `failures`, atomically.
+pub async fn record_failures(
+    ep: &Endpoint,
+    task: &str,
+    table: &TableSchema,
+    segment: u32,
+    failures: &[ValidationFailure],
+) -> Result<(), ConnectorError> {
+    let what = format!(
+        "recording validation failures of table {} on {ep}",
+        table.display_name()
+    );
+    let mut client = connect(ep).await?;
+    // Parallel segments create the table at once; concurrent CREATE ... IF
+    // NOT EXISTS can still collide in the catalog, so they take turns.
+    client
+        .batch_execute(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({DDL_LOCK}); {FAILURES_DDL} COMMIT;"
+        ))
+        .await
+        .map_err(|e| classify(&what, e))?;
+    let txn = client.transaction().await.map_err(|e| classify(&what, e))?;
+    let seg = segment as i32;
+    txn.execute(
+        "DELETE FROM ferry.validation_failures WHERE task = $1 AND table_owner = $2 AND table_name = $3 AND segment = $4",
+        &[&task, &table.schema, &table.name, &seg],
+    )
+    .await
+    .map_err(|e| classify(&what, e))?;
+    let insert = txn
+        .prepare(
+            "INSERT INTO ferry.validation_failures (task, table_owner, table_name, segment, key, failure_type, details) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .await
+        .map_err(|e| classify(&what, e))?;
+    for f in failures {
+        txn.execute(
+            &insert,
+            &[
+                &task,
+                &table.schema,
+                &table.name,
+                &seg,
+                &f.key,
+                &f.failure_type.as_str(),
+                &f.details,
+            ],
+        )
+        .await
+        .map_err(|e| classify(&what, e))?;
+    }
+    txn.commit().await.map_err(|e| classify(&what, e))
+}

@@ -1,0 +1,541 @@
+//! Row-level validation of one segment: does the target hold exactly the
+//! source's rows in this key range, value for value through the type
+//! mapping?
+//!
+//! ## How, and why it is exact
+//!
+//! *Checksums, then bisection.* For a same-engine pair each database computes
+//! `(count, sum of a 64-bit hash of each row's canonical text)` over the
+//! range itself, so only two numbers cross the network. Equal pairs mean
+//! the range matches (up to a 64-bit hash collision in the sum). A range
+//! that differs is cut, at keys sampled from the source in key order, into
+//! [`FANOUT`] parts of about equal row count, and only the parts whose
+//! checksums differ are cut again — the data-diff technique — until a part
+//! holds at most `partition_size` source rows. Such a part is compared row
+//! by row.
+//!
+//! *Between engines* no text form is shared, so there are no checksums: the
+//! segment is cut into parts of `partition_size` source rows and each is
+//! compared row by row. A part is a key range, so the cut needs no shared
+//! order either: each side reads the rows its own predicate selects.
+//!
+//! *Row comparison.* Both sides' rows are read as text, decoded into the
+//! common value model by the same rules the data path uses (the source's
+//! and the target's column types), and rendered canonically (numbers
+//! without insignificant zeros, JSON re-serialized with sorted keys, floats
+//! through their exact binary value), so a value that came across exactly
+//! compares equal whatever engine holds it. A value neither decoder can read
+//! (PostgreSQL `infinity`) compares by its raw text. The part's source rows
+//! are kept as a key → per-column hash map (bounded by `partition_size`);
+//! each target row either matches a key (equal, or RECORD_DIFF naming the
+//! columns that differ) or has none (MISSING_SOURCE); source keys left over
+//! are MISSING_TARGET.
+//!
+//! Failures are written to the target's `ferry.validation_failures`
+//! replacing the segment's earlier ones in one transaction, so a retried or
+//! re-run validation never double-counts.
+
+use crate::connectors::{bounds_on_target, mysql, on_target, postgres, ConnectorError};
+use ferry_common::endpoint::{Endpoint, Engine};
+use ferry_common::plan::{KeyColumn, SegmentBounds};
+use ferry_common::schema::TableSchema;
+use ferry_common::typemap::{mysql_kind, postgres_kind, Kind};
+use ferry_common::value::{format_duration, Value, ValueError};
+use ferry_common::work::{FailureType, ValidationFailure, WorkResult};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+/// Parts a differing range is cut into at each level of the drill-down.
+const FANOUT: u64 = 16;
+/// Failures a segment records in the target's table (all are counted).
+const MAX_RECORDED: usize = 10_000;
+/// Failures a segment reports to the coordinator for `ferry validate`.
+const MAX_REPORTED: usize = 10;
+
+/// What a database says about a key range: its row count and the sum of
+/// its rows' hashes (as decimal text; only compared within one engine).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checksum {
+    pub rows: u64,
+    pub sum: String,
+}
+
+/// One side of the comparison: an endpoint and the table as that side's
+/// engine declares it, with the range predicate's key types in its dialect.
+struct Side<'a> {
+    ep: &'a Endpoint,
+    table: TableSchema,
+}
+
+impl Side<'_> {
+    async fn checksum(&self, columns: &[String], bounds: &SegmentBounds) -> Result<Checksum, ConnectorError> {
+        match self.ep.engine {
+            Engine::Postgres => postgres::validate::checksum(self.ep, &self.table, columns, bounds).await,
+            Engine::Mysql => mysql::validate::checksum(self.ep, &self.table, columns, bounds).await,
+        }
+    }
+
+    /// Reads the range's rows as text, each field decoded into the value
+    /// model where it can be, and calls `row` with (raw fields, values).
+    async fn rows(
+        &self,
+        columns: &[String],
+        bounds: &SegmentBounds,
+        row: &mut (dyn FnMut(Vec<Option<Vec<u8>>>) + Send),
+    ) -> Result<(), ConnectorError> {
+        match self.ep.engine {
+            Engine::Postgres => postgres::validate::read_text(self.ep, &self.table, columns, bounds, row).await,
+            Engine::Mysql => mysql::validate::read_text(self.ep, &self.table, columns, bounds, row).await,
+        }
+    }
+
+    fn decode(&self, how: &Decoder, raw: &[u8]) -> Result<Value<'static>, ValueError> {
+        match (self.ep.engine, how) {
+            (Engine::Postgres, Decoder::Type(t)) => postgres::read::decode_text(t, raw),
+            (Engine::Postgres, Decoder::Kind(k)) => postgres::read::decode(*k, Some(raw.to_vec())),
+            (Engine::Mysql, Decoder::Type(t)) => mysql::validate::decode(mysql_kind(t), raw),
+            (Engine::Mysql, Decoder::Kind(k)) => mysql::validate::decode(*k, raw),
+        }
+    }
+}
+
+/// How a side decodes a column's text into the value model.
+enum Decoder {
+    /// By the column's own type (a source column, or a target column of
+    /// the same engine, whose type is the source's).
+    Type(String),
+    /// As the value-model kind of the source column it was loaded from: the
+    /// target engine's text of the mapped type, read back into the kind the
+    /// source value had (MySQL TIME → PostgreSQL interval → a duration).
+    Kind(Kind),
+}
+
+impl Decoder {
+    fn for_columns(source: &TableSchema, target: &TableSchema, columns: &[String]) -> (Vec<Decoder>, Vec<Decoder>) {
+        let ty = |t: &TableSchema, c: &str| t.column(c).map(|c| c.type_sql.clone()).unwrap_or_default();
+        let same = source.engine == target.engine;
+        columns
+            .iter()
+            .map(|c| {
+                let s = ty(source, c);
+                let t = if same {
+                    Decoder::Type(ty(target, c))
+                } else {
+                    Decoder::Kind(match source.engine {
+                        Engine::Mysql => mysql_kind(&s),
+                        Engine::Postgres => postgres_kind(&s),
+                    })
+                };
+                (Decoder::Type(s), t)
+            })
+            .unzip()
+    }
+}
+
+/// The work of one ValidateSegment assignment.
+pub struct Job<'a> {
+    pub task: &'a str,
+    pub source: &'a Endpoint,
+    pub target: &'a Endpoint,
+    pub table: &'a TableSchema,
+    pub segment: u32,
+    pub bounds: &'a SegmentBounds,
+    pub partition_size: u64,
+}
+
+/// What is next for a range in the drill-down.
+#[derive(Clone, Copy)]
+enum Step {
+    /// Compare both sides' checksums (same-engine pairs).
+    Check,
+    /// Cut into parts of about this many source rows.
+    Split(u64),
+    /// Compare row by row.
+    Compare,
+}
+
+#[derive(Default)]
+struct Outcome {
+    rows: u64,
+    failures: Vec<ValidationFailure>,
+    failure_count: u64,
+}
+
+impl Outcome {
+    fn fail(&mut self, failure: ValidationFailure) {
+        self.failure_count += 1;
+        if self.failures.len() < MAX_RECORDED {
+            self.failures.push(failure);
+        }
+    }
+}
+
+pub async fn validate_segment(job: Job<'_>) -> Result<WorkResult, ConnectorError> {
+    let name = job.table.display_name();
+    let Some(pk) = &job.table.primary_key else {
+        return Err(ConnectorError::Definite(format!(
+            "table {name}: validation needs a primary key"
+        )));
+    };
+    let converted = on_target(job.table, job.target.engine)?;
+    let columns: Vec<String> = converted.copy_columns().map(|c| c.name.clone()).collect();
+    let source = Side {
+        ep: job.source,
+        table: job.table.clone(),
+    };
+    let target = Side {
+        ep: job.target,
+        table: converted,
+    };
+    let same_engine = job.source.engine == job.target.engine;
+    let key_cols = key_columns(job.table, &pk.columns);
+    let key_idx: Vec<usize> = pk
+        .columns
+        .iter()
+        .map(|k| columns.iter().position(|c| c == k))
+        .collect::<Option<_>>()
+        .ok_or_else(|| ConnectorError::Definite(format!("table {name}: a key column is not copied")))?;
+    let whole = match job.bounds {
+        SegmentBounds::All => SegmentBounds::Key {
+            columns: key_cols.clone(),
+            lower: None,
+            upper: None,
+        },
+        b @ SegmentBounds::Key { .. } => b.clone(),
+        SegmentBounds::Ctid { .. } => {
+            return Err(ConnectorError::Definite(format!(
+                "table {name}: validation ranges are key ranges"
+            )))
+        }
+    };
+    let on_target_bounds = |b: &SegmentBounds| bounds_on_target(b, job.source.engine, job.target.engine);
+
+    let mut out = Outcome::default();
+    // Ranges still to look at, depth first, in key order.
+    let mut pending = vec![(
+        whole,
+        if same_engine {
+            Step::Check
+        } else {
+            Step::Split(job.partition_size)
+        },
+    )];
+    while let Some((range, step)) = pending.pop() {
+        let t_range = on_target_bounds(&range)?;
+        match step {
+            Step::Check => {
+                let (s, t) = tokio::try_join!(source.checksum(&columns, &range), target.checksum(&columns, &t_range))?;
+                if s == t {
+                    out.rows += s.rows;
+                } else if s.rows <= job.partition_size {
+                    pending.push((range, Step::Compare));
+                } else {
+                    pending.push((range, Step::Split(s.rows.div_ceil(FANOUT))));
+                }
+            }
+            Step::Split(every) => {
+                let points = source_split_points(&source, &range, every).await?;
+                if points.is_empty() {
+                    pending.push((range, Step::Compare));
+                    continue;
+                }
+                let next = if same_engine { Step::Check } else { Step::Compare };
+                pending.extend(split(&range, points).into_iter().rev().map(|part| (part, next)));
+            }
+            Step::Compare => compare_rows(&source, &target, &columns, &key_idx, &range, &t_range, &mut out).await?,
+        }
+    }
+    tracing::info!(table = %name, segment = job.segment, rows = out.rows, failures = out.failure_count, "segment validated");
+    record(job.target, job.task, job.table, job.segment, &out.failures).await?;
+    Ok(WorkResult::Validated {
+        rows: out.rows,
+        failures: out.failure_count,
+        sample: out.failures.into_iter().take(MAX_REPORTED).collect(),
+    })
+}
+
+async fn source_split_points(
+    source: &Side<'_>,
+    range: &SegmentBounds,
+    every: u64,
+) -> Result<Vec<Vec<String>>, ConnectorError> {
+    match source.ep.engine {
+        Engine::Postgres => postgres::validate::split_points(source.ep, &source.table, range, every).await,
+        Engine::Mysql => mysql::validate::split_points(source.ep, &source.table, range, every).await,
+    }
+}
+
+async fn record(
+    target: &Endpoint,
+    task: &str,
+    table: &TableSchema,
+    segment: u32,
+    failures: &[ValidationFailure],
+) -> Result<(), ConnectorError> {
+    match target.engine {
+        Engine::Postgres => postgres::validate::record_failures(target, task, table, segment, failures).await,
+        Engine::Mysql => mysql::validate::record_failures(target, task, table, segment, failures).await,
+    }
+}
+
+/// The table's primary key as range columns.
+fn key_columns(t: &TableSchema, key: &[String]) -> Vec<KeyColumn> {
+    key.iter()
+        .map(|k| KeyColumn {
+            name: k.clone(),
+            type_sql: t.column(k).map(|c| c.type_sql.clone()).unwrap_or_default(),
+            nullable: false,
+        })
+        .collect()
+}
+
+/// Cuts a key range at ascending split points into consecutive ranges.
+fn split(range: &SegmentBounds, points: Vec<Vec<String>>) -> Vec<SegmentBounds> {
+    let SegmentBounds::Key { columns, lower, upper } = range else {
+        return vec![range.clone()];
+    };
+    let mut bounds: Vec<Option<Vec<String>>> = vec![lower.clone()];
+    bounds.extend(points.into_iter().map(Some));
+    bounds.push(upper.clone());
+    bounds
+        .windows(2)
+        .map(|w| SegmentBounds::Key {
+            columns: columns.clone(),
+            lower: w[0].clone(),
+            upper: w[1].clone(),
+        })
+        .collect()
+}
+
+/// A source row as the comparison keeps it.
+struct Kept {
+    key: String,
+    columns: Vec<u64>,
+}
+
+async fn compare_rows(
+    source: &Side<'_>,
+    target: &Side<'_>,
+    columns: &[String],
+    key_idx: &[usize],
+    s_range: &SegmentBounds,
+    t_range: &SegmentBounds,
+    out: &mut Outcome,
+) -> Result<(), ConnectorError> {
+    let (s_types, t_types) = Decoder::for_columns(&source.table, &target.table, columns);
+    // CHAR(n) compares without its trailing blanks: PostgreSQL prints them,
+    // MySQL strips them, and both compare as if they were not there.
+    let padded: Vec<bool> = columns
+        .iter()
+        .map(|c| source.table.column(c).is_some_and(|c| blank_padded(&c.type_sql)))
+        .collect();
+    let canon = |side: &Side<'_>, types: &[Decoder], raw: Vec<Option<Vec<u8>>>| -> (String, String, Vec<u64>) {
+        let texts: Vec<String> = raw
+            .iter()
+            .zip(types)
+            .zip(&padded)
+            .map(|((v, ty), pad)| {
+                let text = canonical_field(side, ty, v.as_deref());
+                if *pad {
+                    text.trim_end_matches(' ').to_string()
+                } else {
+                    text
+                }
+            })
+            .collect();
+        let key = key_idx
+            .iter()
+            .map(|i| texts[*i].as_str())
+            .collect::<Vec<_>>()
+            .join("\u{1f}");
+        let display = key_idx
+            .iter()
+            .map(|i| {
+                raw[*i]
+                    .as_deref()
+                    .map_or("NULL".into(), |b| String::from_utf8_lossy(b).into_owned())
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        (key, display, texts.iter().map(|t| hash(t)).collect())
+    };
+    let mut kept: HashMap<String, Kept> = HashMap::new();
+    let mut source_rows = 0u64;
+    source
+        .rows(columns, s_range, &mut |raw| {
+            let (key, display, hashes) = canon(source, &s_types, raw);
+            source_rows += 1;
+            kept.insert(
+                key,
+                Kept {
+                    key: display,
+                    columns: hashes,
+                },
+            );
+        })
+        .await?;
+    target
+        .rows(columns, t_range, &mut |raw| {
+            let (key, display, hashes) = canon(target, &t_types, raw);
+            match kept.remove(&key) {
+                Some(s) => {
+                    let differ: Vec<&str> = columns
+                        .iter()
+                        .zip(s.columns.iter().zip(&hashes))
+                        .filter(|(_, (a, b))| a != b)
+                        .map(|(c, _)| c.as_str())
+                        .collect();
+                    if !differ.is_empty() {
+                        out.fail(ValidationFailure {
+                            key: s.key,
+                            failure_type: FailureType::RecordDiff,
+                            details: format!("columns differ: {}", differ.join(", ")),
+                        });
+                    }
+                }
+                None => out.fail(ValidationFailure {
+                    key: display,
+                    failure_type: FailureType::MissingSource,
+                    details: "row on the target only".into(),
+                }),
+            }
+        })
+        .await?;
+    let mut missing: Vec<Kept> = kept.into_values().collect();
+    missing.sort_by(|a, b| a.key.cmp(&b.key));
+    for k in missing {
+        out.fail(ValidationFailure {
+            key: k.key,
+            failure_type: FailureType::MissingTarget,
+            details: "row on the source only".into(),
+        });
+    }
+    out.rows += source_rows;
+    Ok(())
+}
+
+/// A blank-padded character type (`character(n)`, `char(n)`, `bpchar`).
+fn blank_padded(type_sql: &str) -> bool {
+    let t = type_sql.to_ascii_lowercase();
+    t == "character" || t == "char" || t == "bpchar" || t.starts_with("character(") || t.starts_with("char(")
+}
+
+fn hash(s: &str) -> u64 {
+    // SipHash with fixed keys: the same in both reads of one process.
+    let mut h = std::hash::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}
+
+/// A field's canonical text: its value-model value rendered canonically, or
+/// its raw text when the engine's decoder cannot read it.
+fn canonical_field(side: &Side<'_>, how: &Decoder, raw: Option<&[u8]>) -> String {
+    let Some(raw) = raw else { return "\u{0}NULL".into() };
+    match side.decode(how, raw) {
+        Ok(v) => canonical(&v),
+        Err(_) => format!("\u{0}raw:{}", String::from_utf8_lossy(raw)),
+    }
+}
+
+/// One text per value whatever engine it was read from: the forms the type
+/// mapping treats as the same value render the same.
+pub fn canonical(v: &Value<'_>) -> String {
+    match v {
+        Value::Null => "\u{0}NULL".into(),
+        Value::Bool(b) => (if *b { "1" } else { "0" }).into(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Decimal(d) => decimal(d),
+        // A FLOAT's exact binary value, as MySQL's CAST(f AS DOUBLE) gives it.
+        Value::Float(f) => format!("{:?}", *f as f64),
+        Value::Double(d) => format!("{d:?}"),
+        Value::Text(s) => format!("t:{s}"),
+        Value::Bytes(b) => format!("x:{}", hex(b)),
+        Value::Bit { len, bytes } => format!("b{len}:{}", hex(bytes)),
+        Value::Date(d) => d.to_string(),
+        Value::DateTime(d, t) | Value::Timestamp(d, t) => format!("{d} {t}"),
+        Value::Duration(us) => format_duration(*us),
+        Value::Json(j) => match serde_json::from_str::<serde_json::Value>(j) {
+            Ok(parsed) => format!("j:{parsed}"),
+            Err(_) => format!("j:{j}"),
+        },
+    }
+}
+
+/// `-001.500` → `-1.5`, `0.0` → `0`: numerically equal decimals render alike.
+fn decimal(d: &str) -> String {
+    let (neg, body) = match d.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, d.strip_prefix('+').unwrap_or(d)),
+    };
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    let int = int.trim_start_matches('0');
+    let frac = frac.trim_end_matches('0');
+    let int = if int.is_empty() { "0" } else { int };
+    let mut s = String::new();
+    if neg && (int != "0" || !frac.is_empty()) {
+        s.push('-');
+    }
+    s.push_str(int);
+    if !frac.is_empty() {
+        s.push('.');
+        s.push_str(frac);
+    }
+    s
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    #[test]
+    fn canonical_forms_agree_across_engines() {
+        assert_eq!(decimal("-001.500"), "-1.5");
+        assert_eq!(decimal("0.000"), "0");
+        assert_eq!(decimal("-0"), "0");
+        assert_eq!(
+            canonical(&Value::UInt(18446744073709551615)),
+            canonical(&Value::Decimal(Cow::Borrowed("18446744073709551615")))
+        );
+        assert_eq!(
+            canonical(&Value::Int(5)),
+            canonical(&Value::Decimal(Cow::Borrowed("5.00")))
+        );
+        assert_eq!(
+            canonical(&Value::Float(1.1)),
+            canonical(&Value::Double(1.100000023841858))
+        );
+        assert_eq!(
+            canonical(&Value::Json(Cow::Borrowed(r#"{"b": 1, "a": [1, 2]}"#))),
+            canonical(&Value::Json(Cow::Borrowed(r#"{"a":[1,2],"b":1}"#)))
+        );
+        assert_ne!(canonical(&Value::Text(Cow::Borrowed("1"))), canonical(&Value::Int(1)));
+        assert_ne!(canonical(&Value::Null), canonical(&Value::Text(Cow::Borrowed(""))));
+        assert!(blank_padded("character(5)") && blank_padded("char(3)") && !blank_padded("character varying(5)"));
+    }
+
+    #[test]
+    fn splits_ranges_at_points() {
+        let col = KeyColumn {
+            name: "id".into(),
+            type_sql: "bigint".into(),
+            nullable: false,
+        };
+        let r = SegmentBounds::Key {
+            columns: vec![col],
+            lower: Some(vec!["1".into()]),
+            upper: None,
+        };
+        let parts = split(&r, vec![vec!["10".into()], vec!["20".into()]]);
+        assert_eq!(parts.len(), 3);
+        assert!(
+            matches!(&parts[0], SegmentBounds::Key { lower: Some(l), upper: Some(u), .. } if l[0] == "1" && u[0] == "10")
+        );
+        assert!(matches!(&parts[2], SegmentBounds::Key { lower: Some(l), upper: None, .. } if l[0] == "20"));
+    }
+}

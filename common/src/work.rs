@@ -110,6 +110,15 @@ pub enum Work {
         /// (DMS ValidationSettings.PartitionSize).
         partition_size: u64,
     },
+    /// Cutover: make the source refuse writes (`freeze`) or accept them again.
+    FreezeSource { source: Endpoint, freeze: bool },
+    /// Cutover: move the target's sequences / identities / AUTO_INCREMENT
+    /// past the source's current values and the target's largest key.
+    SyncSequences {
+        source: Endpoint,
+        target: Endpoint,
+        tables: Vec<TableSchema>,
+    },
     /// Foreign keys, once every table is complete.
     Finalize {
         target: Endpoint,
@@ -140,6 +149,8 @@ impl Work {
             Work::Cdc { .. } => "Cdc",
             Work::DropSlot { .. } => "DropSlot",
             Work::ValidateSegment { .. } => "ValidateSegment",
+            Work::FreezeSource { .. } => "FreezeSource",
+            Work::SyncSequences { .. } => "SyncSequences",
         }
     }
 }

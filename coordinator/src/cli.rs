@@ -4,7 +4,8 @@
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use ferry_common::proto::{
-    admin_client::AdminClient, CreateTaskRequest, ListTasksRequest, TaskName, TaskStatusReply, ValidationStatus,
+    admin_client::AdminClient, CreateTaskRequest, ListTasksRequest, StepRequest, TaskName, TaskStatusReply,
+    ValidationStatus,
 };
 use serde_json::json;
 use std::io::IsTerminal;
@@ -511,5 +512,160 @@ pub async fn validate(url: &str, name: &str, output: &str) -> anyhow::Result<()>
             "task {name}: validation of {pending} tables is still running (`ferry task wait {name} --for completed`)"
         );
     }
+    Ok(())
+}
+
+/// Has a worker carry out a cutover step and waits for it.
+async fn run_step(c: &mut AdminClient<Channel>, name: &str, step: &str, deadline: Instant) -> anyhow::Result<()> {
+    let unit = c
+        .run_step(StepRequest {
+            name: name.into(),
+            step: step.into(),
+            unit: 0,
+        })
+        .await
+        .map_err(status_err)?
+        .into_inner()
+        .unit;
+    loop {
+        let r = c
+            .step_status(StepRequest {
+                name: name.into(),
+                step: step.into(),
+                unit,
+            })
+            .await
+            .map_err(status_err)?
+            .into_inner();
+        match r.state.as_str() {
+            "done" => return Ok(()),
+            "failed" => bail!("{step}: {}", r.error),
+            _ => {}
+        }
+        if Instant::now() > deadline {
+            bail!("{step}: timed out");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the target has applied everything the source committed
+/// before the call (a mark through the source's log); returns the applied
+/// position.
+async fn drain(c: &mut AdminClient<Channel>, name: &str, deadline: Instant) -> anyhow::Result<String> {
+    let mark = c
+        .request_mark(task_name(name))
+        .await
+        .map_err(status_err)?
+        .into_inner()
+        .mark;
+    loop {
+        let st = c.task_status(task_name(name)).await.map_err(status_err)?.into_inner();
+        let t = st.task.clone().unwrap_or_default();
+        if t.state == "failed" {
+            bail!("task {name} failed: {}", t.error);
+        }
+        if let Ok(cdc) = serde_json::from_str::<serde_json::Value>(&st.cdc_json) {
+            if cdc["marks_reached"].as_u64().unwrap_or(0) >= mark {
+                let at = match cdc["applied_lsn"].as_str() {
+                    Some(lsn) => lsn.to_string(),
+                    None => cdc["applied_binlog"].to_string(),
+                };
+                return Ok(at);
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("timed out waiting for the target to apply the source's last changes");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `ferry cutover NAME`: the rehearsable switch from source to target,
+/// each step printed with its duration. See docs/cutover.md.
+pub async fn cutover(
+    url: &str,
+    name: &str,
+    freeze_source: bool,
+    hook: Option<&str>,
+    dry_run: bool,
+    timeout_s: u64,
+) -> anyhow::Result<()> {
+    let mut c = connect(url).await?;
+    let st = c.task_status(task_name(name)).await.map_err(status_err)?.into_inner();
+    let t = st.task.clone().unwrap_or_default();
+    if t.migration_type == "full-load" {
+        bail!("task {name} has no change data capture: there is nothing to cut over from");
+    }
+    if t.state != "running" {
+        bail!("task {name} is {}, not running", t.state);
+    }
+    let deadline = Instant::now() + Duration::from_secs(timeout_s);
+    let start = Instant::now();
+    let timed = |label: &str, since: Instant, note: &str| {
+        println!("{label:<44} {:>8.3} s{note}", since.elapsed().as_secs_f64());
+    };
+    if dry_run {
+        println!("cutover of {name} (dry run: the source is not frozen, no hook runs)");
+    }
+    let freezing = freeze_source && !dry_run;
+    let s = Instant::now();
+    if freezing {
+        run_step(&mut c, name, "freeze-source", deadline).await?;
+        timed("1. freeze writes on the source", s, "");
+    } else if freeze_source {
+        println!("1. freeze writes on the source                  (dry run: skipped)");
+    } else {
+        println!("1. freeze writes on the source                  (not asked: the operator stops writes)");
+    }
+    let s = Instant::now();
+    let applied = match drain(&mut c, name, deadline).await {
+        Ok(a) => a,
+        Err(e) => {
+            if freezing {
+                eprintln!(
+                    "cutover stopped; the source stays frozen (`ferry cutover {name} --unfreeze-source` to undo)"
+                );
+            }
+            return Err(e);
+        }
+    };
+    timed(
+        "2. target applied the source's last change",
+        s,
+        &format!("  (at {applied})"),
+    );
+    let s = Instant::now();
+    run_step(&mut c, name, "sync-sequences", deadline).await?;
+    timed("3. sequences set past the source's values", s, "");
+    if let Some(cmd) = hook.filter(|_| !dry_run) {
+        let s = Instant::now();
+        let status = tokio::process::Command::new("sh")
+            .args(["-c", cmd])
+            .status()
+            .await
+            .with_context(|| format!("running the hook '{cmd}'"))?;
+        if !status.success() {
+            bail!("the hook '{cmd}' failed ({status})");
+        }
+        timed("4. hook (repoint the application)", s, "");
+    }
+    let window = start.elapsed().as_secs_f64();
+    if dry_run {
+        println!("expected write-freeze window: {window:.3} s");
+    } else if freezing {
+        println!("write-freeze window: {window:.3} s");
+    } else {
+        println!("cutover took {window:.3} s");
+    }
+    Ok(())
+}
+
+/// Lets the source accept writes again after `--freeze-source`.
+pub async fn unfreeze(url: &str, name: &str, timeout_s: u64) -> anyhow::Result<()> {
+    let mut c = connect(url).await?;
+    let deadline = Instant::now() + Duration::from_secs(timeout_s);
+    run_step(&mut c, name, "unfreeze-source", deadline).await?;
+    println!("task {name}: the source accepts writes again");
     Ok(())
 }

@@ -62,6 +62,29 @@ enum Cmd {
         #[arg(long, default_value = "table")]
         output: String,
     },
+    /// Switch from source to target: optionally freeze the source, wait
+    /// until the target has applied everything, set sequences, run a hook;
+    /// each step is printed with its duration.
+    Cutover {
+        name: String,
+        #[arg(long, env = "FERRY_COORDINATOR", default_value = ferry_common::DEFAULT_COORDINATOR)]
+        coordinator: String,
+        /// Make the source refuse writes first (PostgreSQL: read-only
+        /// database, open sessions ended; MySQL: read_only).
+        #[arg(long)]
+        freeze_source: bool,
+        /// Run after the target has caught up (e.g. repoint a pooler).
+        #[arg(long)]
+        hook: Option<String>,
+        /// Rehearse: everything but the freeze and the hook.
+        #[arg(long)]
+        dry_run: bool,
+        /// Undo a --freeze-source (the source accepts writes again).
+        #[arg(long, conflicts_with_all = ["freeze_source", "hook", "dry_run"])]
+        unfreeze_source: bool,
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
     /// Throwaway source and target, generated data, a full run.
     Demo {
         #[arg(long, default_value_t = 200_000)]
@@ -78,7 +101,7 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     ferry_common::telemetry::init(match cli.cmd {
-        Cmd::Task { .. } | Cmd::Validate { .. } => "warn",
+        Cmd::Task { .. } | Cmd::Validate { .. } | Cmd::Cutover { .. } => "warn",
         _ => "info",
     });
     let rt = match tokio::runtime::Runtime::new() {
@@ -119,6 +142,22 @@ fn main() -> ExitCode {
                 coordinator,
                 output,
             } => cli::validate(&coordinator, &name, &output).await,
+            Cmd::Cutover {
+                name,
+                coordinator,
+                unfreeze_source: true,
+                timeout,
+                ..
+            } => cli::unfreeze(&coordinator, &name, timeout).await,
+            Cmd::Cutover {
+                name,
+                coordinator,
+                freeze_source,
+                hook,
+                dry_run,
+                timeout,
+                ..
+            } => cli::cutover(&coordinator, &name, freeze_source, hook.as_deref(), dry_run, timeout).await,
             Cmd::Demo { rows } => demo::run(rows).await,
         }
     });

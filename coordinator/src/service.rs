@@ -1,7 +1,7 @@
 //! gRPC services: Admin (the CLI) and Worker (the data plane's pull API).
 
 use crate::node::Node;
-use crate::state::{CdcState, MigrationType, Request, Response, Task, TaskSpec};
+use crate::state::{CdcState, MigrationType, Request, Response, StepKind, Task, TaskSpec, UnitKind, UnitState};
 use ferry_common::endpoint::Endpoint;
 use ferry_common::mapping::TableMappings;
 use ferry_common::position::Lsn;
@@ -217,6 +217,50 @@ impl Admin for AdminService {
             Response::Mark(mark) => Ok(Resp::new(pb::MarkReply { mark })),
             other => answer(other).map(|_| Resp::new(pb::MarkReply { mark: 0 })),
         }
+    }
+
+    async fn run_step(&self, req: Req<pb::StepRequest>) -> Result<Resp<pb::StepReply>, Status> {
+        let r = req.into_inner();
+        let step = StepKind::parse(&r.step).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "step {}: expected freeze-source, unfreeze-source or sync-sequences",
+                r.step
+            ))
+        })?;
+        match self.node.write(Request::AddStep { name: r.name, step }).await? {
+            Response::Step(unit) => Ok(Resp::new(pb::StepReply {
+                unit,
+                state: "pending".into(),
+                error: String::new(),
+            })),
+            other => answer(other).map(|_| Resp::new(pb::StepReply::default())),
+        }
+    }
+
+    async fn step_status(&self, req: Req<pb::StepRequest>) -> Result<Resp<pb::StepReply>, Status> {
+        let r = req.into_inner();
+        self.node.read_barrier().await?;
+        let s = self.node.state.read().expect("state lock");
+        let t = s
+            .tasks
+            .get(&r.name)
+            .ok_or_else(|| Status::not_found(format!("task {} not found", r.name)))?;
+        let u = t
+            .units
+            .get(r.unit as usize)
+            .filter(|u| matches!(u.kind, UnitKind::Step(_)))
+            .ok_or_else(|| Status::not_found(format!("task {} has no step {}", r.name, r.unit)))?;
+        let (state, error) = match &u.state {
+            UnitState::Pending { .. } => ("pending", String::new()),
+            UnitState::Running { .. } => ("running", String::new()),
+            UnitState::Done => ("done", String::new()),
+            UnitState::Failed { error } => ("failed", error.clone()),
+        };
+        Ok(Resp::new(pb::StepReply {
+            unit: r.unit,
+            state: state.into(),
+            error,
+        }))
     }
 
     async fn list_tasks(&self, _req: Req<pb::ListTasksRequest>) -> Result<Resp<pb::ListTasksReply>, Status> {

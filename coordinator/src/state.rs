@@ -144,6 +144,27 @@ pub enum UnitKind {
         table: usize,
         segment: u32,
     },
+    /// A cutover step an operator asked for (`ferry cutover`).
+    Step(StepKind),
+}
+
+/// Cutover steps carried out by a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum StepKind {
+    FreezeSource,
+    UnfreezeSource,
+    SyncSequences,
+}
+
+impl StepKind {
+    pub fn parse(s: &str) -> Option<StepKind> {
+        match s {
+            "freeze-source" => Some(StepKind::FreezeSource),
+            "unfreeze-source" => Some(StepKind::UnfreezeSource),
+            "sync-sequences" => Some(StepKind::SyncSequences),
+            _ => None,
+        }
+    }
 }
 
 impl UnitKind {
@@ -354,6 +375,11 @@ pub enum Request {
     Mark {
         name: String,
     },
+    /// `ferry cutover`: have a worker carry out a step.
+    AddStep {
+        name: String,
+        step: StepKind,
+    },
     RegisterWorker {
         name: String,
         slots: u32,
@@ -415,6 +441,8 @@ pub enum Response {
         mark_requested: u64,
     },
     Mark(u64),
+    /// The unit index of an added cutover step.
+    Step(u32),
     /// The task was removed at once (no source-side cleanup needed).
     Deleted,
 }
@@ -527,6 +555,20 @@ impl State {
                 dirty.tasks.push(name.clone());
                 self.revoke_task(&name);
                 Response::Ok
+            }
+            Request::AddStep { name, step } => {
+                let Some(task) = self.tasks.get_mut(&name) else {
+                    return Response::Error(format!("task {name} not found"));
+                };
+                if task.state != TaskState::Running {
+                    return Response::Error(format!("task {name} is {}, not running", task.state.as_str()));
+                }
+                if task.schema.is_none() {
+                    return Response::Error(format!("task {name} has not read the source's tables yet"));
+                }
+                task.units.push(Unit::new(UnitKind::Step(step)));
+                dirty.tasks.push(name);
+                Response::Step(task.units.len() as u32 - 1)
             }
             Request::Mark { name } => {
                 let Some(task) = self.tasks.get_mut(&name) else {
@@ -662,6 +704,10 @@ impl State {
                         if snapshot_holder {
                             self.snapshot_lost(&task);
                         }
+                    } else if matches!(u.kind, UnitKind::Step(_)) {
+                        // The operator sees it in `ferry cutover`; the
+                        // migration itself goes on.
+                        u.state = UnitState::Failed { error: error.clone() };
                     } else {
                         u.state = UnitState::Failed { error: error.clone() };
                         t.state = TaskState::Failed;
@@ -892,7 +938,7 @@ impl Task {
         let with_snapshot = self.spec.has_cdc() && self.spec.has_load();
         let prepared = || self.done(|k| *k == UnitKind::Prepare);
         match kind {
-            UnitKind::Introspect | UnitKind::Prepare | UnitKind::CreateSlot => true,
+            UnitKind::Introspect | UnitKind::Prepare | UnitKind::CreateSlot | UnitKind::Step(_) => true,
             // A ValidationOnly task has nothing else; otherwise the table
             // is compared once the load is complete with its constraints.
             UnitKind::Validate { .. } => self.spec.settings.validation.only || self.done(|k| *k == UnitKind::Finalize),
@@ -924,12 +970,17 @@ impl Task {
                         | UnitKind::Snapshot
                         | UnitKind::DropSlot
                         | UnitKind::Validate { .. }
+                        | UnitKind::Step(_)
                 )
             }),
             UnitKind::Cdc => self.done(|k| {
                 !matches!(
                     k,
-                    UnitKind::Cdc | UnitKind::Snapshot | UnitKind::DropSlot | UnitKind::Validate { .. }
+                    UnitKind::Cdc
+                        | UnitKind::Snapshot
+                        | UnitKind::DropSlot
+                        | UnitKind::Validate { .. }
+                        | UnitKind::Step(_)
                 )
             }),
         }
@@ -1144,6 +1195,25 @@ impl Task {
                     partition_size: spec.settings.validation.partition_size,
                 }
             }
+            UnitKind::Step(step) => match step {
+                StepKind::FreezeSource | StepKind::UnfreezeSource => Work::FreezeSource {
+                    source: spec.source.clone(),
+                    freeze: step == StepKind::FreezeSource,
+                },
+                StepKind::SyncSequences => Work::SyncSequences {
+                    source: spec.source.clone(),
+                    target: spec.target.clone(),
+                    tables: schema
+                        .tables
+                        .iter()
+                        .map(|t| {
+                            let mut t = t.clone();
+                            t.key_samples.clear();
+                            t
+                        })
+                        .collect(),
+                },
+            },
             UnitKind::Finalize => Work::Finalize {
                 target: spec.target.clone(),
                 foreign_keys: schema
@@ -1186,6 +1256,9 @@ impl Task {
             UnitKind::Cdc => "change data capture".into(),
             UnitKind::DropSlot => "dropping the replication slot and publications on the source".into(),
             UnitKind::Validate { table: t, segment } => format!("{} segment {segment} validation", table(t)),
+            UnitKind::Step(StepKind::FreezeSource) => "cutover: freezing writes on the source".into(),
+            UnitKind::Step(StepKind::UnfreezeSource) => "cutover: allowing writes on the source again".into(),
+            UnitKind::Step(StepKind::SyncSequences) => "cutover: setting sequences on the target".into(),
         }
     }
 

@@ -248,7 +248,26 @@ pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, Connec
         })
         .await;
     }
+    // Cutover steps.
+    match &work {
+        Work::FreezeSource { source, freeze } => {
+            return match source.engine {
+                Engine::Postgres => postgres::cutover::freeze(source, *freeze).await,
+                Engine::Mysql => mysql::cutover::freeze(source, *freeze).await,
+            }
+            .map(|_| WorkResult::Done)
+        }
+        Work::SyncSequences { source, target, tables } => {
+            return match target.engine {
+                Engine::Postgres => postgres::schema::sync_sequences(source, target, tables).await,
+                Engine::Mysql => mysql::cutover::sync_auto_increment(target, tables).await,
+            }
+            .map(|_| WorkResult::Done)
+        }
+        _ => {}
+    }
     let engine = match &work {
+        Work::FreezeSource { source, .. } | Work::SyncSequences { source, .. } => source.engine,
         Work::ValidateSegment { source, .. }
         | Work::Introspect { source, .. }
         | Work::CreateSlot { source, .. }

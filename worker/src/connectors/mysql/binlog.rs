@@ -590,7 +590,13 @@ pub async fn run(
     let mut last_report = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(1000));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut marks_reported = applier.marks_reached;
     loop {
+        // A mark just reached is reported at once (see `postgres/cdc/apply`).
+        if applier.marks_reached > marks_reported {
+            marks_reported = applier.marks_reached;
+            tick.reset_immediately();
+        }
         tokio::select! {
             ev = stream.next() => {
                 let ev = match ev {

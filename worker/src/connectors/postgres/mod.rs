@@ -4,11 +4,12 @@
 mod array;
 pub(crate) mod cdc;
 pub(crate) mod connect;
+pub(crate) mod cutover;
 pub(crate) mod encode;
 mod introspect;
 pub(crate) mod load;
 pub(crate) mod read;
-mod schema;
+pub(crate) mod schema;
 pub(crate) mod validate;
 
 use super::{ConnectorError, WorkContext};
@@ -76,9 +77,9 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
         } => cdc::apply::run(&source, &target, &cdc, &tables, start, &ctx.reporter).await,
         Work::DropSlot { source, cdc, keep_slot } => cdc::slot::drop(&source, &cdc, keep_slot).await,
         // Engine-neutral; `connectors::run_work` takes it before dispatch.
-        Work::ValidateSegment { .. } => Err(ConnectorError::Definite(
-            "ValidateSegment is dispatched by the connectors module".into(),
-        )),
+        Work::ValidateSegment { .. } | Work::FreezeSource { .. } | Work::SyncSequences { .. } => Err(
+            ConnectorError::Definite(format!("{} is dispatched by the connectors module", work.kind())),
+        ),
         Work::PostData {
             source,
             target,

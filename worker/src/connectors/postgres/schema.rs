@@ -348,3 +348,60 @@ pub async fn finalize(target: &Endpoint, fks: &[(String, Constraint)], validate:
     }
     Ok(())
 }
+
+/// Cutover: every sequence of the selected tables on the target moves past
+/// both the source's current value and the target's largest key, so rows
+/// the application inserts on the target after the switch get new keys
+/// (CDC copies key values but never advances a sequence).
+pub async fn sync_sequences(
+    source: &Endpoint,
+    target: &Endpoint,
+    tables: &[ferry_common::schema::TableSchema],
+) -> Result<(), ConnectorError> {
+    let c = connect(target).await?;
+    let src = match source.engine {
+        Engine::Postgres => Some(connect(source).await?),
+        Engine::Mysql => None,
+    };
+    for t in tables.iter().filter(|t| !t.sequences.is_empty()) {
+        let name = crate::connectors::on_target(t, Engine::Postgres)?.qualified();
+        for seq in &t.sequences {
+            let col = quote_ident(&seq.column);
+            let target_seq = if seq.identity || source.engine != Engine::Postgres {
+                format!(
+                    "pg_get_serial_sequence({}, {})",
+                    quote_literal(&name),
+                    quote_literal(&seq.column)
+                )
+            } else {
+                quote_literal(&format!("{}.{}", quote_ident(&seq.schema), quote_ident(&seq.name)))
+            };
+            // The last value the source handed out (0: none).
+            let used: i64 = match &src {
+                Some(src) => {
+                    let qn = format!("{}.{}", quote_ident(&seq.schema), quote_ident(&seq.name));
+                    let r = src
+                        .query_one(&format!("SELECT last_value, is_called FROM {qn}"), &[])
+                        .await
+                        .map_err(|e| classify(format!("reading sequence {qn} on the source"), e))?;
+                    let (last, called): (i64, bool) = (r.get(0), r.get(1));
+                    if called {
+                        last
+                    } else {
+                        last - 1
+                    }
+                }
+                None => 0,
+            };
+            exec(
+                &c,
+                &format!(
+                    "SELECT setval({target_seq}, GREATEST({used}, COALESCE((SELECT max({col}) FROM {name}), 0), 1), true)"
+                ),
+                &format!("setting the sequence of {}.{}", t.display_name(), seq.column),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}

@@ -274,6 +274,12 @@ pub async fn run(
     let applied = applier.applied.max(start);
     let mut emitted_mark = applier.marks_reached;
     let source_sql = connect(source).await?;
+    // Marks must still be written while a cutover keeps the source
+    // read-only for everyone else (`cutover`).
+    source_sql
+        .batch_execute("SET default_transaction_read_only = off")
+        .await
+        .map_err(|e| classify("opening the mark session on the source", e))?;
     let mut rc = ReplicationClient::connect(source).await?;
     let pubs = names.publications().join(",");
     rc.start_replication(&format!(
@@ -317,7 +323,14 @@ pub async fn run(
     let mut last_report = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(1000));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut marks_reported = s.applier.marks_reached;
     loop {
+        // A mark just committed on the target is reported at once: someone
+        // (`task wait --for caught-up`, a cutover) is waiting for it.
+        if s.applier.marks_reached > marks_reported {
+            marks_reported = s.applier.marks_reached;
+            tick.reset_immediately();
+        }
         tokio::select! {
             m = rc.recv() => match m.map_err(explain)? {
                 ReplicationMessage::Keepalive { wal_end, reply_requested } => {

@@ -1,0 +1,80 @@
+//! `ferry cutover --freeze-source` while pgbench writes to the source: the
+//! write-freeze window is reported and short, the source refuses writes
+//! afterwards, the target holds every row, its sequences are past the
+//! source's, and the hook ran. Then `--unfreeze-source` lets writes in again.
+use ferry_tests::*;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cutover_freezes_drains_and_sets_sequences() -> anyhow::Result<()> {
+    let p = PgbenchPair::new(1)?;
+    let src = p.src.client("postgres").await?;
+    src.batch_execute(
+        "CREATE TABLE orders (id serial PRIMARY KEY, note text);
+         INSERT INTO orders (note) SELECT 'before ' || i FROM generate_series(1, 100) i;",
+    )
+    .await?;
+    let f = Ferry::start(2, 3000, &[])?;
+    p.create_task(&f, "move", "full-load-and-cdc");
+    f.ok(&["task", "start", "move"]);
+    wait_caught_up(&f, "move");
+
+    // Writes keep coming: pgbench, and orders whose keys CDC copies without
+    // advancing the target's sequence.
+    let load = p.write_load(2, 60)?;
+    src.batch_execute("INSERT INTO orders (note) SELECT 'during ' || i FROM generate_series(1, 50) i")
+        .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let marker = f.dir.path().join("hook-ran");
+    let hook = format!("touch {}", marker.display());
+    let (ok, out, err) = f.ferry(&["cutover", "move", "--freeze-source", "--hook", &hook]);
+    finish(load);
+    assert!(ok, "cutover failed: {out}{err}\nstatus: {:?}", f.status("move"));
+    println!("{out}");
+    let window: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("write-freeze window: "))
+        .and_then(|w| w.trim_end_matches(" s").parse().ok())
+        .unwrap_or_else(|| panic!("no window reported: {out}"));
+    assert!(window < 5.0, "write-freeze window {window} s: {out}");
+    assert!(marker.exists(), "the hook did not run: {out}");
+
+    // Writes after the freeze are refused.
+    let fresh = p.src.client("postgres").await?;
+    let refused = fresh
+        .batch_execute("INSERT INTO orders (note) VALUES ('after')")
+        .await
+        .expect_err("a frozen source must refuse writes");
+    assert_eq!(
+        refused.code(),
+        Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION),
+        "{refused:?}"
+    );
+
+    // Nothing lost: the target holds exactly the source's rows.
+    p.assert_identical().await?;
+    assert_tables_identical(&p.src, &p.dst, &["orders"]).await?;
+    // The target's sequence hands out keys past everything the source used.
+    let dst = p.dst.client("postgres").await?;
+    let next: i32 = dst
+        .query_one("INSERT INTO orders (note) VALUES ('on the target') RETURNING id", &[])
+        .await?
+        .get(0);
+    let source_max: i32 = fresh.query_one("SELECT max(id) FROM orders", &[]).await?.get(0);
+    assert!(
+        next > source_max,
+        "target key {next} not past the source's {source_max}"
+    );
+
+    // A dry run of a frozen source still reports its steps; unfreezing
+    // lets writes in again.
+    f.ok(&["cutover", "move", "--unfreeze-source"]);
+    let again = p.src.client("postgres").await?;
+    again
+        .batch_execute("INSERT INTO orders (note) VALUES ('after unfreeze')")
+        .await?;
+    let dry = f.ok(&["cutover", "move", "--dry-run", "--freeze-source", "--hook", "false"]);
+    assert!(dry.contains("expected write-freeze window"), "{dry}");
+    Ok(())
+}

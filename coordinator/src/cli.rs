@@ -638,17 +638,21 @@ pub async fn cutover(
     let s = Instant::now();
     run_step(&mut c, name, "sync-sequences", deadline).await?;
     timed("3. sequences set past the source's values", s, "");
+    if dry_run {
+        println!("4. reverse stream (target -> source)             (dry run: skipped)");
+    } else {
+        let s = Instant::now();
+        let reverse = start_reverse(&mut c, name, deadline).await?;
+        timed(
+            "4. reverse stream started (target -> source)",
+            s,
+            &format!("  (task {reverse})"),
+        );
+    }
     if let Some(cmd) = hook.filter(|_| !dry_run) {
         let s = Instant::now();
-        let status = tokio::process::Command::new("sh")
-            .args(["-c", cmd])
-            .status()
-            .await
-            .with_context(|| format!("running the hook '{cmd}'"))?;
-        if !status.success() {
-            bail!("the hook '{cmd}' failed ({status})");
-        }
-        timed("4. hook (repoint the application)", s, "");
+        run_hook(cmd).await?;
+        timed("5. hook (repoint the application)", s, "");
     }
     let window = start.elapsed().as_secs_f64();
     if dry_run {
@@ -667,5 +671,107 @@ pub async fn unfreeze(url: &str, name: &str, timeout_s: u64) -> anyhow::Result<(
     let deadline = Instant::now() + Duration::from_secs(timeout_s);
     run_step(&mut c, name, "unfreeze-source", deadline).await?;
     println!("task {name}: the source accepts writes again");
+    Ok(())
+}
+
+async fn run_hook(cmd: &str) -> anyhow::Result<()> {
+    let status = tokio::process::Command::new("sh")
+        .args(["-c", cmd])
+        .status()
+        .await
+        .with_context(|| format!("running the hook '{cmd}'"))?;
+    if !status.success() {
+        bail!("the hook '{cmd}' failed ({status})");
+    }
+    Ok(())
+}
+
+/// Stops the forward task (the target has everything) and starts
+/// NAME-reverse, returning once its slot exists and it streams: from then
+/// on every write the application makes on the target reaches the source.
+/// The forward task is stopped first, so nothing it applies can be read
+/// back by the reverse slot: no change bounces.
+async fn start_reverse(c: &mut AdminClient<Channel>, name: &str, deadline: Instant) -> anyhow::Result<String> {
+    c.stop_task(task_name(name)).await.map_err(status_err)?;
+    let reverse = c
+        .create_reverse(task_name(name))
+        .await
+        .map_err(status_err)?
+        .into_inner()
+        .name;
+    c.start_task(task_name(&reverse)).await.map_err(status_err)?;
+    loop {
+        let st = c
+            .task_status(task_name(&reverse))
+            .await
+            .map_err(status_err)?
+            .into_inner();
+        let t = st.task.clone().unwrap_or_default();
+        if t.state == "failed" {
+            bail!("the reverse stream {reverse} failed: {}", t.error);
+        }
+        if serde_json::from_str::<serde_json::Value>(&st.cdc_json).is_ok_and(|c| c["streaming"] == true) {
+            return Ok(reverse);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out starting the reverse stream {reverse}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `ferry rollback NAME`: the cutover in reverse, over NAME-reverse: the
+/// original source takes every write made on the target, its sequences
+/// move past the target's, and it accepts writes again.
+pub async fn rollback(
+    url: &str,
+    name: &str,
+    freeze_target: bool,
+    hook: Option<&str>,
+    timeout_s: u64,
+) -> anyhow::Result<()> {
+    let mut c = connect(url).await?;
+    let reverse = format!("{name}-reverse");
+    let st = c
+        .task_status(task_name(&reverse))
+        .await
+        .map_err(|s| anyhow::anyhow!("{}: was `ferry cutover {name}` run?", s.message()))?
+        .into_inner();
+    let t = st.task.clone().unwrap_or_default();
+    if t.state != "running" {
+        bail!("the reverse stream {reverse} is {}, not running", t.state);
+    }
+    let deadline = Instant::now() + Duration::from_secs(timeout_s);
+    let start = Instant::now();
+    let timed = |label: &str, since: Instant, note: &str| {
+        println!("{label:<44} {:>8.3} s{note}", since.elapsed().as_secs_f64());
+    };
+    let s = Instant::now();
+    if freeze_target {
+        run_step(&mut c, &reverse, "freeze-source", deadline).await?;
+        timed("1. freeze writes on the target", s, "");
+    } else {
+        println!("1. freeze writes on the target                  (not asked: the operator stops writes)");
+    }
+    let s = Instant::now();
+    let applied = drain(&mut c, &reverse, deadline).await?;
+    timed(
+        "2. source applied the target's last change",
+        s,
+        &format!("  (at {applied})"),
+    );
+    let s = Instant::now();
+    run_step(&mut c, &reverse, "sync-sequences", deadline).await?;
+    timed("3. source sequences set past the target's", s, "");
+    let s = Instant::now();
+    run_step(&mut c, &reverse, "unfreeze-target", deadline).await?;
+    c.stop_task(task_name(&reverse)).await.map_err(status_err)?;
+    timed("4. source accepts writes again", s, "");
+    if let Some(cmd) = hook {
+        let s = Instant::now();
+        run_hook(cmd).await?;
+        timed("5. hook (repoint the application)", s, "");
+    }
+    println!("rollback window: {:.3} s", start.elapsed().as_secs_f64());
     Ok(())
 }

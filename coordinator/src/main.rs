@@ -85,6 +85,20 @@ enum Cmd {
         #[arg(long, default_value_t = 300)]
         timeout: u64,
     },
+    /// Return to the source after a cutover: the reverse stream drains into
+    /// it, its sequences move past the target's, and it takes writes again.
+    Rollback {
+        name: String,
+        #[arg(long, env = "FERRY_COORDINATOR", default_value = ferry_common::DEFAULT_COORDINATOR)]
+        coordinator: String,
+        /// Make the target refuse writes first.
+        #[arg(long)]
+        freeze_target: bool,
+        #[arg(long)]
+        hook: Option<String>,
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
     /// Throwaway source and target, generated data, a full run.
     Demo {
         #[arg(long, default_value_t = 200_000)]
@@ -101,7 +115,7 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     ferry_common::telemetry::init(match cli.cmd {
-        Cmd::Task { .. } | Cmd::Validate { .. } | Cmd::Cutover { .. } => "warn",
+        Cmd::Task { .. } | Cmd::Validate { .. } | Cmd::Cutover { .. } | Cmd::Rollback { .. } => "warn",
         _ => "info",
     });
     let rt = match tokio::runtime::Runtime::new() {
@@ -158,6 +172,13 @@ fn main() -> ExitCode {
                 timeout,
                 ..
             } => cli::cutover(&coordinator, &name, freeze_source, hook.as_deref(), dry_run, timeout).await,
+            Cmd::Rollback {
+                name,
+                coordinator,
+                freeze_target,
+                hook,
+                timeout,
+            } => cli::rollback(&coordinator, &name, freeze_target, hook.as_deref(), timeout).await,
             Cmd::Demo { rows } => demo::run(rows).await,
         }
     });

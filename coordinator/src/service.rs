@@ -223,7 +223,7 @@ impl Admin for AdminService {
         let r = req.into_inner();
         let step = StepKind::parse(&r.step).ok_or_else(|| {
             Status::invalid_argument(format!(
-                "step {}: expected freeze-source, unfreeze-source or sync-sequences",
+                "step {}: expected freeze-source, unfreeze-source, unfreeze-target or sync-sequences",
                 r.step
             ))
         })?;
@@ -235,6 +235,50 @@ impl Admin for AdminService {
             })),
             other => answer(other).map(|_| Resp::new(pb::StepReply::default())),
         }
+    }
+
+    async fn create_reverse(&self, req: Req<pb::TaskName>) -> Result<Resp<pb::TaskReply>, Status> {
+        let name = req.into_inner().name;
+        self.node.read_barrier().await?;
+        let spec = {
+            let s = self.node.state.read().expect("state lock");
+            let t = s
+                .tasks
+                .get(&name)
+                .ok_or_else(|| Status::not_found(format!("task {name} not found")))?;
+            if !t.spec.has_cdc() {
+                return Err(Status::failed_precondition(format!(
+                    "task {name} has no change data capture: it has no reverse"
+                )));
+            }
+            let reverse = t.spec.reversed();
+            if let Some(existing) = s.tasks.get(&reverse.name) {
+                if existing.spec.source != reverse.source || existing.spec.target != reverse.target {
+                    return Err(Status::already_exists(format!(
+                        "task {} exists and does not replicate {name}'s target back to its source",
+                        reverse.name
+                    )));
+                }
+                return Ok(Resp::new(pb::TaskReply {
+                    name: reverse.name,
+                    state: existing.state.as_str().into(),
+                }));
+            }
+            reverse
+        };
+        let reverse = spec.name.clone();
+        answer(
+            self.node
+                .write(Request::CreateTask {
+                    spec: Box::new(spec),
+                    now_ms: ferry_common::now_ms(),
+                })
+                .await?,
+        )?;
+        Ok(Resp::new(pb::TaskReply {
+            name: reverse,
+            state: "created".into(),
+        }))
     }
 
     async fn step_status(&self, req: Req<pb::StepRequest>) -> Result<Resp<pb::StepReply>, Status> {

@@ -153,6 +153,9 @@ pub enum UnitKind {
 pub enum StepKind {
     FreezeSource,
     UnfreezeSource,
+    /// Rollback: the reverse task's target is the original source, frozen
+    /// by the cutover; it takes writes again.
+    UnfreezeTarget,
     SyncSequences,
 }
 
@@ -161,6 +164,7 @@ impl StepKind {
         match s {
             "freeze-source" => Some(StepKind::FreezeSource),
             "unfreeze-source" => Some(StepKind::UnfreezeSource),
+            "unfreeze-target" => Some(StepKind::UnfreezeTarget),
             "sync-sequences" => Some(StepKind::SyncSequences),
             _ => None,
         }
@@ -282,6 +286,32 @@ pub struct TableValidation {
     /// Segments not compared yet.
     pub pending: u32,
     pub sample: Vec<ValidationFailure>,
+}
+
+/// The task that replicates `name`'s target back to its source after a
+/// cutover (`ferry cutover`, `ferry rollback`).
+pub fn reverse_name(name: &str) -> String {
+    format!("{name}-reverse")
+}
+
+impl TaskSpec {
+    /// CDC from this task's target back to its source, for the same tables.
+    /// DO_NOTHING: the source's tables are there and must not be touched.
+    pub fn reversed(&self) -> TaskSpec {
+        TaskSpec {
+            name: reverse_name(&self.name),
+            source: self.target.clone(),
+            target: self.source.clone(),
+            migration_type: MigrationType::Cdc,
+            mappings: self.mappings.clone(),
+            settings: TaskSettings {
+                prep_mode: ferry_common::settings::TargetTablePrepMode::DoNothing,
+                ..TaskSettings::default()
+            },
+            cdc_start_position: None,
+            slot_name: None,
+        }
+    }
 }
 
 /// `ferry_<task>` as a replication slot / publication name: lower case
@@ -1200,6 +1230,10 @@ impl Task {
                     source: spec.source.clone(),
                     freeze: step == StepKind::FreezeSource,
                 },
+                StepKind::UnfreezeTarget => Work::FreezeSource {
+                    source: spec.target.clone(),
+                    freeze: false,
+                },
                 StepKind::SyncSequences => Work::SyncSequences {
                     source: spec.source.clone(),
                     target: spec.target.clone(),
@@ -1258,6 +1292,7 @@ impl Task {
             UnitKind::Validate { table: t, segment } => format!("{} segment {segment} validation", table(t)),
             UnitKind::Step(StepKind::FreezeSource) => "cutover: freezing writes on the source".into(),
             UnitKind::Step(StepKind::UnfreezeSource) => "cutover: allowing writes on the source again".into(),
+            UnitKind::Step(StepKind::UnfreezeTarget) => "rollback: allowing writes on the target again".into(),
             UnitKind::Step(StepKind::SyncSequences) => "cutover: setting sequences on the target".into(),
         }
     }

@@ -1,7 +1,9 @@
 //! `ferry cutover --freeze-source` while pgbench writes to the source: the
 //! write-freeze window is reported and short, the source refuses writes
 //! afterwards, the target holds every row, its sequences are past the
-//! source's, and the hook ran. Then `--unfreeze-source` lets writes in again.
+//! source's, and the hook ran. Then pgbench writes to the target, the
+//! reverse stream carries it to the source, and `ferry rollback` returns
+//! to the source with nothing lost.
 use ferry_tests::*;
 use std::time::Duration;
 
@@ -25,6 +27,12 @@ async fn cutover_freezes_drains_and_sets_sequences() -> anyhow::Result<()> {
     src.batch_execute("INSERT INTO orders (note) SELECT 'during ' || i FROM generate_series(1, 50) i")
         .await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // A rehearsal first: no freeze, no hook, forward replication goes on.
+    let dry = f.ok(&["cutover", "move", "--dry-run", "--freeze-source", "--hook", "false"]);
+    assert!(dry.contains("expected write-freeze window"), "{dry}");
+    src.batch_execute("INSERT INTO orders (note) VALUES ('after the rehearsal')")
+        .await?;
 
     let marker = f.dir.path().join("hook-ran");
     let hook = format!("touch {}", marker.display());
@@ -67,14 +75,43 @@ async fn cutover_freezes_drains_and_sets_sequences() -> anyhow::Result<()> {
         "target key {next} not past the source's {source_max}"
     );
 
-    // A dry run of a frozen source still reports its steps; unfreezing
-    // lets writes in again.
-    f.ok(&["cutover", "move", "--unfreeze-source"]);
-    let again = p.src.client("postgres").await?;
-    again
-        .batch_execute("INSERT INTO orders (note) VALUES ('after unfreeze')")
+    // The application now writes to the target; the reverse stream carries
+    // it back to the frozen source.
+    let st = f.status("move-reverse").expect("the reverse task exists");
+    assert_eq!(st["cdc"]["streaming"], true, "{st}");
+    let out = p
+        .dst
+        .pgbench("postgres", &["-n", "-c", "2", "-j", "2", "-T", "3"])
+        .output()?;
+    assert!(
+        out.status.success(),
+        "pgbench on the target: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dst.batch_execute("INSERT INTO orders (note) SELECT 'target ' || i FROM generate_series(1, 20) i")
         .await?;
-    let dry = f.ok(&["cutover", "move", "--dry-run", "--freeze-source", "--hook", "false"]);
-    assert!(dry.contains("expected write-freeze window"), "{dry}");
+
+    let (ok, out, err) = f.ferry(&["rollback", "move"]);
+    assert!(
+        ok,
+        "rollback failed: {out}{err}\nstatus: {:?}",
+        f.status("move-reverse")
+    );
+    println!("{out}");
+    assert!(out.contains("rollback window"), "{out}");
+    // Nothing lost on the way back.
+    p.assert_identical().await?;
+    assert_tables_identical(&p.src, &p.dst, &["orders"]).await?;
+    // The source takes writes again, with keys past the target's.
+    let back = p.src.client("postgres").await?;
+    let id: i32 = back
+        .query_one(
+            "INSERT INTO orders (note) VALUES ('back on the source') RETURNING id",
+            &[],
+        )
+        .await?
+        .get(0);
+    let target_max: i32 = dst.query_one("SELECT max(id) FROM orders", &[]).await?.get(0);
+    assert!(id > target_max, "source key {id} not past the target's {target_max}");
     Ok(())
 }

@@ -63,6 +63,10 @@ pub async fn connect(ep: &Endpoint) -> Result<tokio_postgres::Client, ConnectorE
         .user(&ep.user)
         .dbname(&ep.dbname)
         .application_name(ep.application_name.as_deref().unwrap_or("ferry"))
+        // A database frozen by a cutover (`cutover::freeze`) refuses its
+        // applications' writes, not Ferry's: the reverse stream, its target
+        // preparation and the freeze's own undo write there.
+        .options("-c default_transaction_read_only=off")
         .connect_timeout(std::time::Duration::from_secs(10));
     if let Some(p) = password(ep)? {
         cfg.password(p);

@@ -1,4 +1,4 @@
-//! Cutover on a PostgreSQL source: freezing and thawing its writes.
+//! Cutover on a PostgreSQL database: freezing and thawing its writes.
 
 use super::{classify, connect};
 use crate::connectors::ConnectorError;
@@ -25,11 +25,7 @@ pub async fn freeze(ep: &Endpoint, freeze: bool) -> Result<(), ConnectorError> {
     } else {
         format!("ALTER DATABASE {db} RESET default_transaction_read_only")
     };
-    // A session opened while frozen starts read-only too (and a
-    // multi-statement query is one transaction, begun read-only: hence two).
-    c.batch_execute("SET default_transaction_read_only = off")
-        .await
-        .map_err(|e| classify(&what, e))?;
+    // Ferry's sessions are writable even while frozen (see `connect`).
     c.batch_execute(&sql).await.map_err(|e| classify(&what, e))?;
     if freeze {
         let ended: i64 = c

@@ -273,13 +273,9 @@ pub async fn run(
     let applier = Applier::open(target, targets).await?;
     let applied = applier.applied.max(start);
     let mut emitted_mark = applier.marks_reached;
+    // Writable even while a cutover freezes the source (see `connect`):
+    // marks must still be written.
     let source_sql = connect(source).await?;
-    // Marks must still be written while a cutover keeps the source
-    // read-only for everyone else (`cutover`).
-    source_sql
-        .batch_execute("SET default_transaction_read_only = off")
-        .await
-        .map_err(|e| classify("opening the mark session on the source", e))?;
     let mut rc = ReplicationClient::connect(source).await?;
     let pubs = names.publications().join(",");
     rc.start_replication(&format!(

@@ -363,8 +363,10 @@ pub async fn sync_sequences(
         Engine::Postgres => Some(connect(source).await?),
         Engine::Mysql => None,
     };
-    for t in tables.iter().filter(|t| !t.sequences.is_empty()) {
-        let name = crate::connectors::on_target(t, Engine::Postgres)?.qualified();
+    for t in tables {
+        // Converted: a MySQL AUTO_INCREMENT column is an identity here.
+        let t = crate::connectors::on_target(t, Engine::Postgres)?;
+        let name = t.qualified();
         for seq in &t.sequences {
             let col = quote_ident(&seq.column);
             let target_seq = if seq.identity || source.engine != Engine::Postgres {

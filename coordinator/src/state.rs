@@ -520,6 +520,14 @@ impl State {
                 Response::Ok
             }
             Request::StartTask { name, now_ms } => {
+                // While the reverse stream writes into this task's source,
+                // this task's slot would carry those writes straight back.
+                let reverse = reverse_name(&name);
+                if self.tasks.get(&reverse).is_some_and(|r| r.state == TaskState::Running) {
+                    return Response::Error(format!(
+                        "task {reverse} replicates {name}'s target back to its source: `ferry rollback {name}` or stop it first"
+                    ));
+                }
                 let Some(task) = self.tasks.get_mut(&name) else {
                     return Response::Error(format!("task {name} not found"));
                 };

@@ -91,6 +91,11 @@ async fn cutover_freezes_drains_and_sets_sequences() -> anyhow::Result<()> {
     dst.batch_execute("INSERT INTO orders (note) SELECT 'target ' || i FROM generate_series(1, 20) i")
         .await?;
 
+    // The forward task cannot be restarted while its reverse runs: it
+    // would carry the reverse stream's writes straight back.
+    let (ok, _, err) = f.ferry(&["task", "start", "move"]);
+    assert!(!ok && err.contains("move-reverse"), "{err}");
+
     let (ok, out, err) = f.ferry(&["rollback", "move"]);
     assert!(
         ok,

@@ -109,6 +109,10 @@ pub enum Work {
         /// Ranges of at most this many rows are compared row by row
         /// (DMS ValidationSettings.PartitionSize).
         partition_size: u64,
+        /// The task runs CDC: a difference may be a change not applied yet,
+        /// so differing rows are compared again once the stream caught up.
+        #[serde(default)]
+        settle: bool,
     },
     /// Cutover: make the source refuse writes (`freeze`) or accept them again.
     FreezeSource { source: Endpoint, freeze: bool },
@@ -283,7 +287,7 @@ pub struct CdcProgress {
 }
 
 /// How a row differs between source and target (DMS's failure types).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum FailureType {
     /// Both hold the key; some column differs.

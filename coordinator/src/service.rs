@@ -133,11 +133,10 @@ impl Admin for AdminService {
         } else {
             TaskSettings::parse(&r.settings_json).map_err(|e| Status::invalid_argument(e.to_string()))?
         };
-        let v = &settings.validation;
-        if v.enabled && !v.only && migration_type != MigrationType::FullLoad {
+        if settings.validation.only && migration_type != MigrationType::FullLoad {
             return Err(Status::invalid_argument(
-                "ValidationSettings.EnableValidation: validation alongside CDC is not supported yet; \
-                 validate a full-load task, or run a ValidationOnly task after the cutover",
+                "ValidationSettings.ValidationOnly: a validation-only task loads nothing and streams nothing; \
+                 create it with --type full-load",
             ));
         }
         let spec = TaskSpec {

@@ -979,7 +979,17 @@ impl Task {
             UnitKind::Introspect | UnitKind::Prepare | UnitKind::CreateSlot | UnitKind::Step(_) => true,
             // A ValidationOnly task has nothing else; otherwise the table
             // is compared once the load is complete with its constraints.
-            UnitKind::Validate { .. } => self.spec.settings.validation.only || self.done(|k| *k == UnitKind::Finalize),
+            // With CDC, only once the stream runs: validation waits for it
+            // to apply what differs (and must not take its worker slot).
+            UnitKind::Validate { .. } => {
+                self.spec.settings.validation.only
+                    || self.done(|k| *k == UnitKind::Finalize)
+                        && (!self.spec.has_cdc()
+                            || self
+                                .units
+                                .iter()
+                                .any(|u| u.kind == UnitKind::Cdc && matches!(u.state, UnitState::Running { .. })))
+            }
             UnitKind::DropSlot => self.state == TaskState::Deleting,
             UnitKind::Snapshot => {
                 self.done(|k| *k == UnitKind::CreateSlot)
@@ -1231,6 +1241,7 @@ impl Task {
                     segment,
                     bounds: self.plans[table].segments[segment as usize].clone(),
                     partition_size: spec.settings.validation.partition_size,
+                    settle: spec.has_cdc(),
                 }
             }
             UnitKind::Step(step) => match step {

@@ -12,7 +12,7 @@ mod report;
 use anyhow::Context;
 use clap::Parser;
 use connectors::ConnectorError;
-use ferry_common::proto::{self as pb, worker_client::WorkerClient};
+use ferry_common::proto::{self as pb, admin_client::AdminClient, worker_client::WorkerClient};
 use ferry_common::work::Work;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -62,10 +62,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .connect_timeout(Duration::from_secs(3))
         .timeout(Duration::from_secs(30))
         .connect_lazy();
-    let client = WorkerClient::new(channel);
+    let client = WorkerClient::new(channel.clone());
+    let admin = AdminClient::new(channel);
     let mut slots = Vec::new();
     for slot in 0..args.slots.max(1) {
-        slots.push(tokio::spawn(slot_loop(client.clone(), slot)));
+        slots.push(tokio::spawn(slot_loop(client.clone(), admin.clone(), slot)));
     }
     for s in slots {
         s.await?;
@@ -103,7 +104,7 @@ async fn register(client: &mut WorkerClient<Channel>) -> (u64, u64) {
 }
 
 /// One capacity slot: pull, run, report, forever.
-async fn slot_loop(mut client: WorkerClient<Channel>, slot: u32) {
+async fn slot_loop(mut client: WorkerClient<Channel>, admin: AdminClient<Channel>, slot: u32) {
     let (mut worker_id, mut lease_ms) = register(&mut client).await;
     loop {
         let a = match client.pull_assignment(pb::PullRequest { worker_id }).await {
@@ -130,16 +131,27 @@ async fn slot_loop(mut client: WorkerClient<Channel>, slot: u32) {
             // A snapshot holder idles on a source connection; it does not
             // take this slot's capacity (the coordinator does not count it).
             let mut c = client.clone();
-            tokio::spawn(async move { run_assignment(&mut c, worker_id, lease_ms, a).instrument(span).await });
+            let admin = admin.clone();
+            tokio::spawn(async move {
+                run_assignment(&mut c, &admin, worker_id, lease_ms, a)
+                    .instrument(span)
+                    .await
+            });
             continue;
         }
-        run_assignment(&mut client, worker_id, lease_ms, a)
+        run_assignment(&mut client, &admin, worker_id, lease_ms, a)
             .instrument(span)
             .await;
     }
 }
 
-async fn run_assignment(client: &mut WorkerClient<Channel>, worker_id: u64, lease_ms: u64, a: pb::Assignment) {
+async fn run_assignment(
+    client: &mut WorkerClient<Channel>,
+    admin: &AdminClient<Channel>,
+    worker_id: u64,
+    lease_ms: u64,
+    a: pb::Assignment,
+) {
     let aref = pb::AssignmentRef {
         id: a.id,
         epoch: a.epoch,
@@ -168,7 +180,7 @@ async fn run_assignment(client: &mut WorkerClient<Channel>, worker_id: u64, leas
     let progress = Arc::new(AtomicU64::new(0));
     let ctx = connectors::WorkContext {
         progress: progress.clone(),
-        reporter: report::Reporter::new(client.clone(), aref),
+        reporter: report::Reporter::new(client.clone(), admin.clone(), aref),
     };
     let fut = TASK.scope(a.task.clone(), EPOCH.scope(a.epoch, connectors::run_work(work, ctx)));
     tokio::pin!(fut);

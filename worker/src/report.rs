@@ -2,19 +2,65 @@
 //! (snapshot ready, CDC checkpoints), tagged with the assignment's epoch.
 
 use crate::connectors::ConnectorError;
-use ferry_common::proto::{self as pb, worker_client::WorkerClient};
+use ferry_common::proto::{self as pb, admin_client::AdminClient, worker_client::WorkerClient};
 use ferry_common::work::ProgressDetail;
 use tonic::transport::Channel;
 
 #[derive(Clone)]
 pub struct Reporter {
     client: WorkerClient<Channel>,
+    /// For waiting on a task's CDC stream (validation during CDC).
+    admin: AdminClient<Channel>,
     assignment: pb::AssignmentRef,
 }
 
 impl Reporter {
-    pub fn new(client: WorkerClient<Channel>, assignment: pb::AssignmentRef) -> Reporter {
-        Reporter { client, assignment }
+    pub fn new(client: WorkerClient<Channel>, admin: AdminClient<Channel>, assignment: pb::AssignmentRef) -> Reporter {
+        Reporter {
+            client,
+            admin,
+            assignment,
+        }
+    }
+
+    /// Waits until the task's CDC stream has applied everything its source
+    /// committed before this call: a caught-up mark, as `ferry task wait
+    /// --for caught-up` uses.
+    pub async fn wait_applied(&self, task: &str, timeout: std::time::Duration) -> Result<(), ConnectorError> {
+        let mut admin = self.admin.clone();
+        let name = || pb::TaskName {
+            name: task.to_string(),
+            force: false,
+        };
+        let transient =
+            |what: &str, s: tonic::Status| ConnectorError::Transient(format!("task {task}: {what}: {}", s.message()));
+        let mark = admin
+            .request_mark(name())
+            .await
+            .map_err(|s| transient("requesting a caught-up mark", s))?
+            .into_inner()
+            .mark;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let st = admin
+                .task_status(name())
+                .await
+                .map_err(|s| transient("reading the CDC position", s))?
+                .into_inner();
+            let reached = serde_json::from_str::<serde_json::Value>(&st.cdc_json)
+                .ok()
+                .and_then(|c| c["marks_reached"].as_u64())
+                .unwrap_or(0);
+            if reached >= mark {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(ConnectorError::Transient(format!(
+                    "task {task}: the CDC stream did not catch up within {timeout:?}"
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     /// Stores `detail` in the coordinator's Raft state. Returns the highest

@@ -235,6 +235,7 @@ pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, Connec
         segment,
         bounds,
         partition_size,
+        settle,
     } = &work
     {
         return validate::validate_segment(validate::Job {
@@ -245,6 +246,7 @@ pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, Connec
             segment: *segment,
             bounds,
             partition_size: *partition_size,
+            settle: settle.then_some(&ctx.reporter),
         })
         .await;
     }

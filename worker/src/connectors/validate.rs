@@ -31,11 +31,22 @@
 //! columns that differ) or has none (MISSING_SOURCE); source keys left over
 //! are MISSING_TARGET.
 //!
+//! *During CDC* the target trails the source, so a part may differ only
+//! because a change is not applied yet. Its differences are compared again
+//! after the stream has applied everything the source had committed before
+//! (a caught-up mark), up to three rounds. A difference is real when the
+//! source row stayed the same from one round to the next: its last change
+//! then happened before the mark, so the target has applied it, and still
+//! differs. A source row that changed between rounds is still being
+//! written; its difference is a change in flight and is not reported (a
+//! validation-only task after the cutover checks such rows at rest).
+//!
 //! Failures are written to the target's `ferry.validation_failures`
 //! replacing the segment's earlier ones in one transaction, so a retried or
 //! re-run validation never double-counts.
 
 use crate::connectors::{bounds_on_target, mysql, on_target, postgres, ConnectorError};
+use crate::report::Reporter;
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::plan::{KeyColumn, SegmentBounds};
 use ferry_common::schema::TableSchema;
@@ -51,6 +62,10 @@ const FANOUT: u64 = 16;
 const MAX_RECORDED: usize = 10_000;
 /// Failures a segment reports to the coordinator for `ferry validate`.
 const MAX_REPORTED: usize = 10;
+/// During CDC: rounds of waiting for the stream and comparing again, and
+/// how long one wait may take.
+const SETTLE_ROUNDS: usize = 3;
+const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// What a database says about a key range: its row count and the sum of
 /// its rows' hashes (as decimal text; only compared within one engine).
@@ -141,6 +156,9 @@ pub struct Job<'a> {
     pub segment: u32,
     pub bounds: &'a SegmentBounds,
     pub partition_size: u64,
+    /// The task runs CDC: differences are checked again once the stream
+    /// has applied what the source had committed (see [`settle`]).
+    pub settle: Option<&'a Reporter>,
 }
 
 /// What is next for a range in the drill-down.
@@ -159,9 +177,21 @@ struct Outcome {
     rows: u64,
     failures: Vec<ValidationFailure>,
     failure_count: u64,
+    /// The source row (its signature) of each differing key; absent for
+    /// rows the source does not hold.
+    sources: HashMap<String, u64>,
 }
 
 impl Outcome {
+    fn merge(&mut self, part: Outcome) {
+        self.rows += part.rows;
+        let unrecorded = part.failure_count - part.failures.len() as u64;
+        for f in part.failures {
+            self.fail(f);
+        }
+        self.failure_count += unrecorded;
+    }
+
     fn fail(&mut self, failure: ValidationFailure) {
         self.failure_count += 1;
         if self.failures.len() < MAX_RECORDED {
@@ -242,7 +272,29 @@ pub async fn validate_segment(job: Job<'_>) -> Result<WorkResult, ConnectorError
                 let next = if same_engine { Step::Check } else { Step::Compare };
                 pending.extend(split(&range, points).into_iter().rev().map(|part| (part, next)));
             }
-            Step::Compare => compare_rows(&source, &target, &columns, &key_idx, &range, &t_range, &mut out).await?,
+            Step::Compare => {
+                let mut part = Outcome::default();
+                compare_rows(&source, &target, &columns, &key_idx, &range, &t_range, &mut part).await?;
+                // During CDC a row may differ only because its latest change
+                // is not applied yet (see the module doc): wait for the
+                // stream, compare again, keep what stayed the same.
+                if let Some(reporter) = job.settle {
+                    for _ in 0..SETTLE_ROUNDS {
+                        if part.failure_count == 0 {
+                            break;
+                        }
+                        reporter.wait_applied(job.task, SETTLE_TIMEOUT).await?;
+                        let mut again = Outcome::default();
+                        compare_rows(&source, &target, &columns, &key_idx, &range, &t_range, &mut again).await?;
+                        let mut failures = std::mem::take(&mut again.failures);
+                        failures.retain(|f| still_differs(&part, &again.sources, f));
+                        again.failures = failures;
+                        again.failure_count = again.failures.len() as u64;
+                        part = again;
+                    }
+                }
+                out.merge(part);
+            }
         }
     }
     tracing::info!(table = %name, segment = job.segment, rows = out.rows, failures = out.failure_count, "segment validated");
@@ -386,6 +438,7 @@ async fn compare_rows(
                         .map(|(c, _)| c.as_str())
                         .collect();
                     if !differ.is_empty() {
+                        out.sources.insert(s.key.clone(), signature(&s.columns));
                         out.fail(ValidationFailure {
                             key: s.key,
                             failure_type: FailureType::RecordDiff,
@@ -404,6 +457,7 @@ async fn compare_rows(
     let mut missing: Vec<Kept> = kept.into_values().collect();
     missing.sort_by(|a, b| a.key.cmp(&b.key));
     for k in missing {
+        out.sources.insert(k.key.clone(), signature(&k.columns));
         out.fail(ValidationFailure {
             key: k.key,
             failure_type: FailureType::MissingTarget,
@@ -414,10 +468,30 @@ async fn compare_rows(
     Ok(())
 }
 
+/// Whether a difference found again after the stream caught up is real:
+/// the earlier round saw the same kind of difference for the key, and the
+/// source row did not change in between. A source row that changed is still
+/// being written; its differences are its latest changes in flight, which
+/// the stream carries, so it is not reported.
+fn still_differs(before: &Outcome, now_sources: &HashMap<String, u64>, f: &ValidationFailure) -> bool {
+    let same_kind = before
+        .failures
+        .iter()
+        .any(|b| b.key == f.key && b.failure_type == f.failure_type);
+    same_kind && before.sources.get(&f.key) == now_sources.get(&f.key)
+}
+
 /// A blank-padded character type (`character(n)`, `char(n)`, `bpchar`).
 fn blank_padded(type_sql: &str) -> bool {
     let t = type_sql.to_ascii_lowercase();
     t == "character" || t == "char" || t == "bpchar" || t.starts_with("character(") || t.starts_with("char(")
+}
+
+/// One number for a source row's column hashes.
+fn signature(columns: &[u64]) -> u64 {
+    columns
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325, |h, c| (h ^ c).wrapping_mul(0x100_0000_01b3))
 }
 
 fn hash(s: &str) -> u64 {

@@ -602,9 +602,6 @@ pub async fn cutover(
     }
     let deadline = Instant::now() + Duration::from_secs(timeout_s);
     let start = Instant::now();
-    let timed = |label: &str, since: Instant, note: &str| {
-        println!("{label:<44} {:>8.3} s{note}", since.elapsed().as_secs_f64());
-    };
     if dry_run {
         println!("cutover of {name} (dry run: the source is not frozen, no hook runs)");
     }
@@ -612,7 +609,7 @@ pub async fn cutover(
     let s = Instant::now();
     if freezing {
         run_step(&mut c, name, "freeze-source", deadline).await?;
-        timed("1. freeze writes on the source", s, "");
+        timed_step("1. freeze writes on the source", s, "");
     } else if freeze_source {
         println!("1. freeze writes on the source                  (dry run: skipped)");
     } else {
@@ -630,20 +627,20 @@ pub async fn cutover(
             return Err(e);
         }
     };
-    timed(
+    timed_step(
         "2. target applied the source's last change",
         s,
         &format!("  (at {applied})"),
     );
     let s = Instant::now();
     run_step(&mut c, name, "sync-sequences", deadline).await?;
-    timed("3. sequences set past the source's values", s, "");
+    timed_step("3. sequences set past the source's values", s, "");
     if dry_run {
         println!("4. reverse stream (target -> source)             (dry run: skipped)");
     } else {
         let s = Instant::now();
         let reverse = start_reverse(&mut c, name, deadline).await?;
-        timed(
+        timed_step(
             "4. reverse stream started (target -> source)",
             s,
             &format!("  (task {reverse})"),
@@ -652,7 +649,7 @@ pub async fn cutover(
     if let Some(cmd) = hook.filter(|_| !dry_run) {
         let s = Instant::now();
         run_hook(cmd).await?;
-        timed("5. hook (repoint the application)", s, "");
+        timed_step("5. hook (repoint the application)", s, "");
     }
     let window = start.elapsed().as_secs_f64();
     if dry_run {
@@ -743,35 +740,37 @@ pub async fn rollback(
     }
     let deadline = Instant::now() + Duration::from_secs(timeout_s);
     let start = Instant::now();
-    let timed = |label: &str, since: Instant, note: &str| {
-        println!("{label:<44} {:>8.3} s{note}", since.elapsed().as_secs_f64());
-    };
     let s = Instant::now();
     if freeze_target {
         run_step(&mut c, &reverse, "freeze-source", deadline).await?;
-        timed("1. freeze writes on the target", s, "");
+        timed_step("1. freeze writes on the target", s, "");
     } else {
         println!("1. freeze writes on the target                  (not asked: the operator stops writes)");
     }
     let s = Instant::now();
     let applied = drain(&mut c, &reverse, deadline).await?;
-    timed(
+    timed_step(
         "2. source applied the target's last change",
         s,
         &format!("  (at {applied})"),
     );
     let s = Instant::now();
     run_step(&mut c, &reverse, "sync-sequences", deadline).await?;
-    timed("3. source sequences set past the target's", s, "");
+    timed_step("3. source sequences set past the target's", s, "");
     let s = Instant::now();
     run_step(&mut c, &reverse, "unfreeze-target", deadline).await?;
     c.stop_task(task_name(&reverse)).await.map_err(status_err)?;
-    timed("4. source accepts writes again", s, "");
+    timed_step("4. source accepts writes again", s, "");
     if let Some(cmd) = hook {
         let s = Instant::now();
         run_hook(cmd).await?;
-        timed("5. hook (repoint the application)", s, "");
+        timed_step("5. hook (repoint the application)", s, "");
     }
     println!("rollback window: {:.3} s", start.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// One line of `ferry cutover` / `ferry rollback`: the step and how long it took.
+fn timed_step(label: &str, since: Instant, note: &str) {
+    println!("{label:<44} {:>8.3} s{note}", since.elapsed().as_secs_f64());
 }

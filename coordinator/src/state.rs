@@ -33,7 +33,7 @@ use ferry_common::endpoint::Endpoint;
 use ferry_common::mapping::TableMappings;
 use ferry_common::plan::SegmentBounds;
 use ferry_common::position::Lsn;
-use ferry_common::schema::{ConstraintKind, SourceSchema};
+use ferry_common::schema::{ConstraintKind, SourceSchema, TableSchema};
 use ferry_common::settings::TaskSettings;
 use ferry_common::work::{
     CdcNames, CdcProgress, CdcTable, ProgressDetail, TableCounters, ValidationFailure, Work, WorkResult,
@@ -275,6 +275,13 @@ impl CdcState {
             counters: BTreeMap::new(),
         }
     }
+}
+
+/// A table as work carries it: without the key samples only planning needs.
+fn for_work(t: &TableSchema) -> TableSchema {
+    let mut t = t.clone();
+    t.key_samples.clear();
+    t
 }
 
 /// A table's validation (see [`Task::table_validation`]).
@@ -1152,8 +1159,7 @@ impl Task {
                 }
             }
             UnitKind::Load { table, segment } => {
-                let mut t = schema.tables[table].clone();
-                t.key_samples.clear();
+                let t = for_work(&schema.tables[table]);
                 Work::LoadSegment {
                     source: spec.source.clone(),
                     target: spec.target.clone(),
@@ -1166,8 +1172,7 @@ impl Task {
                 }
             }
             UnitKind::Reset { table } => {
-                let mut t = schema.tables[table].clone();
-                t.key_samples.clear();
+                let t = for_work(&schema.tables[table]);
                 Work::ResetTable {
                     target: spec.target.clone(),
                     table: t,
@@ -1177,15 +1182,7 @@ impl Task {
             UnitKind::CreateSlot => Work::CreateSlot {
                 source: spec.source.clone(),
                 cdc: self.cdc_names(),
-                tables: schema
-                    .tables
-                    .iter()
-                    .map(|t| {
-                        let mut t = t.clone();
-                        t.key_samples.clear();
-                        t
-                    })
-                    .collect(),
+                tables: schema.tables.iter().map(for_work).collect(),
                 existing_slot: spec.slot_name.is_some(),
             },
             UnitKind::Snapshot => Work::HoldSnapshot {
@@ -1203,13 +1200,9 @@ impl Task {
                         .tables
                         .iter()
                         .zip(&self.plans)
-                        .map(|(t, p)| {
-                            let mut t = t.clone();
-                            t.key_samples.clear();
-                            CdcTable {
-                                table: t,
-                                apply_from: p.apply_from.unwrap_or_default(),
-                            }
+                        .map(|(t, p)| CdcTable {
+                            table: for_work(t),
+                            apply_from: p.apply_from.unwrap_or_default(),
                         })
                         .collect(),
                     start: cdc.checkpoint.max(origin),
@@ -1221,8 +1214,7 @@ impl Task {
                 keep_slot: spec.slot_name.is_some(),
             },
             UnitKind::PostData { table } => {
-                let mut t = schema.tables[table].clone();
-                t.key_samples.clear();
+                let t = for_work(&schema.tables[table]);
                 Work::PostData {
                     source: spec.source.clone(),
                     target: spec.target.clone(),
@@ -1231,8 +1223,7 @@ impl Task {
                 }
             }
             UnitKind::Validate { table, segment } => {
-                let mut t = schema.tables[table].clone();
-                t.key_samples.clear();
+                let t = for_work(&schema.tables[table]);
                 Work::ValidateSegment {
                     task: spec.name.clone(),
                     source: spec.source.clone(),
@@ -1256,15 +1247,7 @@ impl Task {
                 StepKind::SyncSequences => Work::SyncSequences {
                     source: spec.source.clone(),
                     target: spec.target.clone(),
-                    tables: schema
-                        .tables
-                        .iter()
-                        .map(|t| {
-                            let mut t = t.clone();
-                            t.key_samples.clear();
-                            t
-                        })
-                        .collect(),
+                    tables: schema.tables.iter().map(for_work).collect(),
                 },
             },
             UnitKind::Finalize => Work::Finalize {

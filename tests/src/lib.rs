@@ -602,3 +602,12 @@ pub fn table_status(status: &serde_json::Value, name: &str) -> serde_json::Value
         .cloned()
         .unwrap_or_else(|| panic!("table {name} not in status {status}"))
 }
+
+/// The seconds `ferry cutover` reports as `write-freeze window: N s`.
+pub fn freeze_window(cutover_output: &str) -> f64 {
+    cutover_output
+        .lines()
+        .find_map(|l| l.strip_prefix("write-freeze window: "))
+        .and_then(|w| w.trim_end_matches(" s").parse().ok())
+        .unwrap_or_else(|| panic!("no write-freeze window reported: {cutover_output}"))
+}

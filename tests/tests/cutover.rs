@@ -40,11 +40,7 @@ async fn cutover_freezes_drains_and_sets_sequences() -> anyhow::Result<()> {
     finish(load);
     assert!(ok, "cutover failed: {out}{err}\nstatus: {:?}", f.status("move"));
     println!("{out}");
-    let window: f64 = out
-        .lines()
-        .find_map(|l| l.strip_prefix("write-freeze window: "))
-        .and_then(|w| w.trim_end_matches(" s").parse().ok())
-        .unwrap_or_else(|| panic!("no window reported: {out}"));
+    let window = freeze_window(&out);
     assert!(window < 5.0, "write-freeze window {window} s: {out}");
     assert!(marker.exists(), "the hook did not run: {out}");
 

@@ -92,11 +92,7 @@ async fn mysql_to_postgres_cutover_and_rollback() -> anyhow::Result<()> {
     let (ok, out, err) = f.ferry(&["cutover", "mp", "--freeze-source"]);
     assert!(ok, "cutover failed: {out}{err}\nstatus: {:?}", f.status("mp"));
     println!("{out}");
-    let window: f64 = out
-        .lines()
-        .find_map(|l| l.strip_prefix("write-freeze window: "))
-        .and_then(|w| w.trim_end_matches(" s").parse().ok())
-        .unwrap_or_else(|| panic!("no window reported: {out}"));
+    let window = freeze_window(&out);
     assert!(window < 5.0, "write-freeze window {window} s: {out}");
     // The writer was stopped by the freeze (its statement was refused).
     let written = tokio::time::timeout(std::time::Duration::from_secs(10), writer).await??;

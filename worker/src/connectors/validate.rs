@@ -53,7 +53,7 @@ use ferry_common::schema::TableSchema;
 use ferry_common::typemap::{mysql_kind, postgres_kind, Kind};
 use ferry_common::value::{format_duration, Value, ValueError};
 use ferry_common::work::{FailureType, ValidationFailure, WorkResult};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
 /// Parts a differing range is cut into at each level of the drill-down.
@@ -286,9 +286,11 @@ pub async fn validate_segment(job: Job<'_>) -> Result<WorkResult, ConnectorError
                         reporter.wait_applied(job.task, SETTLE_TIMEOUT).await?;
                         let mut again = Outcome::default();
                         compare_rows(&source, &target, &columns, &key_idx, &range, &t_range, &mut again).await?;
-                        let mut failures = std::mem::take(&mut again.failures);
-                        failures.retain(|f| still_differs(&part, &again.sources, f));
-                        again.failures = failures;
+                        let seen: HashSet<(&str, FailureType)> =
+                            part.failures.iter().map(|f| (f.key.as_str(), f.failure_type)).collect();
+                        again
+                            .failures
+                            .retain(|f| still_differs(&seen, &part.sources, &again.sources, f));
                         again.failure_count = again.failures.len() as u64;
                         part = again;
                     }
@@ -473,12 +475,13 @@ async fn compare_rows(
 /// source row did not change in between. A source row that changed is still
 /// being written; its differences are its latest changes in flight, which
 /// the stream carries, so it is not reported.
-fn still_differs(before: &Outcome, now_sources: &HashMap<String, u64>, f: &ValidationFailure) -> bool {
-    let same_kind = before
-        .failures
-        .iter()
-        .any(|b| b.key == f.key && b.failure_type == f.failure_type);
-    same_kind && before.sources.get(&f.key) == now_sources.get(&f.key)
+fn still_differs(
+    seen: &HashSet<(&str, FailureType)>,
+    sources_before: &HashMap<String, u64>,
+    sources_now: &HashMap<String, u64>,
+    f: &ValidationFailure,
+) -> bool {
+    seen.contains(&(f.key.as_str(), f.failure_type)) && sources_before.get(&f.key) == sources_now.get(&f.key)
 }
 
 /// A blank-padded character type (`character(n)`, `char(n)`, `bpchar`).

@@ -116,6 +116,15 @@ pub fn decode(kind: Kind, raw: &mut Option<mysql_async::Value>) -> Result<Value<
     })
 }
 
+/// A column as the value model reads it: FLOAT's text form keeps 6 digits,
+/// as a DOUBLE it is exact.
+pub(crate) fn select_expr(column: &str, kind: Kind) -> String {
+    match kind {
+        Kind::Float => format!("CAST({} AS DOUBLE)", quote(column)),
+        _ => quote(column),
+    }
+}
+
 /// Streams the segment's rows, columns in the order of `columns`. With
 /// `consistent` (CDC tasks) the rows are read in a consistent snapshot whose
 /// binlog position is returned (see `binlog`).
@@ -132,15 +141,7 @@ pub async fn read_segment(
         .map(|c| t.column(c).map(|c| mysql_kind(&c.type_sql)))
         .collect::<Option<_>>()
         .ok_or_else(|| ConnectorError::Definite(format!("table {name}: column list does not match the source")))?;
-    // FLOAT's text form keeps 6 digits; as a DOUBLE it is exact.
-    let list: Vec<String> = columns
-        .iter()
-        .zip(&kinds)
-        .map(|(c, k)| match k {
-            Kind::Float => format!("CAST({} AS DOUBLE)", quote(c)),
-            _ => quote(c),
-        })
-        .collect();
+    let list: Vec<String> = columns.iter().zip(&kinds).map(|(c, k)| select_expr(c, *k)).collect();
     let sql = format!(
         "SELECT {} FROM {}.{} WHERE {}",
         list.join(", "),

@@ -35,15 +35,6 @@ fn key_list(bounds: &SegmentBounds) -> Vec<String> {
     }
 }
 
-/// A column as read for comparison: FLOAT through DOUBLE, whose text is
-/// exact (FLOAT's own keeps 6 digits).
-fn select_expr(t: &TableSchema, c: &str) -> String {
-    match t.column(c).map(|col| mysql_kind(&col.type_sql)) {
-        Some(Kind::Float) => format!("CAST({} AS DOUBLE)", quote(c)),
-        _ => quote(c),
-    }
-}
-
 /// `(count, sum of the first 64 bits of md5(row bytes))` over the range.
 pub async fn checksum(
     ep: &Endpoint,
@@ -112,7 +103,13 @@ pub async fn read_text(
     row: &mut (dyn FnMut(Vec<Option<Vec<u8>>>) + Send),
 ) -> Result<(), ConnectorError> {
     let what = format!("reading table {} on {ep} for validation", t.display_name());
-    let list: Vec<String> = columns.iter().map(|c| select_expr(t, c)).collect();
+    let list: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            let kind = t.column(c).map_or(Kind::Text, |col| mysql_kind(&col.type_sql));
+            super::read::select_expr(c, kind)
+        })
+        .collect();
     let sql = format!(
         "SELECT {} FROM {} WHERE {}",
         list.join(", "),
@@ -143,7 +140,7 @@ pub async fn read_text(
 }
 
 /// Decodes a text field as the full load does (FLOAT columns are read
-/// through DOUBLE, see `select_expr`, as there).
+/// through DOUBLE, see `read::select_expr`, as there).
 pub fn decode(kind: Kind, raw: &[u8]) -> Result<Value<'static>, ValueError> {
     super::read::decode(kind, &mut Some(mysql_async::Value::Bytes(raw.to_vec())))
 }

@@ -304,11 +304,7 @@ pub async fn post_data(
         let src = connect(source).await?;
         for seq in &t.sequences {
             let qn = format!("{}.{}", quote_ident(&seq.schema), quote_ident(&seq.name));
-            let r = src
-                .query_one(&format!("SELECT last_value, is_called FROM {qn}"), &[])
-                .await
-                .map_err(|e| classify(format!("reading sequence {qn} on the source"), e))?;
-            let (last, called): (i64, bool) = (r.get(0), r.get(1));
+            let (last, called) = sequence_state(&src, &qn).await?;
             let target_seq = if seq.identity {
                 format!(
                     "pg_get_serial_sequence({}, {})",
@@ -349,6 +345,15 @@ pub async fn finalize(target: &Endpoint, fks: &[(String, Constraint)], validate:
     Ok(())
 }
 
+/// A source sequence's `(last_value, is_called)`.
+async fn sequence_state(src: &Client, qualified: &str) -> Result<(i64, bool), ConnectorError> {
+    let r = src
+        .query_one(&format!("SELECT last_value, is_called FROM {qualified}"), &[])
+        .await
+        .map_err(|e| classify(format!("reading sequence {qualified} on the source"), e))?;
+    Ok((r.get(0), r.get(1)))
+}
+
 /// Cutover: every sequence of the selected tables on the target moves past
 /// both the source's current value and the target's largest key, so rows
 /// the application inserts on the target after the switch get new keys
@@ -382,11 +387,7 @@ pub async fn sync_sequences(
             let used: i64 = match &src {
                 Some(src) => {
                     let qn = format!("{}.{}", quote_ident(&seq.schema), quote_ident(&seq.name));
-                    let r = src
-                        .query_one(&format!("SELECT last_value, is_called FROM {qn}"), &[])
-                        .await
-                        .map_err(|e| classify(format!("reading sequence {qn} on the source"), e))?;
-                    let (last, called): (i64, bool) = (r.get(0), r.get(1));
+                    let (last, called) = sequence_state(src, &qn).await?;
                     if called {
                         last
                     } else {

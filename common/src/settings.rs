@@ -5,7 +5,7 @@
 //! ```json
 //! {"FullLoadSettings": {"TargetTablePrepMode": "DROP_AND_CREATE", "MaxFullLoadSubTasks": 8},
 //!  "ValidationSettings": {"EnableValidation": true, "ValidationOnly": false, "PartitionSize": 10000},
-//!  "Ferry": {"SegmentTargetBytes": 67108864, "MaxSegmentsPerTable": 256}}
+//!  "Ferry": {"SegmentTargetBytes": 67108864, "MaxSegmentsPerTable": 256, "RevalidateDelaySeconds": 5}}
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -49,6 +49,15 @@ pub struct ValidationSettings {
     pub only: bool,
     /// Key ranges of at most this many rows are compared row by row.
     pub partition_size: u64,
+    /// During CDC, a validated range that changes is validated again this
+    /// long after the change was applied (`Ferry.RevalidateDelaySeconds`),
+    /// so a busy range is not re-read after every change.
+    #[serde(default = "default_revalidate_delay")]
+    pub revalidate_delay_s: u64,
+}
+
+fn default_revalidate_delay() -> u64 {
+    5
 }
 
 impl Default for ValidationSettings {
@@ -57,6 +66,7 @@ impl Default for ValidationSettings {
             enabled: false,
             only: false,
             partition_size: 10_000,
+            revalidate_delay_s: default_revalidate_delay(),
         }
     }
 }
@@ -146,6 +156,12 @@ impl TaskSettings {
                     .ok_or_else(|| err("$.Ferry.MaxSegmentsPerTable", format!("expected 1..10000, got {v}")))?
                     as u32;
             }
+            if let Some(v) = f.get("RevalidateDelaySeconds") {
+                s.validation.revalidate_delay_s = v
+                    .as_u64()
+                    .filter(|n| *n <= 3600)
+                    .ok_or_else(|| err("$.Ferry.RevalidateDelaySeconds", format!("expected 0..3600, got {v}")))?;
+            }
         }
         Ok(s)
     }
@@ -171,6 +187,11 @@ mod tests {
         let v = TaskSettings::parse(r#"{"ValidationSettings":{"ValidationOnly":true,"PartitionSize":500}}"#).unwrap();
         assert!(v.validation.enabled && v.validation.only);
         assert_eq!(v.validation.partition_size, 500);
+        assert_eq!(v.validation.revalidate_delay_s, 5);
+        let d = TaskSettings::parse(r#"{"Ferry":{"RevalidateDelaySeconds":0}}"#).unwrap();
+        assert_eq!(d.validation.revalidate_delay_s, 0);
+        let e = TaskSettings::parse(r#"{"Ferry":{"RevalidateDelaySeconds":-1}}"#).unwrap_err();
+        assert!(e.to_string().contains("RevalidateDelaySeconds"), "{e}");
         let e = TaskSettings::parse(r#"{"ValidationSettings":{"EnableValidation":"yes"}}"#).unwrap_err();
         assert!(e.to_string().contains("EnableValidation"), "{e}");
         let e = TaskSettings::parse(r#"{"FullLoadSettings":{"TargetTablePrepMode":"NUKE"}}"#).unwrap_err();

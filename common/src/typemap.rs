@@ -205,6 +205,14 @@ pub fn postgres_kind(type_sql: &str) -> Kind {
     }
 }
 
+/// How values of a column of `engine` travel.
+pub fn kind(engine: Engine, type_sql: &str) -> Kind {
+    match engine {
+        Engine::Postgres => postgres_kind(type_sql),
+        Engine::Mysql => mysql_kind(type_sql),
+    }
+}
+
 /// The MySQL type that holds every value of a PostgreSQL column; types
 /// without a MySQL counterpart keep their exact PostgreSQL text form.
 pub fn postgres_to_mysql(type_sql: &str) -> Result<String, Unsupported> {

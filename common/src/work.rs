@@ -3,11 +3,12 @@
 
 use crate::endpoint::Endpoint;
 use crate::mapping::TableMappings;
-use crate::plan::SegmentBounds;
+use crate::plan::{ChangeTracking, SegmentBounds};
 use crate::position::Lsn;
 use crate::schema::{Constraint, SourceSchema, TableSchema};
 use crate::settings::TargetTablePrepMode;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -219,6 +220,33 @@ pub struct CdcTable {
     /// Transactions whose commit LSN is below this are already in the
     /// table's full-load snapshot and are skipped (0 for CDC-only tasks).
     pub apply_from: Lsn,
+    /// Which validated ranges the stream reports as changed.
+    #[serde(default)]
+    pub changes: ChangeTracking,
+}
+
+/// Segments of one table that applied changes touched (see
+/// [`ChangeTracking`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangedSegments {
+    /// Every segment (a truncate, or a key Ferry cannot place).
+    pub all: bool,
+    pub segments: BTreeSet<u32>,
+}
+
+impl ChangedSegments {
+    pub fn add(&mut self, o: &ChangedSegments) {
+        self.all |= o.all;
+        if !self.all {
+            self.segments.extend(&o.segments);
+        } else {
+            self.segments.clear();
+        }
+    }
+
+    pub fn contains(&self, segment: u32) -> bool {
+        self.all || self.segments.contains(&segment)
+    }
 }
 
 /// Structured progress an assignment reports besides its row count.
@@ -280,6 +308,10 @@ pub struct CdcProgress {
     /// Tables whose apply stopped, with the reason (e.g. a column layout
     /// the target does not have).
     pub table_errors: Vec<(String, String)>,
+    /// Per table: the validated segments changes committed since the
+    /// previous report touched.
+    #[serde(default)]
+    pub changed: Vec<(String, ChangedSegments)>,
     /// MySQL sources: the GTID of the last transaction read (MariaDB
     /// `domain-server-seq`, MySQL `uuid:n`), for the operator.
     #[serde(default)]

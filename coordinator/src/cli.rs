@@ -443,6 +443,7 @@ fn validation_json(v: ValidationStatus) -> serde_json::Value {
         "validated_records": v.validated_records,
         "mismatched_records": v.mismatched_records,
         "pending_segments": v.pending_segments,
+        "revalidated_segments": v.revalidated_segments,
         "failures": v.failures.iter().map(|f| json!({
             "key": f.key,
             "failure_type": f.failure_type,
@@ -515,8 +516,9 @@ pub async fn validate(url: &str, name: &str, output: &str) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Has a worker carry out a cutover step and waits for it.
-async fn run_step(c: &mut AdminClient<Channel>, name: &str, step: &str, deadline: Instant) -> anyhow::Result<()> {
+/// Has a worker carry out a cutover step and waits for it. Returns the
+/// step's unit (for `validate`: how many segments it compares).
+async fn run_step(c: &mut AdminClient<Channel>, name: &str, step: &str, deadline: Instant) -> anyhow::Result<u32> {
     let unit = c
         .run_step(StepRequest {
             name: name.into(),
@@ -538,7 +540,7 @@ async fn run_step(c: &mut AdminClient<Channel>, name: &str, step: &str, deadline
             .map_err(status_err)?
             .into_inner();
         match r.state.as_str() {
-            "done" => return Ok(()),
+            "done" => return Ok(unit),
             "failed" => bail!("{step}: {}", r.error),
             _ => {}
         }
@@ -600,6 +602,10 @@ pub async fn cutover(
     if t.state != "running" {
         bail!("task {name} is {}, not running", t.state);
     }
+    let validated = st
+        .tables
+        .iter()
+        .any(|t| t.validation.as_ref().is_some_and(|v| v.state != "Not enabled"));
     let deadline = Instant::now() + Duration::from_secs(timeout_s);
     let start = Instant::now();
     if dry_run {
@@ -615,33 +621,19 @@ pub async fn cutover(
     } else {
         println!("1. freeze writes on the source                  (not asked: the operator stops writes)");
     }
-    let s = Instant::now();
-    let applied = match drain(&mut c, name, deadline).await {
-        Ok(a) => a,
-        Err(e) => {
-            if freezing {
-                eprintln!(
-                    "cutover stopped; the source stays frozen (`ferry cutover {name} --unfreeze-source` to undo)"
-                );
-            }
-            return Err(e);
+    if let Err(e) = cutover_checks(&mut c, name, validated, deadline).await {
+        if freezing {
+            eprintln!("cutover stopped; the source stays frozen (`ferry cutover {name} --unfreeze-source` to undo)");
         }
-    };
-    timed_step(
-        "2. target applied the source's last change",
-        s,
-        &format!("  (at {applied})"),
-    );
-    let s = Instant::now();
-    run_step(&mut c, name, "sync-sequences", deadline).await?;
-    timed_step("3. sequences set past the source's values", s, "");
+        return Err(e);
+    }
     if dry_run {
-        println!("4. reverse stream (target -> source)             (dry run: skipped)");
+        println!("5. reverse stream (target -> source)             (dry run: skipped)");
     } else {
         let s = Instant::now();
         let reverse = start_reverse(&mut c, name, deadline).await?;
         timed_step(
-            "4. reverse stream started (target -> source)",
+            "5. reverse stream started (target -> source)",
             s,
             &format!("  (task {reverse})"),
         );
@@ -649,7 +641,7 @@ pub async fn cutover(
     if let Some(cmd) = hook.filter(|_| !dry_run) {
         let s = Instant::now();
         run_hook(cmd).await?;
-        timed_step("5. hook (repoint the application)", s, "");
+        timed_step("6. hook (repoint the application)", s, "");
     }
     let window = start.elapsed().as_secs_f64();
     if dry_run {
@@ -659,6 +651,54 @@ pub async fn cutover(
     } else {
         println!("cutover took {window:.3} s");
     }
+    Ok(())
+}
+
+/// Cutover steps 2-4, after which the target may take over: the target has
+/// applied the source's last change, its sequences are past the source's,
+/// and every segment changed since its last comparison compares equal.
+async fn cutover_checks(
+    c: &mut AdminClient<Channel>,
+    name: &str,
+    validated: bool,
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    let s = Instant::now();
+    let applied = drain(c, name, deadline).await?;
+    timed_step(
+        "2. target applied the source's last change",
+        s,
+        &format!("  (at {applied})"),
+    );
+    let s = Instant::now();
+    run_step(c, name, "sync-sequences", deadline).await?;
+    timed_step("3. sequences set past the source's values", s, "");
+    if !validated {
+        println!("4. validate changed ranges                       (validation not enabled: skipped)");
+        return Ok(());
+    }
+    let s = Instant::now();
+    let segments = run_step(c, name, "validate", deadline).await?;
+    let st = c.task_status(task_name(name)).await.map_err(status_err)?.into_inner();
+    let mut differ = 0;
+    for t in &st.tables {
+        let v = t.validation.clone().unwrap_or_default();
+        differ += v.mismatched_records;
+        for f in v.failures.iter().take(5) {
+            eprintln!(
+                "{}.{}: {} key ({}): {}",
+                t.schema, t.name, f.failure_type, f.key, f.details
+            );
+        }
+    }
+    if differ > 0 {
+        bail!("validation: {differ} rows differ between source and target (`ferry validate {name}` lists them)");
+    }
+    timed_step(
+        "4. changed ranges validated",
+        s,
+        &format!("  ({segments} segments compared, no differences)"),
+    );
     Ok(())
 }
 

@@ -10,6 +10,10 @@ use ferry_common::settings::TaskSettings;
 use ferry_common::work::WorkResult;
 use tonic::{Request as Req, Response as Resp, Status};
 
+/// The cutover step that compares the segments changed since their last
+/// comparison; the coordinator schedules it itself (Validate units).
+const VALIDATE_STEP: &str = "validate";
+
 pub struct AdminService {
     pub node: Node,
 }
@@ -220,9 +224,19 @@ impl Admin for AdminService {
 
     async fn run_step(&self, req: Req<pb::StepRequest>) -> Result<Resp<pb::StepReply>, Status> {
         let r = req.into_inner();
+        if r.step == VALIDATE_STEP {
+            return match self.node.write(Request::ValidateChanged { name: r.name }).await? {
+                Response::Queued(n) => Ok(Resp::new(pb::StepReply {
+                    unit: n,
+                    state: "pending".into(),
+                    error: String::new(),
+                })),
+                other => answer(other).map(|_| Resp::new(pb::StepReply::default())),
+            };
+        }
         let step = StepKind::parse(&r.step).ok_or_else(|| {
             Status::invalid_argument(format!(
-                "step {}: expected freeze-source, unfreeze-source, unfreeze-target or sync-sequences",
+                "step {}: expected freeze-source, unfreeze-source, unfreeze-target, sync-sequences or {VALIDATE_STEP}",
                 r.step
             ))
         })?;
@@ -288,6 +302,21 @@ impl Admin for AdminService {
             .tasks
             .get(&r.name)
             .ok_or_else(|| Status::not_found(format!("task {} not found", r.name)))?;
+        if r.step == VALIDATE_STEP {
+            // Done when every segment asked for has been compared; the
+            // differences are in the task's status.
+            let remaining = t.cutover_validation_remaining();
+            let (state, error) = match (&t.error, remaining) {
+                (Some(e), _) => ("failed", e.clone()),
+                (None, 0) => ("done", String::new()),
+                (None, _) => ("running", String::new()),
+            };
+            return Ok(Resp::new(pb::StepReply {
+                unit: remaining,
+                state: state.into(),
+                error,
+            }));
+        }
         let u = t
             .units
             .get(r.unit as usize)
@@ -527,6 +556,20 @@ impl Worker for WorkerService {
         }
     }
 
+    async fn mark_requested(&self, req: Req<pb::AssignmentRef>) -> Result<Resp<pb::MarkReply>, Status> {
+        let (assignment, epoch) = aref(Some(req.into_inner()))?;
+        let s = self.node.state.read().expect("state lock");
+        let lease = s.leases.get(&assignment).filter(|l| l.epoch == epoch).ok_or_else(|| {
+            Status::failed_precondition(format!("assignment {assignment} (epoch {epoch}) is not held"))
+        })?;
+        let mark = s
+            .tasks
+            .get(&lease.task)
+            .and_then(|t| t.cdc.as_ref())
+            .map_or(0, |c| c.marks_requested);
+        Ok(Resp::new(pb::MarkReply { mark }))
+    }
+
     async fn complete(&self, req: Req<pb::CompleteRequest>) -> Result<Resp<pb::Ack>, Status> {
         let r = req.into_inner();
         let (assignment, epoch) = aref(r.assignment)?;
@@ -571,6 +614,7 @@ fn validation_status(t: &Task, table: usize) -> pb::ValidationStatus {
         validated_records: v.rows,
         mismatched_records: v.failures,
         pending_segments: v.pending,
+        revalidated_segments: v.revalidated,
         failures: v
             .sample
             .into_iter()

@@ -31,12 +31,14 @@
 use crate::planner;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::mapping::TableMappings;
-use ferry_common::plan::SegmentBounds;
+use ferry_common::plan::{ChangeTracking, SegmentBounds, SegmentLocator};
 use ferry_common::position::Lsn;
 use ferry_common::schema::{ConstraintKind, SourceSchema, TableSchema};
 use ferry_common::settings::TaskSettings;
+use ferry_common::typemap::{self, Kind};
 use ferry_common::work::{
-    CdcNames, CdcProgress, CdcTable, ProgressDetail, TableCounters, ValidationFailure, Work, WorkResult,
+    CdcNames, CdcProgress, CdcTable, ChangedSegments, ProgressDetail, TableCounters, ValidationFailure, Work,
+    WorkResult,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -209,6 +211,31 @@ pub struct Unit {
     pub failures: u64,
     #[serde(default)]
     pub sample: Vec<ValidationFailure>,
+    /// Validate units: CDC changed the segment while it was being compared;
+    /// compare it again when this run completes.
+    #[serde(default)]
+    pub rerun: bool,
+    /// Validate units: times the segment was queued again because CDC
+    /// changed it after it was compared.
+    #[serde(default)]
+    pub revalidations: u32,
+    /// Validate units: where the segment is in a cutover's final validation.
+    #[serde(default)]
+    pub cutover_check: CutoverCheck,
+}
+
+/// A Validate unit's part in `ferry cutover`'s final validation: every
+/// segment not known to be clean must complete a comparison that *started*
+/// after the cutover asked (once the source's last change was applied), so
+/// that comparison has seen every change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CutoverCheck {
+    #[default]
+    None,
+    /// Asked for; the next comparison to start satisfies it.
+    Requested,
+    /// A comparison that started after the request is running.
+    Started,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -290,8 +317,10 @@ pub struct TableValidation {
     /// Source rows compared.
     pub rows: u64,
     pub failures: u64,
-    /// Segments not compared yet.
+    /// Segments not compared yet (or changed since).
     pub pending: u32,
+    /// Times segments were queued again because CDC changed them.
+    pub revalidated: u64,
     pub sample: Vec<ValidationFailure>,
 }
 
@@ -417,6 +446,11 @@ pub enum Request {
         name: String,
         step: StepKind,
     },
+    /// `ferry cutover`: compare every segment not known to be clean now
+    /// (see [`CutoverCheck`]).
+    ValidateChanged {
+        name: String,
+    },
     RegisterWorker {
         name: String,
         slots: u32,
@@ -480,6 +514,8 @@ pub enum Response {
     Mark(u64),
     /// The unit index of an added cutover step.
     Step(u32),
+    /// Segments queued for comparison.
+    Queued(u32),
     /// The task was removed at once (no source-side cleanup needed).
     Deleted,
 }
@@ -614,6 +650,16 @@ impl State {
                 task.units.push(Unit::new(UnitKind::Step(step)));
                 dirty.tasks.push(name);
                 Response::Step(task.units.len() as u32 - 1)
+            }
+            Request::ValidateChanged { name } => {
+                let Some(task) = self.tasks.get_mut(&name) else {
+                    return Response::Error(format!("task {name} not found"));
+                };
+                if task.state != TaskState::Running {
+                    return Response::Error(format!("task {name} is {}, not running", task.state.as_str()));
+                }
+                dirty.tasks.push(name);
+                Response::Queued(task.validate_changed())
             }
             Request::Mark { name } => {
                 let Some(task) = self.tasks.get_mut(&name) else {
@@ -900,7 +946,7 @@ impl State {
             let Some(unit) = task.next_runnable(now_ms) else {
                 continue;
             };
-            task.on_grant(unit);
+            task.on_grant(unit, now_ms);
             let work = task.work_for(unit);
             self.next_assignment_id += 1;
             self.next_epoch += 1;
@@ -946,6 +992,9 @@ impl Unit {
             exceptions: 0,
             failures: 0,
             sample: vec![],
+            rerun: false,
+            revalidations: 0,
+            cutover_check: CutoverCheck::None,
         }
     }
 }
@@ -1043,10 +1092,29 @@ impl Task {
 
     /// Bookkeeping at grant time: a table's first segment fixes its snapshot
     /// generation; a snapshot holder gets the next generation.
-    fn on_grant(&mut self, unit: usize) {
+    fn on_grant(&mut self, unit: usize, now_ms: u64) {
         let kind = self.units[unit].kind;
         let snap = self.snapshot().cloned();
         match kind {
+            // A stream that takes over cannot know what its predecessor
+            // applied but did not report: every segment is compared again.
+            UnitKind::Cdc => {
+                let all = ChangedSegments {
+                    all: true,
+                    ..Default::default()
+                };
+                for t in 0..self.plans.len() {
+                    self.revalidate(t, &all, now_ms);
+                }
+            }
+            UnitKind::Validate { .. } => {
+                let u = &mut self.units[unit];
+                // This run sees every change reported so far.
+                u.rerun = false;
+                if u.cutover_check == CutoverCheck::Requested {
+                    u.cutover_check = CutoverCheck::Started;
+                }
+            }
             UnitKind::Load { table, .. } => {
                 if let Some(s) = snap {
                     let p = &mut self.plans[table];
@@ -1063,6 +1131,61 @@ impl Task {
             }
             _ => {}
         }
+    }
+
+    /// CDC applied changes to `segments` of table `table`: a segment compared
+    /// before is compared again once the change is applied (after the
+    /// task's RevalidateDelaySeconds); one being compared is compared again
+    /// when that run ends, since it may have read the rows before the change.
+    fn revalidate(&mut self, table: usize, segments: &ChangedSegments, now_ms: u64) {
+        let delay_ms = self.spec.settings.validation.revalidate_delay_s * 1000;
+        for u in self.units.iter_mut() {
+            let UnitKind::Validate { table: t, segment } = u.kind else {
+                continue;
+            };
+            if t != table || !segments.contains(segment) {
+                continue;
+            }
+            match u.state {
+                UnitState::Done => {
+                    u.revalidations += 1;
+                    u.state = UnitState::Pending {
+                        not_before_ms: now_ms + delay_ms,
+                    };
+                }
+                UnitState::Running { .. } => u.rerun = true,
+                UnitState::Pending { .. } | UnitState::Failed { .. } => {}
+            }
+        }
+    }
+
+    /// `ferry cutover`'s final validation: every segment waiting to be
+    /// compared (never compared, or changed since) is compared now, and
+    /// one being compared is compared again unless its run started after
+    /// this call. Returns how many segments that is.
+    fn validate_changed(&mut self) -> u32 {
+        let mut n = 0;
+        for u in self.units.iter_mut() {
+            if !matches!(u.kind, UnitKind::Validate { .. }) {
+                continue;
+            }
+            match u.state {
+                UnitState::Pending { .. } => u.state = UnitState::Pending { not_before_ms: 0 },
+                UnitState::Running { .. } => {}
+                UnitState::Done | UnitState::Failed { .. } => continue,
+            }
+            u.cutover_check = CutoverCheck::Requested;
+            n += 1;
+        }
+        n
+    }
+
+    /// Segments the cutover's final validation still waits for.
+    pub fn cutover_validation_remaining(&self) -> u32 {
+        self.units
+            .iter()
+            .filter(|u| u.cutover_check != CutoverCheck::None)
+            .count() as u32
     }
 
     /// When the last segment is committed, the snapshot holder may let go.
@@ -1099,6 +1222,7 @@ impl Task {
                 });
             }
             ProgressDetail::Cdc(mut p) if kind == UnitKind::Cdc => {
+                let changed = std::mem::take(&mut p.changed);
                 cdc.checkpoint = cdc.checkpoint.max(p.applied);
                 for (table, delta) in std::mem::take(&mut p.applied_delta) {
                     cdc.counters.entry(table).or_default().add(&delta);
@@ -1110,6 +1234,15 @@ impl Task {
                 cdc.progress_at_ms = now_ms;
                 // A stream that reports is healthy again: reset its retries.
                 self.units[unit].attempts = 0;
+                for (name, segments) in changed {
+                    let table = self
+                        .schema
+                        .as_ref()
+                        .and_then(|s| s.tables.iter().position(|t| t.display_name() == name));
+                    if let Some(t) = table {
+                        self.revalidate(t, &segments, now_ms);
+                    }
+                }
             }
             _ => {}
         }
@@ -1200,9 +1333,11 @@ impl Task {
                         .tables
                         .iter()
                         .zip(&self.plans)
-                        .map(|(t, p)| CdcTable {
+                        .enumerate()
+                        .map(|(i, (t, p))| CdcTable {
                             table: for_work(t),
                             apply_from: p.apply_from.unwrap_or_default(),
+                            changes: self.change_tracking(i),
                         })
                         .collect(),
                     start: cdc.checkpoint.max(origin),
@@ -1264,6 +1399,25 @@ impl Task {
                     .collect(),
                 validate: spec.migration_type == MigrationType::FullLoad,
             },
+        }
+    }
+
+    /// What the CDC stream reports about changes to table `table`: the
+    /// segments they touch when Ferry can place a key in them (integer range
+    /// keys), else just that the table changed; nothing unless validated.
+    fn change_tracking(&self, table: usize) -> ChangeTracking {
+        let validated = self
+            .units
+            .iter()
+            .any(|u| matches!(u.kind, UnitKind::Validate { table: t, .. } if t == table));
+        if !validated {
+            return ChangeTracking::Off;
+        }
+        let engine = self.spec.source.engine;
+        let integer = |ty: &str| matches!(typemap::kind(engine, ty), Kind::Int | Kind::UInt);
+        match SegmentLocator::new(&self.plans[table].segments, integer) {
+            Some(l) => ChangeTracking::Segments(l),
+            None => ChangeTracking::Table,
         }
     }
 
@@ -1407,10 +1561,27 @@ impl Task {
                 }
             }
             (UnitKind::Validate { .. }, WorkResult::Validated { rows, failures, sample }) => {
+                let delay_ms = self.spec.settings.validation.revalidate_delay_s * 1000;
                 let u = &mut self.units[unit];
                 u.rows = rows;
                 u.failures = failures;
                 u.sample = sample;
+                match u.cutover_check {
+                    // Started before the cutover asked: compare again now.
+                    CutoverCheck::Requested => {
+                        u.state = UnitState::Pending { not_before_ms: 0 };
+                        u.rerun = false;
+                    }
+                    CutoverCheck::Started => u.cutover_check = CutoverCheck::None,
+                    CutoverCheck::None => {}
+                }
+                if u.rerun {
+                    u.rerun = false;
+                    u.revalidations += 1;
+                    u.state = UnitState::Pending {
+                        not_before_ms: now_ms + delay_ms,
+                    };
+                }
             }
             _ => {}
         }
@@ -1491,6 +1662,7 @@ impl Task {
             rows: 0,
             failures: 0,
             pending: 0,
+            revalidated: 0,
             sample: vec![],
         };
         if !self.spec.settings.validation.enabled {
@@ -1503,6 +1675,7 @@ impl Task {
                 continue;
             }
             units += 1;
+            v.revalidated += u64::from(u.revalidations);
             match &u.state {
                 UnitState::Done => {
                     v.rows += u.rows;

@@ -60,6 +60,9 @@ impl MariaDbServer {
 
     fn spawn(&mut self) -> Result<()> {
         let d = self.dir.path();
+        // Readiness is our own socket file (below); a killed server leaves
+        // its file behind.
+        let _ = std::fs::remove_file(d.join("sock"));
         let child = Command::new(server_binary())
             .args([
                 "--no-defaults",
@@ -100,7 +103,10 @@ impl MariaDbServer {
             if let Some(st) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 bail!("mariadbd exited at start ({st}); see {}", self.log().display());
             }
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            // The port alone is not proof: another test's server may hold
+            // it (ours then fails to bind and exits). The socket file in our
+            // directory appears only once our server listens.
+            if d.join("sock").exists() && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));

@@ -3,7 +3,8 @@
 //! afterwards, the target holds every row, its sequences are past the
 //! source's, and the hook ran. Then pgbench writes to the target, the
 //! reverse stream carries it to the source, and `ferry rollback` returns
-//! to the source with nothing lost.
+//! to the source with nothing lost. The cutover validates the ranges pgbench
+//! changed since they were last compared.
 use ferry_tests::*;
 use std::time::Duration;
 
@@ -17,7 +18,15 @@ async fn cutover_freezes_drains_and_sets_sequences() -> anyhow::Result<()> {
     )
     .await?;
     let f = Ferry::start(2, 3000, &[])?;
-    p.create_task(&f, "move", "full-load-and-cdc");
+    create_typed(
+        &f,
+        "move",
+        &p.src.url("postgres"),
+        &p.dst.url("postgres"),
+        "full-load-and-cdc",
+        r#"{"ValidationSettings": {"EnableValidation": true}, "Ferry": {"SegmentTargetBytes": 4000000}}"#,
+        &[],
+    );
     f.ok(&["task", "start", "move"]);
     wait_caught_up(&f, "move");
 
@@ -43,6 +52,12 @@ async fn cutover_freezes_drains_and_sets_sequences() -> anyhow::Result<()> {
     let window = freeze_window(&out);
     assert!(window < 5.0, "write-freeze window {window} s: {out}");
     assert!(marker.exists(), "the hook did not run: {out}");
+    // pgbench changed segments after they were compared: compared again.
+    assert!(out.contains("4. changed ranges validated"), "{out}");
+    let v = f.status("move").unwrap();
+    let accounts = table_status(&v, "pgbench_accounts")["validation"].clone();
+    assert_eq!(accounts["state"], "Validated", "{v}");
+    assert!(accounts["revalidated_segments"].as_u64().unwrap() > 0, "{v}");
 
     // Writes after the freeze are refused.
     let fresh = p.src.client("postgres").await?;

@@ -62,7 +62,7 @@ async fn mysql_to_postgres_cutover_and_rollback() -> anyhow::Result<()> {
         &my.url("shop"),
         &pg.url("postgres"),
         "full-load-and-cdc",
-        "{}",
+        r#"{"ValidationSettings": {"EnableValidation": true}}"#,
         &[],
     );
     f.ok(&["task", "start", "mp"]);
@@ -94,6 +94,7 @@ async fn mysql_to_postgres_cutover_and_rollback() -> anyhow::Result<()> {
     println!("{out}");
     let window = freeze_window(&out);
     assert!(window < 5.0, "write-freeze window {window} s: {out}");
+    assert!(out.contains("4. changed ranges validated"), "{out}");
     // The writer was stopped by the freeze (its statement was refused).
     let written = tokio::time::timeout(std::time::Duration::from_secs(10), writer).await??;
     assert!(written > 0);

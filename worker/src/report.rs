@@ -63,6 +63,27 @@ impl Reporter {
         }
     }
 
+    /// Watches for caught-up marks requested for this assignment's task
+    /// (`task wait --for caught-up`, a cutover's drain, validation), so a
+    /// CDC stream emits one within ~100 ms instead of at its next report.
+    /// The poller stops when the receiver is dropped.
+    pub fn mark_requests(&self) -> tokio::sync::watch::Receiver<u64> {
+        let (tx, rx) = tokio::sync::watch::channel(0);
+        let mut client = self.client.clone();
+        let assignment = self.assignment;
+        tokio::spawn(async move {
+            let mut poll = tokio::time::interval(std::time::Duration::from_millis(100));
+            while !tx.is_closed() {
+                poll.tick().await;
+                if let Ok(r) = client.mark_requested(assignment).await {
+                    let mark = r.into_inner().mark;
+                    tx.send_if_modified(|m| std::mem::replace(m, mark) != mark);
+                }
+            }
+        });
+        rx
+    }
+
     /// Stores `detail` in the coordinator's Raft state. Returns the highest
     /// caught-up mark requested for the task. A superseded epoch is a
     /// definite error (this worker must stop); an unreachable coordinator a

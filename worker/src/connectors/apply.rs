@@ -45,10 +45,11 @@
 
 use crate::connectors::{mysql, postgres, ConnectorError};
 use ferry_common::endpoint::{Endpoint, Engine};
+use ferry_common::plan::ChangeTracking;
 use ferry_common::position::Lsn;
 use ferry_common::schema::{quote_ident, quote_literal, TableSchema};
 use ferry_common::value::{Value, ValueError};
-use ferry_common::work::{CdcProgress, TableCounters};
+use ferry_common::work::{CdcProgress, ChangedSegments, TableCounters};
 use mysql_async::prelude::Queryable;
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
@@ -101,6 +102,13 @@ pub struct TargetTable {
     /// the row it names, and a row the target lacks stays missing, as it
     /// would in DMS.
     pub replay: bool,
+    /// The row image's column names (source names).
+    image: Vec<String>,
+    /// Which validated segments changes are reported against.
+    tracking: ChangeTracking,
+    /// Image positions of the tracking locator's columns; `None` when the
+    /// image lacks one (every change then counts for the whole table).
+    track_at: Option<Vec<usize>>,
 }
 
 impl TargetTable {
@@ -156,7 +164,45 @@ impl TargetTable {
             source_width: image.len(),
             stopped: None,
             replay: true,
+            image: image.iter().map(|s| s.to_string()).collect(),
+            tracking: ChangeTracking::Off,
+            track_at: None,
         })
+    }
+
+    /// Reports changes against the table's validated segments (see
+    /// [`ChangeTracking`]).
+    pub fn tracked(mut self, tracking: ChangeTracking) -> TargetTable {
+        self.track_at = match &tracking {
+            ChangeTracking::Segments(l) => l
+                .columns
+                .iter()
+                .map(|c| self.image.iter().position(|i| i == c))
+                .collect(),
+            _ => None,
+        };
+        self.tracking = tracking;
+        self
+    }
+
+    /// The segment `row` falls in; `None` when it cannot be told (the
+    /// table is tracked as a whole, or the image lacks a key value).
+    fn segment_of(&self, row: &Image) -> Option<u32> {
+        let ChangeTracking::Segments(l) = &self.tracking else {
+            return None;
+        };
+        let key: Option<Vec<i128>> = self
+            .track_at
+            .as_ref()?
+            .iter()
+            .map(|&i| match row.get(i)? {
+                Some(Value::Int(v)) => Some(*v as i128),
+                Some(Value::UInt(v)) => Some(*v as i128),
+                Some(Value::Text(s) | Value::Decimal(s)) => s.parse().ok(),
+                _ => None,
+            })
+            .collect();
+        Some(l.locate(&key?))
     }
 }
 
@@ -193,10 +239,13 @@ pub struct Applier {
     batch_end: Lsn,
     batch_mark: u64,
     batch_counters: BTreeMap<String, TableCounters>,
+    /// Validated segments the open batch changes, per table.
+    batch_changed: BTreeMap<String, ChangedSegments>,
     /// Committed on the target.
     pub applied: Lsn,
     pub marks_reached: u64,
     unreported: BTreeMap<String, TableCounters>,
+    unreported_changed: BTreeMap<String, ChangedSegments>,
     rows_since_report: u64,
     table_errors: Vec<(String, String)>,
 }
@@ -242,9 +291,11 @@ impl Applier {
             batch_end: applied,
             batch_mark: mark,
             batch_counters: BTreeMap::new(),
+            batch_changed: BTreeMap::new(),
             applied,
             marks_reached: mark,
             unreported: BTreeMap::new(),
+            unreported_changed: BTreeMap::new(),
             rows_since_report: 0,
             table_errors: vec![],
         })
@@ -264,7 +315,8 @@ impl Applier {
             self.close_insert();
         }
         table.stopped = self.tables[t].stopped.take();
-        self.tables[t] = table;
+        let tracking = std::mem::take(&mut self.tables[t].tracking);
+        self.tables[t] = table.tracked(tracking);
     }
 
     /// Stops a table's apply for good, with the reason shown in its status.
@@ -400,6 +452,27 @@ impl Applier {
         self.counters(t).exceptions += 1;
     }
 
+    /// Notes that a change to table `t` touched the rows `images` (all of
+    /// them when empty, as a truncate does).
+    fn note_change(&mut self, t: usize, images: &[&Image]) {
+        let table = &self.tables[t];
+        if table.tracking == ChangeTracking::Off {
+            return;
+        }
+        let mut changed = ChangedSegments::default();
+        changed.all = images.is_empty();
+        for row in images {
+            match table.segment_of(row) {
+                Some(s) => {
+                    changed.segments.insert(s);
+                }
+                None => changed.all = true,
+            }
+        }
+        let name = table.display.clone();
+        self.batch_changed.entry(name).or_default().add(&changed);
+    }
+
     fn counters(&mut self, t: usize) -> &mut TableCounters {
         let name = &self.tables[t].display;
         if !self.batch_counters.contains_key(name) {
@@ -517,9 +590,16 @@ impl Applier {
         self.begin_batch();
         self.batch_changes += 1;
         let has_key = !self.tables[t].key.is_empty();
+        match &op {
+            Op::Insert(_) => {}
+            Op::Update { before, after } => self.note_change(t, &[before, after]),
+            Op::Delete(row) => self.note_change(t, &[row]),
+            Op::Truncate => self.note_change(t, &[]),
+        }
         match op {
             Op::Insert(row) => {
                 let image: Image = row.into_iter().map(Some).collect();
+                self.note_change(t, &[&image]);
                 match self.literals(t, &image) {
                     Ok(lits) => {
                         self.upsert(
@@ -597,6 +677,9 @@ impl Applier {
         }
         self.begin_batch();
         self.batch_changes += 1;
+        for &t in &ts {
+            self.note_change(t, &[]);
+        }
         self.push_truncate(&ts, restart_identity, cascade);
         self.flush_if_full().await
     }
@@ -682,6 +765,9 @@ impl Applier {
             self.rows_since_report += c.inserts + c.updates + c.deletes;
             self.unreported.entry(t).or_default().add(&c);
         }
+        for (t, c) in std::mem::take(&mut self.batch_changed) {
+            self.unreported_changed.entry(t).or_default().add(&c);
+        }
         self.batch_txns = 0;
         self.batch_changes = 0;
         self.batch_oldest_commit_ms = 0;
@@ -705,12 +791,18 @@ impl Applier {
             retained_wal_bytes: 0,
             applied_delta: self.unreported.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             table_errors: self.table_errors.clone(),
+            changed: self
+                .unreported_changed
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             source_gtid: String::new(),
         }
     }
 
     pub fn reported(&mut self) {
         self.unreported.clear();
+        self.unreported_changed.clear();
         self.table_errors.clear();
         self.rows_since_report = 0;
     }

@@ -531,7 +531,7 @@ pub async fn run(
     let task = crate::current_task();
     let targets = tables
         .iter()
-        .map(|t| TargetTable::new(&t.table, target.engine))
+        .map(|t| TargetTable::new(&t.table, target.engine).map(|m| m.tracked(t.changes.clone())))
         .collect::<Result<Vec<_>, _>>()?;
     let sources: Vec<Source> = tables
         .iter()
@@ -591,9 +591,12 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_millis(1000));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut marks_reported = applier.marks_reached;
+    let mut marks_wanted = reporter.mark_requests();
     loop {
-        // A mark just reached is reported at once (see `postgres/cdc/apply`).
-        if applier.marks_reached > marks_reported {
+        // A mark just reached is reported at once (see `postgres/cdc/apply`),
+        // and one whose position was read past is recorded at once.
+        let idle = txn.is_none() && !applier.pending();
+        if applier.marks_reached > marks_reported || idle && marks.iter().any(|(_, p)| *p <= seen) {
             marks_reported = applier.marks_reached;
             tick.reset_immediately();
         }
@@ -765,6 +768,12 @@ pub async fn run(
                 }
                 if txn.is_none() && h.log_pos() > 0 {
                     seen = seen.max(end);
+                }
+            }
+            Ok(()) = marks_wanted.changed() => {
+                // A mark was asked for: report now; the answer places it.
+                if *marks_wanted.borrow_and_update() > emitted_mark {
+                    tick.reset_immediately();
                 }
             }
             _ = tick.tick() => {

@@ -266,7 +266,7 @@ pub async fn run(
         .map(|t| {
             TargetTable::new(&t.table, target.engine).map(|mut m| {
                 m.replay = false;
-                m
+                m.tracked(t.changes.clone())
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -320,6 +320,7 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_millis(1000));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut marks_reported = s.applier.marks_reached;
+    let mut marks_wanted = reporter.mark_requests();
     loop {
         // A mark just committed on the target is reported at once: someone
         // (`task wait --for caught-up`, a cutover) is waiting for it.
@@ -379,6 +380,12 @@ pub async fn run(
                     }
                 }
             },
+            Ok(()) = marks_wanted.changed() => {
+                // A mark was asked for: report now; the answer emits it.
+                if *marks_wanted.borrow_and_update() > emitted_mark {
+                    tick.reset_immediately();
+                }
+            }
             _ = tick.tick() => {
                 if s.applier.pending() && s.txn.is_none() {
                     s.applier.commit_batch().await?;

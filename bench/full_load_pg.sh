@@ -14,8 +14,12 @@ psql -q -h 127.0.0.1 -p "$SRC_PORT" -U postgres -c "CREATE DATABASE bench"
 echo "loading pgbench scale $SCALE into the source..."
 pgbench -q -i -s "$SCALE" -h 127.0.0.1 -p "$SRC_PORT" -U postgres bench >/dev/null 2>&1
 ROWS=$(psql -tAq -h 127.0.0.1 -p "$SRC_PORT" -U postgres bench -c "SELECT (SELECT count(*) FROM pgbench_accounts)+(SELECT count(*) FROM pgbench_branches)+(SELECT count(*) FROM pgbench_tellers)+(SELECT count(*) FROM pgbench_history)")
+# Each tool starts with both servers' dirty pages written out (the init's on
+# the source, the previous tool's on the target), so none pays for another's
+# background writes.
 fresh_target() {
-  psql -q -h 127.0.0.1 -p "$DST_PORT" -U postgres -c "DROP DATABASE IF EXISTS bench" -c "CREATE DATABASE bench"
+  psql -q -h 127.0.0.1 -p "$DST_PORT" -U postgres -c "DROP DATABASE IF EXISTS bench" -c "CREATE DATABASE bench" -c "CHECKPOINT"
+  psql -q -h 127.0.0.1 -p "$SRC_PORT" -U postgres -c "CHECKPOINT"
 }
 
 fresh_target

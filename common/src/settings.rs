@@ -5,7 +5,8 @@
 //! ```json
 //! {"FullLoadSettings": {"TargetTablePrepMode": "DROP_AND_CREATE", "MaxFullLoadSubTasks": 8},
 //!  "ValidationSettings": {"EnableValidation": true, "ValidationOnly": false, "PartitionSize": 10000},
-//!  "Ferry": {"SegmentTargetBytes": 67108864, "MaxSegmentsPerTable": 256, "RevalidateDelaySeconds": 5}}
+//!  "Ferry": {"SegmentTargetBytes": 67108864, "MaxSegmentsPerTable": 256,
+//!            "SplitTablesLargerThan": 4294967296, "RevalidateDelaySeconds": 5}}
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -35,6 +36,10 @@ pub struct TaskSettings {
     /// Tables larger than this are cut into segments of about this size.
     pub segment_target_bytes: u64,
     pub max_segments_per_table: u32,
+    /// Tables a full load creates on a PostgreSQL target are loaded whole
+    /// (and frozen) up to this size; larger ones are cut into segments.
+    #[serde(default = "default_split_tables_larger_than")]
+    pub split_tables_larger_than: u64,
     /// DMS ValidationSettings.
     #[serde(default)]
     pub validation: ValidationSettings,
@@ -54,6 +59,10 @@ pub struct ValidationSettings {
     /// so a busy range is not re-read after every change.
     #[serde(default = "default_revalidate_delay")]
     pub revalidate_delay_s: u64,
+}
+
+fn default_split_tables_larger_than() -> u64 {
+    4 << 30
 }
 
 fn default_revalidate_delay() -> u64 {
@@ -78,6 +87,7 @@ impl Default for TaskSettings {
             max_full_load_subtasks: 8,
             segment_target_bytes: 64 * 1024 * 1024,
             max_segments_per_table: 256,
+            split_tables_larger_than: default_split_tables_larger_than(),
             validation: ValidationSettings::default(),
         }
     }
@@ -155,6 +165,14 @@ impl TaskSettings {
                 s.max_segments_per_table = positive(v, 10_000)
                     .ok_or_else(|| err("$.Ferry.MaxSegmentsPerTable", format!("expected 1..10000, got {v}")))?
                     as u32;
+            }
+            if let Some(v) = f.get("SplitTablesLargerThan") {
+                s.split_tables_larger_than = v.as_u64().ok_or_else(|| {
+                    err(
+                        "$.Ferry.SplitTablesLargerThan",
+                        format!("expected a size in bytes, got {v}"),
+                    )
+                })?;
             }
             if let Some(v) = f.get("RevalidateDelaySeconds") {
                 s.validation.revalidate_delay_s = v

@@ -2,7 +2,11 @@
 //!
 //! - A user's DMS `parallel-load` `ranges` rule wins: its n boundaries make
 //!   n + 1 segments over its columns.
-//! - Tables at most `segment_target_bytes` large load as one segment.
+//! - Tables at most `segment_target_bytes` large load as one segment, and so
+//!   do tables up to `split_tables_larger_than` when `whole` (a full load
+//!   into tables it creates on PostgreSQL: one frozen COPY beats parallel
+//!   range copies there, which contend on the relation's extension lock and
+//!   read the source by index; see docs/benchmarks.md).
 //! - Larger tables with a primary key: boundaries are quantiles of the
 //!   sorted key sample the worker took, so segments hold about equal rows.
 //! - Larger tables without a key: CTID block ranges of equal page counts.
@@ -14,7 +18,12 @@ use ferry_common::plan::{KeyColumn, SegmentBounds};
 use ferry_common::schema::TableSchema;
 use ferry_common::settings::TaskSettings;
 
-pub fn plan_table(t: &TableSchema, m: &TableMappings, s: &TaskSettings) -> Result<Vec<SegmentBounds>, String> {
+pub fn plan_table(
+    t: &TableSchema,
+    m: &TableMappings,
+    s: &TaskSettings,
+    whole: bool,
+) -> Result<Vec<SegmentBounds>, String> {
     if let Some(r) = m.ranges_for(&t.schema, &t.name) {
         let mut columns = Vec::new();
         for c in &r.columns {
@@ -29,7 +38,10 @@ pub fn plan_table(t: &TableSchema, m: &TableMappings, s: &TaskSettings) -> Resul
         }
         return Ok(key_ranges(columns, r.boundaries.clone()));
     }
-    if m.parallel_disabled(&t.schema, &t.name) || t.size_bytes <= s.segment_target_bytes {
+    if m.parallel_disabled(&t.schema, &t.name)
+        || t.size_bytes <= s.segment_target_bytes
+        || whole && t.size_bytes <= s.split_tables_larger_than
+    {
         return Ok(vec![SegmentBounds::All]);
     }
     let wanted = t
@@ -137,7 +149,7 @@ mod tests {
     fn small_table_is_one_segment() {
         let s = TaskSettings::default();
         assert_eq!(
-            plan_table(&table(true, 10, 0), &TableMappings::include_all(), &s).unwrap(),
+            plan_table(&table(true, 10, 0), &TableMappings::include_all(), &s, false).unwrap(),
             vec![SegmentBounds::All]
         );
     }
@@ -148,7 +160,7 @@ mod tests {
             segment_target_bytes: 100,
             ..Default::default()
         };
-        let segs = plan_table(&table(true, 800, 100), &TableMappings::include_all(), &s).unwrap();
+        let segs = plan_table(&table(true, 800, 100), &TableMappings::include_all(), &s, false).unwrap();
         assert_eq!(segs.len(), 8);
         // Contiguous: each lower equals the previous upper.
         for w in segs.windows(2) {
@@ -160,12 +172,27 @@ mod tests {
     }
 
     #[test]
+    fn tables_loaded_whole_split_only_above_the_threshold() {
+        let mut s = TaskSettings {
+            segment_target_bytes: 100,
+            ..Default::default()
+        };
+        let m = TableMappings::include_all();
+        assert_eq!(
+            plan_table(&table(true, 800, 100), &m, &s, true).unwrap(),
+            vec![SegmentBounds::All]
+        );
+        s.split_tables_larger_than = 799;
+        assert_eq!(plan_table(&table(true, 800, 100), &m, &s, true).unwrap().len(), 8);
+    }
+
+    #[test]
     fn keyless_table_uses_ctid_blocks() {
         let s = TaskSettings {
             segment_target_bytes: 100,
             ..Default::default()
         };
-        let segs = plan_table(&table(false, 400, 0), &TableMappings::include_all(), &s).unwrap();
+        let segs = plan_table(&table(false, 400, 0), &TableMappings::include_all(), &s, false).unwrap();
         assert_eq!(segs.len(), 4);
         assert_eq!(
             segs[0],

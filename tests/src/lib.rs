@@ -237,6 +237,25 @@ impl Ferry {
         Ok(f)
     }
 
+    /// Runs the given coordinator and worker command lines (e.g. from
+    /// deploy/'s units) as a Ferry listening on `port`.
+    pub fn adopt(port: u16, coordinator: Command, workers: Vec<Command>) -> Result<Ferry> {
+        let mut f = Ferry {
+            dir: tempfile::Builder::new().prefix("ferry-run-").tempdir()?,
+            port,
+            coordinator: None,
+            workers: vec![],
+            lease_ms: 10_000,
+        };
+        f.coordinator = Some(f.spawn(coordinator, "coordinator")?);
+        f.wait_for_coordinator()?;
+        for (n, w) in workers.into_iter().enumerate() {
+            let p = f.spawn(w, &format!("worker-{n}"))?;
+            f.workers.push(p);
+        }
+        Ok(f)
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -264,6 +283,10 @@ impl Ferry {
             ]);
         let n = self.dir.path().read_dir()?.count();
         self.coordinator = Some(self.spawn(cmd, &format!("coordinator-{n}"))?);
+        self.wait_for_coordinator()
+    }
+
+    fn wait_for_coordinator(&self) -> Result<()> {
         let start = Instant::now();
         while !self.ferry(&["task", "list"]).0 {
             if start.elapsed() > Duration::from_secs(30) {
@@ -397,8 +420,7 @@ pub const TABLES: &[&str] = &[
 ];
 
 /// Settings that cut the test tables into many segments.
-pub const SETTINGS_JSON: &str =
-    r#"{"Ferry": {"SegmentTargetBytes": 2000000}, "FullLoadSettings": {"TargetTablePrepMode": "DROP_AND_CREATE"}}"#;
+pub const SETTINGS_JSON: &str = r#"{"Ferry": {"SegmentTargetBytes": 2000000, "SplitTablesLargerThan": 0}, "FullLoadSettings": {"TargetTablePrepMode": "DROP_AND_CREATE"}}"#;
 
 pub struct Scenario {
     pub src: PgServer,

@@ -40,6 +40,40 @@ async fn parallel_full_load_copies_every_row() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// With default settings a full load into tables it creates on PostgreSQL
+/// copies each table (below SplitTablesLargerThan) whole, with COPY FREEZE:
+/// the rows arrive all-visible, which ANALYZE then reports.
+#[tokio::test(flavor = "multi_thread")]
+async fn whole_tables_are_loaded_frozen() -> anyhow::Result<()> {
+    let sc = Scenario::new().await?;
+    let f = Ferry::start(2, 5000, &[])?;
+    let dir = tempfile::tempdir()?;
+    let settings = dir.path().join("settings.json");
+    std::fs::write(&settings, "{}")?;
+    create_task(&f, "whole", &sc.src, &sc.dst, "full-load", &settings);
+    f.ok(&["task", "start", "whole"]);
+    let (ok, out, err) = f.ferry(&["task", "wait", "whole", "--for", "full-load", "--timeout", "600"]);
+    assert!(ok, "wait failed: {out}{err}");
+    let st = f.status("whole").expect("status");
+    for t in st["tables"].as_array().unwrap() {
+        assert_eq!(t["segments_total"], 1, "{t}");
+    }
+    sc.assert_identical().await?;
+    let d = sc.dst.client("postgres").await?;
+    let (pages, visible): (i32, i32) = d
+        .query_one(
+            "SELECT relpages, relallvisible FROM pg_class WHERE oid = 'shop.big'::regclass",
+            &[],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))?;
+    assert!(
+        pages > 100 && visible == pages,
+        "shop.big not loaded frozen: {visible} of {pages} pages all-visible"
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_gets_one_line_errors() -> anyhow::Result<()> {
     let f = Ferry::start(0, 5000, &[])?;

@@ -28,7 +28,7 @@ async fn mysql_full_load_keeps_every_value() -> anyhow::Result<()> {
         "my",
         &my.url("shop"),
         &pg.url("postgres"),
-        r#"{"Ferry": {"SegmentTargetBytes": 262144}}"#,
+        r#"{"Ferry": {"SegmentTargetBytes": 262144, "SplitTablesLargerThan": 0}}"#,
         &[],
     );
     f.ok(&["task", "start", "my"]);

@@ -81,7 +81,7 @@ async fn validation_finds_exactly_the_rows_that_differ_postgres() -> anyhow::Res
     let f = Ferry::start(2, 5000, &[])?;
     // Several segments, and partitions of 500 rows under them.
     let settings = r#"{"ValidationSettings": {"EnableValidation": true, "PartitionSize": 500},
-                       "Ferry": {"SegmentTargetBytes": 524288}}"#;
+                       "Ferry": {"SegmentTargetBytes": 524288, "SplitTablesLargerThan": 0}}"#;
     create_full_load(&f, "load", &src.url("postgres"), &dst.url("postgres"), settings, &[]);
     let (ok, report) = run_and_validate(&f, "load");
     assert!(ok, "a fresh load must validate clean: {report}");
@@ -114,7 +114,7 @@ async fn validation_finds_exactly_the_rows_that_differ_postgres() -> anyhow::Res
         "check",
         &src.url("postgres"),
         &dst.url("postgres"),
-        r#"{"ValidationSettings": {"ValidationOnly": true, "PartitionSize": 500}, "Ferry": {"SegmentTargetBytes": 524288}}"#,
+        r#"{"ValidationSettings": {"ValidationOnly": true, "PartitionSize": 500}, "Ferry": {"SegmentTargetBytes": 524288, "SplitTablesLargerThan": 0}}"#,
         &[],
     );
     let (ok, report) = run_and_validate(&f, "check");
@@ -184,7 +184,7 @@ async fn validation_compares_through_the_type_mapping_mysql_to_postgres() -> any
     create_sample(&mut m).await?;
     let f = Ferry::start(2, 5000, &[])?;
     let settings = r#"{"ValidationSettings": {"EnableValidation": true, "PartitionSize": 2000},
-                       "Ferry": {"SegmentTargetBytes": 262144}}"#;
+                       "Ferry": {"SegmentTargetBytes": 262144, "SplitTablesLargerThan": 0}}"#;
     create_full_load(&f, "my", &my.url("shop"), &pg.url("postgres"), settings, &[]);
     let (ok, report) = run_and_validate(&f, "my");
     // Every value of every type family compares equal through the mapping;

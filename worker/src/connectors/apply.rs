@@ -459,8 +459,10 @@ impl Applier {
         if table.tracking == ChangeTracking::Off {
             return;
         }
-        let mut changed = ChangedSegments::default();
-        changed.all = images.is_empty();
+        let mut changed = ChangedSegments {
+            all: images.is_empty(),
+            ..Default::default()
+        };
         for row in images {
             match table.segment_of(row) {
                 Some(s) => {

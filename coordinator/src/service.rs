@@ -30,6 +30,22 @@ fn answer(r: Response) -> Result<(), Status> {
     }
 }
 
+/// Stores a new task through Raft.
+async fn create(node: &Node, spec: TaskSpec) -> Result<Resp<pb::TaskReply>, Status> {
+    let name = spec.name.clone();
+    answer(
+        node.write(Request::CreateTask {
+            spec: Box::new(spec),
+            now_ms: ferry_common::now_ms(),
+        })
+        .await?,
+    )?;
+    Ok(Resp::new(pb::TaskReply {
+        name,
+        state: "created".into(),
+    }))
+}
+
 fn summary(t: &Task) -> pb::TaskSummary {
     let tables = t.schema.as_ref().map_or(0, |s| s.tables.len());
     let mut completed = 0;
@@ -153,18 +169,7 @@ impl Admin for AdminService {
             cdc_start_position,
             slot_name,
         };
-        answer(
-            self.node
-                .write(Request::CreateTask {
-                    spec: Box::new(spec),
-                    now_ms: ferry_common::now_ms(),
-                })
-                .await?,
-        )?;
-        Ok(Resp::new(pb::TaskReply {
-            name: r.name,
-            state: "created".into(),
-        }))
+        create(&self.node, spec).await
     }
 
     async fn start_task(&self, req: Req<pb::TaskName>) -> Result<Resp<pb::TaskReply>, Status> {
@@ -279,19 +284,7 @@ impl Admin for AdminService {
             }
             reverse
         };
-        let reverse = spec.name.clone();
-        answer(
-            self.node
-                .write(Request::CreateTask {
-                    spec: Box::new(spec),
-                    now_ms: ferry_common::now_ms(),
-                })
-                .await?,
-        )?;
-        Ok(Resp::new(pb::TaskReply {
-            name: reverse,
-            state: "created".into(),
-        }))
+        create(&self.node, spec).await
     }
 
     async fn step_status(&self, req: Req<pb::StepRequest>) -> Result<Resp<pb::StepReply>, Status> {

@@ -256,19 +256,14 @@ pub async fn read_segment(
             txn.batch_execute(TEXT_FORMS).await.map_err(|e| classify(&what, e))?;
             let stream = txn.copy_out(&sql).await.map_err(|e| classify(&what, e))?;
             futures::pin_mut!(stream);
-            let mut pending: Vec<u8> = vec![];
+            let mut lines = Lines::default();
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| classify(&what, e))?;
-                pending.extend_from_slice(&chunk);
-                let mut start = 0;
-                while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
-                    let line = &pending[start..start + end];
+                lines.feed(&chunk.map_err(|e| classify(&what, e))?);
+                while let Some(line) = lines.next_line() {
                     if !out.push(parse_line(line, &kinds), line.len()).await {
                         return Ok(());
                     }
-                    start += end + 1;
                 }
-                pending.drain(..start);
             }
             Ok::<(), ConnectorError>(())
         };
@@ -278,9 +273,46 @@ pub async fn read_segment(
     Ok(rows)
 }
 
+/// Cuts a text COPY stream into rows: a row may span messages, and a
+/// message may hold several rows.
+#[derive(Default)]
+pub struct Lines {
+    buf: Vec<u8>,
+    /// Where the next row starts in `buf`.
+    start: usize,
+}
+
+impl Lines {
+    pub fn feed(&mut self, chunk: &[u8]) {
+        self.buf.drain(..self.start);
+        self.start = 0;
+        self.buf.extend_from_slice(chunk);
+    }
+
+    /// The next complete row, without its newline.
+    pub fn next_line(&mut self) -> Option<&[u8]> {
+        let end = self.buf[self.start..].iter().position(|b| *b == b'\n')?;
+        let line = &self.buf[self.start..self.start + end];
+        self.start += end + 1;
+        Some(line)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cuts_rows_across_messages() {
+        let mut l = Lines::default();
+        l.feed(b"a\tb\nc");
+        assert_eq!(l.next_line(), Some(&b"a\tb"[..]));
+        assert_eq!(l.next_line(), None);
+        l.feed(b"d\ne\n");
+        assert_eq!(l.next_line(), Some(&b"cd"[..]));
+        assert_eq!(l.next_line(), Some(&b"e"[..]));
+        assert_eq!(l.next_line(), None);
+    }
 
     #[test]
     fn parses_text_copy() {

@@ -119,15 +119,12 @@ pub async fn read_text(
     let txn = reading(&mut client, &what).await?;
     let stream = txn.copy_out(&sql).await.map_err(|e| classify(&what, e))?;
     futures::pin_mut!(stream);
-    let mut pending: Vec<u8> = vec![];
+    let mut lines = super::read::Lines::default();
     while let Some(chunk) = stream.next().await {
-        pending.extend_from_slice(&chunk.map_err(|e| classify(&what, e))?);
-        let mut start = 0;
-        while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
-            row(super::read::split_fields(&pending[start..start + end]));
-            start += end + 1;
+        lines.feed(&chunk.map_err(|e| classify(&what, e))?);
+        while let Some(line) = lines.next_line() {
+            row(super::read::split_fields(line));
         }
-        pending.drain(..start);
     }
     Ok(())
 }

@@ -1406,11 +1406,13 @@ impl Task {
     /// segments they touch when Ferry can place a key in them (integer range
     /// keys), else just that the table changed; nothing unless validated.
     fn change_tracking(&self, table: usize) -> ChangeTracking {
-        let validated = self
-            .units
-            .iter()
-            .any(|u| matches!(u.kind, UnitKind::Validate { table: t, .. } if t == table));
-        if !validated {
+        // Validated tables: those with a key, when validation is on (the
+        // Validate units made at introspection).
+        let keyed = self
+            .schema
+            .as_ref()
+            .is_some_and(|s| s.tables[table].primary_key.is_some());
+        if !self.spec.settings.validation.enabled || !keyed {
             return ChangeTracking::Off;
         }
         let engine = self.spec.source.engine;

@@ -239,13 +239,13 @@ pub struct Applier {
     batch_end: Lsn,
     batch_mark: u64,
     batch_counters: BTreeMap<String, TableCounters>,
-    /// Validated segments the open batch changes, per table.
-    batch_changed: BTreeMap<String, ChangedSegments>,
+    /// Validated segments the open batch changes, by table index.
+    batch_changed: BTreeMap<usize, ChangedSegments>,
     /// Committed on the target.
     pub applied: Lsn,
     pub marks_reached: u64,
     unreported: BTreeMap<String, TableCounters>,
-    unreported_changed: BTreeMap<String, ChangedSegments>,
+    unreported_changed: BTreeMap<usize, ChangedSegments>,
     rows_since_report: u64,
     table_errors: Vec<(String, String)>,
 }
@@ -471,8 +471,7 @@ impl Applier {
                 None => changed.all = true,
             }
         }
-        let name = table.display.clone();
-        self.batch_changed.entry(name).or_default().add(&changed);
+        self.batch_changed.entry(t).or_default().add(&changed);
     }
 
     fn counters(&mut self, t: usize) -> &mut TableCounters {
@@ -796,7 +795,7 @@ impl Applier {
             changed: self
                 .unreported_changed
                 .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .map(|(&t, c)| (self.tables[t].display.clone(), c.clone()))
                 .collect(),
             source_gtid: String::new(),
         }

@@ -20,7 +20,7 @@ use crate::typemap::{convert_type, MysqlType, Unsupported};
 
 /// A default that means the same on both engines: a number or a plain
 /// string literal without escapes.
-fn portable_default(d: &str) -> Option<String> {
+pub fn portable_default(d: &str) -> Option<String> {
     let d = d.trim();
     if d.parse::<f64>().is_ok() && !d.contains(['e', 'E', 'n', 'N', 'i', 'I']) {
         return Some(d.to_string());
@@ -131,7 +131,7 @@ pub fn convert_table(t: &TableSchema, to: Engine) -> Result<TableSchema, Unsuppo
 }
 
 /// Plain column list of `(a, "B")`, or None if any part is an expression.
-fn column_list(inner: &str) -> Option<Vec<IndexColumn>> {
+pub fn column_list(inner: &str) -> Option<Vec<IndexColumn>> {
     inner
         .split(',')
         .map(|c| {
@@ -148,7 +148,7 @@ fn column_list(inner: &str) -> Option<Vec<IndexColumn>> {
 
 /// `CREATE [UNIQUE] INDEX name ON t USING btree (a, b)` as an index over
 /// plain columns; expression, partial and non-btree indexes give None.
-fn postgres_index(ddl: &str) -> Option<Index> {
+pub fn postgres_index(ddl: &str) -> Option<Index> {
     let unique = ddl.starts_with("CREATE UNIQUE INDEX ");
     let rest = ddl.strip_prefix(if unique {
         "CREATE UNIQUE INDEX "
@@ -167,7 +167,7 @@ fn postgres_index(ddl: &str) -> Option<Index> {
 }
 
 /// `UNIQUE (a, b)` as a unique index named after the constraint.
-fn unique_constraint(c: &Constraint) -> Option<Index> {
+pub fn unique_constraint(c: &Constraint) -> Option<Index> {
     let cols = c.definition.strip_prefix("UNIQUE (")?.strip_suffix(')')?;
     Some(Index {
         name: c.name.clone(),

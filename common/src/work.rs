@@ -31,6 +31,10 @@ pub enum Work {
         /// key once after the load beats maintaining it row by row.
         #[serde(default)]
         defer_primary_key: bool,
+        /// `pre-data.sql` of a reviewed `ferry schema convert` output: run
+        /// instead of creating the tables from the introspected schema.
+        #[serde(default)]
+        pre_data_sql: Option<String>,
     },
     /// Copy one segment, idempotently. With CDC, every segment of a table is
     /// read in the same exported snapshot (`snapshot`, generation `gen`).
@@ -133,6 +137,10 @@ pub enum Work {
         /// caught up (the keys are then added without checking).
         #[serde(default = "yes")]
         validate: bool,
+        /// `post-data.sql` of a reviewed conversion, run in place of the
+        /// foreign keys (it holds them and the rest of post-data).
+        #[serde(default)]
+        post_data_sql: Option<String>,
     },
 }
 
@@ -346,4 +354,13 @@ pub struct ValidationFailure {
     pub key: String,
     pub failure_type: FailureType,
     pub details: String,
+}
+
+/// The DDL files of a reviewed `ferry schema convert` output that a task
+/// runs instead of converting the schema itself (`--schema-dir`). DDL
+/// holds no secrets, so it travels in the task's spec.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaFiles {
+    pub pre_data: String,
+    pub post_data: String,
 }

@@ -34,6 +34,10 @@ pub enum TaskCmd {
         /// Stream this existing logical slot instead of creating ferry_<task>.
         #[arg(long)]
         slot_name: Option<String>,
+        /// A reviewed `ferry schema convert` output: its pre-data.sql and
+        /// post-data.sql replace the task's own table creation and post-data.
+        #[arg(long)]
+        schema_dir: Option<PathBuf>,
     },
     Start {
         name: String,
@@ -104,7 +108,15 @@ pub async fn run(url: &str, cmd: TaskCmd) -> anyhow::Result<()> {
             settings,
             cdc_start_position,
             slot_name,
+            schema_dir,
         } => {
+            let (pre_data_sql, post_data_sql) = match &schema_dir {
+                Some(d) => (
+                    read_file(&d.join("pre-data.sql"), "reading the schema directory")?,
+                    read_file(&d.join("post-data.sql"), "reading the schema directory")?,
+                ),
+                None => (String::new(), String::new()),
+            };
             let table_mappings_json = match &table_mappings {
                 Some(p) => {
                     let s = read_file(p, "reading table mappings")?;
@@ -130,6 +142,8 @@ pub async fn run(url: &str, cmd: TaskCmd) -> anyhow::Result<()> {
                 settings_json,
                 cdc_start_position: cdc_start_position.unwrap_or_default(),
                 slot_name: slot_name.unwrap_or_default(),
+                pre_data_sql,
+                post_data_sql,
             })
             .await
             .map_err(status_err)?;

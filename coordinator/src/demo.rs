@@ -166,6 +166,7 @@ pub async fn run(rows: u64) -> anyhow::Result<()> {
             settings: Some(settings),
             cdc_start_position: None,
             slot_name: None,
+            schema_dir: None,
         },
     )
     .await?;

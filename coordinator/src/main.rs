@@ -99,11 +99,130 @@ enum Cmd {
         #[arg(long, default_value_t = 300)]
         timeout: u64,
     },
+    /// Schema conversion: converted DDL as files to review and edit.
+    Schema {
+        #[command(subcommand)]
+        cmd: SchemaCmd,
+    },
+    /// How hard a migration will be: report.json, report.html and
+    /// premigration checks; exits 2 with --fail-on when such items exist.
+    Assess {
+        /// Source endpoint URL.
+        #[arg(long)]
+        source: String,
+        /// postgres or mysql.
+        #[arg(long)]
+        target_engine: String,
+        /// Target endpoint URL, for target-side checks.
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
+        /// The intended task: full-load, cdc or full-load-and-cdc.
+        #[arg(long = "type", default_value = "full-load-and-cdc")]
+        migration_type: String,
+        #[arg(long)]
+        table_mappings: Option<PathBuf>,
+        /// critical or high.
+        #[arg(long)]
+        fail_on: Option<String>,
+    },
     /// Throwaway source and target, generated data, a full run.
     Demo {
         #[arg(long, default_value_t = 200_000)]
         rows: u64,
     },
+}
+
+#[derive(Subcommand)]
+enum SchemaCmd {
+    /// Write pre-data.sql, post-data.sql and action-items.txt to --out.
+    Convert {
+        #[arg(long)]
+        source: String,
+        /// postgres or mysql.
+        #[arg(long)]
+        target_engine: String,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        table_mappings: Option<PathBuf>,
+    },
+}
+
+/// Schema work needs database drivers and the endpoint's credentials,
+/// which live in the worker: run `ferry-worker` with the same arguments.
+fn run_in_worker(args: Vec<std::ffi::OsString>) -> ExitCode {
+    let worker = std::env::current_exe().map(|me| me.with_file_name("ferry-worker"));
+    let worker = match worker {
+        Ok(w) if w.exists() => w,
+        _ => {
+            eprintln!("error: ferry-worker not found next to the ferry executable");
+            return ExitCode::FAILURE;
+        }
+    };
+    match std::process::Command::new(&worker).args(args).status() {
+        Ok(st) => ExitCode::from(st.code().unwrap_or(1).clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("error: running {}: {e}", worker.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn worker_args(cmd: &Cmd) -> Option<Vec<std::ffi::OsString>> {
+    let mut a: Vec<std::ffi::OsString> = vec![];
+    let opt = |a: &mut Vec<std::ffi::OsString>, k: &str, v: Option<&std::ffi::OsStr>| {
+        if let Some(v) = v {
+            a.push(k.into());
+            a.push(v.to_os_string());
+        }
+    };
+    match cmd {
+        Cmd::Schema {
+            cmd:
+                SchemaCmd::Convert {
+                    source,
+                    target_engine,
+                    out,
+                    table_mappings,
+                },
+        } => {
+            a.extend(["schema".into(), "convert".into()]);
+            opt(&mut a, "--source", Some(source.as_ref()));
+            opt(&mut a, "--target-engine", Some(target_engine.as_ref()));
+            opt(&mut a, "--out", Some(out.as_os_str()));
+            opt(
+                &mut a,
+                "--table-mappings",
+                table_mappings.as_deref().map(|p| p.as_os_str()),
+            );
+        }
+        Cmd::Assess {
+            source,
+            target_engine,
+            target,
+            out,
+            migration_type,
+            table_mappings,
+            fail_on,
+        } => {
+            a.push("assess".into());
+            opt(&mut a, "--source", Some(source.as_ref()));
+            opt(&mut a, "--target-engine", Some(target_engine.as_ref()));
+            opt(&mut a, "--target", target.as_deref().map(|t| t.as_ref()));
+            opt(&mut a, "--out", Some(out.as_os_str()));
+            opt(&mut a, "--type", Some(migration_type.as_ref()));
+            opt(
+                &mut a,
+                "--table-mappings",
+                table_mappings.as_deref().map(|p| p.as_os_str()),
+            );
+            opt(&mut a, "--fail-on", fail_on.as_deref().map(|t| t.as_ref()));
+        }
+        _ => return None,
+    }
+    Some(a)
 }
 
 fn main() -> ExitCode {
@@ -114,6 +233,9 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
+    if let Some(args) = worker_args(&cli.cmd) {
+        return run_in_worker(args);
+    }
     ferry_common::telemetry::init(match cli.cmd {
         Cmd::Task { .. } | Cmd::Validate { .. } | Cmd::Cutover { .. } | Cmd::Rollback { .. } => "warn",
         _ => "info",
@@ -180,6 +302,8 @@ fn main() -> ExitCode {
                 timeout,
             } => cli::rollback(&coordinator, &name, freeze_target, hook.as_deref(), timeout).await,
             Cmd::Demo { rows } => demo::run(rows).await,
+            // Handled before the runtime starts (run_in_worker).
+            Cmd::Schema { .. } | Cmd::Assess { .. } => Ok(()),
         }
     });
     match res {

@@ -168,6 +168,12 @@ impl Admin for AdminService {
             settings,
             cdc_start_position,
             slot_name,
+            schema_files: (!r.pre_data_sql.is_empty() || !r.post_data_sql.is_empty()).then(|| {
+                ferry_common::work::SchemaFiles {
+                    pre_data: r.pre_data_sql.clone(),
+                    post_data: r.post_data_sql.clone(),
+                }
+            }),
         };
         create(&self.node, spec).await
     }

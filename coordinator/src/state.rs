@@ -87,6 +87,9 @@ pub struct TaskSpec {
     /// CDC: use this existing slot instead of creating `ferry_<task>`.
     #[serde(default)]
     pub slot_name: Option<String>,
+    /// `--schema-dir`: the task runs these files instead of its own DDL.
+    #[serde(default)]
+    pub schema_files: Option<ferry_common::work::SchemaFiles>,
 }
 
 impl TaskSpec {
@@ -346,6 +349,7 @@ impl TaskSpec {
             },
             cdc_start_position: None,
             slot_name: None,
+            schema_files: None,
         }
     }
 }
@@ -1015,7 +1019,9 @@ impl Task {
     /// the load (CDC needs keys while tables load; other modes keep the
     /// user's table as it is).
     fn defer_primary_key(&self) -> bool {
-        !self.spec.has_cdc()
+        // Schema files create the keys themselves, before the load.
+        self.spec.schema_files.is_none()
+            && !self.spec.has_cdc()
             && self.spec.settings.prep_mode == ferry_common::settings::TargetTablePrepMode::DropAndCreate
     }
 
@@ -1289,6 +1295,7 @@ impl Task {
                     schema,
                     prep_mode: spec.settings.prep_mode,
                     defer_primary_key: self.defer_primary_key(),
+                    pre_data_sql: spec.schema_files.as_ref().map(|f| f.pre_data.clone()),
                 }
             }
             UnitKind::Load { table, segment } => {
@@ -1349,7 +1356,14 @@ impl Task {
                 keep_slot: spec.slot_name.is_some(),
             },
             UnitKind::PostData { table } => {
-                let t = for_work(&schema.tables[table]);
+                let mut t = for_work(&schema.tables[table]);
+                if spec.schema_files.is_some() {
+                    // post-data.sql builds them (at Finalize); sequences and
+                    // statistics are still this unit's.
+                    t.indexes.clear();
+                    t.index_list.clear();
+                    t.constraints.clear();
+                }
                 Work::PostData {
                     source: spec.source.clone(),
                     target: spec.target.clone(),
@@ -1390,6 +1404,7 @@ impl Task {
                 foreign_keys: schema
                     .tables
                     .iter()
+                    .filter(|_| spec.schema_files.is_none())
                     .flat_map(|t| {
                         t.constraints
                             .iter()
@@ -1397,6 +1412,7 @@ impl Task {
                             .map(move |c| (t.qualified(), c.clone()))
                     })
                     .collect(),
+                post_data_sql: spec.schema_files.as_ref().map(|f| f.post_data.clone()),
                 validate: spec.migration_type == MigrationType::FullLoad,
             },
         }

@@ -8,6 +8,7 @@
 mod connectors;
 mod failpoint;
 mod report;
+mod schema;
 
 use anyhow::Context;
 use clap::Parser;
@@ -28,6 +29,53 @@ struct Args {
     /// Assignments run at once.
     #[arg(long, default_value_t = 1)]
     slots: u32,
+    /// Without a command: run as a worker.
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+/// One-shot commands that need database access (`ferry schema convert` and
+/// `ferry assess` run these).
+#[derive(clap::Subcommand)]
+enum Cmd {
+    /// Converted DDL for a target engine, as files to review.
+    Schema {
+        #[command(subcommand)]
+        cmd: SchemaCmd,
+    },
+    /// Assessment report (report.json, report.html) and premigration checks.
+    Assess {
+        #[arg(long)]
+        source: String,
+        #[arg(long)]
+        target_engine: String,
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// The task this assessment is for (decides the CDC checks).
+        #[arg(long = "type", default_value = "full-load-and-cdc")]
+        migration_type: String,
+        #[arg(long)]
+        table_mappings: Option<std::path::PathBuf>,
+        /// Exit non-zero when action items of this severity or worse exist.
+        #[arg(long)]
+        fail_on: Option<String>,
+    },
+}
+
+#[derive(clap::Subcommand)]
+enum SchemaCmd {
+    Convert {
+        #[arg(long)]
+        source: String,
+        #[arg(long)]
+        target_engine: String,
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[arg(long)]
+        table_mappings: Option<std::path::PathBuf>,
+    },
 }
 
 tokio::task_local! {
@@ -46,9 +94,52 @@ pub fn current_epoch() -> u64 {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    ferry_common::telemetry::init("info");
-    let args = Args::parse();
-    if let Err(e) = run(args).await {
+    let mut args = Args::parse();
+    ferry_common::telemetry::init(if args.cmd.is_some() { "warn" } else { "info" });
+    let res = match args.cmd.take() {
+        None => run(args).await,
+        Some(Cmd::Schema {
+            cmd:
+                SchemaCmd::Convert {
+                    source,
+                    target_engine,
+                    out,
+                    table_mappings,
+                },
+        }) => {
+            schema::convert_command(schema::ConvertArgs {
+                source: &source,
+                target_engine: &target_engine,
+                out: &out,
+                table_mappings: table_mappings.as_deref(),
+            })
+            .await
+        }
+        Some(Cmd::Assess {
+            source,
+            target_engine,
+            target,
+            out,
+            migration_type,
+            table_mappings,
+            fail_on,
+        }) => match schema::assess_command(schema::AssessArgs {
+            source: &source,
+            target_engine: &target_engine,
+            target: target.as_deref(),
+            out: &out,
+            migration_type: &migration_type,
+            table_mappings: table_mappings.as_deref(),
+            fail_on: fail_on.as_deref(),
+        })
+        .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => return std::process::ExitCode::from(2),
+            Err(e) => Err(e),
+        },
+    };
+    if let Err(e) = res {
         let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
         eprintln!("error: {msg}");
         return std::process::ExitCode::FAILURE;

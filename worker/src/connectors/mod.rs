@@ -301,9 +301,10 @@ pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, Connec
                 target,
                 schema,
                 prep_mode,
+                pre_data_sql,
                 ..
             },
-        ) => mysql::write::prepare(&target, &schema, prep_mode)
+        ) => mysql::write::prepare(&target, &schema, prep_mode, pre_data_sql.as_deref())
             .await
             .map(|_| WorkResult::Done),
         (Engine::Mysql, Work::PostData { target, table, .. }) => {
@@ -313,9 +314,12 @@ pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, Connec
         (
             Engine::Mysql,
             Work::Finalize {
-                target, foreign_keys, ..
+                target,
+                foreign_keys,
+                post_data_sql,
+                ..
             },
-        ) => mysql::write::finalize(&target, &foreign_keys)
+        ) => mysql::write::finalize(&target, &foreign_keys, post_data_sql.as_deref())
             .await
             .map(|_| WorkResult::Done),
         (Engine::Mysql, Work::ResetTable { target, table, gen }) => {

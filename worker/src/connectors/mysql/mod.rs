@@ -2,6 +2,7 @@
 //! information_schema, and segment reads into the common value model.
 
 pub(crate) mod binlog;
+pub(crate) mod catalog;
 pub(crate) mod cutover;
 pub(crate) mod encode;
 mod introspect;

@@ -109,7 +109,12 @@ fn create_table(t: &TableSchema) -> String {
     )
 }
 
-pub async fn prepare(ep: &Endpoint, s: &SourceSchema, mode: TargetTablePrepMode) -> Result<(), ConnectorError> {
+pub async fn prepare(
+    ep: &Endpoint,
+    s: &SourceSchema,
+    mode: TargetTablePrepMode,
+    pre_data_sql: Option<&str>,
+) -> Result<(), ConnectorError> {
     let mut c = target(ep).await?;
     // Checked before anything is created: otherwise every segment would fail
     // with the server's less helpful refusal.
@@ -136,11 +141,27 @@ pub async fn prepare(ep: &Endpoint, s: &SourceSchema, mode: TargetTablePrepMode)
         )
         .await?;
     }
+    // A reviewed pre-data.sql creates the tables; CREATE TABLE IF NOT
+    // EXISTS below then finds them.
+    if let Some(sql) = pre_data_sql {
+        if mode == TargetTablePrepMode::DropAndCreate {
+            for t in &s.tables {
+                let t = crate::connectors::on_target(t, ferry_common::endpoint::Engine::Mysql)?;
+                exec(
+                    &mut c,
+                    &format!("DROP TABLE IF EXISTS {}", t.qualified()),
+                    "dropping tables",
+                )
+                .await?;
+            }
+        }
+        run_script(ep, "pre-data.sql", sql).await?;
+    }
     let task = crate::current_task();
     for t in &s.tables {
         let t = crate::connectors::on_target(t, ferry_common::endpoint::Engine::Mysql)?;
         let what = format!("creating table {}", t.display_name());
-        if mode == TargetTablePrepMode::DropAndCreate {
+        if mode == TargetTablePrepMode::DropAndCreate && pre_data_sql.is_none() {
             exec(&mut c, &format!("DROP TABLE IF EXISTS {}", t.qualified()), &what).await?;
         }
         exec(&mut c, &create_table(&t), &what).await?;
@@ -456,8 +477,29 @@ pub async fn post_data(ep: &Endpoint, t: &TableSchema) -> Result<(), ConnectorEr
     .await
 }
 
-/// Foreign keys, once every table is loaded.
-pub async fn finalize(ep: &Endpoint, fks: &[(String, Constraint)]) -> Result<(), ConnectorError> {
+/// Runs a reviewed DDL file statement by statement on a plain session (no
+/// ANSI_QUOTES: the file sets what it needs), naming the object that fails.
+async fn run_script(ep: &Endpoint, file: &str, sql: &str) -> Result<(), ConnectorError> {
+    let mut c = super::connect(ep).await?;
+    for (object, chunk) in crate::schema::script::chunks(file, sql) {
+        for stmt in crate::schema::script::mysql_statements(chunk) {
+            c.query_drop(stmt)
+                .await
+                .map_err(|e| classify(format!("{file}, object {object}"), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Foreign keys, once every table is loaded (or a reviewed post-data.sql).
+pub async fn finalize(
+    ep: &Endpoint,
+    fks: &[(String, Constraint)],
+    post_data_sql: Option<&str>,
+) -> Result<(), ConnectorError> {
+    if let Some(sql) = post_data_sql {
+        run_script(ep, "post-data.sql", sql).await?;
+    }
     let mut c = target(ep).await?;
     for (table, con) in fks {
         if con.definition.contains("DEFERRABLE") || con.definition.contains("MATCH ") {

@@ -2,6 +2,7 @@
 //! change data capture.
 
 mod array;
+pub(crate) mod catalog;
 pub(crate) mod cdc;
 pub(crate) mod connect;
 pub(crate) mod cutover;
@@ -31,7 +32,8 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             schema,
             prep_mode,
             defer_primary_key,
-        } => schema::prepare(&target, &schema, prep_mode, defer_primary_key)
+            pre_data_sql,
+        } => schema::prepare(&target, &schema, prep_mode, defer_primary_key, pre_data_sql.as_deref())
             .await
             .map(|_| WorkResult::Done),
         Work::LoadSegment {
@@ -92,7 +94,8 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             target,
             foreign_keys,
             validate,
-        } => schema::finalize(&target, &foreign_keys, validate)
+            post_data_sql,
+        } => schema::finalize(&target, &foreign_keys, validate, post_data_sql.as_deref())
             .await
             .map(|_| WorkResult::Done),
     }

@@ -89,6 +89,7 @@ pub async fn prepare(
     s: &SourceSchema,
     mode: TargetTablePrepMode,
     defer_primary_key: bool,
+    pre_data_sql: Option<&str>,
 ) -> Result<(), ConnectorError> {
     let converted = SourceSchema {
         tables: s
@@ -118,6 +119,11 @@ pub async fn prepare(
             )
             .await?;
         }
+    }
+    // A reviewed pre-data.sql creates what follows; the statements below
+    // then find everything in place (IF NOT EXISTS).
+    if let Some(sql) = pre_data_sql {
+        run_script(&c, "pre-data.sql", sql).await?;
     }
     for ty in &s.types {
         let found = exists(
@@ -214,6 +220,14 @@ pub async fn prepare(
             .await
             .map_err(|e| classify("clearing ferry.segment_loads", e))?;
         }
+    }
+    Ok(())
+}
+
+/// Runs a reviewed DDL file object by object, naming the object that fails.
+async fn run_script(c: &Client, file: &str, sql: &str) -> Result<(), ConnectorError> {
+    for (object, chunk) in crate::schema::script::chunks(file, sql) {
+        exec(c, chunk, &format!("{file}, object {object}")).await?;
     }
     Ok(())
 }
@@ -333,8 +347,16 @@ pub async fn post_data(
 
 /// Adds the foreign keys; `NOT VALID` (enforced for new rows, existing rows
 /// unchecked) when `validate` is off.
-pub async fn finalize(target: &Endpoint, fks: &[(String, Constraint)], validate: bool) -> Result<(), ConnectorError> {
+pub async fn finalize(
+    target: &Endpoint,
+    fks: &[(String, Constraint)],
+    validate: bool,
+    post_data_sql: Option<&str>,
+) -> Result<(), ConnectorError> {
     let c = connect(target).await?;
+    if let Some(sql) = post_data_sql {
+        run_script(&c, "post-data.sql", sql).await?;
+    }
     for (table, con) in fks {
         let mut con = con.clone();
         if !validate && !con.definition.ends_with("NOT VALID") {

@@ -1,0 +1,382 @@
+//! Schema conversion MariaDB → PostgreSQL on a schema with every object kind
+//! MySQL has (ENUM, SET, YEAR, GEOMETRY, JSON, generated and ON UPDATE
+//! columns, prefix / FULLTEXT / SPATIAL indexes, checks, foreign keys,
+//! partitioning, views, triggers, a function and procedures): `ferry assess`
+//! reports what the schema holds, `ferry schema convert` writes DDL that
+//! psql applies without error, and a full-load task with `--schema-dir`
+//! loads the rows into the converted schema, whose views, function,
+//! procedure, triggers and constraints then behave as on the source.
+use ferry_tests::mariadb::MariaDbServer;
+use ferry_tests::*;
+use mysql_async::prelude::Queryable;
+use serde_json::Value;
+use std::process::Command;
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE customers (
+        id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        email VARCHAR(120) NOT NULL COMMENT 'login name',
+        name VARCHAR(80) CHARACTER SET latin1 COLLATE latin1_swedish_ci,
+        tier ENUM('free','pro','enterprise') NOT NULL DEFAULT 'free',
+        tags SET('news','beta','vip'),
+        born YEAR,
+        created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+        updated_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
+        UNIQUE KEY uq_email (email),
+        KEY by_name (name(10))
+    ) COMMENT='people who buy'",
+    "CREATE TABLE products (
+        id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        sku CHAR(12) NOT NULL,
+        title VARCHAR(200) NOT NULL,
+        body TEXT,
+        price DECIMAL(10,2) NOT NULL CHECK (price >= 0),
+        qty INT NOT NULL DEFAULT 0,
+        total DECIMAL(12,2) AS (price * qty) STORED,
+        location GEOMETRY NOT NULL,
+        attrs JSON,
+        FULLTEXT KEY ft_title (title, body),
+        SPATIAL KEY sp_location (location),
+        CONSTRAINT chk_qty CHECK (qty >= 0)
+    )",
+    "CREATE TABLE orders (
+        id BIGINT NOT NULL AUTO_INCREMENT,
+        customer_id INT UNSIGNED NOT NULL,
+        placed DATE NOT NULL,
+        amount DECIMAL(12,2),
+        status VARCHAR(10) DEFAULT 'new',
+        PRIMARY KEY (id, placed),
+        KEY by_customer (customer_id)
+    ) PARTITION BY RANGE COLUMNS(placed) (
+        PARTITION p2023 VALUES LESS THAN ('2024-01-01'),
+        PARTITION p2024 VALUES LESS THAN ('2025-01-01'),
+        PARTITION pmax VALUES LESS THAN (MAXVALUE))",
+    "CREATE TABLE order_items (
+        order_id BIGINT NOT NULL, line SMALLINT NOT NULL, product_id INT NOT NULL, qty INT NOT NULL DEFAULT 1,
+        PRIMARY KEY (order_id, line),
+        CONSTRAINT fk_item_product FOREIGN KEY (product_id) REFERENCES products (id) ON DELETE RESTRICT ON UPDATE CASCADE)",
+    "CREATE TABLE audit_log (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, product_id INT, action VARCHAR(10),
+        at DATETIME(3) DEFAULT CURRENT_TIMESTAMP(3))",
+    "CREATE TABLE notes (author VARCHAR(40), body TEXT)",
+    "CREATE VIEW v_customer_orders AS SELECT c.id, c.email, COUNT(o.id) AS orders, IFNULL(SUM(o.amount), 0) AS spent
+        FROM customers c LEFT JOIN orders o ON o.customer_id = c.id GROUP BY c.id, c.email",
+    "CREATE VIEW v_product_labels AS SELECT id, CONCAT(sku, ' ', title) AS label,
+        IF(qty > 0, 'in stock', 'sold out') AS availability FROM products",
+    "CREATE VIEW v_months AS SELECT id, DATE_FORMAT(created_at, '%Y-%m') AS ym FROM customers",
+    "CREATE TRIGGER trg_products_bi BEFORE INSERT ON products FOR EACH ROW SET NEW.sku = UPPER(NEW.sku)",
+    "CREATE TRIGGER trg_products_au AFTER UPDATE ON products FOR EACH ROW
+        BEGIN INSERT INTO audit_log (product_id, action) VALUES (NEW.id, 'update'); END",
+    "CREATE TRIGGER trg_orders_bi BEFORE INSERT ON orders FOR EACH ROW
+        BEGIN IF NEW.amount < 0 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'negative amount'; END IF; END",
+    "CREATE FUNCTION net_price(p DECIMAL(10,2), rate DECIMAL(5,2)) RETURNS DECIMAL(10,2) DETERMINISTIC
+        RETURN p * (1 - rate / 100)",
+    "CREATE PROCEDURE restock(IN pid INT, IN n INT) BEGIN UPDATE products SET qty = qty + n WHERE id = pid; END",
+    "CREATE PROCEDURE close_old(IN days INT) BEGIN DECLARE cutoff DATE; SET cutoff = CURDATE() - INTERVAL days DAY;
+        UPDATE orders SET status = 'closed' WHERE placed < cutoff; END",
+    "INSERT INTO customers (email, name, tier, tags, born) VALUES
+        ('a@x.io', 'Åsa', 'pro', 'news,vip', 1990), ('b@x.io', 'Bo', 'free', NULL, NULL),
+        ('c@x.io', NULL, 'enterprise', 'beta', 2001)",
+    "INSERT INTO products (sku, title, body, price, qty, location, attrs) VALUES
+        ('ab-1', 'Red lamp', 'A lamp that is red', 19.90, 3, ST_GeomFromText('POINT(1 2)'), '{\"color\": \"red\"}'),
+        ('cd-2', 'Blue chair', 'Sit', 120.00, 0, ST_GeomFromText('POINT(3 4)'), NULL)",
+    "UPDATE products SET qty = 5 WHERE id = 1",
+    "INSERT INTO orders (customer_id, placed, amount) VALUES (1, '2023-05-01', 10.50), (1, '2024-02-02', 99.99),
+        (2, '2025-03-03', 5.00)",
+    "INSERT INTO order_items VALUES (1, 1, 1, 2), (2, 1, 2, 1)",
+    "INSERT INTO notes VALUES ('me', 'hello'), ('you', NULL)",
+];
+
+fn ids(report: &Value) -> Vec<String> {
+    report["action_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn category<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["category"] == name)
+        .unwrap()
+}
+
+fn check_status(report: &Value, id: &str) -> String {
+    report["premigration_checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .map(|c| c["status"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no check {id}"))
+}
+
+async fn one(pg: &tokio_postgres::Client, sql: &str) -> String {
+    pg.query_one(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mysql_schema_converts_to_postgres() -> anyhow::Result<()> {
+    let my = MariaDbServer::start()?;
+    let pg = PgServer::start()?;
+    my.client("mysql")
+        .await?
+        .query_drop("CREATE DATABASE shop CHARACTER SET utf8mb4")
+        .await?;
+    let mut m = my.client("shop").await?;
+    for s in SCHEMA {
+        m.query_drop(*s).await.map_err(|e| anyhow::anyhow!("{s}: {e}"))?;
+    }
+    let f = Ferry::start(2, 5000, &[])?;
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("assess");
+    let out_s = out.to_str().unwrap();
+
+    // Assessment.
+    let args = [
+        "assess",
+        "--source",
+        &my.url("shop"),
+        "--target-engine",
+        "postgres",
+        "--target",
+        &pg.url("postgres"),
+        "--out",
+        out_s,
+        "--fail-on",
+        "critical",
+    ];
+    let printed = f.ok(&args);
+    assert!(printed.contains("action items:"), "{printed}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json"))?)?;
+    assert_eq!(report["format"], "ferry-assessment/1");
+    let html = std::fs::read_to_string(out.join("report.html"))?;
+    assert!(html.contains("<table") && html.contains("VIEW-SQL/shop.v_months"));
+    assert!(
+        !html.contains("http://") && !html.contains("https://") && !html.contains("<script"),
+        "not self-contained"
+    );
+    let got = ids(&report);
+    for id in [
+        "TYPE-SET/shop.customers.tags",
+        "TYPE-ENUM/shop.customers.tier",
+        "TYPE-SPATIAL/shop.products.location",
+        "INDEX-PREFIX/shop.customers.by_name",
+        "INDEX-FULLTEXT/shop.products.ft_title",
+        "INDEX-SPATIAL/shop.products.sp_location",
+        "COLLATION/shop.customers.name",
+        "ON-UPDATE/shop.customers_on_update",
+        "VIEW-SQL/shop.v_months",
+        "TRIGGER-BODY/shop.orders.trg_orders_bi",
+        "ROUTINE-BODY/shop.close_old",
+        "SQL-SEMANTICS/shop.net_price",
+        "GENERATED/shop.products.total",
+    ] {
+        assert!(got.contains(&id.to_string()), "missing {id} in {got:?}");
+    }
+    assert_eq!(report["summary"]["action_items"]["critical"], 0, "{got:?}");
+    // Counts per category against what SCHEMA holds.
+    let expect = [
+        // (category, total, needing action)
+        ("tables", 6, 0),
+        ("columns", 32, 1),
+        ("views", 3, 1),
+        ("triggers", 4, 1),
+        ("functions", 1, 0),
+        ("procedures", 2, 1),
+        ("indexes", 6, 2),
+        ("sequences", 4, 0),
+    ];
+    for (name, total, action) in expect {
+        let c = category(&report, name);
+        assert_eq!(
+            (c["total"].as_u64(), c["needs_action"].as_u64()),
+            (Some(total), Some(action)),
+            "{name}: {c}"
+        );
+    }
+    // 5 primary keys, 2 checks, the enum's check, 1 foreign key (UNIQUE
+    // KEY uq_email and the foreign key's own index count as indexes).
+    assert_eq!(category(&report, "constraints")["total"], 9);
+    assert_eq!(check_status(&report, "MY-LOG-BIN"), "passed");
+    assert_eq!(check_status(&report, "MY-BINLOG-FORMAT"), "passed");
+    assert_eq!(check_status(&report, "TABLES-WITHOUT-KEY"), "warning");
+    assert_eq!(check_status(&report, "LOB-COLUMNS"), "warning");
+    assert_eq!(check_status(&report, "UNSUPPORTED-TYPES"), "passed");
+    assert_eq!(check_status(&report, "TARGET-TABLES-EXIST"), "passed");
+    // --fail-on high: the trigger and the procedure are high items.
+    let mut high = args.to_vec();
+    *high.last_mut().unwrap() = "high";
+    let (ok, _, err) = f.ferry(&high);
+    assert!(!ok && err.contains("--fail-on"), "{err}");
+
+    // Conversion: the files apply with psql as they are.
+    let ddl = dir.path().join("ddl");
+    let printed = f.ok(&[
+        "schema",
+        "convert",
+        "--source",
+        &my.url("shop"),
+        "--target-engine",
+        "postgres",
+        "--out",
+        ddl.to_str().unwrap(),
+    ]);
+    assert!(printed.contains("need action"), "{printed}");
+    pg.client("postgres")
+        .await?
+        .batch_execute("CREATE DATABASE scratch")
+        .await?;
+    let psql =
+        std::path::PathBuf::from(String::from_utf8(Command::new("pg_config").arg("--bindir").output()?.stdout)?.trim())
+            .join("psql");
+    for file in ["pre-data.sql", "post-data.sql"] {
+        let o = Command::new(&psql)
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "scratch",
+            ])
+            .arg("-p")
+            .arg(pg.url("x").split(':').nth(2).unwrap().split('/').next().unwrap())
+            .arg("-f")
+            .arg(ddl.join(file))
+            .output()?;
+        assert!(
+            o.status.success(),
+            "psql {file}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    // A full load into the converted schema, the task running the files.
+    create_full_load(
+        &f,
+        "conv",
+        &my.url("shop"),
+        &pg.url("postgres"),
+        "{}",
+        &["--schema-dir", ddl.to_str().unwrap()],
+    );
+    f.ok(&["task", "start", "conv"]);
+    let (ok, out, err) = f.ferry(&["task", "wait", "conv", "--for", "full-load", "--timeout", "300"]);
+    assert!(ok, "wait failed: {out}{err}\nstatus: {:?}", f.status("conv"));
+    let p = pg.client("postgres").await?;
+    for (t, n) in [
+        ("customers", 3),
+        ("products", 2),
+        ("orders", 3),
+        ("order_items", 2),
+        ("audit_log", 1),
+        ("notes", 2),
+    ] {
+        let count: i64 = p
+            .query_one(&format!("SELECT count(*) FROM shop.{t}"), &[])
+            .await?
+            .get(0);
+        assert_eq!(count, n, "shop.{t}");
+    }
+    assert_eq!(one(&p, "SELECT count(*)::text FROM shop.orders_p2023").await, "1");
+    assert_eq!(
+        one(&p, "SELECT total::text FROM shop.products WHERE id = 1").await,
+        "99.50"
+    );
+    assert_eq!(
+        one(
+            &p,
+            "SELECT concat_ws('|', tier, tags, born, name) FROM shop.customers WHERE id = 1"
+        )
+        .await,
+        "pro|news,vip|1990|Åsa"
+    );
+    // Views answer as on the source.
+    let src: Vec<(u32, String, i64, String)> = m
+        .query("SELECT id, email, orders, CAST(spent AS CHAR) FROM v_customer_orders ORDER BY id")
+        .await?;
+    let dst: Vec<(i64, String, i64, String)> = p
+        .query(
+            "SELECT id, email::text, orders, spent::numeric(12,2)::text FROM shop.v_customer_orders ORDER BY id",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(src.len(), dst.len());
+    for (s, d) in src.iter().zip(&dst) {
+        assert_eq!((s.0 as i64, &s.1, s.2, &s.3), (d.0, &d.1, d.2, &d.3));
+    }
+    let src: Vec<(String, String)> = m
+        .query("SELECT label, availability FROM v_product_labels ORDER BY id")
+        .await?;
+    let dst: Vec<(String, String)> = p
+        .query("SELECT label, availability FROM shop.v_product_labels ORDER BY id", &[])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(src, dst);
+    let net: String = m.query_first("SELECT CAST(net_price(100, 10) AS CHAR)").await?.unwrap();
+    assert_eq!(
+        one(&p, "SELECT shop.net_price(100, 10)::numeric(10,2)::text").await,
+        net
+    );
+    // Triggers, identity past the loaded keys, the procedure, constraints.
+    p.batch_execute(
+        "INSERT INTO shop.products (sku, title, price, qty, location) VALUES ('zz-9', 'Lamp', 1, 1, '\\x00');
+         UPDATE shop.products SET qty = 2 WHERE sku = 'ZZ-9';
+         CALL shop.restock(2, 4);",
+    )
+    .await?;
+    assert_eq!(
+        one(&p, "SELECT id::text FROM shop.products WHERE sku = 'ZZ-9'").await,
+        "3"
+    );
+    assert_eq!(one(&p, "SELECT count(*)::text FROM shop.audit_log").await, "3");
+    assert_eq!(one(&p, "SELECT qty::text FROM shop.products WHERE id = 2").await, "4");
+    let before = one(&p, "SELECT updated_at::text FROM shop.customers WHERE id = 2").await;
+    p.batch_execute("UPDATE shop.customers SET name = 'Bob' WHERE id = 2")
+        .await?;
+    assert_ne!(
+        one(&p, "SELECT updated_at::text FROM shop.customers WHERE id = 2").await,
+        before
+    );
+    assert!(
+        p.batch_execute("INSERT INTO shop.order_items VALUES (9, 1, 999, 1)")
+            .await
+            .is_err(),
+        "foreign key"
+    );
+    assert!(
+        p.batch_execute("UPDATE shop.customers SET tier = 'gold' WHERE id = 1")
+            .await
+            .is_err(),
+        "enum check"
+    );
+    assert!(
+        p.batch_execute("UPDATE shop.products SET qty = -1 WHERE id = 1")
+            .await
+            .is_err(),
+        "check"
+    );
+    assert!(
+        p.batch_execute("INSERT INTO shop.customers (email) VALUES ('a@x.io')")
+            .await
+            .is_err(),
+        "unique"
+    );
+    Ok(())
+}

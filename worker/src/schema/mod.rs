@@ -1,0 +1,272 @@
+//! Schema conversion and assessment (what AWS SCT does): read the whole
+//! source catalog ([`catalog`]), convert it for a target engine
+//! ([`convert`], SQL bodies through [`translate`]), and report object by
+//! object what converted and what needs a person ([`assessment`],
+//! [`report`]), with the premigration checks for the intended task
+//! ([`checks`]).
+//!
+//! These run in the worker binary because they need the database drivers
+//! and the endpoint's credentials, which only workers hold; `ferry schema
+//! convert` and `ferry assess` run `ferry-worker` with the same arguments.
+
+pub mod assessment;
+pub mod catalog;
+pub mod checks;
+pub mod convert;
+pub mod report;
+pub mod script;
+pub mod translate;
+
+use crate::connectors::{mysql, postgres, ConnectorError};
+use anyhow::Context;
+use catalog::Catalog;
+use convert::Conversion;
+use ferry_common::endpoint::{Endpoint, Engine};
+use ferry_common::mapping::TableMappings;
+use std::path::Path;
+
+pub async fn read_catalog(ep: &Endpoint, mappings: &TableMappings) -> Result<Catalog, ConnectorError> {
+    match ep.engine {
+        Engine::Postgres => postgres::catalog::catalog(ep, mappings).await,
+        Engine::Mysql => mysql::catalog::catalog(ep, mappings).await,
+    }
+}
+
+pub fn parse_engine(s: &str) -> anyhow::Result<Engine> {
+    match s {
+        "postgres" | "postgresql" => Ok(Engine::Postgres),
+        "mysql" | "mariadb" => Ok(Engine::Mysql),
+        other => anyhow::bail!("--target-engine {other}: expected postgres or mysql"),
+    }
+}
+
+fn mappings(path: Option<&Path>) -> anyhow::Result<TableMappings> {
+    match path {
+        None => Ok(TableMappings::include_all()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading table mappings {}", p.display()))?;
+            Ok(TableMappings::parse(&text)?)
+        }
+    }
+}
+
+/// Marks where one object's statements start in a DDL file; the task's
+/// schema-file runner reports failures by these names.
+pub const OBJECT_MARK: &str = "-- object: ";
+
+fn ddl_file(title: &str, conv: &Conversion, parts: &[(&str, &[convert::Ddl])]) -> String {
+    let mut out = format!(
+        "-- Ferry schema conversion, {}: {} → {}.\n-- Review and edit freely: `ferry task create --schema-dir DIR` runs these files instead of converting by itself.\n",
+        title,
+        conv.from.name(),
+        conv.to.name()
+    );
+    for (preamble, ddl) in parts {
+        if ddl.is_empty() {
+            continue;
+        }
+        if !preamble.is_empty() {
+            out.push_str(&format!("\n{preamble}\n"));
+        }
+        let mut last = "";
+        for d in ddl.iter() {
+            if d.object != last {
+                out.push_str(&format!("\n{OBJECT_MARK}{}\n", d.object));
+                last = &d.object;
+            }
+            out.push_str(&d.sql);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The files `ferry schema convert` writes.
+pub fn write_conversion(conv: &Conversion, dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let fk_preamble = match conv.to {
+        // The foreign keys are kept in ANSI quoting.
+        Engine::Mysql => "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',ANSI_QUOTES');",
+        Engine::Postgres => "",
+    };
+    let files = [
+        (
+            "pre-data.sql",
+            ddl_file("pre-data (before the load)", conv, &[("", &conv.pre_data)]),
+        ),
+        (
+            "post-data.sql",
+            ddl_file(
+                "post-data (after the load)",
+                conv,
+                &[("", &conv.post_data), (fk_preamble, &conv.foreign_keys)],
+            ),
+        ),
+        ("action-items.txt", action_items_text(conv)),
+    ];
+    for (name, text) in files {
+        let p = dir.join(name);
+        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
+fn action_items_text(conv: &Conversion) -> String {
+    let mut items = conv.items.clone();
+    items.sort_by(|a, b| a.severity.cmp(&b.severity).then(a.id.cmp(&b.id)));
+    let mut out = format!(
+        "{} action items ({} → {})\n",
+        items.len(),
+        conv.from.name(),
+        conv.to.name()
+    );
+    for i in items {
+        out.push_str(&format!(
+            "\n[{}] {}\n  {}\n  action: {}\n",
+            i.severity.name(),
+            i.id,
+            i.message,
+            i.action
+        ));
+        if !i.source_sql.is_empty() {
+            out.push_str(&format!("  source:\n{}\n", indent(&i.source_sql)));
+        }
+        if let Some(p) = &i.proposed_sql {
+            out.push_str(&format!("  proposed:\n{}\n", indent(p)));
+        }
+    }
+    out
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+}
+
+pub struct ConvertArgs<'a> {
+    pub source: &'a str,
+    pub target_engine: &'a str,
+    pub out: &'a Path,
+    pub table_mappings: Option<&'a Path>,
+}
+
+/// `ferry schema convert`.
+pub async fn convert_command(a: ConvertArgs<'_>) -> anyhow::Result<()> {
+    let ep = Endpoint::parse(a.source)?;
+    let to = parse_engine(a.target_engine)?;
+    let cat = read_catalog(&ep, &mappings(a.table_mappings)?).await?;
+    let conv = convert::convert(&cat, to);
+    write_conversion(&conv, a.out)?;
+    let needs = conv
+        .objects
+        .iter()
+        .filter(|o| o.outcome == assessment::Outcome::Action)
+        .count();
+    println!(
+        "wrote {} ({} pre-data and {} post-data statements); {} objects, {} need action (see action-items.txt)",
+        a.out.display(),
+        conv.pre_data.len(),
+        conv.post_data.len() + conv.foreign_keys.len(),
+        conv.objects.len(),
+        needs
+    );
+    Ok(())
+}
+
+pub struct AssessArgs<'a> {
+    pub source: &'a str,
+    pub target_engine: &'a str,
+    pub target: Option<&'a str>,
+    pub out: &'a Path,
+    pub migration_type: &'a str,
+    pub table_mappings: Option<&'a Path>,
+    pub fail_on: Option<&'a str>,
+}
+
+/// `ferry assess`; Ok(false) when `--fail-on` finds such items.
+pub async fn assess_command(a: AssessArgs<'_>) -> anyhow::Result<bool> {
+    let ep = Endpoint::parse(a.source)?;
+    let to = parse_engine(a.target_engine)?;
+    let fail_on = match a.fail_on {
+        None => None,
+        Some(s @ ("critical" | "high")) => assessment::Severity::parse(s),
+        Some(other) => anyhow::bail!("--fail-on {other}: expected critical or high"),
+    };
+    if !matches!(a.migration_type, "full-load" | "cdc" | "full-load-and-cdc") {
+        anyhow::bail!(
+            "--type {}: expected full-load, cdc or full-load-and-cdc",
+            a.migration_type
+        );
+    }
+    let target = match a.target {
+        Some(t) => {
+            let tep = Endpoint::parse(t)?;
+            anyhow::ensure!(
+                tep.engine == to,
+                "--target is a {} endpoint but --target-engine is {}",
+                tep.engine.name(),
+                to.name()
+            );
+            Some(read_catalog(&tep, &TableMappings::include_all()).await?)
+        }
+        None => None,
+    };
+    let cat = read_catalog(&ep, &mappings(a.table_mappings)?).await?;
+    let conv = convert::convert(&cat, to);
+    let checks = checks::run(&cat, to, a.migration_type, target.as_ref());
+    let r = report::build(
+        &conv,
+        report::SourceInfo {
+            engine: cat.engine.name(),
+            endpoint: ep.to_string(),
+            version: cat.version.clone(),
+            database: cat.database.clone(),
+        },
+        a.migration_type,
+        checks,
+        now_rfc3339(),
+    );
+    std::fs::create_dir_all(a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let json = serde_json::to_string_pretty(&r)?;
+    for (name, text) in [("report.json", json), ("report.html", report::html(&r))] {
+        let p = a.out.join(name);
+        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+    }
+    print!("{}", report::summary_text(&r));
+    println!("wrote {}/report.json and report.html", a.out.display());
+    if let Some(level) = fail_on {
+        let hits = conv.items.iter().filter(|i| i.severity <= level).count();
+        if hits > 0 {
+            eprintln!(
+                "error: {hits} action items of severity {} or worse (--fail-on)",
+                level.name()
+            );
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// UTC, second precision, without a date crate.
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}

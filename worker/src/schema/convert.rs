@@ -681,6 +681,10 @@ impl Converter<'_> {
             Ok(tr) => {
                 self.notes(Category::Columns, object, &tr.notes, dflt, items);
                 let plain = tr.sql.starts_with("CURRENT_TIMESTAMP") || tr.sql.starts_with("CURRENT_DATE");
+                // MySQL wants the default's precision to be the column's.
+                if let (true, Some(fsp)) = (tr.sql == "CURRENT_TIMESTAMP", ty.strip_prefix("datetime")) {
+                    return Some(format!("CURRENT_TIMESTAMP{fsp}"));
+                }
                 Some(if self.to == Engine::Mysql && !plain {
                     format!("({})", tr.sql)
                 } else {
@@ -1737,7 +1741,7 @@ impl Converter<'_> {
                         .map(|e| {
                             format!(
                                 "DELIMITER ;;\nCREATE TRIGGER {} {} {e} ON {qt} FOR EACH ROW\nBEGIN\n{}END;;\nDELIMITER ;",
-                                self.q(&format!("{}_{}", t.name, e.to_ascii_lowercase())),
+                                self.qualified(&t.schema, &format!("{}_{}", t.name, e.to_ascii_lowercase())),
                                 t.timing,
                                 commented(&t.body)
                             )
@@ -1848,7 +1852,8 @@ impl Converter<'_> {
                         let n = if t.events.len() > 1 { format!("{}_{}", t.name, e.to_ascii_lowercase()) } else { t.name.clone() };
                         format!(
                             "DELIMITER ;;\nCREATE TRIGGER {} {} {e} ON {qt} FOR EACH ROW\nBEGIN\n  {}\nEND;;\nDELIMITER ;",
-                            self.q(&n),
+                            // MySQL puts a trigger in the table's schema only when named so.
+                            self.qualified(&t.schema, &n),
                             t.timing,
                             lines.join("\n  ")
                         )

@@ -268,3 +268,85 @@ async fn postgres_schema_converts_to_mysql() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Same engine: the DDL copies every object as the source defines it, and
+/// psql applies both files to an empty database without error.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_schema_copies_to_postgres() -> anyhow::Result<()> {
+    let pg = PgServer::start()?;
+    let p = pg.client("postgres").await?;
+    p.batch_execute(SCHEMA).await?;
+    p.batch_execute("CREATE DATABASE copy").await?;
+    let f = Ferry::start(1, 5000, &[])?;
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("assess");
+    f.ok(&[
+        "assess",
+        "--source",
+        &pg.url("postgres"),
+        "--target-engine",
+        "postgres",
+        "--out",
+        out.to_str().unwrap(),
+        "--fail-on",
+        "high",
+    ]);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json"))?)?;
+    assert_eq!(report["summary"]["needing_action"], 0, "{}", report["action_items"]);
+    let ddl = dir.path().join("ddl");
+    f.ok(&[
+        "schema",
+        "convert",
+        "--source",
+        &pg.url("postgres"),
+        "--target-engine",
+        "postgres",
+        "--out",
+        ddl.to_str().unwrap(),
+    ]);
+    let bin = String::from_utf8(std::process::Command::new("pg_config").arg("--bindir").output()?.stdout)?;
+    let port = pg
+        .url("x")
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    for file in ["pre-data.sql", "post-data.sql"] {
+        let o = std::process::Command::new(std::path::Path::new(bin.trim()).join("psql"))
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "copy",
+                "-p",
+                &port,
+                "-f",
+            ])
+            .arg(ddl.join(file))
+            .output()?;
+        assert!(
+            o.status.success(),
+            "psql {file}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let catalog = "SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'app' AND c.relkind IN ('r','p','v','m','S','i'))::text
+                        || '/' || (SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal)::text
+                        || '/' || (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'app')::text
+                        || '/' || (SELECT count(*) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = 'app' AND t.typtype IN ('e','d'))::text
+                        || '/' || (SELECT count(*) FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace WHERE n.nspname = 'app')::text
+                        || '/' || (SELECT count(*) FROM pg_description d JOIN pg_class c ON c.oid = d.objoid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'app')::text";
+    let src: String = p.query_one(catalog, &[]).await?.get(0);
+    let dst: String = pg.client("copy").await?.query_one(catalog, &[]).await?.get(0);
+    assert_eq!(src, dst, "relations/triggers/functions/types/constraints/comments");
+    Ok(())
+}

@@ -4,6 +4,7 @@
 
 pub mod compare;
 pub mod mariadb;
+pub mod samples;
 
 use anyhow::{bail, Context, Result};
 use std::net::TcpListener;

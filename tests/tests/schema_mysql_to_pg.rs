@@ -7,84 +7,11 @@
 //! loads the rows into the converted schema, whose views, function,
 //! procedure, triggers and constraints then behave as on the source.
 use ferry_tests::mariadb::MariaDbServer;
+use ferry_tests::samples::MARIADB_SCHEMA as SCHEMA;
 use ferry_tests::*;
 use mysql_async::prelude::Queryable;
 use serde_json::Value;
 use std::process::Command;
-
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE customers (
-        id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
-        email VARCHAR(120) NOT NULL COMMENT 'login name',
-        name VARCHAR(80) CHARACTER SET latin1 COLLATE latin1_swedish_ci,
-        tier ENUM('free','pro','enterprise') NOT NULL DEFAULT 'free',
-        tags SET('news','beta','vip'),
-        born YEAR,
-        created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
-        updated_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
-        UNIQUE KEY uq_email (email),
-        KEY by_name (name(10))
-    ) COMMENT='people who buy'",
-    "CREATE TABLE products (
-        id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
-        sku CHAR(12) NOT NULL,
-        title VARCHAR(200) NOT NULL,
-        body TEXT,
-        price DECIMAL(10,2) NOT NULL CHECK (price >= 0),
-        qty INT NOT NULL DEFAULT 0,
-        total DECIMAL(12,2) AS (price * qty) STORED,
-        location GEOMETRY NOT NULL,
-        attrs JSON,
-        FULLTEXT KEY ft_title (title, body),
-        SPATIAL KEY sp_location (location),
-        CONSTRAINT chk_qty CHECK (qty >= 0)
-    )",
-    "CREATE TABLE orders (
-        id BIGINT NOT NULL AUTO_INCREMENT,
-        customer_id INT UNSIGNED NOT NULL,
-        placed DATE NOT NULL,
-        amount DECIMAL(12,2),
-        status VARCHAR(10) DEFAULT 'new',
-        PRIMARY KEY (id, placed),
-        KEY by_customer (customer_id)
-    ) PARTITION BY RANGE COLUMNS(placed) (
-        PARTITION p2023 VALUES LESS THAN ('2024-01-01'),
-        PARTITION p2024 VALUES LESS THAN ('2025-01-01'),
-        PARTITION pmax VALUES LESS THAN (MAXVALUE))",
-    "CREATE TABLE order_items (
-        order_id BIGINT NOT NULL, line SMALLINT NOT NULL, product_id INT NOT NULL, qty INT NOT NULL DEFAULT 1,
-        PRIMARY KEY (order_id, line),
-        CONSTRAINT fk_item_product FOREIGN KEY (product_id) REFERENCES products (id) ON DELETE RESTRICT ON UPDATE CASCADE)",
-    "CREATE TABLE audit_log (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, product_id INT, action VARCHAR(10),
-        at DATETIME(3) DEFAULT CURRENT_TIMESTAMP(3))",
-    "CREATE TABLE notes (author VARCHAR(40), body TEXT)",
-    "CREATE VIEW v_customer_orders AS SELECT c.id, c.email, COUNT(o.id) AS orders, IFNULL(SUM(o.amount), 0) AS spent
-        FROM customers c LEFT JOIN orders o ON o.customer_id = c.id GROUP BY c.id, c.email",
-    "CREATE VIEW v_product_labels AS SELECT id, CONCAT(sku, ' ', title) AS label,
-        IF(qty > 0, 'in stock', 'sold out') AS availability FROM products",
-    "CREATE VIEW v_months AS SELECT id, DATE_FORMAT(created_at, '%Y-%m') AS ym FROM customers",
-    "CREATE TRIGGER trg_products_bi BEFORE INSERT ON products FOR EACH ROW SET NEW.sku = UPPER(NEW.sku)",
-    "CREATE TRIGGER trg_products_au AFTER UPDATE ON products FOR EACH ROW
-        BEGIN INSERT INTO audit_log (product_id, action) VALUES (NEW.id, 'update'); END",
-    "CREATE TRIGGER trg_orders_bi BEFORE INSERT ON orders FOR EACH ROW
-        BEGIN IF NEW.amount < 0 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'negative amount'; END IF; END",
-    "CREATE FUNCTION net_price(p DECIMAL(10,2), rate DECIMAL(5,2)) RETURNS DECIMAL(10,2) DETERMINISTIC
-        RETURN p * (1 - rate / 100)",
-    "CREATE PROCEDURE restock(IN pid INT, IN n INT) BEGIN UPDATE products SET qty = qty + n WHERE id = pid; END",
-    "CREATE PROCEDURE close_old(IN days INT) BEGIN DECLARE cutoff DATE; SET cutoff = CURDATE() - INTERVAL days DAY;
-        UPDATE orders SET status = 'closed' WHERE placed < cutoff; END",
-    "INSERT INTO customers (email, name, tier, tags, born) VALUES
-        ('a@x.io', 'Åsa', 'pro', 'news,vip', 1990), ('b@x.io', 'Bo', 'free', NULL, NULL),
-        ('c@x.io', NULL, 'enterprise', 'beta', 2001)",
-    "INSERT INTO products (sku, title, body, price, qty, location, attrs) VALUES
-        ('ab-1', 'Red lamp', 'A lamp that is red', 19.90, 3, ST_GeomFromText('POINT(1 2)'), '{\"color\": \"red\"}'),
-        ('cd-2', 'Blue chair', 'Sit', 120.00, 0, ST_GeomFromText('POINT(3 4)'), NULL)",
-    "UPDATE products SET qty = 5 WHERE id = 1",
-    "INSERT INTO orders (customer_id, placed, amount) VALUES (1, '2023-05-01', 10.50), (1, '2024-02-02', 99.99),
-        (2, '2025-03-03', 5.00)",
-    "INSERT INTO order_items VALUES (1, 1, 1, 2), (2, 1, 2, 1)",
-    "INSERT INTO notes VALUES ('me', 'hello'), ('you', NULL)",
-];
 
 fn ids(report: &Value) -> Vec<String> {
     report["action_items"]

@@ -529,7 +529,17 @@ impl Converter<'_> {
                 },
             ));
         } else if let Some(g) = &col.generated {
-            match translate::expr(self.from(), self.to, g) {
+            // Same engine: the expression as the source has it.
+            match translate::expr(self.from(), self.to, g).or_else(|u| {
+                if self.from() == self.to {
+                    Ok(translate::Translated {
+                        sql: g.clone(),
+                        notes: vec![],
+                    })
+                } else {
+                    Err(u)
+                }
+            }) {
                 Ok(tr) => {
                     def.push_str(&format!(" GENERATED ALWAYS AS ({}) STORED", tr.sql));
                     self.notes(Category::Columns, &object, &tr.notes, g, &mut items);
@@ -1139,7 +1149,9 @@ impl Converter<'_> {
                 .and_then(|col| convert_type(self.from(), Engine::Mysql, &col.type_sql).ok())
                 .unwrap_or_default();
             let blob = ty.contains("text") || ty.contains("blob") || ty == "json";
-            let prefix = match (c.prefix, blob && idx.method != "FULLTEXT") {
+            // MariaDB reports a SUB_PART for SPATIAL keys, which take none.
+            let declared = c.prefix.filter(|_| idx.method != "SPATIAL" && idx.method != "FULLTEXT");
+            let prefix = match (declared, blob && idx.method != "FULLTEXT" && idx.method != "SPATIAL") {
                 (Some(p), _) => Some(p),
                 (None, true) if !idx.unique => {
                     items.push(self.item(
@@ -1578,8 +1590,10 @@ impl Converter<'_> {
         if self.from() == self.to {
             let sql = match self.to {
                 Engine::Postgres => format!("{};", r.definition.trim_end().trim_end_matches(';')),
+                // SHOW CREATE names the routine without its database.
                 Engine::Mysql => format!(
-                    "DELIMITER ;;\n{};;\nDELIMITER ;",
+                    "USE {};\nDELIMITER ;;\n{};;\nDELIMITER ;",
+                    self.q(&r.schema),
                     r.definition.trim_end().trim_end_matches(';')
                 ),
             };
@@ -1709,7 +1723,8 @@ impl Converter<'_> {
                 Engine::Mysql => self.post(
                     &name,
                     format!(
-                        "DELIMITER ;;\n{};;\nDELIMITER ;",
+                        "USE {};\nDELIMITER ;;\n{};;\nDELIMITER ;",
+                        self.q(&t.schema),
                         t.definition.trim_end().trim_end_matches(';')
                     ),
                 ),

@@ -63,7 +63,9 @@ pub async fn catalog(ep: &Endpoint, mappings: &TableMappings) -> Result<Catalog,
             if s(&r, 2).to_ascii_lowercase().contains("on update") {
                 d.on_update.push(col.clone());
             }
-            if let (Some(cs), Some(coll)) = (r[3].clone(), r[4].clone()) {
+            // JSON (LONGTEXT utf8mb4_bin on MariaDB) declares none.
+            let json = t.column(&col).is_some_and(|c| c.type_sql == "json");
+            if let (Some(cs), Some(coll), false) = (r[3].clone(), r[4].clone(), json) {
                 if d.table_collation.as_deref() != Some(coll.as_str()) {
                     d.column_collations.push((col, cs, coll));
                 }

@@ -338,10 +338,28 @@ pub async fn load_rows(
         }));
         Ok(stream)
     });
-    let cols: Vec<String> = t.copy_columns().map(|c| quote_ident(&c.name)).collect();
+    // The stream is read as bytes (binary and spatial values pass as they
+    // are); text is UTF-8 in the value model, so text columns take it
+    // through CONVERT, which the server then stores in the column's own
+    // character set (latin1 columns included).
+    let mut cols: Vec<String> = vec![];
+    let mut sets: Vec<String> = vec![];
+    for (i, col) in t.copy_columns().enumerate() {
+        if ferry_common::typemap::mysql_kind(&col.type_sql) == ferry_common::typemap::Kind::Text {
+            cols.push(format!("@v{i}"));
+            sets.push(format!("{} = CONVERT(@v{i} USING utf8mb4)", quote_ident(&col.name)));
+        } else {
+            cols.push(quote_ident(&col.name));
+        }
+    }
+    let set = if sets.is_empty() {
+        String::new()
+    } else {
+        format!(" SET {}", sets.join(", "))
+    };
     let load = c
         .query_iter(format!(
-            "LOAD DATA LOCAL INFILE 'ferry' INTO TABLE {} CHARACTER SET binary ({})",
+            "LOAD DATA LOCAL INFILE 'ferry' INTO TABLE {} CHARACTER SET binary ({}){set}",
             t.qualified(),
             cols.join(", ")
         ))

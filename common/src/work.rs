@@ -363,4 +363,8 @@ pub struct ValidationFailure {
 pub struct SchemaFiles {
     pub pre_data: String,
     pub post_data: String,
+    /// Foreign keys and triggers: run after post-data by full-load tasks;
+    /// left to the cutover (`ferry cutover --hook`) when CDC follows.
+    #[serde(default)]
+    pub cutover: String,
 }

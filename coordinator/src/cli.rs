@@ -34,8 +34,9 @@ pub enum TaskCmd {
         /// Stream this existing logical slot instead of creating ferry_<task>.
         #[arg(long)]
         slot_name: Option<String>,
-        /// A reviewed `ferry schema convert` output: its pre-data.sql and
-        /// post-data.sql replace the task's own table creation and post-data.
+        /// A reviewed `ferry schema convert` output: its pre-data.sql,
+        /// post-data.sql and (full load only) cutover.sql replace the task's
+        /// own table creation, post-data and foreign keys.
         #[arg(long)]
         schema_dir: Option<PathBuf>,
     },
@@ -110,12 +111,13 @@ pub async fn run(url: &str, cmd: TaskCmd) -> anyhow::Result<()> {
             slot_name,
             schema_dir,
         } => {
-            let (pre_data_sql, post_data_sql) = match &schema_dir {
+            let (pre_data_sql, post_data_sql, cutover_sql) = match &schema_dir {
                 Some(d) => (
                     read_file(&d.join("pre-data.sql"), "reading the schema directory")?,
                     read_file(&d.join("post-data.sql"), "reading the schema directory")?,
+                    read_file(&d.join("cutover.sql"), "reading the schema directory")?,
                 ),
-                None => (String::new(), String::new()),
+                None => (String::new(), String::new(), String::new()),
             };
             let table_mappings_json = match &table_mappings {
                 Some(p) => {
@@ -144,6 +146,7 @@ pub async fn run(url: &str, cmd: TaskCmd) -> anyhow::Result<()> {
                 slot_name: slot_name.unwrap_or_default(),
                 pre_data_sql,
                 post_data_sql,
+                cutover_sql,
             })
             .await
             .map_err(status_err)?;

@@ -172,6 +172,7 @@ impl Admin for AdminService {
                 ferry_common::work::SchemaFiles {
                     pre_data: r.pre_data_sql.clone(),
                     post_data: r.post_data_sql.clone(),
+                    cutover: r.cutover_sql.clone(),
                 }
             }),
         };

@@ -1412,7 +1412,16 @@ impl Task {
                             .map(move |c| (t.qualified(), c.clone()))
                     })
                     .collect(),
-                post_data_sql: spec.schema_files.as_ref().map(|f| f.post_data.clone()),
+                // A full load ends here, so keys and triggers come now; with
+                // CDC they wait for the cutover (applied changes must not
+                // fire triggers, and tables only agree once caught up).
+                post_data_sql: spec.schema_files.as_ref().map(|f| {
+                    if spec.has_cdc() {
+                        f.post_data.clone()
+                    } else {
+                        format!("{}\n{}", f.post_data, f.cutover)
+                    }
+                }),
                 validate: spec.migration_type == MigrationType::FullLoad,
             },
         }

@@ -78,7 +78,7 @@ async fn mysql_schema_copies_to_mysql() -> anyhow::Result<()> {
         .next()
         .unwrap()
         .to_string();
-    for file in ["pre-data.sql", "post-data.sql"] {
+    for file in ["pre-data.sql", "post-data.sql", "cutover.sql"] {
         let o = Command::new("mariadb")
             .args([
                 "--no-defaults",

@@ -163,7 +163,7 @@ async fn mysql_schema_converts_to_postgres() -> anyhow::Result<()> {
     let psql =
         std::path::PathBuf::from(String::from_utf8(Command::new("pg_config").arg("--bindir").output()?.stdout)?.trim())
             .join("psql");
-    for file in ["pre-data.sql", "post-data.sql"] {
+    for file in ["pre-data.sql", "post-data.sql", "cutover.sql"] {
         let o = Command::new(&psql)
             .args([
                 "-X",
@@ -305,5 +305,98 @@ async fn mysql_schema_converts_to_postgres() -> anyhow::Result<()> {
             .is_err(),
         "unique"
     );
+    Ok(())
+}
+
+/// With CDC, the task leaves foreign keys and triggers to the cutover:
+/// the source's triggers already wrote their rows, which CDC brings over, so
+/// triggers firing on applied changes would write them twice. `ferry
+/// cutover --hook` runs cutover.sql once the target has caught up.
+#[tokio::test(flavor = "multi_thread")]
+async fn schema_files_with_cdc_create_triggers_at_cutover() -> anyhow::Result<()> {
+    let my = MariaDbServer::start()?;
+    let pg = PgServer::start()?;
+    my.client("mysql")
+        .await?
+        .query_drop("CREATE DATABASE shop CHARACTER SET utf8mb4")
+        .await?;
+    let mut m = my.client("shop").await?;
+    for s in SCHEMA {
+        m.query_drop(*s).await.map_err(|e| anyhow::anyhow!("{s}: {e}"))?;
+    }
+    let f = Ferry::start(2, 5000, &[])?;
+    let dir = tempfile::tempdir()?;
+    let ddl = dir.path().join("ddl");
+    f.ok(&[
+        "schema",
+        "convert",
+        "--source",
+        &my.url("shop"),
+        "--target-engine",
+        "postgres",
+        "--out",
+        ddl.to_str().unwrap(),
+    ]);
+    create_typed(
+        &f,
+        "live",
+        &my.url("shop"),
+        &pg.url("postgres"),
+        "full-load-and-cdc",
+        "{}",
+        &["--schema-dir", ddl.to_str().unwrap()],
+    );
+    f.ok(&["task", "start", "live"]);
+    wait_caught_up(&f, "live");
+    // Writes during CDC; the source's triggers add audit rows and upper-case the sku.
+    m.query_drop("UPDATE products SET qty = qty + 1").await?;
+    m.query_drop(
+        "INSERT INTO products (sku, title, price, qty, location) VALUES ('ef-3', 'Desk', 50, 1, ST_GeomFromText('POINT(0 0)'))",
+    )
+    .await?;
+    wait_caught_up(&f, "live");
+    let p = pg.client("postgres").await?;
+    let triggers = "SELECT count(*)::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'shop' AND NOT t.tgisinternal";
+    let fks = "SELECT count(*)::text FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace WHERE n.nspname = 'shop' AND k.contype = 'f'";
+    assert_eq!(one(&p, triggers).await, "0", "no trigger while CDC applies");
+    assert_eq!(one(&p, fks).await, "0", "no foreign key while CDC applies");
+    let audit: String = m
+        .query_first("SELECT CAST(count(*) AS CHAR) FROM audit_log")
+        .await?
+        .unwrap();
+    assert_eq!(one(&p, "SELECT count(*)::text FROM shop.audit_log").await, audit);
+    assert_eq!(audit, "3");
+    assert_eq!(
+        one(&p, "SELECT sku FROM shop.products WHERE title = 'Desk'").await,
+        "EF-3"
+    );
+    // Indexes and checks came with post-data.sql.
+    assert!(
+        p.batch_execute("UPDATE shop.products SET qty = -1 WHERE id = 1")
+            .await
+            .is_err(),
+        "check"
+    );
+
+    let bin = String::from_utf8(Command::new("pg_config").arg("--bindir").output()?.stdout)?;
+    let port = pg
+        .url("x")
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let hook = format!(
+        "{}/psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p {port} -U postgres -d postgres -f {}",
+        bin.trim(),
+        ddl.join("cutover.sql").display()
+    );
+    let printed = f.ok(&["cutover", "live", "--hook", &hook]);
+    assert!(printed.contains("hook"), "{printed}");
+    // The two converted triggers and the ON UPDATE one; the foreign key.
+    assert_eq!(one(&p, triggers).await, "3");
+    assert_eq!(one(&p, fks).await, "1");
     Ok(())
 }

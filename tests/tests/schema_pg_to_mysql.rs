@@ -257,7 +257,7 @@ async fn postgres_schema_copies_to_postgres() -> anyhow::Result<()> {
         .next()
         .unwrap()
         .to_string();
-    for file in ["pre-data.sql", "post-data.sql"] {
+    for file in ["pre-data.sql", "post-data.sql", "cutover.sql"] {
         let o = std::process::Command::new(std::path::Path::new(bin.trim()).join("psql"))
             .args([
                 "-X",

@@ -40,6 +40,9 @@ pub struct Conversion {
     pub post_data: Vec<Ddl>,
     /// Foreign keys, the end of post-data.
     pub foreign_keys: Vec<Ddl>,
+    /// Triggers: they must not fire on rows CDC applies, so CDC tasks
+    /// create them at cutover (cutover.sql), full loads after post-data.
+    pub triggers: Vec<Ddl>,
     pub objects: Vec<ObjectResult>,
     pub items: Vec<ActionItem>,
 }
@@ -71,6 +74,7 @@ pub fn convert(cat: &Catalog, to: Engine) -> Conversion {
             pre_data: vec![],
             post_data: vec![],
             foreign_keys: vec![],
+            triggers: vec![],
             objects: vec![],
             items: vec![],
         },
@@ -169,6 +173,13 @@ impl Converter<'_> {
 
     fn post(&mut self, object: &str, sql: String) {
         self.out.post_data.push(Ddl {
+            object: object.into(),
+            sql,
+        });
+    }
+
+    fn after_cutover(&mut self, object: &str, sql: String) {
+        self.out.triggers.push(Ddl {
             object: object.into(),
             sql,
         });
@@ -936,7 +947,7 @@ impl Converter<'_> {
             })
             .collect();
         let object = format!("{}.{}_on_update", t.schema, t.name);
-        self.post(
+        self.after_cutover(
             &object,
             format!(
                 "CREATE OR REPLACE FUNCTION {fname}() RETURNS trigger LANGUAGE plpgsql AS $ferry$\nBEGIN\n{sets}  RETURN new;\nEND\n$ferry$;\nCREATE TRIGGER {} BEFORE UPDATE ON {qt} FOR EACH ROW EXECUTE FUNCTION {fname}();",
@@ -1716,11 +1727,11 @@ impl Converter<'_> {
                         .as_ref()
                         .and_then(|f| self.cat.routines.iter().find(|r| r.display_name() == *f))
                     {
-                        self.post(&name, format!("{};", f.definition.trim_end().trim_end_matches(';')));
+                        self.after_cutover(&name, format!("{};", f.definition.trim_end().trim_end_matches(';')));
                     }
-                    self.post(&name, format!("{};", t.definition));
+                    self.after_cutover(&name, format!("{};", t.definition));
                 }
-                Engine::Mysql => self.post(
+                Engine::Mysql => self.after_cutover(
                     &name,
                     format!(
                         "USE {};\nDELIMITER ;;\n{};;\nDELIMITER ;",
@@ -1735,7 +1746,7 @@ impl Converter<'_> {
         match self.trigger_sql(t, &qt) {
             Ok((sql, notes, mut items)) => {
                 self.notes(Category::Triggers, &name, &notes, &t.definition, &mut items);
-                self.post(&name, sql);
+                self.after_cutover(&name, sql);
                 self.object(Category::Triggers, &name, items);
             }
             Err(u) => {

@@ -94,12 +94,13 @@ pub fn write_conversion(conv: &Conversion, dir: &Path) -> anyhow::Result<()> {
             "pre-data.sql",
             ddl_file("pre-data (before the load)", conv, &[("", &conv.pre_data)]),
         ),
+        ("post-data.sql", ddl_file("post-data (after the load)", conv, &[("", &conv.post_data)])),
         (
-            "post-data.sql",
+            "cutover.sql",
             ddl_file(
-                "post-data (after the load)",
+                "foreign keys and triggers (after post-data for a full load; at cutover when CDC follows, so that applied changes neither fire triggers nor trip keys mid-stream)",
                 conv,
-                &[("", &conv.post_data), (fk_preamble, &conv.foreign_keys)],
+                &[(fk_preamble, &conv.foreign_keys), ("", &conv.triggers)],
             ),
         ),
         ("action-items.txt", action_items_text(conv)),
@@ -162,10 +163,11 @@ pub async fn convert_command(a: ConvertArgs<'_>) -> anyhow::Result<()> {
         .filter(|o| o.outcome == assessment::Outcome::Action)
         .count();
     println!(
-        "wrote {} ({} pre-data and {} post-data statements); {} objects, {} need action (see action-items.txt)",
+        "wrote {} ({} pre-data, {} post-data and {} cutover statements); {} objects, {} need action (see action-items.txt)",
         a.out.display(),
         conv.pre_data.len(),
-        conv.post_data.len() + conv.foreign_keys.len(),
+        conv.post_data.len(),
+        conv.foreign_keys.len() + conv.triggers.len(),
         conv.objects.len(),
         needs
     );

@@ -137,6 +137,34 @@ async fn mysql_schema_converts_to_postgres() -> anyhow::Result<()> {
     assert_eq!(check_status(&report, "LOB-COLUMNS"), "warning");
     assert_eq!(check_status(&report, "UNSUPPORTED-TYPES"), "passed");
     assert_eq!(check_status(&report, "TARGET-TABLES-EXIST"), "passed");
+    // Bad input: one line, non-zero, no secret.
+    let (ok, _, err) = f.ferry(&[
+        "assess",
+        "--source",
+        &my.url("shop"),
+        "--target-engine",
+        "oracle",
+        "--out",
+        out_s,
+    ]);
+    assert!(
+        !ok && err.trim().lines().count() == 1 && err.contains("oracle"),
+        "{err}"
+    );
+    let (ok, _, err) = f.ferry(&[
+        "schema",
+        "convert",
+        "--source",
+        "mysql://root:hunter2@127.0.0.1:1/shop",
+        "--target-engine",
+        "postgres",
+        "--out",
+        out_s,
+    ]);
+    assert!(
+        !ok && err.trim().lines().count() == 1 && !err.contains("hunter2"),
+        "{err}"
+    );
     // --fail-on high: the trigger and the procedure are high items.
     let mut high = args.to_vec();
     *high.last_mut().unwrap() = "high";

@@ -117,6 +117,39 @@ async fn postgres_schema_converts_to_mysql() -> anyhow::Result<()> {
         "--out",
         ddl.to_str().unwrap(),
     ]);
+    // The files run with the mariadb client as they are (DELIMITER blocks included).
+    let scratch = MariaDbServer::start()?;
+    let port = scratch
+        .url("x")
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    for file in ["pre-data.sql", "post-data.sql", "cutover.sql"] {
+        let o = std::process::Command::new("mariadb")
+            .args([
+                "--no-defaults",
+                "--protocol=TCP",
+                "-h",
+                "127.0.0.1",
+                "-P",
+                &port,
+                "-u",
+                "root",
+                "mysql",
+            ])
+            .stdin(std::fs::File::open(ddl.join(file))?)
+            .output()?;
+        assert!(
+            o.status.success(),
+            "mariadb < {file}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    drop(scratch);
     create_full_load(
         &f,
         "conv",

@@ -152,6 +152,8 @@ pub struct CategorySummary {
     pub needs_action: usize,
     /// Objects needing action, by effort.
     pub effort: EffortCounts,
+    /// automatic / total, in percent; 100 when empty.
+    pub percent_automatic: f64,
     /// (automatic + with_warnings) / total, in percent; 100 when empty.
     pub percent_converted: f64,
 }
@@ -178,6 +180,7 @@ pub fn summarize(objects: &[ObjectResult]) -> Vec<CategorySummary> {
                 with_warnings,
                 needs_action: count(Outcome::Action),
                 effort,
+                percent_automatic: percent(automatic, of.len()),
                 percent_converted: percent(automatic + with_warnings, of.len()),
             }
         })

@@ -37,6 +37,7 @@ pub struct Summary {
     pub converted_automatically: usize,
     pub converted_with_warnings: usize,
     pub needing_action: usize,
+    pub percent_automatic: f64,
     pub percent_converted: f64,
     /// Action items by severity.
     pub action_items: SeverityCounts,
@@ -85,6 +86,7 @@ pub fn build(
             converted_automatically: auto,
             converted_with_warnings: warn,
             needing_action: count(Outcome::Action),
+            percent_automatic: percent(auto, conv.objects.len()),
             percent_converted: percent(auto + warn, conv.objects.len()),
             action_items: sev,
             checks_failed: checks.iter().filter(|c| c.status == CheckStatus::Failed).count(),
@@ -101,12 +103,13 @@ pub fn build(
 pub fn summary_text(r: &Report) -> String {
     let s = &r.summary;
     let mut out = format!(
-        "{} {} → {}: {} objects, {:.1}% converted ({} automatically, {} with warnings), {} need action\n",
+        "{} {} → {}: {} objects, {:.1}% converted ({:.1}% automatically: {} without and {} with warnings), {} need action\n",
         r.source.engine,
         r.source.database,
         r.target_engine,
         s.objects,
         s.percent_converted,
+        s.percent_automatic,
         s.converted_automatically,
         s.converted_with_warnings,
         s.needing_action
@@ -182,12 +185,13 @@ Action items: {} critical, {} high, {} medium, {} low, {} info.</p>\n",
         s.action_items.low,
         s.action_items.info
     ));
-    h.push_str("<h2>Summary by category</h2>\n<table><tr><th>Category</th><th>Total</th><th>Automatic</th><th>With warnings</th><th>Needs action</th><th>Simple (&lt;2 h)</th><th>Medium (2–6 h)</th><th>Complex (&gt;6 h)</th><th>% converted</th></tr>\n");
+    h.push_str("<h2>Summary by category</h2>\n<table><tr><th>Category</th><th>Total</th><th>Automatic</th><th>With warnings</th><th>Needs action</th><th>Simple (&lt;2 h)</th><th>Medium (2–6 h)</th><th>Complex (&gt;6 h)</th><th>% automatic</th><th>% converted</th></tr>\n");
     for c in &r.categories {
         h.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td></tr>\n",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td></tr>\n",
             c.category.name(), c.total, c.automatic, c.with_warnings, c.needs_action,
-            c.effort.simple, c.effort.medium, c.effort.complex, c.percent_converted
+            c.effort.simple, c.effort.medium, c.effort.complex, c.percent_automatic,
+            c.percent_converted
         ));
     }
     h.push_str(

@@ -75,6 +75,8 @@ pub const MARIADB_SCHEMA: &[&str] = &[
         ('ab-1', 'Red lamp', 'A lamp that is red', 19.90, 3, ST_GeomFromText('POINT(1 2)'), '{\"color\": \"red\"}'),
         ('cd-2', 'Blue chair', 'Sit', 120.00, 0, ST_GeomFromText('POINT(3 4)'), NULL)",
     "UPDATE products SET qty = 5 WHERE id = 1",
+    "INSERT INTO customers (email) VALUES ('gone@x.io')",
+    "DELETE FROM customers WHERE email = 'gone@x.io'",
     "INSERT INTO orders (customer_id, placed, amount) VALUES (1, '2023-05-01', 10.50), (1, '2024-02-02', 99.99),
         (2, '2025-03-03', 5.00)",
     "INSERT INTO order_items VALUES (1, 1, 1, 2), (2, 1, 2, 1)",
@@ -147,4 +149,5 @@ INSERT INTO app.users (email, mood, tags, home, score, name) VALUES
 INSERT INTO app.events (at, user_id, payload) VALUES
     ('2024-03-01', 1, '{"k": 1}'), ('2025-06-01', 1, NULL), ('2025-07-01', 2, '[1, 2]');
 INSERT INTO app.invoices (user_id, total) VALUES (1, 100.00), (2, 5.25);
+SELECT nextval('app.invoice_no') FROM generate_series(1, 5);
 "#;

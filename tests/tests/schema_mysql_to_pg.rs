@@ -296,6 +296,13 @@ async fn mysql_schema_converts_to_postgres() -> anyhow::Result<()> {
          CALL shop.restock(2, 4);",
     )
     .await?;
+    // A customer was added and deleted on the source: id 4 is taken.
+    p.batch_execute("INSERT INTO shop.customers (email) VALUES ('d@x.io')")
+        .await?;
+    assert_eq!(
+        one(&p, "SELECT id::text FROM shop.customers WHERE email = 'd@x.io'").await,
+        "5"
+    );
     assert_eq!(
         one(&p, "SELECT id::text FROM shop.products WHERE sku = 'ZZ-9'").await,
         "3"

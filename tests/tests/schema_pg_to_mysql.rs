@@ -223,8 +223,9 @@ async fn postgres_schema_converts_to_mysql() -> anyhow::Result<()> {
         "1"
     );
     assert_eq!(
-        one(&mut m, "SELECT CAST(max(no) > 1001 AS CHAR) FROM invoices").await,
-        "1"
+        // 1000 and 1001 loaded, 1002..1006 drawn on the source since.
+        one(&mut m, "SELECT CAST(max(no) AS CHAR) FROM invoices").await,
+        "1007"
     );
     assert!(
         m.query_drop("UPDATE users SET mood = 'angry' WHERE id = 1")

@@ -56,6 +56,10 @@ pub struct TableDetails {
     /// the table's default (MySQL).
     pub column_collations: Vec<(String, String, String)>,
     pub table_collation: Option<String>,
+    /// `(column, next value)` of the table's generators as the source
+    /// stands (sequence position, AUTO_INCREMENT): the target's must not
+    /// hand out a value the source already did, even if that row is gone.
+    pub next_values: Vec<(String, i64)>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -324,20 +324,30 @@ impl Converter<'_> {
             let c = self.column(t, d, col, &mut auto_increment);
             let colname = format!("{tname}.{}", col.name);
             self.object(Category::Columns, &colname, c.items);
+            let next = d
+                .next_values
+                .iter()
+                .find(|(c, _)| c == &col.name)
+                .map_or(1, |(_, n)| *n);
             if c.identity {
                 let seq = format!("{tname}.{}", col.name);
                 self.object(Category::Sequences, &seq, vec![]);
-                if self.to == Engine::Postgres {
-                    // Past the loaded maximum (cutover moves it again).
-                    let q = self.q(&col.name);
-                    self.post(
-                        &seq,
-                        format!(
-                            "SELECT setval(pg_get_serial_sequence({}, {}), COALESCE(max({q}), 0) + 1, false) FROM {qt};",
-                            pg_literal(&qt),
-                            pg_literal(&col.name)
-                        ),
-                    );
+                // Past the loaded maximum and the source's position
+                // (cutover moves it again).
+                match self.to {
+                    Engine::Postgres => {
+                        let q = self.q(&col.name);
+                        self.post(
+                            &seq,
+                            format!(
+                                "SELECT setval(pg_get_serial_sequence({}, {}), GREATEST(COALESCE(max({q}), 0) + 1, {next}), false) FROM {qt};",
+                                pg_literal(&qt),
+                                pg_literal(&col.name)
+                            ),
+                        );
+                    }
+                    // MySQL raises a value below the maximum to max + 1.
+                    Engine::Mysql => self.post(&seq, format!("ALTER TABLE {qt} AUTO_INCREMENT = {next};")),
                 }
             }
             defs.push(c.def);
@@ -351,10 +361,15 @@ impl Converter<'_> {
                     &tname,
                     format!("ALTER SEQUENCE {qs} OWNED BY {qt}.{};", self.q(&s.column)),
                 );
+                let next = d
+                    .next_values
+                    .iter()
+                    .find(|(c, _)| c == &s.column)
+                    .map_or(1, |(_, n)| *n);
                 self.post(
                     &tname,
                     format!(
-                        "SELECT setval({}, COALESCE(max({}), 0) + 1, false) FROM {qt};",
+                        "SELECT setval({}, GREATEST(COALESCE(max({}), 0) + 1, {next}), false) FROM {qt};",
                         pg_literal(&qs),
                         self.q(&s.column)
                     ),

@@ -36,7 +36,7 @@ pub async fn catalog(ep: &Endpoint, mappings: &TableMappings) -> Result<Catalog,
         let mut d = TableDetails::default();
         if let Some(r) = query_text(
             &mut c,
-            "SELECT TABLE_COMMENT, ENGINE, TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            "SELECT TABLE_COMMENT, ENGINE, TABLE_COLLATION, AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
             args(),
             &what,
         )
@@ -46,6 +46,10 @@ pub async fn catalog(ep: &Endpoint, mappings: &TableMappings) -> Result<Catalog,
             d.comment = Some(s(r, 0)).filter(|c| !c.is_empty());
             d.storage_engine = r[1].clone();
             d.table_collation = r[2].clone();
+            let generator = t.columns.iter().find(|c| c.identity.is_some());
+            if let (Some(col), Some(n)) = (generator, r[3].as_deref().and_then(|v| v.parse().ok())) {
+                d.next_values.push((col.name.clone(), n));
+            }
         }
         for r in query_text(
             &mut c,

@@ -41,9 +41,49 @@ pub async fn catalog(ep: &Endpoint, mappings: &TableMappings) -> Result<Catalog,
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect();
+        let mut next_values = vec![];
+        for s in &t.sequences {
+            let next: Option<i64> = c
+                .query_opt(
+                    "SELECT COALESCE(last_value + increment_by, start_value) FROM pg_sequences
+                      WHERE schemaname = $1 AND sequencename = $2",
+                    &[&s.schema, &s.name],
+                )
+                .await
+                .map_err(q)?
+                .and_then(|r| r.get(0));
+            if let Some(n) = next {
+                next_values.push((s.column.clone(), n));
+            }
+        }
+        // Defaults drawing from a sequence no column owns.
+        for col in &t.columns {
+            let Some(seq) = col
+                .default
+                .as_deref()
+                .and_then(|d| d.strip_prefix("nextval('"))
+                .and_then(|d| d.split_once("'::regclass)"))
+                .map(|(name, _)| name.replace("''", "'"))
+            else {
+                continue;
+            };
+            if next_values.iter().any(|(c, _)| c == &col.name) {
+                continue;
+            }
+            let r = c
+                .query_one(
+                    "SELECT COALESCE(pg_sequence_last_value($1::text::regclass) + seqincrement, seqstart)
+                       FROM pg_sequence WHERE seqrelid = $1::text::regclass",
+                    &[&seq],
+                )
+                .await
+                .map_err(q)?;
+            next_values.push((col.name.clone(), r.get(0)));
+        }
         details.push(TableDetails {
             comment,
             column_comments,
+            next_values,
             ..Default::default()
         });
     }

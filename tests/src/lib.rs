@@ -3,6 +3,7 @@
 //! whatever happens. Never touches the machine's own database services.
 
 pub mod compare;
+pub mod ddl;
 pub mod mariadb;
 pub mod samples;
 

@@ -93,6 +93,9 @@ impl MariaDbServer {
             .arg(format!("--socket={}", d.join("sock").display()))
             .arg(format!("--pid-file={}", d.join("pid").display()))
             .arg(format!("--log-error={}", d.join("log").display()))
+            // Its own temp dir: servers sharing /tmp name their internal
+            // temporary tables alike and delete each other's files.
+            .arg(format!("--tmpdir={}", d.display()))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -2,12 +2,10 @@
 //! `mariadb` client applies both files (DELIMITER blocks included) to an
 //! empty server whose catalog then matches the source's object for object,
 //! and a full-load task with `--schema-dir` loads the rows into another.
+use ferry_tests::ddl::*;
 use ferry_tests::mariadb::MariaDbServer;
-use ferry_tests::samples::MARIADB_SCHEMA;
 use ferry_tests::*;
 use mysql_async::prelude::Queryable;
-use serde_json::Value;
-use std::process::Command;
 
 /// Object counts of database `shop` by kind.
 const CATALOG: &str = "SELECT CONCAT_WS('/',
@@ -30,14 +28,7 @@ async fn mysql_schema_copies_to_mysql() -> anyhow::Result<()> {
     let src = MariaDbServer::start()?;
     let copy = MariaDbServer::start()?;
     let dst = MariaDbServer::start()?;
-    src.client("mysql")
-        .await?
-        .query_drop("CREATE DATABASE shop CHARACTER SET utf8mb4")
-        .await?;
-    let mut m = src.client("shop").await?;
-    for s in MARIADB_SCHEMA {
-        m.query_drop(*s).await.map_err(|e| anyhow::anyhow!("{s}: {e}"))?;
-    }
+    let mut m = load_mariadb_sample(&src).await?;
     let f = Ferry::start(2, 5000, &[])?;
     let dir = tempfile::tempdir()?;
     let out = dir.path().join("assess");
@@ -54,7 +45,7 @@ async fn mysql_schema_copies_to_mysql() -> anyhow::Result<()> {
         "--fail-on",
         "high",
     ]);
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json"))?)?;
+    let report = read_report(&out)?;
     assert_eq!(report["summary"]["needing_action"], 0, "{}", report["action_items"]);
     let ddl = dir.path().join("ddl");
     f.ok(&[
@@ -69,36 +60,7 @@ async fn mysql_schema_copies_to_mysql() -> anyhow::Result<()> {
     ]);
 
     // The mysql client runs the files as they are.
-    let port = copy
-        .url("x")
-        .split(':')
-        .nth(2)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
-    for file in ["pre-data.sql", "post-data.sql", "cutover.sql"] {
-        let o = Command::new("mariadb")
-            .args([
-                "--no-defaults",
-                "--protocol=TCP",
-                "-h",
-                "127.0.0.1",
-                "-P",
-                &port,
-                "-u",
-                "root",
-                "mysql",
-            ])
-            .stdin(std::fs::File::open(ddl.join(file))?)
-            .output()?;
-        assert!(
-            o.status.success(),
-            "mariadb < {file}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
+    apply_with_mariadb(&copy, &ddl);
     let want: Option<String> = m.query_first(CATALOG).await?;
     let got: Option<String> = copy.client("mysql").await?.query_first(CATALOG).await?;
     assert_eq!(

@@ -6,40 +6,10 @@
 //! psql applies without error, and a full-load task with `--schema-dir`
 //! loads the rows into the converted schema, whose views, function,
 //! procedure, triggers and constraints then behave as on the source.
+use ferry_tests::ddl::*;
 use ferry_tests::mariadb::MariaDbServer;
-use ferry_tests::samples::MARIADB_SCHEMA as SCHEMA;
 use ferry_tests::*;
 use mysql_async::prelude::Queryable;
-use serde_json::Value;
-use std::process::Command;
-
-fn ids(report: &Value) -> Vec<String> {
-    report["action_items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn category<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["categories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["category"] == name)
-        .unwrap()
-}
-
-fn check_status(report: &Value, id: &str) -> String {
-    report["premigration_checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .map(|c| c["status"].as_str().unwrap().to_string())
-        .unwrap_or_else(|| panic!("no check {id}"))
-}
 
 async fn one(pg: &tokio_postgres::Client, sql: &str) -> String {
     pg.query_one(sql, &[])
@@ -52,14 +22,7 @@ async fn one(pg: &tokio_postgres::Client, sql: &str) -> String {
 async fn mysql_schema_converts_to_postgres() -> anyhow::Result<()> {
     let my = MariaDbServer::start()?;
     let pg = PgServer::start()?;
-    my.client("mysql")
-        .await?
-        .query_drop("CREATE DATABASE shop CHARACTER SET utf8mb4")
-        .await?;
-    let mut m = my.client("shop").await?;
-    for s in SCHEMA {
-        m.query_drop(*s).await.map_err(|e| anyhow::anyhow!("{s}: {e}"))?;
-    }
+    let mut m = load_mariadb_sample(&my).await?;
     let f = Ferry::start(2, 5000, &[])?;
     let dir = tempfile::tempdir()?;
     let out = dir.path().join("assess");
@@ -81,7 +44,7 @@ async fn mysql_schema_converts_to_postgres() -> anyhow::Result<()> {
     ];
     let printed = f.ok(&args);
     assert!(printed.contains("action items:"), "{printed}");
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json"))?)?;
+    let report = read_report(&out)?;
     assert_eq!(report["format"], "ferry-assessment/1");
     let html = std::fs::read_to_string(out.join("report.html"))?;
     assert!(html.contains("<table") && html.contains("VIEW-SQL/shop.v_months"));
@@ -89,7 +52,7 @@ async fn mysql_schema_converts_to_postgres() -> anyhow::Result<()> {
         !html.contains("http://") && !html.contains("https://") && !html.contains("<script"),
         "not self-contained"
     );
-    let got = ids(&report);
+    let got = item_ids(&report);
     for id in [
         "TYPE-SET/shop.customers.tags",
         "TYPE-ENUM/shop.customers.tier",
@@ -120,14 +83,7 @@ async fn mysql_schema_converts_to_postgres() -> anyhow::Result<()> {
         ("indexes", 6, 2),
         ("sequences", 4, 0),
     ];
-    for (name, total, action) in expect {
-        let c = category(&report, name);
-        assert_eq!(
-            (c["total"].as_u64(), c["needs_action"].as_u64()),
-            (Some(total), Some(action)),
-            "{name}: {c}"
-        );
-    }
+    assert_categories(&report, &expect);
     // 5 primary keys, 2 checks, the enum's check, 1 foreign key (UNIQUE
     // KEY uq_email and the foreign key's own index count as indexes).
     assert_eq!(category(&report, "constraints")["total"], 9);
@@ -188,34 +144,7 @@ async fn mysql_schema_converts_to_postgres() -> anyhow::Result<()> {
         .await?
         .batch_execute("CREATE DATABASE scratch")
         .await?;
-    let psql =
-        std::path::PathBuf::from(String::from_utf8(Command::new("pg_config").arg("--bindir").output()?.stdout)?.trim())
-            .join("psql");
-    for file in ["pre-data.sql", "post-data.sql", "cutover.sql"] {
-        let o = Command::new(&psql)
-            .args([
-                "-X",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "scratch",
-            ])
-            .arg("-p")
-            .arg(pg.url("x").split(':').nth(2).unwrap().split('/').next().unwrap())
-            .arg("-f")
-            .arg(ddl.join(file))
-            .output()?;
-        assert!(
-            o.status.success(),
-            "psql {file}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
+    apply_with_psql(&pg, "scratch", &ddl);
 
     // A full load into the converted schema, the task running the files.
     create_full_load(
@@ -351,14 +280,7 @@ async fn mysql_schema_converts_to_postgres() -> anyhow::Result<()> {
 async fn schema_files_with_cdc_create_triggers_at_cutover() -> anyhow::Result<()> {
     let my = MariaDbServer::start()?;
     let pg = PgServer::start()?;
-    my.client("mysql")
-        .await?
-        .query_drop("CREATE DATABASE shop CHARACTER SET utf8mb4")
-        .await?;
-    let mut m = my.client("shop").await?;
-    for s in SCHEMA {
-        m.query_drop(*s).await.map_err(|e| anyhow::anyhow!("{s}: {e}"))?;
-    }
+    let mut m = load_mariadb_sample(&my).await?;
     let f = Ferry::start(2, 5000, &[])?;
     let dir = tempfile::tempdir()?;
     let ddl = dir.path().join("ddl");
@@ -413,21 +335,7 @@ async fn schema_files_with_cdc_create_triggers_at_cutover() -> anyhow::Result<()
         "check"
     );
 
-    let bin = String::from_utf8(Command::new("pg_config").arg("--bindir").output()?.stdout)?;
-    let port = pg
-        .url("x")
-        .split(':')
-        .nth(2)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let hook = format!(
-        "{}/psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p {port} -U postgres -d postgres -f {}",
-        bin.trim(),
-        ddl.join("cutover.sql").display()
-    );
+    let hook = format!("{} -f {}", psql(&pg, "postgres"), ddl.join("cutover.sql").display());
     let printed = f.ok(&["cutover", "live", "--hook", &hook]);
     assert!(printed.contains("hook"), "{printed}");
     // The two converted triggers and the ON UPDATE one; the foreign key.

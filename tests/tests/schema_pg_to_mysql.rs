@@ -7,29 +7,11 @@
 //! DDL, and a full-load task with `--schema-dir` creates it on MariaDB,
 //! loads the rows, and the converted views, function, triggers and
 //! constraints behave as on the source.
+use ferry_tests::ddl::*;
 use ferry_tests::mariadb::MariaDbServer;
 use ferry_tests::samples::POSTGRES_SCHEMA as SCHEMA;
 use ferry_tests::*;
 use mysql_async::prelude::Queryable;
-use serde_json::Value;
-
-fn ids(report: &Value) -> Vec<String> {
-    report["action_items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn category<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["categories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["category"] == name)
-        .unwrap()
-}
 
 async fn one(m: &mut mysql_async::Conn, sql: &str) -> String {
     let v: Option<Option<String>> = m.query_first(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
@@ -57,8 +39,8 @@ async fn postgres_schema_converts_to_mysql() -> anyhow::Result<()> {
         out.to_str().unwrap(),
     ]);
     assert!(printed.contains("premigration checks"), "{printed}");
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json"))?)?;
-    let got = ids(&report);
+    let report = read_report(&out)?;
+    let got = item_ids(&report);
     for id in [
         "TYPE-DOMAIN/app.email",
         "TYPE-ENUM/app.mood",
@@ -79,23 +61,19 @@ async fn postgres_schema_converts_to_mysql() -> anyhow::Result<()> {
     ] {
         assert!(got.contains(&id.to_string()), "missing {id} in {got:?}");
     }
-    for (name, total, action) in [
-        ("tables", 3, 1),
-        ("types", 3, 0),
-        ("views", 3, 1),
-        ("triggers", 1, 0),
-        ("functions", 2, 1),
-        ("procedures", 1, 1),
-        ("indexes", 4, 3),
-        ("columns", 17, 0),
-    ] {
-        let c = category(&report, name);
-        assert_eq!(
-            (c["total"].as_u64(), c["needs_action"].as_u64()),
-            (Some(total), Some(action)),
-            "{name}: {c}"
-        );
-    }
+    assert_categories(
+        &report,
+        &[
+            ("tables", 3, 1),
+            ("types", 3, 0),
+            ("views", 3, 1),
+            ("triggers", 1, 0),
+            ("functions", 2, 1),
+            ("procedures", 1, 1),
+            ("indexes", 4, 3),
+            ("columns", 17, 0),
+        ],
+    );
     let checks = report["premigration_checks"].as_array().unwrap();
     let status = |id: &str| {
         checks
@@ -119,36 +97,7 @@ async fn postgres_schema_converts_to_mysql() -> anyhow::Result<()> {
     ]);
     // The files run with the mariadb client as they are (DELIMITER blocks included).
     let scratch = MariaDbServer::start()?;
-    let port = scratch
-        .url("x")
-        .split(':')
-        .nth(2)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
-    for file in ["pre-data.sql", "post-data.sql", "cutover.sql"] {
-        let o = std::process::Command::new("mariadb")
-            .args([
-                "--no-defaults",
-                "--protocol=TCP",
-                "-h",
-                "127.0.0.1",
-                "-P",
-                &port,
-                "-u",
-                "root",
-                "mysql",
-            ])
-            .stdin(std::fs::File::open(ddl.join(file))?)
-            .output()?;
-        assert!(
-            o.status.success(),
-            "mariadb < {file}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
+    apply_with_mariadb(&scratch, &ddl);
     drop(scratch);
     create_full_load(
         &f,
@@ -268,7 +217,7 @@ async fn postgres_schema_copies_to_postgres() -> anyhow::Result<()> {
         "--fail-on",
         "high",
     ]);
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json"))?)?;
+    let report = read_report(&out)?;
     assert_eq!(report["summary"]["needing_action"], 0, "{}", report["action_items"]);
     let ddl = dir.path().join("ddl");
     f.ok(&[
@@ -281,41 +230,7 @@ async fn postgres_schema_copies_to_postgres() -> anyhow::Result<()> {
         "--out",
         ddl.to_str().unwrap(),
     ]);
-    let bin = String::from_utf8(std::process::Command::new("pg_config").arg("--bindir").output()?.stdout)?;
-    let port = pg
-        .url("x")
-        .split(':')
-        .nth(2)
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
-    for file in ["pre-data.sql", "post-data.sql", "cutover.sql"] {
-        let o = std::process::Command::new(std::path::Path::new(bin.trim()).join("psql"))
-            .args([
-                "-X",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "copy",
-                "-p",
-                &port,
-                "-f",
-            ])
-            .arg(ddl.join(file))
-            .output()?;
-        assert!(
-            o.status.success(),
-            "psql {file}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
+    apply_with_psql(&pg, "copy", &ddl);
     let catalog = "SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'app' AND c.relkind IN ('r','p','v','m','S','i'))::text
                         || '/' || (SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal)::text
                         || '/' || (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'app')::text

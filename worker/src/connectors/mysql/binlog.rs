@@ -394,24 +394,8 @@ fn utc_text(secs: i64, us: u32) -> String {
     if secs == 0 && us == 0 {
         return "0000-00-00 00:00:00".into();
     }
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{us:06}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    let (y, m, d, hh, mi, ss) = ferry_common::civil_utc(secs);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mi:02}:{ss:02}.{us:06}")
 }
 
 /// A replicated table as the stream decodes it.

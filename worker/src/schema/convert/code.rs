@@ -60,6 +60,9 @@ fn body_statement(from: Engine, to: Engine, stmt: &str, schema: &str) -> Result<
             notes,
         });
     }
+    if !matches!(first.as_str(), "INSERT" | "UPDATE" | "DELETE") {
+        return Err(Untranslatable(format!("a {first} statement in the body")));
+    }
     let tr = translate::dml(from, to, stmt, schema)?;
     Ok(translate::Translated {
         sql: format!("{};", tr.sql),

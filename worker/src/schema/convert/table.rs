@@ -345,7 +345,7 @@ impl Converter<'_> {
             Engine::Mysql => match MysqlType::parse(&col.type_sql).base.as_str() {
                 "set" => Some(("TYPE-SET", Severity::Low, "SET becomes text holding the comma-separated members; set functions (FIND_IN_SET) do not apply", "Use text[] or a join table if the application queries members.")),
                 "enum" => Some(("TYPE-ENUM", Severity::Info, "ENUM becomes text with a CHECK on its labels (ordering by the enum's index is lost)", "None, unless queries sort by the enum's position.")),
-                "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring" | "multipolygon" | "geometrycollection" => Some(("TYPE-SPATIAL", Severity::Medium, "spatial values are kept as bytea in MySQL's internal form (SRID + WKB); spatial functions need PostGIS", "Install PostGIS and convert the column with ST_GeomFromWKB(substring(col from 5), get_byte...) after the migration.")),
+                "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring" | "multipolygon" | "geometrycollection" => Some(("TYPE-SPATIAL", Severity::Medium, "spatial values are kept as bytea in MySQL's internal form (SRID + WKB); spatial functions need PostGIS", "Install PostGIS and convert the column after the migration: its first 4 bytes are the SRID (little-endian), the rest is WKB, e.g. ST_SetSRID(ST_GeomFromWKB(substring(col from 5)), <srid>).")),
                 _ => None,
             },
             Engine::Postgres => {

@@ -5,7 +5,7 @@
 /// GEOMETRY, JSON, generated and ON UPDATE columns, prefix / FULLTEXT /
 /// SPATIAL / unique indexes, checks, a foreign key with actions, RANGE
 /// COLUMNS partitions, comments, a non-default collation, a keyless table,
-/// three views (one untranslatable), three triggers (one with IF/SIGNAL), a
+/// four views (one untranslatable), three triggers (one with IF/SIGNAL), a
 /// function and two procedures (one with DECLARE), and rows.
 pub const MARIADB_SCHEMA: &[&str] = &[
     "CREATE TABLE customers (
@@ -58,6 +58,7 @@ pub const MARIADB_SCHEMA: &[&str] = &[
     "CREATE VIEW v_product_labels AS SELECT id, CONCAT(sku, ' ', title) AS label,
         IF(qty > 0, 'in stock', 'sold out') AS availability FROM products",
     "CREATE VIEW v_months AS SELECT id, DATE_FORMAT(created_at, '%Y-%m') AS ym FROM customers",
+    "CREATE VIEW v_sounds AS SELECT id, SOUNDEX(name) AS sound FROM customers",
     "CREATE TRIGGER trg_products_bi BEFORE INSERT ON products FOR EACH ROW SET NEW.sku = UPPER(NEW.sku)",
     "CREATE TRIGGER trg_products_au AFTER UPDATE ON products FOR EACH ROW
         BEGIN INSERT INTO audit_log (product_id, action) VALUES (NEW.id, 'update'); END",

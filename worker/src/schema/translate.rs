@@ -256,6 +256,90 @@ fn args_of(f: &Function) -> Result<(bool, Vec<String>), Untranslatable> {
     }
 }
 
+/// The body of a plain string literal (`'...'` without quotes inside).
+fn literal_body(lit: &str) -> Option<&str> {
+    let body = lit.strip_prefix('\'')?.strip_suffix('\'')?;
+    (!body.contains(['\'', '\\'])).then_some(body)
+}
+
+/// MySQL DATE_FORMAT specifiers as PostgreSQL to_char patterns. Letters
+/// outside specifiers would be patterns to to_char: refused, as is any
+/// specifier without an exact counterpart.
+fn date_format_to_char(lit: &str) -> Result<String, Untranslatable> {
+    let refuse = || Untranslatable(format!("DATE_FORMAT pattern {lit}"));
+    let body = literal_body(lit).ok_or_else(refuse)?;
+    let mut out = String::new();
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            if c.is_alphabetic() {
+                return Err(refuse());
+            }
+            out.push(c);
+            continue;
+        }
+        out.push_str(match chars.next().ok_or_else(refuse)? {
+            'Y' => "YYYY",
+            'y' => "YY",
+            'm' => "MM",
+            'c' => "FMMM",
+            'd' => "DD",
+            'e' => "FMDD",
+            'H' => "HH24",
+            'k' => "FMHH24",
+            'h' | 'I' => "HH12",
+            'i' => "MI",
+            's' | 'S' => "SS",
+            'f' => "US",
+            'p' => "AM",
+            'j' => "DDD",
+            '%' => "%",
+            _ => return Err(refuse()),
+        });
+    }
+    Ok(format!("'{out}'"))
+}
+
+/// The reverse for the to_char date patterns; digits (number patterns) and
+/// other letters are refused.
+fn to_char_to_date_format(lit: &str) -> Result<String, Untranslatable> {
+    let refuse = || Untranslatable(format!("to_char pattern {lit}"));
+    let body = literal_body(lit).ok_or_else(refuse)?;
+    const TOKENS: [(&str, &str); 8] = [
+        ("YYYY", "%Y"),
+        ("HH24", "%H"),
+        ("HH12", "%h"),
+        ("YY", "%y"),
+        ("MM", "%m"),
+        ("DD", "%d"),
+        ("MI", "%i"),
+        ("SS", "%s"),
+    ];
+    let (mut out, mut rest, mut dated) = (String::new(), body, false);
+    'outer: while let Some(c) = rest.chars().next() {
+        for (pg, my) in TOKENS {
+            if let Some(r) = rest.strip_prefix(pg) {
+                out.push_str(my);
+                rest = r;
+                dated = true;
+                continue 'outer;
+            }
+        }
+        if c.is_alphanumeric() {
+            return Err(refuse());
+        }
+        if c == '%' {
+            out.push('%');
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    if !dated {
+        return Err(refuse());
+    }
+    Ok(format!("'{out}'"))
+}
+
 impl Rewriter {
     /// A function call in the target's terms.
     fn function(&mut self, f: &Function) -> Result<String, Untranslatable> {
@@ -347,6 +431,12 @@ impl Rewriter {
                 if args.len() == 1 =>
             {
                 format!("CAST(EXTRACT({} FROM {}) AS integer)", p.to_ascii_uppercase(), args[0])
+            }
+            (Engine::Mysql, Engine::Postgres, "date_format") if args.len() == 2 => {
+                format!("to_char({}, {})", args[0], date_format_to_char(&args[1])?)
+            }
+            (Engine::Postgres, Engine::Mysql, "to_char") if args.len() == 2 => {
+                format!("DATE_FORMAT({}, {})", args[0], to_char_to_date_format(&args[1])?)
             }
             // PostgreSQL LENGTH counts characters; MySQL LENGTH, bytes.
             (Engine::Postgres, Engine::Mysql, "length") => call("char_length"),
@@ -792,8 +882,8 @@ mod tests {
 
     #[test]
     fn refuses_what_it_does_not_know() {
-        let e = query(Mysql, Postgres, "select date_format(`d`, '%Y') AS `y` from `t`", "shop").unwrap_err();
-        assert!(e.0.contains("date_format"), "{e}");
+        let e = query(Mysql, Postgres, "select soundex(`d`) AS `y` from `t`", "shop").unwrap_err();
+        assert!(e.0.contains("soundex"), "{e}");
         assert!(expr(Mysql, Postgres, "a || b").is_err());
     }
 
@@ -831,6 +921,17 @@ mod tests {
         );
         let t = trigger_expr(Postgres, Mysql, "now()").unwrap();
         assert_eq!(t.sql, "CURRENT_TIMESTAMP");
+    }
+
+    #[test]
+    fn translates_date_patterns() {
+        let t = expr(Mysql, Postgres, "date_format(`d`, '%Y-%m-%d %H:%i')").unwrap();
+        assert_eq!(t.sql, "to_char(d, 'YYYY-MM-DD HH24:MI')");
+        assert!(expr(Mysql, Postgres, "date_format(`d`, '%W')").is_err());
+        assert!(expr(Mysql, Postgres, "date_format(`d`, 'Week %u')").is_err());
+        let t = expr(Postgres, Mysql, "to_char(d, 'YYYY-MM')").unwrap();
+        assert_eq!(t.sql, "DATE_FORMAT(d, '%Y-%m')");
+        assert!(expr(Postgres, Mysql, "to_char(n, '999')").is_err(), "number patterns");
     }
 
     #[test]

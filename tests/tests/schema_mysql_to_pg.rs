@@ -146,6 +146,12 @@ async fn mysql_schema_converts_to_postgres() -> anyhow::Result<()> {
         .await?;
     apply_with_psql(&pg, "scratch", &ddl);
 
+    // A person's edit: the task must run the files as edited.
+    let pre = ddl.join("pre-data.sql");
+    let text = std::fs::read_to_string(&pre)?;
+    assert!(text.contains("  name varchar(80),"), "{text}");
+    std::fs::write(&pre, text.replace("  name varchar(80),", "  name varchar(100),"))?;
+
     // A full load into the converted schema, the task running the files.
     create_full_load(
         &f,
@@ -159,6 +165,11 @@ async fn mysql_schema_converts_to_postgres() -> anyhow::Result<()> {
     let (ok, out, err) = f.ferry(&["task", "wait", "conv", "--for", "full-load", "--timeout", "300"]);
     assert!(ok, "wait failed: {out}{err}\nstatus: {:?}", f.status("conv"));
     let p = pg.client("postgres").await?;
+    assert_eq!(
+        one(&p, "SELECT character_maximum_length::text FROM information_schema.columns WHERE table_schema = 'shop' AND table_name = 'customers' AND column_name = 'name'").await,
+        "100",
+        "the edited pre-data.sql"
+    );
     for (t, n) in [
         ("customers", 3),
         ("products", 2),

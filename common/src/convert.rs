@@ -39,6 +39,73 @@ fn enum_check(col: &Column) -> Option<Constraint> {
     })
 }
 
+/// InnoDB keys hold at most 3072 bytes (768 utf8mb4 characters).
+const MYSQL_KEY_BYTES: u32 = 3072;
+
+/// MySQL cannot key a TEXT or BLOB column whole; the primary key's and
+/// unique keys' such columns get bounded types instead (`varchar(n)`,
+/// `varbinary(n)`), the key's budget shared among them. A longer value is
+/// then refused by the target, never cut. `(column, type)` for each column
+/// of `t` (a source table) whose MySQL type changes.
+pub fn mysql_key_types(t: &TableSchema) -> Vec<(String, String)> {
+    let mut keys: Vec<Vec<String>> = t.primary_key.iter().map(|p| p.columns.clone()).collect();
+    let unique = t
+        .index_list
+        .iter()
+        .filter(|i| i.unique)
+        .cloned()
+        .chain(t.indexes.iter().filter_map(|d| postgres_index(d)).filter(|i| i.unique))
+        .chain(
+            t.constraints
+                .iter()
+                .filter(|c| c.kind == ConstraintKind::Unique)
+                .filter_map(unique_constraint),
+        );
+    // Prefixed key parts already have a length.
+    keys.extend(unique.map(|i| {
+        i.columns
+            .iter()
+            .filter(|c| c.prefix.is_none())
+            .map(|c| c.name.clone())
+            .collect()
+    }));
+    let mut out: Vec<(String, String)> = vec![];
+    for key in keys {
+        let unbounded: Vec<(&String, bool)> = key
+            .iter()
+            .filter_map(|c| {
+                let ty = convert_type(t.engine, Engine::Mysql, &t.column(c)?.type_sql).ok()?;
+                let base = ty.split('(').next().unwrap_or_default().to_string();
+                match base.as_str() {
+                    "tinytext" | "text" | "mediumtext" | "longtext" => Some((c, false)),
+                    "tinyblob" | "blob" | "mediumblob" | "longblob" => Some((c, true)),
+                    _ => None,
+                }
+            })
+            .collect();
+        let n = unbounded.len() as u32;
+        for (c, binary) in unbounded {
+            let ty = if binary {
+                format!("varbinary({})", MYSQL_KEY_BYTES / n)
+            } else {
+                format!("varchar({})", MYSQL_KEY_BYTES / 4 / n)
+            };
+            let len = |s: &str| {
+                s.trim_end_matches(')')
+                    .rsplit('(')
+                    .next()
+                    .and_then(|v| v.parse::<u32>().ok())
+            };
+            match out.iter_mut().find(|(x, _)| x == c) {
+                Some((_, old)) if len(old) > len(&ty) => *old = ty,
+                Some(_) => {}
+                None => out.push((c.clone(), ty)),
+            }
+        }
+    }
+    out
+}
+
 /// The table as the target engine creates it.
 pub fn convert_table(t: &TableSchema, to: Engine) -> Result<TableSchema, Unsupported> {
     if t.engine == to {
@@ -89,6 +156,13 @@ pub fn convert_table(t: &TableSchema, to: Engine) -> Result<TableSchema, Unsuppo
     }
     if t.engine == Engine::Mysql {
         out.constraints.extend(t.columns.iter().filter_map(enum_check));
+    }
+    if to == Engine::Mysql {
+        for (c, ty) in mysql_key_types(t) {
+            if let Some(col) = out.columns.iter_mut().find(|x| x.name == c) {
+                col.type_sql = ty;
+            }
+        }
     }
     let mut indexes = t.index_list.clone();
     if t.engine == Engine::Postgres {
@@ -235,6 +309,54 @@ mod tests {
         assert_eq!(p.indexes, vec![r#"CREATE INDEX "t_by_mood" ON "shop"."t" ("mood")"#]);
         assert_eq!(p.constraints[0].definition, r#"CHECK ("mood" IN ('ok','bad'))"#);
         assert_eq!(p.sequences.len(), 1);
+    }
+
+    #[test]
+    fn bounds_text_keys_for_mysql() {
+        let mut t = TableSchema {
+            engine: Engine::Postgres,
+            schema: "app".into(),
+            name: "t".into(),
+            columns: vec![
+                col("a", "text"),
+                col("b", "text"),
+                col("c", "bytea"),
+                col("d", "integer"),
+            ],
+            primary_key: Some(PrimaryKey {
+                name: "t_pkey".into(),
+                columns: vec!["a".into(), "d".into()],
+            }),
+            partition_key: None,
+            partitions: vec![],
+            indexes: vec![],
+            index_list: vec![],
+            constraints: vec![Constraint {
+                name: "t_a_b_key".into(),
+                kind: ConstraintKind::Unique,
+                definition: "UNIQUE (a, b)".into(),
+            }],
+            sequences: vec![],
+            rows_estimate: 0,
+            size_bytes: 0,
+            pages: 0,
+            copy_format: CopyFormat::Text,
+            key_samples: vec![],
+        };
+        let k = mysql_key_types(&t);
+        assert_eq!(
+            k,
+            vec![
+                ("a".to_string(), "varchar(384)".to_string()),
+                ("b".into(), "varchar(384)".into())
+            ]
+        );
+        t.indexes
+            .push("CREATE UNIQUE INDEX c_key ON app.t USING btree (c)".into());
+        assert!(mysql_key_types(&t).contains(&("c".into(), "varbinary(3072)".into())));
+        let m = convert_table(&t, Engine::Mysql).unwrap();
+        assert_eq!(m.columns[0].type_sql, "varchar(384)");
+        assert_eq!(m.columns[3].type_sql, "int");
     }
 
     #[test]

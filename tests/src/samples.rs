@@ -125,6 +125,7 @@ CREATE TABLE app.invoices (
     user_id bigint NOT NULL REFERENCES app.users (id),
     total numeric(12,2) NOT NULL,
     updated timestamptz);
+CREATE TABLE app.settings (key text PRIMARY KEY, value jsonb NOT NULL);
 CREATE VIEW app.v_user_totals AS
     SELECT u.id, u.email, coalesce(sum(i.total), 0) AS spent
       FROM app.users u LEFT JOIN app.invoices i ON i.user_id = u.id GROUP BY u.id, u.email;
@@ -150,5 +151,6 @@ INSERT INTO app.users (email, mood, tags, home, score, name) VALUES
 INSERT INTO app.events (at, user_id, payload) VALUES
     ('2024-03-01', 1, '{"k": 1}'), ('2025-06-01', 1, NULL), ('2025-07-01', 2, '[1, 2]');
 INSERT INTO app.invoices (user_id, total) VALUES (1, 100.00), (2, 5.25);
+INSERT INTO app.settings VALUES ('theme', '"dark"'), ('limits', '{"rows": 10}');
 SELECT nextval('app.invoice_no') FROM generate_series(1, 5);
 "#;

@@ -51,7 +51,8 @@ async fn postgres_schema_converts_to_mysql() -> anyhow::Result<()> {
         "INDEX-KIND/app.users.users_lower_name",
         "INDEX-KIND/app.users.users_active",
         "INDEX-KIND/app.users.users_tags",
-        "INDEX-TEXT-KEY/app.users.users_email_key",
+        "KEY-LENGTH/app.users.email",
+        "KEY-LENGTH/app.settings.key",
         "PARTITION/app.events",
         "VIEW-MATERIALIZED/app.mv_daily",
         "TRIGGER-EVENTS/app.invoices.invoices_touch",
@@ -64,14 +65,14 @@ async fn postgres_schema_converts_to_mysql() -> anyhow::Result<()> {
     assert_categories(
         &report,
         &[
-            ("tables", 3, 1),
+            ("tables", 4, 1),
             ("types", 3, 0),
             ("views", 3, 1),
             ("triggers", 1, 0),
             ("functions", 2, 1),
             ("procedures", 1, 1),
             ("indexes", 4, 3),
-            ("columns", 17, 0),
+            ("columns", 19, 0),
         ],
     );
     let checks = report["premigration_checks"].as_array().unwrap();
@@ -112,7 +113,7 @@ async fn postgres_schema_converts_to_mysql() -> anyhow::Result<()> {
     assert!(ok, "wait failed: {o}{e}\nstatus: {:?}", f.status("conv"));
 
     let mut m = my.client("app").await?;
-    for (t, n) in [("users", 3), ("events", 3), ("invoices", 2)] {
+    for (t, n) in [("users", 3), ("events", 3), ("invoices", 2), ("settings", 2)] {
         assert_eq!(
             one(&mut m, &format!("SELECT CAST(count(*) AS CHAR) FROM app.{t}")).await,
             n.to_string(),
@@ -130,6 +131,17 @@ async fn postgres_schema_converts_to_mysql() -> anyhow::Result<()> {
     assert_eq!(one(&mut m, "SELECT mood FROM users WHERE id = 2").await, "happy");
     // A generated column's values are copied (the column is a plain one here).
     assert_eq!(one(&mut m, "SELECT upper_name FROM users WHERE id = 1").await, "ANN");
+    // A text primary key, bounded for MySQL's key; the unique email too.
+    assert_eq!(
+        one(&mut m, "SELECT `value` FROM settings WHERE `key` = 'theme'").await,
+        "\"dark\""
+    );
+    assert!(
+        m.query_drop("INSERT INTO users (email) VALUES ('a@x.io')")
+            .await
+            .is_err(),
+        "unique email"
+    );
     // Views answer as on the source.
     let src: Vec<(i64, String, String)> = p
         .query(
@@ -240,5 +252,37 @@ async fn postgres_schema_copies_to_postgres() -> anyhow::Result<()> {
     let src: String = p.query_one(catalog, &[]).await?.get(0);
     let dst: String = pg.client("copy").await?.query_one(catalog, &[]).await?.get(0);
     assert_eq!(src, dst, "relations/triggers/functions/types/constraints/comments");
+    Ok(())
+}
+
+/// The data path's own table creation (no --schema-dir) bounds TEXT keys
+/// the same way: a text primary key loads into MariaDB.
+#[tokio::test(flavor = "multi_thread")]
+async fn data_path_bounds_text_keys_for_mysql() -> anyhow::Result<()> {
+    let pg = PgServer::start()?;
+    let my = MariaDbServer::start()?;
+    pg.client("postgres").await?.batch_execute(SCHEMA).await?;
+    let f = Ferry::start(1, 5000, &[])?;
+    let dir = tempfile::tempdir()?;
+    let mappings = dir.path().join("mappings.json");
+    std::fs::write(
+        &mappings,
+        r#"{"rules": [{"rule-type": "selection", "rule-id": "1", "rule-name": "1",
+            "object-locator": {"schema-name": "app", "table-name": "settings"}, "rule-action": "include"}]}"#,
+    )?;
+    create_full_load(
+        &f,
+        "keys",
+        &pg.url("postgres"),
+        &my.url("mysql"),
+        "{}",
+        &["--table-mappings", mappings.to_str().unwrap()],
+    );
+    f.ok(&["task", "start", "keys"]);
+    let (ok, o, e) = f.ferry(&["task", "wait", "keys", "--for", "full-load", "--timeout", "120"]);
+    assert!(ok, "wait failed: {o}{e}\nstatus: {:?}", f.status("keys"));
+    let mut m = my.client("app").await?;
+    assert_eq!(one(&mut m, "SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'app' AND TABLE_NAME = 'settings' AND COLUMN_NAME = 'key'").await, "varchar(768)");
+    assert_eq!(one(&mut m, "SELECT CAST(count(*) AS CHAR) FROM settings").await, "2");
     Ok(())
 }

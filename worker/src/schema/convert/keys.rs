@@ -185,9 +185,19 @@ impl Converter<'_> {
     ) -> Option<String> {
         let mut cols = vec![];
         for c in &idx.columns {
-            let ty = t
-                .column(&c.name)
-                .and_then(|col| convert_type(self.from(), Engine::Mysql, &col.type_sql).ok())
+            let bounded = (self.from() != Engine::Mysql)
+                .then(|| {
+                    ferry_common::convert::mysql_key_types(t)
+                        .into_iter()
+                        .find(|(x, _)| x == &c.name)
+                })
+                .flatten()
+                .map(|(_, ty)| ty);
+            let ty = bounded
+                .or_else(|| {
+                    t.column(&c.name)
+                        .and_then(|col| convert_type(self.from(), Engine::Mysql, &col.type_sql).ok())
+                })
                 .unwrap_or_default();
             let blob = ty.contains("text") || ty.contains("blob") || ty == "json";
             // MariaDB reports a SUB_PART for SPATIAL keys, which take none.

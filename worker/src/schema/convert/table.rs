@@ -3,6 +3,7 @@
 //! `ON UPDATE CURRENT_TIMESTAMP` as a trigger.
 
 use super::*;
+use ferry_common::convert::mysql_key_types;
 
 /// The pieces of one converted column.
 struct ColumnOut {
@@ -189,6 +190,33 @@ impl Converter<'_> {
             }
         };
         self.type_notes(&object, col, &ty, &mut items);
+        // A TEXT / BLOB key column on MySQL: the bounded type the data path
+        // declares too (common/src/convert.rs).
+        let key_type = (self.to == Engine::Mysql && self.from() != Engine::Mysql)
+            .then(|| mysql_key_types(t).into_iter().find(|(c, _)| c == &col.name))
+            .flatten();
+        let ty = match key_type {
+            Some((_, bounded)) => {
+                items.push(self.item(
+                    Category::Columns,
+                    &object,
+                    Finding {
+                        code: "KEY-LENGTH",
+                        severity: Severity::Low,
+                        effort: Some(Effort::Simple),
+                        message: format!(
+                            "{} is part of a key, and MySQL keys TEXT and BLOB only by prefix: declared {bounded} ({ty} otherwise); a longer value is refused, never cut",
+                            col.name
+                        ),
+                        action: "Check the longest value on the source fits.",
+                        source_sql: format!("{} {}", col.name, col.type_sql),
+                        proposed_sql: None,
+                    },
+                ));
+                bounded
+            }
+            None => ty,
+        };
         let mut def = format!("{} {ty}", self.q(&col.name));
         if self.from() == self.to {
             if let Some(coll) = &col.collation {

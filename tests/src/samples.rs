@@ -126,6 +126,10 @@ CREATE TABLE app.invoices (
     total numeric(12,2) NOT NULL,
     updated timestamptz);
 CREATE TABLE app.settings (key text PRIMARY KEY, value jsonb NOT NULL);
+CREATE TABLE app.metrics (day date NOT NULL, name varchar(40) NOT NULL, value double precision,
+    PRIMARY KEY (day, name)) PARTITION BY RANGE (day);
+CREATE TABLE app.metrics_2025 PARTITION OF app.metrics FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE app.metrics_old PARTITION OF app.metrics FOR VALUES FROM (MINVALUE) TO ('2025-01-01');
 CREATE VIEW app.v_user_totals AS
     SELECT u.id, u.email, coalesce(sum(i.total), 0) AS spent
       FROM app.users u LEFT JOIN app.invoices i ON i.user_id = u.id GROUP BY u.id, u.email;
@@ -151,6 +155,7 @@ INSERT INTO app.users (email, mood, tags, home, score, name) VALUES
 INSERT INTO app.events (at, user_id, payload) VALUES
     ('2024-03-01', 1, '{"k": 1}'), ('2025-06-01', 1, NULL), ('2025-07-01', 2, '[1, 2]');
 INSERT INTO app.invoices (user_id, total) VALUES (1, 100.00), (2, 5.25);
+INSERT INTO app.metrics VALUES ('2024-05-05', 'cpu', 0.5), ('2025-05-05', 'cpu', 0.75);
 INSERT INTO app.settings VALUES ('theme', '"dark"'), ('limits', '{"rows": 10}');
 SELECT nextval('app.invoice_no') FROM generate_series(1, 5);
 "#;

@@ -65,14 +65,14 @@ async fn postgres_schema_converts_to_mysql() -> anyhow::Result<()> {
     assert_categories(
         &report,
         &[
-            ("tables", 4, 1),
+            ("tables", 5, 1),
             ("types", 3, 0),
             ("views", 3, 1),
             ("triggers", 1, 0),
             ("functions", 2, 1),
             ("procedures", 1, 1),
             ("indexes", 4, 3),
-            ("columns", 19, 0),
+            ("columns", 22, 0),
         ],
     );
     let checks = report["premigration_checks"].as_array().unwrap();
@@ -113,7 +113,13 @@ async fn postgres_schema_converts_to_mysql() -> anyhow::Result<()> {
     assert!(ok, "wait failed: {o}{e}\nstatus: {:?}", f.status("conv"));
 
     let mut m = my.client("app").await?;
-    for (t, n) in [("users", 3), ("events", 3), ("invoices", 2), ("settings", 2)] {
+    for (t, n) in [
+        ("users", 3),
+        ("events", 3),
+        ("invoices", 2),
+        ("settings", 2),
+        ("metrics", 2),
+    ] {
         assert_eq!(
             one(&mut m, &format!("SELECT CAST(count(*) AS CHAR) FROM app.{t}")).await,
             n.to_string(),
@@ -141,6 +147,22 @@ async fn postgres_schema_converts_to_mysql() -> anyhow::Result<()> {
             .await
             .is_err(),
         "unique email"
+    );
+    // Range partitions chained from MINVALUE became RANGE COLUMNS; the
+    // foreign-keyed events table stayed whole (PARTITION item above).
+    assert_eq!(
+        one(
+            &mut m,
+            "SELECT CAST(count(*) AS CHAR) FROM metrics PARTITION (metrics_old)"
+        )
+        .await,
+        "1"
+    );
+    assert!(
+        m.query_drop("INSERT INTO metrics VALUES ('2027-01-01', 'cpu', 1)")
+            .await
+            .is_err(),
+        "no partition"
     );
     // Views answer as on the source.
     let src: Vec<(i64, String, String)> = p

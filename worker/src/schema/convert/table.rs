@@ -560,23 +560,34 @@ impl Converter<'_> {
                     .collect();
                 return Some((t.partition_key.clone().unwrap_or_default(), children));
             }
-            items.push(self.item(
-                Category::Tables,
-                &tname,
-                Finding {
-                    code: "PARTITION",
-                    severity: Severity::Medium,
-                    effort: Some(Effort::Simple),
-                    message: format!(
-                        "PARTITION BY {} with {} partitions is created as one table (MySQL cannot keep foreign keys on partitioned tables, and bounds need rewriting as VALUES LESS THAN)",
-                        t.partition_key.clone().unwrap_or_default(),
-                        t.partitions.len()
-                    ),
-                    action: "Partition the table by hand after the load if its size calls for it.",
-                    source_sql: t.partitions.iter().map(|p| format!("{}.{} {}", p.schema, p.name, p.bound)).collect::<Vec<_>>().join("\n"),
-                    proposed_sql: None,
-                },
-            ));
+            let why = match self.mysql_partitions(t) {
+                Ok(clause) => return Some((clause, vec![])),
+                Err(why) => why,
+            };
+            items.push(
+                self.item(
+                    Category::Tables,
+                    &tname,
+                    Finding {
+                        code: "PARTITION",
+                        severity: Severity::Medium,
+                        effort: Some(Effort::Simple),
+                        message: format!(
+                            "PARTITION BY {} with {} partitions is created as one table: {why}",
+                            t.partition_key.clone().unwrap_or_default(),
+                            t.partitions.len()
+                        ),
+                        action: "Partition the table by hand after the load if its size calls for it.",
+                        source_sql: t
+                            .partitions
+                            .iter()
+                            .map(|p| format!("{}.{} {}", p.schema, p.name, p.bound))
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                        proposed_sql: None,
+                    },
+                ),
+            );
             return None;
         }
         let p = d.partitioning.as_ref()?;
@@ -678,6 +689,95 @@ impl Converter<'_> {
             ));
         }
         Some((key, children))
+    }
+
+    /// PostgreSQL RANGE / LIST partitions on one column as MySQL `RANGE
+    /// COLUMNS` / `LIST COLUMNS`, or why not. Ranges must chain (each lower
+    /// bound the previous upper one) from MINVALUE, so that MySQL's `LESS
+    /// THAN` accepts exactly the rows PostgreSQL does.
+    fn mysql_partitions(&self, t: &TableSchema) -> Result<String, String> {
+        let key = t.partition_key.as_deref().unwrap_or_default();
+        let (method, column) = key
+            .split_once(" (")
+            .and_then(|(m, c)| Some((m, c.strip_suffix(')')?)))
+            .ok_or_else(|| format!("partition key {key}"))?;
+        let column = column.trim_matches('"').replace("\"\"", "\"");
+        let col = t
+            .column(&column)
+            .ok_or_else(|| format!("the partition key {key} is an expression or several columns"))?;
+        let ty = convert_type(Engine::Postgres, Engine::Mysql, &col.type_sql).map_err(|e| e.to_string())?;
+        let base = ty.split('(').next().unwrap_or_default();
+        if !matches!(base, "smallint" | "int" | "bigint" | "date" | "char" | "varchar")
+            && !(base == "datetime" && col.type_sql.starts_with("timestamp") && col.type_sql.contains("without"))
+        {
+            return Err(format!("MySQL cannot partition by a {ty} column"));
+        }
+        let refers = |def: &str| {
+            def.contains(&format!("REFERENCES {}.{}(", t.schema, t.name))
+                || def.contains(&format!("REFERENCES {}(", t.qualified()))
+                || (t.schema == "public" && def.contains(&format!("REFERENCES {}(", t.name)))
+        };
+        let fk = t.constraints.iter().any(|c| c.kind == ConstraintKind::ForeignKey)
+            || self.cat.tables.iter().any(|o| {
+                o.constraints
+                    .iter()
+                    .any(|c| c.kind == ConstraintKind::ForeignKey && refers(&c.definition))
+            });
+        if fk {
+            return Err("MySQL cannot keep foreign keys on or to partitioned tables (the keys are kept)".into());
+        }
+        if t.partitions
+            .iter()
+            .any(|p| p.partition_key.is_some() || p.bound == "DEFAULT")
+        {
+            return Err("sub-partitions and DEFAULT partitions have no MySQL form here".into());
+        }
+        let qc = self.q(&column);
+        let parts: Vec<String> = match method {
+            "RANGE" => {
+                let mut ranges: Vec<(&str, String, String)> = vec![];
+                for p in &t.partitions {
+                    let b = p
+                        .bound
+                        .strip_prefix("FOR VALUES FROM (")
+                        .and_then(|b| b.strip_suffix(')'))
+                        .and_then(|b| b.split_once(") TO ("))
+                        .ok_or_else(|| format!("bound {}", p.bound))?;
+                    ranges.push((&p.name, b.0.to_string(), b.1.to_string()));
+                }
+                let mut out = vec![];
+                let mut lower = "MINVALUE".to_string();
+                while !ranges.is_empty() {
+                    let i = ranges
+                        .iter()
+                        .position(|r| r.1 == lower)
+                        .ok_or_else(|| "the ranges do not chain from MINVALUE without gaps".to_string())?;
+                    let (name, _, upper) = ranges.remove(i);
+                    out.push(if upper == "MAXVALUE" {
+                        format!("PARTITION {} VALUES LESS THAN MAXVALUE", self.q(name))
+                    } else {
+                        format!("PARTITION {} VALUES LESS THAN ({upper})", self.q(name))
+                    });
+                    lower = upper;
+                }
+                out
+            }
+            "LIST" => t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let values = p
+                        .bound
+                        .strip_prefix("FOR VALUES IN (")
+                        .and_then(|b| b.strip_suffix(')'))
+                        .filter(|v| !v.contains("NULL"))
+                        .ok_or_else(|| format!("bound {}", p.bound))?;
+                    Ok(format!("PARTITION {} VALUES IN ({values})", self.q(&p.name)))
+                })
+                .collect::<Result<_, String>>()?,
+            other => return Err(format!("{other} partitioning hashes differently on MySQL")),
+        };
+        Ok(format!("PARTITION BY {method} COLUMNS({qc})\n({})", parts.join(",\n ")))
     }
 
     /// MySQL `ON UPDATE CURRENT_TIMESTAMP` as a PostgreSQL trigger.

@@ -5,7 +5,7 @@
 /// GEOMETRY, JSON, generated and ON UPDATE columns, prefix / FULLTEXT /
 /// SPATIAL / unique indexes, checks, a foreign key with actions, RANGE
 /// COLUMNS partitions, comments, a non-default collation, a keyless table,
-/// four views (one untranslatable), three triggers (one with IF/SIGNAL), a
+/// four views (one untranslatable), four triggers (one with IF/SIGNAL, one calling a procedure), a
 /// function and two procedures (one with DECLARE), and rows.
 pub const MARIADB_SCHEMA: &[&str] = &[
     "CREATE TABLE customers (
@@ -69,6 +69,7 @@ pub const MARIADB_SCHEMA: &[&str] = &[
     "CREATE PROCEDURE restock(IN pid INT, IN n INT) BEGIN UPDATE products SET qty = qty + n WHERE id = pid; END",
     "CREATE PROCEDURE close_old(IN days INT) BEGIN DECLARE cutoff DATE; SET cutoff = CURDATE() - INTERVAL days DAY;
         UPDATE orders SET status = 'closed' WHERE placed < cutoff; END",
+    "CREATE TRIGGER trg_items_ai AFTER INSERT ON order_items FOR EACH ROW CALL restock(NEW.product_id, 0)",
     "INSERT INTO customers (email, name, tier, tags, born) VALUES
         ('a@x.io', 'Åsa', 'pro', 'news,vip', 1990), ('b@x.io', 'Bo', 'free', NULL, NULL),
         ('c@x.io', NULL, 'enterprise', 'beta', 2001)",
@@ -87,8 +88,8 @@ pub const MARIADB_SCHEMA: &[&str] = &[
 /// PostgreSQL (schema `app`): enum, domain and composite types, arrays,
 /// identity, bigserial, a free sequence used as a default, expression /
 /// partial / GIN indexes, checks, foreign keys, range partitions, a
-/// generated column, two views and a materialized view, a PL/pgSQL trigger
-/// on INSERT OR UPDATE, SQL and PL/pgSQL functions, a procedure, comments, a
+/// generated column, two views and a materialized view, PL/pgSQL triggers
+/// on INSERT OR UPDATE (one with IF / RAISE), SQL and PL/pgSQL functions, a procedure, comments, a
 /// column collation, and rows.
 pub const POSTGRES_SCHEMA: &str = r#"
 CREATE SCHEMA app;
@@ -137,6 +138,16 @@ CREATE VIEW app.v_labels AS SELECT id, 'user ' || name AS label FROM app.users;
 CREATE MATERIALIZED VIEW app.mv_daily AS SELECT at, count(*) AS n FROM app.events GROUP BY at;
 CREATE FUNCTION app.touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.updated := now(); RETURN NEW; END $$;
 CREATE TRIGGER invoices_touch BEFORE INSERT OR UPDATE ON app.invoices FOR EACH ROW EXECUTE FUNCTION app.touch();
+CREATE FUNCTION app.check_score() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.score > 1000 THEN
+    RAISE EXCEPTION 'score too high';
+  ELSIF NEW.score IS NULL THEN
+    NEW.score := 0;
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER users_check_score BEFORE INSERT OR UPDATE ON app.users FOR EACH ROW EXECUTE FUNCTION app.check_score();
 CREATE FUNCTION app.add_tax(x numeric) RETURNS numeric LANGUAGE sql IMMUTABLE AS $$ SELECT x * 1.2 $$;
 CREATE FUNCTION app.user_count() RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE n bigint;

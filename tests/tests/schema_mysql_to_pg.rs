@@ -63,7 +63,7 @@ async fn mysql_schema_converts_to_postgres() -> anyhow::Result<()> {
         "COLLATION/shop.customers.name",
         "ON-UPDATE/shop.customers_on_update",
         "VIEW-SQL/shop.v_sounds",
-        "TRIGGER-BODY/shop.orders.trg_orders_bi",
+        "TRIGGER-BODY/shop.order_items.trg_items_ai",
         "ROUTINE-BODY/shop.close_old",
         "SQL-SEMANTICS/shop.net_price",
         "GENERATED/shop.products.total",
@@ -77,7 +77,7 @@ async fn mysql_schema_converts_to_postgres() -> anyhow::Result<()> {
         ("tables", 6, 0),
         ("columns", 32, 1),
         ("views", 4, 1),
-        ("triggers", 4, 1),
+        ("triggers", 5, 1),
         ("functions", 1, 0),
         ("procedures", 2, 1),
         ("indexes", 6, 2),
@@ -175,7 +175,7 @@ async fn mysql_schema_converts_to_postgres() -> anyhow::Result<()> {
         ("products", 2),
         ("orders", 3),
         ("order_items", 2),
-        ("audit_log", 1),
+        ("audit_log", 3),
         ("notes", 2),
     ] {
         let count: i64 = p
@@ -256,7 +256,7 @@ async fn mysql_schema_converts_to_postgres() -> anyhow::Result<()> {
         one(&p, "SELECT id::text FROM shop.products WHERE sku = 'ZZ-9'").await,
         "3"
     );
-    assert_eq!(one(&p, "SELECT count(*)::text FROM shop.audit_log").await, "3");
+    assert_eq!(one(&p, "SELECT count(*)::text FROM shop.audit_log").await, "5");
     assert_eq!(one(&p, "SELECT qty::text FROM shop.products WHERE id = 2").await, "4");
     let before = one(&p, "SELECT updated_at::text FROM shop.customers WHERE id = 2").await;
     p.batch_execute("UPDATE shop.customers SET name = 'Bob' WHERE id = 2")
@@ -265,6 +265,12 @@ async fn mysql_schema_converts_to_postgres() -> anyhow::Result<()> {
         one(&p, "SELECT updated_at::text FROM shop.customers WHERE id = 2").await,
         before
     );
+    // IF ... SIGNAL became IF ... RAISE EXCEPTION.
+    let e = p
+        .batch_execute("INSERT INTO shop.orders (customer_id, placed, amount) VALUES (1, '2024-06-01', -1)")
+        .await
+        .unwrap_err();
+    assert!(format!("{e:?}").contains("negative amount"), "{e:?}");
     assert!(
         p.batch_execute("INSERT INTO shop.order_items VALUES (9, 1, 999, 1)")
             .await
@@ -333,7 +339,7 @@ async fn schema_files_with_cdc_create_triggers_at_cutover() -> anyhow::Result<()
     .await?;
     wait_caught_up(&f, "live");
     let p = pg.client("postgres").await?;
-    let triggers = "SELECT count(*)::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'shop' AND NOT t.tgisinternal";
+    let triggers = "SELECT count(*)::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'shop' AND NOT t.tgisinternal AND t.tgparentid = 0";
     let fks = "SELECT count(*)::text FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace WHERE n.nspname = 'shop' AND k.contype = 'f'";
     assert_eq!(one(&p, triggers).await, "0", "no trigger while CDC applies");
     assert_eq!(one(&p, fks).await, "0", "no foreign key while CDC applies");
@@ -342,7 +348,7 @@ async fn schema_files_with_cdc_create_triggers_at_cutover() -> anyhow::Result<()
         .await?
         .unwrap();
     assert_eq!(one(&p, "SELECT count(*)::text FROM shop.audit_log").await, audit);
-    assert_eq!(audit, "3");
+    assert_eq!(audit, "5");
     assert_eq!(
         one(&p, "SELECT sku FROM shop.products WHERE title = 'Desk'").await,
         "EF-3"
@@ -358,8 +364,8 @@ async fn schema_files_with_cdc_create_triggers_at_cutover() -> anyhow::Result<()
     let hook = format!("{} -f {}", psql(&pg, "postgres"), ddl.join("cutover.sql").display());
     let printed = f.ok(&["cutover", "live", "--hook", &hook]);
     assert!(printed.contains("hook"), "{printed}");
-    // The two converted triggers and the ON UPDATE one; the foreign key.
-    assert_eq!(one(&p, triggers).await, "3");
+    // The three converted triggers and the ON UPDATE one; the foreign key.
+    assert_eq!(one(&p, triggers).await, "4");
     assert_eq!(one(&p, fks).await, "1");
     Ok(())
 }

@@ -68,7 +68,7 @@ async fn postgres_schema_converts_to_mysql() -> anyhow::Result<()> {
             ("tables", 5, 1),
             ("types", 3, 0),
             ("views", 3, 1),
-            ("triggers", 1, 0),
+            ("triggers", 2, 0),
             ("functions", 2, 1),
             ("procedures", 1, 1),
             ("indexes", 4, 3),
@@ -163,6 +163,17 @@ async fn postgres_schema_converts_to_mysql() -> anyhow::Result<()> {
             .await
             .is_err(),
         "no partition"
+    );
+    // IF ... RAISE EXCEPTION became IF ... SIGNAL; ELSIF's assignment too.
+    let e = m
+        .query_drop("UPDATE users SET score = 5000 WHERE id = 1")
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("score too high"), "{e}");
+    m.query_drop("UPDATE users SET score = NULL WHERE id = 1").await?;
+    assert_eq!(
+        one(&mut m, "SELECT CAST(score AS CHAR) FROM users WHERE id = 1").await,
+        "0.00"
     );
     // Views answer as on the source.
     let src: Vec<(i64, String, String)> = p

@@ -70,6 +70,199 @@ fn body_statement(from: Engine, to: Engine, stmt: &str, schema: &str) -> Result<
     })
 }
 
+/// A raised error in the target's terms: MySQL `SIGNAL SQLSTATE 's' SET
+/// MESSAGE_TEXT = 'm'` ⇄ PL/pgSQL `RAISE EXCEPTION USING MESSAGE = 'm',
+/// ERRCODE = 's'`; only literal messages (no format arguments).
+fn raise(from: Engine, to: Engine, stmt: &str) -> Result<Option<String>, Untranslatable> {
+    let words: Vec<&str> = stmt.split_whitespace().collect();
+    let upper = |i: usize| words.get(i).map(|w| w.to_ascii_uppercase()).unwrap_or_default();
+    let plain = |lit: &str| {
+        let body = lit.strip_prefix('\'')?.strip_suffix('\'')?;
+        (!body.contains(['\\', '%']) && !body.replace("''", "").contains('\'')).then(|| lit.to_string())
+    };
+    let (state, message) = match (from, upper(0).as_str()) {
+        (Engine::Mysql, "SIGNAL") => {
+            let rest = stmt.split_once(|c: char| c.is_whitespace()).map_or("", |x| x.1).trim();
+            let (state, set) = rest
+                .strip_prefix("SQLSTATE")
+                .or_else(|| rest.strip_prefix("sqlstate"))
+                .and_then(|r| r.trim().split_once(char::is_whitespace))
+                .ok_or_else(|| Untranslatable(format!("{stmt}")))?;
+            let message = set
+                .trim()
+                .split_once('=')
+                .filter(|(k, _)| k.trim().eq_ignore_ascii_case("SET MESSAGE_TEXT"))
+                .and_then(|(_, m)| plain(m.trim()))
+                .ok_or_else(|| Untranslatable(format!("{stmt}")))?;
+            (state.trim().to_string(), message)
+        }
+        (Engine::Postgres, "RAISE") if upper(1) == "EXCEPTION" => {
+            let rest = stmt.splitn(3, char::is_whitespace).nth(2).unwrap_or_default().trim();
+            let (message, using) = match rest.split_once(" USING ") {
+                Some((m, u)) => (m.trim(), Some(u)),
+                None => (rest, None),
+            };
+            let message = plain(message).ok_or_else(|| Untranslatable(format!("{stmt}")))?;
+            let state = match using {
+                None => "'P0001'".to_string(),
+                Some(u) => u
+                    .trim()
+                    .split_once('=')
+                    .filter(|(k, _)| k.trim().eq_ignore_ascii_case("ERRCODE"))
+                    .map(|(_, v)| v.trim().to_string())
+                    .filter(|v| v.len() == 7 && v.starts_with('\''))
+                    .ok_or_else(|| Untranslatable(format!("{stmt}")))?,
+            };
+            (state, message)
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(match to {
+        Engine::Postgres => format!("RAISE EXCEPTION USING MESSAGE = {message}, ERRCODE = {state};"),
+        // MySQL's user-defined class is 45000; P0001 is PostgreSQL's default.
+        Engine::Mysql => {
+            let state = if state == "'P0001'" {
+                "'45000'".to_string()
+            } else {
+                state
+            };
+            format!("SIGNAL SQLSTATE {state} SET MESSAGE_TEXT = {message};")
+        }
+    }))
+}
+
+/// `cond THEN rest` split at the first THEN outside quotes.
+fn split_then(s: &str) -> Option<(&str, &str)> {
+    let upper = s.to_ascii_uppercase();
+    let mut quote = None::<char>;
+    for (i, c) in s.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"' | '`') => quote = Some(c),
+            (None, _)
+                if upper[i..].starts_with("THEN")
+                    && s[..i].ends_with(char::is_whitespace)
+                    && upper[i + 4..].chars().next().is_none_or(char::is_whitespace) =>
+            {
+                return Some((s[..i].trim(), s[i + 4..].trim()));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn first_words(s: &str, n: usize) -> String {
+    s.split_whitespace()
+        .take(n)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_uppercase()
+}
+
+/// The statements of a procedural body, IF blocks included, in the target's
+/// terms (one line per statement, nested blocks indented).
+struct Body<'a> {
+    from: Engine,
+    to: Engine,
+    schema: &'a str,
+    pieces: &'a [String],
+    pos: usize,
+    notes: Vec<String>,
+}
+
+impl Body<'_> {
+    /// Statements up to a closer (`END IF`, `ELSE ...`, `ELSIF ...`), which
+    /// is returned; `first` is a statement that shared its piece with `THEN`.
+    fn block(&mut self, first: Option<String>) -> Result<(Vec<String>, Option<String>), Untranslatable> {
+        let mut lines = vec![];
+        let mut next = first.filter(|f| !f.is_empty());
+        loop {
+            let piece = match next.take() {
+                Some(p) => p,
+                None => match self.pieces.get(self.pos) {
+                    Some(p) => {
+                        self.pos += 1;
+                        p.trim().to_string()
+                    }
+                    None => return Ok((lines, None)),
+                },
+            };
+            let head = first_words(&piece, 2);
+            if head == "END IF" || head.starts_with("ELSE") || head.starts_with("ELSIF") {
+                return Ok((lines, Some(piece)));
+            }
+            if head.starts_with("IF ") {
+                lines.extend(self.if_block(&piece)?);
+            } else if let Some(r) = raise(self.from, self.to, &piece)? {
+                lines.push(r);
+            } else {
+                let tr = body_statement(self.from, self.to, &piece, self.schema)?;
+                self.notes.extend(tr.notes);
+                lines.push(tr.sql);
+            }
+        }
+    }
+
+    fn cond(&mut self, c: &str) -> Result<String, Untranslatable> {
+        let tr = translate::trigger_expr(self.from, self.to, c)?;
+        self.notes.extend(tr.notes);
+        Ok(tr.sql)
+    }
+
+    fn if_block(&mut self, piece: &str) -> Result<Vec<String>, Untranslatable> {
+        let unfinished = || Untranslatable(format!("an IF without END IF: {piece}"));
+        let (cond, rest) = split_then(piece[2..].trim()).ok_or_else(unfinished)?;
+        let mut out = vec![format!("IF {} THEN", self.cond(cond)?)];
+        let mut first = Some(rest.to_string());
+        loop {
+            let (lines, closer) = self.block(first.take())?;
+            out.extend(lines.iter().flat_map(|l| l.lines()).map(|l| format!("  {l}")));
+            let closer = closer.ok_or_else(unfinished)?;
+            let head = first_words(&closer, 1);
+            match head.as_str() {
+                "END" => break,
+                "ELSE" => {
+                    out.push("ELSE".into());
+                    first = Some(closer[4..].trim().to_string());
+                }
+                _ => {
+                    // ELSEIF (MySQL) / ELSIF (PL/pgSQL)
+                    let (c, rest) = split_then(closer[head.len()..].trim()).ok_or_else(unfinished)?;
+                    let kw = if self.to == Engine::Postgres { "ELSIF" } else { "ELSEIF" };
+                    out.push(format!("{kw} {} THEN", self.cond(c)?));
+                    first = Some(rest.to_string());
+                }
+            }
+        }
+        out.push("END IF;".into());
+        Ok(out)
+    }
+}
+
+/// A whole simple body in the target's terms.
+fn body_lines(
+    from: Engine,
+    to: Engine,
+    stmts: &[String],
+    schema: &str,
+) -> Result<(Vec<String>, Vec<String>), Untranslatable> {
+    let mut b = Body {
+        from,
+        to,
+        schema,
+        pieces: stmts,
+        pos: 0,
+        notes: vec![],
+    };
+    let (lines, closer) = b.block(None)?;
+    if let Some(c) = closer {
+        return Err(Untranslatable(format!("`{c}` outside an IF")));
+    }
+    Ok((lines, b.notes))
+}
+
 /// Splits at `sep` outside parentheses and quotes.
 fn split_top_level(s: &str, sep: char) -> Vec<&str> {
     let (mut out, mut depth, mut quote, mut start) = (vec![], 0i32, None::<char>, 0);
@@ -422,13 +615,8 @@ impl Converter<'_> {
                 )));
             }
         }
-        let mut lines = vec![];
-        let mut notes = vec![];
-        for s in &stmts {
-            let tr = body_statement(self.from(), self.to, s, &t.schema)?;
-            notes.extend(tr.notes);
-            lines.push(tr.sql);
-        }
+        let (lines, notes) = body_lines(self.from(), self.to, &stmts, &t.schema)?;
+        let lines: Vec<String> = lines.iter().flat_map(|l| l.lines()).map(str::to_string).collect();
         let mut items = vec![];
         let sql = match self.to {
             Engine::Postgres => {
@@ -483,5 +671,36 @@ impl Converter<'_> {
             }
         };
         Ok((sql, notes, items))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Engine::{Mysql, Postgres};
+
+    fn lines(from: Engine, to: Engine, body: &str) -> Result<String, Untranslatable> {
+        let pieces = translate::body_statements(from, body).expect("a simple body");
+        body_lines(from, to, &pieces, "s").map(|(l, _)| l.join("\n"))
+    }
+
+    #[test]
+    fn converts_if_blocks_and_raised_errors() {
+        let mysql = "BEGIN IF NEW.a < 0 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'neg'; \
+                     ELSEIF NEW.a > 9 THEN SET NEW.a = 9; ELSE SET NEW.b = 'ok'; END IF; END";
+        assert_eq!(
+            lines(Mysql, Postgres, mysql).unwrap(),
+            "IF new.a < 0 THEN\n  RAISE EXCEPTION USING MESSAGE = 'neg', ERRCODE = '45000';\n\
+             ELSIF new.a > 9 THEN\n  new.a := 9;\nELSE\n  new.b := 'ok';\nEND IF;"
+        );
+        let pg = "BEGIN IF NEW.a IS NULL THEN RAISE EXCEPTION 'no a'; END IF; END";
+        assert_eq!(
+            lines(Postgres, Mysql, pg).unwrap(),
+            "IF NEW.a IS NULL THEN\n  SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'no a';\nEND IF;"
+        );
+        // Format arguments, an IF left open, NOTICE: refused.
+        assert!(lines(Postgres, Mysql, "BEGIN RAISE EXCEPTION 'bad %', NEW.a; END").is_err());
+        assert!(lines(Mysql, Postgres, "BEGIN IF NEW.a < 0 THEN SET NEW.a = 0; END").is_err());
+        assert!(lines(Postgres, Mysql, "BEGIN RAISE NOTICE 'hi'; END").is_err());
     }
 }

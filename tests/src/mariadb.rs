@@ -37,6 +37,9 @@ impl MariaDbServer {
                 "--skip-test-db",
             ])
             .arg(format!("--datadir={}", data.display()))
+            // Bootstraps sharing /tmp collide on their temporary tables
+            // ("Unknown table 'mysql.tmp_user_sys'"): a temp dir of its own.
+            .env("TMPDIR", dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()

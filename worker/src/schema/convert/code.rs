@@ -169,6 +169,8 @@ struct Body<'a> {
     schema: &'a str,
     pieces: &'a [String],
     pos: usize,
+    /// A trigger body: assignments to `NEW` columns are allowed.
+    record: bool,
     notes: Vec<String>,
 }
 
@@ -197,6 +199,11 @@ impl Body<'_> {
                 lines.extend(self.if_block(&piece)?);
             } else if let Some(r) = raise(self.from, self.to, &piece)? {
                 lines.push(r);
+            } else if !self.record && !matches!(first_words(&piece, 1).as_str(), "INSERT" | "UPDATE" | "DELETE") {
+                return Err(Untranslatable(format!(
+                    "a {} statement in the body",
+                    first_words(&piece, 1)
+                )));
             } else {
                 let tr = body_statement(self.from, self.to, &piece, self.schema)?;
                 self.notes.extend(tr.notes);
@@ -247,6 +254,7 @@ fn body_lines(
     to: Engine,
     stmts: &[String],
     schema: &str,
+    record: bool,
 ) -> Result<(Vec<String>, Vec<String>), Untranslatable> {
     let mut b = Body {
         from,
@@ -254,6 +262,7 @@ fn body_lines(
         schema,
         pieces: stmts,
         pos: 0,
+        record,
         notes: vec![],
     };
     let (lines, closer) = b.block(None)?;
@@ -350,17 +359,8 @@ impl Converter<'_> {
                 }
                 let stmts = translate::body_statements(self.from(), &r.body)
                     .ok_or_else(|| Untranslatable("a body with blocks, declarations, loops or handlers".into()))?;
-                let mut lines = vec![];
-                let mut notes = vec![];
-                for s in &stmts {
-                    let first = s.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
-                    if !matches!(first.as_str(), "INSERT" | "UPDATE" | "DELETE") {
-                        return Err(Untranslatable(format!("statement {first} in the body")));
-                    }
-                    let tr = body_statement(self.from(), self.to, s, &r.schema)?;
-                    notes.extend(tr.notes);
-                    lines.push(tr.sql);
-                }
+                let (lines, notes) = body_lines(self.from(), self.to, &stmts, &r.schema, false)?;
+                let lines: Vec<String> = lines.iter().flat_map(|l| l.lines()).map(str::to_string).collect();
                 Ok((
                     match self.to {
                         Engine::Postgres => format!(
@@ -615,7 +615,7 @@ impl Converter<'_> {
                 )));
             }
         }
-        let (lines, notes) = body_lines(self.from(), self.to, &stmts, &t.schema)?;
+        let (lines, notes) = body_lines(self.from(), self.to, &stmts, &t.schema, true)?;
         let lines: Vec<String> = lines.iter().flat_map(|l| l.lines()).map(str::to_string).collect();
         let mut items = vec![];
         let sql = match self.to {
@@ -681,7 +681,7 @@ mod tests {
 
     fn lines(from: Engine, to: Engine, body: &str) -> Result<String, Untranslatable> {
         let pieces = translate::body_statements(from, body).expect("a simple body");
-        body_lines(from, to, &pieces, "s").map(|(l, _)| l.join("\n"))
+        body_lines(from, to, &pieces, "s", true).map(|(l, _)| l.join("\n"))
     }
 
     #[test]

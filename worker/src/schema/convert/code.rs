@@ -74,6 +74,7 @@ fn body_statement(from: Engine, to: Engine, stmt: &str, schema: &str) -> Result<
 /// MESSAGE_TEXT = 'm'` ⇄ PL/pgSQL `RAISE EXCEPTION USING MESSAGE = 'm',
 /// ERRCODE = 's'`; only literal messages (no format arguments).
 fn raise(from: Engine, to: Engine, stmt: &str) -> Result<Option<String>, Untranslatable> {
+    let refuse = || Untranslatable(format!("a raised error in this form (literal messages only): {stmt}"));
     let words: Vec<&str> = stmt.split_whitespace().collect();
     let upper = |i: usize| words.get(i).map(|w| w.to_ascii_uppercase()).unwrap_or_default();
     let plain = |lit: &str| {
@@ -87,13 +88,13 @@ fn raise(from: Engine, to: Engine, stmt: &str) -> Result<Option<String>, Untrans
                 .strip_prefix("SQLSTATE")
                 .or_else(|| rest.strip_prefix("sqlstate"))
                 .and_then(|r| r.trim().split_once(char::is_whitespace))
-                .ok_or_else(|| Untranslatable(format!("{stmt}")))?;
+                .ok_or_else(refuse)?;
             let message = set
                 .trim()
                 .split_once('=')
                 .filter(|(k, _)| k.trim().eq_ignore_ascii_case("SET MESSAGE_TEXT"))
                 .and_then(|(_, m)| plain(m.trim()))
-                .ok_or_else(|| Untranslatable(format!("{stmt}")))?;
+                .ok_or_else(refuse)?;
             (state.trim().to_string(), message)
         }
         (Engine::Postgres, "RAISE") if upper(1) == "EXCEPTION" => {
@@ -102,7 +103,7 @@ fn raise(from: Engine, to: Engine, stmt: &str) -> Result<Option<String>, Untrans
                 Some((m, u)) => (m.trim(), Some(u)),
                 None => (rest, None),
             };
-            let message = plain(message).ok_or_else(|| Untranslatable(format!("{stmt}")))?;
+            let message = plain(message).ok_or_else(refuse)?;
             let state = match using {
                 None => "'P0001'".to_string(),
                 Some(u) => u
@@ -111,7 +112,7 @@ fn raise(from: Engine, to: Engine, stmt: &str) -> Result<Option<String>, Untrans
                     .filter(|(k, _)| k.trim().eq_ignore_ascii_case("ERRCODE"))
                     .map(|(_, v)| v.trim().to_string())
                     .filter(|v| v.len() == 7 && v.starts_with('\''))
-                    .ok_or_else(|| Untranslatable(format!("{stmt}")))?,
+                    .ok_or_else(refuse)?,
             };
             (state, message)
         }

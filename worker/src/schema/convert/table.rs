@@ -707,9 +707,10 @@ impl Converter<'_> {
             .ok_or_else(|| format!("the partition key {key} is an expression or several columns"))?;
         let ty = convert_type(Engine::Postgres, Engine::Mysql, &col.type_sql).map_err(|e| e.to_string())?;
         let base = ty.split('(').next().unwrap_or_default();
-        if !matches!(base, "smallint" | "int" | "bigint" | "date" | "char" | "varchar")
-            && !(base == "datetime" && col.type_sql.starts_with("timestamp") && col.type_sql.contains("without"))
-        {
+        let local_timestamp = col.type_sql.starts_with("timestamp") && col.type_sql.contains("without");
+        let partitionable = matches!(base, "smallint" | "int" | "bigint" | "date" | "char" | "varchar")
+            || (base == "datetime" && local_timestamp);
+        if !partitionable {
             return Err(format!("MySQL cannot partition by a {ty} column"));
         }
         let refers = |def: &str| {

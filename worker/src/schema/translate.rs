@@ -15,6 +15,7 @@
 //! succeeds with a note that becomes a low-severity action item.
 
 use ferry_common::endpoint::Engine;
+use ferry_common::schema::TableSchema;
 use sqlparser::ast::*;
 use sqlparser::dialect::{Dialect, MySqlDialect, PostgreSqlDialect};
 use sqlparser::parser::Parser;
@@ -221,7 +222,37 @@ pub fn ident(to: Engine, name: &str) -> String {
     }
 }
 
-struct Rewriter {
+/// What the translator knows of column types: `date ± n` means different
+/// things on the two engines, so arithmetic on a date or time column is
+/// refused, which needs the column's type.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Types<'a> {
+    /// Every table of the source catalog (views name them in FROM).
+    pub tables: &'a [TableSchema],
+    /// The table bare column names and `NEW` / `OLD` belong to (a trigger's
+    /// table; the table of a default, check or generated expression).
+    pub row: Option<&'a TableSchema>,
+}
+
+impl<'a> Types<'a> {
+    pub fn of_row(t: &'a TableSchema) -> Types<'a> {
+        Types {
+            tables: &[],
+            row: Some(t),
+        }
+    }
+}
+
+/// Date, time and interval types (in their engine's spelling).
+fn temporal(engine: Engine, type_sql: &str) -> bool {
+    use ferry_common::typemap::{kind, Kind};
+    matches!(
+        kind(engine, type_sql),
+        Kind::Date | Kind::DateTime | Kind::Timestamp | Kind::Duration
+    ) || (engine == Engine::Postgres && type_sql.starts_with("interval"))
+}
+
+struct Rewriter<'a> {
     from: Engine,
     to: Engine,
     /// Inside a trigger body: `NEW` / `OLD` are the row records.
@@ -229,6 +260,9 @@ struct Rewriter {
     /// Where unqualified tables live (a MySQL body's database; the source
     /// function's schema), so the target does not depend on a search path.
     schema: Option<String>,
+    types: Types<'a>,
+    /// FROM entries: `(alias or table name, table)`.
+    scope: Vec<(String, &'a TableSchema)>,
     notes: Vec<String>,
 }
 
@@ -340,7 +374,45 @@ fn to_char_to_date_format(lit: &str) -> Result<String, Untranslatable> {
     Ok(format!("'{out}'"))
 }
 
-impl Rewriter {
+impl<'a> Rewriter<'a> {
+    /// The type of a column reference, when it names a known column.
+    fn column_type(&self, e: &Expr) -> Option<&'a str> {
+        let plain = |i: &Ident| i.value.trim_matches(['"', '`']).to_string();
+        let find = |t: &'a TableSchema, c: &str| t.columns.iter().find(|x| x.name.eq_ignore_ascii_case(c));
+        match e {
+            Expr::Identifier(c) => {
+                let c = plain(c);
+                let mut hits = self
+                    .types
+                    .row
+                    .into_iter()
+                    .chain(self.scope.iter().map(|(_, t)| *t))
+                    .filter_map(|t| find(t, &c));
+                let first = hits.next()?;
+                hits.next().is_none().then_some(first.type_sql.as_str())
+            }
+            Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+                let col = plain(&parts[parts.len() - 1]);
+                let table = plain(&parts[parts.len() - 2]);
+                let t = if self.trigger && (table.eq_ignore_ascii_case("new") || table.eq_ignore_ascii_case("old")) {
+                    self.types.row?
+                } else {
+                    self.scope
+                        .iter()
+                        .find(|(a, _)| a.eq_ignore_ascii_case(&table))
+                        .map(|(_, t)| *t)?
+                };
+                find(t, &col).map(|c| c.type_sql.as_str())
+            }
+            Expr::Nested(inner) => self.column_type(inner),
+            _ => None,
+        }
+    }
+
+    fn is_temporal(&self, e: &Expr) -> bool {
+        self.column_type(e).is_some_and(|t| temporal(self.from, t))
+    }
+
     /// A function call in the target's terms.
     fn function(&mut self, f: &Function) -> Result<String, Untranslatable> {
         if f.over.is_some() || f.filter.is_some() || !f.within_group.is_empty() || f.null_treatment.is_some() {
@@ -521,10 +593,12 @@ impl Rewriter {
                     None
                 }
                 (_, _, BinaryOperator::Plus | BinaryOperator::Minus)
-                    if [left.to_string(), right.to_string()].iter().any(|s| {
-                        let s = s.to_ascii_uppercase();
-                        s.contains("CURRENT_DATE") || s.contains("CURRENT_TIMESTAMP") || s.contains("INTERVAL")
-                    }) =>
+                    if self.is_temporal(left)
+                        || self.is_temporal(right)
+                        || [left.to_string(), right.to_string()].iter().any(|s| {
+                            let s = s.to_ascii_uppercase();
+                            s.contains("CURRENT_DATE") || s.contains("CURRENT_TIMESTAMP") || s.contains("INTERVAL")
+                        }) =>
                 {
                     return Err(Untranslatable(format!(
                         "date arithmetic ({left} {op} {right}) means different things on each engine"
@@ -602,7 +676,7 @@ impl Rewriter {
     }
 }
 
-impl VisitorMut for Rewriter {
+impl VisitorMut for Rewriter<'_> {
     type Break = Untranslatable;
 
     fn pre_visit_ident(&mut self, id: &mut Ident) -> ControlFlow<Self::Break> {
@@ -640,6 +714,7 @@ fn rewrite(
     to: Engine,
     trigger: bool,
     schema: Option<&str>,
+    types: Types<'_>,
     node: &mut impl VisitMut,
 ) -> Result<Vec<String>, Untranslatable> {
     let mut r = Rewriter {
@@ -647,15 +722,36 @@ fn rewrite(
         to,
         trigger,
         schema: schema.map(str::to_string),
+        types,
+        scope: vec![],
         notes: vec![],
     };
     // Identifiers first (pre-order), then expressions bottom-up; function
     // names are plain again before the expression pass reads them.
-    struct Idents<'a>(&'a mut Rewriter);
-    impl VisitorMut for Idents<'_> {
+    struct Idents<'r, 'a>(&'r mut Rewriter<'a>);
+    impl VisitorMut for Idents<'_, '_> {
         type Break = Untranslatable;
         fn pre_visit_ident(&mut self, id: &mut Ident) -> ControlFlow<Self::Break> {
             self.0.pre_visit_ident(id)
+        }
+        fn pre_visit_table_factor(&mut self, f: &mut TableFactor) -> ControlFlow<Self::Break> {
+            // Before its identifiers are requoted: the names as written.
+            if let TableFactor::Table { name, alias, .. } = f {
+                let parts: Vec<String> = name
+                    .0
+                    .iter()
+                    .filter_map(|p| p.as_ident().map(|i| i.value.clone()))
+                    .collect();
+                let table = self.0.types.tables.iter().find(|t| {
+                    parts.last().is_some_and(|n| n.eq_ignore_ascii_case(&t.name))
+                        && (parts.len() < 2 || parts[parts.len() - 2].eq_ignore_ascii_case(&t.schema))
+                });
+                if let Some(t) = table {
+                    let key = alias.as_ref().map_or(t.name.clone(), |a| a.name.value.clone());
+                    self.0.scope.push((key, t));
+                }
+            }
+            ControlFlow::Continue(())
         }
         fn pre_visit_relation(&mut self, rel: &mut ObjectName) -> ControlFlow<Self::Break> {
             if let (Some(s), 1) = (&self.0.schema, rel.0.len()) {
@@ -668,8 +764,8 @@ fn rewrite(
         return Err(u);
     }
     unquote_function_names(node);
-    struct Exprs<'a>(&'a mut Rewriter);
-    impl VisitorMut for Exprs<'_> {
+    struct Exprs<'r, 'a>(&'r mut Rewriter<'a>);
+    impl VisitorMut for Exprs<'_, '_> {
         type Break = Untranslatable;
         fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<Self::Break> {
             self.0.post_visit_expr(e)
@@ -712,42 +808,48 @@ impl IntoExpr for Parser<'_> {
 }
 
 /// A scalar expression (default, check, generated column, partition key).
-pub fn expr(from: Engine, to: Engine, sql: &str) -> Result<Translated, Untranslatable> {
-    expr_in(from, to, sql, false)
+pub fn expr(from: Engine, to: Engine, sql: &str, types: Types<'_>) -> Result<Translated, Untranslatable> {
+    expr_in(from, to, sql, false, types)
 }
 
 /// An expression inside a trigger body, where `NEW` / `OLD` are records.
-pub fn trigger_expr(from: Engine, to: Engine, sql: &str) -> Result<Translated, Untranslatable> {
-    expr_in(from, to, sql, true)
+pub fn trigger_expr(from: Engine, to: Engine, sql: &str, types: Types<'_>) -> Result<Translated, Untranslatable> {
+    expr_in(from, to, sql, true, types)
 }
 
-fn expr_in(from: Engine, to: Engine, sql: &str, trigger: bool) -> Result<Translated, Untranslatable> {
+fn expr_in(from: Engine, to: Engine, sql: &str, trigger: bool, types: Types<'_>) -> Result<Translated, Untranslatable> {
     let d = dialect(from);
     let mut e = Parser::new(d.as_ref())
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_expr())
         .map_err(|e| parser_err("expression", e))?;
-    let notes = rewrite(from, to, trigger, None, &mut e)?;
+    let notes = rewrite(from, to, trigger, None, types, &mut e)?;
     let out = e.to_string();
     check_parses(to, "expression", &out, true)?;
     Ok(Translated { sql: out, notes })
 }
 
 /// A view's SELECT.
-pub fn query(from: Engine, to: Engine, sql: &str, schema: &str) -> Result<Translated, Untranslatable> {
+pub fn query(
+    from: Engine,
+    to: Engine,
+    sql: &str,
+    schema: &str,
+    types: Types<'_>,
+) -> Result<Translated, Untranslatable> {
     let d = dialect(from);
     let mut q = Parser::new(d.as_ref())
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_query())
         .map_err(|e| parser_err("view query", e))?;
-    let notes = rewrite(from, to, false, Some(schema), &mut q)?;
+    let notes = rewrite(from, to, false, Some(schema), types, &mut q)?;
     let out = q.to_string();
     check_parses(to, "view query", &out, false)?;
     Ok(Translated { sql: out, notes })
 }
 
 /// One INSERT, UPDATE or DELETE of a trigger body.
-pub fn dml(from: Engine, to: Engine, sql: &str, schema: &str) -> Result<Translated, Untranslatable> {
+pub fn dml(from: Engine, to: Engine, sql: &str, schema: &str, types: Types<'_>) -> Result<Translated, Untranslatable> {
     let d = dialect(from);
     let mut stmts = Parser::parse_sql(d.as_ref(), sql).map_err(|e| parser_err("statement", e))?;
     let [stmt] = stmts.as_mut_slice() else {
@@ -756,7 +858,7 @@ pub fn dml(from: Engine, to: Engine, sql: &str, schema: &str) -> Result<Translat
     if !matches!(stmt, Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_)) {
         return Err(Untranslatable(format!("statement kind: {}", first_word(sql))));
     }
-    let notes = rewrite(from, to, true, Some(schema), stmt)?;
+    let notes = rewrite(from, to, true, Some(schema), types, stmt)?;
     let out = stmt.to_string();
     check_parses(to, "statement", &out, false)?;
     Ok(Translated { sql: out, notes })
@@ -864,7 +966,7 @@ mod tests {
     #[test]
     fn translates_a_mariadb_view() {
         let q = "select `c`.`id` AS `id`,ifnull(sum(`o`.`amount`),0) AS `spent`,concat(`c`.`email`,' ',`c`.`Name`) AS `label` from (`shop`.`customers` `c` left join `shop`.`orders` `o` on(`o`.`customer_id` = `c`.`id`)) group by `c`.`id`";
-        let t = query(Mysql, Postgres, q, "shop").unwrap();
+        let t = query(Mysql, Postgres, q, "shop", Types::default()).unwrap();
         assert!(t.sql.contains("coalesce(sum(o.amount), 0) AS spent"), "{}", t.sql);
         assert!(
             t.sql
@@ -882,15 +984,22 @@ mod tests {
 
     #[test]
     fn refuses_what_it_does_not_know() {
-        let e = query(Mysql, Postgres, "select soundex(`d`) AS `y` from `t`", "shop").unwrap_err();
+        let e = query(
+            Mysql,
+            Postgres,
+            "select soundex(`d`) AS `y` from `t`",
+            "shop",
+            Types::default(),
+        )
+        .unwrap_err();
         assert!(e.0.contains("soundex"), "{e}");
-        assert!(expr(Mysql, Postgres, "a || b").is_err());
+        assert!(expr(Mysql, Postgres, "a || b", Types::default()).is_err());
     }
 
     #[test]
     fn translates_a_postgres_view() {
         let q = "SELECT u.id, 'user '::text || u.name AS label, COALESCE(sum(i.total), 0::numeric) AS spent FROM app.users u LEFT JOIN app.invoices i ON i.user_id = u.id GROUP BY u.id";
-        let t = query(Postgres, Mysql, q, "app").unwrap();
+        let t = query(Postgres, Mysql, q, "app", Types::default()).unwrap();
         assert!(
             t.sql.contains("CONCAT(CAST('user ' AS CHAR), u.name) AS label"),
             "{}",
@@ -906,37 +1015,89 @@ mod tests {
 
     #[test]
     fn translates_trigger_statements() {
-        let t = trigger_expr(Mysql, Postgres, "upper(NEW.sku)").unwrap();
+        let t = trigger_expr(Mysql, Postgres, "upper(NEW.sku)", Types::default()).unwrap();
         assert_eq!(t.sql, "upper(new.sku)");
         let s = dml(
             Mysql,
             Postgres,
             "INSERT INTO audit_log (product_id, action) VALUES (NEW.id, 'update')",
             "shop",
+            Types::default(),
         )
         .unwrap();
         assert_eq!(
             s.sql,
             "INSERT INTO shop.audit_log (product_id, action) VALUES (new.id, 'update')"
         );
-        let t = trigger_expr(Postgres, Mysql, "now()").unwrap();
+        let t = trigger_expr(Postgres, Mysql, "now()", Types::default()).unwrap();
         assert_eq!(t.sql, "CURRENT_TIMESTAMP");
     }
 
     #[test]
     fn translates_date_patterns() {
-        let t = expr(Mysql, Postgres, "date_format(`d`, '%Y-%m-%d %H:%i')").unwrap();
+        let t = expr(Mysql, Postgres, "date_format(`d`, '%Y-%m-%d %H:%i')", Types::default()).unwrap();
         assert_eq!(t.sql, "to_char(d, 'YYYY-MM-DD HH24:MI')");
-        assert!(expr(Mysql, Postgres, "date_format(`d`, '%W')").is_err());
-        assert!(expr(Mysql, Postgres, "date_format(`d`, 'Week %u')").is_err());
-        let t = expr(Postgres, Mysql, "to_char(d, 'YYYY-MM')").unwrap();
+        assert!(expr(Mysql, Postgres, "date_format(`d`, '%W')", Types::default()).is_err());
+        assert!(expr(Mysql, Postgres, "date_format(`d`, 'Week %u')", Types::default()).is_err());
+        let t = expr(Postgres, Mysql, "to_char(d, 'YYYY-MM')", Types::default()).unwrap();
         assert_eq!(t.sql, "DATE_FORMAT(d, '%Y-%m')");
-        assert!(expr(Postgres, Mysql, "to_char(n, '999')").is_err(), "number patterns");
+        assert!(
+            expr(Postgres, Mysql, "to_char(n, '999')", Types::default()).is_err(),
+            "number patterns"
+        );
+    }
+
+    fn table(cols: &[(&str, &str)]) -> TableSchema {
+        use ferry_common::schema::{Column, CopyFormat};
+        TableSchema {
+            engine: Postgres,
+            schema: "app".into(),
+            name: "t".into(),
+            columns: cols
+                .iter()
+                .map(|(n, t)| Column {
+                    name: n.to_string(),
+                    type_sql: t.to_string(),
+                    not_null: false,
+                    default: None,
+                    identity: None,
+                    generated: None,
+                    collation: None,
+                })
+                .collect(),
+            primary_key: None,
+            partition_key: None,
+            partitions: vec![],
+            indexes: vec![],
+            index_list: vec![],
+            constraints: vec![],
+            sequences: vec![],
+            rows_estimate: 0,
+            size_bytes: 0,
+            pages: 0,
+            copy_format: CopyFormat::Text,
+            key_samples: vec![],
+        }
+    }
+
+    #[test]
+    fn refuses_arithmetic_on_date_columns() {
+        let tables = [table(&[("d", "date"), ("n", "integer")])];
+        let types = Types {
+            tables: &tables,
+            row: None,
+        };
+        assert!(query(Postgres, Mysql, "SELECT x.d + 1 AS e FROM app.t x", "app", types).is_err());
+        assert!(query(Postgres, Mysql, "SELECT d - 7 AS e FROM app.t", "app", types).is_err());
+        assert!(query(Postgres, Mysql, "SELECT x.n + 1 AS e FROM app.t x", "app", types).is_ok());
+        let row = Types::of_row(&tables[0]);
+        assert!(trigger_expr(Postgres, Mysql, "NEW.d + 1", row).is_err());
+        assert!(trigger_expr(Postgres, Mysql, "NEW.n + 1", row).is_ok());
     }
 
     #[test]
     fn notes_division() {
-        let t = expr(Mysql, Postgres, "`price` * (1 - `rate` / 100)").unwrap();
+        let t = expr(Mysql, Postgres, "`price` * (1 - `rate` / 100)", Types::default()).unwrap();
         assert_eq!(t.sql, "price * (1 - (CAST(rate AS numeric) / 100))");
         assert_eq!(t.notes.len(), 1);
     }

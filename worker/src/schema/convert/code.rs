@@ -4,6 +4,7 @@
 //! skeleton of the target's signature.
 
 use super::*;
+use translate::Types;
 
 /// Effort to rewrite a body by hand, by its length.
 fn rewrite_effort(body: &str) -> Effort {
@@ -20,7 +21,13 @@ fn commented(body: &str) -> String {
 }
 
 /// One statement of a simple body: an assignment to a NEW column, or DML.
-fn body_statement(from: Engine, to: Engine, stmt: &str, schema: &str) -> Result<translate::Translated, Untranslatable> {
+fn body_statement(
+    from: Engine,
+    to: Engine,
+    stmt: &str,
+    schema: &str,
+    types: Types<'_>,
+) -> Result<translate::Translated, Untranslatable> {
     let first = stmt.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
     // `SET NEW.a = x, NEW.b = y` (MySQL) or `NEW.a := x` (PL/pgSQL).
     let assignments: Option<Vec<(&str, &str)>> = match (from, first.as_str()) {
@@ -48,7 +55,7 @@ fn body_statement(from: Engine, to: Engine, stmt: &str, schema: &str) -> Result<
                 return Err(Untranslatable(format!("assignment to {lhs}")));
             }
             let col = col.trim().trim_matches(['`', '"']);
-            let tr = translate::trigger_expr(from, to, rhs.trim())?;
+            let tr = translate::trigger_expr(from, to, rhs.trim(), types)?;
             notes.extend(tr.notes);
             out.push(match to {
                 Engine::Postgres => format!("new.{} := {};", ident(to, col), tr.sql),
@@ -63,7 +70,7 @@ fn body_statement(from: Engine, to: Engine, stmt: &str, schema: &str) -> Result<
     if !matches!(first.as_str(), "INSERT" | "UPDATE" | "DELETE") {
         return Err(Untranslatable(format!("a {first} statement in the body")));
     }
-    let tr = translate::dml(from, to, stmt, schema)?;
+    let tr = translate::dml(from, to, stmt, schema, types)?;
     Ok(translate::Translated {
         sql: format!("{};", tr.sql),
         notes: tr.notes,
@@ -172,6 +179,7 @@ struct Body<'a> {
     pos: usize,
     /// A trigger body: assignments to `NEW` columns are allowed.
     record: bool,
+    types: Types<'a>,
     notes: Vec<String>,
 }
 
@@ -206,7 +214,7 @@ impl Body<'_> {
                     first_words(&piece, 1)
                 )));
             } else {
-                let tr = body_statement(self.from, self.to, &piece, self.schema)?;
+                let tr = body_statement(self.from, self.to, &piece, self.schema, self.types)?;
                 self.notes.extend(tr.notes);
                 lines.push(tr.sql);
             }
@@ -214,7 +222,7 @@ impl Body<'_> {
     }
 
     fn cond(&mut self, c: &str) -> Result<String, Untranslatable> {
-        let tr = translate::trigger_expr(self.from, self.to, c)?;
+        let tr = translate::trigger_expr(self.from, self.to, c, self.types)?;
         self.notes.extend(tr.notes);
         Ok(tr.sql)
     }
@@ -256,6 +264,7 @@ fn body_lines(
     stmts: &[String],
     schema: &str,
     record: bool,
+    types: Types<'_>,
 ) -> Result<(Vec<String>, Vec<String>), Untranslatable> {
     let mut b = Body {
         from,
@@ -264,6 +273,7 @@ fn body_lines(
         pieces: stmts,
         pos: 0,
         record,
+        types,
         notes: vec![],
     };
     let (lines, closer) = b.block(None)?;
@@ -327,7 +337,12 @@ impl Converter<'_> {
                     .strip_prefix("RETURN ")
                     .or_else(|| body.strip_prefix("return "))
                     .ok_or_else(|| Untranslatable("a function body other than a single RETURN".into()))?;
-                let tr = translate::expr(Engine::Mysql, Engine::Postgres, expr.trim().trim_end_matches(';'))?;
+                let tr = translate::expr(
+                    Engine::Mysql,
+                    Engine::Postgres,
+                    expr.trim().trim_end_matches(';'),
+                    self.types(None),
+                )?;
                 Ok((
                     format!(
                         "CREATE OR REPLACE FUNCTION {qn}({params}) RETURNS {ret} LANGUAGE sql {} AS $ferry$\n  SELECT {}\n$ferry$;",
@@ -343,7 +358,7 @@ impl Converter<'_> {
                 }
                 let expr = translate::lone_select(Engine::Postgres, &r.body)
                     .ok_or_else(|| Untranslatable("a SQL function body other than SELECT <expression>".into()))?;
-                let tr = translate::expr(Engine::Postgres, Engine::Mysql, &expr)?;
+                let tr = translate::expr(Engine::Postgres, Engine::Mysql, &expr, self.types(None))?;
                 Ok((
                     format!(
                         "CREATE FUNCTION {qn}({}) RETURNS {ret}{}\nRETURN {};",
@@ -360,7 +375,7 @@ impl Converter<'_> {
                 }
                 let stmts = translate::body_statements(self.from(), &r.body)
                     .ok_or_else(|| Untranslatable("a body with blocks, declarations, loops or handlers".into()))?;
-                let (lines, notes) = body_lines(self.from(), self.to, &stmts, &r.schema, false)?;
+                let (lines, notes) = body_lines(self.from(), self.to, &stmts, &r.schema, false, self.types(None))?;
                 let lines: Vec<String> = lines.iter().flat_map(|l| l.lines()).map(str::to_string).collect();
                 Ok((
                     match self.to {
@@ -462,7 +477,7 @@ impl Converter<'_> {
             self.object(Category::Views, &name, vec![]);
             return;
         }
-        match translate::query(self.from(), self.to, &v.query, &v.schema) {
+        match translate::query(self.from(), self.to, &v.query, &v.schema, self.types(None)) {
             Ok(tr) => {
                 let mut items = vec![];
                 self.notes(Category::Views, &name, &tr.notes, &v.definition, &mut items);
@@ -616,7 +631,12 @@ impl Converter<'_> {
                 )));
             }
         }
-        let (lines, notes) = body_lines(self.from(), self.to, &stmts, &t.schema, true)?;
+        let row = self
+            .cat
+            .tables
+            .iter()
+            .find(|x| x.schema == t.schema && x.name == t.table);
+        let (lines, notes) = body_lines(self.from(), self.to, &stmts, &t.schema, true, self.types(row))?;
         let lines: Vec<String> = lines.iter().flat_map(|l| l.lines()).map(str::to_string).collect();
         let mut items = vec![];
         let sql = match self.to {
@@ -682,7 +702,7 @@ mod tests {
 
     fn lines(from: Engine, to: Engine, body: &str) -> Result<String, Untranslatable> {
         let pieces = translate::body_statements(from, body).expect("a simple body");
-        body_lines(from, to, &pieces, "s", true).map(|(l, _)| l.join("\n"))
+        body_lines(from, to, &pieces, "s", true, Types::default()).map(|(l, _)| l.join("\n"))
     }
 
     #[test]

@@ -389,7 +389,7 @@ impl Converter<'_> {
                 self.object(Category::Constraints, &object, vec![]);
                 continue;
             }
-            let translated = translate::expr(self.from(), self.to, &clause);
+            let translated = translate::expr(self.from(), self.to, &clause, translate::Types::of_row(t));
             let mut items = vec![];
             match translated {
                 Ok(tr) => {

@@ -120,6 +120,15 @@ impl Converter<'_> {
         self.cat.engine
     }
 
+    /// Column types for the translator: the catalog's tables, and `row` for
+    /// bare names and NEW / OLD.
+    fn types<'t>(&'t self, row: Option<&'t TableSchema>) -> translate::Types<'t> {
+        translate::Types {
+            tables: &self.cat.tables,
+            row,
+        }
+    }
+
     fn q(&self, name: &str) -> String {
         ident(self.to, name)
     }

@@ -261,13 +261,15 @@ impl Converter<'_> {
             // The data path copies a generated column's values between
             // engines (and writes them during CDC), so the target column
             // must take writes: a plain column, with the expression proposed.
-            let proposed = translate::expr(self.from(), self.to, g).ok().map(|tr| {
-                format!(
-                    "-- once the migration is over:\n-- {} GENERATED ALWAYS AS ({}) STORED",
-                    self.q(&col.name),
-                    tr.sql
-                )
-            });
+            let proposed = translate::expr(self.from(), self.to, g, translate::Types::of_row(t))
+                .ok()
+                .map(|tr| {
+                    format!(
+                        "-- once the migration is over:\n-- {} GENERATED ALWAYS AS ({}) STORED",
+                        self.q(&col.name),
+                        tr.sql
+                    )
+                });
             items.push(self.item(
                 Category::Columns,
                 &object,
@@ -283,7 +285,7 @@ impl Converter<'_> {
             ));
         } else if let Some(g) = &col.generated {
             // Same engine: the expression as the source has it.
-            match translate::expr(self.from(), self.to, g).or_else(|u| {
+            match translate::expr(self.from(), self.to, g, translate::Types::of_row(t)).or_else(|u| {
                 if self.from() == self.to {
                     Ok(translate::Translated {
                         sql: g.clone(),
@@ -440,7 +442,7 @@ impl Converter<'_> {
                 }
             }
         }
-        match translate::expr(self.from(), self.to, dflt) {
+        match translate::expr(self.from(), self.to, dflt, translate::Types::default()) {
             Ok(tr) => {
                 self.notes(Category::Columns, object, &tr.notes, dflt, items);
                 let plain = tr.sql.starts_with("CURRENT_TIMESTAMP") || tr.sql.starts_with("CURRENT_DATE");

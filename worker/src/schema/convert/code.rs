@@ -283,6 +283,42 @@ fn body_lines(
     Ok((lines, b.notes))
 }
 
+/// A routine's parameters as the columns of a table, so that the
+/// translator knows their types (bare names in the body).
+fn params_table(engine: Engine, r: &Routine) -> TableSchema {
+    use ferry_common::schema::CopyFormat;
+    TableSchema {
+        engine,
+        schema: r.schema.clone(),
+        name: r.name.clone(),
+        columns: r
+            .params
+            .iter()
+            .map(|p| Column {
+                name: p.name.clone(),
+                type_sql: p.type_sql.clone(),
+                not_null: false,
+                default: None,
+                identity: None,
+                generated: None,
+                collation: None,
+            })
+            .collect(),
+        primary_key: None,
+        partition_key: None,
+        partitions: vec![],
+        indexes: vec![],
+        index_list: vec![],
+        constraints: vec![],
+        sequences: vec![],
+        rows_estimate: 0,
+        size_bytes: 0,
+        pages: 0,
+        copy_format: CopyFormat::Text,
+        key_samples: vec![],
+    }
+}
+
 /// Splits at `sep` outside parentheses and quotes.
 fn split_top_level(s: &str, sep: char) -> Vec<&str> {
     let (mut out, mut depth, mut quote, mut start) = (vec![], 0i32, None::<char>, 0);
@@ -323,6 +359,8 @@ impl Converter<'_> {
 
     /// The converted routine, or why not.
     fn routine_sql(&self, r: &Routine) -> Result<(String, Vec<String>), Untranslatable> {
+        // Parameters typed like a row's columns, for the translator.
+        let params_row = params_table(self.from(), r);
         let params = self.params(r)?.join(", ");
         let qn = self.qualified(&r.schema, &r.name);
         let returns = match &r.returns {
@@ -341,7 +379,7 @@ impl Converter<'_> {
                     Engine::Mysql,
                     Engine::Postgres,
                     expr.trim().trim_end_matches(';'),
-                    self.types(None),
+                    self.types(Some(&params_row)),
                 )?;
                 Ok((
                     format!(
@@ -358,7 +396,7 @@ impl Converter<'_> {
                 }
                 let expr = translate::lone_select(Engine::Postgres, &r.body)
                     .ok_or_else(|| Untranslatable("a SQL function body other than SELECT <expression>".into()))?;
-                let tr = translate::expr(Engine::Postgres, Engine::Mysql, &expr, self.types(None))?;
+                let tr = translate::expr(Engine::Postgres, Engine::Mysql, &expr, self.types(Some(&params_row)))?;
                 Ok((
                     format!(
                         "CREATE FUNCTION {qn}({}) RETURNS {ret}{}\nRETURN {};",
@@ -375,7 +413,14 @@ impl Converter<'_> {
                 }
                 let stmts = translate::body_statements(self.from(), &r.body)
                     .ok_or_else(|| Untranslatable("a body with blocks, declarations, loops or handlers".into()))?;
-                let (lines, notes) = body_lines(self.from(), self.to, &stmts, &r.schema, false, self.types(None))?;
+                let (lines, notes) = body_lines(
+                    self.from(),
+                    self.to,
+                    &stmts,
+                    &r.schema,
+                    false,
+                    self.types(Some(&params_row)),
+                )?;
                 let lines: Vec<String> = lines.iter().flat_map(|l| l.lines()).map(str::to_string).collect();
                 Ok((
                     match self.to {

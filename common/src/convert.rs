@@ -256,15 +256,7 @@ mod tests {
     use super::*;
 
     fn col(name: &str, ty: &str) -> Column {
-        Column {
-            name: name.into(),
-            type_sql: ty.into(),
-            not_null: false,
-            default: None,
-            identity: None,
-            generated: None,
-            collation: None,
-        }
+        Column::plain(name, ty)
     }
 
     #[test]
@@ -313,36 +305,26 @@ mod tests {
 
     #[test]
     fn bounds_text_keys_for_mysql() {
-        let mut t = TableSchema {
-            engine: Engine::Postgres,
-            schema: "app".into(),
-            name: "t".into(),
-            columns: vec![
+        let mut t = TableSchema::bare(
+            Engine::Postgres,
+            "app",
+            "t",
+            vec![
                 col("a", "text"),
                 col("b", "text"),
                 col("c", "bytea"),
                 col("d", "integer"),
             ],
-            primary_key: Some(PrimaryKey {
-                name: "t_pkey".into(),
-                columns: vec!["a".into(), "d".into()],
-            }),
-            partition_key: None,
-            partitions: vec![],
-            indexes: vec![],
-            index_list: vec![],
-            constraints: vec![Constraint {
-                name: "t_a_b_key".into(),
-                kind: ConstraintKind::Unique,
-                definition: "UNIQUE (a, b)".into(),
-            }],
-            sequences: vec![],
-            rows_estimate: 0,
-            size_bytes: 0,
-            pages: 0,
-            copy_format: CopyFormat::Text,
-            key_samples: vec![],
-        };
+        );
+        t.primary_key = Some(PrimaryKey {
+            name: "t_pkey".into(),
+            columns: vec!["a".into(), "d".into()],
+        });
+        t.constraints = vec![Constraint {
+            name: "t_a_b_key".into(),
+            kind: ConstraintKind::Unique,
+            definition: "UNIQUE (a, b)".into(),
+        }];
         let k = mysql_key_types(&t);
         assert_eq!(
             k,

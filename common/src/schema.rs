@@ -152,7 +152,44 @@ pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+impl Column {
+    /// A nullable column without default, generator or collation.
+    pub fn plain(name: &str, type_sql: &str) -> Column {
+        Column {
+            name: name.into(),
+            type_sql: type_sql.into(),
+            not_null: false,
+            default: None,
+            identity: None,
+            generated: None,
+            collation: None,
+        }
+    }
+}
+
 impl TableSchema {
+    /// A table of these columns only: no keys, indexes or statistics.
+    pub fn bare(engine: Engine, schema: &str, name: &str, columns: Vec<Column>) -> TableSchema {
+        TableSchema {
+            engine,
+            schema: schema.into(),
+            name: name.into(),
+            columns,
+            primary_key: None,
+            partition_key: None,
+            partitions: vec![],
+            indexes: vec![],
+            index_list: vec![],
+            constraints: vec![],
+            sequences: vec![],
+            rows_estimate: 0,
+            size_bytes: 0,
+            pages: 0,
+            copy_format: CopyFormat::Text,
+            key_samples: vec![],
+        }
+    }
+
     pub fn qualified(&self) -> String {
         format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
     }

@@ -1048,36 +1048,11 @@ mod tests {
     }
 
     fn table(cols: &[(&str, &str)]) -> TableSchema {
-        use ferry_common::schema::{Column, CopyFormat};
-        TableSchema {
-            engine: Postgres,
-            schema: "app".into(),
-            name: "t".into(),
-            columns: cols
-                .iter()
-                .map(|(n, t)| Column {
-                    name: n.to_string(),
-                    type_sql: t.to_string(),
-                    not_null: false,
-                    default: None,
-                    identity: None,
-                    generated: None,
-                    collation: None,
-                })
-                .collect(),
-            primary_key: None,
-            partition_key: None,
-            partitions: vec![],
-            indexes: vec![],
-            index_list: vec![],
-            constraints: vec![],
-            sequences: vec![],
-            rows_estimate: 0,
-            size_bytes: 0,
-            pages: 0,
-            copy_format: CopyFormat::Text,
-            key_samples: vec![],
-        }
+        let columns = cols
+            .iter()
+            .map(|(n, t)| ferry_common::schema::Column::plain(n, t))
+            .collect();
+        TableSchema::bare(Postgres, "app", "t", columns)
     }
 
     #[test]

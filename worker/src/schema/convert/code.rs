@@ -286,37 +286,8 @@ fn body_lines(
 /// A routine's parameters as the columns of a table, so that the
 /// translator knows their types (bare names in the body).
 fn params_table(engine: Engine, r: &Routine) -> TableSchema {
-    use ferry_common::schema::CopyFormat;
-    TableSchema {
-        engine,
-        schema: r.schema.clone(),
-        name: r.name.clone(),
-        columns: r
-            .params
-            .iter()
-            .map(|p| Column {
-                name: p.name.clone(),
-                type_sql: p.type_sql.clone(),
-                not_null: false,
-                default: None,
-                identity: None,
-                generated: None,
-                collation: None,
-            })
-            .collect(),
-        primary_key: None,
-        partition_key: None,
-        partitions: vec![],
-        indexes: vec![],
-        index_list: vec![],
-        constraints: vec![],
-        sequences: vec![],
-        rows_estimate: 0,
-        size_bytes: 0,
-        pages: 0,
-        copy_format: CopyFormat::Text,
-        key_samples: vec![],
-    }
+    let columns = r.params.iter().map(|p| Column::plain(&p.name, &p.type_sql)).collect();
+    TableSchema::bare(engine, &r.schema, &r.name, columns)
 }
 
 /// Splits at `sep` outside parentheses and quotes.

@@ -46,6 +46,17 @@ async fn mysql_schema_converts_to_postgres() -> anyhow::Result<()> {
     assert!(printed.contains("action items:"), "{printed}");
     let report = read_report(&out)?;
     assert_eq!(report["format"], "ferry-assessment/1");
+    assert_eq!(report["summary"]["tables"], 6);
+    let notes = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "shop.notes")
+        .unwrap();
+    assert_eq!(
+        (notes["primary_key"].as_bool(), notes["lob_columns"][0].as_str()),
+        (Some(false), Some("body"))
+    );
     let html = std::fs::read_to_string(out.join("report.html"))?;
     assert!(html.contains("<table") && html.contains("VIEW-SQL/shop.v_sounds"));
     assert!(

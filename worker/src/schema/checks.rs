@@ -33,6 +33,20 @@ fn check(id: &'static str, name: &str, ok: bool, bad: CheckStatus, pass: String,
     }
 }
 
+/// Columns that hold large objects (text, blob, bytea, JSON), which DMS
+/// calls LOBs: copied whole, and what makes rows big.
+pub fn lob_columns(engine: Engine, t: &ferry_common::schema::TableSchema) -> Vec<String> {
+    t.columns
+        .iter()
+        .filter(|c| {
+            let ty = c.type_sql.to_ascii_lowercase();
+            matches!(kind(engine, &c.type_sql), Kind::Bytes | Kind::Json)
+                || ty.contains("text") && !ty.starts_with("varchar")
+        })
+        .map(|c| c.name.clone())
+        .collect()
+}
+
 /// The task types `ferry task create --type` takes.
 pub fn needs_cdc(migration_type: &str) -> bool {
     migration_type.contains("cdc")
@@ -151,13 +165,7 @@ pub fn run(source: &Catalog, to: Engine, migration_type: &str, target: Option<&C
     let lobs: Vec<String> = source
         .tables
         .iter()
-        .filter(|t| {
-            t.columns.iter().any(|c| {
-                let ty = c.type_sql.to_ascii_lowercase();
-                matches!(kind(source.engine, &c.type_sql), Kind::Bytes | Kind::Json)
-                    || ty.contains("text") && !ty.starts_with("varchar")
-            })
-        })
+        .filter(|t| !lob_columns(source.engine, t).is_empty())
         .map(|t| t.display_name())
         .collect();
     out.push(check("LOB-COLUMNS", "tables with large objects", lobs.is_empty(), CheckStatus::Warning,

@@ -225,6 +225,16 @@ pub async fn assess_command(a: AssessArgs<'_>) -> anyhow::Result<bool> {
         },
         a.migration_type,
         checks,
+        cat.tables
+            .iter()
+            .map(|t| report::TableInfo {
+                name: t.display_name(),
+                rows_estimate: t.rows_estimate,
+                size_bytes: t.size_bytes,
+                primary_key: t.primary_key.is_some(),
+                lob_columns: checks::lob_columns(cat.engine, t),
+            })
+            .collect(),
         now_rfc3339(),
     );
     std::fs::create_dir_all(a.out).with_context(|| format!("creating {}", a.out.display()))?;

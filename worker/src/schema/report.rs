@@ -20,6 +20,18 @@ pub struct Report {
     pub action_items: Vec<ActionItem>,
     pub objects: Vec<ObjectResult>,
     pub premigration_checks: Vec<Check>,
+    /// The source's tables, for sizing the migration.
+    pub tables: Vec<TableInfo>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TableInfo {
+    pub name: String,
+    /// The catalog's estimates (statistics), not counts.
+    pub rows_estimate: u64,
+    pub size_bytes: u64,
+    pub primary_key: bool,
+    pub lob_columns: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -43,6 +55,9 @@ pub struct Summary {
     pub action_items: SeverityCounts,
     pub checks_failed: usize,
     pub checks_warning: usize,
+    pub tables: usize,
+    pub rows_estimate: u64,
+    pub size_bytes: u64,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -59,6 +74,7 @@ pub fn build(
     source: SourceInfo,
     migration_type: &str,
     checks: Vec<Check>,
+    tables: Vec<TableInfo>,
     generated_at: String,
 ) -> Report {
     let count = |o: Outcome| conv.objects.iter().filter(|x| x.outcome == o).count();
@@ -91,11 +107,15 @@ pub fn build(
             action_items: sev,
             checks_failed: checks.iter().filter(|c| c.status == CheckStatus::Failed).count(),
             checks_warning: checks.iter().filter(|c| c.status == CheckStatus::Warning).count(),
+            tables: tables.len(),
+            rows_estimate: tables.iter().map(|t| t.rows_estimate).sum(),
+            size_bytes: tables.iter().map(|t| t.size_bytes).sum(),
         },
         categories: summarize(&conv.objects),
         action_items: items,
         objects: conv.objects.clone(),
         premigration_checks: checks,
+        tables,
     }
 }
 
@@ -114,6 +134,12 @@ pub fn summary_text(r: &Report) -> String {
         s.converted_with_warnings,
         s.needing_action
     );
+    out.push_str(&format!(
+        "{} tables, about {} rows, {:.1} MiB\n",
+        s.tables,
+        s.rows_estimate,
+        s.size_bytes as f64 / 1_048_576.0
+    ));
     out.push_str(&format!(
         "action items: {} critical, {} high, {} medium, {} low, {} info\n",
         s.action_items.critical, s.action_items.high, s.action_items.medium, s.action_items.low, s.action_items.info
@@ -222,6 +248,19 @@ Action items: {} critical, {} high, {} medium, {} low, {} info.</p>\n",
             "<tr class=\"{}\" id=\"{}\"><td>{}</td><td>{}</td><td>{effort}</td><td>{}</td><td>{}<br><i>{}</i></td><td><pre>{}</pre></td><td><pre>{}</pre></td></tr>\n",
             i.severity.name(), esc(&i.id), esc(&i.id), i.severity.name(), esc(&i.object), esc(&i.message), esc(&i.action),
             esc(&i.source_sql), esc(i.proposed_sql.as_deref().unwrap_or(""))
+        ));
+    }
+    h.push_str(
+        "</table>\n<h2>Tables</h2>\n<table><tr><th>Table</th><th>Rows (estimate)</th><th>Size (MiB)</th><th>Primary key</th><th>LOB columns</th></tr>\n",
+    );
+    for t in &r.tables {
+        h.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td></tr>\n",
+            esc(&t.name),
+            t.rows_estimate,
+            t.size_bytes as f64 / 1_048_576.0,
+            if t.primary_key { "yes" } else { "no" },
+            esc(&t.lob_columns.join(", "))
         ));
     }
     h.push_str("</table>\n<h2>Objects</h2>\n<table><tr><th>Category</th><th>Object</th><th>Outcome</th><th>Action items</th></tr>\n");

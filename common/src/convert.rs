@@ -222,14 +222,28 @@ pub fn column_list(inner: &str) -> Option<Vec<IndexColumn>> {
 
 /// `CREATE [UNIQUE] INDEX name ON t USING btree (a, b)` as an index over
 /// plain columns; expression, partial and non-btree indexes give None.
+/// The index name of a `pg_get_indexdef` text.
+pub fn postgres_index_name(ddl: &str) -> String {
+    let rest = ddl
+        .strip_prefix("CREATE UNIQUE INDEX ")
+        .or_else(|| ddl.strip_prefix("CREATE INDEX "))
+        .unwrap_or(ddl);
+    rest.split(" ON ")
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .trim_matches('"')
+        .to_string()
+}
+
 pub fn postgres_index(ddl: &str) -> Option<Index> {
     let unique = ddl.starts_with("CREATE UNIQUE INDEX ");
-    let rest = ddl.strip_prefix(if unique {
+    ddl.strip_prefix(if unique {
         "CREATE UNIQUE INDEX "
     } else {
         "CREATE INDEX "
     })?;
-    let name = rest.split(" ON ").next()?.trim().trim_matches('"').to_string();
+    let name = postgres_index_name(ddl);
     let (_, cols) = ddl.split_once(" USING btree (")?;
     let cols = cols.strip_suffix(')')?;
     Some(Index {

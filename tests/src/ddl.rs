@@ -4,7 +4,7 @@
 
 use crate::mariadb::MariaDbServer;
 use crate::samples::MARIADB_SCHEMA;
-use crate::PgServer;
+use crate::{Ferry, PgServer};
 use anyhow::Result;
 use mysql_async::prelude::Queryable;
 use serde_json::Value;
@@ -13,6 +13,20 @@ use std::process::Command;
 
 /// What `ferry schema convert` writes, in the order they run.
 pub const DDL_FILES: [&str; 3] = ["pre-data.sql", "post-data.sql", "cutover.sql"];
+
+/// `ferry schema convert` of `source` for `engine` into `out`; what it printed.
+pub fn schema_convert(f: &Ferry, source: &str, engine: &str, out: &Path) -> String {
+    f.ok(&[
+        "schema",
+        "convert",
+        "--source",
+        source,
+        "--target-engine",
+        engine,
+        "--out",
+        out.to_str().expect("a UTF-8 path"),
+    ])
+}
 
 /// A psql command line for database `db` that stops at the first error.
 pub fn psql(pg: &PgServer, db: &str) -> String {

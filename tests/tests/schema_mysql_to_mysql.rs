@@ -48,16 +48,7 @@ async fn mysql_schema_copies_to_mysql() -> anyhow::Result<()> {
     let report = read_report(&out)?;
     assert_eq!(report["summary"]["needing_action"], 0, "{}", report["action_items"]);
     let ddl = dir.path().join("ddl");
-    f.ok(&[
-        "schema",
-        "convert",
-        "--source",
-        &src.url("shop"),
-        "--target-engine",
-        "mysql",
-        "--out",
-        ddl.to_str().unwrap(),
-    ]);
+    schema_convert(&f, &src.url("shop"), "mysql", &ddl);
 
     // The mysql client runs the files as they are.
     apply_with_mariadb(&copy, &ddl);

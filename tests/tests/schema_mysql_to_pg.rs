@@ -140,16 +140,7 @@ async fn mysql_schema_converts_to_postgres() -> anyhow::Result<()> {
 
     // Conversion: the files apply with psql as they are.
     let ddl = dir.path().join("ddl");
-    let printed = f.ok(&[
-        "schema",
-        "convert",
-        "--source",
-        &my.url("shop"),
-        "--target-engine",
-        "postgres",
-        "--out",
-        ddl.to_str().unwrap(),
-    ]);
+    let printed = schema_convert(&f, &my.url("shop"), "postgres", &ddl);
     assert!(printed.contains("need action"), "{printed}");
     pg.client("postgres")
         .await?
@@ -321,16 +312,7 @@ async fn schema_files_with_cdc_create_triggers_at_cutover() -> anyhow::Result<()
     let f = Ferry::start(2, 5000, &[])?;
     let dir = tempfile::tempdir()?;
     let ddl = dir.path().join("ddl");
-    f.ok(&[
-        "schema",
-        "convert",
-        "--source",
-        &my.url("shop"),
-        "--target-engine",
-        "postgres",
-        "--out",
-        ddl.to_str().unwrap(),
-    ]);
+    schema_convert(&f, &my.url("shop"), "postgres", &ddl);
     create_typed(
         &f,
         "live",

@@ -86,16 +86,7 @@ async fn postgres_schema_converts_to_mysql() -> anyhow::Result<()> {
     assert_eq!(status("TARGET-LOCAL-INFILE").as_deref(), Some("passed"));
 
     let ddl = dir.path().join("ddl");
-    f.ok(&[
-        "schema",
-        "convert",
-        "--source",
-        &pg.url("postgres"),
-        "--target-engine",
-        "mysql",
-        "--out",
-        ddl.to_str().unwrap(),
-    ]);
+    schema_convert(&f, &pg.url("postgres"), "mysql", &ddl);
     // The files run with the mariadb client as they are (DELIMITER blocks included).
     let scratch = MariaDbServer::start()?;
     apply_with_mariadb(&scratch, &ddl);
@@ -265,16 +256,7 @@ async fn postgres_schema_copies_to_postgres() -> anyhow::Result<()> {
     let report = read_report(&out)?;
     assert_eq!(report["summary"]["needing_action"], 0, "{}", report["action_items"]);
     let ddl = dir.path().join("ddl");
-    f.ok(&[
-        "schema",
-        "convert",
-        "--source",
-        &pg.url("postgres"),
-        "--target-engine",
-        "postgres",
-        "--out",
-        ddl.to_str().unwrap(),
-    ]);
+    schema_convert(&f, &pg.url("postgres"), "postgres", &ddl);
     apply_with_psql(&pg, "copy", &ddl);
     let catalog = "SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'app' AND c.relkind IN ('r','p','v','m','S','i'))::text
                         || '/' || (SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal)::text

@@ -42,17 +42,13 @@ pub fn mysql_statements(text: &str) -> Vec<String> {
             delimiter = t[10..].trim().to_string();
             continue;
         }
-        match t.strip_suffix(delimiter.as_str()) {
-            Some(body) => {
-                let end = line.rfind(delimiter.as_str()).unwrap_or(line.len());
-                cur.push_str(&line[..end]);
-                let _ = body;
-                out.push(std::mem::take(&mut cur).trim().to_string());
-            }
-            None => {
-                cur.push_str(line);
-                cur.push('\n');
-            }
+        if t.ends_with(delimiter.as_str()) {
+            let end = line.rfind(delimiter.as_str()).unwrap_or(line.len());
+            cur.push_str(&line[..end]);
+            out.push(std::mem::take(&mut cur).trim().to_string());
+        } else {
+            cur.push_str(line);
+            cur.push('\n');
         }
     }
     if !cur.trim().is_empty() {

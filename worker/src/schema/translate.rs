@@ -676,24 +676,6 @@ impl<'a> Rewriter<'a> {
     }
 }
 
-impl VisitorMut for Rewriter<'_> {
-    type Break = Untranslatable;
-
-    fn pre_visit_ident(&mut self, id: &mut Ident) -> ControlFlow<Self::Break> {
-        // Rendered later as target text by `ident`; quote_style None prints verbatim.
-        let quoted = ident(self.to, &id.value);
-        *id = Ident::new(quoted);
-        ControlFlow::Continue(())
-    }
-
-    fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<Self::Break> {
-        match self.expr(e) {
-            Ok(()) => ControlFlow::Continue(()),
-            Err(u) => ControlFlow::Break(u),
-        }
-    }
-}
-
 /// Function names were requoted with every other identifier; undo that so
 /// `function` sees the plain name.
 fn unquote_function_names(v: &mut impl VisitMut) {
@@ -732,7 +714,9 @@ fn rewrite(
     impl VisitorMut for Idents<'_, '_> {
         type Break = Untranslatable;
         fn pre_visit_ident(&mut self, id: &mut Ident) -> ControlFlow<Self::Break> {
-            self.0.pre_visit_ident(id)
+            // The target's spelling; quote_style None prints it verbatim.
+            *id = Ident::new(ident(self.0.to, &id.value));
+            ControlFlow::Continue(())
         }
         fn pre_visit_table_factor(&mut self, f: &mut TableFactor) -> ControlFlow<Self::Break> {
             // Before its identifiers are requoted: the names as written.
@@ -768,7 +752,10 @@ fn rewrite(
     impl VisitorMut for Exprs<'_, '_> {
         type Break = Untranslatable;
         fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<Self::Break> {
-            self.0.post_visit_expr(e)
+            match self.0.expr(e) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(u) => ControlFlow::Break(u),
+            }
         }
     }
     if let ControlFlow::Break(u) = node.visit(&mut Exprs(&mut r)) {
@@ -782,11 +769,11 @@ fn rewrite(
 /// Parses `sql` with the target's dialect: text that does not is refused.
 fn check_parses(to: Engine, what: &str, sql: &str, expr: bool) -> Result<(), Untranslatable> {
     let d = dialect(to);
-    let p = Parser::new(d.as_ref())
-        .try_with_sql(sql)
-        .map_err(|e| parser_err(what, e))?;
     let res = if expr {
-        p.into_expr()
+        Parser::new(d.as_ref())
+            .try_with_sql(sql)
+            .and_then(|mut p| p.parse_expr())
+            .map(|_| ())
     } else {
         Parser::parse_sql(d.as_ref(), sql).map(|_| ())
     };
@@ -795,16 +782,6 @@ fn check_parses(to: Engine, what: &str, sql: &str, expr: bool) -> Result<(), Unt
             "the translated {what} does not parse on the target ({e}): {sql}"
         ))
     })
-}
-
-trait IntoExpr {
-    fn into_expr(self) -> Result<(), sqlparser::parser::ParserError>;
-}
-
-impl IntoExpr for Parser<'_> {
-    fn into_expr(mut self) -> Result<(), sqlparser::parser::ParserError> {
-        self.parse_expr().map(|_| ())
-    }
 }
 
 /// A scalar expression (default, check, generated column, partition key).

@@ -339,13 +339,23 @@ pub async fn load_rows(
         Ok(stream)
     });
     // The stream is read as bytes (binary and spatial values pass as they
-    // are); text is UTF-8 in the value model, so text columns take it
-    // through CONVERT, which the server then stores in the column's own
-    // character set (latin1 columns included).
+    // are); text is UTF-8 in the value model, so the text columns of another
+    // character set (latin1, ...) take it through CONVERT, which the server
+    // then stores in the column's own set. Asked once per segment, so that
+    // utf8mb4 columns, the usual case, cost nothing per row.
+    let other_charset: Vec<String> = c
+        .exec(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS
+              WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CHARACTER_SET_NAME IS NOT NULL
+                AND CHARACTER_SET_NAME NOT IN ('utf8mb4', 'binary')",
+            (t.schema.clone(), t.name.clone()),
+        )
+        .await
+        .map_err(q("reading the target's column character sets"))?;
     let mut cols: Vec<String> = vec![];
     let mut sets: Vec<String> = vec![];
     for (i, col) in t.copy_columns().enumerate() {
-        if ferry_common::typemap::mysql_kind(&col.type_sql) == ferry_common::typemap::Kind::Text {
+        if other_charset.contains(&col.name) {
             cols.push(format!("@v{i}"));
             sets.push(format!("{} = CONVERT(@v{i} USING utf8mb4)", quote_ident(&col.name)));
         } else {

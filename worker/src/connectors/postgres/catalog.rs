@@ -129,14 +129,7 @@ pub async fn catalog(ep: &Endpoint, mappings: &TableMappings) -> Result<Catalog,
             ),
             "d" => {
                 let base: String = r.get(3);
-                let mut d = format!("CREATE DOMAIN {qn} AS {base}");
-                if let Some(def) = r.get::<_, Option<String>>(8) {
-                    d.push_str(&format!(" DEFAULT {def}"));
-                }
-                if r.get::<_, bool>(7) {
-                    d.push_str(" NOT NULL");
-                }
-                d.push_str(&text(&r, 6));
+                let d = super::introspect::domain_ddl(&qn, &base, r.get(8), r.get(7), &text(&r, 6));
                 (UserTypeKind::Domain, d, Some(base))
             }
             _ => (

@@ -80,15 +80,13 @@ pub async fn introspect(
                 r.get::<_, Option<String>>(6).unwrap_or_default()
             )
         } else {
-            let mut d = format!("CREATE DOMAIN {qn} AS {}", r.get::<_, String>(3));
-            if let Some(def) = r.get::<_, Option<String>>(5) {
-                d.push_str(&format!(" DEFAULT {def}"));
-            }
-            if r.get::<_, bool>(4) {
-                d.push_str(" NOT NULL");
-            }
-            d.push_str(&r.get::<_, Option<String>>(7).unwrap_or_default());
-            d
+            domain_ddl(
+                &qn,
+                &r.get::<_, String>(3),
+                r.get(5),
+                r.get(4),
+                &r.get::<_, Option<String>>(7).unwrap_or_default(),
+            )
         };
         if !out.schemas.contains(&schema) {
             out.schemas.push(schema.clone());
@@ -96,6 +94,20 @@ pub async fn introspect(
         out.types.push(TypeDef { schema, name, ddl });
     }
     Ok(out)
+}
+
+/// `CREATE DOMAIN` from the catalog's parts (`constraints`: the
+/// ` CONSTRAINT name CHECK (...)` clauses, concatenated).
+pub(super) fn domain_ddl(qn: &str, base: &str, default: Option<String>, not_null: bool, constraints: &str) -> String {
+    let mut d = format!("CREATE DOMAIN {qn} AS {base}");
+    if let Some(def) = default {
+        d.push_str(&format!(" DEFAULT {def}"));
+    }
+    if not_null {
+        d.push_str(" NOT NULL");
+    }
+    d.push_str(constraints);
+    d
 }
 
 async fn table(

@@ -9,17 +9,10 @@ impl Converter<'_> {
         let tname = t.display_name();
         if self.from() == Engine::Postgres && self.to == Engine::Postgres {
             for idx in &t.indexes {
-                let name = idx
-                    .split(" ON ")
-                    .next()
-                    .unwrap_or_default()
-                    .rsplit(' ')
-                    .next()
-                    .unwrap_or_default();
                 self.post(&tname, format!("{idx};"));
                 self.object(
                     Category::Indexes,
-                    &format!("{tname}.{}", name.trim_matches('"')),
+                    &format!("{tname}.{}", postgres_index_name(idx)),
                     vec![],
                 );
             }
@@ -31,16 +24,7 @@ impl Converter<'_> {
                 match postgres_index(ddl) {
                     Some(i) => list.push((i, Some(ddl.clone()))),
                     None => {
-                        let name = ddl
-                            .split(" ON ")
-                            .next()
-                            .unwrap_or_default()
-                            .rsplit(' ')
-                            .next()
-                            .unwrap_or_default()
-                            .trim_matches('"')
-                            .to_string();
-                        let object = format!("{tname}.{name}");
+                        let object = format!("{tname}.{}", postgres_index_name(ddl));
                         let id = self.item(
                             Category::Indexes,
                             &object,
@@ -185,15 +169,9 @@ impl Converter<'_> {
     ) -> Option<String> {
         let mut cols = vec![];
         for c in &idx.columns {
-            let bounded = (self.from() != Engine::Mysql)
-                .then(|| {
-                    ferry_common::convert::mysql_key_types(t)
-                        .into_iter()
-                        .find(|(x, _)| x == &c.name)
-                })
-                .flatten()
-                .map(|(_, ty)| ty);
-            let ty = bounded
+            let ty = self
+                .key_type(&c.name)
+                .map(str::to_string)
                 .or_else(|| {
                     t.column(&c.name)
                         .and_then(|col| convert_type(self.from(), Engine::Mysql, &col.type_sql).ok())

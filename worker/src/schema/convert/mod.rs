@@ -21,7 +21,7 @@
 use super::assessment::*;
 use super::catalog::*;
 use super::translate::{self, ident, Untranslatable};
-use ferry_common::convert::{portable_default, postgres_index, unique_constraint};
+use ferry_common::convert::{portable_default, postgres_index, postgres_index_name, unique_constraint};
 use ferry_common::endpoint::Engine;
 use ferry_common::schema::{Column, ConstraintKind, Index, TableSchema};
 use ferry_common::typemap::{convert_type, MysqlType};
@@ -66,12 +66,26 @@ struct Converter<'a> {
     cat: &'a Catalog,
     to: Engine,
     out: Conversion,
+    /// The table being converted: its key columns' bounded MySQL types
+    /// (`mysql_key_types`), read by its columns and indexes.
+    key_types: Vec<(String, String)>,
+}
+
+impl Converter<'_> {
+    /// The bounded MySQL type of a key column of the current table.
+    fn key_type(&self, column: &str) -> Option<&str> {
+        self.key_types
+            .iter()
+            .find(|(c, _)| c == column)
+            .map(|(_, t)| t.as_str())
+    }
 }
 
 pub fn convert(cat: &Catalog, to: Engine) -> Conversion {
     let mut c = Converter {
         cat,
         to,
+        key_types: vec![],
         out: Conversion {
             from: cat.engine,
             to,

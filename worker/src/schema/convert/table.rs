@@ -15,6 +15,11 @@ struct ColumnOut {
 
 impl Converter<'_> {
     pub(super) fn table(&mut self, t: &TableSchema, d: &TableDetails) {
+        self.key_types = if self.to == Engine::Mysql && self.from() != Engine::Mysql {
+            mysql_key_types(t)
+        } else {
+            vec![]
+        };
         let tname = t.display_name();
         let qt = self.qualified(&t.schema, &t.name);
         let mut table_items = vec![];
@@ -192,11 +197,8 @@ impl Converter<'_> {
         self.type_notes(&object, col, &ty, &mut items);
         // A TEXT / BLOB key column on MySQL: the bounded type the data path
         // declares too (common/src/convert.rs).
-        let key_type = (self.to == Engine::Mysql && self.from() != Engine::Mysql)
-            .then(|| mysql_key_types(t).into_iter().find(|(c, _)| c == &col.name))
-            .flatten();
-        let ty = match key_type {
-            Some((_, bounded)) => {
+        let ty = match self.key_type(&col.name).map(str::to_string) {
+            Some(bounded) => {
                 items.push(self.item(
                     Category::Columns,
                     &object,

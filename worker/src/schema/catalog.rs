@@ -10,9 +10,8 @@
 
 use ferry_common::endpoint::Engine;
 use ferry_common::schema::{Constraint, TableSchema, TypeDef};
-use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Catalog {
     pub engine: Engine,
     /// `SELECT version()` as the server prints it.
@@ -39,7 +38,7 @@ impl Catalog {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct TableDetails {
     pub comment: Option<String>,
     /// `(column, comment)`.
@@ -62,7 +61,7 @@ pub struct TableDetails {
     pub next_values: Vec<(String, i64)>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct MysqlPartitioning {
     /// `RANGE`, `RANGE COLUMNS`, `LIST`, `LIST COLUMNS`, `HASH`, `KEY`, ...
     pub method: String,
@@ -72,37 +71,33 @@ pub struct MysqlPartitioning {
     pub partitions: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct UserType {
     pub def: TypeDef,
     pub kind: UserTypeKind,
-    /// Enum labels, composite attributes `(name, type)`, or a domain's base.
+    /// An enum's labels, in order.
     pub labels: Vec<String>,
-    pub attributes: Vec<(String, String)>,
-    pub base: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UserTypeKind {
     Enum,
     Domain,
     Composite,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct FreeSequence {
     pub schema: String,
     pub name: String,
     /// `AS bigint INCREMENT BY 1 ...` (PostgreSQL `CREATE SEQUENCE` options).
     pub options: String,
-    pub start: i64,
     pub increment: i64,
     /// The next value the source would hand out.
     pub next: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct View {
     pub schema: String,
     pub name: String,
@@ -113,7 +108,7 @@ pub struct View {
     pub definition: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Trigger {
     pub schema: String,
     pub name: String,
@@ -134,14 +129,13 @@ pub struct Trigger {
     pub definition: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RoutineKind {
     Function,
     Procedure,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Param {
     pub name: String,
     /// `IN`, `OUT`, `INOUT`.
@@ -149,7 +143,7 @@ pub struct Param {
     pub type_sql: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Routine {
     pub schema: String,
     pub name: String,

@@ -118,19 +118,17 @@ pub async fn catalog(ep: &Endpoint, mappings: &TableMappings) -> Result<Catalog,
             .iter()
             .filter_map(|a| a.split_once(' ').map(|(n, t)| (n.to_string(), t.to_string())))
             .collect();
-        let (kind, ddl, base) = match kind.as_str() {
+        let (kind, ddl) = match kind.as_str() {
             "e" => (
                 UserTypeKind::Enum,
                 format!(
                     "CREATE TYPE {qn} AS ENUM ({})",
                     labels.iter().map(|l| ferry_common::schema::quote_literal(l)).collect::<Vec<_>>().join(", ")
                 ),
-                None,
             ),
             "d" => {
-                let base: String = r.get(3);
-                let d = super::introspect::domain_ddl(&qn, &base, r.get(8), r.get(7), &text(&r, 6));
-                (UserTypeKind::Domain, d, Some(base))
+                let d = super::introspect::domain_ddl(&qn, &r.get::<_, String>(3), r.get(8), r.get(7), &text(&r, 6));
+                (UserTypeKind::Domain, d)
             }
             _ => (
                 UserTypeKind::Composite,
@@ -142,15 +140,12 @@ pub async fn catalog(ep: &Endpoint, mappings: &TableMappings) -> Result<Catalog,
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
-                None,
             ),
         };
         types.push(UserType {
             def: TypeDef { schema, name, ddl },
             kind,
             labels,
-            attributes,
-            base,
         });
     }
 
@@ -179,7 +174,6 @@ pub async fn catalog(ep: &Endpoint, mappings: &TableMappings) -> Result<Catalog,
             schema: r.get(0),
             name: r.get(1),
             options: r.get(2),
-            start: r.get(3),
             increment: r.get(4),
             next: r.get(5),
         });

@@ -48,10 +48,19 @@ pub enum Work {
         snapshot: Option<String>,
         #[serde(default)]
         gen: u64,
-        /// The table was created without its key (see Prepare) and is empty
-        /// but for committed segments, so the range needs no clearing.
+        /// The table was created by this task without its key (see
+        /// Prepare): a whole-table segment may be copied FROZEN.
         #[serde(default)]
         defer_primary_key: bool,
+        /// The target table may hold rows this task did not load
+        /// (TargetTablePrepMode DO_NOTHING): the segment replaces the rows
+        /// with its keys. Otherwise Prepare created or emptied the table and
+        /// a segment's range on the target is empty (an attempt's rows
+        /// commit with its marker or not at all), so nothing is deleted —
+        /// a range delete on the target would compare keys in the target's
+        /// collation, which need not order them as the source did.
+        #[serde(default)]
+        target_may_hold_rows: bool,
     },
     /// Empty a partly loaded table on the target before it is loaded again in
     /// snapshot generation `gen` (the snapshot its first segments used died).
@@ -100,6 +109,11 @@ pub enum Work {
         /// Add the primary key first (see Prepare).
         #[serde(default)]
         defer_primary_key: bool,
+        /// The rows the table's segments loaded, when the target holds no
+        /// others: the target's row count must equal it before the table
+        /// counts as loaded.
+        #[serde(default)]
+        expected_rows: Option<u64>,
     },
     /// Compare one segment's rows on source and target (checksums, then
     /// drill-down to rows) and record the differences on the target.
@@ -187,6 +201,13 @@ pub enum WorkResult {
         position: Option<Lsn>,
     },
     Done,
+    /// Foreign keys and a reviewed post-data.sql applied; `failed_objects`
+    /// are the file's objects the target refused, `(object, error)`: the
+    /// loaded rows stay, the objects are reported.
+    Finalized {
+        #[serde(default)]
+        failed_objects: Vec<(String, String)>,
+    },
     /// A segment compared: `rows` source rows looked at, `failures`
     /// differences found (all in the target's `ferry.validation_failures`),
     /// the first few of them in `sample`.

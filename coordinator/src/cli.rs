@@ -273,11 +273,16 @@ pub async fn run(url: &str, cmd: TaskCmd) -> anyhow::Result<()> {
                         let t = st.task.clone().unwrap_or_default();
                         if completed && t.state == "completed" {
                             println!("task {name}: completed");
+                            print_failed_objects(&st);
                             return Ok(());
                         }
                         if !caught_up && !completed && (st.full_load_done || t.state == "completed") {
                             println!("task {name}: full load complete ({} rows)", t.rows_loaded);
+                            print_failed_objects(&st);
                             return Ok(());
+                        }
+                        if caught_up {
+                            refuse_degraded(&name, &st, "not caught up")?;
                         }
                         if let (Some(m), Ok(cdc)) = (mark, serde_json::from_str::<serde_json::Value>(&st.cdc_json)) {
                             if cdc["marks_reached"].as_u64().unwrap_or(0) >= m {
@@ -320,6 +325,31 @@ fn task_name(name: &str) -> TaskName {
     }
 }
 
+/// Tables whose load or change stream stopped, with the reason: while any
+/// is listed the target does not follow the source, so nothing may report
+/// the task caught up, validated or ready to cut over.
+pub fn tables_in_error(st: &TaskStatusReply) -> Vec<(String, String)> {
+    st.tables
+        .iter()
+        .filter(|t| t.state == "Table error")
+        .map(|t| (format!("{}.{}", t.schema, t.name), t.error.clone()))
+        .collect()
+}
+
+/// Fails, naming every table in error and why, when the task is degraded.
+fn refuse_degraded(name: &str, st: &TaskStatusReply, what: &str) -> anyhow::Result<()> {
+    let bad = tables_in_error(st);
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = bad.iter().map(|(t, e)| format!("{t} ({e})")).collect();
+    bail!(
+        "task {name} is degraded, {what}: {} table(s) in error: {}",
+        bad.len(),
+        list.join("; ")
+    )
+}
+
 fn none_if_empty(s: &str) -> serde_json::Value {
     if s.is_empty() {
         serde_json::Value::Null
@@ -346,6 +376,9 @@ pub fn status_json(st: &TaskStatusReply) -> serde_json::Value {
         "tables_total": t.tables_total,
         "tables_completed": t.tables_completed,
         "full_load_done": st.full_load_done,
+        "failed_objects": st.failed_objects.iter().map(|o| json!({"object": o.object, "error": o.error})).collect::<Vec<_>>(),
+        "degraded": !tables_in_error(st).is_empty(),
+        "tables_in_error": tables_in_error(st).iter().map(|(t, e)| json!({"table": t, "error": e})).collect::<Vec<_>>(),
         "cdc": serde_json::from_str::<serde_json::Value>(&st.cdc_json).unwrap_or(serde_json::Value::Null),
         "tables": st.tables.iter().map(|tb| json!({
             "schema": tb.schema,
@@ -378,6 +411,17 @@ fn print_status(st: &TaskStatusReply, bars: bool) {
     println!("  {} -> {}", t.source, t.target);
     if !t.error.is_empty() {
         println!("  error: {}", t.error);
+    }
+    for o in &st.failed_objects {
+        println!("  post-data object failed: {}: {}", o.object, o.error);
+    }
+    let bad = tables_in_error(st);
+    if !bad.is_empty() {
+        println!(
+            "  DEGRADED: {} table(s) in error no longer follow the source: {}",
+            bad.len(),
+            bad.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>().join(", ")
+        );
     }
     if let Ok(c) = serde_json::from_str::<serde_json::Value>(&st.cdc_json) {
         if c["source_log"] == "binlog" {
@@ -445,6 +489,20 @@ fn print_status(st: &TaskStatusReply, bars: bool) {
     }
 }
 
+/// The objects of a reviewed post-data.sql the target refused.
+fn print_failed_objects(st: &TaskStatusReply) {
+    if st.failed_objects.is_empty() {
+        return;
+    }
+    println!(
+        "{} objects of post-data.sql failed on the target (the rows are loaded; fix and run them by hand):",
+        st.failed_objects.len()
+    );
+    for o in &st.failed_objects {
+        println!("  {}: {}", o.object, o.error);
+    }
+}
+
 /// `"  label: text"`, or nothing when `text` is empty.
 fn labelled(label: &str, text: &str) -> String {
     if text.is_empty() {
@@ -477,6 +535,7 @@ pub async fn validate(url: &str, name: &str, output: &str) -> anyhow::Result<()>
     }
     let mut c = connect(url).await?;
     let st = c.task_status(task_name(name)).await.map_err(status_err)?.into_inner();
+    refuse_degraded(name, &st, "its target cannot be validated")?;
     let tables: Vec<(String, ValidationStatus)> = st
         .tables
         .iter()
@@ -584,6 +643,7 @@ async fn drain(c: &mut AdminClient<Channel>, name: &str, deadline: Instant) -> a
         if t.state == "failed" {
             bail!("task {name} failed: {}", t.error);
         }
+        refuse_degraded(name, &st, "its target does not have every change")?;
         if let Ok(cdc) = serde_json::from_str::<serde_json::Value>(&st.cdc_json) {
             if cdc["marks_reached"].as_u64().unwrap_or(0) >= mark {
                 let at = match cdc["applied_lsn"].as_str() {
@@ -619,6 +679,7 @@ pub async fn cutover(
     if t.state != "running" {
         bail!("task {name} is {}, not running", t.state);
     }
+    refuse_degraded(name, &st, "it cannot be cut over")?;
     let validated = st
         .tables
         .iter()

@@ -113,7 +113,8 @@ enum Cmd {
         /// postgres or mysql.
         #[arg(long)]
         target_engine: String,
-        /// Target endpoint URL, for target-side checks.
+        /// Target endpoint URL, for target-side checks; every converted
+        /// statement is also tried there (and undone).
         #[arg(long)]
         target: Option<String>,
         #[arg(long)]
@@ -143,6 +144,10 @@ enum SchemaCmd {
         /// postgres or mysql.
         #[arg(long)]
         target_engine: String,
+        /// Target endpoint URL: every converted statement is tried there
+        /// (and undone), and an object counts as converted only if it ran.
+        #[arg(long)]
+        target: Option<String>,
         #[arg(long)]
         out: PathBuf,
         #[arg(long)]
@@ -184,6 +189,7 @@ fn worker_args(cmd: &Cmd) -> Option<Vec<std::ffi::OsString>> {
                 SchemaCmd::Convert {
                     source,
                     target_engine,
+                    target,
                     out,
                     table_mappings,
                 },
@@ -191,6 +197,7 @@ fn worker_args(cmd: &Cmd) -> Option<Vec<std::ffi::OsString>> {
             a.extend(["schema".into(), "convert".into()]);
             opt(&mut a, "--source", Some(source.as_ref()));
             opt(&mut a, "--target-engine", Some(target_engine.as_ref()));
+            opt(&mut a, "--target", target.as_deref().map(|t| t.as_ref()));
             opt(&mut a, "--out", Some(out.as_os_str()));
             opt(
                 &mut a,

@@ -403,6 +403,14 @@ impl Admin for AdminService {
             finished_at_ms: t.finished_at_ms,
             cdc_json: t.cdc.as_ref().map(|c| cdc_json(t, c)).unwrap_or_default(),
             full_load_done: t.full_load_done() && t.spec.has_load(),
+            failed_objects: t
+                .failed_objects
+                .iter()
+                .map(|(object, error)| pb::FailedObject {
+                    object: object.clone(),
+                    error: error.clone(),
+                })
+                .collect(),
         }))
     }
 }

@@ -391,6 +391,10 @@ pub struct Task {
     pub finished_at_ms: u64,
     #[serde(default)]
     pub cdc: Option<CdcState>,
+    /// Objects of a reviewed post-data.sql the target refused, `(object,
+    /// error)`: reported, while the loaded rows stand.
+    #[serde(default)]
+    pub failed_objects: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -562,6 +566,7 @@ impl State {
                         started_at_ms: 0,
                         finished_at_ms: 0,
                         cdc: None,
+                        failed_objects: vec![],
                     },
                 );
                 Response::Ok
@@ -1018,6 +1023,12 @@ impl Task {
     /// Tables Ferry creates for a full load only get their primary key after
     /// the load (CDC needs keys while tables load; other modes keep the
     /// user's table as it is).
+    /// Whether target tables may hold rows the task did not load (see
+    /// `Work::LoadSegment`).
+    fn target_may_hold_rows(&self) -> bool {
+        self.spec.settings.prep_mode == ferry_common::settings::TargetTablePrepMode::DoNothing
+    }
+
     fn defer_primary_key(&self) -> bool {
         // Schema files create the keys themselves, before the load.
         self.spec.schema_files.is_none()
@@ -1309,6 +1320,7 @@ impl Task {
                     snapshot: self.snapshot().map(|s| s.name.clone()),
                     gen: self.plans[table].gen.unwrap_or(0),
                     defer_primary_key: self.defer_primary_key(),
+                    target_may_hold_rows: self.target_may_hold_rows(),
                 }
             }
             UnitKind::Reset { table } => {
@@ -1364,11 +1376,19 @@ impl Task {
                     t.index_list.clear();
                     t.constraints.clear();
                 }
+                let loaded = || {
+                    self.units
+                        .iter()
+                        .filter(|u| matches!(u.kind, UnitKind::Load { table: x, .. } if x == table))
+                        .map(|u| u.rows)
+                        .sum()
+                };
                 Work::PostData {
                     source: spec.source.clone(),
                     target: spec.target.clone(),
                     table: t,
                     defer_primary_key: self.defer_primary_key(),
+                    expected_rows: (!self.target_may_hold_rows()).then(loaded),
                 }
             }
             UnitKind::Validate { table, segment } => {
@@ -1587,6 +1607,9 @@ impl Task {
                 if self.done(|k| matches!(k, UnitKind::Load { table: t, .. } if *t == table)) {
                     self.plans[table].load_finished_at_ms = now_ms;
                 }
+            }
+            (UnitKind::Finalize, WorkResult::Finalized { failed_objects }) => {
+                self.failed_objects = failed_objects;
             }
             (UnitKind::Validate { .. }, WorkResult::Validated { rows, failures, sample }) => {
                 let delay_ms = self.spec.settings.validation.revalidate_delay_s * 1000;

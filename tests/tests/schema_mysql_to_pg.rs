@@ -362,3 +362,123 @@ async fn schema_files_with_cdc_create_triggers_at_cutover() -> anyhow::Result<()
     assert_eq!(one(&p, fks).await, "1");
     Ok(())
 }
+
+/// Sakila's `customer_list` puts a TINYINT(1) in `CASE WHEN`, which
+/// PostgreSQL refuses unless it becomes a comparison; a view over a text
+/// column in the same place converts to SQL PostgreSQL refuses. Tried on a
+/// target, the first counts as converted and the second does not; run by a
+/// task from unreviewed files, the second is reported and the rows stay.
+#[tokio::test(flavor = "multi_thread")]
+async fn converted_objects_count_only_once_they_apply() -> anyhow::Result<()> {
+    let my = MariaDbServer::start()?;
+    let pg = PgServer::start()?;
+    let mut m = my.client("mysql").await?;
+    m.query_drop("CREATE DATABASE shop").await?;
+    let mut m = my.client("shop").await?;
+    m.query_drop(
+        "CREATE TABLE customer (id INT PRIMARY KEY, name VARCHAR(40) NOT NULL, active TINYINT(1) NOT NULL);
+         INSERT INTO customer VALUES (1, 'ann', 1), (2, 'bob', 0), (3, '7', 1);
+         CREATE VIEW customer_list AS SELECT cu.id AS id, CASE WHEN cu.active THEN 'active' ELSE '' END AS notes FROM customer cu;
+         CREATE VIEW name_flag AS SELECT id, CASE WHEN name THEN 1 ELSE 0 END AS flagged FROM customer",
+    )
+    .await?;
+    let f = Ferry::start(1, 5000, &[])?;
+    let dir = tempfile::tempdir()?;
+
+    // Tried on the target: name_flag fails there and leaves the files.
+    let tried = dir.path().join("tried");
+    let printed = f.ok(&[
+        "schema",
+        "convert",
+        "--source",
+        &my.url("shop"),
+        "--target-engine",
+        "postgres",
+        "--target",
+        &pg.url("postgres"),
+        "--out",
+        tried.to_str().unwrap(),
+    ]);
+    assert!(
+        printed.contains("1 objects failed there") && printed.contains("shop.name_flag"),
+        "{printed}"
+    );
+    let post = std::fs::read_to_string(tried.join("post-data.sql"))?;
+    assert!(post.contains("customer_list") && !post.contains("name_flag"), "{post}");
+    let items = std::fs::read_to_string(tried.join("action-items.txt"))?;
+    assert!(
+        items.contains("APPLY-FAILED/shop.name_flag") && items.contains("boolean"),
+        "{items}"
+    );
+    // Nothing of the trial stayed on the target.
+    let p = pg.client("postgres").await?;
+    let left = p
+        .query_one("SELECT count(*) FROM pg_namespace WHERE nspname = 'shop'", &[])
+        .await?
+        .get::<_, i64>(0);
+    assert_eq!(left, 0, "the trial left the schema behind");
+    // The reviewed files apply as they are.
+    apply_with_psql(&pg, "postgres", &tried);
+    p.batch_execute("DROP SCHEMA shop CASCADE").await?;
+
+    // The assessment counts it the same way.
+    let out = dir.path().join("assess");
+    f.ok(&[
+        "assess",
+        "--source",
+        &my.url("shop"),
+        "--target-engine",
+        "postgres",
+        "--target",
+        &pg.url("postgres"),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let report = read_report(&out)?;
+    let ids = item_ids(&report);
+    assert!(ids.iter().any(|i| i == "APPLY-FAILED/shop.name_flag"), "{ids:?}");
+    assert!(!ids.iter().any(|i| i.ends_with("/shop.customer_list")), "{ids:?}");
+
+    // Unreviewed files (no trial): the task loads every row, and the view
+    // the target refuses is reported, not fatal.
+    let raw = dir.path().join("raw");
+    schema_convert(&f, &my.url("shop"), "postgres", &raw);
+    create_full_load(
+        &f,
+        "views",
+        &my.url("shop"),
+        &pg.url("postgres"),
+        "{}",
+        &["--schema-dir", raw.to_str().unwrap()],
+    );
+    f.ok(&["task", "start", "views"]);
+    let (ok, out, err) = f.ferry(&["task", "wait", "views", "--for", "full-load", "--timeout", "300"]);
+    assert!(ok, "wait failed: {out}{err}\nstatus: {:?}", f.status("views"));
+    assert!(
+        out.contains("shop.name_flag") && out.contains("failed on the target"),
+        "{out}"
+    );
+    let st = f.status("views").unwrap();
+    assert_eq!(st["failed_objects"][0]["object"], "shop.name_flag", "{st}");
+    let rows = p
+        .query_one("SELECT count(*) FROM shop.customer", &[])
+        .await?
+        .get::<_, i64>(0);
+    assert_eq!(rows, 3);
+    let notes: Vec<String> = p
+        .query("SELECT notes FROM shop.customer_list ORDER BY id", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(notes, ["active", "", "active"]);
+    let recorded = p
+        .query_one(
+            "SELECT count(*) FROM ferry.apply_exceptions WHERE task = 'views' AND phase = 'post-data' AND table_name = 'shop.name_flag'",
+            &[],
+        )
+        .await?
+        .get::<_, i64>(0);
+    assert_eq!(recorded, 1);
+    Ok(())
+}

@@ -72,6 +72,8 @@ enum SchemaCmd {
         #[arg(long)]
         target_engine: String,
         #[arg(long)]
+        target: Option<String>,
+        #[arg(long)]
         out: std::path::PathBuf,
         #[arg(long)]
         table_mappings: Option<std::path::PathBuf>,
@@ -103,6 +105,7 @@ async fn main() -> std::process::ExitCode {
                 SchemaCmd::Convert {
                     source,
                     target_engine,
+                    target,
                     out,
                     table_mappings,
                 },
@@ -110,6 +113,7 @@ async fn main() -> std::process::ExitCode {
             schema::convert_command(schema::ConvertArgs {
                 source: &source,
                 target_engine: &target_engine,
+                target: target.as_deref(),
                 out: &out,
                 table_mappings: table_mappings.as_deref(),
             })

@@ -6,7 +6,7 @@ pub mod mysql;
 pub mod postgres;
 pub mod validate;
 
-use ferry_common::endpoint::Engine;
+use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::plan::SegmentBounds;
 use ferry_common::schema::TableSchema;
 use ferry_common::work::{Work, WorkResult};
@@ -178,6 +178,7 @@ async fn load_through_value_model(work: &Work, progress: Progress) -> Result<Wor
         snapshot,
         gen,
         defer_primary_key,
+        target_may_hold_rows,
     } = work
     else {
         unreachable!("called for LoadSegment only");
@@ -201,7 +202,8 @@ async fn load_through_value_model(work: &Work, progress: Progress) -> Result<Wor
                 bounds: &target_bounds,
                 snapshot: None,
                 gen: *gen,
-                clear_range: !defer_primary_key,
+                replace: *target_may_hold_rows,
+                fresh: *defer_primary_key,
                 position,
             };
             postgres::load::load_rows(target, &converted, seg, rows, progress).await
@@ -211,12 +213,52 @@ async fn load_through_value_model(work: &Work, progress: Progress) -> Result<Wor
                 number: *segment,
                 bounds: &target_bounds,
                 gen: *gen,
-                clear_range: !defer_primary_key,
+                replace: *target_may_hold_rows,
                 position,
             };
             mysql::write::load_rows(target, &converted, seg, rows, progress).await
         }
     }
+}
+
+/// A table's rows on the target against what its segments loaded, once
+/// every segment committed and before anything else writes to it: a
+/// difference means rows were lost or doubled on the way (a segment that
+/// touched another's rows, say), and the table must not count as loaded.
+async fn check_loaded_rows(target: &Endpoint, t: &TableSchema, expected: u64) -> Result<(), ConnectorError> {
+    let on = on_target(t, target.engine)?;
+    let what = format!("table {}: counting its rows on the target", t.display_name());
+    let held: u64 = match target.engine {
+        Engine::Postgres => {
+            let c = postgres::connect(target).await?;
+            let n: i64 = c
+                .query_one(&format!("SELECT count(*) FROM {}", on.qualified()), &[])
+                .await
+                .map_err(|e| postgres::classify(&what, e))?
+                .get(0);
+            n as u64
+        }
+        Engine::Mysql => {
+            let mut c = mysql::connect(target).await?;
+            let sql = format!(
+                "SELECT COUNT(*) FROM {}.{}",
+                mysql::quote(&on.schema),
+                mysql::quote(&on.name)
+            );
+            mysql_async::prelude::Queryable::query_first::<u64, _>(&mut c, sql)
+                .await
+                .map_err(|e| mysql::classify(&what, e))?
+                .unwrap_or(0)
+        }
+    };
+    if held != expected {
+        return Err(ConnectorError::Definite(format!(
+            "table {}: the target holds {held} rows after the full load, but its segments loaded {expected}: rows were lost or doubled; the table is not complete",
+            t.display_name()
+        )));
+    }
+    tracing::info!(table = %t.display_name(), rows = held, "loaded row count checked on the target");
+    Ok(())
 }
 
 pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorError> {
@@ -249,6 +291,15 @@ pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, Connec
             settle: settle.then_some(&ctx.reporter),
         })
         .await;
+    }
+    if let Work::PostData {
+        target,
+        table,
+        expected_rows: Some(expected),
+        ..
+    } = &work
+    {
+        check_loaded_rows(target, table, *expected).await?;
     }
     // Cutover steps.
     match &work {
@@ -319,9 +370,7 @@ pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, Connec
                 post_data_sql,
                 ..
             },
-        ) => mysql::write::finalize(&target, &foreign_keys, post_data_sql.as_deref())
-            .await
-            .map(|_| WorkResult::Done),
+        ) => mysql::write::finalize(&target, &foreign_keys, post_data_sql.as_deref()).await,
         (Engine::Mysql, Work::ResetTable { target, table, gen }) => {
             mysql::write::reset_table(&target, &table, gen).await
         }

@@ -16,6 +16,7 @@ pub mod convert;
 pub mod report;
 pub mod script;
 pub mod translate;
+pub mod trial;
 
 use crate::connectors::{mysql, postgres, ConnectorError};
 use anyhow::Context;
@@ -146,6 +147,7 @@ fn indent(s: &str) -> String {
 pub struct ConvertArgs<'a> {
     pub source: &'a str,
     pub target_engine: &'a str,
+    pub target: Option<&'a str>,
     pub out: &'a Path,
     pub table_mappings: Option<&'a Path>,
 }
@@ -154,8 +156,12 @@ pub struct ConvertArgs<'a> {
 pub async fn convert_command(a: ConvertArgs<'_>) -> anyhow::Result<()> {
     let ep = Endpoint::parse(a.source)?;
     let to = parse_engine(a.target_engine)?;
+    let target = a.target.map(|t| target_endpoint(t, to)).transpose()?;
     let cat = read_catalog(&ep, &mappings(a.table_mappings)?).await?;
-    let conv = convert::convert(&cat, to);
+    let mut conv = convert::convert(&cat, to);
+    if let Some(t) = &target {
+        try_on(&mut conv, t).await?;
+    }
     write_conversion(&conv, a.out)?;
     let needs = conv
         .objects
@@ -171,6 +177,32 @@ pub async fn convert_command(a: ConvertArgs<'_>) -> anyhow::Result<()> {
         conv.objects.len(),
         needs
     );
+    Ok(())
+}
+
+fn target_endpoint(url: &str, to: Engine) -> anyhow::Result<Endpoint> {
+    let tep = Endpoint::parse(url)?;
+    anyhow::ensure!(
+        tep.engine == to,
+        "--target is a {} endpoint but --target-engine is {}",
+        tep.engine.name(),
+        to.name()
+    );
+    Ok(tep)
+}
+
+/// Tries the conversion on the target (see [`trial`]) and folds the
+/// refusals into it.
+async fn try_on(conv: &mut Conversion, target: &Endpoint) -> anyhow::Result<()> {
+    let refused = trial::run(conv, target).await?;
+    println!(
+        "tried every converted statement on {target} (undone): {} objects failed there",
+        refused.len()
+    );
+    for r in &refused {
+        println!("  {}: {}", r.object, r.error);
+    }
+    trial::apply(conv, &refused);
     Ok(())
 }
 
@@ -199,21 +231,16 @@ pub async fn assess_command(a: AssessArgs<'_>) -> anyhow::Result<bool> {
             a.migration_type
         );
     }
-    let target = match a.target {
-        Some(t) => {
-            let tep = Endpoint::parse(t)?;
-            anyhow::ensure!(
-                tep.engine == to,
-                "--target is a {} endpoint but --target-engine is {}",
-                tep.engine.name(),
-                to.name()
-            );
-            Some(read_catalog(&tep, &TableMappings::include_all()).await?)
-        }
+    let tep = a.target.map(|t| target_endpoint(t, to)).transpose()?;
+    let target = match &tep {
+        Some(t) => Some(read_catalog(t, &TableMappings::include_all()).await?),
         None => None,
     };
     let cat = read_catalog(&ep, &mappings(a.table_mappings)?).await?;
-    let conv = convert::convert(&cat, to);
+    let mut conv = convert::convert(&cat, to);
+    if let Some(t) = &tep {
+        try_on(&mut conv, t).await?;
+    }
     let checks = checks::run(&cat, to, a.migration_type, target.as_ref());
     let r = report::build(
         &conv,

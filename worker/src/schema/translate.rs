@@ -413,6 +413,61 @@ impl<'a> Rewriter<'a> {
         self.column_type(e).is_some_and(|t| temporal(self.from, t))
     }
 
+    /// MySQL takes a number as a truth value (non-zero is true; BOOLEAN is
+    /// TINYINT(1)); PostgreSQL wants a boolean there. A numeric column in a
+    /// boolean context (`CASE WHEN col`, `IF(col, ...)`, `WHERE col`, an
+    /// operand of AND / OR / NOT) becomes `(col <> 0)`.
+    fn as_condition(&self, e: &mut Expr) {
+        if self.from != Engine::Mysql || self.to != Engine::Postgres {
+            return;
+        }
+        use ferry_common::typemap::{mysql_kind, Kind};
+        let numeric = self.column_type(e).is_some_and(|t| {
+            matches!(
+                mysql_kind(t),
+                Kind::Int | Kind::UInt | Kind::Decimal | Kind::Float | Kind::Double | Kind::Bool
+            )
+        });
+        if numeric {
+            *e = raw(format!("({e} <> 0)"));
+        }
+    }
+
+    /// Boolean contexts inside an expression (see `as_condition`).
+    fn conditions_in(&self, e: &mut Expr) {
+        match e {
+            Expr::Case {
+                operand: None,
+                conditions,
+                ..
+            } => {
+                for c in conditions {
+                    self.as_condition(&mut c.condition);
+                }
+            }
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::And | BinaryOperator::Or,
+                right,
+            } => {
+                self.as_condition(left);
+                self.as_condition(right);
+            }
+            Expr::UnaryOp {
+                op: UnaryOperator::Not,
+                expr,
+            } => self.as_condition(expr),
+            Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("if") => {
+                if let FunctionArguments::List(l) = &mut f.args {
+                    if let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(c))) = l.args.first_mut() {
+                        self.as_condition(c);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// A function call in the target's terms.
     fn function(&mut self, f: &Function) -> Result<String, Untranslatable> {
         if f.over.is_some() || f.filter.is_some() || !f.within_group.is_empty() || f.null_treatment.is_some() {
@@ -559,6 +614,7 @@ impl<'a> Rewriter<'a> {
     }
 
     fn expr(&mut self, e: &mut Expr) -> Result<(), Untranslatable> {
+        self.conditions_in(e);
         let replacement = match e {
             Expr::Function(f) => Some(self.function(f)?),
             Expr::Cast {
@@ -691,13 +747,14 @@ fn unquote_function_names(v: &mut impl VisitMut) {
     });
 }
 
-fn rewrite(
+fn rewrite<N: VisitMut>(
     from: Engine,
     to: Engine,
     trigger: bool,
     schema: Option<&str>,
     types: Types<'_>,
-    node: &mut impl VisitMut,
+    node: &mut N,
+    finish: impl FnOnce(&Rewriter<'_>, &mut N),
 ) -> Result<Vec<String>, Untranslatable> {
     let mut r = Rewriter {
         from,
@@ -757,10 +814,19 @@ fn rewrite(
                 Err(u) => ControlFlow::Break(u),
             }
         }
+        fn post_visit_query(&mut self, q: &mut Query) -> ControlFlow<Self::Break> {
+            if let SetExpr::Select(s) = &mut *q.body {
+                for c in [&mut s.selection, &mut s.having].into_iter().flatten() {
+                    self.0.as_condition(c);
+                }
+            }
+            ControlFlow::Continue(())
+        }
     }
     if let ControlFlow::Break(u) = node.visit(&mut Exprs(&mut r)) {
         return Err(u);
     }
+    finish(&r, node);
     r.notes.sort();
     r.notes.dedup();
     Ok(r.notes)
@@ -786,21 +852,38 @@ fn check_parses(to: Engine, what: &str, sql: &str, expr: bool) -> Result<(), Unt
 
 /// A scalar expression (default, check, generated column, partition key).
 pub fn expr(from: Engine, to: Engine, sql: &str, types: Types<'_>) -> Result<Translated, Untranslatable> {
-    expr_in(from, to, sql, false, types)
+    expr_in(from, to, sql, false, false, types)
 }
 
 /// An expression inside a trigger body, where `NEW` / `OLD` are records.
 pub fn trigger_expr(from: Engine, to: Engine, sql: &str, types: Types<'_>) -> Result<Translated, Untranslatable> {
-    expr_in(from, to, sql, true, types)
+    expr_in(from, to, sql, true, false, types)
 }
 
-fn expr_in(from: Engine, to: Engine, sql: &str, trigger: bool, types: Types<'_>) -> Result<Translated, Untranslatable> {
+/// The condition of an IF in a trigger or routine body (a number is a
+/// truth value in MySQL: see `Rewriter::as_condition`).
+pub fn trigger_condition(from: Engine, to: Engine, sql: &str, types: Types<'_>) -> Result<Translated, Untranslatable> {
+    expr_in(from, to, sql, true, true, types)
+}
+
+fn expr_in(
+    from: Engine,
+    to: Engine,
+    sql: &str,
+    trigger: bool,
+    condition: bool,
+    types: Types<'_>,
+) -> Result<Translated, Untranslatable> {
     let d = dialect(from);
     let mut e = Parser::new(d.as_ref())
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_expr())
         .map_err(|e| parser_err("expression", e))?;
-    let notes = rewrite(from, to, trigger, None, types, &mut e)?;
+    let notes = rewrite(from, to, trigger, None, types, &mut e, |r, e| {
+        if condition {
+            r.as_condition(e)
+        }
+    })?;
     let out = e.to_string();
     check_parses(to, "expression", &out, true)?;
     Ok(Translated { sql: out, notes })
@@ -819,7 +902,7 @@ pub fn query(
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_query())
         .map_err(|e| parser_err("view query", e))?;
-    let notes = rewrite(from, to, false, Some(schema), types, &mut q)?;
+    let notes = rewrite(from, to, false, Some(schema), types, &mut q, |_, _| {})?;
     let out = q.to_string();
     check_parses(to, "view query", &out, false)?;
     Ok(Translated { sql: out, notes })
@@ -835,7 +918,7 @@ pub fn dml(from: Engine, to: Engine, sql: &str, schema: &str, types: Types<'_>) 
     if !matches!(stmt, Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_)) {
         return Err(Untranslatable(format!("statement kind: {}", first_word(sql))));
     }
-    let notes = rewrite(from, to, true, Some(schema), types, stmt)?;
+    let notes = rewrite(from, to, true, Some(schema), types, stmt, |_, _| {})?;
     let out = stmt.to_string();
     check_parses(to, "statement", &out, false)?;
     Ok(Translated { sql: out, notes })
@@ -1045,6 +1128,48 @@ mod tests {
         let row = Types::of_row(&tables[0]);
         assert!(trigger_expr(Postgres, Mysql, "NEW.d + 1", row).is_err());
         assert!(trigger_expr(Postgres, Mysql, "NEW.n + 1", row).is_ok());
+    }
+
+    #[test]
+    fn numbers_in_boolean_contexts_become_comparisons() {
+        let cols = [("active", "tinyint(1)"), ("n", "int(11)"), ("name", "varchar(20)")]
+            .iter()
+            .map(|(n, t)| ferry_common::schema::Column::plain(n, t))
+            .collect();
+        let tables = [TableSchema::bare(Mysql, "shop", "customer", cols)];
+        let types = Types {
+            tables: &tables,
+            row: None,
+        };
+        // Sakila's customer_list.
+        let q = "select `cu`.`name` AS `name`,case when `cu`.`active` then 'active' else '' end AS `notes` from `shop`.`customer` `cu` where `cu`.`n` and not `cu`.`active`";
+        let t = query(Mysql, Postgres, q, "shop", types).unwrap();
+        assert!(t.sql.contains("CASE WHEN (cu.active <> 0) THEN 'active'"), "{}", t.sql);
+        assert!(
+            t.sql.contains("WHERE (cu.n <> 0) AND NOT (cu.active <> 0)"),
+            "{}",
+            t.sql
+        );
+        let q = "select if(`active`, 1, 0) AS `a` from `shop`.`customer`";
+        let t = query(Mysql, Postgres, q, "shop", types).unwrap();
+        assert!(t.sql.contains("CASE WHEN (active <> 0) THEN 1 ELSE 0 END"), "{}", t.sql);
+        // A boolean-valued expression, and a text column, are left alone.
+        let q = "select case when `n` > 1 then 1 end AS `a` from `shop`.`customer` where `name` = 'x'";
+        let t = query(Mysql, Postgres, q, "shop", types).unwrap();
+        assert!(
+            t.sql.contains("WHEN n > 1") && t.sql.contains("WHERE name = 'x'"),
+            "{}",
+            t.sql
+        );
+        let row = Types::of_row(&tables[0]);
+        assert_eq!(
+            trigger_condition(Mysql, Postgres, "NEW.active", row).unwrap().sql,
+            "(new.active <> 0)"
+        );
+        assert_eq!(
+            trigger_condition(Mysql, Postgres, "NEW.n > 2", row).unwrap().sql,
+            "new.n > 2"
+        );
     }
 
     #[test]

@@ -36,7 +36,8 @@
 //! introspected table. Rows are never applied against a stale column layout.
 //! TRUNCATE is applied.
 
-use super::{classify, connect, query_text};
+use super::charset::{self, Charset};
+use super::{classify, connect, query_text, tablemap};
 use crate::connectors::apply::{whole, Applier, Op, TargetTable};
 use crate::connectors::ConnectorError;
 use crate::report::Reporter;
@@ -51,6 +52,7 @@ use mysql_async::binlog::value::BinlogValue;
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStreamRequest, Conn};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Binlog event type codes handled by number (MariaDB's are not decoded by
@@ -258,9 +260,9 @@ pub async fn hold(source: &Endpoint, reporter: &Reporter) -> Result<WorkResult, 
 /// The value model form of one binlog column value, through the text form
 /// the full load decodes (so both paths agree on every edge: zero dates,
 /// YEAR, TIMESTAMP in UTC).
-fn decode_value(column_type: &str, kind: Kind, v: Option<BinlogValue>) -> Result<Value<'static>, ValueError> {
+fn decode_value(column: &Column, v: Option<BinlogValue>) -> Result<Value<'static>, ValueError> {
     use mysql_async::Value as M;
-    let t = MysqlType::parse(column_type);
+    let (t, kind) = (MysqlType::parse(&column.type_sql), column.kind);
     let text = |s: String| Some(M::Bytes(s.into_bytes()));
     let mut raw = match v {
         None => {
@@ -285,6 +287,8 @@ fn decode_value(column_type: &str, kind: Kind, v: Option<BinlogValue>) -> Result
                 // Without binlog_row_metadata=FULL the server does not say
                 // which columns are unsigned: widen by the declared type.
                 _ if t.unsigned && i < 0 => text(unsigned(&t.base, i).to_string()),
+                // mysql_common reads a signed 3-byte integer without its sign.
+                "mediumint" if !t.unsigned && i >= 1 << 23 => text((i - (1 << 24)).to_string()),
                 _ => text(i.to_string()),
             },
             M::UInt(u) => text(u.to_string()),
@@ -316,6 +320,20 @@ fn decode_value(column_type: &str, kind: Kind, v: Option<BinlogValue>) -> Result
                     text(utc_text(sec, us))
                 }
                 "set" => text(set_labels(&t, &b)?),
+                // The binlog drops BINARY(n)'s trailing zero bytes; the
+                // column holds them, and the full load reads them.
+                "binary" => {
+                    let mut b = b;
+                    let n = t.args.and_then(|a| a.trim().parse::<usize>().ok()).unwrap_or(1);
+                    if b.len() < n {
+                        b.resize(n, 0);
+                    }
+                    Some(M::Bytes(b))
+                }
+                _ if kind == Kind::Text => match &column.charset {
+                    Some(cs) => text(cs.decode(&b)?),
+                    None => Some(M::Bytes(b)),
+                },
                 // mysql_common adds 1900 to YEAR's byte; the byte 0 is year 0000.
                 "year" if b == b"1900" => text("0".into()),
                 _ => Some(M::Bytes(b)),
@@ -398,24 +416,46 @@ fn utc_text(secs: i64, us: u32) -> String {
     format!("{y:04}-{m:02}-{d:02} {hh:02}:{mi:02}:{ss:02}.{us:06}")
 }
 
+/// A source column as the stream decodes it.
+struct Column {
+    type_sql: String,
+    kind: Kind,
+    /// The column's character set when it is not UTF-8.
+    charset: Option<Arc<Charset>>,
+}
+
 /// A replicated table as the stream decodes it.
 struct Source {
-    types: Vec<String>,
-    kinds: Vec<Kind>,
+    columns: Vec<Column>,
     apply_from: Lsn,
 }
 
-fn decode_row(s: &Source, row: Option<mysql_async::binlog::row::BinlogRow>) -> Result<Vec<Value<'static>>, ValueError> {
+/// Decodes a row image; `times` are the TIME columns whose bytes the table
+/// map handed over raw (see `tablemap`).
+fn decode_row(
+    s: &Source,
+    times: &[Option<tablemap::Time>],
+    row: Option<mysql_async::binlog::row::BinlogRow>,
+) -> Result<Vec<Value<'static>>, ValueError> {
+    use mysql_async::Value as M;
     let mut row = row.ok_or_else(|| ValueError("row image missing".into()))?;
-    if row.len() != s.types.len() {
+    if row.len() != s.columns.len() {
         return Err(ValueError(format!(
             "the binlog row has {} columns, the table {}",
             row.len(),
-            s.types.len()
+            s.columns.len()
         )));
     }
     (0..row.len())
-        .map(|i| decode_value(&s.types[i], s.kinds[i], row.take(i).map(BinlogValue::into_owned)))
+        .map(|i| {
+            let mut v = row.take(i).map(BinlogValue::into_owned);
+            if let (Some(layout), Some(BinlogValue::Value(M::Bytes(b)))) = (times.get(i).copied().flatten(), &v) {
+                v = Some(BinlogValue::Value(M::Bytes(
+                    layout.text(b).map_err(ValueError)?.into_bytes(),
+                )));
+            }
+            decode_value(&s.columns[i], v)
+        })
         .collect()
 }
 
@@ -484,6 +524,15 @@ fn named_tables(sql: &str) -> Vec<(Option<String>, String)> {
     out
 }
 
+/// A TABLE_MAP as rows are decoded with it: the replicated table it maps
+/// (none: a table not in the task), and its TIME columns' layouts (see
+/// `tablemap`).
+struct Mapped {
+    table: Option<usize>,
+    map: TableMapEvent<'static>,
+    times: Vec<Option<tablemap::Time>>,
+}
+
 /// The transaction being read.
 struct Txn {
     start: Lsn,
@@ -517,11 +566,31 @@ pub async fn run(
         .iter()
         .map(|t| TargetTable::new(&t.table, target.engine).map(|m| m.tracked(t.changes.clone())))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut sql = connect(source).await?;
+    let names: Vec<(String, String)> = tables
+        .iter()
+        .map(|t| (t.table.schema.clone(), t.table.name.clone()))
+        .collect();
+    let charsets = charset::of_tables(&mut sql, &names).await?;
     let sources: Vec<Source> = tables
         .iter()
         .map(|t| Source {
-            types: t.table.columns.iter().map(|c| c.type_sql.clone()).collect(),
-            kinds: t.table.columns.iter().map(|c| mysql_kind(&c.type_sql)).collect(),
+            columns: t
+                .table
+                .columns
+                .iter()
+                .map(|c| Column {
+                    type_sql: c.type_sql.clone(),
+                    kind: mysql_kind(&c.type_sql),
+                    charset: charsets
+                        .get(&(
+                            t.table.schema.to_lowercase(),
+                            t.table.name.to_lowercase(),
+                            c.name.to_lowercase(),
+                        ))
+                        .cloned(),
+                })
+                .collect(),
             apply_from: t.apply_from,
         })
         .collect();
@@ -533,7 +602,6 @@ pub async fn run(
     let mut applier = Applier::open(target, targets).await?;
     let from = applier.applied.max(start);
 
-    let mut sql = connect(source).await?;
     let (current_file, _) = current_position(&mut sql).await?;
     let (base, digits) = match current_file.rsplit_once('.') {
         Some((b, n)) => (b.to_string(), n.len()),
@@ -562,7 +630,7 @@ pub async fn run(
     let mut stream = Box::pin(stream.peekable());
     tracing::info!(%file, offset, "binlog stream started");
 
-    let mut table_maps: HashMap<u64, (Option<usize>, TableMapEvent<'static>)> = HashMap::new();
+    let mut table_maps: HashMap<u64, Mapped> = HashMap::new();
     let mut txn: Option<Txn> = None;
     // End of the last event read outside a transaction: every transaction
     // before it has been handed to the applier.
@@ -629,7 +697,7 @@ pub async fn run(
                             let key = (tm.database_name().to_lowercase(), tm.table_name().to_lowercase());
                             let t = by_name.get(&key).copied();
                             if let Some(t) = t {
-                                let width = sources[t].types.len() as u64;
+                                let width = sources[t].columns.len() as u64;
                                 if tm.columns_count() != width {
                                     applier.stop_table(t, format!(
                                         "column layout changed on the source: the binlog has {} columns, the table had {width}; apply stopped for this table (DDL is not propagated yet)",
@@ -637,7 +705,11 @@ pub async fn run(
                                     ));
                                 }
                             }
-                            table_maps.insert(tm.table_id(), (t, tm.into_owned()));
+                            let id = tm.table_id();
+                            let (tm, times) = tablemap::decodable(&ev, tm).map_err(|e| ConnectorError::Definite(format!(
+                                "binlog table map of {}.{} at {end}: {e}", key.0, key.1
+                            )))?;
+                            table_maps.insert(id, Mapped { table: t, map: tm, times });
                         }
                     }
                     QUERY => {
@@ -715,7 +787,7 @@ pub async fn run(
                         }
                         let start = t.start;
                         let Ok(Some(EventData::RowsEvent(rows))) = ev.read_data() else { continue };
-                        let Some((Some(ti), tm)) = table_maps.get(&rows.table_id()) else { continue };
+                        let Some(Mapped { table: Some(ti), map: tm, times }) = table_maps.get(&rows.table_id()) else { continue };
                         let ti = *ti;
                         if start < sources[ti].apply_from || applier.tables[ti].stopped.is_some() {
                             continue;
@@ -727,13 +799,13 @@ pub async fn run(
                             )))?;
                             let decoded = match &rows {
                                 RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => {
-                                    decode_row(&sources[ti], after).map(Op::Insert)
+                                    decode_row(&sources[ti], times, after).map(Op::Insert)
                                 }
                                 RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => {
-                                    decode_row(&sources[ti], before).map(|b| Op::Delete(whole(b)))
+                                    decode_row(&sources[ti], times, before).map(|b| Op::Delete(whole(b)))
                                 }
-                                _ => decode_row(&sources[ti], before)
-                                    .and_then(|b| Ok(Op::Update { before: whole(b), after: whole(decode_row(&sources[ti], after)?) })),
+                                _ => decode_row(&sources[ti], times, before)
+                                    .and_then(|b| Ok(Op::Update { before: whole(b), after: whole(decode_row(&sources[ti], times, after)?) })),
                             };
                             match decoded {
                                 Ok(op) => ops.push(op),

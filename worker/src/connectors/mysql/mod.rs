@@ -3,10 +3,12 @@
 
 pub(crate) mod binlog;
 pub(crate) mod catalog;
+pub(crate) mod charset;
 pub(crate) mod cutover;
 pub(crate) mod encode;
 mod introspect;
 pub(crate) mod read;
+pub(crate) mod tablemap;
 pub(crate) mod validate;
 pub(crate) mod write;
 

@@ -16,7 +16,6 @@
 
 use super::classify;
 use super::encode;
-use super::read::predicate;
 use crate::connectors::{ConnectorError, Progress, Rows, MAX_EXCEPTIONS};
 use ferry_common::endpoint::Endpoint;
 use ferry_common::plan::SegmentBounds;
@@ -187,8 +186,11 @@ pub struct Segment<'a> {
     pub number: u32,
     pub bounds: &'a SegmentBounds,
     pub gen: u64,
-    /// Delete the range first (see the PostgreSQL loader's `clear_range`).
-    pub clear_range: bool,
+    /// The table may hold rows this task did not load (DO_NOTHING): the
+    /// segment's rows replace those with the same keys (`LOAD DATA ...
+    /// REPLACE`), never a key range, which the target could order otherwise
+    /// than the source did (see the PostgreSQL loader).
+    pub replace: bool,
     /// The source position the rows were read at (MySQL sources), kept in
     /// the segment's marker so a retry that finds the segment committed
     /// still reports it.
@@ -274,14 +276,15 @@ pub async fn load_rows(
         }
         return Err(classify(ctx("writing segment marker"), e));
     }
-    if seg.clear_range {
+    if seg.replace && *seg.bounds == SegmentBounds::All {
         exec(
             &mut c,
-            &format!("DELETE FROM {} WHERE {}", t.qualified(), predicate(seg.bounds)?),
-            &ctx("clearing the range on the target"),
+            &format!("DELETE FROM {}", t.qualified()),
+            &ctx("clearing the table on the target"),
         )
         .await?;
     }
+    let replace = if seg.replace { " REPLACE" } else { "" };
 
     // The encoder runs beside the LOAD: it pulls source batches, encodes
     // them, and hands chunks to the server through a bounded channel.
@@ -341,13 +344,14 @@ pub async fn load_rows(
     // The stream is read as bytes (binary and spatial values pass as they
     // are); text is UTF-8 in the value model, so the text columns of another
     // character set (latin1, ...) take it through CONVERT, which the server
-    // then stores in the column's own set. Asked once per segment, so that
-    // utf8mb4 columns, the usual case, cost nothing per row.
-    let other_charset: Vec<String> = c
+    // then stores in the column's own set. A YEAR read from text takes '0'
+    // for 2000, so YEAR columns take a number (0 is the year 0000). Asked
+    // once per segment, so that the usual columns cost nothing per row.
+    let special: Vec<(String, String)> = c
         .exec(
-            "SELECT COLUMN_NAME FROM information_schema.COLUMNS
-              WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CHARACTER_SET_NAME IS NOT NULL
-                AND CHARACTER_SET_NAME NOT IN ('utf8mb4', 'binary')",
+            "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS
+              WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?
+                AND (DATA_TYPE = 'year' OR CHARACTER_SET_NAME IS NOT NULL AND CHARACTER_SET_NAME NOT IN ('utf8mb4', 'binary'))",
             (t.schema.clone(), t.name.clone()),
         )
         .await
@@ -355,11 +359,17 @@ pub async fn load_rows(
     let mut cols: Vec<String> = vec![];
     let mut sets: Vec<String> = vec![];
     for (i, col) in t.copy_columns().enumerate() {
-        if other_charset.contains(&col.name) {
-            cols.push(format!("@v{i}"));
-            sets.push(format!("{} = CONVERT(@v{i} USING utf8mb4)", quote_ident(&col.name)));
-        } else {
-            cols.push(quote_ident(&col.name));
+        match special.iter().find(|(n, _)| *n == col.name) {
+            Some((_, ty)) => {
+                cols.push(format!("@v{i}"));
+                let value = if ty.eq_ignore_ascii_case("year") {
+                    format!("@v{i} + 0")
+                } else {
+                    format!("CONVERT(@v{i} USING utf8mb4)")
+                };
+                sets.push(format!("{} = {value}", quote_ident(&col.name)));
+            }
+            None => cols.push(quote_ident(&col.name)),
         }
     }
     let set = if sets.is_empty() {
@@ -369,7 +379,7 @@ pub async fn load_rows(
     };
     let load = c
         .query_iter(format!(
-            "LOAD DATA LOCAL INFILE 'ferry' INTO TABLE {} CHARACTER SET binary ({}){set}",
+            "LOAD DATA LOCAL INFILE 'ferry'{replace} INTO TABLE {} CHARACTER SET binary ({}){set}",
             t.qualified(),
             cols.join(", ")
         ))
@@ -389,7 +399,14 @@ pub async fn load_rows(
         ))));
     }
     let load = load.map_err(q("LOAD DATA on target"))?;
-    let (loaded, warnings) = (load.affected_rows(), load.warnings());
+    // REPLACE counts a replaced row twice in the affected rows; the info
+    // line's "Records" counts the rows read.
+    let records = load
+        .info()
+        .split("Records:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next()?.parse::<u64>().ok());
+    let (loaded, warnings) = (records.unwrap_or(load.affected_rows()), load.warnings());
     load.drop_result().await.map_err(q("LOAD DATA on target"))?;
     if warnings > 0 {
         // LOCAL loads turn data errors into warnings: any is a refusal.
@@ -519,15 +536,45 @@ async fn run_script(ep: &Endpoint, file: &str, sql: &str) -> Result<(), Connecto
     Ok(())
 }
 
+/// Runs a reviewed post-data file object by object: an object the target
+/// refuses is recorded in `ferry.apply_exceptions` and returned, and the
+/// rest still run (the loaded rows do not depend on a view or a trigger).
+async fn run_post_data(ep: &Endpoint, sql: &str) -> Result<Vec<(String, String)>, ConnectorError> {
+    let file = "post-data.sql";
+    let mut c = super::connect(ep).await?;
+    let mut failed = vec![];
+    for (object, chunk) in crate::schema::script::chunks(file, sql) {
+        for stmt in crate::schema::script::mysql_statements(chunk) {
+            if let Err(e) = c.query_drop(stmt).await {
+                let mysql_async::Error::Server(s) = &e else {
+                    return Err(classify(format!("{file}, object {object}"), e));
+                };
+                let error = format!("{} (MySQL error {})", s.message, s.code);
+                tracing::warn!(%object, %error, "post-data object refused by the target; the load stands");
+                c.exec_drop(
+                    "INSERT INTO ferry.apply_exceptions (task, table_name, phase, reason, row_image) VALUES (?, ?, 'post-data', ?, ?)",
+                    (crate::current_task(), object.clone(), error.clone(), chunk.to_string()),
+                )
+                .await
+                .map_err(|e| classify("recording a refused post-data object", e))?;
+                failed.push((object.clone(), error));
+                break;
+            }
+        }
+    }
+    Ok(failed)
+}
+
 /// Foreign keys, once every table is loaded (or a reviewed post-data.sql).
 pub async fn finalize(
     ep: &Endpoint,
     fks: &[(String, Constraint)],
     post_data_sql: Option<&str>,
-) -> Result<(), ConnectorError> {
-    if let Some(sql) = post_data_sql {
-        run_script(ep, "post-data.sql", sql).await?;
-    }
+) -> Result<WorkResult, ConnectorError> {
+    let failed_objects = match post_data_sql {
+        Some(sql) => run_post_data(ep, sql).await?,
+        None => vec![],
+    };
     let mut c = target(ep).await?;
     for (table, con) in fks {
         if con.definition.contains("DEFERRABLE") || con.definition.contains("MATCH ") {
@@ -554,7 +601,7 @@ pub async fn finalize(
             .await?;
         }
     }
-    Ok(())
+    Ok(WorkResult::Finalized { failed_objects })
 }
 
 /// Takes the task's CDC apply state over for `epoch` (see `connectors/apply`)

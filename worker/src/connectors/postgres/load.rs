@@ -6,11 +6,13 @@
 //!            ▼
 //!  target: BEGIN
 //!          INSERT INTO ferry.segment_loads (task-table-segment, epoch)   ← fence
-//!          DELETE FROM t WHERE <segment>        (keyed segments: replace the range)
 //!          COPY t (cols) FROM STDIN (FORMAT binary)
 //!          UPDATE ferry.segment_loads SET rows = n
 //!          COMMIT
 //! ```
+//! Into a table that may hold rows of its own (DO_NOTHING) a keyed segment
+//! is copied into a temporary stage instead, then replaces the target rows
+//! with the same keys (`DELETE ... USING stage`, `INSERT ... SELECT`).
 //! Why no row is lost or doubled, whatever dies when:
 //! - The marker row and the data commit in one transaction, so the target
 //!   holds a segment's rows iff it holds its marker.
@@ -22,9 +24,13 @@
 //!   (or proceeds, if the first rolled back). Two copies never both commit.
 //! - A worker killed mid-copy leaves an open transaction that PostgreSQL
 //!   rolls back when the connection drops: nothing of it remains.
-//! - Keyed segments also delete their range first, so rows that existed on
-//!   the target before the task (TargetTablePrepMode DO_NOTHING) are replaced
-//!   rather than duplicated.
+//! - Nothing is deleted by key range on the target: the range was cut in
+//!   the source's order, and the target may order the same keys otherwise
+//!   (another collation, another engine), so its range could hold rows of
+//!   other segments. Prepare created or emptied the table, so the range is
+//!   empty but for this segment's committed attempt, which the marker
+//!   catches. Rows that existed before the task (DO_NOTHING) are replaced
+//!   key by key through the stage, which compares keys for equality only.
 //! - With CDC, segments read the source inside the table's exported snapshot
 //!   (generation `gen`). If that snapshot dies mid-table, the coordinator
 //!   empties the table (ResetTable) and reloads it in a newer generation;
@@ -125,11 +131,12 @@ pub struct Segment<'a> {
     /// Exported snapshot to read in (CDC tasks).
     pub snapshot: Option<&'a str>,
     pub gen: u64,
-    /// Delete the range on the target first. Not needed when the table was
-    /// created by this task without a key: an attempt's rows are then
-    /// either committed with its marker or rolled back, so the range is
-    /// empty; and without the key index the delete would scan the table.
-    pub clear_range: bool,
+    /// The target table may hold rows this task did not load
+    /// (DO_NOTHING): replace the rows with this segment's keys.
+    pub replace: bool,
+    /// The table was created by this task without its key and is loaded
+    /// whole: it may be truncated and copied FROZEN (see `freezes`).
+    pub fresh: bool,
     /// The source position the rows were read at (MySQL sources), kept in
     /// the segment's marker so a retry that finds the segment committed
     /// still reports it.
@@ -145,9 +152,29 @@ impl Segment<'_> {
     /// faster on 10M rows). The TRUNCATE takes the table's exclusive lock,
     /// which only this segment wants. Partitioned tables cannot be frozen.
     fn freezes(&self, t: &TableSchema) -> bool {
-        !self.clear_range && *self.bounds == SegmentBounds::All && !t.is_partitioned()
+        self.fresh && !self.replace && *self.bounds == SegmentBounds::All && !t.is_partitioned()
+    }
+
+    /// The key columns rows are replaced by, when they go through a stage.
+    fn staged_key(&self) -> Option<&[KeyColumn]> {
+        match self.bounds {
+            SegmentBounds::Key { columns, .. } if self.replace => Some(columns),
+            _ => None,
+        }
+    }
+
+    /// The table the segment's COPY writes into.
+    fn copy_into(&self, t: &TableSchema) -> String {
+        if self.staged_key().is_some() {
+            STAGE.to_string()
+        } else {
+            t.qualified()
+        }
     }
 }
+
+/// The temporary table a replacing segment is copied into.
+const STAGE: &str = "ferry_segment_stage";
 
 /// Empties a partly loaded table for a reload in snapshot generation `gen`.
 pub async fn reset_table(target: &Endpoint, t: &TableSchema, gen: u64) -> Result<WorkResult, ConnectorError> {
@@ -271,26 +298,77 @@ async fn begin<'a>(
         tx.batch_execute(&format!("TRUNCATE {}", t.qualified()))
             .await
             .map_err(|e| classify(ctx("truncating the new table for a frozen load"), e))?;
-    } else if seg.clear_range && seg.bounds.addressable_on_target() {
-        tx.execute(
-            &format!("DELETE FROM {} WHERE {}", t.qualified(), predicate(seg.bounds)),
+    } else if seg.staged_key().is_some() {
+        tx.batch_execute(&format!(
+            "CREATE TEMPORARY TABLE {STAGE} (LIKE {}) ON COMMIT DROP",
+            t.qualified()
+        ))
+        .await
+        .map_err(|e| classify(ctx("creating the segment's stage"), e))?;
+    } else if seg.replace && *seg.bounds == SegmentBounds::All {
+        tx.batch_execute(&format!("DELETE FROM {}", t.qualified()))
+            .await
+            .map_err(|e| classify(ctx("clearing the table on the target"), e))?;
+    }
+    Ok(Begun::Fresh(tx))
+}
+
+/// Moves a staged segment into the table: the target's rows with the
+/// segment's keys go, the segment's rows come. Returns the rows inserted.
+async fn unstage(
+    tx: &tokio_postgres::Transaction<'_>,
+    t: &TableSchema,
+    seg: &Segment<'_>,
+) -> Result<Option<u64>, ConnectorError> {
+    let Some(key) = seg.staged_key() else { return Ok(None) };
+    let ctx = |what: &str| format!("table {} segment {}: {what}", t.display_name(), seg.number);
+    let same: Vec<String> = key
+        .iter()
+        .map(|k| {
+            let c = quote_ident(&k.name);
+            let op = if k.nullable { "IS NOT DISTINCT FROM" } else { "=" };
+            format!("t.{c} {op} s.{c}")
+        })
+        .collect();
+    tx.batch_execute(&format!(
+        "DELETE FROM {} t USING {STAGE} s WHERE {}",
+        t.qualified(),
+        same.join(" AND ")
+    ))
+    .await
+    .map_err(|e| classify(ctx("replacing the target's rows with the segment's keys"), e))?;
+    let cols: Vec<String> = t.copy_columns().map(|c| quote_ident(&c.name)).collect();
+    let cols = cols.join(", ");
+    let n = tx
+        .execute(
+            &format!(
+                "INSERT INTO {} ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM {STAGE}",
+                t.qualified()
+            ),
             &[],
         )
         .await
-        .map_err(|e| classify(ctx("clearing the range on the target"), e))?;
-    }
-    Ok(Begun::Fresh(tx))
+        .map_err(|e| classify(ctx("moving the segment's rows from its stage"), e))?;
+    Ok(Some(n))
 }
 
 /// Records the row count in the marker and commits data and marker together.
 async fn finish(
     tx: tokio_postgres::Transaction<'_>,
     t: &TableSchema,
-    segment: u32,
+    seg: &Segment<'_>,
     rows: u64,
     position: Option<Lsn>,
 ) -> Result<WorkResult, ConnectorError> {
+    let segment = seg.number;
     let ctx = |what: &str| format!("table {} segment {segment}: {what}", t.display_name());
+    if let Some(moved) = unstage(&tx, t, seg).await? {
+        if moved != rows {
+            return Err(ConnectorError::Definite(ctx(&format!(
+                "{rows} rows were copied into the stage but {moved} reached the table"
+            ))));
+        }
+    }
     tx.execute(
         "UPDATE ferry.segment_loads SET rows = $4 WHERE task = $1 AND table_name = $2 AND segment = $3",
         &[
@@ -346,7 +424,10 @@ pub async fn load_segment(
         t.qualified()
     );
     let freeze = if seg.freezes(t) { ", FREEZE" } else { "" };
-    let in_sql = format!("COPY {} ({cols}) FROM STDIN (FORMAT {format}{freeze})", t.qualified());
+    let in_sql = format!(
+        "COPY {} ({cols}) FROM STDIN (FORMAT {format}{freeze})",
+        seg.copy_into(t)
+    );
     // The source side reads in the table's snapshot when there is one.
     let src_tx = src
         .build_transaction()
@@ -406,7 +487,7 @@ pub async fn load_segment(
         .await
         .map_err(|e| classify(ctx("target refused a row"), e))?;
     progress.store(rows, Ordering::Relaxed);
-    finish(tx, t, segment, rows, None).await
+    finish(tx, t, &seg, rows, None).await
 }
 
 /// Another engine to PostgreSQL: rows of the value model, encoded as text
@@ -432,7 +513,7 @@ pub async fn load_rows(
     let freeze = if seg.freezes(t) { ", FREEZE" } else { "" };
     let in_sql = format!(
         "COPY {} ({}) FROM STDIN (FORMAT text{freeze})",
-        t.qualified(),
+        seg.copy_into(t),
         cols.join(", ")
     );
     let sink = tx
@@ -485,7 +566,7 @@ pub async fn load_rows(
         .await
         .map_err(|e| classify(ctx("recording an exception"), e))?;
     }
-    let mut result = finish(tx, t, segment, copied, seg.position).await?;
+    let mut result = finish(tx, t, &seg, copied, seg.position).await?;
     if let WorkResult::Loaded { exceptions: n, .. } = &mut result {
         *n = exceptions.len() as u64;
     }

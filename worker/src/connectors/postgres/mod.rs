@@ -45,6 +45,7 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             snapshot,
             gen,
             defer_primary_key,
+            target_may_hold_rows,
         } => {
             load::load_segment(
                 &source,
@@ -55,7 +56,8 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
                     bounds: &bounds,
                     snapshot: snapshot.as_deref(),
                     gen,
-                    clear_range: !defer_primary_key,
+                    replace: target_may_hold_rows,
+                    fresh: defer_primary_key,
                     position: None,
                 },
                 ctx.progress,
@@ -87,6 +89,7 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             target,
             table,
             defer_primary_key,
+            ..
         } => schema::post_data(&source, &target, &table, defer_primary_key)
             .await
             .map(|_| WorkResult::Done),
@@ -95,9 +98,7 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             foreign_keys,
             validate,
             post_data_sql,
-        } => schema::finalize(&target, &foreign_keys, validate, post_data_sql.as_deref())
-            .await
-            .map(|_| WorkResult::Done),
+        } => schema::finalize(&target, &foreign_keys, validate, post_data_sql.as_deref()).await,
     }
 }
 

@@ -8,6 +8,7 @@ use crate::connectors::{on_target, ConnectorError};
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::schema::*;
 use ferry_common::settings::TargetTablePrepMode;
+use ferry_common::work::WorkResult;
 use tokio_postgres::Client;
 
 /// Ferry's bookkeeping on the target: which segments are committed (the
@@ -352,11 +353,12 @@ pub async fn finalize(
     fks: &[(String, Constraint)],
     validate: bool,
     post_data_sql: Option<&str>,
-) -> Result<(), ConnectorError> {
+) -> Result<WorkResult, ConnectorError> {
     let c = connect(target).await?;
-    if let Some(sql) = post_data_sql {
-        run_script(&c, "post-data.sql", sql).await?;
-    }
+    let failed_objects = match post_data_sql {
+        Some(sql) => run_post_data(&c, sql).await?,
+        None => vec![],
+    };
     for (table, con) in fks {
         let mut con = con.clone();
         if !validate && !con.definition.ends_with("NOT VALID") {
@@ -364,7 +366,34 @@ pub async fn finalize(
         }
         add_constraint(&c, table, &con).await?;
     }
-    Ok(())
+    Ok(WorkResult::Finalized { failed_objects })
+}
+
+/// Runs a reviewed post-data file object by object, each in its own
+/// transaction: an object the target refuses is undone whole, recorded in
+/// `ferry.apply_exceptions` and returned, and the rest still run (the
+/// loaded rows do not depend on a view or a trigger).
+async fn run_post_data(c: &Client, sql: &str) -> Result<Vec<(String, String)>, ConnectorError> {
+    let file = "post-data.sql";
+    let mut failed = vec![];
+    for (object, chunk) in crate::schema::script::chunks(file, sql) {
+        // One simple-protocol batch is one implicit transaction.
+        if let Err(e) = c.batch_execute(chunk).await {
+            let Some(db) = e.as_db_error() else {
+                return Err(classify(format!("{file}, object {object}"), e));
+            };
+            let error = db.message().to_string();
+            tracing::warn!(%object, %error, "post-data object refused by the target; the load stands");
+            c.execute(
+                "INSERT INTO ferry.apply_exceptions (task, table_name, phase, reason, row_image) VALUES ($1, $2, 'post-data', $3, $4)",
+                &[&crate::current_task(), &object, &error, &chunk],
+            )
+            .await
+            .map_err(|e| classify("recording a refused post-data object", e))?;
+            failed.push((object, error));
+        }
+    }
+    Ok(failed)
 }
 
 /// A source sequence's `(last_value, is_called)`.

@@ -222,7 +222,7 @@ impl Body<'_> {
     }
 
     fn cond(&mut self, c: &str) -> Result<String, Untranslatable> {
-        let tr = translate::trigger_expr(self.from, self.to, c, self.types)?;
+        let tr = translate::trigger_condition(self.from, self.to, c, self.types)?;
         self.notes.extend(tr.notes);
         Ok(tr.sql)
     }

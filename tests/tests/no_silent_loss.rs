@@ -1,0 +1,200 @@
+//! Ways a migration could report success while the target differs from the
+//! source, each shown not to: a table whose changes stopped blocks
+//! caught-up, cutover and validation; segments cut in the source's key
+//! order load every row whatever order the target's collation gives the
+//! same keys.
+use ferry_tests::compare::{mysql_rows, pg_rows};
+use ferry_tests::mariadb::MariaDbServer;
+use ferry_tests::*;
+use mysql_async::prelude::Queryable;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_in_error_blocks_caught_up_cutover_and_validate() -> anyhow::Result<()> {
+    let my = MariaDbServer::start()?;
+    let pg = PgServer::start()?;
+    let mut m = my.client("mysql").await?;
+    m.query_drop("CREATE DATABASE shop").await?;
+    let mut m = my.client("shop").await?;
+    m.query_drop(
+        "CREATE TABLE a (id INT PRIMARY KEY, v INT); CREATE TABLE b (id INT PRIMARY KEY, v INT);
+         INSERT INTO a VALUES (1, 1), (2, 2); INSERT INTO b VALUES (1, 1), (2, 2)",
+    )
+    .await?;
+    let f = Ferry::start(1, 5000, &[])?;
+    create_typed(
+        &f,
+        "deg",
+        &my.url("shop"),
+        &pg.url("postgres"),
+        "full-load-and-cdc",
+        r#"{"ValidationSettings": {"EnableValidation": true}}"#,
+        &[],
+    );
+    f.ok(&["task", "start", "deg"]);
+    wait_caught_up(&f, "deg");
+    assert_eq!(f.status("deg").unwrap()["degraded"], false);
+
+    // A column added on the source stops b's changes (DDL is not carried
+    // yet); a's keep flowing.
+    m.query_drop("ALTER TABLE b ADD COLUMN w INT; INSERT INTO b VALUES (3, 3, 3); INSERT INTO a VALUES (3, 3)")
+        .await?;
+    f.wait_until("table b to stop", Duration::from_secs(60), || {
+        f.status("deg")
+            .is_some_and(|st| table_status(&st, "b")["state"] == "Table error")
+    });
+    let st = f.status("deg").unwrap();
+    assert_eq!(st["degraded"], true, "{st}");
+    assert_eq!(st["tables_in_error"][0]["table"], "shop.b", "{st}");
+    assert!(
+        st["tables_in_error"][0]["error"].as_str().unwrap().contains("DDL"),
+        "{st}"
+    );
+    let out = f.ok(&["task", "status", "deg"]);
+    assert!(out.contains("DEGRADED") && out.contains("shop.b"), "{out}");
+
+    for args in [
+        vec!["task", "wait", "deg", "--for", "caught-up", "--timeout", "60"],
+        vec!["cutover", "deg", "--dry-run"],
+        vec!["validate", "deg"],
+    ] {
+        let (ok, out, err) = f.ferry(&args);
+        assert!(!ok, "{args:?} succeeded while table b is stopped: {out}");
+        assert!(
+            err.contains("degraded") && err.contains("shop.b") && err.contains("DDL"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+    // a still follows the source.
+    f.wait_until("a's insert on the target", Duration::from_secs(60), || {
+        psql_count(&pg, "SELECT count(*) FROM shop.a") == 3
+    });
+    Ok(())
+}
+
+/// A count through psql, for the synchronous `wait_until`.
+fn psql_count(pg: &PgServer, sql: &str) -> i64 {
+    let out = std::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &pg.port.to_string(),
+            "-U",
+            "postgres",
+            "-Atc",
+            sql,
+            "postgres",
+        ])
+        .output()
+        .expect("psql");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(-1)
+}
+
+/// Keys whose order differs between byte order and a linguistic one:
+/// upper and lower case mixed, punctuation first or last.
+const KEYS: &str =
+    "CASE WHEN i % 3 = 0 THEN upper(md5(i::text)) WHEN i % 3 = 1 THEN '_' || md5(i::text) ELSE md5(i::text) END";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn segments_cut_in_source_order_load_every_row_under_another_collation() -> anyhow::Result<()> {
+    let src = PgServer::start()?;
+    let dst = PgServer::start()?;
+    src.client("postgres")
+        .await?
+        .batch_execute(&format!(
+            "CREATE TABLE public.words (k text COLLATE \"C\" PRIMARY KEY, n integer NOT NULL);
+             INSERT INTO public.words SELECT {KEYS}, i FROM generate_series(1, 20000) i;
+             ANALYZE public.words;"
+        ))
+        .await?;
+    // The target exists already (DO_NOTHING), ordered by ICU, and holds
+    // rows of its own: one the source replaces, one it does not have.
+    let d = dst.client("postgres").await?;
+    d.batch_execute(
+        "CREATE TABLE public.words (k text COLLATE \"und-x-icu\" PRIMARY KEY, n integer NOT NULL);
+         INSERT INTO public.words VALUES (md5('2'), -1), ('only on the target', -2);",
+    )
+    .await?;
+    let f = Ferry::start(2, 5000, &[])?;
+    create_full_load(
+        &f,
+        "coll",
+        &src.url("postgres"),
+        &dst.url("postgres"),
+        r#"{"FullLoadSettings": {"TargetTablePrepMode": "DO_NOTHING"}, "Ferry": {"SegmentTargetBytes": 65536, "SplitTablesLargerThan": 0}}"#,
+        &[],
+    );
+    f.ok(&["task", "start", "coll"]);
+    let (ok, out, err) = f.ferry(&["task", "wait", "coll", "--for", "full-load", "--timeout", "300"]);
+    assert!(ok, "{out}{err}");
+    let st = f.status("coll").unwrap();
+    assert!(
+        table_status(&st, "words")["segments_total"].as_u64().unwrap() >= 5,
+        "{st}"
+    );
+    let s = src.client("postgres").await?;
+    let want = pg_rows(&s, "SELECT k, n::text FROM public.words ORDER BY k COLLATE \"C\"").await?;
+    let got = pg_rows(
+        &d,
+        "SELECT k, n::text FROM public.words WHERE k <> 'only on the target' ORDER BY k COLLATE \"C\"",
+    )
+    .await?;
+    assert_eq!(got.len(), 20000, "rows lost or doubled on the target");
+    assert!(got == want, "the target's rows differ from the source's");
+    let kept = pg_rows(&d, "SELECT n::text FROM public.words WHERE k = 'only on the target'").await?;
+    assert_eq!(
+        kept,
+        vec![vec![Some("-2".to_string())]],
+        "DO_NOTHING keeps the target's own rows"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn case_insensitive_mysql_keys_load_every_row_into_postgres() -> anyhow::Result<()> {
+    let my = MariaDbServer::start()?;
+    let pg = PgServer::start()?;
+    let mut m = my.client("mysql").await?;
+    m.query_drop("CREATE DATABASE shop").await?;
+    let mut m = my.client("shop").await?;
+    m.query_drop(
+        "CREATE TABLE words (k VARCHAR(40) COLLATE utf8mb4_general_ci PRIMARY KEY, n INT NOT NULL);
+         INSERT INTO words SELECT CASE WHEN seq % 3 = 0 THEN UPPER(MD5(seq)) WHEN seq % 3 = 1 THEN CONCAT('_', MD5(seq)) ELSE MD5(seq) END, seq
+           FROM seq_1_to_20000;
+         ANALYZE TABLE words",
+    )
+    .await?;
+    let f = Ferry::start(2, 5000, &[])?;
+    // CDC tasks create their tables with keys before the load.
+    create_typed(
+        &f,
+        "ci",
+        &my.url("shop"),
+        &pg.url("postgres"),
+        "full-load-and-cdc",
+        r#"{"Ferry": {"SegmentTargetBytes": 65536, "SplitTablesLargerThan": 0}}"#,
+        &[],
+    );
+    f.ok(&["task", "start", "ci"]);
+    let (ok, out, err) = f.ferry(&["task", "wait", "ci", "--for", "full-load", "--timeout", "300"]);
+    assert!(ok, "{out}{err}");
+    let st = f.status("ci").unwrap();
+    assert!(
+        table_status(&st, "words")["segments_total"].as_u64().unwrap() >= 5,
+        "{st}"
+    );
+    m.query_drop("INSERT INTO words VALUES ('after the load', 0)").await?;
+    wait_caught_up(&f, "ci");
+    let want = mysql_rows(
+        &mut m,
+        "SELECT k, CAST(n AS CHAR) FROM words ORDER BY k COLLATE utf8mb4_bin",
+    )
+    .await?;
+    let p = pg.client("postgres").await?;
+    let got = pg_rows(&p, "SELECT k::text, n::text FROM shop.words ORDER BY k COLLATE \"C\"").await?;
+    assert_eq!(got.len(), want.len(), "rows lost or doubled on the target");
+    assert!(got == want, "the target's rows differ from the source's");
+    Ok(())
+}

@@ -109,9 +109,10 @@ pub enum Work {
         /// Add the primary key first (see Prepare).
         #[serde(default)]
         defer_primary_key: bool,
-        /// The rows the table's segments loaded, when the target holds no
-        /// others: the target's row count must equal it before the table
-        /// counts as loaded.
+        /// The rows the table's segments loaded, when it was loaded in
+        /// several segments and the target holds no other rows: the
+        /// target's row count must equal it before the table counts as
+        /// loaded (a segment that touched another's rows would show here).
         #[serde(default)]
         expected_rows: Option<u64>,
     },
@@ -163,6 +164,25 @@ fn yes() -> bool {
 }
 
 impl Work {
+    /// The databases this work talks to (for liveness probes).
+    pub fn endpoints(&self) -> Vec<&Endpoint> {
+        match self {
+            Work::Introspect { source, .. }
+            | Work::CreateSlot { source, .. }
+            | Work::HoldSnapshot { source, .. }
+            | Work::DropSlot { source, .. }
+            | Work::FreezeSource { source, .. } => vec![source],
+            Work::Prepare { target, .. } | Work::ResetTable { target, .. } | Work::Finalize { target, .. } => {
+                vec![target]
+            }
+            Work::LoadSegment { source, target, .. }
+            | Work::Cdc { source, target, .. }
+            | Work::PostData { source, target, .. }
+            | Work::ValidateSegment { source, target, .. }
+            | Work::SyncSequences { source, target, .. } => vec![source, target],
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Work::Introspect { .. } => "Introspect",

@@ -1388,7 +1388,9 @@ impl Task {
                     target: spec.target.clone(),
                     table: t,
                     defer_primary_key: self.defer_primary_key(),
-                    expected_rows: (!self.target_may_hold_rows()).then(loaded),
+                    // One segment's rows commit with the count it copied;
+                    // several can interfere (see `Work::PostData`).
+                    expected_rows: (!self.target_may_hold_rows() && self.plans[table].segments.len() > 1).then(loaded),
                 }
             }
             UnitKind::Validate { table, segment } => {

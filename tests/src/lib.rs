@@ -150,6 +150,39 @@ impl PgServer {
     }
 }
 
+impl PgServer {
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the postmaster and every backend:
+    /// a server that stops answering without closing a connection.
+    pub fn freeze(&self, stop: bool) -> Result<()> {
+        let pid = std::fs::read_to_string(self.data.join("postmaster.pid"))?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let children = Command::new("pgrep").args(["-P", &pid]).output()?;
+        let mut pids = vec![pid];
+        pids.extend(
+            String::from_utf8_lossy(&children.stdout)
+                .split_whitespace()
+                .map(str::to_string),
+        );
+        signal(&pids, stop)
+    }
+}
+
+/// SIGSTOP or SIGCONT to the given processes.
+pub fn signal(pids: &[String], stop: bool) -> Result<()> {
+    let st = Command::new("kill")
+        .arg(if stop { "-STOP" } else { "-CONT" })
+        .args(pids)
+        .status()?;
+    if !st.success() {
+        bail!("kill failed for {pids:?}");
+    }
+    Ok(())
+}
+
 impl Drop for PgServer {
     fn drop(&mut self) {
         let _ = pg_cmd(&self.bin.join("pg_ctl"), self.root)

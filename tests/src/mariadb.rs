@@ -137,6 +137,12 @@ impl MariaDbServer {
         }
     }
 
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the server process.
+    pub fn freeze(&self, stop: bool) -> Result<()> {
+        let pid = self.child.as_ref().map(|c| c.id().to_string()).unwrap_or_default();
+        crate::signal(&[pid], stop)
+    }
+
     pub fn url(&self, db: &str) -> String {
         format!("mysql://root@127.0.0.1:{}/{db}", self.port)
     }

@@ -97,6 +97,23 @@ fn psql_count(pg: &PgServer, sql: &str) -> i64 {
 const KEYS: &str =
     "CASE WHEN i % 3 = 0 THEN upper(md5(i::text)) WHEN i % 3 = 1 THEN '_' || md5(i::text) ELSE md5(i::text) END";
 
+/// Task `words` loading table `words` in segments of 64 KiB (at least 5),
+/// waited for until its full load is complete.
+fn load_words_in_small_segments(source: &str, target: &str, kind: &str, settings: &str) -> anyhow::Result<Ferry> {
+    let f = Ferry::start(2, 5000, &[])?;
+    let sep = if settings.is_empty() { "" } else { ", " };
+    let settings =
+        format!(r#"{{{settings}{sep}"Ferry": {{"SegmentTargetBytes": 65536, "SplitTablesLargerThan": 0}}}}"#);
+    create_typed(&f, "words", source, target, kind, &settings, &[]);
+    f.ok(&["task", "start", "words"]);
+    let (ok, out, err) = f.ferry(&["task", "wait", "words", "--for", "full-load", "--timeout", "300"]);
+    assert!(ok, "{out}{err}");
+    let st = f.status("words").unwrap();
+    let segments = table_status(&st, "words")["segments_total"].as_u64().unwrap();
+    assert!(segments >= 5, "{st}");
+    Ok(f)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn segments_cut_in_source_order_load_every_row_under_another_collation() -> anyhow::Result<()> {
     let src = PgServer::start()?;
@@ -117,23 +134,13 @@ async fn segments_cut_in_source_order_load_every_row_under_another_collation() -
          INSERT INTO public.words VALUES (md5('2'), -1), ('only on the target', -2);",
     )
     .await?;
-    let f = Ferry::start(2, 5000, &[])?;
-    create_full_load(
-        &f,
-        "coll",
+    // Held to the end: a failing assertion keeps the processes' logs.
+    let _f = load_words_in_small_segments(
         &src.url("postgres"),
         &dst.url("postgres"),
-        r#"{"FullLoadSettings": {"TargetTablePrepMode": "DO_NOTHING"}, "Ferry": {"SegmentTargetBytes": 65536, "SplitTablesLargerThan": 0}}"#,
-        &[],
-    );
-    f.ok(&["task", "start", "coll"]);
-    let (ok, out, err) = f.ferry(&["task", "wait", "coll", "--for", "full-load", "--timeout", "300"]);
-    assert!(ok, "{out}{err}");
-    let st = f.status("coll").unwrap();
-    assert!(
-        table_status(&st, "words")["segments_total"].as_u64().unwrap() >= 5,
-        "{st}"
-    );
+        "full-load",
+        r#""FullLoadSettings": {"TargetTablePrepMode": "DO_NOTHING"}"#,
+    )?;
     let s = src.client("postgres").await?;
     let want = pg_rows(&s, "SELECT k, n::text FROM public.words ORDER BY k COLLATE \"C\"").await?;
     let got = pg_rows(
@@ -166,27 +173,10 @@ async fn case_insensitive_mysql_keys_load_every_row_into_postgres() -> anyhow::R
          ANALYZE TABLE words",
     )
     .await?;
-    let f = Ferry::start(2, 5000, &[])?;
     // CDC tasks create their tables with keys before the load.
-    create_typed(
-        &f,
-        "ci",
-        &my.url("shop"),
-        &pg.url("postgres"),
-        "full-load-and-cdc",
-        r#"{"Ferry": {"SegmentTargetBytes": 65536, "SplitTablesLargerThan": 0}}"#,
-        &[],
-    );
-    f.ok(&["task", "start", "ci"]);
-    let (ok, out, err) = f.ferry(&["task", "wait", "ci", "--for", "full-load", "--timeout", "300"]);
-    assert!(ok, "{out}{err}");
-    let st = f.status("ci").unwrap();
-    assert!(
-        table_status(&st, "words")["segments_total"].as_u64().unwrap() >= 5,
-        "{st}"
-    );
+    let f = load_words_in_small_segments(&my.url("shop"), &pg.url("postgres"), "full-load-and-cdc", "")?;
     m.query_drop("INSERT INTO words VALUES ('after the load', 0)").await?;
-    wait_caught_up(&f, "ci");
+    wait_caught_up(&f, "words");
     let want = mysql_rows(
         &mut m,
         "SELECT k, CAST(n AS CHAR) FROM words ORDER BY k COLLATE utf8mb4_bin",
@@ -196,5 +186,48 @@ async fn case_insensitive_mysql_keys_load_every_row_into_postgres() -> anyhow::R
     let got = pg_rows(&p, "SELECT k::text, n::text FROM shop.words ORDER BY k COLLATE \"C\"").await?;
     assert_eq!(got.len(), want.len(), "rows lost or doubled on the target");
     assert!(got == want, "the target's rows differ from the source's");
+    Ok(())
+}
+
+/// The safety net behind the above: once every segment of a table has
+/// committed, the target's row count must equal what the segments loaded.
+/// A row written into the target table by someone else during the load
+/// makes the table fail loudly instead of counting as complete.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_whose_row_count_differs_after_the_load_fails() -> anyhow::Result<()> {
+    let p = PgbenchPair::new(1)?;
+    let f = Ferry::start(1, 5000, &[("FERRY_FAILPOINT", "before-commit:1000")])?;
+    create_full_load(
+        &f,
+        "count",
+        &p.src.url("postgres"),
+        &p.dst.url("postgres"),
+        r#"{"Ferry": {"SegmentTargetBytes": 2000000, "SplitTablesLargerThan": 0}}"#,
+        &[],
+    );
+    f.ok(&["task", "start", "count"]);
+    f.wait_until("a segment to reach its commit", Duration::from_secs(120), || {
+        f.workers[0].log_text().contains("failpoint: pausing")
+    });
+    p.dst
+        .client("postgres")
+        .await?
+        .batch_execute("INSERT INTO pgbench_accounts VALUES (999999999, 1, 0, 'not from the source')")
+        .await?;
+    let (ok, out, err) = f.ferry(&["task", "wait", "count", "--for", "full-load", "--timeout", "300"]);
+    assert!(
+        !ok,
+        "a table with a row the load did not write counted as loaded: {out}"
+    );
+    let st = f.status("count").unwrap();
+    let accounts = table_status(&st, "pgbench_accounts");
+    assert_eq!(accounts["state"], "Table error", "{st}");
+    assert!(
+        accounts["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("rows were lost or doubled"),
+        "{accounts}\n{err}"
+    );
     Ok(())
 }

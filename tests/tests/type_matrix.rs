@@ -223,6 +223,15 @@ fn mysql_cases() -> Vec<Case> {
                 is(r#"{"a": [1, 2.5, null], "b": "é"}"#),
             )],
         ),
+        case("DECIMAL(10,2)", vec![m("-12345678.90", is("-12345678.90"))]),
+        // MySQL's internal form: SRID (4 bytes), then WKB.
+        case(
+            "POINT",
+            vec![m(
+                "ST_GeomFromText('POINT(1 2)')",
+                is("\\x000000000101000000000000000000f03f0000000000000040"),
+            )],
+        ),
     ]
 }
 
@@ -287,76 +296,115 @@ fn postgres_cases() -> Vec<Case> {
             )],
         ),
         case("jsonb", vec![p(r#"'{"a": [1, null]}'"#, is(r#"{"a": [1, null]}"#))]),
+        case("money", vec![p("'-12.34'", is("-12.34"))]),
+        case("integer[]", vec![p("'{1,NULL,3}'", is("[1,null,3]"))]),
+        case("text[]", vec![p(r#"'{"a,b",NULL}'"#, is(r#"["a,b",null]"#))]),
+        case("inet", vec![p("'192.168.1.0/24'", is("192.168.1.0/24"))]),
+        case("macaddr", vec![p("'08:00:2b:01:02:03'", is("08:00:2b:01:02:03"))]),
+        case("character(5)", vec![p("'ab'", is("ab"))]),
+        case("int4range", vec![p("'[1,10)'", is("[1,10)"))]),
+        case(
+            "timestamp(6) without time zone",
+            vec![
+                p("'infinity'", Refused),
+                p("'0001-01-01 00:00:00'", is("0001-01-01 00:00:00.000000")),
+            ],
+        ),
+        case("date", vec![p("'infinity'", Refused), p("'0044-03-15 BC'", Refused)]),
     ]
 }
 
-/// How each engine renders a value as text for comparison.
-#[derive(Clone, Copy, PartialEq)]
-enum Side {
-    Pg,
-    My,
+/// A connection to one of the servers, source or target. Every table lives
+/// in `mx` (a MySQL database keeps its name on a MySQL target; on
+/// PostgreSQL it is a schema).
+enum Db {
+    Pg(tokio_postgres::Client),
+    My(mysql_async::Conn),
 }
 
-/// `(id, rendered v)` of a table, by id.
-async fn rendered(
-    side: Side,
-    pg: Option<&tokio_postgres::Client>,
-    my: Option<&mut mysql_async::Conn>,
-    schema: &str,
-    table: &str,
-) -> anyhow::Result<BTreeMap<i64, Option<String>>> {
-    let rows = match side {
-        Side::Pg => {
-            let c = pg.expect("a PostgreSQL client");
-            pg_rows(c, &format!("SELECT id::text, v::text FROM \"{schema}\".\"{table}\"")).await?
+impl Db {
+    async fn exec(&mut self, sql: &str) -> anyhow::Result<()> {
+        match self {
+            Db::Pg(c) => c.batch_execute(sql).await?,
+            Db::My(c) => c.query_drop(sql).await?,
         }
-        Side::My => {
-            let c = my.expect("a MySQL connection");
-            let ty: Option<String> = c
-                .exec_first(
-                    "SELECT DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = 'v'",
-                    (schema, table),
-                )
-                .await?;
-            let expr = match ty.as_deref().unwrap_or("") {
-                "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => "HEX(v)",
-                "bit" => "BIN(v)",
-                "float" | "double" => "CAST(v AS DOUBLE)",
-                _ => "CAST(v AS CHAR)",
-            };
-            mysql_rows(c, &format!("SELECT CAST(id AS CHAR), {expr} FROM `{schema}`.`{table}`")).await?
+        Ok(())
+    }
+
+    /// `(id, v as text)` of table `mx.NAME`, by id, each engine rendering
+    /// its values its own way (binary as hex, floats as doubles).
+    async fn rendered(&mut self, table: &str) -> anyhow::Result<BTreeMap<i64, Option<String>>> {
+        let rows = match self {
+            Db::Pg(c) => pg_rows(c, &format!("SELECT id::text, v::text FROM mx.{table}")).await?,
+            Db::My(c) => {
+                let ty: Option<String> = c
+                    .exec_first(
+                        "SELECT DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'mx' AND TABLE_NAME = ? AND COLUMN_NAME = 'v'",
+                        (table,),
+                    )
+                    .await?;
+                let expr = match ty.as_deref().unwrap_or("") {
+                    "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "point" | "geometry" => {
+                        "HEX(v)"
+                    }
+                    "bit" => "BIN(v)",
+                    "float" | "double" => "CAST(v AS DOUBLE)",
+                    _ => "CAST(v AS CHAR)",
+                };
+                mysql_rows(c, &format!("SELECT CAST(id AS CHAR), {expr} FROM mx.{table}")).await?
+            }
+        };
+        Ok(rows
+            .into_iter()
+            .map(|r| (r[0].as_deref().unwrap().parse().unwrap(), r[1].clone()))
+            .collect())
+    }
+
+    /// Rows in `ferry.apply_exceptions` per table of the task.
+    async fn exceptions(&mut self, task: &str) -> anyhow::Result<BTreeMap<String, i64>> {
+        let sql = format!(
+            "SELECT table_name, CAST(count(*) AS CHAR) FROM ferry.apply_exceptions WHERE task = '{task}' GROUP BY 1"
+        );
+        let rows = match self {
+            Db::Pg(c) => pg_rows(c, &sql.replace("CAST(count(*) AS CHAR)", "count(*)::text")).await?,
+            Db::My(c) => mysql_rows(c, &sql).await?,
+        };
+        // The load and the change path may spell the table differently.
+        let mut out = BTreeMap::new();
+        for r in rows {
+            let t = r[0].clone().unwrap();
+            let t = t.rsplit('.').next().unwrap().trim_matches(['"', '`']).to_string();
+            *out.entry(t).or_insert(0) += r[1].as_deref().unwrap().parse::<i64>().unwrap();
         }
-    };
-    Ok(rows
-        .into_iter()
-        .map(|r| (r[0].as_deref().unwrap().parse().unwrap(), r[1].clone()))
-        .collect())
+        Ok(out)
+    }
+
+    fn is_pg(&self) -> bool {
+        matches!(self, Db::Pg(_))
+    }
 }
 
 /// Compares a target's tables with the cases; returns every difference.
-#[allow(clippy::too_many_arguments)]
 async fn check_target(
     cases: &[Case],
     source: &BTreeMap<String, BTreeMap<i64, Option<String>>>,
-    side: Side,
-    pg: Option<&tokio_postgres::Client>,
-    mut my: Option<&mut mysql_async::Conn>,
-    exceptions: &BTreeMap<String, i64>,
+    target: &mut Db,
+    task: &str,
     label: &str,
 ) -> anyhow::Result<Vec<String>> {
+    let exceptions = target.exceptions(task).await?;
     let mut bad = vec![];
     for (i, c) in cases.iter().enumerate() {
         let table = format!("t{i}");
-        let got = rendered(side, pg, my.as_deref_mut(), "mx", &table).await?;
+        let got = target.rendered(&table).await?;
         let src = &source[&table];
         for (j, v) in c.vals.iter().enumerate() {
-            let exp = if side == Side::Pg { &v.on_pg } else { &v.on_my };
+            let exp = if target.is_pg() { &v.on_pg } else { &v.on_my };
             let j = j as i64 + 1;
             for (path, id) in [("load", j), ("insert", 1000 + j), ("update", 2000 + j)] {
                 let have = got.get(&id);
-                let want_src = src.get(&id).cloned().flatten();
                 let ok = match exp {
-                    Same => have == Some(&want_src),
+                    Same => have == Some(&src.get(&id).cloned().flatten()),
                     Is(s) => have == Some(&Some(s.clone())),
                     Num(x) => have
                         .cloned()
@@ -371,19 +419,23 @@ async fn check_target(
                     }
                 };
                 if !ok {
-                    let shown = |s: &Option<String>| match s {
-                        Some(s) if s.len() > 80 => format!("{}... ({} bytes)", &s[..80], s.len()),
-                        s => format!("{s:?}"),
+                    let short = |s: &str| match s.len() > 80 {
+                        true => format!("{}... ({} bytes)", &s[..80], s.len()),
+                        false => s.to_string(),
+                    };
+                    let expected = match exp {
+                        Is(s) => format!("{:?}", short(s)),
+                        e => format!("{e:?}"),
+                    };
+                    let held = match have {
+                        None => "no row".to_string(),
+                        Some(None) => "NULL".to_string(),
+                        Some(Some(h)) => format!("{:?}", short(h)),
                     };
                     bad.push(format!(
-                        "{label} {} value {} via {path}: expected {:?}, target has {}",
+                        "{label} {} value {} via {path}: expected {expected}, target has {held}",
                         c.ty,
-                        v.lit.chars().take(60).collect::<String>(),
-                        match exp {
-                            Is(s) if s.len() > 80 => Is(format!("{}... ({} bytes)", &s[..80], s.len())),
-                            e => e.clone(),
-                        },
-                        have.map_or("no row".into(), shown)
+                        short(&v.lit)
                     ));
                 }
             }
@@ -395,49 +447,83 @@ async fn check_target(
     Ok(bad)
 }
 
-fn start_and_load(f: &Ferry, task: &str) {
-    f.ok(&["task", "start", task]);
-    let (ok, out, err) = f.ferry(&["task", "wait", task, "--for", "full-load", "--timeout", "600"]);
-    assert!(ok, "{task}: full load failed: {out}{err}\n{:?}", f.status(task));
+/// One source, two targets: each case's table created and filled on the
+/// source, loaded by a task per target, changed during CDC, then every
+/// value compared on both targets.
+async fn run_matrix(
+    cases: &[Case],
+    mut source: Db,
+    source_url: &str,
+    targets: [(Db, String, &str); 2],
+) -> anyhow::Result<()> {
+    // A MySQL session is in database mx already.
+    let prefix = if source.is_pg() { "mx." } else { "" };
+    let table = |i: usize| format!("{prefix}t{i}");
+    for (i, c) in cases.iter().enumerate() {
+        let t = table(i);
+        source
+            .exec(&format!("CREATE TABLE {t} (id INTEGER PRIMARY KEY, v {})", c.ty))
+            .await?;
+        for (j, v) in c.vals.iter().enumerate() {
+            let (j, lit) = (j + 1, &v.lit);
+            source
+                .exec(&format!(
+                    "INSERT INTO {t} VALUES ({j}, {lit}), ({}, NULL), ({}, {lit})",
+                    2000 + j,
+                    3000 + j
+                ))
+                .await?;
+        }
+    }
+    let f = Ferry::start(2, 5000, &[])?;
+    let settings = r#"{"FullLoadSettings": {"TargetTablePrepMode": "DROP_AND_CREATE"}}"#;
+    for (i, (_, url, _)) in targets.iter().enumerate() {
+        let task = format!("to-{i}");
+        create_typed(&f, &task, source_url, url, "full-load-and-cdc", settings, &[]);
+        f.ok(&["task", "start", &task]);
+        let (ok, out, err) = f.ferry(&["task", "wait", &task, "--for", "full-load", "--timeout", "600"]);
+        assert!(ok, "{task}: full load failed: {out}{err}\n{:?}", f.status(&task));
+    }
+    for (i, c) in cases.iter().enumerate() {
+        let t = table(i);
+        for (j, v) in c.vals.iter().enumerate() {
+            let (j, lit) = (j + 1, &v.lit);
+            source
+                .exec(&format!(
+                    "INSERT INTO {t} VALUES ({}, {lit}); UPDATE {t} SET v = {lit} WHERE id = {}; DELETE FROM {t} WHERE id = {}",
+                    1000 + j,
+                    2000 + j,
+                    3000 + j
+                ))
+                .await?;
+        }
+    }
+    let mut rendered = BTreeMap::new();
+    for i in 0..cases.len() {
+        rendered.insert(format!("t{i}"), source.rendered(&format!("t{i}")).await?);
+    }
+    let mut bad = vec![];
+    for (i, (mut target, _, label)) in targets.into_iter().enumerate() {
+        let task = format!("to-{i}");
+        wait_caught_up(&f, &task);
+        let st = f.status(&task).unwrap();
+        assert_eq!(st["degraded"], false, "{task}: {}", st["tables_in_error"]);
+        bad.extend(check_target(cases, &rendered, &mut target, &task, label).await?);
+    }
+    assert!(bad.is_empty(), "{} values differ:\n{}", bad.len(), bad.join("\n"));
+    Ok(())
 }
 
-async fn pg_exceptions(c: &tokio_postgres::Client, task: &str) -> anyhow::Result<BTreeMap<String, i64>> {
-    let rows = pg_rows(
-        c,
-        &format!(
-            "SELECT split_part(table_name, '.', 2), count(*)::text FROM ferry.apply_exceptions WHERE task = '{task}' GROUP BY 1"
-        ),
-    )
-    .await?;
-    let mut out = BTreeMap::new();
-    for r in rows {
-        let t = r[0].clone().unwrap().trim_matches('"').to_string();
-        *out.entry(t).or_insert(0) += r[1].as_deref().unwrap().parse::<i64>().unwrap();
-    }
-    Ok(out)
+async fn pg_utc(pg: &PgServer) -> anyhow::Result<Db> {
+    let c = pg.client("postgres").await?;
+    c.batch_execute("SET TimeZone = 'UTC'").await?;
+    Ok(Db::Pg(c))
 }
 
-async fn my_exceptions(c: &mut mysql_async::Conn, task: &str) -> anyhow::Result<BTreeMap<String, i64>> {
-    let rows = mysql_rows(
-        c,
-        &format!(
-            "SELECT table_name, CAST(count(*) AS CHAR) FROM ferry.apply_exceptions WHERE task = '{task}' GROUP BY 1"
-        ),
-    )
-    .await?;
-    // The load and the change path may spell the table differently.
-    let mut out = BTreeMap::new();
-    for r in rows {
-        let t = r[0].clone().unwrap();
-        let t = t
-            .rsplit('.')
-            .next()
-            .unwrap()
-            .trim_matches(|c| c == '"' || c == '`')
-            .to_string();
-        *out.entry(t).or_insert(0) += r[1].as_deref().unwrap().parse::<i64>().unwrap();
-    }
-    Ok(out)
+async fn my_utc(my: &MariaDbServer, db: &str) -> anyhow::Result<Db> {
+    let mut c = my.client(db).await?;
+    c.query_drop("SET time_zone = '+00:00'").await?;
+    Ok(Db::My(c))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -445,114 +531,27 @@ async fn mysql_values_through_load_and_cdc() -> anyhow::Result<()> {
     let src = MariaDbServer::start()?;
     let my_dst = MariaDbServer::start()?;
     let pg_dst = PgServer::start()?;
-    let mut s = src.client("mysql").await?;
-    s.query_drop("CREATE DATABASE mx CHARACTER SET utf8mb4").await?;
-    let mut s = src.client("mx").await?;
-    // UTC literals, zero dates allowed, backslash escapes on.
-    s.query_drop("SET time_zone = '+00:00', sql_mode = ''").await?;
-    let cases = mysql_cases();
-    for (i, c) in cases.iter().enumerate() {
-        s.query_drop(format!("CREATE TABLE t{i} (id INT PRIMARY KEY, v {})", c.ty))
-            .await?;
-        for (j, v) in c.vals.iter().enumerate() {
-            let j = j + 1;
-            s.query_drop(format!(
-                "INSERT INTO t{i} VALUES ({j}, {lit}), ({}, NULL), ({}, {lit})",
-                2000 + j,
-                3000 + j,
-                lit = v.lit
-            ))
-            .await?;
-        }
-    }
+    src.client("mysql")
+        .await?
+        .query_drop("CREATE DATABASE mx CHARACTER SET utf8mb4")
+        .await?;
     my_dst
         .client("mysql")
         .await?
         .query_drop("CREATE DATABASE landing")
         .await?;
-    let f = Ferry::start(2, 5000, &[])?;
-    let settings = r#"{"FullLoadSettings": {"TargetTablePrepMode": "DROP_AND_CREATE"}}"#;
-    create_typed(
-        &f,
-        "to-pg",
-        &src.url("mx"),
-        &pg_dst.url("postgres"),
-        "full-load-and-cdc",
-        settings,
-        &[],
-    );
-    create_typed(
-        &f,
-        "to-my",
-        &src.url("mx"),
-        &my_dst.url("landing"),
-        "full-load-and-cdc",
-        settings,
-        &[],
-    );
-    start_and_load(&f, "to-pg");
-    start_and_load(&f, "to-my");
-
-    for (i, c) in cases.iter().enumerate() {
-        for (j, v) in c.vals.iter().enumerate() {
-            let j = j + 1;
-            s.query_drop(format!(
-                "INSERT INTO t{i} VALUES ({}, {lit}); UPDATE t{i} SET v = {lit} WHERE id = {}; DELETE FROM t{i} WHERE id = {}",
-                1000 + j,
-                2000 + j,
-                3000 + j,
-                lit = v.lit
-            ))
-            .await?;
-        }
-    }
-    wait_caught_up(&f, "to-pg");
-    wait_caught_up(&f, "to-my");
-
-    let mut source = BTreeMap::new();
-    for i in 0..cases.len() {
-        let t = format!("t{i}");
-        source.insert(t.clone(), rendered(Side::My, None, Some(&mut s), "mx", &t).await?);
-    }
-    let p = pg_dst.client("postgres").await?;
-    p.batch_execute("SET TimeZone = 'UTC'").await?;
-    let mut d = my_dst.client("landing").await?;
-    d.query_drop("SET time_zone = '+00:00'").await?;
-    let pg_ex = pg_exceptions(&p, "to-pg").await?;
-    let my_ex = my_exceptions(&mut d, "to-my").await?;
-    let mut bad = check_target(
-        &cases,
-        &source,
-        Side::Pg,
-        Some(&p),
-        None,
-        &pg_ex,
-        "MariaDB → PostgreSQL",
-    )
-    .await?;
-    bad.extend(
-        check_target(
-            &cases,
-            &source,
-            Side::My,
-            None,
-            Some(&mut d),
-            &my_ex,
+    let mut s = my_utc(&src, "mx").await?;
+    // Zero dates allowed, backslash escapes on.
+    s.exec("SET sql_mode = ''").await?;
+    let targets = [
+        (pg_utc(&pg_dst).await?, pg_dst.url("postgres"), "MariaDB → PostgreSQL"),
+        (
+            my_utc(&my_dst, "landing").await?,
+            my_dst.url("landing"),
             "MariaDB → MariaDB",
-        )
-        .await?,
-    );
-    for task in ["to-pg", "to-my"] {
-        let st = f.status(task).unwrap();
-        assert_eq!(st["degraded"], false, "{task}: {}", st["tables_in_error"]);
-    }
-    assert!(
-        bad.is_empty(),
-        "{} values differ:\n{}\nexceptions per table: {pg_ex:?} {my_ex:?}",
-        bad.len(),
-        bad.join("\n")
-    );
-    Ok(())
+        ),
+    ];
+    run_matrix(&mysql_cases(), s, &src.url("mx"), targets).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -560,104 +559,16 @@ async fn postgres_values_through_load_and_cdc() -> anyhow::Result<()> {
     let src = PgServer::start()?;
     let pg_dst = PgServer::start()?;
     let my_dst = MariaDbServer::start()?;
-    let s = src.client("postgres").await?;
-    s.batch_execute("CREATE SCHEMA mx; SET TimeZone = 'UTC'").await?;
-    let cases = postgres_cases();
-    for (i, c) in cases.iter().enumerate() {
-        s.batch_execute(&format!("CREATE TABLE mx.t{i} (id integer PRIMARY KEY, v {})", c.ty))
-            .await?;
-        for (j, v) in c.vals.iter().enumerate() {
-            let j = j + 1;
-            s.batch_execute(&format!(
-                "INSERT INTO mx.t{i} VALUES ({j}, {lit}), ({}, NULL), ({}, {lit})",
-                2000 + j,
-                3000 + j,
-                lit = v.lit
-            ))
-            .await?;
-        }
-    }
     my_dst.client("mysql").await?.query_drop("CREATE DATABASE mx").await?;
-    let f = Ferry::start(2, 5000, &[])?;
-    let settings = r#"{"FullLoadSettings": {"TargetTablePrepMode": "DROP_AND_CREATE"}}"#;
-    create_typed(
-        &f,
-        "to-pg",
-        &src.url("postgres"),
-        &pg_dst.url("postgres"),
-        "full-load-and-cdc",
-        settings,
-        &[],
-    );
-    create_typed(
-        &f,
-        "to-my",
-        &src.url("postgres"),
-        &my_dst.url("mx"),
-        "full-load-and-cdc",
-        settings,
-        &[],
-    );
-    start_and_load(&f, "to-pg");
-    start_and_load(&f, "to-my");
-    for (i, c) in cases.iter().enumerate() {
-        for (j, v) in c.vals.iter().enumerate() {
-            let j = j + 1;
-            s.batch_execute(&format!(
-                "INSERT INTO mx.t{i} VALUES ({}, {lit}); UPDATE mx.t{i} SET v = {lit} WHERE id = {}; DELETE FROM mx.t{i} WHERE id = {}",
-                1000 + j,
-                2000 + j,
-                3000 + j,
-                lit = v.lit
-            ))
-            .await?;
-        }
-    }
-    wait_caught_up(&f, "to-pg");
-    wait_caught_up(&f, "to-my");
-
-    let mut source = BTreeMap::new();
-    for i in 0..cases.len() {
-        let t = format!("t{i}");
-        source.insert(t.clone(), rendered(Side::Pg, Some(&s), None, "mx", &t).await?);
-    }
-    let p = pg_dst.client("postgres").await?;
-    p.batch_execute("SET TimeZone = 'UTC'").await?;
-    let mut d = my_dst.client("mx").await?;
-    d.query_drop("SET time_zone = '+00:00'").await?;
-    let pg_ex = pg_exceptions(&p, "to-pg").await?;
-    let my_ex = my_exceptions(&mut d, "to-my").await?;
-    let mut bad = check_target(
-        &cases,
-        &source,
-        Side::Pg,
-        Some(&p),
-        None,
-        &pg_ex,
-        "PostgreSQL → PostgreSQL",
-    )
-    .await?;
-    bad.extend(
-        check_target(
-            &cases,
-            &source,
-            Side::My,
-            None,
-            Some(&mut d),
-            &my_ex,
-            "PostgreSQL → MariaDB",
-        )
-        .await?,
-    );
-    for task in ["to-pg", "to-my"] {
-        let st = f.status(task).unwrap();
-        assert_eq!(st["degraded"], false, "{task}: {}", st["tables_in_error"]);
-    }
-    assert!(
-        bad.is_empty(),
-        "{} values differ:\n{}\nexceptions per table: {pg_ex:?} {my_ex:?}",
-        bad.len(),
-        bad.join("\n")
-    );
-    Ok(())
+    let mut s = pg_utc(&src).await?;
+    s.exec("CREATE SCHEMA mx").await?;
+    let targets = [
+        (
+            pg_utc(&pg_dst).await?,
+            pg_dst.url("postgres"),
+            "PostgreSQL → PostgreSQL",
+        ),
+        (my_utc(&my_dst, "mx").await?, my_dst.url("mx"), "PostgreSQL → MariaDB"),
+    ];
+    run_matrix(&postgres_cases(), s, &src.url("postgres"), targets).await
 }

@@ -7,6 +7,7 @@
 
 mod connectors;
 mod failpoint;
+mod probe;
 mod report;
 mod schema;
 
@@ -29,6 +30,10 @@ struct Args {
     /// Assignments run at once.
     #[arg(long, default_value_t = 1)]
     slots: u32,
+    /// Seconds a source or target may leave a liveness probe unanswered
+    /// before the assignment using it is abandoned (and retried).
+    #[arg(long, env = "FERRY_ENDPOINT_TIMEOUT", default_value_t = 30)]
+    endpoint_timeout: u64,
     /// Without a command: run as a worker.
     #[command(subcommand)]
     cmd: Option<Cmd>,
@@ -160,8 +165,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let client = WorkerClient::new(channel.clone());
     let admin = AdminClient::new(channel);
     let mut slots = Vec::new();
+    let probe_timeout = Duration::from_secs(args.endpoint_timeout.max(1));
     for slot in 0..args.slots.max(1) {
-        slots.push(tokio::spawn(slot_loop(client.clone(), admin.clone(), slot)));
+        slots.push(tokio::spawn(slot_loop(
+            client.clone(),
+            admin.clone(),
+            slot,
+            probe_timeout,
+        )));
     }
     for s in slots {
         s.await?;
@@ -199,7 +210,7 @@ async fn register(client: &mut WorkerClient<Channel>) -> (u64, u64) {
 }
 
 /// One capacity slot: pull, run, report, forever.
-async fn slot_loop(mut client: WorkerClient<Channel>, admin: AdminClient<Channel>, slot: u32) {
+async fn slot_loop(mut client: WorkerClient<Channel>, admin: AdminClient<Channel>, slot: u32, probe_timeout: Duration) {
     let (mut worker_id, mut lease_ms) = register(&mut client).await;
     loop {
         let a = match client.pull_assignment(pb::PullRequest { worker_id }).await {
@@ -228,13 +239,13 @@ async fn slot_loop(mut client: WorkerClient<Channel>, admin: AdminClient<Channel
             let mut c = client.clone();
             let admin = admin.clone();
             tokio::spawn(async move {
-                run_assignment(&mut c, &admin, worker_id, lease_ms, a)
+                run_assignment(&mut c, &admin, worker_id, lease_ms, probe_timeout, a)
                     .instrument(span)
                     .await
             });
             continue;
         }
-        run_assignment(&mut client, &admin, worker_id, lease_ms, a)
+        run_assignment(&mut client, &admin, worker_id, lease_ms, probe_timeout, a)
             .instrument(span)
             .await;
     }
@@ -245,6 +256,7 @@ async fn run_assignment(
     admin: &AdminClient<Channel>,
     worker_id: u64,
     lease_ms: u64,
+    probe_timeout: Duration,
     a: pb::Assignment,
 ) {
     let aref = pb::AssignmentRef {
@@ -277,6 +289,8 @@ async fn run_assignment(
         progress: progress.clone(),
         reporter: report::Reporter::new(client.clone(), admin.clone(), aref),
     };
+    let watchdog = probe::watch(work.endpoints().into_iter().cloned().collect(), probe_timeout);
+    tokio::pin!(watchdog);
     let fut = TASK.scope(a.task.clone(), EPOCH.scope(a.epoch, connectors::run_work(work, ctx)));
     tokio::pin!(fut);
     let mut beat = tokio::time::interval(Duration::from_millis((lease_ms / 4).max(200)));
@@ -284,6 +298,10 @@ async fn run_assignment(
     let result = loop {
         tokio::select! {
             r = &mut fut => break Some(r),
+            e = &mut watchdog => {
+                tracing::warn!(error = %e, "endpoint hung: abandoning the assignment");
+                break Some(Err(e));
+            }
             _ = beat.tick() => {
                 let hb = client.heartbeat(pb::HeartbeatRequest { worker_id, assignments: vec![aref] }).await;
                 match hb {

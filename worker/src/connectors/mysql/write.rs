@@ -425,7 +425,7 @@ pub async fn load_rows(
         tracing::warn!(table = %name, segment, %reason, "row cannot be stored on the target; recorded in ferry.apply_exceptions");
         c.exec_drop(
             "INSERT INTO ferry.apply_exceptions (task, table_name, phase, reason, row_image) VALUES (?, ?, 'full load', ?, ?)",
-            (task.clone(), table_key.clone(), reason.clone(), row.clone()),
+            (task.clone(), t.display_name(), reason.clone(), row.clone()),
         )
         .await
         .map_err(q("recording an exception"))?;

@@ -561,7 +561,7 @@ pub async fn load_rows(
         tracing::warn!(table = %name, segment, %reason, "row cannot be stored on the target; recorded in ferry.apply_exceptions");
         tx.execute(
             "INSERT INTO ferry.apply_exceptions (task, table_name, phase, reason, row_image) VALUES ($1, $2, 'full load', $3, $4)",
-            &[&crate::current_task(), &t.qualified(), reason, row],
+            &[&crate::current_task(), &t.display_name(), reason, row],
         )
         .await
         .map_err(|e| classify(ctx("recording an exception"), e))?;

@@ -291,7 +291,25 @@ async fn run_assignment(
     };
     let watchdog = probe::watch(work.endpoints().into_iter().cloned().collect(), probe_timeout);
     tokio::pin!(watchdog);
-    let fut = TASK.scope(a.task.clone(), EPOCH.scope(a.epoch, connectors::run_work(work, ctx)));
+    let kind = work.kind();
+    // A panic in the work (a bug, or a driver's) fails this assignment with
+    // a message instead of taking the slot down with it: the slot would
+    // otherwise stop pulling work while its lease quietly expires.
+    let fut = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
+        TASK.scope(a.task.clone(), EPOCH.scope(a.epoch, connectors::run_work(work, ctx))),
+    ));
+    let fut = futures::FutureExt::map(fut, move |r| {
+        r.unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Err(ConnectorError::Definite(format!(
+                "{kind} failed with an internal error: {what}"
+            )))
+        })
+    });
     tokio::pin!(fut);
     let mut beat = tokio::time::interval(Duration::from_millis((lease_ms / 4).max(200)));
     beat.tick().await;

@@ -39,6 +39,44 @@ async fn postgres_schema_converts_to_mysql() -> anyhow::Result<()> {
         out.to_str().unwrap(),
     ]);
     assert!(printed.contains("premigration checks"), "{printed}");
+    // Every converted statement was tried on MariaDB, which took them all,
+    // and the trial's database is gone again.
+    assert!(printed.contains("0 objects failed there"), "{printed}");
+    let left: Vec<String> = my
+        .client("mysql")
+        .await?
+        .query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'app'")
+        .await?;
+    assert!(left.is_empty(), "the trial left database app behind");
+    // A database the target has already is not touched: its objects are
+    // said to be untried.
+    let mut m = my.client("mysql").await?;
+    m.query_drop("CREATE DATABASE app").await?;
+    let tried = dir.path().join("tried");
+    let printed = f.ok(&[
+        "schema",
+        "convert",
+        "--source",
+        &pg.url("postgres"),
+        "--target-engine",
+        "mysql",
+        "--target",
+        &my.url("mysql"),
+        "--out",
+        tried.to_str().unwrap(),
+    ]);
+    assert!(
+        printed.contains("objects not tried") && printed.contains("app.users"),
+        "{printed}"
+    );
+    let tables: Vec<String> = m
+        .query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'app'")
+        .await?;
+    assert!(
+        tables.is_empty(),
+        "the trial wrote into an existing database: {tables:?}"
+    );
+    m.query_drop("DROP DATABASE app").await?;
     let report = read_report(&out)?;
     let got = item_ids(&report);
     for id in [

@@ -194,15 +194,22 @@ fn target_endpoint(url: &str, to: Engine) -> anyhow::Result<Endpoint> {
 /// Tries the conversion on the target (see [`trial`]) and folds the
 /// refusals into it.
 async fn try_on(conv: &mut Conversion, target: &Endpoint) -> anyhow::Result<()> {
-    let refused = trial::run(conv, target).await?;
+    let trial = trial::run(conv, target).await?;
     println!(
         "tried every converted statement on {target} (undone): {} objects failed there",
-        refused.len()
+        trial.refused.len()
     );
-    for r in &refused {
+    for r in &trial.refused {
         println!("  {}: {}", r.object, r.error);
     }
-    trial::apply(conv, &refused);
+    if !trial.untried.is_empty() {
+        println!(
+            "  {} objects not tried: their MySQL database exists on the target, and MySQL DDL cannot be undone ({})",
+            trial.untried.len(),
+            trial.untried.join(", ")
+        );
+    }
+    trial::apply(conv, &trial.refused);
     Ok(())
 }
 

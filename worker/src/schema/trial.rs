@@ -9,8 +9,9 @@
 //! - PostgreSQL runs every statement in one transaction, each object in a
 //!   savepoint (a failure undoes only that object), and rolls it back.
 //! - MySQL commits DDL, so the trial creates only databases that do not
-//!   exist on the target yet and drops them afterwards; when one exists
-//!   already, the trial is refused rather than touch it.
+//!   exist on the target yet and drops them afterwards; the objects of a
+//!   database that exists there already are not tried (and said so) rather
+//!   than touch it.
 //!
 //! Objects are tried in file order (pre-data, post-data, cutover), so an
 //! object sees the ones it depends on — unless those failed, which its own
@@ -40,11 +41,22 @@ fn in_order(conv: &Conversion) -> impl Iterator<Item = &Ddl> {
         .chain(&conv.triggers)
 }
 
-/// Runs the conversion on the target as described above; returns the
-/// objects that failed, each with its first error.
-pub async fn run(conv: &Conversion, target: &Endpoint) -> Result<Vec<Refusal>, ConnectorError> {
+/// What a trial found.
+#[derive(Debug, Default)]
+pub struct Trial {
+    /// Objects that failed, each with its first error.
+    pub refused: Vec<Refusal>,
+    /// Objects not tried (MySQL: their database exists on the target).
+    pub untried: Vec<String>,
+}
+
+/// Runs the conversion on the target as described above.
+pub async fn run(conv: &Conversion, target: &Endpoint) -> Result<Trial, ConnectorError> {
     match target.engine {
-        Engine::Postgres => on_postgres(conv, target).await,
+        Engine::Postgres => Ok(Trial {
+            refused: on_postgres(conv, target).await?,
+            untried: vec![],
+        }),
         Engine::Mysql => on_mysql(conv, target).await,
     }
 }
@@ -95,24 +107,32 @@ fn created_database(sql: &str) -> Option<String> {
     Some(name.trim_matches('`').replace("``", "`"))
 }
 
-async fn on_mysql(conv: &Conversion, target: &Endpoint) -> Result<Vec<Refusal>, ConnectorError> {
+async fn on_mysql(conv: &Conversion, target: &Endpoint) -> Result<Trial, ConnectorError> {
     let mut c = mysql::connect(target).await?;
     let what = format!("trying the conversion on {target}");
-    let databases: Vec<String> = conv.pre_data.iter().filter_map(|d| created_database(&d.sql)).collect();
-    for db in &databases {
+    let mut databases = vec![];
+    let mut existing = vec![];
+    for db in conv.pre_data.iter().filter_map(|d| created_database(&d.sql)) {
         let exists: Option<String> = c
             .exec_first(
                 "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
-                (db,),
+                (&db,),
             )
             .await
             .map_err(|e| mysql::classify(&what, e))?;
         if exists.is_some() {
-            return Err(ConnectorError::Definite(format!(
-                "{what}: database {db} exists there already, and MySQL cannot try DDL without keeping it; give a target without it (the trial creates and drops its own)"
-            )));
+            existing.push(db);
+        } else {
+            databases.push(db);
         }
     }
+    // Objects are named `database` or `database.name...`.
+    let in_existing = |d: &Ddl| {
+        existing
+            .iter()
+            .any(|db| d.object == *db || d.object.starts_with(&format!("{db}.")))
+    };
+    let mut untried: Vec<String> = vec![];
     let mut out: Vec<Refusal> = vec![];
     // cutover.sql runs with ANSI_QUOTES (its foreign keys are written so).
     let cutover_from = conv.pre_data.len() + conv.post_data.len();
@@ -122,6 +142,12 @@ async fn on_mysql(conv: &Conversion, target: &Endpoint) -> Result<Vec<Refusal>, 
                 c.query_drop("SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',ANSI_QUOTES')")
                     .await
                     .map_err(|e| mysql::classify(&what, e))?;
+            }
+            if in_existing(d) {
+                if !untried.contains(&d.object) {
+                    untried.push(d.object.clone());
+                }
+                continue;
             }
             if out.iter().any(|r| r.object == d.object) {
                 record(&mut out, d, String::new());
@@ -146,7 +172,7 @@ async fn on_mysql(conv: &Conversion, target: &Endpoint) -> Result<Vec<Refusal>, 
             .await
             .map_err(|e| mysql::classify(format!("{what}: dropping the trial database {db}"), e))?;
     }
-    result.map(|_| out)
+    result.map(|_| Trial { refused: out, untried })
 }
 
 /// Folds the trial into the conversion: each refused object needs action,

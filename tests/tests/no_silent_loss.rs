@@ -231,3 +231,48 @@ async fn a_table_whose_row_count_differs_after_the_load_fails() -> anyhow::Resul
     );
     Ok(())
 }
+
+/// Every row the source sends for a segment is stored or recorded as an
+/// exception: a target that drops rows on its own (a trigger returning
+/// NULL) fails the segment instead of reporting the table loaded.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_target_that_drops_rows_fails_the_segment() -> anyhow::Result<()> {
+    let my = MariaDbServer::start()?;
+    let pg = PgServer::start()?;
+    let mut m = my.client("mysql").await?;
+    m.query_drop("CREATE DATABASE shop").await?;
+    let mut m = my.client("shop").await?;
+    m.query_drop("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, seq FROM seq_1_to_100")
+        .await?;
+    pg.client("postgres")
+        .await?
+        .batch_execute(
+            "CREATE SCHEMA shop; CREATE TABLE shop.t (id integer PRIMARY KEY, v integer);
+             CREATE FUNCTION shop.drop_even() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN IF NEW.id % 2 = 0 THEN RETURN NULL; END IF; RETURN NEW; END $$;
+             CREATE TRIGGER drop_even BEFORE INSERT ON shop.t FOR EACH ROW EXECUTE FUNCTION shop.drop_even();",
+        )
+        .await?;
+    let f = Ferry::start(1, 5000, &[])?;
+    create_full_load(
+        &f,
+        "drops",
+        &my.url("shop"),
+        &pg.url("postgres"),
+        r#"{"FullLoadSettings": {"TargetTablePrepMode": "TRUNCATE_BEFORE_LOAD"}}"#,
+        &[],
+    );
+    f.ok(&["task", "start", "drops"]);
+    let (ok, out, _) = f.ferry(&["task", "wait", "drops", "--for", "full-load", "--timeout", "120"]);
+    assert!(!ok, "a table missing half its rows counted as loaded: {out}");
+    let st = f.status("drops").unwrap();
+    let t = table_status(&st, "t");
+    assert!(
+        t["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("the source sent 100 storable rows"),
+        "{st}"
+    );
+    Ok(())
+}

@@ -200,6 +200,8 @@ pub struct Segment<'a> {
 /// What the encoder task hands back once the server has read the stream.
 #[derive(Default)]
 struct Encoded {
+    /// Rows sent to the server (exceptions not counted).
+    sent: u64,
     exceptions: Vec<(String, String)>,
     source_error: Option<ConnectorError>,
 }
@@ -331,6 +333,7 @@ pub async fn load_rows(
             };
             let _ = tx.send(last).await;
             let mut r = result.lock().unwrap_or_else(|p| p.into_inner());
+            r.sent = sent;
             r.exceptions = exceptions;
             r.source_error = failed;
         })
@@ -385,9 +388,9 @@ pub async fn load_rows(
         ))
         .await;
     let _ = encoder.await;
-    let (exceptions, source_error) = {
+    let (sent, exceptions, source_error) = {
         let mut r = result.lock().unwrap_or_else(|p| p.into_inner());
-        (std::mem::take(&mut r.exceptions), r.source_error.take())
+        (r.sent, std::mem::take(&mut r.exceptions), r.source_error.take())
     };
     if let Some(e) = source_error {
         return Err(e);
@@ -418,6 +421,12 @@ pub async fn load_rows(
         return Err(ConnectorError::Definite(ctx(&format!(
             "the target changed or refused {warnings} values: {}",
             shown.join("; ")
+        ))));
+    }
+    // Every row the source sent for this range is stored or an exception.
+    if loaded != sent {
+        return Err(ConnectorError::Definite(ctx(&format!(
+            "the source sent {sent} storable rows for this range but the target stored {loaded}"
         ))));
     }
     progress.store(loaded, Ordering::Relaxed);

@@ -556,6 +556,13 @@ pub async fn load_rows(
         .finish()
         .await
         .map_err(|e| classify(ctx("target refused a row"), e))?;
+    // Every row the source sent for this range is stored or an exception;
+    // a target that drops rows on its own (a trigger returning NULL) fails.
+    if copied != sent {
+        return Err(ConnectorError::Definite(ctx(&format!(
+            "the source sent {sent} storable rows for this range but the target stored {copied}"
+        ))));
+    }
     progress.store(copied, Ordering::Relaxed);
     for (row, reason) in &exceptions {
         tracing::warn!(table = %name, segment, %reason, "row cannot be stored on the target; recorded in ferry.apply_exceptions");

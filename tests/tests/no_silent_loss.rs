@@ -276,3 +276,53 @@ async fn a_target_that_drops_rows_fails_the_segment() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// A column retyped on a PostgreSQL source while CDC runs (numeric(10,2) →
+/// numeric(12,4)) stops its table instead of squeezing the new values into
+/// the target's old type (1.2345 would land as 1.23), and the task then is
+/// not caught up.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_column_retyped_on_the_source_stops_its_table() -> anyhow::Result<()> {
+    let src = PgServer::start()?;
+    let dst = PgServer::start()?;
+    let s = src.client("postgres").await?;
+    s.batch_execute(
+        "CREATE TABLE public.prices (id integer PRIMARY KEY, n numeric(10,2));
+         CREATE TABLE public.other (id integer PRIMARY KEY);
+         INSERT INTO public.prices VALUES (1, 1.5), (2, 2.5);",
+    )
+    .await?;
+    let f = Ferry::start(1, 5000, &[])?;
+    create_typed(
+        &f,
+        "retype",
+        &src.url("postgres"),
+        &dst.url("postgres"),
+        "full-load-and-cdc",
+        "{}",
+        &[],
+    );
+    f.ok(&["task", "start", "retype"]);
+    wait_caught_up(&f, "retype");
+    s.batch_execute(
+        "ALTER TABLE public.prices ALTER COLUMN n TYPE numeric(12,4);
+         UPDATE public.prices SET n = 1.2345 WHERE id = 1;
+         INSERT INTO public.other VALUES (1);",
+    )
+    .await?;
+    let (ok, out, err) = f.ferry(&["task", "wait", "retype", "--for", "caught-up", "--timeout", "120"]);
+    assert!(!ok, "caught up while prices holds a value its old type cannot: {out}");
+    assert!(
+        err.contains("public.prices") && err.contains("changed type") && err.contains("numeric(12,4)"),
+        "{err}"
+    );
+    let d = dst.client("postgres").await?;
+    let n: Vec<String> = d
+        .query("SELECT n::text FROM public.prices WHERE id = 1", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(n, ["1.50"], "a value of the new type reached the old column");
+    Ok(())
+}

@@ -176,9 +176,12 @@ impl Stream<'_> {
     }
 
     /// Maps a Relation message onto the target table; a column the source
-    /// table did not have at introspection stops that table's apply (never
-    /// apply rows against a stale column layout).
-    fn relation(&mut self, r: Relation, engine: Engine) -> Result<(), ConnectorError> {
+    /// table did not have at introspection, or one whose type changed since
+    /// (`now`: each column's type as `format_type` spells it, the form
+    /// introspection recorded), stops that table's apply: rows are never
+    /// applied against a stale column layout, nor values of a new type
+    /// squeezed into the old one (a wider numeric would be rounded).
+    fn relation(&mut self, r: Relation, now: &[String], engine: Engine) -> Result<(), ConnectorError> {
         let table = self.by_name.get(&(r.schema.clone(), r.name.clone())).copied();
         let mut types = vec![];
         if let Some(t) = table {
@@ -187,10 +190,18 @@ impl Stream<'_> {
                 .columns
                 .iter()
                 .find(|c| schema.column(&c.name).is_none_or(|col| col.generated.is_some()));
+            let retyped = r.columns.iter().zip(now).find_map(|(c, now)| {
+                let was = &schema.column(&c.name)?.type_sql;
+                (was != now).then(|| (c.name.clone(), was.clone(), now.clone()))
+            });
             if let Some(c) = unknown {
                 self.applier.stop_table(t, format!(
                     "column layout changed on the source: column \"{}\" is not in the target table; apply stopped for this table (DDL is not propagated yet)",
                     c.name
+                ));
+            } else if let Some((name, was, now)) = retyped {
+                self.applier.stop_table(t, format!(
+                    "column \"{name}\" changed type on the source ({was} -> {now}); apply stopped for this table (DDL is not propagated yet)"
                 ));
             } else {
                 let image: Vec<&str> = r.columns.iter().map(|c| c.name.as_str()).collect();
@@ -219,6 +230,20 @@ impl Stream<'_> {
         self.rels.insert(r.id, Rel { table, types });
         Ok(())
     }
+}
+
+/// Each column's type in a Relation message, as `format_type` spells it.
+async fn relation_types(c: &tokio_postgres::Client, r: &Relation) -> Result<Vec<String>, ConnectorError> {
+    let oids: Vec<u32> = r.columns.iter().map(|c| c.type_oid).collect();
+    let mods: Vec<i32> = r.columns.iter().map(|c| c.type_modifier).collect();
+    let rows = c
+        .query(
+            "SELECT format_type(o, m) FROM unnest($1::oid[], $2::int4[]) WITH ORDINALITY AS u(o, m, n) ORDER BY n",
+            &[&oids, &mods],
+        )
+        .await
+        .map_err(|e| classify(format!("reading the column types of {}.{}", r.schema, r.name), e))?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
 /// Takes the task's apply-state row over for this epoch and returns the
@@ -364,7 +389,14 @@ pub async fn run(
                                 s.applier.end_txn(end_lsn, rc.has_buffered()).await?;
                             }
                         }
-                        Message::Relation(r) => s.relation(r, target.engine)?,
+                        Message::Relation(r) => {
+                            let now = if s.by_name.contains_key(&(r.schema.clone(), r.name.clone())) {
+                                relation_types(&source_sql, &r).await?
+                            } else {
+                                vec![]
+                            };
+                            s.relation(r, &now, target.engine)?
+                        }
                         Message::Logical { prefix, content, transactional, .. } if prefix == MARK_PREFIX => {
                             let text = String::from_utf8_lossy(&content);
                             if let Some((t, n)) = text.rsplit_once(':') {

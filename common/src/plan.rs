@@ -33,14 +33,6 @@ pub enum SegmentBounds {
     },
 }
 
-impl SegmentBounds {
-    /// Whether the target can delete exactly this segment's rows by
-    /// predicate (it can when the range is over column values).
-    pub fn addressable_on_target(&self) -> bool {
-        matches!(self, SegmentBounds::All | SegmentBounds::Key { .. })
-    }
-}
-
 impl std::fmt::Display for SegmentBounds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -361,6 +361,7 @@ fn none_if_empty(s: &str) -> serde_json::Value {
 /// The stable JSON shape of `ferry task status --output json` (docs/cli.md).
 pub fn status_json(st: &TaskStatusReply) -> serde_json::Value {
     let t = st.task.clone().unwrap_or_default();
+    let in_error = tables_in_error(st);
     json!({
         "name": t.name,
         "type": t.migration_type,
@@ -377,8 +378,8 @@ pub fn status_json(st: &TaskStatusReply) -> serde_json::Value {
         "tables_completed": t.tables_completed,
         "full_load_done": st.full_load_done,
         "failed_objects": st.failed_objects.iter().map(|o| json!({"object": o.object, "error": o.error})).collect::<Vec<_>>(),
-        "degraded": !tables_in_error(st).is_empty(),
-        "tables_in_error": tables_in_error(st).iter().map(|(t, e)| json!({"table": t, "error": e})).collect::<Vec<_>>(),
+        "degraded": !in_error.is_empty(),
+        "tables_in_error": in_error.iter().map(|(t, e)| json!({"table": t, "error": e})).collect::<Vec<_>>(),
         "cdc": serde_json::from_str::<serde_json::Value>(&st.cdc_json).unwrap_or(serde_json::Value::Null),
         "tables": st.tables.iter().map(|tb| json!({
             "schema": tb.schema,

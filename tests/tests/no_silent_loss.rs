@@ -189,6 +189,19 @@ async fn case_insensitive_mysql_keys_load_every_row_into_postgres() -> anyhow::R
     Ok(())
 }
 
+/// Waits for TASK's full load, which must fail with TABLE's error saying
+/// `why`; returns the table's status.
+fn full_load_fails(f: &Ferry, task: &str, table: &str, why: &str) -> serde_json::Value {
+    let (ok, out, err) = f.ferry(&["task", "wait", task, "--for", "full-load", "--timeout", "300"]);
+    assert!(
+        !ok,
+        "{task}: {table} counted as loaded although it differs from the source: {out}"
+    );
+    let t = table_status(&f.status(task).unwrap(), table);
+    assert!(t["error"].as_str().unwrap_or("").contains(why), "{t}\n{err}");
+    t
+}
+
 /// The safety net behind the above: once every segment of a table has
 /// committed, the target's row count must equal what the segments loaded.
 /// A row written into the target table by someone else during the load
@@ -214,21 +227,8 @@ async fn a_table_whose_row_count_differs_after_the_load_fails() -> anyhow::Resul
         .await?
         .batch_execute("INSERT INTO pgbench_accounts VALUES (999999999, 1, 0, 'not from the source')")
         .await?;
-    let (ok, out, err) = f.ferry(&["task", "wait", "count", "--for", "full-load", "--timeout", "300"]);
-    assert!(
-        !ok,
-        "a table with a row the load did not write counted as loaded: {out}"
-    );
-    let st = f.status("count").unwrap();
-    let accounts = table_status(&st, "pgbench_accounts");
-    assert_eq!(accounts["state"], "Table error", "{st}");
-    assert!(
-        accounts["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("rows were lost or doubled"),
-        "{accounts}\n{err}"
-    );
+    let accounts = full_load_fails(&f, "count", "pgbench_accounts", "rows were lost or doubled");
+    assert_eq!(accounts["state"], "Table error", "{accounts}");
     Ok(())
 }
 
@@ -263,17 +263,7 @@ async fn a_target_that_drops_rows_fails_the_segment() -> anyhow::Result<()> {
         &[],
     );
     f.ok(&["task", "start", "drops"]);
-    let (ok, out, _) = f.ferry(&["task", "wait", "drops", "--for", "full-load", "--timeout", "120"]);
-    assert!(!ok, "a table missing half its rows counted as loaded: {out}");
-    let st = f.status("drops").unwrap();
-    let t = table_status(&st, "t");
-    assert!(
-        t["error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("the source sent 100 storable rows"),
-        "{st}"
-    );
+    full_load_fails(&f, "drops", "t", "the source sent 100 storable rows");
     Ok(())
 }
 

@@ -153,8 +153,8 @@ pub fn on_target(t: &TableSchema, target: Engine) -> Result<TableSchema, Connect
     convert::convert_table(t, target).map_err(|e| ConnectorError::Definite(format!("table {}: {e}", t.display_name())))
 }
 
-/// Segment bounds with key types in the target engine's dialect, for
-/// clearing the range on the target.
+/// Segment bounds with key types in the target engine's dialect (for
+/// validation's range queries on the target).
 pub(crate) fn bounds_on_target(b: &SegmentBounds, from: Engine, to: Engine) -> Result<SegmentBounds, ConnectorError> {
     let mut b = b.clone();
     if let SegmentBounds::Key { columns, .. } = &mut b {
@@ -192,14 +192,13 @@ async fn load_through_value_model(work: &Work, progress: Progress) -> Result<Wor
             None,
         ),
     };
-    let target_bounds = bounds_on_target(bounds, source.engine, target.engine)?;
     // The snapshot position travels with the result (from the segment's
     // marker when an earlier attempt committed it).
     match target.engine {
         Engine::Postgres => {
             let seg = postgres::load::Segment {
                 number: *segment,
-                bounds: &target_bounds,
+                bounds,
                 snapshot: None,
                 gen: *gen,
                 replace: *target_may_hold_rows,
@@ -211,7 +210,7 @@ async fn load_through_value_model(work: &Work, progress: Progress) -> Result<Wor
         Engine::Mysql => {
             let seg = mysql::write::Segment {
                 number: *segment,
-                bounds: &target_bounds,
+                bounds,
                 gen: *gen,
                 replace: *target_may_hold_rows,
                 position,

@@ -117,35 +117,41 @@ fn put_lenenc(out: &mut Vec<u8>, v: u64) {
 /// comment), and each column's TIME layout (`None` for other columns).
 pub fn decodable(ev: &Event, tm: TableMapEvent<'_>) -> io::Result<(TableMapEvent<'static>, Vec<Option<Time>>)> {
     let n = tm.columns_count() as usize;
-    let mut times = vec![None; n];
-    let mut types = Vec::with_capacity(n);
-    let mut meta = Vec::new();
-    for (i, time) in times.iter_mut().enumerate() {
-        let ty = tm
+    let ty = |i: usize| -> io::Result<u8> {
+        Ok(tm
             .get_raw_column_type(i)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?
             .map(|t| t as u8)
-            .unwrap_or(0);
-        let m = tm.get_column_metadata(i).unwrap_or(&[]);
-        *time = match ty {
-            MYSQL_TYPE_TIME2 => Some(Time::Packed(m.first().copied().unwrap_or(0).min(6))),
-            MYSQL_TYPE_TIME => Some(Time::Old),
-            _ => None,
-        };
-        match *time {
+            .unwrap_or(0))
+    };
+    let meta_of = |i: usize| tm.get_column_metadata(i).unwrap_or(&[]);
+    let times = (0..n)
+        .map(|i| {
+            Ok(match ty(i)? {
+                MYSQL_TYPE_TIME2 => Some(Time::Packed(meta_of(i).first().copied().unwrap_or(0).min(6))),
+                MYSQL_TYPE_TIME => Some(Time::Old),
+                _ => None,
+            })
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    // Every transaction maps its tables again: most have no TIME column.
+    if times.iter().all(Option::is_none) {
+        return Ok((tm.into_owned(), times));
+    }
+    let mut types = Vec::with_capacity(n);
+    let mut meta = Vec::new();
+    for (i, time) in times.iter().enumerate() {
+        match time {
             Some(t) => {
                 types.push(MYSQL_TYPE_BIT);
                 // BIT metadata: bits beyond whole bytes, then whole bytes.
                 meta.extend_from_slice(&[0, t.width()]);
             }
             None => {
-                types.push(ty);
-                meta.extend_from_slice(m);
+                types.push(ty(i)?);
+                meta.extend_from_slice(meta_of(i));
             }
         }
-    }
-    if times.iter().all(Option::is_none) {
-        return Ok((tm.into_owned(), times));
     }
     // The event as bytes: table id (6), flags (2), schema and table names
     // (length, bytes, NUL), column count, types, metadata, then the null

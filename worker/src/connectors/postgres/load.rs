@@ -134,8 +134,9 @@ pub struct Segment<'a> {
     /// The target table may hold rows this task did not load
     /// (DO_NOTHING): replace the rows with this segment's keys.
     pub replace: bool,
-    /// The table was created by this task without its key and is loaded
-    /// whole: it may be truncated and copied FROZEN (see `freezes`).
+    /// The table was created by this task without its key (which implies
+    /// DROP_AND_CREATE, so never `replace`): a whole-table segment may be
+    /// truncated and copied FROZEN (see `freezes`).
     pub fresh: bool,
     /// The source position the rows were read at (MySQL sources), kept in
     /// the segment's marker so a retry that finds the segment committed
@@ -152,7 +153,7 @@ impl Segment<'_> {
     /// faster on 10M rows). The TRUNCATE takes the table's exclusive lock,
     /// which only this segment wants. Partitioned tables cannot be frozen.
     fn freezes(&self, t: &TableSchema) -> bool {
-        self.fresh && !self.replace && *self.bounds == SegmentBounds::All && !t.is_partitioned()
+        self.fresh && *self.bounds == SegmentBounds::All && !t.is_partitioned()
     }
 
     /// The key columns rows are replaced by, when they go through a stage.

@@ -212,3 +212,92 @@ impl TableSchema {
         self.partition_key.is_some()
     }
 }
+
+/// How a table's columns changed between two introspections, by name (a
+/// renamed column is one dropped and one added).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ColumnChanges<'a> {
+    pub dropped: Vec<&'a str>,
+    pub added: Vec<&'a Column>,
+    /// Columns of both whose definition differs: the new definition.
+    pub changed: Vec<&'a Column>,
+}
+
+impl ColumnChanges<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.dropped.is_empty() && self.added.is_empty() && self.changed.is_empty()
+    }
+}
+
+impl TableSchema {
+    /// This table's columns compared with `previous`'s.
+    pub fn column_changes<'a>(&'a self, previous: &'a TableSchema) -> ColumnChanges<'a> {
+        ColumnChanges {
+            dropped: previous
+                .columns
+                .iter()
+                .filter(|c| self.column(&c.name).is_none())
+                .map(|c| c.name.as_str())
+                .collect(),
+            added: self
+                .columns
+                .iter()
+                .filter(|c| previous.column(&c.name).is_none())
+                .collect(),
+            changed: self
+                .columns
+                .iter()
+                .filter(|c| previous.column(&c.name).is_some_and(|p| p != *c))
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(columns: Vec<Column>) -> TableSchema {
+        TableSchema {
+            engine: crate::endpoint::Engine::Postgres,
+            schema: "s".into(),
+            name: "t".into(),
+            columns,
+            primary_key: None,
+            partition_key: None,
+            partitions: vec![],
+            indexes: vec![],
+            index_list: vec![],
+            constraints: vec![],
+            sequences: vec![],
+            rows_estimate: 0,
+            size_bytes: 0,
+            pages: 0,
+            copy_format: CopyFormat::Binary,
+            key_samples: vec![],
+        }
+    }
+
+    #[test]
+    fn column_changes_by_name() {
+        let was = table(vec![
+            Column::plain("id", "integer"),
+            Column::plain("a", "text"),
+            Column::plain("b", "integer"),
+            Column::plain("old", "integer"),
+        ]);
+        let mut c = Column::plain("c", "numeric(12,4)");
+        c.default = Some("1.5".into());
+        let now = table(vec![
+            Column::plain("id", "integer"),
+            Column::plain("a", "character varying(100)"),
+            Column::plain("b2", "integer"),
+            c.clone(),
+        ]);
+        let d = now.column_changes(&was);
+        assert_eq!(d.dropped, ["b", "old"]);
+        assert_eq!(d.added.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["b2", "c"]);
+        assert_eq!(d.changed.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["a"]);
+        assert!(was.column_changes(&was).is_empty());
+    }
+}

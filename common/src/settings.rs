@@ -5,6 +5,7 @@
 //! ```json
 //! {"FullLoadSettings": {"TargetTablePrepMode": "DROP_AND_CREATE", "MaxFullLoadSubTasks": 8},
 //!  "ValidationSettings": {"EnableValidation": true, "ValidationOnly": false, "PartitionSize": 10000},
+//!  "ChangeProcessingDdlHandlingPolicy": {"HandleSourceTableAltered": true},
 //!  "Ferry": {"SegmentTargetBytes": 67108864, "MaxSegmentsPerTable": 256,
 //!            "SplitTablesLargerThan": 4294967296, "RevalidateDelaySeconds": 5}}
 //! ```
@@ -43,6 +44,16 @@ pub struct TaskSettings {
     /// DMS ValidationSettings.
     #[serde(default)]
     pub validation: ValidationSettings,
+    /// DMS ChangeProcessingDdlHandlingPolicy.HandleSourceTableAltered: a
+    /// table whose columns change on the source while CDC runs is reloaded
+    /// in its new shape (`ferry task reload-table`, exact), instead of
+    /// stopping with `Table error`.
+    #[serde(default = "yes")]
+    pub reload_altered_tables: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// DMS `ValidationSettings`: EnableValidation, ValidationOnly, PartitionSize.
@@ -89,6 +100,7 @@ impl Default for TaskSettings {
             max_segments_per_table: 256,
             split_tables_larger_than: default_split_tables_larger_than(),
             validation: ValidationSettings::default(),
+            reload_altered_tables: true,
         }
     }
 }
@@ -152,6 +164,16 @@ impl TaskSettings {
             // ValidationOnly implies validation.
             s.validation.enabled |= s.validation.only;
         }
+        if let Some(v) = root.get("ChangeProcessingDdlHandlingPolicy") {
+            if let Some(x) = v.get("HandleSourceTableAltered") {
+                s.reload_altered_tables = x.as_bool().ok_or_else(|| {
+                    err(
+                        "$.ChangeProcessingDdlHandlingPolicy.HandleSourceTableAltered",
+                        format!("expected true or false, got {x}"),
+                    )
+                })?;
+            }
+        }
         if let Some(f) = root.get("Ferry") {
             if let Some(v) = f.get("SegmentTargetBytes") {
                 s.segment_target_bytes = positive(v, u64::MAX).ok_or_else(|| {
@@ -212,6 +234,13 @@ mod tests {
         assert!(e.to_string().contains("RevalidateDelaySeconds"), "{e}");
         let e = TaskSettings::parse(r#"{"ValidationSettings":{"EnableValidation":"yes"}}"#).unwrap_err();
         assert!(e.to_string().contains("EnableValidation"), "{e}");
+        assert!(s.reload_altered_tables);
+        let a =
+            TaskSettings::parse(r#"{"ChangeProcessingDdlHandlingPolicy":{"HandleSourceTableAltered":false}}"#).unwrap();
+        assert!(!a.reload_altered_tables);
+        let e =
+            TaskSettings::parse(r#"{"ChangeProcessingDdlHandlingPolicy":{"HandleSourceTableAltered":1}}"#).unwrap_err();
+        assert!(e.to_string().contains("HandleSourceTableAltered"), "{e}");
         let e = TaskSettings::parse(r#"{"FullLoadSettings":{"TargetTablePrepMode":"NUKE"}}"#).unwrap_err();
         assert!(e.to_string().contains("TargetTablePrepMode"));
     }

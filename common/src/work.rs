@@ -21,6 +21,21 @@ pub enum Work {
         segment_target_bytes: u64,
         max_segments_per_table: u32,
     },
+    /// `ferry task reload-table`: read one table's definition again (if the
+    /// mappings still select it), after making sure the CDC source publishes
+    /// it (a table dropped and created again left the publication). First
+    /// it takes the target's CDC apply state over: the stream revoked for
+    /// the reload may still be running, and must commit nothing after the
+    /// reload's snapshot is taken (which is after this), or the resumed
+    /// stream would start past changes of the table that the old one
+    /// skipped while the table was stopped.
+    Reintrospect {
+        source: Endpoint,
+        target: Endpoint,
+        mappings: TableMappings,
+        table: TableRef,
+        cdc: CdcNames,
+    },
     /// Pre-data: create schemas, types, tables with primary keys, partitions.
     Prepare {
         target: Endpoint,
@@ -62,12 +77,19 @@ pub enum Work {
         #[serde(default)]
         target_may_hold_rows: bool,
     },
-    /// Empty a partly loaded table on the target before it is loaded again in
-    /// snapshot generation `gen` (the snapshot its first segments used died).
+    /// Empty a table on the target before it is loaded again in snapshot
+    /// generation `gen` (the snapshot its first segments used died, or
+    /// `ferry task reload-table`). Takes the CDC apply state over, so a
+    /// stream that was revoked cannot write into the emptied table.
     ResetTable {
         target: Endpoint,
         table: TableSchema,
         gen: u64,
+        /// The table as the target has it, when its columns changed on the
+        /// source since (reload after DDL, in DROP_AND_CREATE mode): the
+        /// target table's columns are reshaped to `table`'s.
+        #[serde(default)]
+        previous: Option<TableSchema>,
     },
     /// Source-side CDC setup: the task's publications and logical slot.
     CreateSlot {
@@ -176,6 +198,7 @@ impl Work {
                 vec![target]
             }
             Work::LoadSegment { source, target, .. }
+            | Work::Reintrospect { source, target, .. }
             | Work::Cdc { source, target, .. }
             | Work::PostData { source, target, .. }
             | Work::ValidateSegment { source, target, .. }
@@ -186,6 +209,7 @@ impl Work {
     pub fn kind(&self) -> &'static str {
         match self {
             Work::Introspect { .. } => "Introspect",
+            Work::Reintrospect { .. } => "Reintrospect",
             Work::Prepare { .. } => "Prepare",
             Work::LoadSegment { .. } => "LoadSegment",
             Work::PostData { .. } => "PostData",
@@ -357,6 +381,11 @@ pub struct CdcProgress {
     /// Tables whose apply stopped, with the reason (e.g. a column layout
     /// the target does not have).
     pub table_errors: Vec<(String, String)>,
+    /// Tables whose apply stopped because their columns changed on the
+    /// source, with the change: the coordinator reloads them in their new
+    /// shape (HandleSourceTableAltered) or reports them as table errors.
+    #[serde(default)]
+    pub tables_altered: Vec<(String, String)>,
     /// Per table: the validated segments changes committed since the
     /// previous report touched.
     #[serde(default)]
@@ -408,4 +437,17 @@ pub struct SchemaFiles {
     /// left to the cutover (`ferry cutover --hook`) when CDC follows.
     #[serde(default)]
     pub cutover: String,
+}
+
+/// A source table by schema (MySQL: database) and name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableRef {
+    pub schema: String,
+    pub name: String,
+}
+
+impl TableRef {
+    pub fn is(&self, schema: &str, name: &str) -> bool {
+        self.schema == schema && self.name == name
+    }
 }

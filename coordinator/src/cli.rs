@@ -4,8 +4,8 @@
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use ferry_common::proto::{
-    admin_client::AdminClient, CreateTaskRequest, ListTasksRequest, StepRequest, TaskName, TaskStatusReply,
-    ValidationStatus,
+    admin_client::AdminClient, CreateTaskRequest, ListTasksRequest, ReloadTableRequest, StepRequest, TaskName,
+    TaskStatusReply, ValidationStatus,
 };
 use serde_json::json;
 use std::io::IsTerminal;
@@ -61,6 +61,14 @@ pub enum TaskCmd {
         name: String,
         #[arg(long, default_value = "table")]
         output: String,
+    },
+    /// Load one table again from a new snapshot, in the shape it has on the
+    /// source now (a table stopped by DDL or an undecodable row rejoins);
+    /// CDC pauses meanwhile and resumes where it stopped.
+    ReloadTable {
+        name: String,
+        /// schema.table, or the table's name alone when unique in the task.
+        table: String,
     },
     /// Wait until the task reaches a milestone (full-load, or caught-up: the
     /// target has applied everything the source committed before the call);
@@ -160,6 +168,15 @@ pub async fn run(url: &str, cmd: TaskCmd) -> anyhow::Result<()> {
             .await
             .map_err(status_err)?;
             println!("task {name} started");
+        }
+        TaskCmd::ReloadTable { name, table } => {
+            c.reload_table(ReloadTableRequest {
+                name: name.clone(),
+                table: table.clone(),
+            })
+            .await
+            .map_err(status_err)?;
+            println!("task {name}: table {table} will be reloaded (see `ferry task status {name}`)");
         }
         TaskCmd::Stop { name } => {
             c.stop_task(TaskName {

@@ -262,6 +262,22 @@ impl Admin for AdminService {
         }
     }
 
+    async fn reload_table(&self, req: Req<pb::ReloadTableRequest>) -> Result<Resp<pb::TaskReply>, Status> {
+        let r = req.into_inner();
+        answer(
+            self.node
+                .write(Request::ReloadTable {
+                    name: r.name.clone(),
+                    table: r.table,
+                })
+                .await?,
+        )?;
+        Ok(Resp::new(pb::TaskReply {
+            name: r.name,
+            state: "running".into(),
+        }))
+    }
+
     async fn create_reverse(&self, req: Req<pb::TaskName>) -> Result<Resp<pb::TaskReply>, Status> {
         let name = req.into_inner().name;
         self.node.read_barrier().await?;
@@ -450,6 +466,9 @@ fn cdc_json(t: &Task, c: &CdcState) -> String {
         "marks_requested": c.marks_requested,
         "marks_reached": p.marks_reached,
         "reported_at_ms": c.progress_at_ms,
+        // Tables reloaded because they were altered on the source, with the
+        // change (HandleSourceTableAltered).
+        "reloaded_for": c.reloaded_for,
     })
     .to_string()
 }

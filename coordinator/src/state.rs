@@ -37,7 +37,7 @@ use ferry_common::schema::{ConstraintKind, SourceSchema, TableSchema};
 use ferry_common::settings::TaskSettings;
 use ferry_common::typemap::{self, Kind};
 use ferry_common::work::{
-    CdcNames, CdcProgress, CdcTable, ChangedSegments, ProgressDetail, TableCounters, ValidationFailure, Work,
+    CdcNames, CdcProgress, CdcTable, ChangedSegments, ProgressDetail, TableCounters, TableRef, ValidationFailure, Work,
     WorkResult,
 };
 use serde::{Deserialize, Serialize};
@@ -151,6 +151,11 @@ pub enum UnitKind {
     },
     /// A cutover step an operator asked for (`ferry cutover`).
     Step(StepKind),
+    /// `ferry task reload-table`: read the table's definition again, then
+    /// empty, reshape and reload it (see [`Task::reload`]).
+    Reintrospect {
+        table: usize,
+    },
 }
 
 /// Cutover steps carried out by a worker.
@@ -282,6 +287,10 @@ pub struct CdcState {
     pub insert_only: BTreeMap<String, String>,
     pub table_errors: BTreeMap<String, String>,
     pub counters: BTreeMap<String, TableCounters>,
+    /// Tables reloaded because they were altered on the source, with the
+    /// change that caused it (see [`Task::altered`]).
+    #[serde(default)]
+    pub reloaded_for: BTreeMap<String, String>,
 }
 
 impl CdcState {
@@ -303,6 +312,7 @@ impl CdcState {
             insert_only: BTreeMap::new(),
             table_errors: BTreeMap::new(),
             counters: BTreeMap::new(),
+            reloaded_for: BTreeMap::new(),
         }
     }
 }
@@ -395,6 +405,10 @@ pub struct Task {
     /// error)`: reported, while the loaded rows stand.
     #[serde(default)]
     pub failed_objects: Vec<(String, String)>,
+    /// Tables being reloaded whose columns changed on the source: the
+    /// definition the target table has, until its Reset reshapes it.
+    #[serde(default)]
+    pub reshape_from: BTreeMap<usize, TableSchema>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -448,6 +462,12 @@ pub enum Request {
     /// `ferry task wait --for caught-up`: ask the stream to emit a mark.
     Mark {
         name: String,
+    },
+    /// `ferry task reload-table`: load `table` again from a new snapshot
+    /// and have CDC carry on from there.
+    ReloadTable {
+        name: String,
+        table: String,
     },
     /// `ferry cutover`: have a worker carry out a step.
     AddStep {
@@ -567,6 +587,7 @@ impl State {
                         finished_at_ms: 0,
                         cdc: None,
                         failed_objects: vec![],
+                        reshape_from: BTreeMap::new(),
                     },
                 );
                 Response::Ok
@@ -670,6 +691,25 @@ impl State {
                 dirty.tasks.push(name);
                 Response::Queued(task.validate_changed())
             }
+            Request::ReloadTable { name, table } => {
+                let Some(task) = self.tasks.get_mut(&name) else {
+                    return Response::Error(format!("task {name} not found"));
+                };
+                let t = match task.reload(&table) {
+                    Ok(t) => t,
+                    Err(e) => return Response::Error(format!("task {name}: {e}")),
+                };
+                dirty.tasks.push(name.clone());
+                // The stream stops until the table is loaded again (it
+                // resumes from its checkpoint, so nothing is skipped).
+                let stream = self.leases.iter().find_map(|(id, l)| {
+                    (l.task == name && self.tasks[&name].units[l.unit].kind == UnitKind::Cdc).then_some(*id)
+                });
+                if let Some(id) = stream {
+                    self.release_lease(id);
+                }
+                Response::Step(t as u32)
+            }
             Request::Mark { name } => {
                 let Some(task) = self.tasks.get_mut(&name) else {
                     return Response::Error(format!("task {name} not found"));
@@ -740,13 +780,18 @@ impl State {
                 Ok(l) => {
                     let (task, unit) = (l.task.clone(), l.unit);
                     let mut mark_requested = 0;
+                    let mut restart = false;
                     if let Some(t) = self.tasks.get_mut(&task) {
                         t.units[unit].rows = rows;
                         if let Some(d) = detail {
-                            t.apply_progress(unit, *d, now_ms);
+                            restart = t.apply_progress(unit, *d, now_ms);
                         }
                         mark_requested = t.cdc.as_ref().map_or(0, |c| c.marks_requested);
                         dirty.tasks.push(task);
+                    }
+                    if restart {
+                        // A table is reloaded: the stream waits for it.
+                        self.release_lease(assignment);
                     }
                     Response::Progressed { mark_requested }
                 }
@@ -1049,7 +1094,11 @@ impl Task {
         let with_snapshot = self.spec.has_cdc() && self.spec.has_load();
         let prepared = || self.done(|k| *k == UnitKind::Prepare);
         match kind {
-            UnitKind::Introspect | UnitKind::Prepare | UnitKind::CreateSlot | UnitKind::Step(_) => true,
+            UnitKind::Introspect
+            | UnitKind::Prepare
+            | UnitKind::CreateSlot
+            | UnitKind::Step(_)
+            | UnitKind::Reintrospect { .. } => true,
             // A ValidationOnly task has nothing else; otherwise the table
             // is compared once the load is complete with its constraints.
             // With CDC, only once the stream runs: validation waits for it
@@ -1071,7 +1120,9 @@ impl Task {
                         .iter()
                         .any(|u| matches!(u.kind, UnitKind::Load { .. }) && u.state != UnitState::Done)
             }
-            UnitKind::Reset { .. } => prepared() && self.snapshot().is_some(),
+            UnitKind::Reset { table } => {
+                prepared() && self.snapshot().is_some() && self.done(|k| *k == UnitKind::Reintrospect { table: *table })
+            }
             UnitKind::Load { table, .. } => {
                 prepared()
                     && (!with_snapshot
@@ -1227,9 +1278,12 @@ impl Task {
         holder
     }
 
-    fn apply_progress(&mut self, unit: usize, detail: ProgressDetail, now_ms: u64) {
+    /// Stores a work's progress report. True when the CDC stream must stop
+    /// because a table altered on the source is being reloaded.
+    fn apply_progress(&mut self, unit: usize, detail: ProgressDetail, now_ms: u64) -> bool {
         let kind = self.units[unit].kind;
-        let Some(cdc) = self.cdc.as_mut() else { return };
+        let mut reload = false;
+        let Some(cdc) = self.cdc.as_mut() else { return false };
         match detail {
             ProgressDetail::Snapshot { name, lsn } if kind == UnitKind::Snapshot => {
                 cdc.snapshot = Some(SnapshotInfo {
@@ -1247,6 +1301,7 @@ impl Task {
                 for (table, error) in std::mem::take(&mut p.table_errors) {
                     cdc.table_errors.insert(table, error);
                 }
+                let altered = std::mem::take(&mut p.tables_altered);
                 cdc.progress = p;
                 cdc.progress_at_ms = now_ms;
                 // A stream that reports is healthy again: reset its retries.
@@ -1260,8 +1315,49 @@ impl Task {
                         self.revalidate(t, &segments, now_ms);
                     }
                 }
+                for (table, change) in altered {
+                    reload |= self.altered(&table, change);
+                }
             }
             _ => {}
+        }
+        reload
+    }
+
+    /// A table's columns changed on the source (the stream stopped its
+    /// apply): with HandleSourceTableAltered it is reloaded in its new
+    /// shape, the one exact way to carry any such change (a new column's
+    /// value in existing rows, or a retype's USING expression, is in no
+    /// change record). Otherwise, or when the reload cannot start, or when
+    /// the same change comes back right after a reload (Ferry would loop),
+    /// the table stays in error. True when a reload was queued.
+    fn altered(&mut self, table: &str, change: String) -> bool {
+        let repeated = self
+            .cdc
+            .as_ref()
+            .and_then(|c| c.reloaded_for.get(table))
+            .is_some_and(|c| *c == change);
+        let outcome = if !self.spec.settings.reload_altered_tables {
+            Err(format!(
+                "{change} (HandleSourceTableAltered is false: `ferry task reload-table` reloads it)"
+            ))
+        } else if repeated {
+            Err(format!("{change}, again after the table was reloaded for it"))
+        } else {
+            self.reload(table)
+                .map_err(|e| format!("{change}; it cannot be reloaded: {e}"))
+        };
+        let Some(cdc) = self.cdc.as_mut() else { return false };
+        match outcome {
+            Ok(_) => {
+                tracing::warn!(task = %self.spec.name, table, %change, "table altered on the source: reloading it");
+                cdc.reloaded_for.insert(table.to_string(), change);
+                true
+            }
+            Err(e) => {
+                cdc.table_errors.insert(table.to_string(), e);
+                false
+            }
         }
     }
 
@@ -1296,6 +1392,19 @@ impl Task {
                 segment_target_bytes: spec.settings.segment_target_bytes,
                 max_segments_per_table: spec.settings.max_segments_per_table,
             },
+            UnitKind::Reintrospect { table } => {
+                let t = &schema.tables[table];
+                Work::Reintrospect {
+                    source: spec.source.clone(),
+                    target: spec.target.clone(),
+                    mappings: spec.mappings.clone(),
+                    table: TableRef {
+                        schema: t.schema.clone(),
+                        name: t.name.clone(),
+                    },
+                    cdc: self.cdc_names(),
+                }
+            }
             UnitKind::Prepare => {
                 let mut schema = schema;
                 for t in schema.tables.iter_mut() {
@@ -1329,6 +1438,7 @@ impl Task {
                     target: spec.target.clone(),
                     table: t,
                     gen: self.snapshot().map_or(0, |s| s.gen),
+                    previous: self.reshape_from.get(&table).map(for_work),
                 }
             }
             UnitKind::CreateSlot => Work::CreateSlot {
@@ -1499,6 +1609,7 @@ impl Task {
             UnitKind::Step(StepKind::UnfreezeSource) => "cutover: allowing writes on the source again".into(),
             UnitKind::Step(StepKind::UnfreezeTarget) => "rollback: allowing writes on the target again".into(),
             UnitKind::Step(StepKind::SyncSequences) => "cutover: setting sequences on the target".into(),
+            UnitKind::Reintrospect { table: t } => format!("{} reload: reading its definition again", table(t)),
         }
     }
 
@@ -1610,6 +1721,12 @@ impl Task {
                     self.plans[table].load_finished_at_ms = now_ms;
                 }
             }
+            (UnitKind::Reintrospect { table }, WorkResult::Introspected(found)) => {
+                self.reintrospected(table, found);
+            }
+            (UnitKind::Reset { table }, _) => {
+                self.reshape_from.remove(&table);
+            }
             (UnitKind::Finalize, WorkResult::Finalized { failed_objects }) => {
                 self.failed_objects = failed_objects;
             }
@@ -1642,6 +1759,133 @@ impl Task {
             self.state = TaskState::Completed;
             self.finished_at_ms = now_ms;
         }
+    }
+
+    /// `ferry task reload-table`: queues the table's re-introspection, which
+    /// then queues the reload ([`Task::reintrospected`]). Returns the unit.
+    ///
+    /// Why the reloaded table rejoins the stream exactly: the stream stops
+    /// (the caller revokes it; `Cdc` is runnable only once every unit but
+    /// validation is done) and later resumes from its checkpoint, which no
+    /// later than the stop. The table is read in a new snapshot whose
+    /// consistent point becomes its `apply_from`, exactly as in the first
+    /// load (see the worker's `cdc::apply`): changes before it are in the
+    /// rows, changes from it on are applied. That needs the resumed stream
+    /// to start at or before that point, though the revoked stream may
+    /// still be running (it learns of the revocation at its next renewal)
+    /// and skipping the stopped table's changes: so the re-introspection
+    /// first takes the target's apply state over with a newer epoch, before
+    /// the new snapshot exists, and the old stream commits nothing after
+    /// it (`Work::Reintrospect`).
+    fn reload(&mut self, name: &str) -> Result<usize, String> {
+        if !(self.spec.has_cdc() && self.spec.has_load()) {
+            return Err("reload-table needs a task with a full load and CDC (--type full-load-and-cdc)".into());
+        }
+        if self.state != TaskState::Running {
+            return Err(format!("is {}, not running", self.state.as_str()));
+        }
+        let Some(schema) = self.schema.as_ref() else {
+            return Err("has not read the source's tables yet".into());
+        };
+        let matches: Vec<usize> = schema
+            .tables
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.display_name() == name || format!("{}.{}", t.schema, t.name) == name || t.name == name)
+            .map(|(i, _)| i)
+            .collect();
+        let table = match matches[..] {
+            [t] => t,
+            [] => return Err(format!("has no table {name}")),
+            _ => return Err(format!("has several tables named {name}: give it as schema.table")),
+        };
+        let shown = schema.tables[table].display_name();
+        if !self.done(|k| *k == UnitKind::PostData { table }) {
+            return Err(format!("table {shown} is still loading"));
+        }
+        if !self.done(|k| *k == UnitKind::Reintrospect { table } || *k == UnitKind::Reset { table }) {
+            return Err(format!("table {shown} is already being reloaded"));
+        }
+        self.units.push(Unit::new(UnitKind::Reintrospect { table }));
+        tracing::info!(task = %self.spec.name, table = %shown, "reload requested");
+        Ok(self.units.len() - 1)
+    }
+
+    /// A reload's re-introspection finished: the table takes its current
+    /// definition, and is emptied, reshaped (see `Work::ResetTable`) and
+    /// loaded in the next snapshot. What cannot be reloaded so stays a
+    /// table error, with the reason.
+    fn reintrospected(&mut self, table: usize, found: SourceSchema) {
+        let Some(old) = self.schema.as_ref().map(|s| s.tables[table].clone()) else {
+            return;
+        };
+        let shown = old.display_name();
+        let refuse = |t: &mut Task, why: String| {
+            tracing::warn!(task = %t.spec.name, table = %shown, "reload refused: {why}");
+            if let Some(c) = t.cdc.as_mut() {
+                c.table_errors.insert(shown.clone(), format!("reload-table: {why}"));
+            }
+        };
+        let Some(mut new) = found
+            .tables
+            .into_iter()
+            .find(|t| t.schema == old.schema && t.name == old.name)
+        else {
+            return refuse(
+                self,
+                "the table is no longer on the source, or no longer selected".into(),
+            );
+        };
+        let key = |t: &TableSchema| t.primary_key.as_ref().map(|k| k.columns.clone());
+        if key(&new) != key(&old) {
+            return refuse(
+                self,
+                format!(
+                    "its primary key changed on the source ({} -> {}); delete the task and create it again",
+                    key(&old).map_or("none".into(), |k| k.join(", ")),
+                    key(&new).map_or("none".into(), |k| k.join(", "))
+                ),
+            );
+        }
+        new.key_samples.clear();
+        let reshape = self.spec.settings.prep_mode == ferry_common::settings::TargetTablePrepMode::DropAndCreate
+            && !new.column_changes(&old).is_empty();
+        if let Some(schema) = self.schema.as_mut() {
+            schema.tables[table] = new;
+        }
+        if reshape {
+            // A reshape not carried out yet keeps the target's definition.
+            self.reshape_from.entry(table).or_insert(old);
+        }
+        let plan = &mut self.plans[table];
+        plan.gen = None;
+        plan.apply_from = None;
+        plan.load_started_at_ms = 0;
+        plan.load_finished_at_ms = 0;
+        for u in self.units.iter_mut() {
+            let ours = match u.kind {
+                UnitKind::Load { table: t, .. }
+                | UnitKind::PostData { table: t }
+                | UnitKind::Validate { table: t, .. } => t == table,
+                UnitKind::Snapshot => !matches!(u.state, UnitState::Running { .. }),
+                _ => false,
+            };
+            if ours {
+                u.state = UnitState::Pending { not_before_ms: 0 };
+                u.attempts = 0;
+                u.rows = 0;
+                u.exceptions = 0;
+                u.failures = 0;
+                u.sample.clear();
+                u.rerun = false;
+                u.cutover_check = CutoverCheck::None;
+            }
+        }
+        self.units.push(Unit::new(UnitKind::Reset { table }));
+        if let Some(c) = self.cdc.as_mut() {
+            c.table_errors.remove(&shown);
+        }
+        tracing::info!(task = %self.spec.name, table = %shown, reshape, "table queued for reload");
     }
 
     /// Per-table view for status: (state, rows, segments done, total, error).

@@ -28,15 +28,16 @@ async fn a_table_in_error_blocks_caught_up_cutover_and_validate() -> anyhow::Res
         &my.url("shop"),
         &pg.url("postgres"),
         "full-load-and-cdc",
-        r#"{"ValidationSettings": {"EnableValidation": true}}"#,
+        r#"{"ValidationSettings": {"EnableValidation": true},
+            "ChangeProcessingDdlHandlingPolicy": {"HandleSourceTableAltered": false}}"#,
         &[],
     );
     f.ok(&["task", "start", "deg"]);
     wait_caught_up(&f, "deg");
     assert_eq!(f.status("deg").unwrap()["degraded"], false);
 
-    // A column added on the source stops b's changes (DDL is not carried
-    // yet); a's keep flowing.
+    // A column added on the source stops b's changes (not reloaded by
+    // itself here); a's keep flowing.
     m.query_drop("ALTER TABLE b ADD COLUMN w INT; INSERT INTO b VALUES (3, 3, 3); INSERT INTO a VALUES (3, 3)")
         .await?;
     f.wait_until("table b to stop", Duration::from_secs(60), || {
@@ -70,6 +71,25 @@ async fn a_table_in_error_blocks_caught_up_cutover_and_validate() -> anyhow::Res
     f.wait_until("a's insert on the target", Duration::from_secs(60), || {
         psql_count(&pg, "SELECT count(*) FROM shop.a") == 3
     });
+
+    // Reloaded, b takes its new column and rejoins the stream.
+    f.ok(&["task", "reload-table", "deg", "b"]);
+    m.query_drop("INSERT INTO b VALUES (4, 4, 4); UPDATE b SET w = 1 WHERE id = 1")
+        .await?;
+    f.wait_until("b to be reloaded", Duration::from_secs(120), || {
+        f.status("deg")
+            .is_some_and(|st| st["degraded"] == false && st["phase"] == "CDC")
+    });
+    m.query_drop("INSERT INTO b VALUES (5, 5, 5)").await?;
+    wait_caught_up(&f, "deg");
+    let want = mysql_rows(&mut m, "SELECT id, v, w FROM b ORDER BY id").await?;
+    let got = pg_rows(
+        &pg.client("postgres").await?,
+        "SELECT id::text, v::text, w::text FROM shop.b ORDER BY b.id",
+    )
+    .await?;
+    assert_eq!(want.len(), 5);
+    assert!(want == got, "b after its reload: {want:?} vs {got:?}");
     Ok(())
 }
 
@@ -289,7 +309,7 @@ async fn a_column_retyped_on_the_source_stops_its_table() -> anyhow::Result<()> 
         &src.url("postgres"),
         &dst.url("postgres"),
         "full-load-and-cdc",
-        "{}",
+        r#"{"ChangeProcessingDdlHandlingPolicy": {"HandleSourceTableAltered": false}}"#,
         &[],
     );
     f.ok(&["task", "start", "retype"]);
@@ -314,5 +334,22 @@ async fn a_column_retyped_on_the_source_stops_its_table() -> anyhow::Result<()> 
         .map(|r| r.get(0))
         .collect();
     assert_eq!(n, ["1.50"], "a value of the new type reached the old column");
+
+    // Reloaded, the table takes the new type and the exact values.
+    f.ok(&["task", "reload-table", "retype", "public.prices"]);
+    s.batch_execute("UPDATE public.prices SET n = 2.0001 WHERE id = 2")
+        .await?;
+    f.wait_until("prices to be reloaded", Duration::from_secs(120), || {
+        f.status("retype")
+            .is_some_and(|st| st["degraded"] == false && st["phase"] == "CDC")
+    });
+    s.batch_execute("INSERT INTO public.prices VALUES (3, 3.0003)").await?;
+    wait_caught_up(&f, "retype");
+    let sql = "SELECT id::text, n::text, pg_typeof(n)::text, format_type(a.atttypid, a.atttypmod)
+                 FROM public.prices, pg_attribute a
+                WHERE a.attrelid = 'public.prices'::regclass AND a.attname = 'n' ORDER BY prices.id";
+    let (want, got) = (pg_rows(&s, sql).await?, pg_rows(&d, sql).await?);
+    assert_eq!(want.len(), 3);
+    assert!(want == got, "prices after its reload: {want:?} vs {got:?}");
     Ok(())
 }

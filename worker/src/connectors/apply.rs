@@ -248,6 +248,7 @@ pub struct Applier {
     unreported_changed: BTreeMap<usize, ChangedSegments>,
     rows_since_report: u64,
     table_errors: Vec<(String, String)>,
+    tables_altered: Vec<(String, String)>,
 }
 
 impl Applier {
@@ -298,6 +299,7 @@ impl Applier {
             unreported_changed: BTreeMap::new(),
             rows_since_report: 0,
             table_errors: vec![],
+            tables_altered: vec![],
         })
     }
 
@@ -326,6 +328,18 @@ impl Applier {
             tracing::error!(table = %table.display, error = %reason, "table apply stopped");
             self.table_errors.push((table.display.clone(), reason.clone()));
             table.stopped = Some(reason);
+        }
+    }
+
+    /// Stops a table's apply because its columns changed on the source
+    /// (`change` says how); the coordinator decides whether it is reloaded
+    /// in its new shape or stays stopped (HandleSourceTableAltered).
+    pub fn table_altered(&mut self, t: usize, change: String) {
+        let table = &mut self.tables[t];
+        if table.stopped.is_none() {
+            tracing::warn!(table = %table.display, %change, "table altered on the source: apply stopped");
+            self.tables_altered.push((table.display.clone(), change.clone()));
+            table.stopped = Some(change);
         }
     }
 
@@ -792,6 +806,7 @@ impl Applier {
             retained_wal_bytes: 0,
             applied_delta: self.unreported.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             table_errors: self.table_errors.clone(),
+            tables_altered: self.tables_altered.clone(),
             changed: self
                 .unreported_changed
                 .iter()
@@ -805,6 +820,7 @@ impl Applier {
         self.unreported.clear();
         self.unreported_changed.clear();
         self.table_errors.clear();
+        self.tables_altered.clear();
         self.rows_since_report = 0;
     }
 }

@@ -153,6 +153,28 @@ pub fn on_target(t: &TableSchema, target: Engine) -> Result<TableSchema, Connect
     convert::convert_table(t, target).map_err(|e| ConnectorError::Definite(format!("table {}: {e}", t.display_name())))
 }
 
+/// Takes the target's CDC apply state over for this assignment's epoch
+/// (as a new stream does): a stream revoked for a reload commits nothing
+/// after this (see `Work::Reintrospect`).
+async fn fence_stream(target: &Endpoint) -> Result<(), ConnectorError> {
+    let (task, epoch) = (crate::current_task(), crate::current_epoch() as i64);
+    match target.engine {
+        Engine::Postgres => {
+            let c = postgres::connect(target).await?;
+            postgres::cdc::apply::take_over(&c, &task, epoch).await?;
+        }
+        Engine::Mysql => {
+            let mut c = mysql::write::target(target).await?;
+            mysql::write::take_over(&mut c, &task, epoch).await?;
+        }
+    }
+    tracing::info!(
+        epoch,
+        "CDC apply state taken over: the stopped stream commits nothing more"
+    );
+    Ok(())
+}
+
 /// Segment bounds with key types in the target engine's dialect (for
 /// validation's range queries on the target).
 pub(crate) fn bounds_on_target(b: &SegmentBounds, from: Engine, to: Engine) -> Result<SegmentBounds, ConnectorError> {
@@ -333,6 +355,9 @@ pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, Connec
     {
         check_loaded_rows(target, table, *expected).await?;
     }
+    if let Work::Reintrospect { target, .. } = &work {
+        fence_stream(target).await?;
+    }
     // Cutover steps.
     match &work {
         Work::FreezeSource { source, freeze } => {
@@ -355,6 +380,7 @@ pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, Connec
         Work::FreezeSource { source, .. } | Work::SyncSequences { source, .. } => source.engine,
         Work::ValidateSegment { source, .. }
         | Work::Introspect { source, .. }
+        | Work::Reintrospect { source, .. }
         | Work::CreateSlot { source, .. }
         | Work::HoldSnapshot { source, .. }
         | Work::DropSlot { source, .. }
@@ -375,7 +401,18 @@ pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, Connec
                 segment_target_bytes,
                 max_segments_per_table,
             },
-        ) => mysql::introspect(&source, &mappings, segment_target_bytes, max_segments_per_table)
+        ) => mysql::introspect(&source, &mappings, segment_target_bytes, max_segments_per_table, None)
+            .await
+            .map(WorkResult::Introspected),
+        (
+            Engine::Mysql,
+            Work::Reintrospect {
+                source,
+                mappings,
+                table,
+                ..
+            },
+        ) => mysql::introspect(&source, &mappings, u64::MAX, 1, Some(&table))
             .await
             .map(WorkResult::Introspected),
         (
@@ -403,9 +440,15 @@ pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, Connec
                 ..
             },
         ) => mysql::write::finalize(&target, &foreign_keys, post_data_sql.as_deref()).await,
-        (Engine::Mysql, Work::ResetTable { target, table, gen }) => {
-            mysql::write::reset_table(&target, &table, gen).await
-        }
+        (
+            Engine::Mysql,
+            Work::ResetTable {
+                target,
+                table,
+                gen,
+                previous,
+            },
+        ) => mysql::write::reset_table(&target, &table, gen, previous.as_ref()).await,
         (Engine::Mysql, Work::CreateSlot { source, .. }) => mysql::binlog::create(&source).await,
         (Engine::Mysql, Work::HoldSnapshot { source, .. }) => mysql::binlog::hold(&source, &ctx.reporter).await,
         (

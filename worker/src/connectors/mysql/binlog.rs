@@ -531,6 +531,11 @@ struct Mapped {
     table: Option<usize>,
     map: TableMapEvent<'static>,
     times: Vec<Option<tablemap::Time>>,
+    /// Why rows of this map cannot be applied to the table, if they cannot.
+    /// The table stops at the first row that would be applied: a stream
+    /// resumed after `reload-table` replays older maps (before the table's
+    /// `apply_from`) of a layout the reloaded table no longer has.
+    mismatch: Option<String>,
 }
 
 /// The transaction being read.
@@ -696,20 +701,18 @@ pub async fn run(
                         if let Ok(Some(EventData::TableMapEvent(tm))) = ev.read_data() {
                             let key = (tm.database_name().to_lowercase(), tm.table_name().to_lowercase());
                             let t = by_name.get(&key).copied();
-                            if let Some(t) = t {
+                            let mismatch = t.and_then(|t| {
                                 let width = sources[t].columns.len() as u64;
-                                if tm.columns_count() != width {
-                                    applier.stop_table(t, format!(
-                                        "column layout changed on the source: the binlog has {} columns, the table had {width}; apply stopped for this table (DDL is not propagated yet)",
-                                        tm.columns_count()
-                                    ));
-                                }
-                            }
+                                (tm.columns_count() != width).then(|| format!(
+                                    "column layout changed on the source: the binlog has {} columns, the table had {width}",
+                                    tm.columns_count()
+                                ))
+                            });
                             let id = tm.table_id();
                             let (tm, times) = tablemap::decodable(&ev, tm).map_err(|e| ConnectorError::Definite(format!(
                                 "binlog table map of {}.{} at {end}: {e}", key.0, key.1
                             )))?;
-                            table_maps.insert(id, Mapped { table: t, map: tm, times });
+                            table_maps.insert(id, Mapped { table: t, map: tm, times, mismatch });
                         }
                     }
                     QUERY => {
@@ -757,9 +760,15 @@ pub async fn run(
                                         applier.apply(i, Op::Truncate).await?;
                                     } else {
                                         let shown: String = stmt.chars().take(200).collect();
-                                        applier.stop_table(i, format!(
-                                            "DDL on the source: {shown}; apply stopped for this table (DDL is not propagated yet)"
-                                        ));
+                                        let change = format!("DDL on the source: {shown}");
+                                        // A table altered may be reloaded in
+                                        // its new shape; one dropped or
+                                        // renamed away cannot.
+                                        if head.starts_with("ALTER") {
+                                            applier.table_altered(i, change);
+                                        } else {
+                                            applier.stop_table(i, change);
+                                        }
                                     }
                                 }
                                 let more = stream.as_mut().peek().now_or_never().flatten().is_some();
@@ -787,9 +796,13 @@ pub async fn run(
                         }
                         let start = t.start;
                         let Ok(Some(EventData::RowsEvent(rows))) = ev.read_data() else { continue };
-                        let Some(Mapped { table: Some(ti), map: tm, times }) = table_maps.get(&rows.table_id()) else { continue };
+                        let Some(Mapped { table: Some(ti), map: tm, times, mismatch }) = table_maps.get(&rows.table_id()) else { continue };
                         let ti = *ti;
                         if start < sources[ti].apply_from || applier.tables[ti].stopped.is_some() {
+                            continue;
+                        }
+                        if let Some(change) = mismatch {
+                            applier.table_altered(ti, change.clone());
                             continue;
                         }
                         let mut ops = vec![];

@@ -24,7 +24,7 @@ async fn show_create(c: &mut Conn, what: &str, name: &str, column: usize) -> Str
 }
 
 pub async fn catalog(ep: &Endpoint, mappings: &TableMappings) -> Result<Catalog, ConnectorError> {
-    let schema = super::introspect(ep, mappings, u64::MAX, 1).await?;
+    let schema = super::introspect(ep, mappings, u64::MAX, 1, None).await?;
     let mut c = super::connect(ep).await?;
     let db = ep.dbname.clone();
     let what = format!("reading the catalog of {ep}");

@@ -12,6 +12,7 @@ use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::mapping::TableMappings;
 use ferry_common::schema::*;
 use ferry_common::typemap::{mysql_kind, Kind};
+use ferry_common::work::TableRef;
 use mysql_async::Conn;
 
 const SAMPLE_PER_SEGMENT: u64 = 16;
@@ -21,6 +22,7 @@ pub async fn introspect(
     mappings: &TableMappings,
     segment_target_bytes: u64,
     max_segments: u32,
+    only: Option<&TableRef>,
 ) -> Result<SourceSchema, ConnectorError> {
     let mut c = super::connect(ep).await?;
     let db = ep.dbname.clone();
@@ -36,7 +38,7 @@ pub async fn introspect(
     let mut out = SourceSchema::default();
     for r in tables {
         let name = r[0].clone().unwrap_or_default();
-        if !mappings.selects(&db, &name) {
+        if !mappings.selects(&db, &name) || only.is_some_and(|o| !o.is(&db, &name)) {
             continue;
         }
         let rows: u64 = r[1].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);

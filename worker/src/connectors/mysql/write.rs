@@ -16,8 +16,8 @@
 
 use super::classify;
 use super::encode;
-use crate::connectors::{ConnectorError, Progress, Rows, MAX_EXCEPTIONS};
-use ferry_common::endpoint::Endpoint;
+use crate::connectors::{on_target, ConnectorError, Progress, Rows, MAX_EXCEPTIONS};
+use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::plan::SegmentBounds;
 use ferry_common::position::Lsn;
 use ferry_common::schema::*;
@@ -456,8 +456,37 @@ pub async fn load_rows(
     })
 }
 
-/// Empties a partly loaded table for a reload in generation `gen`.
-pub async fn reset_table(ep: &Endpoint, t: &TableSchema, gen: u64) -> Result<WorkResult, ConnectorError> {
+/// The statements that turn the target table `previous` (as Ferry created
+/// it) into `t`, both already in MySQL's types, given the columns the
+/// target has now (`existing`): MySQL commits each ALTER by itself, so a
+/// retry finds some of them done.
+fn reshape(t: &TableSchema, previous: &TableSchema, existing: &[String]) -> Vec<String> {
+    let table = t.qualified();
+    let has = |c: &str| existing.iter().any(|e| e.eq_ignore_ascii_case(c));
+    let changes = t.column_changes(previous);
+    let mut out = vec![];
+    for c in changes.dropped.into_iter().filter(|c| has(c)) {
+        out.push(format!("ALTER TABLE {table} DROP COLUMN {}", quote_ident(c)));
+    }
+    for c in changes.added.into_iter().filter(|c| !has(&c.name)) {
+        out.push(format!("ALTER TABLE {table} ADD COLUMN {}", column_def(c)));
+    }
+    for c in changes.changed {
+        out.push(format!("ALTER TABLE {table} MODIFY COLUMN {}", column_def(c)));
+    }
+    out
+}
+
+/// Empties a table for a reload in generation `gen`, reshaping its columns
+/// afterwards when they changed on the source (`previous`: the table as the
+/// target has it). Like the PostgreSQL reset it first takes the CDC apply
+/// state over with its own epoch, so a revoked stream commits nothing more.
+pub async fn reset_table(
+    ep: &Endpoint,
+    t: &TableSchema,
+    gen: u64,
+    previous: Option<&TableSchema>,
+) -> Result<WorkResult, ConnectorError> {
     let task = crate::current_task();
     let name = t.display_name();
     let mut c = target(ep).await?;
@@ -465,7 +494,16 @@ pub async fn reset_table(ep: &Endpoint, t: &TableSchema, gen: u64) -> Result<Wor
         let what = format!("table {name}: {what}");
         move |e| classify(what, e)
     };
+    for ddl in CONTROL_DDL {
+        exec(&mut c, ddl, "creating Ferry's control tables on the target").await?;
+    }
     c.query_drop("START TRANSACTION").await.map_err(q("BEGIN"))?;
+    c.exec_drop(
+        "UPDATE ferry.apply_state SET epoch = ? WHERE task = ? AND epoch < ?",
+        (crate::current_epoch(), task.clone(), crate::current_epoch()),
+    )
+    .await
+    .map_err(q("fencing the CDC stream"))?;
     c.exec_drop(
         "INSERT INTO ferry.table_loads (task, table_name, gen) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE gen = GREATEST(gen, VALUES(gen))",
         (task.clone(), t.qualified(), gen),
@@ -482,6 +520,24 @@ pub async fn reset_table(ep: &Endpoint, t: &TableSchema, gen: u64) -> Result<Wor
     .await
     .map_err(q("clearing segment markers"))?;
     c.query_drop("COMMIT").await.map_err(q("COMMIT of reset"))?;
+    if let Some(previous) = previous {
+        let (now, was) = (on_target(t, Engine::Mysql)?, on_target(previous, Engine::Mysql)?);
+        let existing: Vec<String> = c
+            .exec(
+                "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (now.schema.clone(), now.name.clone()),
+            )
+            .await
+            .map_err(q("reading its columns"))?;
+        for stmt in reshape(&now, &was, &existing) {
+            exec(
+                &mut c,
+                &stmt,
+                &format!("table {name}: reshaping for the source's columns ({stmt})"),
+            )
+            .await?;
+        }
+    }
     Ok(WorkResult::Done)
 }
 

@@ -16,7 +16,7 @@ const USER_NAMESPACE: &str =
 
 pub async fn catalog(ep: &Endpoint, mappings: &TableMappings) -> Result<Catalog, ConnectorError> {
     // No key samples: conversion reads structure only.
-    let schema = super::introspect::introspect(ep, mappings, u64::MAX, 1).await?;
+    let schema = super::introspect::introspect(ep, mappings, u64::MAX, 1, None).await?;
     let c = connect(ep).await?;
     let q = |e| classify(format!("reading the catalog of {ep}"), e);
     let text = |r: &tokio_postgres::Row, i: usize| r.get::<_, Option<String>>(i).unwrap_or_default();

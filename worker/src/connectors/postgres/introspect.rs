@@ -8,6 +8,7 @@ use crate::connectors::ConnectorError;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::mapping::TableMappings;
 use ferry_common::schema::*;
+use ferry_common::work::TableRef;
 use tokio_postgres::Client;
 
 const SAMPLE_PER_SEGMENT: u64 = 16;
@@ -17,6 +18,7 @@ pub async fn introspect(
     mappings: &TableMappings,
     segment_target_bytes: u64,
     max_segments: u32,
+    only: Option<&TableRef>,
 ) -> Result<SourceSchema, ConnectorError> {
     let c = connect(ep).await?;
     let q = |e| classify(format!("introspecting {ep}"), e);
@@ -37,7 +39,7 @@ pub async fn introspect(
     let mut type_oids: Vec<u32> = Vec::new();
     for r in rows {
         let (oid, schema, name): (u32, String, String) = (r.get(0), r.get(1), r.get(2));
-        if !mappings.selects(&schema, &name) {
+        if !mappings.selects(&schema, &name) || only.is_some_and(|o| !o.is(&schema, &name)) {
             continue;
         }
         let t = table(

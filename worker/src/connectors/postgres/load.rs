@@ -46,9 +46,9 @@
 //! plus one row per segment in flight.
 
 use super::{classify, connect};
-use crate::connectors::{ConnectorError, Progress, Rows, MAX_EXCEPTIONS};
+use crate::connectors::{on_target, ConnectorError, Progress, Rows, MAX_EXCEPTIONS};
 use crate::failpoint;
-use ferry_common::endpoint::Endpoint;
+use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::plan::{KeyColumn, SegmentBounds};
 use ferry_common::position::Lsn;
 use ferry_common::schema::{quote_ident, quote_literal, CopyFormat, TableSchema};
@@ -177,35 +177,81 @@ impl Segment<'_> {
 /// The temporary table a replacing segment is copied into.
 const STAGE: &str = "ferry_segment_stage";
 
-/// Empties a partly loaded table for a reload in snapshot generation `gen`.
-pub async fn reset_table(target: &Endpoint, t: &TableSchema, gen: u64) -> Result<WorkResult, ConnectorError> {
+/// Empties a table for a reload in snapshot generation `gen`, reshaping its
+/// columns first when they changed on the source (`previous`: the table as
+/// the target has it). In the same transaction the reset takes the CDC
+/// apply state over with its own epoch (see `cdc::apply`): a stream revoked
+/// for the reload, still running somewhere, can commit nothing after this,
+/// so it cannot write into the emptied table before the reload's snapshot.
+pub async fn reset_table(
+    target: &Endpoint,
+    t: &TableSchema,
+    gen: u64,
+    previous: Option<&TableSchema>,
+) -> Result<WorkResult, ConnectorError> {
     let task = crate::current_task();
     let name = t.display_name();
     let mut dst = connect(target).await?;
+    let ctx = |what: &str| format!("table {name}: {what}");
+    let reshape = match previous {
+        Some(p) => super::schema::reshape(&on_target(t, Engine::Postgres)?, &on_target(p, Engine::Postgres)?)?,
+        None => vec![],
+    };
+    dst.batch_execute(crate::connectors::postgres::cdc::apply::CONTROL_DDL)
+        .await
+        .map_err(|e| classify(ctx("creating ferry.apply_state"), e))?;
     let tx = dst
         .transaction()
         .await
-        .map_err(|e| classify(format!("table {name}: BEGIN on target"), e))?;
+        .map_err(|e| classify(ctx("BEGIN on target"), e))?;
+    tx.execute(
+        "UPDATE ferry.apply_state SET epoch = $2 WHERE task = $1 AND epoch < $2",
+        &[&task, &(crate::current_epoch() as i64)],
+    )
+    .await
+    .map_err(|e| classify(ctx("fencing the CDC stream"), e))?;
     tx.execute(
         "INSERT INTO ferry.table_loads AS l (task, table_name, gen) VALUES ($1, $2, $3)
          ON CONFLICT (task, table_name) DO UPDATE SET gen = greatest(l.gen, EXCLUDED.gen)",
         &[&task, &t.qualified(), &(gen as i64)],
     )
     .await
-    .map_err(|e| classify(format!("table {name}: raising its load generation"), e))?;
-    tx.batch_execute(&format!("TRUNCATE {}", t.qualified()))
+    .map_err(|e| classify(ctx("raising its load generation"), e))?;
+    // TRUNCATE refuses a table other tables' foreign keys reference (they
+    // exist once a task is past its full load); a DELETE with the keys'
+    // triggers off empties it all the same.
+    let referenced: bool = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE contype = 'f' AND confrelid = $1::text::regclass)",
+            &[&t.qualified()],
+        )
         .await
-        .map_err(|e| classify(format!("table {name}: truncating for reload"), e))?;
+        .map_err(|e| classify(ctx("reading foreign keys"), e))?
+        .get(0);
+    let empty = if referenced {
+        format!(
+            "SET LOCAL session_replication_role = replica; DELETE FROM {}",
+            t.qualified()
+        )
+    } else {
+        format!("TRUNCATE {}", t.qualified())
+    };
+    tx.batch_execute(&empty)
+        .await
+        .map_err(|e| classify(ctx("emptying for reload"), e))?;
+    for stmt in &reshape {
+        tx.batch_execute(stmt)
+            .await
+            .map_err(|e| classify(ctx(&format!("reshaping for the source's columns ({stmt})")), e))?;
+    }
     tx.execute(
         "DELETE FROM ferry.segment_loads WHERE task = $1 AND table_name = $2",
         &[&task, &t.qualified()],
     )
     .await
-    .map_err(|e| classify(format!("table {name}: clearing segment markers"), e))?;
-    tx.commit()
-        .await
-        .map_err(|e| classify(format!("table {name}: COMMIT of reset"), e))?;
-    tracing::info!(table = %name, gen, "table emptied for reload in a new snapshot");
+    .map_err(|e| classify(ctx("clearing segment markers"), e))?;
+    tx.commit().await.map_err(|e| classify(ctx("COMMIT of reset"), e))?;
+    tracing::info!(table = %name, gen, reshaped = reshape.len(), "table emptied for reload in a new snapshot");
     Ok(WorkResult::Done)
 }
 

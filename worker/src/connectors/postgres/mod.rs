@@ -24,9 +24,21 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             mappings,
             segment_target_bytes,
             max_segments_per_table,
-        } => introspect::introspect(&source, &mappings, segment_target_bytes, max_segments_per_table)
+        } => introspect::introspect(&source, &mappings, segment_target_bytes, max_segments_per_table, None)
             .await
             .map(WorkResult::Introspected),
+        Work::Reintrospect {
+            source,
+            mappings,
+            table,
+            cdc,
+            ..
+        } => {
+            cdc::slot::publish_table(&source, &cdc, &table).await?;
+            introspect::introspect(&source, &mappings, u64::MAX, 1, Some(&table))
+                .await
+                .map(WorkResult::Introspected)
+        }
         Work::Prepare {
             target,
             schema,
@@ -64,7 +76,12 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             )
             .await
         }
-        Work::ResetTable { target, table, gen } => load::reset_table(&target, &table, gen).await,
+        Work::ResetTable {
+            target,
+            table,
+            gen,
+            previous,
+        } => load::reset_table(&target, &table, gen, previous.as_ref()).await,
         Work::CreateSlot {
             source,
             cdc,

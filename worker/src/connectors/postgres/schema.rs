@@ -53,6 +53,57 @@ fn column_def(col: &Column) -> String {
     d
 }
 
+/// The statements that turn the target table `previous` (as Ferry created
+/// it) into `t`, both already in PostgreSQL's types. Run on an empty table
+/// (`reload-table` empties it first), so a changed type needs no cast.
+pub(crate) fn reshape(t: &TableSchema, previous: &TableSchema) -> Result<Vec<String>, ConnectorError> {
+    let table = t.qualified();
+    let changes = t.column_changes(previous);
+    let mut out = vec![];
+    for c in changes.dropped {
+        out.push(format!("ALTER TABLE {table} DROP COLUMN IF EXISTS {}", quote_ident(c)));
+    }
+    for c in changes.added {
+        out.push(format!(
+            "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {}",
+            column_def(c)
+        ));
+    }
+    for c in changes.changed {
+        let was = previous.column(&c.name).expect("a changed column was there before");
+        if c.generated != was.generated || c.identity != was.identity {
+            return Err(ConnectorError::Definite(format!(
+                "table {}: column \"{}\" changed between generated, identity and plain on the source; Ferry cannot reshape that on the target: alter it there, or recreate the task",
+                t.display_name(),
+                c.name
+            )));
+        }
+        let col = quote_ident(&c.name);
+        if c.type_sql != was.type_sql || c.collation != was.collation {
+            let collate = c
+                .collation
+                .as_ref()
+                .map(|k| format!(" COLLATE {k}"))
+                .unwrap_or_default();
+            out.push(format!(
+                "ALTER TABLE {table} ALTER COLUMN {col} TYPE {}{collate} USING NULL",
+                c.type_sql
+            ));
+        }
+        if c.not_null != was.not_null {
+            let set = if c.not_null { "SET" } else { "DROP" };
+            out.push(format!("ALTER TABLE {table} ALTER COLUMN {col} {set} NOT NULL"));
+        }
+        if c.default != was.default && c.identity.is_none() {
+            out.push(match &c.default {
+                Some(d) => format!("ALTER TABLE {table} ALTER COLUMN {col} SET DEFAULT {d}"),
+                None => format!("ALTER TABLE {table} ALTER COLUMN {col} DROP DEFAULT"),
+            });
+        }
+    }
+    Ok(out)
+}
+
 fn create_table(t: &TableSchema, defer_primary_key: bool) -> String {
     let mut parts: Vec<String> = t.columns.iter().map(column_def).collect();
     if let Some(pk) = t.primary_key.as_ref().filter(|_| !defer_primary_key) {

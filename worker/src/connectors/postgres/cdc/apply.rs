@@ -79,6 +79,11 @@ struct Rel {
     /// Source type of each relation column, when values are decoded into the
     /// value model (a target of another engine); empty for text passthrough.
     types: Vec<String>,
+    /// Why this layout cannot be applied to the table, if it cannot. The
+    /// table stops at the first change that would be applied, not here: a
+    /// stream resumed after `reload-table` replays older layouts (before
+    /// the table's `apply_from`) that the reloaded table no longer has.
+    mismatch: Option<String>,
 }
 
 /// The source transaction being received.
@@ -100,10 +105,18 @@ struct Stream<'a> {
 impl Stream<'_> {
     /// The selected table a change to `rel` in the current transaction is
     /// applied to, if it is.
-    fn wanted(&self, rel: u32) -> Option<usize> {
+    fn wanted(&mut self, rel: u32) -> Option<usize> {
         let txn = self.txn.as_ref()?;
-        let t = self.rels.get(&rel)?.table?;
-        (!txn.skip && txn.final_lsn >= self.tables[t].apply_from).then_some(t)
+        let r = self.rels.get(&rel)?;
+        let t = r.table?;
+        if txn.skip || txn.final_lsn < self.tables[t].apply_from {
+            return None;
+        }
+        if let Some(change) = &r.mismatch {
+            self.applier.table_altered(t, change.clone());
+            return None;
+        }
+        Some(t)
     }
 
     /// A pgoutput row image in the value model (`None`: unchanged TOAST).
@@ -184,6 +197,7 @@ impl Stream<'_> {
     fn relation(&mut self, r: Relation, now: &[String], engine: Engine) -> Result<(), ConnectorError> {
         let table = self.by_name.get(&(r.schema.clone(), r.name.clone())).copied();
         let mut types = vec![];
+        let mut mismatch = None;
         if let Some(t) = table {
             let schema = &self.tables[t].table;
             let unknown = r
@@ -194,15 +208,23 @@ impl Stream<'_> {
                 let was = &schema.column(&c.name)?.type_sql;
                 (was != now).then(|| (c.name.clone(), was.clone(), now.clone()))
             });
+            let missing = schema
+                .columns
+                .iter()
+                .filter(|c| c.generated.is_none())
+                .find(|c| !r.columns.iter().any(|rc| rc.name == c.name));
             if let Some(c) = unknown {
-                self.applier.stop_table(t, format!(
-                    "column layout changed on the source: column \"{}\" is not in the target table; apply stopped for this table (DDL is not propagated yet)",
+                mismatch = Some(format!(
+                    "column layout changed on the source: column \"{}\" is not in the target table",
+                    c.name
+                ));
+            } else if let Some(c) = missing {
+                mismatch = Some(format!(
+                    "column layout changed on the source: column \"{}\" is gone",
                     c.name
                 ));
             } else if let Some((name, was, now)) = retyped {
-                self.applier.stop_table(t, format!(
-                    "column \"{name}\" changed type on the source ({was} -> {now}); apply stopped for this table (DDL is not propagated yet)"
-                ));
+                mismatch = Some(format!("column \"{name}\" changed type on the source ({was} -> {now})"));
             } else {
                 let image: Vec<&str> = r.columns.iter().map(|c| c.name.as_str()).collect();
                 // Without a primary key, rows are found by the replica
@@ -227,7 +249,7 @@ impl Stream<'_> {
                 }
             }
         }
-        self.rels.insert(r.id, Rel { table, types });
+        self.rels.insert(r.id, Rel { table, types, mismatch });
         Ok(())
     }
 }

@@ -8,7 +8,7 @@ use crate::report::Reporter;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::position::Lsn;
 use ferry_common::schema::{quote_ident, TableSchema};
-use ferry_common::work::{CdcNames, ProgressDetail, WorkResult};
+use ferry_common::work::{CdcNames, ProgressDetail, TableRef, WorkResult};
 use std::time::Duration;
 
 fn lsn(s: &str, what: &str) -> Result<Lsn, ConnectorError> {
@@ -273,4 +273,50 @@ pub async fn drop(source: &Endpoint, names: &CdcNames, keep_slot: bool) -> Resul
     }
     tracing::info!(slot = %names.slot, "replication slot and publications dropped");
     Ok(WorkResult::Done)
+}
+
+/// Makes the task's publications include `table` again (a table dropped
+/// and created on the source left them with the old one). Run before a
+/// reload's snapshot: pgoutput reads publications as of each change's
+/// position, so every change after the snapshot is published.
+pub async fn publish_table(source: &Endpoint, names: &CdcNames, table: &TableRef) -> Result<(), ConnectorError> {
+    let c = connect(source).await?;
+    let shown = format!("{}.{}", table.schema, table.name);
+    let row = c
+        .query_opt(
+            "SELECT c.relreplident::text,
+                    EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
+                    EXISTS (SELECT 1 FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid
+                             WHERE pr.prrelid = c.oid AND p.pubname = ANY($3))
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname = $1 AND c.relname = $2",
+            &[
+                &table.schema,
+                &table.name,
+                &names.publications().map(String::from).to_vec(),
+            ],
+        )
+        .await
+        .map_err(|e| classify(format!("reading the publications of {shown}"), e))?;
+    // Gone from the source: introspection says so.
+    let Some(row) = row else { return Ok(()) };
+    let (ident, keyed, published): (String, bool, bool) = (row.get(0), row.get(1), row.get(2));
+    if published {
+        return Ok(());
+    }
+    let full = matches!(ident.as_str(), "f" | "i") || (ident == "d" && keyed);
+    let publication = if full {
+        &names.publication
+    } else {
+        &names.publication_insert_only
+    };
+    let qualified = format!("{}.{}", quote_ident(&table.schema), quote_ident(&table.name));
+    c.batch_execute(&format!(
+        "ALTER PUBLICATION {} ADD TABLE {qualified}",
+        quote_ident(publication)
+    ))
+    .await
+    .map_err(|e| classify(format!("adding {shown} to publication {publication}"), e))?;
+    tracing::info!(table = %shown, %publication, "table added to the task's publication again");
+    Ok(())
 }

@@ -1800,11 +1800,17 @@ impl Task {
             _ => return Err(format!("has several tables named {name}: give it as schema.table")),
         };
         let shown = schema.tables[table].display_name();
-        if !self.done(|k| *k == UnitKind::PostData { table }) {
-            return Err(format!("table {shown} is still loading"));
-        }
-        if !self.done(|k| *k == UnitKind::Reintrospect { table } || *k == UnitKind::Reset { table }) {
+        let reloaded = self.units.iter().any(|u| u.kind == UnitKind::Reintrospect { table });
+        let loaded = self.done(|k| {
+            *k == UnitKind::PostData { table }
+                || *k == UnitKind::Reintrospect { table }
+                || *k == UnitKind::Reset { table }
+        });
+        if !loaded && reloaded {
             return Err(format!("table {shown} is already being reloaded"));
+        }
+        if !loaded {
+            return Err(format!("table {shown} is still loading"));
         }
         self.units.push(Unit::new(UnitKind::Reintrospect { table }));
         tracing::info!(task = %self.spec.name, table = %shown, "reload requested");

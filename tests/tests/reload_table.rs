@@ -1,5 +1,6 @@
 //! `ferry task reload-table`: a table stopped by DDL on the source is
-//! loaded again in its new shape from a new snapshot, under writes, and
+//! loaded again in its new shape from a new snapshot, under writes and with
+//! a worker killed midway, and
 //! rejoins the change stream exactly (the target then equals the source,
 //! row for row, and the task is caught up again). With
 //! HandleSourceTableAltered (the default) that happens by itself, across
@@ -64,7 +65,7 @@ async fn a_table_altered_on_the_source_is_reloaded_in_its_new_shape_under_writes
          INSERT INTO public.u SELECT i, i FROM generate_series(1, 100) i;",
     )
     .await?;
-    let f = Ferry::start(2, 5000, &[])?;
+    let mut f = Ferry::start(2, 3000, &[])?;
     create_typed(
         &f,
         "rl",
@@ -129,6 +130,10 @@ async fn a_table_altered_on_the_source_is_reloaded_in_its_new_shape_under_writes
     tokio::time::sleep(Duration::from_millis(500)).await;
     let out = f.ok(&["task", "reload-table", "rl", "t"]);
     assert!(out.contains("reload"), "{out}");
+    // A worker dies in the middle of it; another one joins.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    f.workers[0].kill9();
+    f.add_worker(&[])?;
     // A second request while the first runs is refused, in one line.
     let (ok, _, err) = f.ferry(&["task", "reload-table", "rl", "public.t"]);
     assert!(!ok && err.contains("already being reloaded"), "{err}");

@@ -33,7 +33,10 @@
 //! A statement in the binlog that names a replicated table (ALTER, DROP,
 //! RENAME, CREATE ... LIKE, ...) stops that table's apply with the statement
 //! as the reason; so does a TABLE_MAP whose column count differs from the
-//! introspected table. Rows are never applied against a stale column layout.
+//! introspected table, at the first row that would be applied. Rows are
+//! never applied against a stale column layout. Except after DROP TABLE and
+//! RENAME, the stop is reported as the table being altered, and the
+//! coordinator may reload it in its new shape (HandleSourceTableAltered).
 //! TRUNCATE is applied.
 
 use super::charset::{self, Charset};
@@ -761,13 +764,15 @@ pub async fn run(
                                     } else {
                                         let shown: String = stmt.chars().take(200).collect();
                                         let change = format!("DDL on the source: {shown}");
-                                        // A table altered may be reloaded in
-                                        // its new shape; one dropped or
-                                        // renamed away cannot.
-                                        if head.starts_with("ALTER") {
-                                            applier.table_altered(i, change);
-                                        } else {
+                                        // A table dropped or renamed away
+                                        // stops; after any other DDL naming
+                                        // it (ALTER, CREATE INDEX, ...) it
+                                        // may be reloaded in its new shape,
+                                        // exact whatever the statement did.
+                                        if head.starts_with("DROP TABLE") || head.starts_with("RENAME") {
                                             applier.stop_table(i, change);
+                                        } else {
+                                            applier.table_altered(i, change);
                                         }
                                     }
                                 }

@@ -114,6 +114,11 @@ pub enum Work {
         tables: Vec<CdcTable>,
         /// Where to start when the target has no applied position yet.
         start: Lsn,
+        /// The task's selection rules, when tables created on the source
+        /// join the task: the stream looks for selected tables it does not
+        /// have every few seconds and reports them (`new_tables`).
+        #[serde(default)]
+        discover: Option<TableMappings>,
     },
     /// Drop the task's slot and publications (task deletion).
     DropSlot {
@@ -386,6 +391,10 @@ pub struct CdcProgress {
     /// shape (HandleSourceTableAltered) or reports them as table errors.
     #[serde(default)]
     pub tables_altered: Vec<(String, String)>,
+    /// Tables the selection rules select that the stream does not have
+    /// (created on the source since): the coordinator adds them to the task.
+    #[serde(default)]
+    pub new_tables: Vec<TableRef>,
     /// Per table: the validated segments changes committed since the
     /// previous report touched.
     #[serde(default)]

@@ -1302,6 +1302,7 @@ impl Task {
                     cdc.table_errors.insert(table, error);
                 }
                 let altered = std::mem::take(&mut p.tables_altered);
+                let created = std::mem::take(&mut p.new_tables);
                 cdc.progress = p;
                 cdc.progress_at_ms = now_ms;
                 // A stream that reports is healthy again: reset its retries.
@@ -1317,6 +1318,9 @@ impl Task {
                 }
                 for (table, change) in altered {
                     reload |= self.altered(&table, change);
+                }
+                for t in created {
+                    reload |= self.add_table(t);
                 }
             }
             _ => {}
@@ -1470,6 +1474,8 @@ impl Task {
                         })
                         .collect(),
                     start: cdc.checkpoint.max(origin),
+                    // A new table needs a full load before its changes.
+                    discover: spec.has_load().then(|| spec.mappings.clone()),
                 }
             }
             UnitKind::DropSlot => Work::DropSlot {
@@ -1817,6 +1823,57 @@ impl Task {
         Ok(self.units.len() - 1)
     }
 
+    /// A table created on the source that the selection rules select joins
+    /// the task: it is read (a `Reintrospect` unit, which also adds it to
+    /// the publication), created on the target, loaded in a new snapshot and
+    /// then streamed, exactly as a reload (see [`Task::reload`]). True when
+    /// it was added (the stream must stop for it).
+    fn add_table(&mut self, t: TableRef) -> bool {
+        let engine = self.spec.source.engine;
+        let Some(schema) = self.schema.as_mut() else {
+            return false;
+        };
+        if schema.tables.iter().any(|x| t.is(&x.schema, &x.name)) {
+            return false;
+        }
+        // Filled in by the re-introspection; no columns means the target
+        // does not have the table yet.
+        let placeholder = TableSchema {
+            engine,
+            schema: t.schema.clone(),
+            name: t.name.clone(),
+            columns: vec![],
+            primary_key: None,
+            partition_key: None,
+            partitions: vec![],
+            indexes: vec![],
+            index_list: vec![],
+            constraints: vec![],
+            sequences: vec![],
+            rows_estimate: 0,
+            size_bytes: 0,
+            pages: 0,
+            copy_format: ferry_common::schema::CopyFormat::Binary,
+            key_samples: vec![],
+        };
+        if !schema.schemas.contains(&t.schema) {
+            schema.schemas.push(t.schema.clone());
+        }
+        schema.tables.push(placeholder.clone());
+        let table = schema.tables.len() - 1;
+        self.plans.push(TablePlan {
+            segments: vec![SegmentBounds::All],
+            load_started_at_ms: 0,
+            load_finished_at_ms: 0,
+            gen: None,
+            apply_from: None,
+        });
+        self.reshape_from.insert(table, placeholder);
+        self.units.push(Unit::new(UnitKind::Reintrospect { table }));
+        tracing::info!(task = %self.spec.name, table = %format!("{}.{}", t.schema, t.name), "table created on the source joins the task");
+        true
+    }
+
     /// A reload's re-introspection finished: the table takes its current
     /// definition, and is emptied, reshaped (see `Work::ResetTable`) and
     /// loaded in the next snapshot. What cannot be reloaded so stays a
@@ -1842,8 +1899,9 @@ impl Task {
                 "the table is no longer on the source, or no longer selected".into(),
             );
         };
+        let adding = old.columns.is_empty();
         let key = |t: &TableSchema| t.primary_key.as_ref().map(|k| k.columns.clone());
-        if key(&new) != key(&old) {
+        if !adding && key(&new) != key(&old) {
             return refuse(
                 self,
                 format!(
@@ -1856,6 +1914,14 @@ impl Task {
         new.key_samples.clear();
         let reshape = self.spec.settings.prep_mode == ferry_common::settings::TargetTablePrepMode::DropAndCreate
             && !new.column_changes(&old).is_empty();
+        if adding {
+            // Loaded in one segment, with the units any table has.
+            self.units.push(Unit::new(UnitKind::Load { table, segment: 0 }));
+            self.units.push(Unit::new(UnitKind::PostData { table }));
+            if self.spec.settings.validation.enabled && new.primary_key.is_some() {
+                self.units.push(Unit::new(UnitKind::Validate { table, segment: 0 }));
+            }
+        }
         if let Some(schema) = self.schema.as_mut() {
             schema.tables[table] = new;
         }

@@ -2,7 +2,8 @@
 //! the load and after it (inserts of edge values, updates, primary-key
 //! changes, deletes, keyless duplicates): a worker killed mid-stream, the
 //! source server crashed and restarted mid-stream, a column added to one
-//! table (reloaded in its new shape). After
+//! table (reloaded in its new shape), a table created on the source
+//! (joins the task). After
 //! caught-up every table matches the source value by value.
 use ferry_tests::compare::*;
 use ferry_tests::mariadb::{create_sample, sample_writes, MariaDbServer};
@@ -126,6 +127,35 @@ async fn mysql_to_mysql_cdc_survives_worker_kill_and_server_crash() -> anyhow::R
     assert_eq!(a.len(), 4, "{a:?}");
     assert_eq!(a[0][1].as_deref(), Some(&b"7"[..]), "extra's default in old rows");
     assert_eq!(a, b, "odd after its reload");
+    assert_mysql_same(&mut s, &mut d).await?;
+
+    // A table created on the source joins the task, under writes.
+    s.query_drop(
+        "CREATE TABLE fresh (id INT PRIMARY KEY, v VARCHAR(20) CHARACTER SET latin1);
+         INSERT INTO fresh VALUES (1, 'caf\u{e9}'), (2, 'b'), (3, 'c')",
+    )
+    .await?;
+    let w = writer(&src, 330, 360).await?;
+    s.query_drop(
+        "INSERT INTO fresh VALUES (4, 'd'); UPDATE fresh SET v = 'B' WHERE id = 2; DELETE FROM fresh WHERE id = 3",
+    )
+    .await?;
+    f.wait_until("fresh to join", Duration::from_secs(120), || {
+        f.status("mm").is_some_and(|st| {
+            st["phase"] == "CDC"
+                && st["tables"].as_array().is_some_and(|ts| {
+                    ts.iter()
+                        .any(|t| t["name"] == "fresh" && t["state"] == "Table completed")
+                })
+        })
+    });
+    s.query_drop("INSERT INTO fresh VALUES (5, 'e')").await?;
+    w.await??;
+    wait_caught_up(&f, "mm");
+    let sql = "SELECT id, v FROM fresh ORDER BY id";
+    let (a, b) = (mysql_byte_rows(&mut s, sql).await?, mysql_byte_rows(&mut d, sql).await?);
+    assert_eq!(a.len(), 4, "{a:?}");
+    assert_eq!(a, b, "fresh after it joined");
     assert_mysql_same(&mut s, &mut d).await?;
     let counters = table_status(&st, "kinds");
     assert!(counters.to_string().contains("inserts"), "{counters}");

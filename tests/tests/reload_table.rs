@@ -286,3 +286,112 @@ async fn an_altered_table_is_reloaded_by_itself_across_engines() -> anyhow::Resu
     }
     Ok(())
 }
+
+/// A table created on the source while CDC runs, which the selection rules
+/// select, joins the task: created on the target, loaded, then streamed,
+/// with writes to it and to the other tables all along; one the rules do
+/// not select stays out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_created_on_the_source_joins_the_task() -> anyhow::Result<()> {
+    let src = PgServer::start()?;
+    let dst = PgServer::start()?;
+    let s = src.client("postgres").await?;
+    s.batch_execute(
+        "CREATE TABLE public.old (id integer PRIMARY KEY, v integer);
+         INSERT INTO public.old SELECT i, i FROM generate_series(1, 100) i;",
+    )
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let mappings = dir.path().join("mappings.json");
+    std::fs::write(
+        &mappings,
+        r#"{"rules": [
+            {"rule-type": "selection", "rule-id": "1", "rule-name": "all", "rule-action": "include",
+             "object-locator": {"schema-name": "public", "table-name": "%"}},
+            {"rule-type": "selection", "rule-id": "2", "rule-name": "scratch", "rule-action": "exclude",
+             "object-locator": {"schema-name": "public", "table-name": "scratch%"}}]}"#,
+    )?;
+    let f = Ferry::start(2, 5000, &[])?;
+    create_typed(
+        &f,
+        "grow",
+        &src.url("postgres"),
+        &dst.url("postgres"),
+        "full-load-and-cdc",
+        "{}",
+        &["--table-mappings", mappings.to_str().unwrap()],
+    );
+    f.ok(&["task", "start", "grow"]);
+    wait_caught_up(&f, "grow");
+
+    s.batch_execute(
+        "CREATE TABLE public.fresh (id integer PRIMARY KEY, v text NOT NULL);
+         INSERT INTO public.fresh SELECT i, 'row ' || i FROM generate_series(1, 5000) i;
+         CREATE TABLE public.scratch_1 (id integer PRIMARY KEY);",
+    )
+    .await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let w = src.client("postgres").await?;
+        tokio::spawn(async move {
+            let mut i: i32 = 0;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                w.batch_execute(&format!(
+                    "BEGIN;
+                     INSERT INTO public.fresh VALUES ({n}, 'new {i}');
+                     UPDATE public.fresh SET v = v || '+' WHERE id = {k};
+                     DELETE FROM public.fresh WHERE id = {d};
+                     UPDATE public.old SET v = v + 1 WHERE id = {o};
+                     COMMIT;",
+                    n = 10_000 + i,
+                    k = (i * 37) % 5000 + 1,
+                    d = (i * 101) % 5000 + 1,
+                    o = i % 100 + 1,
+                ))
+                .await
+                .expect("source write");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            i
+        })
+    };
+    f.wait_until("fresh to join", Duration::from_secs(120), || {
+        f.status("grow").is_some_and(|st| {
+            st["phase"] == "CDC"
+                && st["tables"].as_array().is_some_and(|ts| {
+                    ts.iter()
+                        .any(|t| t["name"] == "fresh" && t["state"] == "Table completed")
+                })
+        })
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    let writes = writer.await?;
+    assert!(writes > 20, "the writer ran only {writes} transactions");
+    wait_caught_up(&f, "grow");
+
+    let st = f.status("grow").unwrap();
+    let names: Vec<&str> = st["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["old", "fresh"], "{st}");
+    let d = dst.client("postgres").await?;
+    for sql in [
+        "SELECT id::text, v FROM public.fresh ORDER BY fresh.id",
+        "SELECT id::text, v::text FROM public.old ORDER BY old.id",
+    ] {
+        let (want, got) = (pg_rows(&s, sql).await?, pg_rows(&d, sql).await?);
+        assert_same(sql, &want, &got);
+    }
+    let scratch: i64 = d
+        .query_one("SELECT count(*) FROM pg_class WHERE relname = 'scratch_1'", &[])
+        .await?
+        .get(0);
+    assert_eq!(scratch, 0, "a table the rules exclude reached the target");
+    Ok(())
+}

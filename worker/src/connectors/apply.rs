@@ -807,6 +807,7 @@ impl Applier {
             applied_delta: self.unreported.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             table_errors: self.table_errors.clone(),
             tables_altered: self.tables_altered.clone(),
+            new_tables: vec![],
             changed: self
                 .unreported_changed
                 .iter()

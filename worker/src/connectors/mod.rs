@@ -458,9 +458,10 @@ pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, Connec
                 target,
                 tables,
                 start,
+                discover,
                 ..
             },
-        ) => mysql::binlog::run(&source, &target, &tables, start, &ctx.reporter).await,
+        ) => mysql::binlog::run(&source, &target, &tables, start, discover.as_ref(), &ctx.reporter).await,
         // The binlog is the server's: nothing to drop.
         (Engine::Mysql, Work::DropSlot { .. }) => Ok(WorkResult::Done),
         (Engine::Mysql, work) => Err(ConnectorError::Definite(format!(

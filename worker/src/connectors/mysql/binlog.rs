@@ -45,10 +45,11 @@ use crate::connectors::apply::{whole, Applier, Op, TargetTable};
 use crate::connectors::ConnectorError;
 use crate::report::Reporter;
 use ferry_common::endpoint::Endpoint;
+use ferry_common::mapping::TableMappings;
 use ferry_common::position::Lsn;
 use ferry_common::typemap::{mysql_kind, Kind, MysqlType};
 use ferry_common::value::{Value, ValueError};
-use ferry_common::work::{CdcTable, ProgressDetail, WorkResult};
+use ferry_common::work::{CdcTable, ProgressDetail, TableRef, WorkResult};
 use futures::{FutureExt, StreamExt};
 use mysql_async::binlog::events::{EventData, RowsEventData, TableMapEvent};
 use mysql_async::binlog::value::BinlogValue;
@@ -567,6 +568,7 @@ pub async fn run(
     target: &Endpoint,
     tables: &[CdcTable],
     start: Lsn,
+    discover: Option<&TableMappings>,
     reporter: &Reporter,
 ) -> Result<WorkResult, ConnectorError> {
     let task = crate::current_task();
@@ -650,6 +652,9 @@ pub async fn run(
     let mut last_report = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(1000));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Selected tables created on the source since, reported until stored.
+    let mut new_tables: Vec<TableRef> = vec![];
+    let mut last_discovery = Instant::now() - Duration::from_secs(60);
     let mut marks_reported = applier.marks_reached;
     let mut marks_wanted = reporter.mark_requests();
     loop {
@@ -864,8 +869,18 @@ pub async fn run(
                     }
                 }
                 let checkpoint = if idle { applier.applied.max(seen) } else { applier.applied };
+                if let Some(m) = discover.filter(|_| last_discovery.elapsed() >= Duration::from_secs(5)) {
+                    last_discovery = Instant::now();
+                    new_tables = super::introspect::selected_tables(&mut sql, &source.dbname, m)
+                        .await?
+                        .into_iter()
+                        .filter(|name| !by_name.contains_key(&(source.dbname.to_lowercase(), name.to_lowercase())))
+                        .map(|name| TableRef { schema: source.dbname.clone(), name })
+                        .collect();
+                }
                 let mut progress = applier.progress(checkpoint, idle, latency_source_ms, last_report.elapsed().as_secs_f64());
                 progress.source_gtid = last_gtid.clone();
+                progress.new_tables = new_tables.clone();
                 match reporter.report(&ProgressDetail::Cdc(progress)).await {
                     Ok(requested) => {
                         applier.reported();

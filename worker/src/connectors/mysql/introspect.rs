@@ -17,6 +17,26 @@ use mysql_async::Conn;
 
 const SAMPLE_PER_SEGMENT: u64 = 16;
 
+/// The base tables of database `db` that `mappings` selects.
+pub(crate) async fn selected_tables(
+    c: &mut Conn,
+    db: &str,
+    mappings: &TableMappings,
+) -> Result<Vec<String>, ConnectorError> {
+    let rows = query_text(
+        c,
+        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'",
+        (db.to_string(),),
+        &format!("listing the tables of database {db}"),
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .filter(|name| mappings.selects(db, name))
+        .collect())
+}
+
 pub async fn introspect(
     ep: &Endpoint,
     mappings: &TableMappings,

@@ -497,6 +497,13 @@ pub async fn reset_table(
     for ddl in CONTROL_DDL {
         exec(&mut c, ddl, "creating Ferry's control tables on the target").await?;
     }
+    // A previous definition without columns: the target has no such table.
+    if previous.is_some_and(|p| p.columns.is_empty()) {
+        let now = on_target(t, Engine::Mysql)?;
+        let db = format!("CREATE DATABASE IF NOT EXISTS {}", quote_ident(&now.schema));
+        exec(&mut c, &db, &format!("creating database {}", now.schema)).await?;
+        exec(&mut c, &create_table(&now), &format!("table {name}: creating it")).await?;
+    }
     c.query_drop("START TRANSACTION").await.map_err(q("BEGIN"))?;
     c.exec_drop(
         "UPDATE ferry.apply_state SET epoch = ? WHERE task = ? AND epoch < ?",
@@ -520,7 +527,7 @@ pub async fn reset_table(
     .await
     .map_err(q("clearing segment markers"))?;
     c.query_drop("COMMIT").await.map_err(q("COMMIT of reset"))?;
-    if let Some(previous) = previous {
+    if let Some(previous) = previous.filter(|p| !p.columns.is_empty()) {
         let (now, was) = (on_target(t, Engine::Mysql)?, on_target(previous, Engine::Mysql)?);
         let existing: Vec<String> = c
             .exec(

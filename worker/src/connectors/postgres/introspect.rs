@@ -13,6 +13,32 @@ use tokio_postgres::Client;
 
 const SAMPLE_PER_SEGMENT: u64 = 16;
 
+/// The tables `mappings` selects, as (oid, schema, name): ordinary and
+/// partitioned tables that are not partitions, outside the system schemas,
+/// Ferry's own and extensions'.
+pub(crate) async fn selected_tables(
+    c: &Client,
+    mappings: &TableMappings,
+) -> Result<Vec<(u32, String, String)>, tokio_postgres::Error> {
+    let rows = c
+        .query(
+            "SELECT c.oid, n.nspname::text, c.relname::text
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('r','p') AND NOT c.relispartition
+                AND n.nspname NOT IN ('pg_catalog','information_schema','ferry')
+                AND n.nspname NOT LIKE 'pg\\_%'
+                AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
+              ORDER BY 2, 3",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .filter(|(_, schema, name): &(u32, String, String)| mappings.selects(schema, name))
+        .collect())
+}
+
 pub async fn introspect(
     ep: &Endpoint,
     mappings: &TableMappings,
@@ -22,24 +48,10 @@ pub async fn introspect(
 ) -> Result<SourceSchema, ConnectorError> {
     let c = connect(ep).await?;
     let q = |e| classify(format!("introspecting {ep}"), e);
-    let rows = c
-        .query(
-            "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text
-               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-              WHERE c.relkind IN ('r','p') AND NOT c.relispartition
-                AND n.nspname NOT IN ('pg_catalog','information_schema','ferry')
-                AND n.nspname NOT LIKE 'pg\\_%'
-                AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
-              ORDER BY 2, 3",
-            &[],
-        )
-        .await
-        .map_err(q)?;
     let mut out = SourceSchema::default();
     let mut type_oids: Vec<u32> = Vec::new();
-    for r in rows {
-        let (oid, schema, name): (u32, String, String) = (r.get(0), r.get(1), r.get(2));
-        if !mappings.selects(&schema, &name) || only.is_some_and(|o| !o.is(&schema, &name)) {
+    for (oid, schema, name) in selected_tables(&c, mappings).await.map_err(q)? {
+        if only.is_some_and(|o| !o.is(&schema, &name)) {
             continue;
         }
         let t = table(

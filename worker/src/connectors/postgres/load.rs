@@ -193,9 +193,14 @@ pub async fn reset_table(
     let name = t.display_name();
     let mut dst = connect(target).await?;
     let ctx = |what: &str| format!("table {name}: {what}");
-    let reshape = match previous {
-        Some(p) => super::schema::reshape(&on_target(t, Engine::Postgres)?, &on_target(p, Engine::Postgres)?)?,
-        None => vec![],
+    // A previous definition without columns: the target has no such table.
+    let (create, reshape) = match previous {
+        Some(p) if p.columns.is_empty() => (super::schema::creation(&on_target(t, Engine::Postgres)?), vec![]),
+        Some(p) => (
+            vec![],
+            super::schema::reshape(&on_target(t, Engine::Postgres)?, &on_target(p, Engine::Postgres)?)?,
+        ),
+        None => (vec![], vec![]),
     };
     dst.batch_execute(crate::connectors::postgres::cdc::apply::CONTROL_DDL)
         .await
@@ -217,6 +222,11 @@ pub async fn reset_table(
     )
     .await
     .map_err(|e| classify(ctx("raising its load generation"), e))?;
+    for stmt in &create {
+        tx.batch_execute(stmt)
+            .await
+            .map_err(|e| classify(ctx(&format!("creating it ({stmt})")), e))?;
+    }
     // TRUNCATE refuses a table other tables' foreign keys reference (they
     // exist once a task is past its full load); a DELETE with the keys'
     // triggers off empties it all the same.

@@ -7,7 +7,7 @@ pub(crate) mod cdc;
 pub(crate) mod connect;
 pub(crate) mod cutover;
 pub(crate) mod encode;
-mod introspect;
+pub(crate) mod introspect;
 pub(crate) mod load;
 pub(crate) mod read;
 pub(crate) mod schema;
@@ -95,7 +95,8 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             cdc,
             tables,
             start,
-        } => cdc::apply::run(&source, &target, &cdc, &tables, start, &ctx.reporter).await,
+            discover,
+        } => cdc::apply::run(&source, &target, &cdc, &tables, start, discover.as_ref(), &ctx.reporter).await,
         Work::DropSlot { source, cdc, keep_slot } => cdc::slot::drop(&source, &cdc, keep_slot).await,
         // Engine-neutral; `connectors::run_work` takes it before dispatch.
         Work::ValidateSegment { .. } | Work::FreezeSource { .. } | Work::SyncSequences { .. } => Err(

@@ -53,6 +53,15 @@ fn column_def(col: &Column) -> String {
     d
 }
 
+/// The statements that create table `t` (in PostgreSQL's types) with its
+/// schema and primary key, if missing: a table that joined the task.
+pub(crate) fn creation(t: &TableSchema) -> Vec<String> {
+    vec![
+        format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(&t.schema)),
+        create_table(t, false),
+    ]
+}
+
 /// The statements that turn the target table `previous` (as Ferry created
 /// it) into `t`, both already in PostgreSQL's types. Run on an empty table
 /// (`reload-table` empties it first), so a changed type needs no cast.

@@ -58,9 +58,10 @@ use crate::connectors::postgres::{classify, connect, read};
 use crate::connectors::ConnectorError;
 use crate::report::Reporter;
 use ferry_common::endpoint::{Endpoint, Engine};
+use ferry_common::mapping::TableMappings;
 use ferry_common::position::Lsn;
 use ferry_common::value::{Value as ModelValue, ValueError};
-use ferry_common::work::{CdcNames, CdcTable, ProgressDetail, WorkResult};
+use ferry_common::work::{CdcNames, CdcTable, ProgressDetail, TableRef, WorkResult};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -305,6 +306,7 @@ pub async fn run(
     names: &CdcNames,
     tables: &[CdcTable],
     start: Lsn,
+    discover: Option<&TableMappings>,
     reporter: &Reporter,
 ) -> Result<WorkResult, ConnectorError> {
     let task = crate::current_task();
@@ -368,6 +370,8 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut marks_reported = s.applier.marks_reached;
     let mut marks_wanted = reporter.mark_requests();
+    // Selected tables created on the source since, reported until stored.
+    let mut new_tables: Vec<TableRef> = vec![];
     loop {
         // A mark just committed on the target is reported at once: someone
         // (`task wait --for caught-up`, a cutover) is waiting for it.
@@ -452,11 +456,22 @@ pub async fn run(
                     ).await {
                         retained = r.and_then(|r| r.get::<_, Option<i64>>(0)).unwrap_or(0).max(0) as u64;
                     }
+                    if let Some(m) = discover {
+                        let found = crate::connectors::postgres::introspect::selected_tables(&source_sql, m)
+                            .await
+                            .map_err(|e| classify("listing the source's tables", e))?;
+                        new_tables = found
+                            .into_iter()
+                            .filter(|(_, schema, name)| !s.by_name.contains_key(&(schema.clone(), name.clone())))
+                            .map(|(_, schema, name)| TableRef { schema, name })
+                            .collect();
+                    }
                 }
                 let idle = s.txn.is_none() && !s.applier.pending();
                 let checkpoint = if idle { s.applier.applied.max(idle_position) } else { s.applier.applied };
                 let mut progress = s.applier.progress(checkpoint, idle, s.latency_source_ms, last_report.elapsed().as_secs_f64());
                 progress.retained_wal_bytes = retained;
+                progress.new_tables = new_tables.clone();
                 match reporter.report(&ProgressDetail::Cdc(progress)).await {
                     Ok(requested) => {
                         s.applier.reported();

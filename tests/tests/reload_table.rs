@@ -212,8 +212,9 @@ async fn reload_table_refuses_what_it_cannot_do_in_one_line() -> anyhow::Result<
 
 /// PostgreSQL to MariaDB, HandleSourceTableAltered left at its default: a
 /// column added with a default (existing rows take it on the source without
-/// any change record) and a column retyped are carried by reloading the
-/// table through the type mapping; the other table never stops.
+/// any change record), one retyped, one dropped and one renamed are carried
+/// by reloading the table through the type mapping; the other table never
+/// stops.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_altered_table_is_reloaded_by_itself_across_engines() -> anyhow::Result<()> {
     let pg = PgServer::start()?;
@@ -221,8 +222,8 @@ async fn an_altered_table_is_reloaded_by_itself_across_engines() -> anyhow::Resu
     let p = pg.client("postgres").await?;
     p.batch_execute(
         "CREATE SCHEMA shop;
-         CREATE TABLE shop.items (id integer PRIMARY KEY, name text, qty smallint);
-         INSERT INTO shop.items SELECT i, 'item ' || i, i % 300 FROM generate_series(1, 2000) i;
+         CREATE TABLE shop.items (id integer PRIMARY KEY, name text, qty smallint, note text);
+         INSERT INTO shop.items SELECT i, 'item ' || i, i % 300, 'n' FROM generate_series(1, 2000) i;
          CREATE TABLE shop.other (id integer PRIMARY KEY, v integer);
          INSERT INTO shop.other VALUES (1, 1);",
     )
@@ -243,7 +244,8 @@ async fn an_altered_table_is_reloaded_by_itself_across_engines() -> anyhow::Resu
 
     p.batch_execute(
         "ALTER TABLE shop.items ADD COLUMN price numeric(10,2) NOT NULL DEFAULT 9.99,
-             ALTER COLUMN qty TYPE integer;
+             ALTER COLUMN qty TYPE integer, DROP COLUMN note;
+         ALTER TABLE shop.items RENAME COLUMN name TO title;
          UPDATE shop.items SET qty = 100000, price = 1.25 WHERE id = 1;
          INSERT INTO shop.items VALUES (3000, 'new', 70000, 2.50);
          INSERT INTO shop.other VALUES (2, 2);",
@@ -266,15 +268,15 @@ async fn an_altered_table_is_reloaded_by_itself_across_engines() -> anyhow::Resu
         types,
         [
             ("id".to_string(), "int(11)".to_string()),
-            ("name".into(), "longtext".into()),
             ("qty".into(), "int(11)".into()),
+            ("title".into(), "longtext".into()),
             ("price".into(), "decimal(10,2)".into()),
         ]
     );
     for (pg_sql, my_sql) in [
         (
-            "SELECT id::text, name, qty::text, price::text FROM shop.items ORDER BY items.id",
-            "SELECT id, name, qty, price FROM items ORDER BY id",
+            "SELECT id::text, title, qty::text, price::text FROM shop.items ORDER BY items.id",
+            "SELECT id, title, qty, price FROM items ORDER BY id",
         ),
         (
             "SELECT id::text, v::text FROM shop.other ORDER BY other.id",
@@ -290,7 +292,8 @@ async fn an_altered_table_is_reloaded_by_itself_across_engines() -> anyhow::Resu
 /// A table created on the source while CDC runs, which the selection rules
 /// select, joins the task: created on the target, loaded, then streamed,
 /// with writes to it and to the other tables all along; one the rules do
-/// not select stays out.
+/// not select stays out. A table dropped and created again is reloaded; one
+/// dropped for good stops its table.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_table_created_on_the_source_joins_the_task() -> anyhow::Result<()> {
     let src = PgServer::start()?;
@@ -393,5 +396,34 @@ async fn a_table_created_on_the_source_joins_the_task() -> anyhow::Result<()> {
         .await?
         .get(0);
     assert_eq!(scratch, 0, "a table the rules exclude reached the target");
+
+    // Dropped and created again: the new table is outside the publication,
+    // and pgoutput would say nothing of its rows; it is reloaded instead.
+    s.batch_execute(
+        "DROP TABLE public.old;
+         CREATE TABLE public.old (id integer PRIMARY KEY, v integer);
+         INSERT INTO public.old SELECT i, -i FROM generate_series(1, 50) i;",
+    )
+    .await?;
+    f.wait_until("old to be reloaded", Duration::from_secs(120), || {
+        f.status("grow").is_some_and(|st| {
+            st["cdc"]["reloaded_for"].get("public.old").is_some() && st["phase"] == "CDC" && st["degraded"] == false
+        })
+    });
+    s.batch_execute("INSERT INTO public.old VALUES (51, -51); UPDATE public.old SET v = 0 WHERE id = 1")
+        .await?;
+    wait_caught_up(&f, "grow");
+    let sql = "SELECT id::text, v::text FROM public.old ORDER BY old.id";
+    let (want, got) = (pg_rows(&s, sql).await?, pg_rows(&d, sql).await?);
+    assert_eq!(want.len(), 51);
+    assert_same(sql, &want, &got);
+
+    // Dropped for good: the table stops, loudly (the task is degraded).
+    s.batch_execute("DROP TABLE public.fresh").await?;
+    f.wait_until("fresh to stop", Duration::from_secs(60), || {
+        tables_in_error(&f, "grow") == ["public.fresh"]
+    });
+    let (ok, _, err) = f.ferry(&["task", "wait", "grow", "--for", "caught-up", "--timeout", "30"]);
+    assert!(!ok && err.contains("dropped on the source"), "{err}");
     Ok(())
 }

@@ -255,6 +255,55 @@ impl Stream<'_> {
     }
 }
 
+/// What became of a task table on the source that pgoutput does not say.
+enum Gone {
+    /// No table of that name any more.
+    Dropped,
+    /// A table of that name that the task's publications do not hold: it
+    /// was dropped and created again, and its changes are not decoded.
+    Unpublished,
+}
+
+/// Task tables dropped on the source, or created again outside the
+/// publications: pgoutput sends nothing for either, so the catalog is
+/// asked (every few seconds).
+async fn gone_or_unpublished(
+    c: &tokio_postgres::Client,
+    names: &CdcNames,
+    tables: &[CdcTable],
+) -> Result<Vec<(usize, Gone)>, ConnectorError> {
+    let schemas: Vec<&str> = tables.iter().map(|t| t.table.schema.as_str()).collect();
+    let relnames: Vec<&str> = tables.iter().map(|t| t.table.name.as_str()).collect();
+    let pubs: Vec<String> = names.publications().map(String::from).to_vec();
+    let rows = c
+        .query(
+            "SELECT t.i, c.oid IS NULL,
+                    c.oid IS NOT NULL
+                    AND NOT EXISTS (SELECT 1 FROM pg_publication p WHERE p.pubname = ANY($3) AND p.puballtables)
+                    AND NOT EXISTS (SELECT 1 FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid
+                                     WHERE pr.prrelid = c.oid AND p.pubname = ANY($3))
+               FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(s, n, i)
+               LEFT JOIN pg_namespace ns ON ns.nspname = t.s
+               LEFT JOIN pg_class c ON c.relnamespace = ns.oid AND c.relname = t.n AND c.relkind IN ('r', 'p')",
+            &[&schemas, &relnames, &pubs],
+        )
+        .await
+        .map_err(|e| classify("checking the task's tables on the source", e))?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let t = r.get::<_, i64>(0) as usize - 1;
+            if r.get::<_, bool>(1) {
+                Some((t, Gone::Dropped))
+            } else if r.get::<_, bool>(2) {
+                Some((t, Gone::Unpublished))
+            } else {
+                None
+            }
+        })
+        .collect())
+}
+
 /// Each column's type in a Relation message, as `format_type` spells it.
 async fn relation_types(c: &tokio_postgres::Client, r: &Relation) -> Result<Vec<String>, ConnectorError> {
     let oids: Vec<u32> = r.columns.iter().map(|c| c.type_oid).collect();
@@ -455,6 +504,15 @@ pub async fn run(
                         &[&names.slot],
                     ).await {
                         retained = r.and_then(|r| r.get::<_, Option<i64>>(0)).unwrap_or(0).max(0) as u64;
+                    }
+                    for (t, change) in gone_or_unpublished(&source_sql, names, tables).await? {
+                        match change {
+                            Gone::Dropped => s.applier.stop_table(t, "dropped on the source (or renamed away)".into()),
+                            Gone::Unpublished => s.applier.table_altered(
+                                t,
+                                "no longer in the task's publication (dropped and created again on the source?)".into(),
+                            ),
+                        }
                     }
                     if let Some(m) = discover {
                         let found = crate::connectors::postgres::introspect::selected_tables(&source_sql, m)

@@ -5,7 +5,7 @@
 //! ```json
 //! {"FullLoadSettings": {"TargetTablePrepMode": "DROP_AND_CREATE", "MaxFullLoadSubTasks": 8},
 //!  "ValidationSettings": {"EnableValidation": true, "ValidationOnly": false, "PartitionSize": 10000},
-//!  "ChangeProcessingDdlHandlingPolicy": {"HandleSourceTableAltered": true},
+//!  "ChangeProcessingDdlHandlingPolicy": {"HandleSourceTableAltered": true, "HandleSourceTableTruncated": true},
 //!  "Ferry": {"SegmentTargetBytes": 67108864, "MaxSegmentsPerTable": 256,
 //!            "SplitTablesLargerThan": 4294967296, "RevalidateDelaySeconds": 5}}
 //! ```
@@ -50,6 +50,11 @@ pub struct TaskSettings {
     /// stopping with `Table error`.
     #[serde(default = "yes")]
     pub reload_altered_tables: bool,
+    /// DMS ChangeProcessingDdlHandlingPolicy.HandleSourceTableTruncated:
+    /// apply a TRUNCATE of the source to the target (when false the target
+    /// keeps the rows, and differs from the source).
+    #[serde(default = "yes")]
+    pub apply_truncates: bool,
 }
 
 fn yes() -> bool {
@@ -101,6 +106,7 @@ impl Default for TaskSettings {
             split_tables_larger_than: default_split_tables_larger_than(),
             validation: ValidationSettings::default(),
             reload_altered_tables: true,
+            apply_truncates: true,
         }
     }
 }
@@ -165,13 +171,18 @@ impl TaskSettings {
             s.validation.enabled |= s.validation.only;
         }
         if let Some(v) = root.get("ChangeProcessingDdlHandlingPolicy") {
-            if let Some(x) = v.get("HandleSourceTableAltered") {
-                s.reload_altered_tables = x.as_bool().ok_or_else(|| {
-                    err(
-                        "$.ChangeProcessingDdlHandlingPolicy.HandleSourceTableAltered",
-                        format!("expected true or false, got {x}"),
-                    )
-                })?;
+            for (key, into) in [
+                ("HandleSourceTableAltered", &mut s.reload_altered_tables),
+                ("HandleSourceTableTruncated", &mut s.apply_truncates),
+            ] {
+                if let Some(x) = v.get(key) {
+                    *into = x.as_bool().ok_or_else(|| {
+                        err(
+                            &format!("$.ChangeProcessingDdlHandlingPolicy.{key}"),
+                            format!("expected true or false, got {x}"),
+                        )
+                    })?;
+                }
             }
         }
         if let Some(f) = root.get("Ferry") {

@@ -119,6 +119,9 @@ pub enum Work {
         /// have every few seconds and reports them (`new_tables`).
         #[serde(default)]
         discover: Option<TableMappings>,
+        /// Apply the source's TRUNCATEs (HandleSourceTableTruncated).
+        #[serde(default = "yes")]
+        apply_truncates: bool,
     },
     /// Drop the task's slot and publications (task deletion).
     DropSlot {

@@ -1476,6 +1476,7 @@ impl Task {
                     start: cdc.checkpoint.max(origin),
                     // A new table needs a full load before its changes.
                     discover: spec.has_load().then(|| spec.mappings.clone()),
+                    apply_truncates: spec.settings.apply_truncates,
                 }
             }
             UnitKind::DropSlot => Work::DropSlot {

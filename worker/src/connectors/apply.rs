@@ -249,6 +249,18 @@ pub struct Applier {
     rows_since_report: u64,
     table_errors: Vec<(String, String)>,
     tables_altered: Vec<(String, String)>,
+    /// Source TRUNCATEs are applied (HandleSourceTableTruncated).
+    pub apply_truncates: bool,
+}
+
+/// How a stream treats what the source does to its tables beyond rows
+/// (from the task's ChangeProcessingDdlHandlingPolicy and mappings).
+#[derive(Clone, Copy)]
+pub struct TablePolicy<'a> {
+    /// The selection rules, when tables created on the source join the task.
+    pub discover: Option<&'a ferry_common::mapping::TableMappings>,
+    /// Apply the source's TRUNCATEs (HandleSourceTableTruncated).
+    pub apply_truncates: bool,
 }
 
 impl Applier {
@@ -300,6 +312,7 @@ impl Applier {
             rows_since_report: 0,
             table_errors: vec![],
             tables_altered: vec![],
+            apply_truncates: true,
         })
     }
 
@@ -599,6 +612,9 @@ impl Applier {
 
     /// Applies one change to table `t` inside the open batch.
     pub async fn apply(&mut self, t: usize, op: Op) -> Result<(), ConnectorError> {
+        if matches!(op, Op::Truncate) {
+            return self.truncate(&[t], false, false).await;
+        }
         if self.tables[t].stopped.is_some() {
             return Ok(());
         }
@@ -609,7 +625,7 @@ impl Applier {
             Op::Insert(_) => {}
             Op::Update { before, after } => self.note_change(t, &[before, after]),
             Op::Delete(row) => self.note_change(t, &[row]),
-            Op::Truncate => self.note_change(t, &[]),
+            Op::Truncate => {}
         }
         match op {
             Op::Insert(row) => {
@@ -669,7 +685,7 @@ impl Applier {
                 }
                 Err(e) => self.exception(t, &e.0, &row),
             },
-            Op::Truncate => self.push_truncate(&[t], false, false),
+            Op::Truncate => unreachable!("handled by truncate()"),
         }
         self.flush_if_full().await
     }
@@ -688,6 +704,12 @@ impl Applier {
             .filter(|&t| self.tables[t].stopped.is_none())
             .collect();
         if ts.is_empty() {
+            return Ok(());
+        }
+        if !self.apply_truncates {
+            for &t in &ts {
+                tracing::info!(table = %self.tables[t].display, "TRUNCATE on the source not applied (HandleSourceTableTruncated is false)");
+            }
             return Ok(());
         }
         self.begin_batch();

@@ -459,9 +459,16 @@ pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, Connec
                 tables,
                 start,
                 discover,
+                apply_truncates,
                 ..
             },
-        ) => mysql::binlog::run(&source, &target, &tables, start, discover.as_ref(), &ctx.reporter).await,
+        ) => {
+            let policy = apply::TablePolicy {
+                discover: discover.as_ref(),
+                apply_truncates,
+            };
+            mysql::binlog::run(&source, &target, &tables, start, policy, &ctx.reporter).await
+        }
         // The binlog is the server's: nothing to drop.
         (Engine::Mysql, Work::DropSlot { .. }) => Ok(WorkResult::Done),
         (Engine::Mysql, work) => Err(ConnectorError::Definite(format!(

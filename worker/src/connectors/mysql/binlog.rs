@@ -41,11 +41,10 @@
 
 use super::charset::{self, Charset};
 use super::{classify, connect, query_text, tablemap};
-use crate::connectors::apply::{whole, Applier, Op, TargetTable};
+use crate::connectors::apply::{whole, Applier, Op, TablePolicy, TargetTable};
 use crate::connectors::ConnectorError;
 use crate::report::Reporter;
 use ferry_common::endpoint::Endpoint;
-use ferry_common::mapping::TableMappings;
 use ferry_common::position::Lsn;
 use ferry_common::typemap::{mysql_kind, Kind, MysqlType};
 use ferry_common::value::{Value, ValueError};
@@ -568,7 +567,7 @@ pub async fn run(
     target: &Endpoint,
     tables: &[CdcTable],
     start: Lsn,
-    discover: Option<&TableMappings>,
+    policy: TablePolicy<'_>,
     reporter: &Reporter,
 ) -> Result<WorkResult, ConnectorError> {
     let task = crate::current_task();
@@ -610,6 +609,7 @@ pub async fn run(
         .map(|(i, t)| ((t.table.schema.to_lowercase(), t.table.name.to_lowercase()), i))
         .collect();
     let mut applier = Applier::open(target, targets).await?;
+    applier.apply_truncates = policy.apply_truncates;
     let from = applier.applied.max(start);
 
     let (current_file, _) = current_position(&mut sql).await?;
@@ -869,7 +869,7 @@ pub async fn run(
                     }
                 }
                 let checkpoint = if idle { applier.applied.max(seen) } else { applier.applied };
-                if let Some(m) = discover.filter(|_| last_discovery.elapsed() >= Duration::from_secs(5)) {
+                if let Some(m) = policy.discover.filter(|_| last_discovery.elapsed() >= Duration::from_secs(5)) {
                     last_discovery = Instant::now();
                     new_tables = super::introspect::selected_tables(&mut sql, &source.dbname, m)
                         .await?

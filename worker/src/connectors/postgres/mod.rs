@@ -96,7 +96,14 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             tables,
             start,
             discover,
-        } => cdc::apply::run(&source, &target, &cdc, &tables, start, discover.as_ref(), &ctx.reporter).await,
+            apply_truncates,
+        } => {
+            let policy = crate::connectors::apply::TablePolicy {
+                discover: discover.as_ref(),
+                apply_truncates,
+            };
+            cdc::apply::run(&source, &target, &cdc, &tables, start, policy, &ctx.reporter).await
+        }
         Work::DropSlot { source, cdc, keep_slot } => cdc::slot::drop(&source, &cdc, keep_slot).await,
         // Engine-neutral; `connectors::run_work` takes it before dispatch.
         Work::ValidateSegment { .. } | Work::FreezeSource { .. } | Work::SyncSequences { .. } => Err(

@@ -53,12 +53,11 @@
 
 use super::pgoutput::{self, Message, OldTuple, Relation, Value};
 use super::replication::{pg_time_to_unix_ms, ReplicationClient, ReplicationMessage};
-use crate::connectors::apply::{Applier, Image, Op, TargetTable};
+use crate::connectors::apply::{Applier, Image, Op, TablePolicy, TargetTable};
 use crate::connectors::postgres::{classify, connect, read};
 use crate::connectors::ConnectorError;
 use crate::report::Reporter;
 use ferry_common::endpoint::{Endpoint, Engine};
-use ferry_common::mapping::TableMappings;
 use ferry_common::position::Lsn;
 use ferry_common::value::{Value as ModelValue, ValueError};
 use ferry_common::work::{CdcNames, CdcTable, ProgressDetail, TableRef, WorkResult};
@@ -355,7 +354,7 @@ pub async fn run(
     names: &CdcNames,
     tables: &[CdcTable],
     start: Lsn,
-    discover: Option<&TableMappings>,
+    policy: TablePolicy<'_>,
     reporter: &Reporter,
 ) -> Result<WorkResult, ConnectorError> {
     let task = crate::current_task();
@@ -368,7 +367,8 @@ pub async fn run(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let applier = Applier::open(target, targets).await?;
+    let mut applier = Applier::open(target, targets).await?;
+    applier.apply_truncates = policy.apply_truncates;
     let applied = applier.applied.max(start);
     let mut emitted_mark = applier.marks_reached;
     // Writable even while a cutover freezes the source (see `connect`):
@@ -514,7 +514,7 @@ pub async fn run(
                             ),
                         }
                     }
-                    if let Some(m) = discover {
+                    if let Some(m) = policy.discover {
                         let found = crate::connectors::postgres::introspect::selected_tables(&source_sql, m)
                             .await
                             .map_err(|e| classify("listing the source's tables", e))?;

@@ -494,9 +494,7 @@ pub async fn reset_table(
         let what = format!("table {name}: {what}");
         move |e| classify(what, e)
     };
-    for ddl in CONTROL_DDL {
-        exec(&mut c, ddl, "creating Ferry's control tables on the target").await?;
-    }
+    // Prepare created Ferry's control tables, ferry.apply_state among them.
     // A previous definition without columns: the target has no such table.
     if previous.is_some_and(|p| p.columns.is_empty()) {
         let now = on_target(t, Engine::Mysql)?;

@@ -265,7 +265,8 @@ enum Gone {
 
 /// Task tables dropped on the source, or created again outside the
 /// publications: pgoutput sends nothing for either, so the catalog is
-/// asked (every few seconds).
+/// asked (every few seconds). `pg_publication_tables` expands FOR ALL
+/// TABLES and FOR TABLES IN SCHEMA publications (a user's, `--slot-name`).
 async fn gone_or_unpublished(
     c: &tokio_postgres::Client,
     names: &CdcNames,
@@ -278,9 +279,8 @@ async fn gone_or_unpublished(
         .query(
             "SELECT t.i, c.oid IS NULL,
                     c.oid IS NOT NULL
-                    AND NOT EXISTS (SELECT 1 FROM pg_publication p WHERE p.pubname = ANY($3) AND p.puballtables)
-                    AND NOT EXISTS (SELECT 1 FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid
-                                     WHERE pr.prrelid = c.oid AND p.pubname = ANY($3))
+                    AND NOT EXISTS (SELECT 1 FROM pg_publication_tables pt
+                                     WHERE pt.pubname = ANY($3) AND pt.schemaname = t.s AND pt.tablename = t.n)
                FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(s, n, i)
                LEFT JOIN pg_namespace ns ON ns.nspname = t.s
                LEFT JOIN pg_class c ON c.relnamespace = ns.oid AND c.relname = t.n AND c.relkind IN ('r', 'p')",

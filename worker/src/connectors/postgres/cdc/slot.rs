@@ -286,8 +286,8 @@ pub async fn publish_table(source: &Endpoint, names: &CdcNames, table: &TableRef
         .query_opt(
             "SELECT c.relreplident::text,
                     EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
-                    EXISTS (SELECT 1 FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid
-                             WHERE pr.prrelid = c.oid AND p.pubname = ANY($3))
+                    EXISTS (SELECT 1 FROM pg_publication_tables pt
+                             WHERE pt.pubname = ANY($3) AND pt.schemaname = $1 AND pt.tablename = $2)
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE n.nspname = $1 AND c.relname = $2",
             &[

@@ -287,6 +287,67 @@ async fn a_target_that_drops_rows_fails_the_segment() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The same between PostgreSQL servers, where COPY bytes pass through
+/// unparsed: the rows the source sent (one protocol message each) must all
+/// be stored, in binary and in text COPY (an array of a user-defined type
+/// is copied as text).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_postgres_target_that_drops_rows_fails_a_passthrough_segment() -> anyhow::Result<()> {
+    let src = PgServer::start()?;
+    let dst = PgServer::start()?;
+    src.client("postgres")
+        .await?
+        .batch_execute(
+            "CREATE TYPE public.mood AS ENUM ('ok', 'bad');
+             CREATE TABLE public.t (id integer PRIMARY KEY, v integer);
+             CREATE TABLE public.u (id integer PRIMARY KEY, m public.mood[]);
+             INSERT INTO public.t SELECT i, i FROM generate_series(1, 100) i;
+             INSERT INTO public.u SELECT i, '{ok}' FROM generate_series(1, 100) i;",
+        )
+        .await?;
+    dst.client("postgres")
+        .await?
+        .batch_execute(
+            "CREATE TYPE public.mood AS ENUM ('ok', 'bad');
+             CREATE TABLE public.t (id integer PRIMARY KEY, v integer);
+             CREATE TABLE public.u (id integer PRIMARY KEY, m public.mood[]);
+             CREATE FUNCTION public.drop_even() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN IF NEW.id % 2 = 0 THEN RETURN NULL; END IF; RETURN NEW; END $$;
+             CREATE TRIGGER drop_even BEFORE INSERT ON public.t FOR EACH ROW EXECUTE FUNCTION public.drop_even();
+             CREATE TRIGGER drop_even BEFORE INSERT ON public.u FOR EACH ROW EXECUTE FUNCTION public.drop_even();",
+        )
+        .await?;
+    let f = Ferry::start(1, 5000, &[])?;
+    let dir = tempfile::tempdir()?;
+    // One task per table: binary COPY (t), text COPY (u).
+    for table in ["t", "u"] {
+        let mappings = dir.path().join(format!("{table}.json"));
+        std::fs::write(
+            &mappings,
+            format!(
+                r#"{{"rules": [{{"rule-type": "selection", "rule-id": "1", "rule-name": "one", "rule-action": "include",
+                    "object-locator": {{"schema-name": "public", "table-name": "{table}"}}}}]}}"#
+            ),
+        )?;
+        create_full_load(
+            &f,
+            table,
+            &src.url("postgres"),
+            &dst.url("postgres"),
+            r#"{"FullLoadSettings": {"TargetTablePrepMode": "TRUNCATE_BEFORE_LOAD"}}"#,
+            &["--table-mappings", mappings.to_str().unwrap()],
+        );
+        f.ok(&["task", "start", table]);
+        full_load_fails(
+            &f,
+            table,
+            table,
+            "the source sent 100 rows for this range but the target stored 50",
+        );
+    }
+    Ok(())
+}
+
 /// A column retyped on a PostgreSQL source while CDC runs (numeric(10,2) →
 /// numeric(12,4)) stops its table instead of squeezing the new values into
 /// the target's old type (1.2345 would land as 1.23), and the task then is

@@ -549,6 +549,20 @@ pub async fn load_segment(
         .finish()
         .await
         .map_err(|e| classify(ctx("target refused a row"), e))?;
+    // The server sends one CopyData message per row (a documented
+    // guarantee of the protocol); binary COPY adds the trailer as one more
+    // (its header travels with the first row). So the messages count the
+    // rows the source sent, and the target must have stored each of them:
+    // a target trigger that drops rows, say, fails the segment.
+    let sent = match t.copy_format {
+        CopyFormat::Binary => messages.saturating_sub(1),
+        CopyFormat::Text => messages,
+    };
+    if sent != rows {
+        return Err(ConnectorError::Definite(ctx(&format!(
+            "the source sent {sent} rows for this range but the target stored {rows}"
+        ))));
+    }
     progress.store(rows, Ordering::Relaxed);
     finish(tx, t, &seg, rows, None).await
 }

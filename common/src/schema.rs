@@ -258,24 +258,7 @@ mod tests {
     use super::*;
 
     fn table(columns: Vec<Column>) -> TableSchema {
-        TableSchema {
-            engine: crate::endpoint::Engine::Postgres,
-            schema: "s".into(),
-            name: "t".into(),
-            columns,
-            primary_key: None,
-            partition_key: None,
-            partitions: vec![],
-            indexes: vec![],
-            index_list: vec![],
-            constraints: vec![],
-            sequences: vec![],
-            rows_estimate: 0,
-            size_bytes: 0,
-            pages: 0,
-            copy_format: CopyFormat::Binary,
-            key_samples: vec![],
-        }
+        TableSchema::bare(Engine::Postgres, "s", "t", columns)
     }
 
     #[test]

@@ -87,7 +87,9 @@ pub enum Work {
         gen: u64,
         /// The table as the target has it, when its columns changed on the
         /// source since (reload after DDL, in DROP_AND_CREATE mode): the
-        /// target table's columns are reshaped to `table`'s.
+        /// target table's columns are reshaped to `table`'s. Without any
+        /// columns: the target has no such table yet (one created on the
+        /// source joined the task), and it is created.
         #[serde(default)]
         previous: Option<TableSchema>,
     },

@@ -1837,30 +1837,13 @@ impl Task {
         if schema.tables.iter().any(|x| t.is(&x.schema, &x.name)) {
             return false;
         }
-        // Filled in by the re-introspection; no columns means the target
-        // does not have the table yet.
-        let placeholder = TableSchema {
-            engine,
-            schema: t.schema.clone(),
-            name: t.name.clone(),
-            columns: vec![],
-            primary_key: None,
-            partition_key: None,
-            partitions: vec![],
-            indexes: vec![],
-            index_list: vec![],
-            constraints: vec![],
-            sequences: vec![],
-            rows_estimate: 0,
-            size_bytes: 0,
-            pages: 0,
-            copy_format: ferry_common::schema::CopyFormat::Binary,
-            key_samples: vec![],
-        };
+        // Not read yet: the re-introspection fills it in. As the target's
+        // definition for the Reset, no columns means "create it".
+        let unread = TableSchema::bare(engine, &t.schema, &t.name, vec![]);
         if !schema.schemas.contains(&t.schema) {
             schema.schemas.push(t.schema.clone());
         }
-        schema.tables.push(placeholder.clone());
+        schema.tables.push(unread.clone());
         let table = schema.tables.len() - 1;
         self.plans.push(TablePlan {
             segments: vec![SegmentBounds::All],
@@ -1869,7 +1852,7 @@ impl Task {
             gen: None,
             apply_from: None,
         });
-        self.reshape_from.insert(table, placeholder);
+        self.reshape_from.insert(table, unread);
         self.units.push(Unit::new(UnitKind::Reintrospect { table }));
         tracing::info!(task = %self.spec.name, table = %format!("{}.{}", t.schema, t.name), "table created on the source joins the task");
         true

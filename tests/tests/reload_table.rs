@@ -13,6 +13,24 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Runs the transaction `txn(i)` on the source for i = 1, 2, ... until
+/// `stop`; answers how many ran.
+fn spawn_writer(
+    w: tokio_postgres::Client,
+    stop: Arc<AtomicBool>,
+    txn: impl Fn(i32) -> String + Send + 'static,
+) -> tokio::task::JoinHandle<i32> {
+    tokio::spawn(async move {
+        let mut i: i32 = 0;
+        while !stop.load(Ordering::Relaxed) {
+            i += 1;
+            w.batch_execute(&txn(i)).await.expect("source write");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        i
+    })
+}
+
 /// Source and target rows equal, else the first rows that differ.
 fn assert_same(what: &str, want: &[Vec<Option<String>>], got: &[Vec<Option<String>>]) {
     if want != got {
@@ -101,32 +119,20 @@ async fn a_table_altered_on_the_source_is_reloaded_in_its_new_shape_under_writes
 
     // Writes to both tables all through the reload.
     let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let stop = stop.clone();
-        let w = src.client("postgres").await?;
-        tokio::spawn(async move {
-            let mut i: i32 = 0;
-            while !stop.load(Ordering::Relaxed) {
-                i += 1;
-                w.batch_execute(&format!(
-                    "BEGIN;
-                     INSERT INTO public.t (id, a, b2, c) VALUES ({n}, 'new {i}', {i}, {i}.25);
-                     UPDATE public.t SET a = a || '+', c = c + 1 WHERE id = {k};
-                     DELETE FROM public.t WHERE id = {d};
-                     UPDATE public.u SET v = v + 1 WHERE id = {u};
-                     COMMIT;",
-                    n = 100_000 + i,
-                    k = (i * 37) % 20000 + 1,
-                    d = (i * 101) % 20000 + 1,
-                    u = i % 100 + 1,
-                ))
-                .await
-                .expect("source write");
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            i
-        })
-    };
+    let writer = spawn_writer(src.client("postgres").await?, stop.clone(), |i| {
+        format!(
+            "BEGIN;
+             INSERT INTO public.t (id, a, b2, c) VALUES ({n}, 'new {i}', {i}, {i}.25);
+             UPDATE public.t SET a = a || '+', c = c + 1 WHERE id = {k};
+             DELETE FROM public.t WHERE id = {d};
+             UPDATE public.u SET v = v + 1 WHERE id = {u};
+             COMMIT;",
+            n = 100_000 + i,
+            k = (i * 37) % 20000 + 1,
+            d = (i * 101) % 20000 + 1,
+            u = i % 100 + 1,
+        )
+    });
     tokio::time::sleep(Duration::from_millis(500)).await;
     let out = f.ok(&["task", "reload-table", "rl", "t"]);
     assert!(out.contains("reload"), "{out}");
@@ -334,32 +340,20 @@ async fn a_table_created_on_the_source_joins_the_task() -> anyhow::Result<()> {
     )
     .await?;
     let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let stop = stop.clone();
-        let w = src.client("postgres").await?;
-        tokio::spawn(async move {
-            let mut i: i32 = 0;
-            while !stop.load(Ordering::Relaxed) {
-                i += 1;
-                w.batch_execute(&format!(
-                    "BEGIN;
-                     INSERT INTO public.fresh VALUES ({n}, 'new {i}');
-                     UPDATE public.fresh SET v = v || '+' WHERE id = {k};
-                     DELETE FROM public.fresh WHERE id = {d};
-                     UPDATE public.old SET v = v + 1 WHERE id = {o};
-                     COMMIT;",
-                    n = 10_000 + i,
-                    k = (i * 37) % 5000 + 1,
-                    d = (i * 101) % 5000 + 1,
-                    o = i % 100 + 1,
-                ))
-                .await
-                .expect("source write");
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            i
-        })
-    };
+    let writer = spawn_writer(src.client("postgres").await?, stop.clone(), |i| {
+        format!(
+            "BEGIN;
+             INSERT INTO public.fresh VALUES ({n}, 'new {i}');
+             UPDATE public.fresh SET v = v || '+' WHERE id = {k};
+             DELETE FROM public.fresh WHERE id = {d};
+             UPDATE public.old SET v = v + 1 WHERE id = {o};
+             COMMIT;",
+            n = 10_000 + i,
+            k = (i * 37) % 5000 + 1,
+            d = (i * 101) % 5000 + 1,
+            o = i % 100 + 1,
+        )
+    });
     f.wait_until("fresh to join", Duration::from_secs(120), || {
         f.status("grow").is_some_and(|st| {
             st["phase"] == "CDC"

@@ -78,7 +78,6 @@ pub enum Op {
     Insert(Vec<Value<'static>>),
     Update { before: Image, after: Image },
     Delete(Image),
-    Truncate,
 }
 
 /// A replicated table as the applier writes it.
@@ -612,9 +611,6 @@ impl Applier {
 
     /// Applies one change to table `t` inside the open batch.
     pub async fn apply(&mut self, t: usize, op: Op) -> Result<(), ConnectorError> {
-        if matches!(op, Op::Truncate) {
-            return self.truncate(&[t], false, false).await;
-        }
         if self.tables[t].stopped.is_some() {
             return Ok(());
         }
@@ -625,7 +621,6 @@ impl Applier {
             Op::Insert(_) => {}
             Op::Update { before, after } => self.note_change(t, &[before, after]),
             Op::Delete(row) => self.note_change(t, &[row]),
-            Op::Truncate => {}
         }
         match op {
             Op::Insert(row) => {
@@ -685,7 +680,6 @@ impl Applier {
                 }
                 Err(e) => self.exception(t, &e.0, &row),
             },
-            Op::Truncate => unreachable!("handled by truncate()"),
         }
         self.flush_if_full().await
     }

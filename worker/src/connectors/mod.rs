@@ -155,40 +155,12 @@ pub fn on_target(t: &TableSchema, target: Engine) -> Result<TableSchema, Connect
 
 /// Raises the target's CDC apply-state epoch to this assignment's: a stream
 /// revoked for a reload commits nothing after this (see
-/// `Work::Reintrospect`). The update waits for the stream's open batch, if
-/// it holds the row; an epoch already higher (another reload's, a newer
-/// stream's) fences it just as well.
+/// `Work::Reintrospect`).
 async fn fence_stream(target: &Endpoint) -> Result<(), ConnectorError> {
     let (task, epoch) = (crate::current_task(), crate::current_epoch() as i64);
     match target.engine {
-        Engine::Postgres => {
-            let c = postgres::connect(target).await?;
-            let q = |e| postgres::classify("fencing the CDC stream on the target", e);
-            // No apply state yet: no stream ever ran, none to fence.
-            let streamed: bool = c
-                .query_one("SELECT to_regclass('ferry.apply_state') IS NOT NULL", &[])
-                .await
-                .map_err(q)?
-                .get(0);
-            if streamed {
-                c.execute(
-                    "UPDATE ferry.apply_state SET epoch = $2 WHERE task = $1 AND epoch < $2",
-                    &[&task, &epoch],
-                )
-                .await
-                .map_err(q)?;
-            }
-        }
-        Engine::Mysql => {
-            use mysql_async::prelude::Queryable;
-            let mut c = mysql::write::target(target).await?;
-            c.exec_drop(
-                "UPDATE ferry.apply_state SET epoch = ? WHERE task = ? AND epoch < ?",
-                (epoch, task, epoch),
-            )
-            .await
-            .map_err(|e| mysql::classify("fencing the CDC stream on the target", e))?;
-        }
+        Engine::Postgres => postgres::cdc::apply::fence(&postgres::connect(target).await?, &task, epoch).await?,
+        Engine::Mysql => mysql::write::fence(&mut mysql::write::target(target).await?, &task, epoch).await?,
     }
     tracing::info!(epoch, "CDC apply state fenced: the stopped stream commits nothing more");
     Ok(())

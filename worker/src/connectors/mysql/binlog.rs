@@ -765,7 +765,7 @@ pub async fn run(
                                         continue;
                                     }
                                     if truncate {
-                                        applier.apply(i, Op::Truncate).await?;
+                                        applier.truncate(&[i], false, false).await?;
                                     } else {
                                         let shown: String = stmt.chars().take(200).collect();
                                         let change = format!("DDL on the source: {shown}");
@@ -874,8 +874,8 @@ pub async fn run(
                     new_tables = super::introspect::selected_tables(&mut sql, &source.dbname, m)
                         .await?
                         .into_iter()
-                        .filter(|name| !by_name.contains_key(&(source.dbname.to_lowercase(), name.to_lowercase())))
-                        .map(|name| TableRef { schema: source.dbname.clone(), name })
+                        .filter(|t| !by_name.contains_key(&(source.dbname.to_lowercase(), t.name.to_lowercase())))
+                        .map(|t| TableRef { schema: source.dbname.clone(), name: t.name })
                         .collect();
                 }
                 let mut progress = applier.progress(checkpoint, idle, latency_source_ms, last_report.elapsed().as_secs_f64());

@@ -17,23 +17,37 @@ use mysql_async::Conn;
 
 const SAMPLE_PER_SEGMENT: u64 = 16;
 
-/// The base tables of database `db` that `mappings` selects.
+/// A selected table with the server's estimates of its rows and bytes.
+pub(crate) struct Listed {
+    pub name: String,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// The base tables of database `db` that `mappings` selects, by name.
 pub(crate) async fn selected_tables(
     c: &mut Conn,
     db: &str,
     mappings: &TableMappings,
-) -> Result<Vec<String>, ConnectorError> {
+) -> Result<Vec<Listed>, ConnectorError> {
     let rows = query_text(
         c,
-        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'",
+        "SELECT TABLE_NAME, COALESCE(TABLE_ROWS, 0), COALESCE(DATA_LENGTH, 0)
+           FROM information_schema.TABLES
+          WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
         (db.to_string(),),
         &format!("listing the tables of database {db}"),
     )
     .await?;
+    let number = |v: &Option<String>| v.as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
     Ok(rows
         .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .filter(|name| mappings.selects(db, name))
+        .map(|r| Listed {
+            name: r[0].clone().unwrap_or_default(),
+            rows: number(&r[1]),
+            bytes: number(&r[2]),
+        })
+        .filter(|t| mappings.selects(db, &t.name))
         .collect())
 }
 
@@ -46,24 +60,21 @@ pub async fn introspect(
 ) -> Result<SourceSchema, ConnectorError> {
     let mut c = super::connect(ep).await?;
     let db = ep.dbname.clone();
-    let tables = query_text(
-        &mut c,
-        "SELECT TABLE_NAME, COALESCE(TABLE_ROWS, 0), COALESCE(DATA_LENGTH, 0)
-           FROM information_schema.TABLES
-          WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
-        (db.clone(),),
-        &format!("listing tables of {ep}"),
-    )
-    .await?;
     let mut out = SourceSchema::default();
-    for r in tables {
-        let name = r[0].clone().unwrap_or_default();
-        if !mappings.selects(&db, &name) || only.is_some_and(|o| !o.is(&db, &name)) {
+    for l in selected_tables(&mut c, &db, mappings).await? {
+        if only.is_some_and(|o| !o.is(&db, &l.name)) {
             continue;
         }
-        let rows: u64 = r[1].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
-        let size: u64 = r[2].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
-        let t = table(&mut c, &db, &name, rows, size, segment_target_bytes, max_segments).await?;
+        let t = table(
+            &mut c,
+            &db,
+            &l.name,
+            l.rows,
+            l.bytes,
+            segment_target_bytes,
+            max_segments,
+        )
+        .await?;
         out.tables.push(t);
     }
     if !out.tables.is_empty() {

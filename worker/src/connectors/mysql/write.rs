@@ -503,12 +503,7 @@ pub async fn reset_table(
         exec(&mut c, &create_table(&now), &format!("table {name}: creating it")).await?;
     }
     c.query_drop("START TRANSACTION").await.map_err(q("BEGIN"))?;
-    c.exec_drop(
-        "UPDATE ferry.apply_state SET epoch = ? WHERE task = ? AND epoch < ?",
-        (crate::current_epoch(), task.clone(), crate::current_epoch()),
-    )
-    .await
-    .map_err(q("fencing the CDC stream"))?;
+    fence(&mut c, &task, crate::current_epoch() as i64).await?;
     c.exec_drop(
         "INSERT INTO ferry.table_loads (task, table_name, gen) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE gen = GREATEST(gen, VALUES(gen))",
         (task.clone(), t.qualified(), gen),
@@ -672,6 +667,18 @@ pub async fn finalize(
         }
     }
     Ok(WorkResult::Finalized { failed_objects })
+}
+
+/// Raises the task's apply-state epoch to `epoch`, so a stream of an older
+/// epoch commits nothing more (it waits for such a stream's open batch);
+/// an epoch already higher fences it as well. Prepare created the table.
+pub(crate) async fn fence(c: &mut Conn, task: &str, epoch: i64) -> Result<(), ConnectorError> {
+    c.exec_drop(
+        "UPDATE ferry.apply_state SET epoch = ? WHERE task = ? AND epoch < ?",
+        (epoch, task, epoch),
+    )
+    .await
+    .map_err(|e| classify(format!("task {task}: fencing the CDC stream on the target"), e))
 }
 
 /// Takes the task's CDC apply state over for `epoch` (see `connectors/apply`)

@@ -206,21 +206,7 @@ pub async fn reset_table(
         .transaction()
         .await
         .map_err(|e| classify(ctx("BEGIN on target"), e))?;
-    // No apply state yet: no stream ever ran, none to fence (and creating
-    // it here would race the other tables' resets).
-    let streamed: bool = tx
-        .query_one("SELECT to_regclass('ferry.apply_state') IS NOT NULL", &[])
-        .await
-        .map_err(|e| classify(ctx("looking for ferry.apply_state"), e))?
-        .get(0);
-    if streamed {
-        tx.execute(
-            "UPDATE ferry.apply_state SET epoch = $2 WHERE task = $1 AND epoch < $2",
-            &[&task, &(crate::current_epoch() as i64)],
-        )
-        .await
-        .map_err(|e| classify(ctx("fencing the CDC stream"), e))?;
-    }
+    super::cdc::apply::fence(&tx, &task, crate::current_epoch() as i64).await?;
     tx.execute(
         "INSERT INTO ferry.table_loads AS l (task, table_name, gen) VALUES ($1, $2, $3)
          ON CONFLICT (task, table_name) DO UPDATE SET gen = greatest(l.gen, EXCLUDED.gen)",

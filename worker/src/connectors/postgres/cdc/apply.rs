@@ -317,6 +317,33 @@ async fn relation_types(c: &tokio_postgres::Client, r: &Relation) -> Result<Vec<
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
+/// Raises the task's apply-state epoch to `epoch`, so a stream of an older
+/// epoch commits nothing more (it waits for such a stream's open batch).
+/// An epoch already higher fences it as well; no apply state at all means
+/// no stream ever ran, and none is created here (concurrent resets would
+/// race creating it).
+pub(crate) async fn fence(
+    c: &impl tokio_postgres::GenericClient,
+    task: &str,
+    epoch: i64,
+) -> Result<(), ConnectorError> {
+    let q = |e| classify(format!("task {task}: fencing the CDC stream on the target"), e);
+    let streamed: bool = c
+        .query_one("SELECT to_regclass('ferry.apply_state') IS NOT NULL", &[])
+        .await
+        .map_err(q)?
+        .get(0);
+    if streamed {
+        c.execute(
+            "UPDATE ferry.apply_state SET epoch = $2 WHERE task = $1 AND epoch < $2",
+            &[&task, &epoch],
+        )
+        .await
+        .map_err(q)?;
+    }
+    Ok(())
+}
+
 /// Takes the task's apply-state row over for this epoch and returns the
 /// committed position and mark. Waits for a predecessor's open batch.
 pub(crate) async fn take_over(

@@ -5,7 +5,8 @@
 //! ```json
 //! {"FullLoadSettings": {"TargetTablePrepMode": "DROP_AND_CREATE", "MaxFullLoadSubTasks": 8},
 //!  "ValidationSettings": {"EnableValidation": true, "ValidationOnly": false, "PartitionSize": 10000},
-//!  "ChangeProcessingDdlHandlingPolicy": {"HandleSourceTableAltered": true, "HandleSourceTableTruncated": true},
+//!  "ChangeProcessingDdlHandlingPolicy": {"HandleSourceTableAltered": true, "HandleSourceTableDropped": true,
+//!                                        "HandleSourceTableTruncated": true},
 //!  "Ferry": {"SegmentTargetBytes": 67108864, "MaxSegmentsPerTable": 256,
 //!            "SplitTablesLargerThan": 4294967296, "RevalidateDelaySeconds": 5}}
 //! ```
@@ -55,6 +56,13 @@ pub struct TaskSettings {
     /// keeps the rows, and differs from the source).
     #[serde(default = "yes")]
     pub apply_truncates: bool,
+    /// DMS ChangeProcessingDdlHandlingPolicy.HandleSourceTableDropped: a
+    /// table dropped on the source while CDC runs is dropped on the target
+    /// once every change before the drop is applied (when false the target
+    /// keeps it as it was at the drop). Either way the table leaves the
+    /// stream; it no longer holds up caught-up or cutover.
+    #[serde(default = "yes")]
+    pub drop_dropped_tables: bool,
 }
 
 fn yes() -> bool {
@@ -107,6 +115,7 @@ impl Default for TaskSettings {
             validation: ValidationSettings::default(),
             reload_altered_tables: true,
             apply_truncates: true,
+            drop_dropped_tables: true,
         }
     }
 }
@@ -174,6 +183,7 @@ impl TaskSettings {
             for (key, into) in [
                 ("HandleSourceTableAltered", &mut s.reload_altered_tables),
                 ("HandleSourceTableTruncated", &mut s.apply_truncates),
+                ("HandleSourceTableDropped", &mut s.drop_dropped_tables),
             ] {
                 if let Some(x) = v.get(key) {
                     *into = x.as_bool().ok_or_else(|| {
@@ -252,6 +262,10 @@ mod tests {
         let e =
             TaskSettings::parse(r#"{"ChangeProcessingDdlHandlingPolicy":{"HandleSourceTableAltered":1}}"#).unwrap_err();
         assert!(e.to_string().contains("HandleSourceTableAltered"), "{e}");
+        assert!(s.drop_dropped_tables);
+        let d =
+            TaskSettings::parse(r#"{"ChangeProcessingDdlHandlingPolicy":{"HandleSourceTableDropped":false}}"#).unwrap();
+        assert!(!d.drop_dropped_tables && d.apply_truncates);
         let e = TaskSettings::parse(r#"{"FullLoadSettings":{"TargetTablePrepMode":"NUKE"}}"#).unwrap_err();
         assert!(e.to_string().contains("TargetTablePrepMode"));
     }

@@ -92,6 +92,10 @@ pub enum Work {
         /// source joined the task), and it is created.
         #[serde(default)]
         previous: Option<TableSchema>,
+        /// The table is one created again on the source after a drop: a
+        /// target table of its name (kept after the drop) is replaced.
+        #[serde(default)]
+        replace: bool,
     },
     /// Source-side CDC setup: the task's publications and logical slot.
     CreateSlot {
@@ -124,6 +128,10 @@ pub enum Work {
         /// Apply the source's TRUNCATEs (HandleSourceTableTruncated).
         #[serde(default = "yes")]
         apply_truncates: bool,
+        /// Drop a table dropped on the source on the target as well
+        /// (HandleSourceTableDropped).
+        #[serde(default = "yes")]
+        drop_dropped: bool,
     },
     /// Drop the task's slot and publications (task deletion).
     DropSlot {
@@ -400,6 +408,11 @@ pub struct CdcProgress {
     /// (created on the source since): the coordinator adds them to the task.
     #[serde(default)]
     pub new_tables: Vec<TableRef>,
+    /// Tables dropped on the source (or renamed away) whose every earlier
+    /// change is committed on the target: they leave the task's stream
+    /// (and, with HandleSourceTableDropped, were dropped on the target).
+    #[serde(default)]
+    pub tables_dropped: Vec<String>,
     /// Per table: the validated segments changes committed since the
     /// previous report touched.
     #[serde(default)]

@@ -382,10 +382,15 @@ impl Admin for AdminService {
                         let cdc = t.cdc.as_ref();
                         let counters = cdc.and_then(|c| c.counters.get(&display)).cloned().unwrap_or_default();
                         let cdc_error = cdc.and_then(|c| c.table_errors.get(&display)).cloned();
-                        let note = cdc.and_then(|c| c.insert_only.get(&display)).cloned();
-                        let (state, error) = match cdc_error {
-                            Some(e) => ("Table error".to_string(), Some(e)),
-                            None => (state, error),
+                        let dropped = cdc.and_then(|c| c.dropped.get(&display)).cloned();
+                        let note = dropped
+                            .clone()
+                            .or_else(|| cdc.and_then(|c| c.insert_only.get(&display)).cloned());
+                        // DMS's name for a table the source dropped.
+                        let (state, error) = match (cdc_error, dropped) {
+                            (_, Some(_)) => ("Table does not exist".to_string(), None),
+                            (Some(e), None) => ("Table error".to_string(), Some(e)),
+                            (None, None) => (state, error),
                         };
                         pb::TableStatus {
                             schema: tb.schema.clone(),
@@ -467,8 +472,10 @@ fn cdc_json(t: &Task, c: &CdcState) -> String {
         "marks_reached": p.marks_reached,
         "reported_at_ms": c.progress_at_ms,
         // Tables reloaded because they were altered on the source, with the
-        // change (HandleSourceTableAltered).
+        // change (HandleSourceTableAltered), and tables that left the task
+        // because the source dropped them (HandleSourceTableDropped).
         "reloaded_for": c.reloaded_for,
+        "dropped": c.dropped,
     })
     .to_string()
 }

@@ -41,7 +41,7 @@ use ferry_common::work::{
     WorkResult,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub const MAX_TRANSIENT_ATTEMPTS: u32 = 5;
 /// Streams outlive database restarts: they retry longer, with short backoff.
@@ -291,6 +291,11 @@ pub struct CdcState {
     /// change that caused it (see [`Task::altered`]).
     #[serde(default)]
     pub reloaded_for: BTreeMap<String, String>,
+    /// Tables that left the task because the source dropped them (or they
+    /// were renamed away), with what became of the target table (see
+    /// [`Task::source_dropped`]).
+    #[serde(default)]
+    pub dropped: BTreeMap<String, String>,
 }
 
 impl CdcState {
@@ -313,6 +318,7 @@ impl CdcState {
             table_errors: BTreeMap::new(),
             counters: BTreeMap::new(),
             reloaded_for: BTreeMap::new(),
+            dropped: BTreeMap::new(),
         }
     }
 }
@@ -409,6 +415,10 @@ pub struct Task {
     /// definition the target table has, until its Reset reshapes it.
     #[serde(default)]
     pub reshape_from: BTreeMap<usize, TableSchema>,
+    /// Tables created again on the source after a drop, until their Reset
+    /// replaces the target table of their name.
+    #[serde(default)]
+    pub recreated: BTreeSet<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -588,6 +598,7 @@ impl State {
                         cdc: None,
                         failed_objects: vec![],
                         reshape_from: BTreeMap::new(),
+                        recreated: BTreeSet::new(),
                     },
                 );
                 Response::Ok
@@ -781,10 +792,11 @@ impl State {
                     let (task, unit) = (l.task.clone(), l.unit);
                     let mut mark_requested = 0;
                     let mut restart = false;
+                    let mut revoke = vec![];
                     if let Some(t) = self.tasks.get_mut(&task) {
                         t.units[unit].rows = rows;
                         if let Some(d) = detail {
-                            restart = t.apply_progress(unit, *d, now_ms);
+                            (restart, revoke) = t.apply_progress(unit, *d, now_ms);
                         }
                         mark_requested = t.cdc.as_ref().map_or(0, |c| c.marks_requested);
                         dirty.tasks.push(task);
@@ -792,6 +804,10 @@ impl State {
                     if restart {
                         // A table is reloaded: the stream waits for it.
                         self.release_lease(assignment);
+                    }
+                    for id in revoke {
+                        // Work on a dropped table: its unit is done already.
+                        self.leases.remove(&id);
                     }
                     Response::Progressed { mark_requested }
                 }
@@ -808,6 +824,10 @@ impl State {
                     self.leases.remove(&assignment);
                     dirty.tasks.push(task.clone());
                     let t = self.tasks.get_mut(&task).expect("lease of a known task");
+                    if !t.units[unit].runs(assignment) {
+                        // Settled meanwhile (its table was dropped).
+                        return Response::Ok;
+                    }
                     t.complete_unit(unit, *result, now_ms);
                     if let Some(holder) = t.release_snapshot_if_loaded() {
                         self.leases.remove(&holder);
@@ -833,6 +853,9 @@ impl State {
                     self.leases.remove(&assignment);
                     dirty.tasks.push(task.clone());
                     let t = self.tasks.get_mut(&task).expect("lease of a known task");
+                    if !t.units[unit].runs(assignment) {
+                        return Response::Ok;
+                    }
                     let what = t.unit_subject(unit);
                     let u = &mut t.units[unit];
                     u.attempts += 1;
@@ -1037,6 +1060,12 @@ impl State {
 }
 
 impl Unit {
+    /// Whether assignment `id` is running this unit (a report from one that
+    /// is not belongs to work settled or started over meanwhile).
+    fn runs(&self, id: u64) -> bool {
+        matches!(self.state, UnitState::Running { assignment, .. } if assignment == id)
+    }
+
     fn new(kind: UnitKind) -> Unit {
         Unit {
             kind,
@@ -1091,7 +1120,9 @@ impl Task {
     /// table's PostData after its loads, Finalize after every PostData, the
     /// CDC stream after everything but the snapshot holder.
     fn runnable(&self, kind: &UnitKind) -> bool {
-        let with_snapshot = self.spec.has_cdc() && self.spec.has_load();
+        // A CDC task's loads (a cdc-only task's: of tables that joined it)
+        // read in a snapshot the stream can start from.
+        let with_snapshot = self.spec.has_cdc() && self.units.iter().any(|u| u.kind == UnitKind::Snapshot);
         let prepared = || self.done(|k| *k == UnitKind::Prepare);
         match kind {
             UnitKind::Introspect
@@ -1278,12 +1309,16 @@ impl Task {
         holder
     }
 
-    /// Stores a work's progress report. True when the CDC stream must stop
-    /// because a table altered on the source is being reloaded.
-    fn apply_progress(&mut self, unit: usize, detail: ProgressDetail, now_ms: u64) -> bool {
+    /// Stores a work's progress report. Returns whether the CDC stream must
+    /// stop because a table altered on the source is being reloaded, and
+    /// the assignments (of work on dropped tables) to revoke.
+    fn apply_progress(&mut self, unit: usize, detail: ProgressDetail, now_ms: u64) -> (bool, Vec<u64>) {
         let kind = self.units[unit].kind;
         let mut reload = false;
-        let Some(cdc) = self.cdc.as_mut() else { return false };
+        let mut revoke = vec![];
+        let Some(cdc) = self.cdc.as_mut() else {
+            return (false, revoke);
+        };
         match detail {
             ProgressDetail::Snapshot { name, lsn } if kind == UnitKind::Snapshot => {
                 cdc.snapshot = Some(SnapshotInfo {
@@ -1303,6 +1338,7 @@ impl Task {
                 }
                 let altered = std::mem::take(&mut p.tables_altered);
                 let created = std::mem::take(&mut p.new_tables);
+                let dropped = std::mem::take(&mut p.tables_dropped);
                 cdc.progress = p;
                 cdc.progress_at_ms = now_ms;
                 // A stream that reports is healthy again: reset its retries.
@@ -1316,6 +1352,14 @@ impl Task {
                         self.revalidate(t, &segments, now_ms);
                     }
                 }
+                for table in dropped {
+                    let note = if self.spec.settings.drop_dropped_tables {
+                        "dropped on the source after its last change was applied; dropped on the target too (HandleSourceTableDropped)"
+                    } else {
+                        "dropped on the source after its last change was applied; the target keeps it (HandleSourceTableDropped is false)"
+                    };
+                    revoke.extend(self.source_dropped(&table, note));
+                }
                 for (table, change) in altered {
                     reload |= self.altered(&table, change);
                 }
@@ -1325,7 +1369,64 @@ impl Task {
             }
             _ => {}
         }
-        reload
+        (reload, revoke)
+    }
+
+    /// A table left the task because the source no longer has it: dropped
+    /// (the stream applied every change before the drop, and with
+    /// HandleSourceTableDropped dropped it on the target), or renamed away.
+    /// Nothing follows the source for it any more, so it holds up neither
+    /// caught-up, nor validation, nor cutover; its outstanding work is
+    /// settled as done, and the assignments running it are returned to be
+    /// revoked. A table created again under its name joins the task anew
+    /// ([`Task::add_table`]).
+    fn source_dropped(&mut self, name: &str, note: &str) -> Vec<u64> {
+        let Some(table) = self.table_index(name) else {
+            return vec![];
+        };
+        let Some(cdc) = self.cdc.as_mut() else {
+            return vec![];
+        };
+        if cdc.dropped.contains_key(name) {
+            return vec![];
+        }
+        tracing::warn!(task = %self.spec.name, table = name, note, "table left the task: no longer on the source");
+        cdc.dropped.insert(name.to_string(), note.to_string());
+        cdc.table_errors.remove(name);
+        let mut revoke = vec![];
+        for u in self.units.iter_mut() {
+            let ours = match u.kind {
+                UnitKind::Load { table: t, .. }
+                | UnitKind::PostData { table: t }
+                | UnitKind::Validate { table: t, .. }
+                | UnitKind::Reset { table: t }
+                | UnitKind::Reintrospect { table: t } => t == table,
+                _ => false,
+            };
+            if ours && u.state != UnitState::Done {
+                if let UnitState::Running { assignment, .. } = u.state {
+                    revoke.push(assignment);
+                }
+                u.state = UnitState::Done;
+                u.rerun = false;
+                u.cutover_check = CutoverCheck::None;
+            }
+        }
+        revoke
+    }
+
+    /// The index of the task table shown as `name` (`schema.table`).
+    fn table_index(&self, name: &str) -> Option<usize> {
+        self.schema
+            .as_ref()?
+            .tables
+            .iter()
+            .position(|t| t.display_name() == name)
+    }
+
+    /// Whether table `name` left the task because the source dropped it.
+    pub fn is_dropped(&self, name: &str) -> bool {
+        self.cdc.as_ref().is_some_and(|c| c.dropped.contains_key(name))
     }
 
     /// A table's columns changed on the source (the stream stopped its
@@ -1443,6 +1544,7 @@ impl Task {
                     table: t,
                     gen: self.snapshot().map_or(0, |s| s.gen),
                     previous: self.reshape_from.get(&table).map(for_work),
+                    replace: self.recreated.contains(&table),
                 }
             }
             UnitKind::CreateSlot => Work::CreateSlot {
@@ -1462,11 +1564,13 @@ impl Task {
                     source: spec.source.clone(),
                     target: spec.target.clone(),
                     cdc: cdc.names.clone(),
+                    // A dropped table's every change is applied already.
                     tables: schema
                         .tables
                         .iter()
                         .zip(&self.plans)
                         .enumerate()
+                        .filter(|(_, (t, _))| !cdc.dropped.contains_key(&t.display_name()))
                         .map(|(i, (t, p))| CdcTable {
                             table: for_work(t),
                             apply_from: p.apply_from.unwrap_or_default(),
@@ -1474,9 +1578,12 @@ impl Task {
                         })
                         .collect(),
                     start: cdc.checkpoint.max(origin),
-                    // A new table needs a full load before its changes.
-                    discover: spec.has_load().then(|| spec.mappings.clone()),
+                    // A new table is loaded before its changes, in a cdc-only
+                    // task too: every row it has was written since the task
+                    // began.
+                    discover: Some(spec.mappings.clone()),
                     apply_truncates: spec.settings.apply_truncates,
+                    drop_dropped: spec.settings.drop_dropped_tables,
                 }
             }
             UnitKind::DropSlot => Work::DropSlot {
@@ -1733,6 +1840,7 @@ impl Task {
             }
             (UnitKind::Reset { table }, _) => {
                 self.reshape_from.remove(&table);
+                self.recreated.remove(&table);
             }
             (UnitKind::Finalize, WorkResult::Finalized { failed_objects }) => {
                 self.failed_objects = failed_objects;
@@ -1807,6 +1915,9 @@ impl Task {
             _ => return Err(format!("has several tables named {name}: give it as schema.table")),
         };
         let shown = schema.tables[table].display_name();
+        if self.is_dropped(&shown) {
+            return Err(format!("table {shown} was dropped on the source"));
+        }
         let reloaded = self.units.iter().any(|u| u.kind == UnitKind::Reintrospect { table });
         let loaded = self.done(|k| {
             *k == UnitKind::PostData { table }
@@ -1834,8 +1945,8 @@ impl Task {
         let Some(schema) = self.schema.as_mut() else {
             return false;
         };
-        if schema.tables.iter().any(|x| t.is(&x.schema, &x.name)) {
-            return false;
+        if let Some(table) = schema.tables.iter().position(|x| t.is(&x.schema, &x.name)) {
+            return self.table_created_again(table);
         }
         // Not read yet: the re-introspection fills it in. As the target's
         // definition for the Reset, no columns means "create it".
@@ -1845,6 +1956,7 @@ impl Task {
         }
         schema.tables.push(unread.clone());
         let table = schema.tables.len() - 1;
+        self.ensure_snapshot_unit();
         self.plans.push(TablePlan {
             segments: vec![SegmentBounds::All],
             load_started_at_ms: 0,
@@ -1855,6 +1967,39 @@ impl Task {
         self.reshape_from.insert(table, unread);
         self.units.push(Unit::new(UnitKind::Reintrospect { table }));
         tracing::info!(task = %self.spec.name, table = %format!("{}.{}", t.schema, t.name), "table created on the source joins the task");
+        true
+    }
+
+    /// A cdc-only task has no snapshot holder until a table joins it.
+    fn ensure_snapshot_unit(&mut self) {
+        if !self.units.iter().any(|u| u.kind == UnitKind::Snapshot) {
+            self.units.push(Unit::new(UnitKind::Snapshot));
+        }
+    }
+
+    /// A table of the name of one the source dropped exists again: it
+    /// joins anew, as a reload does (its units start over), whatever its
+    /// shape and key: its Reset replaces what the target has of that name
+    /// (the table kept after the drop, HandleSourceTableDropped false).
+    /// True when it joins.
+    fn table_created_again(&mut self, table: usize) -> bool {
+        let Some(schema) = self.schema.as_ref() else {
+            return false;
+        };
+        let old = &schema.tables[table];
+        let shown = old.display_name();
+        // No columns: the Reset creates it.
+        let unread = TableSchema::bare(old.engine, &old.schema, &old.name, vec![]);
+        let Some(cdc) = self.cdc.as_mut() else { return false };
+        if cdc.dropped.remove(&shown).is_none() {
+            return false;
+        }
+        cdc.reloaded_for.remove(&shown);
+        self.reshape_from.insert(table, unread);
+        self.recreated.insert(table);
+        self.ensure_snapshot_unit();
+        self.units.push(Unit::new(UnitKind::Reintrospect { table }));
+        tracing::info!(task = %self.spec.name, table = %shown, "table created again on the source joins the task");
         true
     }
 
@@ -1878,14 +2023,27 @@ impl Task {
             .into_iter()
             .find(|t| t.schema == old.schema && t.name == old.name)
         else {
-            return refuse(
-                self,
-                "the table is no longer on the source, or no longer selected".into(),
+            // Renamed away (a rename is DDL naming it, so it was being
+            // reloaded), or dropped before the stream saw it go. The stream
+            // was stopped for the reload: the target is left as it is.
+            tracing::warn!(task = %self.spec.name, table = %shown, "table to reload is no longer on the source");
+            let revoke = self.source_dropped(
+                &shown,
+                "no longer on the source (renamed away, or dropped) when it was to be reloaded; the target keeps it",
             );
+            // Work still running on it reports to a unit that is done: ignored.
+            drop(revoke);
+            return;
         };
-        let adding = old.columns.is_empty();
+        // A table that joined (or, in a cdc-only task, one never loaded).
+        let adding = !self
+            .units
+            .iter()
+            .any(|u| matches!(u.kind, UnitKind::Load { table: t, .. } if t == table));
+        // Created again after a drop: a new table, whatever its key.
+        let recreated = self.recreated.contains(&table);
         let key = |t: &TableSchema| t.primary_key.as_ref().map(|k| k.columns.clone());
-        if !adding && key(&new) != key(&old) {
+        if !adding && !recreated && key(&new) != key(&old) {
             return refuse(
                 self,
                 format!(
@@ -1918,8 +2076,25 @@ impl Task {
         plan.apply_from = None;
         plan.load_started_at_ms = 0;
         plan.load_finished_at_ms = 0;
+        if recreated {
+            // The old segments are ranges of another table's key: it is
+            // loaded (and validated) in one segment, and the rest stay done
+            // with nothing in them.
+            plan.segments = vec![SegmentBounds::All];
+        }
         for u in self.units.iter_mut() {
             let ours = match u.kind {
+                UnitKind::Load { table: t, segment } | UnitKind::Validate { table: t, segment }
+                    if recreated && segment > 0 =>
+                {
+                    if t == table {
+                        u.state = UnitState::Done;
+                        u.rows = 0;
+                        u.sample.clear();
+                        u.failures = 0;
+                    }
+                    false
+                }
                 UnitKind::Load { table: t, .. }
                 | UnitKind::PostData { table: t }
                 | UnitKind::Validate { table: t, .. } => t == table,

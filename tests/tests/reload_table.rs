@@ -299,7 +299,7 @@ async fn an_altered_table_is_reloaded_by_itself_across_engines() -> anyhow::Resu
 /// select, joins the task: created on the target, loaded, then streamed,
 /// with writes to it and to the other tables all along; one the rules do
 /// not select stays out. A table dropped and created again is reloaded; one
-/// dropped for good stops its table.
+/// dropped for good leaves the task.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_table_created_on_the_source_joins_the_task() -> anyhow::Result<()> {
     let src = PgServer::start()?;
@@ -412,12 +412,19 @@ async fn a_table_created_on_the_source_joins_the_task() -> anyhow::Result<()> {
     assert_eq!(want.len(), 51);
     assert_same(sql, &want, &got);
 
-    // Dropped for good: the table stops, loudly (the task is degraded).
+    // Dropped for good: the table leaves the task, and the target
+    // (HandleSourceTableDropped; tests/tests/dropped_tables.rs).
     s.batch_execute("DROP TABLE public.fresh").await?;
-    f.wait_until("fresh to stop", Duration::from_secs(60), || {
-        tables_in_error(&f, "grow") == ["public.fresh"]
+    f.wait_until("fresh to leave", Duration::from_secs(60), || {
+        f.status("grow")
+            .is_some_and(|st| table_status(&st, "fresh")["state"] == "Table does not exist")
     });
-    let (ok, _, err) = f.ferry(&["task", "wait", "grow", "--for", "caught-up", "--timeout", "30"]);
-    assert!(!ok && err.contains("dropped on the source"), "{err}");
+    wait_caught_up(&f, "grow");
+    assert!(tables_in_error(&f, "grow").is_empty());
+    let fresh: i64 = d
+        .query_one("SELECT count(*) FROM pg_class WHERE relname = 'fresh'", &[])
+        .await?
+        .get(0);
+    assert_eq!(fresh, 0, "fresh is still on the target");
     Ok(())
 }

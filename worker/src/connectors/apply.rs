@@ -95,6 +95,8 @@ pub struct TargetTable {
     pub source_width: usize,
     /// Why this table's apply stopped (e.g. DDL on the source).
     pub stopped: Option<String>,
+    /// Dropped on the source, every earlier change committed.
+    dropped: bool,
     /// Changes may be replayed over rows that already hold them (a MySQL
     /// table loaded in several snapshots): a keyed update then upserts its
     /// new image. Without replay (PostgreSQL's exact cut) an update changes
@@ -162,6 +164,7 @@ impl TargetTable {
             key,
             source_width: image.len(),
             stopped: None,
+            dropped: false,
             replay: true,
             image: image.iter().map(|s| s.to_string()).collect(),
             tracking: ChangeTracking::Off,
@@ -248,8 +251,15 @@ pub struct Applier {
     rows_since_report: u64,
     table_errors: Vec<(String, String)>,
     tables_altered: Vec<(String, String)>,
+    /// Tables dropped on the source, each with the position from which
+    /// none of its changes can follow (see [`Applier::table_dropped`]).
+    dropping: Vec<(usize, Lsn)>,
+    tables_dropped: Vec<String>,
     /// Source TRUNCATEs are applied (HandleSourceTableTruncated).
     pub apply_truncates: bool,
+    /// Tables dropped on the source are dropped on the target
+    /// (HandleSourceTableDropped).
+    pub drop_dropped: bool,
 }
 
 /// How a stream treats what the source does to its tables beyond rows
@@ -260,6 +270,8 @@ pub struct TablePolicy<'a> {
     pub discover: Option<&'a ferry_common::mapping::TableMappings>,
     /// Apply the source's TRUNCATEs (HandleSourceTableTruncated).
     pub apply_truncates: bool,
+    /// Drop on the target what the source dropped (HandleSourceTableDropped).
+    pub drop_dropped: bool,
 }
 
 impl Applier {
@@ -311,7 +323,10 @@ impl Applier {
             rows_since_report: 0,
             table_errors: vec![],
             tables_altered: vec![],
+            dropping: vec![],
+            tables_dropped: vec![],
             apply_truncates: true,
+            drop_dropped: true,
         })
     }
 
@@ -329,6 +344,7 @@ impl Applier {
             self.close_insert();
         }
         table.stopped = self.tables[t].stopped.take();
+        table.dropped = self.tables[t].dropped;
         let tracking = std::mem::take(&mut self.tables[t].tracking);
         self.tables[t] = table.tracked(tracking);
     }
@@ -353,6 +369,80 @@ impl Applier {
             self.tables_altered.push((table.display.clone(), change.clone()));
             table.stopped = Some(change);
         }
+    }
+
+    /// The source's policy for what happens to tables beyond their rows.
+    pub fn set_policy(&mut self, policy: &TablePolicy<'_>) {
+        self.apply_truncates = policy.apply_truncates;
+        self.drop_dropped = policy.drop_dropped;
+    }
+
+    /// Table `t` was dropped on the source (or renamed away). `at` is a
+    /// source position no change of the table follows: the DROP's own
+    /// position in a log that says so, or the source's current log position
+    /// read after the catalog no longer had the table (the drop committed
+    /// before it). Changes before `at` still apply; `stop_now` stops the
+    /// table at once (the caller is at `at`, and what follows under that
+    /// name belongs to another table). The drop completes in
+    /// [`Applier::finish_drops`] once everything before `at` is committed.
+    pub fn table_dropped(&mut self, t: usize, at: Lsn, stop_now: bool) {
+        let table = &mut self.tables[t];
+        if table.dropped || self.dropping.iter().any(|(x, _)| *x == t) {
+            return;
+        }
+        tracing::warn!(table = %table.display, %at, "table dropped on the source");
+        if stop_now && table.stopped.is_none() {
+            table.stopped = Some("dropped on the source".into());
+        }
+        self.dropping.push((t, at));
+    }
+
+    /// Whether tables were altered or dropped on the source since the last
+    /// report.
+    pub fn structure_changed(&self) -> bool {
+        !self.tables_altered.is_empty() || !self.dropping.is_empty() || !self.tables_dropped.is_empty()
+    }
+
+    /// Whether table `t` was dropped on the source (a table of its name that
+    /// appears again is a new one).
+    pub fn is_dropped(&self, t: usize) -> bool {
+        self.tables[t].dropped || self.dropping.iter().any(|(x, _)| *x == t)
+    }
+
+    /// Completes the drops that `checkpoint` (committed, nothing pending)
+    /// has passed: with HandleSourceTableDropped the target table is
+    /// dropped, under the apply state's epoch fence, so a superseded stream
+    /// cannot drop a table a newer one created again; then the table is
+    /// reported dropped. Idempotent: a stream that restarts before the
+    /// report finds the drop again and finds the target table gone.
+    pub async fn finish_drops(&mut self, checkpoint: Lsn) -> Result<(), ConnectorError> {
+        if self.pending() {
+            return Ok(());
+        }
+        let (done, waiting): (Vec<_>, Vec<_>) = self.dropping.iter().partition(|(_, at)| *at <= checkpoint);
+        self.dropping = waiting;
+        for (t, at) in done {
+            if self.drop_dropped {
+                let stmt = format!("DROP TABLE IF EXISTS {}", self.tables[t].qualified);
+                match self.conn {
+                    Conn::Postgres(_) => {
+                        // Transactional DDL: in a batch, fenced as any batch.
+                        self.begin_batch();
+                        self.push_stmt(&stmt);
+                        self.commit_batch().await?;
+                    }
+                    Conn::Mysql(ref mut c) => {
+                        mysql::write::drop_table_fenced(c, &self.task, self.epoch, &stmt).await?;
+                    }
+                }
+            }
+            let table = &mut self.tables[t];
+            tracing::warn!(table = %table.display, %at, dropped_on_target = self.drop_dropped, "table dropped on the source leaves the stream");
+            table.stopped.get_or_insert_with(|| "dropped on the source".into());
+            table.dropped = true;
+            self.tables_dropped.push(table.display.clone());
+        }
+        Ok(())
     }
 
     /// Whether received transactions wait for `commit_batch`: an open target
@@ -824,6 +914,7 @@ impl Applier {
             table_errors: self.table_errors.clone(),
             tables_altered: self.tables_altered.clone(),
             new_tables: vec![],
+            tables_dropped: self.tables_dropped.clone(),
             changed: self
                 .unreported_changed
                 .iter()
@@ -838,6 +929,7 @@ impl Applier {
         self.unreported_changed.clear();
         self.table_errors.clear();
         self.tables_altered.clear();
+        self.tables_dropped.clear();
         self.rows_since_report = 0;
     }
 }

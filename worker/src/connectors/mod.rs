@@ -438,8 +438,9 @@ pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, Connec
                 table,
                 gen,
                 previous,
+                replace,
             },
-        ) => mysql::write::reset_table(&target, &table, gen, previous.as_ref()).await,
+        ) => mysql::write::reset_table(&target, &table, gen, previous.as_ref(), replace).await,
         (Engine::Mysql, Work::CreateSlot { source, .. }) => mysql::binlog::create(&source).await,
         (Engine::Mysql, Work::HoldSnapshot { source, .. }) => mysql::binlog::hold(&source, &ctx.reporter).await,
         (
@@ -451,12 +452,14 @@ pub async fn run_work(work: Work, ctx: WorkContext) -> Result<WorkResult, Connec
                 start,
                 discover,
                 apply_truncates,
+                drop_dropped,
                 ..
             },
         ) => {
             let policy = apply::TablePolicy {
                 discover: discover.as_ref(),
                 apply_truncates,
+                drop_dropped,
             };
             mysql::binlog::run(&source, &target, &tables, start, policy, &ctx.reporter).await
         }

@@ -34,9 +34,15 @@
 //! RENAME, CREATE ... LIKE, ...) stops that table's apply with the statement
 //! as the reason; so does a TABLE_MAP whose column count differs from the
 //! introspected table, at the first row that would be applied. Rows are
-//! never applied against a stale column layout. Except after DROP TABLE and
-//! RENAME, the stop is reported as the table being altered, and the
-//! coordinator may reload it in its new shape (HandleSourceTableAltered).
+//! never applied against a stale column layout. Except after DROP TABLE,
+//! the stop is reported as the table being altered, and the coordinator may
+//! reload it in its new shape (HandleSourceTableAltered). After DROP TABLE
+//! the table leaves the stream at that very event (what follows under its
+//! name is another table's), dropped on the target or kept
+//! (HandleSourceTableDropped). Either way everything before the statement
+//! is committed and the coordinator has stored the news before the
+//! committed position passes it: a stream restarted past a DDL the
+//! coordinator never heard of would decode rows with a stale layout.
 //! TRUNCATE is applied.
 
 use super::charset::{self, Charset};
@@ -609,7 +615,7 @@ pub async fn run(
         .map(|(i, t)| ((t.table.schema.to_lowercase(), t.table.name.to_lowercase()), i))
         .collect();
     let mut applier = Applier::open(target, targets).await?;
-    applier.apply_truncates = policy.apply_truncates;
+    applier.set_policy(&policy);
     let from = applier.applied.max(start);
 
     let (current_file, _) = current_position(&mut sql).await?;
@@ -769,17 +775,37 @@ pub async fn run(
                                     } else {
                                         let shown: String = stmt.chars().take(200).collect();
                                         let change = format!("DDL on the source: {shown}");
-                                        // A table dropped or renamed away
-                                        // stops; after any other DDL naming
-                                        // it (ALTER, CREATE INDEX, ...) it
-                                        // may be reloaded in its new shape,
-                                        // exact whatever the statement did.
-                                        if head.starts_with("DROP TABLE") || head.starts_with("RENAME") {
-                                            applier.stop_table(i, change);
+                                        // A dropped table leaves the stream
+                                        // here (what follows under its name
+                                        // is another table's). After any
+                                        // other DDL naming it (ALTER, RENAME,
+                                        // CREATE INDEX, ...) it may be
+                                        // reloaded in its new shape, exact
+                                        // whatever the statement did; a
+                                        // table renamed away is then found
+                                        // gone, and dropped.
+                                        if head.starts_with("DROP TABLE") {
+                                            applier.table_dropped(i, end, true);
                                         } else {
                                             applier.table_altered(i, change);
                                         }
                                     }
+                                }
+                                if applier.structure_changed() {
+                                    // Before the committed position passes
+                                    // this statement: commit what precedes
+                                    // it, carry out the drops, and have the
+                                    // coordinator store the news. A stream
+                                    // restarted past a DDL the coordinator
+                                    // never heard of would decode the
+                                    // table's rows with its old columns, or
+                                    // apply a new table's rows to a dropped one.
+                                    applier.commit_batch().await?;
+                                    applier.finish_drops(end).await?;
+                                    let progress = applier.progress(applier.applied, false, latency_source_ms, last_report.elapsed().as_secs_f64());
+                                    reporter.report(&ProgressDetail::Cdc(progress)).await?;
+                                    applier.reported();
+                                    last_report = Instant::now();
                                 }
                                 let more = stream.as_mut().peek().now_or_never().flatten().is_some();
                                 applier.end_txn(end, more).await?;
@@ -869,14 +895,37 @@ pub async fn run(
                     }
                 }
                 let checkpoint = if idle { applier.applied.max(seen) } else { applier.applied };
-                if let Some(m) = policy.discover.filter(|_| last_discovery.elapsed() >= Duration::from_secs(5)) {
+                if last_discovery.elapsed() >= Duration::from_secs(5) {
                     last_discovery = Instant::now();
-                    new_tables = super::introspect::selected_tables(&mut sql, &source.dbname, m)
-                        .await?
-                        .into_iter()
-                        .filter(|t| !by_name.contains_key(&(source.dbname.to_lowercase(), t.name.to_lowercase())))
-                        .map(|t| TableRef { schema: source.dbname.clone(), name: t.name })
-                        .collect();
+                    // The DROP's own event says exactly where a table left;
+                    // this finds one whose event came before a restart.
+                    let present = super::introspect::base_tables(&mut sql, &source.dbname).await?;
+                    let (_, now) = current_position(&mut sql).await?;
+                    let db = source.dbname.to_lowercase();
+                    let is_present = |i: usize| {
+                        let t = &tables[i].table;
+                        t.schema.to_lowercase() != db || present.iter().any(|p| p.name.eq_ignore_ascii_case(&t.name))
+                    };
+                    for i in 0..tables.len() {
+                        if !is_present(i) {
+                            applier.table_dropped(i, now, false);
+                        }
+                    }
+                    if let Some(m) = policy.discover {
+                        new_tables = present
+                            .into_iter()
+                            .filter(|t| m.selects(&source.dbname, &t.name))
+                            .filter(|t| {
+                                by_name
+                                    .get(&(db.clone(), t.name.to_lowercase()))
+                                    .is_none_or(|&i| applier.is_dropped(i))
+                            })
+                            .map(|t| TableRef { schema: source.dbname.clone(), name: t.name })
+                            .collect();
+                    }
+                }
+                if idle {
+                    applier.finish_drops(checkpoint).await?;
                 }
                 let mut progress = applier.progress(checkpoint, idle, latency_source_ms, last_report.elapsed().as_secs_f64());
                 progress.source_gtid = last_gtid.clone();

@@ -30,6 +30,13 @@ pub(crate) async fn selected_tables(
     db: &str,
     mappings: &TableMappings,
 ) -> Result<Vec<Listed>, ConnectorError> {
+    let mut tables = base_tables(c, db).await?;
+    tables.retain(|t| mappings.selects(db, &t.name));
+    Ok(tables)
+}
+
+/// Every base table of database `db`, by name.
+pub(crate) async fn base_tables(c: &mut Conn, db: &str) -> Result<Vec<Listed>, ConnectorError> {
     let rows = query_text(
         c,
         "SELECT TABLE_NAME, COALESCE(TABLE_ROWS, 0), COALESCE(DATA_LENGTH, 0)
@@ -47,7 +54,6 @@ pub(crate) async fn selected_tables(
             rows: number(&r[1]),
             bytes: number(&r[2]),
         })
-        .filter(|t| mappings.selects(db, &t.name))
         .collect())
 }
 

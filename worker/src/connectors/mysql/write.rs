@@ -479,13 +479,14 @@ fn reshape(t: &TableSchema, previous: &TableSchema, existing: &[String]) -> Vec<
 
 /// Empties a table for a reload in generation `gen`, reshaping its columns
 /// afterwards when they changed on the source (`previous`: the table as the
-/// target has it). Like the PostgreSQL reset it first takes the CDC apply
+/// target has it; `replace`: whatever the target has of that name goes). Like the PostgreSQL reset it first takes the CDC apply
 /// state over with its own epoch, so a revoked stream commits nothing more.
 pub async fn reset_table(
     ep: &Endpoint,
     t: &TableSchema,
     gen: u64,
     previous: Option<&TableSchema>,
+    replace: bool,
 ) -> Result<WorkResult, ConnectorError> {
     let task = crate::current_task();
     let name = t.display_name();
@@ -496,6 +497,10 @@ pub async fn reset_table(
     };
     // Prepare created Ferry's control tables, ferry.apply_state among them.
     // A previous definition without columns: the target has no such table.
+    if replace {
+        let drop = format!("DROP TABLE IF EXISTS {}", t.qualified());
+        exec(&mut c, &drop, &format!("table {name}: replacing it")).await?;
+    }
     if previous.is_some_and(|p| p.columns.is_empty()) {
         let now = on_target(t, Engine::Mysql)?;
         let db = format!("CREATE DATABASE IF NOT EXISTS {}", quote_ident(&now.schema));
@@ -742,4 +747,27 @@ pub(crate) async fn record_position(
     .await
     .map_err(q)?;
     Ok(true)
+}
+
+/// Runs `drop` (a DROP TABLE of a table the source dropped) if `epoch`
+/// still owns the task's apply state. MySQL commits before any DDL, so the
+/// ownership check cannot share the drop's transaction: the row lock is
+/// held from the check to that implicit commit, and the drop follows at
+/// once. A newer stream raises the epoch before it (re)creates anything,
+/// and only after a coordinator round trip, so the window is the
+/// microseconds between that commit and the drop.
+pub(crate) async fn drop_table_fenced(c: &mut Conn, task: &str, epoch: i64, drop: &str) -> Result<(), ConnectorError> {
+    let q = |e| classify(format!("task {task}: {drop} on the target"), e);
+    c.query_drop("START TRANSACTION").await.map_err(q)?;
+    let owner: Option<i64> = c
+        .exec_first("SELECT epoch FROM ferry.apply_state WHERE task = ? FOR UPDATE", (task,))
+        .await
+        .map_err(q)?;
+    if owner != Some(epoch) {
+        let _ = c.query_drop("ROLLBACK").await;
+        return Err(ConnectorError::Definite(format!(
+            "task {task}: another worker took over the CDC stream (epoch {epoch} superseded); stopping"
+        )));
+    }
+    c.query_drop(drop).await.map_err(q)
 }

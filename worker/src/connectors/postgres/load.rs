@@ -179,7 +179,7 @@ const STAGE: &str = "ferry_segment_stage";
 
 /// Empties a table for a reload in snapshot generation `gen`, reshaping its
 /// columns first when they changed on the source (`previous`: the table as
-/// the target has it). In the same transaction the reset takes the CDC
+/// the target has it; `replace`: whatever the target has of that name goes). In the same transaction the reset takes the CDC
 /// apply state over with its own epoch (see `cdc::apply`): a stream revoked
 /// for the reload, still running somewhere, can commit nothing after this,
 /// so it cannot write into the emptied table before the reload's snapshot.
@@ -188,13 +188,14 @@ pub async fn reset_table(
     t: &TableSchema,
     gen: u64,
     previous: Option<&TableSchema>,
+    replace: bool,
 ) -> Result<WorkResult, ConnectorError> {
     let task = crate::current_task();
     let name = t.display_name();
     let mut dst = connect(target).await?;
     let ctx = |what: &str| format!("table {name}: {what}");
     // A previous definition without columns: the target has no such table.
-    let (create, reshape) = match previous {
+    let (mut create, reshape) = match previous {
         Some(p) if p.columns.is_empty() => (super::schema::creation(&on_target(t, Engine::Postgres)?), vec![]),
         Some(p) => (
             vec![],
@@ -202,6 +203,9 @@ pub async fn reset_table(
         ),
         None => (vec![], vec![]),
     };
+    if replace {
+        create.insert(0, format!("DROP TABLE IF EXISTS {} CASCADE", t.qualified()));
+    }
     let tx = dst
         .transaction()
         .await

@@ -81,7 +81,8 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             table,
             gen,
             previous,
-        } => load::reset_table(&target, &table, gen, previous.as_ref()).await,
+            replace,
+        } => load::reset_table(&target, &table, gen, previous.as_ref(), replace).await,
         Work::CreateSlot {
             source,
             cdc,
@@ -97,10 +98,12 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             start,
             discover,
             apply_truncates,
+            drop_dropped,
         } => {
             let policy = crate::connectors::apply::TablePolicy {
                 discover: discover.as_ref(),
                 apply_truncates,
+                drop_dropped,
             };
             cdc::apply::run(&source, &target, &cdc, &tables, start, policy, &ctx.reporter).await
         }

@@ -256,8 +256,9 @@ impl Stream<'_> {
 
 /// What became of a task table on the source that pgoutput does not say.
 enum Gone {
-    /// No table of that name any more.
-    Dropped,
+    /// No table of that name any more; no change of it follows the WAL
+    /// insert position read in the same statement (the drop had committed).
+    Dropped(Lsn),
     /// A table of that name that the task's publications do not hold: it
     /// was dropped and created again, and its changes are not decoded.
     Unpublished,
@@ -280,7 +281,8 @@ async fn gone_or_unpublished(
             "SELECT t.i, c.oid IS NULL,
                     c.oid IS NOT NULL
                     AND NOT EXISTS (SELECT 1 FROM pg_publication_tables pt
-                                     WHERE pt.pubname = ANY($3) AND pt.schemaname = t.s AND pt.tablename = t.n)
+                                     WHERE pt.pubname = ANY($3) AND pt.schemaname = t.s AND pt.tablename = t.n),
+                    pg_current_wal_insert_lsn()::text
                FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(s, n, i)
                LEFT JOIN pg_namespace ns ON ns.nspname = t.s
                LEFT JOIN pg_class c ON c.relnamespace = ns.oid AND c.relname = t.n AND c.relkind IN ('r', 'p')",
@@ -288,19 +290,17 @@ async fn gone_or_unpublished(
         )
         .await
         .map_err(|e| classify("checking the task's tables on the source", e))?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| {
-            let t = r.get::<_, i64>(0) as usize - 1;
-            if r.get::<_, bool>(1) {
-                Some((t, Gone::Dropped))
-            } else if r.get::<_, bool>(2) {
-                Some((t, Gone::Unpublished))
-            } else {
-                None
-            }
-        })
-        .collect())
+    let mut gone = vec![];
+    for r in &rows {
+        let t = r.get::<_, i64>(0) as usize - 1;
+        if r.get::<_, bool>(1) {
+            let at: Lsn = r.get::<_, String>(3).parse().map_err(ConnectorError::Definite)?;
+            gone.push((t, Gone::Dropped(at)));
+        } else if r.get::<_, bool>(2) {
+            gone.push((t, Gone::Unpublished));
+        }
+    }
+    Ok(gone)
 }
 
 /// Each column's type in a Relation message, as `format_type` spells it.
@@ -395,7 +395,7 @@ pub async fn run(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut applier = Applier::open(target, targets).await?;
-    applier.apply_truncates = policy.apply_truncates;
+    applier.set_policy(&policy);
     let applied = applier.applied.max(start);
     let mut emitted_mark = applier.marks_reached;
     // Writable even while a cutover freezes the source (see `connect`):
@@ -534,7 +534,7 @@ pub async fn run(
                     }
                     for (t, change) in gone_or_unpublished(&source_sql, names, tables).await? {
                         match change {
-                            Gone::Dropped => s.applier.stop_table(t, "dropped on the source (or renamed away)".into()),
+                            Gone::Dropped(at) => s.applier.table_dropped(t, at, false),
                             Gone::Unpublished => s.applier.table_altered(
                                 t,
                                 "no longer in the task's publication (dropped and created again on the source?)".into(),
@@ -547,13 +547,20 @@ pub async fn run(
                             .map_err(|e| classify("listing the source's tables", e))?;
                         new_tables = found
                             .into_iter()
-                            .filter(|(_, schema, name)| !s.by_name.contains_key(&(schema.clone(), name.clone())))
+                            .filter(|(_, schema, name)| {
+                                s.by_name
+                                    .get(&(schema.clone(), name.clone()))
+                                    .is_none_or(|&i| s.applier.is_dropped(i))
+                            })
                             .map(|(_, schema, name)| TableRef { schema, name })
                             .collect();
                     }
                 }
                 let idle = s.txn.is_none() && !s.applier.pending();
                 let checkpoint = if idle { s.applier.applied.max(idle_position) } else { s.applier.applied };
+                if idle {
+                    s.applier.finish_drops(checkpoint).await?;
+                }
                 let mut progress = s.applier.progress(checkpoint, idle, s.latency_source_ms, last_report.elapsed().as_secs_f64());
                 progress.retained_wal_bytes = retained;
                 progress.new_tables = new_tables.clone();

@@ -5,15 +5,16 @@
 //! work in flight, which the coordinator hands to another worker when the
 //! lease expires.
 
-mod connectors;
+mod engine;
 mod failpoint;
+mod pipeline;
 mod probe;
 mod report;
 mod schema;
 
 use anyhow::Context;
 use clap::Parser;
-use connectors::ConnectorError;
+use engine::ConnectorError;
 use ferry_common::proto::{self as pb, admin_client::AdminClient, worker_client::WorkerClient};
 use ferry_common::work::Work;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -285,7 +286,7 @@ async fn run_assignment(
         tracing::info!("starting");
     }
     let progress = Arc::new(AtomicU64::new(0));
-    let ctx = connectors::WorkContext {
+    let ctx = engine::WorkContext {
         progress: progress.clone(),
         reporter: report::Reporter::new(client.clone(), admin.clone(), aref),
     };
@@ -296,7 +297,7 @@ async fn run_assignment(
     // a message instead of taking the slot down with it: the slot would
     // otherwise stop pulling work while its lease quietly expires.
     let fut = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
-        TASK.scope(a.task.clone(), EPOCH.scope(a.epoch, connectors::run_work(work, ctx))),
+        TASK.scope(a.task.clone(), EPOCH.scope(a.epoch, engine::run_work(work, ctx))),
     ));
     let fut = futures::FutureExt::map(fut, move |r| {
         r.unwrap_or_else(|panic| {

@@ -14,7 +14,7 @@
 //! rolls back when the server resumes — and reported as a retryable failure;
 //! the coordinator hands it out again, and the fences make the retry exact.
 
-use crate::connectors::{self, ConnectorError};
+use crate::engine::{self, ConnectorError};
 use ferry_common::endpoint::Endpoint;
 use std::time::Duration;
 
@@ -35,14 +35,14 @@ pub async fn watch(endpoints: Vec<Endpoint>, timeout: Duration) -> ConnectorErro
 }
 
 async fn watch_one(ep: Endpoint, timeout: Duration) -> ConnectorError {
-    let mut probe = connectors::Probe::default();
+    let mut probe = engine::Probe::default();
     loop {
         tokio::time::sleep(EVERY).await;
         match tokio::time::timeout(timeout, probe.ask(&ep)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::debug!(endpoint = %ep, error = %e, "liveness probe failed; the work's own connections will tell");
-                probe = connectors::Probe::default();
+                probe = engine::Probe::default();
             }
             Err(_) => {
                 return ConnectorError::Transient(format!(

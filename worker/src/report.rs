@@ -1,7 +1,7 @@
 //! Structured progress to the coordinator from inside a running assignment
 //! (snapshot ready, CDC checkpoints), tagged with the assignment's epoch.
 
-use crate::connectors::ConnectorError;
+use crate::engine::ConnectorError;
 use ferry_common::proto::{self as pb, admin_client::AdminClient, worker_client::WorkerClient};
 use ferry_common::work::ProgressDetail;
 use tonic::transport::Channel;

@@ -18,7 +18,7 @@ pub mod script;
 pub mod translate;
 pub mod trial;
 
-use crate::connectors::{mysql, postgres, ConnectorError};
+use crate::engine::{mysql, postgres, ConnectorError};
 use anyhow::Context;
 use catalog::Catalog;
 use convert::Conversion;

@@ -20,7 +20,7 @@
 use super::assessment::{ActionItem, Category, Effort, Outcome, Severity};
 use super::convert::{Conversion, Ddl};
 use super::script::mysql_statements;
-use crate::connectors::{mysql, postgres, ConnectorError};
+use crate::engine::{mysql, postgres, ConnectorError};
 use ferry_common::endpoint::{Endpoint, Engine};
 use mysql_async::prelude::Queryable;
 

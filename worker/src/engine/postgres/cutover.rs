@@ -1,7 +1,7 @@
 //! Cutover on a PostgreSQL database: freezing and thawing its writes.
 
 use super::{classify, connect};
-use crate::connectors::ConnectorError;
+use crate::engine::ConnectorError;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::schema::quote_ident;
 

@@ -13,7 +13,7 @@
 //!   than receive text decoded by a guess.
 
 use super::{classify, query_text};
-use crate::connectors::ConnectorError;
+use crate::engine::ConnectorError;
 use ferry_common::value::ValueError;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;

@@ -4,7 +4,7 @@
 //! tables large enough to be cut into segments.
 
 use super::{classify, connect};
-use crate::connectors::ConnectorError;
+use crate::engine::ConnectorError;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::mapping::TableMappings;
 use ferry_common::schema::*;

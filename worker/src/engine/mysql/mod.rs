@@ -20,7 +20,7 @@ use mysql_async::prelude::Queryable;
 /// utf8mb4 text and TIMESTAMP in UTC (so full-load rows and binlog rows,
 /// which carry UTC seconds, agree).
 pub async fn connect(ep: &Endpoint) -> Result<mysql_async::Conn, ConnectorError> {
-    let password = crate::connectors::postgres::connect::password(ep)?;
+    let password = crate::engine::postgres::connect::password(ep)?;
     let opts = mysql_async::OptsBuilder::default()
         .ip_or_hostname(ep.host.clone())
         .tcp_port(ep.port)

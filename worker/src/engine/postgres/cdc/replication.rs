@@ -11,8 +11,8 @@
 //! `select!` loses nothing, because bytes are only consumed once a whole
 //! message has arrived.
 
-use crate::connectors::postgres::connect::password;
-use crate::connectors::ConnectorError;
+use crate::engine::postgres::connect::password;
+use crate::engine::ConnectorError;
 use bytes::{Buf, BufMut, BytesMut};
 use fallible_iterator::FallibleIterator;
 use ferry_common::endpoint::Endpoint;

@@ -1,10 +1,11 @@
-//! Database connectors. Everything engine-specific lives in one folder per
-//! engine; the rest of the worker calls through [`run_work`].
+//! The engine boundary. Everything engine-specific lives in one folder per
+//! engine (`postgres/`, `mysql/`); the rest of the worker calls through
+//! [`run_work`] and the engine-neutral data path in `crate::pipeline`.
 
-pub mod apply;
 pub mod mysql;
 pub mod postgres;
-pub mod validate;
+
+use crate::pipeline::{apply, validate};
 
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::plan::SegmentBounds;

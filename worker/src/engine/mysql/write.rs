@@ -16,7 +16,7 @@
 
 use super::classify;
 use super::encode;
-use crate::connectors::{on_target, ConnectorError, Progress, Rows, MAX_EXCEPTIONS};
+use crate::engine::{on_target, ConnectorError, Progress, Rows, MAX_EXCEPTIONS};
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::plan::SegmentBounds;
 use ferry_common::position::Lsn;
@@ -145,7 +145,7 @@ pub async fn prepare(
     if let Some(sql) = pre_data_sql {
         if mode == TargetTablePrepMode::DropAndCreate {
             for t in &s.tables {
-                let t = crate::connectors::on_target(t, ferry_common::endpoint::Engine::Mysql)?;
+                let t = crate::engine::on_target(t, ferry_common::endpoint::Engine::Mysql)?;
                 exec(
                     &mut c,
                     &format!("DROP TABLE IF EXISTS {}", t.qualified()),
@@ -158,7 +158,7 @@ pub async fn prepare(
     }
     let task = crate::current_task();
     for t in &s.tables {
-        let t = crate::connectors::on_target(t, ferry_common::endpoint::Engine::Mysql)?;
+        let t = crate::engine::on_target(t, ferry_common::endpoint::Engine::Mysql)?;
         let what = format!("creating table {}", t.display_name());
         if mode == TargetTablePrepMode::DropAndCreate && pre_data_sql.is_none() {
             exec(&mut c, &format!("DROP TABLE IF EXISTS {}", t.qualified()), &what).await?;
@@ -309,7 +309,7 @@ pub async fn load_rows(
                     }
                 };
                 for row in batch {
-                    match crate::connectors::encode_row(&mut buf, &row, encode::row) {
+                    match crate::engine::encode_row(&mut buf, &row, encode::row) {
                         Ok(()) => sent += 1,
                         Err(r) => exceptions.push((r.image, r.reason)),
                     }
@@ -549,7 +549,7 @@ pub async fn reset_table(
 /// Secondary indexes after the load (in one ALTER, so InnoDB sorts once
 /// per index without rebuilding the table for each).
 pub async fn post_data(ep: &Endpoint, t: &TableSchema) -> Result<(), ConnectorError> {
-    let t = crate::connectors::on_target(t, ferry_common::endpoint::Engine::Mysql)?;
+    let t = crate::engine::on_target(t, ferry_common::endpoint::Engine::Mysql)?;
     let mut c = target(ep).await?;
     let existing: Vec<String> = c
         .exec(
@@ -686,7 +686,7 @@ pub(crate) async fn fence(c: &mut Conn, task: &str, epoch: i64) -> Result<(), Co
     .map_err(|e| classify(format!("task {task}: fencing the CDC stream on the target"), e))
 }
 
-/// Takes the task's CDC apply state over for `epoch` (see `connectors/apply`)
+/// Takes the task's CDC apply state over for `epoch` (see `pipeline/apply`)
 /// and returns the committed position and mark. Waits for a predecessor's
 /// open batch, which holds the row's lock from its closing check to COMMIT.
 pub(crate) async fn take_over(c: &mut Conn, task: &str, epoch: i64) -> Result<(Lsn, u64), ConnectorError> {

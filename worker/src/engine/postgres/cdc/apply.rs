@@ -1,6 +1,6 @@
 //! The CDC stream from PostgreSQL: reads the task's slot with pgoutput and
 //! hands the changes, in source commit order, to the engine-neutral
-//! [`Applier`] (`connectors/apply`), which writes them to a PostgreSQL or
+//! [`Applier`] (`pipeline/apply`), which writes them to a PostgreSQL or
 //! MySQL target exactly once.
 //!
 //! ## Why nothing is lost or applied twice
@@ -53,9 +53,9 @@
 
 use super::pgoutput::{self, Message, OldTuple, Relation, Value};
 use super::replication::{pg_time_to_unix_ms, ReplicationClient, ReplicationMessage};
-use crate::connectors::apply::{Applier, Image, Op, TablePolicy, TargetTable};
-use crate::connectors::postgres::{classify, connect, read};
-use crate::connectors::ConnectorError;
+use crate::engine::postgres::{classify, connect, read};
+use crate::engine::ConnectorError;
+use crate::pipeline::apply::{Applier, Image, Op, TablePolicy, TargetTable};
 use crate::report::Reporter;
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::position::Lsn;
@@ -542,7 +542,7 @@ pub async fn run(
                         }
                     }
                     if let Some(m) = policy.discover {
-                        let found = crate::connectors::postgres::introspect::selected_tables(&source_sql, m)
+                        let found = crate::engine::postgres::introspect::selected_tables(&source_sql, m)
                             .await
                             .map_err(|e| classify("listing the source's tables", e))?;
                         new_tables = found

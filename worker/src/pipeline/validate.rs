@@ -45,7 +45,7 @@
 //! replacing the segment's earlier ones in one transaction, so a retried or
 //! re-run validation never double-counts.
 
-use crate::connectors::{bounds_on_target, mysql, on_target, postgres, ConnectorError};
+use crate::engine::{bounds_on_target, mysql, on_target, postgres, ConnectorError};
 use crate::report::Reporter;
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::plan::{KeyColumn, SegmentBounds};

@@ -2,8 +2,8 @@
 //! snapshot holder's temporary slot, and their removal.
 
 use super::replication::ReplicationClient;
-use crate::connectors::postgres::{classify, connect};
-use crate::connectors::ConnectorError;
+use crate::engine::postgres::{classify, connect};
+use crate::engine::ConnectorError;
 use crate::report::Reporter;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::position::Lsn;

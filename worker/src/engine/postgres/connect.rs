@@ -3,7 +3,7 @@
 //! ~/.pgpass (MYSQL_PWD for MySQL endpoints). The password never leaves
 //! this function.
 
-use crate::connectors::ConnectorError;
+use crate::engine::ConnectorError;
 use ferry_common::endpoint::{Endpoint, Engine, PasswordSource};
 
 fn pgpass(ep: &Endpoint) -> Option<String> {

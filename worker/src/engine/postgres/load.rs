@@ -46,7 +46,7 @@
 //! plus one row per segment in flight.
 
 use super::{classify, connect};
-use crate::connectors::{on_target, ConnectorError, Progress, Rows, MAX_EXCEPTIONS};
+use crate::engine::{on_target, ConnectorError, Progress, Rows, MAX_EXCEPTIONS};
 use crate::failpoint;
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::plan::{KeyColumn, SegmentBounds};
@@ -593,7 +593,7 @@ pub async fn load_rows(
     let mut sent = 0u64;
     while let Some(batch) = rows.next().await {
         for row in batch? {
-            match crate::connectors::encode_row(&mut buf, &row, super::encode::row) {
+            match crate::engine::encode_row(&mut buf, &row, super::encode::row) {
                 Ok(()) => sent += 1,
                 Err(r) => {
                     if exceptions.len() >= MAX_EXCEPTIONS {

@@ -7,7 +7,7 @@
 //! A MySQL database is the table's `schema` in Ferry's model.
 
 use super::{query_text, quote};
-use crate::connectors::ConnectorError;
+use crate::engine::ConnectorError;
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::mapping::TableMappings;
 use ferry_common::schema::*;

@@ -1,11 +1,11 @@
-//! MySQL's side of validation (see `connectors/validate`): range checksums
+//! MySQL's side of validation (see `pipeline/validate`): range checksums
 //! computed by the server, split points in key order, rows as text, and the
 //! `ferry.validation_failures` control table.
 
 use super::read::predicate;
 use super::{classify, connect, quote};
-use crate::connectors::validate::Checksum;
-use crate::connectors::ConnectorError;
+use crate::engine::ConnectorError;
+use crate::pipeline::validate::Checksum;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::plan::SegmentBounds;
 use ferry_common::schema::TableSchema;

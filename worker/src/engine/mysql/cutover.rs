@@ -2,7 +2,7 @@
 //! moving AUTO_INCREMENT counters.
 
 use super::{classify, connect, quote};
-use crate::connectors::ConnectorError;
+use crate::engine::ConnectorError;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::schema::TableSchema;
 use mysql_async::prelude::Queryable;
@@ -31,7 +31,7 @@ pub async fn freeze(ep: &Endpoint, freeze: bool) -> Result<(), ConnectorError> {
 pub async fn sync_auto_increment(target: &Endpoint, tables: &[TableSchema]) -> Result<(), ConnectorError> {
     let mut c = connect(target).await?;
     for t in tables.iter().filter(|t| !t.sequences.is_empty()) {
-        let t = crate::connectors::on_target(t, ferry_common::endpoint::Engine::Mysql)?;
+        let t = crate::engine::on_target(t, ferry_common::endpoint::Engine::Mysql)?;
         let name = format!("{}.{}", quote(&t.schema), quote(&t.name));
         for seq in &t.sequences {
             let what = format!("setting AUTO_INCREMENT of {}", t.display_name());

@@ -100,7 +100,7 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             apply_truncates,
             drop_dropped,
         } => {
-            let policy = crate::connectors::apply::TablePolicy {
+            let policy = crate::pipeline::apply::TablePolicy {
                 discover: discover.as_ref(),
                 apply_truncates,
                 drop_dropped,
@@ -108,9 +108,9 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             cdc::apply::run(&source, &target, &cdc, &tables, start, policy, &ctx.reporter).await
         }
         Work::DropSlot { source, cdc, keep_slot } => cdc::slot::drop(&source, &cdc, keep_slot).await,
-        // Engine-neutral; `connectors::run_work` takes it before dispatch.
+        // Engine-neutral; `engine::run_work` takes it before dispatch.
         Work::ValidateSegment { .. } | Work::FreezeSource { .. } | Work::SyncSequences { .. } => Err(
-            ConnectorError::Definite(format!("{} is dispatched by the connectors module", work.kind())),
+            ConnectorError::Definite(format!("{} is dispatched by the engine module", work.kind())),
         ),
         Work::PostData {
             source,

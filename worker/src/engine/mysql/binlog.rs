@@ -1,7 +1,7 @@
 //! MySQL / MariaDB change data capture from the binary log: prerequisite
 //! checks, binlog positions, the snapshot handoff, and the stream that
 //! decodes ROW events into the value model and hands them to the applier
-//! (`connectors/apply`).
+//! (`pipeline/apply`).
 //!
 //! ## Positions
 //! A binlog position `name.NNNNNN:offset` is an [`Lsn`] with the file number
@@ -47,8 +47,8 @@
 
 use super::charset::{self, Charset};
 use super::{classify, connect, query_text, tablemap};
-use crate::connectors::apply::{whole, Applier, Op, TablePolicy, TargetTable};
-use crate::connectors::ConnectorError;
+use crate::engine::ConnectorError;
+use crate::pipeline::apply::{whole, Applier, Op, TablePolicy, TargetTable};
 use crate::report::Reporter;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::position::Lsn;

@@ -43,7 +43,7 @@
 //! and is counted, exactly as in the full load. TRUNCATE becomes `DELETE`
 //! on MySQL, whose TRUNCATE would commit the batch half-way.
 
-use crate::connectors::{mysql, postgres, ConnectorError};
+use crate::engine::{mysql, postgres, ConnectorError};
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::plan::ChangeTracking;
 use ferry_common::position::Lsn;
@@ -131,7 +131,7 @@ impl TargetTable {
         image: &[&str],
         key: Option<&[String]>,
     ) -> Result<TargetTable, ConnectorError> {
-        let t = crate::connectors::on_target(source, engine)?;
+        let t = crate::engine::on_target(source, engine)?;
         let mut columns = vec![];
         let mut source_index = vec![];
         let mut names = vec![];

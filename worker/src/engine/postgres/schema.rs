@@ -4,7 +4,7 @@
 //! Building indexes after the load is much faster than loading into them.
 
 use super::{classify, connect};
-use crate::connectors::{on_target, ConnectorError};
+use crate::engine::{on_target, ConnectorError};
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::schema::*;
 use ferry_common::settings::TargetTablePrepMode;
@@ -481,7 +481,7 @@ pub async fn sync_sequences(
     };
     for t in tables {
         // Converted: a MySQL AUTO_INCREMENT column is an identity here.
-        let t = crate::connectors::on_target(t, Engine::Postgres)?;
+        let t = crate::engine::on_target(t, Engine::Postgres)?;
         let name = t.qualified();
         for seq in &t.sequences {
             let col = quote_ident(&seq.column);

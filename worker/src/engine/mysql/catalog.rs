@@ -6,7 +6,7 @@
 //! for structure; SHOW CREATE gives the text the report quotes.
 
 use super::{query_text, quote};
-use crate::connectors::ConnectorError;
+use crate::engine::ConnectorError;
 use crate::schema::catalog::*;
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::mapping::TableMappings;

@@ -4,7 +4,7 @@
 //! settings the premigration checks look at.
 
 use super::{classify, connect};
-use crate::connectors::ConnectorError;
+use crate::engine::ConnectorError;
 use crate::schema::catalog::*;
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::mapping::TableMappings;

@@ -4,6 +4,7 @@
 
 pub mod mysql;
 pub mod postgres;
+pub(crate) mod target;
 
 use crate::pipeline::{apply, validate};
 
@@ -160,8 +161,8 @@ pub fn on_target(t: &TableSchema, target: Engine) -> Result<TableSchema, Connect
 async fn fence_stream(target: &Endpoint) -> Result<(), ConnectorError> {
     let (task, epoch) = (crate::current_task(), crate::current_epoch() as i64);
     match target.engine {
-        Engine::Postgres => postgres::cdc::apply::fence(&postgres::connect(target).await?, &task, epoch).await?,
-        Engine::Mysql => mysql::write::fence(&mut mysql::write::target(target).await?, &task, epoch).await?,
+        Engine::Postgres => postgres::target::fence(&postgres::connect(target).await?, &task, epoch).await?,
+        Engine::Mysql => mysql::target::fence(&mut mysql::write::target(target).await?, &task, epoch).await?,
     }
     tracing::info!(epoch, "CDC apply state fenced: the stopped stream commits nothing more");
     Ok(())

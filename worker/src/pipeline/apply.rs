@@ -43,14 +43,14 @@
 //! and is counted, exactly as in the full load. TRUNCATE becomes `DELETE`
 //! on MySQL, whose TRUNCATE would commit the batch half-way.
 
-use crate::engine::{mysql, postgres, ConnectorError};
+use crate::engine::target::{AnyChangeTarget, ApplyDialect, ChangeTarget};
+use crate::engine::ConnectorError;
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::plan::ChangeTracking;
 use ferry_common::position::Lsn;
-use ferry_common::schema::{quote_ident, quote_literal, TableSchema};
+use ferry_common::schema::{quote_ident, TableSchema};
 use ferry_common::value::{Value, ValueError};
 use ferry_common::work::{CdcProgress, ChangedSegments, TableCounters};
-use mysql_async::prelude::Queryable;
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -218,13 +218,10 @@ struct OpenInsert {
     keys: HashSet<String>,
 }
 
-enum Conn {
-    Postgres(tokio_postgres::Client),
-    Mysql(mysql_async::Conn),
-}
-
-pub struct Applier {
-    conn: Conn,
+/// Applies changes to one target (`T`: the engine's, or a test's).
+pub struct Applier<T: ChangeTarget = AnyChangeTarget> {
+    target: T,
+    dialect: &'static dyn ApplyDialect,
     task: String,
     epoch: i64,
     pub tables: Vec<TargetTable>,
@@ -278,30 +275,23 @@ impl Applier {
     /// Connects to the target and takes the task's apply state over for this
     /// assignment's epoch; `applied` is then the committed position.
     pub async fn open(target: &Endpoint, tables: Vec<TargetTable>) -> Result<Applier, ConnectorError> {
-        let task = crate::current_task();
-        let epoch = crate::current_epoch() as i64;
-        let (conn, applied, mark) = match target.engine {
-            Engine::Postgres => {
-                let c = postgres::connect(target).await?;
-                let pq = |what: &'static str| move |e| postgres::classify(what, e);
-                c.batch_execute("SET standard_conforming_strings = on")
-                    .await
-                    .map_err(pq("configuring the target session"))?;
-                // As DMS does: the source already ran triggers and FK checks.
-                if let Err(e) = c.batch_execute("SET session_replication_role = replica").await {
-                    tracing::warn!(error = %e, "cannot set session_replication_role=replica on the target; triggers and foreign keys stay active during apply");
-                }
-                let (lsn, mark) = postgres::cdc::apply::take_over(&c, &task, epoch).await?;
-                (Conn::Postgres(c), lsn, mark)
-            }
-            Engine::Mysql => {
-                let mut c = mysql::write::target(target).await?;
-                let (lsn, mark) = mysql::write::take_over(&mut c, &task, epoch).await?;
-                (Conn::Mysql(c), lsn, mark)
-            }
-        };
+        let target = AnyChangeTarget::open(target).await?;
+        Applier::with_target(target, crate::current_task(), crate::current_epoch() as i64, tables).await
+    }
+}
+
+impl<T: ChangeTarget> Applier<T> {
+    /// Takes the task's apply state on `target` over for `epoch`.
+    pub async fn with_target(
+        mut target: T,
+        task: String,
+        epoch: i64,
+        tables: Vec<TargetTable>,
+    ) -> Result<Applier<T>, ConnectorError> {
+        let (applied, mark) = target.take_over(&task, epoch).await?;
         Ok(Applier {
-            conn,
+            dialect: target.dialect(),
+            target,
             task,
             epoch,
             tables,
@@ -328,13 +318,6 @@ impl Applier {
             apply_truncates: true,
             drop_dropped: true,
         })
-    }
-
-    fn engine(&self) -> Engine {
-        match self.conn {
-            Conn::Postgres(_) => Engine::Postgres,
-            Conn::Mysql(_) => Engine::Mysql,
-        }
     }
 
     /// Replaces table `t`'s mapping (the log announced its row layout); a
@@ -423,18 +406,8 @@ impl Applier {
         self.dropping = waiting;
         for (t, at) in done {
             if self.drop_dropped {
-                let stmt = format!("DROP TABLE IF EXISTS {}", self.tables[t].qualified);
-                match self.conn {
-                    Conn::Postgres(_) => {
-                        // Transactional DDL: in a batch, fenced as any batch.
-                        self.begin_batch();
-                        self.push_stmt(&stmt);
-                        self.commit_batch().await?;
-                    }
-                    Conn::Mysql(ref mut c) => {
-                        mysql::write::drop_table_fenced(c, &self.task, self.epoch, &stmt).await?;
-                    }
-                }
+                let qualified = self.tables[t].qualified.clone();
+                self.target.drop_table(&self.task, self.epoch, &qualified).await?;
             }
             let table = &mut self.tables[t];
             tracing::warn!(table = %table.display, %at, dropped_on_target = self.drop_dropped, "table dropped on the source leaves the stream");
@@ -482,10 +455,8 @@ impl Applier {
 
     fn begin_batch(&mut self) {
         if !self.batch_open {
-            self.sql.push_str(match self.conn {
-                Conn::Postgres(_) => "BEGIN;",
-                Conn::Mysql(_) => "START TRANSACTION;",
-            });
+            self.sql.push_str(self.dialect.begin());
+            self.sql.push(';');
             self.batch_open = true;
             self.batch_started = Instant::now();
         }
@@ -510,18 +481,12 @@ impl Applier {
             return Ok(());
         }
         let sql = std::mem::take(&mut self.sql);
-        let what = || format!("applying changes to the target (batch ending after {})", self.batch_end);
-        match &mut self.conn {
-            Conn::Postgres(c) => c.batch_execute(&sql).await.map_err(|e| postgres::classify(what(), e)),
-            Conn::Mysql(c) => c.query_drop(sql).await.map_err(|e| mysql::classify(what(), e)),
-        }
+        let what = format!("applying changes to the target (batch ending after {})", self.batch_end);
+        self.target.execute(sql, &what).await
     }
 
     fn literal(&self, t: usize, col: usize, v: &Value) -> Result<String, ValueError> {
-        match self.conn {
-            Conn::Postgres(_) => postgres::encode::literal(v, &self.tables[t].columns[col].1),
-            Conn::Mysql(_) => mysql::encode::literal(v),
-        }
+        self.dialect.literal(v, &self.tables[t].columns[col].1)
     }
 
     /// The target-ordered literals of a row image (`None`: not sent).
@@ -545,10 +510,7 @@ impl Applier {
     }
 
     fn text_literal(&self, s: &str) -> String {
-        match self.conn {
-            Conn::Postgres(_) => quote_literal(s),
-            Conn::Mysql(_) => mysql::encode::quoted(s),
-        }
+        self.dialect.text_literal(s)
     }
 
     /// Records a change the target cannot take in `ferry.apply_exceptions`,
@@ -602,7 +564,6 @@ impl Applier {
     /// column for a table without one.
     fn row_match(&self, t: usize, lits: &[Option<String>]) -> String {
         let table = &self.tables[t];
-        let mysql = self.engine() == Engine::Mysql;
         let cols: Vec<usize> = if table.key.is_empty() {
             (0..table.columns.len()).collect()
         } else {
@@ -613,10 +574,10 @@ impl Applier {
             .filter_map(|&i| {
                 let name = &table.columns[i].0;
                 let lit = lits[i].as_ref()?;
-                Some(match (table.key.is_empty(), mysql) {
-                    (false, _) => format!("{name} = {lit}"),
-                    (true, true) => format!("{name} <=> {lit}"),
-                    (true, false) => format!("{name} IS NOT DISTINCT FROM {lit}"),
+                Some(if table.key.is_empty() {
+                    self.dialect.null_safe_eq(name, lit)
+                } else {
+                    format!("{name} = {lit}")
                 })
             })
             .collect();
@@ -628,16 +589,7 @@ impl Applier {
     fn one_row(&self, t: usize, lits: &[Option<String>]) -> String {
         let cond = self.row_match(t, lits);
         let table = &self.tables[t];
-        match (table.key.is_empty(), self.engine()) {
-            (false, _) => format!("WHERE {cond}"),
-            (true, Engine::Mysql) => format!("WHERE {cond} LIMIT 1"),
-            (true, Engine::Postgres) => {
-                format!(
-                    "WHERE ctid = (SELECT ctid FROM {} WHERE {cond} LIMIT 1)",
-                    table.qualified
-                )
-            }
-        }
+        self.dialect.one_row(&table.qualified, &cond, !table.key.is_empty())
     }
 
     fn upsert(&mut self, t: usize, lits: Vec<String>) {
@@ -658,29 +610,10 @@ impl Applier {
         self.close_insert();
         let table = &self.tables[t];
         let cols: Vec<&str> = table.columns.iter().map(|c| c.0.as_str()).collect();
-        let rest: Vec<&str> = (0..cols.len())
-            .filter(|i| !table.key.contains(i))
-            .map(|i| cols[i])
-            .collect();
-        let suffix = match (table.key.is_empty(), self.engine()) {
-            (true, _) => String::new(),
-            (false, Engine::Postgres) => {
-                let key: Vec<&str> = table.key.iter().map(|&i| cols[i]).collect();
-                if rest.is_empty() {
-                    format!(" ON CONFLICT ({}) DO NOTHING", key.join(", "))
-                } else {
-                    let sets: Vec<String> = rest.iter().map(|c| format!("{c} = EXCLUDED.{c}")).collect();
-                    format!(" ON CONFLICT ({}) DO UPDATE SET {}", key.join(", "), sets.join(", "))
-                }
-            }
-            (false, Engine::Mysql) => {
-                let sets: Vec<String> = if rest.is_empty() {
-                    vec![format!("{0} = {0}", cols[table.key[0]])]
-                } else {
-                    rest.iter().map(|c| format!("{c} = VALUES({c})")).collect()
-                };
-                format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", "))
-            }
+        let suffix = if table.key.is_empty() {
+            String::new()
+        } else {
+            self.dialect.upsert_suffix(&cols, &table.key)
         };
         self.sql.push_str(&format!(
             "INSERT INTO {} ({}) VALUES {row}",
@@ -807,16 +740,7 @@ impl Applier {
 
     fn push_truncate(&mut self, ts: &[usize], restart_identity: bool, cascade: bool) {
         let names: Vec<&str> = ts.iter().map(|&t| self.tables[t].qualified.as_str()).collect();
-        let stmts: Vec<String> = match self.engine() {
-            Engine::Postgres => vec![format!(
-                "TRUNCATE {}{}{}",
-                names.join(", "),
-                if restart_identity { " RESTART IDENTITY" } else { "" },
-                if cascade { " CASCADE" } else { "" }
-            )],
-            // MySQL's TRUNCATE would commit the batch half-way.
-            Engine::Mysql => names.iter().map(|q| format!("DELETE FROM {q}")).collect(),
-        };
+        let stmts = self.dialect.truncate(&names, restart_identity, cascade);
         for stmt in stmts {
             self.push_stmt(&stmt);
         }
@@ -845,40 +769,14 @@ impl Applier {
         }
         self.send().await?;
         let (task, epoch, end, mark) = (self.task.clone(), self.epoch, self.batch_end, self.batch_mark as i64);
-        let fenced = match &mut self.conn {
-            Conn::Postgres(c) => {
-                let n = c
-                    .execute(
-                        "UPDATE ferry.apply_state SET lsn = $1::text::pg_lsn, mark = greatest(mark, $2), updated_at = now()
-                          WHERE task = $3 AND epoch = $4",
-                        &[&end.to_string(), &mark, &task, &epoch],
-                    )
-                    .await
-                    .map_err(|e| postgres::classify("recording the applied position on the target", e))?;
-                n == 1
-            }
-            Conn::Mysql(c) => mysql::write::record_position(c, &task, epoch, end, mark).await?,
-        };
-        if !fenced {
-            let _ = match &mut self.conn {
-                Conn::Postgres(c) => c.batch_execute("ROLLBACK").await.map_err(|_| ()),
-                Conn::Mysql(c) => c.query_drop("ROLLBACK").await.map_err(|_| ()),
-            };
+        if !self.target.record_position(&task, epoch, end, mark).await? {
+            self.target.rollback().await;
             return Err(ConnectorError::Definite(format!(
                 "task {task}: another worker took over the CDC stream (epoch {epoch} superseded); stopping"
             )));
         }
         crate::failpoint::pause("cdc-before-commit").await;
-        match &mut self.conn {
-            Conn::Postgres(c) => c
-                .batch_execute("COMMIT")
-                .await
-                .map_err(|e| postgres::classify("COMMIT of applied changes on the target", e))?,
-            Conn::Mysql(c) => c
-                .query_drop("COMMIT")
-                .await
-                .map_err(|e| mysql::classify("COMMIT of applied changes on the target", e))?,
-        }
+        self.target.commit().await?;
         self.batch_open = false;
         self.applied = self.batch_end;
         self.marks_reached = self.marks_reached.max(self.batch_mark);
@@ -931,5 +829,268 @@ impl Applier {
         self.tables_altered.clear();
         self.tables_dropped.clear();
         self.rows_since_report = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The applier against an in-memory target: the SQL it sends through
+    //! each dialect, and the epoch fence it commits under.
+    use super::*;
+    use crate::engine::mysql::target::MysqlDialect;
+    use crate::engine::postgres::target::PgDialect;
+    use ferry_common::schema::{Column, PrimaryKey};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// The apply-state row, shared by the streams of one target.
+    #[derive(Default)]
+    struct State {
+        lsn: u64,
+        epoch: i64,
+        mark: u64,
+        committed: Vec<String>,
+    }
+
+    /// A target session: what it sent since its last commit, and the shared
+    /// apply state it commits into.
+    struct MockTarget {
+        dialect: &'static dyn ApplyDialect,
+        state: Rc<RefCell<State>>,
+        open: Vec<String>,
+        staged: Option<(u64, u64)>,
+    }
+
+    impl MockTarget {
+        fn new(dialect: &'static dyn ApplyDialect, state: &Rc<RefCell<State>>) -> MockTarget {
+            MockTarget {
+                dialect,
+                state: state.clone(),
+                open: vec![],
+                staged: None,
+            }
+        }
+    }
+
+    impl ChangeTarget for MockTarget {
+        fn dialect(&self) -> &'static dyn ApplyDialect {
+            self.dialect
+        }
+        async fn take_over(&mut self, task: &str, epoch: i64) -> Result<(Lsn, u64), ConnectorError> {
+            let mut s = self.state.borrow_mut();
+            if s.epoch > epoch {
+                return Err(ConnectorError::Definite(format!(
+                    "task {task}: epoch {epoch} superseded"
+                )));
+            }
+            s.epoch = epoch;
+            Ok((Lsn(s.lsn), s.mark))
+        }
+        async fn execute(&mut self, sql: String, _what: &str) -> Result<(), ConnectorError> {
+            self.open.push(sql);
+            Ok(())
+        }
+        async fn record_position(
+            &mut self,
+            _task: &str,
+            epoch: i64,
+            end: Lsn,
+            mark: i64,
+        ) -> Result<bool, ConnectorError> {
+            if self.state.borrow().epoch != epoch {
+                return Ok(false);
+            }
+            self.staged = Some((end.0, mark as u64));
+            Ok(true)
+        }
+        async fn commit(&mut self) -> Result<(), ConnectorError> {
+            let mut s = self.state.borrow_mut();
+            if let Some((lsn, mark)) = self.staged.take() {
+                s.lsn = lsn;
+                s.mark = s.mark.max(mark);
+            }
+            s.committed.append(&mut self.open);
+            Ok(())
+        }
+        async fn rollback(&mut self) {
+            self.open.clear();
+            self.staged = None;
+        }
+        async fn drop_table(&mut self, _task: &str, epoch: i64, table: &str) -> Result<(), ConnectorError> {
+            if self.state.borrow().epoch != epoch {
+                return Err(ConnectorError::Definite("superseded".into()));
+            }
+            self.state
+                .borrow_mut()
+                .committed
+                .push(format!("DROP TABLE IF EXISTS {table}"));
+            Ok(())
+        }
+    }
+
+    fn table(engine: Engine, keyed: bool) -> TargetTable {
+        let mut t = TableSchema::bare(
+            engine,
+            "s",
+            "t",
+            vec![Column::plain("id", "integer"), Column::plain("v", "text")],
+        );
+        if keyed {
+            t.primary_key = Some(PrimaryKey {
+                name: "t_pkey".into(),
+                columns: vec!["id".into()],
+            });
+        }
+        let mut m = TargetTable::new(&t, engine).expect("maps onto its own engine");
+        m.replay = keyed;
+        m
+    }
+
+    fn text(s: &str) -> Value<'static> {
+        Value::Text(s.to_string().into())
+    }
+
+    /// One batch of every kind of change; the SQL the target received.
+    async fn one_batch(engine: Engine, dialect: &'static dyn ApplyDialect) -> Vec<String> {
+        let state = Rc::new(RefCell::new(State::default()));
+        let tables = vec![table(engine, true), table(engine, false)];
+        let mut a = Applier::with_target(MockTarget::new(dialect, &state), "t1".into(), 1, tables)
+            .await
+            .unwrap();
+        a.begin_txn(1);
+        a.apply(0, Op::Insert(vec![Value::Int(1), text("it's \\ here")]))
+            .await
+            .unwrap();
+        a.apply(0, Op::Insert(vec![Value::Int(2), Value::Null])).await.unwrap();
+        a.apply(
+            0,
+            Op::Update {
+                before: whole(vec![Value::Int(2), Value::Null]),
+                after: whole(vec![Value::Int(3), text("moved")]),
+            },
+        )
+        .await
+        .unwrap();
+        a.apply(1, Op::Delete(whole(vec![Value::Int(9), Value::Null])))
+            .await
+            .unwrap();
+        a.truncate(&[1], false, false).await.unwrap();
+        a.end_txn(Lsn(100), false).await.unwrap();
+        assert_eq!(state.borrow().lsn, 100, "the position commits with the batch");
+        let sent = state.borrow().committed.join("\n");
+        sent.split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn golden_sql_postgres() {
+        let sql = one_batch(Engine::Postgres, &PgDialect).await;
+        assert_eq!(
+            sql,
+            [
+                "BEGIN",
+                r#"INSERT INTO "s"."t" ("id", "v") VALUES ('1'::integer, 'it''s \ here'::text),('2'::integer, NULL) ON CONFLICT ("id") DO UPDATE SET "v" = EXCLUDED."v""#,
+                r#"DELETE FROM "s"."t" WHERE "id" = '2'::integer"#,
+                r#"INSERT INTO "s"."t" ("id", "v") VALUES ('3'::integer, 'moved'::text) ON CONFLICT ("id") DO UPDATE SET "v" = EXCLUDED."v""#,
+                r#"DELETE FROM "s"."t" WHERE ctid = (SELECT ctid FROM "s"."t" WHERE "id" IS NOT DISTINCT FROM '9'::integer AND "v" IS NOT DISTINCT FROM NULL LIMIT 1)"#,
+                r#"TRUNCATE "s"."t""#,
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn golden_sql_mysql() {
+        // Identifiers in ANSI quotes: the target session runs with ANSI_QUOTES.
+        let sql = one_batch(Engine::Mysql, &MysqlDialect).await;
+        assert_eq!(
+            sql,
+            [
+                "START TRANSACTION",
+                r#"INSERT INTO "s"."t" ("id", "v") VALUES (1, 'it''s \\ here'),(2, NULL) ON DUPLICATE KEY UPDATE "v" = VALUES("v")"#,
+                r#"DELETE FROM "s"."t" WHERE "id" = 2"#,
+                r#"INSERT INTO "s"."t" ("id", "v") VALUES (3, 'moved') ON DUPLICATE KEY UPDATE "v" = VALUES("v")"#,
+                r#"DELETE FROM "s"."t" WHERE "id" <=> 9 AND "v" <=> NULL LIMIT 1"#,
+                r#"DELETE FROM "s"."t""#,
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_value_the_target_cannot_hold_goes_to_the_exceptions_table() {
+        let state = Rc::new(RefCell::new(State::default()));
+        let mut a = Applier::with_target(
+            MockTarget::new(&PgDialect, &state),
+            "t1".into(),
+            1,
+            vec![table(Engine::Postgres, true)],
+        )
+        .await
+        .unwrap();
+        a.begin_txn(1);
+        a.apply(0, Op::Insert(vec![Value::Int(1), text("nul\0byte")]))
+            .await
+            .unwrap();
+        a.end_txn(Lsn(7), false).await.unwrap();
+        let sent = state.borrow().committed.join("\n");
+        assert!(sent.contains("INSERT INTO ferry.apply_exceptions"), "{sent}");
+        assert!(!sent.contains(r#"INSERT INTO "s"."t""#), "{sent}");
+    }
+
+    /// A stream that lost the apply state to a newer one commits nothing
+    /// more, and the newer one resumes from the older one's last commit.
+    #[tokio::test]
+    async fn a_superseded_stream_commits_nothing() {
+        let state = Rc::new(RefCell::new(State::default()));
+        let tables = || vec![table(Engine::Postgres, true)];
+        let mut old = Applier::with_target(MockTarget::new(&PgDialect, &state), "t1".into(), 1, tables())
+            .await
+            .unwrap();
+        old.begin_txn(1);
+        old.apply(0, Op::Insert(vec![Value::Int(1), text("a")])).await.unwrap();
+        old.end_txn(Lsn(10), false).await.unwrap();
+
+        let new = Applier::with_target(MockTarget::new(&PgDialect, &state), "t1".into(), 2, tables())
+            .await
+            .unwrap();
+        assert_eq!(new.applied, Lsn(10), "resumes from the committed position");
+
+        old.begin_txn(2);
+        old.apply(0, Op::Insert(vec![Value::Int(2), text("b")])).await.unwrap();
+        let e = old.end_txn(Lsn(20), false).await.unwrap_err();
+        assert!(e.to_string().contains("superseded"), "{e}");
+        assert_eq!(state.borrow().lsn, 10);
+        assert!(!state.borrow().committed.join("").contains("'b'"), "the zombie's rows committed");
+        let late = Applier::with_target(MockTarget::new(&PgDialect, &state), "t1".into(), 1, tables()).await;
+        assert!(late.is_err(), "an older epoch took the state back");
+    }
+
+    /// A dropped table is dropped on the target only once everything before
+    /// the drop is committed.
+    #[tokio::test]
+    async fn a_drop_waits_for_the_changes_before_it() {
+        let state = Rc::new(RefCell::new(State::default()));
+        let mut a = Applier::with_target(
+            MockTarget::new(&PgDialect, &state),
+            "t1".into(),
+            1,
+            vec![table(Engine::Postgres, true)],
+        )
+        .await
+        .unwrap();
+        a.table_dropped(0, Lsn(50), false);
+        a.begin_txn(1);
+        a.apply(0, Op::Insert(vec![Value::Int(1), text("before the drop")]))
+            .await
+            .unwrap();
+        a.end_txn(Lsn(40), false).await.unwrap();
+        a.finish_drops(Lsn(40)).await.unwrap();
+        assert!(!state.borrow().committed.join("").contains("DROP"));
+        a.finish_drops(Lsn(60)).await.unwrap();
+        let sent = state.borrow().committed.join("\n");
+        assert!(sent.ends_with(r#"DROP TABLE IF EXISTS "s"."t""#), "{sent}");
+        assert!(a.progress(Lsn(60), true, 0, 1.0).tables_dropped == ["s.t"]);
     }
 }

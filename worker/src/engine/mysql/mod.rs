@@ -9,6 +9,7 @@ pub(crate) mod encode;
 mod introspect;
 pub(crate) mod read;
 pub(crate) mod tablemap;
+pub(crate) mod target;
 pub(crate) mod validate;
 pub(crate) mod write;
 

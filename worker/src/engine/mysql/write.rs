@@ -29,7 +29,9 @@ use mysql_async::Conn;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-const CONTROL_DDL: &[&str] = &[
+/// Ferry's bookkeeping on the target (segments, load generations,
+/// exceptions, the CDC apply state).
+pub(crate) const CONTROL_DDL: &[&str] = &[
     "CREATE DATABASE IF NOT EXISTS ferry CHARACTER SET utf8mb4",
     "CREATE TABLE IF NOT EXISTS ferry.segment_loads (
         task VARCHAR(128) NOT NULL, table_name VARCHAR(512) NOT NULL, segment INT NOT NULL,
@@ -66,7 +68,7 @@ pub(crate) async fn target(ep: &Endpoint) -> Result<Conn, ConnectorError> {
     Ok(c)
 }
 
-async fn exec(c: &mut Conn, sql: &str, what: &str) -> Result<(), ConnectorError> {
+pub(crate) async fn exec(c: &mut Conn, sql: &str, what: &str) -> Result<(), ConnectorError> {
     c.query_drop(sql).await.map_err(|e| classify(what, e))
 }
 
@@ -508,7 +510,7 @@ pub async fn reset_table(
         exec(&mut c, &create_table(&now), &format!("table {name}: creating it")).await?;
     }
     c.query_drop("START TRANSACTION").await.map_err(q("BEGIN"))?;
-    fence(&mut c, &task, crate::current_epoch() as i64).await?;
+    super::target::fence(&mut c, &task, crate::current_epoch() as i64).await?;
     c.exec_drop(
         "INSERT INTO ferry.table_loads (task, table_name, gen) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE gen = GREATEST(gen, VALUES(gen))",
         (task.clone(), t.qualified(), gen),
@@ -672,102 +674,4 @@ pub async fn finalize(
         }
     }
     Ok(WorkResult::Finalized { failed_objects })
-}
-
-/// Raises the task's apply-state epoch to `epoch`, so a stream of an older
-/// epoch commits nothing more (it waits for such a stream's open batch);
-/// an epoch already higher fences it as well. Prepare created the table.
-pub(crate) async fn fence(c: &mut Conn, task: &str, epoch: i64) -> Result<(), ConnectorError> {
-    c.exec_drop(
-        "UPDATE ferry.apply_state SET epoch = ? WHERE task = ? AND epoch < ?",
-        (epoch, task, epoch),
-    )
-    .await
-    .map_err(|e| classify(format!("task {task}: fencing the CDC stream on the target"), e))
-}
-
-/// Takes the task's CDC apply state over for `epoch` (see `pipeline/apply`)
-/// and returns the committed position and mark. Waits for a predecessor's
-/// open batch, which holds the row's lock from its closing check to COMMIT.
-pub(crate) async fn take_over(c: &mut Conn, task: &str, epoch: i64) -> Result<(Lsn, u64), ConnectorError> {
-    for ddl in CONTROL_DDL {
-        exec(c, ddl, "creating Ferry's control tables on the target").await?;
-    }
-    let q = |e| classify("taking over ferry.apply_state on the target", e);
-    let mut tx = c.start_transaction(mysql_async::TxOpts::default()).await.map_err(q)?;
-    tx.exec_drop(
-        "INSERT IGNORE INTO ferry.apply_state (task, lsn, epoch) VALUES (?, 0, ?)",
-        (task, epoch),
-    )
-    .await
-    .map_err(q)?;
-    let row: Option<(u64, i64, i64)> = tx
-        .exec_first(
-            "SELECT lsn, epoch, mark FROM ferry.apply_state WHERE task = ? FOR UPDATE",
-            (task,),
-        )
-        .await
-        .map_err(q)?;
-    let (lsn, current, mark) =
-        row.ok_or_else(|| ConnectorError::Definite(format!("task {task}: apply state row vanished")))?;
-    if current > epoch {
-        return Err(ConnectorError::Definite(format!(
-            "task {task}: a newer CDC stream owns the target (epoch {epoch} superseded)"
-        )));
-    }
-    tx.exec_drop("UPDATE ferry.apply_state SET epoch = ? WHERE task = ?", (epoch, task))
-        .await
-        .map_err(q)?;
-    tx.commit().await.map_err(q)?;
-    Ok((Lsn(lsn), mark as u64))
-}
-
-/// Inside an open batch: checks that `epoch` still owns the apply state
-/// (locking its row until COMMIT) and records the batch's end position.
-/// False when a newer stream took over.
-pub(crate) async fn record_position(
-    c: &mut Conn,
-    task: &str,
-    epoch: i64,
-    end: Lsn,
-    mark: i64,
-) -> Result<bool, ConnectorError> {
-    let q = |e| classify("recording the applied position on the target", e);
-    let owner: Option<i64> = c
-        .exec_first("SELECT epoch FROM ferry.apply_state WHERE task = ? FOR UPDATE", (task,))
-        .await
-        .map_err(q)?;
-    if owner != Some(epoch) {
-        return Ok(false);
-    }
-    c.exec_drop(
-        "UPDATE ferry.apply_state SET lsn = ?, mark = GREATEST(mark, ?) WHERE task = ?",
-        (end.0, mark, task),
-    )
-    .await
-    .map_err(q)?;
-    Ok(true)
-}
-
-/// Runs `drop` (a DROP TABLE of a table the source dropped) if `epoch`
-/// still owns the task's apply state. MySQL commits before any DDL, so the
-/// ownership check cannot share the drop's transaction: the row lock is
-/// held from the check to that implicit commit, and the drop follows at
-/// once. A newer stream raises the epoch before it (re)creates anything,
-/// and only after a coordinator round trip, so the window is the
-/// microseconds between that commit and the drop.
-pub(crate) async fn drop_table_fenced(c: &mut Conn, task: &str, epoch: i64, drop: &str) -> Result<(), ConnectorError> {
-    let q = |e| classify(format!("task {task}: {drop} on the target"), e);
-    c.query_drop("START TRANSACTION").await.map_err(q)?;
-    let owner: Option<i64> = c
-        .exec_first("SELECT epoch FROM ferry.apply_state WHERE task = ? FOR UPDATE", (task,))
-        .await
-        .map_err(q)?;
-    if owner != Some(epoch) {
-        let _ = c.query_drop("ROLLBACK").await;
-        return Err(ConnectorError::Definite(format!(
-            "task {task}: another worker took over the CDC stream (epoch {epoch} superseded); stopping"
-        )));
-    }
-    c.query_drop(drop).await.map_err(q)
 }

@@ -210,7 +210,7 @@ pub async fn reset_table(
         .transaction()
         .await
         .map_err(|e| classify(ctx("BEGIN on target"), e))?;
-    super::cdc::apply::fence(&tx, &task, crate::current_epoch() as i64).await?;
+    super::target::fence(&tx, &task, crate::current_epoch() as i64).await?;
     tx.execute(
         "INSERT INTO ferry.table_loads AS l (task, table_name, gen) VALUES ($1, $2, $3)
          ON CONFLICT (task, table_name) DO UPDATE SET gen = greatest(l.gen, EXCLUDED.gen)",

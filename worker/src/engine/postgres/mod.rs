@@ -11,6 +11,7 @@ pub(crate) mod introspect;
 pub(crate) mod load;
 pub(crate) mod read;
 pub(crate) mod schema;
+pub(crate) mod target;
 pub(crate) mod validate;
 
 use super::{ConnectorError, WorkContext};

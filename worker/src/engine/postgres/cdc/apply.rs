@@ -67,11 +67,6 @@ use std::time::{Duration, Instant};
 
 pub const MARK_PREFIX: &str = "ferry_mark";
 
-pub const CONTROL_DDL: &str = "CREATE SCHEMA IF NOT EXISTS ferry;
-CREATE TABLE IF NOT EXISTS ferry.apply_state (
-    task text PRIMARY KEY, lsn pg_lsn NOT NULL, epoch bigint NOT NULL,
-    mark bigint NOT NULL DEFAULT 0, updated_at timestamptz NOT NULL DEFAULT now());";
-
 /// A relation as the stream maps it onto its target table.
 struct Rel {
     /// Index into the work's table list, or None when not selected.
@@ -315,64 +310,6 @@ async fn relation_types(c: &tokio_postgres::Client, r: &Relation) -> Result<Vec<
         .await
         .map_err(|e| classify(format!("reading the column types of {}.{}", r.schema, r.name), e))?;
     Ok(rows.iter().map(|row| row.get(0)).collect())
-}
-
-/// Raises the task's apply-state epoch to `epoch`, so a stream of an older
-/// epoch commits nothing more (it waits for such a stream's open batch).
-/// An epoch already higher fences it as well; no apply state at all means
-/// no stream ever ran, and none is created here (concurrent resets would
-/// race creating it).
-pub(crate) async fn fence(
-    c: &impl tokio_postgres::GenericClient,
-    task: &str,
-    epoch: i64,
-) -> Result<(), ConnectorError> {
-    let q = |e| classify(format!("task {task}: fencing the CDC stream on the target"), e);
-    let streamed: bool = c
-        .query_one("SELECT to_regclass('ferry.apply_state') IS NOT NULL", &[])
-        .await
-        .map_err(q)?
-        .get(0);
-    if streamed {
-        c.execute(
-            "UPDATE ferry.apply_state SET epoch = $2 WHERE task = $1 AND epoch < $2",
-            &[&task, &epoch],
-        )
-        .await
-        .map_err(q)?;
-    }
-    Ok(())
-}
-
-/// Takes the task's apply-state row over for this epoch and returns the
-/// committed position and mark. Waits for a predecessor's open batch.
-pub(crate) async fn take_over(
-    c: &tokio_postgres::Client,
-    task: &str,
-    epoch: i64,
-) -> Result<(Lsn, u64), ConnectorError> {
-    c.batch_execute(CONTROL_DDL)
-        .await
-        .map_err(|e| classify("creating ferry.apply_state on the target", e))?;
-    let row = c
-        .query_opt(
-            "INSERT INTO ferry.apply_state AS s (task, lsn, epoch) VALUES ($1, '0/0', $2)
-             ON CONFLICT (task) DO UPDATE SET epoch = EXCLUDED.epoch WHERE s.epoch <= EXCLUDED.epoch
-             RETURNING s.lsn::text, s.mark",
-            &[&task, &epoch],
-        )
-        .await
-        .map_err(|e| classify("taking over ferry.apply_state on the target", e))?
-        .ok_or_else(|| {
-            ConnectorError::Definite(format!(
-                "task {task}: a newer CDC stream owns the target (epoch {epoch} superseded)"
-            ))
-        })?;
-    let lsn: Lsn = row
-        .get::<_, String>(0)
-        .parse()
-        .map_err(|e: String| ConnectorError::Definite(e))?;
-    Ok((lsn, row.get::<_, i64>(1) as u64))
 }
 
 pub async fn run(

@@ -1,0 +1,217 @@
+//! MySQL as a change target: the task's apply state
+//! (`ferry.apply_state`), the fence a reset or re-introspection raises on
+//! it, and the applier's session and SQL dialect (see `engine::target`).
+
+use super::classify;
+use super::encode;
+use super::write::{exec, target, CONTROL_DDL};
+use crate::engine::target::{ApplyDialect, ChangeTarget};
+use crate::engine::ConnectorError;
+use ferry_common::endpoint::Endpoint;
+use ferry_common::position::Lsn;
+use ferry_common::value::{Value, ValueError};
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+
+/// Raises the task's apply-state epoch to `epoch`, so a stream of an older
+/// epoch commits nothing more (it waits for such a stream's open batch);
+/// an epoch already higher fences it as well. Prepare created the table.
+pub(crate) async fn fence(c: &mut Conn, task: &str, epoch: i64) -> Result<(), ConnectorError> {
+    c.exec_drop(
+        "UPDATE ferry.apply_state SET epoch = ? WHERE task = ? AND epoch < ?",
+        (epoch, task, epoch),
+    )
+    .await
+    .map_err(|e| classify(format!("task {task}: fencing the CDC stream on the target"), e))
+}
+
+/// Takes the task's CDC apply state over for `epoch` (see `pipeline/apply`)
+/// and returns the committed position and mark. Waits for a predecessor's
+/// open batch, which holds the row's lock from its closing check to COMMIT.
+async fn take_over(c: &mut Conn, task: &str, epoch: i64) -> Result<(Lsn, u64), ConnectorError> {
+    for ddl in CONTROL_DDL {
+        exec(c, ddl, "creating Ferry's control tables on the target").await?;
+    }
+    let q = |e| classify("taking over ferry.apply_state on the target", e);
+    let mut tx = c.start_transaction(mysql_async::TxOpts::default()).await.map_err(q)?;
+    tx.exec_drop(
+        "INSERT IGNORE INTO ferry.apply_state (task, lsn, epoch) VALUES (?, 0, ?)",
+        (task, epoch),
+    )
+    .await
+    .map_err(q)?;
+    let row: Option<(u64, i64, i64)> = tx
+        .exec_first(
+            "SELECT lsn, epoch, mark FROM ferry.apply_state WHERE task = ? FOR UPDATE",
+            (task,),
+        )
+        .await
+        .map_err(q)?;
+    let (lsn, current, mark) =
+        row.ok_or_else(|| ConnectorError::Definite(format!("task {task}: apply state row vanished")))?;
+    if current > epoch {
+        return Err(ConnectorError::Definite(format!(
+            "task {task}: a newer CDC stream owns the target (epoch {epoch} superseded)"
+        )));
+    }
+    tx.exec_drop("UPDATE ferry.apply_state SET epoch = ? WHERE task = ?", (epoch, task))
+        .await
+        .map_err(q)?;
+    tx.commit().await.map_err(q)?;
+    Ok((Lsn(lsn), mark as u64))
+}
+
+/// Inside an open batch: checks that `epoch` still owns the apply state
+/// (locking its row until COMMIT) and records the batch's end position.
+/// False when a newer stream took over.
+async fn record_position(c: &mut Conn, task: &str, epoch: i64, end: Lsn, mark: i64) -> Result<bool, ConnectorError> {
+    let q = |e| classify("recording the applied position on the target", e);
+    let owner: Option<i64> = c
+        .exec_first("SELECT epoch FROM ferry.apply_state WHERE task = ? FOR UPDATE", (task,))
+        .await
+        .map_err(q)?;
+    if owner != Some(epoch) {
+        return Ok(false);
+    }
+    c.exec_drop(
+        "UPDATE ferry.apply_state SET lsn = ?, mark = GREATEST(mark, ?) WHERE task = ?",
+        (end.0, mark, task),
+    )
+    .await
+    .map_err(q)?;
+    Ok(true)
+}
+
+/// Runs `drop` (a DROP TABLE of a table the source dropped) if `epoch`
+/// still owns the task's apply state. MySQL commits before any DDL, so the
+/// ownership check cannot share the drop's transaction: the row lock is
+/// held from the check to that implicit commit, and the drop follows at
+/// once. A newer stream raises the epoch before it (re)creates anything,
+/// and only after a coordinator round trip, so the window is the
+/// microseconds between that commit and the drop.
+async fn drop_table_fenced(c: &mut Conn, task: &str, epoch: i64, drop: &str) -> Result<(), ConnectorError> {
+    let q = |e| classify(format!("task {task}: {drop} on the target"), e);
+    c.query_drop("START TRANSACTION").await.map_err(q)?;
+    let owner: Option<i64> = c
+        .exec_first("SELECT epoch FROM ferry.apply_state WHERE task = ? FOR UPDATE", (task,))
+        .await
+        .map_err(q)?;
+    if owner != Some(epoch) {
+        let _ = c.query_drop("ROLLBACK").await;
+        return Err(ConnectorError::Definite(format!(
+            "task {task}: another worker took over the CDC stream (epoch {epoch} superseded); stopping"
+        )));
+    }
+    c.query_drop(drop).await.map_err(q)
+}
+
+/// MySQL's SQL for applying changes.
+pub(crate) struct MysqlDialect;
+
+impl ApplyDialect for MysqlDialect {
+    fn begin(&self) -> &'static str {
+        "START TRANSACTION"
+    }
+    fn literal(&self, v: &Value, _type_sql: &str) -> Result<String, ValueError> {
+        encode::literal(v)
+    }
+    fn text_literal(&self, s: &str) -> String {
+        encode::quoted(s)
+    }
+    fn null_safe_eq(&self, column: &str, literal: &str) -> String {
+        format!("{column} <=> {literal}")
+    }
+    fn upsert_suffix(&self, columns: &[&str], key: &[usize]) -> String {
+        let sets: Vec<String> = (0..columns.len())
+            .filter(|i| !key.contains(i))
+            .map(|i| format!("{0} = VALUES({0})", columns[i]))
+            .collect();
+        if sets.is_empty() {
+            // Nothing to update: a no-op assignment keeps the row.
+            format!(" ON DUPLICATE KEY UPDATE {0} = {0}", columns[key[0]])
+        } else {
+            format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", "))
+        }
+    }
+    fn one_row(&self, _table: &str, cond: &str, keyed: bool) -> String {
+        if keyed {
+            format!("WHERE {cond}")
+        } else {
+            format!("WHERE {cond} LIMIT 1")
+        }
+    }
+    /// MySQL's TRUNCATE would commit the batch half-way.
+    fn truncate(&self, tables: &[&str], _restart_identity: bool, _cascade: bool) -> Vec<String> {
+        tables.iter().map(|t| format!("DELETE FROM {t}")).collect()
+    }
+}
+
+/// The applier's session on a MySQL target.
+pub(crate) struct MysqlChangeTarget {
+    c: Conn,
+}
+
+impl MysqlChangeTarget {
+    pub async fn open(ep: &Endpoint) -> Result<MysqlChangeTarget, ConnectorError> {
+        Ok(MysqlChangeTarget { c: target(ep).await? })
+    }
+}
+
+impl ChangeTarget for MysqlChangeTarget {
+    fn dialect(&self) -> &'static dyn ApplyDialect {
+        &MysqlDialect
+    }
+    async fn take_over(&mut self, task: &str, epoch: i64) -> Result<(Lsn, u64), ConnectorError> {
+        take_over(&mut self.c, task, epoch).await
+    }
+    async fn execute(&mut self, sql: String, what: &str) -> Result<(), ConnectorError> {
+        self.c.query_drop(sql).await.map_err(|e| classify(what, e))
+    }
+    async fn record_position(&mut self, task: &str, epoch: i64, end: Lsn, mark: i64) -> Result<bool, ConnectorError> {
+        record_position(&mut self.c, task, epoch, end, mark).await
+    }
+    async fn commit(&mut self) -> Result<(), ConnectorError> {
+        self.c
+            .query_drop("COMMIT")
+            .await
+            .map_err(|e| classify("COMMIT of applied changes on the target", e))
+    }
+    async fn rollback(&mut self) {
+        let _ = self.c.query_drop("ROLLBACK").await;
+    }
+    async fn drop_table(&mut self, task: &str, epoch: i64, table: &str) -> Result<(), ConnectorError> {
+        drop_table_fenced(&mut self.c, task, epoch, &format!("DROP TABLE IF EXISTS {table}")).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn golden_sql() {
+        let d = MysqlDialect;
+        let cols = ["\"id\"", "\"v\""];
+        assert_eq!(
+            d.upsert_suffix(&cols, &[0]),
+            " ON DUPLICATE KEY UPDATE \"v\" = VALUES(\"v\")"
+        );
+        assert_eq!(
+            d.upsert_suffix(&cols[..1], &[0]),
+            " ON DUPLICATE KEY UPDATE \"id\" = \"id\""
+        );
+        assert_eq!(d.one_row("s.t", "\"a\" <=> 1", false), "WHERE \"a\" <=> 1 LIMIT 1");
+        assert_eq!(
+            d.truncate(&["s.a", "s.b"], true, true),
+            ["DELETE FROM s.a", "DELETE FROM s.b"]
+        );
+    }
+
+    #[test]
+    fn literals_escape_quotes_backslashes_and_nul() {
+        let d = MysqlDialect;
+        assert_eq!(d.text_literal("it's \\ a\0b"), "'it''s \\\\ a\\0b'");
+        assert_eq!(d.literal(&Value::Int(-5), "int").unwrap(), "-5");
+        assert_eq!(d.literal(&Value::Null, "int").unwrap(), "NULL");
+    }
+}

@@ -1,0 +1,227 @@
+//! PostgreSQL as a change target: the task's apply state
+//! (`ferry.apply_state`), the fence a reset or re-introspection raises on
+//! it, and the applier's session and SQL dialect (see `engine::target`).
+
+use super::{classify, connect, encode};
+use crate::engine::target::{ApplyDialect, ChangeTarget};
+use crate::engine::ConnectorError;
+use ferry_common::endpoint::Endpoint;
+use ferry_common::position::Lsn;
+use ferry_common::schema::quote_literal;
+use ferry_common::value::{Value, ValueError};
+
+/// The CDC apply state: one row per task, its committed position, the
+/// epoch that owns it and the last caught-up mark reached.
+const CONTROL_DDL: &str = "CREATE SCHEMA IF NOT EXISTS ferry;
+CREATE TABLE IF NOT EXISTS ferry.apply_state (
+    task text PRIMARY KEY, lsn pg_lsn NOT NULL, epoch bigint NOT NULL,
+    mark bigint NOT NULL DEFAULT 0, updated_at timestamptz NOT NULL DEFAULT now());";
+
+/// Raises the task's apply-state epoch to `epoch`, so a stream of an older
+/// epoch commits nothing more (it waits for such a stream's open batch).
+/// An epoch already higher fences it as well; no apply state at all means
+/// no stream ever ran, and none is created here (concurrent resets would
+/// race creating it).
+pub(crate) async fn fence(
+    c: &impl tokio_postgres::GenericClient,
+    task: &str,
+    epoch: i64,
+) -> Result<(), ConnectorError> {
+    let q = |e| classify(format!("task {task}: fencing the CDC stream on the target"), e);
+    let streamed: bool = c
+        .query_one("SELECT to_regclass('ferry.apply_state') IS NOT NULL", &[])
+        .await
+        .map_err(q)?
+        .get(0);
+    if streamed {
+        c.execute(
+            "UPDATE ferry.apply_state SET epoch = $2 WHERE task = $1 AND epoch < $2",
+            &[&task, &epoch],
+        )
+        .await
+        .map_err(q)?;
+    }
+    Ok(())
+}
+
+/// Takes the task's apply-state row over for this epoch and returns the
+/// committed position and mark. Waits for a predecessor's open batch.
+async fn take_over(c: &tokio_postgres::Client, task: &str, epoch: i64) -> Result<(Lsn, u64), ConnectorError> {
+    c.batch_execute(CONTROL_DDL)
+        .await
+        .map_err(|e| classify("creating ferry.apply_state on the target", e))?;
+    let row = c
+        .query_opt(
+            "INSERT INTO ferry.apply_state AS s (task, lsn, epoch) VALUES ($1, '0/0', $2)
+             ON CONFLICT (task) DO UPDATE SET epoch = EXCLUDED.epoch WHERE s.epoch <= EXCLUDED.epoch
+             RETURNING s.lsn::text, s.mark",
+            &[&task, &epoch],
+        )
+        .await
+        .map_err(|e| classify("taking over ferry.apply_state on the target", e))?
+        .ok_or_else(|| {
+            ConnectorError::Definite(format!(
+                "task {task}: a newer CDC stream owns the target (epoch {epoch} superseded)"
+            ))
+        })?;
+    let lsn: Lsn = row
+        .get::<_, String>(0)
+        .parse()
+        .map_err(|e: String| ConnectorError::Definite(e))?;
+    Ok((lsn, row.get::<_, i64>(1) as u64))
+}
+
+/// PostgreSQL's SQL for applying changes.
+pub(crate) struct PgDialect;
+
+impl ApplyDialect for PgDialect {
+    fn begin(&self) -> &'static str {
+        "BEGIN"
+    }
+    fn literal(&self, v: &Value, type_sql: &str) -> Result<String, ValueError> {
+        encode::literal(v, type_sql)
+    }
+    fn text_literal(&self, s: &str) -> String {
+        quote_literal(s)
+    }
+    fn null_safe_eq(&self, column: &str, literal: &str) -> String {
+        format!("{column} IS NOT DISTINCT FROM {literal}")
+    }
+    fn upsert_suffix(&self, columns: &[&str], key: &[usize]) -> String {
+        let keys: Vec<&str> = key.iter().map(|&i| columns[i]).collect();
+        let sets: Vec<String> = (0..columns.len())
+            .filter(|i| !key.contains(i))
+            .map(|i| format!("{0} = EXCLUDED.{0}", columns[i]))
+            .collect();
+        if sets.is_empty() {
+            format!(" ON CONFLICT ({}) DO NOTHING", keys.join(", "))
+        } else {
+            format!(" ON CONFLICT ({}) DO UPDATE SET {}", keys.join(", "), sets.join(", "))
+        }
+    }
+    fn one_row(&self, table: &str, cond: &str, keyed: bool) -> String {
+        if keyed {
+            format!("WHERE {cond}")
+        } else {
+            // PostgreSQL's DELETE and UPDATE take no LIMIT.
+            format!("WHERE ctid = (SELECT ctid FROM {table} WHERE {cond} LIMIT 1)")
+        }
+    }
+    fn truncate(&self, tables: &[&str], restart_identity: bool, cascade: bool) -> Vec<String> {
+        vec![format!(
+            "TRUNCATE {}{}{}",
+            tables.join(", "),
+            if restart_identity { " RESTART IDENTITY" } else { "" },
+            if cascade { " CASCADE" } else { "" }
+        )]
+    }
+}
+
+/// The applier's session on a PostgreSQL target.
+pub(crate) struct PgChangeTarget {
+    c: tokio_postgres::Client,
+}
+
+impl PgChangeTarget {
+    pub async fn open(target: &Endpoint) -> Result<PgChangeTarget, ConnectorError> {
+        let c = connect(target).await?;
+        c.batch_execute("SET standard_conforming_strings = on")
+            .await
+            .map_err(|e| classify("configuring the target session", e))?;
+        // As DMS does: the source already ran triggers and FK checks.
+        if let Err(e) = c.batch_execute("SET session_replication_role = replica").await {
+            tracing::warn!(error = %e, "cannot set session_replication_role=replica on the target; triggers and foreign keys stay active during apply");
+        }
+        Ok(PgChangeTarget { c })
+    }
+}
+
+impl ChangeTarget for PgChangeTarget {
+    fn dialect(&self) -> &'static dyn ApplyDialect {
+        &PgDialect
+    }
+    async fn take_over(&mut self, task: &str, epoch: i64) -> Result<(Lsn, u64), ConnectorError> {
+        take_over(&self.c, task, epoch).await
+    }
+    async fn execute(&mut self, sql: String, what: &str) -> Result<(), ConnectorError> {
+        self.c.batch_execute(&sql).await.map_err(|e| classify(what, e))
+    }
+    /// `UPDATE ... WHERE epoch = mine` updates one row or none.
+    async fn record_position(&mut self, task: &str, epoch: i64, end: Lsn, mark: i64) -> Result<bool, ConnectorError> {
+        let n = self
+            .c
+            .execute(
+                "UPDATE ferry.apply_state SET lsn = $1::text::pg_lsn, mark = greatest(mark, $2), updated_at = now()
+                  WHERE task = $3 AND epoch = $4",
+                &[&end.to_string(), &mark, &task, &epoch],
+            )
+            .await
+            .map_err(|e| classify("recording the applied position on the target", e))?;
+        Ok(n == 1)
+    }
+    async fn commit(&mut self) -> Result<(), ConnectorError> {
+        self.c
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| classify("COMMIT of applied changes on the target", e))
+    }
+    async fn rollback(&mut self) {
+        let _ = self.c.batch_execute("ROLLBACK").await;
+    }
+    /// Transactional DDL: the drop commits only under the epoch check.
+    async fn drop_table(&mut self, task: &str, epoch: i64, table: &str) -> Result<(), ConnectorError> {
+        let q = |e| classify(format!("task {task}: DROP TABLE {table} on the target"), e);
+        let tx = self.c.transaction().await.map_err(q)?;
+        let owned = tx
+            .execute(
+                "UPDATE ferry.apply_state SET updated_at = now() WHERE task = $1 AND epoch = $2",
+                &[&task, &epoch],
+            )
+            .await
+            .map_err(q)?;
+        if owned != 1 {
+            return Err(ConnectorError::Definite(format!(
+                "task {task}: another worker took over the CDC stream (epoch {epoch} superseded); stopping"
+            )));
+        }
+        tx.batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+            .await
+            .map_err(q)?;
+        tx.commit().await.map_err(q)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn golden_sql() {
+        let d = PgDialect;
+        let cols = ["\"id\"", "\"v\""];
+        assert_eq!(
+            d.upsert_suffix(&cols, &[0]),
+            " ON CONFLICT (\"id\") DO UPDATE SET \"v\" = EXCLUDED.\"v\""
+        );
+        assert_eq!(d.upsert_suffix(&cols[..1], &[0]), " ON CONFLICT (\"id\") DO NOTHING");
+        assert_eq!(
+            d.one_row("public.t", "a IS NOT DISTINCT FROM 1", false),
+            "WHERE ctid = (SELECT ctid FROM public.t WHERE a IS NOT DISTINCT FROM 1 LIMIT 1)"
+        );
+        assert_eq!(d.one_row("public.t", "id = 1", true), "WHERE id = 1");
+        assert_eq!(
+            d.truncate(&["public.a", "public.b"], true, true),
+            ["TRUNCATE public.a, public.b RESTART IDENTITY CASCADE"]
+        );
+        assert_eq!(d.null_safe_eq("a", "NULL"), "a IS NOT DISTINCT FROM NULL");
+    }
+
+    #[test]
+    fn literals_keep_quotes_backslashes_and_refuse_nul() {
+        let d = PgDialect;
+        assert_eq!(d.text_literal("it's \\ x"), "'it''s \\ x'");
+        assert_eq!(d.literal(&Value::Null, "text").unwrap(), "NULL");
+        let nul = d.literal(&Value::Text("a\0b".into()), "text");
+        assert!(nul.is_err(), "{nul:?}");
+    }
+}

@@ -4,6 +4,7 @@
 //! on the worker), never the password itself. An `Endpoint` therefore holds
 //! nothing secret and its `Display` is safe for logs, errors and Raft.
 
+use crate::position::Lsn;
 use std::fmt;
 use thiserror::Error;
 
@@ -30,11 +31,59 @@ pub enum Engine {
     Mysql,
 }
 
+/// Engine facts the engine-neutral control plane needs. The worker's
+/// engine code lives behind its own boundary; these are the few the
+/// coordinator and the CLI ask about.
 impl Engine {
     pub fn name(self) -> &'static str {
         match self {
             Engine::Postgres => "postgres",
             Engine::Mysql => "mysql",
+        }
+    }
+
+    /// The change log a source of this engine is read from, as status shows it.
+    pub fn source_log(self) -> &'static str {
+        match self {
+            Engine::Postgres => "wal",
+            Engine::Mysql => "binlog",
+        }
+    }
+
+    /// Whether the source keeps a replication slot (and publications) per
+    /// task, which `--slot-name` may name; a binlog is the server's.
+    pub fn has_slots(self) -> bool {
+        match self {
+            Engine::Postgres => true,
+            Engine::Mysql => false,
+        }
+    }
+
+    /// Whether a target of this engine can fill a table it created in the
+    /// same transaction frozen (PostgreSQL's `COPY ... FREEZE`), which makes
+    /// loading such a table whole faster than in segments.
+    pub fn copies_frozen(self) -> bool {
+        match self {
+            Engine::Postgres => true,
+            Engine::Mysql => false,
+        }
+    }
+
+    /// A source log position as users write it: PostgreSQL's `X/Y` LSN, or a
+    /// binlog `file.NNNNNN:offset`.
+    pub fn parse_position(self, s: &str) -> Result<Lsn, String> {
+        let s = s.trim();
+        match self {
+            Engine::Postgres => s.parse::<Lsn>(),
+            Engine::Mysql => s
+                .rsplit_once(':')
+                .and_then(|(file, off)| {
+                    let seq = file.rsplit_once('.')?.1.parse::<u32>().ok()?;
+                    Some(Lsn::binlog(seq, off.parse::<u32>().ok()?))
+                })
+                .ok_or_else(|| {
+                    format!("'{s}' is not a binlog position (expected file:offset, e.g. mysql-bin.000003:1234)")
+                }),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! generated data in the source, the coordinator and three workers, one
 //! full load, and a row-count comparison at the end.
 
-use crate::{node, supervisor};
+use crate::{server, supervisor};
 use anyhow::{bail, Context};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -129,8 +129,8 @@ pub async fn run(rows: u64) -> anyhow::Result<()> {
     let port = free_port()?;
     let listen: std::net::SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let coord = tokio::spawn(node::run(
-        node::NodeConfig {
+    let coord = tokio::spawn(server::run(
+        server::NodeConfig {
             node_id: 1,
             data_dir: data,
             listen,

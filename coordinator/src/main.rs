@@ -5,6 +5,7 @@ mod demo;
 mod node;
 mod planner;
 mod raft;
+mod server;
 mod service;
 mod state;
 mod supervisor;
@@ -268,8 +269,8 @@ fn main() -> ExitCode {
                 listen,
                 lease_ms,
             } => {
-                node::run(
-                    node::NodeConfig {
+                server::run(
+                    server::NodeConfig {
                         node_id,
                         data_dir,
                         listen,

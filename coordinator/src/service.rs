@@ -94,25 +94,16 @@ impl Admin for AdminService {
                 r.migration_type
             ))
         })?;
-        let mysql_source = source.engine == ferry_common::endpoint::Engine::Mysql;
         let cdc_start_position = match r.cdc_start_position.trim() {
             "" => None,
-            // A binlog position: file:offset (see ferry_common::position).
-            p if mysql_source => {
-                let parsed = p.rsplit_once(':').and_then(|(file, off)| {
-                    let seq = file.rsplit_once('.')?.1.parse::<u32>().ok()?;
-                    Some(Lsn::binlog(seq, off.parse::<u32>().ok()?))
-                });
-                Some(parsed.ok_or_else(|| {
-                    bad(
-                        "--cdc-start-position",
-                        format!("'{p}' is not a binlog position (expected file:offset, e.g. mysql-bin.000003:1234)"),
-                    )
-                })?)
-            }
-            p => Some(p.parse::<Lsn>().map_err(|e| bad("--cdc-start-position", e))?),
+            p => Some(
+                source
+                    .engine
+                    .parse_position(p)
+                    .map_err(|e| bad("--cdc-start-position", e))?,
+            ),
         };
-        if mysql_source && !r.slot_name.trim().is_empty() {
+        if !source.engine.has_slots() && !r.slot_name.trim().is_empty() {
             return Err(bad(
                 "--slot-name",
                 "MySQL and MariaDB have no replication slots; Ferry reads the binlog directly".into(),
@@ -138,7 +129,7 @@ impl Admin for AdminService {
                 "--cdc-start-position and --slot-name apply to --type cdc or full-load-and-cdc",
             ));
         }
-        if cdc_start_position.is_some() && slot_name.is_none() && !mysql_source {
+        if cdc_start_position.is_some() && slot_name.is_none() && source.engine.has_slots() {
             return Err(Status::invalid_argument(
                 "--cdc-start-position needs --slot-name: a position is only kept by an existing slot",
             ));
@@ -443,19 +434,20 @@ fn cdc_json(t: &Task, c: &CdcState) -> String {
         .units
         .iter()
         .any(|u| u.kind == crate::state::UnitKind::Cdc && matches!(u.state, crate::state::UnitState::Running { .. }));
-    let binlog = t.spec.source.engine == ferry_common::endpoint::Engine::Mysql;
-    let (slot, publications) = if binlog {
-        (None, vec![])
-    } else {
+    let log = t.spec.source.engine.source_log();
+    let binlog = log == "binlog";
+    let (slot, publications) = if t.spec.source.engine.has_slots() {
         (Some(c.names.slot.as_str()), c.names.publications().to_vec())
+    } else {
+        (None, vec![])
     };
     // A binlog position as the file number and offset it encodes.
-    let binlog_position = |l: ferry_common::position::Lsn| {
+    let binlog_position = |l: Lsn| {
         let (file, offset) = l.binlog_parts();
         serde_json::json!({"file_number": file, "offset": offset})
     };
     serde_json::json!({
-        "source_log": if binlog { "binlog" } else { "wal" },
+        "source_log": log,
         "slot": slot,
         "publications": publications,
         "applied_binlog": binlog.then(|| binlog_position(c.checkpoint)),

@@ -29,7 +29,7 @@
 //! cannot double-apply a segment.
 
 use crate::planner;
-use ferry_common::endpoint::{Endpoint, Engine};
+use ferry_common::endpoint::Endpoint;
 use ferry_common::mapping::TableMappings;
 use ferry_common::plan::{ChangeTracking, SegmentBounds, SegmentLocator};
 use ferry_common::position::Lsn;
@@ -1732,7 +1732,7 @@ impl Task {
         match (self.units[unit].kind, result) {
             (UnitKind::Introspect, WorkResult::Introspected(schema)) => {
                 let mut plans = Vec::with_capacity(schema.tables.len());
-                let whole = self.defer_primary_key() && self.spec.target.engine == Engine::Postgres;
+                let whole = self.defer_primary_key() && self.spec.target.engine.copies_frozen();
                 for t in &schema.tables {
                     match planner::plan_table(t, &self.spec.mappings, &self.spec.settings, whole) {
                         Ok(segments) => plans.push(TablePlan {
@@ -2271,3 +2271,7 @@ impl Task {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

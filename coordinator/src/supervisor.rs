@@ -1,7 +1,7 @@
 //! `ferry up`: the coordinator in this process and N `ferry-worker` child
 //! processes, restarted if they die (the local capacity provider).
 
-use crate::node;
+use crate::server;
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -58,8 +58,8 @@ pub async fn up(data_dir: PathBuf, listen: SocketAddr, workers: u32, lease_ms: u
             }
         }));
     }
-    let res = node::run(
-        node::NodeConfig {
+    let res = server::run(
+        server::NodeConfig {
             node_id: 1,
             data_dir,
             listen,

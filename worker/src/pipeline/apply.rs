@@ -1062,7 +1062,10 @@ mod tests {
         let e = old.end_txn(Lsn(20), false).await.unwrap_err();
         assert!(e.to_string().contains("superseded"), "{e}");
         assert_eq!(state.borrow().lsn, 10);
-        assert!(!state.borrow().committed.join("").contains("'b'"), "the zombie's rows committed");
+        assert!(
+            !state.borrow().committed.join("").contains("'b'"),
+            "the zombie's rows committed"
+        );
         let late = Applier::with_target(MockTarget::new(&PgDialect, &state), "t1".into(), 1, tables()).await;
         assert!(late.is_err(), "an older epoch took the state back");
     }

@@ -1,0 +1,335 @@
+//! The state machine on its own, deterministic and without Raft: the unit
+//! lifecycle, leases and epoch fencing, and tables that come and go.
+use super::*;
+use ferry_common::endpoint::{Endpoint, Engine};
+use ferry_common::schema::{Column, PrimaryKey};
+use ferry_common::work::{CdcProgress, ProgressDetail};
+
+const LEASE_MS: u64 = 1_000;
+
+fn spec(name: &str, migration_type: MigrationType) -> TaskSpec {
+    TaskSpec {
+        name: name.into(),
+        source: Endpoint::parse("postgres://u@src:5432/db").unwrap(),
+        target: Endpoint::parse("postgres://u@dst:5432/db").unwrap(),
+        migration_type,
+        mappings: TableMappings::include_all(),
+        settings: TaskSettings::default(),
+        cdc_start_position: None,
+        slot_name: None,
+        schema_files: None,
+    }
+}
+
+fn table(name: &str) -> TableSchema {
+    let mut t = TableSchema::bare(
+        Engine::Postgres,
+        "public",
+        name,
+        vec![Column::plain("id", "integer"), Column::plain("v", "text")],
+    );
+    t.primary_key = Some(PrimaryKey {
+        name: format!("{name}_pkey"),
+        columns: vec!["id".into()],
+    });
+    t
+}
+
+struct Machine {
+    s: State,
+    now: u64,
+    worker: u64,
+}
+
+impl Machine {
+    fn new() -> Machine {
+        let mut m = Machine {
+            s: State::default(),
+            now: 1_000,
+            worker: 0,
+        };
+        let Response::Worker(w) = m.apply(Request::RegisterWorker {
+            name: "w".into(),
+            slots: 4,
+            now_ms: m.now,
+        }) else {
+            panic!("no worker id")
+        };
+        m.worker = w;
+        m
+    }
+
+    fn apply(&mut self, req: Request) -> Response {
+        self.s.apply(req, &mut Dirty::default())
+    }
+
+    fn create(&mut self, spec: TaskSpec) {
+        let now_ms = self.now;
+        let name = spec.name.clone();
+        assert_eq!(
+            self.apply(Request::CreateTask {
+                spec: Box::new(spec),
+                now_ms
+            }),
+            Response::Ok
+        );
+        assert_eq!(self.apply(Request::StartTask { name, now_ms }), Response::Ok);
+    }
+
+    fn grant(&mut self) -> Option<GrantedWork> {
+        match self.apply(Request::Grant {
+            worker: self.worker,
+            now_ms: self.now,
+            lease_ms: LEASE_MS,
+        }) {
+            Response::Granted(g) => g,
+            r => panic!("grant answered {r:?}"),
+        }
+    }
+
+    fn complete(&mut self, g: &GrantedWork, result: WorkResult) -> Response {
+        self.apply(Request::Complete {
+            assignment: g.id,
+            epoch: g.epoch,
+            result: Box::new(result),
+            now_ms: self.now,
+        })
+    }
+
+    /// Grants and completes work until none is left, answering each kind
+    /// as a worker would; returns the kinds in the order they ran.
+    fn run_all(&mut self, schema: &SourceSchema) -> Vec<&'static str> {
+        let mut ran = vec![];
+        while let Some(g) = self.grant() {
+            ran.push(g.work.kind());
+            let result = match *g.work {
+                Work::Introspect { .. } => WorkResult::Introspected(schema.clone()),
+                Work::LoadSegment { .. } => loaded(10),
+                _ => WorkResult::Done,
+            };
+            assert_eq!(self.complete(&g, result), Response::Ok, "{}", g.work.kind());
+        }
+        ran
+    }
+
+    fn task(&self, name: &str) -> &Task {
+        &self.s.tasks[name]
+    }
+}
+
+fn loaded(rows: u64) -> WorkResult {
+    WorkResult::Loaded {
+        rows,
+        already_loaded: false,
+        exceptions: 0,
+        position: None,
+    }
+}
+
+fn schema(names: &[&str]) -> SourceSchema {
+    SourceSchema {
+        schemas: vec!["public".into()],
+        tables: names.iter().map(|n| table(n)).collect(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_full_load_runs_every_unit_once_in_dependency_order() {
+    let mut m = Machine::new();
+    m.create(spec("fl", MigrationType::FullLoad));
+    let ran = m.run_all(&schema(&["a", "b"]));
+    assert_eq!(ran[0], "Introspect");
+    assert_eq!(ran[1], "Prepare");
+    let pos = |k: &str| ran.iter().rposition(|x| *x == k).unwrap();
+    assert!(pos("LoadSegment") < ran.iter().position(|x| *x == "PostData").unwrap());
+    assert_eq!(*ran.last().unwrap(), "Finalize");
+    assert_eq!(ran.iter().filter(|k| **k == "LoadSegment").count(), 2);
+    let t = m.task("fl");
+    assert_eq!(t.state, TaskState::Completed);
+    assert!(m.s.leases.is_empty());
+}
+
+#[test]
+fn an_expired_lease_is_granted_again_and_its_old_holder_is_fenced() {
+    let mut m = Machine::new();
+    m.create(spec("fl", MigrationType::FullLoad));
+    let intro = m.grant().unwrap();
+    assert_eq!(
+        m.complete(&intro, WorkResult::Introspected(schema(&["a"]))),
+        Response::Ok
+    );
+    let first = m.grant().unwrap();
+    m.now += LEASE_MS + 1;
+    m.apply(Request::ExpireLeases { now_ms: m.now });
+    assert!(!m.s.leases.contains_key(&first.id));
+    let again = m.grant().unwrap();
+    assert_eq!(again.work.kind(), first.work.kind(), "the same unit, granted again");
+    assert!(again.epoch > first.epoch);
+    // The first holder's late report and completion change nothing.
+    let late = m.apply(Request::Progress {
+        assignment: first.id,
+        epoch: first.epoch,
+        rows: 5,
+        detail: None,
+        now_ms: m.now,
+    });
+    assert!(matches!(late, Response::Fenced(_)), "{late:?}");
+    assert!(matches!(m.complete(&first, WorkResult::Done), Response::Fenced(_)));
+    // The right assignment with a stale epoch is fenced too.
+    let stale = GrantedWork {
+        epoch: first.epoch,
+        ..again.clone()
+    };
+    assert!(matches!(m.complete(&stale, WorkResult::Done), Response::Fenced(_)));
+    assert_eq!(m.complete(&again, WorkResult::Done), Response::Ok);
+}
+
+/// A CDC task up to its running stream; returns the stream's assignment.
+fn streaming(m: &mut Machine, tables: &[&str]) -> GrantedWork {
+    m.create(spec("c", MigrationType::FullLoadAndCdc));
+    let sch = schema(tables);
+    loop {
+        let g = m.grant().expect("work until the stream runs");
+        let result = match *g.work {
+            Work::Introspect { .. } => WorkResult::Introspected(sch.clone()),
+            Work::CreateSlot { .. } => WorkResult::SlotReady {
+                consistent_point: Lsn(100),
+                insert_only: vec![],
+            },
+            Work::HoldSnapshot { .. } => {
+                let detail = ProgressDetail::Snapshot {
+                    name: "snap".into(),
+                    lsn: Lsn(110),
+                };
+                m.apply(Request::Progress {
+                    assignment: g.id,
+                    epoch: g.epoch,
+                    rows: 0,
+                    detail: Some(Box::new(detail)),
+                    now_ms: m.now,
+                });
+                continue;
+            }
+            Work::LoadSegment { .. } => loaded(1),
+            Work::Cdc { .. } => return g,
+            _ => WorkResult::Done,
+        };
+        assert_eq!(m.complete(&g, result), Response::Ok, "{}", g.work.kind());
+    }
+}
+
+fn report(m: &mut Machine, g: &GrantedWork, p: CdcProgress) -> Response {
+    m.apply(Request::Progress {
+        assignment: g.id,
+        epoch: g.epoch,
+        rows: 0,
+        detail: Some(Box::new(ProgressDetail::Cdc(p))),
+        now_ms: m.now,
+    })
+}
+
+#[test]
+fn a_table_dropped_on_the_source_leaves_the_stream_and_joins_again_when_created_again() {
+    let mut m = Machine::new();
+    let stream = streaming(&mut m, &["a", "gone"]);
+    let Work::Cdc { tables, .. } = &*stream.work else {
+        unreachable!()
+    };
+    assert_eq!(tables.len(), 2);
+
+    let dropped = CdcProgress {
+        applied: Lsn(200),
+        tables_dropped: vec!["public.gone".into()],
+        ..Default::default()
+    };
+    assert!(matches!(report(&mut m, &stream, dropped), Response::Progressed { .. }));
+    let t = m.task("c");
+    assert!(t.is_dropped("public.gone"));
+    assert!(t.cdc.as_ref().unwrap().table_errors.is_empty());
+    assert!(m.s.leases.contains_key(&stream.id), "the stream goes on");
+
+    // A stream started now does not have it.
+    let t = m.s.tasks.get_mut("c").unwrap();
+    let cdc_unit = t.units.iter().position(|u| u.kind == UnitKind::Cdc).unwrap();
+    let Work::Cdc { tables, .. } = t.work_for(cdc_unit) else {
+        unreachable!()
+    };
+    assert_eq!(tables.iter().map(|c| c.table.name.as_str()).collect::<Vec<_>>(), ["a"]);
+
+    // Created again: the stream stops for it, it is read, replaced on the
+    // target, loaded, and the stream resumes with it.
+    let created = CdcProgress {
+        applied: Lsn(300),
+        new_tables: vec![TableRef {
+            schema: "public".into(),
+            name: "gone".into(),
+        }],
+        ..Default::default()
+    };
+    report(&mut m, &stream, created);
+    assert!(
+        !m.s.leases.contains_key(&stream.id),
+        "the stream is revoked for the reload"
+    );
+    assert!(!m.task("c").is_dropped("public.gone"));
+    let mut saw_replace = false;
+    loop {
+        let g = m.grant().expect("work until the stream runs again");
+        let result = match *g.work {
+            Work::Reintrospect { .. } => WorkResult::Introspected(schema(&["gone"])),
+            Work::ResetTable { replace, .. } => {
+                saw_replace = replace;
+                WorkResult::Done
+            }
+            Work::HoldSnapshot { .. } => {
+                let detail = ProgressDetail::Snapshot {
+                    name: "snap2".into(),
+                    lsn: Lsn(310),
+                };
+                m.apply(Request::Progress {
+                    assignment: g.id,
+                    epoch: g.epoch,
+                    rows: 0,
+                    detail: Some(Box::new(detail)),
+                    now_ms: m.now,
+                });
+                continue;
+            }
+            Work::LoadSegment { .. } => loaded(1),
+            Work::Cdc { ref tables, .. } => {
+                assert_eq!(tables.len(), 2);
+                let gone = tables.iter().find(|c| c.table.name == "gone").unwrap();
+                assert_eq!(gone.apply_from, Lsn(310), "its changes apply from the new snapshot on");
+                break;
+            }
+            _ => WorkResult::Done,
+        };
+        assert_eq!(m.complete(&g, result), Response::Ok, "{}", g.work.kind());
+    }
+    assert!(saw_replace, "the target table of that name is replaced");
+}
+
+#[test]
+fn work_settled_by_a_drop_ignores_its_late_report() {
+    let mut m = Machine::new();
+    let stream = streaming(&mut m, &["a"]);
+    // A validation-like unit still running on the table when it is dropped.
+    let t = m.s.tasks.get_mut("c").unwrap();
+    t.units.push(Unit::new(UnitKind::Validate { table: 0, segment: 0 }));
+    let g = m.grant().expect("the validation is granted");
+    let dropped = CdcProgress {
+        tables_dropped: vec!["public.a".into()],
+        ..Default::default()
+    };
+    report(&mut m, &stream, dropped);
+    let failed = m.apply(Request::Fail {
+        assignment: g.id,
+        epoch: g.epoch,
+        error: "relation does not exist".into(),
+        retryable: false,
+        now_ms: m.now,
+    });
+    assert!(matches!(failed, Response::Ok | Response::Fenced(_)), "{failed:?}");
+    assert_eq!(m.task("c").state, TaskState::Running, "the task did not fail");
+}

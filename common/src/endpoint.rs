@@ -229,6 +229,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn positions_as_each_engine_writes_them() {
+        assert_eq!(
+            Engine::Postgres.parse_position(" 16/B374D848 ").unwrap(),
+            Lsn(0x16_B374_D848)
+        );
+        assert_eq!(
+            Engine::Mysql.parse_position("mysql-bin.000003:1234").unwrap(),
+            Lsn::binlog(3, 1234)
+        );
+        let e = Engine::Mysql.parse_position("0/16B3748").unwrap_err();
+        assert!(e.contains("binlog position"), "{e}");
+        assert!(Engine::Postgres.parse_position("mysql-bin.000003:1234").is_err());
+        assert!(Engine::Postgres.has_slots() && !Engine::Mysql.has_slots());
+    }
+
+    #[test]
     fn parses_libpq_url() {
         let e = Endpoint::parse("postgres://app@db.example:6543/shop?password_env=SRC_PW").unwrap();
         assert_eq!(e.host, "db.example");

@@ -5,6 +5,7 @@
 pub mod mysql;
 pub mod postgres;
 pub(crate) mod target;
+pub(crate) mod validation;
 
 use crate::pipeline::{apply, validate};
 

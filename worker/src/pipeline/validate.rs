@@ -45,13 +45,13 @@
 //! replacing the segment's earlier ones in one transaction, so a retried or
 //! re-run validation never double-counts.
 
-use crate::engine::{bounds_on_target, mysql, on_target, postgres, ConnectorError};
+use crate::engine::validation::{self, Decoder, Side};
+use crate::engine::{bounds_on_target, on_target, ConnectorError};
 use crate::report::Reporter;
-use ferry_common::endpoint::{Endpoint, Engine};
+use ferry_common::endpoint::Endpoint;
 use ferry_common::plan::{KeyColumn, SegmentBounds};
 use ferry_common::schema::TableSchema;
-use ferry_common::typemap::{mysql_kind, postgres_kind, Kind};
-use ferry_common::value::{format_duration, Value, ValueError};
+use ferry_common::value::{format_duration, Value};
 use ferry_common::work::{FailureType, ValidationFailure, WorkResult};
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -66,86 +66,6 @@ const MAX_REPORTED: usize = 10;
 /// how long one wait may take.
 const SETTLE_ROUNDS: usize = 3;
 const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
-
-/// What a database says about a key range: its row count and the sum of
-/// its rows' hashes (as decimal text; only compared within one engine).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checksum {
-    pub rows: u64,
-    pub sum: String,
-}
-
-/// One side of the comparison: an endpoint and the table as that side's
-/// engine declares it, with the range predicate's key types in its dialect.
-struct Side<'a> {
-    ep: &'a Endpoint,
-    table: TableSchema,
-}
-
-impl Side<'_> {
-    async fn checksum(&self, columns: &[String], bounds: &SegmentBounds) -> Result<Checksum, ConnectorError> {
-        match self.ep.engine {
-            Engine::Postgres => postgres::validate::checksum(self.ep, &self.table, columns, bounds).await,
-            Engine::Mysql => mysql::validate::checksum(self.ep, &self.table, columns, bounds).await,
-        }
-    }
-
-    /// Reads the range's rows as text, each field decoded into the value
-    /// model where it can be, and calls `row` with (raw fields, values).
-    async fn rows(
-        &self,
-        columns: &[String],
-        bounds: &SegmentBounds,
-        row: &mut (dyn FnMut(Vec<Option<Vec<u8>>>) + Send),
-    ) -> Result<(), ConnectorError> {
-        match self.ep.engine {
-            Engine::Postgres => postgres::validate::read_text(self.ep, &self.table, columns, bounds, row).await,
-            Engine::Mysql => mysql::validate::read_text(self.ep, &self.table, columns, bounds, row).await,
-        }
-    }
-
-    fn decode(&self, how: &Decoder, raw: &[u8]) -> Result<Value<'static>, ValueError> {
-        match (self.ep.engine, how) {
-            (Engine::Postgres, Decoder::Type(t)) => postgres::read::decode_text(t, raw),
-            (Engine::Postgres, Decoder::Kind(k)) => postgres::read::decode(*k, Some(raw.to_vec())),
-            (Engine::Mysql, Decoder::Type(t)) => mysql::validate::decode(mysql_kind(t), raw),
-            (Engine::Mysql, Decoder::Kind(k)) => mysql::validate::decode(*k, raw),
-        }
-    }
-}
-
-/// How a side decodes a column's text into the value model.
-enum Decoder {
-    /// By the column's own type (a source column, or a target column of
-    /// the same engine, whose type is the source's).
-    Type(String),
-    /// As the value-model kind of the source column it was loaded from: the
-    /// target engine's text of the mapped type, read back into the kind the
-    /// source value had (MySQL TIME → PostgreSQL interval → a duration).
-    Kind(Kind),
-}
-
-impl Decoder {
-    fn for_columns(source: &TableSchema, target: &TableSchema, columns: &[String]) -> (Vec<Decoder>, Vec<Decoder>) {
-        let ty = |t: &TableSchema, c: &str| t.column(c).map(|c| c.type_sql.clone()).unwrap_or_default();
-        let same = source.engine == target.engine;
-        columns
-            .iter()
-            .map(|c| {
-                let s = ty(source, c);
-                let t = if same {
-                    Decoder::Type(ty(target, c))
-                } else {
-                    Decoder::Kind(match source.engine {
-                        Engine::Mysql => mysql_kind(&s),
-                        Engine::Postgres => postgres_kind(&s),
-                    })
-                };
-                (Decoder::Type(s), t)
-            })
-            .unzip()
-    }
-}
 
 /// The work of one ValidateSegment assignment.
 pub struct Job<'a> {
@@ -264,7 +184,7 @@ pub async fn validate_segment(job: Job<'_>) -> Result<WorkResult, ConnectorError
                 }
             }
             Step::Split(every) => {
-                let points = source_split_points(&source, &range, every).await?;
+                let points = validation::split_points(&source, &range, every).await?;
                 if points.is_empty() {
                     pending.push((range, Step::Compare));
                     continue;
@@ -300,36 +220,12 @@ pub async fn validate_segment(job: Job<'_>) -> Result<WorkResult, ConnectorError
         }
     }
     tracing::info!(table = %name, segment = job.segment, rows = out.rows, failures = out.failure_count, "segment validated");
-    record(job.target, job.task, job.table, job.segment, &out.failures).await?;
+    validation::record_failures(job.target, job.task, job.table, job.segment, &out.failures).await?;
     Ok(WorkResult::Validated {
         rows: out.rows,
         failures: out.failure_count,
         sample: out.failures.into_iter().take(MAX_REPORTED).collect(),
     })
-}
-
-async fn source_split_points(
-    source: &Side<'_>,
-    range: &SegmentBounds,
-    every: u64,
-) -> Result<Vec<Vec<String>>, ConnectorError> {
-    match source.ep.engine {
-        Engine::Postgres => postgres::validate::split_points(source.ep, &source.table, range, every).await,
-        Engine::Mysql => mysql::validate::split_points(source.ep, &source.table, range, every).await,
-    }
-}
-
-async fn record(
-    target: &Endpoint,
-    task: &str,
-    table: &TableSchema,
-    segment: u32,
-    failures: &[ValidationFailure],
-) -> Result<(), ConnectorError> {
-    match target.engine {
-        Engine::Postgres => postgres::validate::record_failures(target, task, table, segment, failures).await,
-        Engine::Mysql => mysql::validate::record_failures(target, task, table, segment, failures).await,
-    }
 }
 
 /// The table's primary key as range columns.

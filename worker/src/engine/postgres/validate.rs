@@ -4,8 +4,8 @@
 
 use super::read::TEXT_FORMS;
 use super::{classify, connect};
+use crate::engine::validation::Checksum;
 use crate::engine::ConnectorError;
-use crate::pipeline::validate::Checksum;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::plan::SegmentBounds;
 use ferry_common::schema::{quote_ident, TableSchema};

@@ -198,17 +198,14 @@ fn streaming(m: &mut Machine, tables: &[&str]) -> GrantedWork {
                 insert_only: vec![],
             },
             Work::HoldSnapshot { .. } => {
-                let detail = ProgressDetail::Snapshot {
-                    name: "snap".into(),
-                    lsn: Lsn(110),
-                };
-                m.apply(Request::Progress {
-                    assignment: g.id,
-                    epoch: g.epoch,
-                    rows: 0,
-                    detail: Some(Box::new(detail)),
-                    now_ms: m.now,
-                });
+                progress(
+                    m,
+                    &g,
+                    ProgressDetail::Snapshot {
+                        name: "snap".into(),
+                        lsn: Lsn(110),
+                    },
+                );
                 continue;
             }
             Work::LoadSegment { .. } => loaded(1),
@@ -219,14 +216,18 @@ fn streaming(m: &mut Machine, tables: &[&str]) -> GrantedWork {
     }
 }
 
-fn report(m: &mut Machine, g: &GrantedWork, p: CdcProgress) -> Response {
+fn progress(m: &mut Machine, g: &GrantedWork, detail: ProgressDetail) -> Response {
     m.apply(Request::Progress {
         assignment: g.id,
         epoch: g.epoch,
         rows: 0,
-        detail: Some(Box::new(ProgressDetail::Cdc(p))),
+        detail: Some(Box::new(detail)),
         now_ms: m.now,
     })
+}
+
+fn report(m: &mut Machine, g: &GrantedWork, p: CdcProgress) -> Response {
+    progress(m, g, ProgressDetail::Cdc(p))
 }
 
 #[test]
@@ -283,17 +284,14 @@ fn a_table_dropped_on_the_source_leaves_the_stream_and_joins_again_when_created_
                 WorkResult::Done
             }
             Work::HoldSnapshot { .. } => {
-                let detail = ProgressDetail::Snapshot {
-                    name: "snap2".into(),
-                    lsn: Lsn(310),
-                };
-                m.apply(Request::Progress {
-                    assignment: g.id,
-                    epoch: g.epoch,
-                    rows: 0,
-                    detail: Some(Box::new(detail)),
-                    now_ms: m.now,
-                });
+                progress(
+                    &mut m,
+                    &g,
+                    ProgressDetail::Snapshot {
+                        name: "snap2".into(),
+                        lsn: Lsn(310),
+                    },
+                );
                 continue;
             }
             Work::LoadSegment { .. } => loaded(1),

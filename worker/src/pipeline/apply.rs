@@ -946,6 +946,18 @@ mod tests {
         m
     }
 
+    /// An applier of epoch 1 onto one keyed PostgreSQL table.
+    async fn pg_applier(state: &Rc<RefCell<State>>) -> Applier<MockTarget> {
+        Applier::with_target(
+            MockTarget::new(&PgDialect, state),
+            "t1".into(),
+            1,
+            vec![table(Engine::Postgres, true)],
+        )
+        .await
+        .unwrap()
+    }
+
     fn text(s: &str) -> Value<'static> {
         Value::Text(s.to_string().into())
     }
@@ -1021,14 +1033,7 @@ mod tests {
     #[tokio::test]
     async fn a_value_the_target_cannot_hold_goes_to_the_exceptions_table() {
         let state = Rc::new(RefCell::new(State::default()));
-        let mut a = Applier::with_target(
-            MockTarget::new(&PgDialect, &state),
-            "t1".into(),
-            1,
-            vec![table(Engine::Postgres, true)],
-        )
-        .await
-        .unwrap();
+        let mut a = pg_applier(&state).await;
         a.begin_txn(1);
         a.apply(0, Op::Insert(vec![Value::Int(1), text("nul\0byte")]))
             .await
@@ -1075,14 +1080,7 @@ mod tests {
     #[tokio::test]
     async fn a_drop_waits_for_the_changes_before_it() {
         let state = Rc::new(RefCell::new(State::default()));
-        let mut a = Applier::with_target(
-            MockTarget::new(&PgDialect, &state),
-            "t1".into(),
-            1,
-            vec![table(Engine::Postgres, true)],
-        )
-        .await
-        .unwrap();
+        let mut a = pg_applier(&state).await;
         a.table_dropped(0, Lsn(50), false);
         a.begin_txn(1);
         a.apply(0, Op::Insert(vec![Value::Int(1), text("before the drop")]))

@@ -3,7 +3,9 @@
 //! names an engine itself.
 //!
 //! - `apply`: change records into a target, exactly once.
+//! - `fence`: a segment's rows into a target, exactly once.
 //! - `validate`: a segment compared between source and target.
 
 pub mod apply;
+pub mod fence;
 pub mod validate;

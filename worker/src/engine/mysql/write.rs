@@ -3,13 +3,12 @@
 //! INFILE` streamed from the value model, post-data (secondary indexes) and
 //! foreign keys.
 //!
-//! A segment load is exactly-once by the same argument as PostgreSQL's (see
-//! `postgres/load.rs`): in one InnoDB transaction it takes the table's load
-//! generation `LOCK IN SHARE MODE`, inserts the segment's marker row (whose
-//! primary key a second attempt collides with), deletes the range, loads it,
-//! and commits marker and rows together. A killed worker's transaction rolls
-//! back when its connection drops. Reset uses DELETE, not TRUNCATE, because
-//! TRUNCATE commits implicitly in MySQL.
+//! A segment load is exactly-once by the segment fence (`pipeline::fence`):
+//! in one InnoDB transaction it takes the table's load generation `LOCK IN
+//! SHARE MODE` and inserts the segment's marker row (whose primary key a
+//! second attempt collides with), loads the rows, and commits marker and
+//! rows together. Reset uses DELETE, not TRUNCATE, because TRUNCATE commits
+//! implicitly in MySQL.
 //!
 //! Memory: rows are encoded into chunks of at most 128 KiB that go to the
 //! server through a channel of four chunks, as the server asks for them.
@@ -17,6 +16,7 @@
 use super::classify;
 use super::encode;
 use crate::engine::{on_target, ConnectorError, Progress, Rows, MAX_EXCEPTIONS};
+use crate::pipeline::fence::{self, Marker, SegmentFence};
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::plan::SegmentBounds;
 use ferry_common::position::Lsn;
@@ -224,61 +224,16 @@ pub async fn load_rows(
     let mut c = target(ep).await?;
     let q = |what: &'static str| move |e| classify(ctx(what), e);
     c.query_drop("START TRANSACTION").await.map_err(q("BEGIN on target"))?;
-    c.exec_drop(
-        "INSERT IGNORE INTO ferry.table_loads (task, table_name, gen) VALUES (?, ?, 0)",
-        (task.clone(), table_key.clone()),
-    )
-    .await
-    .map_err(q("registering the table load"))?;
-    let current: Option<i64> = c
-        .exec_first(
-            "SELECT gen FROM ferry.table_loads WHERE task = ? AND table_name = ? LOCK IN SHARE MODE",
-            (task.clone(), table_key.clone()),
-        )
-        .await
-        .map_err(q("reading the table's load generation"))?;
-    let current = current.unwrap_or(0);
-    if current as u64 > seg.gen {
-        return Err(ConnectorError::Transient(ctx(&format!(
-            "superseded: the table was reset for generation {current} (this load is of {})",
-            seg.gen
-        ))));
-    }
-    c.query_drop("SAVEPOINT fence").await.map_err(q("SAVEPOINT"))?;
-    let fenced = c
-        .exec_drop(
-            "INSERT INTO ferry.segment_loads (task, table_name, segment, epoch, position) VALUES (?, ?, ?, ?, ?)",
-            (
-                task.clone(),
-                table_key.clone(),
-                segment,
-                epoch,
-                seg.position.map(|p| p.0),
-            ),
-        )
-        .await;
-    if let Err(e) = fenced {
-        if matches!(&e, mysql_async::Error::Server(s) if s.code == 1062) {
-            c.query_drop("ROLLBACK TO SAVEPOINT fence")
-                .await
-                .map_err(q("ROLLBACK TO SAVEPOINT"))?;
-            let marker: Option<(Option<i64>, Option<u64>)> = c
-                .exec_first(
-                    "SELECT `rows`, position FROM ferry.segment_loads WHERE task = ? AND table_name = ? AND segment = ?",
-                    (task.clone(), table_key.clone(), segment),
-                )
-                .await
-                .map_err(q("reading segment marker"))?;
-            let (rows, position) = marker.unwrap_or((None, None));
-            tracing::info!(table = %name, segment, "segment already committed by an earlier attempt; not copying again");
-            return Ok(WorkResult::Loaded {
-                rows: rows.unwrap_or(0) as u64,
-                already_loaded: true,
-                exceptions: 0,
-                position: position.map(Lsn),
-            });
-        }
-        return Err(classify(ctx("writing segment marker"), e));
+    let attempt = fence::Attempt {
+        task: &task,
+        table: &table_key,
+        segment,
+        epoch,
+        gen: seg.gen,
+        position: seg.position,
+    };
+    if let fence::Fenced::AlreadyLoaded(done) = fence::take(&mut c, &attempt).await? {
+        return Ok(done);
     }
     if seg.replace && *seg.bounds == SegmentBounds::All {
         exec(
@@ -674,4 +629,78 @@ pub async fn finalize(
         }
     }
     Ok(WorkResult::Finalized { failed_objects })
+}
+
+/// The segment fence's primitives in a MySQL target transaction (InnoDB,
+/// READ COMMITTED; see `pipeline::fence`).
+impl SegmentFence for Conn {
+    async fn table_generation(&mut self, task: &str, table: &str) -> Result<u64, ConnectorError> {
+        let q = |what: &str| {
+            let what = format!("table {table}: {what}");
+            move |e| classify(what, e)
+        };
+        self.exec_drop(
+            "INSERT IGNORE INTO ferry.table_loads (task, table_name, gen) VALUES (?, ?, 0)",
+            (task, table),
+        )
+        .await
+        .map_err(q("registering the table load"))?;
+        let gen: Option<i64> = self
+            .exec_first(
+                "SELECT gen FROM ferry.table_loads WHERE task = ? AND table_name = ? LOCK IN SHARE MODE",
+                (task, table),
+            )
+            .await
+            .map_err(q("reading the table's load generation"))?;
+        Ok(gen.unwrap_or(0) as u64)
+    }
+
+    async fn insert_marker(
+        &mut self,
+        task: &str,
+        table: &str,
+        segment: u32,
+        epoch: u64,
+        position: Option<Lsn>,
+    ) -> Result<Marker, ConnectorError> {
+        let q = |what: &str| {
+            let what = format!("table {table} segment {segment}: {what}");
+            move |e| classify(what, e)
+        };
+        self.query_drop("SAVEPOINT fence").await.map_err(q("SAVEPOINT"))?;
+        let inserted = self
+            .exec_drop(
+                "INSERT INTO ferry.segment_loads (task, table_name, segment, epoch, position) VALUES (?, ?, ?, ?, ?)",
+                (task, table, segment, epoch, position.map(|p| p.0)),
+            )
+            .await;
+        match inserted {
+            Ok(()) => Ok(Marker::Inserted),
+            // ER_DUP_ENTRY
+            Err(mysql_async::Error::Server(s)) if s.code == 1062 => {
+                self.query_drop("ROLLBACK TO SAVEPOINT fence")
+                    .await
+                    .map_err(q("ROLLBACK TO SAVEPOINT"))?;
+                Ok(Marker::Taken)
+            }
+            Err(e) => Err(q("writing segment marker")(e)),
+        }
+    }
+
+    async fn read_marker(
+        &mut self,
+        task: &str,
+        table: &str,
+        segment: u32,
+    ) -> Result<(Option<u64>, Option<Lsn>), ConnectorError> {
+        let marker: Option<(Option<i64>, Option<u64>)> = self
+            .exec_first(
+                "SELECT `rows`, position FROM ferry.segment_loads WHERE task = ? AND table_name = ? AND segment = ?",
+                (task, table, segment),
+            )
+            .await
+            .map_err(|e| classify(format!("table {table} segment {segment}: reading segment marker"), e))?;
+        let (rows, position) = marker.unwrap_or((None, None));
+        Ok((rows.map(|r| r as u64), position.map(Lsn)))
+    }
 }

@@ -13,17 +13,9 @@
 //! Into a table that may hold rows of its own (DO_NOTHING) a keyed segment
 //! is copied into a temporary stage instead, then replaces the target rows
 //! with the same keys (`DELETE ... USING stage`, `INSERT ... SELECT`).
-//! Why no row is lost or doubled, whatever dies when:
-//! - The marker row and the data commit in one transaction, so the target
-//!   holds a segment's rows iff it holds its marker.
-//! - The marker's primary key is (task, table, segment). A second attempt —
-//!   a retry, or a zombie worker whose lease expired while it kept copying —
-//!   inserts the same key: if the first committed, the insert fails at once
-//!   with a unique violation and the attempt reports "already loaded"; if
-//!   the first is still open, the insert waits on it and then does the same
-//!   (or proceeds, if the first rolled back). Two copies never both commit.
-//! - A worker killed mid-copy leaves an open transaction that PostgreSQL
-//!   rolls back when the connection drops: nothing of it remains.
+//! Why no row is lost or doubled, whatever dies when: the segment and
+//! load-generation fences (`pipeline::fence`, whose argument covers retries,
+//! zombies, killed workers and reset snapshots), and:
 //! - Nothing is deleted by key range on the target: the range was cut in
 //!   the source's order, and the target may order the same keys otherwise
 //!   (another collation, another engine), so its range could hold rows of
@@ -31,14 +23,6 @@
 //!   empty but for this segment's committed attempt, which the marker
 //!   catches. Rows that existed before the task (DO_NOTHING) are replaced
 //!   key by key through the stage, which compares keys for equality only.
-//! - With CDC, segments read the source inside the table's exported snapshot
-//!   (generation `gen`). If that snapshot dies mid-table, the coordinator
-//!   empties the table (ResetTable) and reloads it in a newer generation;
-//!   `ferry.table_loads.gen` fences the old one: a load takes the row FOR
-//!   SHARE and proceeds only if `gen <= its own`, and the reset raises `gen`
-//!   under an exclusive row lock, so a straggler of the old generation either
-//!   committed before the reset (and is truncated by it) or finds itself
-//!   superseded and rolls back.
 //!
 //! Memory: tokio-postgres reads the source with a one-message channel (it
 //! stops reading the socket while a message is unconsumed); rows are gathered
@@ -48,6 +32,7 @@
 use super::{classify, connect};
 use crate::engine::{on_target, ConnectorError, Progress, Rows, MAX_EXCEPTIONS};
 use crate::failpoint;
+use crate::pipeline::fence::{self, Marker, SegmentFence};
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::plan::{KeyColumn, SegmentBounds};
 use ferry_common::position::Lsn;
@@ -279,70 +264,20 @@ async fn begin<'a>(
     let ctx = |what: &str| format!("table {name} segment {segment}: {what}");
     let task = crate::current_task();
     let epoch = crate::current_epoch();
-    let tx = dst
+    let mut tx = dst
         .transaction()
         .await
         .map_err(|e| classify(ctx("BEGIN on target"), e))?;
-    tx.execute(
-        "INSERT INTO ferry.table_loads (task, table_name, gen) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING",
-        &[&task, &t.qualified()],
-    )
-    .await
-    .map_err(|e| classify(ctx("registering the table load"), e))?;
-    let current: i64 = tx
-        .query_one(
-            "SELECT gen FROM ferry.table_loads WHERE task = $1 AND table_name = $2 FOR SHARE",
-            &[&task, &t.qualified()],
-        )
-        .await
-        .map_err(|e| classify(ctx("reading the table's load generation"), e))?
-        .get(0);
-    if current as u64 > seg.gen {
-        return Err(ConnectorError::Transient(ctx(&format!(
-            "superseded: the table was reset for snapshot generation {current} (this load is of {})",
-            seg.gen
-        ))));
-    }
-    // A savepoint, so that a unique violation leaves the transaction usable
-    // for reading the earlier attempt's row count.
-    tx.batch_execute("SAVEPOINT fence")
-        .await
-        .map_err(|e| classify(ctx("SAVEPOINT on target"), e))?;
-    let fenced = tx
-        .execute(
-            "INSERT INTO ferry.segment_loads (task, table_name, segment, epoch, position) VALUES ($1, $2, $3, $4, $5)",
-            &[
-                &task,
-                &t.qualified(),
-                &(segment as i32),
-                &(epoch as i64),
-                &seg.position.map(|p| p.0 as i64),
-            ],
-        )
-        .await;
-    if let Err(e) = fenced {
-        if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
-            tx.batch_execute("ROLLBACK TO SAVEPOINT fence")
-                .await
-                .map_err(|e| classify(ctx("ROLLBACK TO SAVEPOINT"), e))?;
-            let marker = tx
-                .query_one(
-                    "SELECT rows, position FROM ferry.segment_loads WHERE task = $1 AND table_name = $2 AND segment = $3",
-                    &[&task, &t.qualified(), &(segment as i32)],
-                )
-                .await
-                .map_err(|e| classify(ctx("reading segment marker"), e))?;
-            let rows: Option<i64> = marker.get(0);
-            let position: Option<i64> = marker.get(1);
-            tracing::info!(table = %name, segment, "segment already committed by an earlier attempt; not copying again");
-            return Ok(Begun::AlreadyLoaded(WorkResult::Loaded {
-                rows: rows.unwrap_or(0) as u64,
-                already_loaded: true,
-                exceptions: 0,
-                position: position.map(|p| Lsn(p as u64)),
-            }));
-        }
-        return Err(classify(ctx("writing segment marker"), e));
+    let attempt = fence::Attempt {
+        task: &task,
+        table: &t.qualified(),
+        segment,
+        epoch,
+        gen: seg.gen,
+        position: seg.position,
+    };
+    if let fence::Fenced::AlreadyLoaded(done) = fence::take(&mut tx, &attempt).await? {
+        return Ok(Begun::AlreadyLoaded(done));
     }
     if seg.freezes(t) {
         // Empty already (the table was created by this task and a failed
@@ -645,6 +580,76 @@ pub async fn load_rows(
         *n = exceptions.len() as u64;
     }
     Ok(result)
+}
+
+/// The segment fence's primitives in a PostgreSQL target transaction.
+impl SegmentFence for tokio_postgres::Transaction<'_> {
+    async fn table_generation(&mut self, task: &str, table: &str) -> Result<u64, ConnectorError> {
+        let ctx = |what: &str| format!("table {table}: {what}");
+        self.execute(
+            "INSERT INTO ferry.table_loads (task, table_name, gen) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING",
+            &[&task, &table],
+        )
+        .await
+        .map_err(|e| classify(ctx("registering the table load"), e))?;
+        let gen: i64 = self
+            .query_one(
+                "SELECT gen FROM ferry.table_loads WHERE task = $1 AND table_name = $2 FOR SHARE",
+                &[&task, &table],
+            )
+            .await
+            .map_err(|e| classify(ctx("reading the table's load generation"), e))?
+            .get(0);
+        Ok(gen as u64)
+    }
+
+    async fn insert_marker(
+        &mut self,
+        task: &str,
+        table: &str,
+        segment: u32,
+        epoch: u64,
+        position: Option<Lsn>,
+    ) -> Result<Marker, ConnectorError> {
+        let ctx = |what: &str| format!("table {table} segment {segment}: {what}");
+        self.batch_execute("SAVEPOINT fence")
+            .await
+            .map_err(|e| classify(ctx("SAVEPOINT on target"), e))?;
+        let inserted = self
+            .execute(
+                "INSERT INTO ferry.segment_loads (task, table_name, segment, epoch, position) VALUES ($1, $2, $3, $4, $5)",
+                &[&task, &table, &(segment as i32), &(epoch as i64), &position.map(|p| p.0 as i64)],
+            )
+            .await;
+        match inserted {
+            Ok(_) => Ok(Marker::Inserted),
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                self.batch_execute("ROLLBACK TO SAVEPOINT fence")
+                    .await
+                    .map_err(|e| classify(ctx("ROLLBACK TO SAVEPOINT"), e))?;
+                Ok(Marker::Taken)
+            }
+            Err(e) => Err(classify(ctx("writing segment marker"), e)),
+        }
+    }
+
+    async fn read_marker(
+        &mut self,
+        task: &str,
+        table: &str,
+        segment: u32,
+    ) -> Result<(Option<u64>, Option<Lsn>), ConnectorError> {
+        let marker = self
+            .query_one(
+                "SELECT rows, position FROM ferry.segment_loads WHERE task = $1 AND table_name = $2 AND segment = $3",
+                &[&task, &table, &(segment as i32)],
+            )
+            .await
+            .map_err(|e| classify(format!("table {table} segment {segment}: reading segment marker"), e))?;
+        let rows: Option<i64> = marker.get(0);
+        let position: Option<i64> = marker.get(1);
+        Ok((rows.map(|r| r as u64), position.map(|p| Lsn(p as u64))))
+    }
 }
 
 #[cfg(test)]

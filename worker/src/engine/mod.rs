@@ -2,6 +2,7 @@
 //! engine (`postgres/`, `mysql/`); the rest of the worker calls through
 //! [`run_work`] and the engine-neutral data path in `crate::pipeline`.
 
+pub(crate) mod credentials;
 pub mod mysql;
 pub mod postgres;
 pub(crate) mod target;

@@ -46,6 +46,7 @@
 //! TRUNCATE is applied.
 
 use super::charset::{self, Charset};
+use super::position::current_position;
 use super::{classify, connect, query_text, tablemap};
 use crate::engine::ConnectorError;
 use crate::pipeline::apply::{whole, Applier, Op, TablePolicy, TargetTable};
@@ -160,13 +161,6 @@ pub async fn check_prerequisites(c: &mut Conn) -> Result<(), ConnectorError> {
     }
 }
 
-/// The number a binlog file name ends with (`mysql-bin.000042` → 42).
-pub fn file_seq(name: &str) -> Result<u32, ConnectorError> {
-    name.rsplit_once('.')
-        .and_then(|(_, n)| n.parse().ok())
-        .ok_or_else(|| ConnectorError::Definite(format!("'{name}' is not a binlog file name (expected name.NNNNNN)")))
-}
-
 /// The file number in a rotate event's name. The decoded name can run on
 /// into the event's checksum bytes (mysql_async #189), so it is read as the
 /// server's base name, a dot and exactly as many digits as its files have.
@@ -182,59 +176,6 @@ fn rotated_seq(name: &str, base: &str, digits: usize) -> Result<u32, ConnectorEr
                 "N".repeat(digits)
             ))
         })
-}
-
-/// The source's current binlog end.
-pub async fn current_position(c: &mut Conn) -> Result<(String, Lsn), ConnectorError> {
-    let rows = match query_text(c, "SHOW MASTER STATUS", (), "reading the binlog position").await {
-        Ok(r) => r,
-        // MySQL 8.4 renamed it.
-        Err(_) => query_text(c, "SHOW BINARY LOG STATUS", (), "reading the binlog position").await?,
-    };
-    let row = rows
-        .first()
-        .ok_or_else(|| ConnectorError::Definite("the source has no binlog (SHOW MASTER STATUS is empty)".into()))?;
-    let file = row.first().cloned().flatten().unwrap_or_default();
-    let pos: u32 = row.get(1).cloned().flatten().and_then(|p| p.parse().ok()).unwrap_or(0);
-    Ok((file.clone(), Lsn::binlog(file_seq(&file)?, pos)))
-}
-
-/// Opens a consistent-snapshot transaction on `c` and returns the binlog
-/// position it corresponds to (see the module comment).
-pub async fn begin_snapshot(c: &mut Conn) -> Result<Lsn, ConnectorError> {
-    let q = |e| classify("opening a consistent snapshot on the source", e);
-    c.query_drop(
-        "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
-    )
-    .await
-    .map_err(q)?;
-    let status = query_text(
-        c,
-        "SHOW STATUS LIKE 'binlog_snapshot_%'",
-        (),
-        "reading the snapshot's binlog position",
-    )
-    .await?;
-    let get = |k: &str| {
-        status
-            .iter()
-            .find(|r| r.first().cloned().flatten().is_some_and(|n| n.eq_ignore_ascii_case(k)))
-            .and_then(|r| r.get(1).cloned().flatten())
-    };
-    if let (Some(file), Some(pos)) = (get("Binlog_snapshot_file"), get("Binlog_snapshot_position")) {
-        if !file.is_empty() {
-            let pos: u32 = pos.parse().unwrap_or(0);
-            return Ok(Lsn::binlog(file_seq(&file)?, pos));
-        }
-    }
-    // MySQL has no snapshot position: hold writes still while the snapshot
-    // opens and the position is read.
-    c.query_drop("ROLLBACK; FLUSH TABLES WITH READ LOCK; START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-        .await
-        .map_err(q)?;
-    let pos = current_position(c).await;
-    c.query_drop("UNLOCK TABLES").await.map_err(q)?;
-    Ok(pos?.1)
 }
 
 /// CreateSlot for a MySQL source: nothing to create (the binlog is the
@@ -954,10 +895,10 @@ mod tests {
 
     #[test]
     fn file_names() {
-        assert_eq!(file_seq("mysql-bin.000042").unwrap(), 42);
+        assert_eq!(super::super::position::file_seq("mysql-bin.000042").unwrap(), 42);
         assert_eq!(rotated_seq("mysql-bin.0000425zbQ", "mysql-bin", 6).unwrap(), 42);
         assert!(rotated_seq("other.000042", "mysql-bin", 6).is_err());
-        assert!(file_seq("nonsense").is_err());
+        assert!(super::super::position::file_seq("nonsense").is_err());
     }
 
     #[test]

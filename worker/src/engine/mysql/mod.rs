@@ -7,6 +7,7 @@ pub(crate) mod charset;
 pub(crate) mod cutover;
 pub(crate) mod encode;
 mod introspect;
+pub(crate) mod position;
 pub(crate) mod read;
 pub(crate) mod tablemap;
 pub(crate) mod target;
@@ -21,7 +22,7 @@ use mysql_async::prelude::Queryable;
 /// utf8mb4 text and TIMESTAMP in UTC (so full-load rows and binlog rows,
 /// which carry UTC seconds, agree).
 pub async fn connect(ep: &Endpoint) -> Result<mysql_async::Conn, ConnectorError> {
-    let password = crate::engine::postgres::connect::password(ep)?;
+    let password = crate::engine::credentials::password(ep, || std::env::var("MYSQL_PWD").ok())?;
     let opts = mysql_async::OptsBuilder::default()
         .ip_or_hostname(ep.host.clone())
         .tcp_port(ep.port)

@@ -151,7 +151,7 @@ pub async fn read_segment(
     );
     let mut conn = super::connect(source).await?;
     let position = if consistent {
-        Some(super::binlog::begin_snapshot(&mut conn).await?)
+        Some(super::position::begin_snapshot(&mut conn).await?)
     } else {
         None
     };

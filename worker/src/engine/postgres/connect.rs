@@ -1,10 +1,9 @@
-//! Turns an [`Endpoint`] into a live connection, resolving the password here,
-//! on the worker: `password_env`, `password_file`, else PGPASSWORD, else
-//! ~/.pgpass (MYSQL_PWD for MySQL endpoints). The password never leaves
-//! this function.
+//! Turns an [`Endpoint`] into a live connection, resolving the password on
+//! the worker (`engine::credentials`): `password_env`, `password_file`, else
+//! PGPASSWORD, else ~/.pgpass.
 
 use crate::engine::ConnectorError;
-use ferry_common::endpoint::{Endpoint, Engine, PasswordSource};
+use ferry_common::endpoint::Endpoint;
 
 fn pgpass(ep: &Endpoint) -> Option<String> {
     let path = std::env::var("PGPASSFILE")
@@ -39,21 +38,9 @@ fn pgpass(ep: &Endpoint) -> Option<String> {
     None
 }
 
+/// The endpoint's password: its own source, else PGPASSWORD, else ~/.pgpass.
 pub(crate) fn password(ep: &Endpoint) -> Result<Option<String>, ConnectorError> {
-    match &ep.password {
-        PasswordSource::Env(var) => std::env::var(var).map(Some).map_err(|_| {
-            ConnectorError::Definite(format!(
-                "{ep}: password_env={var} but that variable is not set on this worker"
-            ))
-        }),
-        PasswordSource::File(path) => std::fs::read_to_string(path)
-            .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()))
-            .map_err(|e| ConnectorError::Definite(format!("{ep}: reading password_file {path}: {e}"))),
-        PasswordSource::Default => Ok(match ep.engine {
-            Engine::Postgres => std::env::var("PGPASSWORD").ok().or_else(|| pgpass(ep)),
-            Engine::Mysql => std::env::var("MYSQL_PWD").ok(),
-        }),
-    }
+    crate::engine::credentials::password(ep, || std::env::var("PGPASSWORD").ok().or_else(|| pgpass(ep)))
 }
 
 pub async fn connect(ep: &Endpoint) -> Result<tokio_postgres::Client, ConnectorError> {

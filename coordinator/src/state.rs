@@ -1122,7 +1122,8 @@ impl Task {
     fn runnable(&self, kind: &UnitKind) -> bool {
         // A CDC task's loads (a cdc-only task's: of tables that joined it)
         // read in a snapshot the stream can start from.
-        let with_snapshot = self.spec.has_cdc() && self.units.iter().any(|u| u.kind == UnitKind::Snapshot);
+        let with_snapshot =
+            self.spec.has_cdc() && (self.spec.has_load() || self.units.iter().any(|u| u.kind == UnitKind::Snapshot));
         let prepared = || self.done(|k| *k == UnitKind::Prepare);
         match kind {
             UnitKind::Introspect
@@ -1344,11 +1345,7 @@ impl Task {
                 // A stream that reports is healthy again: reset its retries.
                 self.units[unit].attempts = 0;
                 for (name, segments) in changed {
-                    let table = self
-                        .schema
-                        .as_ref()
-                        .and_then(|s| s.tables.iter().position(|t| t.display_name() == name));
-                    if let Some(t) = table {
+                    if let Some(t) = self.table_index(&name) {
                         self.revalidate(t, &segments, now_ms);
                     }
                 }
@@ -2027,12 +2024,12 @@ impl Task {
             // reloaded), or dropped before the stream saw it go. The stream
             // was stopped for the reload: the target is left as it is.
             tracing::warn!(task = %self.spec.name, table = %shown, "table to reload is no longer on the source");
-            let revoke = self.source_dropped(
+            // Its stream is stopped for the reload; other work still running
+            // on it reports to settled units, which is ignored.
+            self.source_dropped(
                 &shown,
                 "no longer on the source (renamed away, or dropped) when it was to be reloaded; the target keeps it",
             );
-            // Work still running on it reports to a unit that is done: ignored.
-            drop(revoke);
             return;
         };
         // A table that joined (or, in a cdc-only task, one never loaded).

@@ -841,14 +841,18 @@ pub async fn run(
                     // The DROP's own event says exactly where a table left;
                     // this finds one whose event came before a restart.
                     let present = super::introspect::base_tables(&mut sql, &source.dbname).await?;
-                    let (_, now) = current_position(&mut sql).await?;
                     let db = source.dbname.to_lowercase();
-                    let is_present = |i: usize| {
-                        let t = &tables[i].table;
-                        t.schema.to_lowercase() != db || present.iter().any(|p| p.name.eq_ignore_ascii_case(&t.name))
-                    };
-                    for i in 0..tables.len() {
-                        if !is_present(i) {
+                    let missing: Vec<usize> = (0..tables.len())
+                        .filter(|&i| {
+                            let t = &tables[i].table;
+                            t.schema.to_lowercase() == db
+                                && !applier.is_dropped(i)
+                                && !present.iter().any(|p| p.name.eq_ignore_ascii_case(&t.name))
+                        })
+                        .collect();
+                    if !missing.is_empty() {
+                        let (_, now) = current_position(&mut sql).await?;
+                        for i in missing {
                             applier.table_dropped(i, now, false);
                         }
                     }

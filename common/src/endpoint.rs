@@ -35,6 +35,15 @@ pub enum Engine {
 /// engine code lives behind its own boundary; these are the few the
 /// coordinator and the CLI ask about.
 impl Engine {
+    /// The engine a URL scheme or `--target-engine` value names.
+    pub fn from_name(name: &str) -> Option<Engine> {
+        match name {
+            "postgres" | "postgresql" => Some(Engine::Postgres),
+            "mysql" | "mariadb" => Some(Engine::Mysql),
+            _ => None,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Engine::Postgres => "postgres",
@@ -145,11 +154,8 @@ impl Endpoint {
     pub fn parse(raw: &str) -> Result<Endpoint, EndpointError> {
         let shown = redact(raw);
         let u = url::Url::parse(raw).map_err(|_| EndpointError::NotAUrl(shown.clone()))?;
-        let engine = match u.scheme() {
-            "postgres" | "postgresql" => Engine::Postgres,
-            "mysql" | "mariadb" => Engine::Mysql,
-            other => return Err(EndpointError::Scheme(shown, other.to_string())),
-        };
+        let engine = Engine::from_name(u.scheme())
+            .ok_or_else(|| EndpointError::Scheme(shown.clone(), u.scheme().to_string()))?;
         if u.password().is_some() {
             return Err(EndpointError::InlinePassword(shown));
         }

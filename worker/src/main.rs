@@ -86,20 +86,6 @@ enum SchemaCmd {
     },
 }
 
-tokio::task_local! {
-    static TASK: String;
-    static EPOCH: u64;
-}
-
-/// The task of the assignment being run (for target-side bookkeeping).
-pub fn current_task() -> String {
-    TASK.try_with(|t| t.clone()).unwrap_or_default()
-}
-
-pub fn current_epoch() -> u64 {
-    EPOCH.try_with(|e| *e).unwrap_or(0)
-}
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let mut args = Args::parse();
@@ -286,7 +272,11 @@ async fn run_assignment(
         tracing::info!("starting");
     }
     let progress = Arc::new(AtomicU64::new(0));
-    let ctx = engine::WorkContext {
+    let ctx = pipeline::work::WorkContext {
+        run: engine::Run {
+            task: a.task.clone(),
+            epoch: a.epoch,
+        },
         progress: progress.clone(),
         reporter: report::Reporter::new(client.clone(), admin.clone(), aref),
     };
@@ -296,9 +286,7 @@ async fn run_assignment(
     // A panic in the work (a bug, or a driver's) fails this assignment with
     // a message instead of taking the slot down with it: the slot would
     // otherwise stop pulling work while its lease quietly expires.
-    let fut = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
-        TASK.scope(a.task.clone(), EPOCH.scope(a.epoch, engine::run_work(work, ctx))),
-    ));
+    let fut = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(pipeline::work::run(work, ctx)));
     let fut = futures::FutureExt::map(fut, move |r| {
         r.unwrap_or_else(|panic| {
             let what = panic

@@ -35,14 +35,14 @@ pub async fn watch(endpoints: Vec<Endpoint>, timeout: Duration) -> ConnectorErro
 }
 
 async fn watch_one(ep: Endpoint, timeout: Duration) -> ConnectorError {
-    let mut probe = engine::Probe::default();
+    let mut probe = engine::probe::Probe::default();
     loop {
         tokio::time::sleep(EVERY).await;
         match tokio::time::timeout(timeout, probe.ask(&ep)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::debug!(endpoint = %ep, error = %e, "liveness probe failed; the work's own connections will tell");
-                probe = engine::Probe::default();
+                probe = engine::probe::Probe::default();
             }
             Err(_) => {
                 return ConnectorError::Transient(format!(

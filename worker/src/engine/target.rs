@@ -1,5 +1,11 @@
-//! The change-target seam: what the engine-neutral applier
-//! (`pipeline::apply`) needs of a target engine, in two parts.
+//! The target seams.
+//!
+//! - [`Target`]: the bulk side — pre-data, a segment's rows written under
+//!   the segment fence (`pipeline::fence`), post-data, finalize, resets,
+//!   sequences, and the change target for CDC.
+//!
+//! What the engine-neutral applier (`pipeline::apply`) needs of a target
+//! engine comes in two parts:
 //!
 //! - [`ApplyDialect`]: pure SQL generation — every SQL difference between
 //!   targets the applier meets (upserts, one-row matches, truncation,
@@ -14,10 +20,144 @@
 //!
 //! [`AnyChangeTarget`] is the one place that picks an engine for them.
 
-use crate::engine::{mysql, postgres, ConnectorError};
-use ferry_common::endpoint::{Endpoint, Engine};
+use crate::engine::{mysql, postgres, ConnectorError, Progress, Run};
+use crate::pipeline::rows::Rows;
+use crate::schema::catalog::Catalog;
+use crate::schema::check::Check;
+use crate::schema::convert::Conversion;
+use crate::schema::trial::Trial;
+use ferry_common::endpoint::Endpoint;
+use ferry_common::plan::SegmentBounds;
 use ferry_common::position::Lsn;
+use ferry_common::schema::{Constraint, SourceSchema, TableSchema};
+use ferry_common::settings::TargetTablePrepMode;
 use ferry_common::value::{Value, ValueError};
+use ferry_common::work::WorkResult;
+
+/// One segment's load into a target table.
+#[derive(Clone, Copy)]
+pub(crate) struct Segment<'a> {
+    pub number: u32,
+    pub bounds: &'a SegmentBounds,
+    /// Exported snapshot to read in (a same-engine copy of a CDC task).
+    pub snapshot: Option<&'a str>,
+    pub gen: u64,
+    /// The target table may hold rows this task did not load
+    /// (DO_NOTHING): the segment's rows replace those with the same keys,
+    /// never a key range, which the target could order otherwise than the
+    /// source did.
+    pub replace: bool,
+    /// The table was created by this task without its key (which implies
+    /// DROP_AND_CREATE, so never `replace`): the engine may load a
+    /// whole-table segment in its fastest way (PostgreSQL: `COPY FREEZE`).
+    pub fresh: bool,
+    /// The source position the rows were read at (sources whose snapshots
+    /// are per reader), kept in the segment's marker so a retry that finds
+    /// the segment committed still reports it.
+    pub position: Option<Lsn>,
+}
+
+pub(crate) trait Target {
+    /// Pre-data: schemas, tables (with their keys unless
+    /// `defer_primary_key`), or a reviewed `pre-data.sql` instead.
+    async fn prepare(
+        &self,
+        run: &Run,
+        ep: &Endpoint,
+        schema: &SourceSchema,
+        mode: TargetTablePrepMode,
+        defer_primary_key: bool,
+        pre_data_sql: Option<&str>,
+    ) -> Result<(), ConnectorError>;
+
+    /// A segment copied from a source of this same engine without the
+    /// value model, when the engine can (PostgreSQL's COPY bytes pass
+    /// through unparsed); `None` sends it through the value model.
+    async fn copy_segment(
+        &self,
+        _run: &Run,
+        _source: &Endpoint,
+        _target: &Endpoint,
+        _table: &TableSchema,
+        _seg: Segment<'_>,
+        _progress: Progress,
+    ) -> Option<Result<WorkResult, ConnectorError>> {
+        None
+    }
+
+    /// A segment's rows of the value model into `table` (as this engine
+    /// declares it), committed with the segment's marker or not at all.
+    async fn load_rows(
+        &self,
+        run: &Run,
+        ep: &Endpoint,
+        table: &TableSchema,
+        seg: Segment<'_>,
+        rows: Rows,
+        progress: Progress,
+    ) -> Result<WorkResult, ConnectorError>;
+
+    /// The rows `table` (as this engine declares it) holds.
+    async fn count_rows(&self, ep: &Endpoint, table: &TableSchema) -> Result<u64, ConnectorError>;
+
+    /// Post-data for one loaded table: the deferred key, indexes,
+    /// constraints, statistics.
+    async fn post_data(
+        &self,
+        source: &Endpoint,
+        target: &Endpoint,
+        table: &TableSchema,
+        defer_primary_key: bool,
+    ) -> Result<(), ConnectorError>;
+
+    /// Foreign keys once every table is loaded (`validate`: check existing
+    /// rows), or a reviewed `post-data.sql` instead.
+    async fn finalize(
+        &self,
+        run: &Run,
+        ep: &Endpoint,
+        foreign_keys: &[(String, Constraint)],
+        validate: bool,
+        post_data_sql: Option<&str>,
+    ) -> Result<WorkResult, ConnectorError>;
+
+    /// Empties a table for a reload in generation `gen`, reshaping it from
+    /// `previous` (or creating it, or replacing it), after taking the CDC
+    /// apply state over.
+    async fn reset_table(
+        &self,
+        run: &Run,
+        ep: &Endpoint,
+        table: &TableSchema,
+        gen: u64,
+        previous: Option<&TableSchema>,
+        replace: bool,
+    ) -> Result<WorkResult, ConnectorError>;
+
+    /// Cutover: key generators (sequences, AUTO_INCREMENT) past every
+    /// value the source used.
+    async fn sync_sequences(
+        &self,
+        source: &Endpoint,
+        target: &Endpoint,
+        tables: &[TableSchema],
+    ) -> Result<(), ConnectorError>;
+
+    /// Raises the CDC apply state's epoch to `run`'s: a stopped stream
+    /// commits nothing after this.
+    async fn fence_stream(&self, run: &Run, ep: &Endpoint) -> Result<(), ConnectorError>;
+
+    /// A session to apply changes on.
+    async fn change_target(&self, ep: &Endpoint) -> Result<AnyChangeTarget, ConnectorError>;
+
+    /// What the full load needs of this target, checked against its
+    /// catalog (`ferry assess --target`).
+    fn target_checks(&self, target: &Catalog) -> Vec<Check>;
+
+    /// Runs a conversion's DDL on the target and leaves nothing behind
+    /// (see `schema::trial`).
+    async fn trial(&self, conv: &Conversion, ep: &Endpoint) -> Result<Trial, ConnectorError>;
+}
 
 /// The SQL a target engine speaks for applying changes. Identifiers come
 /// quoted and tables qualified; literals come from [`ApplyDialect::literal`].
@@ -72,10 +212,7 @@ pub(crate) enum AnyChangeTarget {
 impl AnyChangeTarget {
     /// Connects to the target, with the session set up for applying.
     pub async fn open(target: &Endpoint) -> Result<AnyChangeTarget, ConnectorError> {
-        Ok(match target.engine {
-            Engine::Postgres => AnyChangeTarget::Postgres(postgres::target::PgChangeTarget::open(target).await?),
-            Engine::Mysql => AnyChangeTarget::Mysql(mysql::target::MysqlChangeTarget::open(target).await?),
-        })
+        crate::engine::with_engine!(target.engine, |e| e.change_target(target).await)
     }
 }
 

@@ -4,11 +4,11 @@
 //! value model — and where differences are recorded, each dispatched to its
 //! engine here.
 
-use crate::engine::{mysql, postgres, ConnectorError};
-use ferry_common::endpoint::{Endpoint, Engine};
+use crate::engine::{with_engine, ConnectorError};
+use ferry_common::endpoint::Endpoint;
 use ferry_common::plan::SegmentBounds;
 use ferry_common::schema::TableSchema;
-use ferry_common::typemap::{mysql_kind, postgres_kind, Kind};
+use ferry_common::typemap::{kind, Kind};
 use ferry_common::value::{Value, ValueError};
 use ferry_common::work::ValidationFailure;
 
@@ -29,10 +29,9 @@ pub(crate) struct Side<'a> {
 
 impl Side<'_> {
     pub async fn checksum(&self, columns: &[String], bounds: &SegmentBounds) -> Result<Checksum, ConnectorError> {
-        match self.ep.engine {
-            Engine::Postgres => postgres::validate::checksum(self.ep, &self.table, columns, bounds).await,
-            Engine::Mysql => mysql::validate::checksum(self.ep, &self.table, columns, bounds).await,
-        }
+        with_engine!(self.ep.engine, |e| e
+            .checksum(self.ep, &self.table, columns, bounds)
+            .await)
     }
 
     /// Reads the range's rows as text, each field decoded into the value
@@ -43,20 +42,65 @@ impl Side<'_> {
         bounds: &SegmentBounds,
         row: &mut (dyn FnMut(Vec<Option<Vec<u8>>>) + Send),
     ) -> Result<(), ConnectorError> {
-        match self.ep.engine {
-            Engine::Postgres => postgres::validate::read_text(self.ep, &self.table, columns, bounds, row).await,
-            Engine::Mysql => mysql::validate::read_text(self.ep, &self.table, columns, bounds, row).await,
-        }
+        with_engine!(self.ep.engine, |e| e
+            .read_text(self.ep, &self.table, columns, bounds, row)
+            .await)
     }
 
     pub fn decode(&self, how: &Decoder, raw: &[u8]) -> Result<Value<'static>, ValueError> {
-        match (self.ep.engine, how) {
-            (Engine::Postgres, Decoder::Type(t)) => postgres::read::decode_text(t, raw),
-            (Engine::Postgres, Decoder::Kind(k)) => postgres::read::decode(*k, Some(raw.to_vec())),
-            (Engine::Mysql, Decoder::Type(t)) => mysql::validate::decode(mysql_kind(t), raw),
-            (Engine::Mysql, Decoder::Kind(k)) => mysql::validate::decode(*k, raw),
-        }
+        with_engine!(self.ep.engine, |e| match how {
+            Decoder::Type(t) => e.decode_type(t, raw),
+            Decoder::Kind(k) => e.decode_kind(*k, raw),
+        })
     }
+}
+
+/// What validation reads and writes on one engine.
+pub(crate) trait ValidationReader {
+    /// Row count and hash sum of `columns` over the rows in `bounds`.
+    async fn checksum(
+        &self,
+        ep: &Endpoint,
+        table: &TableSchema,
+        columns: &[String],
+        bounds: &SegmentBounds,
+    ) -> Result<Checksum, ConnectorError>;
+
+    /// The rows in `bounds`, `columns` as text, in key order.
+    async fn read_text(
+        &self,
+        ep: &Endpoint,
+        table: &TableSchema,
+        columns: &[String],
+        bounds: &SegmentBounds,
+        row: &mut (dyn FnMut(Vec<Option<Vec<u8>>>) + Send),
+    ) -> Result<(), ConnectorError>;
+
+    /// This engine's text of a column of its type `type_sql`.
+    fn decode_type(&self, type_sql: &str, raw: &[u8]) -> Result<Value<'static>, ValueError>;
+
+    /// This engine's text of a value loaded from a source column of kind
+    /// `kind`, read back into that kind.
+    fn decode_kind(&self, kind: Kind, raw: &[u8]) -> Result<Value<'static>, ValueError>;
+
+    /// Keys about every `every` rows within `range`, to split it at.
+    async fn split_points(
+        &self,
+        ep: &Endpoint,
+        table: &TableSchema,
+        range: &SegmentBounds,
+        every: u64,
+    ) -> Result<Vec<Vec<String>>, ConnectorError>;
+
+    /// Records a segment's differences on this (target) engine.
+    async fn record_failures(
+        &self,
+        ep: &Endpoint,
+        task: &str,
+        table: &TableSchema,
+        segment: u32,
+        failures: &[ValidationFailure],
+    ) -> Result<(), ConnectorError>;
 }
 
 /// How a side decodes a column's text into the value model.
@@ -81,10 +125,7 @@ impl Decoder {
                 let t = if same {
                     Decoder::Type(ty(target, c))
                 } else {
-                    Decoder::Kind(match source.engine {
-                        Engine::Mysql => mysql_kind(&s),
-                        Engine::Postgres => postgres_kind(&s),
-                    })
+                    Decoder::Kind(kind(source.engine, &s))
                 };
                 (Decoder::Type(s), t)
             })
@@ -97,10 +138,9 @@ pub(crate) async fn split_points(
     range: &SegmentBounds,
     every: u64,
 ) -> Result<Vec<Vec<String>>, ConnectorError> {
-    match source.ep.engine {
-        Engine::Postgres => postgres::validate::split_points(source.ep, &source.table, range, every).await,
-        Engine::Mysql => mysql::validate::split_points(source.ep, &source.table, range, every).await,
-    }
+    with_engine!(source.ep.engine, |e| e
+        .split_points(source.ep, &source.table, range, every)
+        .await)
 }
 
 pub(crate) async fn record_failures(
@@ -110,8 +150,7 @@ pub(crate) async fn record_failures(
     segment: u32,
     failures: &[ValidationFailure],
 ) -> Result<(), ConnectorError> {
-    match target.engine {
-        Engine::Postgres => postgres::validate::record_failures(target, task, table, segment, failures).await,
-        Engine::Mysql => mysql::validate::record_failures(target, task, table, segment, failures).await,
-    }
+    with_engine!(target.engine, |e| e
+        .record_failures(target, task, table, segment, failures)
+        .await)
 }

@@ -44,7 +44,7 @@
 //! on MySQL, whose TRUNCATE would commit the batch half-way.
 
 use crate::engine::target::{AnyChangeTarget, ApplyDialect, ChangeTarget};
-use crate::engine::ConnectorError;
+use crate::engine::{ConnectorError, Run};
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::plan::ChangeTracking;
 use ferry_common::position::Lsn;
@@ -274,9 +274,9 @@ pub struct TablePolicy<'a> {
 impl Applier {
     /// Connects to the target and takes the task's apply state over for this
     /// assignment's epoch; `applied` is then the committed position.
-    pub async fn open(target: &Endpoint, tables: Vec<TargetTable>) -> Result<Applier, ConnectorError> {
+    pub async fn open(run: &Run, target: &Endpoint, tables: Vec<TargetTable>) -> Result<Applier, ConnectorError> {
         let target = AnyChangeTarget::open(target).await?;
-        Applier::with_target(target, crate::current_task(), crate::current_epoch() as i64, tables).await
+        Applier::with_target(target, run.task.clone(), run.epoch as i64, tables).await
     }
 }
 

@@ -4,34 +4,14 @@
 //! fails with the reason.
 
 use super::catalog::Catalog;
+use crate::engine::source::Source;
+use crate::engine::target::Target;
+use crate::engine::with_engine;
 use ferry_common::endpoint::Engine;
 use ferry_common::typemap::{convert_type, kind, Kind};
-use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckStatus {
-    Passed,
-    Warning,
-    Failed,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    pub id: &'static str,
-    pub name: String,
-    pub status: CheckStatus,
-    pub detail: String,
-}
-
-fn check(id: &'static str, name: &str, ok: bool, bad: CheckStatus, pass: String, fail: String) -> Check {
-    Check {
-        id,
-        name: name.into(),
-        status: if ok { CheckStatus::Passed } else { bad },
-        detail: if ok { pass } else { fail },
-    }
-}
+use super::check::check;
+pub use super::check::{Check, CheckStatus};
 
 /// Columns that hold large objects (text, blob, bytea, JSON), which DMS
 /// calls LOBs: copied whole, and what makes rows big.
@@ -54,104 +34,8 @@ pub fn needs_cdc(migration_type: &str) -> bool {
 
 pub fn run(source: &Catalog, to: Engine, migration_type: &str, target: Option<&Catalog>) -> Vec<Check> {
     let mut out = vec![];
-    let set = |n: &str| source.setting(n).unwrap_or("").to_string();
     if needs_cdc(migration_type) {
-        match source.engine {
-            Engine::Postgres => {
-                out.push(check(
-                    "PG-WAL-LEVEL",
-                    "wal_level is logical",
-                    set("wal_level") == "logical",
-                    CheckStatus::Failed,
-                    "wal_level = logical".into(),
-                    format!(
-                        "wal_level = {}: logical decoding needs wal_level = logical (restart required)",
-                        set("wal_level")
-                    ),
-                ));
-                let max: i64 = set("max_replication_slots").parse().unwrap_or(0);
-                let used: i64 = set("replication_slots_used").parse().unwrap_or(0);
-                out.push(check(
-                    "PG-SLOTS",
-                    "a free replication slot",
-                    max > used,
-                    CheckStatus::Failed,
-                    format!("{} of {max} slots in use", used),
-                    format!("all {max} replication slots are in use (max_replication_slots)"),
-                ));
-                let senders: i64 = set("max_wal_senders").parse().unwrap_or(0);
-                out.push(check(
-                    "PG-WAL-SENDERS",
-                    "a free WAL sender",
-                    senders > used,
-                    CheckStatus::Failed,
-                    format!("max_wal_senders = {senders}"),
-                    format!("max_wal_senders = {senders} leaves none for Ferry"),
-                ));
-                out.push(check(
-                    "PG-REPLICATION-ROLE",
-                    "the user may replicate",
-                    set("replication_privilege") == "true",
-                    CheckStatus::Failed,
-                    "the user has REPLICATION (or is superuser)".into(),
-                    "the user lacks the REPLICATION attribute: ALTER ROLE ... REPLICATION".into(),
-                ));
-            }
-            Engine::Mysql => {
-                out.push(check(
-                    "MY-LOG-BIN",
-                    "binary log enabled",
-                    set("log_bin") == "ON",
-                    CheckStatus::Failed,
-                    "log_bin = ON".into(),
-                    "the binary log is off: start the server with --log-bin".into(),
-                ));
-                out.push(check(
-                    "MY-BINLOG-FORMAT",
-                    "binlog_format is ROW",
-                    set("binlog_format") == "ROW",
-                    CheckStatus::Failed,
-                    "binlog_format = ROW".into(),
-                    format!("binlog_format = {}: CDC needs ROW", set("binlog_format")),
-                ));
-                out.push(check(
-                    "MY-ROW-IMAGE",
-                    "binlog_row_image is FULL",
-                    set("binlog_row_image") == "FULL",
-                    CheckStatus::Failed,
-                    "binlog_row_image = FULL".into(),
-                    format!("binlog_row_image = {}: CDC needs FULL images", set("binlog_row_image")),
-                ));
-                let meta = set("binlog_row_metadata");
-                out.push(check(
-                    "MY-ROW-METADATA",
-                    "binlog_row_metadata is FULL",
-                    meta == "FULL",
-                    CheckStatus::Warning,
-                    "binlog_row_metadata = FULL".into(),
-                    format!(
-                        "binlog_row_metadata = {}: FULL lets CDC match columns by name after DDL",
-                        if meta.is_empty() { "unset" } else { &meta }
-                    ),
-                ));
-                out.push(check(
-                    "MY-SERVER-ID",
-                    "server_id is set",
-                    set("server_id") != "0" && !set("server_id").is_empty(),
-                    CheckStatus::Failed,
-                    format!("server_id = {}", set("server_id")),
-                    "server_id = 0: binary log replication needs a non-zero server_id".into(),
-                ));
-                out.push(check(
-                    "MY-REPLICATION-GRANT",
-                    "the user may read the binary log",
-                    set("replication_privilege") == "true",
-                    CheckStatus::Failed,
-                    "REPLICATION SLAVE and REPLICATION CLIENT granted".into(),
-                    "grant REPLICATION SLAVE, REPLICATION CLIENT (MariaDB: also BINLOG MONITOR) to the user".into(),
-                ));
-            }
-        }
+        out.extend(with_engine!(source.engine, |e| e.cdc_checks(source)));
     }
     let no_pk: Vec<String> = source
         .tables
@@ -214,26 +98,7 @@ pub fn run(source: &Catalog, to: Engine, migration_type: &str, target: Option<&C
                 existing.join(", ")
             ),
         ));
-        if t.engine == Engine::Mysql {
-            let infile = t.setting("local_infile").unwrap_or("");
-            out.push(check(
-                "TARGET-LOCAL-INFILE",
-                "local_infile is ON on the target",
-                infile == "ON",
-                CheckStatus::Failed,
-                "local_infile = ON".into(),
-                format!("local_infile = {infile}: the full load writes with LOAD DATA LOCAL INFILE"),
-            ));
-        } else {
-            out.push(check(
-                "TARGET-CREATE",
-                "the user may create schemas on the target",
-                t.setting("create_privilege") == Some("true"),
-                CheckStatus::Failed,
-                "CREATE on the database".into(),
-                "the target user lacks CREATE on the database".into(),
-            ));
-        }
+        out.extend(with_engine!(t.engine, |e| e.target_checks(t)));
     }
     out
 }

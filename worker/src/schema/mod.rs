@@ -11,6 +11,7 @@
 
 pub mod assessment;
 pub mod catalog;
+pub mod check;
 pub mod checks;
 pub mod convert;
 pub mod report;
@@ -18,7 +19,9 @@ pub mod script;
 pub mod translate;
 pub mod trial;
 
-use crate::engine::{mysql, postgres, ConnectorError};
+use crate::engine::source::Source;
+use crate::engine::target::Target;
+use crate::engine::{with_engine, ConnectorError};
 use anyhow::Context;
 use catalog::Catalog;
 use convert::Conversion;
@@ -27,18 +30,11 @@ use ferry_common::mapping::TableMappings;
 use std::path::Path;
 
 pub async fn read_catalog(ep: &Endpoint, mappings: &TableMappings) -> Result<Catalog, ConnectorError> {
-    match ep.engine {
-        Engine::Postgres => postgres::catalog::catalog(ep, mappings).await,
-        Engine::Mysql => mysql::catalog::catalog(ep, mappings).await,
-    }
+    with_engine!(ep.engine, |e| e.catalog(ep, mappings).await)
 }
 
 pub fn parse_engine(s: &str) -> anyhow::Result<Engine> {
-    match s {
-        "postgres" | "postgresql" => Ok(Engine::Postgres),
-        "mysql" | "mariadb" => Ok(Engine::Mysql),
-        other => anyhow::bail!("--target-engine {other}: expected postgres or mysql"),
-    }
+    Engine::from_name(s).ok_or_else(|| anyhow::anyhow!("--target-engine {s}: expected postgres or mysql"))
 }
 
 fn mappings(path: Option<&Path>) -> anyhow::Result<TableMappings> {
@@ -85,11 +81,7 @@ fn ddl_file(title: &str, conv: &Conversion, parts: &[(&str, &[convert::Ddl])]) -
 /// The files `ferry schema convert` writes.
 pub fn write_conversion(conv: &Conversion, dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let fk_preamble = match conv.to {
-        // The foreign keys are kept in ANSI quoting.
-        Engine::Mysql => "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',ANSI_QUOTES');",
-        Engine::Postgres => "",
-    };
+    let fk_preamble = conv.ansi_quotes_preamble();
     let files = [
         (
             "pre-data.sql",
@@ -194,7 +186,7 @@ fn target_endpoint(url: &str, to: Engine) -> anyhow::Result<Endpoint> {
 /// Tries the conversion on the target (see [`trial`]) and folds the
 /// refusals into it.
 async fn try_on(conv: &mut Conversion, target: &Endpoint) -> anyhow::Result<()> {
-    let trial = trial::run(conv, target).await?;
+    let trial = with_engine!(target.engine, |e| e.trial(conv, target).await)?;
     println!(
         "tried every converted statement on {target} (undone): {} objects failed there",
         trial.refused.len()

@@ -19,10 +19,6 @@
 
 use super::assessment::{ActionItem, Category, Effort, Outcome, Severity};
 use super::convert::{Conversion, Ddl};
-use super::script::mysql_statements;
-use crate::engine::{mysql, postgres, ConnectorError};
-use ferry_common::endpoint::{Endpoint, Engine};
-use mysql_async::prelude::Queryable;
 
 /// An object whose statements the target refused.
 #[derive(Debug, Clone)]
@@ -33,7 +29,7 @@ pub struct Refusal {
 }
 
 /// Every DDL of the conversion in the order the files run.
-fn in_order(conv: &Conversion) -> impl Iterator<Item = &Ddl> {
+pub(crate) fn in_order(conv: &Conversion) -> impl Iterator<Item = &Ddl> {
     conv.pre_data
         .iter()
         .chain(&conv.post_data)
@@ -50,18 +46,7 @@ pub struct Trial {
     pub untried: Vec<String>,
 }
 
-/// Runs the conversion on the target as described above.
-pub async fn run(conv: &Conversion, target: &Endpoint) -> Result<Trial, ConnectorError> {
-    match target.engine {
-        Engine::Postgres => Ok(Trial {
-            refused: on_postgres(conv, target).await?,
-            untried: vec![],
-        }),
-        Engine::Mysql => on_mysql(conv, target).await,
-    }
-}
-
-fn record(out: &mut Vec<Refusal>, d: &Ddl, error: String) {
+pub(crate) fn record(out: &mut Vec<Refusal>, d: &Ddl, error: String) {
     if let Some(r) = out.iter_mut().find(|r| r.object == d.object) {
         r.sql.push('\n');
         r.sql.push_str(&d.sql);
@@ -72,107 +57,6 @@ fn record(out: &mut Vec<Refusal>, d: &Ddl, error: String) {
             sql: d.sql.clone(),
         });
     }
-}
-
-async fn on_postgres(conv: &Conversion, target: &Endpoint) -> Result<Vec<Refusal>, ConnectorError> {
-    let c = postgres::connect(target).await?;
-    let fail = |what: &str, e| postgres::classify(format!("trying the conversion on {target}: {what}"), e);
-    c.batch_execute("BEGIN").await.map_err(|e| fail("BEGIN", e))?;
-    let mut out: Vec<Refusal> = vec![];
-    for d in in_order(conv) {
-        // The rest of an object whose first statement failed is not tried.
-        if out.iter().any(|r| r.object == d.object) {
-            record(&mut out, d, String::new());
-            continue;
-        }
-        c.batch_execute("SAVEPOINT ferry_trial")
-            .await
-            .map_err(|e| fail("SAVEPOINT", e))?;
-        if let Err(e) = c.batch_execute(&d.sql).await {
-            let error = e.as_db_error().map_or(e.to_string(), |db| db.message().to_string());
-            c.batch_execute("ROLLBACK TO SAVEPOINT ferry_trial")
-                .await
-                .map_err(|e| fail("ROLLBACK TO SAVEPOINT", e))?;
-            record(&mut out, d, error);
-        }
-    }
-    c.batch_execute("ROLLBACK").await.map_err(|e| fail("ROLLBACK", e))?;
-    Ok(out)
-}
-
-/// `CREATE DATABASE IF NOT EXISTS name ...` → `name`, unquoted.
-fn created_database(sql: &str) -> Option<String> {
-    let rest = sql.trim().strip_prefix("CREATE DATABASE IF NOT EXISTS ")?;
-    let name = rest.split_whitespace().next()?.trim_end_matches(';');
-    Some(name.trim_matches('`').replace("``", "`"))
-}
-
-async fn on_mysql(conv: &Conversion, target: &Endpoint) -> Result<Trial, ConnectorError> {
-    let mut c = mysql::connect(target).await?;
-    let what = format!("trying the conversion on {target}");
-    let mut databases = vec![];
-    let mut existing = vec![];
-    for db in conv.pre_data.iter().filter_map(|d| created_database(&d.sql)) {
-        let exists: Option<String> = c
-            .exec_first(
-                "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
-                (&db,),
-            )
-            .await
-            .map_err(|e| mysql::classify(&what, e))?;
-        if exists.is_some() {
-            existing.push(db);
-        } else {
-            databases.push(db);
-        }
-    }
-    // Objects are named `database` or `database.name...`.
-    let in_existing = |d: &Ddl| {
-        existing
-            .iter()
-            .any(|db| d.object == *db || d.object.starts_with(&format!("{db}.")))
-    };
-    let mut untried: Vec<String> = vec![];
-    let mut out: Vec<Refusal> = vec![];
-    // cutover.sql runs with ANSI_QUOTES (its foreign keys are written so).
-    let cutover_from = conv.pre_data.len() + conv.post_data.len();
-    let result = async {
-        for (i, d) in in_order(conv).enumerate() {
-            if i == cutover_from {
-                c.query_drop("SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',ANSI_QUOTES')")
-                    .await
-                    .map_err(|e| mysql::classify(&what, e))?;
-            }
-            if in_existing(d) {
-                if !untried.contains(&d.object) {
-                    untried.push(d.object.clone());
-                }
-                continue;
-            }
-            if out.iter().any(|r| r.object == d.object) {
-                record(&mut out, d, String::new());
-                continue;
-            }
-            for stmt in mysql_statements(&d.sql) {
-                if let Err(e) = c.query_drop(&stmt).await {
-                    let error = match &e {
-                        mysql_async::Error::Server(s) => s.message.clone(),
-                        _ => return Err(mysql::classify(&what, e)),
-                    };
-                    record(&mut out, d, error);
-                    break;
-                }
-            }
-        }
-        Ok(())
-    }
-    .await;
-    for db in &databases {
-        c.query_drop(format!("DROP DATABASE IF EXISTS {}", mysql::quote(db)))
-            .await
-            .map_err(|e| mysql::classify(format!("{what}: dropping the trial database {db}"), e))?;
-    }
-    result.map(|_| Trial { refused: out, untried })
 }
 
 /// Folds the trial into the conversion: each refused object needs action,
@@ -220,23 +104,5 @@ pub fn apply(conv: &mut Conversion, refused: &[Refusal]) {
                 list.retain(|d| d.object != r.object);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn database_names() {
-        assert_eq!(
-            created_database("CREATE DATABASE IF NOT EXISTS `a``b` CHARACTER SET utf8mb4;").as_deref(),
-            Some("a`b")
-        );
-        assert_eq!(
-            created_database("CREATE DATABASE IF NOT EXISTS shop;").as_deref(),
-            Some("shop")
-        );
-        assert_eq!(created_database("CREATE TABLE x (a int);"), None);
     }
 }

@@ -48,14 +48,15 @@
 use super::charset::{self, Charset};
 use super::position::current_position;
 use super::{classify, connect, query_text, tablemap};
-use crate::engine::ConnectorError;
-use crate::pipeline::apply::{whole, Applier, Op, TablePolicy, TargetTable};
+use crate::engine::source::ChangeStream;
+use crate::engine::{ConnectorError, Run};
+use crate::pipeline::apply::{whole, Applier, Op, TargetTable};
 use crate::report::Reporter;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::position::Lsn;
 use ferry_common::typemap::{mysql_kind, Kind, MysqlType};
 use ferry_common::value::{Value, ValueError};
-use ferry_common::work::{CdcTable, ProgressDetail, TableRef, WorkResult};
+use ferry_common::work::{ProgressDetail, TableRef, WorkResult};
 use futures::{FutureExt, StreamExt};
 use mysql_async::binlog::events::{EventData, RowsEventData, TableMapEvent};
 use mysql_async::binlog::value::BinlogValue;
@@ -509,15 +510,16 @@ fn server_id_for(task: &str) -> u32 {
 /// Streams the binlog from `start` (or the target's committed position,
 /// whichever is later) and applies the selected tables' changes, until
 /// revoked.
-pub async fn run(
-    source: &Endpoint,
-    target: &Endpoint,
-    tables: &[CdcTable],
-    start: Lsn,
-    policy: TablePolicy<'_>,
-    reporter: &Reporter,
-) -> Result<WorkResult, ConnectorError> {
-    let task = crate::current_task();
+pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Result<WorkResult, ConnectorError> {
+    let ChangeStream {
+        source,
+        target,
+        tables,
+        start,
+        policy,
+        ..
+    } = stream;
+    let task = run.task.clone();
     let targets = tables
         .iter()
         .map(|t| TargetTable::new(&t.table, target.engine).map(|m| m.tracked(t.changes.clone())))
@@ -555,7 +557,7 @@ pub async fn run(
         .enumerate()
         .map(|(i, t)| ((t.table.schema.to_lowercase(), t.table.name.to_lowercase()), i))
         .collect();
-    let mut applier = Applier::open(target, targets).await?;
+    let mut applier = Applier::open(run, target, targets).await?;
     applier.set_policy(&policy);
     let from = applier.applied.max(start);
 

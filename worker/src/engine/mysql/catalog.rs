@@ -8,6 +8,7 @@
 use super::{query_text, quote};
 use crate::engine::ConnectorError;
 use crate::schema::catalog::*;
+use crate::schema::check::{check, Check, CheckStatus};
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::mapping::TableMappings;
 use ferry_common::schema::{Constraint, ConstraintKind};
@@ -266,4 +267,76 @@ pub async fn catalog(ep: &Endpoint, mappings: &TableMappings) -> Result<Catalog,
         routines,
         settings,
     })
+}
+
+/// What change data capture needs of a source (`ferry assess`).
+pub(crate) fn cdc_checks(source: &Catalog) -> Vec<Check> {
+    let mut out = vec![];
+    let set = |n: &str| source.setting(n).unwrap_or("").to_string();
+    out.push(check(
+        "MY-LOG-BIN",
+        "binary log enabled",
+        set("log_bin") == "ON",
+        CheckStatus::Failed,
+        "log_bin = ON".into(),
+        "the binary log is off: start the server with --log-bin".into(),
+    ));
+    out.push(check(
+        "MY-BINLOG-FORMAT",
+        "binlog_format is ROW",
+        set("binlog_format") == "ROW",
+        CheckStatus::Failed,
+        "binlog_format = ROW".into(),
+        format!("binlog_format = {}: CDC needs ROW", set("binlog_format")),
+    ));
+    out.push(check(
+        "MY-ROW-IMAGE",
+        "binlog_row_image is FULL",
+        set("binlog_row_image") == "FULL",
+        CheckStatus::Failed,
+        "binlog_row_image = FULL".into(),
+        format!("binlog_row_image = {}: CDC needs FULL images", set("binlog_row_image")),
+    ));
+    let meta = set("binlog_row_metadata");
+    out.push(check(
+        "MY-ROW-METADATA",
+        "binlog_row_metadata is FULL",
+        meta == "FULL",
+        CheckStatus::Warning,
+        "binlog_row_metadata = FULL".into(),
+        format!(
+            "binlog_row_metadata = {}: FULL lets CDC match columns by name after DDL",
+            if meta.is_empty() { "unset" } else { &meta }
+        ),
+    ));
+    out.push(check(
+        "MY-SERVER-ID",
+        "server_id is set",
+        set("server_id") != "0" && !set("server_id").is_empty(),
+        CheckStatus::Failed,
+        format!("server_id = {}", set("server_id")),
+        "server_id = 0: binary log replication needs a non-zero server_id".into(),
+    ));
+    out.push(check(
+        "MY-REPLICATION-GRANT",
+        "the user may read the binary log",
+        set("replication_privilege") == "true",
+        CheckStatus::Failed,
+        "REPLICATION SLAVE and REPLICATION CLIENT granted".into(),
+        "grant REPLICATION SLAVE, REPLICATION CLIENT (MariaDB: also BINLOG MONITOR) to the user".into(),
+    ));
+    out
+}
+
+/// What the full load needs of a target (`ferry assess --target`).
+pub(crate) fn target_checks(t: &Catalog) -> Vec<Check> {
+    let infile = t.setting("local_infile").unwrap_or("");
+    vec![check(
+        "TARGET-LOCAL-INFILE",
+        "local_infile is ON on the target",
+        infile == "ON",
+        CheckStatus::Failed,
+        "local_infile = ON".into(),
+        format!("local_infile = {infile}: the full load writes with LOAD DATA LOCAL INFILE"),
+    )]
 }

@@ -120,7 +120,7 @@ pub fn literal(v: &Value) -> Result<String, ValueError> {
 /// Appends a whole row and its newline; on a refused value the buffer is
 /// left as it was.
 pub fn row(out: &mut Vec<u8>, values: &[Value]) -> Result<(), ValueError> {
-    crate::engine::tab_separated_row(out, values, field)
+    crate::pipeline::rows::tab_separated_row(out, values, field)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 pub(crate) mod binlog;
 pub(crate) mod catalog;
 pub(crate) mod charset;
+pub(crate) mod connect;
 pub(crate) mod cutover;
 pub(crate) mod encode;
 mod introspect;
@@ -11,29 +12,257 @@ pub(crate) mod position;
 pub(crate) mod read;
 pub(crate) mod tablemap;
 pub(crate) mod target;
+pub(crate) mod trial;
 pub(crate) mod validate;
 pub(crate) mod write;
 
-use super::ConnectorError;
+use super::source::{ChangeSource, ChangeStream, Segmenting, Source};
+use super::target::{AnyChangeTarget, Segment, Target};
+use super::validation::{Checksum, ValidationReader};
+use super::{ConnectorError, Progress, Run};
+use crate::pipeline::rows::Rows;
+use crate::report::Reporter;
+use crate::schema::catalog::Catalog;
+use crate::schema::check::Check;
+use crate::schema::convert::Conversion;
+use crate::schema::trial::Trial;
+pub use connect::connect;
 use ferry_common::endpoint::Endpoint;
+use ferry_common::mapping::TableMappings;
+use ferry_common::plan::SegmentBounds;
+use ferry_common::position::Lsn;
+use ferry_common::schema::{Constraint, SourceSchema, TableSchema};
+use ferry_common::settings::TargetTablePrepMode;
+use ferry_common::typemap::Kind;
+use ferry_common::value::{Value, ValueError};
+use ferry_common::work::{CdcNames, TableRef, ValidationFailure, WorkResult};
 use mysql_async::prelude::Queryable;
 
-/// Opens a session that reads values the way the value model wants them:
-/// utf8mb4 text and TIMESTAMP in UTC (so full-load rows and binlog rows,
-/// which carry UTC seconds, agree).
-pub async fn connect(ep: &Endpoint) -> Result<mysql_async::Conn, ConnectorError> {
-    let password = crate::engine::credentials::password(ep, || std::env::var("MYSQL_PWD").ok())?;
-    let opts = mysql_async::OptsBuilder::default()
-        .ip_or_hostname(ep.host.clone())
-        .tcp_port(ep.port)
-        .user(Some(ep.user.clone()))
-        .pass(password)
-        .db_name(Some(ep.dbname.clone()))
-        .prefer_socket(false)
-        .init(vec!["SET NAMES utf8mb4", "SET time_zone = '+00:00'"]);
-    mysql_async::Conn::new(opts)
-        .await
-        .map_err(|e| classify(format!("connecting to {ep}"), e))
+/// MySQL and MariaDB behind the engine seams.
+pub struct Mysql;
+
+impl Source for Mysql {
+    async fn introspect(
+        &self,
+        ep: &Endpoint,
+        mappings: &TableMappings,
+        segmenting: Segmenting,
+        only: Option<&TableRef>,
+    ) -> Result<SourceSchema, ConnectorError> {
+        introspect(ep, mappings, segmenting.target_bytes, segmenting.max_per_table, only).await
+    }
+
+    async fn catalog(&self, ep: &Endpoint, mappings: &TableMappings) -> Result<Catalog, ConnectorError> {
+        catalog::catalog(ep, mappings).await
+    }
+
+    /// MySQL cannot import another session's snapshot: a segment of a CDC
+    /// task (`snapshot` given) is read in a consistent snapshot of its own,
+    /// whose binlog position comes back with the rows.
+    async fn read_segment(
+        &self,
+        ep: &Endpoint,
+        table: &TableSchema,
+        columns: Vec<String>,
+        bounds: &SegmentBounds,
+        snapshot: Option<&str>,
+    ) -> Result<(Rows, Option<Lsn>), ConnectorError> {
+        read::read_segment(ep, table, columns, bounds, snapshot.is_some()).await
+    }
+
+    async fn freeze(&self, ep: &Endpoint, freeze: bool) -> Result<(), ConnectorError> {
+        cutover::freeze(ep, freeze).await
+    }
+
+    fn cdc_checks(&self, source: &Catalog) -> Vec<Check> {
+        catalog::cdc_checks(source)
+    }
+}
+
+impl ChangeSource for Mysql {
+    /// The binlog is the server's: this checks that it can serve the task.
+    async fn create_slot(
+        &self,
+        ep: &Endpoint,
+        _cdc: &CdcNames,
+        _tables: &[TableSchema],
+        _existing_slot: bool,
+    ) -> Result<WorkResult, ConnectorError> {
+        binlog::create(ep).await
+    }
+
+    async fn hold_snapshot(
+        &self,
+        ep: &Endpoint,
+        _slot: &str,
+        reporter: &Reporter,
+    ) -> Result<WorkResult, ConnectorError> {
+        binlog::hold(ep, reporter).await
+    }
+
+    /// The binlog holds every table's changes.
+    async fn publish_table(&self, _ep: &Endpoint, _cdc: &CdcNames, _table: &TableRef) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+
+    async fn stream(&self, s: ChangeStream<'_>, run: &Run, reporter: &Reporter) -> Result<WorkResult, ConnectorError> {
+        binlog::run(run, s, reporter).await
+    }
+
+    /// The binlog is the server's: nothing to drop.
+    async fn drop_slot(&self, _ep: &Endpoint, _cdc: &CdcNames, _keep_slot: bool) -> Result<WorkResult, ConnectorError> {
+        Ok(WorkResult::Done)
+    }
+}
+
+impl Target for Mysql {
+    /// Tables are created with their keys (`defer_primary_key` is a
+    /// PostgreSQL optimisation).
+    async fn prepare(
+        &self,
+        run: &Run,
+        ep: &Endpoint,
+        schema: &SourceSchema,
+        mode: TargetTablePrepMode,
+        _defer_primary_key: bool,
+        pre_data_sql: Option<&str>,
+    ) -> Result<(), ConnectorError> {
+        write::prepare(run, ep, schema, mode, pre_data_sql).await
+    }
+
+    async fn load_rows(
+        &self,
+        run: &Run,
+        ep: &Endpoint,
+        table: &TableSchema,
+        seg: Segment<'_>,
+        rows: Rows,
+        progress: Progress,
+    ) -> Result<WorkResult, ConnectorError> {
+        write::load_rows(run, ep, table, seg, rows, progress).await
+    }
+
+    async fn count_rows(&self, ep: &Endpoint, table: &TableSchema) -> Result<u64, ConnectorError> {
+        let what = format!("table {}: counting its rows on the target", table.display_name());
+        let sql = format!("SELECT COUNT(*) FROM {}.{}", quote(&table.schema), quote(&table.name));
+        Ok(connect(ep)
+            .await?
+            .query_first::<u64, _>(sql)
+            .await
+            .map_err(|e| classify(&what, e))?
+            .unwrap_or(0))
+    }
+
+    async fn post_data(
+        &self,
+        _source: &Endpoint,
+        target: &Endpoint,
+        table: &TableSchema,
+        _defer_primary_key: bool,
+    ) -> Result<(), ConnectorError> {
+        write::post_data(target, table).await
+    }
+
+    /// MySQL adds keys without checking rows (foreign_key_checks=0).
+    async fn finalize(
+        &self,
+        run: &Run,
+        ep: &Endpoint,
+        foreign_keys: &[(String, Constraint)],
+        _validate: bool,
+        post_data_sql: Option<&str>,
+    ) -> Result<WorkResult, ConnectorError> {
+        write::finalize(run, ep, foreign_keys, post_data_sql).await
+    }
+
+    async fn reset_table(
+        &self,
+        run: &Run,
+        ep: &Endpoint,
+        table: &TableSchema,
+        gen: u64,
+        previous: Option<&TableSchema>,
+        replace: bool,
+    ) -> Result<WorkResult, ConnectorError> {
+        write::reset_table(run, ep, table, gen, previous, replace).await
+    }
+
+    async fn sync_sequences(
+        &self,
+        _source: &Endpoint,
+        target: &Endpoint,
+        tables: &[TableSchema],
+    ) -> Result<(), ConnectorError> {
+        cutover::sync_auto_increment(target, tables).await
+    }
+
+    async fn fence_stream(&self, run: &Run, ep: &Endpoint) -> Result<(), ConnectorError> {
+        target::fence(&mut connect::target_session(ep).await?, &run.task, run.epoch as i64).await
+    }
+
+    fn target_checks(&self, target: &Catalog) -> Vec<Check> {
+        catalog::target_checks(target)
+    }
+
+    async fn trial(&self, conv: &Conversion, ep: &Endpoint) -> Result<Trial, ConnectorError> {
+        trial::run(conv, ep).await
+    }
+
+    async fn change_target(&self, ep: &Endpoint) -> Result<AnyChangeTarget, ConnectorError> {
+        Ok(AnyChangeTarget::Mysql(target::MysqlChangeTarget::open(ep).await?))
+    }
+}
+
+impl ValidationReader for Mysql {
+    async fn checksum(
+        &self,
+        ep: &Endpoint,
+        table: &TableSchema,
+        columns: &[String],
+        bounds: &SegmentBounds,
+    ) -> Result<Checksum, ConnectorError> {
+        validate::checksum(ep, table, columns, bounds).await
+    }
+
+    async fn read_text(
+        &self,
+        ep: &Endpoint,
+        table: &TableSchema,
+        columns: &[String],
+        bounds: &SegmentBounds,
+        row: &mut (dyn FnMut(Vec<Option<Vec<u8>>>) + Send),
+    ) -> Result<(), ConnectorError> {
+        validate::read_text(ep, table, columns, bounds, row).await
+    }
+
+    fn decode_type(&self, type_sql: &str, raw: &[u8]) -> Result<Value<'static>, ValueError> {
+        validate::decode(ferry_common::typemap::mysql_kind(type_sql), raw)
+    }
+
+    fn decode_kind(&self, kind: Kind, raw: &[u8]) -> Result<Value<'static>, ValueError> {
+        validate::decode(kind, raw)
+    }
+
+    async fn split_points(
+        &self,
+        ep: &Endpoint,
+        table: &TableSchema,
+        range: &SegmentBounds,
+        every: u64,
+    ) -> Result<Vec<Vec<String>>, ConnectorError> {
+        validate::split_points(ep, table, range, every).await
+    }
+
+    async fn record_failures(
+        &self,
+        ep: &Endpoint,
+        task: &str,
+        table: &TableSchema,
+        segment: u32,
+        failures: &[ValidationFailure],
+    ) -> Result<(), ConnectorError> {
+        validate::record_failures(ep, task, table, segment, failures).await
+    }
 }
 
 /// Server errors that pass with time are transient: lock wait timeout

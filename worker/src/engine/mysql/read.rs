@@ -8,7 +8,8 @@
 //! an index range), never OFFSET.
 
 use super::{classify, quote};
-use crate::engine::{row_channel, ConnectorError, Rejected, Row, Rows};
+use crate::engine::ConnectorError;
+use crate::pipeline::rows::{row_channel, Rejected, Row, Rows};
 use ferry_common::plan::{KeyColumn, SegmentBounds};
 use ferry_common::schema::TableSchema;
 use ferry_common::typemap::{mysql_kind, Kind};

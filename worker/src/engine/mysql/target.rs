@@ -3,8 +3,8 @@
 //! it, and the applier's session and SQL dialect (see `engine::target`).
 
 use super::classify;
+use super::connect::{exec, target_session};
 use super::encode;
-use super::write::{exec, target, CONTROL_DDL};
 use crate::engine::target::{ApplyDialect, ChangeTarget};
 use crate::engine::ConnectorError;
 use ferry_common::endpoint::Endpoint;
@@ -12,6 +12,28 @@ use ferry_common::position::Lsn;
 use ferry_common::value::{Value, ValueError};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
+
+/// Ferry's bookkeeping on the target (segments, load generations,
+/// exceptions, the CDC apply state).
+pub(crate) const CONTROL_DDL: &[&str] = &[
+    "CREATE DATABASE IF NOT EXISTS ferry CHARACTER SET utf8mb4",
+    "CREATE TABLE IF NOT EXISTS ferry.segment_loads (
+        task VARCHAR(128) NOT NULL, table_name VARCHAR(512) NOT NULL, segment INT NOT NULL,
+        epoch BIGINT NOT NULL, `rows` BIGINT NULL, position BIGINT UNSIGNED NULL,
+        loaded_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+        PRIMARY KEY (task, table_name, segment)) ENGINE=InnoDB",
+    "CREATE TABLE IF NOT EXISTS ferry.table_loads (
+        task VARCHAR(128) NOT NULL, table_name VARCHAR(512) NOT NULL, gen BIGINT NOT NULL,
+        PRIMARY KEY (task, table_name)) ENGINE=InnoDB",
+    "CREATE TABLE IF NOT EXISTS ferry.apply_exceptions (
+        id BIGINT AUTO_INCREMENT PRIMARY KEY, task VARCHAR(128) NOT NULL, table_name VARCHAR(512) NOT NULL,
+        phase VARCHAR(32) NOT NULL, reason TEXT NOT NULL, row_image LONGTEXT,
+        at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB",
+    "CREATE TABLE IF NOT EXISTS ferry.apply_state (
+        task VARCHAR(128) NOT NULL PRIMARY KEY, lsn BIGINT UNSIGNED NOT NULL, epoch BIGINT NOT NULL,
+        mark BIGINT NOT NULL DEFAULT 0,
+        updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)) ENGINE=InnoDB",
+];
 
 /// Raises the task's apply-state epoch to `epoch`, so a stream of an older
 /// epoch commits nothing more (it waits for such a stream's open batch);
@@ -153,7 +175,9 @@ pub(crate) struct MysqlChangeTarget {
 
 impl MysqlChangeTarget {
     pub async fn open(ep: &Endpoint) -> Result<MysqlChangeTarget, ConnectorError> {
-        Ok(MysqlChangeTarget { c: target(ep).await? })
+        Ok(MysqlChangeTarget {
+            c: target_session(ep).await?,
+        })
     }
 }
 

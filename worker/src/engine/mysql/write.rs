@@ -13,10 +13,13 @@
 //! Memory: rows are encoded into chunks of at most 128 KiB that go to the
 //! server through a channel of four chunks, as the server asks for them.
 
-use super::classify;
-use super::encode;
-use crate::engine::{on_target, ConnectorError, Progress, Rows, MAX_EXCEPTIONS};
+use super::connect::{exec, target_session};
+use super::target::CONTROL_DDL;
+use super::{classify, encode};
+use crate::engine::target::Segment;
+use crate::engine::{on_target, ConnectorError, Progress, Run};
 use crate::pipeline::fence::{self, Marker, SegmentFence};
+use crate::pipeline::rows::{Rows, MAX_EXCEPTIONS};
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::plan::SegmentBounds;
 use ferry_common::position::Lsn;
@@ -28,49 +31,6 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-
-/// Ferry's bookkeeping on the target (segments, load generations,
-/// exceptions, the CDC apply state).
-pub(crate) const CONTROL_DDL: &[&str] = &[
-    "CREATE DATABASE IF NOT EXISTS ferry CHARACTER SET utf8mb4",
-    "CREATE TABLE IF NOT EXISTS ferry.segment_loads (
-        task VARCHAR(128) NOT NULL, table_name VARCHAR(512) NOT NULL, segment INT NOT NULL,
-        epoch BIGINT NOT NULL, `rows` BIGINT NULL, position BIGINT UNSIGNED NULL,
-        loaded_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-        PRIMARY KEY (task, table_name, segment)) ENGINE=InnoDB",
-    "CREATE TABLE IF NOT EXISTS ferry.table_loads (
-        task VARCHAR(128) NOT NULL, table_name VARCHAR(512) NOT NULL, gen BIGINT NOT NULL,
-        PRIMARY KEY (task, table_name)) ENGINE=InnoDB",
-    "CREATE TABLE IF NOT EXISTS ferry.apply_exceptions (
-        id BIGINT AUTO_INCREMENT PRIMARY KEY, task VARCHAR(128) NOT NULL, table_name VARCHAR(512) NOT NULL,
-        phase VARCHAR(32) NOT NULL, reason TEXT NOT NULL, row_image LONGTEXT,
-        at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB",
-    "CREATE TABLE IF NOT EXISTS ferry.apply_state (
-        task VARCHAR(128) NOT NULL PRIMARY KEY, lsn BIGINT UNSIGNED NOT NULL, epoch BIGINT NOT NULL,
-        mark BIGINT NOT NULL DEFAULT 0,
-        updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)) ENGINE=InnoDB",
-];
-
-/// A target session: identifiers in ANSI double quotes (the form the
-/// converted DDL uses), strict values, an explicit 0 kept in an
-/// AUTO_INCREMENT column, foreign keys checked only once they exist, and
-/// READ COMMITTED: under REPEATABLE READ a segment's range delete takes
-/// next-key locks that reach into the neighbouring segment's uncommitted
-/// rows, so parallel segments of one table would wait on each other.
-pub(crate) async fn target(ep: &Endpoint) -> Result<Conn, ConnectorError> {
-    let mut c = super::connect(ep).await?;
-    c.query_drop(
-        "SET SESSION sql_mode = 'ANSI_QUOTES,STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION', foreign_key_checks = 0;
-         SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
-    )
-    .await
-    .map_err(|e| classify(format!("setting up a session on {ep}"), e))?;
-    Ok(c)
-}
-
-pub(crate) async fn exec(c: &mut Conn, sql: &str, what: &str) -> Result<(), ConnectorError> {
-    c.query_drop(sql).await.map_err(|e| classify(what, e))
-}
 
 fn column_def(col: &Column) -> String {
     let mut d = format!("{} {}", quote_ident(&col.name), col.type_sql);
@@ -111,12 +71,13 @@ fn create_table(t: &TableSchema) -> String {
 }
 
 pub async fn prepare(
+    run: &Run,
     ep: &Endpoint,
     s: &SourceSchema,
     mode: TargetTablePrepMode,
     pre_data_sql: Option<&str>,
 ) -> Result<(), ConnectorError> {
-    let mut c = target(ep).await?;
+    let mut c = target_session(ep).await?;
     // Checked before anything is created: otherwise every segment would fail
     // with the server's less helpful refusal.
     let infile: Option<i64> = c
@@ -158,7 +119,7 @@ pub async fn prepare(
         }
         run_script(ep, "pre-data.sql", sql).await?;
     }
-    let task = crate::current_task();
+    let task = &run.task;
     for t in &s.tables {
         let t = crate::engine::on_target(t, ferry_common::endpoint::Engine::Mysql)?;
         let what = format!("creating table {}", t.display_name());
@@ -184,21 +145,6 @@ pub async fn prepare(
     Ok(())
 }
 
-pub struct Segment<'a> {
-    pub number: u32,
-    pub bounds: &'a SegmentBounds,
-    pub gen: u64,
-    /// The table may hold rows this task did not load (DO_NOTHING): the
-    /// segment's rows replace those with the same keys (`LOAD DATA ...
-    /// REPLACE`), never a key range, which the target could order otherwise
-    /// than the source did (see the PostgreSQL loader).
-    pub replace: bool,
-    /// The source position the rows were read at (MySQL sources), kept in
-    /// the segment's marker so a retry that finds the segment committed
-    /// still reports it.
-    pub position: Option<Lsn>,
-}
-
 /// What the encoder task hands back once the server has read the stream.
 #[derive(Default)]
 struct Encoded {
@@ -210,6 +156,7 @@ struct Encoded {
 
 /// Rows of the value model into `t` (as the target declares it).
 pub async fn load_rows(
+    run: &Run,
     ep: &Endpoint,
     t: &TableSchema,
     seg: Segment<'_>,
@@ -218,14 +165,13 @@ pub async fn load_rows(
 ) -> Result<WorkResult, ConnectorError> {
     let (segment, name) = (seg.number, t.display_name());
     let ctx = |what: &str| format!("table {name} segment {segment}: {what}");
-    let task = crate::current_task();
-    let epoch = crate::current_epoch();
+    let (task, epoch) = (&run.task, run.epoch);
     let table_key = t.qualified();
-    let mut c = target(ep).await?;
+    let mut c = target_session(ep).await?;
     let q = |what: &'static str| move |e| classify(ctx(what), e);
     c.query_drop("START TRANSACTION").await.map_err(q("BEGIN on target"))?;
     let attempt = fence::Attempt {
-        task: &task,
+        task,
         table: &table_key,
         segment,
         epoch,
@@ -266,7 +212,7 @@ pub async fn load_rows(
                     }
                 };
                 for row in batch {
-                    match crate::engine::encode_row(&mut buf, &row, encode::row) {
+                    match crate::pipeline::rows::encode_row(&mut buf, &row, encode::row) {
                         Ok(()) => sent += 1,
                         Err(r) => exceptions.push((r.image, r.reason)),
                     }
@@ -439,15 +385,16 @@ fn reshape(t: &TableSchema, previous: &TableSchema, existing: &[String]) -> Vec<
 /// target has it; `replace`: whatever the target has of that name goes). Like the PostgreSQL reset it first takes the CDC apply
 /// state over with its own epoch, so a revoked stream commits nothing more.
 pub async fn reset_table(
+    run: &Run,
     ep: &Endpoint,
     t: &TableSchema,
     gen: u64,
     previous: Option<&TableSchema>,
     replace: bool,
 ) -> Result<WorkResult, ConnectorError> {
-    let task = crate::current_task();
+    let task = &run.task;
     let name = t.display_name();
-    let mut c = target(ep).await?;
+    let mut c = target_session(ep).await?;
     let q = |what: &str| {
         let what = format!("table {name}: {what}");
         move |e| classify(what, e)
@@ -465,7 +412,7 @@ pub async fn reset_table(
         exec(&mut c, &create_table(&now), &format!("table {name}: creating it")).await?;
     }
     c.query_drop("START TRANSACTION").await.map_err(q("BEGIN"))?;
-    super::target::fence(&mut c, &task, crate::current_epoch() as i64).await?;
+    super::target::fence(&mut c, task, run.epoch as i64).await?;
     c.exec_drop(
         "INSERT INTO ferry.table_loads (task, table_name, gen) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE gen = GREATEST(gen, VALUES(gen))",
         (task.clone(), t.qualified(), gen),
@@ -507,7 +454,7 @@ pub async fn reset_table(
 /// per index without rebuilding the table for each).
 pub async fn post_data(ep: &Endpoint, t: &TableSchema) -> Result<(), ConnectorError> {
     let t = crate::engine::on_target(t, ferry_common::endpoint::Engine::Mysql)?;
-    let mut c = target(ep).await?;
+    let mut c = target_session(ep).await?;
     let existing: Vec<String> = c
         .exec(
             "SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
@@ -566,7 +513,7 @@ async fn run_script(ep: &Endpoint, file: &str, sql: &str) -> Result<(), Connecto
 /// Runs a reviewed post-data file object by object: an object the target
 /// refuses is recorded in `ferry.apply_exceptions` and returned, and the
 /// rest still run (the loaded rows do not depend on a view or a trigger).
-async fn run_post_data(ep: &Endpoint, sql: &str) -> Result<Vec<(String, String)>, ConnectorError> {
+async fn run_post_data(run: &Run, ep: &Endpoint, sql: &str) -> Result<Vec<(String, String)>, ConnectorError> {
     let file = "post-data.sql";
     let mut c = super::connect(ep).await?;
     let mut failed = vec![];
@@ -580,7 +527,7 @@ async fn run_post_data(ep: &Endpoint, sql: &str) -> Result<Vec<(String, String)>
                 tracing::warn!(%object, %error, "post-data object refused by the target; the load stands");
                 c.exec_drop(
                     "INSERT INTO ferry.apply_exceptions (task, table_name, phase, reason, row_image) VALUES (?, ?, 'post-data', ?, ?)",
-                    (crate::current_task(), object.clone(), error.clone(), chunk.to_string()),
+                    (run.task.clone(), object.clone(), error.clone(), chunk.to_string()),
                 )
                 .await
                 .map_err(|e| classify("recording a refused post-data object", e))?;
@@ -594,15 +541,16 @@ async fn run_post_data(ep: &Endpoint, sql: &str) -> Result<Vec<(String, String)>
 
 /// Foreign keys, once every table is loaded (or a reviewed post-data.sql).
 pub async fn finalize(
+    run: &Run,
     ep: &Endpoint,
     fks: &[(String, Constraint)],
     post_data_sql: Option<&str>,
 ) -> Result<WorkResult, ConnectorError> {
     let failed_objects = match post_data_sql {
-        Some(sql) => run_post_data(ep, sql).await?,
+        Some(sql) => run_post_data(run, ep, sql).await?,
         None => vec![],
     };
-    let mut c = target(ep).await?;
+    let mut c = target_session(ep).await?;
     for (table, con) in fks {
         if con.definition.contains("DEFERRABLE") || con.definition.contains("MATCH ") {
             tracing::warn!(table = %table, constraint = %con.name, "foreign key not created: MySQL cannot declare a deferrable or MATCH FULL key");

@@ -6,6 +6,7 @@
 use super::{classify, connect};
 use crate::engine::ConnectorError;
 use crate::schema::catalog::*;
+use crate::schema::check::{check, Check, CheckStatus};
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::mapping::TableMappings;
 use ferry_common::schema::{quote_ident, TypeDef};
@@ -355,4 +356,61 @@ pub async fn catalog(ep: &Endpoint, mappings: &TableMappings) -> Result<Catalog,
         routines,
         settings,
     })
+}
+
+/// What change data capture needs of a source (`ferry assess`).
+pub(crate) fn cdc_checks(source: &Catalog) -> Vec<Check> {
+    let mut out = vec![];
+    let set = |n: &str| source.setting(n).unwrap_or("").to_string();
+    out.push(check(
+        "PG-WAL-LEVEL",
+        "wal_level is logical",
+        set("wal_level") == "logical",
+        CheckStatus::Failed,
+        "wal_level = logical".into(),
+        format!(
+            "wal_level = {}: logical decoding needs wal_level = logical (restart required)",
+            set("wal_level")
+        ),
+    ));
+    let max: i64 = set("max_replication_slots").parse().unwrap_or(0);
+    let used: i64 = set("replication_slots_used").parse().unwrap_or(0);
+    out.push(check(
+        "PG-SLOTS",
+        "a free replication slot",
+        max > used,
+        CheckStatus::Failed,
+        format!("{} of {max} slots in use", used),
+        format!("all {max} replication slots are in use (max_replication_slots)"),
+    ));
+    let senders: i64 = set("max_wal_senders").parse().unwrap_or(0);
+    out.push(check(
+        "PG-WAL-SENDERS",
+        "a free WAL sender",
+        senders > used,
+        CheckStatus::Failed,
+        format!("max_wal_senders = {senders}"),
+        format!("max_wal_senders = {senders} leaves none for Ferry"),
+    ));
+    out.push(check(
+        "PG-REPLICATION-ROLE",
+        "the user may replicate",
+        set("replication_privilege") == "true",
+        CheckStatus::Failed,
+        "the user has REPLICATION (or is superuser)".into(),
+        "the user lacks the REPLICATION attribute: ALTER ROLE ... REPLICATION".into(),
+    ));
+    out
+}
+
+/// What the full load needs of a target (`ferry assess --target`).
+pub(crate) fn target_checks(t: &Catalog) -> Vec<Check> {
+    vec![check(
+        "TARGET-CREATE",
+        "the user may create schemas on the target",
+        t.setting("create_privilege") == Some("true"),
+        CheckStatus::Failed,
+        "CREATE on the database".into(),
+        "the target user lacks CREATE on the database".into(),
+    )]
 }

@@ -30,9 +30,11 @@
 //! plus one row per segment in flight.
 
 use super::{classify, connect};
-use crate::engine::{on_target, ConnectorError, Progress, Rows, MAX_EXCEPTIONS};
+use crate::engine::target::Segment;
+use crate::engine::{on_target, ConnectorError, Progress, Run};
 use crate::failpoint;
 use crate::pipeline::fence::{self, Marker, SegmentFence};
+use crate::pipeline::rows::{Rows, MAX_EXCEPTIONS};
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::plan::{KeyColumn, SegmentBounds};
 use ferry_common::position::Lsn;
@@ -110,25 +112,6 @@ pub fn predicate(bounds: &SegmentBounds) -> String {
     }
 }
 
-pub struct Segment<'a> {
-    pub number: u32,
-    pub bounds: &'a SegmentBounds,
-    /// Exported snapshot to read in (CDC tasks).
-    pub snapshot: Option<&'a str>,
-    pub gen: u64,
-    /// The target table may hold rows this task did not load
-    /// (DO_NOTHING): replace the rows with this segment's keys.
-    pub replace: bool,
-    /// The table was created by this task without its key (which implies
-    /// DROP_AND_CREATE, so never `replace`): a whole-table segment may be
-    /// truncated and copied FROZEN (see `freezes`).
-    pub fresh: bool,
-    /// The source position the rows were read at (MySQL sources), kept in
-    /// the segment's marker so a retry that finds the segment committed
-    /// still reports it.
-    pub position: Option<Lsn>,
-}
-
 impl Segment<'_> {
     /// A whole table that this task created (no range to clear) is loaded
     /// with `COPY ... FREEZE` after a `TRUNCATE` in the same subtransaction:
@@ -169,13 +152,14 @@ const STAGE: &str = "ferry_segment_stage";
 /// for the reload, still running somewhere, can commit nothing after this,
 /// so it cannot write into the emptied table before the reload's snapshot.
 pub async fn reset_table(
+    run: &Run,
     target: &Endpoint,
     t: &TableSchema,
     gen: u64,
     previous: Option<&TableSchema>,
     replace: bool,
 ) -> Result<WorkResult, ConnectorError> {
-    let task = crate::current_task();
+    let task = &run.task;
     let name = t.display_name();
     let mut dst = connect(target).await?;
     let ctx = |what: &str| format!("table {name}: {what}");
@@ -195,7 +179,7 @@ pub async fn reset_table(
         .transaction()
         .await
         .map_err(|e| classify(ctx("BEGIN on target"), e))?;
-    super::target::fence(&tx, &task, crate::current_epoch() as i64).await?;
+    super::target::fence(&tx, task, run.epoch as i64).await?;
     tx.execute(
         "INSERT INTO ferry.table_loads AS l (task, table_name, gen) VALUES ($1, $2, $3)
          ON CONFLICT (task, table_name) DO UPDATE SET gen = greatest(l.gen, EXCLUDED.gen)",
@@ -256,20 +240,20 @@ enum Begun<'a> {
 /// Opens the target transaction and takes the segment's fences (load
 /// generation, then the segment marker), then clears the range.
 async fn begin<'a>(
+    run: &Run,
     dst: &'a mut tokio_postgres::Client,
     t: &TableSchema,
     seg: &Segment<'_>,
 ) -> Result<Begun<'a>, ConnectorError> {
     let (segment, name) = (seg.number, t.display_name());
     let ctx = |what: &str| format!("table {name} segment {segment}: {what}");
-    let task = crate::current_task();
-    let epoch = crate::current_epoch();
+    let (task, epoch) = (&run.task, run.epoch);
     let mut tx = dst
         .transaction()
         .await
         .map_err(|e| classify(ctx("BEGIN on target"), e))?;
     let attempt = fence::Attempt {
-        task: &task,
+        task,
         table: &t.qualified(),
         segment,
         epoch,
@@ -342,6 +326,7 @@ async fn unstage(
 
 /// Records the row count in the marker and commits data and marker together.
 async fn finish(
+    run: &Run,
     tx: tokio_postgres::Transaction<'_>,
     t: &TableSchema,
     seg: &Segment<'_>,
@@ -359,12 +344,7 @@ async fn finish(
     }
     tx.execute(
         "UPDATE ferry.segment_loads SET rows = $4 WHERE task = $1 AND table_name = $2 AND segment = $3",
-        &[
-            &crate::current_task(),
-            &t.qualified(),
-            &(segment as i32),
-            &(rows as i64),
-        ],
+        &[&run.task, &t.qualified(), &(segment as i32), &(rows as i64)],
     )
     .await
     .map_err(|e| classify(ctx("updating segment marker"), e))?;
@@ -385,6 +365,7 @@ const GATHER_BYTES: usize = 256 * 1024;
 
 /// PostgreSQL to PostgreSQL: COPY bytes pass through unparsed.
 pub async fn load_segment(
+    run: &Run,
     source: &Endpoint,
     target: &Endpoint,
     t: &TableSchema,
@@ -396,7 +377,7 @@ pub async fn load_segment(
     let ctx = |what: &str| format!("table {name} segment {segment}: {what}");
     let mut dst = connect(target).await?;
     let mut src = connect(source).await?;
-    let tx = match begin(&mut dst, t, &seg).await? {
+    let tx = match begin(run, &mut dst, t, &seg).await? {
         Begun::Fresh(tx) => tx,
         Begun::AlreadyLoaded(done) => return Ok(done),
     };
@@ -489,7 +470,7 @@ pub async fn load_segment(
         ))));
     }
     progress.store(rows, Ordering::Relaxed);
-    finish(tx, t, &seg, rows, None).await
+    finish(run, tx, t, &seg, rows, None).await
 }
 
 /// Another engine to PostgreSQL: rows of the value model, encoded as text
@@ -497,6 +478,7 @@ pub async fn load_segment(
 /// value PostgreSQL cannot hold goes to `ferry.apply_exceptions` with the
 /// reason, in the same transaction.
 pub async fn load_rows(
+    run: &Run,
     target: &Endpoint,
     t: &TableSchema,
     seg: Segment<'_>,
@@ -507,7 +489,7 @@ pub async fn load_rows(
     let name = t.display_name();
     let ctx = |what: &str| format!("table {name} segment {segment}: {what}");
     let mut dst = connect(target).await?;
-    let tx = match begin(&mut dst, t, &seg).await? {
+    let tx = match begin(run, &mut dst, t, &seg).await? {
         Begun::Fresh(tx) => tx,
         Begun::AlreadyLoaded(done) => return Ok(done),
     };
@@ -528,7 +510,7 @@ pub async fn load_rows(
     let mut sent = 0u64;
     while let Some(batch) = rows.next().await {
         for row in batch? {
-            match crate::engine::encode_row(&mut buf, &row, super::encode::row) {
+            match crate::pipeline::rows::encode_row(&mut buf, &row, super::encode::row) {
                 Ok(()) => sent += 1,
                 Err(r) => {
                     if exceptions.len() >= MAX_EXCEPTIONS {
@@ -570,12 +552,12 @@ pub async fn load_rows(
         tracing::warn!(table = %name, segment, %reason, "row cannot be stored on the target; recorded in ferry.apply_exceptions");
         tx.execute(
             "INSERT INTO ferry.apply_exceptions (task, table_name, phase, reason, row_image) VALUES ($1, $2, 'full load', $3, $4)",
-            &[&crate::current_task(), &t.display_name(), reason, row],
+            &[&run.task, &t.display_name(), reason, row],
         )
         .await
         .map_err(|e| classify(ctx("recording an exception"), e))?;
     }
-    let mut result = finish(tx, t, &seg, copied, seg.position).await?;
+    let mut result = finish(run, tx, t, &seg, copied, seg.position).await?;
     if let WorkResult::Loaded { exceptions: n, .. } = &mut result {
         *n = exceptions.len() as u64;
     }

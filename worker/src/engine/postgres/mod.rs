@@ -12,122 +12,258 @@ pub(crate) mod load;
 pub(crate) mod read;
 pub(crate) mod schema;
 pub(crate) mod target;
+pub(crate) mod trial;
 pub(crate) mod validate;
 
-use super::{ConnectorError, WorkContext};
+use super::source::{ChangeSource, ChangeStream, Segmenting, Source};
+use super::target::{AnyChangeTarget, Segment, Target};
+use super::validation::{Checksum, ValidationReader};
+use super::{ConnectorError, Progress, Run};
+use crate::pipeline::rows::Rows;
+use crate::report::Reporter;
+use crate::schema::catalog::Catalog;
+use crate::schema::check::Check;
+use crate::schema::convert::Conversion;
+use crate::schema::trial::Trial;
 pub use connect::connect;
-use ferry_common::work::{Work, WorkResult};
+use ferry_common::endpoint::Endpoint;
+use ferry_common::mapping::TableMappings;
+use ferry_common::plan::SegmentBounds;
+use ferry_common::position::Lsn;
+use ferry_common::schema::{Constraint, SourceSchema, TableSchema};
+use ferry_common::settings::TargetTablePrepMode;
+use ferry_common::typemap::Kind;
+use ferry_common::value::{Value, ValueError};
+use ferry_common::work::{CdcNames, TableRef, ValidationFailure, WorkResult};
 
-pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorError> {
-    match work {
-        Work::Introspect {
-            source,
-            mappings,
-            segment_target_bytes,
-            max_segments_per_table,
-        } => introspect::introspect(&source, &mappings, segment_target_bytes, max_segments_per_table, None)
+/// PostgreSQL behind the engine seams.
+pub struct Postgres;
+
+impl Source for Postgres {
+    async fn introspect(
+        &self,
+        ep: &Endpoint,
+        mappings: &TableMappings,
+        segmenting: Segmenting,
+        only: Option<&TableRef>,
+    ) -> Result<SourceSchema, ConnectorError> {
+        introspect::introspect(ep, mappings, segmenting.target_bytes, segmenting.max_per_table, only).await
+    }
+
+    async fn catalog(&self, ep: &Endpoint, mappings: &TableMappings) -> Result<Catalog, ConnectorError> {
+        catalog::catalog(ep, mappings).await
+    }
+
+    async fn read_segment(
+        &self,
+        ep: &Endpoint,
+        table: &TableSchema,
+        columns: Vec<String>,
+        bounds: &SegmentBounds,
+        snapshot: Option<&str>,
+    ) -> Result<(Rows, Option<Lsn>), ConnectorError> {
+        // An exported snapshot is the position: nothing to report per segment.
+        Ok((read::read_segment(ep, table, columns, bounds, snapshot).await?, None))
+    }
+
+    async fn freeze(&self, ep: &Endpoint, freeze: bool) -> Result<(), ConnectorError> {
+        cutover::freeze(ep, freeze).await
+    }
+
+    fn cdc_checks(&self, source: &Catalog) -> Vec<Check> {
+        catalog::cdc_checks(source)
+    }
+}
+
+impl ChangeSource for Postgres {
+    async fn create_slot(
+        &self,
+        ep: &Endpoint,
+        cdc: &CdcNames,
+        tables: &[TableSchema],
+        existing_slot: bool,
+    ) -> Result<WorkResult, ConnectorError> {
+        cdc::slot::create(ep, cdc, tables, existing_slot).await
+    }
+
+    async fn hold_snapshot(
+        &self,
+        ep: &Endpoint,
+        slot: &str,
+        reporter: &Reporter,
+    ) -> Result<WorkResult, ConnectorError> {
+        cdc::slot::hold_snapshot(ep, slot, reporter).await
+    }
+
+    async fn publish_table(&self, ep: &Endpoint, cdc: &CdcNames, table: &TableRef) -> Result<(), ConnectorError> {
+        cdc::slot::publish_table(ep, cdc, table).await
+    }
+
+    async fn stream(&self, s: ChangeStream<'_>, run: &Run, reporter: &Reporter) -> Result<WorkResult, ConnectorError> {
+        cdc::apply::run(run, s, reporter).await
+    }
+
+    async fn drop_slot(&self, ep: &Endpoint, cdc: &CdcNames, keep_slot: bool) -> Result<WorkResult, ConnectorError> {
+        cdc::slot::drop(ep, cdc, keep_slot).await
+    }
+}
+
+impl Target for Postgres {
+    async fn prepare(
+        &self,
+        run: &Run,
+        ep: &Endpoint,
+        schema: &SourceSchema,
+        mode: TargetTablePrepMode,
+        defer_primary_key: bool,
+        pre_data_sql: Option<&str>,
+    ) -> Result<(), ConnectorError> {
+        schema::prepare(run, ep, schema, mode, defer_primary_key, pre_data_sql).await
+    }
+
+    async fn copy_segment(
+        &self,
+        run: &Run,
+        source: &Endpoint,
+        target: &Endpoint,
+        table: &TableSchema,
+        seg: Segment<'_>,
+        progress: Progress,
+    ) -> Option<Result<WorkResult, ConnectorError>> {
+        Some(load::load_segment(run, source, target, table, seg, progress).await)
+    }
+
+    async fn load_rows(
+        &self,
+        run: &Run,
+        ep: &Endpoint,
+        table: &TableSchema,
+        seg: Segment<'_>,
+        rows: Rows,
+        progress: Progress,
+    ) -> Result<WorkResult, ConnectorError> {
+        load::load_rows(run, ep, table, seg, rows, progress).await
+    }
+
+    async fn count_rows(&self, ep: &Endpoint, table: &TableSchema) -> Result<u64, ConnectorError> {
+        let what = format!("table {}: counting its rows on the target", table.display_name());
+        let n: i64 = connect(ep)
+            .await?
+            .query_one(&format!("SELECT count(*) FROM {}", table.qualified()), &[])
             .await
-            .map(WorkResult::Introspected),
-        Work::Reintrospect {
-            source,
-            mappings,
-            table,
-            cdc,
-            ..
-        } => {
-            cdc::slot::publish_table(&source, &cdc, &table).await?;
-            introspect::introspect(&source, &mappings, u64::MAX, 1, Some(&table))
-                .await
-                .map(WorkResult::Introspected)
-        }
-        Work::Prepare {
-            target,
-            schema,
-            prep_mode,
-            defer_primary_key,
-            pre_data_sql,
-        } => schema::prepare(&target, &schema, prep_mode, defer_primary_key, pre_data_sql.as_deref())
-            .await
-            .map(|_| WorkResult::Done),
-        Work::LoadSegment {
-            source,
-            target,
-            table,
-            segment,
-            bounds,
-            snapshot,
-            gen,
-            defer_primary_key,
-            target_may_hold_rows,
-        } => {
-            load::load_segment(
-                &source,
-                &target,
-                &table,
-                load::Segment {
-                    number: segment,
-                    bounds: &bounds,
-                    snapshot: snapshot.as_deref(),
-                    gen,
-                    replace: target_may_hold_rows,
-                    fresh: defer_primary_key,
-                    position: None,
-                },
-                ctx.progress,
-            )
-            .await
-        }
-        Work::ResetTable {
-            target,
-            table,
-            gen,
-            previous,
-            replace,
-        } => load::reset_table(&target, &table, gen, previous.as_ref(), replace).await,
-        Work::CreateSlot {
-            source,
-            cdc,
-            tables,
-            existing_slot,
-        } => cdc::slot::create(&source, &cdc, &tables, existing_slot).await,
-        Work::HoldSnapshot { source, slot } => cdc::slot::hold_snapshot(&source, &slot, &ctx.reporter).await,
-        Work::Cdc {
-            source,
-            target,
-            cdc,
-            tables,
-            start,
-            discover,
-            apply_truncates,
-            drop_dropped,
-        } => {
-            let policy = crate::pipeline::apply::TablePolicy {
-                discover: discover.as_ref(),
-                apply_truncates,
-                drop_dropped,
-            };
-            cdc::apply::run(&source, &target, &cdc, &tables, start, policy, &ctx.reporter).await
-        }
-        Work::DropSlot { source, cdc, keep_slot } => cdc::slot::drop(&source, &cdc, keep_slot).await,
-        // Engine-neutral; `engine::run_work` takes it before dispatch.
-        Work::ValidateSegment { .. } | Work::FreezeSource { .. } | Work::SyncSequences { .. } => Err(
-            ConnectorError::Definite(format!("{} is dispatched by the engine module", work.kind())),
-        ),
-        Work::PostData {
-            source,
-            target,
-            table,
-            defer_primary_key,
-            ..
-        } => schema::post_data(&source, &target, &table, defer_primary_key)
-            .await
-            .map(|_| WorkResult::Done),
-        Work::Finalize {
-            target,
-            foreign_keys,
-            validate,
-            post_data_sql,
-        } => schema::finalize(&target, &foreign_keys, validate, post_data_sql.as_deref()).await,
+            .map_err(|e| classify(&what, e))?
+            .get(0);
+        Ok(n as u64)
+    }
+
+    async fn post_data(
+        &self,
+        source: &Endpoint,
+        target: &Endpoint,
+        table: &TableSchema,
+        defer_primary_key: bool,
+    ) -> Result<(), ConnectorError> {
+        schema::post_data(source, target, table, defer_primary_key).await
+    }
+
+    async fn finalize(
+        &self,
+        run: &Run,
+        ep: &Endpoint,
+        foreign_keys: &[(String, Constraint)],
+        validate: bool,
+        post_data_sql: Option<&str>,
+    ) -> Result<WorkResult, ConnectorError> {
+        schema::finalize(run, ep, foreign_keys, validate, post_data_sql).await
+    }
+
+    async fn reset_table(
+        &self,
+        run: &Run,
+        ep: &Endpoint,
+        table: &TableSchema,
+        gen: u64,
+        previous: Option<&TableSchema>,
+        replace: bool,
+    ) -> Result<WorkResult, ConnectorError> {
+        load::reset_table(run, ep, table, gen, previous, replace).await
+    }
+
+    async fn sync_sequences(
+        &self,
+        source: &Endpoint,
+        target: &Endpoint,
+        tables: &[TableSchema],
+    ) -> Result<(), ConnectorError> {
+        schema::sync_sequences(source, target, tables).await
+    }
+
+    async fn fence_stream(&self, run: &Run, ep: &Endpoint) -> Result<(), ConnectorError> {
+        target::fence(&connect(ep).await?, &run.task, run.epoch as i64).await
+    }
+
+    fn target_checks(&self, target: &Catalog) -> Vec<Check> {
+        catalog::target_checks(target)
+    }
+
+    async fn trial(&self, conv: &Conversion, ep: &Endpoint) -> Result<Trial, ConnectorError> {
+        trial::run(conv, ep).await
+    }
+
+    async fn change_target(&self, ep: &Endpoint) -> Result<AnyChangeTarget, ConnectorError> {
+        Ok(AnyChangeTarget::Postgres(target::PgChangeTarget::open(ep).await?))
+    }
+}
+
+impl ValidationReader for Postgres {
+    async fn checksum(
+        &self,
+        ep: &Endpoint,
+        table: &TableSchema,
+        columns: &[String],
+        bounds: &SegmentBounds,
+    ) -> Result<Checksum, ConnectorError> {
+        validate::checksum(ep, table, columns, bounds).await
+    }
+
+    async fn read_text(
+        &self,
+        ep: &Endpoint,
+        table: &TableSchema,
+        columns: &[String],
+        bounds: &SegmentBounds,
+        row: &mut (dyn FnMut(Vec<Option<Vec<u8>>>) + Send),
+    ) -> Result<(), ConnectorError> {
+        validate::read_text(ep, table, columns, bounds, row).await
+    }
+
+    fn decode_type(&self, type_sql: &str, raw: &[u8]) -> Result<Value<'static>, ValueError> {
+        read::decode_text(type_sql, raw)
+    }
+
+    fn decode_kind(&self, kind: Kind, raw: &[u8]) -> Result<Value<'static>, ValueError> {
+        read::decode(kind, Some(raw.to_vec()))
+    }
+
+    async fn split_points(
+        &self,
+        ep: &Endpoint,
+        table: &TableSchema,
+        range: &SegmentBounds,
+        every: u64,
+    ) -> Result<Vec<Vec<String>>, ConnectorError> {
+        validate::split_points(ep, table, range, every).await
+    }
+
+    async fn record_failures(
+        &self,
+        ep: &Endpoint,
+        task: &str,
+        table: &TableSchema,
+        segment: u32,
+        failures: &[ValidationFailure],
+    ) -> Result<(), ConnectorError> {
+        validate::record_failures(ep, task, table, segment, failures).await
     }
 }
 

@@ -5,7 +5,8 @@
 //! Arrays leave the server as JSON (`to_json`), money as numeric.
 
 use super::{classify, connect};
-use crate::engine::{row_channel, ConnectorError, Rejected, Row, Rows};
+use crate::engine::ConnectorError;
+use crate::pipeline::rows::{row_channel, Rejected, Row, Rows};
 use ferry_common::endpoint::Endpoint;
 use ferry_common::plan::SegmentBounds;
 use ferry_common::schema::{quote_ident, quote_literal, TableSchema};

@@ -4,7 +4,7 @@
 //! Building indexes after the load is much faster than loading into them.
 
 use super::{classify, connect};
-use crate::engine::{on_target, ConnectorError};
+use crate::engine::{on_target, ConnectorError, Run};
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::schema::*;
 use ferry_common::settings::TargetTablePrepMode;
@@ -146,6 +146,7 @@ async fn exists(
 }
 
 pub async fn prepare(
+    run: &Run,
     ep: &Endpoint,
     s: &SourceSchema,
     mode: TargetTablePrepMode,
@@ -261,12 +262,12 @@ pub async fn prepare(
     }
     // Rows for the load-generation fence (see `load`), created here so
     // that loads only ever take them FOR SHARE and never wait on each other.
-    let task = crate::current_task();
+    let task = &run.task;
     for t in &s.tables {
         c.execute(
             "INSERT INTO ferry.table_loads (task, table_name, gen) VALUES ($1, $2, 0)
              ON CONFLICT (task, table_name) DO UPDATE SET gen = 0",
-            &[&task, &t.qualified()],
+            &[task, &t.qualified()],
         )
         .await
         .map_err(|e| classify("writing ferry.table_loads", e))?;
@@ -409,6 +410,7 @@ pub async fn post_data(
 /// Adds the foreign keys; `NOT VALID` (enforced for new rows, existing rows
 /// unchecked) when `validate` is off.
 pub async fn finalize(
+    run: &Run,
     target: &Endpoint,
     fks: &[(String, Constraint)],
     validate: bool,
@@ -416,7 +418,7 @@ pub async fn finalize(
 ) -> Result<WorkResult, ConnectorError> {
     let c = connect(target).await?;
     let failed_objects = match post_data_sql {
-        Some(sql) => run_post_data(&c, sql).await?,
+        Some(sql) => run_post_data(run, &c, sql).await?,
         None => vec![],
     };
     for (table, con) in fks {
@@ -433,7 +435,7 @@ pub async fn finalize(
 /// transaction: an object the target refuses is undone whole, recorded in
 /// `ferry.apply_exceptions` and returned, and the rest still run (the
 /// loaded rows do not depend on a view or a trigger).
-async fn run_post_data(c: &Client, sql: &str) -> Result<Vec<(String, String)>, ConnectorError> {
+async fn run_post_data(run: &Run, c: &Client, sql: &str) -> Result<Vec<(String, String)>, ConnectorError> {
     let file = "post-data.sql";
     let mut failed = vec![];
     for (object, chunk) in crate::schema::script::chunks(file, sql) {
@@ -446,7 +448,7 @@ async fn run_post_data(c: &Client, sql: &str) -> Result<Vec<(String, String)>, C
             tracing::warn!(%object, %error, "post-data object refused by the target; the load stands");
             c.execute(
                 "INSERT INTO ferry.apply_exceptions (task, table_name, phase, reason, row_image) VALUES ($1, $2, 'post-data', $3, $4)",
-                &[&crate::current_task(), &object, &error, &chunk],
+                &[&run.task, &object, &error, &chunk],
             )
             .await
             .map_err(|e| classify("recording a refused post-data object", e))?;

@@ -51,6 +51,17 @@ pub struct Conversion {
     pub items: Vec<ActionItem>,
 }
 
+impl Conversion {
+    /// What `cutover.sql` starts with: the foreign keys are kept in ANSI
+    /// quoting, which a MySQL session reads only with ANSI_QUOTES.
+    pub fn ansi_quotes_preamble(&self) -> &'static str {
+        match self.to {
+            Engine::Mysql => "SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',ANSI_QUOTES');",
+            Engine::Postgres => "",
+        }
+    }
+}
+
 /// One finding, before it has an id.
 struct Finding<'a> {
     code: &'static str,

@@ -54,10 +54,11 @@
 use super::pgoutput::{self, Message, OldTuple, Relation, Value};
 use super::replication::{pg_time_to_unix_ms, ReplicationClient, ReplicationMessage};
 use crate::engine::postgres::{classify, connect, read};
-use crate::engine::ConnectorError;
-use crate::pipeline::apply::{Applier, Image, Op, TablePolicy, TargetTable};
+use crate::engine::source::ChangeStream;
+use crate::engine::{ConnectorError, Run};
+use crate::pipeline::apply::{Applier, Image, Op, TargetTable};
 use crate::report::Reporter;
-use ferry_common::endpoint::{Endpoint, Engine};
+use ferry_common::endpoint::Engine;
 use ferry_common::position::Lsn;
 use ferry_common::value::{Value as ModelValue, ValueError};
 use ferry_common::work::{CdcNames, CdcTable, ProgressDetail, TableRef, WorkResult};
@@ -312,16 +313,16 @@ async fn relation_types(c: &tokio_postgres::Client, r: &Relation) -> Result<Vec<
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
-pub async fn run(
-    source: &Endpoint,
-    target: &Endpoint,
-    names: &CdcNames,
-    tables: &[CdcTable],
-    start: Lsn,
-    policy: TablePolicy<'_>,
-    reporter: &Reporter,
-) -> Result<WorkResult, ConnectorError> {
-    let task = crate::current_task();
+pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Result<WorkResult, ConnectorError> {
+    let ChangeStream {
+        source,
+        target,
+        cdc: names,
+        tables,
+        start,
+        policy,
+    } = stream;
+    let task = run.task.clone();
     let targets = tables
         .iter()
         .map(|t| {
@@ -331,7 +332,7 @@ pub async fn run(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let mut applier = Applier::open(target, targets).await?;
+    let mut applier = Applier::open(run, target, targets).await?;
     applier.set_policy(&policy);
     let applied = applier.applied.max(start);
     let mut emitted_mark = applier.marks_reached;

@@ -1,0 +1,200 @@
+//! One assignment's work, carried out through the engine seams: each kind
+//! of work names the seam it needs, and `with_engine!` picks the engine of
+//! the endpoint it runs against.
+
+use super::apply::TablePolicy;
+use super::load::{self, Load};
+use super::validate;
+use crate::engine::source::{ChangeSource, ChangeStream, Segmenting, Source};
+use crate::engine::target::Target;
+use crate::engine::{with_engine, ConnectorError, Progress, Run};
+use crate::report::Reporter;
+use ferry_common::work::{Work, WorkResult};
+
+/// What a running assignment can report through.
+pub struct WorkContext {
+    pub run: Run,
+    pub progress: Progress,
+    pub reporter: Reporter,
+}
+
+pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorError> {
+    let run = &ctx.run;
+    match work {
+        Work::Introspect {
+            source,
+            mappings,
+            segment_target_bytes,
+            max_segments_per_table,
+        } => {
+            let segmenting = Segmenting {
+                target_bytes: segment_target_bytes,
+                max_per_table: max_segments_per_table,
+            };
+            with_engine!(source.engine, |e| e
+                .introspect(&source, &mappings, segmenting, None)
+                .await)
+            .map(WorkResult::Introspected)
+        }
+        Work::Reintrospect {
+            source,
+            target,
+            mappings,
+            table,
+            cdc,
+        } => {
+            // Raises the target's CDC apply-state epoch to this
+            // assignment's first: the stream revoked for the reload commits
+            // nothing after this (see `Work::Reintrospect`).
+            with_engine!(target.engine, |e| e.fence_stream(run, &target).await)?;
+            tracing::info!(
+                epoch = run.epoch,
+                "CDC apply state fenced: the stopped stream commits nothing more"
+            );
+            with_engine!(source.engine, |e| {
+                e.publish_table(&source, &cdc, &table).await?;
+                e.introspect(&source, &mappings, Segmenting::WHOLE, Some(&table)).await
+            })
+            .map(WorkResult::Introspected)
+        }
+        Work::Prepare {
+            target,
+            schema,
+            prep_mode,
+            defer_primary_key,
+            pre_data_sql,
+        } => with_engine!(target.engine, |e| e
+            .prepare(
+                run,
+                &target,
+                &schema,
+                prep_mode,
+                defer_primary_key,
+                pre_data_sql.as_deref()
+            )
+            .await)
+        .map(|_| WorkResult::Done),
+        Work::LoadSegment {
+            source,
+            target,
+            table,
+            segment,
+            bounds,
+            snapshot,
+            gen,
+            defer_primary_key,
+            target_may_hold_rows,
+        } => {
+            let job = Load {
+                source: &source,
+                target: &target,
+                table: &table,
+                segment,
+                bounds: &bounds,
+                snapshot: snapshot.as_deref(),
+                gen,
+                fresh: defer_primary_key,
+                replace: target_may_hold_rows,
+            };
+            load::load_segment(run, job, ctx.progress.clone()).await
+        }
+        Work::ResetTable {
+            target,
+            table,
+            gen,
+            previous,
+            replace,
+        } => with_engine!(target.engine, |e| e
+            .reset_table(run, &target, &table, gen, previous.as_ref(), replace)
+            .await),
+        Work::CreateSlot {
+            source,
+            cdc,
+            tables,
+            existing_slot,
+        } => with_engine!(source.engine, |e| e
+            .create_slot(&source, &cdc, &tables, existing_slot)
+            .await),
+        Work::HoldSnapshot { source, slot } => {
+            with_engine!(source.engine, |e| e.hold_snapshot(&source, &slot, &ctx.reporter).await)
+        }
+        Work::Cdc {
+            source,
+            target,
+            cdc,
+            tables,
+            start,
+            discover,
+            apply_truncates,
+            drop_dropped,
+        } => {
+            let stream = ChangeStream {
+                source: &source,
+                target: &target,
+                cdc: &cdc,
+                tables: &tables,
+                start,
+                policy: TablePolicy {
+                    discover: discover.as_ref(),
+                    apply_truncates,
+                    drop_dropped,
+                },
+            };
+            with_engine!(source.engine, |e| e.stream(stream, run, &ctx.reporter).await)
+        }
+        Work::DropSlot { source, cdc, keep_slot } => {
+            with_engine!(source.engine, |e| e.drop_slot(&source, &cdc, keep_slot).await)
+        }
+        Work::ValidateSegment {
+            task,
+            source,
+            target,
+            table,
+            segment,
+            bounds,
+            partition_size,
+            settle,
+        } => {
+            validate::validate_segment(validate::Job {
+                task: &task,
+                source: &source,
+                target: &target,
+                table: &table,
+                segment,
+                bounds: &bounds,
+                partition_size,
+                settle: settle.then_some(&ctx.reporter),
+            })
+            .await
+        }
+        Work::FreezeSource { source, freeze } => {
+            with_engine!(source.engine, |e| e.freeze(&source, freeze).await).map(|_| WorkResult::Done)
+        }
+        Work::SyncSequences { source, target, tables } => {
+            with_engine!(target.engine, |e| e.sync_sequences(&source, &target, &tables).await).map(|_| WorkResult::Done)
+        }
+        Work::PostData {
+            source,
+            target,
+            table,
+            defer_primary_key,
+            expected_rows,
+        } => {
+            if let Some(expected) = expected_rows {
+                load::check_loaded_rows(&target, &table, expected).await?;
+            }
+            with_engine!(target.engine, |e| e
+                .post_data(&source, &target, &table, defer_primary_key)
+                .await)
+            .map(|_| WorkResult::Done)
+        }
+        Work::Finalize {
+            target,
+            foreign_keys,
+            validate,
+            post_data_sql,
+        } => with_engine!(target.engine, |e| e
+            .finalize(run, &target, &foreign_keys, validate, post_data_sql.as_deref())
+            .await),
+    }
+}

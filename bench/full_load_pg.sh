@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Full-load benchmark: Ferry (3 workers) vs pg_dump -Fc | pg_restore vs
 # pgcopydb clone, on the same two throwaway PostgreSQL servers in one run.
-#   bench/full_load_pg.sh SCALE        (pgbench scale; 100 = 10M accounts rows)
+#   [ORDER="pgcopydb dump ferry"] bench/full_load_pg.sh SCALE   (pgbench scale; 100 = 10M accounts rows)
 # Needs: a release build (cargo build --release --bins), pgbench, pgcopydb
 # (apt-get install pgcopydb). Prints wall time, rows/s and Ferry's ratios.
 set -euo pipefail
@@ -22,26 +22,34 @@ fresh_target() {
   psql -q -h 127.0.0.1 -p "$SRC_PORT" -U postgres -c "CHECKPOINT"
 }
 
-fresh_target
-start_ferry
-T0=$(now)
-"$BIN/ferry" task create bench --source "$SRC" --target "$DST" --type full-load >/dev/null
-"$BIN/ferry" task start bench >/dev/null
-"$BIN/ferry" task wait bench --for full-load >/dev/null
-T_FERRY=$(echo "$(now) - $T0" | bc)
-
-fresh_target
-T0=$(now)
-pg_dump -Fc -h 127.0.0.1 -p "$SRC_PORT" -U postgres bench | pg_restore -h 127.0.0.1 -p "$DST_PORT" -U postgres -d bench
-T_DUMP=$(echo "$(now) - $T0" | bc)
-
-fresh_target
-T0=$(now)
-pgcopydb clone --source "$SRC" --target "$DST" --dir "$WORK/pgcopydb" --no-owner --no-acl >"$WORK/pgcopydb.log" 2>&1
-T_COPYDB=$(echo "$(now) - $T0" | bc)
+ferry_load() {
+  fresh_target
+  start_ferry
+  T0=$(now)
+  "$BIN/ferry" task create bench --source "$SRC" --target "$DST" --type full-load >/dev/null
+  "$BIN/ferry" task start bench >/dev/null
+  "$BIN/ferry" task wait bench --for full-load >/dev/null
+  T_FERRY=$(echo "$(now) - $T0" | bc)
+}
+dump_load() {
+  fresh_target
+  T0=$(now)
+  pg_dump -Fc -h 127.0.0.1 -p "$SRC_PORT" -U postgres bench | pg_restore -h 127.0.0.1 -p "$DST_PORT" -U postgres -d bench
+  T_DUMP=$(echo "$(now) - $T0" | bc)
+}
+pgcopydb_load() {
+  fresh_target
+  rm -rf "$WORK/pgcopydb"
+  T0=$(now)
+  pgcopydb clone --source "$SRC" --target "$DST" --dir "$WORK/pgcopydb" --no-owner --no-acl >"$WORK/pgcopydb.log" 2>&1
+  T_COPYDB=$(echo "$(now) - $T0" | bc)
+}
+# ORDER rotates the tools between runs (the first one after pgbench -i
+# pays for the source's cold cache and background writes).
+for tool in ${ORDER:-ferry dump pgcopydb}; do "${tool}_load"; done
 
 rate() { printf "%.0f" "$(echo "$ROWS / $1" | bc -l)"; }
-printf "pgbench scale %s: %s rows\n" "$SCALE" "$ROWS"
+printf "pgbench scale %s: %s rows (order: %s)\n" "$SCALE" "$ROWS" "${ORDER:-ferry dump pgcopydb}"
 printf "%-28s %9.1f s %12s rows/s\n" "ferry (3 workers)" "$T_FERRY" "$(rate "$T_FERRY")"
 printf "%-28s %9.1f s %12s rows/s\n" "pg_dump -Fc | pg_restore" "$T_DUMP" "$(rate "$T_DUMP")"
 printf "%-28s %9.1f s %12s rows/s\n" "pgcopydb clone" "$T_COPYDB" "$(rate "$T_COPYDB")"

@@ -122,10 +122,35 @@ impl Source for Mock {
     }
 }
 
-/// One attempt's open transaction on the mock target.
-struct Txn<'a> {
+/// One attempt's open transaction on the mock target: what it wrote is
+/// applied at COMMIT; dropped uncommitted, it leaves nothing (a worker
+/// killed mid-copy).
+pub(crate) struct Txn<'a> {
     mock: &'a Mock,
     marker: Option<u32>,
+}
+
+impl<'a> Txn<'a> {
+    pub fn begin(mock: &'a Mock) -> Txn<'a> {
+        Txn { mock, marker: None }
+    }
+
+    /// The segment whose marker this transaction inserted.
+    pub fn marker(&self) -> Option<u32> {
+        self.marker
+    }
+
+    /// COMMIT: the rows and the marker (with the count the writer reports)
+    /// together.
+    pub fn commit(self, rows: Vec<i64>, counted: u64) {
+        let mut db = self.mock.db();
+        let segment = self.marker.expect("commits only after its marker");
+        assert!(
+            db.markers.insert(segment, counted).is_none(),
+            "a segment committed twice"
+        );
+        db.target.extend(rows);
+    }
 }
 
 impl SegmentFence for Txn<'_> {
@@ -180,10 +205,7 @@ impl Target for Mock {
         mut rows: Rows,
         progress: Progress,
     ) -> Result<WorkResult, ConnectorError> {
-        let mut txn = Txn {
-            mock: self,
-            marker: None,
-        };
+        let mut txn = Txn::begin(self);
         let attempt = Attempt {
             task: &run.task,
             table: &table.qualified(),
@@ -210,13 +232,10 @@ impl Target for Mock {
                 progress.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
-        let mut db = self.db();
-        if db.dies {
+        if self.db().dies {
             return Err(ConnectorError::Transient("the mock worker died before COMMIT".into()));
         }
-        // COMMIT: the rows and the marker together.
-        db.target.extend(written);
-        db.markers.insert(seg.number, n);
+        txn.commit(written, n);
         Ok(WorkResult::Loaded {
             rows: n,
             already_loaded: false,

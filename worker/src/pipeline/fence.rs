@@ -120,63 +120,10 @@ pub(crate) async fn take(f: &mut impl SegmentFence, a: &Attempt<'_>) -> Result<F
 
 #[cfg(test)]
 mod tests {
-    //! The protocol against an in-memory target whose transactions commit
-    //! or vanish, as a worker's do when it dies.
+    //! The protocol against the in-memory engine (`engine::mock`), whose
+    //! transactions commit or vanish, as a worker's do when it dies.
     use super::*;
-    use std::cell::RefCell;
-    use std::collections::BTreeMap;
-    use std::rc::Rc;
-
-    #[derive(Default)]
-    struct Target {
-        gen: u64,
-        /// Committed markers: segment → rows.
-        markers: BTreeMap<u32, u64>,
-        rows: u64,
-    }
-
-    /// One attempt's transaction: what it wrote, applied at commit.
-    struct Txn {
-        target: Rc<RefCell<Target>>,
-        marker: Option<u32>,
-    }
-
-    impl SegmentFence for Txn {
-        async fn table_generation(&mut self, _task: &str, _table: &str) -> Result<u64, ConnectorError> {
-            Ok(self.target.borrow().gen)
-        }
-        async fn insert_marker(
-            &mut self,
-            _task: &str,
-            _table: &str,
-            segment: u32,
-            _epoch: u64,
-            _position: Option<Lsn>,
-        ) -> Result<Marker, ConnectorError> {
-            if self.target.borrow().markers.contains_key(&segment) {
-                return Ok(Marker::Taken);
-            }
-            self.marker = Some(segment);
-            Ok(Marker::Inserted)
-        }
-        async fn read_marker(
-            &mut self,
-            _task: &str,
-            _table: &str,
-            segment: u32,
-        ) -> Result<(Option<u64>, Option<Lsn>), ConnectorError> {
-            Ok((self.target.borrow().markers.get(&segment).copied(), None))
-        }
-    }
-
-    impl Txn {
-        fn commit(self, rows: u64) {
-            let mut t = self.target.borrow_mut();
-            let segment = self.marker.expect("commits only after its marker");
-            assert!(t.markers.insert(segment, rows).is_none(), "a segment committed twice");
-            t.rows += rows;
-        }
-    }
+    use crate::engine::mock::{Db, Mock, Txn};
 
     fn attempt(gen: u64, epoch: u64) -> Attempt<'static> {
         Attempt {
@@ -189,57 +136,52 @@ mod tests {
         }
     }
 
+    fn held(m: &Mock) -> usize {
+        m.db.lock().unwrap().target.len()
+    }
+
     #[tokio::test]
     async fn an_already_loaded_segment_is_skipped_with_its_count() {
-        let target = Rc::new(RefCell::new(Target::default()));
-        let txn = |t: &Rc<RefCell<Target>>| Txn {
-            target: t.clone(),
-            marker: None,
-        };
-        let mut first = txn(&target);
+        let m = Mock::default();
+        let mut first = Txn::begin(&m);
         assert_eq!(take(&mut first, &attempt(0, 1)).await.unwrap(), Fenced::Proceed);
-        first.commit(42);
+        first.commit((0..42).collect(), 42);
         // A retry, or the zombie of the first attempt's expired lease.
-        let mut again = txn(&target);
+        let mut again = Txn::begin(&m);
         match take(&mut again, &attempt(0, 2)).await.unwrap() {
             Fenced::AlreadyLoaded(WorkResult::Loaded {
                 rows, already_loaded, ..
             }) => assert!(already_loaded && rows == 42),
             other => panic!("{other:?}"),
         }
-        assert_eq!(target.borrow().rows, 42, "rows loaded once");
+        assert_eq!(again.marker(), None, "the zombie holds no marker to commit");
+        assert_eq!(held(&m), 42, "rows loaded once");
     }
 
     #[tokio::test]
     async fn an_attempt_that_died_leaves_nothing_and_the_next_one_loads() {
-        let target = Rc::new(RefCell::new(Target::default()));
-        let mut dead = Txn {
-            target: target.clone(),
-            marker: None,
-        };
-        assert_eq!(take(&mut dead, &attempt(0, 1)).await.unwrap(), Fenced::Proceed);
-        drop(dead); // the connection dropped: rolled back
-        let mut next = Txn {
-            target: target.clone(),
-            marker: None,
-        };
+        let m = Mock::default();
+        {
+            // Its connection drops before COMMIT: rolled back.
+            let mut dead = Txn::begin(&m);
+            assert_eq!(take(&mut dead, &attempt(0, 1)).await.unwrap(), Fenced::Proceed);
+        }
+        let mut next = Txn::begin(&m);
         assert_eq!(take(&mut next, &attempt(0, 2)).await.unwrap(), Fenced::Proceed);
-        next.commit(7);
-        assert_eq!(target.borrow().rows, 7);
+        next.commit((0..7).collect(), 7);
+        assert_eq!(held(&m), 7);
     }
 
     #[tokio::test]
     async fn a_load_of_a_superseded_generation_is_refused() {
-        let target = Rc::new(RefCell::new(Target {
+        let m = Mock::default();
+        *m.db.lock().unwrap() = Db {
             gen: 3,
-            ..Default::default()
-        }));
-        let mut stale = Txn {
-            target: target.clone(),
-            marker: None,
+            ..Db::default()
         };
+        let mut stale = Txn::begin(&m);
         let e = take(&mut stale, &attempt(2, 9)).await.unwrap_err();
         assert!(e.retryable() && e.to_string().contains("superseded"), "{e}");
-        assert!(stale.marker.is_none(), "no marker taken");
+        assert!(stale.marker().is_none(), "no marker taken");
     }
 }

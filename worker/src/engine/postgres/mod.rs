@@ -17,7 +17,6 @@ pub(crate) mod validate;
 
 use super::source::{ChangeSource, ChangeStream, Segmenting, Source};
 use super::target::{AnyChangeTarget, Segment, Target};
-use super::validation::{Checksum, ValidationReader};
 use super::{ConnectorError, Progress, Run};
 use crate::pipeline::rows::Rows;
 use crate::report::Reporter;
@@ -32,9 +31,7 @@ use ferry_common::plan::SegmentBounds;
 use ferry_common::position::Lsn;
 use ferry_common::schema::{Constraint, SourceSchema, TableSchema};
 use ferry_common::settings::TargetTablePrepMode;
-use ferry_common::typemap::Kind;
-use ferry_common::value::{Value, ValueError};
-use ferry_common::work::{CdcNames, TableRef, ValidationFailure, WorkResult};
+use ferry_common::work::{CdcNames, TableRef, WorkResult};
 
 /// PostgreSQL behind the engine seams.
 pub struct Postgres;
@@ -212,58 +209,6 @@ impl Target for Postgres {
 
     async fn change_target(&self, ep: &Endpoint) -> Result<AnyChangeTarget, ConnectorError> {
         Ok(AnyChangeTarget::Postgres(target::PgChangeTarget::open(ep).await?))
-    }
-}
-
-impl ValidationReader for Postgres {
-    async fn checksum(
-        &self,
-        ep: &Endpoint,
-        table: &TableSchema,
-        columns: &[String],
-        bounds: &SegmentBounds,
-    ) -> Result<Checksum, ConnectorError> {
-        validate::checksum(ep, table, columns, bounds).await
-    }
-
-    async fn read_text(
-        &self,
-        ep: &Endpoint,
-        table: &TableSchema,
-        columns: &[String],
-        bounds: &SegmentBounds,
-        row: &mut (dyn FnMut(Vec<Option<Vec<u8>>>) + Send),
-    ) -> Result<(), ConnectorError> {
-        validate::read_text(ep, table, columns, bounds, row).await
-    }
-
-    fn decode_type(&self, type_sql: &str, raw: &[u8]) -> Result<Value<'static>, ValueError> {
-        read::decode_text(type_sql, raw)
-    }
-
-    fn decode_kind(&self, kind: Kind, raw: &[u8]) -> Result<Value<'static>, ValueError> {
-        read::decode(kind, Some(raw.to_vec()))
-    }
-
-    async fn split_points(
-        &self,
-        ep: &Endpoint,
-        table: &TableSchema,
-        range: &SegmentBounds,
-        every: u64,
-    ) -> Result<Vec<Vec<String>>, ConnectorError> {
-        validate::split_points(ep, table, range, every).await
-    }
-
-    async fn record_failures(
-        &self,
-        ep: &Endpoint,
-        task: &str,
-        table: &TableSchema,
-        segment: u32,
-        failures: &[ValidationFailure],
-    ) -> Result<(), ConnectorError> {
-        validate::record_failures(ep, task, table, segment, failures).await
     }
 }
 

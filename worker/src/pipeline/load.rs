@@ -12,21 +12,16 @@ use crate::engine::source::Source;
 use crate::engine::target::{Segment, Target};
 use crate::engine::{on_target, with_engine, ConnectorError, Progress, Run};
 use ferry_common::endpoint::Endpoint;
-use ferry_common::plan::SegmentBounds;
 use ferry_common::schema::TableSchema;
 use ferry_common::work::WorkResult;
 
-/// One `Work::LoadSegment`.
+/// One `Work::LoadSegment`: `table` (as the source declares it) from
+/// `source` to `target`.
 pub(crate) struct Load<'a> {
     pub source: &'a Endpoint,
     pub target: &'a Endpoint,
     pub table: &'a TableSchema,
-    pub segment: u32,
-    pub bounds: &'a SegmentBounds,
-    pub snapshot: Option<&'a str>,
-    pub gen: u64,
-    pub fresh: bool,
-    pub replace: bool,
+    pub seg: Segment<'a>,
 }
 
 pub(crate) async fn load_segment(run: &Run, job: Load<'_>, progress: Progress) -> Result<WorkResult, ConnectorError> {
@@ -47,22 +42,8 @@ async fn load_with(
         source,
         target,
         table,
-        segment,
-        bounds,
-        snapshot,
-        gen,
-        fresh,
-        replace,
+        seg,
     } = job;
-    let seg = Segment {
-        number: segment,
-        bounds,
-        snapshot,
-        gen,
-        replace,
-        fresh,
-        position: None,
-    };
     if source.engine == target.engine {
         let copied = to.copy_segment(run, source, target, table, seg, progress.clone()).await;
         if let Some(result) = copied {
@@ -71,7 +52,9 @@ async fn load_with(
     }
     let converted = on_target(table, target.engine)?;
     let columns: Vec<String> = converted.copy_columns().map(|c| c.name.clone()).collect();
-    let (rows, position) = from.read_segment(source, table, columns, bounds, snapshot).await?;
+    let (rows, position) = from
+        .read_segment(source, table, columns, seg.bounds, seg.snapshot)
+        .await?;
     // The snapshot position travels with the result (from the segment's
     // marker when an earlier attempt committed it).
     let seg = Segment {
@@ -116,7 +99,7 @@ mod tests {
     //! a writer that doubles them.
     use super::*;
     use crate::engine::mock::{Db, Mock};
-    use ferry_common::plan::KeyColumn;
+    use ferry_common::plan::{KeyColumn, SegmentBounds};
     use ferry_common::position::Lsn;
     use ferry_common::schema::Column;
 
@@ -158,12 +141,15 @@ mod tests {
             source: &ep,
             target: &ep,
             table: &t,
-            segment,
-            bounds: b,
-            snapshot: Some("snap"),
-            gen: 0,
-            fresh: false,
-            replace: false,
+            seg: Segment {
+                number: segment,
+                bounds: b,
+                snapshot: Some("snap"),
+                gen: 0,
+                replace: false,
+                fresh: false,
+                position: None,
+            },
         };
         load_with(mock, mock, &run(), job, Progress::default()).await
     }

@@ -6,7 +6,7 @@ use super::apply::TablePolicy;
 use super::load::{self, Load};
 use super::validate;
 use crate::engine::source::{ChangeSource, ChangeStream, Segmenting, Source};
-use crate::engine::target::Target;
+use crate::engine::target::{Segment, Target};
 use crate::engine::{with_engine, ConnectorError, Progress, Run};
 use crate::report::Reporter;
 use ferry_common::work::{Work, WorkResult};
@@ -89,12 +89,15 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
                 source: &source,
                 target: &target,
                 table: &table,
-                segment,
-                bounds: &bounds,
-                snapshot: snapshot.as_deref(),
-                gen,
-                fresh: defer_primary_key,
-                replace: target_may_hold_rows,
+                seg: Segment {
+                    number: segment,
+                    bounds: &bounds,
+                    snapshot: snapshot.as_deref(),
+                    gen,
+                    replace: target_may_hold_rows,
+                    fresh: defer_primary_key,
+                    position: None,
+                },
             };
             load::load_segment(run, job, ctx.progress.clone()).await
         }

@@ -10,8 +10,7 @@ use crate::engine::with_engine;
 use ferry_common::endpoint::Engine;
 use ferry_common::typemap::{convert_type, kind, Kind};
 
-use super::check::check;
-pub use super::check::{Check, CheckStatus};
+use super::check::{check, Check, CheckStatus};
 
 /// Columns that hold large objects (text, blob, bytea, JSON), which DMS
 /// calls LOBs: copied whole, and what makes rows big.

@@ -4,7 +4,7 @@
 //! no network), and the few lines `ferry assess` prints.
 
 use super::assessment::*;
-use super::checks::{Check, CheckStatus};
+use super::check::{Check, CheckStatus};
 use super::convert::Conversion;
 use serde::Serialize;
 

@@ -1,7 +1,7 @@
 //! Cutover on a MySQL / MariaDB source or target: freezing writes and
 //! moving AUTO_INCREMENT counters.
 
-use super::{classify, connect, quote};
+use super::{classify, connect, quote, quote_table};
 use crate::engine::ConnectorError;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::schema::TableSchema;
@@ -32,7 +32,7 @@ pub async fn sync_auto_increment(target: &Endpoint, tables: &[TableSchema]) -> R
     let mut c = connect(target).await?;
     for t in tables.iter().filter(|t| !t.sequences.is_empty()) {
         let t = crate::engine::on_target(t, ferry_common::endpoint::Engine::Mysql)?;
-        let name = format!("{}.{}", quote(&t.schema), quote(&t.name));
+        let name = quote_table(&t);
         for seq in &t.sequences {
             let what = format!("setting AUTO_INCREMENT of {}", t.display_name());
             let next: Option<u64> = c

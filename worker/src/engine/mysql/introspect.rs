@@ -278,7 +278,7 @@ impl ForeignKey {
 /// each end); other keys by a Bernoulli sample over one index scan.
 async fn key_samples(c: &mut Conn, t: &TableSchema, wanted: u64) -> Result<Vec<Vec<String>>, ConnectorError> {
     let Some(pk) = &t.primary_key else { return Ok(vec![]) };
-    let qualified = format!("{}.{}", quote(&t.schema), quote(&t.name));
+    let qualified = super::quote_table(t);
     let cols: Vec<String> = pk.columns.iter().map(|c| quote(c)).collect();
     let integer = pk.columns.len() == 1
         && t.column(&pk.columns[0])

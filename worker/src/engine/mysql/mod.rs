@@ -141,7 +141,7 @@ impl Target for Mysql {
 
     async fn count_rows(&self, ep: &Endpoint, table: &TableSchema) -> Result<u64, ConnectorError> {
         let what = format!("table {}: counting its rows on the target", table.display_name());
-        let sql = format!("SELECT COUNT(*) FROM {}.{}", quote(&table.schema), quote(&table.name));
+        let sql = format!("SELECT COUNT(*) FROM {}", quote_table(table));
         Ok(connect(ep)
             .await?
             .query_first::<u64, _>(sql)
@@ -233,6 +233,11 @@ pub(crate) fn classify(context: impl std::fmt::Display, e: mysql_async::Error) -
 /// Quotes a MySQL identifier with backticks.
 pub(crate) fn quote(s: &str) -> String {
     format!("`{}`", s.replace('`', "``"))
+}
+
+/// `database`.`table`, quoted.
+pub(crate) fn quote_table(t: &TableSchema) -> String {
+    format!("{}.{}", quote(&t.schema), quote(&t.name))
 }
 
 /// Runs a prepared statement and returns its rows as text.

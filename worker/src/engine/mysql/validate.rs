@@ -3,7 +3,7 @@
 //! `ferry.validation_failures` control table.
 
 use super::read::predicate;
-use super::{classify, connect, quote};
+use super::{classify, connect, quote, quote_table};
 use crate::engine::validation::{Checksum, ValidationReader};
 use crate::engine::ConnectorError;
 use ferry_common::endpoint::Endpoint;
@@ -23,10 +23,6 @@ const FAILURES_DDL: [&str; 2] = [
     failure_time TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
     KEY (task, table_owner, table_name, segment)) CHARACTER SET utf8mb4",
 ];
-
-fn table_name(t: &TableSchema) -> String {
-    format!("{}.{}", quote(&t.schema), quote(&t.name))
-}
 
 fn key_list(bounds: &SegmentBounds) -> Vec<String> {
     match bounds {
@@ -61,7 +57,7 @@ impl ValidationReader for super::Mysql {
             "SELECT COUNT(*), CAST(COALESCE(SUM(CAST(CONV(LEFT(MD5(CONCAT_WS('#', {})), 16), 16, 10) AS DECIMAL(65,0))), 0) AS CHAR) \
              FROM {} WHERE {}",
             fields.join(", "),
-            table_name(t),
+            quote_table(t),
             predicate(bounds)?
         );
         let mut conn = connect(ep).await?;
@@ -92,7 +88,7 @@ impl ValidationReader for super::Mysql {
             keys.join(", "),
             keys.join(", "),
             keys.join(", "),
-            table_name(t),
+            quote_table(t),
             predicate(bounds)?
         );
         let mut conn = connect(ep).await?;
@@ -123,7 +119,7 @@ impl ValidationReader for super::Mysql {
         let sql = format!(
             "SELECT {} FROM {} WHERE {}",
             list.join(", "),
-            table_name(t),
+            quote_table(t),
             predicate(bounds)?
         );
         let mut conn = connect(ep).await?;

@@ -11,12 +11,7 @@ set -euo pipefail
 SCALE=${1:-10}; DURATION=${2:-60}; CLIENTS=${3:-4}
 PG_OPTS="-c shared_buffers=512MB -c max_wal_senders=20 -c max_replication_slots=20 -c max_logical_replication_workers=8"
 . "$(dirname "$0")/lib.sh"
-src() { psql -X -tAq -h 127.0.0.1 -p "$SRC_PORT" -U postgres "$@"; }
-dst() { psql -X -tAq -h 127.0.0.1 -p "$DST_PORT" -U postgres "$@"; }
-src -c "CREATE DATABASE bench"
-echo "pgbench -i -s $SCALE on the source..."
-pgbench -q -i -s "$SCALE" -h 127.0.0.1 -p "$SRC_PORT" -U postgres bench >/dev/null 2>&1
-src bench -c "CREATE TABLE bench_marker (id int PRIMARY KEY, at timestamptz)"
+pgbench_source "$SCALE"
 
 run_load() { # prints TPS
   pgbench -n -c "$CLIENTS" -j 2 -T "$DURATION" -h 127.0.0.1 -p "$SRC_PORT" -U postgres bench 2>/dev/null \

@@ -30,7 +30,6 @@ for _ in $(seq 300); do
 done
 ROWS=$((4 * SIZE))
 SRC="mysql://root@127.0.0.1:$MY_PORT/sbtest"
-dst() { psql -X -tAq -h 127.0.0.1 -p "$DST_PORT" -U postgres "$@"; }
 
 dst -c "CREATE DATABASE ferry"
 start_ferry

@@ -40,6 +40,14 @@ cleanup() {
 trap cleanup EXIT
 start_pg "$WORK/src" "$SRC_PORT"; start_pg "$WORK/dst" "$DST_PORT"
 now() { date +%s.%N; }
+src() { psql -X -tAq -h 127.0.0.1 -p "$SRC_PORT" -U postgres "$@"; }
+dst() { psql -X -tAq -h 127.0.0.1 -p "$DST_PORT" -U postgres "$@"; }
+pgbench_source() { # scale: database "bench" on the source, with a marker table
+  src -c "CREATE DATABASE bench"
+  echo "pgbench -i -s $1 on the source..."
+  pgbench -q -i -s "$1" -h 127.0.0.1 -p "$SRC_PORT" -U postgres bench >/dev/null 2>&1
+  src bench -c "CREATE TABLE bench_marker (id int PRIMARY KEY, at timestamptz)"
+}
 start_ferry() { # coordinator + 3 workers; sets FERRY_COORDINATOR
   "$BIN/ferry" coordinator --data-dir "$WORK/ferry" --listen "127.0.0.1:$FERRY_PORT" 2>"$WORK/coord.log" & COORD=$!
   for _ in $(seq "${FERRY_WORKERS:-3}"); do "$BIN/ferry-worker" --coordinator "http://127.0.0.1:$FERRY_PORT" 2>>"$WORK/workers.log" & done

@@ -4,7 +4,7 @@
 //! on the worker), never the password itself. An `Endpoint` therefore holds
 //! nothing secret and its `Display` is safe for logs, errors and Raft.
 
-use crate::position::Lsn;
+use crate::position::{Lsn, Position};
 use std::fmt;
 use thiserror::Error;
 
@@ -80,15 +80,15 @@ impl Engine {
 
     /// A source log position as users write it: PostgreSQL's `X/Y` LSN, or a
     /// binlog `file.NNNNNN:offset`.
-    pub fn parse_position(self, s: &str) -> Result<Lsn, String> {
+    pub fn parse_position(self, s: &str) -> Result<Position, String> {
         let s = s.trim();
         match self {
-            Engine::Postgres => s.parse::<Lsn>(),
+            Engine::Postgres => s.parse::<Lsn>().map(Position::Wal),
             Engine::Mysql => s
                 .rsplit_once(':')
                 .and_then(|(file, off)| {
                     let seq = file.rsplit_once('.')?.1.parse::<u32>().ok()?;
-                    Some(Lsn::binlog(seq, off.parse::<u32>().ok()?))
+                    Some(Position::binlog(seq, off.parse::<u64>().ok()?))
                 })
                 .ok_or_else(|| {
                     format!("'{s}' is not a binlog position (expected file:offset, e.g. mysql-bin.000003:1234)")
@@ -238,11 +238,11 @@ mod tests {
     fn positions_as_each_engine_writes_them() {
         assert_eq!(
             Engine::Postgres.parse_position(" 16/B374D848 ").unwrap(),
-            Lsn(0x16_B374_D848)
+            Position::Wal(Lsn(0x16_B374_D848))
         );
         assert_eq!(
             Engine::Mysql.parse_position("mysql-bin.000003:1234").unwrap(),
-            Lsn::binlog(3, 1234)
+            Position::binlog(3, 1234)
         );
         let e = Engine::Mysql.parse_position("0/16B3748").unwrap_err();
         assert!(e.contains("binlog position"), "{e}");

@@ -4,7 +4,7 @@
 use crate::endpoint::Endpoint;
 use crate::mapping::TableMappings;
 use crate::plan::{ChangeTracking, SegmentBounds};
-use crate::position::Lsn;
+use crate::position::Position;
 use crate::schema::{Constraint, SourceSchema, TableSchema};
 use crate::settings::TargetTablePrepMode;
 use serde::{Deserialize, Serialize};
@@ -118,8 +118,9 @@ pub enum Work {
         target: Endpoint,
         cdc: CdcNames,
         tables: Vec<CdcTable>,
-        /// Where to start when the target has no applied position yet.
-        start: Lsn,
+        /// Where to start when the target has no applied position yet
+        /// (none: where the source's slot is).
+        start: Option<Position>,
         /// The task's selection rules, when tables created on the source
         /// join the task: the stream looks for selected tables it does not
         /// have every few seconds and reports them (`new_tables`).
@@ -260,7 +261,7 @@ pub enum WorkResult {
         /// MySQL sources with CDC: the binlog position of the segment's
         /// consistent snapshot (every transaction before it is in the rows).
         #[serde(default)]
-        position: Option<Lsn>,
+        position: Option<Position>,
     },
     Done,
     /// Foreign keys and a reviewed post-data.sql applied; `failed_objects`
@@ -282,7 +283,7 @@ pub enum WorkResult {
     /// `insert_only` names tables whose updates and deletes cannot be
     /// captured (no primary key, no replica identity), with the reason.
     SlotReady {
-        consistent_point: Lsn,
+        consistent_point: Position,
         insert_only: Vec<(String, String)>,
     },
 }
@@ -309,8 +310,9 @@ impl CdcNames {
 pub struct CdcTable {
     pub table: TableSchema,
     /// Transactions whose commit LSN is below this are already in the
-    /// table's full-load snapshot and are skipped (0 for CDC-only tasks).
-    pub apply_from: Lsn,
+    /// table's full-load snapshot and are skipped (none: every change is
+    /// applied, as in CDC-only tasks).
+    pub apply_from: Option<Position>,
     /// Which validated ranges the stream reports as changed.
     #[serde(default)]
     pub changes: ChangeTracking,
@@ -347,7 +349,7 @@ pub enum ProgressDetail {
     /// The snapshot holder's exported snapshot and its consistent point.
     Snapshot {
         name: String,
-        lsn: Lsn,
+        lsn: Position,
     },
     Cdc(CdcProgress),
 }
@@ -379,7 +381,8 @@ impl TableCounters {
 /// confirms it to the source only after the coordinator has stored it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CdcProgress {
-    pub applied: Lsn,
+    /// None until the stream's first commit on the target.
+    pub applied: Option<Position>,
     /// Highest `pg_logical_emit_message` mark committed on the target.
     pub marks_reached: u64,
     /// CDCLatencySource: now minus the commit time of the newest source

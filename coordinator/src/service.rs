@@ -4,7 +4,7 @@ use crate::node::Node;
 use crate::state::{CdcState, MigrationType, Request, Response, StepKind, Task, TaskSpec, UnitKind, UnitState};
 use ferry_common::endpoint::Endpoint;
 use ferry_common::mapping::TableMappings;
-use ferry_common::position::Lsn;
+use ferry_common::position::Position;
 use ferry_common::proto::{self as pb, admin_server::Admin, worker_server::Worker};
 use ferry_common::settings::TaskSettings;
 use ferry_common::work::WorkResult;
@@ -441,20 +441,21 @@ fn cdc_json(t: &Task, c: &CdcState) -> String {
     } else {
         (None, vec![])
     };
-    // A binlog position as the file number and offset it encodes.
-    let binlog_position = |l: Lsn| {
-        let (file, offset) = l.binlog_parts();
-        serde_json::json!({"file_number": file, "offset": offset})
+    // A binlog position as its file number and offset.
+    let binlog_position = |p: &Position| {
+        p.as_binlog()
+            .ok()
+            .map(|b| serde_json::json!({"file_number": b.file, "offset": b.offset}))
     };
     serde_json::json!({
         "source_log": log,
         "slot": slot,
         "publications": publications,
-        "applied_binlog": binlog.then(|| binlog_position(c.checkpoint)),
+        "applied_binlog": c.checkpoint.as_ref().filter(|_| binlog).and_then(binlog_position),
         "source_gtid": (!p.source_gtid.is_empty()).then_some(&p.source_gtid),
         "streaming": streaming,
-        "slot_consistent_point": c.consistent_point.map(|l| l.to_string()),
-        "applied_lsn": c.checkpoint.to_string(),
+        "slot_consistent_point": c.consistent_point.as_ref().map(|l| l.to_string()),
+        "applied_lsn": c.checkpoint.as_ref().map(|l| l.to_string()),
         "latency_source_seconds": p.latency_source_ms as f64 / 1000.0,
         "latency_target_seconds": p.latency_target_ms as f64 / 1000.0,
         "incoming_changes": p.incoming_changes,

@@ -32,7 +32,7 @@ use crate::planner;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::mapping::TableMappings;
 use ferry_common::plan::{ChangeTracking, SegmentBounds, SegmentLocator};
-use ferry_common::position::Lsn;
+use ferry_common::position::Position;
 use ferry_common::schema::{ConstraintKind, SourceSchema, TableSchema};
 use ferry_common::settings::TaskSettings;
 use ferry_common::typemap::{self, Kind};
@@ -83,7 +83,7 @@ pub struct TaskSpec {
     pub settings: TaskSettings,
     /// CDC: start at this position of an existing slot (`--cdc-start-position`).
     #[serde(default)]
-    pub cdc_start_position: Option<Lsn>,
+    pub cdc_start_position: Option<Position>,
     /// CDC: use this existing slot instead of creating `ferry_<task>`.
     #[serde(default)]
     pub slot_name: Option<String>,
@@ -256,14 +256,14 @@ pub struct TablePlan {
     pub gen: Option<u64>,
     /// That snapshot's consistent point: CDC applies commits from here on.
     #[serde(default)]
-    pub apply_from: Option<Lsn>,
+    pub apply_from: Option<Position>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotInfo {
     pub gen: u64,
     pub name: String,
-    pub lsn: Lsn,
+    pub lsn: Position,
 }
 
 /// A CDC task's replication state.
@@ -271,13 +271,13 @@ pub struct SnapshotInfo {
 pub struct CdcState {
     pub names: CdcNames,
     /// Where the task's slot begins (set by CreateSlot).
-    pub consistent_point: Option<Lsn>,
+    pub consistent_point: Option<Position>,
     /// The live exported snapshot, while a holder keeps it open.
     pub snapshot: Option<SnapshotInfo>,
     pub next_gen: u64,
     /// Applied and committed on the target; the source may discard WAL
-    /// before it.
-    pub checkpoint: Lsn,
+    /// before it. None until the stream's first commit.
+    pub checkpoint: Option<Position>,
     pub marks_requested: u64,
     /// The latest report of the stream (its per-table deltas folded into
     /// `counters`).
@@ -310,7 +310,7 @@ impl CdcState {
             consistent_point: None,
             snapshot: None,
             next_gen: 0,
-            checkpoint: Lsn(0),
+            checkpoint: None,
             marks_requested: 0,
             progress: CdcProgress::default(),
             progress_at_ms: 0,
@@ -1220,7 +1220,7 @@ impl Task {
                     let p = &mut self.plans[table];
                     if p.gen.is_none() {
                         p.gen = Some(s.gen);
-                        p.apply_from = Some(s.lsn);
+                        p.apply_from = Some(s.lsn.clone());
                     }
                 }
             }
@@ -1330,7 +1330,7 @@ impl Task {
             }
             ProgressDetail::Cdc(mut p) if kind == UnitKind::Cdc => {
                 let changed = std::mem::take(&mut p.changed);
-                cdc.checkpoint = cdc.checkpoint.max(p.applied);
+                cdc.checkpoint = cdc.checkpoint.take().max(p.applied.clone());
                 for (table, delta) in std::mem::take(&mut p.applied_delta) {
                     cdc.counters.entry(table).or_default().add(&delta);
                 }
@@ -1556,7 +1556,7 @@ impl Task {
             },
             UnitKind::Cdc => {
                 let cdc = self.cdc.as_ref().expect("CDC units exist only in CDC tasks");
-                let origin = spec.cdc_start_position.or(cdc.consistent_point).unwrap_or_default();
+                let origin = spec.cdc_start_position.clone().or_else(|| cdc.consistent_point.clone());
                 Work::Cdc {
                     source: spec.source.clone(),
                     target: spec.target.clone(),
@@ -1570,11 +1570,11 @@ impl Task {
                         .filter(|(_, (t, _))| !cdc.dropped.contains_key(&t.display_name()))
                         .map(|(i, (t, p))| CdcTable {
                             table: for_work(t),
-                            apply_from: p.apply_from.unwrap_or_default(),
+                            apply_from: p.apply_from.clone(),
                             changes: self.change_tracking(i),
                         })
                         .collect(),
-                    start: cdc.checkpoint.max(origin),
+                    start: cdc.checkpoint.clone().max(origin),
                     // A new table is loaded before its changes, in a cdc-only
                     // task too: every row it has was written since the task
                     // began.

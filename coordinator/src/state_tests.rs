@@ -2,6 +2,7 @@
 //! lifecycle, leases and epoch fencing, and tables that come and go.
 use super::*;
 use ferry_common::endpoint::{Endpoint, Engine};
+use ferry_common::position::{Lsn, Position};
 use ferry_common::schema::{Column, PrimaryKey};
 use ferry_common::work::{CdcProgress, ProgressDetail};
 
@@ -194,7 +195,7 @@ fn streaming(m: &mut Machine, tables: &[&str]) -> GrantedWork {
         let result = match *g.work {
             Work::Introspect { .. } => WorkResult::Introspected(sch.clone()),
             Work::CreateSlot { .. } => WorkResult::SlotReady {
-                consistent_point: Lsn(100),
+                consistent_point: Position::Wal(Lsn(100)),
                 insert_only: vec![],
             },
             Work::HoldSnapshot { .. } => {
@@ -203,7 +204,7 @@ fn streaming(m: &mut Machine, tables: &[&str]) -> GrantedWork {
                     &g,
                     ProgressDetail::Snapshot {
                         name: "snap".into(),
-                        lsn: Lsn(110),
+                        lsn: Position::Wal(Lsn(110)),
                     },
                 );
                 continue;
@@ -240,7 +241,7 @@ fn a_table_dropped_on_the_source_leaves_the_stream_and_joins_again_when_created_
     assert_eq!(tables.len(), 2);
 
     let dropped = CdcProgress {
-        applied: Lsn(200),
+        applied: Some(Position::Wal(Lsn(200))),
         tables_dropped: vec!["public.gone".into()],
         ..Default::default()
     };
@@ -261,7 +262,7 @@ fn a_table_dropped_on_the_source_leaves_the_stream_and_joins_again_when_created_
     // Created again: the stream stops for it, it is read, replaced on the
     // target, loaded, and the stream resumes with it.
     let created = CdcProgress {
-        applied: Lsn(300),
+        applied: Some(Position::Wal(Lsn(300))),
         new_tables: vec![TableRef {
             schema: "public".into(),
             name: "gone".into(),
@@ -289,7 +290,7 @@ fn a_table_dropped_on_the_source_leaves_the_stream_and_joins_again_when_created_
                     &g,
                     ProgressDetail::Snapshot {
                         name: "snap2".into(),
-                        lsn: Lsn(310),
+                        lsn: Position::Wal(Lsn(310)),
                     },
                 );
                 continue;
@@ -298,7 +299,11 @@ fn a_table_dropped_on_the_source_leaves_the_stream_and_joins_again_when_created_
             Work::Cdc { ref tables, .. } => {
                 assert_eq!(tables.len(), 2);
                 let gone = tables.iter().find(|c| c.table.name == "gone").unwrap();
-                assert_eq!(gone.apply_from, Lsn(310), "its changes apply from the new snapshot on");
+                assert_eq!(
+                    gone.apply_from,
+                    Some(Position::Wal(Lsn(310))),
+                    "its changes apply from the new snapshot on"
+                );
                 break;
             }
             _ => WorkResult::Done,

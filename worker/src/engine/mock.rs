@@ -19,7 +19,7 @@ use crate::schema::trial::Trial;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::mapping::TableMappings;
 use ferry_common::plan::SegmentBounds;
-use ferry_common::position::Lsn;
+use ferry_common::position::Position;
 use ferry_common::schema::{Constraint, SourceSchema, TableSchema};
 use ferry_common::settings::TargetTablePrepMode;
 use ferry_common::value::Value;
@@ -93,7 +93,7 @@ impl Source for Mock {
         _columns: Vec<String>,
         bounds: &SegmentBounds,
         _snapshot: Option<&str>,
-    ) -> Result<(Rows, Option<Lsn>), ConnectorError> {
+    ) -> Result<(Rows, Option<Position>), ConnectorError> {
         let keys: Vec<i64> = self
             .db()
             .source
@@ -110,7 +110,7 @@ impl Source for Mock {
             }
             tx.finish(Ok(())).await;
         });
-        Ok((rows, Some(Lsn(7))))
+        Ok((rows, Some(Position::binlog(1, 7))))
     }
 
     async fn freeze(&self, _ep: &Endpoint, _freeze: bool) -> Result<(), ConnectorError> {
@@ -164,7 +164,7 @@ impl SegmentFence for Txn<'_> {
         _table: &str,
         segment: u32,
         _epoch: u64,
-        _position: Option<Lsn>,
+        _position: Option<Position>,
     ) -> Result<Marker, ConnectorError> {
         if self.mock.db().markers.contains_key(&segment) {
             return Ok(Marker::Taken);
@@ -178,8 +178,11 @@ impl SegmentFence for Txn<'_> {
         _task: &str,
         _table: &str,
         segment: u32,
-    ) -> Result<(Option<u64>, Option<Lsn>), ConnectorError> {
-        Ok((self.mock.db().markers.get(&segment).copied(), Some(Lsn(7))))
+    ) -> Result<(Option<u64>, Option<Position>), ConnectorError> {
+        Ok((
+            self.mock.db().markers.get(&segment).copied(),
+            Some(Position::binlog(1, 7)),
+        ))
     }
 }
 
@@ -212,7 +215,7 @@ impl Target for Mock {
             segment: seg.number,
             epoch: run.epoch,
             gen: seg.gen,
-            position: seg.position,
+            position: seg.position.clone(),
         };
         if let Fenced::AlreadyLoaded(done) = fence::take(&mut txn, &attempt).await? {
             return Ok(done);
@@ -240,7 +243,7 @@ impl Target for Mock {
             rows: n,
             already_loaded: false,
             exceptions: 0,
-            position: seg.position,
+            position: seg.position.clone(),
         })
     }
 

@@ -70,6 +70,17 @@ pub struct Run {
     pub epoch: u64,
 }
 
+/// A position as Ferry's control tables on a target store it (its text
+/// form, NULL for none); `whence` names the row in the error.
+pub(crate) fn stored_position(
+    text: Option<String>,
+    whence: impl std::fmt::Display,
+) -> Result<Option<ferry_common::position::Position>, ConnectorError> {
+    text.map(|t| t.parse())
+        .transpose()
+        .map_err(|e| ConnectorError::Definite(format!("{whence}: {e}")))
+}
+
 /// Progress sink: rows copied so far in the current assignment.
 pub type Progress = std::sync::Arc<std::sync::atomic::AtomicU64>;
 

@@ -20,7 +20,7 @@ use crate::schema::check::Check;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::mapping::TableMappings;
 use ferry_common::plan::SegmentBounds;
-use ferry_common::position::Lsn;
+use ferry_common::position::Position;
 use ferry_common::schema::{SourceSchema, TableSchema};
 use ferry_common::work::{CdcNames, CdcTable, TableRef, WorkResult};
 
@@ -67,7 +67,7 @@ pub(crate) trait Source {
         columns: Vec<String>,
         bounds: &SegmentBounds,
         snapshot: Option<&str>,
-    ) -> Result<(Rows, Option<Lsn>), ConnectorError>;
+    ) -> Result<(Rows, Option<Position>), ConnectorError>;
 
     /// Cutover: stops (`freeze`) or allows again the application's writes.
     async fn freeze(&self, ep: &Endpoint, freeze: bool) -> Result<(), ConnectorError>;
@@ -116,6 +116,7 @@ pub(crate) struct ChangeStream<'a> {
     pub target: &'a Endpoint,
     pub cdc: &'a CdcNames,
     pub tables: &'a [CdcTable],
-    pub start: Lsn,
+    /// Where to start when the target has no applied position yet.
+    pub start: Option<Position>,
     pub policy: TablePolicy<'a>,
 }

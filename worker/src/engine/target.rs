@@ -28,14 +28,14 @@ use crate::schema::convert::Conversion;
 use crate::schema::trial::Trial;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::plan::SegmentBounds;
-use ferry_common::position::Lsn;
+use ferry_common::position::Position;
 use ferry_common::schema::{Constraint, SourceSchema, TableSchema};
 use ferry_common::settings::TargetTablePrepMode;
 use ferry_common::value::{Value, ValueError};
 use ferry_common::work::WorkResult;
 
 /// One segment's load into a target table.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(crate) struct Segment<'a> {
     pub number: u32,
     pub bounds: &'a SegmentBounds,
@@ -54,7 +54,7 @@ pub(crate) struct Segment<'a> {
     /// The source position the rows were read at (sources whose snapshots
     /// are per reader), kept in the segment's marker so a retry that finds
     /// the segment committed still reports it.
-    pub position: Option<Lsn>,
+    pub position: Option<Position>,
 }
 
 pub(crate) trait Target {
@@ -179,6 +179,18 @@ pub(crate) trait ApplyDialect: Send + Sync {
     fn one_row(&self, table: &str, cond: &str, keyed: bool) -> String;
     /// Statements that empty `tables` inside an open transaction.
     fn truncate(&self, tables: &[&str], restart_identity: bool, cascade: bool) -> Vec<String>;
+    /// One statement giving each existing row of `table` named by its key
+    /// the image in `rows` (literals in `columns` order; `columns` are
+    /// quoted names with their target types; `key` indexes into them); a
+    /// row the table lacks stays missing. None: the engine has no such form
+    /// and the rows are updated one statement each.
+    fn update_rows(
+        &self,
+        table: &str,
+        columns: &[(String, String)],
+        key: &[usize],
+        rows: &[Vec<String>],
+    ) -> Option<String>;
 }
 
 /// A target session change batches are applied on, fenced by the task's
@@ -188,19 +200,29 @@ pub(crate) trait ChangeTarget {
     /// Takes the task's apply state over for `epoch` and returns the
     /// committed position and mark; waits for a predecessor's open batch.
     /// Fails when a newer epoch owns it.
-    async fn take_over(&mut self, task: &str, epoch: i64) -> Result<(Lsn, u64), ConnectorError>;
+    async fn take_over(&mut self, task: &str, epoch: i64) -> Result<(Option<Position>, u64), ConnectorError>;
     /// Sends statements (`what` names them in errors).
     async fn execute(&mut self, sql: String, what: &str) -> Result<(), ConnectorError>;
     /// Inside the open batch: records `end` and `mark` if `epoch` still owns
     /// the apply state, keeping its row locked until COMMIT. False when a
     /// newer stream took over.
-    async fn record_position(&mut self, task: &str, epoch: i64, end: Lsn, mark: i64) -> Result<bool, ConnectorError>;
+    async fn record_position(
+        &mut self,
+        task: &str,
+        epoch: i64,
+        end: Option<&Position>,
+        mark: i64,
+    ) -> Result<bool, ConnectorError>;
     async fn commit(&mut self) -> Result<(), ConnectorError>;
     /// Best effort: the batch is discarded with the session anyway.
     async fn rollback(&mut self);
     /// Drops `table` (a table the source dropped) if `epoch` still owns the
     /// apply state.
     async fn drop_table(&mut self, task: &str, epoch: i64, table: &str) -> Result<(), ConnectorError>;
+    /// Whether this session checks nothing between rows beyond each table's
+    /// own keys (no foreign-key checks, no triggers), so that a batch may
+    /// apply each table's net changes as sets (see `pipeline/apply`).
+    fn set_based(&self) -> bool;
 }
 
 /// The change target of an endpoint's engine.
@@ -217,13 +239,19 @@ impl AnyChangeTarget {
 }
 
 impl ChangeTarget for AnyChangeTarget {
+    fn set_based(&self) -> bool {
+        match self {
+            AnyChangeTarget::Postgres(t) => t.set_based(),
+            AnyChangeTarget::Mysql(t) => t.set_based(),
+        }
+    }
     fn dialect(&self) -> &'static dyn ApplyDialect {
         match self {
             AnyChangeTarget::Postgres(t) => t.dialect(),
             AnyChangeTarget::Mysql(t) => t.dialect(),
         }
     }
-    async fn take_over(&mut self, task: &str, epoch: i64) -> Result<(Lsn, u64), ConnectorError> {
+    async fn take_over(&mut self, task: &str, epoch: i64) -> Result<(Option<Position>, u64), ConnectorError> {
         match self {
             AnyChangeTarget::Postgres(t) => t.take_over(task, epoch).await,
             AnyChangeTarget::Mysql(t) => t.take_over(task, epoch).await,
@@ -235,7 +263,13 @@ impl ChangeTarget for AnyChangeTarget {
             AnyChangeTarget::Mysql(t) => t.execute(sql, what).await,
         }
     }
-    async fn record_position(&mut self, task: &str, epoch: i64, end: Lsn, mark: i64) -> Result<bool, ConnectorError> {
+    async fn record_position(
+        &mut self,
+        task: &str,
+        epoch: i64,
+        end: Option<&Position>,
+        mark: i64,
+    ) -> Result<bool, ConnectorError> {
         match self {
             AnyChangeTarget::Postgres(t) => t.record_position(task, epoch, end, mark).await,
             AnyChangeTarget::Mysql(t) => t.record_position(task, epoch, end, mark).await,

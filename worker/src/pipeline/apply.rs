@@ -38,6 +38,26 @@
 //! old image>`; such changes are only ever applied past an exact cut (every
 //! PostgreSQL source table has one), never replayed.
 //!
+//! *Set-based batches.* Where the target session checks nothing between
+//! rows beyond each table's own keys (PostgreSQL with
+//! `session_replication_role = replica`: no triggers, no foreign keys) and
+//! a table has a key and no other unique or exclusion constraint, its
+//! changes in a batch are folded into one net effect per key — upsert this
+//! image, update the row to this image if it exists, or delete — and
+//! written as a few set statements (`DELETE ... WHERE key IN`, `UPDATE ...
+//! FROM (VALUES ...)`, multi-row upserts) when the batch is sent. This
+//! gives the same rows at COMMIT as applying every change in order: the
+//! batch is one target transaction, so no intermediate state is ever
+//! visible; each key's changes are folded in source order, and the fold is
+//! exact (insert/upsert then update = upsert of the new image; anything then
+//! delete = delete; delete then insert = upsert); and changes to different
+//! keys commute, because nothing but the key relates two rows of the table
+//! and nothing relates rows of different tables. Every change that does not
+//! fold (a key-changing or partial update, a value the target refuses, a
+//! truncate, a layout change) first writes out what its table holds, then
+//! goes in order. On a busy source a batch touches hot rows many times
+//! (pgbench's branches and tellers); the target sees each once.
+//!
 //! *Values.* A value the target cannot hold (a NUL in PostgreSQL text, NaN in
 //! MySQL) sends its row to `ferry.apply_exceptions` in the same transaction
 //! and is counted, exactly as in the full load. TRUNCATE becomes `DELETE`
@@ -47,11 +67,11 @@ use crate::engine::target::{AnyChangeTarget, ApplyDialect, ChangeTarget};
 use crate::engine::{ConnectorError, Run};
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::plan::ChangeTracking;
-use ferry_common::position::Lsn;
-use ferry_common::schema::{quote_ident, TableSchema};
+use ferry_common::position::Position;
+use ferry_common::schema::{quote_ident, ConstraintKind, TableSchema};
 use ferry_common::value::{Value, ValueError};
 use ferry_common::work::{CdcProgress, ChangedSegments, TableCounters};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 /// Target SQL buffered before it is sent.
@@ -105,6 +125,10 @@ pub struct TargetTable {
     pub replay: bool,
     /// The row image's column names (source names).
     image: Vec<String>,
+    /// No unique constraint but the key binds its rows (nor an exclusion
+    /// constraint): changes to different keys commute, and a batch may
+    /// apply the table's net changes as sets.
+    independent: bool,
     /// Which validated segments changes are reported against.
     tracking: ChangeTracking,
     /// Image positions of the tracking locator's columns; `None` when the
@@ -156,6 +180,13 @@ impl TargetTable {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let independent = !key.is_empty()
+            && !t.index_list.iter().any(|i| i.unique)
+            && !t.indexes.iter().any(|d| d.to_ascii_uppercase().contains("UNIQUE"))
+            && !t
+                .constraints
+                .iter()
+                .any(|c| matches!(c.kind, ConstraintKind::Unique | ConstraintKind::Exclusion));
         Ok(TargetTable {
             display: source.display_name(),
             qualified: t.qualified(),
@@ -166,6 +197,7 @@ impl TargetTable {
             stopped: None,
             dropped: false,
             replay: true,
+            independent,
             image: image.iter().map(|s| s.to_string()).collect(),
             tracking: ChangeTracking::Off,
             track_at: None,
@@ -218,6 +250,41 @@ struct OpenInsert {
     keys: HashSet<String>,
 }
 
+/// What the open batch leaves of one row of a set-based table.
+#[derive(Debug, Clone, PartialEq)]
+enum Net {
+    /// The row holds this image, whether or not it existed.
+    Upsert(Vec<String>),
+    /// The row, if it exists, takes this image (an update past an exact
+    /// cut: a row the target lacks stays missing).
+    Update(Vec<String>),
+    /// The row is gone.
+    Delete,
+}
+
+impl Net {
+    /// The net effect of `self` followed by `next`; none for an update of
+    /// a row the batch deleted (the source never sends one; if it did, it
+    /// goes in order).
+    fn then(&self, next: Net) -> Option<Net> {
+        match (self, next) {
+            (Net::Delete, Net::Update(_)) => None,
+            (Net::Upsert(_), Net::Update(image)) => Some(Net::Upsert(image)),
+            (_, next) => Some(next),
+        }
+    }
+}
+
+/// A set-based table's changes in the open batch: one net effect per key
+/// (by the key's literals), in the order the keys were first changed.
+#[derive(Default)]
+struct NetRows {
+    at: HashMap<Vec<String>, usize>,
+    rows: Vec<(Vec<String>, Net)>,
+    /// Literal bytes held (superseded images included).
+    bytes: usize,
+}
+
 /// Applies changes to one target (`T`: the engine's, or a test's).
 pub struct Applier<T: ChangeTarget = AnyChangeTarget> {
     target: T,
@@ -235,13 +302,18 @@ pub struct Applier<T: ChangeTarget = AnyChangeTarget> {
     pub batch_oldest_commit_ms: u64,
     /// The multi-row INSERT the buffer ends with.
     open_insert: Option<OpenInsert>,
-    batch_end: Lsn,
+    /// The target lets independent tables' changes be applied as sets.
+    set_based: bool,
+    /// Net changes not yet in `sql`, by table (set-based tables only).
+    net: BTreeMap<usize, NetRows>,
+    net_bytes: usize,
+    batch_end: Option<Position>,
     batch_mark: u64,
     batch_counters: BTreeMap<String, TableCounters>,
     /// Validated segments the open batch changes, by table index.
     batch_changed: BTreeMap<usize, ChangedSegments>,
-    /// Committed on the target.
-    pub applied: Lsn,
+    /// Committed on the target (none before the task's first commit).
+    pub applied: Option<Position>,
     pub marks_reached: u64,
     unreported: BTreeMap<String, TableCounters>,
     unreported_changed: BTreeMap<usize, ChangedSegments>,
@@ -250,7 +322,7 @@ pub struct Applier<T: ChangeTarget = AnyChangeTarget> {
     tables_altered: Vec<(String, String)>,
     /// Tables dropped on the source, each with the position from which
     /// none of its changes can follow (see [`Applier::table_dropped`]).
-    dropping: Vec<(usize, Lsn)>,
+    dropping: Vec<(usize, Position)>,
     tables_dropped: Vec<String>,
     /// Source TRUNCATEs are applied (HandleSourceTableTruncated).
     pub apply_truncates: bool,
@@ -290,6 +362,11 @@ impl<T: ChangeTarget> Applier<T> {
     ) -> Result<Applier<T>, ConnectorError> {
         let (applied, mark) = target.take_over(&task, epoch).await?;
         Ok(Applier {
+            // FERRY_APPLY_IN_ORDER (any value) turns set-based batches off:
+            // a diagnostic switch, and the benchmarks' baseline.
+            set_based: target.set_based() && std::env::var_os("FERRY_APPLY_IN_ORDER").is_none(),
+            net: BTreeMap::new(),
+            net_bytes: 0,
             dialect: target.dialect(),
             target,
             task,
@@ -302,7 +379,7 @@ impl<T: ChangeTarget> Applier<T> {
             batch_changes: 0,
             batch_oldest_commit_ms: 0,
             open_insert: None,
-            batch_end: applied,
+            batch_end: applied.clone(),
             batch_mark: mark,
             batch_counters: BTreeMap::new(),
             batch_changed: BTreeMap::new(),
@@ -320,9 +397,15 @@ impl<T: ChangeTarget> Applier<T> {
         })
     }
 
+    /// Whether batches apply independent tables' net changes as sets.
+    pub fn set_based(&self) -> bool {
+        self.set_based
+    }
+
     /// Replaces table `t`'s mapping (the log announced its row layout); a
     /// stopped table stays stopped. Closes an open INSERT built on the old one.
     pub fn remap(&mut self, t: usize, mut table: TargetTable) {
+        self.flush_net(t);
         if self.open_insert.as_ref().is_some_and(|o| o.table == t) {
             self.close_insert();
         }
@@ -368,7 +451,7 @@ impl<T: ChangeTarget> Applier<T> {
     /// table at once (the caller is at `at`, and what follows under that
     /// name belongs to another table). The drop completes in
     /// [`Applier::finish_drops`] once everything before `at` is committed.
-    pub fn table_dropped(&mut self, t: usize, at: Lsn, stop_now: bool) {
+    pub fn table_dropped(&mut self, t: usize, at: Position, stop_now: bool) {
         let table = &mut self.tables[t];
         if table.dropped || self.dropping.iter().any(|(x, _)| *x == t) {
             return;
@@ -398,11 +481,13 @@ impl<T: ChangeTarget> Applier<T> {
     /// cannot drop a table a newer one created again; then the table is
     /// reported dropped. Idempotent: a stream that restarts before the
     /// report finds the drop again and finds the target table gone.
-    pub async fn finish_drops(&mut self, checkpoint: Lsn) -> Result<(), ConnectorError> {
+    pub async fn finish_drops(&mut self, checkpoint: Option<&Position>) -> Result<(), ConnectorError> {
         if self.pending() {
             return Ok(());
         }
-        let (done, waiting): (Vec<_>, Vec<_>) = self.dropping.iter().partition(|(_, at)| *at <= checkpoint);
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.dropping)
+            .into_iter()
+            .partition(|(_, at)| checkpoint.is_some_and(|c| at <= c));
         self.dropping = waiting;
         for (t, at) in done {
             if self.drop_dropped {
@@ -435,8 +520,8 @@ impl<T: ChangeTarget> Applier<T> {
     /// A source transaction ended at `end`; `more_buffered` says whether the
     /// source has more ready. Commits when the stream has nothing more ready
     /// (low latency), or the batch is large or old.
-    pub async fn end_txn(&mut self, end: Lsn, more_buffered: bool) -> Result<(), ConnectorError> {
-        self.batch_end = self.batch_end.max(end);
+    pub async fn end_txn(&mut self, end: Position, more_buffered: bool) -> Result<(), ConnectorError> {
+        self.batch_end = self.batch_end.take().max(Some(end));
         self.batch_txns += 1;
         if !more_buffered
             || self.batch_txns >= BATCH_TXNS
@@ -476,12 +561,16 @@ impl<T: ChangeTarget> Applier<T> {
     }
 
     async fn send(&mut self) -> Result<(), ConnectorError> {
+        self.flush_nets();
         self.close_insert();
         if self.sql.is_empty() {
             return Ok(());
         }
         let sql = std::mem::take(&mut self.sql);
-        let what = format!("applying changes to the target (batch ending after {})", self.batch_end);
+        let what = match &self.batch_end {
+            Some(end) => format!("applying changes to the target (batch ending after {end})"),
+            None => "applying changes to the target (first batch)".to_string(),
+        };
         self.target.execute(sql, &what).await
     }
 
@@ -489,16 +578,21 @@ impl<T: ChangeTarget> Applier<T> {
         self.dialect.literal(v, &self.tables[t].columns[col].1)
     }
 
-    /// The target-ordered literals of a row image (`None`: not sent).
-    fn literals(&self, t: usize, row: &[Option<Value>]) -> Result<Vec<Option<String>>, ValueError> {
+    /// A row image must have the width the table was mapped from.
+    fn check_width(&self, t: usize, len: usize) -> Result<&TargetTable, ValueError> {
         let table = &self.tables[t];
-        if row.len() != table.source_width {
+        if len != table.source_width {
             return Err(ValueError(format!(
-                "row image has {} columns, the table {}",
-                row.len(),
+                "row image has {len} columns, the table {}",
                 table.source_width
             )));
         }
+        Ok(table)
+    }
+
+    /// The target-ordered literals of a row image (`None`: not sent).
+    fn literals(&self, t: usize, row: &[Option<Value>]) -> Result<Vec<Option<String>>, ValueError> {
+        let table = self.check_width(t, row.len())?;
         (0..table.columns.len())
             .map(|i| {
                 row[table.source_index[i]]
@@ -632,6 +726,162 @@ impl<T: ChangeTarget> Applier<T> {
         });
     }
 
+    /// The literals of a whole row, in target column order.
+    fn row_literals(&self, t: usize, row: &[Value]) -> Result<Vec<String>, ValueError> {
+        let table = self.check_width(t, row.len())?;
+        (0..table.columns.len())
+            .map(|i| self.literal(t, i, &row[table.source_index[i]]))
+            .collect()
+    }
+
+    /// Folds a change of set-based table `t` into the batch's net changes
+    /// and counts it. Gives the change back when it must be applied in
+    /// order: a value the target cannot take (the exception path), an
+    /// update that changes the key or leaves columns out, an update of a
+    /// row the batch deleted.
+    fn add_net(&mut self, t: usize, op: Op) -> Result<(), Op> {
+        let table = &self.tables[t];
+        let key_of =
+            |lits: &[Option<String>]| -> Option<Vec<String>> { table.key.iter().map(|&i| lits[i].clone()).collect() };
+        let (key, net) = match &op {
+            Op::Insert(row) => {
+                let Ok(lits) = self.row_literals(t, row) else {
+                    return Err(op);
+                };
+                let key = table.key.iter().map(|&i| lits[i].clone()).collect();
+                (key, Net::Upsert(lits))
+            }
+            Op::Update { before, after } => {
+                let (Ok(old), Ok(new)) = (self.literals(t, before), self.literals(t, after)) else {
+                    return Err(op);
+                };
+                let key = match (key_of(&old), key_of(&new)) {
+                    (Some(o), Some(n)) if o == n => n,
+                    _ => return Err(op),
+                };
+                let Some(image) = new.into_iter().collect::<Option<Vec<String>>>() else {
+                    return Err(op);
+                };
+                (
+                    key,
+                    if table.replay {
+                        Net::Upsert(image)
+                    } else {
+                        Net::Update(image)
+                    },
+                )
+            }
+            Op::Delete(row) => {
+                let Ok(old) = self.literals(t, row) else { return Err(op) };
+                let Some(key) = key_of(&old) else { return Err(op) };
+                (key, Net::Delete)
+            }
+        };
+        let bytes: usize = match &net {
+            Net::Upsert(i) | Net::Update(i) => i.iter().map(String::len).sum(),
+            Net::Delete => key.iter().map(String::len).sum(),
+        };
+        let rows = self.net.entry(t).or_default();
+        match rows.at.get(&key) {
+            Some(&i) => match rows.rows[i].1.then(net) {
+                Some(n) => rows.rows[i].1 = n,
+                None => return Err(op),
+            },
+            None => {
+                rows.at.insert(key.clone(), rows.rows.len());
+                rows.rows.push((key, net));
+            }
+        }
+        rows.bytes += bytes;
+        self.net_bytes += bytes;
+        let c = self.counters(t);
+        match op {
+            Op::Insert(_) => c.inserts += 1,
+            Op::Update { .. } => c.updates += 1,
+            Op::Delete(_) => c.deletes += 1,
+        }
+        Ok(())
+    }
+
+    /// Writes table `t`'s net changes into the batch: deletes, then updates,
+    /// then upserts, each as few statements as the dialect allows. Every key
+    /// is in one of the three, so their order changes nothing.
+    fn flush_net(&mut self, t: usize) {
+        let Some(net) = self.net.remove(&t) else { return };
+        self.net_bytes -= net.bytes;
+        let (mut deletes, mut updates, mut upserts) = (vec![], vec![], vec![]);
+        for (key, n) in net.rows {
+            match n {
+                Net::Delete => deletes.push(key),
+                Net::Update(image) => updates.push(image),
+                Net::Upsert(image) => upserts.push(image),
+            }
+        }
+        let table = &self.tables[t];
+        let key_cols: Vec<&str> = table.key.iter().map(|&i| table.columns[i].0.as_str()).collect();
+        let mut stmts = vec![];
+        for chunk in deletes.chunks(MAX_VALUES_PER_INSERT) {
+            let (cols, keys): (String, Vec<String>) = if key_cols.len() == 1 {
+                (key_cols[0].to_string(), chunk.iter().map(|k| k[0].clone()).collect())
+            } else {
+                (
+                    format!("({})", key_cols.join(", ")),
+                    chunk.iter().map(|k| format!("({})", k.join(", "))).collect(),
+                )
+            };
+            stmts.push(format!(
+                "DELETE FROM {} WHERE {cols} IN ({})",
+                table.qualified,
+                keys.join(", ")
+            ));
+        }
+        let has_values = table.columns.len() > table.key.len();
+        for chunk in updates.chunks(MAX_VALUES_PER_INSERT).filter(|_| has_values) {
+            match self
+                .dialect
+                .update_rows(&table.qualified, &table.columns, &table.key, chunk)
+            {
+                Some(stmt) => stmts.push(stmt),
+                None => {
+                    for image in chunk {
+                        let (sets, keys): (Vec<_>, Vec<_>) = table
+                            .columns
+                            .iter()
+                            .zip(image)
+                            .enumerate()
+                            .partition(|(i, _)| !table.key.contains(i));
+                        let part = |v: Vec<(usize, (&(String, String), &String))>, sep: &str| {
+                            v.iter()
+                                .map(|(_, (c, l))| format!("{} = {l}", c.0))
+                                .collect::<Vec<_>>()
+                                .join(sep)
+                        };
+                        stmts.push(format!(
+                            "UPDATE {} SET {} WHERE {}",
+                            table.qualified,
+                            part(sets, ", "),
+                            part(keys, " AND ")
+                        ));
+                    }
+                }
+            }
+        }
+        for stmt in stmts {
+            self.push_stmt(&stmt);
+        }
+        for image in upserts {
+            self.upsert(t, image);
+        }
+        self.close_insert();
+    }
+
+    /// Writes every table's net changes into the batch.
+    fn flush_nets(&mut self) {
+        while let Some(&t) = self.net.keys().next() {
+            self.flush_net(t);
+        }
+    }
+
     /// Applies one change to table `t` inside the open batch.
     pub async fn apply(&mut self, t: usize, op: Op) -> Result<(), ConnectorError> {
         if self.tables[t].stopped.is_some() {
@@ -645,6 +895,18 @@ impl<T: ChangeTarget> Applier<T> {
             Op::Update { before, after } => self.note_change(t, &[before, after]),
             Op::Delete(row) => self.note_change(t, &[row]),
         }
+        let op = if self.set_based && self.tables[t].independent {
+            match self.add_net(t, op) {
+                Ok(()) => return self.flush_if_full().await,
+                Err(op) => {
+                    // In order, after what the batch holds for the table.
+                    self.flush_net(t);
+                    op
+                }
+            }
+        } else {
+            op
+        };
         match op {
             Op::Insert(row) => {
                 let image: Image = row.into_iter().map(Some).collect();
@@ -739,6 +1001,8 @@ impl<T: ChangeTarget> Applier<T> {
     }
 
     fn push_truncate(&mut self, ts: &[usize], restart_identity: bool, cascade: bool) {
+        // CASCADE reaches tables beyond `ts`: everything before goes first.
+        self.flush_nets();
         let names: Vec<&str> = ts.iter().map(|&t| self.tables[t].qualified.as_str()).collect();
         let stmts = self.dialect.truncate(&names, restart_identity, cascade);
         for stmt in stmts {
@@ -750,7 +1014,7 @@ impl<T: ChangeTarget> Applier<T> {
     }
 
     async fn flush_if_full(&mut self) -> Result<(), ConnectorError> {
-        if self.sql.len() >= FLUSH_BYTES {
+        if self.sql.len() + self.net_bytes >= FLUSH_BYTES {
             self.send().await?;
         }
         Ok(())
@@ -760,7 +1024,7 @@ impl<T: ChangeTarget> Applier<T> {
     pub async fn commit_batch(&mut self) -> Result<(), ConnectorError> {
         if !self.batch_open {
             // Nothing to write, but the position still moves on.
-            self.applied = self.applied.max(self.batch_end);
+            self.applied = self.applied.take().max(self.batch_end.clone());
             self.marks_reached = self.marks_reached.max(self.batch_mark);
             self.batch_txns = 0;
             self.batch_changes = 0;
@@ -768,8 +1032,12 @@ impl<T: ChangeTarget> Applier<T> {
             return Ok(());
         }
         self.send().await?;
-        let (task, epoch, end, mark) = (self.task.clone(), self.epoch, self.batch_end, self.batch_mark as i64);
-        if !self.target.record_position(&task, epoch, end, mark).await? {
+        let (task, epoch, mark) = (self.task.clone(), self.epoch, self.batch_mark as i64);
+        if !self
+            .target
+            .record_position(&task, epoch, self.batch_end.as_ref(), mark)
+            .await?
+        {
             self.target.rollback().await;
             return Err(ConnectorError::Definite(format!(
                 "task {task}: another worker took over the CDC stream (epoch {epoch} superseded); stopping"
@@ -778,7 +1046,7 @@ impl<T: ChangeTarget> Applier<T> {
         crate::failpoint::pause("cdc-before-commit").await;
         self.target.commit().await?;
         self.batch_open = false;
-        self.applied = self.batch_end;
+        self.applied = self.batch_end.clone();
         self.marks_reached = self.marks_reached.max(self.batch_mark);
         for (t, c) in std::mem::take(&mut self.batch_counters) {
             self.rows_since_report += c.inserts + c.updates + c.deletes;
@@ -795,7 +1063,13 @@ impl<T: ChangeTarget> Applier<T> {
 
     /// The stream's state for the coordinator; `reported` clears what it
     /// carried once stored.
-    pub fn progress(&self, checkpoint: Lsn, idle: bool, latency_source_ms: u64, elapsed_s: f64) -> CdcProgress {
+    pub fn progress(
+        &self,
+        checkpoint: Option<Position>,
+        idle: bool,
+        latency_source_ms: u64,
+        elapsed_s: f64,
+    ) -> CdcProgress {
         CdcProgress {
             applied: checkpoint,
             marks_reached: self.marks_reached,
@@ -843,10 +1117,15 @@ mod tests {
     use std::cell::RefCell;
     use std::rc::Rc;
 
+    /// A WAL position, for short.
+    fn at(lsn: u64) -> Position {
+        Position::Wal(ferry_common::position::Lsn(lsn))
+    }
+
     /// The apply-state row, shared by the streams of one target.
     #[derive(Default)]
     struct State {
-        lsn: u64,
+        position: Option<Position>,
         epoch: i64,
         mark: u64,
         committed: Vec<String>,
@@ -858,7 +1137,8 @@ mod tests {
         dialect: &'static dyn ApplyDialect,
         state: Rc<RefCell<State>>,
         open: Vec<String>,
-        staged: Option<(u64, u64)>,
+        staged: Option<(Option<Position>, u64)>,
+        set_based: bool,
     }
 
     impl MockTarget {
@@ -868,6 +1148,7 @@ mod tests {
                 state: state.clone(),
                 open: vec![],
                 staged: None,
+                set_based: false,
             }
         }
     }
@@ -876,7 +1157,10 @@ mod tests {
         fn dialect(&self) -> &'static dyn ApplyDialect {
             self.dialect
         }
-        async fn take_over(&mut self, task: &str, epoch: i64) -> Result<(Lsn, u64), ConnectorError> {
+        fn set_based(&self) -> bool {
+            self.set_based
+        }
+        async fn take_over(&mut self, task: &str, epoch: i64) -> Result<(Option<Position>, u64), ConnectorError> {
             let mut s = self.state.borrow_mut();
             if s.epoch > epoch {
                 return Err(ConnectorError::Definite(format!(
@@ -884,7 +1168,7 @@ mod tests {
                 )));
             }
             s.epoch = epoch;
-            Ok((Lsn(s.lsn), s.mark))
+            Ok((s.position.clone(), s.mark))
         }
         async fn execute(&mut self, sql: String, _what: &str) -> Result<(), ConnectorError> {
             self.open.push(sql);
@@ -894,19 +1178,19 @@ mod tests {
             &mut self,
             _task: &str,
             epoch: i64,
-            end: Lsn,
+            end: Option<&Position>,
             mark: i64,
         ) -> Result<bool, ConnectorError> {
             if self.state.borrow().epoch != epoch {
                 return Ok(false);
             }
-            self.staged = Some((end.0, mark as u64));
+            self.staged = Some((end.cloned(), mark as u64));
             Ok(true)
         }
         async fn commit(&mut self) -> Result<(), ConnectorError> {
             let mut s = self.state.borrow_mut();
-            if let Some((lsn, mark)) = self.staged.take() {
-                s.lsn = lsn;
+            if let Some((position, mark)) = self.staged.take() {
+                s.position = position;
                 s.mark = s.mark.max(mark);
             }
             s.committed.append(&mut self.open);
@@ -987,8 +1271,12 @@ mod tests {
             .await
             .unwrap();
         a.truncate(&[1], false, false).await.unwrap();
-        a.end_txn(Lsn(100), false).await.unwrap();
-        assert_eq!(state.borrow().lsn, 100, "the position commits with the batch");
+        a.end_txn(at(100), false).await.unwrap();
+        assert_eq!(
+            state.borrow().position,
+            Some(at(100)),
+            "the position commits with the batch"
+        );
         let sent = state.borrow().committed.join("\n");
         sent.split(';')
             .map(str::trim)
@@ -1038,7 +1326,7 @@ mod tests {
         a.apply(0, Op::Insert(vec![Value::Int(1), text("nul\0byte")]))
             .await
             .unwrap();
-        a.end_txn(Lsn(7), false).await.unwrap();
+        a.end_txn(at(7), false).await.unwrap();
         let sent = state.borrow().committed.join("\n");
         assert!(sent.contains("INSERT INTO ferry.apply_exceptions"), "{sent}");
         assert!(!sent.contains(r#"INSERT INTO "s"."t""#), "{sent}");
@@ -1055,18 +1343,18 @@ mod tests {
             .unwrap();
         old.begin_txn(1);
         old.apply(0, Op::Insert(vec![Value::Int(1), text("a")])).await.unwrap();
-        old.end_txn(Lsn(10), false).await.unwrap();
+        old.end_txn(at(10), false).await.unwrap();
 
         let new = Applier::with_target(MockTarget::new(&PgDialect, &state), "t1".into(), 2, tables())
             .await
             .unwrap();
-        assert_eq!(new.applied, Lsn(10), "resumes from the committed position");
+        assert_eq!(new.applied, Some(at(10)), "resumes from the committed position");
 
         old.begin_txn(2);
         old.apply(0, Op::Insert(vec![Value::Int(2), text("b")])).await.unwrap();
-        let e = old.end_txn(Lsn(20), false).await.unwrap_err();
+        let e = old.end_txn(at(20), false).await.unwrap_err();
         assert!(e.to_string().contains("superseded"), "{e}");
-        assert_eq!(state.borrow().lsn, 10);
+        assert_eq!(state.borrow().position, Some(at(10)));
         assert!(
             !state.borrow().committed.join("").contains("'b'"),
             "the zombie's rows committed"
@@ -1081,17 +1369,148 @@ mod tests {
     async fn a_drop_waits_for_the_changes_before_it() {
         let state = Rc::new(RefCell::new(State::default()));
         let mut a = pg_applier(&state).await;
-        a.table_dropped(0, Lsn(50), false);
+        a.table_dropped(0, at(50), false);
         a.begin_txn(1);
         a.apply(0, Op::Insert(vec![Value::Int(1), text("before the drop")]))
             .await
             .unwrap();
-        a.end_txn(Lsn(40), false).await.unwrap();
-        a.finish_drops(Lsn(40)).await.unwrap();
+        a.end_txn(at(40), false).await.unwrap();
+        a.finish_drops(Some(&at(40))).await.unwrap();
         assert!(!state.borrow().committed.join("").contains("DROP"));
-        a.finish_drops(Lsn(60)).await.unwrap();
+        a.finish_drops(Some(&at(60))).await.unwrap();
         let sent = state.borrow().committed.join("\n");
         assert!(sent.ends_with(r#"DROP TABLE IF EXISTS "s"."t""#), "{sent}");
-        assert!(a.progress(Lsn(60), true, 0, 1.0).tables_dropped == ["s.t"]);
+        assert!(a.progress(Some(at(60)), true, 0, 1.0).tables_dropped == ["s.t"]);
+    }
+
+    /// A set-based batch: each key's changes folded into one effect, the
+    /// table's effects written as set statements (deletes, updates,
+    /// upserts) before a change that goes in order (a key change).
+    #[tokio::test]
+    async fn golden_sql_set_based() {
+        let state = Rc::new(RefCell::new(State::default()));
+        let mut target = MockTarget::new(&PgDialect, &state);
+        target.set_based = true;
+        let mut t = table(Engine::Postgres, true);
+        t.replay = false;
+        let mut a = Applier::with_target(target, "t1".into(), 1, vec![t]).await.unwrap();
+        let row = |id: i64, v: &str| vec![Value::Int(id), text(v)];
+        let update = |id: i64, from: &str, to: &str| Op::Update {
+            before: whole(row(id, from)),
+            after: whole(row(id, to)),
+        };
+        a.begin_txn(1);
+        for op in [
+            Op::Insert(row(1, "a")),
+            update(1, "a", "b"),
+            update(2, "w", "x"),
+            update(2, "x", "y"),
+            Op::Delete(whole(row(3, "c"))),
+            Op::Insert(row(4, "d")),
+            Op::Delete(whole(row(4, "d"))),
+            Op::Delete(whole(row(5, "e"))),
+            Op::Insert(row(5, "z")),
+            Op::Update {
+                before: whole(row(6, "f")),
+                after: whole(row(7, "f")),
+            },
+        ] {
+            a.apply(0, op).await.unwrap();
+        }
+        a.end_txn(at(100), false).await.unwrap();
+        let sent = state.borrow().committed.join("\n");
+        let sql: Vec<&str> = sent.split(";").map(str::trim).filter(|s| !s.is_empty()).collect();
+        assert_eq!(
+            sql,
+            [
+                "BEGIN",
+                r#"DELETE FROM "s"."t" WHERE "id" IN ('3'::integer, '4'::integer)"#,
+                r#"UPDATE "s"."t" AS ferry_t SET "v" = ferry_v."v"::text FROM (VALUES ('2'::integer, 'y'::text)) AS ferry_v ("id", "v") WHERE ferry_t."id" = ferry_v."id"::integer"#,
+                r#"INSERT INTO "s"."t" ("id", "v") VALUES ('1'::integer, 'b'::text),('5'::integer, 'z'::text) ON CONFLICT ("id") DO UPDATE SET "v" = EXCLUDED."v""#,
+                r#"UPDATE "s"."t" SET "id" = '7'::integer, "v" = 'f'::text WHERE "id" = '6'::integer"#,
+            ]
+        );
+        assert!(a.batch_counters.is_empty(), "counted into the committed batch");
+        assert_eq!(
+            a.unreported["s.t"],
+            TableCounters {
+                inserts: 3,
+                updates: 4,
+                deletes: 3,
+                ..Default::default()
+            }
+        );
+    }
+
+    /// Folding a key's changes gives the row applying them one by one
+    /// gives, for every sequence of up to four changes from either start
+    /// (row absent or present), with and without replay. The model: a row
+    /// is `Some(image)`; an insert (or a replayed update) upserts, an update
+    /// past an exact cut changes a row that exists, a delete removes.
+    #[test]
+    fn folding_a_keys_changes_is_exact() {
+        #[derive(Clone, Copy, Debug)]
+        enum Change {
+            Insert(u8),
+            Update(u8),
+            Delete,
+        }
+        let step = |row: Option<u8>, c: Change, replay: bool| match c {
+            Change::Insert(v) => Some(v),
+            Change::Update(v) if replay => Some(v),
+            Change::Update(v) => row.map(|_| v),
+            Change::Delete => None,
+        };
+        let effect = |row: Option<u8>, n: &Net| match n {
+            Net::Upsert(i) => Some(i[0].parse().unwrap()),
+            Net::Update(i) => row.map(|_| i[0].parse().unwrap()),
+            Net::Delete => None,
+        };
+        let all = [
+            Change::Insert(1),
+            Change::Insert(2),
+            Change::Update(3),
+            Change::Update(4),
+            Change::Delete,
+        ];
+        let mut seqs: Vec<Vec<Change>> = vec![vec![]];
+        for _ in 0..4 {
+            let longer: Vec<Vec<Change>> = seqs
+                .iter()
+                .filter(|s| s.len() == seqs.last().unwrap().len())
+                .flat_map(|s| all.iter().map(move |c| [s.clone(), vec![*c]].concat()))
+                .collect();
+            seqs.extend(longer);
+        }
+        for replay in [false, true] {
+            for start in [None, Some(0u8)] {
+                for seq in &seqs {
+                    let expected = seq.iter().fold(start, |row, &c| step(row, c, replay));
+                    // The applier's way: fold while it folds; a change that
+                    // does not goes in order after what was folded.
+                    let (mut row, mut net): (Option<u8>, Option<Net>) = (start, None);
+                    for &c in seq {
+                        let n = match c {
+                            Change::Insert(v) => Net::Upsert(vec![v.to_string()]),
+                            Change::Update(v) if replay => Net::Upsert(vec![v.to_string()]),
+                            Change::Update(v) => Net::Update(vec![v.to_string()]),
+                            Change::Delete => Net::Delete,
+                        };
+                        net = match &net {
+                            None => Some(n),
+                            Some(prev) => match prev.then(n) {
+                                Some(folded) => Some(folded),
+                                None => {
+                                    row = step(effect(row, prev), c, replay);
+                                    None
+                                }
+                            },
+                        };
+                    }
+                    let got = net.as_ref().map_or(row, |n| effect(row, n));
+                    assert_eq!(got, expected, "{seq:?} from {start:?}, replay {replay}");
+                }
+            }
+        }
     }
 }

@@ -32,7 +32,7 @@
 //!   (and is emptied by it) or finds itself superseded and rolls back.
 
 use crate::engine::ConnectorError;
-use ferry_common::position::Lsn;
+use ferry_common::position::Position;
 use ferry_common::work::WorkResult;
 
 /// Whether an attempt's segment marker went in.
@@ -57,7 +57,7 @@ pub(crate) trait SegmentFence {
         table: &str,
         segment: u32,
         epoch: u64,
-        position: Option<Lsn>,
+        position: Option<Position>,
     ) -> Result<Marker, ConnectorError>;
     /// The committed marker's row count and snapshot position.
     async fn read_marker(
@@ -65,7 +65,7 @@ pub(crate) trait SegmentFence {
         task: &str,
         table: &str,
         segment: u32,
-    ) -> Result<(Option<u64>, Option<Lsn>), ConnectorError>;
+    ) -> Result<(Option<u64>, Option<Position>), ConnectorError>;
 }
 
 /// One segment attempt, as the fence sees it.
@@ -78,7 +78,7 @@ pub(crate) struct Attempt<'a> {
     /// The snapshot generation the segment is read in.
     pub gen: u64,
     /// MySQL sources with CDC: the binlog position of the segment's snapshot.
-    pub position: Option<Lsn>,
+    pub position: Option<Position>,
 }
 
 /// What the fence decided.
@@ -99,7 +99,10 @@ pub(crate) async fn take(f: &mut impl SegmentFence, a: &Attempt<'_>) -> Result<F
             a.table, a.segment, a.gen
         )));
     }
-    match f.insert_marker(a.task, a.table, a.segment, a.epoch, a.position).await? {
+    match f
+        .insert_marker(a.task, a.table, a.segment, a.epoch, a.position.clone())
+        .await?
+    {
         Marker::Inserted => Ok(Fenced::Proceed),
         Marker::Taken => {
             let (rows, position) = f.read_marker(a.task, a.table, a.segment).await?;

@@ -45,7 +45,9 @@ async fn load_with(
         seg,
     } = job;
     if source.engine == target.engine {
-        let copied = to.copy_segment(run, source, target, table, seg, progress.clone()).await;
+        let copied = to
+            .copy_segment(run, source, target, table, seg.clone(), progress.clone())
+            .await;
         if let Some(result) = copied {
             return result;
         }
@@ -100,7 +102,7 @@ mod tests {
     use super::*;
     use crate::engine::mock::{Db, Mock};
     use ferry_common::plan::{KeyColumn, SegmentBounds};
-    use ferry_common::position::Lsn;
+    use ferry_common::position::Position;
     use ferry_common::schema::Column;
 
     fn endpoint() -> Endpoint {
@@ -173,14 +175,16 @@ mod tests {
         let m = mock(0..25);
         for (i, b) in segments().iter().enumerate() {
             let r = load(&m, i as u32, b).await.unwrap();
-            assert!(matches!(
-                r,
-                WorkResult::Loaded {
-                    already_loaded: false,
-                    position: Some(Lsn(7)),
-                    ..
-                }
-            ));
+            let WorkResult::Loaded {
+                already_loaded,
+                position,
+                ..
+            } = r
+            else {
+                panic!("{r:?}")
+            };
+            assert!(!already_loaded);
+            assert_eq!(position, Some(Position::binlog(1, 7)));
         }
         // A retry (or a zombie) of segment 1 copies nothing and reports
         // what the committed attempt loaded, with its position.
@@ -191,7 +195,7 @@ mod tests {
                 rows: 10,
                 already_loaded: true,
                 exceptions: 0,
-                position: Some(Lsn(7)),
+                position: Some(Position::binlog(1, 7)),
             }
         );
         let mut held = m.db.lock().unwrap().target.clone();

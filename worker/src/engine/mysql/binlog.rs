@@ -4,10 +4,10 @@
 //! (`pipeline/apply`).
 //!
 //! ## Positions
-//! A binlog position `name.NNNNNN:offset` is an [`Lsn`] with the file number
-//! in the high half (see `ferry_common::position`). A transaction's position
-//! is where its first event (GTID, or BEGIN) starts; its end is where the
-//! next one starts. The target's `apply_state.lsn` is the end of the last
+//! A binlog position `name.NNNNNN:offset` is a [`Coord`] (file number,
+//! offset), a `Position::Binlog` outside this engine. A transaction's
+//! position is where its first event (GTID, or BEGIN) starts; its end is
+//! where the next one starts. The target's `apply_state.position` is the end of the last
 //! applied transaction, and a resumed stream starts reading there.
 //!
 //! ## Handoff from the full load — why it is exact
@@ -46,14 +46,14 @@
 //! TRUNCATE is applied.
 
 use super::charset::{self, Charset};
-use super::position::current_position;
+use super::position::{current_position, Coord};
 use super::{classify, connect, query_text, tablemap};
 use crate::engine::source::ChangeStream;
 use crate::engine::{ConnectorError, Run};
 use crate::pipeline::apply::{whole, Applier, Op, TargetTable};
 use crate::report::Reporter;
 use ferry_common::endpoint::Endpoint;
-use ferry_common::position::Lsn;
+use ferry_common::position::Position;
 use ferry_common::typemap::{mysql_kind, Kind, MysqlType};
 use ferry_common::value::{Value, ValueError};
 use ferry_common::work::{ProgressDetail, TableRef, WorkResult};
@@ -187,7 +187,7 @@ pub async fn create(source: &Endpoint) -> Result<WorkResult, ConnectorError> {
     let (file, consistent_point) = current_position(&mut c).await?;
     tracing::info!(%file, position = %consistent_point, "binlog CDC starts here");
     Ok(WorkResult::SlotReady {
-        consistent_point,
+        consistent_point: consistent_point.into(),
         insert_only: vec![],
     })
 }
@@ -202,7 +202,7 @@ pub async fn hold(source: &Endpoint, reporter: &Reporter) -> Result<WorkResult, 
     reporter
         .report(&ProgressDetail::Snapshot {
             name: String::new(),
-            lsn,
+            lsn: lsn.into(),
         })
         .await?;
     std::future::pending().await
@@ -378,7 +378,7 @@ struct Column {
 /// A replicated table as the stream decodes it.
 struct Source {
     columns: Vec<Column>,
-    apply_from: Lsn,
+    apply_from: Coord,
 }
 
 /// Decodes a row image; `times` are the TIME columns whose bytes the table
@@ -491,7 +491,7 @@ struct Mapped {
 
 /// The transaction being read.
 struct Txn {
-    start: Lsn,
+    start: Coord,
     /// Applied by an earlier stream (starts before the resume position).
     skip: bool,
 }
@@ -532,26 +532,28 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
     let charsets = charset::of_tables(&mut sql, &names).await?;
     let sources: Vec<Source> = tables
         .iter()
-        .map(|t| Source {
-            columns: t
-                .table
-                .columns
-                .iter()
-                .map(|c| Column {
-                    type_sql: c.type_sql.clone(),
-                    kind: mysql_kind(&c.type_sql),
-                    charset: charsets
-                        .get(&(
-                            t.table.schema.to_lowercase(),
-                            t.table.name.to_lowercase(),
-                            c.name.to_lowercase(),
-                        ))
-                        .cloned(),
-                })
-                .collect(),
-            apply_from: t.apply_from,
+        .map(|t| -> Result<Source, ConnectorError> {
+            Ok(Source {
+                columns: t
+                    .table
+                    .columns
+                    .iter()
+                    .map(|c| Column {
+                        type_sql: c.type_sql.clone(),
+                        kind: mysql_kind(&c.type_sql),
+                        charset: charsets
+                            .get(&(
+                                t.table.schema.to_lowercase(),
+                                t.table.name.to_lowercase(),
+                                c.name.to_lowercase(),
+                            ))
+                            .cloned(),
+                    })
+                    .collect(),
+                apply_from: Coord::of_opt(t.apply_from.as_ref())?,
+            })
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     let by_name: HashMap<(String, String), usize> = tables
         .iter()
         .enumerate()
@@ -559,7 +561,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
         .collect();
     let mut applier = Applier::open(run, target, targets).await?;
     applier.set_policy(&policy);
-    let from = applier.applied.max(start);
+    let from = Coord::of_opt(applier.applied.as_ref())?.max(Coord::of_opt(start.as_ref())?);
 
     let (current_file, _) = current_position(&mut sql).await?;
     let (base, digits) = match current_file.rsplit_once('.') {
@@ -570,7 +572,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
             )))
         }
     };
-    let (mut seq, offset) = from.binlog_parts();
+    let (mut seq, offset) = (from.file, from.offset);
     let file = format!("{base}.{seq:0digits$}");
     let mut conn = connect(source).await?;
     // GTID events instead of BEGIN (MariaDB), and a heartbeat every second
@@ -582,7 +584,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
         .get_binlog_stream(
             BinlogStreamRequest::new(server_id_for(&task))
                 .with_filename(file.as_bytes())
-                .with_pos(offset.max(4) as u64),
+                .with_pos(offset.max(4)),
         )
         .await
         .map_err(|e| classify(format!("requesting the binlog from {file}:{offset}"), e))?;
@@ -597,7 +599,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
     let mut latency_source_ms = 0;
     let mut last_gtid = String::new();
     let mut emitted_mark = applier.marks_reached;
-    let mut marks: Vec<(u64, Lsn)> = vec![];
+    let mut marks: Vec<(u64, Coord)> = vec![];
     let mut last_report = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(1000));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -623,8 +625,8 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                 };
                 let h = ev.header();
                 let ty = h.event_type_raw();
-                let end = Lsn::binlog(seq, h.log_pos());
-                let begin = Lsn::binlog(seq, h.log_pos().saturating_sub(h.event_size()));
+                let end = Coord::new(seq, h.log_pos().into());
+                let begin = Coord::new(seq, h.log_pos().saturating_sub(h.event_size()).into());
                 match ty {
                     // Its position is the server's, not what was read.
                     HEARTBEAT => continue,
@@ -688,7 +690,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                             if let Some(t) = txn.take() {
                                 if !t.skip {
                                     let more = stream.as_mut().peek().now_or_never().flatten().is_some();
-                                    applier.end_txn(end, more).await?;
+                                    applier.end_txn(end.into(), more).await?;
                                 }
                             }
                         } else if head.starts_with("SAVEPOINT") || head.starts_with("ROLLBACK TO") || head.starts_with("RELEASE") {
@@ -728,7 +730,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                                         // table renamed away is then found
                                         // gone, and dropped.
                                         if head.starts_with("DROP TABLE") {
-                                            applier.table_dropped(i, end, true);
+                                            applier.table_dropped(i, end.into(), true);
                                         } else {
                                             applier.table_altered(i, change);
                                         }
@@ -744,14 +746,14 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                                     // table's rows with its old columns, or
                                     // apply a new table's rows to a dropped one.
                                     applier.commit_batch().await?;
-                                    applier.finish_drops(end).await?;
-                                    let progress = applier.progress(applier.applied, false, latency_source_ms, last_report.elapsed().as_secs_f64());
+                                    applier.finish_drops(Some(&end.into())).await?;
+                                    let progress = applier.progress(applier.applied.clone(), false, latency_source_ms, last_report.elapsed().as_secs_f64());
                                     reporter.report(&ProgressDetail::Cdc(progress)).await?;
                                     applier.reported();
                                     last_report = Instant::now();
                                 }
                                 let more = stream.as_mut().peek().now_or_never().flatten().is_some();
-                                applier.end_txn(end, more).await?;
+                                applier.end_txn(end.into(), more).await?;
                             }
                         }
                     }
@@ -759,7 +761,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                         if let Some(t) = txn.take() {
                             if !t.skip {
                                 let more = stream.as_mut().peek().now_or_never().flatten().is_some();
-                                applier.end_txn(end, more).await?;
+                                applier.end_txn(end.into(), more).await?;
                             }
                         }
                     }
@@ -837,7 +839,8 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                         marks.retain(|(m, _)| *m > n);
                     }
                 }
-                let checkpoint = if idle { applier.applied.max(seen) } else { applier.applied };
+                let applied = applier.applied.as_ref().map(Coord::of).transpose()?;
+                let checkpoint = if idle { applied.max(Some(seen)) } else { applied }.map(Position::from);
                 if last_discovery.elapsed() >= Duration::from_secs(5) {
                     last_discovery = Instant::now();
                     // The DROP's own event says exactly where a table left;
@@ -855,7 +858,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                     if !missing.is_empty() {
                         let (_, now) = current_position(&mut sql).await?;
                         for i in missing {
-                            applier.table_dropped(i, now, false);
+                            applier.table_dropped(i, now.into(), false);
                         }
                     }
                     if let Some(m) = policy.discover {
@@ -872,7 +875,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                     }
                 }
                 if idle {
-                    applier.finish_drops(checkpoint).await?;
+                    applier.finish_drops(checkpoint.as_ref()).await?;
                 }
                 let mut progress = applier.progress(checkpoint, idle, latency_source_ms, last_report.elapsed().as_secs_f64());
                 progress.source_gtid = last_gtid.clone();

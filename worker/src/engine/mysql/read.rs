@@ -135,7 +135,7 @@ pub async fn read_segment(
     columns: Vec<String>,
     bounds: &SegmentBounds,
     consistent: bool,
-) -> Result<(Rows, Option<ferry_common::position::Lsn>), ConnectorError> {
+) -> Result<(Rows, Option<ferry_common::position::Position>), ConnectorError> {
     let name = t.display_name();
     let kinds: Vec<Kind> = columns
         .iter()
@@ -152,7 +152,7 @@ pub async fn read_segment(
     );
     let mut conn = super::connect(source).await?;
     let position = if consistent {
-        Some(super::position::begin_snapshot(&mut conn).await?)
+        Some(super::position::begin_snapshot(&mut conn).await?.into())
     } else {
         None
     };

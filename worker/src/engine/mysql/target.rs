@@ -8,7 +8,7 @@ use super::encode;
 use crate::engine::target::{ApplyDialect, ChangeTarget};
 use crate::engine::ConnectorError;
 use ferry_common::endpoint::Endpoint;
-use ferry_common::position::Lsn;
+use ferry_common::position::Position;
 use ferry_common::value::{Value, ValueError};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -19,7 +19,7 @@ pub(crate) const CONTROL_DDL: &[&str] = &[
     "CREATE DATABASE IF NOT EXISTS ferry CHARACTER SET utf8mb4",
     "CREATE TABLE IF NOT EXISTS ferry.segment_loads (
         task VARCHAR(128) NOT NULL, table_name VARCHAR(512) NOT NULL, segment INT NOT NULL,
-        epoch BIGINT NOT NULL, `rows` BIGINT NULL, position BIGINT UNSIGNED NULL,
+        epoch BIGINT NOT NULL, `rows` BIGINT NULL, position TEXT NULL,
         loaded_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
         PRIMARY KEY (task, table_name, segment)) ENGINE=InnoDB",
     "CREATE TABLE IF NOT EXISTS ferry.table_loads (
@@ -30,7 +30,7 @@ pub(crate) const CONTROL_DDL: &[&str] = &[
         phase VARCHAR(32) NOT NULL, reason TEXT NOT NULL, row_image LONGTEXT,
         at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB",
     "CREATE TABLE IF NOT EXISTS ferry.apply_state (
-        task VARCHAR(128) NOT NULL PRIMARY KEY, lsn BIGINT UNSIGNED NOT NULL, epoch BIGINT NOT NULL,
+        task VARCHAR(128) NOT NULL PRIMARY KEY, position TEXT NULL, epoch BIGINT NOT NULL,
         mark BIGINT NOT NULL DEFAULT 0,
         updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)) ENGINE=InnoDB",
 ];
@@ -50,26 +50,26 @@ pub(crate) async fn fence(c: &mut Conn, task: &str, epoch: i64) -> Result<(), Co
 /// Takes the task's CDC apply state over for `epoch` (see `pipeline/apply`)
 /// and returns the committed position and mark. Waits for a predecessor's
 /// open batch, which holds the row's lock from its closing check to COMMIT.
-async fn take_over(c: &mut Conn, task: &str, epoch: i64) -> Result<(Lsn, u64), ConnectorError> {
+async fn take_over(c: &mut Conn, task: &str, epoch: i64) -> Result<(Option<Position>, u64), ConnectorError> {
     for ddl in CONTROL_DDL {
         exec(c, ddl, "creating Ferry's control tables on the target").await?;
     }
     let q = |e| classify("taking over ferry.apply_state on the target", e);
     let mut tx = c.start_transaction(mysql_async::TxOpts::default()).await.map_err(q)?;
     tx.exec_drop(
-        "INSERT IGNORE INTO ferry.apply_state (task, lsn, epoch) VALUES (?, 0, ?)",
+        "INSERT IGNORE INTO ferry.apply_state (task, epoch) VALUES (?, ?)",
         (task, epoch),
     )
     .await
     .map_err(q)?;
-    let row: Option<(u64, i64, i64)> = tx
+    let row: Option<(Option<String>, i64, i64)> = tx
         .exec_first(
-            "SELECT lsn, epoch, mark FROM ferry.apply_state WHERE task = ? FOR UPDATE",
+            "SELECT position, epoch, mark FROM ferry.apply_state WHERE task = ? FOR UPDATE",
             (task,),
         )
         .await
         .map_err(q)?;
-    let (lsn, current, mark) =
+    let (position, current, mark) =
         row.ok_or_else(|| ConnectorError::Definite(format!("task {task}: apply state row vanished")))?;
     if current > epoch {
         return Err(ConnectorError::Definite(format!(
@@ -80,13 +80,20 @@ async fn take_over(c: &mut Conn, task: &str, epoch: i64) -> Result<(Lsn, u64), C
         .await
         .map_err(q)?;
     tx.commit().await.map_err(q)?;
-    Ok((Lsn(lsn), mark as u64))
+    let applied = crate::engine::stored_position(position, format_args!("task {task}: ferry.apply_state.position"))?;
+    Ok((applied, mark as u64))
 }
 
 /// Inside an open batch: checks that `epoch` still owns the apply state
 /// (locking its row until COMMIT) and records the batch's end position.
 /// False when a newer stream took over.
-async fn record_position(c: &mut Conn, task: &str, epoch: i64, end: Lsn, mark: i64) -> Result<bool, ConnectorError> {
+async fn record_position(
+    c: &mut Conn,
+    task: &str,
+    epoch: i64,
+    end: Option<&Position>,
+    mark: i64,
+) -> Result<bool, ConnectorError> {
     let q = |e| classify("recording the applied position on the target", e);
     let owner: Option<i64> = c
         .exec_first("SELECT epoch FROM ferry.apply_state WHERE task = ? FOR UPDATE", (task,))
@@ -96,8 +103,8 @@ async fn record_position(c: &mut Conn, task: &str, epoch: i64, end: Lsn, mark: i
         return Ok(false);
     }
     c.exec_drop(
-        "UPDATE ferry.apply_state SET lsn = ?, mark = GREATEST(mark, ?) WHERE task = ?",
-        (end.0, mark, task),
+        "UPDATE ferry.apply_state SET position = COALESCE(?, position), mark = GREATEST(mark, ?) WHERE task = ?",
+        (end.map(|p| p.to_string()), mark, task),
     )
     .await
     .map_err(q)?;
@@ -166,6 +173,9 @@ impl ApplyDialect for MysqlDialect {
     fn truncate(&self, tables: &[&str], _restart_identity: bool, _cascade: bool) -> Vec<String> {
         tables.iter().map(|t| format!("DELETE FROM {t}")).collect()
     }
+    fn update_rows(&self, _: &str, _: &[(String, String)], _: &[usize], _: &[Vec<String>]) -> Option<String> {
+        None
+    }
 }
 
 /// The applier's session on a MySQL target.
@@ -182,16 +192,27 @@ impl MysqlChangeTarget {
 }
 
 impl ChangeTarget for MysqlChangeTarget {
+    /// Not yet: triggers on a MySQL target fire on the applier's writes
+    /// (there is no session switch for them), so rows go in source order.
+    fn set_based(&self) -> bool {
+        false
+    }
     fn dialect(&self) -> &'static dyn ApplyDialect {
         &MysqlDialect
     }
-    async fn take_over(&mut self, task: &str, epoch: i64) -> Result<(Lsn, u64), ConnectorError> {
+    async fn take_over(&mut self, task: &str, epoch: i64) -> Result<(Option<Position>, u64), ConnectorError> {
         take_over(&mut self.c, task, epoch).await
     }
     async fn execute(&mut self, sql: String, what: &str) -> Result<(), ConnectorError> {
         self.c.query_drop(sql).await.map_err(|e| classify(what, e))
     }
-    async fn record_position(&mut self, task: &str, epoch: i64, end: Lsn, mark: i64) -> Result<bool, ConnectorError> {
+    async fn record_position(
+        &mut self,
+        task: &str,
+        epoch: i64,
+        end: Option<&Position>,
+        mark: i64,
+    ) -> Result<bool, ConnectorError> {
         record_position(&mut self.c, task, epoch, end, mark).await
     }
     async fn commit(&mut self) -> Result<(), ConnectorError> {

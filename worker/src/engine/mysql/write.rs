@@ -22,7 +22,7 @@ use crate::pipeline::fence::{self, Marker, SegmentFence};
 use crate::pipeline::rows::{Rows, MAX_EXCEPTIONS};
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::plan::SegmentBounds;
-use ferry_common::position::Lsn;
+use ferry_common::position::Position;
 use ferry_common::schema::*;
 use ferry_common::settings::TargetTablePrepMode;
 use ferry_common::work::WorkResult;
@@ -176,7 +176,7 @@ pub async fn load_rows(
         segment,
         epoch,
         gen: seg.gen,
-        position: seg.position,
+        position: seg.position.clone(),
     };
     if let fence::Fenced::AlreadyLoaded(done) = fence::take(&mut c, &attempt).await? {
         return Ok(done);
@@ -355,7 +355,7 @@ pub async fn load_rows(
         rows: loaded,
         already_loaded: false,
         exceptions: exceptions.len() as u64,
-        position: seg.position,
+        position: seg.position.clone(),
     })
 }
 
@@ -609,7 +609,7 @@ impl SegmentFence for Conn {
         table: &str,
         segment: u32,
         epoch: u64,
-        position: Option<Lsn>,
+        position: Option<Position>,
     ) -> Result<Marker, ConnectorError> {
         let q = |what: &str| {
             let what = format!("table {table} segment {segment}: {what}");
@@ -619,7 +619,7 @@ impl SegmentFence for Conn {
         let inserted = self
             .exec_drop(
                 "INSERT INTO ferry.segment_loads (task, table_name, segment, epoch, position) VALUES (?, ?, ?, ?, ?)",
-                (task, table, segment, epoch, position.map(|p| p.0)),
+                (task, table, segment, epoch, position.map(|p| p.to_string())),
             )
             .await;
         match inserted {
@@ -640,8 +640,8 @@ impl SegmentFence for Conn {
         task: &str,
         table: &str,
         segment: u32,
-    ) -> Result<(Option<u64>, Option<Lsn>), ConnectorError> {
-        let marker: Option<(Option<i64>, Option<u64>)> = self
+    ) -> Result<(Option<u64>, Option<Position>), ConnectorError> {
+        let marker: Option<(Option<i64>, Option<String>)> = self
             .exec_first(
                 "SELECT `rows`, position FROM ferry.segment_loads WHERE task = ? AND table_name = ? AND segment = ?",
                 (task, table, segment),
@@ -649,6 +649,10 @@ impl SegmentFence for Conn {
             .await
             .map_err(|e| classify(format!("table {table} segment {segment}: reading segment marker"), e))?;
         let (rows, position) = marker.unwrap_or((None, None));
-        Ok((rows.map(|r| r as u64), position.map(Lsn)))
+        let position = crate::engine::stored_position(
+            position,
+            format_args!("table {table} segment {segment}: ferry.segment_loads.position"),
+        )?;
+        Ok((rows.map(|r| r as u64), position))
     }
 }

@@ -37,7 +37,7 @@ use crate::pipeline::fence::{self, Marker, SegmentFence};
 use crate::pipeline::rows::{Rows, MAX_EXCEPTIONS};
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::plan::{KeyColumn, SegmentBounds};
-use ferry_common::position::Lsn;
+use ferry_common::position::Position;
 use ferry_common::schema::{quote_ident, quote_literal, CopyFormat, TableSchema};
 use ferry_common::work::WorkResult;
 use futures::{SinkExt, StreamExt};
@@ -258,7 +258,7 @@ async fn begin<'a>(
         segment,
         epoch,
         gen: seg.gen,
-        position: seg.position,
+        position: seg.position.clone(),
     };
     if let fence::Fenced::AlreadyLoaded(done) = fence::take(&mut tx, &attempt).await? {
         return Ok(Begun::AlreadyLoaded(done));
@@ -331,7 +331,7 @@ async fn finish(
     t: &TableSchema,
     seg: &Segment<'_>,
     rows: u64,
-    position: Option<Lsn>,
+    position: Option<Position>,
 ) -> Result<WorkResult, ConnectorError> {
     let segment = seg.number;
     let ctx = |what: &str| format!("table {} segment {segment}: {what}", t.display_name());
@@ -557,7 +557,7 @@ pub async fn load_rows(
         .await
         .map_err(|e| classify(ctx("recording an exception"), e))?;
     }
-    let mut result = finish(run, tx, t, &seg, copied, seg.position).await?;
+    let mut result = finish(run, tx, t, &seg, copied, seg.position.clone()).await?;
     if let WorkResult::Loaded { exceptions: n, .. } = &mut result {
         *n = exceptions.len() as u64;
     }
@@ -591,7 +591,7 @@ impl SegmentFence for tokio_postgres::Transaction<'_> {
         table: &str,
         segment: u32,
         epoch: u64,
-        position: Option<Lsn>,
+        position: Option<Position>,
     ) -> Result<Marker, ConnectorError> {
         let ctx = |what: &str| format!("table {table} segment {segment}: {what}");
         self.batch_execute("SAVEPOINT fence")
@@ -600,7 +600,7 @@ impl SegmentFence for tokio_postgres::Transaction<'_> {
         let inserted = self
             .execute(
                 "INSERT INTO ferry.segment_loads (task, table_name, segment, epoch, position) VALUES ($1, $2, $3, $4, $5)",
-                &[&task, &table, &(segment as i32), &(epoch as i64), &position.map(|p| p.0 as i64)],
+                &[&task, &table, &(segment as i32), &(epoch as i64), &position.map(|p| p.to_string())],
             )
             .await;
         match inserted {
@@ -620,7 +620,7 @@ impl SegmentFence for tokio_postgres::Transaction<'_> {
         task: &str,
         table: &str,
         segment: u32,
-    ) -> Result<(Option<u64>, Option<Lsn>), ConnectorError> {
+    ) -> Result<(Option<u64>, Option<Position>), ConnectorError> {
         let marker = self
             .query_one(
                 "SELECT rows, position FROM ferry.segment_loads WHERE task = $1 AND table_name = $2 AND segment = $3",
@@ -629,8 +629,11 @@ impl SegmentFence for tokio_postgres::Transaction<'_> {
             .await
             .map_err(|e| classify(format!("table {table} segment {segment}: reading segment marker"), e))?;
         let rows: Option<i64> = marker.get(0);
-        let position: Option<i64> = marker.get(1);
-        Ok((rows.map(|r| r as u64), position.map(|p| Lsn(p as u64))))
+        let position = crate::engine::stored_position(
+            marker.get(1),
+            format_args!("table {table} segment {segment}: ferry.segment_loads.position"),
+        )?;
+        Ok((rows.map(|r| r as u64), position))
     }
 }
 

@@ -28,7 +28,7 @@ pub use connect::connect;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::mapping::TableMappings;
 use ferry_common::plan::SegmentBounds;
-use ferry_common::position::Lsn;
+use ferry_common::position::Position;
 use ferry_common::schema::{Constraint, SourceSchema, TableSchema};
 use ferry_common::settings::TargetTablePrepMode;
 use ferry_common::work::{CdcNames, TableRef, WorkResult};
@@ -58,7 +58,7 @@ impl Source for Postgres {
         columns: Vec<String>,
         bounds: &SegmentBounds,
         snapshot: Option<&str>,
-    ) -> Result<(Rows, Option<Lsn>), ConnectorError> {
+    ) -> Result<(Rows, Option<Position>), ConnectorError> {
         // An exported snapshot is the position: nothing to report per segment.
         Ok((read::read_segment(ep, table, columns, bounds, snapshot).await?, None))
     }

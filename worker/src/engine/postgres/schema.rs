@@ -17,7 +17,7 @@ use tokio_postgres::Client;
 pub const CONTROL_DDL: &str = "CREATE SCHEMA IF NOT EXISTS ferry;
 CREATE TABLE IF NOT EXISTS ferry.segment_loads (
     task text NOT NULL, table_name text NOT NULL, segment int NOT NULL,
-    epoch bigint NOT NULL, rows bigint, position bigint, loaded_at timestamptz NOT NULL DEFAULT now(),
+    epoch bigint NOT NULL, rows bigint, position text, loaded_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (task, table_name, segment));
 CREATE TABLE IF NOT EXISTS ferry.table_loads (
     task text NOT NULL, table_name text NOT NULL, gen bigint NOT NULL,

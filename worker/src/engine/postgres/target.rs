@@ -6,15 +6,16 @@ use super::{classify, connect, encode};
 use crate::engine::target::{ApplyDialect, ChangeTarget};
 use crate::engine::ConnectorError;
 use ferry_common::endpoint::Endpoint;
-use ferry_common::position::Lsn;
+use ferry_common::position::Position;
 use ferry_common::schema::quote_literal;
 use ferry_common::value::{Value, ValueError};
 
-/// The CDC apply state: one row per task, its committed position, the
-/// epoch that owns it and the last caught-up mark reached.
+/// The CDC apply state: one row per task, its committed position (the
+/// source's, in its text form; NULL before the first commit), the epoch
+/// that owns it and the last caught-up mark reached.
 const CONTROL_DDL: &str = "CREATE SCHEMA IF NOT EXISTS ferry;
 CREATE TABLE IF NOT EXISTS ferry.apply_state (
-    task text PRIMARY KEY, lsn pg_lsn NOT NULL, epoch bigint NOT NULL,
+    task text PRIMARY KEY, position text, epoch bigint NOT NULL,
     mark bigint NOT NULL DEFAULT 0, updated_at timestamptz NOT NULL DEFAULT now());";
 
 /// Raises the task's apply-state epoch to `epoch`, so a stream of an older
@@ -46,15 +47,19 @@ pub(crate) async fn fence(
 
 /// Takes the task's apply-state row over for this epoch and returns the
 /// committed position and mark. Waits for a predecessor's open batch.
-async fn take_over(c: &tokio_postgres::Client, task: &str, epoch: i64) -> Result<(Lsn, u64), ConnectorError> {
+async fn take_over(
+    c: &tokio_postgres::Client,
+    task: &str,
+    epoch: i64,
+) -> Result<(Option<Position>, u64), ConnectorError> {
     c.batch_execute(CONTROL_DDL)
         .await
         .map_err(|e| classify("creating ferry.apply_state on the target", e))?;
     let row = c
         .query_opt(
-            "INSERT INTO ferry.apply_state AS s (task, lsn, epoch) VALUES ($1, '0/0', $2)
+            "INSERT INTO ferry.apply_state AS s (task, epoch) VALUES ($1, $2)
              ON CONFLICT (task) DO UPDATE SET epoch = EXCLUDED.epoch WHERE s.epoch <= EXCLUDED.epoch
-             RETURNING s.lsn::text, s.mark",
+             RETURNING s.position, s.mark",
             &[&task, &epoch],
         )
         .await
@@ -64,11 +69,8 @@ async fn take_over(c: &tokio_postgres::Client, task: &str, epoch: i64) -> Result
                 "task {task}: a newer CDC stream owns the target (epoch {epoch} superseded)"
             ))
         })?;
-    let lsn: Lsn = row
-        .get::<_, String>(0)
-        .parse()
-        .map_err(|e: String| ConnectorError::Definite(e))?;
-    Ok((lsn, row.get::<_, i64>(1) as u64))
+    let applied = crate::engine::stored_position(row.get(0), format_args!("task {task}: ferry.apply_state.position"))?;
+    Ok((applied, row.get::<_, i64>(1) as u64))
 }
 
 /// PostgreSQL's SQL for applying changes.
@@ -115,11 +117,44 @@ impl ApplyDialect for PgDialect {
             if cascade { " CASCADE" } else { "" }
         )]
     }
+    /// `UPDATE ... FROM (VALUES ...)`: the values are cast to the columns'
+    /// types where they are used (a column of NULLs only would be text).
+    fn update_rows(
+        &self,
+        table: &str,
+        columns: &[(String, String)],
+        key: &[usize],
+        rows: &[Vec<String>],
+    ) -> Option<String> {
+        let sets: Vec<String> = (0..columns.len())
+            .filter(|i| !key.contains(i))
+            .map(|i| format!("{0} = ferry_v.{0}::{1}", columns[i].0, columns[i].1))
+            .collect();
+        if sets.is_empty() || rows.is_empty() {
+            return None;
+        }
+        let names: Vec<&str> = columns.iter().map(|c| c.0.as_str()).collect();
+        let matches: Vec<String> = key
+            .iter()
+            .map(|&i| format!("ferry_t.{0} = ferry_v.{0}::{1}", columns[i].0, columns[i].1))
+            .collect();
+        let values: Vec<String> = rows.iter().map(|r| format!("({})", r.join(", "))).collect();
+        Some(format!(
+            "UPDATE {table} AS ferry_t SET {} FROM (VALUES {}) AS ferry_v ({}) WHERE {}",
+            sets.join(", "),
+            values.join(", "),
+            names.join(", "),
+            matches.join(" AND ")
+        ))
+    }
 }
 
 /// The applier's session on a PostgreSQL target.
 pub(crate) struct PgChangeTarget {
     c: tokio_postgres::Client,
+    /// `session_replication_role = replica` took: no trigger or foreign
+    /// key fires on the applier's writes.
+    replica: bool,
 }
 
 impl PgChangeTarget {
@@ -129,31 +164,44 @@ impl PgChangeTarget {
             .await
             .map_err(|e| classify("configuring the target session", e))?;
         // As DMS does: the source already ran triggers and FK checks.
-        if let Err(e) = c.batch_execute("SET session_replication_role = replica").await {
-            tracing::warn!(error = %e, "cannot set session_replication_role=replica on the target; triggers and foreign keys stay active during apply");
-        }
-        Ok(PgChangeTarget { c })
+        let replica = match c.batch_execute("SET session_replication_role = replica").await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot set session_replication_role=replica on the target; triggers and foreign keys stay active during apply, which then goes row by row in source order");
+                false
+            }
+        };
+        Ok(PgChangeTarget { c, replica })
     }
 }
 
 impl ChangeTarget for PgChangeTarget {
+    fn set_based(&self) -> bool {
+        self.replica
+    }
     fn dialect(&self) -> &'static dyn ApplyDialect {
         &PgDialect
     }
-    async fn take_over(&mut self, task: &str, epoch: i64) -> Result<(Lsn, u64), ConnectorError> {
+    async fn take_over(&mut self, task: &str, epoch: i64) -> Result<(Option<Position>, u64), ConnectorError> {
         take_over(&self.c, task, epoch).await
     }
     async fn execute(&mut self, sql: String, what: &str) -> Result<(), ConnectorError> {
         self.c.batch_execute(&sql).await.map_err(|e| classify(what, e))
     }
     /// `UPDATE ... WHERE epoch = mine` updates one row or none.
-    async fn record_position(&mut self, task: &str, epoch: i64, end: Lsn, mark: i64) -> Result<bool, ConnectorError> {
+    async fn record_position(
+        &mut self,
+        task: &str,
+        epoch: i64,
+        end: Option<&Position>,
+        mark: i64,
+    ) -> Result<bool, ConnectorError> {
         let n = self
             .c
             .execute(
-                "UPDATE ferry.apply_state SET lsn = $1::text::pg_lsn, mark = greatest(mark, $2), updated_at = now()
+                "UPDATE ferry.apply_state SET position = coalesce($1, position), mark = greatest(mark, $2), updated_at = now()
                   WHERE task = $3 AND epoch = $4",
-                &[&end.to_string(), &mark, &task, &epoch],
+                &[&end.map(|p| p.to_string()), &mark, &task, &epoch],
             )
             .await
             .map_err(|e| classify("recording the applied position on the target", e))?;

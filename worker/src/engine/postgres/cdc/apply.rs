@@ -59,7 +59,7 @@ use crate::engine::{ConnectorError, Run};
 use crate::pipeline::apply::{Applier, Image, Op, TargetTable};
 use crate::report::Reporter;
 use ferry_common::endpoint::Engine;
-use ferry_common::position::Lsn;
+use ferry_common::position::{Lsn, Position};
 use ferry_common::value::{Value as ModelValue, ValueError};
 use ferry_common::work::{CdcNames, CdcTable, ProgressDetail, TableRef, WorkResult};
 use std::borrow::Cow;
@@ -91,6 +91,8 @@ struct Txn {
 
 struct Stream<'a> {
     tables: &'a [CdcTable],
+    /// Each table's `apply_from` as a WAL location (see [`CdcTable`]).
+    apply_from: Vec<Lsn>,
     by_name: HashMap<(String, String), usize>,
     rels: HashMap<u32, Rel>,
     applier: Applier,
@@ -105,7 +107,7 @@ impl Stream<'_> {
         let txn = self.txn.as_ref()?;
         let r = self.rels.get(&rel)?;
         let t = r.table?;
-        if txn.skip || txn.final_lsn < self.tables[t].apply_from {
+        if txn.skip || txn.final_lsn < self.apply_from[t] {
             return None;
         }
         if let Some(change) = &r.mismatch {
@@ -313,6 +315,11 @@ async fn relation_types(c: &tokio_postgres::Client, r: &Relation) -> Result<Vec<
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
+/// The WAL location of a task position (none: the log's origin).
+fn wal_of(p: Option<&Position>) -> Result<Lsn, ConnectorError> {
+    p.map_or(Ok(Lsn(0)), |p| p.wal().map_err(ConnectorError::Definite))
+}
+
 pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Result<WorkResult, ConnectorError> {
     let ChangeStream {
         source,
@@ -334,7 +341,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
         .collect::<Result<Vec<_>, _>>()?;
     let mut applier = Applier::open(run, target, targets).await?;
     applier.set_policy(&policy);
-    let applied = applier.applied.max(start);
+    let applied = wal_of(applier.applied.as_ref())?.max(wal_of(start.as_ref())?);
     let mut emitted_mark = applier.marks_reached;
     // Writable even while a cutover freezes the source (see `connect`):
     // marks must still be written.
@@ -357,10 +364,14 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
         e => e,
     }
     };
-    tracing::info!(slot = %names.slot, from = %applied, "CDC stream started");
+    tracing::info!(slot = %names.slot, from = %applied, set_based = applier.set_based(), "CDC stream started");
 
     let mut s = Stream {
         tables,
+        apply_from: tables
+            .iter()
+            .map(|t| wal_of(t.apply_from.as_ref()))
+            .collect::<Result<_, _>>()?,
         by_name: tables
             .iter()
             .enumerate()
@@ -415,7 +426,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                         Message::Begin { final_lsn, commit_time, .. } => {
                             let commit_ms = pg_time_to_unix_ms(commit_time);
                             s.latency_source_ms = ferry_common::now_ms().saturating_sub(commit_ms);
-                            let skip = final_lsn < resume.max(s.applier.applied);
+                            let skip = final_lsn < resume.max(wal_of(s.applier.applied.as_ref())?);
                             // Already applied transactions never enter a batch.
                             if !skip {
                                 s.applier.begin_txn(commit_ms);
@@ -426,7 +437,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                             if s.txn.take().is_some_and(|t| !t.skip) {
                                 // Commits when the stream has nothing more ready
                                 // (low latency), or the batch is large or old.
-                                s.applier.end_txn(end_lsn, rc.has_buffered()).await?;
+                                s.applier.end_txn(end_lsn.into(), rc.has_buffered()).await?;
                             }
                         }
                         Message::Relation(r) => {
@@ -472,7 +483,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                     }
                     for (t, change) in gone_or_unpublished(&source_sql, names, tables).await? {
                         match change {
-                            Gone::Dropped(at) => s.applier.table_dropped(t, at, false),
+                            Gone::Dropped(at) => s.applier.table_dropped(t, at.into(), false),
                             Gone::Unpublished => s.applier.table_altered(
                                 t,
                                 "no longer in the task's publication (dropped and created again on the source?)".into(),
@@ -495,11 +506,13 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                     }
                 }
                 let idle = s.txn.is_none() && !s.applier.pending();
-                let checkpoint = if idle { s.applier.applied.max(idle_position) } else { s.applier.applied };
+                let applied = s.applier.applied.as_ref().map(Position::wal).transpose().map_err(ConnectorError::Definite)?;
+                let checkpoint = if idle { applied.max(Some(idle_position)) } else { applied };
+                let at = checkpoint.map(Position::Wal);
                 if idle {
-                    s.applier.finish_drops(checkpoint).await?;
+                    s.applier.finish_drops(at.as_ref()).await?;
                 }
-                let mut progress = s.applier.progress(checkpoint, idle, s.latency_source_ms, last_report.elapsed().as_secs_f64());
+                let mut progress = s.applier.progress(at, idle, s.latency_source_ms, last_report.elapsed().as_secs_f64());
                 progress.retained_wal_bytes = retained;
                 progress.new_tables = new_tables.clone();
                 match reporter.report(&ProgressDetail::Cdc(progress)).await {
@@ -507,7 +520,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                         s.applier.reported();
                         last_report = Instant::now();
                         // Stored in Raft: now the source may let it go.
-                        confirmed = checkpoint;
+                        confirmed = checkpoint.unwrap_or(confirmed);
                         if requested > emitted_mark {
                             source_sql
                                 .execute(

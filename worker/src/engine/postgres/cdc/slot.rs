@@ -143,7 +143,7 @@ pub async fn create(
     };
     tracing::info!(slot = %names.slot, %consistent_point, insert_only = only.len(), "replication slot ready");
     Ok(WorkResult::SlotReady {
-        consistent_point,
+        consistent_point: consistent_point.into(),
         insert_only: insert_only
             .iter()
             .map(|t| {
@@ -180,7 +180,7 @@ pub async fn hold_snapshot(source: &Endpoint, slot: &str, reporter: &Reporter) -
         .flatten()
         .ok_or_else(|| ConnectorError::Transient("CREATE_REPLICATION_SLOT exported no snapshot".into()))?;
     tracing::info!(snapshot = %name, %lsn, "holding the load snapshot");
-    let detail = ProgressDetail::Snapshot { name, lsn };
+    let detail = ProgressDetail::Snapshot { name, lsn: lsn.into() };
     loop {
         match reporter.report(&detail).await {
             Ok(_) => break,

@@ -1,0 +1,99 @@
+//! A source transaction far larger than the worker may use: 1 GiB of rows
+//! inserted in one transaction while the CDC worker runs in a memory cgroup
+//! limited to 256 MiB. The stream hands rows to the applier as it decodes
+//! them and the applier sends them in pieces of about 1 MiB inside one
+//! target transaction, so the worker's memory stays bounded whatever the
+//! transaction's size; the test fails if the worker is OOM-killed or a row
+//! differs.
+use ferry_tests::*;
+use std::path::PathBuf;
+
+const LIMIT: u64 = 256 << 20;
+
+/// A cgroup (v1 memory controller) holding one process, removed on drop.
+struct MemoryCgroup(PathBuf);
+
+impl MemoryCgroup {
+    fn limit(pid: u32, bytes: u64) -> anyhow::Result<MemoryCgroup> {
+        let dir = PathBuf::from(format!("/sys/fs/cgroup/memory/ferry-test-{}", std::process::id()));
+        std::fs::create_dir(&dir).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create memory cgroup {} (root and cgroup v1 memory needed): {e}",
+                dir.display()
+            )
+        })?;
+        let cg = MemoryCgroup(dir);
+        std::fs::write(cg.0.join("memory.limit_in_bytes"), bytes.to_string())?;
+        std::fs::write(cg.0.join("cgroup.procs"), pid.to_string())?;
+        Ok(cg)
+    }
+
+    fn read(&self, file: &str) -> u64 {
+        std::fs::read_to_string(self.0.join(file))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for MemoryCgroup {
+    fn drop(&mut self) {
+        // Emptied by the worker's exit (Ferry kills its workers first).
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transaction_larger_than_memory_is_applied_in_bounded_memory() -> anyhow::Result<()> {
+    let src = PgServer::start()?;
+    let dst = PgServer::start()?;
+    let s = src.client("postgres").await?;
+    s.batch_execute("CREATE TABLE big_txn (id bigint PRIMARY KEY, payload text)")
+        .await?;
+    let mut f = Ferry::start(1, 2000, &[])?;
+    create_typed(
+        &f,
+        "huge",
+        &src.url("postgres"),
+        &dst.url("postgres"),
+        "full-load-and-cdc",
+        "{}",
+        &[],
+    );
+    f.ok(&["task", "start", "huge"]);
+    wait_caught_up(&f, "huge");
+
+    let worker = f.workers[0].child.id();
+    let cg = MemoryCgroup::limit(worker, LIMIT)?;
+    // 1,048,576 rows of 1 KiB: 1 GiB of values in one transaction.
+    s.batch_execute("INSERT INTO big_txn SELECT g, repeat(md5(g::text), 32) FROM generate_series(1, 1048576) g")
+        .await?;
+    let (ok, out, err) = f.ferry(&["task", "wait", "huge", "--for", "caught-up", "--timeout", "900"]);
+    // Peak resident memory (the cgroup's own peak also counts the page
+    // cache of the worker's log file).
+    let hwm = std::fs::read_to_string(format!("/proc/{worker}/status"))
+        .ok()
+        .and_then(|st| st.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
+        .unwrap_or_default();
+    assert!(
+        f.workers[0].child.try_wait()?.is_none(),
+        "the worker died (OOM-killed: {} limit hits): {}",
+        cg.read("memory.failcnt"),
+        f.workers[0].log_text()
+    );
+    assert!(ok, "caught-up wait failed: {out}{err}");
+    eprintln!("worker applying a 1 GiB transaction under a 256 MiB limit: {hwm}");
+
+    let digest = "SELECT count(*), sum(hashtext(payload)::bigint)::text FROM big_txn";
+    let d = dst.client("postgres").await?;
+    let (a, b) = (s.query_one(digest, &[]).await?, d.query_one(digest, &[]).await?);
+    assert_eq!(a.get::<_, i64>(0), 1 << 20);
+    assert_eq!(
+        (a.get::<_, i64>(0), a.get::<_, String>(1)),
+        (b.get::<_, i64>(0), b.get::<_, String>(1)),
+        "source and target differ"
+    );
+    f.workers[0].kill9();
+    drop(cg);
+    Ok(())
+}

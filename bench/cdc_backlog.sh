@@ -55,8 +55,8 @@ drained() { # db tool -> seconds from now until the current marker is on the tar
   if [ -n "$perf" ]; then
     kill -INT "$perf"; wait "$perf" 2>/dev/null || true
     mkdir -p "$PROFILE"
-    perf report -i "$WORK/perf.data" --no-children --sort comm,dso --stdio 2>/dev/null | grep -v '^#' | grep '%' | head -25 >"$PROFILE/$2.$MARK.by-process.txt"
-    perf report -i "$WORK/perf.data" --no-children --sort comm,sym --stdio -g none 2>/dev/null | grep -v '^#' | grep '%' | head -60 >"$PROFILE/$2.$MARK.by-symbol.txt"
+    perf report -i "$WORK/perf.data" --no-children --sort comm,dso --stdio -g none 2>/dev/null | grep -v '^#' | grep '%' | head -25 >"$PROFILE/$2.$MARK.by-process.txt" || true
+    perf report -i "$WORK/perf.data" --no-children --sort comm,sym --stdio -g none 2>/dev/null | grep -v '^#' | grep '%' | head -60 >"$PROFILE/$2.$MARK.by-symbol.txt" || true
   fi
 }
 

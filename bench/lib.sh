@@ -40,8 +40,8 @@ cleanup() {
 trap cleanup EXIT
 start_pg "$WORK/src" "$SRC_PORT"; start_pg "$WORK/dst" "$DST_PORT"
 now() { date +%s.%N; }
-src() { psql -X -tAq -h 127.0.0.1 -p "$SRC_PORT" -U postgres "$@"; }
-dst() { psql -X -tAq -h 127.0.0.1 -p "$DST_PORT" -U postgres "$@"; }
+src() { "$PGBIN/psql" -X -tAq -h 127.0.0.1 -p "$SRC_PORT" -U postgres "$@"; }
+dst() { "$PGBIN/psql" -X -tAq -h 127.0.0.1 -p "$DST_PORT" -U postgres "$@"; }
 pgbench_source() { # scale: database "bench" on the source, with a marker table
   src -c "CREATE DATABASE bench"
   echo "pgbench -i -s $1 on the source..."

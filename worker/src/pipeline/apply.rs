@@ -844,14 +844,14 @@ impl<T: ChangeTarget> Applier<T> {
                 Some(stmt) => stmts.push(stmt),
                 None => {
                     for image in chunk {
-                        let (sets, keys): (Vec<_>, Vec<_>) = table
-                            .columns
-                            .iter()
-                            .zip(image)
-                            .enumerate()
-                            .partition(|(i, _)| !table.key.contains(i));
-                        let part = |v: Vec<(usize, (&(String, String), &String))>, sep: &str| {
-                            v.iter()
+                        // `col = literal` over the key columns or the others.
+                        let pairs = |key_columns: bool, sep: &str| {
+                            table
+                                .columns
+                                .iter()
+                                .zip(image)
+                                .enumerate()
+                                .filter(|(i, _)| table.key.contains(i) == key_columns)
                                 .map(|(_, (c, l))| format!("{} = {l}", c.0))
                                 .collect::<Vec<_>>()
                                 .join(sep)
@@ -859,8 +859,8 @@ impl<T: ChangeTarget> Applier<T> {
                         stmts.push(format!(
                             "UPDATE {} SET {} WHERE {}",
                             table.qualified,
-                            part(sets, ", "),
-                            part(keys, " AND ")
+                            pairs(false, ", "),
+                            pairs(true, " AND ")
                         ));
                     }
                 }
@@ -1439,6 +1439,50 @@ mod tests {
                 deletes: 3,
                 ..Default::default()
             }
+        );
+    }
+
+    /// A dialect without a set UPDATE form gets one UPDATE per folded row.
+    #[tokio::test]
+    async fn set_based_without_a_set_update_form() {
+        let state = Rc::new(RefCell::new(State::default()));
+        let mut target = MockTarget::new(&MysqlDialect, &state);
+        target.set_based = true;
+        let mut t = table(Engine::Mysql, true);
+        t.replay = false;
+        let mut a = Applier::with_target(target, "t1".into(), 1, vec![t]).await.unwrap();
+        let row = |id: i64, v: &str| whole(vec![Value::Int(id), text(v)]);
+        a.begin_txn(1);
+        a.apply(
+            0,
+            Op::Update {
+                before: row(2, "w"),
+                after: row(2, "x"),
+            },
+        )
+        .await
+        .unwrap();
+        a.apply(
+            0,
+            Op::Update {
+                before: row(2, "x"),
+                after: row(2, "y"),
+            },
+        )
+        .await
+        .unwrap();
+        a.apply(0, Op::Delete(row(3, "c"))).await.unwrap();
+        a.apply(0, Op::Delete(row(4, "d"))).await.unwrap();
+        a.end_txn(at(9), false).await.unwrap();
+        let sent = state.borrow().committed.join("\n");
+        let sql: Vec<&str> = sent.split(";").map(str::trim).filter(|s| !s.is_empty()).collect();
+        assert_eq!(
+            sql,
+            [
+                "START TRANSACTION",
+                r#"DELETE FROM "s"."t" WHERE "id" IN (3, 4)"#,
+                r#"UPDATE "s"."t" SET "v" = 'y' WHERE "id" = 2"#,
+            ]
         );
     }
 

@@ -347,6 +347,20 @@ impl Ferry {
         Ok(())
     }
 
+    /// The worker holding the CDC stream: the one whose log shows the
+    /// newest stream start (callers empty a killed worker's log).
+    pub fn cdc_worker(&self) -> Option<usize> {
+        self.workers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| {
+                let log = w.log_text();
+                log.rfind("CDC stream started").map(|_| (i, log.len()))
+            })
+            .max_by_key(|(_, n)| *n)
+            .map(|(i, _)| i)
+    }
+
     /// Runs `ferry task ...` and returns (success, stdout, stderr).
     pub fn ferry(&self, args: &[&str]) -> (bool, String, String) {
         let out = Command::new(bin_dir().join("ferry"))
@@ -354,10 +368,34 @@ impl Ferry {
             .env("FERRY_COORDINATOR", self.url())
             .output()
             .expect("running ferry");
+        let mut err = String::from_utf8_lossy(&out.stderr).into_owned();
+        if err.contains("cannot reach the coordinator") {
+            err.push_str(&self.coordinator_state());
+        }
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+            err,
+        )
+    }
+
+    /// Whether the coordinator process still runs, and its log's tail: what
+    /// a failure to reach it needs to be understood.
+    fn coordinator_state(&self) -> String {
+        let Some(c) = &self.coordinator else {
+            return "\n(no coordinator started)".into();
+        };
+        let pid = c.child.id();
+        // Field 3 of /proc/PID/stat is the state; Z is a zombie (exited).
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|st| st.rsplit_once(") ").map(|(_, rest)| rest.chars().next().unwrap_or('?')))
+            .unwrap_or('-');
+        let log = c.log_text();
+        let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        format!(
+            "\ncoordinator pid {pid}: state {state} (Z or - = exited); last lines of its log:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         )
     }
 

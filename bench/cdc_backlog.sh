@@ -112,10 +112,10 @@ for run in $(seq "$RUNS"); do
     TIMES[$tool]+="$T "; RATES[$tool]+="$rate "
   done
 done
-stats() { # values... -> "median (min-max)"
-  printf "%s\n" "$@" | sort -g | awk '{v[NR]=$1} END {m = NR % 2 ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2; printf "%.2f (%.2f-%.2f)", m, v[1], v[NR]}'
-}
 median() { printf "%s\n" "$@" | sort -g | awk '{v[NR]=$1} END {print NR % 2 ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+stats() { # values... -> "median (min-max)"
+  printf "%.2f (%.2f-%.2f)" "$(median "$@")" "$(printf "%s\n" "$@" | sort -g | head -1)" "$(printf "%s\n" "$@" | sort -g | tail -1)"
+}
 echo
 printf "pgbench scale %s, %s clients, %ss of writes paused, %s runs (rotated)\n" "$SCALE" "$CLIENTS" "$SECS" "$RUNS"
 for tool in "${TOOLS[@]}"; do

@@ -306,7 +306,6 @@ pub struct Applier<T: ChangeTarget = AnyChangeTarget> {
     set_based: bool,
     /// Net changes not yet in `sql`, by table (set-based tables only).
     net: BTreeMap<usize, NetRows>,
-    net_bytes: usize,
     batch_end: Option<Position>,
     batch_mark: u64,
     batch_counters: BTreeMap<String, TableCounters>,
@@ -366,7 +365,6 @@ impl<T: ChangeTarget> Applier<T> {
             // a diagnostic switch, and the benchmarks' baseline.
             set_based: target.set_based() && std::env::var_os("FERRY_APPLY_IN_ORDER").is_none(),
             net: BTreeMap::new(),
-            net_bytes: 0,
             dialect: target.dialect(),
             target,
             task,
@@ -752,9 +750,17 @@ impl<T: ChangeTarget> Applier<T> {
                 (key, Net::Upsert(lits))
             }
             Op::Update { before, after } => {
-                let (Ok(old), Ok(new)) = (self.literals(t, before), self.literals(t, after)) else {
+                let Ok(new) = self.literals(t, after) else {
                     return Err(op);
                 };
+                // A log without the old image (PostgreSQL, key unchanged)
+                // repeats the new one as `before`: encoded once.
+                let old = if before == after {
+                    Ok(new.clone())
+                } else {
+                    self.literals(t, before)
+                };
+                let Ok(old) = old else { return Err(op) };
                 let key = match (key_of(&old), key_of(&new)) {
                     (Some(o), Some(n)) if o == n => n,
                     _ => return Err(op),
@@ -793,7 +799,6 @@ impl<T: ChangeTarget> Applier<T> {
             }
         }
         rows.bytes += bytes;
-        self.net_bytes += bytes;
         let c = self.counters(t);
         match op {
             Op::Insert(_) => c.inserts += 1,
@@ -808,7 +813,6 @@ impl<T: ChangeTarget> Applier<T> {
     /// is in one of the three, so their order changes nothing.
     fn flush_net(&mut self, t: usize) {
         let Some(net) = self.net.remove(&t) else { return };
-        self.net_bytes -= net.bytes;
         let (mut deletes, mut updates, mut upserts) = (vec![], vec![], vec![]);
         for (key, n) in net.rows {
             match n {
@@ -835,8 +839,11 @@ impl<T: ChangeTarget> Applier<T> {
                 keys.join(", ")
             ));
         }
-        let has_values = table.columns.len() > table.key.len();
-        for chunk in updates.chunks(MAX_VALUES_PER_INSERT).filter(|_| has_values) {
+        // With only key columns, an update that keeps the key changes nothing.
+        if table.columns.len() == table.key.len() {
+            updates.clear();
+        }
+        for chunk in updates.chunks(MAX_VALUES_PER_INSERT) {
             match self
                 .dialect
                 .update_rows(&table.qualified, &table.columns, &table.key, chunk)
@@ -1014,7 +1021,8 @@ impl<T: ChangeTarget> Applier<T> {
     }
 
     async fn flush_if_full(&mut self) -> Result<(), ConnectorError> {
-        if self.sql.len() + self.net_bytes >= FLUSH_BYTES {
+        let held: usize = self.net.values().map(|n| n.bytes).sum();
+        if self.sql.len() + held >= FLUSH_BYTES {
             self.send().await?;
         }
         Ok(())

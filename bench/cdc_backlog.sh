@@ -9,6 +9,8 @@
 #           DISABLE, resumed with ENABLE.
 #   ferry   full-load-and-cdc with FERRY_WORKERS workers (3); paused with
 #           `ferry task stop`, resumed with `ferry task start`.
+#   ferry_1lane  the same with TargetMetadata.ParallelApplyThreads 1 (set-based
+#           batches on one target session; ferry uses 4).
 #   ferry_in_order  the same with FERRY_APPLY_IN_ORDER=1 (every change
 #           applied in source order, no set-based batches: the baseline).
 # TOOLS="native ferry" picks the tools.
@@ -17,10 +19,23 @@
 # the target. Before each tool the servers are warmed the same way
 # (CHECKPOINT on both, the source's tables read once). The tools run RUNS
 # times (3) in rotating order; medians and spread (min-max) are printed.
-#   [RUNS=3] [SCALE=10] [CLIENTS=4] bench/cdc_backlog.sh [SECS=60]
+#
+# Then the same for MariaDB -> PostgreSQL: sysbench oltp_write_only (4 tables
+# of MY_SIZE rows, CLIENTS threads) writes into a throwaway MariaDB (ROW
+# binlog) for SECS while each tool is paused:
+#   my_ferry      Ferry full-load-and-cdc; paused with `ferry task stop`.
+#   my_chameleon  pg_chameleon 2 (init_replica, then start_replica; paused
+#                 with stop_replica), run as the unprivileged user
+#                 CHAMELEON_USER (bench), from CHAMELEON (its chameleon
+#                 executable; default /home/$CHAMELEON_USER/venv/bin/chameleon).
+# MY_TOOLS="my_ferry my_chameleon" picks them; MY_TOOLS= skips the part.
+#   [RUNS=3] [SCALE=10] [CLIENTS=4] [MY_SIZE=100000] bench/cdc_backlog.sh [SECS=60]
 # PROFILE=dir records each drain with `perf record -a` and writes where the
 # CPU went (by process and library, by symbol) into dir.
-# Needs: a release build (cargo build --release --bins), pgbench.
+# Needs: a release build (cargo build --release --bins), pgbench; for the
+# MariaDB part mariadbd, sysbench and pg_chameleon (as root: useradd -m
+# bench; runuser -u bench -- python3 -m venv ~bench/venv; runuser -u bench
+# -- ~bench/venv/bin/pip install pg_chameleon).
 set -euo pipefail
 SECS=${1:-60}; RUNS=${RUNS:-3}; SCALE=${SCALE:-10}; CLIENTS=${CLIENTS:-4}
 PG_OPTS="-c shared_buffers=512MB -c max_wal_senders=20 -c max_replication_slots=20 -c max_logical_replication_workers=8"
@@ -45,12 +60,12 @@ backlog() { # writes for SECS while paused; sets TXNS, WAL_BYTES
   after=$(src -c "SELECT pg_current_wal_lsn()")
   WAL_BYTES=$(src -c "SELECT pg_wal_lsn_diff('$after', '$before')::bigint")
 }
-drained() { # db tool -> seconds from now until the current marker is on the target
-  local t0 perf=""; t0=$(now)
+drained() { # db tool [marker table] -> seconds from now until the current marker is on the target
+  local t0 perf="" table=${3:-bench_marker}; t0=$(now)
   if [ -n "${PROFILE:-}" ]; then # where the drain's CPU goes, by process and library
     perf record -a -g -q -o "$WORK/perf.data" >/dev/null 2>&1 & perf=$!
   fi
-  until [ "$(dst "$1" -c "SELECT count(*) FROM bench_marker WHERE id = $MARK" 2>/dev/null)" = "1" ]; do sleep 0.05; done
+  until [ "$(dst "$1" -c "SELECT count(*) FROM $table WHERE id = $MARK" 2>/dev/null)" = "1" ]; do sleep 0.05; done
   echo "$(now) - $t0" | bc
   if [ -n "$perf" ]; then
     kill -INT "$perf"; wait "$perf" 2>/dev/null || true
@@ -77,10 +92,12 @@ native_run() {
   src bench -c "DROP PUBLICATION native_pub"
 }
 ferry_in_order_run() { FERRY_APPLY_IN_ORDER=1 ferry_run; }
+ferry_1lane_run() { LANES=1 ferry_run; }
 ferry_run() {
   dst -c "DROP DATABASE IF EXISTS ferry" -c "CREATE DATABASE ferry"
   start_ferry
-  "$BIN/ferry" task create backlog --type full-load-and-cdc \
+  echo "{\"TargetMetadata\": {\"ParallelApplyThreads\": ${LANES:-4}}}" >"$WORK/settings.json"
+  "$BIN/ferry" task create backlog --type full-load-and-cdc --settings "$WORK/settings.json" \
     --source "postgres://postgres@127.0.0.1:$SRC_PORT/bench" --target "postgres://postgres@127.0.0.1:$DST_PORT/ferry" >/dev/null
   "$BIN/ferry" task start backlog >/dev/null
   "$BIN/ferry" task wait backlog --for caught-up --timeout 900 >/dev/null
@@ -89,33 +106,21 @@ ferry_run() {
   warm
   backlog
   "$BIN/ferry" task start backlog >/dev/null
-  T=$(drained ferry "ferry${FERRY_APPLY_IN_ORDER:+_in_order}")
+  T=$(drained ferry "ferry${FERRY_APPLY_IN_ORDER:+_in_order}${LANES:+_${LANES}lane}")
   "$BIN/ferry" task delete backlog >/dev/null
-  kill "$COORD" 2>/dev/null || true
-  pkill -f "ferry-worker --coordinator http://127.0.0.1:$FERRY_PORT" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$WORK/ferry"
+  stop_ferry
 }
 
 read -r -a TOOLS <<<"${TOOLS:-native ferry_in_order ferry}"
-declare -A TIMES RATES
-for run in $(seq "$RUNS"); do
-  # Rotate: run r starts with tool (r-1) mod n.
-  n=${#TOOLS[@]}; order=()
-  for i in $(seq 0 $((n - 1))); do order+=("${TOOLS[$(((run - 1 + i) % n))]}"); done
-  for tool in "${order[@]}"; do
-    "${tool}_run"
-    # pgbench's transaction writes 4 rows (3 updates, 1 insert).
-    rate=$(echo "4 * $TXNS / $T" | bc -l)
-    printf "run %d %-15s backlog %8d txns %6.0f MB WAL   drain %7.2f s   %9.0f rows/s\n" \
-      "$run" "$tool" "$TXNS" "$(echo "$WAL_BYTES / 1048576" | bc -l)" "$T" "$rate"
-    TIMES[$tool]+="$T "; RATES[$tool]+="$rate "
-  done
-done
-median() { printf "%s\n" "$@" | sort -g | awk '{v[NR]=$1} END {print NR % 2 ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
-stats() { # values... -> "median (min-max)"
-  printf "%.2f (%.2f-%.2f)" "$(median "$@")" "$(printf "%s\n" "$@" | sort -g | head -1)" "$(printf "%s\n" "$@" | sort -g | tail -1)"
+declare -A RATES
+after_run() { # run tool
+  # pgbench's transaction writes 4 rows (3 updates, 1 insert).
+  local rate; rate=$(echo "4 * $TXNS / $T" | bc -l)
+  printf "run %d %-15s backlog %8d txns %6.0f MB WAL   drain %7.2f s   %9.0f rows/s\n" \
+    "$1" "$2" "$TXNS" "$(echo "$WAL_BYTES / 1048576" | bc -l)" "$T" "$rate"
+  RATES[$2]+="$rate "
 }
+rotate "${TOOLS[@]}"
 echo
 printf "pgbench scale %s, %s clients, %ss of writes paused, %s runs (rotated)\n" "$SCALE" "$CLIENTS" "$SECS" "$RUNS"
 for tool in "${TOOLS[@]}"; do
@@ -124,6 +129,150 @@ for tool in "${TOOLS[@]}"; do
 done
 for tool in "${TOOLS[@]}"; do
   [ "$tool" = native ] || [ -z "${TIMES[native]:-}" ] && continue
-  # shellcheck disable=SC2086
-  printf "%s drain / native drain (medians): %.2f\n" "$tool" "$(echo "$(median ${TIMES[$tool]}) / $(median ${TIMES[native]})" | bc -l)"
+  printf "%s drain / native drain (medians): %s\n" "$tool" "$(ratio "$tool" native)"
 done
+
+# ---- MariaDB -> PostgreSQL ----
+read -r -a MY_TOOLS <<<"${MY_TOOLS-my_ferry my_chameleon}"
+[ ${#MY_TOOLS[@]} -gt 0 ] || exit 0
+MY_SIZE=${MY_SIZE:-100000}
+CHAMELEON_USER=${CHAMELEON_USER:-bench}
+CHAMELEON=${CHAMELEON:-/home/$CHAMELEON_USER/venv/bin/chameleon}
+for t in mariadbd sysbench; do
+  command -v $t >/dev/null || { echo "error: $t not installed (apt-get install mariadb-server sysbench)" >&2; exit 1; }
+done
+start_mariadb
+my() { mariadb -N -h 127.0.0.1 -P "$MY_PORT" -u root "$@"; }
+my -e "CREATE DATABASE sbtest"
+echo "sysbench prepare: 4 tables x $MY_SIZE rows into MariaDB..."
+SYSBENCH=(sysbench oltp_write_only --db-driver=mysql --mysql-host=127.0.0.1 --mysql-port="$MY_PORT"
+  --mysql-user=root --mysql-db=sbtest --tables=4 --table-size="$MY_SIZE")
+"${SYSBENCH[@]}" prepare >/dev/null
+my sbtest -e "CREATE TABLE bench_marker (id INT PRIMARY KEY, at DATETIME(6))"
+MY_SRC="mysql://root@127.0.0.1:$MY_PORT/sbtest"
+
+my_warm() {
+  dst -c "CHECKPOINT"
+  my sbtest -e "SELECT count(*) FROM sbtest1; SELECT count(*) FROM sbtest2; SELECT count(*) FROM sbtest3; SELECT count(*) FROM sbtest4" >/dev/null
+}
+my_backlog() { # sysbench writes for SECS while paused; sets TXNS, WAL_BYTES (binlog bytes)
+  local before after
+  before=$(my -e "SHOW MASTER STATUS" | awk '{print $2}')
+  TXNS=$("${SYSBENCH[@]}" --threads="$CLIENTS" --time="$SECS" --report-interval=0 run 2>/dev/null \
+    | awk '/transactions:/ {print $2; exit}')
+  MARK=$((MARK + 1))
+  my sbtest -e "INSERT INTO bench_marker VALUES ($MARK, now(6))"
+  after=$(my -e "SHOW MASTER STATUS" | awk '{print $2}')
+  # Within one binlog file (max_binlog_size 1 GiB) the offsets' difference.
+  WAL_BYTES=$((after > before ? after - before : after))
+}
+my_ferry_run() {
+  dst -c "DROP DATABASE IF EXISTS ferry_my" -c "CREATE DATABASE ferry_my"
+  start_ferry
+  "$BIN/ferry" task create mybacklog --type full-load-and-cdc --source "$MY_SRC" \
+    --target "postgres://postgres@127.0.0.1:$DST_PORT/ferry_my" >/dev/null
+  "$BIN/ferry" task start mybacklog >/dev/null
+  "$BIN/ferry" task wait mybacklog --for caught-up --timeout 900 >/dev/null
+  "$BIN/ferry" task stop mybacklog >/dev/null
+  until "$BIN/ferry" task status mybacklog --output json | grep -q '"streaming": *false'; do sleep 0.2; done
+  my_warm
+  my_backlog
+  "$BIN/ferry" task start mybacklog >/dev/null
+  T=$(drained ferry_my my_ferry sbtest.bench_marker)
+  "$BIN/ferry" task delete mybacklog >/dev/null
+  stop_ferry
+}
+as_chameleon() { runuser -u "$CHAMELEON_USER" -- "$CHAMELEON" "$@" --config ferrybench >>"$WORK/chameleon.log" 2>&1; }
+my_chameleon_run() {
+  [ -x "$CHAMELEON" ] || { echo "error: pg_chameleon not found at $CHAMELEON (see the header)" >&2; exit 1; }
+  local home; home=$(getent passwd "$CHAMELEON_USER" | cut -d: -f6)
+  dst -c "DROP DATABASE IF EXISTS chameleon" -c "CREATE DATABASE chameleon"
+  mkdir -p "$home/.pg_chameleon/configuration" "$home/chameleon_out"
+  cat >"$home/.pg_chameleon/configuration/ferrybench.yml" <<YML
+---
+pid_dir: '~/.pg_chameleon/pid/'
+log_dir: '~/.pg_chameleon/logs/'
+log_dest: file
+log_level: info
+log_days_keep: 1
+rollbar_key: ''
+rollbar_env: ''
+type_override: {}
+pg_conn:
+  host: "127.0.0.1"
+  port: "$DST_PORT"
+  user: "postgres"
+  password: ""
+  database: "chameleon"
+  charset: "utf8"
+sources:
+  mysql:
+    db_conn:
+      host: "127.0.0.1"
+      port: "$MY_PORT"
+      user: "root"
+      password: ""
+      charset: 'utf8'
+      connect_timeout: 10
+    schema_mappings:
+      sbtest: sbtest
+    limit_tables:
+    skip_tables:
+    grant_select_to:
+    lock_timeout: "120s"
+    my_server_id: 100
+    replica_batch_size: 10000
+    replay_max_rows: 10000
+    batch_retention: '1 day'
+    copy_max_memory: "300M"
+    copy_mode: 'file'
+    out_dir: $home/chameleon_out
+    sleep_loop: 1
+    on_error_replay: continue
+    on_error_read: continue
+    auto_maintenance: "disabled"
+    gtid_enable: false
+    type: mysql
+    skip_events:
+      insert:
+      delete:
+      update:
+    keep_existing_schema: No
+    net_read_timeout: 600
+YML
+  chown -R "$CHAMELEON_USER" "$home/.pg_chameleon" "$home/chameleon_out"
+  as_chameleon create_replica_schema
+  as_chameleon add_source --source mysql
+  as_chameleon init_replica --source mysql --debug
+  as_chameleon start_replica --source mysql
+  # Running: a marker inserted now arrives.
+  MARK=$((MARK + 1))
+  my sbtest -e "INSERT INTO bench_marker VALUES ($MARK, now(6))"
+  drained chameleon my_chameleon_start sbtest.bench_marker >/dev/null
+  as_chameleon stop_replica --source mysql
+  my_warm
+  my_backlog
+  as_chameleon start_replica --source mysql
+  T=$(drained chameleon my_chameleon sbtest.bench_marker)
+  as_chameleon stop_replica --source mysql
+  as_chameleon drop_replica_schema || true
+}
+declare -A MY_RATES
+after_run() { # run tool
+  # sysbench oltp_write_only's transaction changes 4 rows (2 updates, a delete, an insert).
+  local rate; rate=$(echo "4 * $TXNS / $T" | bc -l)
+  printf "run %d %-15s backlog %8d txns %6.0f MB binlog   drain %7.2f s   %9.0f rows/s\n" \
+    "$1" "$2" "$TXNS" "$(echo "$WAL_BYTES / 1048576" | bc -l)" "$T" "$rate"
+  MY_RATES[$2]+="$rate "
+}
+rotate "${MY_TOOLS[@]}"
+echo
+printf "MariaDB -> PostgreSQL: sysbench oltp_write_only 4 x %s rows, %s threads, %ss of writes paused, %s runs (rotated)\n" \
+  "$MY_SIZE" "$CLIENTS" "$SECS" "$RUNS"
+for tool in "${MY_TOOLS[@]}"; do
+  # shellcheck disable=SC2086
+  printf "%-15s drain s median %s   rows/s median %.0f\n" "$tool" "$(stats ${TIMES[$tool]})" "$(median ${MY_RATES[$tool]})"
+done
+if [ -n "${TIMES[my_ferry]:-}" ] && [ -n "${TIMES[my_chameleon]:-}" ]; then
+  printf "my_ferry drain / my_chameleon drain (medians): %s\n" "$(ratio my_ferry my_chameleon)"
+fi

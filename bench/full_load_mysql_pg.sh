@@ -2,9 +2,12 @@
 # MySQL → PostgreSQL full-load benchmark: `sysbench oltp_read_write prepare
 # --tables=4 --table-size=SIZE` into a throwaway MariaDB, then Ferry
 # (3 workers) and pgloader each load it into a fresh database of the same
-# throwaway PostgreSQL server, in one run. Prints wall times, rows/s and the
-# ratio pgloader / Ferry.
-#   bench/full_load_mysql_pg.sh [SIZE=1000000]
+# throwaway PostgreSQL server, in one run: each RUNS times (3) in rotating
+# order, the target database fresh and checkpointed and the source's tables
+# read once before each run. Prints each run, then per tool the median wall
+# time with its spread (min-max) and rows/s, and the ratio of medians
+# pgloader / Ferry.
+#   [RUNS=3] bench/full_load_mysql_pg.sh [SIZE=1000000]
 # Needs: a release build (cargo build --release --bins), sysbench, pgloader
 # (apt-get install sysbench pgloader), mariadb-server.
 set -euo pipefail
@@ -31,25 +34,43 @@ done
 ROWS=$((4 * SIZE))
 SRC="mysql://root@127.0.0.1:$MY_PORT/sbtest"
 
-dst -c "CREATE DATABASE ferry"
-start_ferry
-T0=$(now)
-"$BIN/ferry" task create bench --source "$SRC" --target "postgres://postgres@127.0.0.1:$DST_PORT/ferry" --type full-load >/dev/null
-"$BIN/ferry" task start bench >/dev/null
-"$BIN/ferry" task wait bench --for full-load >/dev/null
-T_FERRY=$(echo "$(now) - $T0" | bc)
-N_FERRY=$(dst ferry -c "SELECT (SELECT count(*) FROM sbtest.sbtest1)+(SELECT count(*) FROM sbtest.sbtest2)+(SELECT count(*) FROM sbtest.sbtest3)+(SELECT count(*) FROM sbtest.sbtest4)")
-
-dst -c "CREATE DATABASE pgloader"
-T0=$(now)
-pgloader --no-ssl-cert-verification --with "prefetch rows = 10000" --with "batch rows = 10000" \
-  "$SRC" "postgresql://postgres@127.0.0.1:$DST_PORT/pgloader" >"$WORK/pgloader.log" 2>&1 \
-  || { echo "pgloader failed:"; tail -20 "$WORK/pgloader.log"; exit 1; }
-T_PGLOADER=$(echo "$(now) - $T0" | bc)
-N_PGLOADER=$(dst pgloader -c "SELECT (SELECT count(*) FROM sbtest.sbtest1)+(SELECT count(*) FROM sbtest.sbtest2)+(SELECT count(*) FROM sbtest.sbtest3)+(SELECT count(*) FROM sbtest.sbtest4)")
-
+COUNT="SELECT (SELECT count(*) FROM sbtest.sbtest1)+(SELECT count(*) FROM sbtest.sbtest2)+(SELECT count(*) FROM sbtest.sbtest3)+(SELECT count(*) FROM sbtest.sbtest4)"
+fresh() { # database $1 on the target, empty; both servers warmed the same way
+  dst -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" -c "CHECKPOINT"
+  my sbtest -e "SELECT count(*) FROM sbtest1; SELECT count(*) FROM sbtest2; SELECT count(*) FROM sbtest3; SELECT count(*) FROM sbtest4" >/dev/null
+}
+loaded() { # a run that left other than every row does not count
+  local n; n=$(dst "$1" -c "$COUNT")
+  [ "$n" = "$ROWS" ] || { echo "error: $1 left $n rows on the target, the source has $ROWS" >&2; exit 1; }
+}
+ferry_run() {
+  fresh ferry
+  start_ferry
+  T0=$(now)
+  "$BIN/ferry" task create bench --source "$SRC" --target "postgres://postgres@127.0.0.1:$DST_PORT/ferry" --type full-load >/dev/null
+  "$BIN/ferry" task start bench >/dev/null
+  "$BIN/ferry" task wait bench --for full-load >/dev/null
+  T=$(echo "$(now) - $T0" | bc)
+  stop_ferry
+  loaded ferry
+}
+pgloader_run() {
+  fresh pgloader
+  T0=$(now)
+  pgloader --no-ssl-cert-verification --with "prefetch rows = 10000" --with "batch rows = 10000" \
+    "$SRC" "postgresql://postgres@127.0.0.1:$DST_PORT/pgloader" >"$WORK/pgloader.log" 2>&1 \
+    || { echo "pgloader failed:"; tail -20 "$WORK/pgloader.log"; exit 1; }
+  T=$(echo "$(now) - $T0" | bc)
+  loaded pgloader
+}
 rate() { printf "%.0f" "$(echo "$ROWS / $1" | bc -l)"; }
-printf "sysbench 4 x %s rows (%s rows on the target: ferry %s, pgloader %s)\n" "$SIZE" "$ROWS" "$N_FERRY" "$N_PGLOADER"
-printf "%-20s %9.1f s %12s rows/s\n" "ferry (3 workers)" "$T_FERRY" "$(rate "$T_FERRY")"
-printf "%-20s %9.1f s %12s rows/s\n" "pgloader" "$T_PGLOADER" "$(rate "$T_PGLOADER")"
-printf "pgloader time / ferry time: %.2f (target >= 3)\n" "$(echo "$T_PGLOADER / $T_FERRY" | bc -l)"
+after_run() { printf "run %d %-9s %9.1f s %12s rows/s\n" "$1" "$2" "$T" "$(rate "$T")"; }
+rotate ferry pgloader
+
+echo
+printf "sysbench 4 x %s rows = %s rows, %s runs per tool (rotated)\n" "$SIZE" "$ROWS" "${RUNS:-3}"
+for tool in ferry pgloader; do
+  # shellcheck disable=SC2086
+  printf "%-9s wall s median %s   rows/s median %s\n" "$tool" "$(stats ${TIMES[$tool]})" "$(rate "$(median ${TIMES[$tool]})")"
+done
+printf "pgloader time / ferry time (medians): %s (target >= 3)\n" "$(ratio pgloader ferry)"

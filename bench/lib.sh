@@ -54,3 +54,37 @@ start_ferry() { # coordinator + 3 workers; sets FERRY_COORDINATOR
   export FERRY_COORDINATOR="http://127.0.0.1:$FERRY_PORT"
   for _ in $(seq 50); do "$BIN/ferry" task list >/dev/null 2>&1 && break; sleep 0.2; done
 }
+
+# Runs of several tools, rotated: `rotate TOOL...` calls ${tool}_run RUNS
+# times (3) per tool, run r starting with tool r-1 mod n, so that no tool
+# always runs first (after setup) or after the same neighbour. Each _run
+# sets T (seconds); they are collected in TIMES[tool]. A script may define
+# after_run RUN TOOL to print or collect more per run.
+declare -A TIMES
+after_run() { :; }
+rotate() {
+  local tools=("$@") n=$# run i tool order
+  for run in $(seq "${RUNS:-3}"); do
+    order=()
+    for i in $(seq 0 $((n - 1))); do order+=("${tools[$(((run - 1 + i) % n))]}"); done
+    for tool in "${order[@]}"; do
+      "${tool}_run"
+      TIMES[$tool]+="$T "
+      after_run "$run" "$tool"
+    done
+  done
+}
+median() { printf "%s\n" "$@" | sort -g | awk '{v[NR]=$1} END {print NR % 2 ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+stats() { # values... -> "median (min-max)"
+  printf "%.2f (%.2f-%.2f)" "$(median "$@")" "$(printf "%s\n" "$@" | sort -g | head -1)" "$(printf "%s\n" "$@" | sort -g | tail -1)"
+}
+ratio() { # tool_a tool_b -> median time of a / median time of b
+  # shellcheck disable=SC2086
+  printf "%.2f" "$(echo "$(median ${TIMES[$1]}) / $(median ${TIMES[$2]})" | bc -l)"
+}
+stop_ferry() { # the coordinator and workers start_ferry began, and its data
+  kill "$COORD" 2>/dev/null || true
+  pkill -f "ferry-worker --coordinator http://127.0.0.1:$FERRY_PORT" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$WORK/ferry"
+}

@@ -7,6 +7,7 @@
 //!  "ValidationSettings": {"EnableValidation": true, "ValidationOnly": false, "PartitionSize": 10000},
 //!  "ChangeProcessingDdlHandlingPolicy": {"HandleSourceTableAltered": true, "HandleSourceTableDropped": true,
 //!                                        "HandleSourceTableTruncated": true},
+//!  "TargetMetadata": {"ParallelApplyThreads": 4},
 //!  "Ferry": {"SegmentTargetBytes": 67108864, "MaxSegmentsPerTable": 256,
 //!            "SplitTablesLargerThan": 4294967296, "RevalidateDelaySeconds": 5}}
 //! ```
@@ -63,6 +64,18 @@ pub struct TaskSettings {
     /// stream; it no longer holds up caught-up or cutover.
     #[serde(default = "yes")]
     pub drop_dropped_tables: bool,
+    /// DMS TargetMetadata.ParallelApplyThreads: target sessions a CDC stream
+    /// spreads each batch's rows over (0 and 1: one session). Absent, Ferry
+    /// uses [`DEFAULT_APPLY_LANES`].
+    #[serde(default = "default_apply_lanes")]
+    pub apply_lanes: u32,
+}
+
+/// Target sessions a CDC stream applies on unless the task says otherwise.
+pub const DEFAULT_APPLY_LANES: u32 = 4;
+
+fn default_apply_lanes() -> u32 {
+    DEFAULT_APPLY_LANES
 }
 
 fn yes() -> bool {
@@ -116,6 +129,7 @@ impl Default for TaskSettings {
             reload_altered_tables: true,
             apply_truncates: true,
             drop_dropped_tables: true,
+            apply_lanes: DEFAULT_APPLY_LANES,
         }
     }
 }
@@ -195,6 +209,18 @@ impl TaskSettings {
                 }
             }
         }
+        if let Some(v) = root.get("TargetMetadata").and_then(|t| t.get("ParallelApplyThreads")) {
+            s.apply_lanes = v
+                .as_u64()
+                .filter(|n| *n <= 32)
+                .ok_or_else(|| {
+                    err(
+                        "$.TargetMetadata.ParallelApplyThreads",
+                        format!("expected 0..32, got {v}"),
+                    )
+                })?
+                .max(1) as u32;
+        }
         if let Some(f) = root.get("Ferry") {
             if let Some(v) = f.get("SegmentTargetBytes") {
                 s.segment_target_bytes = positive(v, u64::MAX).ok_or_else(|| {
@@ -266,6 +292,11 @@ mod tests {
         let d =
             TaskSettings::parse(r#"{"ChangeProcessingDdlHandlingPolicy":{"HandleSourceTableDropped":false}}"#).unwrap();
         assert!(!d.drop_dropped_tables && d.apply_truncates);
+        assert_eq!(s.apply_lanes, DEFAULT_APPLY_LANES);
+        let p = TaskSettings::parse(r#"{"TargetMetadata":{"ParallelApplyThreads":0}}"#).unwrap();
+        assert_eq!(p.apply_lanes, 1);
+        let e = TaskSettings::parse(r#"{"TargetMetadata":{"ParallelApplyThreads":64}}"#).unwrap_err();
+        assert!(e.to_string().contains("ParallelApplyThreads"), "{e}");
         let e = TaskSettings::parse(r#"{"FullLoadSettings":{"TargetTablePrepMode":"NUKE"}}"#).unwrap_err();
         assert!(e.to_string().contains("TargetTablePrepMode"));
     }

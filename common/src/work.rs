@@ -133,6 +133,10 @@ pub enum Work {
         /// (HandleSourceTableDropped).
         #[serde(default = "yes")]
         drop_dropped: bool,
+        /// Target sessions each batch's rows are spread over
+        /// (TargetMetadata.ParallelApplyThreads).
+        #[serde(default = "one")]
+        lanes: u32,
     },
     /// Drop the task's slot and publications (task deletion).
     DropSlot {
@@ -202,6 +206,10 @@ pub enum Work {
 
 fn yes() -> bool {
     true
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl Work {

@@ -1581,6 +1581,7 @@ impl Task {
                     discover: Some(spec.mappings.clone()),
                     apply_truncates: spec.settings.apply_truncates,
                     drop_dropped: spec.settings.drop_dropped_tables,
+                    lanes: spec.settings.apply_lanes,
                 }
             }
             UnitKind::DropSlot => Work::DropSlot {

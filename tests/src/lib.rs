@@ -706,3 +706,26 @@ pub fn freeze_window(cutover_output: &str) -> f64 {
         .and_then(|w| w.trim_end_matches(" s").parse().ok())
         .unwrap_or_else(|| panic!("no write-freeze window reported: {cutover_output}"))
 }
+
+/// The value of field `name` in a worker's log line (its fields are
+/// coloured: `name<ESC>[2m=<ESC>[0mvalue`).
+pub fn log_field(line: &str, name: &str) -> Option<String> {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // An escape sequence runs to its final letter.
+            for e in chars.by_ref() {
+                if e.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    let prefix = format!("{name}=");
+    plain
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(prefix.as_str()).map(str::to_string))
+}

@@ -37,12 +37,10 @@ async fn a_backlog_drained_in_sets_survives_worker_kills() -> anyhow::Result<()>
         });
         let i = streaming.unwrap();
         let log = f.workers[i].log_text();
-        // The log's fields are coloured: `set_based<ESC>[2m=<ESC>[0mtrue`.
         let started = log.lines().rfind(|l| l.contains("CDC stream started")).unwrap_or("");
-        assert!(
-            started.split("set_based").nth(1).is_some_and(|rest| rest
-                .trim_start_matches(|c: char| c != 't' && c != 'f')
-                .starts_with("true")),
+        assert_eq!(
+            log_field(started, "set_based").as_deref(),
+            Some("true"),
             "the stream does not apply in sets: {started}"
         );
         std::thread::sleep(Duration::from_millis(1500));

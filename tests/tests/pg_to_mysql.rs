@@ -346,6 +346,20 @@ async fn pg_to_mysql_cdc_keeps_every_value_through_a_worker_kill() -> anyhow::Re
     f.wait_until("the CDC stream to start", std::time::Duration::from_secs(60), || {
         f.workers.iter().any(|w| w.log_text().contains("CDC stream started"))
     });
+    // Without triggers the MySQL target takes set-based batches, on one
+    // session (InnoDB's gap locks rule parallel lanes out).
+    let started = f
+        .workers
+        .iter()
+        .find_map(|w| {
+            w.log_text()
+                .lines()
+                .find(|l| l.contains("CDC stream started"))
+                .map(String::from)
+        })
+        .unwrap();
+    assert_eq!(log_field(&started, "set_based").as_deref(), Some("true"), "{started}");
+    assert_eq!(log_field(&started, "lanes").as_deref(), Some("1"), "{started}");
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
     f.workers[0].kill9();
     f.workers[1].kill9();

@@ -119,4 +119,6 @@ pub(crate) struct ChangeStream<'a> {
     /// Where to start when the target has no applied position yet.
     pub start: Option<Position>,
     pub policy: TablePolicy<'a>,
+    /// Target sessions a batch's rows are spread over (see `pipeline/apply`).
+    pub lanes: usize,
 }

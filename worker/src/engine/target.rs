@@ -33,6 +33,7 @@ use ferry_common::schema::{Constraint, SourceSchema, TableSchema};
 use ferry_common::settings::TargetTablePrepMode;
 use ferry_common::value::{Value, ValueError};
 use ferry_common::work::WorkResult;
+use std::future::Future;
 
 /// One segment's load into a target table.
 #[derive(Clone)]
@@ -194,28 +195,35 @@ pub(crate) trait ApplyDialect: Send + Sync {
 }
 
 /// A target session change batches are applied on, fenced by the task's
-/// apply state (`ferry.apply_state(task, lsn, epoch, mark)`).
-pub(crate) trait ChangeTarget {
+/// apply state (`ferry.apply_state(task, lsn, epoch, mark)`). A batch runs
+/// in a task of its own while the stream decodes the next one, so the
+/// session and what a batch awaits on it are `Send`.
+pub(crate) trait ChangeTarget: Send + 'static {
     fn dialect(&self) -> &'static dyn ApplyDialect;
     /// Takes the task's apply state over for `epoch` and returns the
     /// committed position and mark; waits for a predecessor's open batch.
     /// Fails when a newer epoch owns it.
     async fn take_over(&mut self, task: &str, epoch: i64) -> Result<(Option<Position>, u64), ConnectorError>;
+    /// Opens a transaction on a session beside the fenced one (a parallel
+    /// apply lane) and holds the apply state in share mode until COMMIT, so
+    /// that no stream can take the state over while the lane's rows are
+    /// uncommitted. False when a newer stream took over.
+    fn begin_lane(&mut self, task: &str, epoch: i64) -> impl Future<Output = Result<bool, ConnectorError>> + Send;
     /// Sends statements (`what` names them in errors).
-    async fn execute(&mut self, sql: String, what: &str) -> Result<(), ConnectorError>;
+    fn execute(&mut self, sql: String, what: &str) -> impl Future<Output = Result<(), ConnectorError>> + Send;
     /// Inside the open batch: records `end` and `mark` if `epoch` still owns
     /// the apply state, keeping its row locked until COMMIT. False when a
     /// newer stream took over.
-    async fn record_position(
+    fn record_position(
         &mut self,
         task: &str,
         epoch: i64,
         end: Option<&Position>,
         mark: i64,
-    ) -> Result<bool, ConnectorError>;
-    async fn commit(&mut self) -> Result<(), ConnectorError>;
+    ) -> impl Future<Output = Result<bool, ConnectorError>> + Send;
+    fn commit(&mut self) -> impl Future<Output = Result<(), ConnectorError>> + Send;
     /// Best effort: the batch is discarded with the session anyway.
-    async fn rollback(&mut self);
+    fn rollback(&mut self) -> impl Future<Output = ()> + Send;
     /// Drops `table` (a table the source dropped) if `epoch` still owns the
     /// apply state.
     async fn drop_table(&mut self, task: &str, epoch: i64, table: &str) -> Result<(), ConnectorError>;
@@ -223,6 +231,10 @@ pub(crate) trait ChangeTarget {
     /// own keys (no foreign-key checks, no triggers), so that a batch may
     /// apply each table's net changes as sets (see `pipeline/apply`).
     fn set_based(&self) -> bool;
+    /// Whether several sessions of this target writing disjoint keys of the
+    /// same tables never wait on each other, so that a batch may spread
+    /// its rows over parallel lanes (see `pipeline/apply`).
+    fn lanes_apart(&self) -> bool;
 }
 
 /// The change target of an endpoint's engine.
@@ -245,6 +257,12 @@ impl ChangeTarget for AnyChangeTarget {
             AnyChangeTarget::Mysql(t) => t.set_based(),
         }
     }
+    fn lanes_apart(&self) -> bool {
+        match self {
+            AnyChangeTarget::Postgres(t) => t.lanes_apart(),
+            AnyChangeTarget::Mysql(t) => t.lanes_apart(),
+        }
+    }
     fn dialect(&self) -> &'static dyn ApplyDialect {
         match self {
             AnyChangeTarget::Postgres(t) => t.dialect(),
@@ -255,6 +273,12 @@ impl ChangeTarget for AnyChangeTarget {
         match self {
             AnyChangeTarget::Postgres(t) => t.take_over(task, epoch).await,
             AnyChangeTarget::Mysql(t) => t.take_over(task, epoch).await,
+        }
+    }
+    async fn begin_lane(&mut self, task: &str, epoch: i64) -> Result<bool, ConnectorError> {
+        match self {
+            AnyChangeTarget::Postgres(t) => t.begin_lane(task, epoch).await,
+            AnyChangeTarget::Mysql(t) => t.begin_lane(task, epoch).await,
         }
     }
     async fn execute(&mut self, sql: String, what: &str) -> Result<(), ConnectorError> {

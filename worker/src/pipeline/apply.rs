@@ -40,7 +40,8 @@
 //!
 //! *Set-based batches.* Where the target session checks nothing between
 //! rows beyond each table's own keys (PostgreSQL with
-//! `session_replication_role = replica`: no triggers, no foreign keys) and
+//! `session_replication_role = replica`: no triggers, no foreign keys;
+//! MySQL with `foreign_key_checks = 0` and no trigger on the target) and
 //! a table has a key and no other unique or exclusion constraint, its
 //! changes in a batch are folded into one net effect per key — upsert this
 //! image, update the row to this image if it exists, or delete — and
@@ -57,6 +58,49 @@
 //! truncate, a layout change) first writes out what its table holds, then
 //! goes in order. On a busy source a batch touches hot rows many times
 //! (pgbench's branches and tellers); the target sees each once.
+//!
+//! *Parallel lanes.* On a target whose sessions writing disjoint keys never
+//! wait on each other ([`ChangeTarget::lanes_apart`]), a set-based batch is
+//! applied on several target sessions at once: lane 0 is the fenced session, and each key of a table
+//! whose batch stayed set-based goes to the lane its hash picks. Everything
+//! that goes in order (tables that are not independent, keyless tables, a
+//! set-based table once one of its changes in the batch did not fold,
+//! exceptions, a truncate or a batch sent before it ended: the whole batch)
+//! stays on lane 0. The lanes run their statements at the same time; each
+//! other lane opens its transaction by reading the apply state `FOR SHARE`
+//! with our epoch and commits on its own; only when every lane has
+//! committed does lane 0 record the batch's end position and mark and
+//! commit. Why this keeps every row exact:
+//! - Per-row order: all of a key's changes in a batch are folded into one
+//!   effect on one lane, and a batch starts only after the one before it
+//!   committed on every lane, so a key's effects reach the target in source
+//!   order. Rows on different lanes are unrelated (independent tables;
+//!   `replica` turns triggers and foreign keys off), so their relative
+//!   order changes nothing.
+//! - No deadlock: lanes touch disjoint keys, and lane 0's row lock on the
+//!   apply state is taken after the lanes released their share locks.
+//! - A crash between a lane's commit and lane 0's leaves effects of the
+//!   batch after the committed position. Every such effect is absolute and
+//!   idempotent (upsert a whole image, delete a key, give an existing row a
+//!   whole image): the next stream resumes at the committed position,
+//!   which is where that batch began, and applying the same effects again
+//!   over them gives the same rows. In-order changes, which are not
+//!   idempotent (a keyless insert, a partial update), only ever commit
+//!   with the position.
+//! - A superseded stream cannot write behind its successor: a take-over's
+//!   `UPDATE` waits for every lane holding the share lock, and a lane that
+//!   starts after it finds the new epoch and rolls back; lane 0's fenced
+//!   update fails the same way.
+//! - Visibility: while the stream runs, a source transaction spread over
+//!   lanes can be visible on the target in part for the moment between
+//!   the lanes' commits (as with DMS's batch apply). A caught-up mark is
+//!   recorded with lane 0's commit, after every lane's, so `task wait
+//!   --for caught-up` and a cutover see every transaction before the mark
+//!   whole.
+//!
+//! *Pipelining.* While a batch is committing, in its own task, the stream
+//! decodes and folds the next one; the next batch is sent only after the
+//! one before it committed, and `applied` moves only then.
 //!
 //! *Values.* A value the target cannot hold (a NUL in PostgreSQL text, NaN in
 //! MySQL) sends its row to `ferry.apply_exceptions` in the same transaction
@@ -285,9 +329,24 @@ struct NetRows {
     bytes: usize,
 }
 
+/// A batch sent to the target whose commit is not yet known: the stream
+/// decodes the next batch meanwhile.
+struct Flight<T> {
+    /// Gives the sessions back with the batch's outcome.
+    run: tokio::task::JoinHandle<(Vec<T>, Result<(), ConnectorError>)>,
+    end: Option<Position>,
+    mark: u64,
+    counters: BTreeMap<String, TableCounters>,
+    changed: BTreeMap<usize, ChangedSegments>,
+}
+
 /// Applies changes to one target (`T`: the engine's, or a test's).
 pub struct Applier<T: ChangeTarget = AnyChangeTarget> {
-    target: T,
+    /// Target sessions; the first holds the apply state's fence, the others
+    /// are parallel lanes (see "Parallel lanes"). Empty while a batch is in
+    /// flight.
+    lanes: Vec<T>,
+    flight: Option<Flight<T>>,
     dialect: &'static dyn ApplyDialect,
     task: String,
     epoch: i64,
@@ -306,6 +365,12 @@ pub struct Applier<T: ChangeTarget = AnyChangeTarget> {
     set_based: bool,
     /// Net changes not yet in `sql`, by table (set-based tables only).
     net: BTreeMap<usize, NetRows>,
+    /// Set-based tables with a change in the open batch that went in order
+    /// (on the fenced session): the rest of their batch stays there.
+    ordered: HashSet<usize>,
+    /// The open batch runs on the fenced session alone (a truncate, or
+    /// statements sent before the batch ended).
+    sequential: bool,
     batch_end: Option<Position>,
     batch_mark: u64,
     batch_counters: BTreeMap<String, TableCounters>,
@@ -330,6 +395,94 @@ pub struct Applier<T: ChangeTarget = AnyChangeTarget> {
     pub drop_dropped: bool,
 }
 
+/// The lane of `lanes` a key's changes go to: the same for every change of
+/// the key in a batch.
+fn lane_of(key: &[String], lanes: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    // Fixed keys: a key's lane depends on nothing but the key.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    (h.finish() % lanes as u64) as usize
+}
+
+/// What a batch commits on the fenced session besides its rows.
+struct Fence {
+    task: String,
+    epoch: i64,
+    end: Option<Position>,
+    mark: i64,
+}
+
+/// Runs one batch: `first` on the fenced session (lane 0), `rest[i]` on
+/// lane `i + 1`, and gives the sessions back with the outcome.
+async fn fly<T: ChangeTarget>(
+    mut lanes: Vec<T>,
+    first: String,
+    rest: Vec<String>,
+    fence: Fence,
+    what: String,
+) -> (Vec<T>, Result<(), ConnectorError>) {
+    let outcome = fly_on(&mut lanes, first, rest, &fence, &what).await;
+    (lanes, outcome)
+}
+
+/// The lanes run at once; each checks the epoch and commits on its own.
+/// Only when all have committed does the fenced session record the
+/// batch's end and commit (see "Parallel lanes" above for why).
+async fn fly_on<T: ChangeTarget>(
+    lanes: &mut [T],
+    first: String,
+    rest: Vec<String>,
+    fence: &Fence,
+    what: &str,
+) -> Result<(), ConnectorError> {
+    let superseded = || {
+        ConnectorError::Definite(format!(
+            "task {}: another worker took over the CDC stream (epoch {} superseded); stopping",
+            fence.task, fence.epoch
+        ))
+    };
+    let (fenced, others) = lanes.split_first_mut().expect("an applier has a session");
+    let lanes_used = rest.iter().filter(|sql| !sql.is_empty()).count();
+    let lanes_run = futures::future::join_all(others.iter_mut().zip(rest).filter(|(_, sql)| !sql.is_empty()).map(
+        |(lane, sql)| async move {
+            if !lane.begin_lane(&fence.task, fence.epoch).await? {
+                lane.rollback().await;
+                return Err(superseded());
+            }
+            lane.execute(sql, what).await?;
+            lane.commit().await
+        },
+    ));
+    let first_run = async {
+        if first.is_empty() {
+            Ok(())
+        } else {
+            fenced.execute(first, what).await
+        }
+    };
+    let (first_done, lanes_done) = futures::join!(first_run, lanes_run);
+    if let Err(e) = first_done.and_then(|()| lanes_done.into_iter().collect::<Result<Vec<()>, _>>()) {
+        fenced.rollback().await;
+        return Err(e);
+    }
+    if !fenced
+        .record_position(&fence.task, fence.epoch, fence.end.as_ref(), fence.mark)
+        .await?
+    {
+        fenced.rollback().await;
+        return Err(superseded());
+    }
+    if crate::failpoint::is_armed("cdc-before-commit") {
+        tracing::warn!(
+            lanes_committed = lanes_used,
+            "lanes committed; the fenced session has not"
+        );
+    }
+    crate::failpoint::pause("cdc-before-commit").await;
+    fenced.commit().await
+}
+
 /// How a stream treats what the source does to its tables beyond rows
 /// (from the task's ChangeProcessingDdlHandlingPolicy and mappings).
 #[derive(Clone, Copy)]
@@ -344,10 +497,24 @@ pub struct TablePolicy<'a> {
 
 impl Applier {
     /// Connects to the target and takes the task's apply state over for this
-    /// assignment's epoch; `applied` is then the committed position.
-    pub async fn open(run: &Run, target: &Endpoint, tables: Vec<TargetTable>) -> Result<Applier, ConnectorError> {
-        let target = AnyChangeTarget::open(target).await?;
-        Applier::with_target(target, run.task.clone(), run.epoch as i64, tables).await
+    /// assignment's epoch; `applied` is then the committed position. With
+    /// set-based batches, `lanes` sessions in all apply them.
+    pub async fn open(
+        run: &Run,
+        target: &Endpoint,
+        tables: Vec<TargetTable>,
+        lanes: usize,
+    ) -> Result<Applier, ConnectorError> {
+        let first = AnyChangeTarget::open(target).await?;
+        let mut applier = Applier::with_target(first, run.task.clone(), run.epoch as i64, tables).await?;
+        if applier.set_based && applier.lanes[0].lanes_apart() {
+            let mut more = vec![];
+            for _ in 1..lanes {
+                more.push(AnyChangeTarget::open(target).await?);
+            }
+            applier.add_lanes(more);
+        }
+        Ok(applier)
     }
 }
 
@@ -365,8 +532,11 @@ impl<T: ChangeTarget> Applier<T> {
             // a diagnostic switch, and the benchmarks' baseline.
             set_based: target.set_based() && std::env::var_os("FERRY_APPLY_IN_ORDER").is_none(),
             net: BTreeMap::new(),
+            ordered: HashSet::new(),
+            sequential: false,
             dialect: target.dialect(),
-            target,
+            lanes: vec![target],
+            flight: None,
             task,
             epoch,
             tables,
@@ -398,6 +568,19 @@ impl<T: ChangeTarget> Applier<T> {
     /// Whether batches apply independent tables' net changes as sets.
     pub fn set_based(&self) -> bool {
         self.set_based
+    }
+
+    /// Sessions beside the fenced one that set-based batches spread their
+    /// rows over; each must check as little as the first (else unused).
+    pub fn add_lanes(&mut self, more: Vec<T>) {
+        if self.set_based && self.lanes[0].lanes_apart() && more.iter().all(|l| l.set_based()) {
+            self.lanes.extend(more);
+        }
+    }
+
+    /// Target sessions a batch is applied on.
+    pub fn lanes(&self) -> usize {
+        self.lanes.len().max(1)
     }
 
     /// Replaces table `t`'s mapping (the log announced its row layout); a
@@ -490,7 +673,7 @@ impl<T: ChangeTarget> Applier<T> {
         for (t, at) in done {
             if self.drop_dropped {
                 let qualified = self.tables[t].qualified.clone();
-                self.target.drop_table(&self.task, self.epoch, &qualified).await?;
+                self.lanes[0].drop_table(&self.task, self.epoch, &qualified).await?;
             }
             let table = &mut self.tables[t];
             tracing::warn!(table = %table.display, %at, dropped_on_target = self.drop_dropped, "table dropped on the source leaves the stream");
@@ -505,7 +688,7 @@ impl<T: ChangeTarget> Applier<T> {
     /// batch, or transactions with nothing to write whose position (and
     /// caught-up mark) must still move on.
     pub fn pending(&self) -> bool {
-        self.batch_open || self.batch_txns > 0
+        self.batch_open || self.batch_txns > 0 || self.flight.is_some()
     }
 
     /// Notes the start of a source transaction that will be applied.
@@ -521,12 +704,14 @@ impl<T: ChangeTarget> Applier<T> {
     pub async fn end_txn(&mut self, end: Position, more_buffered: bool) -> Result<(), ConnectorError> {
         self.batch_end = self.batch_end.take().max(Some(end));
         self.batch_txns += 1;
-        if !more_buffered
-            || self.batch_txns >= BATCH_TXNS
+        if !more_buffered {
+            self.commit_batch().await?;
+        } else if self.batch_txns >= BATCH_TXNS
             || self.batch_started.elapsed() >= BATCH_TIME
             || self.sql.len() >= FLUSH_BYTES
         {
-            self.commit_batch().await?;
+            // More is ready: decode it while this batch runs.
+            self.dispatch().await?;
         }
         Ok(())
     }
@@ -558,18 +743,30 @@ impl<T: ChangeTarget> Applier<T> {
         self.sql.push(';');
     }
 
+    /// Sends what the open batch holds before it ends (it grew large), on
+    /// the fenced session; the rest of the batch stays there.
     async fn send(&mut self) -> Result<(), ConnectorError> {
+        self.settle().await?;
+        self.sequential = true;
         self.flush_nets();
         self.close_insert();
         if self.sql.is_empty() {
             return Ok(());
         }
         let sql = std::mem::take(&mut self.sql);
-        let what = match &self.batch_end {
-            Some(end) => format!("applying changes to the target (batch ending after {end})"),
-            None => "applying changes to the target (first batch)".to_string(),
-        };
-        self.target.execute(sql, &what).await
+        let what = self.batch_what();
+        self.lanes[0].execute(sql, &what).await
+    }
+
+    /// The open batch, in errors.
+    fn batch_what(&self) -> String {
+        match &self.batch_end {
+            Some(end) => format!(
+                "task {}: applying changes to the target (batch ending after {end})",
+                self.task
+            ),
+            None => format!("task {}: applying changes to the target (first batch)", self.task),
+        }
     }
 
     fn literal(&self, t: usize, col: usize, v: &Value) -> Result<String, ValueError> {
@@ -808,13 +1005,22 @@ impl<T: ChangeTarget> Applier<T> {
         Ok(())
     }
 
-    /// Writes table `t`'s net changes into the batch: deletes, then updates,
-    /// then upserts, each as few statements as the dialect allows. Every key
-    /// is in one of the three, so their order changes nothing.
+    /// Writes table `t`'s net changes into the batch on the fenced session,
+    /// before a change of the table that goes in order: the rest of the
+    /// table's batch stays on that session.
     fn flush_net(&mut self, t: usize) {
-        let Some(net) = self.net.remove(&t) else { return };
+        self.ordered.insert(t);
+        if let Some(net) = self.net.remove(&t) {
+            self.write_net(t, net.rows);
+        }
+    }
+
+    /// Writes net changes `rows` of table `t` into `sql`: deletes, then
+    /// updates, then upserts, each as few statements as the dialect allows.
+    /// Every key is in one of the three, so their order changes nothing.
+    fn write_net(&mut self, t: usize, rows: Vec<(Vec<String>, Net)>) {
         let (mut deletes, mut updates, mut upserts) = (vec![], vec![], vec![]);
-        for (key, n) in net.rows {
+        for (key, n) in rows {
             match n {
                 Net::Delete => deletes.push(key),
                 Net::Update(image) => updates.push(image),
@@ -882,11 +1088,53 @@ impl<T: ChangeTarget> Applier<T> {
         self.close_insert();
     }
 
-    /// Writes every table's net changes into the batch.
+    /// Writes every table's net changes into the batch on the fenced
+    /// session, where the rest of the batch stays.
     fn flush_nets(&mut self) {
+        self.sequential = true;
         while let Some(&t) = self.net.keys().next() {
             self.flush_net(t);
         }
+    }
+
+    /// Writes the ended batch's net changes out and returns the statements
+    /// of lanes `1..`: each key goes to the lane its hash picks, except the
+    /// tables that must stay on the fenced session (`ordered`, or the whole
+    /// batch when `sequential`).
+    fn spread_nets(&mut self) -> Vec<String> {
+        let n = self.lanes.len();
+        let mut rest = vec![String::new(); n.saturating_sub(1)];
+        if n <= 1 || self.sequential {
+            self.flush_nets();
+            self.close_insert();
+            return rest;
+        }
+        // An INSERT left open belongs to the fenced session's statements.
+        self.close_insert();
+        for (t, net) in std::mem::take(&mut self.net) {
+            if self.ordered.contains(&t) {
+                self.write_net(t, net.rows);
+                continue;
+            }
+            let mut parts: Vec<Vec<(Vec<String>, Net)>> = (0..n).map(|_| vec![]).collect();
+            for (key, effect) in net.rows {
+                parts[lane_of(&key, n)].push((key, effect));
+            }
+            for (lane, part) in parts.into_iter().enumerate() {
+                if part.is_empty() {
+                    continue;
+                }
+                if lane == 0 {
+                    self.write_net(t, part);
+                } else {
+                    // `write_net` leaves no INSERT open: the swap is whole.
+                    std::mem::swap(&mut self.sql, &mut rest[lane - 1]);
+                    self.write_net(t, part);
+                    std::mem::swap(&mut self.sql, &mut rest[lane - 1]);
+                }
+            }
+        }
+        rest
     }
 
     /// Applies one change to table `t` inside the open batch.
@@ -1028,44 +1276,79 @@ impl<T: ChangeTarget> Applier<T> {
         Ok(())
     }
 
-    /// Commits the open batch with its position, fenced by epoch.
+    /// Commits the open batch with its position, fenced by epoch, and
+    /// waits until it is committed.
     pub async fn commit_batch(&mut self) -> Result<(), ConnectorError> {
+        self.dispatch().await?;
+        self.settle().await
+    }
+
+    /// Sends the open batch off to commit with its position, after the
+    /// batch before it committed; [`Applier::settle`] learns the outcome.
+    async fn dispatch(&mut self) -> Result<(), ConnectorError> {
+        self.settle().await?;
         if !self.batch_open {
             // Nothing to write, but the position still moves on.
             self.applied = self.applied.take().max(self.batch_end.clone());
             self.marks_reached = self.marks_reached.max(self.batch_mark);
-            self.batch_txns = 0;
-            self.batch_changes = 0;
-            self.batch_oldest_commit_ms = 0;
+            self.end_batch();
             return Ok(());
         }
-        self.send().await?;
-        let (task, epoch, mark) = (self.task.clone(), self.epoch, self.batch_mark as i64);
-        if !self
-            .target
-            .record_position(&task, epoch, self.batch_end.as_ref(), mark)
-            .await?
-        {
-            self.target.rollback().await;
-            return Err(ConnectorError::Definite(format!(
-                "task {task}: another worker took over the CDC stream (epoch {epoch} superseded); stopping"
-            )));
-        }
-        crate::failpoint::pause("cdc-before-commit").await;
-        self.target.commit().await?;
+        let rest = self.spread_nets();
+        let first = std::mem::take(&mut self.sql);
+        let what = self.batch_what();
+        let run = tokio::spawn(fly(
+            std::mem::take(&mut self.lanes),
+            first,
+            rest,
+            Fence {
+                task: self.task.clone(),
+                epoch: self.epoch,
+                end: self.batch_end.clone(),
+                mark: self.batch_mark as i64,
+            },
+            what,
+        ));
+        self.flight = Some(Flight {
+            run,
+            end: self.batch_end.clone(),
+            mark: self.batch_mark,
+            counters: std::mem::take(&mut self.batch_counters),
+            changed: std::mem::take(&mut self.batch_changed),
+        });
         self.batch_open = false;
-        self.applied = self.batch_end.clone();
-        self.marks_reached = self.marks_reached.max(self.batch_mark);
-        for (t, c) in std::mem::take(&mut self.batch_counters) {
-            self.rows_since_report += c.inserts + c.updates + c.deletes;
-            self.unreported.entry(t).or_default().add(&c);
-        }
-        for (t, c) in std::mem::take(&mut self.batch_changed) {
-            self.unreported_changed.entry(t).or_default().add(&c);
-        }
+        self.end_batch();
+        Ok(())
+    }
+
+    fn end_batch(&mut self) {
         self.batch_txns = 0;
         self.batch_changes = 0;
         self.batch_oldest_commit_ms = 0;
+        self.ordered.clear();
+        self.sequential = false;
+    }
+
+    /// Waits for the batch in flight, if any: once committed, its position,
+    /// mark and counts are the stream's.
+    async fn settle(&mut self) -> Result<(), ConnectorError> {
+        let Some(f) = self.flight.take() else {
+            return Ok(());
+        };
+        let (lanes, outcome) = f.run.await.map_err(|e| {
+            ConnectorError::Definite(format!("task {}: the task applying a batch failed: {e}", self.task))
+        })?;
+        self.lanes = lanes;
+        outcome?;
+        self.applied = f.end;
+        self.marks_reached = self.marks_reached.max(f.mark);
+        for (t, c) in f.counters {
+            self.rows_since_report += c.inserts + c.updates + c.deletes;
+            self.unreported.entry(t).or_default().add(&c);
+        }
+        for (t, c) in f.changed {
+            self.unreported_changed.entry(t).or_default().add(&c);
+        }
         Ok(())
     }
 
@@ -1122,8 +1405,7 @@ mod tests {
     use crate::engine::mysql::target::MysqlDialect;
     use crate::engine::postgres::target::PgDialect;
     use ferry_common::schema::{Column, PrimaryKey};
-    use std::cell::RefCell;
-    use std::rc::Rc;
+    use std::sync::{Arc, Mutex};
 
     /// A WAL position, for short.
     fn at(lsn: u64) -> Position {
@@ -1137,26 +1419,31 @@ mod tests {
         epoch: i64,
         mark: u64,
         committed: Vec<String>,
+        /// Each commit: the session's id, its statements, whether it
+        /// recorded a position.
+        commits: Vec<(usize, Vec<String>, bool)>,
     }
 
     /// A target session: what it sent since its last commit, and the shared
     /// apply state it commits into.
     struct MockTarget {
         dialect: &'static dyn ApplyDialect,
-        state: Rc<RefCell<State>>,
+        state: Arc<Mutex<State>>,
         open: Vec<String>,
         staged: Option<(Option<Position>, u64)>,
         set_based: bool,
+        id: usize,
     }
 
     impl MockTarget {
-        fn new(dialect: &'static dyn ApplyDialect, state: &Rc<RefCell<State>>) -> MockTarget {
+        fn new(dialect: &'static dyn ApplyDialect, state: &Arc<Mutex<State>>) -> MockTarget {
             MockTarget {
                 dialect,
                 state: state.clone(),
                 open: vec![],
                 staged: None,
                 set_based: false,
+                id: 0,
             }
         }
     }
@@ -1168,8 +1455,11 @@ mod tests {
         fn set_based(&self) -> bool {
             self.set_based
         }
+        fn lanes_apart(&self) -> bool {
+            true
+        }
         async fn take_over(&mut self, task: &str, epoch: i64) -> Result<(Option<Position>, u64), ConnectorError> {
-            let mut s = self.state.borrow_mut();
+            let mut s = self.state.lock().unwrap();
             if s.epoch > epoch {
                 return Err(ConnectorError::Definite(format!(
                     "task {task}: epoch {epoch} superseded"
@@ -1177,6 +1467,9 @@ mod tests {
             }
             s.epoch = epoch;
             Ok((s.position.clone(), s.mark))
+        }
+        async fn begin_lane(&mut self, _task: &str, epoch: i64) -> Result<bool, ConnectorError> {
+            Ok(self.state.lock().unwrap().epoch == epoch)
         }
         async fn execute(&mut self, sql: String, _what: &str) -> Result<(), ConnectorError> {
             self.open.push(sql);
@@ -1189,18 +1482,20 @@ mod tests {
             end: Option<&Position>,
             mark: i64,
         ) -> Result<bool, ConnectorError> {
-            if self.state.borrow().epoch != epoch {
+            if self.state.lock().unwrap().epoch != epoch {
                 return Ok(false);
             }
             self.staged = Some((end.cloned(), mark as u64));
             Ok(true)
         }
         async fn commit(&mut self) -> Result<(), ConnectorError> {
-            let mut s = self.state.borrow_mut();
+            let mut s = self.state.lock().unwrap();
+            let fenced = self.staged.is_some();
             if let Some((position, mark)) = self.staged.take() {
                 s.position = position;
                 s.mark = s.mark.max(mark);
             }
+            s.commits.push((self.id, self.open.clone(), fenced));
             s.committed.append(&mut self.open);
             Ok(())
         }
@@ -1209,11 +1504,12 @@ mod tests {
             self.staged = None;
         }
         async fn drop_table(&mut self, _task: &str, epoch: i64, table: &str) -> Result<(), ConnectorError> {
-            if self.state.borrow().epoch != epoch {
+            if self.state.lock().unwrap().epoch != epoch {
                 return Err(ConnectorError::Definite("superseded".into()));
             }
             self.state
-                .borrow_mut()
+                .lock()
+                .unwrap()
                 .committed
                 .push(format!("DROP TABLE IF EXISTS {table}"));
             Ok(())
@@ -1239,7 +1535,7 @@ mod tests {
     }
 
     /// An applier of epoch 1 onto one keyed PostgreSQL table.
-    async fn pg_applier(state: &Rc<RefCell<State>>) -> Applier<MockTarget> {
+    async fn pg_applier(state: &Arc<Mutex<State>>) -> Applier<MockTarget> {
         Applier::with_target(
             MockTarget::new(&PgDialect, state),
             "t1".into(),
@@ -1256,7 +1552,7 @@ mod tests {
 
     /// One batch of every kind of change; the SQL the target received.
     async fn one_batch(engine: Engine, dialect: &'static dyn ApplyDialect) -> Vec<String> {
-        let state = Rc::new(RefCell::new(State::default()));
+        let state = Arc::new(Mutex::new(State::default()));
         let tables = vec![table(engine, true), table(engine, false)];
         let mut a = Applier::with_target(MockTarget::new(dialect, &state), "t1".into(), 1, tables)
             .await
@@ -1281,11 +1577,11 @@ mod tests {
         a.truncate(&[1], false, false).await.unwrap();
         a.end_txn(at(100), false).await.unwrap();
         assert_eq!(
-            state.borrow().position,
+            state.lock().unwrap().position,
             Some(at(100)),
             "the position commits with the batch"
         );
-        let sent = state.borrow().committed.join("\n");
+        let sent = state.lock().unwrap().committed.join("\n");
         sent.split(';')
             .map(str::trim)
             .filter(|s| !s.is_empty())
@@ -1328,14 +1624,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_value_the_target_cannot_hold_goes_to_the_exceptions_table() {
-        let state = Rc::new(RefCell::new(State::default()));
+        let state = Arc::new(Mutex::new(State::default()));
         let mut a = pg_applier(&state).await;
         a.begin_txn(1);
         a.apply(0, Op::Insert(vec![Value::Int(1), text("nul\0byte")]))
             .await
             .unwrap();
         a.end_txn(at(7), false).await.unwrap();
-        let sent = state.borrow().committed.join("\n");
+        let sent = state.lock().unwrap().committed.join("\n");
         assert!(sent.contains("INSERT INTO ferry.apply_exceptions"), "{sent}");
         assert!(!sent.contains(r#"INSERT INTO "s"."t""#), "{sent}");
     }
@@ -1344,7 +1640,7 @@ mod tests {
     /// more, and the newer one resumes from the older one's last commit.
     #[tokio::test]
     async fn a_superseded_stream_commits_nothing() {
-        let state = Rc::new(RefCell::new(State::default()));
+        let state = Arc::new(Mutex::new(State::default()));
         let tables = || vec![table(Engine::Postgres, true)];
         let mut old = Applier::with_target(MockTarget::new(&PgDialect, &state), "t1".into(), 1, tables())
             .await
@@ -1362,9 +1658,9 @@ mod tests {
         old.apply(0, Op::Insert(vec![Value::Int(2), text("b")])).await.unwrap();
         let e = old.end_txn(at(20), false).await.unwrap_err();
         assert!(e.to_string().contains("superseded"), "{e}");
-        assert_eq!(state.borrow().position, Some(at(10)));
+        assert_eq!(state.lock().unwrap().position, Some(at(10)));
         assert!(
-            !state.borrow().committed.join("").contains("'b'"),
+            !state.lock().unwrap().committed.join("").contains("'b'"),
             "the zombie's rows committed"
         );
         let late = Applier::with_target(MockTarget::new(&PgDialect, &state), "t1".into(), 1, tables()).await;
@@ -1375,7 +1671,7 @@ mod tests {
     /// the drop is committed.
     #[tokio::test]
     async fn a_drop_waits_for_the_changes_before_it() {
-        let state = Rc::new(RefCell::new(State::default()));
+        let state = Arc::new(Mutex::new(State::default()));
         let mut a = pg_applier(&state).await;
         a.table_dropped(0, at(50), false);
         a.begin_txn(1);
@@ -1384,9 +1680,9 @@ mod tests {
             .unwrap();
         a.end_txn(at(40), false).await.unwrap();
         a.finish_drops(Some(&at(40))).await.unwrap();
-        assert!(!state.borrow().committed.join("").contains("DROP"));
+        assert!(!state.lock().unwrap().committed.join("").contains("DROP"));
         a.finish_drops(Some(&at(60))).await.unwrap();
-        let sent = state.borrow().committed.join("\n");
+        let sent = state.lock().unwrap().committed.join("\n");
         assert!(sent.ends_with(r#"DROP TABLE IF EXISTS "s"."t""#), "{sent}");
         assert!(a.progress(Some(at(60)), true, 0, 1.0).tables_dropped == ["s.t"]);
     }
@@ -1396,7 +1692,7 @@ mod tests {
     /// upserts) before a change that goes in order (a key change).
     #[tokio::test]
     async fn golden_sql_set_based() {
-        let state = Rc::new(RefCell::new(State::default()));
+        let state = Arc::new(Mutex::new(State::default()));
         let mut target = MockTarget::new(&PgDialect, &state);
         target.set_based = true;
         let mut t = table(Engine::Postgres, true);
@@ -1426,7 +1722,7 @@ mod tests {
             a.apply(0, op).await.unwrap();
         }
         a.end_txn(at(100), false).await.unwrap();
-        let sent = state.borrow().committed.join("\n");
+        let sent = state.lock().unwrap().committed.join("\n");
         let sql: Vec<&str> = sent.split(";").map(str::trim).filter(|s| !s.is_empty()).collect();
         assert_eq!(
             sql,
@@ -1450,10 +1746,95 @@ mod tests {
         );
     }
 
+    /// Lanes: a set-based table's keys are spread over the sessions, every
+    /// lane commits before the fenced session records the position, what
+    /// goes in order stays on the fenced session, and a superseded stream's
+    /// lanes commit nothing.
+    #[tokio::test]
+    async fn parallel_lanes_spread_keys_and_commit_the_fence_last() {
+        let state = Arc::new(Mutex::new(State::default()));
+        let session = |id: usize| {
+            let mut t = MockTarget::new(&PgDialect, &state);
+            t.set_based = true;
+            t.id = id;
+            t
+        };
+        let mut keyed = table(Engine::Postgres, true);
+        keyed.replay = false;
+        let keyless = table(Engine::Postgres, false);
+        let mut a = Applier::with_target(session(0), "t1".into(), 1, vec![keyed, keyless])
+            .await
+            .unwrap();
+        a.add_lanes(vec![session(1), session(2)]);
+        assert_eq!(a.lanes(), 3);
+        let row = |id: i64| vec![Value::Int(id), text("v")];
+
+        a.begin_txn(1);
+        for id in 1..=30 {
+            a.apply(0, Op::Insert(row(id))).await.unwrap();
+        }
+        a.apply(1, Op::Insert(row(0))).await.unwrap();
+        a.end_txn(at(10), false).await.unwrap();
+        {
+            let s = state.lock().unwrap();
+            assert_eq!(s.position, Some(at(10)));
+            let (last, others) = s.commits.split_last().unwrap();
+            assert!(
+                last.0 == 0 && last.2,
+                "the fenced session commits last: {:?}",
+                s.commits
+            );
+            assert!(others.iter().all(|c| c.0 != 0 && !c.2));
+            assert!(!others.is_empty(), "no key went to another lane");
+            let all = s.committed.join(";");
+            for id in 1..=30 {
+                assert_eq!(all.matches(&format!("('{id}'::integer,")).count(), 1, "key {id}: {all}");
+            }
+            // The keyless table's insert goes in order, on the fenced session.
+            assert!(last.1.join(";").contains("('0'::integer, 'v'::text)"), "{:?}", last.1);
+        }
+
+        // A key-changing update keeps the table's batch on the fenced session.
+        let before = state.lock().unwrap().commits.len();
+        a.begin_txn(2);
+        a.apply(0, Op::Insert(row(31))).await.unwrap();
+        a.apply(
+            0,
+            Op::Update {
+                before: whole(row(31)),
+                after: whole(row(32)),
+            },
+        )
+        .await
+        .unwrap();
+        for id in 33..=60 {
+            a.apply(0, Op::Insert(row(id))).await.unwrap();
+        }
+        a.end_txn(at(20), false).await.unwrap();
+        {
+            let s = state.lock().unwrap();
+            assert_eq!(s.commits[before..].len(), 1, "{:?}", &s.commits[before..]);
+            assert_eq!(s.commits[before].0, 0);
+        }
+
+        // Superseded: no lane commits, the position stays.
+        state.lock().unwrap().epoch = 2;
+        let before = state.lock().unwrap().commits.len();
+        a.begin_txn(3);
+        for id in 61..=90 {
+            a.apply(0, Op::Insert(row(id))).await.unwrap();
+        }
+        let e = a.end_txn(at(30), false).await.unwrap_err();
+        assert!(e.to_string().contains("superseded"), "{e}");
+        let s = state.lock().unwrap();
+        assert_eq!(s.commits.len(), before, "{:?}", &s.commits[before..]);
+        assert_eq!(s.position, Some(at(20)));
+    }
+
     /// A dialect without a set UPDATE form gets one UPDATE per folded row.
     #[tokio::test]
     async fn set_based_without_a_set_update_form() {
-        let state = Rc::new(RefCell::new(State::default()));
+        let state = Arc::new(Mutex::new(State::default()));
         let mut target = MockTarget::new(&MysqlDialect, &state);
         target.set_based = true;
         let mut t = table(Engine::Mysql, true);
@@ -1482,7 +1863,7 @@ mod tests {
         a.apply(0, Op::Delete(row(3, "c"))).await.unwrap();
         a.apply(0, Op::Delete(row(4, "d"))).await.unwrap();
         a.end_txn(at(9), false).await.unwrap();
-        let sent = state.borrow().committed.join("\n");
+        let sent = state.lock().unwrap().committed.join("\n");
         let sql: Vec<&str> = sent.split(";").map(str::trim).filter(|s| !s.is_empty()).collect();
         assert_eq!(
             sql,

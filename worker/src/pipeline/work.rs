@@ -130,6 +130,7 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             discover,
             apply_truncates,
             drop_dropped,
+            lanes,
         } => {
             let stream = ChangeStream {
                 source: &source,
@@ -142,6 +143,7 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
                     apply_truncates,
                     drop_dropped,
                 },
+                lanes: lanes.max(1) as usize,
             };
             with_engine!(source.engine, |e| e.stream(stream, run, &ctx.reporter).await)
         }

@@ -517,6 +517,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
         tables,
         start,
         policy,
+        lanes,
         ..
     } = stream;
     let task = run.task.clone();
@@ -559,7 +560,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
         .enumerate()
         .map(|(i, t)| ((t.table.schema.to_lowercase(), t.table.name.to_lowercase()), i))
         .collect();
-    let mut applier = Applier::open(run, target, targets).await?;
+    let mut applier = Applier::open(run, target, targets, lanes).await?;
     applier.set_policy(&policy);
     let from = Coord::of_opt(applier.applied.as_ref())?.max(Coord::of_opt(start.as_ref())?);
 
@@ -589,7 +590,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
         .await
         .map_err(|e| classify(format!("requesting the binlog from {file}:{offset}"), e))?;
     let mut stream = Box::pin(stream.peekable());
-    tracing::info!(%file, offset, "binlog stream started");
+    tracing::info!(%file, offset, set_based = applier.set_based(), lanes = applier.lanes(), "binlog stream started");
 
     let mut table_maps: HashMap<u64, Mapped> = HashMap::new();
     let mut txn: Option<Txn> = None;

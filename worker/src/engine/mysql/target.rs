@@ -181,20 +181,38 @@ impl ApplyDialect for MysqlDialect {
 /// The applier's session on a MySQL target.
 pub(crate) struct MysqlChangeTarget {
     c: Conn,
+    /// The target had no trigger when the session opened.
+    no_triggers: bool,
 }
 
 impl MysqlChangeTarget {
     pub async fn open(ep: &Endpoint) -> Result<MysqlChangeTarget, ConnectorError> {
-        Ok(MysqlChangeTarget {
-            c: target_session(ep).await?,
-        })
+        let mut c = target_session(ep).await?;
+        let triggers: Option<u64> = c
+            .query_first(
+                "SELECT COUNT(*) FROM information_schema.TRIGGERS
+                  WHERE TRIGGER_SCHEMA NOT IN ('mysql', 'sys', 'information_schema', 'performance_schema', 'ferry')",
+            )
+            .await
+            .map_err(|e| classify(format!("listing the triggers of {ep}"), e))?;
+        let no_triggers = triggers == Some(0);
+        if !no_triggers {
+            tracing::info!(target = %ep, "the target has triggers, which fire on the applier's writes: changes are applied row by row in source order");
+        }
+        Ok(MysqlChangeTarget { c, no_triggers })
     }
 }
 
 impl ChangeTarget for MysqlChangeTarget {
-    /// Not yet: triggers on a MySQL target fire on the applier's writes
-    /// (there is no session switch for them), so rows go in source order.
+    /// The session checks no foreign keys (`target_session`); triggers
+    /// cannot be switched off per session, so a target that has any
+    /// applies in source order.
     fn set_based(&self) -> bool {
+        self.no_triggers
+    }
+    /// InnoDB's duplicate-key checks take gap locks even under READ
+    /// COMMITTED: upserts of disjoint keys on two sessions can deadlock.
+    fn lanes_apart(&self) -> bool {
         false
     }
     fn dialect(&self) -> &'static dyn ApplyDialect {
@@ -202,6 +220,19 @@ impl ChangeTarget for MysqlChangeTarget {
     }
     async fn take_over(&mut self, task: &str, epoch: i64) -> Result<(Option<Position>, u64), ConnectorError> {
         take_over(&mut self.c, task, epoch).await
+    }
+    async fn begin_lane(&mut self, task: &str, epoch: i64) -> Result<bool, ConnectorError> {
+        let q = |e| classify("opening a parallel apply lane on the target", e);
+        self.c.query_drop("START TRANSACTION").await.map_err(q)?;
+        let owner: Option<i64> = self
+            .c
+            .exec_first(
+                "SELECT epoch FROM ferry.apply_state WHERE task = ? LOCK IN SHARE MODE",
+                (task,),
+            )
+            .await
+            .map_err(q)?;
+        Ok(owner == Some(epoch))
     }
     async fn execute(&mut self, sql: String, what: &str) -> Result<(), ConnectorError> {
         self.c.query_drop(sql).await.map_err(|e| classify(what, e))

@@ -179,11 +179,32 @@ impl ChangeTarget for PgChangeTarget {
     fn set_based(&self) -> bool {
         self.replica
     }
+    /// Writes to disjoint keys take no locks the other lanes wait on
+    /// (row locks only; no predicate locks below SERIALIZABLE).
+    fn lanes_apart(&self) -> bool {
+        true
+    }
     fn dialect(&self) -> &'static dyn ApplyDialect {
         &PgDialect
     }
     async fn take_over(&mut self, task: &str, epoch: i64) -> Result<(Option<Position>, u64), ConnectorError> {
         take_over(&self.c, task, epoch).await
+    }
+    /// `FOR SHARE` conflicts with the `UPDATE` of a take-over (and of
+    /// the fenced session's `record_position`, which runs once every lane
+    /// has committed), not with other lanes.
+    async fn begin_lane(&mut self, task: &str, epoch: i64) -> Result<bool, ConnectorError> {
+        let q = |e| classify("opening a parallel apply lane on the target", e);
+        self.c.batch_execute("BEGIN").await.map_err(q)?;
+        let owner = self
+            .c
+            .query_opt(
+                "SELECT epoch FROM ferry.apply_state WHERE task = $1 FOR SHARE",
+                &[&task],
+            )
+            .await
+            .map_err(q)?;
+        Ok(owner.is_some_and(|r| r.get::<_, i64>(0) == epoch))
     }
     async fn execute(&mut self, sql: String, what: &str) -> Result<(), ConnectorError> {
         self.c.batch_execute(&sql).await.map_err(|e| classify(what, e))

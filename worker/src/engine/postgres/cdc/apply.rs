@@ -150,15 +150,20 @@ impl Stream<'_> {
             }
             Message::Update { relation, old, new } => {
                 let Some(t) = self.wanted(relation) else { return Ok(()) };
-                // Without an old image the key did not change.
-                let old = match old {
-                    Some(OldTuple::Key(k) | OldTuple::Full(k)) => self.image(relation, k),
-                    None => self.image(relation, new.clone()),
+                let after = match self.image(relation, new) {
+                    Ok(after) => after,
+                    Err(e) => return self.reject(t, e),
                 };
-                match (old, self.image(relation, new)) {
-                    (Ok(before), Ok(after)) => (t, Op::Update { before, after }),
-                    (Err(e), _) | (_, Err(e)) => return self.reject(t, e),
-                }
+                // Without an old image the key did not change: the new
+                // image, decoded once, is the old one's key too.
+                let before = match old {
+                    Some(OldTuple::Key(k) | OldTuple::Full(k)) => match self.image(relation, k) {
+                        Ok(before) => before,
+                        Err(e) => return self.reject(t, e),
+                    },
+                    None => after.clone(),
+                };
+                (t, Op::Update { before, after })
             }
             Message::Delete { relation, old } => {
                 let Some(t) = self.wanted(relation) else { return Ok(()) };
@@ -328,6 +333,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
         tables,
         start,
         policy,
+        lanes,
     } = stream;
     let task = run.task.clone();
     let targets = tables
@@ -339,7 +345,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let mut applier = Applier::open(run, target, targets).await?;
+    let mut applier = Applier::open(run, target, targets, lanes).await?;
     applier.set_policy(&policy);
     let applied = wal_of(applier.applied.as_ref())?.max(wal_of(start.as_ref())?);
     let mut emitted_mark = applier.marks_reached;
@@ -364,7 +370,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
         e => e,
     }
     };
-    tracing::info!(slot = %names.slot, from = %applied, set_based = applier.set_based(), "CDC stream started");
+    tracing::info!(slot = %names.slot, from = %applied, set_based = applier.set_based(), lanes = applier.lanes(), "CDC stream started");
 
     let mut s = Stream {
         tables,

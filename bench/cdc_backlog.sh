@@ -29,7 +29,9 @@
 #                 CHAMELEON_USER (bench), from CHAMELEON (its chameleon
 #                 executable; default /home/$CHAMELEON_USER/venv/bin/chameleon).
 # MY_TOOLS="my_ferry my_chameleon" picks them; MY_TOOLS= skips the part.
-#   [RUNS=3] [SCALE=10] [CLIENTS=4] [MY_SIZE=100000] bench/cdc_backlog.sh [SECS=60]
+# MY_SECS (default SECS) is this part's writing time: pg_chameleon drains
+# a few thousand rows/s, so a long backlog makes its runs long.
+#   [RUNS=3] [SCALE=10] [CLIENTS=4] [MY_SIZE=100000] [MY_SECS=SECS] bench/cdc_backlog.sh [SECS=60]
 # PROFILE=dir records each drain with `perf record -a` and writes where the
 # CPU went (by process and library, by symbol) into dir.
 # Needs: a release build (cargo build --release --bins), pgbench; for the
@@ -111,22 +113,28 @@ ferry_run() {
   stop_ferry
 }
 
-read -r -a TOOLS <<<"${TOOLS:-native ferry_in_order ferry}"
 declare -A RATES
+LOG=WAL
 after_run() { # run tool
-  # pgbench's transaction writes 4 rows (3 updates, 1 insert).
+  # Both workloads' transactions change 4 rows (pgbench: 3 updates and an
+  # insert; sysbench oltp_write_only: 2 updates, a delete and an insert).
   local rate; rate=$(echo "4 * $TXNS / $T" | bc -l)
-  printf "run %d %-15s backlog %8d txns %6.0f MB WAL   drain %7.2f s   %9.0f rows/s\n" \
-    "$1" "$2" "$TXNS" "$(echo "$WAL_BYTES / 1048576" | bc -l)" "$T" "$rate"
+  printf "run %d %-15s backlog %8d txns %6.0f MB %s   drain %7.2f s   %9.0f rows/s\n" \
+    "$1" "$2" "$TXNS" "$(echo "$WAL_BYTES / 1048576" | bc -l)" "$LOG" "$T" "$rate"
   RATES[$2]+="$rate "
 }
+summary() { # tools...: median drain with spread, median rate
+  local tool
+  for tool in "$@"; do
+    # shellcheck disable=SC2086
+    printf "%-15s drain s median %s   rows/s median %.0f\n" "$tool" "$(stats ${TIMES[$tool]})" "$(median ${RATES[$tool]})"
+  done
+}
+read -r -a TOOLS <<<"${TOOLS-native ferry_in_order ferry}"
 rotate "${TOOLS[@]}"
 echo
 printf "pgbench scale %s, %s clients, %ss of writes paused, %s runs (rotated)\n" "$SCALE" "$CLIENTS" "$SECS" "$RUNS"
-for tool in "${TOOLS[@]}"; do
-  # shellcheck disable=SC2086
-  printf "%-15s drain s median %s   rows/s median %.0f\n" "$tool" "$(stats ${TIMES[$tool]})" "$(median ${RATES[$tool]})"
-done
+summary "${TOOLS[@]}"
 for tool in "${TOOLS[@]}"; do
   [ "$tool" = native ] || [ -z "${TIMES[native]:-}" ] && continue
   printf "%s drain / native drain (medians): %s\n" "$tool" "$(ratio "$tool" native)"
@@ -135,7 +143,7 @@ done
 # ---- MariaDB -> PostgreSQL ----
 read -r -a MY_TOOLS <<<"${MY_TOOLS-my_ferry my_chameleon}"
 [ ${#MY_TOOLS[@]} -gt 0 ] || exit 0
-MY_SIZE=${MY_SIZE:-100000}
+MY_SIZE=${MY_SIZE:-100000}; MY_SECS=${MY_SECS:-$SECS}
 CHAMELEON_USER=${CHAMELEON_USER:-bench}
 CHAMELEON=${CHAMELEON:-/home/$CHAMELEON_USER/venv/bin/chameleon}
 for t in mariadbd sysbench; do
@@ -155,10 +163,10 @@ my_warm() {
   dst -c "CHECKPOINT"
   my sbtest -e "SELECT count(*) FROM sbtest1; SELECT count(*) FROM sbtest2; SELECT count(*) FROM sbtest3; SELECT count(*) FROM sbtest4" >/dev/null
 }
-my_backlog() { # sysbench writes for SECS while paused; sets TXNS, WAL_BYTES (binlog bytes)
+my_backlog() { # sysbench writes for MY_SECS while paused; sets TXNS, WAL_BYTES (binlog bytes)
   local before after
   before=$(my -e "SHOW MASTER STATUS" | awk '{print $2}')
-  TXNS=$("${SYSBENCH[@]}" --threads="$CLIENTS" --time="$SECS" --report-interval=0 run 2>/dev/null \
+  TXNS=$("${SYSBENCH[@]}" --threads="$CLIENTS" --time="$MY_SECS" --report-interval=0 run 2>/dev/null \
     | awk '/transactions:/ {print $2; exit}')
   MARK=$((MARK + 1))
   my sbtest -e "INSERT INTO bench_marker VALUES ($MARK, now(6))"
@@ -182,12 +190,15 @@ my_ferry_run() {
   "$BIN/ferry" task delete mybacklog >/dev/null
   stop_ferry
 }
-as_chameleon() { runuser -u "$CHAMELEON_USER" -- "$CHAMELEON" "$@" --config ferrybench >>"$WORK/chameleon.log" 2>&1; }
+as_chameleon() {
+  (cd / && runuser -u "$CHAMELEON_USER" -- "$CHAMELEON" "$@" --config ferrybench >>"$WORK/chameleon.log" 2>&1) \
+    || { echo "error: chameleon $* failed:" >&2; tail -20 "$WORK/chameleon.log" >&2; exit 1; }
+}
 my_chameleon_run() {
   [ -x "$CHAMELEON" ] || { echo "error: pg_chameleon not found at $CHAMELEON (see the header)" >&2; exit 1; }
   local home; home=$(getent passwd "$CHAMELEON_USER" | cut -d: -f6)
   dst -c "DROP DATABASE IF EXISTS chameleon" -c "CREATE DATABASE chameleon"
-  mkdir -p "$home/.pg_chameleon/configuration" "$home/chameleon_out"
+  mkdir -p "$home/.pg_chameleon/configuration" "$home/.pg_chameleon/logs" "$home/.pg_chameleon/pid" "$home/chameleon_out"
   cat >"$home/.pg_chameleon/configuration/ferrybench.yml" <<YML
 ---
 pid_dir: '~/.pg_chameleon/pid/'
@@ -202,7 +213,7 @@ pg_conn:
   host: "127.0.0.1"
   port: "$DST_PORT"
   user: "postgres"
-  password: ""
+  password: "unused-trust-auth"
   database: "chameleon"
   charset: "utf8"
 sources:
@@ -257,22 +268,12 @@ YML
   as_chameleon stop_replica --source mysql
   as_chameleon drop_replica_schema || true
 }
-declare -A MY_RATES
-after_run() { # run tool
-  # sysbench oltp_write_only's transaction changes 4 rows (2 updates, a delete, an insert).
-  local rate; rate=$(echo "4 * $TXNS / $T" | bc -l)
-  printf "run %d %-15s backlog %8d txns %6.0f MB binlog   drain %7.2f s   %9.0f rows/s\n" \
-    "$1" "$2" "$TXNS" "$(echo "$WAL_BYTES / 1048576" | bc -l)" "$T" "$rate"
-  MY_RATES[$2]+="$rate "
-}
+LOG=binlog
 rotate "${MY_TOOLS[@]}"
 echo
 printf "MariaDB -> PostgreSQL: sysbench oltp_write_only 4 x %s rows, %s threads, %ss of writes paused, %s runs (rotated)\n" \
-  "$MY_SIZE" "$CLIENTS" "$SECS" "$RUNS"
-for tool in "${MY_TOOLS[@]}"; do
-  # shellcheck disable=SC2086
-  printf "%-15s drain s median %s   rows/s median %.0f\n" "$tool" "$(stats ${TIMES[$tool]})" "$(median ${MY_RATES[$tool]})"
-done
+  "$MY_SIZE" "$CLIENTS" "$MY_SECS" "$RUNS"
+summary "${MY_TOOLS[@]}"
 if [ -n "${TIMES[my_ferry]:-}" ] && [ -n "${TIMES[my_chameleon]:-}" ]; then
   printf "my_ferry drain / my_chameleon drain (medians): %s\n" "$(ratio my_ferry my_chameleon)"
 fi

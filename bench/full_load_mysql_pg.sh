@@ -45,13 +45,7 @@ loaded() { # a run that left other than every row does not count
 }
 ferry_run() {
   fresh ferry
-  start_ferry
-  T0=$(now)
-  "$BIN/ferry" task create bench --source "$SRC" --target "postgres://postgres@127.0.0.1:$DST_PORT/ferry" --type full-load >/dev/null
-  "$BIN/ferry" task start bench >/dev/null
-  "$BIN/ferry" task wait bench --for full-load >/dev/null
-  T=$(echo "$(now) - $T0" | bc)
-  stop_ferry
+  ferry_full_load "$SRC" "postgres://postgres@127.0.0.1:$DST_PORT/ferry"
   loaded ferry
 }
 pgloader_run() {

@@ -36,13 +36,7 @@ loaded() { # rows the target holds after a run: a run that lost rows does not co
 
 ferry_run() {
   fresh_target
-  start_ferry
-  T0=$(now)
-  "$BIN/ferry" task create bench --source "$SRC" --target "$DST" --type full-load >/dev/null
-  "$BIN/ferry" task start bench >/dev/null
-  "$BIN/ferry" task wait bench --for full-load >/dev/null
-  T=$(echo "$(now) - $T0" | bc)
-  stop_ferry
+  ferry_full_load "$SRC" "$DST"
   loaded ferry
 }
 dump_run() {

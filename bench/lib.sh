@@ -50,7 +50,10 @@ pgbench_source() { # scale: database "bench" on the source, with a marker table
 }
 start_ferry() { # coordinator + 3 workers; sets FERRY_COORDINATOR
   "$BIN/ferry" coordinator --data-dir "$WORK/ferry" --listen "127.0.0.1:$FERRY_PORT" 2>"$WORK/coord.log" & COORD=$!
-  for _ in $(seq "${FERRY_WORKERS:-3}"); do "$BIN/ferry-worker" --coordinator "http://127.0.0.1:$FERRY_PORT" 2>>"$WORK/workers.log" & done
+  FERRY_PIDS=("$COORD")
+  for _ in $(seq "${FERRY_WORKERS:-3}"); do
+    "$BIN/ferry-worker" --coordinator "http://127.0.0.1:$FERRY_PORT" 2>>"$WORK/workers.log" & FERRY_PIDS+=($!)
+  done
   export FERRY_COORDINATOR="http://127.0.0.1:$FERRY_PORT"
   for _ in $(seq 50); do "$BIN/ferry" task list >/dev/null 2>&1 && break; sleep 0.2; done
 }
@@ -82,9 +85,17 @@ ratio() { # tool_a tool_b -> median time of a / median time of b
   # shellcheck disable=SC2086
   printf "%.2f" "$(echo "$(median ${TIMES[$1]}) / $(median ${TIMES[$2]})" | bc -l)"
 }
+ferry_full_load() { # source-url target-url: a full load by a fresh Ferry; sets T (seconds)
+  start_ferry
+  local t0; t0=$(now)
+  "$BIN/ferry" task create bench --source "$1" --target "$2" --type full-load >/dev/null
+  "$BIN/ferry" task start bench >/dev/null
+  "$BIN/ferry" task wait bench --for full-load >/dev/null
+  T=$(echo "$(now) - $t0" | bc)
+  stop_ferry
+}
 stop_ferry() { # the coordinator and workers start_ferry began, and its data
-  kill "$COORD" 2>/dev/null || true
-  pkill -f "ferry-worker --coordinator http://127.0.0.1:$FERRY_PORT" 2>/dev/null || true
-  wait 2>/dev/null || true
+  kill "${FERRY_PIDS[@]}" 2>/dev/null || true
+  wait "${FERRY_PIDS[@]}" 2>/dev/null || true
   rm -rf "$WORK/ferry"
 }

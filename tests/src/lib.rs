@@ -361,6 +361,15 @@ impl Ferry {
             .map(|(i, _)| i)
     }
 
+    /// `ferry task stop`, then waits until the task's CDC stream has
+    /// stopped (changes from now on pile up as a backlog).
+    pub fn stop_stream(&self, task: &str) {
+        self.ok(&["task", "stop", task]);
+        self.wait_until("the stream to stop", Duration::from_secs(60), || {
+            self.status(task).is_some_and(|s| s["cdc"]["streaming"] == false)
+        });
+    }
+
     /// Runs `ferry task ...` and returns (success, stdout, stderr).
     pub fn ferry(&self, args: &[&str]) -> (bool, String, String) {
         let out = Command::new(bin_dir().join("ferry"))

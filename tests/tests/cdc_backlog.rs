@@ -16,10 +16,7 @@ async fn a_backlog_drained_in_sets_survives_worker_kills() -> anyhow::Result<()>
     p.create_task(&f, "drain", "full-load-and-cdc");
     f.ok(&["task", "start", "drain"]);
     wait_caught_up(&f, "drain");
-    f.ok(&["task", "stop", "drain"]);
-    f.wait_until("the stream to stop", Duration::from_secs(60), || {
-        f.status("drain").is_some_and(|s| s["cdc"]["streaming"] == false)
-    });
+    f.stop_stream("drain");
     finish(p.write_load(4, 20)?);
     let src = p.src.client("postgres").await?;
     let end: String = src.query_one("SELECT pg_current_wal_lsn()::text", &[]).await?.get(0);

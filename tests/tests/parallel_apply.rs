@@ -17,10 +17,7 @@ async fn a_kill_between_lane_commits_and_the_fence_loses_nothing() -> anyhow::Re
     p.create_task(&f, "lanes", "full-load-and-cdc");
     f.ok(&["task", "start", "lanes"]);
     wait_caught_up(&f, "lanes");
-    f.ok(&["task", "stop", "lanes"]);
-    f.wait_until("the stream to stop", Duration::from_secs(60), || {
-        f.status("lanes").is_some_and(|s| s["cdc"]["streaming"] == false)
-    });
+    f.stop_stream("lanes");
     finish(p.write_load(4, 10)?);
     for w in &mut f.workers {
         w.kill9();

@@ -30,7 +30,8 @@ start_mariadb() { # a throwaway MariaDB with ROW binlog, on $MY_PORT
   echo "error: mariadbd did not start (see $WORK/my.log)" >&2; exit 1
 }
 cleanup() {
-  [ -n "${MYSQLD:-}" ] && kill -9 "$MYSQLD" 2>/dev/null || true
+  # Waited for with stderr closed: bash would report the kill.
+  [ -n "${MYSQLD:-}" ] && { kill -9 "$MYSQLD"; wait "$MYSQLD"; } 2>/dev/null || true
   [ -n "${COORD:-}" ] && kill "$COORD" 2>/dev/null || true
   pkill -f "ferry-worker --coordinator http://127.0.0.1:$FERRY_PORT" 2>/dev/null || true
   $AS_PG "$PGBIN/pg_ctl" -D "$WORK/src" -m immediate stop >/dev/null 2>&1 || true

@@ -738,3 +738,36 @@ pub fn log_field(line: &str, name: &str) -> Option<String> {
         .split_whitespace()
         .find_map(|w| w.strip_prefix(prefix.as_str()).map(str::to_string))
 }
+
+/// A cgroup (v1 memory controller) holding one process, removed on drop.
+pub struct MemoryCgroup(PathBuf);
+
+impl MemoryCgroup {
+    pub fn limit(pid: u32, bytes: u64) -> anyhow::Result<MemoryCgroup> {
+        let dir = PathBuf::from(format!("/sys/fs/cgroup/memory/ferry-test-{}", std::process::id()));
+        std::fs::create_dir(&dir).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create memory cgroup {} (root and cgroup v1 memory needed): {e}",
+                dir.display()
+            )
+        })?;
+        let cg = MemoryCgroup(dir);
+        std::fs::write(cg.0.join("memory.limit_in_bytes"), bytes.to_string())?;
+        std::fs::write(cg.0.join("cgroup.procs"), pid.to_string())?;
+        Ok(cg)
+    }
+
+    pub fn read(&self, file: &str) -> u64 {
+        std::fs::read_to_string(self.0.join(file))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for MemoryCgroup {
+    fn drop(&mut self) {
+        // Emptied by the worker's exit (Ferry kills its workers first).
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}

@@ -771,3 +771,34 @@ impl Drop for MemoryCgroup {
         let _ = std::fs::remove_dir(&self.0);
     }
 }
+
+/// Runs `write` (one source transaction larger than memory) while worker 0
+/// of `f` is held to `limit` bytes by a memory cgroup, waits for `task` to
+/// catch up, and fails if the worker died (OOM-killed) or the wait failed.
+/// Stops the worker and returns its peak resident memory (`VmHWM` line;
+/// the cgroup's own peak also counts the page cache of its log file).
+pub async fn catch_up_under_memory_limit(
+    f: &mut Ferry,
+    task: &str,
+    limit: u64,
+    write: impl std::future::Future<Output = Result<()>>,
+) -> Result<String> {
+    let worker = f.workers[0].child.id();
+    let cg = MemoryCgroup::limit(worker, limit)?;
+    write.await?;
+    let (ok, out, err) = f.ferry(&["task", "wait", task, "--for", "caught-up", "--timeout", "900"]);
+    let hwm = std::fs::read_to_string(format!("/proc/{worker}/status"))
+        .ok()
+        .and_then(|st| st.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
+        .unwrap_or_default();
+    assert!(
+        f.workers[0].child.try_wait()?.is_none(),
+        "the worker died (OOM-killed: {} limit hits): {}",
+        cg.read("memory.failcnt"),
+        f.workers[0].log_text()
+    );
+    assert!(ok, "caught-up wait failed: {out}{err}");
+    f.workers[0].kill9();
+    drop(cg);
+    Ok(hwm)
+}

@@ -29,25 +29,10 @@ async fn a_transaction_larger_than_memory_is_applied_in_bounded_memory() -> anyh
     f.ok(&["task", "start", "huge"]);
     wait_caught_up(&f, "huge");
 
-    let worker = f.workers[0].child.id();
-    let cg = MemoryCgroup::limit(worker, LIMIT)?;
     // 1,048,576 rows of 1 KiB: 1 GiB of values in one transaction.
-    s.batch_execute("INSERT INTO big_txn SELECT g, repeat(md5(g::text), 32) FROM generate_series(1, 1048576) g")
-        .await?;
-    let (ok, out, err) = f.ferry(&["task", "wait", "huge", "--for", "caught-up", "--timeout", "900"]);
-    // Peak resident memory (the cgroup's own peak also counts the page
-    // cache of the worker's log file).
-    let hwm = std::fs::read_to_string(format!("/proc/{worker}/status"))
-        .ok()
-        .and_then(|st| st.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
-        .unwrap_or_default();
-    assert!(
-        f.workers[0].child.try_wait()?.is_none(),
-        "the worker died (OOM-killed: {} limit hits): {}",
-        cg.read("memory.failcnt"),
-        f.workers[0].log_text()
-    );
-    assert!(ok, "caught-up wait failed: {out}{err}");
+    let insert =
+        s.batch_execute("INSERT INTO big_txn SELECT g, repeat(md5(g::text), 32) FROM generate_series(1, 1048576) g");
+    let hwm = catch_up_under_memory_limit(&mut f, "huge", LIMIT, async { Ok(insert.await?) }).await?;
     eprintln!("worker applying a 1 GiB transaction under a 256 MiB limit: {hwm}");
 
     let digest = "SELECT count(*), sum(hashtext(payload)::bigint)::text FROM big_txn";
@@ -59,7 +44,5 @@ async fn a_transaction_larger_than_memory_is_applied_in_bounded_memory() -> anyh
         (b.get::<_, i64>(0), b.get::<_, String>(1)),
         "source and target differ"
     );
-    f.workers[0].kill9();
-    drop(cg);
     Ok(())
 }

@@ -31,7 +31,14 @@
 # MY_TOOLS="my_ferry my_chameleon" picks them; MY_TOOLS= skips the part.
 # MY_SECS (default SECS) is this part's writing time: pg_chameleon drains
 # a few thousand rows/s, so a long backlog makes its runs long.
-#   [RUNS=3] [SCALE=10] [CLIENTS=4] [MY_SIZE=100000] [MY_SECS=SECS] bench/cdc_backlog.sh [SECS=60]
+#
+# Then PostgreSQL -> MariaDB (InnoDB target: lanes keep the fenced session
+# off spread tables, deadlocked lanes run again), the pgbench backlog of
+# PM_SECS (default MY_SECS):
+#   pm_ferry_1lane  Ferry with ParallelApplyThreads 1.
+#   pm_ferry        Ferry with the default 4 lanes.
+# PM_TOOLS="pm_ferry_1lane pm_ferry" picks them; PM_TOOLS= skips the part.
+#   [RUNS=3] [SCALE=10] [CLIENTS=4] [MY_SIZE=100000] [MY_SECS=SECS] [PM_SECS=MY_SECS] bench/cdc_backlog.sh [SECS=60]
 # PROFILE=dir records each drain with `perf record -a` and writes where the
 # CPU went (by process and library, by symbol) into dir.
 # Needs: a release build (cargo build --release --bins), pgbench; for the
@@ -142,7 +149,8 @@ done
 
 # ---- MariaDB -> PostgreSQL ----
 read -r -a MY_TOOLS <<<"${MY_TOOLS-my_ferry my_chameleon}"
-[ ${#MY_TOOLS[@]} -gt 0 ] || exit 0
+read -r -a PM_TOOLS <<<"${PM_TOOLS-pm_ferry_1lane pm_ferry}"
+[ ${#MY_TOOLS[@]} -gt 0 ] || [ ${#PM_TOOLS[@]} -gt 0 ] || exit 0
 MY_SIZE=${MY_SIZE:-100000}; MY_SECS=${MY_SECS:-$SECS}
 CHAMELEON_USER=${CHAMELEON_USER:-bench}
 CHAMELEON=${CHAMELEON:-/home/$CHAMELEON_USER/venv/bin/chameleon}
@@ -268,12 +276,51 @@ YML
   as_chameleon stop_replica --source mysql
   as_chameleon drop_replica_schema || true
 }
-LOG=binlog
-rotate "${MY_TOOLS[@]}"
+if [ ${#MY_TOOLS[@]} -gt 0 ]; then
+  LOG=binlog
+  rotate "${MY_TOOLS[@]}"
+  echo
+  printf "MariaDB -> PostgreSQL: sysbench oltp_write_only 4 x %s rows, %s threads, %ss of writes paused, %s runs (rotated)\n" \
+    "$MY_SIZE" "$CLIENTS" "$MY_SECS" "$RUNS"
+  summary "${MY_TOOLS[@]}"
+  if [ -n "${TIMES[my_ferry]:-}" ] && [ -n "${TIMES[my_chameleon]:-}" ]; then
+    printf "my_ferry drain / my_chameleon drain (medians): %s\n" "$(ratio my_ferry my_chameleon)"
+  fi
+fi
+
+# ---- PostgreSQL -> MariaDB ----
+[ ${#PM_TOOLS[@]} -gt 0 ] || exit 0
+PM_SECS=${PM_SECS:-$MY_SECS}
+pm_drained() { # tool -> seconds from now until the current marker is in MariaDB
+  local t0; t0=$(now)
+  until [ "$(my -e "SELECT count(*) FROM public.bench_marker WHERE id = $MARK" 2>/dev/null)" = "1" ]; do sleep 0.05; done
+  echo "$(now) - $t0" | bc
+}
+pm_ferry_1lane_run() { LANES=1 pm_ferry_run; }
+pm_ferry_run() {
+  my -e "DROP DATABASE IF EXISTS public; DROP DATABASE IF EXISTS ferry; DROP DATABASE IF EXISTS landing; CREATE DATABASE landing"
+  start_ferry
+  echo "{\"TargetMetadata\": {\"ParallelApplyThreads\": ${LANES:-4}}}" >"$WORK/settings.json"
+  "$BIN/ferry" task create pmbacklog --type full-load-and-cdc --settings "$WORK/settings.json" \
+    --source "postgres://postgres@127.0.0.1:$SRC_PORT/bench" --target "mysql://root@127.0.0.1:$MY_PORT/landing" >/dev/null
+  "$BIN/ferry" task start pmbacklog >/dev/null
+  "$BIN/ferry" task wait pmbacklog --for caught-up --timeout 900 >/dev/null
+  "$BIN/ferry" task stop pmbacklog >/dev/null
+  paused
+  src -c "CHECKPOINT"; my -e "FLUSH TABLES" >/dev/null
+  src bench -c "SELECT count(*) FROM pgbench_accounts" >/dev/null
+  SECS=$PM_SECS backlog
+  "$BIN/ferry" task start pmbacklog >/dev/null
+  T=$(pm_drained)
+  "$BIN/ferry" task delete pmbacklog >/dev/null
+  stop_ferry
+}
+LOG=WAL
+rotate "${PM_TOOLS[@]}"
 echo
-printf "MariaDB -> PostgreSQL: sysbench oltp_write_only 4 x %s rows, %s threads, %ss of writes paused, %s runs (rotated)\n" \
-  "$MY_SIZE" "$CLIENTS" "$MY_SECS" "$RUNS"
-summary "${MY_TOOLS[@]}"
-if [ -n "${TIMES[my_ferry]:-}" ] && [ -n "${TIMES[my_chameleon]:-}" ]; then
-  printf "my_ferry drain / my_chameleon drain (medians): %s\n" "$(ratio my_ferry my_chameleon)"
+printf "PostgreSQL -> MariaDB: pgbench scale %s, %s clients, %ss of writes paused, %s runs (rotated)\n" \
+  "$SCALE" "$CLIENTS" "$PM_SECS" "$RUNS"
+summary "${PM_TOOLS[@]}"
+if [ -n "${TIMES[pm_ferry]:-}" ] && [ -n "${TIMES[pm_ferry_1lane]:-}" ]; then
+  printf "pm_ferry drain / pm_ferry_1lane drain (medians): %s\n" "$(ratio pm_ferry pm_ferry_1lane)"
 fi

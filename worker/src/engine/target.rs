@@ -231,10 +231,11 @@ pub(crate) trait ChangeTarget: Send + 'static {
     /// own keys (no foreign-key checks, no triggers), so that a batch may
     /// apply each table's net changes as sets (see `pipeline/apply`).
     fn set_based(&self) -> bool;
-    /// Whether several sessions of this target writing disjoint keys of the
-    /// same tables never wait on each other, so that a batch may spread
-    /// its rows over parallel lanes (see `pipeline/apply`).
-    fn lanes_apart(&self) -> bool;
+    /// Whether sessions of this target writing disjoint keys of one table
+    /// can still wait on each other (locks on the gaps between keys): then
+    /// the fenced session takes no share of a table spread over parallel
+    /// lanes, so that no lane ever waits on it (see `pipeline/apply`).
+    fn disjoint_keys_wait(&self) -> bool;
 }
 
 /// The change target of an endpoint's engine.
@@ -257,10 +258,10 @@ impl ChangeTarget for AnyChangeTarget {
             AnyChangeTarget::Mysql(t) => t.set_based(),
         }
     }
-    fn lanes_apart(&self) -> bool {
+    fn disjoint_keys_wait(&self) -> bool {
         match self {
-            AnyChangeTarget::Postgres(t) => t.lanes_apart(),
-            AnyChangeTarget::Mysql(t) => t.lanes_apart(),
+            AnyChangeTarget::Postgres(t) => t.disjoint_keys_wait(),
+            AnyChangeTarget::Mysql(t) => t.disjoint_keys_wait(),
         }
     }
     fn dialect(&self) -> &'static dyn ApplyDialect {

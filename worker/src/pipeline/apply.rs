@@ -59,26 +59,30 @@
 //! goes in order. On a busy source a batch touches hot rows many times
 //! (pgbench's branches and tellers); the target sees each once.
 //!
-//! *Parallel lanes.* On a target whose sessions writing disjoint keys never
-//! wait on each other ([`ChangeTarget::lanes_apart`]), a set-based batch is
-//! applied on several target sessions at once: lane 0 is the fenced session, and each key of a table
+//! *Parallel lanes.* A set-based batch is applied on several target
+//! sessions at once: lane 0 is the fenced session, and each key of a table
 //! whose batch stayed set-based goes to the lane its hash picks. Everything
 //! that goes in order (tables that are not independent, keyless tables, a
 //! set-based table once one of its changes in the batch did not fold,
 //! exceptions, a truncate or a batch sent before it ended: the whole batch)
-//! stays on lane 0. The lanes run their statements at the same time; each
+//! stays on lane 0. Where sessions writing disjoint keys can still wait on
+//! each other ([`ChangeTarget::disjoint_keys_wait`]: InnoDB's next-key
+//! locks), lane 0 takes no share of a spread table: a table is then either
+//! wholly on lane 0 or wholly on lanes 1.., so no lane waits on lane 0,
+//! which waits for them. The lanes run their statements at the same time; each
 //! other lane opens its transaction by reading the apply state `FOR SHARE`
 //! with our epoch and commits on its own; only when every lane has
 //! committed does lane 0 record the batch's end position and mark and
 //! commit. Why this keeps every row exact:
-//! - Per-row order: all of a key's changes in a batch are folded into one
-//!   effect on one lane, and a batch starts only after the one before it
-//!   committed on every lane, so a key's effects reach the target in source
-//!   order. Rows on different lanes are unrelated (independent tables;
-//!   `replica` turns triggers and foreign keys off), so their relative
-//!   order changes nothing.
-//! - No deadlock: lanes touch disjoint keys, and lane 0's row lock on the
-//!   apply state is taken after the lanes released their share locks.
+//! - No deadlock that stalls: lanes touch disjoint keys, and lane 0's
+//!   row lock on the apply state is taken after the lanes released their
+//!   share locks. Where disjoint keys can wait on each other, lanes can
+//!   wait on lanes (never on lane 0, which holds other tables); the server
+//!   breaks a cycle among them by failing one, and a lane that fails with a
+//!   transient error is rolled back and run again, a few times
+//!   ([`LANE_ATTEMPTS`]): a lane holds only absolute effects on keys no
+//!   other session of the stream writes, so running it again, even after a
+//!   COMMIT whose outcome was lost, gives the same rows.
 //! - A crash between a lane's commit and lane 0's leaves effects of the
 //!   batch after the committed position. Every such effect is absolute and
 //!   idempotent (upsert a whole image, delete a key, give an existing row a
@@ -124,6 +128,9 @@ const FLUSH_BYTES: usize = 1 << 20;
 const BATCH_TXNS: u64 = 1000;
 const BATCH_TIME: Duration = Duration::from_millis(100);
 const MAX_VALUES_PER_INSERT: usize = 500;
+/// Runs of a parallel lane's statements before its transient error (a
+/// deadlock the server broke by failing it) ends the stream.
+const LANE_ATTEMPTS: u32 = 5;
 
 /// A row image as a log sends it, in its columns' order (see
 /// [`TargetTable::with_image`]); `None` is a column the log left out
@@ -446,12 +453,33 @@ async fn fly_on<T: ChangeTarget>(
     let lanes_used = rest.iter().filter(|sql| !sql.is_empty()).count();
     let lanes_run = futures::future::join_all(others.iter_mut().zip(rest).filter(|(_, sql)| !sql.is_empty()).map(
         |(lane, sql)| async move {
-            if !lane.begin_lane(&fence.task, fence.epoch).await? {
-                lane.rollback().await;
-                return Err(superseded());
+            let mut attempt = 1;
+            loop {
+                let run = async {
+                    if !lane.begin_lane(&fence.task, fence.epoch).await? {
+                        return Ok(false);
+                    }
+                    lane.execute(sql.clone(), what).await?;
+                    lane.commit().await.map(|()| true)
+                };
+                match run.await {
+                    Ok(true) => return Ok(()),
+                    Ok(false) => {
+                        lane.rollback().await;
+                        return Err(superseded());
+                    }
+                    Err(e) if e.retryable() && attempt < LANE_ATTEMPTS => {
+                        lane.rollback().await;
+                        tracing::info!(attempt, error = %e, "a parallel apply lane failed; running it again");
+                        tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                        attempt += 1;
+                    }
+                    Err(e) => {
+                        lane.rollback().await;
+                        return Err(e);
+                    }
+                }
             }
-            lane.execute(sql, what).await?;
-            lane.commit().await
         },
     ));
     let first_run = async {
@@ -507,7 +535,7 @@ impl Applier {
     ) -> Result<Applier, ConnectorError> {
         let first = AnyChangeTarget::open(target).await?;
         let mut applier = Applier::with_target(first, run.task.clone(), run.epoch as i64, tables).await?;
-        if applier.set_based && applier.lanes[0].lanes_apart() {
+        if applier.set_based {
             let mut more = vec![];
             for _ in 1..lanes {
                 more.push(AnyChangeTarget::open(target).await?);
@@ -573,7 +601,7 @@ impl<T: ChangeTarget> Applier<T> {
     /// Sessions beside the fenced one that set-based batches spread their
     /// rows over; each must check as little as the first (else unused).
     pub fn add_lanes(&mut self, more: Vec<T>) {
-        if self.set_based && self.lanes[0].lanes_apart() && more.iter().all(|l| l.set_based()) {
+        if self.set_based && more.iter().all(|l| l.set_based()) {
             self.lanes.extend(more);
         }
     }
@@ -1117,8 +1145,11 @@ impl<T: ChangeTarget> Applier<T> {
                 continue;
             }
             let mut parts: Vec<Vec<(Vec<String>, Net)>> = (0..n).map(|_| vec![]).collect();
+            // Lane 0 keeps no share where disjoint keys can wait on each
+            // other (see "Parallel lanes" above).
+            let first = usize::from(self.lanes[0].disjoint_keys_wait());
             for (key, effect) in net.rows {
-                parts[lane_of(&key, n)].push((key, effect));
+                parts[first + lane_of(&key, n - first)].push((key, effect));
             }
             for (lane, part) in parts.into_iter().enumerate() {
                 if part.is_empty() {
@@ -1433,6 +1464,10 @@ mod tests {
         staged: Option<(Option<Position>, u64)>,
         set_based: bool,
         id: usize,
+        /// Disjoint keys wait on each other here (as on InnoDB).
+        keys_wait: bool,
+        /// Executes that fail as a deadlock victim does, before one passes.
+        deadlocks: u32,
     }
 
     impl MockTarget {
@@ -1444,6 +1479,8 @@ mod tests {
                 staged: None,
                 set_based: false,
                 id: 0,
+                keys_wait: false,
+                deadlocks: 0,
             }
         }
     }
@@ -1455,8 +1492,8 @@ mod tests {
         fn set_based(&self) -> bool {
             self.set_based
         }
-        fn lanes_apart(&self) -> bool {
-            true
+        fn disjoint_keys_wait(&self) -> bool {
+            self.keys_wait
         }
         async fn take_over(&mut self, task: &str, epoch: i64) -> Result<(Option<Position>, u64), ConnectorError> {
             let mut s = self.state.lock().unwrap();
@@ -1472,6 +1509,10 @@ mod tests {
             Ok(self.state.lock().unwrap().epoch == epoch)
         }
         async fn execute(&mut self, sql: String, _what: &str) -> Result<(), ConnectorError> {
+            if self.deadlocks > 0 {
+                self.deadlocks -= 1;
+                return Err(ConnectorError::Transient("Deadlock found (MySQL error 1213)".into()));
+            }
             self.open.push(sql);
             Ok(())
         }
@@ -1829,6 +1870,57 @@ mod tests {
         let s = state.lock().unwrap();
         assert_eq!(s.commits.len(), before, "{:?}", &s.commits[before..]);
         assert_eq!(s.position, Some(at(20)));
+    }
+
+    /// Where disjoint keys wait on each other, a spread table's keys go to
+    /// lanes 1.. only (lane 0, which waits for them, holds none), and a lane
+    /// the server fails as a deadlock victim runs again: every key is
+    /// committed exactly once, the fence last.
+    #[tokio::test]
+    async fn lanes_keep_off_the_fenced_session_where_keys_wait_and_a_deadlocked_lane_runs_again() {
+        let state = Arc::new(Mutex::new(State::default()));
+        let session = |id: usize| {
+            let mut t = MockTarget::new(&MysqlDialect, &state);
+            t.set_based = true;
+            t.keys_wait = true;
+            t.id = id;
+            t
+        };
+        let mut keyed = table(Engine::Mysql, true);
+        keyed.replay = false;
+        let mut a = Applier::with_target(session(0), "t1".into(), 1, vec![keyed, table(Engine::Mysql, false)])
+            .await
+            .unwrap();
+        let mut victim = session(1);
+        victim.deadlocks = 2;
+        a.add_lanes(vec![victim, session(2), session(3)]);
+        a.begin_txn(1);
+        for id in 1..=40 {
+            a.apply(0, Op::Insert(vec![Value::Int(id), text("v")])).await.unwrap();
+        }
+        a.apply(1, Op::Insert(vec![Value::Int(0), text("keyless")]))
+            .await
+            .unwrap();
+        a.end_txn(at(10), false).await.unwrap();
+        let s = state.lock().unwrap();
+        assert_eq!(s.position, Some(at(10)));
+        let (last, others) = s.commits.split_last().unwrap();
+        assert!(
+            last.0 == 0 && last.2,
+            "the fenced session commits last: {:?}",
+            s.commits
+        );
+        let fenced = last.1.join(";");
+        assert!(fenced.contains("'keyless'") && !fenced.contains("'v'"), "{fenced}");
+        assert!(
+            others.iter().any(|c| c.0 == 1),
+            "the deadlocked lane never committed: {:?}",
+            s.commits
+        );
+        let all = s.committed.join(";");
+        for id in 1..=40 {
+            assert_eq!(all.matches(&format!("({id}, 'v')")).count(), 1, "key {id}: {all}");
+        }
     }
 
     /// A dialect without a set UPDATE form gets one UPDATE per folded row.

@@ -210,10 +210,11 @@ impl ChangeTarget for MysqlChangeTarget {
     fn set_based(&self) -> bool {
         self.no_triggers
     }
-    /// InnoDB's duplicate-key checks take gap locks even under READ
-    /// COMMITTED: upserts of disjoint keys on two sessions can deadlock.
-    fn lanes_apart(&self) -> bool {
-        false
+    /// InnoDB's duplicate-key checks take next-key locks even under READ
+    /// COMMITTED: upserts of disjoint keys on two sessions can wait on each
+    /// other, and deadlock (the server picks a victim; its lane retries).
+    fn disjoint_keys_wait(&self) -> bool {
+        true
     }
     fn dialect(&self) -> &'static dyn ApplyDialect {
         &MysqlDialect

@@ -181,8 +181,8 @@ impl ChangeTarget for PgChangeTarget {
     }
     /// Writes to disjoint keys take no locks the other lanes wait on
     /// (row locks only; no predicate locks below SERIALIZABLE).
-    fn lanes_apart(&self) -> bool {
-        true
+    fn disjoint_keys_wait(&self) -> bool {
+        false
     }
     fn dialect(&self) -> &'static dyn ApplyDialect {
         &PgDialect

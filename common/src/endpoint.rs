@@ -20,6 +20,95 @@ pub enum EndpointError {
     NoDatabase(String),
     #[error("endpoint {0}: unknown parameter '{1}'")]
     UnknownParam(String, String),
+    #[error("endpoint {0}: {1}")]
+    Tls(String, String),
+}
+
+/// How a connection uses TLS: libpq's `sslmode` values, which MySQL's
+/// `ssl-mode` maps onto (DISABLED, PREFERRED, REQUIRED, VERIFY_CA,
+/// VERIFY_IDENTITY).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// Plaintext only.
+    Disable,
+    /// Plaintext first; TLS if the server refuses plaintext.
+    Allow,
+    /// TLS if the server offers it, else plaintext; the certificate is not
+    /// checked (as libpq and MySQL clients do by default).
+    #[default]
+    Prefer,
+    /// TLS or nothing; the certificate is checked only against a root
+    /// certificate given with it (libpq's rule).
+    Require,
+    /// TLS, the server's certificate chained to a trusted root.
+    VerifyCa,
+    /// As `VerifyCa`, and the certificate names the host connected to.
+    VerifyFull,
+}
+
+impl TlsMode {
+    /// The mode as the endpoint's engine spells it.
+    pub fn name(self, engine: Engine) -> &'static str {
+        match (engine, self) {
+            (Engine::Postgres, TlsMode::Disable) => "disable",
+            (Engine::Postgres, TlsMode::Allow) => "allow",
+            (Engine::Postgres, TlsMode::Prefer) => "prefer",
+            (Engine::Postgres, TlsMode::Require) => "require",
+            (Engine::Postgres, TlsMode::VerifyCa) => "verify-ca",
+            (Engine::Postgres, TlsMode::VerifyFull) => "verify-full",
+            (Engine::Mysql, TlsMode::Disable) => "DISABLED",
+            (Engine::Mysql, TlsMode::Allow | TlsMode::Prefer) => "PREFERRED",
+            (Engine::Mysql, TlsMode::Require) => "REQUIRED",
+            (Engine::Mysql, TlsMode::VerifyCa) => "VERIFY_CA",
+            (Engine::Mysql, TlsMode::VerifyFull) => "VERIFY_IDENTITY",
+        }
+    }
+
+    fn parse(engine: Engine, v: &str) -> Option<TlsMode> {
+        [
+            TlsMode::Disable,
+            TlsMode::Allow,
+            TlsMode::Prefer,
+            TlsMode::Require,
+            TlsMode::VerifyCa,
+            TlsMode::VerifyFull,
+        ]
+        .into_iter()
+        .find(|m| match engine {
+            Engine::Postgres => m.name(engine) == v,
+            Engine::Mysql => *m != TlsMode::Allow && m.name(engine).eq_ignore_ascii_case(v),
+        })
+    }
+
+    /// Whether the connection fails rather than go without TLS.
+    pub fn required(self) -> bool {
+        matches!(self, TlsMode::Require | TlsMode::VerifyCa | TlsMode::VerifyFull)
+    }
+}
+
+/// An endpoint's TLS settings. Files are paths on the worker, read there
+/// (like `password_file`): nothing here is secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Tls {
+    pub mode: TlsMode,
+    /// PEM roots the server's certificate must chain to (`sslrootcert`,
+    /// `ssl-ca`); without one, the verifying modes trust the public web
+    /// PKI's roots.
+    pub root_cert: Option<String>,
+    /// A client certificate chain and its key, PEM (`sslcert`/`sslkey`,
+    /// `ssl-cert`/`ssl-key`).
+    pub cert: Option<String>,
+    pub key: Option<String>,
+}
+
+impl Tls {
+    /// Whether the server's certificate chain is checked: the verifying
+    /// modes, and `require` given a root certificate (as libpq does).
+    pub fn verifies_chain(&self) -> bool {
+        matches!(self.mode, TlsMode::VerifyCa | TlsMode::VerifyFull)
+            || (self.mode == TlsMode::Require && self.root_cert.is_some())
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -115,7 +204,9 @@ pub struct Endpoint {
     pub user: String,
     pub dbname: String,
     pub password: PasswordSource,
-    pub sslmode: Option<String>,
+    /// Absent in endpoints stored before TLS existed: the default, prefer.
+    #[serde(default)]
+    pub tls: Tls,
     pub application_name: Option<String>,
 }
 
@@ -160,17 +251,48 @@ impl Endpoint {
             return Err(EndpointError::InlinePassword(shown));
         }
         let mut password = PasswordSource::Default;
-        let mut sslmode = None;
+        let mut tls = Tls::default();
         let mut application_name = None;
+        // Each engine's own spelling of the TLS keys, as its clients take them.
+        let (mode_key, ca_key, cert_key, key_key) = match engine {
+            Engine::Postgres => ("sslmode", "sslrootcert", "sslcert", "sslkey"),
+            Engine::Mysql => ("ssl-mode", "ssl-ca", "ssl-cert", "ssl-key"),
+        };
         for (k, v) in u.query_pairs() {
             match k.as_ref() {
                 "password" => return Err(EndpointError::InlinePassword(shown)),
                 "password_env" => password = PasswordSource::Env(v.into_owned()),
                 "password_file" => password = PasswordSource::File(v.into_owned()),
-                "sslmode" => sslmode = Some(v.into_owned()),
                 "application_name" => application_name = Some(v.into_owned()),
+                k if k == mode_key => {
+                    tls.mode = TlsMode::parse(engine, &v).ok_or_else(|| {
+                        let modes = match engine {
+                            Engine::Postgres => "disable, allow, prefer, require, verify-ca, verify-full",
+                            Engine::Mysql => "DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY",
+                        };
+                        EndpointError::Tls(shown.clone(), format!("{mode_key}={v} is not one of {modes}"))
+                    })?
+                }
+                k if k == ca_key => tls.root_cert = Some(v.into_owned()),
+                k if k == cert_key => tls.cert = Some(v.into_owned()),
+                k if k == key_key => tls.key = Some(v.into_owned()),
                 other => return Err(EndpointError::UnknownParam(shown, other.to_string())),
             }
+        }
+        if tls.cert.is_some() != tls.key.is_some() {
+            return Err(EndpointError::Tls(
+                shown,
+                format!("a client certificate needs both {cert_key} and {key_key}"),
+            ));
+        }
+        if tls.mode == TlsMode::Disable && (tls.root_cert.is_some() || tls.cert.is_some()) {
+            return Err(EndpointError::Tls(
+                shown,
+                format!(
+                    "{mode_key}={} contradicts the certificates given with it",
+                    tls.mode.name(engine)
+                ),
+            ));
         }
         let dbname = percent_decode(u.path().trim_start_matches('/'));
         if dbname.is_empty() {
@@ -194,7 +316,7 @@ impl Endpoint {
             user,
             dbname,
             password,
-            sslmode,
+            tls,
             application_name,
         })
     }
@@ -296,6 +418,51 @@ mod tests {
         assert_eq!((e.port, e.dbname.as_str()), (3307, "shop"));
         assert_eq!(e.to_string(), "mysql://app@db:3307/shop");
         assert_eq!(Endpoint::parse("mysql://h/db").unwrap().port, 3306);
+    }
+
+    #[test]
+    fn tls_keys_in_each_engines_spelling() {
+        let e =
+            Endpoint::parse("postgres://u@h/db?sslmode=verify-full&sslrootcert=/ca.pem&sslcert=/c.pem&sslkey=/k.pem")
+                .unwrap();
+        assert_eq!(e.tls.mode, TlsMode::VerifyFull);
+        assert_eq!(e.tls.root_cert.as_deref(), Some("/ca.pem"));
+        assert!(e.tls.verifies_chain());
+        assert_eq!(Endpoint::parse("postgres://u@h/db").unwrap().tls.mode, TlsMode::Prefer);
+        let m = Endpoint::parse("mysql://u@h/db?ssl-mode=verify_identity&ssl-ca=/ca.pem").unwrap();
+        assert_eq!(m.tls.mode, TlsMode::VerifyFull);
+        assert_eq!(m.tls.mode.name(Engine::Mysql), "VERIFY_IDENTITY");
+        // require checks the chain only when given a root certificate.
+        assert!(!Endpoint::parse("postgres://u@h/db?sslmode=require")
+            .unwrap()
+            .tls
+            .verifies_chain());
+        assert!(Endpoint::parse("postgres://u@h/db?sslmode=require&sslrootcert=/ca.pem")
+            .unwrap()
+            .tls
+            .verifies_chain());
+
+        for (url, says) in [
+            (
+                "postgres://u@h/db?sslmode=verify_full",
+                "sslmode=verify_full is not one of disable",
+            ),
+            ("mysql://u@h/db?ssl-mode=allow", "ssl-mode=allow is not one of DISABLED"),
+            ("postgres://u@h/db?sslcert=/c.pem", "needs both sslcert and sslkey"),
+            ("mysql://u@h/db?ssl-key=/k.pem", "needs both ssl-cert and ssl-key"),
+            (
+                "postgres://u@h/db?sslmode=disable&sslrootcert=/ca.pem",
+                "sslmode=disable contradicts",
+            ),
+        ] {
+            let e = Endpoint::parse(url).unwrap_err().to_string();
+            assert!(e.contains(says), "{url}: {e}");
+        }
+        // The other engine's key is not silently taken.
+        assert!(matches!(
+            Endpoint::parse("mysql://u@h/db?sslmode=require"),
+            Err(EndpointError::UnknownParam(..))
+        ));
     }
 
     #[test]

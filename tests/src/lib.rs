@@ -6,6 +6,7 @@ pub mod compare;
 pub mod ddl;
 pub mod mariadb;
 pub mod samples;
+pub mod tls;
 
 use anyhow::{bail, Context, Result};
 use std::net::TcpListener;
@@ -13,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -151,6 +152,42 @@ impl PgServer {
 }
 
 impl PgServer {
+    /// Turns TLS on with `certs`' server certificate (client certificates
+    /// checked against its CA). With `cert_user`, that user may connect only
+    /// over TLS with a client certificate naming it (`cert` authentication,
+    /// replication included); others keep connecting as before.
+    pub async fn enable_tls(&self, certs: &tls::Certs, cert_user: Option<&str>) -> Result<()> {
+        if let Some(user) = cert_user {
+            let hba = self.data.join("pg_hba.conf");
+            let old = std::fs::read_to_string(&hba)?;
+            std::fs::write(
+                &hba,
+                format!(
+                    "hostssl all,replication {user} 127.0.0.1/32 cert\nhost all,replication {user} 127.0.0.1/32 reject\n{old}"
+                ),
+            )?;
+        }
+        let c = self.client("postgres").await?;
+        for (k, v) in [
+            ("ssl_cert_file", certs.arg("server.pem")),
+            ("ssl_key_file", certs.arg("server.key")),
+            ("ssl_ca_file", certs.arg("ca.pem")),
+            ("ssl", "on".into()),
+        ] {
+            c.batch_execute(&format!("ALTER SYSTEM SET {k} = '{v}'")).await?;
+        }
+        c.batch_execute("SELECT pg_reload_conf()").await?;
+        // The reload is asynchronous: wait until the postmaster took it.
+        for _ in 0..50 {
+            let on: String = c.query_one("SHOW ssl", &[]).await?.get(0);
+            if on == "on" {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("ssl did not turn on; see {}", self.log.display())
+    }
+
     /// Freezes (SIGSTOP) or thaws (SIGCONT) the postmaster and every backend:
     /// a server that stops answering without closing a connection.
     pub fn freeze(&self, stop: bool) -> Result<()> {

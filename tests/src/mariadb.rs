@@ -23,10 +23,17 @@ pub struct MariaDbServer {
     dir: tempfile::TempDir,
     child: Option<Child>,
     pub port: u16,
+    /// Options beyond the fixed ones, kept for restarts.
+    extra: Vec<String>,
 }
 
 impl MariaDbServer {
     pub fn start() -> Result<MariaDbServer> {
+        Self::start_with(&[])
+    }
+
+    /// A server started with further options (e.g. `--ssl-cert=...`).
+    pub fn start_with(extra: &[String]) -> Result<MariaDbServer> {
         let dir = tempfile::Builder::new().prefix("ferry-mariadb-").tempdir()?;
         let data = dir.path().join("data");
         let st = Command::new("mariadb-install-db")
@@ -51,6 +58,7 @@ impl MariaDbServer {
             dir,
             child: None,
             port: 0,
+            extra: extra.to_vec(),
         };
         for _ in 0..5 {
             s.port = free_port();
@@ -99,6 +107,7 @@ impl MariaDbServer {
             // Its own temp dir: servers sharing /tmp name their internal
             // temporary tables alike and delete each other's files.
             .arg(format!("--tmpdir={}", d.display()))
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

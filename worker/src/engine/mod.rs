@@ -18,6 +18,7 @@ pub mod postgres;
 pub(crate) mod probe;
 pub(crate) mod source;
 pub(crate) mod target;
+pub(crate) mod tls;
 pub(crate) mod validation;
 
 use ferry_common::endpoint::Engine;

@@ -3,7 +3,7 @@
 
 use super::classify;
 use crate::engine::ConnectorError;
-use ferry_common::endpoint::Endpoint;
+use ferry_common::endpoint::{Endpoint, TlsMode};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
@@ -20,9 +20,99 @@ pub async fn connect(ep: &Endpoint) -> Result<mysql_async::Conn, ConnectorError>
         .db_name(Some(ep.dbname.clone()))
         .prefer_socket(false)
         .init(vec!["SET NAMES utf8mb4", "SET time_zone = '+00:00'"]);
-    mysql_async::Conn::new(opts)
-        .await
-        .map_err(|e| classify(format!("connecting to {ep}"), e))
+    let what = || format!("connecting to {ep} (ssl-mode={})", ep.tls.mode.name(ep.engine));
+    let fail = |e: mysql_async::Error| {
+        if is_tls_failure(&e) {
+            ConnectorError::Definite(format!("{}: {e}", what()))
+        } else {
+            classify(what(), e)
+        }
+    };
+    if ep.tls.mode == TlsMode::Disable {
+        return mysql_async::Conn::new(opts).await.map_err(fail);
+    }
+    let ssl = ssl_opts(ep)?;
+    let first = match mysql_async::Conn::new(opts.clone().ssl_opts(ssl.clone())).await {
+        // VERIFY_CA: the driver cannot skip only the name check (its switch
+        // for that matches an error text rustls no longer writes), so the
+        // name is checked and, where only it failed, the connection is made
+        // again checking a name the certificate carries: rustls checks the
+        // chain before the name, so the chain held.
+        Err(e) if ep.tls.verifies_chain() && ep.tls.mode != TlsMode::VerifyFull => match name_presented(&e) {
+            Some(name) => {
+                mysql_async::Conn::new(opts.clone().ssl_opts(ssl.with_danger_tls_hostname_override(Some(name)))).await
+            }
+            None => Err(e),
+        },
+        other => other,
+    };
+    match first {
+        // PREFERRED: a server without TLS is used in plaintext.
+        Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer))
+            if !ep.tls.mode.required() =>
+        {
+            mysql_async::Conn::new(opts).await.map_err(fail)
+        }
+        Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer)) => Err(
+            ConnectorError::Definite(format!("{}: the server does not support TLS", what())),
+        ),
+        other => other.map_err(fail),
+    }
+}
+
+/// When a connection failed only because the server's certificate does not
+/// name the host connected to: a DNS name it does carry (a wildcard's
+/// first label filled in).
+fn name_presented(e: &mysql_async::Error) -> Option<String> {
+    let rustls_error = match e {
+        mysql_async::Error::Io(mysql_async::IoError::Io(io)) => io.get_ref()?.downcast_ref::<rustls::Error>()?,
+        _ => return None,
+    };
+    let rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext { presented, .. }) =
+        rustls_error
+    else {
+        return None;
+    };
+    // webpki writes each presented name as `DnsName("host")`.
+    presented.iter().find_map(|p| {
+        let name = p.strip_prefix("DnsName(\"")?.strip_suffix("\")")?;
+        Some(name.replacen("*.", "ferry-verify-ca.", 1))
+    })
+}
+
+/// The driver's TLS options for the endpoint's settings, with the meaning
+/// `engine::tls` gives each mode. The driver builds its rustls
+/// configuration from the process's default provider, which `tls::provider`
+/// installs.
+fn ssl_opts(ep: &Endpoint) -> Result<mysql_async::SslOpts, ConnectorError> {
+    crate::engine::tls::provider();
+    let mut o = mysql_async::SslOpts::default();
+    if let Some(ca) = &ep.tls.root_cert {
+        o = o
+            .with_root_certs(vec![std::path::PathBuf::from(ca).into()])
+            .with_disable_built_in_roots(true);
+    }
+    if !ep.tls.verifies_chain() {
+        o = o.with_danger_accept_invalid_certs(true);
+    }
+    if let (Some(cert), Some(key)) = (&ep.tls.cert, &ep.tls.key) {
+        // Read here, so that a missing file is named as the endpoint's.
+        crate::engine::tls::client_identity(ep, ("ssl-cert", "ssl-key"))?;
+        o = o.with_client_identity(Some(mysql_async::ClientIdentity::new(
+            std::path::PathBuf::from(cert).into(),
+            std::path::PathBuf::from(key).into(),
+        )));
+    }
+    Ok(o)
+}
+
+/// A TLS failure (a handshake or certificate error), which no retry mends.
+fn is_tls_failure(e: &mysql_async::Error) -> bool {
+    match e {
+        mysql_async::Error::Io(mysql_async::IoError::Tls(_)) => true,
+        mysql_async::Error::Io(mysql_async::IoError::Io(io)) => crate::engine::tls::is_tls_failure(io),
+        _ => false,
+    }
 }
 
 /// A target session: identifiers in ANSI double quotes (the form the

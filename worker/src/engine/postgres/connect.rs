@@ -3,7 +3,8 @@
 //! PGPASSWORD, else ~/.pgpass.
 
 use crate::engine::ConnectorError;
-use ferry_common::endpoint::Endpoint;
+use ferry_common::endpoint::{Endpoint, TlsMode};
+use tokio_postgres::config::SslMode;
 
 fn pgpass(ep: &Endpoint) -> Option<String> {
     let path = std::env::var("PGPASSFILE")
@@ -58,21 +59,40 @@ pub async fn connect(ep: &Endpoint) -> Result<tokio_postgres::Client, ConnectorE
     if let Some(p) = password(ep)? {
         cfg.password(p);
     }
-    if let Some(mode) = &ep.sslmode {
-        if mode != "disable" && mode != "prefer" && mode != "allow" {
-            return Err(ConnectorError::Definite(format!(
-                "{ep}: sslmode={mode} is not supported yet"
-            )));
-        }
+    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(crate::engine::tls::pg_client_config(ep)?);
+    let (client, conn) = match ep.tls.mode {
+        TlsMode::Disable => cfg.ssl_mode(SslMode::Disable).connect(tls).await,
+        // libpq's allow: plaintext first, TLS only if the server refuses it.
+        TlsMode::Allow => match cfg.ssl_mode(SslMode::Disable).connect(tls.clone()).await {
+            Ok(c) => Ok(c),
+            Err(e) if e.as_db_error().is_some() => cfg.ssl_mode(SslMode::Require).connect(tls).await,
+            Err(e) => Err(e),
+        },
+        TlsMode::Prefer => cfg.ssl_mode(SslMode::Prefer).connect(tls).await,
+        TlsMode::Require | TlsMode::VerifyCa | TlsMode::VerifyFull => cfg.ssl_mode(SslMode::Require).connect(tls).await,
     }
-    let (client, conn) = cfg
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(|e| super::classify(format!("connecting to {ep}"), e))?;
+    .map_err(|e| connect_error(ep, e))?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "postgres connection closed");
         }
     });
     Ok(client)
+}
+
+/// A failed connection as one line naming the endpoint and the cause. A TLS
+/// failure (the server offers no TLS where it is required, a certificate
+/// that does not verify) is definite: retrying cannot change it.
+fn connect_error(ep: &Endpoint, e: tokio_postgres::Error) -> ConnectorError {
+    let what = format!("connecting to {ep} (sslmode={})", ep.tls.mode.name(ep.engine));
+    if crate::engine::tls::is_tls_failure(&e) {
+        let mut msg = format!("{what}: {e}");
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            msg.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        return ConnectorError::Definite(msg);
+    }
+    super::classify(what, e)
 }

@@ -15,7 +15,7 @@ use crate::engine::postgres::connect::password;
 use crate::engine::ConnectorError;
 use bytes::{Buf, BufMut, BytesMut};
 use fallible_iterator::FallibleIterator;
-use ferry_common::endpoint::Endpoint;
+use ferry_common::endpoint::{Endpoint, TlsMode};
 use ferry_common::position::Lsn;
 use postgres_protocol::authentication::{md5_hash, sasl};
 use postgres_protocol::message::{backend, frontend};
@@ -62,6 +62,20 @@ const SESSION_OPTIONS: &str =
 
 impl ReplicationClient {
     pub async fn connect(ep: &Endpoint) -> Result<ReplicationClient, ConnectorError> {
+        match ep.tls.mode {
+            // libpq's allow: plaintext first, TLS only if the server refuses it.
+            TlsMode::Allow => match Self::connect_with(ep, false).await {
+                Err(ConnectorError::Definite(_)) => Self::connect_with(ep, true).await,
+                other => other,
+            },
+            TlsMode::Disable => Self::connect_with(ep, false).await,
+            _ => Self::connect_with(ep, true).await,
+        }
+    }
+
+    /// Connects, asking for TLS first when `tls` (a server that declines
+    /// is used in plaintext unless the endpoint's mode requires TLS).
+    async fn connect_with(ep: &Endpoint, tls: bool) -> Result<ReplicationClient, ConnectorError> {
         let what = format!("replication connection to {ep}");
         let io = |e: std::io::Error| ConnectorError::Transient(format!("replication connection to {ep}: {e}"));
         let sock: Box<dyn Socket> = if ep.host.starts_with('/') {
@@ -73,7 +87,7 @@ impl ReplicationClient {
                     .map_err(io)?,
             )
         } else {
-            let s = tokio::time::timeout(
+            let mut s = tokio::time::timeout(
                 Duration::from_secs(10),
                 tokio::net::TcpStream::connect((ep.host.as_str(), ep.port)),
             )
@@ -81,7 +95,28 @@ impl ReplicationClient {
             .map_err(|_| ConnectorError::Transient(format!("{what}: timed out")))?
             .map_err(io)?;
             s.set_nodelay(true).map_err(io)?;
-            Box::new(s)
+            if tls && Self::server_takes_tls(&mut s, ep).await.map_err(io)? {
+                let config = crate::engine::tls::pg_client_config(ep)?;
+                let name = rustls::pki_types::ServerName::try_from(ep.host.clone())
+                    .map_err(|e| ConnectorError::Definite(format!("{what}: host name for TLS: {e}")))?;
+                let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+                    .connect(name, s)
+                    .await
+                    .map_err(|e| {
+                        ConnectorError::Definite(format!(
+                            "{what} (sslmode={}): TLS handshake: {e}",
+                            ep.tls.mode.name(ep.engine)
+                        ))
+                    })?;
+                Box::new(stream)
+            } else if ep.tls.mode.required() {
+                return Err(ConnectorError::Definite(format!(
+                    "{what} (sslmode={}): the server does not support TLS",
+                    ep.tls.mode.name(ep.engine)
+                )));
+            } else {
+                Box::new(s)
+            }
         };
         let mut c = ReplicationClient {
             sock,
@@ -111,6 +146,20 @@ impl ReplicationClient {
                 backend::Message::ErrorResponse(e) => return Err(c.server_error("startup", &e)),
                 _ => {}
             }
+        }
+    }
+
+    /// Sends SSLRequest; true when the server answers that it will speak TLS.
+    async fn server_takes_tls(s: &mut tokio::net::TcpStream, ep: &Endpoint) -> std::io::Result<bool> {
+        let mut out = BytesMut::new();
+        frontend::ssl_request(&mut out);
+        s.write_all(&out).await?;
+        match s.read_u8().await? {
+            b'S' => Ok(true),
+            b'N' => Ok(false),
+            other => Err(std::io::Error::other(format!(
+                "{ep}: unexpected answer {other:#x} to the TLS request"
+            ))),
         }
     }
 

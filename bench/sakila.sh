@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Outside data through both paths: the Sakila sample database (jOOQ's
+# PostgreSQL port: enums, domains, tsvector with its trigger, bytea,
+# inheritance-partitioned payments, ON UPDATE CASCADE keys) migrated by a
+# full-load-and-cdc task from PostgreSQL to PostgreSQL and to MariaDB while
+# writes run on every table, the draining worker killed once. Every table is
+# then compared independently (PostgreSQL target: an md5 of every row's
+# text, table by table; MariaDB target: row counts, the `public` schema
+# becoming database `public`) and by `ferry validate`.
+#
+#   bench/sakila.sh SAKILA_DIR
+#
+# SAKILA_DIR holds postgres-sakila-schema.sql and
+# postgres-sakila-insert-data-using-copy.sql (github.com/jOOQ/sakila,
+# postgres-sakila-db/). Not a CI test: the data is not part of Ferry.
+set -euo pipefail
+DIR=${1:?usage: bench/sakila.sh SAKILA_DIR}
+DIR=$(cd "$DIR" && pwd)
+for f in postgres-sakila-schema.sql postgres-sakila-insert-data-using-copy.sql; do
+  [ -r "$DIR/$f" ] || { echo "error: $DIR/$f is missing" >&2; exit 2; }
+done
+source "$(dirname "$0")/lib.sh"
+
+src -c "CREATE DATABASE sakila"
+src sakila -v ON_ERROR_STOP=1 -f "$DIR/postgres-sakila-schema.sql" >/dev/null
+src sakila -v ON_ERROR_STOP=1 -f "$DIR/postgres-sakila-insert-data-using-copy.sql" >/dev/null
+TABLES=$(src sakila -c "SELECT string_agg(relname, ' ' ORDER BY relname) FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND relkind = 'r'")
+echo "source: $(src sakila -c "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE n.nspname = 'public' AND relkind = 'r'") tables, $(src sakila -c "SELECT sum(n_live_tup) FROM pg_stat_user_tables") rows"
+
+# Round $1 of writes touching every table: inserts with non-ASCII text,
+# updates (fulltext recomputed by the source's trigger, a bytea picture,
+# amounts), primary-key changes cascading to referencing rows, deletes.
+writes() {
+  local r=$1
+  src sakila -v ON_ERROR_STOP=1 >/dev/null <<SQL
+BEGIN;
+INSERT INTO actor (first_name, last_name) VALUES ('ZOË $r', 'NAÏVE ''q'' \\ $r');
+UPDATE actor SET actor_id = actor_id + 100000 WHERE actor_id = (SELECT min(actor_id) FROM actor WHERE actor_id < 100000 AND actor_id % 7 = $r % 7);
+UPDATE film SET description = description || ' — re-cut $r', rental_rate = rental_rate + 0.01, special_features = special_features || '{Director''s Cut}'::text[] WHERE film_id % 50 = $r % 50;
+INSERT INTO film_actor (actor_id, film_id) SELECT (SELECT max(actor_id) FROM actor), film_id FROM film WHERE film_id % 97 = $r % 97 ON CONFLICT DO NOTHING;
+DELETE FROM film_category WHERE film_id = (SELECT min(film_id) FROM film_category WHERE film_id % 11 = $r % 11);
+UPDATE customer SET email = 'u$r@例え.jp', activebool = NOT activebool WHERE customer_id % 40 = $r % 40;
+UPDATE staff SET picture = decode(repeat('00ff7f80', $r % 50 + 1), 'hex') WHERE staff_id = 1 + $r % 2;
+INSERT INTO rental (rental_date, inventory_id, customer_id, staff_id) VALUES (now() + interval '$r seconds', 1 + $r % 4000, 1 + $r % 500, 1 + $r % 2);
+UPDATE rental SET return_date = now() WHERE rental_id % 300 = $r % 300 AND return_date IS NULL;
+INSERT INTO payment (customer_id, staff_id, rental_id, amount, payment_date) VALUES (1 + $r % 500, 1, 1 + $r % 16000, $r % 12 + 0.99, '2007-0$((r % 6 + 1))-15 12:00:00');
+UPDATE payment_p2007_0$((r % 6 + 1)) SET amount = amount + 1 WHERE payment_id % 500 = $r % 500;
+DELETE FROM payment_p2007_0$((r % 6 + 1)) WHERE payment_id = (SELECT min(payment_id) FROM payment_p2007_0$((r % 6 + 1)) WHERE payment_id % 13 = $r % 13);
+UPDATE address SET phone = '+1 $r', address2 = NULL WHERE address_id % 60 = $r % 60;
+UPDATE city SET city = city || ' ✓' WHERE city_id = 1 + $r % 600;
+UPDATE inventory SET store_id = 3 - store_id WHERE inventory_id % 900 = $r % 900;
+COMMIT;
+SQL
+}
+
+digest() { # side table -> md5 of every row's text form
+  "$1" sakila -c "SELECT count(*) || ' ' || coalesce(md5(string_agg(t::text, E'\n' ORDER BY t::text)), '') FROM ONLY public.\"$2\" t"
+}
+
+run() { # name target-url
+  local name=$1 target=$2
+  cat > "$WORK/settings.json" <<'JSON'
+{"ValidationSettings": {"EnableValidation": true}, "Ferry": {"SegmentTargetBytes": 1048576}}
+JSON
+  "$BIN/ferry" task create "$name" --source "postgresql://postgres@127.0.0.1:$SRC_PORT/sakila" \
+    --target "$target" --type full-load-and-cdc --settings "$WORK/settings.json" >/dev/null
+  "$BIN/ferry" task start "$name" >/dev/null
+  local r=$((RANDOM))
+  for i in $(seq 20); do writes $((r + i)); done    # during the full load
+  "$BIN/ferry" task wait "$name" --for caught-up --timeout 600 >/dev/null
+  "$BIN/ferry" task stop "$name" >/dev/null
+  for i in $(seq 21 120); do writes $((r + i)); done # a backlog
+  "$BIN/ferry" task start "$name" >/dev/null
+  sleep 1
+  # Every worker killed while the backlog drains; a fresh one resumes.
+  kill -9 "${FERRY_PIDS[@]:1}" 2>/dev/null || true
+  "$BIN/ferry-worker" --coordinator "$FERRY_COORDINATOR" 2>>"$WORK/workers.log" & FERRY_PIDS+=($!)
+  for i in $(seq 121 160); do writes $((r + i)); done
+  "$BIN/ferry" task wait "$name" --for caught-up --timeout 600 >/dev/null
+  "$BIN/ferry" task wait "$name" --for completed --timeout 600 >/dev/null 2>&1 || true
+  "$BIN/ferry" task status "$name"
+  "$BIN/ferry" validate "$name"
+}
+
+start_ferry
+echo "== PostgreSQL -> PostgreSQL"
+run sakila_pg "postgresql://postgres@127.0.0.1:$DST_PORT/sakila"
+bad=0
+for t in $TABLES; do
+  a=$(digest src "$t"); b=$(digest dst "$t")
+  if [ "$a" = "$b" ]; then echo "  $t: identical (${a%% *} rows)"; else echo "  $t: DIFFERS source $a target $b"; bad=1; fi
+done
+
+start_mariadb
+echo "== PostgreSQL -> MariaDB"
+mariadb -h 127.0.0.1 -P "$MY_PORT" -u root -e "CREATE DATABASE landing"
+run sakila_my "mysql://root@127.0.0.1:$MY_PORT/landing"
+for t in $TABLES; do
+  a=$(src sakila -c "SELECT count(*) FROM ONLY public.\"$t\"")
+  b=$(mariadb -N -h 127.0.0.1 -P "$MY_PORT" -u root -e "SELECT count(*) FROM public.\`$t\`" 2>&1 || true)
+  if [ "$a" = "$b" ]; then echo "  $t: $a rows on both"; else echo "  $t: DIFFERS source $a target $b"; bad=1; fi
+done
+stop_ferry
+exit $bad

@@ -140,6 +140,7 @@ pub fn convert_table(t: &TableSchema, to: Engine) -> Result<TableSchema, Unsuppo
                     column: col.name.clone(),
                     identity: true,
                     options: String::new(),
+                    owned: true,
                 });
             }
             // MySQL allows one AUTO_INCREMENT column; it continues past the

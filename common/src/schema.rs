@@ -140,6 +140,16 @@ pub struct Sequence {
     pub identity: bool,
     /// Options for `CREATE SEQUENCE` (serial sequences only).
     pub options: String,
+    /// Owned by the column (serial, identity). False for a sequence the
+    /// column's default only calls (`nextval`), which other tables may
+    /// call too, so it is not dropped with the table.
+    #[serde(default = "owned_by_default")]
+    pub owned: bool,
+}
+
+/// Sequences stored before `owned` existed were all owned by their column.
+fn owned_by_default() -> bool {
+    true
 }
 
 /// Quotes an identifier the way PostgreSQL's `quote_ident` does when needed;

@@ -1015,6 +1015,21 @@ impl State {
         let mut names: Vec<&String> = self.tasks.keys().collect();
         names.sort_by_key(|n| (self.tasks[*n].created_at_ms, (*n).clone()));
         let names: Vec<String> = names.into_iter().cloned().collect();
+        // Streams whose holder stopped renewing (renewals come every
+        // quarter lease): likely dead, the lease not yet expired. Their
+        // validation, which waits for the stream, is not handed out
+        // meanwhile: it would sit in the slot the stream needs next.
+        let fading: BTreeSet<String> = self
+            .leases
+            .values()
+            .filter(|l| l.expires_ms < now_ms + lease_ms / 2)
+            .filter(|l| {
+                self.tasks
+                    .get(&l.task)
+                    .is_some_and(|t| t.units[l.unit].kind == UnitKind::Cdc)
+            })
+            .map(|l| l.task.clone())
+            .collect();
         for name in names {
             let task = self.tasks.get_mut(&name).expect("listed");
             if !task.is_active() {
@@ -1023,6 +1038,9 @@ impl State {
             let Some(unit) = task.next_runnable(now_ms) else {
                 continue;
             };
+            if fading.contains(&name) && matches!(task.units[unit].kind, UnitKind::Validate { .. }) {
+                continue;
+            }
             task.on_grant(unit, now_ms);
             let work = task.work_for(unit);
             self.next_assignment_id += 1;

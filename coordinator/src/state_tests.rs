@@ -336,3 +336,59 @@ fn work_settled_by_a_drop_ignores_its_late_report() {
     assert!(matches!(failed, Response::Ok | Response::Fenced(_)), "{failed:?}");
     assert_eq!(m.task("c").state, TaskState::Running, "the task did not fail");
 }
+
+/// Validation waits for the stream it validates behind: while the stream's
+/// holder has stopped renewing (dead, its lease not yet expired), no
+/// validation is handed out to sit in the slot the stream needs next.
+#[test]
+fn validation_is_not_granted_behind_a_stream_whose_holder_stopped_renewing() {
+    let mut m = Machine::new();
+    let mut s = spec("c", MigrationType::FullLoadAndCdc);
+    s.settings.validation.enabled = true;
+    m.create(s);
+    let sch = schema(&["a"]);
+    let stream = loop {
+        let g = m.grant().expect("work until the stream runs");
+        let result = match *g.work {
+            Work::Introspect { .. } => WorkResult::Introspected(sch.clone()),
+            Work::CreateSlot { .. } => WorkResult::SlotReady {
+                consistent_point: Position::Wal(Lsn(100)),
+                insert_only: vec![],
+            },
+            Work::HoldSnapshot { .. } => {
+                progress(
+                    &mut m,
+                    &g,
+                    ProgressDetail::Snapshot {
+                        name: "snap".into(),
+                        lsn: Position::Wal(Lsn(110)),
+                    },
+                );
+                continue;
+            }
+            Work::LoadSegment { .. } => loaded(1),
+            Work::Cdc { .. } => break g,
+            _ => WorkResult::Done,
+        };
+        assert_eq!(m.complete(&g, result), Response::Ok, "{}", g.work.kind());
+    };
+    // Three quarters of a lease without a renewal: the holder is fading.
+    m.now += LEASE_MS * 3 / 4;
+    assert!(m.grant().is_none(), "validation granted behind a fading stream");
+    // Renewed: validation goes out.
+    let renewed = m.apply(Request::Renew {
+        worker: m.worker,
+        assignments: vec![(stream.id, stream.epoch)],
+        now_ms: m.now,
+        lease_ms: LEASE_MS,
+    });
+    assert_eq!(
+        renewed,
+        Response::Renewed {
+            revoked: vec![],
+            unknown_worker: false
+        }
+    );
+    let v = m.grant().expect("validation once the stream is renewed");
+    assert_eq!(v.work.kind(), "ValidateSegment");
+}

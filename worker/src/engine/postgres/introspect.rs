@@ -208,6 +208,7 @@ async fn table(
                     CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END
                FROM tree t JOIN pg_class c ON c.oid = t.oid JOIN pg_namespace n ON n.oid = c.relnamespace
                JOIN pg_class p ON p.oid = t.parent JOIN pg_namespace pn ON pn.oid = p.relnamespace
+              WHERE c.relispartition
               ORDER BY t.level, c.relname",
             &[&oid],
         )
@@ -255,14 +256,25 @@ async fn table(
         .collect();
     let sequences = c
         .query(
-            "SELECT n.nspname::text, s.relname::text, a.attname::text, d.deptype = 'i',
+            "SELECT DISTINCT ON (s.oid, a.attnum) n.nspname::text, s.relname::text, a.attname::text, d.deptype = 'i',
                     format('AS %s INCREMENT BY %s MINVALUE %s MAXVALUE %s START WITH %s CACHE %s%s',
                            format_type(q.seqtypid, NULL), q.seqincrement, q.seqmin, q.seqmax, q.seqstart, q.seqcache,
-                           CASE WHEN q.seqcycle THEN ' CYCLE' ELSE '' END)
-               FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+                           CASE WHEN q.seqcycle THEN ' CYCLE' ELSE '' END),
+                    d.owned
+               FROM (
+                    -- Sequences owned by a column (serial, identity).
+                    SELECT objid AS seq, refobjsubid AS attnum, deptype, true AS owned FROM pg_depend
+                     WHERE refobjid = $1 AND classid = 'pg_class'::regclass AND deptype IN ('a','i')
+                    UNION ALL
+                    -- Sequences a column default calls (nextval) without owning them.
+                    SELECT dd.refobjid, ad.adnum, 'n', false FROM pg_attrdef ad
+                      JOIN pg_depend dd ON dd.classid = 'pg_attrdef'::regclass AND dd.objid = ad.oid
+                                       AND dd.refclassid = 'pg_class'::regclass
+                     WHERE ad.adrelid = $1) d
+               JOIN pg_class s ON s.oid = d.seq AND s.relkind = 'S'
                JOIN pg_namespace n ON n.oid = s.relnamespace JOIN pg_sequence q ON q.seqrelid = s.oid
-               JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-              WHERE d.refobjid = $1 AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a','i')",
+               JOIN pg_attribute a ON a.attrelid = $1 AND a.attnum = d.attnum
+              ORDER BY s.oid, a.attnum, d.owned DESC",
             &[&oid],
         )
         .await?
@@ -273,6 +285,7 @@ async fn table(
             column: r.get(2),
             identity: r.get(3),
             options: r.get(4),
+            owned: r.get(5),
         })
         .collect();
     // Sizes over the whole partition tree (pg_partition_tree lists nothing
@@ -291,7 +304,13 @@ async fn table(
     let size_bytes = r.get::<_, i64>(0) as u64;
     let mut rows_estimate = r.get::<_, i64>(1) as u64;
     let pages = r.get::<_, i64>(2) as u64;
-    let qualified = format!("{}.{}", quote_ident(schema), quote_ident(name));
+    // The table's own rows, as `own_rows` reads them.
+    let qualified = format!(
+        "{}{}.{}",
+        if partition_key.is_some() { "" } else { "ONLY " },
+        quote_ident(schema),
+        quote_ident(name)
+    );
     let never_analyzed: Option<bool> = r.get(3);
     if never_analyzed.unwrap_or(false) {
         rows_estimate = c

@@ -390,7 +390,7 @@ pub async fn load_segment(
     };
     let out_sql = format!(
         "COPY (SELECT {cols} FROM {} WHERE {pred}) TO STDOUT (FORMAT {format})",
-        t.qualified()
+        super::own_rows(t)
     );
     let freeze = if seg.freezes(t) { ", FREEZE" } else { "" };
     let in_sql = format!(

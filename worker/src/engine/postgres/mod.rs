@@ -146,7 +146,7 @@ impl Target for Postgres {
         let what = format!("table {}: counting its rows on the target", table.display_name());
         let n: i64 = connect(ep)
             .await?
-            .query_one(&format!("SELECT count(*) FROM {}", table.qualified()), &[])
+            .query_one(&format!("SELECT count(*) FROM {}", own_rows(table)), &[])
             .await
             .map_err(|e| classify(&what, e))?
             .get(0);
@@ -215,6 +215,19 @@ impl Target for Postgres {
 /// Classifies a driver error: SQLSTATE classes 08 (connection), 40
 /// (serialization/deadlock), 53 (resources), 57 (operator intervention, e.g.
 /// shutdown) and I/O without a SQLSTATE are transient; the rest are definite.
+/// The table's own rows in a FROM clause: `ONLY t` unless it is a
+/// partitioned parent (whose rows are its partitions'). A table with
+/// inheritance children (not partitions) is read without them: each child
+/// is a table of the task in its own right, and reading the parent whole
+/// would copy the children's rows twice.
+pub(crate) fn own_rows(t: &TableSchema) -> String {
+    if t.is_partitioned() {
+        t.qualified()
+    } else {
+        format!("ONLY {}", t.qualified())
+    }
+}
+
 pub(crate) fn classify(context: impl std::fmt::Display, e: tokio_postgres::Error) -> ConnectorError {
     let msg = match e.as_db_error() {
         Some(db) => {

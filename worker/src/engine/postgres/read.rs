@@ -230,7 +230,7 @@ pub async fn read_segment(
     let sql = format!(
         "COPY (SELECT {} FROM {} WHERE {}) TO STDOUT",
         select.join(", "),
-        t.qualified(),
+        super::own_rows(t),
         super::load::predicate(bounds)
     );
     let mut client = connect(source).await?;

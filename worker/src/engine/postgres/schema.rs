@@ -237,7 +237,7 @@ pub async fn prepare(
             }
             exec(&c, &sql, &format!("creating partition {}.{}", p.schema, p.name)).await?;
         }
-        for seq in t.sequences.iter().filter(|q| !q.identity) {
+        for seq in t.sequences.iter().filter(|q| !q.identity && q.owned) {
             exec(
                 &c,
                 &format!(

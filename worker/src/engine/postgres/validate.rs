@@ -63,7 +63,7 @@ impl ValidationReader for super::Postgres {
             "SELECT count(*), coalesce(sum(('x' || left(md5(ROW({})::text), 16))::bit(64)::bigint::numeric), 0)::text \
              FROM {} WHERE {}",
             cols.join(", "),
-            t.qualified(),
+            super::own_rows(t),
             super::load::predicate(bounds)
         );
         let mut client = connect(ep).await?;
@@ -92,7 +92,7 @@ impl ValidationReader for super::Postgres {
             as_text.join(", "),
             keys.join(", "),
             keys.join(", "),
-            t.qualified(),
+            super::own_rows(t),
             super::load::predicate(bounds)
         );
         let mut client = connect(ep).await?;
@@ -118,7 +118,7 @@ impl ValidationReader for super::Postgres {
         let sql = format!(
             "COPY (SELECT {} FROM {} WHERE {}) TO STDOUT",
             cols.join(", "),
-            t.qualified(),
+            super::own_rows(t),
             super::load::predicate(bounds)
         );
         let mut client = connect(ep).await?;

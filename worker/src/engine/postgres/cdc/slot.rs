@@ -53,8 +53,11 @@ pub async fn create(
             Some("d") => t.primary_key.is_some(),
             _ => false,
         };
+        // ONLY: an inheritance parent's publication would otherwise take
+        // in its children, keyless ones too, whose UPDATEs the source would
+        // then refuse (each child is published as a table of its own).
         if has_identity {
-            full.push(t.qualified());
+            full.push(crate::engine::postgres::own_rows(t));
         } else {
             insert_only.push(t);
         }
@@ -75,7 +78,10 @@ pub async fn create(
             q = quote_ident(name),
         )
     };
-    let only: Vec<String> = insert_only.iter().map(|t| t.qualified()).collect();
+    let only: Vec<String> = insert_only
+        .iter()
+        .map(|t| crate::engine::postgres::own_rows(t))
+        .collect();
     // Publications come before the slot: pgoutput reads them as of each
     // change's position, and changes from before a publication existed fail.
     // So with a user's slot the user's publications (created before it) are
@@ -287,7 +293,8 @@ pub async fn publish_table(source: &Endpoint, names: &CdcNames, table: &TableRef
             "SELECT c.relreplident::text,
                     EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
                     EXISTS (SELECT 1 FROM pg_publication_tables pt
-                             WHERE pt.pubname = ANY($3) AND pt.schemaname = $1 AND pt.tablename = $2)
+                             WHERE pt.pubname = ANY($3) AND pt.schemaname = $1 AND pt.tablename = $2),
+                    c.relkind = 'p'
                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE n.nspname = $1 AND c.relname = $2",
             &[
@@ -300,7 +307,8 @@ pub async fn publish_table(source: &Endpoint, names: &CdcNames, table: &TableRef
         .map_err(|e| classify(format!("reading the publications of {shown}"), e))?;
     // Gone from the source: introspection says so.
     let Some(row) = row else { return Ok(()) };
-    let (ident, keyed, published): (String, bool, bool) = (row.get(0), row.get(1), row.get(2));
+    let (ident, keyed, published, partitioned): (String, bool, bool, bool) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
     if published {
         return Ok(());
     }
@@ -310,7 +318,13 @@ pub async fn publish_table(source: &Endpoint, names: &CdcNames, table: &TableRef
     } else {
         &names.publication_insert_only
     };
-    let qualified = format!("{}.{}", quote_ident(&table.schema), quote_ident(&table.name));
+    // ONLY for all but a partitioned parent, as when the publication was created.
+    let qualified = format!(
+        "{}{}.{}",
+        if partitioned { "" } else { "ONLY " },
+        quote_ident(&table.schema),
+        quote_ident(&table.name)
+    );
     c.batch_execute(&format!(
         "ALTER PUBLICATION {} ADD TABLE {qualified}",
         quote_ident(publication)

@@ -94,7 +94,8 @@ JSON
     out=$("$BIN/ferry" validate "$name" 2>&1) && break
     case $out in *"still running"*) sleep 1 ;; *) break ;; esac
   done
-  "$BIN/ferry" task status "$name" | head -3
+  "$BIN/ferry" task status "$name" >"$WORK/status.txt"
+  head -3 "$WORK/status.txt"
   echo "$out"
 }
 

@@ -200,9 +200,35 @@ pub fn convert_table(t: &TableSchema, to: Engine) -> Result<TableSchema, Unsuppo
             .iter()
             .filter(|c| c.kind == ConstraintKind::ForeignKey)
             .filter(|c| to != Engine::Mysql || !(c.definition.contains("DEFERRABLE") || c.definition.contains("MATCH")))
-            .cloned(),
+            .map(|c| match to {
+                Engine::Mysql => set_null_on_not_null(t, c),
+                Engine::Postgres => c.clone(),
+            }),
     );
     Ok(out)
+}
+
+/// A foreign key whose action sets a NOT NULL column to NULL: PostgreSQL
+/// declares it and fails each such delete or update at run time (the NOT
+/// NULL check); InnoDB refuses to declare it (error 1825). NO ACTION fails
+/// the same statements, so it keeps the behaviour.
+fn set_null_on_not_null(t: &TableSchema, c: &Constraint) -> Constraint {
+    let cols = c
+        .definition
+        .strip_prefix("FOREIGN KEY (")
+        .and_then(|d| d.split_once(')'))
+        .and_then(|(cols, _)| column_list(cols))
+        .unwrap_or_default();
+    let not_null = cols.iter().any(|ic| t.column(&ic.name).is_some_and(|col| col.not_null));
+    let mut c = c.clone();
+    if not_null {
+        for action in ["ON DELETE", "ON UPDATE"] {
+            c.definition = c
+                .definition
+                .replace(&format!("{action} SET NULL"), &format!("{action} NO ACTION"));
+        }
+    }
+    c
 }
 
 /// Plain column list of `(a, "B")`, or None if any part is an expression.
@@ -316,6 +342,43 @@ mod tests {
         assert_eq!(p.indexes, vec![r#"CREATE INDEX "t_by_mood" ON "shop"."t" ("mood")"#]);
         assert_eq!(p.constraints[0].definition, r#"CHECK ("mood" IN ('ok','bad'))"#);
         assert_eq!(p.sequences.len(), 1);
+    }
+
+    /// Sakila's payment.rental_id: NOT NULL, yet ON DELETE SET NULL.
+    #[test]
+    fn set_null_on_a_not_null_column_becomes_no_action_on_mysql() {
+        let mut rental = col("rental_id", "integer");
+        rental.not_null = true;
+        let mut t = TableSchema::bare(
+            Engine::Postgres,
+            "public",
+            "payment",
+            vec![col("id", "integer"), rental],
+        );
+        let fk = |name: &str, def: &str| Constraint {
+            name: name.into(),
+            kind: ConstraintKind::ForeignKey,
+            definition: def.into(),
+        };
+        t.constraints = vec![
+            fk(
+                "to_rental",
+                "FOREIGN KEY (rental_id) REFERENCES public.rental(rental_id) ON UPDATE CASCADE ON DELETE SET NULL",
+            ),
+            fk(
+                "nullable",
+                "FOREIGN KEY (id) REFERENCES public.other(id) ON DELETE SET NULL",
+            ),
+        ];
+        let m = convert_table(&t, Engine::Mysql).unwrap();
+        assert_eq!(
+            m.constraints[0].definition,
+            "FOREIGN KEY (rental_id) REFERENCES public.rental(rental_id) ON UPDATE CASCADE ON DELETE NO ACTION"
+        );
+        assert!(m.constraints[1].definition.ends_with("ON DELETE SET NULL"));
+        // PostgreSQL keeps what it declared.
+        let p = convert_table(&t, Engine::Postgres).unwrap();
+        assert!(p.constraints[0].definition.ends_with("ON DELETE SET NULL"));
     }
 
     #[test]

@@ -200,12 +200,17 @@ pub fn convert_table(t: &TableSchema, to: Engine) -> Result<TableSchema, Unsuppo
             .iter()
             .filter(|c| c.kind == ConstraintKind::ForeignKey)
             .filter(|c| to != Engine::Mysql || !(c.definition.contains("DEFERRABLE") || c.definition.contains("MATCH")))
-            .map(|c| match to {
-                Engine::Mysql => set_null_on_not_null(t, c),
-                Engine::Postgres => c.clone(),
-            }),
+            .map(|c| foreign_key_for(t, c, to)),
     );
     Ok(out)
+}
+
+/// Foreign key `c` of table `t` as a target of engine `to` declares it.
+pub fn foreign_key_for(t: &TableSchema, c: &Constraint, to: Engine) -> Constraint {
+    match to {
+        Engine::Mysql => set_null_on_not_null(t, c),
+        Engine::Postgres => c.clone(),
+    }
 }
 
 /// A foreign key whose action sets a NOT NULL column to NULL: PostgreSQL

@@ -188,7 +188,12 @@ fn an_expired_lease_is_granted_again_and_its_old_holder_is_fenced() {
 
 /// A CDC task up to its running stream; returns the stream's assignment.
 fn streaming(m: &mut Machine, tables: &[&str]) -> GrantedWork {
-    m.create(spec("c", MigrationType::FullLoadAndCdc));
+    streaming_task(m, spec("c", MigrationType::FullLoadAndCdc), tables)
+}
+
+/// Task `spec` up to its running stream.
+fn streaming_task(m: &mut Machine, spec: TaskSpec, tables: &[&str]) -> GrantedWork {
+    m.create(spec);
     let sch = schema(tables);
     loop {
         let g = m.grant().expect("work until the stream runs");
@@ -345,33 +350,7 @@ fn validation_is_not_granted_behind_a_stream_whose_holder_stopped_renewing() {
     let mut m = Machine::new();
     let mut s = spec("c", MigrationType::FullLoadAndCdc);
     s.settings.validation.enabled = true;
-    m.create(s);
-    let sch = schema(&["a"]);
-    let stream = loop {
-        let g = m.grant().expect("work until the stream runs");
-        let result = match *g.work {
-            Work::Introspect { .. } => WorkResult::Introspected(sch.clone()),
-            Work::CreateSlot { .. } => WorkResult::SlotReady {
-                consistent_point: Position::Wal(Lsn(100)),
-                insert_only: vec![],
-            },
-            Work::HoldSnapshot { .. } => {
-                progress(
-                    &mut m,
-                    &g,
-                    ProgressDetail::Snapshot {
-                        name: "snap".into(),
-                        lsn: Position::Wal(Lsn(110)),
-                    },
-                );
-                continue;
-            }
-            Work::LoadSegment { .. } => loaded(1),
-            Work::Cdc { .. } => break g,
-            _ => WorkResult::Done,
-        };
-        assert_eq!(m.complete(&g, result), Response::Ok, "{}", g.work.kind());
-    };
+    let stream = streaming_task(&mut m, s, &["a"]);
     // Three quarters of a lease without a renewal: the holder is fading.
     m.now += LEASE_MS * 3 / 4;
     assert!(m.grant().is_none(), "validation granted behind a fading stream");

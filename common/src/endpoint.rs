@@ -210,6 +210,12 @@ pub struct Endpoint {
     pub application_name: Option<String>,
 }
 
+/// A query key that carries a password under any spelling libpq or a MySQL
+/// client might take (`password`, `PASSWORD`, `passwd`, `pwd`).
+fn is_password_key(k: &str) -> bool {
+    matches!(k.to_ascii_lowercase().as_str(), "password" | "passwd" | "pwd" | "pass")
+}
+
 /// Strips anything that could be a password from a URL-ish string, for error messages.
 pub fn redact(raw: &str) -> String {
     match url::Url::parse(raw) {
@@ -220,7 +226,7 @@ pub fn redact(raw: &str) -> String {
             let pairs: Vec<(String, String)> = u
                 .query_pairs()
                 .map(|(k, v)| {
-                    let v = if k == "password" {
+                    let v = if is_password_key(&k) {
                         "REDACTED".to_string()
                     } else {
                         v.into_owned()
@@ -260,7 +266,7 @@ impl Endpoint {
         };
         for (k, v) in u.query_pairs() {
             match k.as_ref() {
-                "password" => return Err(EndpointError::InlinePassword(shown)),
+                k if is_password_key(k) => return Err(EndpointError::InlinePassword(shown)),
                 "password_env" => password = PasswordSource::Env(v.into_owned()),
                 "password_file" => password = PasswordSource::File(v.into_owned()),
                 "application_name" => application_name = Some(v.into_owned()),
@@ -390,8 +396,11 @@ mod tests {
         let msg = err.to_string();
         assert!(!msg.contains("hunter2"), "{msg}");
         assert!(msg.contains("password_env"), "{msg}");
-        let err = Endpoint::parse("postgres://app@h/db?password=hunter2").unwrap_err();
-        assert!(!err.to_string().contains("hunter2"));
+        for key in ["password", "PASSWORD", "passwd", "Pwd"] {
+            let err = Endpoint::parse(&format!("postgres://app@h/db?{key}=hunter2")).unwrap_err();
+            assert!(matches!(err, EndpointError::InlinePassword(_)), "{key}: {err}");
+            assert!(!err.to_string().contains("hunter2"), "{key}: {err}");
+        }
     }
 
     #[test]

@@ -29,6 +29,13 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    // The Raft log and state hold task definitions and endpoints (no
+    // secrets, but hosts and paths): readable by the coordinator's user only.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&cfg.data_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting data dir {} to its owner", cfg.data_dir.display()))?;
+    }
     let db = open_db(&cfg.data_dir.join("raft"))
         .with_context(|| format!("opening RocksDB in {}", cfg.data_dir.display()))?;
     let log_store = LogStore::new(db.clone());

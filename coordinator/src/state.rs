@@ -1671,7 +1671,12 @@ impl Task {
                         t.constraints
                             .iter()
                             .filter(|c| c.kind == ConstraintKind::ForeignKey)
-                            .map(move |c| (t.qualified(), ferry_common::convert::foreign_key_for(t, c, spec.target.engine)))
+                            .map(move |c| {
+                                (
+                                    t.qualified(),
+                                    ferry_common::convert::foreign_key_for(t, c, spec.target.engine),
+                                )
+                            })
                     })
                     .collect(),
                 // A full load ends here, so keys and triggers come now; with

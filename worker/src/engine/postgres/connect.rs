@@ -54,7 +54,9 @@ pub async fn connect(ep: &Endpoint) -> Result<tokio_postgres::Client, ConnectorE
         // A database frozen by a cutover (`cutover::freeze`) refuses its
         // applications' writes, not Ferry's: the reverse stream, its target
         // preparation and the freeze's own undo write there.
-        .options("-c default_transaction_read_only=off")
+        // Quoted literals Ferry builds double single quotes and nothing
+        // else: backslashes must be plain characters in every session.
+        .options("-c default_transaction_read_only=off -c standard_conforming_strings=on")
         .connect_timeout(std::time::Duration::from_secs(10));
     if let Some(p) = password(ep)? {
         cfg.password(p);

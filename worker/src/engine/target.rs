@@ -210,7 +210,7 @@ pub(crate) trait ChangeTarget: Send + 'static {
     /// uncommitted. False when a newer stream took over.
     fn begin_lane(&mut self, task: &str, epoch: i64) -> impl Future<Output = Result<bool, ConnectorError>> + Send;
     /// Sends statements (`what` names them in errors).
-    fn execute(&mut self, sql: String, what: &str) -> impl Future<Output = Result<(), ConnectorError>> + Send;
+    fn execute(&mut self, sql: &str, what: &str) -> impl Future<Output = Result<(), ConnectorError>> + Send;
     /// Inside the open batch: records `end` and `mark` if `epoch` still owns
     /// the apply state, keeping its row locked until COMMIT. False when a
     /// newer stream took over.
@@ -282,7 +282,7 @@ impl ChangeTarget for AnyChangeTarget {
             AnyChangeTarget::Mysql(t) => t.begin_lane(task, epoch).await,
         }
     }
-    async fn execute(&mut self, sql: String, what: &str) -> Result<(), ConnectorError> {
+    async fn execute(&mut self, sql: &str, what: &str) -> Result<(), ConnectorError> {
         match self {
             AnyChangeTarget::Postgres(t) => t.execute(sql, what).await,
             AnyChangeTarget::Mysql(t) => t.execute(sql, what).await,

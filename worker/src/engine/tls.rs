@@ -39,6 +39,17 @@ fn bad(ep: &Endpoint, what: String) -> ConnectorError {
     ConnectorError::Definite(format!("{ep}: {what}"))
 }
 
+/// Every PEM certificate in `path`, the endpoint's `key` naming it in errors.
+fn read_certs(ep: &Endpoint, key: &str, path: &str) -> Result<Vec<CertificateDer<'static>>, ConnectorError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| bad(ep, format!("{key} {path}: cannot read certificates: {e}")))?;
+    if certs.is_empty() {
+        return Err(bad(ep, format!("{key} {path}: no PEM certificate in it")));
+    }
+    Ok(certs)
+}
+
 /// The roots a verifying mode trusts: the endpoint's root certificate file,
 /// else the public web PKI's.
 fn roots(ep: &Endpoint, key: &str) -> Result<RootCertStore, ConnectorError> {
@@ -46,12 +57,7 @@ fn roots(ep: &Endpoint, key: &str) -> Result<RootCertStore, ConnectorError> {
     match &ep.tls.root_cert {
         None => store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
         Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| bad(ep, format!("{key} {path}: cannot read certificates: {e}")))?;
-            if certs.is_empty() {
-                return Err(bad(ep, format!("{key} {path}: no PEM certificate in it")));
-            }
+            let certs = read_certs(ep, key, path)?;
             for c in certs {
                 store
                     .add(c)
@@ -70,12 +76,7 @@ pub(crate) fn client_identity(
     let (Some(cert), Some(key)) = (&ep.tls.cert, &ep.tls.key) else {
         return Ok(None);
     };
-    let chain = CertificateDer::pem_file_iter(cert)
-        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| bad(ep, format!("{} {cert}: cannot read certificates: {e}", keys.0)))?;
-    if chain.is_empty() {
-        return Err(bad(ep, format!("{} {cert}: no PEM certificate in it", keys.0)));
-    }
+    let chain = read_certs(ep, keys.0, cert)?;
     // The key's bytes never reach an error message: only its path.
     let key_der = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| bad(ep, format!("{} {key}: cannot read a private key: {e}", keys.1)))?;

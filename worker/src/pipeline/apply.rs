@@ -459,7 +459,7 @@ async fn fly_on<T: ChangeTarget>(
                     if !lane.begin_lane(&fence.task, fence.epoch).await? {
                         return Ok(false);
                     }
-                    lane.execute(sql.clone(), what).await?;
+                    lane.execute(&sql, what).await?;
                     lane.commit().await.map(|()| true)
                 };
                 match run.await {
@@ -486,7 +486,7 @@ async fn fly_on<T: ChangeTarget>(
         if first.is_empty() {
             Ok(())
         } else {
-            fenced.execute(first, what).await
+            fenced.execute(&first, what).await
         }
     };
     let (first_done, lanes_done) = futures::join!(first_run, lanes_run);
@@ -783,7 +783,7 @@ impl<T: ChangeTarget> Applier<T> {
         }
         let sql = std::mem::take(&mut self.sql);
         let what = self.batch_what();
-        self.lanes[0].execute(sql, &what).await
+        self.lanes[0].execute(&sql, &what).await
     }
 
     /// The open batch, in errors.
@@ -1508,12 +1508,12 @@ mod tests {
         async fn begin_lane(&mut self, _task: &str, epoch: i64) -> Result<bool, ConnectorError> {
             Ok(self.state.lock().unwrap().epoch == epoch)
         }
-        async fn execute(&mut self, sql: String, _what: &str) -> Result<(), ConnectorError> {
+        async fn execute(&mut self, sql: &str, _what: &str) -> Result<(), ConnectorError> {
             if self.deadlocks > 0 {
                 self.deadlocks -= 1;
                 return Err(ConnectorError::Transient("Deadlock found (MySQL error 1213)".into()));
             }
-            self.open.push(sql);
+            self.open.push(sql.to_string());
             Ok(())
         }
         async fn record_position(

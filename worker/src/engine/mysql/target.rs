@@ -235,7 +235,7 @@ impl ChangeTarget for MysqlChangeTarget {
             .map_err(q)?;
         Ok(owner == Some(epoch))
     }
-    async fn execute(&mut self, sql: String, what: &str) -> Result<(), ConnectorError> {
+    async fn execute(&mut self, sql: &str, what: &str) -> Result<(), ConnectorError> {
         self.c.query_drop(sql).await.map_err(|e| classify(what, e))
     }
     async fn record_position(

@@ -206,8 +206,8 @@ impl ChangeTarget for PgChangeTarget {
             .map_err(q)?;
         Ok(owner.is_some_and(|r| r.get::<_, i64>(0) == epoch))
     }
-    async fn execute(&mut self, sql: String, what: &str) -> Result<(), ConnectorError> {
-        self.c.batch_execute(&sql).await.map_err(|e| classify(what, e))
+    async fn execute(&mut self, sql: &str, what: &str) -> Result<(), ConnectorError> {
+        self.c.batch_execute(sql).await.map_err(|e| classify(what, e))
     }
     /// `UPDATE ... WHERE epoch = mine` updates one row or none.
     async fn record_position(

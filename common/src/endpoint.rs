@@ -250,7 +250,11 @@ pub fn redact(raw: &str) -> String {
 impl Endpoint {
     pub fn parse(raw: &str) -> Result<Endpoint, EndpointError> {
         let shown = redact(raw);
-        let u = url::Url::parse(raw).map_err(|_| EndpointError::NotAUrl(shown.clone()))?;
+        let u = url::Url::parse(raw)
+            .ok()
+            // `postgres:x` (no `//`) has no host part: not an endpoint.
+            .filter(|u| u.has_host())
+            .ok_or_else(|| EndpointError::NotAUrl(shown.clone()))?;
         let engine = Engine::from_name(u.scheme())
             .ok_or_else(|| EndpointError::Scheme(shown.clone(), u.scheme().to_string()))?;
         if u.password().is_some() {
@@ -334,7 +338,8 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 out.push(b);
                 i += 3;
                 continue;
@@ -350,12 +355,31 @@ impl fmt::Display for Endpoint {
     /// Safe to log: an endpoint never holds a password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = self.engine.name();
+        // User and database percent-encoded, as they were given: the text
+        // parses back to the same endpoint (a ':' in a user name would
+        // otherwise read as a password, a control character be dropped).
         write!(
             f,
             "{scheme}://{}@{}:{}/{}",
-            self.user, self.host, self.port, self.dbname
+            percent_encode(&self.user),
+            self.host,
+            self.port,
+            percent_encode(&self.dbname)
         )
     }
+}
+
+/// Percent-encodes all but RFC 3986's unreserved characters.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

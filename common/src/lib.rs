@@ -2,8 +2,10 @@
 //! endpoints, DMS table mappings and task settings, the schema model that
 //! introspection produces, segment plans, and the units of work.
 
+pub mod access;
 pub mod convert;
 pub mod endpoint;
+pub mod fuzz;
 pub mod mapping;
 pub mod plan;
 pub mod position;
@@ -22,6 +24,21 @@ pub mod proto {
 
 /// Default address of the coordinator's gRPC listener.
 pub const DEFAULT_COORDINATOR: &str = "http://127.0.0.1:7400";
+
+/// An error and its causes on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
 
 /// Milliseconds since the Unix epoch, the coordinator's clock for leases.
 pub fn now_ms() -> u64 {

@@ -145,6 +145,12 @@ impl TaskSettings {
             path: path.to_string(),
             message,
         };
+        if !root.is_object() {
+            return Err(err(
+                "$",
+                format!("expected an object of DMS settings sections, got {root}"),
+            ));
+        }
         if let Some(fl) = root.get("FullLoadSettings") {
             if let Some(v) = fl.get("TargetTablePrepMode") {
                 s.prep_mode = match v.as_str() {
@@ -222,6 +228,17 @@ impl TaskSettings {
                 .max(1) as u32;
         }
         if let Some(f) = root.get("Ferry") {
+            // Ferry's own section is Ferry's to define: a misspelt key
+            // silently ignored would run a task with settings nobody chose.
+            let obj = f
+                .as_object()
+                .ok_or_else(|| err("$.Ferry", format!("expected an object, got {f}")))?;
+            if let Some(k) = obj.keys().find(|k| !FERRY_KEYS.contains(&k.as_str())) {
+                return Err(err(
+                    &format!("$.Ferry.{k}"),
+                    format!("unknown setting (known: {})", FERRY_KEYS.join(", ")),
+                ));
+            }
             if let Some(v) = f.get("SegmentTargetBytes") {
                 s.segment_target_bytes = positive(v, u64::MAX).ok_or_else(|| {
                     err(
@@ -254,6 +271,14 @@ impl TaskSettings {
     }
 }
 
+/// The keys of the `Ferry` settings section.
+const FERRY_KEYS: [&str; 4] = [
+    "SegmentTargetBytes",
+    "MaxSegmentsPerTable",
+    "SplitTablesLargerThan",
+    "RevalidateDelaySeconds",
+];
+
 fn positive(v: &Value, max: u64) -> Option<u64> {
     v.as_u64().filter(|n| *n >= 1 && *n <= max)
 }
@@ -273,6 +298,14 @@ mod tests {
         assert_eq!(s.segment_target_bytes, 1000);
         let v = TaskSettings::parse(r#"{"ValidationSettings":{"ValidationOnly":true,"PartitionSize":500}}"#).unwrap();
         assert!(v.validation.enabled && v.validation.only);
+        let e = TaskSettings::parse(r#"{"Ferry":{"SegmentTargetByte":1000}}"#).unwrap_err();
+        assert!(
+            e.to_string().contains("$.Ferry.SegmentTargetByte") && e.to_string().contains("unknown"),
+            "{e}"
+        );
+        for bad in ["[]", "42", "\"Ferry\"", r#"{"Ferry": 3}"#] {
+            assert!(TaskSettings::parse(bad).is_err(), "{bad}");
+        }
         assert_eq!(v.validation.partition_size, 500);
         assert_eq!(v.validation.revalidate_delay_s, 5);
         let d = TaskSettings::parse(r#"{"Ferry":{"RevalidateDelaySeconds":0}}"#).unwrap();

@@ -179,7 +179,14 @@ pub fn parse_duration(s: &str) -> Result<i64, ValueError> {
         _ => return Err(ValueError(format!("not a valid time: '{s}'"))),
     };
     let (h, m, sec): (i64, i64, i64) = (num(h, "time", s)?, num(m, "time", s)?, num(sec, "time", s)?);
-    let us = ((h * 60 + m) * 60 + sec) * 1_000_000 + fraction(frac, s)? as i64;
+    let us = h
+        .checked_mul(60)
+        .and_then(|x| x.checked_add(m))
+        .and_then(|x| x.checked_mul(60))
+        .and_then(|x| x.checked_add(sec))
+        .and_then(|x| x.checked_mul(1_000_000))
+        .and_then(|x| x.checked_add(fraction(frac, s).ok()? as i64))
+        .ok_or_else(|| ValueError(format!("time out of range: '{s}'")))?;
     Ok(if neg { -us } else { us })
 }
 
@@ -198,6 +205,10 @@ mod tests {
         assert_eq!(parse_time_of_day("10:00:00.5").unwrap().micros, 500_000);
         assert_eq!(parse_datetime("0000-00-00 00:00:00").unwrap(), None);
         assert!(parse_date("2024-13-01").is_err());
+        // Found by fuzzing: an hour count that overflows is an error, not a
+        // wrapped (wrong) duration.
+        assert!(parse_duration("-838999999999999999:59:59").is_err());
+        assert_eq!(parse_duration("-838:59:59").unwrap(), -3_020_399_000_000);
         assert!(parse_time_of_day("24:00:00").is_err());
     }
 

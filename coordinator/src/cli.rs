@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
+use ferry_common::access::{ClientLink, Link, LinkError};
 use ferry_common::proto::{
     admin_client::AdminClient, CreateTaskRequest, ListTasksRequest, ReloadTableRequest, StepRequest, TaskName,
     TaskStatusReply, ValidationStatus,
@@ -11,7 +12,6 @@ use serde_json::json;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
 
 #[derive(Subcommand)]
 pub enum TaskCmd {
@@ -82,13 +82,13 @@ pub enum TaskCmd {
     },
 }
 
-async fn connect(url: &str) -> anyhow::Result<AdminClient<Channel>> {
-    let ch = Channel::from_shared(url.to_string())
-        .with_context(|| format!("coordinator address '{url}' is not a valid URL"))?
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .map_err(|_| anyhow::anyhow!("cannot reach the coordinator at {url} (start one with `ferry up`, or set --coordinator / FERRY_COORDINATOR)"))?;
+async fn connect(link: &ClientLink) -> anyhow::Result<AdminClient<Link>> {
+    let ch = link.connect(Duration::from_secs(5)).await.map_err(|e| match e {
+        LinkError::Unreachable { url, cause } => anyhow::anyhow!(
+            "cannot reach the coordinator at {url} ({cause}; start one with `ferry up`, or set --coordinator / FERRY_COORDINATOR)"
+        ),
+        e => e.into(),
+    })?;
     Ok(AdminClient::new(ch))
 }
 
@@ -100,13 +100,13 @@ fn read_file(p: &PathBuf, what: &str) -> anyhow::Result<String> {
     std::fs::read_to_string(p).with_context(|| format!("{what} {}", p.display()))
 }
 
-pub async fn run(url: &str, cmd: TaskCmd) -> anyhow::Result<()> {
+pub async fn run(link: &ClientLink, cmd: TaskCmd) -> anyhow::Result<()> {
     // Validate locally what can be, so errors do not need a coordinator.
     if let TaskCmd::Create { source, target, .. } = &cmd {
         ferry_common::endpoint::Endpoint::parse(source).map_err(|e| anyhow::anyhow!("--source: {e}"))?;
         ferry_common::endpoint::Endpoint::parse(target).map_err(|e| anyhow::anyhow!("--target: {e}"))?;
     }
-    let mut c = connect(url).await?;
+    let mut c = connect(link).await?;
     match cmd {
         TaskCmd::Create {
             name,
@@ -320,7 +320,7 @@ pub async fn run(url: &str, cmd: TaskCmd) -> anyhow::Result<()> {
                     Err(s) if s.code() == tonic::Code::NotFound => bail!("{}", s.message()),
                     // The coordinator may be restarting: keep waiting.
                     Err(_) => {
-                        if let Ok(nc) = connect(url).await {
+                        if let Ok(nc) = connect(link).await {
                             c = nc;
                         }
                     }
@@ -547,11 +547,11 @@ fn validation_json(v: ValidationStatus) -> serde_json::Value {
 
 /// `ferry validate NAME`: each table's validation state and its first
 /// differing keys. Fails when rows differ or validation could not run.
-pub async fn validate(url: &str, name: &str, output: &str) -> anyhow::Result<()> {
+pub async fn validate(link: &ClientLink, name: &str, output: &str) -> anyhow::Result<()> {
     if output != "table" && output != "json" {
         bail!("--output {output}: expected table or json");
     }
-    let mut c = connect(url).await?;
+    let mut c = connect(link).await?;
     let st = c.task_status(task_name(name)).await.map_err(status_err)?.into_inner();
     refuse_degraded(name, &st, "its target cannot be validated")?;
     let tables: Vec<(String, ValidationStatus)> = st
@@ -612,7 +612,7 @@ pub async fn validate(url: &str, name: &str, output: &str) -> anyhow::Result<()>
 
 /// Has a worker carry out a cutover step and waits for it. Returns the
 /// step's unit (for `validate`: how many segments it compares).
-async fn run_step(c: &mut AdminClient<Channel>, name: &str, step: &str, deadline: Instant) -> anyhow::Result<u32> {
+async fn run_step(c: &mut AdminClient<Link>, name: &str, step: &str, deadline: Instant) -> anyhow::Result<u32> {
     let unit = c
         .run_step(StepRequest {
             name: name.into(),
@@ -648,7 +648,7 @@ async fn run_step(c: &mut AdminClient<Channel>, name: &str, step: &str, deadline
 /// Waits until the target has applied everything the source committed
 /// before the call (a mark through the source's log); returns the applied
 /// position.
-async fn drain(c: &mut AdminClient<Channel>, name: &str, deadline: Instant) -> anyhow::Result<String> {
+async fn drain(c: &mut AdminClient<Link>, name: &str, deadline: Instant) -> anyhow::Result<String> {
     let mark = c
         .request_mark(task_name(name))
         .await
@@ -681,14 +681,14 @@ async fn drain(c: &mut AdminClient<Channel>, name: &str, deadline: Instant) -> a
 /// `ferry cutover NAME`: the rehearsable switch from source to target,
 /// each step printed with its duration. See docs/cutover.md.
 pub async fn cutover(
-    url: &str,
+    link: &ClientLink,
     name: &str,
     freeze_source: bool,
     hook: Option<&str>,
     dry_run: bool,
     timeout_s: u64,
 ) -> anyhow::Result<()> {
-    let mut c = connect(url).await?;
+    let mut c = connect(link).await?;
     let st = c.task_status(task_name(name)).await.map_err(status_err)?.into_inner();
     let t = st.task.clone().unwrap_or_default();
     if t.migration_type == "full-load" {
@@ -754,7 +754,7 @@ pub async fn cutover(
 /// applied the source's last change, its sequences are past the source's,
 /// and every segment changed since its last comparison compares equal.
 async fn cutover_checks(
-    c: &mut AdminClient<Channel>,
+    c: &mut AdminClient<Link>,
     name: &str,
     validated: bool,
     deadline: Instant,
@@ -799,8 +799,8 @@ async fn cutover_checks(
 }
 
 /// Lets the source accept writes again after `--freeze-source`.
-pub async fn unfreeze(url: &str, name: &str, timeout_s: u64) -> anyhow::Result<()> {
-    let mut c = connect(url).await?;
+pub async fn unfreeze(link: &ClientLink, name: &str, timeout_s: u64) -> anyhow::Result<()> {
+    let mut c = connect(link).await?;
     let deadline = Instant::now() + Duration::from_secs(timeout_s);
     run_step(&mut c, name, "unfreeze-source", deadline).await?;
     println!("task {name}: the source accepts writes again");
@@ -824,7 +824,7 @@ async fn run_hook(cmd: &str) -> anyhow::Result<()> {
 /// on every write the application makes on the target reaches the source.
 /// The forward task is stopped first, so nothing it applies can be read
 /// back by the reverse slot: no change bounces.
-async fn start_reverse(c: &mut AdminClient<Channel>, name: &str, deadline: Instant) -> anyhow::Result<String> {
+async fn start_reverse(c: &mut AdminClient<Link>, name: &str, deadline: Instant) -> anyhow::Result<String> {
     c.stop_task(task_name(name)).await.map_err(status_err)?;
     let reverse = c
         .create_reverse(task_name(name))
@@ -857,13 +857,13 @@ async fn start_reverse(c: &mut AdminClient<Channel>, name: &str, deadline: Insta
 /// original source takes every write made on the target, its sequences
 /// move past the target's, and it accepts writes again.
 pub async fn rollback(
-    url: &str,
+    link: &ClientLink,
     name: &str,
     freeze_target: bool,
     hook: Option<&str>,
     timeout_s: u64,
 ) -> anyhow::Result<()> {
-    let mut c = connect(url).await?;
+    let mut c = connect(link).await?;
     let reverse = format!("{name}-reverse");
     let st = c
         .task_status(task_name(&reverse))
@@ -909,4 +909,60 @@ pub async fn rollback(
 /// One line of `ferry cutover` / `ferry rollback`: the step and how long it took.
 fn timed_step(label: &str, since: Instant, note: &str) {
     println!("{label:<44} {:>8.3} s{note}", since.elapsed().as_secs_f64());
+}
+
+/// `ferry token`: API tokens (admin role).
+#[derive(clap::Subcommand)]
+pub enum TokenCmd {
+    /// Issue a token and print it (once: the coordinator keeps its digest).
+    Create {
+        name: String,
+        /// viewer, operator, admin or worker.
+        #[arg(long)]
+        role: String,
+    },
+    /// Tokens by name and role.
+    List,
+    /// Revoke a token at once.
+    Revoke { name: String },
+}
+
+pub async fn token(link: &ClientLink, cmd: TokenCmd) -> anyhow::Result<()> {
+    let mut c = connect(link).await?;
+    match cmd {
+        TokenCmd::Create { name, role } => {
+            ferry_common::access::Role::parse(&role).map_err(|e| anyhow::anyhow!("--role: {e}"))?;
+            let r = c
+                .create_token(ferry_common::proto::TokenRequest { name, role })
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            println!("{}", r.token);
+        }
+        TokenCmd::List => {
+            let r = c
+                .list_tokens(ferry_common::proto::ListTokensRequest {})
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            println!("{:<24} {:<9} CREATED", "NAME", "ROLE");
+            for t in r.tokens {
+                let (y, mo, d, h, mi, s) = ferry_common::civil_utc((t.created_ms / 1000) as i64);
+                println!(
+                    "{:<24} {:<9} {y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}Z",
+                    t.name, t.role
+                );
+            }
+        }
+        TokenCmd::Revoke { name } => {
+            c.revoke_token(ferry_common::proto::TokenRequest {
+                name: name.clone(),
+                role: String::new(),
+            })
+            .await
+            .map_err(status_err)?;
+            println!("token {name} revoked");
+        }
+    }
+    Ok(())
 }

@@ -135,6 +135,7 @@ pub async fn run(rows: u64) -> anyhow::Result<()> {
             data_dir: data,
             listen,
             lease_ms: 10_000,
+            security: server::Security::default(),
         },
         async move {
             let _ = stop_rx.await;
@@ -152,11 +153,12 @@ pub async fn run(rows: u64) -> anyhow::Result<()> {
         );
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let link = ferry_common::access::ClientLink::new(url.clone());
     let settings = tmp.join("settings.json");
     std::fs::write(&settings, r#"{"Ferry": {"SegmentTargetBytes": 4194304}}"#)?;
     let started = std::time::Instant::now();
     crate::cli::run(
-        &url,
+        &link,
         crate::cli::TaskCmd::Create {
             name: "demo".into(),
             source: src.url(),
@@ -170,9 +172,9 @@ pub async fn run(rows: u64) -> anyhow::Result<()> {
         },
     )
     .await?;
-    crate::cli::run(&url, crate::cli::TaskCmd::Start { name: "demo".into() }).await?;
+    crate::cli::run(&link, crate::cli::TaskCmd::Start { name: "demo".into() }).await?;
     crate::cli::run(
-        &url,
+        &link,
         crate::cli::TaskCmd::Wait {
             name: "demo".into(),
             milestone: "full-load".into(),
@@ -182,7 +184,7 @@ pub async fn run(rows: u64) -> anyhow::Result<()> {
     .await?;
     let elapsed = started.elapsed();
     crate::cli::run(
-        &url,
+        &link,
         crate::cli::TaskCmd::Status {
             name: "demo".into(),
             output: "table".into(),

@@ -1,5 +1,7 @@
 //! `ferry`: the coordinator and the operator's CLI.
 
+mod access;
+mod certs;
 mod cli;
 mod demo;
 mod node;
@@ -11,6 +13,7 @@ mod state;
 mod supervisor;
 
 use clap::{Parser, Subcommand};
+use ferry_common::access::LinkArgs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +37,8 @@ enum Cmd {
         workers: u32,
         #[arg(long, default_value_t = 10_000, hide = true)]
         lease_ms: u64,
+        #[command(flatten)]
+        security: SecurityArgs,
     },
     /// The coordinator alone.
     Coordinator {
@@ -46,20 +51,34 @@ enum Cmd {
         /// How long a worker holds an assignment without renewing it.
         #[arg(long, default_value_t = 10_000)]
         lease_ms: u64,
+        #[command(flatten)]
+        security: SecurityArgs,
     },
     /// Manage migration tasks.
     Task {
-        #[arg(long, env = "FERRY_COORDINATOR", default_value = ferry_common::DEFAULT_COORDINATOR, global = true)]
-        coordinator: String,
+        #[command(flatten)]
+        link: LinkArgs,
         #[command(subcommand)]
         cmd: cli::TaskCmd,
+    },
+    /// API tokens: create (printed once), list, revoke. Admin role.
+    Token {
+        #[command(flatten)]
+        link: LinkArgs,
+        #[command(subcommand)]
+        cmd: cli::TokenCmd,
+    },
+    /// Certificates for mutual TLS between Ferry's processes.
+    Certs {
+        #[command(subcommand)]
+        cmd: CertsCmd,
     },
     /// A task's validation: per-table state and the first differing keys;
     /// exits non-zero when rows differ.
     Validate {
         name: String,
-        #[arg(long, env = "FERRY_COORDINATOR", default_value = ferry_common::DEFAULT_COORDINATOR)]
-        coordinator: String,
+        #[command(flatten)]
+        link: LinkArgs,
         #[arg(long, default_value = "table")]
         output: String,
     },
@@ -68,8 +87,8 @@ enum Cmd {
     /// each step is printed with its duration.
     Cutover {
         name: String,
-        #[arg(long, env = "FERRY_COORDINATOR", default_value = ferry_common::DEFAULT_COORDINATOR)]
-        coordinator: String,
+        #[command(flatten)]
+        link: LinkArgs,
         /// Make the source refuse writes first (PostgreSQL: read-only
         /// database, open sessions ended; MySQL: read_only).
         #[arg(long)]
@@ -90,8 +109,8 @@ enum Cmd {
     /// it, its sequences move past the target's, and it takes writes again.
     Rollback {
         name: String,
-        #[arg(long, env = "FERRY_COORDINATOR", default_value = ferry_common::DEFAULT_COORDINATOR)]
-        coordinator: String,
+        #[command(flatten)]
+        link: LinkArgs,
         /// Make the target refuse writes first.
         #[arg(long)]
         freeze_target: bool,
@@ -134,6 +153,57 @@ enum Cmd {
         #[arg(long, default_value_t = 200_000)]
         rows: u64,
     },
+}
+
+#[derive(Subcommand)]
+enum CertsCmd {
+    /// Write a CA (ca.pem) and node, worker and admin certificates (the
+    /// role in each one's OU) into DIR, for `--tls-dir`.
+    Init {
+        dir: PathBuf,
+        /// More names or addresses the node certificate is valid for
+        /// (localhost, 127.0.0.1 and ::1 always are).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+    },
+}
+
+/// How the coordinator protects its listener (docs/security.md).
+#[derive(clap::Args)]
+struct SecurityArgs {
+    /// Directory from `ferry certs init`: node.pem, node-key.pem, ca.pem.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key", "tls_ca"])]
+    tls_dir: Option<PathBuf>,
+    /// This node's certificate (PEM); with --tls-key and --tls-ca.
+    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<PathBuf>,
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA whose client and peer certificates are accepted.
+    #[arg(long, requires = "tls_cert")]
+    tls_ca: Option<PathBuf>,
+    /// File holding the bootstrap admin token (create others with `ferry
+    /// token create`).
+    #[arg(long, env = "FERRY_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
+    /// Listen on a non-loopback address without TLS and tokens.
+    #[arg(long)]
+    insecure: bool,
+}
+
+impl SecurityArgs {
+    fn security(self) -> server::Security {
+        let tls = match (self.tls_dir, self.tls_cert, self.tls_key, self.tls_ca) {
+            (Some(dir), ..) => Some(server::ServerTls::in_dir(&dir)),
+            (None, Some(cert), Some(key), Some(ca)) => Some(server::ServerTls { cert, key, ca }),
+            _ => None,
+        };
+        server::Security {
+            tls,
+            admin_token_file: self.admin_token_file,
+            insecure: self.insecure,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -245,7 +315,12 @@ fn main() -> ExitCode {
         return run_in_worker(args);
     }
     ferry_common::telemetry::init(match cli.cmd {
-        Cmd::Task { .. } | Cmd::Validate { .. } | Cmd::Cutover { .. } | Cmd::Rollback { .. } => "warn",
+        Cmd::Task { .. }
+        | Cmd::Token { .. }
+        | Cmd::Certs { .. }
+        | Cmd::Validate { .. }
+        | Cmd::Cutover { .. }
+        | Cmd::Rollback { .. } => "warn",
         _ => "info",
     });
     let rt = match tokio::runtime::Runtime::new() {
@@ -262,12 +337,14 @@ fn main() -> ExitCode {
                 listen,
                 workers,
                 lease_ms,
-            } => supervisor::up(data_dir, listen, workers, lease_ms).await,
+                security,
+            } => supervisor::up(data_dir, listen, workers, lease_ms, security.security()).await,
             Cmd::Coordinator {
                 node_id,
                 data_dir,
                 listen,
                 lease_ms,
+                security,
             } => {
                 server::run(
                     server::NodeConfig {
@@ -275,40 +352,49 @@ fn main() -> ExitCode {
                         data_dir,
                         listen,
                         lease_ms,
+                        security: security.security(),
                     },
                     supervisor::shutdown_signal(),
                 )
                 .await
             }
-            Cmd::Task { coordinator, cmd } => cli::run(&coordinator, cmd).await,
-            Cmd::Validate {
-                name,
-                coordinator,
-                output,
-            } => cli::validate(&coordinator, &name, &output).await,
+            Cmd::Task { link, cmd } => cli::run(&link.link()?, cmd).await,
+            Cmd::Token { link, cmd } => cli::token(&link.link()?, cmd).await,
+            Cmd::Certs {
+                cmd: CertsCmd::Init { dir, hosts },
+            } => {
+                certs::init(&dir, &hosts)?;
+                println!(
+                    "wrote {} (CA), node, worker and admin certificates to {}",
+                    certs::CA.0,
+                    dir.display()
+                );
+                Ok(())
+            }
+            Cmd::Validate { name, link, output } => cli::validate(&link.link()?, &name, &output).await,
             Cmd::Cutover {
                 name,
-                coordinator,
+                link,
                 unfreeze_source: true,
                 timeout,
                 ..
-            } => cli::unfreeze(&coordinator, &name, timeout).await,
+            } => cli::unfreeze(&link.link()?, &name, timeout).await,
             Cmd::Cutover {
                 name,
-                coordinator,
+                link,
                 freeze_source,
                 hook,
                 dry_run,
                 timeout,
                 ..
-            } => cli::cutover(&coordinator, &name, freeze_source, hook.as_deref(), dry_run, timeout).await,
+            } => cli::cutover(&link.link()?, &name, freeze_source, hook.as_deref(), dry_run, timeout).await,
             Cmd::Rollback {
                 name,
-                coordinator,
+                link,
                 freeze_target,
                 hook,
                 timeout,
-            } => cli::rollback(&coordinator, &name, freeze_target, hook.as_deref(), timeout).await,
+            } => cli::rollback(&link.link()?, &name, freeze_target, hook.as_deref(), timeout).await,
             Cmd::Demo { rows } => demo::run(rows).await,
             // Handled before the runtime starts (run_in_worker).
             Cmd::Schema { .. } | Cmd::Assess { .. } => Ok(()),

@@ -2,6 +2,7 @@
 //! listener (admin, worker and Raft services over one `Node` handle), and
 //! the leader's lease reaper.
 
+use crate::access::{Audit, Gate, GateLayer};
 use crate::node::Node;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::{Network, RaftService};
@@ -22,12 +23,98 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub lease_ms: u64,
+    pub security: Security,
+}
+
+/// How a coordinator protects its listener (docs/security.md).
+#[derive(Clone, Debug, Default)]
+pub struct Security {
+    pub tls: Option<ServerTls>,
+    /// A file holding the bootstrap admin token.
+    pub admin_token_file: Option<PathBuf>,
+    /// Serve a non-loopback address without TLS and tokens.
+    pub insecure: bool,
+}
+
+/// The node's certificate and key, and the CA whose certificates it
+/// accepts from clients and peers (PEM files).
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
+impl ServerTls {
+    /// The files `ferry certs init DIR` writes.
+    pub fn in_dir(dir: &std::path::Path) -> ServerTls {
+        ServerTls {
+            cert: dir.join(crate::certs::NODE.0),
+            key: dir.join(crate::certs::NODE.1),
+            ca: dir.join(crate::certs::CA.0),
+        }
+    }
+}
+
+impl Security {
+    /// Laptop mode (everyone admitted) or not. A loopback listener with no
+    /// TLS and no token is the laptop mode; any other address needs TLS and
+    /// an admin token, or `--insecure`.
+    pub fn open(&self, listen: SocketAddr) -> anyhow::Result<bool> {
+        let secured = self.tls.is_some() || self.admin_token_file.is_some();
+        if listen.ip().is_loopback() || self.insecure {
+            if self.insecure && !listen.ip().is_loopback() && !secured {
+                tracing::warn!(%listen, "--insecure: anyone who can reach this address can create tasks and receive endpoint URLs");
+            }
+            return Ok(!secured);
+        }
+        anyhow::ensure!(
+            self.tls.is_some() && self.admin_token_file.is_some(),
+            "refusing to listen on {listen} without TLS and an admin token: give --tls-dir (see `ferry certs init`) and --admin-token-file, listen on 127.0.0.1, or pass --insecure"
+        );
+        Ok(false)
+    }
+
+    fn admin_digest(&self) -> anyhow::Result<Option<String>> {
+        let Some(f) = &self.admin_token_file else {
+            return Ok(None);
+        };
+        let token =
+            std::fs::read_to_string(f).with_context(|| format!("reading the admin token file {}", f.display()))?;
+        anyhow::ensure!(
+            token.trim().len() >= 16,
+            "the admin token in {} is shorter than 16 characters",
+            f.display()
+        );
+        Ok(Some(ferry_common::access::token_digest(&token)))
+    }
+
+    fn server_tls(&self) -> anyhow::Result<Option<tonic::transport::ServerTlsConfig>> {
+        use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+        let Some(t) = &self.tls else { return Ok(None) };
+        let read =
+            |p: &PathBuf, what: &str| std::fs::read(p).with_context(|| format!("reading {what} {}", p.display()));
+        Ok(Some(
+            ServerTlsConfig::new()
+                .identity(Identity::from_pem(
+                    read(&t.cert, "TLS certificate")?,
+                    read(&t.key, "TLS key")?,
+                ))
+                .client_ca_root(Certificate::from_pem(read(&t.ca, "TLS CA certificate")?))
+                // A token or a certificate: a client may present either.
+                .client_auth_optional(true),
+        ))
+    }
 }
 
 pub async fn run(
     cfg: NodeConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Refuse an unprotected listener before touching anything.
+    let open = cfg.security.open(cfg.listen)?;
+    let admin_digest = cfg.security.admin_digest()?;
+    let server_tls = cfg.security.server_tls()?;
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     // The Raft log and state hold task definitions and endpoints (no
     // secrets, but hosts and paths): readable by the coordinator's user only.
@@ -50,7 +137,8 @@ pub async fn run(
         max_in_snapshot_log_to_keep: 1000,
         ..Default::default()
     };
-    let raft = Raft::new(cfg.node_id, Arc::new(config.validate()?), Network, log_store, sm)
+    let network = Network::new(cfg.security.tls.as_ref())?;
+    let raft = Raft::new(cfg.node_id, Arc::new(config.validate()?), network, log_store, sm)
         .await
         .context("starting raft")?;
     if !raft.is_initialized().await? {
@@ -67,8 +155,28 @@ pub async fn run(
         lease_ms: cfg.lease_ms,
     };
     tokio::spawn(reap_leases(node.clone()));
-    tracing::info!(listen = %cfg.listen, data_dir = %cfg.data_dir.display(), "coordinator listening");
-    tonic::transport::Server::builder()
+    let gate = Gate {
+        open,
+        admin_digest,
+        state: node.state.clone(),
+        audit: Arc::new(
+            Audit::open(cfg.data_dir.join("audit.log"))
+                .with_context(|| format!("opening the audit log in {}", cfg.data_dir.display()))?,
+        ),
+    };
+    tracing::info!(
+        listen = %cfg.listen,
+        data_dir = %cfg.data_dir.display(),
+        tls = server_tls.is_some(),
+        credentials = if open { "none (laptop mode)" } else { "required" },
+        "coordinator listening"
+    );
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = server_tls {
+        server = server.tls_config(tls).context("configuring TLS")?;
+    }
+    server
+        .layer(GateLayer(Arc::new(gate)))
         .add_service(AdminServer::new(AdminService { node: node.clone() }))
         .add_service(WorkerServer::new(WorkerService { node: node.clone() }))
         .add_service(RaftServer::new(RaftService { raft: raft.clone() }))

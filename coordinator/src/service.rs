@@ -1,7 +1,9 @@
 //! gRPC services: Admin (the CLI) and Worker (the data plane's pull API).
 
+use crate::access::audited;
 use crate::node::Node;
 use crate::state::{CdcState, MigrationType, Request, Response, StepKind, Task, TaskSpec, UnitKind, UnitState};
+use ferry_common::access::{self, Role};
 use ferry_common::endpoint::Endpoint;
 use ferry_common::mapping::TableMappings;
 use ferry_common::position::Position;
@@ -40,10 +42,17 @@ async fn create(node: &Node, spec: TaskSpec) -> Result<Resp<pb::TaskReply>, Stat
         })
         .await?,
     )?;
-    Ok(Resp::new(pb::TaskReply {
+    Ok(task_reply(name, "created"))
+}
+
+/// A task's new state, with the task named for the audit log.
+fn task_reply(name: String, state: &str) -> Resp<pb::TaskReply> {
+    let resp = Resp::new(pb::TaskReply {
+        state: state.into(),
         name,
-        state: "created".into(),
-    }))
+    });
+    let name = resp.get_ref().name.clone();
+    audited(resp, &name)
 }
 
 fn summary(t: &Task) -> pb::TaskSummary {
@@ -67,6 +76,35 @@ fn summary(t: &Task) -> pb::TaskSummary {
         tables_completed: completed,
         rows_loaded: rows,
         error: t.error.clone().unwrap_or_default(),
+    }
+}
+
+impl AdminService {
+    async fn run_step_of(&self, r: pb::StepRequest) -> Result<Resp<pb::StepReply>, Status> {
+        if r.step == VALIDATE_STEP {
+            return match self.node.write(Request::ValidateChanged { name: r.name }).await? {
+                Response::Queued(n) => Ok(Resp::new(pb::StepReply {
+                    unit: n,
+                    state: "pending".into(),
+                    error: String::new(),
+                })),
+                other => answer(other).map(|_| Resp::new(pb::StepReply::default())),
+            };
+        }
+        let step = StepKind::parse(&r.step).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "step {}: expected freeze-source, unfreeze-source, unfreeze-target, sync-sequences or {VALIDATE_STEP}",
+                r.step
+            ))
+        })?;
+        match self.node.write(Request::AddStep { name: r.name, step }).await? {
+            Response::Step(unit) => Ok(Resp::new(pb::StepReply {
+                unit,
+                state: "pending".into(),
+                error: String::new(),
+            })),
+            other => answer(other).map(|_| Resp::new(pb::StepReply::default())),
+        }
     }
 }
 
@@ -180,19 +218,13 @@ impl Admin for AdminService {
                 })
                 .await?,
         )?;
-        Ok(Resp::new(pb::TaskReply {
-            name,
-            state: "running".into(),
-        }))
+        Ok(task_reply(name, "running"))
     }
 
     async fn stop_task(&self, req: Req<pb::TaskName>) -> Result<Resp<pb::TaskReply>, Status> {
         let name = req.into_inner().name;
         answer(self.node.write(Request::StopTask { name: name.clone() }).await?)?;
-        Ok(Resp::new(pb::TaskReply {
-            name,
-            state: "stopped".into(),
-        }))
+        Ok(task_reply(name, "stopped"))
     }
 
     async fn delete_task(&self, req: Req<pb::TaskName>) -> Result<Resp<pb::TaskReply>, Status> {
@@ -211,10 +243,7 @@ impl Admin for AdminService {
             "deleting"
         };
         answer(resp)?;
-        Ok(Resp::new(pb::TaskReply {
-            name,
-            state: state.into(),
-        }))
+        Ok(task_reply(name, state))
     }
 
     async fn request_mark(&self, req: Req<pb::TaskName>) -> Result<Resp<pb::MarkReply>, Status> {
@@ -227,30 +256,8 @@ impl Admin for AdminService {
 
     async fn run_step(&self, req: Req<pb::StepRequest>) -> Result<Resp<pb::StepReply>, Status> {
         let r = req.into_inner();
-        if r.step == VALIDATE_STEP {
-            return match self.node.write(Request::ValidateChanged { name: r.name }).await? {
-                Response::Queued(n) => Ok(Resp::new(pb::StepReply {
-                    unit: n,
-                    state: "pending".into(),
-                    error: String::new(),
-                })),
-                other => answer(other).map(|_| Resp::new(pb::StepReply::default())),
-            };
-        }
-        let step = StepKind::parse(&r.step).ok_or_else(|| {
-            Status::invalid_argument(format!(
-                "step {}: expected freeze-source, unfreeze-source, unfreeze-target, sync-sequences or {VALIDATE_STEP}",
-                r.step
-            ))
-        })?;
-        match self.node.write(Request::AddStep { name: r.name, step }).await? {
-            Response::Step(unit) => Ok(Resp::new(pb::StepReply {
-                unit,
-                state: "pending".into(),
-                error: String::new(),
-            })),
-            other => answer(other).map(|_| Resp::new(pb::StepReply::default())),
-        }
+        let task = r.name.clone();
+        self.run_step_of(r).await.map(|resp| audited(resp, &task))
     }
 
     async fn reload_table(&self, req: Req<pb::ReloadTableRequest>) -> Result<Resp<pb::TaskReply>, Status> {
@@ -263,10 +270,7 @@ impl Admin for AdminService {
                 })
                 .await?,
         )?;
-        Ok(Resp::new(pb::TaskReply {
-            name: r.name,
-            state: "running".into(),
-        }))
+        Ok(task_reply(r.name, "running"))
     }
 
     async fn create_reverse(&self, req: Req<pb::TaskName>) -> Result<Resp<pb::TaskReply>, Status> {
@@ -291,10 +295,7 @@ impl Admin for AdminService {
                         reverse.name
                     )));
                 }
-                return Ok(Resp::new(pb::TaskReply {
-                    name: reverse.name,
-                    state: existing.state.as_str().into(),
-                }));
+                return Ok(task_reply(reverse.name, existing.state.as_str()));
             }
             reverse
         };
@@ -340,6 +341,73 @@ impl Admin for AdminService {
             state: state.into(),
             error,
         }))
+    }
+
+    async fn create_token(&self, req: Req<pb::TokenRequest>) -> Result<Resp<pb::TokenReply>, Status> {
+        let r = req.into_inner();
+        if r.name.is_empty()
+            || !r
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(Status::invalid_argument(format!(
+                "token name '{}': use letters, digits, '-' and '_'",
+                r.name
+            )));
+        }
+        let role = Role::parse(&r.role).map_err(Status::invalid_argument)?;
+        if role == Role::Node {
+            return Err(Status::invalid_argument(
+                "coordinators authenticate to each other with node certificates, not tokens",
+            ));
+        }
+        let token = access::new_token(role);
+        answer(
+            self.node
+                .write(Request::CreateToken {
+                    name: r.name.clone(),
+                    role,
+                    digest: access::token_digest(&token),
+                    now_ms: ferry_common::now_ms(),
+                })
+                .await?,
+        )?;
+        Ok(audited(
+            Resp::new(pb::TokenReply {
+                name: r.name.clone(),
+                token,
+            }),
+            &r.name,
+        ))
+    }
+
+    async fn list_tokens(&self, _req: Req<pb::ListTokensRequest>) -> Result<Resp<pb::TokenList>, Status> {
+        self.node.read_barrier().await?;
+        let s = self.node.state.read().expect("state lock");
+        Ok(Resp::new(pb::TokenList {
+            tokens: s
+                .tokens
+                .iter()
+                .map(|(name, t)| pb::TokenInfo {
+                    name: name.clone(),
+                    role: t.role.to_string(),
+                    created_ms: t.created_ms,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn revoke_token(&self, req: Req<pb::TokenRequest>) -> Result<Resp<pb::TokenReply>, Status> {
+        let name = req.into_inner().name;
+        answer(self.node.write(Request::RevokeToken { name: name.clone() }).await?)?;
+        Ok(audited(
+            Resp::new(pb::TokenReply {
+                name: name.clone(),
+                token: String::new(),
+            }),
+            &name,
+        ))
     }
 
     async fn list_tasks(&self, _req: Req<pb::ListTasksRequest>) -> Result<Resp<pb::ListTasksReply>, Status> {

@@ -29,6 +29,7 @@
 //! cannot double-apply a segment.
 
 use crate::planner;
+use ferry_common::access::Role;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::mapping::TableMappings;
 use ferry_common::plan::{ChangeTracking, SegmentBounds, SegmentLocator};
@@ -448,10 +449,31 @@ pub struct State {
     pub tasks: BTreeMap<String, Task>,
     /// Live assignments by id.
     pub leases: BTreeMap<u64, Lease>,
+    /// API tokens by name: their digests only (see `ferry_common::access`).
+    #[serde(default)]
+    pub tokens: BTreeMap<String, TokenRecord>,
+}
+
+/// A token the admin API issued. The token itself is shown once, to the
+/// admin who created it; the coordinator keeps its SHA-256 digest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub role: Role,
+    pub digest: String,
+    pub created_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
+    CreateToken {
+        name: String,
+        role: Role,
+        digest: String,
+        now_ms: u64,
+    },
+    RevokeToken {
+        name: String,
+    },
     CreateTask {
         spec: Box<TaskSpec>,
         now_ms: u64,
@@ -578,6 +600,29 @@ impl State {
     pub fn apply(&mut self, req: Request, dirty: &mut Dirty) -> Response {
         dirty.meta = true; // counters, workers and leases live under the meta key
         match req {
+            Request::CreateToken {
+                name,
+                role,
+                digest,
+                now_ms,
+            } => {
+                if self.tokens.contains_key(&name) {
+                    return Response::Error(format!("token {name} already exists"));
+                }
+                self.tokens.insert(
+                    name,
+                    TokenRecord {
+                        role,
+                        digest,
+                        created_ms: now_ms,
+                    },
+                );
+                Response::Ok
+            }
+            Request::RevokeToken { name } => match self.tokens.remove(&name) {
+                Some(_) => Response::Ok,
+                None => Response::Error(format!("token {name} not found")),
+            },
             Request::CreateTask { spec, now_ms } => {
                 if self.tasks.contains_key(&spec.name) {
                     return Response::Error(format!("task {} already exists", spec.name));

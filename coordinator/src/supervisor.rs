@@ -24,18 +24,61 @@ pub fn worker_binary() -> anyhow::Result<PathBuf> {
     Ok(w)
 }
 
-pub async fn up(data_dir: PathBuf, listen: SocketAddr, workers: u32, lease_ms: u64) -> anyhow::Result<()> {
+pub async fn up(
+    data_dir: PathBuf,
+    listen: SocketAddr,
+    workers: u32,
+    lease_ms: u64,
+    security: server::Security,
+) -> anyhow::Result<()> {
     let worker_bin = worker_binary()?;
-    let url = format!("http://{listen}");
+    // With TLS, the workers present the worker certificate from the same
+    // directory (`ferry certs init` writes both); a token alone cannot
+    // serve them: the admin token is not a worker's.
+    let mut worker_args: Vec<std::ffi::OsString> = vec![];
+    let url = match &security.tls {
+        Some(tls) => {
+            let dir = tls.cert.parent().unwrap_or(std::path::Path::new("."));
+            let (cert, key) = crate::certs::WORKER;
+            for (flag, path) in [
+                ("--tls-ca", tls.ca.clone()),
+                ("--tls-cert", dir.join(cert)),
+                ("--tls-key", dir.join(key)),
+            ] {
+                anyhow::ensure!(
+                    path.exists(),
+                    "ferry up with TLS: {} not found (see `ferry certs init`)",
+                    path.display()
+                );
+                worker_args.push(flag.into());
+                worker_args.push(path.into());
+            }
+            // The node certificate names 127.0.0.1 (and `--host`s).
+            let ip = if listen.ip().is_unspecified() {
+                std::net::IpAddr::from([127, 0, 0, 1])
+            } else {
+                listen.ip()
+            };
+            format!("https://{}", SocketAddr::new(ip, listen.port()))
+        }
+        None => {
+            anyhow::ensure!(
+                security.admin_token_file.is_none(),
+                "ferry up with --admin-token-file needs --tls-dir too: its workers authenticate with the worker certificate"
+            );
+            format!("http://{listen}")
+        }
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut sup = Vec::new();
     for i in 0..workers {
-        let (bin, url, mut stop) = (worker_bin.clone(), url.clone(), stop_rx.clone());
+        let (bin, url, args, mut stop) = (worker_bin.clone(), url.clone(), worker_args.clone(), stop_rx.clone());
         sup.push(tokio::spawn(async move {
             loop {
                 let mut child = match tokio::process::Command::new(&bin)
                     .arg("--coordinator")
                     .arg(&url)
+                    .args(&args)
                     .kill_on_drop(true)
                     .spawn()
                 {
@@ -64,6 +107,7 @@ pub async fn up(data_dir: PathBuf, listen: SocketAddr, workers: u32, lease_ms: u
             data_dir,
             listen,
             lease_ms,
+            security,
         },
         shutdown_signal(),
     )

@@ -8,7 +8,7 @@ pub mod mariadb;
 pub mod samples;
 pub mod tls;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -156,6 +156,24 @@ impl PgServer {
     /// checked against its CA). With `cert_user`, that user may connect only
     /// over TLS with a client certificate naming it (`cert` authentication,
     /// replication included); others keep connecting as before.
+    /// Makes `users` authenticate with their passwords (scram-sha-256),
+    /// replication connections included.
+    pub async fn require_passwords(&self, users: &[&str]) -> Result<()> {
+        let hba = self.data.join("pg_hba.conf");
+        let old = std::fs::read_to_string(&hba)?;
+        let lines: String = users
+            .iter()
+            .map(|u| format!("host all,replication {u} 127.0.0.1/32 scram-sha-256\n"))
+            .collect();
+        std::fs::write(&hba, format!("{lines}{old}"))?;
+        self.client("postgres")
+            .await?
+            .batch_execute("SELECT pg_reload_conf()")
+            .await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok(())
+    }
+
     pub async fn enable_tls(&self, certs: &tls::Certs, cert_user: Option<&str>) -> Result<()> {
         if let Some(user) = cert_user {
             let hba = self.data.join("pg_hba.conf");
@@ -291,17 +309,56 @@ pub struct Ferry {
     pub coordinator: Option<Proc>,
     pub workers: Vec<Proc>,
     lease_ms: u64,
+    /// Secured mode: TLS and tokens (`Ferry::start_secured`).
+    pub access: Option<Access>,
+}
+
+/// A secured coordinator's credentials: `ferry certs init` output and the
+/// bootstrap admin token the CLI calls use.
+pub struct Access {
+    pub certs: PathBuf,
+    pub admin_token: String,
 }
 
 impl Ferry {
     pub fn start(workers: usize, lease_ms: u64, worker_env: &[(&str, &str)]) -> Result<Ferry> {
+        Ferry::start_with(workers, lease_ms, worker_env, false)
+    }
+
+    /// A coordinator with mutual TLS (`ferry certs init`) and a bootstrap
+    /// admin token; its workers present the worker certificate, `ferry()`
+    /// calls the admin token.
+    pub fn start_secured(workers: usize, lease_ms: u64, worker_env: &[(&str, &str)]) -> Result<Ferry> {
+        Ferry::start_with(workers, lease_ms, worker_env, true)
+    }
+
+    fn start_with(workers: usize, lease_ms: u64, worker_env: &[(&str, &str)], secured: bool) -> Result<Ferry> {
         let mut f = Ferry {
             dir: tempfile::Builder::new().prefix("ferry-run-").tempdir()?,
             port: free_port(),
             coordinator: None,
             workers: vec![],
             lease_ms,
+            access: None,
         };
+        if secured {
+            let certs = f.dir.path().join("certs");
+            let out = Command::new(bin_dir().join("ferry"))
+                .args(["certs", "init"])
+                .arg(&certs)
+                .output()?;
+            ensure!(
+                out.status.success(),
+                "ferry certs init: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_nanos();
+            let admin_token = format!("test-admin-{:x}-{nanos:x}", std::process::id());
+            std::fs::write(f.dir.path().join("admin-token"), &admin_token)?;
+            f.access = Some(Access { certs, admin_token });
+        }
         f.start_coordinator()?;
         for _ in 0..workers {
             f.add_worker(worker_env)?;
@@ -318,6 +375,7 @@ impl Ferry {
             coordinator: None,
             workers: vec![],
             lease_ms: 10_000,
+            access: None,
         };
         f.coordinator = Some(f.spawn(coordinator, "coordinator")?);
         f.wait_for_coordinator()?;
@@ -329,7 +387,13 @@ impl Ferry {
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.access.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// A certificate file of the secured mode's (`ca.pem`, `worker.pem`, ...).
+    pub fn cert(&self, name: &str) -> PathBuf {
+        self.access.as_ref().expect("a secured Ferry").certs.join(name)
     }
 
     fn spawn(&self, mut cmd: Command, name: &str) -> Result<Proc> {
@@ -353,6 +417,12 @@ impl Ferry {
                 "--lease-ms",
                 &self.lease_ms.to_string(),
             ]);
+        if let Some(a) = &self.access {
+            cmd.arg("--tls-dir")
+                .arg(&a.certs)
+                .arg("--admin-token-file")
+                .arg(self.dir.path().join("admin-token"));
+        }
         let n = self.dir.path().read_dir()?.count();
         self.coordinator = Some(self.spawn(cmd, &format!("coordinator-{n}"))?);
         self.wait_for_coordinator()
@@ -375,6 +445,14 @@ impl Ferry {
     pub fn add_worker(&mut self, env: &[(&str, &str)]) -> Result<()> {
         let mut cmd = Command::new(bin_dir().join("ferry-worker"));
         cmd.args(["--coordinator", &self.url()]);
+        if self.access.is_some() {
+            cmd.arg("--tls-ca")
+                .arg(self.cert("ca.pem"))
+                .arg("--tls-cert")
+                .arg(self.cert("worker.pem"))
+                .arg("--tls-key")
+                .arg(self.cert("worker-key.pem"));
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -409,7 +487,18 @@ impl Ferry {
 
     /// Runs `ferry task ...` and returns (success, stdout, stderr).
     pub fn ferry(&self, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new(bin_dir().join("ferry"))
+        let mut cmd = Command::new(bin_dir().join("ferry"));
+        if let Some(a) = &self.access {
+            cmd.env("FERRY_TLS_CA", self.cert("ca.pem"))
+                .env("FERRY_TOKEN", &a.admin_token);
+        }
+        self.ferry_cmd(cmd, args)
+    }
+
+    /// Runs `ferry ARGS` as `cmd` (a caller's own environment: tokens,
+    /// certificates) against this coordinator.
+    pub fn ferry_cmd(&self, mut cmd: Command, args: &[&str]) -> (bool, String, String) {
+        let out = cmd
             .args(args)
             .env("FERRY_COORDINATOR", self.url())
             .output()
@@ -838,4 +927,22 @@ pub async fn catch_up_under_memory_limit(
     f.workers[0].kill9();
     drop(cg);
     Ok(hwm)
+}
+
+/// Whether any file under `dir` contains `needle` (a secret must not).
+pub fn dir_contains(dir: &Path, needle: &[u8]) -> Result<bool> {
+    for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let e = e?;
+        let path = e.path();
+        let hit = if e.file_type()?.is_dir() {
+            dir_contains(&path, needle)?
+        } else {
+            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            bytes.windows(needle.len()).any(|w| w == needle)
+        };
+        if hit {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }

@@ -12,22 +12,21 @@ mod probe;
 mod report;
 mod schema;
 
-use anyhow::Context;
 use clap::Parser;
 use engine::ConnectorError;
+use ferry_common::access::{Link, LinkArgs};
 use ferry_common::proto::{self as pb, admin_client::AdminClient, worker_client::WorkerClient};
 use ferry_common::work::Work;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tonic::transport::Channel;
 use tracing::Instrument;
 
 #[derive(Parser)]
 #[command(name = "ferry-worker", version, about = "Ferry data-plane worker")]
 struct Args {
-    #[arg(long, env = "FERRY_COORDINATOR", default_value = ferry_common::DEFAULT_COORDINATOR)]
-    coordinator: String,
+    #[command(flatten)]
+    link: LinkArgs,
     /// Assignments run at once.
     #[arg(long, default_value_t = 1)]
     slots: u32,
@@ -144,11 +143,10 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let channel = Channel::from_shared(args.coordinator.clone())
-        .with_context(|| format!("coordinator address '{}'", args.coordinator))?
-        .connect_timeout(Duration::from_secs(3))
-        .timeout(Duration::from_secs(30))
-        .connect_lazy();
+    let channel = args
+        .link
+        .link()?
+        .connect_lazy(Duration::from_secs(3), Duration::from_secs(30))?;
     let client = WorkerClient::new(channel.clone());
     let admin = AdminClient::new(channel);
     let mut slots = Vec::new();
@@ -167,7 +165,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn register(client: &mut WorkerClient<Channel>) -> (u64, u64) {
+async fn register(client: &mut WorkerClient<Link>) -> (u64, u64) {
     let name = format!(
         "{}:{}",
         std::fs::read_to_string("/etc/hostname").unwrap_or_default().trim(),
@@ -187,8 +185,14 @@ async fn register(client: &mut WorkerClient<Channel>) -> (u64, u64) {
                 tracing::info!(worker_id = r.worker_id, "registered with coordinator");
                 return (r.worker_id, r.lease_ms);
             }
+            // Credentials do not get better by retrying.
+            Err(e) if matches!(e.code(), tonic::Code::Unauthenticated | tonic::Code::PermissionDenied) => {
+                tracing::error!(error = %e.message(), "the coordinator refused this worker");
+                eprintln!("error: the coordinator refused this worker: {}", e.message());
+                std::process::exit(1);
+            }
             Err(e) => {
-                tracing::warn!(error = %e.message(), "coordinator unavailable; retrying");
+                tracing::warn!(error = %ferry_common::error_chain(&e), "coordinator unavailable; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
@@ -197,7 +201,7 @@ async fn register(client: &mut WorkerClient<Channel>) -> (u64, u64) {
 }
 
 /// One capacity slot: pull, run, report, forever.
-async fn slot_loop(mut client: WorkerClient<Channel>, admin: AdminClient<Channel>, slot: u32, probe_timeout: Duration) {
+async fn slot_loop(mut client: WorkerClient<Link>, admin: AdminClient<Link>, slot: u32, probe_timeout: Duration) {
     let (mut worker_id, mut lease_ms) = register(&mut client).await;
     loop {
         let a = match client.pull_assignment(pb::PullRequest { worker_id }).await {
@@ -239,8 +243,8 @@ async fn slot_loop(mut client: WorkerClient<Channel>, admin: AdminClient<Channel
 }
 
 async fn run_assignment(
-    client: &mut WorkerClient<Channel>,
-    admin: &AdminClient<Channel>,
+    client: &mut WorkerClient<Link>,
+    admin: &AdminClient<Link>,
     worker_id: u64,
     lease_ms: u64,
     probe_timeout: Duration,
@@ -267,7 +271,9 @@ async fn run_assignment(
         table, segment, bounds, ..
     } = &work
     {
-        tracing::info!(table = %table.display_name(), segment, bounds = %bounds, "loading segment");
+        // Bounds are source key values (customer ids, emails): debug only.
+        tracing::info!(table = %table.display_name(), segment, "loading segment");
+        tracing::debug!(table = %table.display_name(), segment, bounds = %bounds, "segment bounds");
     } else {
         tracing::info!("starting");
     }

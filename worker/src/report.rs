@@ -2,20 +2,20 @@
 //! (snapshot ready, CDC checkpoints), tagged with the assignment's epoch.
 
 use crate::engine::ConnectorError;
+use ferry_common::access::Link;
 use ferry_common::proto::{self as pb, admin_client::AdminClient, worker_client::WorkerClient};
 use ferry_common::work::ProgressDetail;
-use tonic::transport::Channel;
 
 #[derive(Clone)]
 pub struct Reporter {
-    client: WorkerClient<Channel>,
+    client: WorkerClient<Link>,
     /// For waiting on a task's CDC stream (validation during CDC).
-    admin: AdminClient<Channel>,
+    admin: AdminClient<Link>,
     assignment: pb::AssignmentRef,
 }
 
 impl Reporter {
-    pub fn new(client: WorkerClient<Channel>, admin: AdminClient<Channel>, assignment: pb::AssignmentRef) -> Reporter {
+    pub fn new(client: WorkerClient<Link>, admin: AdminClient<Link>, assignment: pb::AssignmentRef) -> Reporter {
         Reporter {
             client,
             admin,

@@ -1,9 +1,11 @@
 //! Raft RPCs between coordinator nodes over tonic. openraft's messages are
 //! serde-JSON inside `RaftBytes`; one lazily connected channel per peer.
 //! Connection failures map to `Unreachable` (openraft backs off), the rest to
-//! `Network`.
+//! `Network`. With TLS, a node dials its peers over https and presents its
+//! own node certificate (role `node`, the only one the Raft service admits).
 
 use super::{NodeId, Raft, TypeConfig};
+use anyhow::Context;
 use ferry_common::proto::raft_client::RaftClient;
 use ferry_common::proto::raft_server;
 use ferry_common::proto::RaftBytes;
@@ -16,13 +18,32 @@ use openraft::raft::{
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 #[derive(Clone, Default)]
-pub struct Network;
+pub struct Network {
+    tls: Option<ClientTlsConfig>,
+}
+
+impl Network {
+    pub fn new(tls: Option<&crate::server::ServerTls>) -> anyhow::Result<Network> {
+        let Some(t) = tls else {
+            return Ok(Network { tls: None });
+        };
+        let read = |p: &std::path::Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+        Ok(Network {
+            tls: Some(
+                ClientTlsConfig::new()
+                    .ca_certificate(Certificate::from_pem(read(&t.ca)?))
+                    .identity(Identity::from_pem(read(&t.cert)?, read(&t.key)?)),
+            ),
+        })
+    }
+}
 
 pub struct Peer {
     addr: String,
+    tls: Option<ClientTlsConfig>,
     client: Option<RaftClient<Channel>>,
 }
 
@@ -32,6 +53,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, _target: NodeId, node: &BasicNode) -> Peer {
         Peer {
             addr: node.addr.clone(),
+            tls: self.tls.clone(),
             client: None,
         }
     }
@@ -47,14 +69,19 @@ impl Peer {
         let client = match &mut self.client {
             Some(c) => c,
             None => {
+                let scheme = if self.tls.is_some() { "https" } else { "http" };
                 let url = if self.addr.starts_with("http") {
                     self.addr.clone()
                 } else {
-                    format!("http://{}", self.addr)
+                    format!("{scheme}://{}", self.addr)
                 };
-                let ch = Channel::from_shared(url)
-                    .map_err(|e| RPCError::Network(NetworkError::new(&e)))?
-                    .connect_lazy();
+                let mut ep = Channel::from_shared(url).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+                if let Some(tls) = &self.tls {
+                    ep = ep
+                        .tls_config(tls.clone())
+                        .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+                }
+                let ch = ep.connect_lazy();
                 self.client.insert(RaftClient::new(ch))
             }
         };

@@ -29,6 +29,8 @@ struct Meta {
     next_epoch: u64,
     workers: BTreeMap<u64, crate::state::WorkerInfo>,
     leases: BTreeMap<u64, crate::state::Lease>,
+    #[serde(default)]
+    tokens: BTreeMap<String, crate::state::TokenRecord>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -72,6 +74,7 @@ impl StateMachine {
             workers: meta.workers,
             tasks,
             leases: meta.leases,
+            tokens: meta.tokens,
         };
         Ok(StateMachine {
             db,
@@ -91,6 +94,7 @@ impl StateMachine {
             next_epoch: s.next_epoch,
             workers: s.workers.clone(),
             leases: s.leases.clone(),
+            tokens: s.tokens.clone(),
         }
     }
 
@@ -213,6 +217,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             workers: body.meta.workers,
             tasks: body.tasks,
             leases: body.meta.leases,
+            tokens: body.meta.tokens,
         };
         self.persist(&s, &Dirty::default(), true)
             .map_err(|e| StorageIOError::write_state_machine(&std::io::Error::other(e)))?;

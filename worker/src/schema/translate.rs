@@ -1178,4 +1178,38 @@ mod tests {
         assert_eq!(t.sql, "price * (1 - (CAST(rate AS numeric) / 100))");
         assert_eq!(t.notes.len(), 1);
     }
+
+    /// SQL from outside (view queries, defaults, check expressions, trigger
+    /// bodies read from a source catalog), mutated; translation must answer
+    /// with SQL or an `Untranslatable`, never panic.
+    #[test]
+    fn fuzz_translator() {
+        let seeds = [
+            "select `c`.`id` AS `id`,ifnull(sum(`o`.`amount`),0) AS `spent`,concat(`c`.`email`,' ',`c`.`Name`) AS `label` from (`shop`.`customers` `c` left join `shop`.`orders` `o` on(`o`.`customer_id` = `c`.`id`)) group by `c`.`id`",
+            "SELECT o.id, (o.total * 1.2)::numeric(12,2) AS gross, now() - o.created_at AS age, COALESCE(o.note, 'none') FROM shop.orders o WHERE o.status = ANY (ARRAY['new'::text, 'paid'::text])",
+            "date_format(`created`,'%Y-%m-%d %H:%i')",
+            "to_char(created, 'YYYY-MM-DD HH24:MI')",
+            "BEGIN UPDATE stock SET qty = qty - NEW.qty WHERE sku = NEW.sku; INSERT INTO audit (what) VALUES (concat('sold ', NEW.sku)); END",
+            "INSERT INTO shop.audit (id, what) VALUES (NEW.id, 'x''y')",
+            "(`price` > 0 and `price` < 1000000)",
+            "CASE WHEN a IS NULL THEN 'n' ELSE substring(b from 2 for 3) END",
+        ];
+        let r = ferry_common::fuzz::run_text("sql-translator", &seeds, ferry_common::fuzz::budget(), |sql| {
+            for (from, to) in [
+                (Mysql, Postgres),
+                (Postgres, Mysql),
+                (Mysql, Mysql),
+                (Postgres, Postgres),
+            ] {
+                let _ = query(from, to, sql, "shop", Types::default());
+                let _ = expr(from, to, sql, Types::default());
+                let _ = dml(from, to, sql, "shop", Types::default());
+                let _ = trigger_condition(from, to, sql, Types::default());
+                let _ = body_statements(from, sql);
+                let _ = lone_select(from, sql);
+                let _ = ident(to, sql);
+            }
+        });
+        assert!(r.crashes.is_empty(), "{r}");
+    }
 }

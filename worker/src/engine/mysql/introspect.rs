@@ -13,6 +13,7 @@ use ferry_common::mapping::TableMappings;
 use ferry_common::schema::*;
 use ferry_common::typemap::{mysql_kind, Kind};
 use ferry_common::work::TableRef;
+use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 const SAMPLE_PER_SEGMENT: u64 = 16;
@@ -67,20 +68,16 @@ pub async fn introspect(
     let mut c = super::connect(ep).await?;
     let db = ep.dbname.clone();
     let mut out = SourceSchema::default();
+    let version: Option<String> = c
+        .query_first("SELECT VERSION()")
+        .await
+        .map_err(|e| super::classify("reading the server version", e))?;
+    let mariadb = version.is_some_and(|v| v.contains("MariaDB"));
     for l in selected_tables(&mut c, &db, mappings).await? {
         if only.is_some_and(|o| !o.is(&db, &l.name)) {
             continue;
         }
-        let t = table(
-            &mut c,
-            &db,
-            &l.name,
-            l.rows,
-            l.bytes,
-            segment_target_bytes,
-            max_segments,
-        )
-        .await?;
+        let t = table(&mut c, &db, &l, segment_target_bytes, max_segments, mariadb).await?;
         out.tables.push(t);
     }
     if !out.tables.is_empty() {
@@ -108,15 +105,56 @@ async fn json_columns(c: &mut Conn, db: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// A column's default as SQL text. MariaDB reports a default as SQL (`'a''b'`,
+/// `5`, `current_timestamp()`, and "no default" on a nullable column as the
+/// text `NULL`); MySQL 8 reports a literal's bare value (`a'b`) and marks
+/// expression defaults `DEFAULT_GENERATED`. Copied as it is, a MySQL 8
+/// string default would be read as an identifier or an expression — from a
+/// hostile source, as SQL — so literals are quoted by the column's type.
+fn default_sql(raw: Option<String>, extra: &str, type_sql: &str, mariadb: bool) -> Option<String> {
+    let raw = raw?;
+    if mariadb {
+        return (raw != "NULL").then_some(raw);
+    }
+    if extra.contains("default_generated") {
+        // CURRENT_TIMESTAMP may stand bare; other expressions need parentheses.
+        let bare = raw.to_ascii_uppercase().starts_with("CURRENT_TIMESTAMP") || raw.starts_with('(');
+        return Some(if bare { raw } else { format!("({raw})") });
+    }
+    let ty = type_sql.to_ascii_lowercase();
+    let numeric = [
+        "tinyint",
+        "smallint",
+        "mediumint",
+        "int",
+        "bigint",
+        "decimal",
+        "numeric",
+        "float",
+        "double",
+        "year",
+    ]
+    .iter()
+    .any(|n| ty.starts_with(n));
+    let numeric_text = !raw.is_empty()
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '-' | '+' | '.' | 'e' | 'E'));
+    if numeric && numeric_text || ty.starts_with("bit") && raw.starts_with("b'") && raw.ends_with('\'') {
+        return Some(raw);
+    }
+    Some(format!("'{}'", raw.replace('\\', "\\\\").replace('\'', "''")))
+}
+
 async fn table(
     c: &mut Conn,
     db: &str,
-    name: &str,
-    rows_estimate: u64,
-    size_bytes: u64,
+    listed: &Listed,
     segment_target_bytes: u64,
     max_segments: u32,
+    mariadb: bool,
 ) -> Result<TableSchema, ConnectorError> {
+    let (name, rows_estimate, size_bytes) = (listed.name.as_str(), listed.rows, listed.bytes);
     let what = format!("introspecting table {db}.{name}");
     let args = || (db.to_string(), name.to_string());
     let json = json_columns(c, db, name).await;
@@ -136,12 +174,12 @@ async fn table(
         if json.contains(&col_name) && type_sql.eq_ignore_ascii_case("longtext") {
             type_sql = "json".into();
         }
+        let default = default_sql(r[3].clone(), &extra, &type_sql, mariadb);
         columns.push(Column {
             name: col_name,
             type_sql,
             not_null: r[2].as_deref() == Some("NO"),
-            // MariaDB reports "no default" on a nullable column as NULL text.
-            default: r[3].clone().filter(|d| d != "NULL"),
+            default,
             identity: extra.contains("auto_increment").then(|| "auto_increment".to_string()),
             generated: r[5].clone().filter(|g| !g.is_empty() && extra.contains("generated")),
             collation: None,
@@ -315,4 +353,37 @@ async fn key_samples(c: &mut Conn, t: &TableSchema, wanted: u64) -> Result<Vec<V
         .filter(|r| r.iter().all(Option::is_some))
         .map(|r| r.into_iter().flatten().collect())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_sql;
+
+    #[test]
+    fn defaults_are_sql_on_both_flavors() {
+        let my = |raw: &str, extra: &str, ty: &str| default_sql(Some(raw.to_string()), extra, ty, false);
+        // MySQL 8 reports bare values: quoted by type here.
+        assert_eq!(my("abc", "", "varchar(10)").as_deref(), Some("'abc'"));
+        assert_eq!(
+            my("it's; DROP TABLE t; --", "", "text").as_deref(),
+            Some("'it''s; DROP TABLE t; --'")
+        );
+        assert_eq!(my("a\\b", "", "varchar(5)").as_deref(), Some("'a\\\\b'"));
+        assert_eq!(my("42", "", "int(11)").as_deref(), Some("42"));
+        assert_eq!(my("-1.5e3", "", "double").as_deref(), Some("-1.5e3"));
+        assert_eq!(my("2024-01-01", "", "date").as_deref(), Some("'2024-01-01'"));
+        assert_eq!(my("b'101'", "", "bit(3)").as_deref(), Some("b'101'"));
+        // A numeric column's default that is not a number is still a literal.
+        assert_eq!(my("1; DROP", "", "int").as_deref(), Some("'1; DROP'"));
+        assert_eq!(
+            my("CURRENT_TIMESTAMP", "default_generated", "timestamp").as_deref(),
+            Some("CURRENT_TIMESTAMP")
+        );
+        assert_eq!(my("rand()", "default_generated", "double").as_deref(), Some("(rand())"));
+        assert_eq!(default_sql(None, "", "int", false), None);
+        // MariaDB reports SQL already, and "no default" as NULL text.
+        let maria = |raw: &str| default_sql(Some(raw.to_string()), "", "varchar(5)", true);
+        assert_eq!(maria("'abc'").as_deref(), Some("'abc'"));
+        assert_eq!(maria("NULL"), None);
+    }
 }

@@ -223,10 +223,12 @@ pub(crate) fn classify(context: impl std::fmt::Display, e: mysql_async::Error) -
                 ConnectorError::Definite(msg)
             }
         }
+        // With the cause chain: an I/O error's TLS or socket cause is the
+        // part that says what to fix.
         mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => {
-            ConnectorError::Transient(format!("{context}: {e}"))
+            ConnectorError::Transient(format!("{context}: {}", ferry_common::error_chain(&e)))
         }
-        _ => ConnectorError::Definite(format!("{context}: {e}")),
+        _ => ConnectorError::Definite(format!("{context}: {}", ferry_common::error_chain(&e))),
     }
 }
 

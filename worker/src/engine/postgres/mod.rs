@@ -240,7 +240,7 @@ pub(crate) fn classify(context: impl std::fmt::Display, e: tokio_postgres::Error
             }
             m
         }
-        None => format!("{context}: {e}"),
+        None => format!("{context}: {}", ferry_common::error_chain(&e)),
     };
     let transient = match e.code() {
         Some(c) => {

@@ -1,0 +1,133 @@
+//! The coordinator's gRPC requests from outside: valid requests of every
+//! admin method, mutated as protobuf bytes (see `ferry_common::fuzz`) and
+//! sent to a real coordinator process. Each must be answered — with a
+//! result or a clean error status, never an internal error — and the
+//! coordinator must stay up and never log a panic.
+use ferry_common::proto::{self as pb, admin_client::AdminClient};
+use ferry_tests::*;
+use prost::Message;
+
+fn seeds() -> Vec<Vec<u8>> {
+    let create = pb::CreateTaskRequest {
+        name: "fz".into(),
+        source: "postgres://app@127.0.0.1:5/src?sslmode=require&password_env=PW".into(),
+        target: "mysql://root@127.0.0.1:6/dst?ssl-mode=VERIFY_CA&ssl-ca=/ca.pem".into(),
+        migration_type: "full-load-and-cdc".into(),
+        table_mappings_json: r#"{"rules":[{"rule-type":"selection","rule-id":"1","rule-name":"a","object-locator":{"schema-name":"s","table-name":"%"},"rule-action":"include"}]}"#.into(),
+        settings_json: r#"{"ValidationSettings":{"EnableValidation":true},"Ferry":{"SegmentTargetBytes":1000}}"#.into(),
+        cdc_start_position: "0/16B3748".into(),
+        slot_name: "ferry_fz".into(),
+        pre_data_sql: "CREATE TABLE s.t (id int PRIMARY KEY);".into(),
+        post_data_sql: String::new(),
+        cutover_sql: String::new(),
+    };
+    let mut out = vec![];
+    // The first byte picks the method; the rest is its request.
+    let mut with = |method: u8, body: Vec<u8>| {
+        let mut v = vec![method];
+        v.extend(body);
+        out.push(v);
+    };
+    with(0, create.encode_to_vec());
+    for m in 1..=6 {
+        with(
+            m,
+            pb::TaskName {
+                name: "fz".into(),
+                force: m == 3,
+            }
+            .encode_to_vec(),
+        );
+    }
+    with(
+        7,
+        pb::StepRequest {
+            name: "fz".into(),
+            step: "freeze-source".into(),
+            unit: 3,
+        }
+        .encode_to_vec(),
+    );
+    with(
+        8,
+        pb::ReloadTableRequest {
+            name: "fz".into(),
+            table: "s.t".into(),
+        }
+        .encode_to_vec(),
+    );
+    with(
+        9,
+        pb::TokenRequest {
+            name: "tk".into(),
+            role: "viewer".into(),
+        }
+        .encode_to_vec(),
+    );
+    out
+}
+
+#[test]
+fn fuzz_coordinator_requests() -> anyhow::Result<()> {
+    let f = Ferry::start(0, 3000, &[])?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let mut c = rt.block_on(AdminClient::connect(f.url()))?;
+    let mut answered = 0u64;
+    let mut internal = vec![];
+    let report = ferry_common::fuzz::run("coordinator-grpc", &seeds(), ferry_common::fuzz::budget(), |input| {
+        let Some((&method, body)) = input.split_first() else {
+            return;
+        };
+        let res: Result<(), tonic::Status> = rt.block_on(async {
+            match method % 10 {
+                0 => c
+                    .create_task(pb::CreateTaskRequest::decode(body).map_err(skip)?)
+                    .await
+                    .map(drop),
+                1 => c.start_task(pb::TaskName::decode(body).map_err(skip)?).await.map(drop),
+                2 => c.stop_task(pb::TaskName::decode(body).map_err(skip)?).await.map(drop),
+                3 => c.delete_task(pb::TaskName::decode(body).map_err(skip)?).await.map(drop),
+                4 => c.task_status(pb::TaskName::decode(body).map_err(skip)?).await.map(drop),
+                5 => c
+                    .request_mark(pb::TaskName::decode(body).map_err(skip)?)
+                    .await
+                    .map(drop),
+                6 => c
+                    .create_reverse(pb::TaskName::decode(body).map_err(skip)?)
+                    .await
+                    .map(drop),
+                7 => c.run_step(pb::StepRequest::decode(body).map_err(skip)?).await.map(drop),
+                8 => c
+                    .reload_table(pb::ReloadTableRequest::decode(body).map_err(skip)?)
+                    .await
+                    .map(drop),
+                _ => c
+                    .create_token(pb::TokenRequest::decode(body).map_err(skip)?)
+                    .await
+                    .map(drop),
+            }
+        });
+        match res {
+            Err(s) if s.message() == SKIP => {}
+            Err(s) if matches!(s.code(), tonic::Code::Internal | tonic::Code::Unknown) => {
+                internal.push(format!("method {method}: {s:?}"));
+            }
+            _ => answered += 1,
+        }
+    });
+    assert!(report.crashes.is_empty(), "{report}");
+    assert!(internal.is_empty(), "internal errors: {internal:?}");
+    assert!(answered > 0, "no request got through decoding");
+    // Still up, still answering, and nothing panicked inside.
+    f.ok(&["task", "list"]);
+    let log = f.coordinator.as_ref().unwrap().log_text();
+    assert!(!log.contains("panicked"), "the coordinator panicked:\n{log}");
+    eprintln!("coordinator-grpc: {answered} requests answered");
+    Ok(())
+}
+
+const SKIP: &str = "(not decodable: not sent)";
+
+fn skip(_: prost::DecodeError) -> tonic::Status {
+    tonic::Status::cancelled(SKIP)
+}

@@ -157,7 +157,8 @@ impl Gate {
             return Err(Status::permission_denied(format!("{path}: no such method")));
         };
         let caller = self.identify(headers, ext)?;
-        if roles.iter().any(|r| caller.role.allows(*r)) {
+        // Laptop mode: every process on this machine is everyone.
+        if self.open || roles.iter().any(|r| caller.role.allows(*r)) {
             Ok(caller)
         } else {
             let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
@@ -329,6 +330,69 @@ mod tests {
         assert!(required("/grpc.reflection.v1.ServerReflection/Info").is_none());
         assert_eq!(required("/ferry.v1.Worker/PullAssignment"), Some(&[Role::Worker][..]));
         assert!(mutates("/ferry.v1.Admin/CreateTask") && !mutates("/ferry.v1.Admin/TaskStatus"));
+    }
+
+    fn gate(open: bool) -> (Gate, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = crate::state::State::default();
+        state.tokens.insert(
+            "w".into(),
+            crate::state::TokenRecord {
+                role: Role::Worker,
+                digest: token_digest("worker-secret"),
+                created_ms: 0,
+            },
+        );
+        let gate = Gate {
+            open,
+            admin_digest: Some(token_digest("admin-secret")),
+            state: Arc::new(std::sync::RwLock::new(state)),
+            audit: Arc::new(Audit::open(dir.path().join("audit.log")).unwrap()),
+        };
+        (gate, dir)
+    }
+
+    fn bearer(token: &str) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        h.insert("authorization", format!("Bearer {token}").parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn laptop_mode_admits_every_service_and_secured_mode_by_role() {
+        let ext = http::Extensions::new();
+        let none = http::HeaderMap::new();
+        let (open, _d) = gate(true);
+        for path in [
+            "/ferry.v1.Worker/Register",
+            "/ferry.v1.Raft/Vote",
+            "/ferry.v1.Admin/CreateTask",
+        ] {
+            assert!(open.admit(path, &none, &ext).is_ok(), "{path}");
+        }
+        assert!(open.admit("/ferry.v1.Admin/Nope", &none, &ext).is_err());
+
+        let (secured, _d) = gate(false);
+        let e = secured.admit("/ferry.v1.Admin/ListTasks", &none, &ext).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unauthenticated);
+        let admin = bearer("admin-secret");
+        assert!(secured.admit("/ferry.v1.Admin/CreateToken", &admin, &ext).is_ok());
+        assert!(secured.admit("/ferry.v1.Worker/Register", &admin, &ext).is_err());
+        let worker = bearer("worker-secret");
+        assert!(secured.admit("/ferry.v1.Worker/PullAssignment", &worker, &ext).is_ok());
+        assert!(secured.admit("/ferry.v1.Admin/TaskStatus", &worker, &ext).is_ok());
+        let e = secured.admit("/ferry.v1.Admin/StartTask", &worker, &ext).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::PermissionDenied);
+        assert!(
+            e.message()
+                .contains("token:w has role worker; StartTask needs operator"),
+            "{e}"
+        );
+        assert!(secured.admit("/ferry.v1.Raft/AppendEntries", &worker, &ext).is_err());
+        let e = secured
+            .admit("/ferry.v1.Admin/ListTasks", &bearer("guess"), &ext)
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unauthenticated);
     }
 
     #[test]

@@ -156,6 +156,11 @@ impl PgServer {
     /// checked against its CA). With `cert_user`, that user may connect only
     /// over TLS with a client certificate naming it (`cert` authentication,
     /// replication included); others keep connecting as before.
+    /// The server's log so far.
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// Makes `users` authenticate with their passwords (scram-sha-256),
     /// replication connections included.
     pub async fn require_passwords(&self, users: &[&str]) -> Result<()> {

@@ -1,7 +1,7 @@
 //! No password at rest or in sight: recognizable passwords given through
 //! `password_env` (source) and `password_file` (target) go through a
 //! full-load-and-cdc with debug logging everywhere, validation, a cutover
-//! with a source freeze, a task that fails on a wrong password, and an
+//! with a source freeze, a full-load task that fails on a wrong password, and an
 //! inline password that is refused; then the coordinator's data dir, every
 //! process's log and command line, and every CLI output are scanned for
 //! them.
@@ -22,10 +22,12 @@ async fn passwords_never_reach_logs_state_or_output() -> anyhow::Result<()> {
     let p = pg.client("postgres").await?;
     p.batch_execute(&format!(
         "CREATE ROLE mover LOGIN SUPERUSER REPLICATION PASSWORD '{SOURCE_PW}';
-         CREATE ROLE lander LOGIN SUPERUSER PASSWORD '{TARGET_PW}';
-         CREATE DATABASE src; CREATE DATABASE dst"
+         CREATE ROLE lander LOGIN SUPERUSER PASSWORD '{TARGET_PW}'"
     ))
     .await?;
+    for db in ["src", "dst"] {
+        p.batch_execute(&format!("CREATE DATABASE {db}")).await?;
+    }
     pg.require_passwords(&["mover", "lander"]).await?;
     let src = pg.client("src").await?;
     src.batch_execute(
@@ -52,7 +54,13 @@ async fn passwords_never_reach_logs_state_or_output() -> anyhow::Result<()> {
     let mut outputs: Vec<String> = vec![];
     let mut run = |args: &[&str]| {
         let (ok, out, err) = f.ferry(args);
-        outputs.push(format!("ferry {args:?}\n{out}\n{err}"));
+        // What the CLI printed (not its arguments: one test passes an
+        // inline password on purpose).
+        outputs.push(format!(
+            "ferry {} {}\n{out}\n{err}",
+            args[0],
+            args.get(1).unwrap_or(&"")
+        ));
         (ok, out, err)
     };
 
@@ -83,12 +91,14 @@ async fn passwords_never_reach_logs_state_or_output() -> anyhow::Result<()> {
     }
     let (ok, out, err) = run(&["cutover", "moving", "--freeze-source", "--timeout", "120"]);
     assert!(ok, "cutover: {err}{out}");
+    // The freeze ended the source's open sessions, this test's included
+    // (new ones are read-only, which a digest does not mind).
+    let src = pg.client("src").await?;
     let dst = pg.client("dst").await?;
     assert_eq!(
         table_digest(&src, "accounts").await?,
         table_digest(&dst, "accounts").await?
     );
-    assert!(run(&["cutover", "moving", "--unfreeze-source"]).0);
 
     // A failure: the target's password is wrong.
     let (ok, _, err) = run(&[

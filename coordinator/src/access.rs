@@ -267,7 +267,7 @@ where
                                 resp.headers()
                                     .get("grpc-message")
                                     .and_then(|v| v.to_str().ok())
-                                    .map(percent_decode)
+                                    .map(ferry_common::endpoint::percent_decode)
                                     .unwrap_or_default()
                             ),
                         };
@@ -280,26 +280,6 @@ where
             }
         }
     }
-}
-
-/// gRPC percent-encodes `grpc-message`.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
-            if let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -393,12 +373,5 @@ mod tests {
             .admit("/ferry.v1.Admin/ListTasks", &bearer("guess"), &ext)
             .unwrap_err();
         assert_eq!(e.code(), tonic::Code::Unauthenticated);
-    }
-
-    #[test]
-    fn grpc_messages_are_percent_decoded() {
-        assert_eq!(percent_decode("task%20x%20not%20found"), "task x not found");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%4"), "%4");
     }
 }

@@ -45,6 +45,16 @@ async fn create(node: &Node, spec: TaskSpec) -> Result<Resp<pb::TaskReply>, Stat
     Ok(task_reply(name, "created"))
 }
 
+/// Task and token names go into keys, file names and SQL comments.
+fn check_name(what: &str, name: &str) -> Result<(), Status> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(Status::invalid_argument(format!(
+            "{what} name '{name}': use letters, digits, '-' and '_'"
+        )));
+    }
+    Ok(())
+}
+
 /// A task's new state, with the task named for the audit log.
 fn task_reply(name: String, state: &str) -> Resp<pb::TaskReply> {
     let resp = Resp::new(pb::TaskReply {
@@ -112,17 +122,7 @@ impl AdminService {
 impl Admin for AdminService {
     async fn create_task(&self, req: Req<pb::CreateTaskRequest>) -> Result<Resp<pb::TaskReply>, Status> {
         let r = req.into_inner();
-        if r.name.is_empty()
-            || !r
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(Status::invalid_argument(format!(
-                "task name '{}': use letters, digits, '-' and '_'",
-                r.name
-            )));
-        }
+        check_name("task", &r.name)?;
         let bad = |what: &str, e: String| Status::invalid_argument(format!("{what}: {e}"));
         let source = Endpoint::parse(&r.source).map_err(|e| bad("--source", e.to_string()))?;
         let target = Endpoint::parse(&r.target).map_err(|e| bad("--target", e.to_string()))?;
@@ -345,17 +345,7 @@ impl Admin for AdminService {
 
     async fn create_token(&self, req: Req<pb::TokenRequest>) -> Result<Resp<pb::TokenReply>, Status> {
         let r = req.into_inner();
-        if r.name.is_empty()
-            || !r
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(Status::invalid_argument(format!(
-                "token name '{}': use letters, digits, '-' and '_'",
-                r.name
-            )));
-        }
+        check_name("token", &r.name)?;
         let role = Role::parse(&r.role).map_err(Status::invalid_argument)?;
         if role == Role::Node {
             return Err(Status::invalid_argument(

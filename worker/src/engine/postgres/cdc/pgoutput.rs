@@ -298,6 +298,65 @@ mod tests {
     use super::*;
     use bytes::{BufMut, BytesMut};
 
+    fn begin_message() -> BytesMut {
+        let mut b = BytesMut::new();
+        b.put_u8(b'B');
+        b.put_u64(0x1_0000_0010);
+        b.put_i64(42);
+        b.put_u32(777);
+        b
+    }
+
+    fn commit_message() -> BytesMut {
+        let mut b = BytesMut::new();
+        b.put_u8(b'C');
+        b.put_u8(0);
+        b.put_u64(10);
+        b.put_u64(20);
+        b.put_i64(5);
+        b
+    }
+
+    /// Relation 16384, shop."Order" (id int4 key, doc text).
+    fn relation_message() -> BytesMut {
+        let mut b = BytesMut::new();
+        b.put_u8(b'R');
+        b.put_u32(16384);
+        b.put_slice(b"shop\0Order\0");
+        b.put_u8(b'd');
+        b.put_i16(2);
+        b.put_u8(1);
+        b.put_slice(b"id\0");
+        b.put_u32(23);
+        b.put_i32(-1);
+        b.put_u8(0);
+        b.put_slice(b"doc\0");
+        b.put_u32(25);
+        b.put_i32(-1);
+        b
+    }
+
+    fn truncate_message() -> BytesMut {
+        let mut b = BytesMut::new();
+        b.put_u8(b'T');
+        b.put_i32(2);
+        b.put_u8(3);
+        b.put_u32(7);
+        b.put_u32(8);
+        b
+    }
+
+    fn mark_message() -> BytesMut {
+        let mut b = BytesMut::new();
+        b.put_u8(b'M');
+        b.put_u8(1);
+        b.put_u64(99);
+        b.put_slice(b"ferry_mark\0");
+        b.put_i32(3);
+        b.put_slice(b"t:1");
+        b
+    }
+
     fn tuple(b: &mut BytesMut, vals: &[Option<&str>], unchanged: &[usize]) {
         b.put_i16(vals.len() as i16);
         for (i, v) in vals.iter().enumerate() {
@@ -315,11 +374,7 @@ mod tests {
 
     #[test]
     fn begin_commit() {
-        let mut b = BytesMut::new();
-        b.put_u8(b'B');
-        b.put_u64(0x1_0000_0010);
-        b.put_i64(42);
-        b.put_u32(777);
+        let b = begin_message();
         assert_eq!(
             decode(b.freeze()).unwrap(),
             Message::Begin {
@@ -328,12 +383,7 @@ mod tests {
                 xid: 777
             }
         );
-        let mut b = BytesMut::new();
-        b.put_u8(b'C');
-        b.put_u8(0);
-        b.put_u64(10);
-        b.put_u64(20);
-        b.put_i64(5);
+        let b = commit_message();
         assert_eq!(
             decode(b.freeze()).unwrap(),
             Message::Commit {
@@ -346,20 +396,7 @@ mod tests {
 
     #[test]
     fn relation_and_update_with_old_key_and_toast() {
-        let mut b = BytesMut::new();
-        b.put_u8(b'R');
-        b.put_u32(16384);
-        b.put_slice(b"shop\0Order\0");
-        b.put_u8(b'd');
-        b.put_i16(2);
-        b.put_u8(1);
-        b.put_slice(b"id\0");
-        b.put_u32(23);
-        b.put_i32(-1);
-        b.put_u8(0);
-        b.put_slice(b"doc\0");
-        b.put_u32(25);
-        b.put_i32(-1);
+        let b = relation_message();
         let Message::Relation(r) = decode(b.freeze()).unwrap() else {
             panic!("not a relation")
         };
@@ -392,12 +429,7 @@ mod tests {
         tuple(&mut b, &[Some("x"), None], &[]);
         assert!(matches!(decode(b.freeze()).unwrap(), Message::Delete { old: OldTuple::Full(v), .. } if v.len() == 2));
 
-        let mut b = BytesMut::new();
-        b.put_u8(b'T');
-        b.put_i32(2);
-        b.put_u8(3);
-        b.put_u32(7);
-        b.put_u32(8);
+        let b = truncate_message();
         assert_eq!(
             decode(b.freeze()).unwrap(),
             Message::Truncate {
@@ -407,13 +439,7 @@ mod tests {
             }
         );
 
-        let mut b = BytesMut::new();
-        b.put_u8(b'M');
-        b.put_u8(1);
-        b.put_u64(99);
-        b.put_slice(b"ferry_mark\0");
-        b.put_i32(3);
-        b.put_slice(b"t:1");
+        let b = mark_message();
         assert!(
             matches!(decode(b.freeze()).unwrap(), Message::Logical { transactional: true, prefix, .. } if prefix == "ferry_mark")
         );
@@ -435,34 +461,9 @@ mod tests {
     #[test]
     fn fuzz_pgoutput_messages() {
         let mut seeds = vec![];
-        let mut b = BytesMut::new();
-        b.put_u8(b'B');
-        b.put_u64(0x1_0000_0010);
-        b.put_i64(42);
-        b.put_u32(777);
-        seeds.push(b.to_vec());
-        let mut b = BytesMut::new();
-        b.put_u8(b'C');
-        b.put_u8(0);
-        b.put_u64(10);
-        b.put_u64(20);
-        b.put_i64(5);
-        seeds.push(b.to_vec());
-        let mut b = BytesMut::new();
-        b.put_u8(b'R');
-        b.put_u32(16384);
-        b.put_slice(b"shop\0Order\0");
-        b.put_u8(b'd');
-        b.put_i16(2);
-        b.put_u8(1);
-        b.put_slice(b"id\0");
-        b.put_u32(23);
-        b.put_i32(-1);
-        b.put_u8(0);
-        b.put_slice(b"doc\0");
-        b.put_u32(25);
-        b.put_i32(-1);
-        seeds.push(b.to_vec());
+        seeds.push(begin_message().to_vec());
+        seeds.push(commit_message().to_vec());
+        seeds.push(relation_message().to_vec());
         for (tag, old) in [(b'I', None), (b'U', Some(b'K')), (b'U', Some(b'O')), (b'D', Some(b'K'))] {
             let mut b = BytesMut::new();
             b.put_u8(tag);
@@ -477,21 +478,8 @@ mod tests {
             }
             seeds.push(b.to_vec());
         }
-        let mut b = BytesMut::new();
-        b.put_u8(b'T');
-        b.put_i32(2);
-        b.put_u8(3);
-        b.put_u32(7);
-        b.put_u32(8);
-        seeds.push(b.to_vec());
-        let mut b = BytesMut::new();
-        b.put_u8(b'M');
-        b.put_u8(1);
-        b.put_u64(99);
-        b.put_slice(b"ferry_mark\0");
-        b.put_i32(3);
-        b.put_slice(b"t:1");
-        seeds.push(b.to_vec());
+        seeds.push(truncate_message().to_vec());
+        seeds.push(mark_message().to_vec());
         for s in &seeds {
             assert!(decode(Bytes::from(s.clone())).is_ok(), "seed {s:?} decodes");
         }

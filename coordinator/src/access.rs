@@ -151,24 +151,32 @@ impl Gate {
         ))
     }
 
-    /// The caller of a request to `path`, if admitted.
-    pub fn admit(&self, path: &str, headers: &http::HeaderMap, ext: &http::Extensions) -> Result<Caller, Status> {
+    /// The caller of a request to `path`, if admitted; if not, who was
+    /// refused (for the audit log) and why.
+    pub fn admit(
+        &self,
+        path: &str,
+        headers: &http::HeaderMap,
+        ext: &http::Extensions,
+    ) -> Result<Caller, (String, Status)> {
+        let anonymous = |s: Status| ("anonymous".to_string(), s);
         let Some(roles) = required(path) else {
-            return Err(Status::permission_denied(format!("{path}: no such method")));
+            return Err(anonymous(Status::permission_denied(format!("{path}: no such method"))));
         };
-        let caller = self.identify(headers, ext)?;
+        let caller = self.identify(headers, ext).map_err(anonymous)?;
         // Laptop mode: every process on this machine is everyone.
         if self.open || roles.iter().any(|r| caller.role.allows(*r)) {
             Ok(caller)
         } else {
             let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-            Err(Status::permission_denied(format!(
+            let status = Status::permission_denied(format!(
                 "{} has role {}; {} needs {}",
                 caller.who,
                 caller.role,
                 method_name(path),
                 names.join(" or ")
-            )))
+            ));
+            Err((caller.who, status))
         }
     }
 }
@@ -238,11 +246,7 @@ where
         let path = req.uri().path().to_string();
         let gate = self.gate.clone();
         match gate.admit(&path, req.headers(), req.extensions()) {
-            Err(status) => {
-                let who = gate
-                    .identify(req.headers(), req.extensions())
-                    .map(|c| c.who)
-                    .unwrap_or_else(|_| "anonymous".into());
+            Err((who, status)) => {
                 gate.audit.record(
                     &who,
                     None,
@@ -353,7 +357,7 @@ mod tests {
         assert!(open.admit("/ferry.v1.Admin/Nope", &none, &ext).is_err());
 
         let (secured, _d) = gate(false);
-        let e = secured.admit("/ferry.v1.Admin/ListTasks", &none, &ext).unwrap_err();
+        let e = secured.admit("/ferry.v1.Admin/ListTasks", &none, &ext).unwrap_err().1;
         assert_eq!(e.code(), tonic::Code::Unauthenticated);
         let admin = bearer("admin-secret");
         assert!(secured.admit("/ferry.v1.Admin/CreateToken", &admin, &ext).is_ok());
@@ -361,7 +365,7 @@ mod tests {
         let worker = bearer("worker-secret");
         assert!(secured.admit("/ferry.v1.Worker/PullAssignment", &worker, &ext).is_ok());
         assert!(secured.admit("/ferry.v1.Admin/TaskStatus", &worker, &ext).is_ok());
-        let e = secured.admit("/ferry.v1.Admin/StartTask", &worker, &ext).unwrap_err();
+        let e = secured.admit("/ferry.v1.Admin/StartTask", &worker, &ext).unwrap_err().1;
         assert_eq!(e.code(), tonic::Code::PermissionDenied);
         assert!(
             e.message()
@@ -371,7 +375,8 @@ mod tests {
         assert!(secured.admit("/ferry.v1.Raft/AppendEntries", &worker, &ext).is_err());
         let e = secured
             .admit("/ferry.v1.Admin/ListTasks", &bearer("guess"), &ext)
-            .unwrap_err();
+            .unwrap_err()
+            .1;
         assert_eq!(e.code(), tonic::Code::Unauthenticated);
     }
 }

@@ -57,12 +57,14 @@ fn check_name(what: &str, name: &str) -> Result<(), Status> {
 
 /// A task's new state, with the task named for the audit log.
 fn task_reply(name: String, state: &str) -> Resp<pb::TaskReply> {
-    let resp = Resp::new(pb::TaskReply {
-        state: state.into(),
-        name,
-    });
-    let name = resp.get_ref().name.clone();
-    audited(resp, &name)
+    let object = name.clone();
+    audited(
+        Resp::new(pb::TaskReply {
+            state: state.into(),
+            name,
+        }),
+        &object,
+    )
 }
 
 fn summary(t: &Task) -> pb::TaskSummary {

@@ -167,6 +167,15 @@ impl Engine {
         }
     }
 
+    /// The engine's own spelling of the URL's TLS keys, as its clients take
+    /// them: mode, root certificate, client certificate, client key.
+    fn tls_keys(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            Engine::Postgres => ("sslmode", "sslrootcert", "sslcert", "sslkey"),
+            Engine::Mysql => ("ssl-mode", "ssl-ca", "ssl-cert", "ssl-key"),
+        }
+    }
+
     /// A source log position as users write it: PostgreSQL's `X/Y` LSN, or a
     /// binlog `file.NNNNNN:offset`.
     pub fn parse_position(self, s: &str) -> Result<Position, String> {
@@ -208,6 +217,11 @@ pub struct Endpoint {
     #[serde(default)]
     pub tls: Tls,
     pub application_name: Option<String>,
+    /// `plaintext_password=allow`: a server that asks for the password in
+    /// cleartext or as MD5 over a connection without TLS gets it. Off by
+    /// default: such a server (or anyone on the path) learns the password.
+    #[serde(default)]
+    pub plaintext_password: bool,
 }
 
 /// A query key that carries a password under any spelling libpq or a MySQL
@@ -263,17 +277,26 @@ impl Endpoint {
         let mut password = PasswordSource::Default;
         let mut tls = Tls::default();
         let mut application_name = None;
-        // Each engine's own spelling of the TLS keys, as its clients take them.
-        let (mode_key, ca_key, cert_key, key_key) = match engine {
-            Engine::Postgres => ("sslmode", "sslrootcert", "sslcert", "sslkey"),
-            Engine::Mysql => ("ssl-mode", "ssl-ca", "ssl-cert", "ssl-key"),
-        };
+        let mut plaintext_password = false;
+        let (mode_key, ca_key, cert_key, key_key) = engine.tls_keys();
         for (k, v) in u.query_pairs() {
             match k.as_ref() {
                 k if is_password_key(k) => return Err(EndpointError::InlinePassword(shown)),
                 "password_env" => password = PasswordSource::Env(v.into_owned()),
                 "password_file" => password = PasswordSource::File(v.into_owned()),
                 "application_name" => application_name = Some(v.into_owned()),
+                "plaintext_password" => {
+                    plaintext_password = match v.as_ref() {
+                        "allow" => true,
+                        "refuse" => false,
+                        other => {
+                            return Err(EndpointError::Tls(
+                                shown,
+                                format!("plaintext_password={other} is not one of allow, refuse"),
+                            ))
+                        }
+                    }
+                }
                 k if k == mode_key => {
                     tls.mode = TlsMode::parse(engine, &v).ok_or_else(|| {
                         let modes = match engine {
@@ -328,7 +351,61 @@ impl Endpoint {
             password,
             tls,
             application_name,
+            plaintext_password,
         })
+    }
+
+    /// The endpoint as a URL that parses back to it, with its secret
+    /// reference and TLS keys (still nothing secret: names and paths).
+    pub fn url(&self) -> String {
+        let (mode_key, ca_key, cert_key, key_key) = self.engine.tls_keys();
+        let mut q: Vec<(&str, String)> = vec![];
+        match &self.password {
+            PasswordSource::Default => {}
+            PasswordSource::Env(v) => q.push(("password_env", v.clone())),
+            PasswordSource::File(v) => q.push(("password_file", v.clone())),
+        }
+        if self.tls.mode != TlsMode::default() {
+            q.push((mode_key, self.tls.mode.name(self.engine).to_string()));
+        }
+        for (k, v) in [(ca_key, &self.tls.root_cert), (cert_key, &self.tls.cert), (key_key, &self.tls.key)] {
+            if let Some(v) = v {
+                q.push((k, v.clone()));
+            }
+        }
+        if let Some(a) = &self.application_name {
+            q.push(("application_name", a.clone()));
+        }
+        if self.plaintext_password {
+            q.push(("plaintext_password", "allow".into()));
+        }
+        let mut out = self.to_string();
+        for (i, (k, v)) in q.iter().enumerate() {
+            out.push(if i == 0 { '?' } else { '&' });
+            out.push_str(k);
+            out.push('=');
+            out.push_str(&percent_encode(v));
+        }
+        out
+    }
+
+    /// Whether the endpoint names a secret for the worker to read
+    /// (`password_env` / `password_file`), rather than leaving it to
+    /// authentication the client binds to the server itself (trust,
+    /// certificates, `~/.pgpass`).
+    pub fn names_secret(&self) -> bool {
+        self.password != PasswordSource::Default
+    }
+
+    /// Whether `self` may use the secret `bound` was registered with: the same
+    /// secret reference sent to the same server (engine, host, port) as the
+    /// same user, over a transport no weaker (the same TLS settings and
+    /// plaintext-password rule). Only the database and the application
+    /// name may differ — neither changes who receives the password.
+    pub fn uses_secret_of(&self, bound: &Endpoint) -> bool {
+        self.names_secret()
+            && (self.engine, &self.host, self.port, &self.user, &self.password, &self.tls, self.plaintext_password)
+                == (bound.engine, &bound.host, bound.port, &bound.user, &bound.password, &bound.tls, bound.plaintext_password)
     }
 }
 
@@ -505,6 +582,41 @@ mod tests {
             Endpoint::parse("mysql://u@h/db?sslmode=require"),
             Err(EndpointError::UnknownParam(..))
         ));
+    }
+
+    #[test]
+    fn url_round_trips_secret_references_and_tls() {
+        for raw in [
+            "postgres://app@db:5433/shop?password_env=SRC_PW&sslmode=verify-full&sslrootcert=/etc/ca%20dir/ca.pem",
+            "mysql://r%3Aoot@db:3306/a%2Fb?password_file=/run/secrets/pw&ssl-mode=REQUIRED&plaintext_password=allow",
+            "postgres://u@h:5432/db?application_name=x%26y",
+        ] {
+            let e = Endpoint::parse(raw).unwrap();
+            assert_eq!(Endpoint::parse(&e.url()).unwrap(), e, "{raw} -> {}", e.url());
+        }
+        assert!(Endpoint::parse("postgres://u@h/db?plaintext_password=yes").is_err());
+    }
+
+    #[test]
+    fn a_secret_is_bound_to_server_user_and_transport() {
+        let bound = Endpoint::parse("postgres://app@db:5432/shop?password_env=PW&sslmode=verify-full").unwrap();
+        let same_server_other_db =
+            Endpoint::parse("postgres://app@db:5432/other?password_env=PW&sslmode=verify-full").unwrap();
+        assert!(same_server_other_db.uses_secret_of(&bound));
+        for foreign in [
+            "postgres://app@evil:5432/shop?password_env=PW&sslmode=verify-full",
+            "postgres://app@db:5433/shop?password_env=PW&sslmode=verify-full",
+            "postgres://admin@db:5432/shop?password_env=PW&sslmode=verify-full",
+            "postgres://app@db:5432/shop?password_env=PW",
+            "postgres://app@db:5432/shop?password_env=PW&sslmode=verify-full&plaintext_password=allow",
+            "postgres://app@db:5432/shop?password_env=OTHER&sslmode=verify-full",
+            "mysql://app@db:5432/shop?password_env=PW&ssl-mode=VERIFY_IDENTITY",
+        ] {
+            assert!(!Endpoint::parse(foreign).unwrap().uses_secret_of(&bound), "{foreign}");
+        }
+        // No secret named: nothing to bind.
+        let pgpass = Endpoint::parse("postgres://app@db:5432/shop?sslmode=verify-full").unwrap();
+        assert!(!pgpass.names_secret() && !pgpass.uses_secret_of(&pgpass));
     }
 
     #[test]

@@ -15,6 +15,7 @@ fn fuzz_endpoint_urls() {
         "mariadb://app@[::1]:3307/shop?password_file=/run/secrets/pw",
         "postgresql://u@h/d?application_name=x&connect_timeout=5",
         "postgres://us%40er:pa%3Ass@host/db",
+        "postgres://app@db/shop?password_env=PW&plaintext_password=allow&application_name=a%26b",
     ];
     let r = run_text("endpoint-url", &seeds, budget(), |s| {
         let _ = redact(s);
@@ -22,6 +23,8 @@ fn fuzz_endpoint_urls() {
             // What parses must print and parse again the same.
             let again = Endpoint::parse(&e.to_string()).expect("a printed endpoint parses");
             assert_eq!(again.to_string(), e.to_string());
+            // And the full URL (secret reference, TLS keys) to the same endpoint.
+            assert_eq!(Endpoint::parse(&e.url()).expect("an endpoint's URL parses"), e);
         }
     });
     assert!(r.crashes.is_empty(), "{r}");

@@ -37,15 +37,25 @@ pub struct Caller {
 pub fn required(path: &str) -> Option<&'static [Role]> {
     let (service, method) = path.strip_prefix("/ferry.v1.")?.split_once('/')?;
     Some(match (service, method) {
-        ("Admin", "ListTasks" | "StepStatus") => &[Role::Viewer],
+        ("Admin", "ListTasks" | "StepStatus" | "ListEndpoints") => &[Role::Viewer],
         // A worker validating during CDC waits for the stream's mark.
         ("Admin", "TaskStatus") => &[Role::Viewer, Role::Worker],
         ("Admin", "RequestMark") => &[Role::Operator, Role::Worker],
         (
             "Admin",
-            "CreateTask" | "StartTask" | "StopTask" | "DeleteTask" | "RunStep" | "CreateReverse" | "ReloadTable",
+            "CreateTask"
+            | "StartTask"
+            | "StopTask"
+            | "DeleteTask"
+            | "RunStep"
+            | "CreateReverse"
+            | "ReloadTable"
+            | "ResolveEndpoint",
         ) => &[Role::Operator],
-        ("Admin", "CreateToken" | "ListTokens" | "RevokeToken") => &[Role::Admin],
+        (
+            "Admin",
+            "CreateToken" | "ListTokens" | "RevokeToken" | "CreateEndpoint" | "DeleteEndpoint",
+        ) => &[Role::Admin],
         ("Worker", _) => &[Role::Worker],
         ("Raft", _) => &[Role::Node],
         _ => return None,

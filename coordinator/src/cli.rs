@@ -18,8 +18,10 @@ pub enum TaskCmd {
     /// Define a task (does not start it).
     Create {
         name: String,
+        /// An endpoint's name (`ferry endpoint list`) or a URL.
         #[arg(long)]
         source: String,
+        /// An endpoint's name or a URL.
         #[arg(long)]
         target: String,
         #[arg(long = "type", default_value = "full-load")]
@@ -102,9 +104,13 @@ fn read_file(p: &PathBuf, what: &str) -> anyhow::Result<String> {
 
 pub async fn run(link: &ClientLink, cmd: TaskCmd) -> anyhow::Result<()> {
     // Validate locally what can be, so errors do not need a coordinator.
+    // (A value without `://` names an endpoint, which the coordinator knows.)
     if let TaskCmd::Create { source, target, .. } = &cmd {
-        ferry_common::endpoint::Endpoint::parse(source).map_err(|e| anyhow::anyhow!("--source: {e}"))?;
-        ferry_common::endpoint::Endpoint::parse(target).map_err(|e| anyhow::anyhow!("--target: {e}"))?;
+        for (flag, v) in [("--source", source), ("--target", target)] {
+            if v.contains("://") {
+                ferry_common::endpoint::Endpoint::parse(v).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+            }
+        }
     }
     let mut c = connect(link).await?;
     match cmd {
@@ -962,6 +968,96 @@ pub async fn token(link: &ClientLink, cmd: TokenCmd) -> anyhow::Result<()> {
             .await
             .map_err(status_err)?;
             println!("token {name} revoked");
+        }
+    }
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum EndpointCmd {
+    /// Register an endpoint (admin): its URL's secret reference
+    /// (password_env / password_file) is bound to its host, port, user and
+    /// TLS settings; tasks name it with --source NAME / --target NAME.
+    Create {
+        name: String,
+        #[arg(long)]
+        url: String,
+    },
+    /// Endpoints by name, with their URLs (secret references, never secrets).
+    List {
+        #[arg(long, default_value = "table")]
+        output: String,
+    },
+    /// Delete an endpoint no task uses (admin).
+    Delete { name: String },
+    /// Connect to an endpoint (a name, or a URL under task creation's rule)
+    /// from this machine, as a task would; prints the server, its TLS and
+    /// its readiness as a CDC source; non-zero when it cannot connect.
+    Test { endpoint: String },
+}
+
+pub async fn endpoint(link: &ClientLink, cmd: EndpointCmd) -> anyhow::Result<()> {
+    use ferry_common::proto::{EndpointRequest, ListEndpointsRequest};
+    if let EndpointCmd::Create { url, .. } = &cmd {
+        ferry_common::endpoint::Endpoint::parse(url).map_err(|e| anyhow::anyhow!("--url: {e}"))?;
+    }
+    let mut c = connect(link).await?;
+    match cmd {
+        EndpointCmd::Create { name, url } => {
+            let r = c
+                .create_endpoint(EndpointRequest { name, url })
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            println!("endpoint {} created: {}", r.name, r.url);
+        }
+        EndpointCmd::List { output } => {
+            let r = c
+                .list_endpoints(ListEndpointsRequest {})
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            match output.as_str() {
+                "json" => {
+                    let list: Vec<_> = r.endpoints.iter().map(|e| json!({"name": e.name, "url": e.url})).collect();
+                    println!("{}", serde_json::to_string_pretty(&list)?);
+                }
+                "table" => {
+                    println!("{:<24} URL", "NAME");
+                    for e in r.endpoints {
+                        println!("{:<24} {}", e.name, e.url);
+                    }
+                }
+                other => bail!("--output {other}: expected table or json"),
+            }
+        }
+        EndpointCmd::Delete { name } => {
+            c.delete_endpoint(EndpointRequest {
+                name: name.clone(),
+                url: String::new(),
+            })
+            .await
+            .map_err(status_err)?;
+            println!("endpoint {name} deleted");
+        }
+        EndpointCmd::Test { endpoint } => {
+            let r = c
+                .resolve_endpoint(EndpointRequest {
+                    name: endpoint,
+                    url: String::new(),
+                })
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            // The drivers live in the worker binary, as for `ferry assess`.
+            let status = tokio::process::Command::new(crate::supervisor::worker_binary()?)
+                .args(["endpoint", "test", &r.url])
+                .status()
+                .await
+                .context("running ferry-worker")?;
+            if !status.success() {
+                std::process::exit(status.code().unwrap_or(1));
+            }
         }
     }
     Ok(())

@@ -68,6 +68,13 @@ enum Cmd {
         #[command(subcommand)]
         cmd: cli::TokenCmd,
     },
+    /// Named endpoints: create (admin), list, delete (admin), test.
+    Endpoint {
+        #[command(flatten)]
+        link: LinkArgs,
+        #[command(subcommand)]
+        cmd: cli::EndpointCmd,
+    },
     /// Certificates for mutual TLS between Ferry's processes.
     Certs {
         #[command(subcommand)]
@@ -317,6 +324,7 @@ fn main() -> ExitCode {
     ferry_common::telemetry::init(match cli.cmd {
         Cmd::Task { .. }
         | Cmd::Token { .. }
+        | Cmd::Endpoint { .. }
         | Cmd::Certs { .. }
         | Cmd::Validate { .. }
         | Cmd::Cutover { .. }
@@ -360,6 +368,7 @@ fn main() -> ExitCode {
             }
             Cmd::Task { link, cmd } => cli::run(&link.link()?, cmd).await,
             Cmd::Token { link, cmd } => cli::token(&link.link()?, cmd).await,
+            Cmd::Endpoint { link, cmd } => cli::endpoint(&link.link()?, cmd).await,
             Cmd::Certs {
                 cmd: CertsCmd::Init { dir, hosts },
             } => {

@@ -177,7 +177,10 @@ pub async fn run(
     }
     server
         .layer(GateLayer(Arc::new(gate)))
-        .add_service(AdminServer::new(AdminService { node: node.clone() }))
+        .add_service(AdminServer::new(AdminService {
+            node: node.clone(),
+            secured: !open,
+        }))
         .add_service(WorkerServer::new(WorkerService { node: node.clone() }))
         .add_service(RaftServer::new(RaftService { raft: raft.clone() }))
         .serve_with_shutdown(cfg.listen, shutdown)

@@ -18,6 +18,9 @@ const VALIDATE_STEP: &str = "validate";
 
 pub struct AdminService {
     pub node: Node,
+    /// Not laptop mode: callers hold credentials, and a URL may name a
+    /// secret only where a named endpoint binds it (see [`AdminService::endpoint`]).
+    pub secured: bool,
 }
 
 pub struct WorkerService {
@@ -45,7 +48,7 @@ async fn create(node: &Node, spec: TaskSpec) -> Result<Resp<pb::TaskReply>, Stat
     Ok(task_reply(name, "created"))
 }
 
-/// Task and token names go into keys, file names and SQL comments.
+/// Task, token and endpoint names go into keys, file names and SQL comments.
 fn check_name(what: &str, name: &str) -> Result<(), Status> {
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
         return Err(Status::invalid_argument(format!(
@@ -92,6 +95,42 @@ fn summary(t: &Task) -> pb::TaskSummary {
 }
 
 impl AdminService {
+    /// `--source` / `--target` of a task (and `ferry endpoint test`): an
+    /// endpoint's name, or a URL. Answers the endpoint and the name it came
+    /// from.
+    ///
+    /// Why a URL may not name any secret it likes: the worker reads the
+    /// secret and sends it to the URL's server, so whoever creates a task
+    /// would choose which password goes where — point a task at a server
+    /// one controls and receive another endpoint's password, or the
+    /// contents of any file the worker can read. In secured mode a URL
+    /// that names a secret must therefore match a named endpoint (created
+    /// by an admin) in everything that decides who receives it: server,
+    /// user, secret and transport (`Endpoint::uses_secret_of`). A URL that
+    /// names none relies on authentication the client binds to the server
+    /// itself (trust, certificates, `~/.pgpass`) and is taken as it is. In
+    /// laptop mode there is one user, who holds every secret anyway.
+    fn endpoint(&self, flag: &str, given: &str) -> Result<(Endpoint, Option<String>), Status> {
+        let s = self.node.state.read().expect("state lock");
+        if !given.contains("://") {
+            return match s.endpoints.get(given) {
+                Some(r) => Ok((r.endpoint.clone(), Some(given.to_string()))),
+                None => Err(Status::not_found(format!(
+                    "{flag}: endpoint {given} not found (`ferry endpoint list`; or give a URL)"
+                ))),
+            };
+        }
+        let ep = Endpoint::parse(given).map_err(|e| Status::invalid_argument(format!("{flag}: {e}")))?;
+        if self.secured && ep.names_secret() && !s.endpoints.values().any(|r| ep.uses_secret_of(&r.endpoint)) {
+            return Err(Status::permission_denied(format!(
+                "{flag}: {ep} names a secret that no endpoint binds to this server, user and TLS settings; \
+                 name an endpoint an admin created (`ferry endpoint list`), or ask one to create it \
+                 (`ferry endpoint create NAME --url URL`)"
+            )));
+        }
+        Ok((ep, None))
+    }
+
     async fn run_step_of(&self, r: pb::StepRequest) -> Result<Resp<pb::StepReply>, Status> {
         if r.step == VALIDATE_STEP {
             return match self.node.write(Request::ValidateChanged { name: r.name }).await? {
@@ -126,8 +165,9 @@ impl Admin for AdminService {
         let r = req.into_inner();
         check_name("task", &r.name)?;
         let bad = |what: &str, e: String| Status::invalid_argument(format!("{what}: {e}"));
-        let source = Endpoint::parse(&r.source).map_err(|e| bad("--source", e.to_string()))?;
-        let target = Endpoint::parse(&r.target).map_err(|e| bad("--target", e.to_string()))?;
+        self.node.read_barrier().await?;
+        let (source, source_endpoint) = self.endpoint("--source", &r.source)?;
+        let (target, target_endpoint) = self.endpoint("--target", &r.target)?;
         let migration_type = MigrationType::parse(&r.migration_type).ok_or_else(|| {
             Status::invalid_argument(format!(
                 "--type '{}': expected full-load, cdc or full-load-and-cdc",
@@ -206,6 +246,8 @@ impl Admin for AdminService {
                     cutover: r.cutover_sql.clone(),
                 }
             }),
+            source_endpoint,
+            target_endpoint,
         };
         create(&self.node, spec).await
     }
@@ -399,6 +441,64 @@ impl Admin for AdminService {
                 token: String::new(),
             }),
             &name,
+        ))
+    }
+
+    async fn create_endpoint(&self, req: Req<pb::EndpointRequest>) -> Result<Resp<pb::EndpointReply>, Status> {
+        let r = req.into_inner();
+        check_name("endpoint", &r.name)?;
+        let endpoint = Endpoint::parse(&r.url).map_err(|e| Status::invalid_argument(format!("--url: {e}")))?;
+        let url = endpoint.url();
+        answer(
+            self.node
+                .write(Request::CreateEndpoint {
+                    name: r.name.clone(),
+                    endpoint,
+                    now_ms: ferry_common::now_ms(),
+                })
+                .await?,
+        )?;
+        Ok(audited(Resp::new(pb::EndpointReply { name: r.name.clone(), url }), &r.name))
+    }
+
+    async fn delete_endpoint(&self, req: Req<pb::EndpointRequest>) -> Result<Resp<pb::EndpointReply>, Status> {
+        let name = req.into_inner().name;
+        answer(self.node.write(Request::DeleteEndpoint { name: name.clone() }).await?)?;
+        Ok(audited(
+            Resp::new(pb::EndpointReply {
+                name: name.clone(),
+                url: String::new(),
+            }),
+            &name,
+        ))
+    }
+
+    async fn list_endpoints(&self, _req: Req<pb::ListEndpointsRequest>) -> Result<Resp<pb::EndpointList>, Status> {
+        self.node.read_barrier().await?;
+        let s = self.node.state.read().expect("state lock");
+        Ok(Resp::new(pb::EndpointList {
+            endpoints: s
+                .endpoints
+                .iter()
+                .map(|(name, r)| pb::EndpointReply {
+                    name: name.clone(),
+                    url: r.endpoint.url(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn resolve_endpoint(&self, req: Req<pb::EndpointRequest>) -> Result<Resp<pb::EndpointReply>, Status> {
+        let given = req.into_inner().name;
+        self.node.read_barrier().await?;
+        let (ep, name) = self.endpoint("endpoint", &given)?;
+        let object = name.clone().unwrap_or_else(|| ep.to_string());
+        Ok(audited(
+            Resp::new(pb::EndpointReply {
+                name: name.unwrap_or_default(),
+                url: ep.url(),
+            }),
+            &object,
         ))
     }
 

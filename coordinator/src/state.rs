@@ -91,9 +91,18 @@ pub struct TaskSpec {
     /// `--schema-dir`: the task runs these files instead of its own DDL.
     #[serde(default)]
     pub schema_files: Option<ferry_common::work::SchemaFiles>,
+    /// The named endpoints (`--source NAME`) the source and target came
+    /// from, if they did: such an endpoint is not deleted under the task.
+    #[serde(default)]
+    pub source_endpoint: Option<String>,
+    #[serde(default)]
+    pub target_endpoint: Option<String>,
 }
 
 impl TaskSpec {
+    pub fn endpoint_names(&self) -> [Option<&str>; 2] {
+        [self.source_endpoint.as_deref(), self.target_endpoint.as_deref()]
+    }
     pub fn has_cdc(&self) -> bool {
         self.migration_type != MigrationType::FullLoad
     }
@@ -367,6 +376,8 @@ impl TaskSpec {
             cdc_start_position: None,
             slot_name: None,
             schema_files: None,
+            source_endpoint: self.target_endpoint.clone(),
+            target_endpoint: self.source_endpoint.clone(),
         }
     }
 }
@@ -452,6 +463,17 @@ pub struct State {
     /// API tokens by name: their digests only (see `ferry_common::access`).
     #[serde(default)]
     pub tokens: BTreeMap<String, TokenRecord>,
+    /// Named endpoints (`ferry endpoint`): where a secret may be sent.
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, EndpointRecord>,
+}
+
+/// An endpoint an admin registered: its URL binds the secret reference it
+/// names to its server, user and transport (see `Endpoint::uses_secret_of`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointRecord {
+    pub endpoint: Endpoint,
+    pub created_ms: u64,
 }
 
 /// A token the admin API issued. The token itself is shown once, to the
@@ -465,6 +487,14 @@ pub struct TokenRecord {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
+    CreateEndpoint {
+        name: String,
+        endpoint: Endpoint,
+        now_ms: u64,
+    },
+    DeleteEndpoint {
+        name: String,
+    },
     CreateToken {
         name: String,
         role: Role,
@@ -619,6 +649,39 @@ impl State {
                 );
                 Response::Ok
             }
+            Request::CreateEndpoint { name, endpoint, now_ms } => {
+                if self.endpoints.contains_key(&name) {
+                    return Response::Error(format!("endpoint {name} already exists"));
+                }
+                self.endpoints.insert(
+                    name,
+                    EndpointRecord {
+                        endpoint,
+                        created_ms: now_ms,
+                    },
+                );
+                Response::Ok
+            }
+            Request::DeleteEndpoint { name } => {
+                if !self.endpoints.contains_key(&name) {
+                    return Response::Error(format!("endpoint {name} not found"));
+                }
+                // As DMS: an endpoint in use stays until its tasks go.
+                let users: Vec<&str> = self
+                    .tasks
+                    .values()
+                    .filter(|t| t.spec.endpoint_names().contains(&Some(name.as_str())))
+                    .map(|t| t.spec.name.as_str())
+                    .collect();
+                if !users.is_empty() {
+                    return Response::Error(format!(
+                        "endpoint {name} is used by task(s) {}; delete them first",
+                        users.join(", ")
+                    ));
+                }
+                self.endpoints.remove(&name);
+                Response::Ok
+            }
             Request::RevokeToken { name } => match self.tokens.remove(&name) {
                 Some(_) => Response::Ok,
                 None => Response::Error(format!("token {name} not found")),
@@ -626,6 +689,11 @@ impl State {
             Request::CreateTask { spec, now_ms } => {
                 if self.tasks.contains_key(&spec.name) {
                     return Response::Error(format!("task {} already exists", spec.name));
+                }
+                // Checked again here: the endpoint may have been deleted
+                // since the service resolved it.
+                if let Some(gone) = spec.endpoint_names().into_iter().flatten().find(|n| !self.endpoints.contains_key(*n)) {
+                    return Response::Error(format!("endpoint {gone} not found"));
                 }
                 dirty.tasks.push(spec.name.clone());
                 self.tasks.insert(

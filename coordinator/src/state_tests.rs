@@ -19,6 +19,8 @@ fn spec(name: &str, migration_type: MigrationType) -> TaskSpec {
         cdc_start_position: None,
         slot_name: None,
         schema_files: None,
+        source_endpoint: None,
+        target_endpoint: None,
     }
 }
 
@@ -370,4 +372,46 @@ fn validation_is_not_granted_behind_a_stream_whose_holder_stopped_renewing() {
     );
     let v = m.grant().expect("validation once the stream is renewed");
     assert_eq!(v.work.kind(), "ValidateSegment");
+}
+
+#[test]
+fn an_endpoint_in_use_is_not_deleted() {
+    let mut s = State::default();
+    let mut d = Dirty::default();
+    let src = Endpoint::parse("postgres://app@src:5432/db?password_env=PW").unwrap();
+    let create = |name: &str| Request::CreateEndpoint {
+        name: name.into(),
+        endpoint: src.clone(),
+        now_ms: 1,
+    };
+    assert_eq!(s.apply(create("prod"), &mut d), Response::Ok);
+    assert!(matches!(s.apply(create("prod"), &mut d), Response::Error(e) if e.contains("already exists")));
+    let mut t = spec("t1", MigrationType::FullLoad);
+    t.source_endpoint = Some("prod".into());
+    assert_eq!(
+        s.apply(
+            Request::CreateTask {
+                spec: Box::new(t.clone()),
+                now_ms: 1
+            },
+            &mut d
+        ),
+        Response::Ok
+    );
+    let delete = || Request::DeleteEndpoint { name: "prod".into() };
+    assert!(matches!(s.apply(delete(), &mut d), Response::Error(e) if e.contains("used by task(s) t1")));
+    // The reverse task names it as its target.
+    assert_eq!(t.reversed().target_endpoint.as_deref(), Some("prod"));
+    assert_eq!(
+        s.apply(
+            Request::DeleteTask {
+                name: "t1".into(),
+                force: true
+            },
+            &mut d
+        ),
+        Response::Deleted
+    );
+    assert_eq!(s.apply(delete(), &mut d), Response::Ok);
+    assert!(matches!(s.apply(delete(), &mut d), Response::Error(e) if e.contains("not found")));
 }

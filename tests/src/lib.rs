@@ -164,13 +164,20 @@ impl PgServer {
     /// Makes `users` authenticate with their passwords (scram-sha-256),
     /// replication connections included.
     pub async fn require_passwords(&self, users: &[&str]) -> Result<()> {
+        let lines: Vec<String> = users
+            .iter()
+            .map(|u| format!("host all,replication {u} 127.0.0.1/32 scram-sha-256"))
+            .collect();
+        self.prepend_hba(&lines).await
+    }
+
+    /// Puts `lines` first in pg_hba.conf (the first match decides) and
+    /// reloads the configuration.
+    pub async fn prepend_hba(&self, lines: &[String]) -> Result<()> {
         let hba = self.data.join("pg_hba.conf");
         let old = std::fs::read_to_string(&hba)?;
-        let lines: String = users
-            .iter()
-            .map(|u| format!("host all,replication {u} 127.0.0.1/32 scram-sha-256\n"))
-            .collect();
-        std::fs::write(&hba, format!("{lines}{old}"))?;
+        let new: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(&hba, format!("{new}{old}"))?;
         self.client("postgres")
             .await?
             .batch_execute("SELECT pg_reload_conf()")

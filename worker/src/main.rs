@@ -34,6 +34,12 @@ struct Args {
     /// before the assignment using it is abandoned (and retried).
     #[arg(long, env = "FERRY_ENDPOINT_TIMEOUT", default_value_t = 30)]
     endpoint_timeout: u64,
+    /// Secrets this worker may read for endpoints' passwords: env:NAME,
+    /// file:PATH, or '*' (repeat, or comma-separate in the variable).
+    /// Default: any in laptop mode (no token and no client certificate),
+    /// none otherwise — `~/.pgpass` and certificates still work.
+    #[arg(long = "allow-secret", env = "FERRY_ALLOW_SECRETS", value_delimiter = ',')]
+    allow_secret: Vec<String>,
     /// Without a command: run as a worker.
     #[command(subcommand)]
     cmd: Option<Cmd>,
@@ -47,6 +53,12 @@ enum Cmd {
     Schema {
         #[command(subcommand)]
         cmd: SchemaCmd,
+    },
+    /// `ferry endpoint test`: connect as a task would and report the server,
+    /// its TLS and its readiness as a CDC source.
+    Endpoint {
+        #[command(subcommand)]
+        cmd: EndpointCmd,
     },
     /// Assessment report (report.json, report.html) and premigration checks.
     Assess {
@@ -70,6 +82,11 @@ enum Cmd {
 }
 
 #[derive(clap::Subcommand)]
+enum EndpointCmd {
+    Test { url: String },
+}
+
+#[derive(clap::Subcommand)]
 enum SchemaCmd {
     Convert {
         #[arg(long)]
@@ -89,8 +106,19 @@ enum SchemaCmd {
 async fn main() -> std::process::ExitCode {
     let mut args = Args::parse();
     ferry_common::telemetry::init(if args.cmd.is_some() { "warn" } else { "info" });
+    let policy = match secret_policy(&args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    policy.install();
     let res = match args.cmd.take() {
         None => run(args).await,
+        Some(Cmd::Endpoint {
+            cmd: EndpointCmd::Test { url },
+        }) => endpoint_test(&url).await,
         Some(Cmd::Schema {
             cmd:
                 SchemaCmd::Convert {
@@ -140,6 +168,34 @@ async fn main() -> std::process::ExitCode {
         return std::process::ExitCode::FAILURE;
     }
     std::process::ExitCode::SUCCESS
+}
+
+/// `--allow-secret`, or its default: a worker run by `ferry up` or beside a
+/// laptop-mode coordinator reads any secret its user gave it; one holding
+/// credentials for a secured coordinator reads only what it is told. The
+/// one-shot commands run as the operator, with the operator's secrets.
+fn secret_policy(args: &Args) -> Result<engine::credentials::SecretPolicy, String> {
+    use engine::credentials::SecretPolicy;
+    if !args.allow_secret.is_empty() {
+        return SecretPolicy::parse(&args.allow_secret);
+    }
+    let l = &args.link;
+    let secured = l.token.is_some() || l.token_file.is_some() || l.tls_cert.is_some();
+    Ok(if secured && args.cmd.is_none() {
+        SecretPolicy::Only(vec![])
+    } else {
+        SecretPolicy::Any
+    })
+}
+
+async fn endpoint_test(url: &str) -> anyhow::Result<()> {
+    let ep = ferry_common::endpoint::Endpoint::parse(url)?;
+    let facts = engine::probe::describe(&ep).await?;
+    println!("{ep}: connected");
+    for (what, answer) in facts {
+        println!("  {what:<24} {answer}");
+    }
+    Ok(())
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

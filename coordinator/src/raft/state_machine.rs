@@ -31,6 +31,23 @@ struct Meta {
     leases: BTreeMap<u64, crate::state::Lease>,
     #[serde(default)]
     tokens: BTreeMap<String, crate::state::TokenRecord>,
+    #[serde(default)]
+    endpoints: BTreeMap<String, crate::state::EndpointRecord>,
+}
+
+impl Meta {
+    fn into_state(self, tasks: BTreeMap<String, Task>) -> State {
+        State {
+            next_worker_id: self.next_worker_id,
+            next_assignment_id: self.next_assignment_id,
+            next_epoch: self.next_epoch,
+            workers: self.workers,
+            tasks,
+            leases: self.leases,
+            tokens: self.tokens,
+            endpoints: self.endpoints,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -67,20 +84,12 @@ impl StateMachine {
             let t: Task = serde_json::from_slice(&v).map_err(|e| format!("state machine task: {e}"))?;
             tasks.insert(t.spec.name.clone(), t);
         }
-        let state = State {
-            next_worker_id: meta.next_worker_id,
-            next_assignment_id: meta.next_assignment_id,
-            next_epoch: meta.next_epoch,
-            workers: meta.workers,
-            tasks,
-            leases: meta.leases,
-            tokens: meta.tokens,
-        };
+        let (last_applied, membership) = (meta.last_applied, meta.membership.clone());
         Ok(StateMachine {
             db,
-            state: Arc::new(RwLock::new(state)),
-            last_applied: meta.last_applied,
-            membership: meta.membership,
+            state: Arc::new(RwLock::new(meta.into_state(tasks))),
+            last_applied,
+            membership,
             snapshot: None,
         })
     }
@@ -95,6 +104,7 @@ impl StateMachine {
             workers: s.workers.clone(),
             leases: s.leases.clone(),
             tokens: s.tokens.clone(),
+            endpoints: s.endpoints.clone(),
         }
     }
 
@@ -210,15 +220,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.membership = meta.last_membership.clone();
         let state = self.state.clone();
         let mut s = state.write().expect("state lock");
-        *s = State {
-            next_worker_id: body.meta.next_worker_id,
-            next_assignment_id: body.meta.next_assignment_id,
-            next_epoch: body.meta.next_epoch,
-            workers: body.meta.workers,
-            tasks: body.tasks,
-            leases: body.meta.leases,
-            tokens: body.meta.tokens,
-        };
+        *s = body.meta.into_state(body.tasks);
         self.persist(&s, &Dirty::default(), true)
             .map_err(|e| StorageIOError::write_state_machine(&std::io::Error::other(e)))?;
         self.snapshot = Some((meta.clone(), data));

@@ -11,7 +11,7 @@ use mysql_async::Conn;
 /// utf8mb4 text and TIMESTAMP in UTC (so full-load rows and binlog rows,
 /// which carry UTC seconds, agree).
 pub async fn connect(ep: &Endpoint) -> Result<mysql_async::Conn, ConnectorError> {
-    let password = crate::engine::credentials::password(ep, || std::env::var("MYSQL_PWD").ok())?;
+    let password = crate::engine::credentials::password(ep, "MYSQL_PWD", || None)?;
     let opts = mysql_async::OptsBuilder::default()
         .ip_or_hostname(ep.host.clone())
         .tcp_port(ep.port)
@@ -19,10 +19,19 @@ pub async fn connect(ep: &Endpoint) -> Result<mysql_async::Conn, ConnectorError>
         .pass(password)
         .db_name(Some(ep.dbname.clone()))
         .prefer_socket(false)
+        // mysql_clear_password sends the password as it is; only on the
+        // endpoint's say-so (`plaintext_password=allow`).
+        .enable_cleartext_plugin(ep.plaintext_password)
         .init(vec!["SET NAMES utf8mb4", "SET time_zone = '+00:00'"]);
     let what = || format!("connecting to {ep} (ssl-mode={})", ep.tls.mode.name(ep.engine));
     let fail = |e: mysql_async::Error| {
-        if is_tls_failure(&e) {
+        if matches!(e, mysql_async::Error::Driver(mysql_async::DriverError::CleartextPluginDisabled)) {
+            ConnectorError::Definite(format!(
+                "{}: the server asked for the password in cleartext (mysql_clear_password); Ferry refused to send it \
+                 (add plaintext_password=allow to the endpoint if the connection is trusted)",
+                what()
+            ))
+        } else if is_tls_failure(&e) {
             ConnectorError::Definite(format!("{}: {e}", what()))
         } else {
             classify(what(), e)

@@ -4,6 +4,7 @@
 mod array;
 pub(crate) mod catalog;
 pub(crate) mod cdc;
+mod cleartext;
 pub(crate) mod connect;
 pub(crate) mod cutover;
 pub(crate) mod encode;

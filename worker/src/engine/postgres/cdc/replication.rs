@@ -51,6 +51,9 @@ pub struct ReplicationClient {
     sock: Box<dyn Socket>,
     buf: BytesMut,
     what: String,
+    /// TLS, or a Unix socket (no network path to read): a password may be
+    /// sent as the server asks (see `postgres::cleartext`).
+    private: bool,
 }
 
 /// A row of a simple-query result, as text.
@@ -78,6 +81,7 @@ impl ReplicationClient {
     async fn connect_with(ep: &Endpoint, tls: bool) -> Result<ReplicationClient, ConnectorError> {
         let what = format!("replication connection to {ep}");
         let io = |e: std::io::Error| ConnectorError::Transient(format!("replication connection to {ep}: {e}"));
+        let mut private = true;
         let sock: Box<dyn Socket> = if ep.host.starts_with('/') {
             let path = format!("{}/.s.PGSQL.{}", ep.host, ep.port);
             Box::new(
@@ -115,6 +119,7 @@ impl ReplicationClient {
                     ep.tls.mode.name(ep.engine)
                 )));
             } else {
+                private = false;
                 Box::new(s)
             }
         };
@@ -122,6 +127,7 @@ impl ReplicationClient {
             sock,
             buf: BytesMut::with_capacity(64 * 1024),
             what,
+            private,
         };
         let app = ep.application_name.clone().unwrap_or_else(|| "ferry".into());
         let params = [
@@ -173,10 +179,21 @@ impl ReplicationClient {
             })
         };
         let mut scram: Option<sasl::ScramSha256> = None;
+        let what = self.what.clone();
+        let refuse = |how: &str| {
+            ConnectorError::Definite(format!(
+                "{what}: the server asked for the password {how} over a connection without TLS; Ferry refused to send it \
+                 (use sslmode=require or stronger, have the server ask for scram-sha-256, \
+                 or add plaintext_password=allow to the endpoint)"
+            ))
+        };
+        let plaintext_ok = self.private || ep.plaintext_password;
         loop {
             let mut out = BytesMut::new();
             match self.next_backend().await? {
                 backend::Message::AuthenticationOk => return Ok(()),
+                backend::Message::AuthenticationCleartextPassword if !plaintext_ok => return Err(refuse("in cleartext")),
+                backend::Message::AuthenticationMd5Password(_) if !plaintext_ok => return Err(refuse("as MD5")),
                 backend::Message::AuthenticationCleartextPassword => {
                     frontend::password_message(need_password()?.as_bytes(), &mut out).map_err(|e| io(&self.what, e))?;
                 }
@@ -447,4 +464,69 @@ impl ReplicationClient {
 
 fn sql_head(sql: &str) -> &str {
     sql.split_whitespace().next().unwrap_or(sql)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server as an attacker would run it (or a misconfigured one): it
+    /// declines TLS and asks for `code` (3 cleartext, 5 MD5). Answers
+    /// whether the client sent anything after its startup packet.
+    async fn hostile_server(code: u32) -> (u16, tokio::task::JoinHandle<Vec<u8>>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let h = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut ssl = [0u8; 8];
+            s.read_exact(&mut ssl).await.unwrap();
+            s.write_all(b"N").await.unwrap();
+            let len = s.read_u32().await.unwrap() as usize;
+            let mut startup = vec![0u8; len - 4];
+            s.read_exact(&mut startup).await.unwrap();
+            let mut req = vec![b'R', 0, 0, 0, if code == 5 { 12 } else { 8 }];
+            req.extend_from_slice(&code.to_be_bytes());
+            if code == 5 {
+                req.extend_from_slice(b"salt");
+            }
+            s.write_all(&req).await.unwrap();
+            let mut after = vec![];
+            let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut after)).await;
+            after
+        });
+        (port, h)
+    }
+
+    #[tokio::test]
+    async fn no_password_in_cleartext_or_md5_without_tls() {
+        let pw = std::env::temp_dir().join(format!("ferry-repl-test-pw-{}", std::process::id()));
+        std::fs::write(&pw, "secret-pw").unwrap();
+        for (code, says) in [(3, "in cleartext"), (5, "as MD5")] {
+            let (port, server) = hostile_server(code).await;
+            let ep = Endpoint::parse(&format!(
+                "postgres://app@127.0.0.1:{port}/db?password_file={}",
+                pw.display()
+            ))
+            .unwrap();
+            let err = match ReplicationClient::connect(&ep).await {
+                Err(e) => e.to_string(),
+                Ok(_) => panic!("connected to a server asking for the password {says}"),
+            };
+            assert!(err.contains(&format!("asked for the password {says}")), "{err}");
+            let sent = server.await.unwrap();
+            assert!(sent.is_empty(), "the client answered: {sent:?}");
+        }
+        // Allowed: the same server gets its answer.
+        let (port, server) = hostile_server(3).await;
+        let ep = Endpoint::parse(&format!(
+            "postgres://app@127.0.0.1:{port}/db?password_file={}&plaintext_password=allow",
+            pw.display()
+        ))
+        .unwrap();
+        let _ = ReplicationClient::connect(&ep).await;
+        let sent = server.await.unwrap();
+        assert!(sent.windows(9).any(|w| w == b"secret-pw"), "{sent:?}");
+        let _ = std::fs::remove_file(&pw);
+    }
 }

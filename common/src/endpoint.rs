@@ -368,7 +368,11 @@ impl Endpoint {
         if self.tls.mode != TlsMode::default() {
             q.push((mode_key, self.tls.mode.name(self.engine).to_string()));
         }
-        for (k, v) in [(ca_key, &self.tls.root_cert), (cert_key, &self.tls.cert), (key_key, &self.tls.key)] {
+        for (k, v) in [
+            (ca_key, &self.tls.root_cert),
+            (cert_key, &self.tls.cert),
+            (key_key, &self.tls.key),
+        ] {
             if let Some(v) = v {
                 q.push((k, v.clone()));
             }
@@ -404,8 +408,23 @@ impl Endpoint {
     /// name may differ — neither changes who receives the password.
     pub fn uses_secret_of(&self, bound: &Endpoint) -> bool {
         self.names_secret()
-            && (self.engine, &self.host, self.port, &self.user, &self.password, &self.tls, self.plaintext_password)
-                == (bound.engine, &bound.host, bound.port, &bound.user, &bound.password, &bound.tls, bound.plaintext_password)
+            && (
+                self.engine,
+                &self.host,
+                self.port,
+                &self.user,
+                &self.password,
+                &self.tls,
+                self.plaintext_password,
+            ) == (
+                bound.engine,
+                &bound.host,
+                bound.port,
+                &bound.user,
+                &bound.password,
+                &bound.tls,
+                bound.plaintext_password,
+            )
     }
 }
 

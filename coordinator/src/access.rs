@@ -38,23 +38,21 @@ pub fn required(path: &str) -> Option<&'static [Role]> {
     let (service, method) = path.strip_prefix("/ferry.v1.")?.split_once('/')?;
     Some(match (service, method) {
         ("Admin", "ListTasks" | "StepStatus" | "ListEndpoints") => &[Role::Viewer],
+        // Workers and CLIs find the leader with it; nodes too.
+        ("Admin", "ClusterStatus") => &[Role::Viewer, Role::Worker, Role::Node],
+        // A node joins with its node certificate, or an admin adds it.
+        ("Admin", "JoinCluster") => &[Role::Admin, Role::Node],
         // A worker validating during CDC waits for the stream's mark.
         ("Admin", "TaskStatus") => &[Role::Viewer, Role::Worker],
         ("Admin", "RequestMark") => &[Role::Operator, Role::Worker],
         (
             "Admin",
-            "CreateTask"
-            | "StartTask"
-            | "StopTask"
-            | "DeleteTask"
-            | "RunStep"
-            | "CreateReverse"
-            | "ReloadTable"
+            "CreateTask" | "StartTask" | "StopTask" | "DeleteTask" | "RunStep" | "CreateReverse" | "ReloadTable"
             | "ResolveEndpoint",
         ) => &[Role::Operator],
         (
             "Admin",
-            "CreateToken" | "ListTokens" | "RevokeToken" | "CreateEndpoint" | "DeleteEndpoint",
+            "CreateToken" | "ListTokens" | "RevokeToken" | "CreateEndpoint" | "DeleteEndpoint" | "RemoveNode",
         ) => &[Role::Admin],
         ("Worker", _) => &[Role::Worker],
         ("Raft", _) => &[Role::Node],
@@ -302,24 +300,22 @@ mod tests {
 
     #[test]
     fn every_method_has_a_rule_and_unknown_paths_none() {
-        for m in [
-            "CreateTask",
-            "StartTask",
-            "StopTask",
-            "DeleteTask",
-            "ListTasks",
-            "TaskStatus",
-            "RequestMark",
-            "RunStep",
-            "StepStatus",
-            "CreateReverse",
-            "ReloadTable",
-            "CreateToken",
-            "ListTokens",
-            "RevokeToken",
-        ] {
-            assert!(required(&format!("/ferry.v1.Admin/{m}")).is_some(), "{m}");
+        // Every rpc of every service in the contract, read from the .proto
+        // itself: a method added there without a rule fails here.
+        let proto = include_str!("../../proto/ferry.proto");
+        let mut service = "";
+        let mut n = 0;
+        for line in proto.lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix("service ") {
+                service = rest.split_whitespace().next().unwrap();
+            } else if let Some(rest) = line.strip_prefix("rpc ") {
+                let method = rest.split('(').next().unwrap().trim();
+                let path = format!("/ferry.v1.{service}/{method}");
+                assert!(required(&path).is_some(), "{path} has no rule");
+                n += 1;
+            }
         }
+        assert!(n > 30, "read {n} methods from the proto");
         assert!(required("/ferry.v1.Admin/DropEverything").is_none());
         assert!(required("/grpc.reflection.v1.ServerReflection/Info").is_none());
         assert_eq!(required("/ferry.v1.Worker/PullAssignment"), Some(&[Role::Worker][..]));

@@ -85,6 +85,10 @@ pub enum TaskCmd {
 }
 
 async fn connect(link: &ClientLink) -> anyhow::Result<AdminClient<Link>> {
+    let urls: Vec<&str> = link.url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+    if urls.len() > 1 {
+        return connect_leader(link, &urls).await;
+    }
     let ch = link.connect(Duration::from_secs(5)).await.map_err(|e| match e {
         LinkError::Unreachable { url, cause } => anyhow::anyhow!(
             "cannot reach the coordinator at {url} ({cause}; start one with `ferry up`, or set --coordinator / FERRY_COORDINATOR)"
@@ -1019,7 +1023,11 @@ pub async fn endpoint(link: &ClientLink, cmd: EndpointCmd) -> anyhow::Result<()>
                 .into_inner();
             match output.as_str() {
                 "json" => {
-                    let list: Vec<_> = r.endpoints.iter().map(|e| json!({"name": e.name, "url": e.url})).collect();
+                    let list: Vec<_> = r
+                        .endpoints
+                        .iter()
+                        .map(|e| json!({"name": e.name, "url": e.url}))
+                        .collect();
                     println!("{}", serde_json::to_string_pretty(&list)?);
                 }
                 "table" => {
@@ -1059,6 +1067,143 @@ pub async fn endpoint(link: &ClientLink, cmd: EndpointCmd) -> anyhow::Result<()>
                 std::process::exit(status.code().unwrap_or(1));
             }
         }
+    }
+    Ok(())
+}
+
+/// `--coordinator URL,URL,...`: the leader, found by asking each node in
+/// turn for its view (any node answers `ClusterStatus`).
+async fn connect_leader(link: &ClientLink, urls: &[&str]) -> anyhow::Result<AdminClient<Link>> {
+    let mut why = vec![];
+    for url in urls {
+        let at = |u: &str| ClientLink {
+            url: u.to_string(),
+            ..link.clone()
+        };
+        let mut c = match at(url).connect(Duration::from_secs(2)).await {
+            Ok(ch) => AdminClient::new(ch),
+            Err(e) => {
+                why.push(format!("{url}: {e}"));
+                continue;
+            }
+        };
+        let s = match c.cluster_status(ferry_common::proto::ClusterStatusRequest {}).await {
+            Ok(s) => s.into_inner(),
+            Err(e) => {
+                why.push(format!("{url}: {}", e.message()));
+                continue;
+            }
+        };
+        if s.leader_id != 0 && s.leader_id == s.node_id {
+            return Ok(c);
+        }
+        if !s.leader_addr.is_empty() {
+            let scheme = url.split("://").next().unwrap_or("http");
+            let leader = format!("{scheme}://{}", s.leader_addr);
+            match at(&leader).connect(Duration::from_secs(2)).await {
+                Ok(ch) => return Ok(AdminClient::new(ch)),
+                Err(e) => why.push(format!("{leader} (the leader, per {url}): {e}")),
+            }
+        } else {
+            why.push(format!("{url}: knows no leader (an election is under way?)"));
+        }
+    }
+    bail!("no leader among the coordinators ({})", why.join("; "))
+}
+
+#[derive(Subcommand)]
+pub enum ClusterCmd {
+    /// Members, leader, term, each node's log position and lag.
+    Status {
+        #[arg(long, default_value = "table")]
+        output: String,
+    },
+    /// Add the node listening at ADDR (host:port) as a learner, then a
+    /// voter once it has caught up (admin).
+    AddNode {
+        addr: String,
+        #[arg(long)]
+        node_id: u64,
+    },
+    /// Make node N leave the cluster (admin).
+    RemoveNode { node_id: u64 },
+}
+
+pub async fn cluster(link: &ClientLink, cmd: ClusterCmd) -> anyhow::Result<()> {
+    use ferry_common::proto::{ClusterStatusRequest, JoinRequest};
+    let s = match cmd {
+        ClusterCmd::Status { output } => {
+            // One URL: that node's own view (followers answer too); a list:
+            // the leader's.
+            let mut c = connect(link).await?;
+            let s = c
+                .cluster_status(ClusterStatusRequest {})
+                .await
+                .map_err(status_err)?
+                .into_inner();
+            match output.as_str() {
+                "json" => {
+                    let members: Vec<_> = s
+                        .members
+                        .iter()
+                        .map(|m| {
+                            json!({"node_id": m.node_id, "addr": m.addr, "voter": m.voter,
+                                   "matched_index": (m.matched_index >= 0).then_some(m.matched_index)})
+                        })
+                        .collect();
+                    let v = json!({
+                        "node_id": s.node_id,
+                        "leader_id": (s.leader_id != 0).then_some(s.leader_id),
+                        "leader_addr": s.leader_addr,
+                        "term": s.term,
+                        "last_log_index": (s.last_log_index >= 0).then_some(s.last_log_index),
+                        "applied_index": (s.applied_index >= 0).then_some(s.applied_index),
+                        "members": members,
+                    });
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                    return Ok(());
+                }
+                "table" => s,
+                other => bail!("--output {other}: expected table or json"),
+            }
+        }
+        ClusterCmd::AddNode { addr, node_id } => connect(link)
+            .await?
+            .join_cluster(JoinRequest { node_id, addr })
+            .await
+            .map_err(status_err)?
+            .into_inner(),
+        ClusterCmd::RemoveNode { node_id } => connect(link)
+            .await?
+            .remove_node(JoinRequest {
+                node_id,
+                addr: String::new(),
+            })
+            .await
+            .map_err(status_err)?
+            .into_inner(),
+    };
+    let leader = match s.leader_id {
+        0 => "none known".to_string(),
+        id => format!("node {id} at {}", s.leader_addr),
+    };
+    println!("node {}: term {}, leader {leader}", s.node_id, s.term);
+    println!(
+        "{:<8} {:<24} {:<8} {:>10} {:>8}",
+        "NODE", "ADDRESS", "ROLE", "MATCHED", "LAG"
+    );
+    for m in &s.members {
+        let (matched, lag) = match m.matched_index {
+            -1 if s.leader_id == s.node_id => ("-".to_string(), "-".to_string()),
+            -1 => ("?".to_string(), "?".to_string()),
+            i => (i.to_string(), (s.last_log_index - i).max(0).to_string()),
+        };
+        let role = match (m.node_id == s.leader_id, m.voter) {
+            (true, _) => "leader",
+            (false, true) => "voter",
+            (false, false) => "learner",
+        };
+        println!("{:<8} {:<24} {:<8} {:>10} {:>8}", m.node_id, m.addr, role, matched, lag);
     }
     Ok(())
 }

@@ -130,13 +130,7 @@ pub async fn run(rows: u64) -> anyhow::Result<()> {
     let listen: std::net::SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let coord = tokio::spawn(server::run(
-        server::NodeConfig {
-            node_id: 1,
-            data_dir: data,
-            listen,
-            lease_ms: 10_000,
-            security: server::Security::default(),
-        },
+        server::NodeConfig::single(data, listen, 10_000, server::Security::default()),
         async move {
             let _ = stop_rx.await;
         },

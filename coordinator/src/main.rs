@@ -3,6 +3,7 @@
 mod access;
 mod certs;
 mod cli;
+mod cluster;
 mod demo;
 mod node;
 mod planner;
@@ -51,8 +52,26 @@ enum Cmd {
         /// How long a worker holds an assignment without renewing it.
         #[arg(long, default_value_t = 10_000)]
         lease_ms: u64,
+        /// host:port other nodes reach this one at (default: --listen).
+        #[arg(long)]
+        advertise: Option<String>,
+        /// Join the cluster of these nodes (URLs, comma-separated) instead
+        /// of starting one; ignored once this node is a member.
+        #[arg(long, value_delimiter = ',')]
+        join: Vec<String>,
+        /// Token for --join on a secured cluster (admin role), where no node
+        /// certificate is given.
+        #[arg(long, env = "FERRY_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         #[command(flatten)]
         security: SecurityArgs,
+    },
+    /// Cluster membership: status, add-node, remove-node.
+    Cluster {
+        #[command(flatten)]
+        link: LinkArgs,
+        #[command(subcommand)]
+        cmd: cli::ClusterCmd,
     },
     /// Manage migration tasks.
     Task {
@@ -325,6 +344,7 @@ fn main() -> ExitCode {
         Cmd::Task { .. }
         | Cmd::Token { .. }
         | Cmd::Endpoint { .. }
+        | Cmd::Cluster { .. }
         | Cmd::Certs { .. }
         | Cmd::Validate { .. }
         | Cmd::Cutover { .. }
@@ -352,6 +372,9 @@ fn main() -> ExitCode {
                 data_dir,
                 listen,
                 lease_ms,
+                advertise,
+                join,
+                token,
                 security,
             } => {
                 server::run(
@@ -359,6 +382,9 @@ fn main() -> ExitCode {
                         node_id,
                         data_dir,
                         listen,
+                        advertise: advertise.unwrap_or_else(|| listen.to_string()),
+                        join,
+                        join_token: token,
                         lease_ms,
                         security: security.security(),
                     },
@@ -369,6 +395,7 @@ fn main() -> ExitCode {
             Cmd::Task { link, cmd } => cli::run(&link.link()?, cmd).await,
             Cmd::Token { link, cmd } => cli::token(&link.link()?, cmd).await,
             Cmd::Endpoint { link, cmd } => cli::endpoint(&link.link()?, cmd).await,
+            Cmd::Cluster { link, cmd } => cli::cluster(&link.link()?, cmd).await,
             Cmd::Certs {
                 cmd: CertsCmd::Init { dir, hosts },
             } => {

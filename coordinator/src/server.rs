@@ -22,8 +22,30 @@ pub struct NodeConfig {
     pub node_id: NodeId,
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
+    /// host:port the other nodes reach this one at.
+    pub advertise: String,
+    /// Nodes of an existing cluster to join (`--join`); empty: this node
+    /// starts a cluster if its data dir holds none.
+    pub join: Vec<String>,
+    pub join_token: Option<String>,
     pub lease_ms: u64,
     pub security: Security,
+}
+
+impl NodeConfig {
+    /// Node 1 of a cluster of its own (`ferry up`, `ferry demo`).
+    pub fn single(data_dir: PathBuf, listen: SocketAddr, lease_ms: u64, security: Security) -> NodeConfig {
+        NodeConfig {
+            node_id: 1,
+            data_dir,
+            listen,
+            advertise: listen.to_string(),
+            join: vec![],
+            join_token: None,
+            lease_ms,
+            security,
+        }
+    }
 }
 
 /// How a coordinator protects its listener (docs/security.md).
@@ -141,13 +163,27 @@ pub async fn run(
     let raft = Raft::new(cfg.node_id, Arc::new(config.validate()?), network, log_store, sm)
         .await
         .context("starting raft")?;
+    // A node started with --join never initializes (two clusters must not
+    // be born from one deployment); it asks to be added once it serves.
+    let mut joining = None;
     if !raft.is_initialized().await? {
-        let mut members = BTreeMap::new();
-        members.insert(cfg.node_id, openraft::BasicNode::new(cfg.listen.to_string()));
-        raft.initialize(members)
-            .await
-            .context("bootstrapping single-node raft cluster")?;
-        tracing::info!(node_id = cfg.node_id, "bootstrapped a new single-node cluster");
+        if cfg.join.is_empty() {
+            let mut members = BTreeMap::new();
+            members.insert(cfg.node_id, openraft::BasicNode::new(cfg.advertise.clone()));
+            raft.initialize(members)
+                .await
+                .context("bootstrapping single-node raft cluster")?;
+            tracing::info!(node_id = cfg.node_id, "bootstrapped a new single-node cluster");
+        } else {
+            let tls = cfg.security.tls.as_ref();
+            joining = Some(ferry_common::access::ClientLink {
+                url: String::new(),
+                token: cfg.join_token.clone(),
+                ca: tls.map(|t| t.ca.clone()),
+                cert: tls.map(|t| t.cert.clone()),
+                key: tls.map(|t| t.key.clone()),
+            });
+        }
     }
     let node = Node {
         raft: raft.clone(),
@@ -155,6 +191,14 @@ pub async fn run(
         lease_ms: cfg.lease_ms,
     };
     tokio::spawn(reap_leases(node.clone()));
+    if let Some(link) = joining {
+        tokio::spawn(crate::cluster::join_via(
+            cfg.join.clone(),
+            link,
+            cfg.node_id,
+            cfg.advertise.clone(),
+        ));
+    }
     let gate = Gate {
         open,
         admin_digest,

@@ -458,7 +458,13 @@ impl Admin for AdminService {
                 })
                 .await?,
         )?;
-        Ok(audited(Resp::new(pb::EndpointReply { name: r.name.clone(), url }), &r.name))
+        Ok(audited(
+            Resp::new(pb::EndpointReply {
+                name: r.name.clone(),
+                url,
+            }),
+            &r.name,
+        ))
     }
 
     async fn delete_endpoint(&self, req: Req<pb::EndpointRequest>) -> Result<Resp<pb::EndpointReply>, Status> {
@@ -500,6 +506,26 @@ impl Admin for AdminService {
             }),
             &object,
         ))
+    }
+
+    async fn join_cluster(&self, req: Req<pb::JoinRequest>) -> Result<Resp<pb::ClusterStatusReply>, Status> {
+        let r = req.into_inner();
+        let object = format!("node {}", r.node_id);
+        let reply = crate::cluster::join(&self.node.raft, r.node_id, &r.addr).await?;
+        Ok(audited(Resp::new(reply), &object))
+    }
+
+    async fn remove_node(&self, req: Req<pb::JoinRequest>) -> Result<Resp<pb::ClusterStatusReply>, Status> {
+        let id = req.into_inner().node_id;
+        let reply = crate::cluster::remove(&self.node.raft, id).await?;
+        Ok(audited(Resp::new(reply), &format!("node {id}")))
+    }
+
+    async fn cluster_status(
+        &self,
+        _req: Req<pb::ClusterStatusRequest>,
+    ) -> Result<Resp<pb::ClusterStatusReply>, Status> {
+        Ok(Resp::new(crate::cluster::status(&self.node.raft)))
     }
 
     async fn list_tasks(&self, _req: Req<pb::ListTasksRequest>) -> Result<Resp<pb::ListTasksReply>, Status> {

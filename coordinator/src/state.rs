@@ -692,7 +692,12 @@ impl State {
                 }
                 // Checked again here: the endpoint may have been deleted
                 // since the service resolved it.
-                if let Some(gone) = spec.endpoint_names().into_iter().flatten().find(|n| !self.endpoints.contains_key(*n)) {
+                if let Some(gone) = spec
+                    .endpoint_names()
+                    .into_iter()
+                    .flatten()
+                    .find(|n| !self.endpoints.contains_key(*n))
+                {
                     return Response::Error(format!("endpoint {gone} not found"));
                 }
                 dirty.tasks.push(spec.name.clone());

@@ -102,13 +102,7 @@ pub async fn up(
         }));
     }
     let res = server::run(
-        server::NodeConfig {
-            node_id: 1,
-            data_dir,
-            listen,
-            lease_ms,
-            security,
-        },
+        server::NodeConfig::single(data_dir, listen, lease_ms, security),
         shutdown_signal(),
     )
     .await;

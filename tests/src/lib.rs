@@ -440,6 +440,31 @@ impl Ferry {
         self.wait_for_coordinator()
     }
 
+    /// Starts coordinator node `node_id` on a port of its own, joining the
+    /// cluster through the first node (`--join`), with the same TLS and
+    /// admin token; answers its port and process (the caller owns it).
+    pub fn add_coordinator(&self, node_id: u64) -> Result<(u16, Proc)> {
+        let port = free_port();
+        let mut cmd = Command::new(bin_dir().join("ferry"));
+        cmd.args(["coordinator", "--node-id", &node_id.to_string(), "--data-dir"])
+            .arg(self.dir.path().join(format!("data-{node_id}")))
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--lease-ms",
+                &self.lease_ms.to_string(),
+                "--join",
+                &self.url(),
+            ]);
+        if let Some(a) = &self.access {
+            cmd.arg("--tls-dir")
+                .arg(&a.certs)
+                .arg("--admin-token-file")
+                .arg(self.dir.path().join("admin-token"));
+        }
+        Ok((port, self.spawn(cmd, &format!("coordinator-node-{node_id}"))?))
+    }
+
     fn wait_for_coordinator(&self) -> Result<()> {
         let start = Instant::now();
         while !self.ferry(&["task", "list"]).0 {

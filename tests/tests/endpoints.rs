@@ -65,12 +65,11 @@ async fn named_endpoints_bind_secrets_to_servers() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let pw_file = dir.path().join("app-password");
     std::fs::write(&pw_file, PASSWORD)?;
-    let f = Ferry::start_secured(
-        1,
-        3000,
-        &[("SRC_PW", PASSWORD), ("FERRY_ALLOW_SECRETS", "env:SRC_PW")],
-    )?;
-    let operator = f.ok(&["token", "create", "deployer", "--role", "operator"]).trim().to_string();
+    let f = Ferry::start_secured(1, 3000, &[("SRC_PW", PASSWORD), ("FERRY_ALLOW_SECRETS", "env:SRC_PW")])?;
+    let operator = f
+        .ok(&["token", "create", "deployer", "--role", "operator"])
+        .trim()
+        .to_string();
     let op = |env: &[(&str, &str)], args: &[&str]| as_caller(&f, Some(&operator), env, args);
 
     // Only an admin registers endpoints.
@@ -80,7 +79,10 @@ async fn named_endpoints_bind_secrets_to_servers() -> anyhow::Result<()> {
     let out = f.ok(&["endpoint", "create", "src-db", "--url", &src_url]);
     assert!(out.contains("endpoint src-db created"), "{out}");
     let (ok, _, err) = f.ferry(&["endpoint", "create", "bad-db", "--url", "postgres://app:pw@h/db"]);
-    assert!(!ok && err.contains("inline passwords are not accepted") && !err.contains(":pw@"), "{err}");
+    assert!(
+        !ok && err.contains("inline passwords are not accepted") && !err.contains(":pw@"),
+        "{err}"
+    );
 
     // A URL naming a secret no endpoint binds to that server, user and
     // transport is refused at create, in one line.
@@ -96,19 +98,38 @@ async fn named_endpoints_bind_secrets_to_servers() -> anyhow::Result<()> {
             &[],
             &["task", "create", "stolen", "--source", &foreign, "--target", &dst_bound],
         );
-        assert!(!ok && err.contains("names a secret that no endpoint binds"), "{foreign}: {err}");
+        assert!(
+            !ok && err.contains("names a secret that no endpoint binds"),
+            "{foreign}: {err}"
+        );
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
         let (ok, _, err) = op(&[], &["endpoint", "test", &foreign]);
-        assert!(!ok && err.contains("names a secret that no endpoint binds"), "test {foreign}: {err}");
+        assert!(
+            !ok && err.contains("names a secret that no endpoint binds"),
+            "test {foreign}: {err}"
+        );
     }
-    let (ok, _, err) = op(&[], &["task", "create", "x", "--source", "no-such", "--target", &dst_bound]);
+    let (ok, _, err) = op(
+        &[],
+        &["task", "create", "x", "--source", "no-such", "--target", &dst_bound],
+    );
     assert!(!ok && err.contains("endpoint no-such not found"), "{err}");
 
     // Named, and bound (the same server, user and secret; another database):
     // the task runs and the target equals the source.
     let (ok, out, err) = op(
         &[],
-        &["task", "create", "named", "--source", "src-db", "--target", &dst_bound, "--type", "full-load"],
+        &[
+            "task",
+            "create",
+            "named",
+            "--source",
+            "src-db",
+            "--target",
+            &dst_bound,
+            "--type",
+            "full-load",
+        ],
     );
     assert!(ok, "{err}{out}");
     assert!(op(&[], &["task", "start", "named"]).0);
@@ -120,14 +141,20 @@ async fn named_endpoints_bind_secrets_to_servers() -> anyhow::Result<()> {
 
     // Listed with its secret reference, never the secret; in use, not deleted.
     let listed = f.ok(&["endpoint", "list", "--output", "json"]);
-    assert!(listed.contains("password_env=SRC_PW") && !listed.contains(PASSWORD), "{listed}");
+    assert!(
+        listed.contains("password_env=SRC_PW") && !listed.contains(PASSWORD),
+        "{listed}"
+    );
     let (ok, _, err) = f.ferry(&["endpoint", "delete", "src-db"]);
     assert!(!ok && err.contains("used by task(s) named"), "{err}");
 
     // `endpoint test` connects from the caller's machine, with its secrets.
     let (ok, out, err) = op(&[("SRC_PW", PASSWORD)], &["endpoint", "test", "src-db"]);
     assert!(ok, "{err}{out}");
-    assert!(out.contains("connected") && out.contains("replication connection") && !out.contains(PASSWORD), "{out}");
+    assert!(
+        out.contains("connected") && out.contains("replication connection") && !out.contains(PASSWORD),
+        "{out}"
+    );
     let (ok, _, err) = op(&[("SRC_PW", "wrong")], &["endpoint", "test", "src-db"]);
     assert!(!ok && err.contains("password authentication failed"), "{err}");
 
@@ -135,7 +162,13 @@ async fn named_endpoints_bind_secrets_to_servers() -> anyhow::Result<()> {
     // fails saying so, and the file is never read.
     let leaky = app_url(&pg, "src", &format!("password_file={}", pw_file.display()));
     f.ok(&["endpoint", "create", "leaky", "--url", &leaky]);
-    assert!(op(&[], &["task", "create", "leak", "--source", "leaky", "--target", &dst_bound]).0);
+    assert!(
+        op(
+            &[],
+            &["task", "create", "leak", "--source", "leaky", "--target", &dst_bound]
+        )
+        .0
+    );
     assert!(op(&[], &["task", "start", "leak"]).0);
     f.wait_until("the leak task to fail", Duration::from_secs(60), || {
         f.status("leak").is_some_and(|s| s["state"] == "failed")
@@ -148,7 +181,10 @@ async fn named_endpoints_bind_secrets_to_servers() -> anyhow::Result<()> {
     assert!(f.ferry(&["task", "delete", "named", "--force"]).0);
     assert!(f.ferry(&["task", "delete", "leak", "--force"]).0);
     assert!(f.ok(&["endpoint", "delete", "src-db"]).contains("deleted"));
-    assert!(!dir_contains(f.dir.path(), PASSWORD.as_bytes())?, "the password reached Ferry's files");
+    assert!(
+        !dir_contains(f.dir.path(), PASSWORD.as_bytes())?,
+        "the password reached Ferry's files"
+    );
     Ok(())
 }
 
@@ -161,7 +197,8 @@ async fn plaintext_passwords_are_not_sent_without_tls() -> anyhow::Result<()> {
     let allowed = app_url(&pg, "src", "password_env=APP_PW&plaintext_password=allow");
 
     for (method, says) in [("password", "in cleartext"), ("md5", "as MD5")] {
-        pg.prepend_hba(&[format!("host all,replication app 127.0.0.1/32 {method}")]).await?;
+        pg.prepend_hba(&[format!("host all,replication app 127.0.0.1/32 {method}")])
+            .await?;
         let (ok, out, err) = test(&url);
         assert!(!ok, "{method}: {out}");
         assert!(
@@ -169,17 +206,32 @@ async fn plaintext_passwords_are_not_sent_without_tls() -> anyhow::Result<()> {
             "{method}: {err}"
         );
         let (ok, out, err) = test(&allowed);
-        assert!(ok && out.contains("replication connection"), "{method} allowed: {err}{out}");
+        assert!(
+            ok && out.contains("replication connection"),
+            "{method} allowed: {err}{out}"
+        );
     }
 
     // A task: refused the same way, as a failure that says why.
-    pg.prepend_hba(&["host all,replication app 127.0.0.1/32 password".into()]).await?;
-    create_typed(&f, "plain", &url, &app_url(&pg, "dst", "password_env=APP_PW"), "full-load-and-cdc", "{}", &[]);
+    pg.prepend_hba(&["host all,replication app 127.0.0.1/32 password".into()])
+        .await?;
+    create_typed(
+        &f,
+        "plain",
+        &url,
+        &app_url(&pg, "dst", "password_env=APP_PW"),
+        "full-load-and-cdc",
+        "{}",
+        &[],
+    );
     f.ok(&["task", "start", "plain"]);
     f.wait_until("the task to fail", Duration::from_secs(60), || {
         f.status("plain").is_some_and(|s| s["state"] == "failed")
     });
     let st = f.status("plain").unwrap();
-    assert!(st["error"].as_str().unwrap_or_default().contains("in cleartext"), "{st}");
+    assert!(
+        st["error"].as_str().unwrap_or_default().contains("in cleartext"),
+        "{st}"
+    );
     Ok(())
 }

@@ -64,6 +64,21 @@ fn seeds() -> Vec<Vec<u8>> {
         }
         .encode_to_vec(),
     );
+    let endpoint = pb::EndpointRequest {
+        name: "src-db".into(),
+        url: "postgres://app@127.0.0.1:5/src?password_env=PW&sslmode=verify-full&sslrootcert=/ca.pem".into(),
+    };
+    with(10, endpoint.encode_to_vec());
+    with(11, endpoint.encode_to_vec());
+    with(
+        11,
+        pb::EndpointRequest {
+            name: "mysql://root@127.0.0.1:6/dst?password_file=/pw&plaintext_password=allow".into(),
+            url: String::new(),
+        }
+        .encode_to_vec(),
+    );
+    with(12, endpoint.encode_to_vec());
     out
 }
 
@@ -79,7 +94,7 @@ fn fuzz_coordinator_requests() -> anyhow::Result<()> {
             return;
         };
         let res: Result<(), tonic::Status> = rt.block_on(async {
-            match method % 10 {
+            match method % 13 {
                 0 => c
                     .create_task(pb::CreateTaskRequest::decode(body).map_err(skip)?)
                     .await
@@ -101,8 +116,20 @@ fn fuzz_coordinator_requests() -> anyhow::Result<()> {
                     .reload_table(pb::ReloadTableRequest::decode(body).map_err(skip)?)
                     .await
                     .map(drop),
-                _ => c
+                9 => c
                     .create_token(pb::TokenRequest::decode(body).map_err(skip)?)
+                    .await
+                    .map(drop),
+                10 => c
+                    .create_endpoint(pb::EndpointRequest::decode(body).map_err(skip)?)
+                    .await
+                    .map(drop),
+                11 => c
+                    .resolve_endpoint(pb::EndpointRequest::decode(body).map_err(skip)?)
+                    .await
+                    .map(drop),
+                _ => c
+                    .delete_endpoint(pb::EndpointRequest::decode(body).map_err(skip)?)
                     .await
                     .map(drop),
             }

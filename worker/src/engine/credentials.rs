@@ -34,11 +34,7 @@ impl SecretPolicy {
                 _ if spec == "*" => return Ok(SecretPolicy::Any),
                 Some(("env", name)) if !name.is_empty() => only.push(PasswordSource::Env(name.into())),
                 Some(("file", path)) if !path.is_empty() => only.push(PasswordSource::File(path.into())),
-                _ => {
-                    return Err(format!(
-                        "--allow-secret '{spec}': expected env:NAME, file:PATH or '*'"
-                    ))
-                }
+                _ => return Err(format!("--allow-secret '{spec}': expected env:NAME, file:PATH or '*'")),
             }
         }
         Ok(SecretPolicy::Only(only))
@@ -108,7 +104,9 @@ mod tests {
         assert!(p.allows(&PasswordSource::File("/run/secrets/pw".into())));
         assert!(!p.allows(&PasswordSource::Env("HOME".into())));
         assert!(!p.allows(&PasswordSource::File("/etc/shadow".into())));
-        assert!(!SecretPolicy::parse(&[]).unwrap().allows(&PasswordSource::Env("PGPASSWORD".into())));
+        assert!(!SecretPolicy::parse(&[])
+            .unwrap()
+            .allows(&PasswordSource::Env("PGPASSWORD".into())));
         for bad in ["SRC_PW", "env:", "vault:x"] {
             let e = SecretPolicy::parse(&[bad.into()]).unwrap_err();
             assert!(e.contains("expected env:NAME"), "{e}");

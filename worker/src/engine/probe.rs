@@ -58,7 +58,10 @@ pub async fn describe(ep: &Endpoint) -> Result<Vec<(&'static str, String)>, Conn
                 ("server", row.get::<_, String>(0)),
                 ("tls", row.get::<_, String>(1)),
                 ("wal_level", row.get::<_, String>(2)),
-                ("replication privilege", if replication { "yes" } else { "no" }.to_string()),
+                (
+                    "replication privilege",
+                    if replication { "yes" } else { "no" }.to_string(),
+                ),
             ];
             // The CDC stream's own connection authenticates separately.
             if replication {
@@ -76,9 +79,14 @@ pub async fn describe(ep: &Endpoint) -> Result<Vec<(&'static str, String)>, Conn
                 .await
                 .map_err(fail)?
                 .unwrap_or_default();
-            let cipher: Option<(String, String)> =
-                c.query_first("SHOW SESSION STATUS LIKE 'Ssl_version'").await.map_err(fail)?;
-            let tls = cipher.map(|(_, v)| v).filter(|v| !v.is_empty()).unwrap_or_else(|| "none".into());
+            let cipher: Option<(String, String)> = c
+                .query_first("SHOW SESSION STATUS LIKE 'Ssl_version'")
+                .await
+                .map_err(fail)?;
+            let tls = cipher
+                .map(|(_, v)| v)
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "none".into());
             Ok(vec![
                 ("server", version),
                 ("tls", tls),

@@ -25,7 +25,10 @@ pub async fn connect(ep: &Endpoint) -> Result<mysql_async::Conn, ConnectorError>
         .init(vec!["SET NAMES utf8mb4", "SET time_zone = '+00:00'"]);
     let what = || format!("connecting to {ep} (ssl-mode={})", ep.tls.mode.name(ep.engine));
     let fail = |e: mysql_async::Error| {
-        if matches!(e, mysql_async::Error::Driver(mysql_async::DriverError::CleartextPluginDisabled)) {
+        if matches!(
+            e,
+            mysql_async::Error::Driver(mysql_async::DriverError::CleartextPluginDisabled)
+        ) {
             ConnectorError::Definite(format!(
                 "{}: the server asked for the password in cleartext (mysql_clear_password); Ferry refused to send it \
                  (add plaintext_password=allow to the endpoint if the connection is trusted)",

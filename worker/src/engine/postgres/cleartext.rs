@@ -83,13 +83,15 @@ impl<S> Guarded<S> {
                     if self.header.len() < 5 {
                         continue;
                     }
-                    let len = u32::from_be_bytes([self.header[1], self.header[2], self.header[3], self.header[4]]) as usize;
+                    let len =
+                        u32::from_be_bytes([self.header[1], self.header[2], self.header[3], self.header[4]]) as usize;
                     if self.header[0] == b'R' && self.header.len() < 9 && len >= 8 {
                         continue;
                     }
                     match self.header[0] {
                         b'R' if len >= 8 => {
-                            let code = u32::from_be_bytes([self.header[5], self.header[6], self.header[7], self.header[8]]);
+                            let code =
+                                u32::from_be_bytes([self.header[5], self.header[6], self.header[7], self.header[8]]);
                             match code {
                                 0 => self.phase = Phase::Pass,
                                 3 => return Err(Refused("in cleartext")),
@@ -134,7 +136,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let me = self.get_mut();
         if me.phase == Phase::Start && !buf.is_empty() {
-            me.phase = if buf.starts_with(&SSL_REQUEST) { Phase::SslAnswer } else { Phase::Inspect };
+            me.phase = if buf.starts_with(&SSL_REQUEST) {
+                Phase::SslAnswer
+            } else {
+                Phase::Inspect
+            };
         }
         Pin::new(&mut me.inner).poll_write(cx, buf)
     }
@@ -165,8 +171,16 @@ mod tests {
         let mut outcomes = vec![];
         for chunk in [1, stream.len().max(1)] {
             let mut g = Guarded::new(());
-            g.phase = if first_write.starts_with(&SSL_REQUEST) { Phase::SslAnswer } else { Phase::Inspect };
-            let r = stream.chunks(chunk).try_for_each(|c| g.inspect(c)).map(|_| g.phase).map_err(|e| e.0);
+            g.phase = if first_write.starts_with(&SSL_REQUEST) {
+                Phase::SslAnswer
+            } else {
+                Phase::Inspect
+            };
+            let r = stream
+                .chunks(chunk)
+                .try_for_each(|c| g.inspect(c))
+                .map(|_| g.phase)
+                .map_err(|e| e.0);
             outcomes.push(r);
         }
         assert_eq!(outcomes[0], outcomes[1]);

@@ -70,7 +70,9 @@ pub async fn connect(ep: &Endpoint) -> Result<tokio_postgres::Client, ConnectorE
         // libpq's allow: plaintext first, TLS only if the server refuses it.
         TlsMode::Allow => match open(&cfg.ssl_mode(SslMode::Disable).clone(), ep, tls.clone(), guard).await {
             Ok(c) => Ok(c),
-            Err(OpenError::Pg(e)) if e.as_db_error().is_some() => open(&cfg.ssl_mode(SslMode::Require).clone(), ep, tls, false).await,
+            Err(OpenError::Pg(e)) if e.as_db_error().is_some() => {
+                open(&cfg.ssl_mode(SslMode::Require).clone(), ep, tls, false).await
+            }
             Err(e) => Err(e),
         },
         TlsMode::Prefer => open(&cfg.ssl_mode(SslMode::Prefer).clone(), ep, tls, guard).await,
@@ -124,8 +126,9 @@ async fn open(
     let _ = tcp.set_nodelay(true);
     let stream = super::cleartext::Guarded::new(tcp);
     let mut tls = tls;
-    let connector = <_ as MakeTlsConnect<super::cleartext::Guarded<tokio::net::TcpStream>>>::make_tls_connect(&mut tls, &ep.host)
-        .expect("a rustls connector for any host name");
+    let connector =
+        <_ as MakeTlsConnect<super::cleartext::Guarded<tokio::net::TcpStream>>>::make_tls_connect(&mut tls, &ep.host)
+            .expect("a rustls connector for any host name");
     let (client, conn) = cfg.connect_raw(stream, connector).await.map_err(OpenError::Pg)?;
     Ok((client, Box::pin(conn)))
 }

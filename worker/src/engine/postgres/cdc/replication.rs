@@ -192,7 +192,9 @@ impl ReplicationClient {
             let mut out = BytesMut::new();
             match self.next_backend().await? {
                 backend::Message::AuthenticationOk => return Ok(()),
-                backend::Message::AuthenticationCleartextPassword if !plaintext_ok => return Err(refuse("in cleartext")),
+                backend::Message::AuthenticationCleartextPassword if !plaintext_ok => {
+                    return Err(refuse("in cleartext"))
+                }
                 backend::Message::AuthenticationMd5Password(_) if !plaintext_ok => return Err(refuse("as MD5")),
                 backend::Message::AuthenticationCleartextPassword => {
                     frontend::password_message(need_password()?.as_bytes(), &mut out).map_err(|e| io(&self.what, e))?;

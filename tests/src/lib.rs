@@ -161,6 +161,20 @@ impl PgServer {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Databases `src` (table `t (id int PRIMARY KEY, v text)` with `rows`
+    /// rows) and `dst` (empty); answers a session on `src`.
+    pub async fn src_and_dst(&self, rows: u32) -> Result<tokio_postgres::Client> {
+        let p = self.client("postgres").await?;
+        p.batch_execute("CREATE DATABASE src").await?;
+        p.batch_execute("CREATE DATABASE dst").await?;
+        let src = self.client("src").await?;
+        src.batch_execute(&format!(
+            "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, {rows}) g"
+        ))
+        .await?;
+        Ok(src)
+    }
+
     /// Makes `users` authenticate with their passwords (scram-sha-256),
     /// replication connections included.
     pub async fn require_passwords(&self, users: &[&str]) -> Result<()> {

@@ -60,14 +60,7 @@ fn non_loopback_listener_needs_tls_and_tokens() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn secured_coordinator_admits_by_role_and_audits() -> anyhow::Result<()> {
     let pg = PgServer::start()?;
-    let p = pg.client("postgres").await?;
-    p.batch_execute("CREATE DATABASE src").await?;
-    p.batch_execute("CREATE DATABASE dst").await?;
-    let src = pg.client("src").await?;
-    src.batch_execute(
-        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 5000) g",
-    )
-    .await?;
+    let src = pg.src_and_dst(5000).await?;
 
     let f = Ferry::start_secured(1, 3000, &[])?;
 

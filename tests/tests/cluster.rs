@@ -20,14 +20,7 @@ fn voters(s: &serde_json::Value) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn three_coordinators_over_mutual_tls() -> anyhow::Result<()> {
     let pg = PgServer::start()?;
-    let p = pg.client("postgres").await?;
-    p.batch_execute("CREATE DATABASE src").await?;
-    p.batch_execute("CREATE DATABASE dst").await?;
-    let src = pg.client("src").await?;
-    src.batch_execute(
-        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 20000) g",
-    )
-    .await?;
+    let src = pg.src_and_dst(20000).await?;
 
     let mut f = Ferry::start_secured(1, 3000, &[])?;
     let (p2, _n2) = f.add_coordinator(2)?;

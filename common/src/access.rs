@@ -129,8 +129,9 @@ impl tonic::service::Interceptor for Bearer {
     }
 }
 
-/// A channel to a coordinator that carries the caller's credentials.
-pub type Link = InterceptedService<Channel, Bearer>;
+/// A channel to a coordinator (the leader, among several URLs: see
+/// [`crate::leader`]) that carries the caller's credentials.
+pub type Link = InterceptedService<crate::leader::Leader, Bearer>;
 
 fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, LinkError> {
     std::fs::read(path).map_err(|cause| LinkError::File {
@@ -145,7 +146,8 @@ fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, LinkError> {
 /// a flag's value is visible in the process list.
 #[derive(clap::Args, Clone, Debug)]
 pub struct LinkArgs {
-    /// The coordinator: http://HOST:PORT, or https:// for TLS.
+    /// The coordinator: http://HOST:PORT, or https:// for TLS; several
+    /// nodes of a cluster comma-separated (calls go to the leader).
     #[arg(long, env = "FERRY_COORDINATOR", default_value = crate::DEFAULT_COORDINATOR, global = true)]
     pub coordinator: String,
     /// Bearer token (a coordinator outside laptop mode requires one, or a
@@ -232,8 +234,48 @@ impl ClientLink {
         Ok(Some(cfg))
     }
 
+    /// The coordinator URLs given (`URL,URL,...`).
+    fn urls(&self) -> Vec<String> {
+        self.url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// This link to one of its URLs.
+    fn at(&self, url: &str) -> ClientLink {
+        ClientLink {
+            url: url.to_string(),
+            ..self.clone()
+        }
+    }
+
+    /// Follows the leader among this link's URLs, starting at `first`.
+    fn leader(
+        &self,
+        first: Channel,
+        connect_timeout: Duration,
+        call_timeout: Option<Duration>,
+    ) -> crate::leader::Leader {
+        let me = self.clone();
+        crate::leader::Leader::new(
+            self.urls(),
+            first,
+            Box::new(move |url| {
+                let mut ep = me.at(url).endpoint()?.connect_timeout(connect_timeout);
+                if let Some(t) = call_timeout {
+                    ep = ep.timeout(t);
+                }
+                Ok(ep.connect_lazy())
+            }),
+        )
+    }
+
     fn endpoint(&self) -> Result<tonic::transport::Endpoint, LinkError> {
-        let mut ep = Channel::from_shared(self.url.clone()).map_err(|_| LinkError::Url(self.url.clone()))?;
+        let url = self.urls().into_iter().next().unwrap_or_default();
+        let mut ep = Channel::from_shared(url.clone()).map_err(|_| LinkError::Url(url.clone()))?;
         if let Some(tls) = self.tls()? {
             ep = ep.tls_config(tls).map_err(|e| LinkError::Tls {
                 url: self.url.clone(),
@@ -243,7 +285,7 @@ impl ClientLink {
         Ok(ep)
     }
 
-    /// Connects now (TLS handshake included).
+    /// Connects now (TLS handshake included) to the first URL.
     pub async fn connect(&self, timeout: Duration) -> Result<Link, LinkError> {
         let bearer = self.bearer()?;
         let ch = self
@@ -255,10 +297,11 @@ impl ClientLink {
                 url: self.url.clone(),
                 cause: crate::error_chain(&e),
             })?;
-        Ok(InterceptedService::new(ch, bearer))
+        Ok(InterceptedService::new(self.leader(ch, timeout, None), bearer))
     }
 
-    /// A channel that connects on first use (and reconnects).
+    /// A channel that connects on first use (and reconnects), following
+    /// the leader among the URLs.
     pub fn connect_lazy(&self, connect_timeout: Duration, call_timeout: Duration) -> Result<Link, LinkError> {
         let bearer = self.bearer()?;
         let ch = self
@@ -266,7 +309,10 @@ impl ClientLink {
             .connect_timeout(connect_timeout)
             .timeout(call_timeout)
             .connect_lazy();
-        Ok(InterceptedService::new(ch, bearer))
+        Ok(InterceptedService::new(
+            self.leader(ch, connect_timeout, Some(call_timeout)),
+            bearer,
+        ))
     }
 }
 

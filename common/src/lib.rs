@@ -6,6 +6,7 @@ pub mod access;
 pub mod convert;
 pub mod endpoint;
 pub mod fuzz;
+pub mod leader;
 pub mod mapping;
 pub mod plan;
 pub mod position;

@@ -330,13 +330,18 @@ fn worker_args(cmd: &Cmd) -> Option<Vec<std::ffi::OsString>> {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
     // CLI output piped into `head` must end quietly, like any Unix tool,
     // not panic in println! on EPIPE: restore the default SIGPIPE action.
-    // SAFETY: called first thing, before any thread exists.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    // Not in the servers: there a peer closing a socket mid-write (a CLI
+    // gone, a node killed) would kill the process, since tokio writes to
+    // sockets with write(2); they keep Rust's SIG_IGN and see EPIPE.
+    if !matches!(cli.cmd, Cmd::Up { .. } | Cmd::Coordinator { .. } | Cmd::Demo { .. }) {
+        // SAFETY: before any thread exists (the runtime starts below).
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
     }
-    let cli = Cli::parse();
     if let Some(args) = worker_args(&cli.cmd) {
         return run_in_worker(args);
     }

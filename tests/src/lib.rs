@@ -494,8 +494,13 @@ impl Ferry {
     }
 
     pub fn add_worker(&mut self, env: &[(&str, &str)]) -> Result<()> {
+        self.add_worker_at(&self.url(), env)
+    }
+
+    /// A worker given `coordinator` (a URL, or several comma-separated).
+    pub fn add_worker_at(&mut self, coordinator: &str, env: &[(&str, &str)]) -> Result<()> {
         let mut cmd = Command::new(bin_dir().join("ferry-worker"));
-        cmd.args(["--coordinator", &self.url()]);
+        cmd.args(["--coordinator", coordinator]);
         if self.access.is_some() {
             cmd.arg("--tls-ca")
                 .arg(self.cert("ca.pem"))

@@ -1,8 +1,9 @@
 //! Coordinators as a Raft cluster over mutual TLS: two nodes join the first
 //! with `--join` (their node certificates are their credentials), every
 //! node sees the same leader, a CLI given the list of nodes finds the
-//! leader through a follower, a task runs, and when the leader is killed
-//! the others elect one that has the task; the dead node is removed.
+//! leader through a follower, and so does a worker; a task runs, and when
+//! the leader is killed the others elect one that has the task, the worker
+//! follows it and runs a task created after; the dead node is removed.
 use ferry_tests::*;
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,9 @@ async fn three_coordinators_over_mutual_tls() -> anyhow::Result<()> {
     let pg = PgServer::start()?;
     let src = pg.src_and_dst(20000).await?;
 
-    let mut f = Ferry::start_secured(1, 3000, &[])?;
+    // One worker knows only node 1; the cluster's capacity comes from one
+    // given every node, a follower first.
+    let mut f = Ferry::start_secured(0, 3000, &[])?;
     let (p2, _n2) = f.add_coordinator(2)?;
     let (p3, _n3) = f.add_coordinator(3)?;
     let url = |p: u16| format!("https://127.0.0.1:{p}");
@@ -39,8 +42,10 @@ async fn three_coordinators_over_mutual_tls() -> anyhow::Result<()> {
     let table = f.ok(&["cluster", "status"]);
     assert!(table.contains("leader") && table.contains("voter"), "{table}");
 
-    // A CLI given every node, a follower first, reaches the leader.
+    // A CLI and a worker given every node, a follower first, reach the
+    // leader.
     let all = format!("{},{},{}", url(p2), f.url(), url(p3));
+    f.add_worker_at(&all, &[])?;
     let create = [
         "task",
         "create",
@@ -70,6 +75,39 @@ async fn three_coordinators_over_mutual_tls() -> anyhow::Result<()> {
     eprintln!("failover: a new leader answered {:?} after the kill", killed.elapsed());
     let s = cluster_json(&f, &rest).unwrap();
     assert!(s["leader_id"] == 2 || s["leader_id"] == 3, "{s}");
+
+    // The worker follows the new leader: a task created now runs.
+    pg.client("postgres")
+        .await?
+        .batch_execute("CREATE DATABASE dst2")
+        .await?;
+    let (ok, out, err) = f.ferry(&[
+        "task",
+        "create",
+        "after",
+        "--source",
+        &pg.url("src"),
+        "--target",
+        &pg.url("dst2"),
+        "--coordinator",
+        &rest,
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(f.ferry(&["task", "start", "after", "--coordinator", &rest]).0);
+    let (ok, out, err) = f.ferry(&[
+        "task",
+        "wait",
+        "after",
+        "--for",
+        "full-load",
+        "--timeout",
+        "120",
+        "--coordinator",
+        &rest,
+    ]);
+    assert!(ok, "{out}{err}");
+    let d2 = pg.client("dst2").await?;
+    assert_eq!(table_digest(&src, "t").await?, table_digest(&d2, "t").await?);
 
     // The dead node is removed; two voters remain.
     let (ok, out, err) = f.ferry(&["cluster", "remove-node", "1", "--coordinator", &rest]);

@@ -245,7 +245,7 @@ impl ClientLink {
     }
 
     /// This link to one of its URLs.
-    fn at(&self, url: &str) -> ClientLink {
+    pub fn at(&self, url: &str) -> ClientLink {
         ClientLink {
             url: url.to_string(),
             ..self.clone()

@@ -81,10 +81,7 @@ impl Shared {
             return;
         }
         let url = match leader {
-            Some(addr) => {
-                let scheme = c.url.split("://").next().unwrap_or("http").to_string();
-                format!("{scheme}://{addr}")
-            }
+            Some(addr) => url_like(&c.url, &addr),
             // The next URL of the list that is not the one that failed.
             None => {
                 for _ in 0..self.urls.len() {
@@ -111,22 +108,37 @@ impl Shared {
     }
 }
 
-/// The leader a follower's refusal names: "not the leader (leader: H:P)".
+/// The leader a follower's refusal names, from its gRPC message: `None`
+/// when the message is not such a refusal, `Some(None)` when it names no
+/// leader ("not the leader (leader: unknown)"), else `Some(Some(H:P))`.
+pub fn named_in(message: &str) -> Option<Option<String>> {
+    if !message.contains("not the leader") {
+        return None;
+    }
+    Some(
+        message
+            .split("(leader: ")
+            .nth(1)
+            .and_then(|r| r.split(')').next())
+            .filter(|a| !a.is_empty() && *a != "unknown")
+            .map(str::to_string),
+    )
+}
+
+/// The URL of the node at `addr` (host:port), with the scheme of `like`.
+pub fn url_like(like: &str, addr: &str) -> String {
+    let scheme = like.split("://").next().unwrap_or("http");
+    format!("{scheme}://{addr}")
+}
+
+/// [`named_in`] for a response: an UNAVAILABLE status carries the refusal.
 fn named_leader(headers: &http::HeaderMap) -> Option<Option<String>> {
     if headers.get("grpc-status").and_then(|v| v.to_str().ok()) != Some("14") {
         return None;
     }
-    let msg = crate::endpoint::percent_decode(headers.get("grpc-message")?.to_str().ok()?);
-    if !msg.contains("not the leader") {
-        return None;
-    }
-    let addr = msg
-        .split("(leader: ")
-        .nth(1)
-        .and_then(|r| r.split(')').next())
-        .filter(|a| !a.is_empty() && *a != "unknown")
-        .map(str::to_string);
-    Some(addr)
+    named_in(&crate::endpoint::percent_decode(
+        headers.get("grpc-message")?.to_str().ok()?,
+    ))
 }
 
 impl Service<http::Request<Body>> for Leader {

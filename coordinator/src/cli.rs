@@ -1076,11 +1076,7 @@ pub async fn endpoint(link: &ClientLink, cmd: EndpointCmd) -> anyhow::Result<()>
 async fn connect_leader(link: &ClientLink, urls: &[&str]) -> anyhow::Result<AdminClient<Link>> {
     let mut why = vec![];
     for url in urls {
-        let at = |u: &str| ClientLink {
-            url: u.to_string(),
-            ..link.clone()
-        };
-        let mut c = match at(url).connect(Duration::from_secs(2)).await {
+        let mut c = match link.at(url).connect(Duration::from_secs(2)).await {
             Ok(ch) => AdminClient::new(ch),
             Err(e) => {
                 why.push(format!("{url}: {e}"));
@@ -1098,9 +1094,8 @@ async fn connect_leader(link: &ClientLink, urls: &[&str]) -> anyhow::Result<Admi
             return Ok(c);
         }
         if !s.leader_addr.is_empty() {
-            let scheme = url.split("://").next().unwrap_or("http");
-            let leader = format!("{scheme}://{}", s.leader_addr);
-            match at(&leader).connect(Duration::from_secs(2)).await {
+            let leader = ferry_common::leader::url_like(url, &s.leader_addr);
+            match link.at(&leader).connect(Duration::from_secs(2)).await {
                 Ok(ch) => return Ok(AdminClient::new(ch)),
                 Err(e) => why.push(format!("{leader} (the leader, per {url}): {e}")),
             }

@@ -55,20 +55,19 @@ pub fn status(raft: &Raft) -> pb::ClusterStatusReply {
     }
 }
 
-/// Refuses with the leader's address unless this node leads.
+/// Refuses with the leader's address unless this node leads (the refusal
+/// every write gets on a follower, which clients follow).
 fn ensure_leader(raft: &Raft) -> Result<(), Status> {
     let s = status(raft);
     if s.leader_id == s.node_id {
         return Ok(());
     }
-    Err(Status::unavailable(format!(
-        "this coordinator is not the leader (leader: {})",
-        if s.leader_addr.is_empty() {
-            "unknown"
-        } else {
-            &s.leader_addr
-        }
-    )))
+    let leader = if s.leader_addr.is_empty() {
+        "unknown".into()
+    } else {
+        s.leader_addr
+    };
+    Err(crate::node::WriteError::NotLeader(leader).into())
 }
 
 fn membership_error(node: NodeId, e: impl std::fmt::Display) -> Status {
@@ -174,11 +173,8 @@ pub async fn join_via(urls: Vec<String>, link: ClientLink, id: NodeId, advertise
                 }
                 Err(e) => {
                     // "not the leader (leader: host:port)": ask it next.
-                    if let Some(addr) = e.message().split("(leader: ").nth(1).and_then(|r| r.split(')').next()) {
-                        if addr != "unknown" {
-                            let scheme = url.split("://").next().unwrap_or("http");
-                            next = Some(format!("{scheme}://{addr}"));
-                        }
+                    if let Some(Some(addr)) = ferry_common::leader::named_in(e.message()) {
+                        next = Some(ferry_common::leader::url_like(&url, &addr));
                     }
                     tracing::warn!(error = %e.message(), via = %url, "join not done yet; retrying");
                 }

@@ -20,6 +20,9 @@ MY_PORT=$(free_port)
 start_mariadb() { # a throwaway MariaDB with ROW binlog, on $MY_PORT
   mariadb-install-db --no-defaults --datadir="$WORK/my" --user=root \
     --auth-root-authentication-method=normal --skip-test-db >/dev/null 2>&1
+  run_mariadb
+}
+run_mariadb() { # (again) on its data dir; sets MYSQLD
   mariadbd --no-defaults --user=root --datadir="$WORK/my" --port="$MY_PORT" \
     --socket="$WORK/my.sock" --pid-file="$WORK/my.pid" --log-error="$WORK/my.log" \
     --bind-address=127.0.0.1 --skip-name-resolve --server-id=1 --log-bin=binlog \

@@ -155,7 +155,10 @@ impl Service<http::Request<Body>> for Leader {
         let shared = self.shared.clone();
         Box::pin(async move {
             let (generation, mut ch) = shared.current();
-            std::future::poll_fn(|cx| ch.poll_ready(cx)).await?;
+            if let Err(e) = std::future::poll_fn(|cx| ch.poll_ready(cx)).await {
+                shared.follow(generation, None);
+                return Err(e);
+            }
             let res = ch.call(req).await;
             match &res {
                 Ok(resp) => {

@@ -1,11 +1,14 @@
 //! `ferry task ...`: the operator's gRPC client. Output for `--output json`
 //! is documented in docs/cli.md and kept stable.
 
+mod cutover;
+
+pub use cutover::{cutover, rollback, unfreeze, Ask};
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use ferry_common::access::{ClientLink, Link, LinkError};
 use ferry_common::proto::{
-    admin_client::AdminClient, CreateTaskRequest, ListTasksRequest, ReloadTableRequest, StepRequest, TaskName,
+    admin_client::AdminClient, CreateTaskRequest, ListTasksRequest, ReloadTableRequest, TaskName,
     TaskStatusReply, ValidationStatus,
 };
 use serde_json::json;
@@ -408,6 +411,7 @@ pub fn status_json(st: &TaskStatusReply) -> serde_json::Value {
         "degraded": !in_error.is_empty(),
         "tables_in_error": in_error.iter().map(|(t, e)| json!({"table": t, "error": e})).collect::<Vec<_>>(),
         "cdc": serde_json::from_str::<serde_json::Value>(&st.cdc_json).unwrap_or(serde_json::Value::Null),
+        "cutover": serde_json::from_str::<serde_json::Value>(&st.cutover_json).unwrap_or(serde_json::Value::Null),
         "tables": st.tables.iter().map(|tb| json!({
             "schema": tb.schema,
             "name": tb.name,
@@ -474,6 +478,19 @@ fn print_status(st: &TaskStatusReply, bars: bool) {
             c["throughput_rows_per_second"].as_f64().unwrap_or(0.0),
             c["retained_wal_bytes"],
         );
+        }
+    }
+    if let Ok(c) = serde_json::from_str::<serde_json::Value>(&st.cutover_json) {
+        let plan = c["plan"].as_array().map_or(0, |p| p.len());
+        let step = c["step"].as_str().unwrap_or("-");
+        match c["state"].as_str().unwrap_or("") {
+            s @ ("done" | "abandoned") => println!("  {}: {s}", c["direction"].as_str().unwrap_or("cutover")),
+            s => println!(
+                "  {}: {s} at step {} of {plan} ({step}){}",
+                c["direction"].as_str().unwrap_or("cutover"),
+                c["step_index"].as_u64().unwrap_or(0) + 1,
+                labelled("error", c["error"].as_str().unwrap_or("")),
+            ),
         }
     }
     for tb in &st.tables {
@@ -618,307 +635,6 @@ pub async fn validate(link: &ClientLink, name: &str, output: &str) -> anyhow::Re
         );
     }
     Ok(())
-}
-
-/// Has a worker carry out a cutover step and waits for it. Returns the
-/// step's unit (for `validate`: how many segments it compares).
-async fn run_step(c: &mut AdminClient<Link>, name: &str, step: &str, deadline: Instant) -> anyhow::Result<u32> {
-    let unit = c
-        .run_step(StepRequest {
-            name: name.into(),
-            step: step.into(),
-            unit: 0,
-        })
-        .await
-        .map_err(status_err)?
-        .into_inner()
-        .unit;
-    loop {
-        let r = c
-            .step_status(StepRequest {
-                name: name.into(),
-                step: step.into(),
-                unit,
-            })
-            .await
-            .map_err(status_err)?
-            .into_inner();
-        match r.state.as_str() {
-            "done" => return Ok(unit),
-            "failed" => bail!("{step}: {}", r.error),
-            _ => {}
-        }
-        if Instant::now() > deadline {
-            bail!("{step}: timed out");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Waits until the target has applied everything the source committed
-/// before the call (a mark through the source's log); returns the applied
-/// position.
-async fn drain(c: &mut AdminClient<Link>, name: &str, deadline: Instant) -> anyhow::Result<String> {
-    let mark = c
-        .request_mark(task_name(name))
-        .await
-        .map_err(status_err)?
-        .into_inner()
-        .mark;
-    loop {
-        let st = c.task_status(task_name(name)).await.map_err(status_err)?.into_inner();
-        let t = st.task.clone().unwrap_or_default();
-        if t.state == "failed" {
-            bail!("task {name} failed: {}", t.error);
-        }
-        refuse_degraded(name, &st, "its target does not have every change")?;
-        if let Ok(cdc) = serde_json::from_str::<serde_json::Value>(&st.cdc_json) {
-            if cdc["marks_reached"].as_u64().unwrap_or(0) >= mark {
-                let at = match cdc["applied_lsn"].as_str() {
-                    Some(lsn) => lsn.to_string(),
-                    None => cdc["applied_binlog"].to_string(),
-                };
-                return Ok(at);
-            }
-        }
-        if Instant::now() > deadline {
-            bail!("timed out waiting for the target to apply the source's last changes");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// `ferry cutover NAME`: the rehearsable switch from source to target,
-/// each step printed with its duration. See docs/cutover.md.
-pub async fn cutover(
-    link: &ClientLink,
-    name: &str,
-    freeze_source: bool,
-    hook: Option<&str>,
-    dry_run: bool,
-    timeout_s: u64,
-) -> anyhow::Result<()> {
-    let mut c = connect(link).await?;
-    let st = c.task_status(task_name(name)).await.map_err(status_err)?.into_inner();
-    let t = st.task.clone().unwrap_or_default();
-    if t.migration_type == "full-load" {
-        bail!("task {name} has no change data capture: there is nothing to cut over from");
-    }
-    if t.state != "running" {
-        bail!("task {name} is {}, not running", t.state);
-    }
-    refuse_degraded(name, &st, "it cannot be cut over")?;
-    let validated = st
-        .tables
-        .iter()
-        .any(|t| t.validation.as_ref().is_some_and(|v| v.state != "Not enabled"));
-    let deadline = Instant::now() + Duration::from_secs(timeout_s);
-    let start = Instant::now();
-    if dry_run {
-        println!("cutover of {name} (dry run: the source is not frozen, no hook runs)");
-    }
-    let freezing = freeze_source && !dry_run;
-    let s = Instant::now();
-    if freezing {
-        run_step(&mut c, name, "freeze-source", deadline).await?;
-        timed_step("1. freeze writes on the source", s, "");
-    } else if freeze_source {
-        println!("1. freeze writes on the source                  (dry run: skipped)");
-    } else {
-        println!("1. freeze writes on the source                  (not asked: the operator stops writes)");
-    }
-    if let Err(e) = cutover_checks(&mut c, name, validated, deadline).await {
-        if freezing {
-            eprintln!("cutover stopped; the source stays frozen (`ferry cutover {name} --unfreeze-source` to undo)");
-        }
-        return Err(e);
-    }
-    if dry_run {
-        println!("5. reverse stream (target -> source)             (dry run: skipped)");
-    } else {
-        let s = Instant::now();
-        let reverse = start_reverse(&mut c, name, deadline).await?;
-        timed_step(
-            "5. reverse stream started (target -> source)",
-            s,
-            &format!("  (task {reverse})"),
-        );
-    }
-    if let Some(cmd) = hook.filter(|_| !dry_run) {
-        let s = Instant::now();
-        run_hook(cmd).await?;
-        timed_step("6. hook (repoint the application)", s, "");
-    }
-    let window = start.elapsed().as_secs_f64();
-    if dry_run {
-        println!("expected write-freeze window: {window:.3} s");
-    } else if freezing {
-        println!("write-freeze window: {window:.3} s");
-    } else {
-        println!("cutover took {window:.3} s");
-    }
-    Ok(())
-}
-
-/// Cutover steps 2-4, after which the target may take over: the target has
-/// applied the source's last change, its sequences are past the source's,
-/// and every segment changed since its last comparison compares equal.
-async fn cutover_checks(
-    c: &mut AdminClient<Link>,
-    name: &str,
-    validated: bool,
-    deadline: Instant,
-) -> anyhow::Result<()> {
-    let s = Instant::now();
-    let applied = drain(c, name, deadline).await?;
-    timed_step(
-        "2. target applied the source's last change",
-        s,
-        &format!("  (at {applied})"),
-    );
-    let s = Instant::now();
-    run_step(c, name, "sync-sequences", deadline).await?;
-    timed_step("3. sequences set past the source's values", s, "");
-    if !validated {
-        println!("4. validate changed ranges                       (validation not enabled: skipped)");
-        return Ok(());
-    }
-    let s = Instant::now();
-    let segments = run_step(c, name, "validate", deadline).await?;
-    let st = c.task_status(task_name(name)).await.map_err(status_err)?.into_inner();
-    let mut differ = 0;
-    for t in &st.tables {
-        let v = t.validation.clone().unwrap_or_default();
-        differ += v.mismatched_records;
-        for f in v.failures.iter().take(5) {
-            eprintln!(
-                "{}.{}: {} key ({}): {}",
-                t.schema, t.name, f.failure_type, f.key, f.details
-            );
-        }
-    }
-    if differ > 0 {
-        bail!("validation: {differ} rows differ between source and target (`ferry validate {name}` lists them)");
-    }
-    timed_step(
-        "4. changed ranges validated",
-        s,
-        &format!("  ({segments} segments compared, no differences)"),
-    );
-    Ok(())
-}
-
-/// Lets the source accept writes again after `--freeze-source`.
-pub async fn unfreeze(link: &ClientLink, name: &str, timeout_s: u64) -> anyhow::Result<()> {
-    let mut c = connect(link).await?;
-    let deadline = Instant::now() + Duration::from_secs(timeout_s);
-    run_step(&mut c, name, "unfreeze-source", deadline).await?;
-    println!("task {name}: the source accepts writes again");
-    Ok(())
-}
-
-async fn run_hook(cmd: &str) -> anyhow::Result<()> {
-    let status = tokio::process::Command::new("sh")
-        .args(["-c", cmd])
-        .status()
-        .await
-        .with_context(|| format!("running the hook '{cmd}'"))?;
-    if !status.success() {
-        bail!("the hook '{cmd}' failed ({status})");
-    }
-    Ok(())
-}
-
-/// Stops the forward task (the target has everything) and starts
-/// NAME-reverse, returning once its slot exists and it streams: from then
-/// on every write the application makes on the target reaches the source.
-/// The forward task is stopped first, so nothing it applies can be read
-/// back by the reverse slot: no change bounces.
-async fn start_reverse(c: &mut AdminClient<Link>, name: &str, deadline: Instant) -> anyhow::Result<String> {
-    c.stop_task(task_name(name)).await.map_err(status_err)?;
-    let reverse = c
-        .create_reverse(task_name(name))
-        .await
-        .map_err(status_err)?
-        .into_inner()
-        .name;
-    c.start_task(task_name(&reverse)).await.map_err(status_err)?;
-    loop {
-        let st = c
-            .task_status(task_name(&reverse))
-            .await
-            .map_err(status_err)?
-            .into_inner();
-        let t = st.task.clone().unwrap_or_default();
-        if t.state == "failed" {
-            bail!("the reverse stream {reverse} failed: {}", t.error);
-        }
-        if serde_json::from_str::<serde_json::Value>(&st.cdc_json).is_ok_and(|c| c["streaming"] == true) {
-            return Ok(reverse);
-        }
-        if Instant::now() > deadline {
-            bail!("timed out starting the reverse stream {reverse}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// `ferry rollback NAME`: the cutover in reverse, over NAME-reverse: the
-/// original source takes every write made on the target, its sequences
-/// move past the target's, and it accepts writes again.
-pub async fn rollback(
-    link: &ClientLink,
-    name: &str,
-    freeze_target: bool,
-    hook: Option<&str>,
-    timeout_s: u64,
-) -> anyhow::Result<()> {
-    let mut c = connect(link).await?;
-    let reverse = format!("{name}-reverse");
-    let st = c
-        .task_status(task_name(&reverse))
-        .await
-        .map_err(|s| anyhow::anyhow!("{}: was `ferry cutover {name}` run?", s.message()))?
-        .into_inner();
-    let t = st.task.clone().unwrap_or_default();
-    if t.state != "running" {
-        bail!("the reverse stream {reverse} is {}, not running", t.state);
-    }
-    let deadline = Instant::now() + Duration::from_secs(timeout_s);
-    let start = Instant::now();
-    let s = Instant::now();
-    if freeze_target {
-        run_step(&mut c, &reverse, "freeze-source", deadline).await?;
-        timed_step("1. freeze writes on the target", s, "");
-    } else {
-        println!("1. freeze writes on the target                  (not asked: the operator stops writes)");
-    }
-    let s = Instant::now();
-    let applied = drain(&mut c, &reverse, deadline).await?;
-    timed_step(
-        "2. source applied the target's last change",
-        s,
-        &format!("  (at {applied})"),
-    );
-    let s = Instant::now();
-    run_step(&mut c, &reverse, "sync-sequences", deadline).await?;
-    timed_step("3. source sequences set past the target's", s, "");
-    let s = Instant::now();
-    run_step(&mut c, &reverse, "unfreeze-target", deadline).await?;
-    c.stop_task(task_name(&reverse)).await.map_err(status_err)?;
-    timed_step("4. source accepts writes again", s, "");
-    if let Some(cmd) = hook {
-        let s = Instant::now();
-        run_hook(cmd).await?;
-        timed_step("5. hook (repoint the application)", s, "");
-    }
-    println!("rollback window: {:.3} s", start.elapsed().as_secs_f64());
-    Ok(())
-}
-
-/// One line of `ferry cutover` / `ferry rollback`: the step and how long it took.
-fn timed_step(label: &str, since: Instant, note: &str) {
-    println!("{label:<44} {:>8.3} s{note}", since.elapsed().as_secs_f64());
 }
 
 /// `ferry token`: API tokens (admin role).
@@ -1090,12 +806,23 @@ async fn connect_leader(link: &ClientLink, urls: &[&str]) -> anyhow::Result<Admi
                 continue;
             }
         };
+        // The client starts at the leader and follows it among every URL
+        // when it moves (a command that runs long, as a cutover, outlives
+        // a leader).
+        let from = |first: &str| {
+            let mut order = vec![first];
+            order.extend(urls.iter().copied().filter(|u| *u != first));
+            link.at(&order.join(","))
+        };
         if s.leader_id != 0 && s.leader_id == s.node_id {
+            if let Ok(ch) = from(url).connect(Duration::from_secs(2)).await {
+                return Ok(AdminClient::new(ch));
+            }
             return Ok(c);
         }
         if !s.leader_addr.is_empty() {
             let leader = ferry_common::leader::url_like(url, &s.leader_addr);
-            match link.at(&leader).connect(Duration::from_secs(2)).await {
+            match from(&leader).connect(Duration::from_secs(2)).await {
                 Ok(ch) => return Ok(AdminClient::new(ch)),
                 Err(e) => why.push(format!("{leader} (the leader, per {url}): {e}")),
             }
@@ -1153,6 +880,8 @@ pub async fn cluster(link: &ClientLink, cmd: ClusterCmd) -> anyhow::Result<()> {
                         "term": s.term,
                         "last_log_index": (s.last_log_index >= 0).then_some(s.last_log_index),
                         "applied_index": (s.applied_index >= 0).then_some(s.applied_index),
+                        "purged_index": (s.purged_index >= 0).then_some(s.purged_index),
+                        "snapshot_index": (s.snapshot_index >= 0).then_some(s.snapshot_index),
                         "members": members,
                     });
                     println!("{}", serde_json::to_string_pretty(&v)?);
@@ -1183,6 +912,13 @@ pub async fn cluster(link: &ClientLink, cmd: ClusterCmd) -> anyhow::Result<()> {
         id => format!("node {id} at {}", s.leader_addr),
     };
     println!("node {}: term {}, leader {leader}", s.node_id, s.term);
+    println!(
+        "log: last {}, applied {}, purged up to {}, snapshot at {}",
+        s.last_log_index,
+        s.applied_index,
+        s.purged_index,
+        s.snapshot_index
+    );
     println!(
         "{:<8} {:<24} {:<8} {:>10} {:>8}",
         "NODE", "ADDRESS", "ROLE", "MATCHED", "LAG"

@@ -52,6 +52,8 @@ pub fn status(raft: &Raft) -> pb::ClusterStatusReply {
         last_log_index: m.last_log_index.map_or(-1, |i| i as i64),
         applied_index: m.last_applied.map_or(-1, |l| l.index as i64),
         members,
+        purged_index: m.purged.map_or(-1, |l| l.index as i64),
+        snapshot_index: m.snapshot.map_or(-1, |l| l.index as i64),
     }
 }
 

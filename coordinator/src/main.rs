@@ -3,6 +3,7 @@
 mod access;
 mod certs;
 mod cli;
+mod cutover;
 mod cluster;
 mod demo;
 mod node;
@@ -36,6 +37,10 @@ enum Cmd {
         listen: SocketAddr,
         #[arg(long, default_value_t = 3)]
         workers: u32,
+        /// Coordinator nodes: 3 runs a Raft cluster (nodes 2 and 3 on the
+        /// next two ports, data in DATA_DIR/node-N) that survives losing one.
+        #[arg(long, default_value_t = 1)]
+        nodes: u16,
         #[arg(long, default_value_t = 10_000, hide = true)]
         lease_ms: u64,
         #[command(flatten)]
@@ -63,6 +68,10 @@ enum Cmd {
         /// certificate is given.
         #[arg(long, env = "FERRY_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// Snapshot the state and purge the Raft log every this many
+        /// entries (the log on disk stays within about twice this).
+        #[arg(long, env = "FERRY_SNAPSHOT_LOGS", default_value_t = server::SNAPSHOT_LOGS)]
+        snapshot_logs: u64,
         #[command(flatten)]
         security: SecurityArgs,
     },
@@ -125,8 +134,14 @@ enum Cmd {
         /// Rehearse: everything but the freeze and the hook.
         #[arg(long)]
         dry_run: bool,
-        /// Undo a --freeze-source (the source accepts writes again).
-        #[arg(long, conflicts_with_all = ["freeze_source", "hook", "dry_run"])]
+        /// Follow the cutover in progress on the coordinator (after this
+        /// command was killed or timed out), retrying a failed step and
+        /// running --hook if it has not run.
+        #[arg(long, conflicts_with_all = ["freeze_source", "dry_run"])]
+        resume: bool,
+        /// Abandon the cutover in progress, or undo a --freeze-source: the
+        /// source accepts writes again, the forward stream keeps running.
+        #[arg(long, conflicts_with_all = ["freeze_source", "hook", "dry_run", "resume"])]
         unfreeze_source: bool,
         #[arg(long, default_value_t = 300)]
         timeout: u64,
@@ -142,6 +157,9 @@ enum Cmd {
         freeze_target: bool,
         #[arg(long)]
         hook: Option<String>,
+        /// Follow the rollback in progress on the coordinator.
+        #[arg(long, conflicts_with = "freeze_target")]
+        resume: bool,
         #[arg(long, default_value_t = 300)]
         timeout: u64,
     },
@@ -368,10 +386,11 @@ fn main() -> ExitCode {
             Cmd::Up {
                 data_dir,
                 listen,
+                nodes,
                 workers,
                 lease_ms,
                 security,
-            } => supervisor::up(data_dir, listen, workers, lease_ms, security.security()).await,
+            } => supervisor::up(data_dir, listen, nodes, workers, lease_ms, security.security()).await,
             Cmd::Coordinator {
                 node_id,
                 data_dir,
@@ -380,6 +399,7 @@ fn main() -> ExitCode {
                 advertise,
                 join,
                 token,
+                snapshot_logs,
                 security,
             } => {
                 server::run(
@@ -391,6 +411,7 @@ fn main() -> ExitCode {
                         join,
                         join_token: token,
                         lease_ms,
+                        snapshot_logs,
                         security: security.security(),
                     },
                     supervisor::shutdown_signal(),
@@ -426,16 +447,36 @@ fn main() -> ExitCode {
                 freeze_source,
                 hook,
                 dry_run,
+                resume,
                 timeout,
                 ..
-            } => cli::cutover(&link.link()?, &name, freeze_source, hook.as_deref(), dry_run, timeout).await,
+            } => {
+                let ask = cli::Ask {
+                    freeze: freeze_source,
+                    hook: hook.as_deref(),
+                    dry_run,
+                    resume,
+                    timeout_s: timeout,
+                };
+                cli::cutover(&link.link()?, &name, ask).await
+            }
             Cmd::Rollback {
                 name,
                 link,
                 freeze_target,
                 hook,
+                resume,
                 timeout,
-            } => cli::rollback(&link.link()?, &name, freeze_target, hook.as_deref(), timeout).await,
+            } => {
+                let ask = cli::Ask {
+                    freeze: freeze_target,
+                    hook: hook.as_deref(),
+                    dry_run: false,
+                    resume,
+                    timeout_s: timeout,
+                };
+                cli::rollback(&link.link()?, &name, ask).await
+            }
             Cmd::Demo { rows } => demo::run(rows).await,
             // Handled before the runtime starts (run_in_worker).
             Cmd::Schema { .. } | Cmd::Assess { .. } => Ok(()),

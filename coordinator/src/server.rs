@@ -1,6 +1,6 @@
 //! Starting one coordinator node: the RocksDB store, Raft, the gRPC
 //! listener (admin, worker and Raft services over one `Node` handle), and
-//! the leader's lease reaper.
+//! the leader's lease reaper and cutover driver.
 
 use crate::access::{Audit, Gate, GateLayer};
 use crate::node::Node;
@@ -29,8 +29,14 @@ pub struct NodeConfig {
     pub join: Vec<String>,
     pub join_token: Option<String>,
     pub lease_ms: u64,
+    /// Snapshot and purge the log every this many entries.
+    pub snapshot_logs: u64,
     pub security: Security,
 }
+
+/// Entries between snapshots by default: at the one report per second per
+/// stream that workers send, a snapshot every few minutes under load.
+pub const SNAPSHOT_LOGS: u64 = 5000;
 
 impl NodeConfig {
     /// Node 1 of a cluster of its own (`ferry up`, `ferry demo`).
@@ -43,6 +49,7 @@ impl NodeConfig {
             join: vec![],
             join_token: None,
             lease_ms,
+            snapshot_logs: SNAPSHOT_LOGS,
             security,
         }
     }
@@ -155,8 +162,10 @@ pub async fn run(
         heartbeat_interval: 250,
         election_timeout_min: 1000,
         election_timeout_max: 2000,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(5000),
-        max_in_snapshot_log_to_keep: 1000,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_logs.max(2)),
+        // Kept past the snapshot so a briefly lagging follower catches up
+        // from the log rather than a snapshot.
+        max_in_snapshot_log_to_keep: cfg.snapshot_logs / 5,
         ..Default::default()
     };
     let network = Network::new(cfg.security.tls.as_ref())?;
@@ -191,6 +200,7 @@ pub async fn run(
         lease_ms: cfg.lease_ms,
     };
     tokio::spawn(reap_leases(node.clone()));
+    tokio::spawn(crate::cutover::drive(node.clone()));
     if let Some(link) = joining {
         tokio::spawn(crate::cluster::join_via(
             cfg.join.clone(),

@@ -2,7 +2,8 @@
 
 use crate::access::audited;
 use crate::node::Node;
-use crate::state::{CdcState, MigrationType, Request, Response, StepKind, Task, TaskSpec, UnitKind, UnitState};
+use crate::cutover::{Direction, SwitchPlan};
+use crate::state::{CdcState, MigrationType, Request, Response, Task, TaskSpec};
 use ferry_common::access::{self, Role};
 use ferry_common::endpoint::Endpoint;
 use ferry_common::mapping::TableMappings;
@@ -11,10 +12,6 @@ use ferry_common::proto::{self as pb, admin_server::Admin, worker_server::Worker
 use ferry_common::settings::TaskSettings;
 use ferry_common::work::WorkResult;
 use tonic::{Request as Req, Response as Resp, Status};
-
-/// The cutover step that compares the segments changed since their last
-/// comparison; the coordinator schedules it itself (Validate units).
-const VALIDATE_STEP: &str = "validate";
 
 pub struct AdminService {
     pub node: Node,
@@ -129,33 +126,6 @@ impl AdminService {
             )));
         }
         Ok((ep, None))
-    }
-
-    async fn run_step_of(&self, r: pb::StepRequest) -> Result<Resp<pb::StepReply>, Status> {
-        if r.step == VALIDATE_STEP {
-            return match self.node.write(Request::ValidateChanged { name: r.name }).await? {
-                Response::Queued(n) => Ok(Resp::new(pb::StepReply {
-                    unit: n,
-                    state: "pending".into(),
-                    error: String::new(),
-                })),
-                other => answer(other).map(|_| Resp::new(pb::StepReply::default())),
-            };
-        }
-        let step = StepKind::parse(&r.step).ok_or_else(|| {
-            Status::invalid_argument(format!(
-                "step {}: expected freeze-source, unfreeze-source, unfreeze-target, sync-sequences or {VALIDATE_STEP}",
-                r.step
-            ))
-        })?;
-        match self.node.write(Request::AddStep { name: r.name, step }).await? {
-            Response::Step(unit) => Ok(Resp::new(pb::StepReply {
-                unit,
-                state: "pending".into(),
-                error: String::new(),
-            })),
-            other => answer(other).map(|_| Resp::new(pb::StepReply::default())),
-        }
     }
 }
 
@@ -298,10 +268,58 @@ impl Admin for AdminService {
         }
     }
 
-    async fn run_step(&self, req: Req<pb::StepRequest>) -> Result<Resp<pb::StepReply>, Status> {
+    async fn switch(&self, req: Req<pb::SwitchRequest>) -> Result<Resp<pb::TaskReply>, Status> {
         let r = req.into_inner();
-        let task = r.name.clone();
-        self.run_step_of(r).await.map(|resp| audited(resp, &task))
+        let now_ms = ferry_common::now_ms();
+        let name = r.name.clone();
+        let action = pb::SwitchAction::try_from(r.action)
+            .map_err(|_| Status::invalid_argument(format!("switch action {} unknown", r.action)))?;
+        let request = match action {
+            pb::SwitchAction::Start => Request::StartSwitch {
+                name: r.name,
+                plan: SwitchPlan {
+                    direction: if r.rollback {
+                        Direction::Rollback
+                    } else {
+                        Direction::Cutover
+                    },
+                    freeze: r.freeze,
+                    dry_run: r.dry_run,
+                    hook: r.hook,
+                },
+                now_ms,
+            },
+            pb::SwitchAction::Resume => Request::ResumeSwitch { name: r.name, now_ms },
+            pb::SwitchAction::Abandon => Request::AbandonSwitch { name: r.name, now_ms },
+            pb::SwitchAction::HookRan => {
+                // Only a switch that waits for its hook takes the report.
+                self.node.read_barrier().await?;
+                let waiting = {
+                    let s = self.node.state.read().expect("state lock");
+                    let t = s
+                        .tasks
+                        .get(&r.name)
+                        .ok_or_else(|| Status::not_found(format!("task {} not found", r.name)))?;
+                    t.switch
+                        .as_ref()
+                        .is_some_and(|s| s.at == r.at as usize && s.waiting == crate::cutover::Waiting::Hook)
+                };
+                if !waiting {
+                    return Err(Status::failed_precondition(format!(
+                        "task {}: the cutover does not wait for a hook at step {}",
+                        r.name, r.at
+                    )));
+                }
+                Request::AdvanceSwitch {
+                    name: r.name,
+                    at: r.at as usize,
+                    note: String::new(),
+                    now_ms,
+                }
+            }
+        };
+        answer(self.node.write(request).await?)?;
+        Ok(task_reply(name, "running"))
     }
 
     async fn reload_table(&self, req: Req<pb::ReloadTableRequest>) -> Result<Resp<pb::TaskReply>, Status> {
@@ -315,76 +333,6 @@ impl Admin for AdminService {
                 .await?,
         )?;
         Ok(task_reply(r.name, "running"))
-    }
-
-    async fn create_reverse(&self, req: Req<pb::TaskName>) -> Result<Resp<pb::TaskReply>, Status> {
-        let name = req.into_inner().name;
-        self.node.read_barrier().await?;
-        let spec = {
-            let s = self.node.state.read().expect("state lock");
-            let t = s
-                .tasks
-                .get(&name)
-                .ok_or_else(|| Status::not_found(format!("task {name} not found")))?;
-            if !t.spec.has_cdc() {
-                return Err(Status::failed_precondition(format!(
-                    "task {name} has no change data capture: it has no reverse"
-                )));
-            }
-            let reverse = t.spec.reversed();
-            if let Some(existing) = s.tasks.get(&reverse.name) {
-                if existing.spec.source != reverse.source || existing.spec.target != reverse.target {
-                    return Err(Status::already_exists(format!(
-                        "task {} exists and does not replicate {name}'s target back to its source",
-                        reverse.name
-                    )));
-                }
-                return Ok(task_reply(reverse.name, existing.state.as_str()));
-            }
-            reverse
-        };
-        create(&self.node, spec).await
-    }
-
-    async fn step_status(&self, req: Req<pb::StepRequest>) -> Result<Resp<pb::StepReply>, Status> {
-        let r = req.into_inner();
-        self.node.read_barrier().await?;
-        let s = self.node.state.read().expect("state lock");
-        let t = s
-            .tasks
-            .get(&r.name)
-            .ok_or_else(|| Status::not_found(format!("task {} not found", r.name)))?;
-        if r.step == VALIDATE_STEP {
-            // Done when every segment asked for has been compared; the
-            // differences are in the task's status.
-            let remaining = t.cutover_validation_remaining();
-            let (state, error) = match (&t.error, remaining) {
-                (Some(e), _) => ("failed", e.clone()),
-                (None, 0) => ("done", String::new()),
-                (None, _) => ("running", String::new()),
-            };
-            return Ok(Resp::new(pb::StepReply {
-                unit: remaining,
-                state: state.into(),
-                error,
-            }));
-        }
-        let u = t
-            .units
-            .get(r.unit as usize)
-            .filter(|u| matches!(u.kind, UnitKind::Step(_)))
-            .ok_or_else(|| Status::not_found(format!("task {} has no step {}", r.name, r.unit)))?;
-        let (state, error) = match &u.state {
-            UnitState::Pending { .. } => ("pending", String::new()),
-            UnitState::Running { .. } => ("running", String::new()),
-            UnitState::Done => ("done", String::new()),
-            UnitState::Failed { error } => ("failed", error.clone()),
-        };
-        Ok(Resp::new(pb::StepReply {
-            unit: r.unit,
-            state: state.into(),
-            error,
-        }))
     }
 
     async fn create_token(&self, req: Req<pb::TokenRequest>) -> Result<Resp<pb::TokenReply>, Status> {
@@ -600,6 +548,7 @@ impl Admin for AdminService {
             started_at_ms: t.started_at_ms,
             finished_at_ms: t.finished_at_ms,
             cdc_json: t.cdc.as_ref().map(|c| cdc_json(t, c)).unwrap_or_default(),
+            cutover_json: t.switch.as_ref().map(|s| s.json().to_string()).unwrap_or_default(),
             full_load_done: t.full_load_done() && t.spec.has_load(),
             failed_objects: t
                 .failed_objects

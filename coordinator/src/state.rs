@@ -29,6 +29,7 @@
 //! cannot double-apply a segment.
 
 use crate::planner;
+use crate::cutover::{Switch, SwitchPlan};
 use ferry_common::access::Role;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::mapping::TableMappings;
@@ -177,18 +178,6 @@ pub enum StepKind {
     /// by the cutover; it takes writes again.
     UnfreezeTarget,
     SyncSequences,
-}
-
-impl StepKind {
-    pub fn parse(s: &str) -> Option<StepKind> {
-        match s {
-            "freeze-source" => Some(StepKind::FreezeSource),
-            "unfreeze-source" => Some(StepKind::UnfreezeSource),
-            "unfreeze-target" => Some(StepKind::UnfreezeTarget),
-            "sync-sequences" => Some(StepKind::SyncSequences),
-            _ => None,
-        }
-    }
 }
 
 impl UnitKind {
@@ -431,6 +420,10 @@ pub struct Task {
     /// replaces the target table of their name.
     #[serde(default)]
     pub recreated: BTreeSet<usize>,
+    /// The cutover (or, on a `-reverse` task, the rollback) in progress or
+    /// last run (see [`crate::cutover`]).
+    #[serde(default)]
+    pub switch: Option<Switch>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -531,15 +524,35 @@ pub enum Request {
         name: String,
         table: String,
     },
-    /// `ferry cutover`: have a worker carry out a step.
-    AddStep {
+    /// `ferry cutover` / `ferry rollback`: record the switch and enter its
+    /// first step (see [`crate::cutover`]).
+    StartSwitch {
         name: String,
-        step: StepKind,
+        plan: SwitchPlan,
+        now_ms: u64,
     },
-    /// `ferry cutover`: compare every segment not known to be clean now
-    /// (see [`CutoverCheck`]).
-    ValidateChanged {
+    /// The leader saw step `at` of the switch complete.
+    AdvanceSwitch {
         name: String,
+        at: usize,
+        note: String,
+        now_ms: u64,
+    },
+    /// Step `at` of the switch cannot complete.
+    FailSwitch {
+        name: String,
+        at: usize,
+        error: String,
+    },
+    /// `--resume`: enter a failed step again.
+    ResumeSwitch {
+        name: String,
+        now_ms: u64,
+    },
+    /// `ferry cutover --unfreeze-source`: give up and unfreeze the source.
+    AbandonSwitch {
+        name: String,
+        now_ms: u64,
     },
     RegisterWorker {
         name: String,
@@ -717,6 +730,7 @@ impl State {
                         failed_objects: vec![],
                         reshape_from: BTreeMap::new(),
                         recreated: BTreeSet::new(),
+                        switch: None,
                     },
                 );
                 Response::Ok
@@ -796,30 +810,11 @@ impl State {
                 self.revoke_task(&name);
                 Response::Ok
             }
-            Request::AddStep { name, step } => {
-                let Some(task) = self.tasks.get_mut(&name) else {
-                    return Response::Error(format!("task {name} not found"));
-                };
-                if task.state != TaskState::Running {
-                    return Response::Error(format!("task {name} is {}, not running", task.state.as_str()));
-                }
-                if task.schema.is_none() {
-                    return Response::Error(format!("task {name} has not read the source's tables yet"));
-                }
-                task.units.push(Unit::new(UnitKind::Step(step)));
-                dirty.tasks.push(name);
-                Response::Step(task.units.len() as u32 - 1)
-            }
-            Request::ValidateChanged { name } => {
-                let Some(task) = self.tasks.get_mut(&name) else {
-                    return Response::Error(format!("task {name} not found"));
-                };
-                if task.state != TaskState::Running {
-                    return Response::Error(format!("task {name} is {}, not running", task.state.as_str()));
-                }
-                dirty.tasks.push(name);
-                Response::Queued(task.validate_changed())
-            }
+            Request::StartSwitch { name, plan, now_ms } => self.start_switch(&name, plan, now_ms, dirty),
+            Request::AdvanceSwitch { name, at, note, now_ms } => self.advance_switch(&name, at, note, now_ms, dirty),
+            Request::FailSwitch { name, at, error } => self.fail_switch(&name, at, error, dirty),
+            Request::ResumeSwitch { name, now_ms } => self.resume_switch(&name, now_ms, dirty),
+            Request::AbandonSwitch { name, now_ms } => self.abandon_switch(&name, now_ms, dirty),
             Request::ReloadTable { name, table } => {
                 let Some(task) = self.tasks.get_mut(&name) else {
                     return Response::Error(format!("task {name} not found"));
@@ -1202,7 +1197,7 @@ impl Unit {
         matches!(self.state, UnitState::Running { assignment, .. } if assignment == id)
     }
 
-    fn new(kind: UnitKind) -> Unit {
+    pub(crate) fn new(kind: UnitKind) -> Unit {
         Unit {
             kind,
             state: UnitState::Pending { not_before_ms: 0 },
@@ -1399,7 +1394,7 @@ impl Task {
     /// compared (never compared, or changed since) is compared now, and
     /// one being compared is compared again unless its run started after
     /// this call. Returns how many segments that is.
-    fn validate_changed(&mut self) -> u32 {
+    pub(crate) fn validate_changed(&mut self) -> u32 {
         let mut n = 0;
         for u in self.units.iter_mut() {
             if !matches!(u.kind, UnitKind::Validate { .. }) {
@@ -1612,11 +1607,21 @@ impl Task {
             .filter(|u| u.kind.is_segment_work() && matches!(u.state, UnitState::Running { .. }))
             .count() as u32;
         let deleting = self.state == TaskState::Deleting;
-        self.units.iter().position(|u| {
+        // Cutover steps run one at a time, in the order they were added: an
+        // unfreeze added while a freeze is still queued or running must not
+        // overtake it.
+        let step_ahead = |i: usize| {
+            self.units[..i].iter().any(|u| {
+                matches!(u.kind, UnitKind::Step(_))
+                    && matches!(u.state, UnitState::Pending { .. } | UnitState::Running { .. })
+            })
+        };
+        self.units.iter().enumerate().position(|(i, u)| {
             matches!(u.state, UnitState::Pending { not_before_ms } if not_before_ms <= now_ms)
                 && deleting == (u.kind == UnitKind::DropSlot)
                 && self.runnable(&u.kind)
                 && !(u.kind.is_segment_work() && loads_running >= self.spec.settings.max_full_load_subtasks)
+                && !(matches!(u.kind, UnitKind::Step(_)) && step_ahead(i))
         })
     }
 

@@ -415,3 +415,213 @@ fn an_endpoint_in_use_is_not_deleted() {
     assert_eq!(s.apply(delete(), &mut d), Response::Ok);
     assert!(matches!(s.apply(delete(), &mut d), Response::Error(e) if e.contains("not found")));
 }
+
+/// Applies what the leader's cutover driver would propose now, if anything.
+fn drive(m: &mut Machine, name: &str) -> bool {
+    match crate::cutover::next_move(&m.s, name) {
+        Some(req) => {
+            assert_eq!(m.apply(req), Response::Ok);
+            true
+        }
+        None => false,
+    }
+}
+
+fn switch(m: &Machine, name: &str) -> crate::cutover::Switch {
+    m.task(name).switch.clone().expect("a switch on record")
+}
+
+fn cutover_plan(freeze: bool, hook: bool) -> crate::cutover::SwitchPlan {
+    crate::cutover::SwitchPlan {
+        direction: crate::cutover::Direction::Cutover,
+        freeze,
+        dry_run: false,
+        hook,
+    }
+}
+
+#[test]
+fn a_cutover_advances_once_per_step_and_waits_for_its_hook() {
+    use crate::cutover::Step;
+    let mut m = Machine::new();
+    let stream = streaming(&mut m, &["a"]);
+    let start = Request::StartSwitch {
+        name: "c".into(),
+        plan: cutover_plan(true, true),
+        now_ms: m.now,
+    };
+    assert_eq!(m.apply(start.clone()), Response::Ok);
+    let sw = switch(&m, "c");
+    assert_eq!(
+        sw.plan,
+        [Step::Freeze, Step::Drain, Step::Sequences, Step::Reverse, Step::Hook]
+    );
+    assert!(sw.frozen);
+    // A second start while one is in progress is refused, by name.
+    assert!(matches!(m.apply(start), Response::Error(e) if e.contains("in progress at step freeze")));
+
+    // Freeze: waits for the worker's unit.
+    assert!(!drive(&mut m, "c"));
+    let g = m.grant().expect("the freeze unit");
+    assert_eq!(g.work.kind(), "FreezeSource");
+    assert_eq!(m.complete(&g, WorkResult::Done), Response::Ok);
+    let advance = crate::cutover::next_move(&m.s, "c").expect("freeze done");
+    assert_eq!(m.apply(advance.clone()), Response::Ok);
+    assert_eq!(switch(&m, "c").step(), Some(Step::Drain));
+    // The same proposal again (a deposed leader's): nothing moves.
+    assert_eq!(m.apply(advance), Response::Ok);
+    assert_eq!(switch(&m, "c").step(), Some(Step::Drain));
+
+    // Drain: waits for the mark the step requested.
+    assert!(!drive(&mut m, "c"));
+    let mark = m.task("c").cdc.as_ref().unwrap().marks_requested;
+    let reached = CdcProgress {
+        applied: Some(Position::Wal(Lsn(300))),
+        marks_reached: mark,
+        ..Default::default()
+    };
+    assert!(matches!(report(&mut m, &stream, reached), Response::Progressed { .. }));
+    assert!(drive(&mut m, "c"));
+
+    // Sequences, then the reverse task, created and started.
+    let g = m.grant().expect("the sequences unit");
+    assert_eq!(g.work.kind(), "SyncSequences");
+    assert_eq!(m.complete(&g, WorkResult::Done), Response::Ok);
+    assert!(drive(&mut m, "c"));
+    assert_eq!(m.task("c").state, TaskState::Stopped);
+    assert_eq!(m.task("c-reverse").state, TaskState::Running);
+    // Past the reverse stream, abandoning is refused: rollback goes back.
+    assert!(
+        matches!(m.apply(Request::AbandonSwitch { name: "c".into(), now_ms: m.now }), Response::Error(e) if e.contains("ferry rollback c"))
+    );
+    assert!(!drive(&mut m, "c"), "the reverse stream does not run yet");
+    let sch = schema(&["a"]);
+    loop {
+        let g = m.grant().expect("the reverse task's work");
+        let result = match *g.work {
+            Work::Introspect { .. } => WorkResult::Introspected(sch.clone()),
+            Work::CreateSlot { .. } => WorkResult::SlotReady {
+                consistent_point: Position::Wal(Lsn(100)),
+                insert_only: vec![],
+            },
+            Work::Cdc { .. } => break,
+            _ => WorkResult::Done,
+        };
+        assert_eq!(m.complete(&g, result), Response::Ok);
+    }
+    assert!(drive(&mut m, "c"));
+
+    // The hook: only the CLI's report moves it.
+    let sw = switch(&m, "c");
+    assert_eq!(sw.state(), "awaiting-hook");
+    assert!(!drive(&mut m, "c"));
+    let at = sw.at;
+    assert_eq!(
+        m.apply(Request::AdvanceSwitch {
+            name: "c".into(),
+            at,
+            note: String::new(),
+            now_ms: m.now + 5,
+        }),
+        Response::Ok
+    );
+    let sw = switch(&m, "c");
+    assert_eq!(sw.state(), "done");
+    assert_eq!(sw.done.len(), 5);
+    assert_eq!(sw.finished_ms, m.now + 5);
+}
+
+#[test]
+fn a_failed_step_is_entered_again_on_resume_and_an_abandon_unfreezes() {
+    use crate::cutover::Step;
+    let mut m = Machine::new();
+    let _stream = streaming(&mut m, &["a"]);
+    assert_eq!(
+        m.apply(Request::StartSwitch {
+            name: "c".into(),
+            plan: cutover_plan(true, false),
+            now_ms: m.now,
+        }),
+        Response::Ok
+    );
+    let g = m.grant().expect("the freeze unit");
+    assert_eq!(
+        m.apply(Request::Fail {
+            assignment: g.id,
+            epoch: g.epoch,
+            error: "permission denied".into(),
+            retryable: false,
+            now_ms: m.now,
+        }),
+        Response::Ok
+    );
+    assert!(drive(&mut m, "c"));
+    let sw = switch(&m, "c");
+    assert_eq!(sw.state(), "failed");
+    assert!(sw.failed.as_deref().unwrap().contains("permission denied"));
+    assert!(!drive(&mut m, "c"), "a failed switch waits for the operator");
+
+    // --resume: a new freeze unit.
+    assert_eq!(
+        m.apply(Request::ResumeSwitch {
+            name: "c".into(),
+            now_ms: m.now,
+        }),
+        Response::Ok
+    );
+    assert_eq!(switch(&m, "c").state(), "running");
+    let g = m.grant().expect("the freeze unit again");
+    assert_eq!(g.work.kind(), "FreezeSource");
+    assert_eq!(m.complete(&g, WorkResult::Done), Response::Ok);
+    assert!(drive(&mut m, "c"));
+    assert_eq!(switch(&m, "c").step(), Some(Step::Drain));
+
+    // --unfreeze-source during the drain: the rest of the plan gives way to
+    // unfreezing; the forward task keeps running.
+    assert_eq!(
+        m.apply(Request::AbandonSwitch {
+            name: "c".into(),
+            now_ms: m.now,
+        }),
+        Response::Ok
+    );
+    let sw = switch(&m, "c");
+    assert_eq!(sw.plan, [Step::Freeze, Step::Unfreeze]);
+    assert_eq!(sw.state(), "abandoning");
+    let g = m.grant().expect("the unfreeze unit");
+    assert!(matches!(*g.work, Work::FreezeSource { freeze: false, .. }), "{:?}", g.work);
+    assert_eq!(m.complete(&g, WorkResult::Done), Response::Ok);
+    assert!(drive(&mut m, "c"));
+    let sw = switch(&m, "c");
+    assert_eq!(sw.state(), "abandoned");
+    assert!(!sw.frozen);
+    assert_eq!(m.task("c").state, TaskState::Running);
+}
+
+#[test]
+fn an_unfreeze_never_overtakes_the_freeze_it_undoes() {
+    let mut m = Machine::new();
+    let _stream = streaming(&mut m, &["a"]);
+    assert_eq!(
+        m.apply(Request::StartSwitch {
+            name: "c".into(),
+            plan: cutover_plan(true, false),
+            now_ms: m.now,
+        }),
+        Response::Ok
+    );
+    // Abandoned before any worker took the freeze: both queue, in order.
+    assert_eq!(
+        m.apply(Request::AbandonSwitch {
+            name: "c".into(),
+            now_ms: m.now,
+        }),
+        Response::Ok
+    );
+    let freeze = m.grant().expect("the freeze first");
+    assert!(matches!(*freeze.work, Work::FreezeSource { freeze: true, .. }));
+    assert!(m.grant().is_none(), "the unfreeze waits while the freeze runs");
+    assert_eq!(m.complete(&freeze, WorkResult::Done), Response::Ok);
+    let unfreeze = m.grant().expect("then the unfreeze");
+    assert!(matches!(*unfreeze.work, Work::FreezeSource { freeze: false, .. }));
+}

@@ -1,5 +1,6 @@
-//! `ferry up`: the coordinator in this process and N `ferry-worker` child
-//! processes, restarted if they die (the local capacity provider).
+//! `ferry up`: the coordinator cluster's first node in this process, its
+//! other nodes and N `ferry-worker`s as child processes, restarted if they
+//! die (the local capacity provider).
 
 use crate::server;
 use anyhow::Context;
@@ -24,19 +25,43 @@ pub fn worker_binary() -> anyhow::Result<PathBuf> {
     Ok(w)
 }
 
+/// `ferry up`: node 1 of the coordinator cluster in this process; with
+/// `nodes` > 1, nodes 2..=N as `ferry coordinator` child processes on the
+/// next ports (data in DATA_DIR/node-N), joining node 1; and `workers`
+/// `ferry-worker` children given every node. Children that die are started
+/// again (on their data dirs: a node rejoins, it never initializes twice).
 pub async fn up(
     data_dir: PathBuf,
     listen: SocketAddr,
+    nodes: u16,
     workers: u32,
     lease_ms: u64,
     security: server::Security,
 ) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (1..=7).contains(&nodes),
+        "--nodes {nodes}: expected 1 to 7 (an odd number tolerates the most failures)"
+    );
     let worker_bin = worker_binary()?;
+    let me = std::env::current_exe().context("locating the ferry executable")?;
     // With TLS, the workers present the worker certificate from the same
     // directory (`ferry certs init` writes both); a token alone cannot
     // serve them: the admin token is not a worker's.
     let mut worker_args: Vec<std::ffi::OsString> = vec![];
-    let url = match &security.tls {
+    let mut node_args: Vec<std::ffi::OsString> = vec![];
+    let listens: Vec<SocketAddr> = (0..nodes)
+        .map(|i| SocketAddr::new(listen.ip(), listen.port() + i))
+        .collect();
+    // The node certificate names 127.0.0.1 (and `--host`s).
+    let reach = |l: &SocketAddr| {
+        let ip = if l.ip().is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            l.ip()
+        };
+        SocketAddr::new(ip, l.port())
+    };
+    let scheme = match &security.tls {
         Some(tls) => {
             let dir = tls.cert.parent().unwrap_or(std::path::Path::new("."));
             let (cert, key) = crate::certs::WORKER;
@@ -53,62 +78,101 @@ pub async fn up(
                 worker_args.push(flag.into());
                 worker_args.push(path.into());
             }
-            // The node certificate names 127.0.0.1 (and `--host`s).
-            let ip = if listen.ip().is_unspecified() {
-                std::net::IpAddr::from([127, 0, 0, 1])
-            } else {
-                listen.ip()
-            };
-            format!("https://{}", SocketAddr::new(ip, listen.port()))
+            for (flag, path) in [("--tls-cert", &tls.cert), ("--tls-key", &tls.key), ("--tls-ca", &tls.ca)] {
+                node_args.push(flag.into());
+                node_args.push(path.into());
+            }
+            "https"
         }
         None => {
             anyhow::ensure!(
                 security.admin_token_file.is_none(),
                 "ferry up with --admin-token-file needs --tls-dir too: its workers authenticate with the worker certificate"
             );
-            format!("http://{listen}")
+            "http"
         }
     };
+    if let Some(f) = &security.admin_token_file {
+        node_args.push("--admin-token-file".into());
+        node_args.push(f.into());
+    }
+    if security.insecure {
+        node_args.push("--insecure".into());
+    }
+    let urls: Vec<String> = listens.iter().map(|l| format!("{scheme}://{}", reach(l))).collect();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut sup = Vec::new();
-    for i in 0..workers {
-        let (bin, url, args, mut stop) = (worker_bin.clone(), url.clone(), worker_args.clone(), stop_rx.clone());
-        sup.push(tokio::spawn(async move {
-            loop {
-                let mut child = match tokio::process::Command::new(&bin)
-                    .arg("--coordinator")
-                    .arg(&url)
-                    .args(&args)
-                    .kill_on_drop(true)
-                    .spawn()
-                {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::error!(worker = i, error = %e, "cannot start ferry-worker");
-                        return;
-                    }
-                };
-                tokio::select! {
-                    st = child.wait() => {
-                        tracing::warn!(worker = i, status = ?st, "ferry-worker exited; restarting");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                    _ = stop.changed() => {
-                        let _ = child.kill().await;
-                        return;
-                    }
-                }
-            }
-        }));
+    for (i, l) in listens.iter().enumerate().skip(1) {
+        let node_id = i + 1;
+        let node_dir = data_dir.join(format!("node-{node_id}"));
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "coordinator".into(),
+            "--node-id".into(),
+            node_id.to_string().into(),
+            "--data-dir".into(),
+            node_dir.into(),
+            "--listen".into(),
+            l.to_string().into(),
+            "--advertise".into(),
+            reach(l).to_string().into(),
+            "--lease-ms".into(),
+            lease_ms.to_string().into(),
+            "--join".into(),
+            urls[0].clone().into(),
+        ];
+        args.extend(node_args.iter().cloned());
+        sup.push(tokio::spawn(supervise(
+            format!("coordinator node {node_id}"),
+            me.clone(),
+            args,
+            stop_rx.clone(),
+        )));
     }
-    let res = server::run(
-        server::NodeConfig::single(data_dir, listen, lease_ms, security),
-        shutdown_signal(),
-    )
-    .await;
+    for i in 0..workers {
+        let mut args: Vec<std::ffi::OsString> = vec!["--coordinator".into(), urls.join(",").into()];
+        args.extend(worker_args.iter().cloned());
+        sup.push(tokio::spawn(supervise(
+            format!("ferry-worker {i}"),
+            worker_bin.clone(),
+            args,
+            stop_rx.clone(),
+        )));
+    }
+    let mut node = server::NodeConfig::single(data_dir, listen, lease_ms, security);
+    node.advertise = reach(&listen).to_string();
+    let res = server::run(node, shutdown_signal()).await;
     let _ = stop_tx.send(true);
     for s in sup {
         let _ = s.await;
     }
     res
+}
+
+/// Runs `bin ARGS` until `stop` changes, starting it again a second after
+/// it exits.
+async fn supervise(
+    what: String,
+    bin: PathBuf,
+    args: Vec<std::ffi::OsString>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let mut child = match tokio::process::Command::new(&bin).args(&args).kill_on_drop(true).spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(child = %what, error = %e, "cannot start");
+                return;
+            }
+        };
+        tokio::select! {
+            st = child.wait() => {
+                tracing::warn!(child = %what, status = ?st, "exited; restarting");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            _ = stop.changed() => {
+                let _ = child.kill().await;
+                return;
+            }
+        }
+    }
 }

@@ -5,6 +5,7 @@
 pub mod compare;
 pub mod ddl;
 pub mod mariadb;
+pub mod proxy;
 pub mod samples;
 pub mod tls;
 
@@ -459,16 +460,23 @@ impl Ferry {
     /// admin token; answers its port and process (the caller owns it).
     pub fn add_coordinator(&self, node_id: u64) -> Result<(u16, Proc)> {
         let port = free_port();
+        Ok((port, self.coordinator_node(node_id, port, &self.url())?))
+    }
+
+    /// Starts (or restarts, on its data dir) coordinator node `node_id` on
+    /// `port`, joining through `join` (URLs, comma-separated) if its data
+    /// dir holds no cluster.
+    pub fn coordinator_node(&self, node_id: u64, port: u16, join: &str) -> Result<Proc> {
         let mut cmd = Command::new(bin_dir().join("ferry"));
         cmd.args(["coordinator", "--node-id", &node_id.to_string(), "--data-dir"])
-            .arg(self.dir.path().join(format!("data-{node_id}")))
+            .arg(self.node_data_dir(node_id))
             .args([
                 "--listen",
                 &format!("127.0.0.1:{port}"),
                 "--lease-ms",
                 &self.lease_ms.to_string(),
                 "--join",
-                &self.url(),
+                join,
             ]);
         if let Some(a) = &self.access {
             cmd.arg("--tls-dir")
@@ -476,7 +484,16 @@ impl Ferry {
                 .arg("--admin-token-file")
                 .arg(self.dir.path().join("admin-token"));
         }
-        Ok((port, self.spawn(cmd, &format!("coordinator-node-{node_id}"))?))
+        let n = self.dir.path().read_dir()?.count();
+        self.spawn(cmd, &format!("coordinator-node-{node_id}-{n}"))
+    }
+
+    /// The data dir of coordinator node `node_id` (node 1: the first).
+    pub fn node_data_dir(&self, node_id: u64) -> PathBuf {
+        match node_id {
+            1 => self.dir.path().join("data"),
+            n => self.dir.path().join(format!("data-{n}")),
+        }
     }
 
     fn wait_for_coordinator(&self) -> Result<()> {

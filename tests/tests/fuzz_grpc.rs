@@ -29,7 +29,7 @@ fn seeds() -> Vec<Vec<u8>> {
         out.push(v);
     };
     with(0, create.encode_to_vec());
-    for m in 1..=6 {
+    for m in 1..=5 {
         with(
             m,
             pb::TaskName {
@@ -39,15 +39,20 @@ fn seeds() -> Vec<Vec<u8>> {
             .encode_to_vec(),
         );
     }
-    with(
-        7,
-        pb::StepRequest {
-            name: "fz".into(),
-            step: "freeze-source".into(),
-            unit: 3,
-        }
-        .encode_to_vec(),
-    );
+    for (m, action) in [(6, pb::SwitchAction::Start), (7, pb::SwitchAction::HookRan)] {
+        with(
+            m,
+            pb::SwitchRequest {
+                name: "fz".into(),
+                action: action.into(),
+                freeze: true,
+                hook: true,
+                at: 3,
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        );
+    }
     with(
         8,
         pb::ReloadTableRequest {
@@ -107,11 +112,10 @@ fn fuzz_coordinator_requests() -> anyhow::Result<()> {
                     .request_mark(pb::TaskName::decode(body).map_err(skip)?)
                     .await
                     .map(drop),
-                6 => c
-                    .create_reverse(pb::TaskName::decode(body).map_err(skip)?)
+                6 | 7 => c
+                    .switch(pb::SwitchRequest::decode(body).map_err(skip)?)
                     .await
                     .map(drop),
-                7 => c.run_step(pb::StepRequest::decode(body).map_err(skip)?).await.map(drop),
                 8 => c
                     .reload_table(pb::ReloadTableRequest::decode(body).map_err(skip)?)
                     .await

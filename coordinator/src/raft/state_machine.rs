@@ -224,6 +224,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.persist(&s, &Dirty::default(), true)
             .map_err(|e| StorageIOError::write_state_machine(&std::io::Error::other(e)))?;
         self.snapshot = Some((meta.clone(), data));
+        tracing::info!(snapshot = %meta.snapshot_id, last_log_index = meta.last_log_id.map_or(0, |l| l.index), "installed a snapshot from the leader");
         Ok(())
     }
 

@@ -47,8 +47,7 @@ pub fn required(path: &str) -> Option<&'static [Role]> {
         ("Admin", "RequestMark") => &[Role::Operator, Role::Worker],
         (
             "Admin",
-            "CreateTask" | "StartTask" | "StopTask" | "DeleteTask" | "Switch" | "ReloadTable"
-            | "ResolveEndpoint",
+            "CreateTask" | "StartTask" | "StopTask" | "DeleteTask" | "Switch" | "ReloadTable" | "ResolveEndpoint",
         ) => &[Role::Operator],
         (
             "Admin",

@@ -3,13 +3,13 @@
 
 mod cutover;
 
-pub use cutover::{cutover, rollback, unfreeze, Ask};
 use anyhow::{bail, Context};
 use clap::Subcommand;
+pub use cutover::{cutover, rollback, unfreeze, Ask};
 use ferry_common::access::{ClientLink, Link, LinkError};
 use ferry_common::proto::{
-    admin_client::AdminClient, CreateTaskRequest, ListTasksRequest, ReloadTableRequest, TaskName,
-    TaskStatusReply, ValidationStatus,
+    admin_client::AdminClient, CreateTaskRequest, ListTasksRequest, ReloadTableRequest, TaskName, TaskStatusReply,
+    ValidationStatus,
 };
 use serde_json::json;
 use std::io::IsTerminal;
@@ -914,10 +914,7 @@ pub async fn cluster(link: &ClientLink, cmd: ClusterCmd) -> anyhow::Result<()> {
     println!("node {}: term {}, leader {leader}", s.node_id, s.term);
     println!(
         "log: last {}, applied {}, purged up to {}, snapshot at {}",
-        s.last_log_index,
-        s.applied_index,
-        s.purged_index,
-        s.snapshot_index
+        s.last_log_index, s.applied_index, s.purged_index, s.snapshot_index
     );
     println!(
         "{:<8} {:<24} {:<8} {:>10} {:>8}",

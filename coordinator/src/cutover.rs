@@ -258,7 +258,14 @@ impl State {
 
     /// `AdvanceSwitch`: the step `at` is done; leave it and enter the next.
     /// A stale `at` (a step already left) changes nothing.
-    pub(crate) fn advance_switch(&mut self, name: &str, at: usize, note: String, now_ms: u64, dirty: &mut Dirty) -> Response {
+    pub(crate) fn advance_switch(
+        &mut self,
+        name: &str,
+        at: usize,
+        note: String,
+        now_ms: u64,
+        dirty: &mut Dirty,
+    ) -> Response {
         let Some(s) = self.tasks.get_mut(name).and_then(|t| t.switch.as_mut()) else {
             return Response::Error(format!("task {name} has no cutover"));
         };
@@ -283,7 +290,11 @@ impl State {
             // more to carry, and must not carry the source's new writes.
             self.apply(Request::StopTask { name: name.to_string() }, dirty);
         }
-        let s = self.tasks.get_mut(name).and_then(|t| t.switch.as_mut()).expect("present");
+        let s = self
+            .tasks
+            .get_mut(name)
+            .and_then(|t| t.switch.as_mut())
+            .expect("present");
         if s.finished() {
             s.finished_ms = now_ms;
         } else {
@@ -528,7 +539,9 @@ pub fn next_move(state: &State, name: &str) -> Option<Request> {
         },
         Waiting::Mark(mark) => {
             if let Some(e) = tables_in_error(t) {
-                return fail(format!("task {name} is degraded, its target does not have every change: {e}"));
+                return fail(format!(
+                    "task {name} is degraded, its target does not have every change: {e}"
+                ));
             }
             let c = t.cdc.as_ref()?;
             if c.progress.marks_reached < *mark {

@@ -3,8 +3,8 @@
 mod access;
 mod certs;
 mod cli;
-mod cutover;
 mod cluster;
+mod cutover;
 mod demo;
 mod node;
 mod planner;

@@ -1,8 +1,8 @@
 //! gRPC services: Admin (the CLI) and Worker (the data plane's pull API).
 
 use crate::access::audited;
-use crate::node::Node;
 use crate::cutover::{Direction, SwitchPlan};
+use crate::node::Node;
 use crate::state::{CdcState, MigrationType, Request, Response, Task, TaskSpec};
 use ferry_common::access::{self, Role};
 use ferry_common::endpoint::Endpoint;

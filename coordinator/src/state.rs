@@ -28,8 +28,8 @@
 //! on the target (see the worker's `load` module), so even a refused zombie
 //! cannot double-apply a segment.
 
-use crate::planner;
 use crate::cutover::{Switch, SwitchPlan};
+use crate::planner;
 use ferry_common::access::Role;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::mapping::TableMappings;

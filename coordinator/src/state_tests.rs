@@ -589,7 +589,11 @@ fn a_failed_step_is_entered_again_on_resume_and_an_abandon_unfreezes() {
     assert_eq!(sw.plan, [Step::Freeze, Step::Unfreeze]);
     assert_eq!(sw.state(), "abandoning");
     let g = m.grant().expect("the unfreeze unit");
-    assert!(matches!(*g.work, Work::FreezeSource { freeze: false, .. }), "{:?}", g.work);
+    assert!(
+        matches!(*g.work, Work::FreezeSource { freeze: false, .. }),
+        "{:?}",
+        g.work
+    );
     assert_eq!(m.complete(&g, WorkResult::Done), Response::Ok);
     assert!(drive(&mut m, "c"));
     let sw = switch(&m, "c");

@@ -78,7 +78,11 @@ pub async fn up(
                 worker_args.push(flag.into());
                 worker_args.push(path.into());
             }
-            for (flag, path) in [("--tls-cert", &tls.cert), ("--tls-key", &tls.key), ("--tls-ca", &tls.ca)] {
+            for (flag, path) in [
+                ("--tls-cert", &tls.cert),
+                ("--tls-key", &tls.key),
+                ("--tls-ca", &tls.ca),
+            ] {
                 node_args.push(flag.into());
                 node_args.push(path.into());
             }
@@ -157,7 +161,11 @@ async fn supervise(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
-        let mut child = match tokio::process::Command::new(&bin).args(&args).kill_on_drop(true).spawn() {
+        let mut child = match tokio::process::Command::new(&bin)
+            .args(&args)
+            .kill_on_drop(true)
+            .spawn()
+        {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(child = %what, error = %e, "cannot start");

@@ -88,7 +88,14 @@ async fn followers_restarted_or_wiped_catch_up_and_can_lead() -> anyhow::Result<
     drop(n3); // SIGKILL
     f.ok(&["cluster", "remove-node", "3", "--coordinator", &all]);
     std::fs::remove_dir_all(f.node_data_dir(3))?;
-    wait(&f, &all); // the cluster moves on without it
+    // The cluster moves on without it until the entries it would need are
+    // purged.
+    let removed_at = cluster(&f, &all).unwrap()["last_log_index"].as_i64().unwrap();
+    f.wait_until(
+        "the log to be purged past the removal",
+        Duration::from_secs(120),
+        || cluster(&f, &all).is_some_and(|s| s["purged_index"].as_i64().is_some_and(|p| p > removed_at)),
+    );
     let n3 = f.coordinator_node(3, p3, &f.url())?;
     f.wait_until("node 3 to be a voter again", Duration::from_secs(60), || {
         cluster(&f, &all).is_some_and(|s| caught_up(&s, 3, 3))

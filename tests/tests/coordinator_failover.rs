@@ -21,7 +21,17 @@ fn leader(f: &Ferry, coordinator: &str) -> Option<u64> {
 /// Milliseconds since the epoch of a log line's leading RFC 3339 UTC
 /// timestamp (`2026-12-02T22:49:34.123456Z ...`).
 fn line_ms(line: &str) -> Option<u64> {
-    let ts = line.split_whitespace().next()?;
+    // Log files keep the terminal colours: ESC [ ... m around the stamp.
+    let mut plain = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| *c == 'm');
+        } else {
+            plain.push(c);
+        }
+    }
+    let ts = plain.split_whitespace().next()?;
     let (date, time) = ts.strip_suffix('Z')?.split_once('T')?;
     let d: Vec<i64> = date.split('-').map(|x| x.parse().ok()).collect::<Option<_>>()?;
     let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
@@ -92,7 +102,8 @@ async fn the_leader_killed_mid_load_and_during_cdc_loses_and_doubles_nothing() -
 
     let status = |f: &Ferry| {
         let (ok, out, _) = f.ferry(&["task", "status", "ha", "--output", "json", "--coordinator", &all]);
-        ok.then(|| serde_json::from_str::<serde_json::Value>(&out).ok()).flatten()
+        ok.then(|| serde_json::from_str::<serde_json::Value>(&out).ok())
+            .flatten()
     };
     let kill = |f: &mut Ferry, nodes: &mut BTreeMap<u64, Proc>, n: u64| {
         if n == 1 {

@@ -140,7 +140,13 @@ async fn a_cli_killed_after_the_freeze_leaves_a_cutover_that_resume_finishes() -
     let out = f.ok(&["cutover", "move", "--resume", "--hook", &hook]);
     println!("{out}");
     assert!(marker.exists(), "the hook did not run: {out}");
-    for step in ["1. freeze", "2. target applied", "3. sequences", "5. reverse stream", "6. hook"] {
+    for step in [
+        "1. freeze",
+        "2. target applied",
+        "3. sequences",
+        "5. reverse stream",
+        "6. hook",
+    ] {
         assert!(out.contains(step), "{step}: {out}");
     }
     assert!(out.contains("write-freeze window"), "{out}");
@@ -223,8 +229,15 @@ async fn a_leader_killed_during_the_drain_leaves_the_cutover_to_the_next() -> an
     let out = cli.output();
     println!("{out}");
     eprintln!("cutover finished {:?} after the leader was killed", killed.elapsed());
-    assert!(done.success(), "cutover failed: {out}\n{:?}", status_at(&f, "ha", &rest));
-    assert!(out.contains("2. target applied") && out.contains("write-freeze window"), "{out}");
+    assert!(
+        done.success(),
+        "cutover failed: {out}\n{:?}",
+        status_at(&f, "ha", &rest)
+    );
+    assert!(
+        out.contains("2. target applied") && out.contains("write-freeze window"),
+        "{out}"
+    );
     let st = status_at(&f, "ha", &rest).unwrap();
     assert_eq!(cutover_of(&st)["state"], "done", "{st}");
     assert_frozen(&p).await?;

@@ -112,10 +112,7 @@ fn fuzz_coordinator_requests() -> anyhow::Result<()> {
                     .request_mark(pb::TaskName::decode(body).map_err(skip)?)
                     .await
                     .map(drop),
-                6 | 7 => c
-                    .switch(pb::SwitchRequest::decode(body).map_err(skip)?)
-                    .await
-                    .map(drop),
+                6 | 7 => c.switch(pb::SwitchRequest::decode(body).map_err(skip)?).await.map(drop),
                 8 => c
                     .reload_table(pb::ReloadTableRequest::decode(body).map_err(skip)?)
                     .await

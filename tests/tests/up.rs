@@ -105,7 +105,10 @@ async fn ferry_up_runs_three_nodes_and_keeps_them_running() -> anyhow::Result<()
     // Node 2's process dies; `ferry up` starts it again on its data dir.
     let node2 = children(up.id(), "node-id 2");
     assert_eq!(node2.len(), 1, "one node-2 process");
-    assert!(Command::new("kill").args(["-9", &node2[0].to_string()]).status()?.success());
+    assert!(Command::new("kill")
+        .args(["-9", &node2[0].to_string()])
+        .status()?
+        .success());
     wait("node 2 to run again", &|| {
         children(up.id(), "node-id 2").first().is_some_and(|p| *p != node2[0])
     });
@@ -121,7 +124,10 @@ async fn ferry_up_runs_three_nodes_and_keeps_them_running() -> anyhow::Result<()
     // SIGTERM: every child goes with it.
     let kids = children(up.id(), "");
     assert_eq!(kids.len(), 3, "two nodes and a worker: {kids:?}");
-    assert!(Command::new("kill").args(["-TERM", &up.id().to_string()]).status()?.success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &up.id().to_string()])
+        .status()?
+        .success());
     let st = up.wait()?;
     assert!(st.success(), "ferry up exited {st}");
     for k in kids {

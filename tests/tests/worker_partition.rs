@@ -28,9 +28,11 @@ async fn a_worker_cut_off_for_longer_than_its_lease_is_fenced() -> anyhow::Resul
 
     proxy.cut();
     let cut = Instant::now();
-    f.wait_until("the stream to move to the other worker", Duration::from_secs(60), || {
-        f.workers[1].log_text().contains("CDC stream started")
-    });
+    f.wait_until(
+        "the stream to move to the other worker",
+        Duration::from_secs(60),
+        || f.workers[1].log_text().contains("CDC stream started"),
+    );
     eprintln!("stream granted again {:?} after the cut", cut.elapsed());
     // The zombie keeps its database sessions for several leases more.
     while cut.elapsed() < Duration::from_millis(4 * LEASE_MS) {

@@ -216,7 +216,10 @@ async fn follow(
 /// A call that failed because its coordinator is gone or not the leader
 /// (the next call goes elsewhere), not because it was refused.
 fn unreachable(s: &tonic::Status) -> bool {
-    matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled)
+    matches!(
+        s.code(),
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+    )
 }
 
 async fn run_hook(cmd: &str) -> anyhow::Result<()> {

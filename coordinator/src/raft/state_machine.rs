@@ -5,6 +5,15 @@
 //! and leases. Each applied batch is written as one WriteBatch together with
 //! `last_applied` and the membership, so a crash never leaves the state
 //! ahead of or behind the log position it claims.
+//!
+//! Snapshots: the state is copied (serialized) when openraft asks for a
+//! builder, between two applied batches, so a snapshot holds exactly the
+//! entries up to the `last_applied` it names — building it concurrently
+//! with later applies would let a follower that installs it apply those
+//! entries a second time. The newest snapshot (built or installed) is kept
+//! in RocksDB beside the state and shared by every handle: after the log
+//! is purged behind it, it is the only way a lagging or new node catches
+//! up, so it must survive restarts.
 
 use super::{NodeId, TypeConfig, CF_SM};
 use crate::state::{Dirty, Response, State, Task};
@@ -16,7 +25,7 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Cursor;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
 
@@ -59,13 +68,39 @@ struct SnapshotBody {
 /// Shared, read-mostly handle: gRPC services read the state directly.
 pub type SharedState = Arc<RwLock<State>>;
 
-#[derive(Clone)]
+type StoredSnapshot = (SnapshotMeta<NodeId, BasicNode>, Vec<u8>);
+
 pub struct StateMachine {
     db: Arc<rocksdb::DB>,
     pub state: SharedState,
     last_applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, BasicNode>,
-    snapshot: Option<(SnapshotMeta<NodeId, BasicNode>, Vec<u8>)>,
+    /// The newest snapshot, as stored under `snapshot_meta` / `snapshot_data`.
+    snapshot: Arc<Mutex<Option<StoredSnapshot>>>,
+}
+
+/// A copy of the state at one applied position, made into a snapshot.
+pub struct SnapshotBuilder {
+    db: Arc<rocksdb::DB>,
+    last_applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, BasicNode>,
+    data: Vec<u8>,
+    snapshot: Arc<Mutex<Option<StoredSnapshot>>>,
+}
+
+/// Stores `snap` as the newest snapshot.
+fn keep_snapshot(db: &rocksdb::DB, slot: &Mutex<Option<StoredSnapshot>>, snap: StoredSnapshot) -> Result<(), String> {
+    let cf = db.cf_handle(CF_SM).expect("sm column family");
+    let mut batch = rocksdb::WriteBatch::default();
+    batch.put_cf(
+        cf,
+        "snapshot_meta",
+        serde_json::to_vec(&snap.0).map_err(|e| e.to_string())?,
+    );
+    batch.put_cf(cf, "snapshot_data", &snap.1);
+    db.write(batch).map_err(|e| e.to_string())?;
+    *slot.lock().expect("snapshot lock") = Some(snap);
+    Ok(())
 }
 
 impl StateMachine {
@@ -85,12 +120,22 @@ impl StateMachine {
             tasks.insert(t.spec.name.clone(), t);
         }
         let (last_applied, membership) = (meta.last_applied, meta.membership.clone());
+        let snapshot = match (
+            db.get_cf(cf, "snapshot_meta").map_err(|e| e.to_string())?,
+            db.get_cf(cf, "snapshot_data").map_err(|e| e.to_string())?,
+        ) {
+            (Some(m), Some(data)) => Some((
+                serde_json::from_slice(&m).map_err(|e| format!("stored snapshot meta: {e}"))?,
+                data,
+            )),
+            _ => None,
+        };
         Ok(StateMachine {
             db,
             state: Arc::new(RwLock::new(meta.into_state(tasks))),
             last_applied,
             membership,
-            snapshot: None,
+            snapshot: Arc::new(Mutex::new(snapshot)),
         })
     }
 
@@ -141,16 +186,8 @@ impl StateMachine {
     }
 }
 
-impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
-        let body = {
-            let s = self.state.read().expect("state lock");
-            SnapshotBody {
-                meta: self.meta(&s),
-                tasks: s.tasks.clone(),
-            }
-        };
-        let data = serde_json::to_vec(&body).map_err(|e| StorageIOError::read_state_machine(&e))?;
         let meta = SnapshotMeta {
             last_log_id: self.last_applied,
             last_membership: self.membership.clone(),
@@ -160,7 +197,9 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
                 ferry_common::now_ms()
             ),
         };
-        self.snapshot = Some((meta.clone(), data.clone()));
+        let data = std::mem::take(&mut self.data);
+        keep_snapshot(&self.db, &self.snapshot, (meta.clone(), data.clone()))
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &std::io::Error::other(e)))?;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
@@ -169,7 +208,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
-    type SnapshotBuilder = Self;
+    type SnapshotBuilder = SnapshotBuilder;
 
     async fn applied_state(&mut self) -> StorageResult<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>)> {
         Ok((self.last_applied, self.membership.clone()))
@@ -201,7 +240,22 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        self.clone()
+        // Copied now, between applied batches: see the module comment.
+        let body = {
+            let s = self.state.read().expect("state lock");
+            serde_json::to_vec(&SnapshotBody {
+                meta: self.meta(&s),
+                tasks: s.tasks.clone(),
+            })
+            .expect("the state serializes")
+        };
+        SnapshotBuilder {
+            db: self.db.clone(),
+            last_applied: self.last_applied,
+            membership: self.membership.clone(),
+            data: body,
+            snapshot: self.snapshot.clone(),
+        }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<Cursor<Vec<u8>>>> {
@@ -223,13 +277,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         *s = body.meta.into_state(body.tasks);
         self.persist(&s, &Dirty::default(), true)
             .map_err(|e| StorageIOError::write_state_machine(&std::io::Error::other(e)))?;
-        self.snapshot = Some((meta.clone(), data));
+        keep_snapshot(&self.db, &self.snapshot, (meta.clone(), data))
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &std::io::Error::other(e)))?;
         tracing::info!(snapshot = %meta.snapshot_id, last_log_index = meta.last_log_id.map_or(0, |l| l.index), "installed a snapshot from the leader");
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
-        Ok(self.snapshot.clone().map(|(meta, data)| Snapshot {
+        let current = self.snapshot.lock().expect("snapshot lock").clone();
+        Ok(current.map(|(meta, data)| Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
         }))

@@ -21,7 +21,7 @@
 # multisets: "lost" counts source rows the target lacks, "doubled" target
 # rows the source lacks (pgbench_history has no key: a change applied twice
 # is an extra row). Printed per run: the faults with their times, lost,
-# doubled, and for each leader kill the failover time (kill to a new leader
+# doubled (of ROWS source rows compared), and for each leader kill the failover time (kill to a new leader
 # answering). Exits non-zero on any loss or duplicate, or a run that does
 # not catch up.
 #   [SCALE=2] [MY_SIZE=20000] [SECS=45] [FAULTS=4] [SEED=$RANDOM] bench/chaos.sh [RUNS=10]
@@ -78,6 +78,10 @@ voters() {
 }
 until [ "$(voters)" = 3 ]; do sleep 0.5; done
 
+kill9() { # PID: killed and reaped quietly
+  kill -9 "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
 FAILOVERS=()
 fault() { # KIND: inject it; appends to LOG
   local kind=$1 n w t0 others
@@ -86,8 +90,8 @@ fault() { # KIND: inject it; appends to LOG
       n=$(leader)
       [ -n "$n" ] || { LOG+=" $kind(no-leader)"; return; }
       if [ "$kind" = follower ]; then n=$(( (n % 3) + 1 )); fi
-      kill -9 "${NODE[$n]}" 2>/dev/null || true
       t0=$(now)
+      kill9 "${NODE[$n]}"
       if [ "$kind" = leader ]; then
         others=""
         for m in 1 2 3; do [ "$m" = "$n" ] || others+="${others:+,}http://127.0.0.1:${PORT[$m]}"; done
@@ -97,7 +101,7 @@ fault() { # KIND: inject it; appends to LOG
       sleep 3; start_node "$n" ;;
     worker)
       w=$(( (RANDOM % 3) + 1 ))
-      kill -9 "${WORKER[$w]}" 2>/dev/null || true
+      kill9 "${WORKER[$w]}"
       sleep 1; start_worker "$w" ;;
     link)
       w=$(( (RANDOM % 3) + 1 ))
@@ -119,13 +123,14 @@ fault() { # KIND: inject it; appends to LOG
 # Sorted dumps of both sides, compared as multisets: sets LOST, DOUBLED.
 compare() {
   local db=$1 t a b
-  LOST=0; DOUBLED=0
+  LOST=0; DOUBLED=0; ROWS=0
   if [ "$DIR" = pg ]; then
     for t in pgbench_accounts pgbench_branches pgbench_tellers pgbench_history; do
       src bench -c "COPY (SELECT * FROM $t) TO STDOUT" | sort >"$WORK/a"
       dst "$db" -c "COPY (SELECT * FROM $t) TO STDOUT" | sort >"$WORK/b"
       LOST=$((LOST + $(comm -23 "$WORK/a" "$WORK/b" | wc -l)))
       DOUBLED=$((DOUBLED + $(comm -13 "$WORK/a" "$WORK/b" | wc -l)))
+      ROWS=$((ROWS + $(wc -l <"$WORK/a")))
     done
   else
     for t in sbtest1 sbtest2 sbtest3 sbtest4; do
@@ -133,6 +138,7 @@ compare() {
       dst "$db" -F $'\t' -c "SELECT id, k, rtrim(c), rtrim(pad) FROM sbtest.$t" | sort >"$WORK/b"
       LOST=$((LOST + $(comm -23 "$WORK/a" "$WORK/b" | wc -l)))
       DOUBLED=$((DOUBLED + $(comm -13 "$WORK/a" "$WORK/b" | wc -l)))
+      ROWS=$((ROWS + $(wc -l <"$WORK/a")))
     done
   fi
 }
@@ -140,7 +146,7 @@ compare() {
 KINDS=(leader follower worker link source target)
 BAD=0; ALL_FAILOVERS=()
 printf "seed %s; %s runs of %s s with %s faults each\n" "$SEED" "$RUNS" "$SECS" "$FAULTS"
-printf "%-4s %-6s %-64s %6s %8s %s\n" RUN PATH FAULTS LOST DOUBLED FAILOVER_S
+printf "%-4s %-6s %-64s %8s %6s %8s %s\n" RUN PATH FAULTS ROWS LOST DOUBLED FAILOVER_S
 for run in $(seq "$RUNS"); do
   if [ $((run % 2)) = 1 ]; then DIR=pg; else DIR=my; fi
   db=chaos$run
@@ -167,9 +173,9 @@ for run in $(seq "$RUNS"); do
   if "$BIN/ferry" task wait "$db" --for caught-up --timeout 900 >"$WORK/wait.log" 2>&1; then
     compare "$db"
   else
-    LOST=-1; DOUBLED=-1; LOG+=" (did not catch up: $(tail -1 "$WORK/wait.log"))"
+    ROWS=-; LOST=-1; DOUBLED=-1; LOG+=" (did not catch up: $(tail -1 "$WORK/wait.log"))"
   fi
-  printf "%-4s %-6s %-64s %6s %8s %s\n" "$run" "$DIR" "${LOG# }" "$LOST" "$DOUBLED" "${FAILOVERS[*]:--}"
+  printf "%-4s %-6s %-64s %8s %6s %8s %s\n" "$run" "$DIR" "${LOG# }" "$ROWS" "$LOST" "$DOUBLED" "${FAILOVERS[*]:--}"
   ALL_FAILOVERS+=("${FAILOVERS[@]}")
   [ "$LOST" = 0 ] && [ "$DOUBLED" = 0 ] || BAD=$((BAD + 1))
   "$BIN/ferry" task delete "$db" >/dev/null 2>&1 || true

@@ -74,7 +74,8 @@ fn ensure_leader(raft: &Raft) -> Result<(), Status> {
 
 fn membership_error(node: NodeId, e: impl std::fmt::Display) -> Status {
     let msg = e.to_string();
-    if msg.contains("in progress") || msg.contains("InProgress") {
+    // openraft: "the cluster is already undergoing a configuration change".
+    if msg.contains("undergoing") || msg.contains("in progress") || msg.contains("InProgress") {
         return Status::failed_precondition(format!(
             "node {node}: another membership change is in progress; retry when it has finished ({msg})"
         ));

@@ -129,6 +129,23 @@ pub struct Switch {
 }
 
 impl Switch {
+    fn new(direction: Direction, plan: Vec<Step>, now_ms: u64) -> Switch {
+        Switch {
+            direction,
+            plan,
+            at: 0,
+            waiting: Waiting::Nothing,
+            done: vec![],
+            started_ms: now_ms,
+            step_started_ms: now_ms,
+            finished_ms: 0,
+            failed: None,
+            abandoned: false,
+            frozen: false,
+            dry_run: false,
+        }
+    }
+
     pub fn finished(&self) -> bool {
         self.at >= self.plan.len()
     }
@@ -237,20 +254,9 @@ impl State {
             .collect(),
         };
         let t = self.tasks.get_mut(name).expect("checked above");
-        t.switch = Some(Switch {
-            direction: ask.direction,
-            plan,
-            at: 0,
-            waiting: Waiting::Nothing,
-            done: vec![],
-            started_ms: now_ms,
-            step_started_ms: now_ms,
-            finished_ms: 0,
-            failed: None,
-            abandoned: false,
-            frozen: false,
-            dry_run: ask.dry_run,
-        });
+        let mut switch = Switch::new(ask.direction, plan, now_ms);
+        switch.dry_run = ask.dry_run;
+        t.switch = Some(switch);
         dirty.tasks.push(name.to_string());
         self.enter_step(name, now_ms, dirty);
         Response::Ok
@@ -367,19 +373,11 @@ impl State {
         if t.state != TaskState::Running {
             return Response::Error(format!("task {name} is {}, not running", t.state.as_str()));
         }
-        let s = t.switch.get_or_insert_with(|| Switch {
-            direction: Direction::Cutover,
-            plan: vec![],
-            at: 0,
-            waiting: Waiting::Nothing,
-            done: vec![],
-            started_ms: now_ms,
-            step_started_ms: now_ms,
-            finished_ms: 0,
-            failed: None,
-            abandoned: false,
-            frozen: true,
-            dry_run: false,
+        let s = t.switch.get_or_insert_with(|| {
+            // Nothing on record (a freeze left from before): undo it anyway.
+            let mut s = Switch::new(Direction::Cutover, vec![], now_ms);
+            s.frozen = true;
+            s
         });
         if s.finished() {
             // A finished rehearsal or abandon: a fresh record.

@@ -488,6 +488,52 @@ impl Ferry {
         self.spawn(cmd, &format!("coordinator-node-{node_id}-{n}"))
     }
 
+    /// `ferry cluster status --output json` through `coordinator` (URLs).
+    pub fn cluster_status(&self, coordinator: &str) -> Option<serde_json::Value> {
+        let (ok, out, _) = self.ferry(&["cluster", "status", "--output", "json", "--coordinator", coordinator]);
+        ok.then(|| serde_json::from_str(&out).ok()).flatten()
+    }
+
+    /// Nodes 2..=`nodes` joined to this node 1, and waited for as voters:
+    /// their ports and processes (the caller owns them), and every node's
+    /// URL, comma-separated, node 1 first.
+    pub fn start_cluster(&self, nodes: u64) -> Result<(Vec<(u16, Proc)>, String)> {
+        let mut others = vec![];
+        for n in 2..=nodes {
+            others.push(self.add_coordinator(n)?);
+        }
+        let scheme = if self.access.is_some() { "https" } else { "http" };
+        let all = std::iter::once(self.port)
+            .chain(others.iter().map(|(p, _)| *p))
+            .map(|p| format!("{scheme}://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        self.wait_until("every node a voter", Duration::from_secs(60), || {
+            self.cluster_status(&all).is_some_and(|s| {
+                s["members"]
+                    .as_array()
+                    .is_some_and(|m| m.iter().filter(|m| m["voter"] == true).count() == nodes as usize)
+            })
+        });
+        Ok((others, all))
+    }
+
+    /// `ferry task wait NAME --for caught-up` through `coordinator`.
+    pub fn wait_caught_up_at(&self, task: &str, coordinator: &str) {
+        let (ok, out, err) = self.ferry(&[
+            "task",
+            "wait",
+            task,
+            "--for",
+            "caught-up",
+            "--timeout",
+            "300",
+            "--coordinator",
+            coordinator,
+        ]);
+        assert!(ok, "caught-up wait failed: {out}{err}");
+    }
+
     /// The data dir of coordinator node `node_id` (node 1: the first).
     pub fn node_data_dir(&self, node_id: u64) -> PathBuf {
         match node_id {
@@ -817,6 +863,20 @@ impl PgbenchPair {
     pub async fn assert_identical(&self) -> Result<()> {
         assert_tables_identical(&self.src, &self.dst, PGBENCH_TABLES).await
     }
+}
+
+/// Asserts that `sql` is refused because the database is read-only (a
+/// frozen source).
+pub async fn assert_read_only(c: &tokio_postgres::Client, sql: &str) {
+    let refused = c
+        .batch_execute(sql)
+        .await
+        .expect_err("a frozen database must refuse writes");
+    assert_eq!(
+        refused.code(),
+        Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION),
+        "{refused:?}"
+    );
 }
 
 /// Waits for a pgbench run to end; a run cut short by a server restart is

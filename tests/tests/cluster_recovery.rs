@@ -12,11 +12,6 @@
 use ferry_tests::*;
 use std::time::Duration;
 
-fn cluster(f: &Ferry, coordinator: &str) -> Option<serde_json::Value> {
-    let (ok, out, _) = f.ferry(&["cluster", "status", "--output", "json", "--coordinator", coordinator]);
-    ok.then(|| serde_json::from_str(&out).ok()).flatten()
-}
-
 /// Every member a voter, and node `n`'s log matched up to the leader's.
 fn caught_up(s: &serde_json::Value, n: u64, voters: usize) -> bool {
     let members = s["members"].as_array().cloned().unwrap_or_default();
@@ -33,47 +28,17 @@ async fn followers_restarted_or_wiped_catch_up_and_can_lead() -> anyhow::Result<
     std::env::set_var("FERRY_SNAPSHOT_LOGS", "100");
     let p = PgbenchPair::new(1)?;
     let mut f = Ferry::start(0, 3000, &[])?;
-    let (p2, n2) = f.add_coordinator(2)?;
-    let (p3, n3) = f.add_coordinator(3)?;
+    let (nodes, all) = f.start_cluster(3)?;
+    let mut nodes = nodes.into_iter();
+    let (p2, n2) = nodes.next().unwrap();
+    let (p3, n3) = nodes.next().unwrap();
     let url = |p: u16| format!("http://127.0.0.1:{p}");
-    let all = format!("{},{},{}", f.url(), url(p2), url(p3));
-    f.wait_until("three voters", Duration::from_secs(60), || {
-        cluster(&f, &f.url()).is_some_and(|s| caught_up(&s, 3, 3))
-    });
     f.add_worker_at(&all, &[])?;
     f.add_worker_at(&all, &[])?;
-    let settings = f.dir.path().join("settings.json");
-    std::fs::write(&settings, r#"{"Ferry": {"SegmentTargetBytes": 4000000}}"#)?;
-    f.ok(&[
-        "task",
-        "create",
-        "ha",
-        "--type",
-        "full-load-and-cdc",
-        "--source",
-        &p.src.url("postgres"),
-        "--target",
-        &p.dst.url("postgres"),
-        "--settings",
-        settings.to_str().unwrap(),
-    ]);
+    p.create_task(&f, "ha", "full-load-and-cdc");
     f.ok(&["task", "start", "ha"]);
     let load = p.write_load(2, 60)?;
-    let wait = |f: &Ferry, coordinators: &str| {
-        let (ok, out, err) = f.ferry(&[
-            "task",
-            "wait",
-            "ha",
-            "--for",
-            "caught-up",
-            "--timeout",
-            "120",
-            "--coordinator",
-            coordinators,
-        ]);
-        assert!(ok, "caught-up wait failed: {out}{err}");
-    };
-    wait(&f, &all);
+    f.wait_caught_up_at("ha", &all);
 
     // A follower killed and restarted on its data dir.
     let mut n3 = n3;
@@ -81,7 +46,7 @@ async fn followers_restarted_or_wiped_catch_up_and_can_lead() -> anyhow::Result<
     tokio::time::sleep(Duration::from_secs(3)).await;
     let n3 = f.coordinator_node(3, p3, &f.url())?;
     f.wait_until("node 3 to catch up from its data dir", Duration::from_secs(60), || {
-        cluster(&f, &all).is_some_and(|s| caught_up(&s, 3, 3))
+        f.cluster_status(&all).is_some_and(|s| caught_up(&s, 3, 3))
     });
 
     // Wiped and added again: the log it needs is gone, a snapshot it gets.
@@ -90,15 +55,18 @@ async fn followers_restarted_or_wiped_catch_up_and_can_lead() -> anyhow::Result<
     std::fs::remove_dir_all(f.node_data_dir(3))?;
     // The cluster moves on without it until the entries it would need are
     // purged.
-    let removed_at = cluster(&f, &all).unwrap()["last_log_index"].as_i64().unwrap();
+    let removed_at = f.cluster_status(&all).unwrap()["last_log_index"].as_i64().unwrap();
     f.wait_until(
         "the log to be purged past the removal",
         Duration::from_secs(120),
-        || cluster(&f, &all).is_some_and(|s| s["purged_index"].as_i64().is_some_and(|p| p > removed_at)),
+        || {
+            f.cluster_status(&all)
+                .is_some_and(|s| s["purged_index"].as_i64().is_some_and(|p| p > removed_at))
+        },
     );
     let n3 = f.coordinator_node(3, p3, &f.url())?;
     f.wait_until("node 3 to be a voter again", Duration::from_secs(60), || {
-        cluster(&f, &all).is_some_and(|s| caught_up(&s, 3, 3))
+        f.cluster_status(&all).is_some_and(|s| caught_up(&s, 3, 3))
     });
     assert!(
         n3.log_text().contains("installed a snapshot from the leader"),
@@ -109,17 +77,17 @@ async fn followers_restarted_or_wiped_catch_up_and_can_lead() -> anyhow::Result<
     // Node 2 dies: nodes 1 and 3 commit on their own.
     let mut n2 = n2;
     n2.kill9();
-    wait(&f, &all);
+    f.wait_caught_up_at("ha", &all);
 
     // Node 1 dies and node 2 returns, its log behind node 3's: node 3 leads.
     f.coordinator.as_mut().unwrap().kill9();
     let _n2 = f.coordinator_node(2, p2, &url(p3))?;
     let rest = format!("{},{}", url(p2), url(p3));
     f.wait_until("node 3 to lead", Duration::from_secs(60), || {
-        cluster(&f, &rest).is_some_and(|s| s["leader_id"] == 3)
+        f.cluster_status(&rest).is_some_and(|s| s["leader_id"] == 3)
     });
     finish(load);
-    wait(&f, &rest);
+    f.wait_caught_up_at("ha", &rest);
     p.assert_identical().await?;
     drop(n3);
     Ok(())

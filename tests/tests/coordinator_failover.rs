@@ -9,13 +9,8 @@ use ferry_tests::*;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
-fn cluster(f: &Ferry, coordinator: &str) -> Option<serde_json::Value> {
-    let (ok, out, _) = f.ferry(&["cluster", "status", "--output", "json", "--coordinator", coordinator]);
-    ok.then(|| serde_json::from_str(&out).ok()).flatten()
-}
-
 fn leader(f: &Ferry, coordinator: &str) -> Option<u64> {
-    cluster(f, coordinator).and_then(|s| s["leader_id"].as_u64())
+    f.cluster_status(coordinator).and_then(|s| s["leader_id"].as_u64())
 }
 
 /// Milliseconds since the epoch of a log line's leading RFC 3339 UTC
@@ -73,23 +68,14 @@ fn first_start_after(f: &Ferry, since: SystemTime) -> Option<u64> {
 async fn the_leader_killed_mid_load_and_during_cdc_loses_and_doubles_nothing() -> anyhow::Result<()> {
     let p = PgbenchPair::new(3)?;
     let mut f = Ferry::start(0, 3000, &[])?;
-    let mut ports = BTreeMap::new();
+    let (started, all) = f.start_cluster(3)?;
+    let mut ports = BTreeMap::from([(1, f.port)]);
     let mut nodes = BTreeMap::new();
-    ports.insert(1, f.port);
-    for n in [2, 3] {
-        let (port, proc) = f.add_coordinator(n)?;
+    for (n, (port, proc)) in (2..).zip(started) {
         ports.insert(n, port);
         nodes.insert(n, proc);
     }
     let url = |p: u16| format!("http://127.0.0.1:{p}");
-    let all = ports.values().map(|p| url(*p)).collect::<Vec<_>>().join(",");
-    f.wait_until("three voters", Duration::from_secs(60), || {
-        cluster(&f, &all).is_some_and(|s| {
-            s["members"]
-                .as_array()
-                .is_some_and(|m| m.iter().filter(|m| m["voter"] == true).count() == 3)
-        })
-    });
     // One slot each (the default): one worker holds the load's snapshot,
     // the other loads segments one after another, so the load is in the
     // middle of them for a while.
@@ -191,18 +177,7 @@ async fn the_leader_killed_mid_load_and_during_cdc_loses_and_doubles_nothing() -
     }
 
     finish(load);
-    let (ok, out, err) = f.ferry(&[
-        "task",
-        "wait",
-        "ha",
-        "--for",
-        "caught-up",
-        "--timeout",
-        "300",
-        "--coordinator",
-        &all,
-    ]);
-    assert!(ok, "caught-up wait failed: {out}{err}\n{:?}", status(&f));
+    f.wait_caught_up_at("ha", &all);
     p.assert_identical().await?;
     let st = status(&f).unwrap();
     assert_eq!(st["state"], "running", "{st}");

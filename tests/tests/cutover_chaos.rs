@@ -75,15 +75,11 @@ fn cutover_of(st: &serde_json::Value) -> serde_json::Value {
 
 async fn assert_frozen(p: &PgbenchPair) -> anyhow::Result<()> {
     let src = p.src.client("postgres").await?;
-    let refused = src
-        .batch_execute("INSERT INTO pgbench_history (tid, bid, aid, delta) VALUES (1, 1, 1, 1)")
-        .await
-        .expect_err("a frozen source must refuse writes");
-    assert_eq!(
-        refused.code(),
-        Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION),
-        "{refused:?}"
-    );
+    assert_read_only(
+        &src,
+        "INSERT INTO pgbench_history (tid, bid, aid, delta) VALUES (1, 1, 1, 1)",
+    )
+    .await;
     Ok(())
 }
 
@@ -161,36 +157,11 @@ async fn a_cli_killed_after_the_freeze_leaves_a_cutover_that_resume_finishes() -
 async fn a_leader_killed_during_the_drain_leaves_the_cutover_to_the_next() -> anyhow::Result<()> {
     let p = PgbenchPair::new(1)?;
     let mut f = Ferry::start(0, 3000, &[])?;
-    let (p2, _n2) = f.add_coordinator(2)?;
-    let (p3, _n3) = f.add_coordinator(3)?;
-    let url = |p: u16| format!("http://127.0.0.1:{p}");
-    let all = format!("{},{},{}", f.url(), url(p2), url(p3));
-    let rest = format!("{},{}", url(p2), url(p3));
-    f.wait_until("three voters", Duration::from_secs(60), || {
-        let (ok, out, _) = f.ferry(&["cluster", "status", "--output", "json"]);
-        ok && serde_json::from_str::<serde_json::Value>(&out).is_ok_and(|s| {
-            s["members"]
-                .as_array()
-                .is_some_and(|m| m.iter().filter(|m| m["voter"] == true).count() == 3)
-        })
-    });
+    let (nodes, all) = f.start_cluster(3)?;
+    let rest = all.split(',').skip(1).collect::<Vec<_>>().join(",");
     f.add_worker_at(&all, &[])?;
     f.add_worker_at(&all, &[])?;
-    let settings = f.dir.path().join("settings.json");
-    std::fs::write(&settings, r#"{"Ferry": {"SegmentTargetBytes": 4000000}}"#)?;
-    f.ok(&[
-        "task",
-        "create",
-        "ha",
-        "--type",
-        "full-load-and-cdc",
-        "--source",
-        &p.src.url("postgres"),
-        "--target",
-        &p.dst.url("postgres"),
-        "--settings",
-        settings.to_str().unwrap(),
-    ]);
+    p.create_task(&f, "ha", "full-load-and-cdc");
     f.ok(&["task", "start", "ha"]);
     wait_caught_up(&f, "ha");
     let load = p.write_load(2, 10)?;
@@ -206,14 +177,14 @@ async fn a_leader_killed_during_the_drain_leaves_the_cutover_to_the_next() -> an
         status_at(&f, "ha", &all).is_some_and(|st| cutover_of(&st)["step"] == "drain")
     });
     finish(load);
-    let (ok, out, _) = f.ferry(&["cluster", "status", "--output", "json", "--coordinator", &all]);
-    let leader: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
-    assert!(ok && leader["leader_id"] == 1, "node 1 leads: {out}");
+    let leader = f.cluster_status(&all).unwrap_or_default();
+    assert_eq!(leader["leader_id"], 1, "node 1 leads: {leader}");
     f.coordinator.as_mut().unwrap().kill9();
     let killed = Instant::now();
     signal(stopped, "-CONT");
 
     let mut cli = cli;
+    let _nodes = nodes;
     let done = loop {
         if let Some(st) = cli.child.try_wait()? {
             break st;

@@ -20,9 +20,9 @@
 # then every table is dumped sorted from both sides and compared as
 # multisets: "lost" counts source rows the target lacks, "doubled" target
 # rows the source lacks (pgbench_history has no key: a change applied twice
-# is an extra row). Printed per run: the faults with their times, lost,
-# doubled (of ROWS source rows compared), and for each leader kill the failover time (kill to a new leader
-# answering). Exits non-zero on any loss or duplicate, or a run that does
+# is an extra row). Printed per run: the faults with their times, the
+# source rows compared, lost, doubled, and for each leader kill the
+# failover time (kill to a new leader answering). Exits non-zero on any loss or duplicate, or a run that does
 # not catch up.
 #   [SCALE=2] [MY_SIZE=20000] [SECS=45] [FAULTS=4] [SEED=$RANDOM] bench/chaos.sh [RUNS=10]
 # FERRY_BIN=target/debug uses the debug build. Needs pgbench, mariadbd,

@@ -53,8 +53,8 @@ sample() {
     entries=$((last - purged))
     kb=$(du -sk "$WORK/n$n/raft" | cut -f1)
     printf "%8s %5s %10s %10s %8s %8s\n" "$el" "$n" "$last" "$purged" "$entries" "$kb"
-    [ "$entries" -gt "$MAX_ENTRIES" ] && MAX_ENTRIES=$entries
-    [ "$kb" -gt "$MAX_KB" ] && MAX_KB=$kb
+    if [ "$entries" -gt "$MAX_ENTRIES" ]; then MAX_ENTRIES=$entries; fi
+    if [ "$kb" -gt "$MAX_KB" ]; then MAX_KB=$kb; fi
   done
 }
 while kill -0 "$LOAD" 2>/dev/null; do sample; sleep "$SAMPLE"; done

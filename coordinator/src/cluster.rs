@@ -190,3 +190,23 @@ pub async fn join_via(urls: Vec<String>, link: ClientLink, id: NodeId, advertise
         delay = (delay * 2).min(Duration::from_secs(3));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_during_another_is_refused_clearly() {
+        // openraft's refusal, as seen when two nodes join at once.
+        let s = membership_error(
+            2,
+            "the cluster is already undergoing a configuration change at log Some(LogId { index: 4 })",
+        );
+        assert_eq!(s.code(), tonic::Code::FailedPrecondition);
+        assert!(s
+            .message()
+            .starts_with("node 2: another membership change is in progress"));
+        let s = membership_error(3, "network error");
+        assert_eq!(s.code(), tonic::Code::Unavailable);
+    }
+}

@@ -58,9 +58,14 @@ start_node() { # N
 start_worker() { # SLOT
   "$BIN/ferry-worker" --coordinator "$URLS" 2>>"$WORK/worker$1.log" & WORKER[$1]=$!
 }
+kill9() { # PID: killed and reaped quietly
+  kill -9 "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
 stop_all() {
-  for p in "${NODE[@]}" "${WORKER[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  # Only these are waited for: a bare `wait` would also wait for mariadbd,
+  # which cleanup stops.
+  for p in "${NODE[@]}" "${WORKER[@]}"; do kill9 "$p"; done
   cleanup
 }
 trap stop_all EXIT
@@ -78,10 +83,6 @@ voters() {
 }
 until [ "$(voters)" = 3 ]; do sleep 0.5; done
 
-kill9() { # PID: killed and reaped quietly
-  kill -9 "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
 FAILOVERS=()
 fault() { # KIND: inject it; appends to LOG
   local kind=$1 n w t0 others

@@ -41,6 +41,15 @@ pub enum Direction {
     Rollback,
 }
 
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Cutover => "cutover",
+            Direction::Rollback => "rollback",
+        }
+    }
+}
+
 /// One step of a switch. The task holding the record is "the task"; its
 /// source is the side being left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,7 +184,7 @@ impl Switch {
     /// The record as `ferry task status` shows it (docs/cli.md).
     pub fn json(&self) -> serde_json::Value {
         serde_json::json!({
-            "direction": match self.direction { Direction::Cutover => "cutover", Direction::Rollback => "rollback" },
+            "direction": self.direction.as_str(),
             "state": self.state(),
             "plan": self.plan.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
             "step": self.step().map(Step::as_str),
@@ -213,7 +222,7 @@ impl State {
         if let Some(s) = t.switch.as_ref().filter(|s| !s.finished()) {
             return Response::Error(format!(
                 "task {name}: a {} is in progress at step {} ({}): follow it with --resume or abandon it with `ferry cutover {} --unfreeze-source`",
-                direction_word(s.direction),
+                s.direction.as_str(),
                 s.step().map_or("-", Step::as_str),
                 s.state(),
                 name.strip_suffix("-reverse").unwrap_or(name),
@@ -479,13 +488,6 @@ impl State {
 fn push_step(t: &mut Task, step: StepKind) -> u32 {
     t.units.push(Unit::new(UnitKind::Step(step)));
     t.units.len() as u32 - 1
-}
-
-fn direction_word(d: Direction) -> &'static str {
-    match d {
-        Direction::Cutover => "cutover",
-        Direction::Rollback => "rollback",
-    }
 }
 
 /// Tables whose changes stopped, named with why (a cutover over them would

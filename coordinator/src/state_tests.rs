@@ -440,6 +440,17 @@ fn cutover_plan(freeze: bool, hook: bool) -> crate::cutover::SwitchPlan {
     }
 }
 
+/// `ferry cutover c` on task "c".
+fn start_cutover(m: &mut Machine, freeze: bool, hook: bool) {
+    let now_ms = m.now;
+    let start = Request::StartSwitch {
+        name: "c".into(),
+        plan: cutover_plan(freeze, hook),
+        now_ms,
+    };
+    assert_eq!(m.apply(start), Response::Ok);
+}
+
 #[test]
 fn a_cutover_advances_once_per_step_and_waits_for_its_hook() {
     use crate::cutover::Step;
@@ -536,14 +547,7 @@ fn a_failed_step_is_entered_again_on_resume_and_an_abandon_unfreezes() {
     use crate::cutover::Step;
     let mut m = Machine::new();
     let _stream = streaming(&mut m, &["a"]);
-    assert_eq!(
-        m.apply(Request::StartSwitch {
-            name: "c".into(),
-            plan: cutover_plan(true, false),
-            now_ms: m.now,
-        }),
-        Response::Ok
-    );
+    start_cutover(&mut m, true, false);
     let g = m.grant().expect("the freeze unit");
     assert_eq!(
         m.apply(Request::Fail {
@@ -606,14 +610,7 @@ fn a_failed_step_is_entered_again_on_resume_and_an_abandon_unfreezes() {
 fn an_unfreeze_never_overtakes_the_freeze_it_undoes() {
     let mut m = Machine::new();
     let _stream = streaming(&mut m, &["a"]);
-    assert_eq!(
-        m.apply(Request::StartSwitch {
-            name: "c".into(),
-            plan: cutover_plan(true, false),
-            now_ms: m.now,
-        }),
-        Response::Ok
-    );
+    start_cutover(&mut m, true, false);
     // Abandoned before any worker took the freeze: both queue, in order.
     assert_eq!(
         m.apply(Request::AbandonSwitch {

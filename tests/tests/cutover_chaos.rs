@@ -95,15 +95,7 @@ fn signal(pid: u32, sig: &str) {
 async fn a_cli_killed_after_the_freeze_leaves_a_cutover_that_resume_finishes() -> anyhow::Result<()> {
     let p = PgbenchPair::new(1)?;
     let f = Ferry::start(2, 3000, &[])?;
-    create_typed(
-        &f,
-        "move",
-        &p.src.url("postgres"),
-        &p.dst.url("postgres"),
-        "full-load-and-cdc",
-        r#"{"Ferry": {"SegmentTargetBytes": 4000000}}"#,
-        &[],
-    );
+    p.create_task(&f, "move", "full-load-and-cdc");
     f.ok(&["task", "start", "move"]);
     wait_caught_up(&f, "move");
     let load = p.write_load(2, 60)?;

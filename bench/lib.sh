@@ -56,7 +56,7 @@ start_ferry() { # coordinator + 3 workers; sets FERRY_COORDINATOR
   "$BIN/ferry" coordinator --data-dir "$WORK/ferry" --listen "127.0.0.1:$FERRY_PORT" 2>"$WORK/coord.log" & COORD=$!
   FERRY_PIDS=("$COORD")
   for _ in $(seq "${FERRY_WORKERS:-3}"); do
-    "$BIN/ferry-worker" --coordinator "http://127.0.0.1:$FERRY_PORT" 2>>"$WORK/workers.log" & FERRY_PIDS+=($!)
+    "$BIN/ferry-worker" --coordinator "http://127.0.0.1:$FERRY_PORT" --slots 1 2>>"$WORK/workers.log" & FERRY_PIDS+=($!)
   done
   export FERRY_COORDINATOR="http://127.0.0.1:$FERRY_PORT"
   for _ in $(seq 50); do "$BIN/ferry" task list >/dev/null 2>&1 && break; sleep 0.2; done

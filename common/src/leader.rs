@@ -120,7 +120,9 @@ pub fn named_in(message: &str) -> Option<Option<String>> {
             .split("(leader: ")
             .nth(1)
             .and_then(|r| r.split(')').next())
-            .filter(|a| !a.is_empty() && *a != "unknown")
+            // Only a bare host:port is an address; anything else (another
+            // node's wording) names no leader rather than a bogus URL.
+            .filter(|a| a.contains(':') && !a.contains(char::is_whitespace))
             .map(str::to_string),
     )
 }
@@ -195,5 +197,10 @@ mod tests {
         assert_eq!(named_leader(&h), Some(None));
         assert_eq!(named_leader(&headers("14", "database unreachable")), None);
         assert_eq!(named_leader(&headers("9", "not the leader (leader: x:1)")), None);
+        // openraft's own wording is never taken for an address.
+        assert_eq!(
+            named_in("not the leader (leader: has to forward request to: Some(3), Some(BasicNode { addr: \"h:1\" }))"),
+            Some(None)
+        );
     }
 }

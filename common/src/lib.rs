@@ -23,6 +23,12 @@ pub mod proto {
     tonic::include_proto!("ferry.v1");
 }
 
+/// Generated code for KEDA's external scaler API (`proto/externalscaler.proto`).
+pub mod externalscaler {
+    #![allow(clippy::all)]
+    tonic::include_proto!("externalscaler");
+}
+
 /// Default address of the coordinator's gRPC listener.
 pub const DEFAULT_COORDINATOR: &str = "http://127.0.0.1:7400";
 

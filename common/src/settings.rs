@@ -69,7 +69,23 @@ pub struct TaskSettings {
     /// uses [`DEFAULT_APPLY_LANES`].
     #[serde(default = "default_apply_lanes")]
     pub apply_lanes: u32,
+    /// DMS `ComputeConfig` MinCapacityUnits / MaxCapacityUnits, in Ferry
+    /// capacity units (one worker slot each; docs/capacity.md).
+    #[serde(default)]
+    pub capacity: CapacityLimits,
 }
+
+/// The capacity a running task asks for at least, and is granted at most.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapacityLimits {
+    /// Desired capacity never falls below this while the task runs.
+    pub min: u32,
+    /// No more of the task's work runs at once (None: no limit).
+    pub max: Option<u32>,
+}
+
+/// The largest capacity a task may name (DMS's largest is 384 DCUs).
+pub const MAX_CAPACITY_UNITS: u64 = 1024;
 
 /// Target sessions a CDC stream applies on unless the task says otherwise.
 pub const DEFAULT_APPLY_LANES: u32 = 4;
@@ -130,6 +146,7 @@ impl Default for TaskSettings {
             apply_truncates: true,
             drop_dropped_tables: true,
             apply_lanes: DEFAULT_APPLY_LANES,
+            capacity: CapacityLimits::default(),
         }
     }
 }
@@ -227,6 +244,28 @@ impl TaskSettings {
                 })?
                 .max(1) as u32;
         }
+        if let Some(c) = root.get("ComputeConfig") {
+            let units = |key: &str| -> Result<Option<u32>, SettingsError> {
+                c.get(key)
+                    .map(|v| {
+                        positive(v, MAX_CAPACITY_UNITS).map(|n| n as u32).ok_or_else(|| {
+                            err(
+                                &format!("$.ComputeConfig.{key}"),
+                                format!("expected 1..{MAX_CAPACITY_UNITS} capacity units, got {v}"),
+                            )
+                        })
+                    })
+                    .transpose()
+            };
+            s.capacity.min = units("MinCapacityUnits")?.unwrap_or(0);
+            s.capacity.max = units("MaxCapacityUnits")?;
+            if let Some(max) = s.capacity.max.filter(|m| *m < s.capacity.min) {
+                return Err(err(
+                    "$.ComputeConfig.MinCapacityUnits",
+                    format!("{} is above MaxCapacityUnits {max}", s.capacity.min),
+                ));
+            }
+        }
         if let Some(f) = root.get("Ferry") {
             // Ferry's own section is Ferry's to define: a misspelt key
             // silently ignored would run a task with settings nobody chose.
@@ -286,6 +325,17 @@ fn positive(v: &Value, max: u64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compute_config_sets_the_capacity_limits() {
+        let s = TaskSettings::parse(r#"{"ComputeConfig":{"MinCapacityUnits":2,"MaxCapacityUnits":8}}"#).unwrap();
+        assert_eq!(s.capacity, CapacityLimits { min: 2, max: Some(8) });
+        assert_eq!(TaskSettings::parse("{}").unwrap().capacity, CapacityLimits::default());
+        let e = TaskSettings::parse(r#"{"ComputeConfig":{"MinCapacityUnits":4,"MaxCapacityUnits":2}}"#).unwrap_err();
+        assert_eq!(e.path, "$.ComputeConfig.MinCapacityUnits");
+        let e = TaskSettings::parse(r#"{"ComputeConfig":{"MaxCapacityUnits":0}}"#).unwrap_err();
+        assert_eq!(e.path, "$.ComputeConfig.MaxCapacityUnits");
+    }
 
     #[test]
     fn parses_and_validates() {

@@ -35,9 +35,15 @@ pub struct Caller {
 /// The roles that may call a method (any one suffices, with
 /// `Role::allows`'s ranking); `None` for paths nobody may call.
 pub fn required(path: &str) -> Option<&'static [Role]> {
+    // KEDA's external scaler API: capacity figures, read-only. KEDA
+    // authenticates with a client certificate (its TriggerAuthentication).
+    if let Some(method) = path.strip_prefix("/externalscaler.ExternalScaler/") {
+        return matches!(method, "IsActive" | "StreamIsActive" | "GetMetricSpec" | "GetMetrics")
+            .then_some(&[Role::Viewer, Role::Worker]);
+    }
     let (service, method) = path.strip_prefix("/ferry.v1.")?.split_once('/')?;
     Some(match (service, method) {
-        ("Admin", "ListTasks" | "ListEndpoints") => &[Role::Viewer],
+        ("Admin", "ListTasks" | "ListEndpoints" | "Capacity") => &[Role::Viewer],
         // Workers and CLIs find the leader with it; nodes too.
         ("Admin", "ClusterStatus") => &[Role::Viewer, Role::Worker, Role::Node],
         // A node joins with its node certificate, or an admin adds it.

@@ -44,6 +44,14 @@ pub enum TaskCmd {
         /// own table creation, post-data and foreign keys.
         #[arg(long)]
         schema_dir: Option<PathBuf>,
+        /// Capacity units the task asks for at least while it runs (DMS
+        /// ComputeConfig MinCapacityUnits; overrides the settings file).
+        #[arg(long)]
+        min_capacity: Option<u32>,
+        /// Capacity units of the task's work that run at once, at most
+        /// (MaxCapacityUnits).
+        #[arg(long)]
+        max_capacity: Option<u32>,
     },
     Start {
         name: String,
@@ -109,6 +117,29 @@ fn read_file(p: &PathBuf, what: &str) -> anyhow::Result<String> {
     std::fs::read_to_string(p).with_context(|| format!("{what} {}", p.display()))
 }
 
+/// The settings JSON with `--min-capacity` / `--max-capacity` written into
+/// its DMS `ComputeConfig` section (the flags win over the file).
+fn with_capacity(settings_json: &str, min: Option<u32>, max: Option<u32>) -> anyhow::Result<String> {
+    let mut root: serde_json::Value = if settings_json.trim().is_empty() {
+        serde_json::json!({})
+    } else {
+        serde_json::from_str(settings_json).map_err(|e| anyhow::anyhow!("task settings: $: not valid JSON: {e}"))?
+    };
+    let obj = root
+        .as_object_mut()
+        .ok_or_else(|| anyhow::anyhow!("task settings: $: expected an object of DMS settings sections"))?;
+    let compute = obj.entry("ComputeConfig").or_insert_with(|| serde_json::json!({}));
+    let compute = compute
+        .as_object_mut()
+        .ok_or_else(|| anyhow::anyhow!("task settings: $.ComputeConfig: expected an object"))?;
+    for (key, v) in [("MinCapacityUnits", min), ("MaxCapacityUnits", max)] {
+        if let Some(v) = v {
+            compute.insert(key.into(), v.into());
+        }
+    }
+    Ok(root.to_string())
+}
+
 pub async fn run(link: &ClientLink, cmd: TaskCmd) -> anyhow::Result<()> {
     // Validate locally what can be, so errors do not need a coordinator.
     // (A value without `://` names an endpoint, which the coordinator knows.)
@@ -131,6 +162,8 @@ pub async fn run(link: &ClientLink, cmd: TaskCmd) -> anyhow::Result<()> {
             cdc_start_position,
             slot_name,
             schema_dir,
+            min_capacity,
+            max_capacity,
         } => {
             let (pre_data_sql, post_data_sql, cutover_sql) = match &schema_dir {
                 Some(d) => (
@@ -148,14 +181,16 @@ pub async fn run(link: &ClientLink, cmd: TaskCmd) -> anyhow::Result<()> {
                 }
                 None => String::new(),
             };
-            let settings_json = match &settings {
-                Some(p) => {
-                    let s = read_file(p, "reading task settings")?;
-                    ferry_common::settings::TaskSettings::parse(&s)?;
-                    s
-                }
+            let mut settings_json = match &settings {
+                Some(p) => read_file(p, "reading task settings")?,
                 None => String::new(),
             };
+            if min_capacity.is_some() || max_capacity.is_some() {
+                settings_json = with_capacity(&settings_json, min_capacity, max_capacity)?;
+            }
+            if !settings_json.is_empty() {
+                ferry_common::settings::TaskSettings::parse(&settings_json)?;
+            }
             c.create_task(CreateTaskRequest {
                 name: name.clone(),
                 source,
@@ -411,7 +446,8 @@ pub fn status_json(st: &TaskStatusReply) -> serde_json::Value {
         "degraded": !in_error.is_empty(),
         "tables_in_error": in_error.iter().map(|(t, e)| json!({"table": t, "error": e})).collect::<Vec<_>>(),
         "cdc": serde_json::from_str::<serde_json::Value>(&st.cdc_json).unwrap_or(serde_json::Value::Null),
-        "cutover": serde_json::from_str::<serde_json::Value>(&st.cutover_json).unwrap_or(serde_json::Value::Null),
+    "cutover": serde_json::from_str::<serde_json::Value>(&st.cutover_json).unwrap_or(serde_json::Value::Null),
+        "capacity": serde_json::from_str::<serde_json::Value>(&st.capacity_json).unwrap_or(serde_json::Value::Null),
         "tables": st.tables.iter().map(|tb| json!({
             "schema": tb.schema,
             "name": tb.name,
@@ -479,6 +515,14 @@ fn print_status(st: &TaskStatusReply, bars: bool) {
             c["retained_wal_bytes"],
         );
         }
+    }
+    if let Ok(c) = serde_json::from_str::<serde_json::Value>(&st.capacity_json) {
+        println!(
+            "  capacity: desired {} granted {} ({})",
+            c["desired"],
+            c["granted"],
+            c["reason"].as_str().unwrap_or("")
+        );
     }
     if let Ok(c) = serde_json::from_str::<serde_json::Value>(&st.cutover_json) {
         let plan = c["plan"].as_array().map_or(0, |p| p.len());
@@ -849,6 +893,65 @@ pub enum ClusterCmd {
     },
     /// Make node N leave the cluster (admin).
     RemoveNode { node_id: u64 },
+}
+
+/// `ferry capacity`: per task and in total, min, max, desired and granted
+/// capacity units, and why (docs/capacity.md).
+pub async fn capacity(link: &ClientLink, output: &str) -> anyhow::Result<()> {
+    let c = connect(link)
+        .await?
+        .capacity(ferry_common::proto::CapacityRequest {})
+        .await
+        .map_err(status_err)?
+        .into_inner();
+    let max = |m: u32| (m > 0).then_some(m);
+    match output {
+        "json" => {
+            let v = json!({
+                "desired": c.desired,
+                "desired_now": c.desired_now,
+                "granted": c.granted,
+                "cooldown_seconds": c.cooldown_s,
+                "tasks": c.tasks.iter().map(|t| json!({
+                    "task": t.task, "min": t.min, "max": max(t.max), "desired": t.desired,
+                    "granted": t.granted, "reason": t.reason,
+                })).collect::<Vec<_>>(),
+                "busy_workers": c.busy_workers.iter().map(|w| json!({"name": w.name, "assignments": w.assignments})).collect::<Vec<_>>(),
+            });
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        "table" => {
+            println!(
+                "{:<24} {:>4} {:>4} {:>8} {:>8}  REASON",
+                "TASK", "MIN", "MAX", "DESIRED", "GRANTED"
+            );
+            for t in &c.tasks {
+                println!(
+                    "{:<24} {:>4} {:>4} {:>8} {:>8}  {}",
+                    t.task,
+                    t.min,
+                    max(t.max).map_or("-".to_string(), |m| m.to_string()),
+                    t.desired,
+                    t.granted,
+                    t.reason
+                );
+            }
+            let held = if c.desired > c.desired_now {
+                format!(
+                    "  (now {}; held for the {} s scale-down cooldown)",
+                    c.desired_now, c.cooldown_s
+                )
+            } else {
+                String::new()
+            };
+            println!(
+                "{:<24} {:>4} {:>4} {:>8} {:>8}{held}",
+                "TOTAL", "", "", c.desired, c.granted
+            );
+        }
+        other => bail!("--output {other}: expected table or json"),
+    }
+    Ok(())
 }
 
 pub async fn cluster(link: &ClientLink, cmd: ClusterCmd) -> anyhow::Result<()> {

@@ -163,6 +163,8 @@ pub async fn run(rows: u64) -> anyhow::Result<()> {
             cdc_start_position: None,
             slot_name: None,
             schema_dir: None,
+            min_capacity: None,
+            max_capacity: None,
         },
     )
     .await?;

@@ -1,6 +1,8 @@
 //! `ferry`: the coordinator and the operator's CLI.
 
 mod access;
+mod autoscaler;
+mod capacity;
 mod certs;
 mod cli;
 mod cluster;
@@ -8,7 +10,9 @@ mod cutover;
 mod demo;
 mod node;
 mod planner;
+mod probes;
 mod raft;
+mod scaler;
 mod server;
 mod service;
 mod state;
@@ -41,6 +45,24 @@ enum Cmd {
         /// next two ports, data in DATA_DIR/node-N) that survives losing one.
         #[arg(long, default_value_t = 1)]
         nodes: u16,
+        /// Start and stop one-slot workers to follow the desired capacity
+        /// (`ferry capacity`), between --min-workers and --max-workers;
+        /// --workers is then ignored.
+        #[arg(long)]
+        autoscale: bool,
+        #[arg(long, default_value_t = 1, requires = "autoscale")]
+        min_workers: u32,
+        #[arg(long, default_value_t = 4, requires = "autoscale")]
+        max_workers: u32,
+        /// Seconds a worker that is draining may take to finish or hand
+        /// back its work before it is killed.
+        #[arg(long, default_value_t = 30)]
+        drain_grace: u64,
+        /// Serve node 1's /healthz, /readyz and /metrics over HTTP here.
+        #[arg(long)]
+        metrics_listen: Option<SocketAddr>,
+        #[command(flatten)]
+        scaling: ScalingArgs,
         #[arg(long, default_value_t = 10_000, hide = true)]
         lease_ms: u64,
         #[command(flatten)]
@@ -50,6 +72,10 @@ enum Cmd {
     Coordinator {
         #[arg(long, default_value_t = 1)]
         node_id: u64,
+        /// Take the node id from the hostname's trailing ordinal plus one
+        /// (a StatefulSet's pod ferry-coordinator-2 is node 3).
+        #[arg(long, conflicts_with = "node_id")]
+        node_id_from_hostname: bool,
         #[arg(long)]
         data_dir: PathBuf,
         #[arg(long, default_value = "127.0.0.1:7400")]
@@ -61,7 +87,9 @@ enum Cmd {
         #[arg(long)]
         advertise: Option<String>,
         /// Join the cluster of these nodes (URLs, comma-separated) instead
-        /// of starting one; ignored once this node is a member.
+        /// of starting one; ignored once this node is a member. A URL naming
+        /// this node itself (its --advertise) is skipped: the node whose
+        /// --join names only itself starts the cluster.
         #[arg(long, value_delimiter = ',')]
         join: Vec<String>,
         /// Token for --join on a secured cluster (admin role), where no node
@@ -72,8 +100,21 @@ enum Cmd {
         /// entries (the log on disk stays within about twice this).
         #[arg(long, env = "FERRY_SNAPSHOT_LOGS", default_value_t = server::SNAPSHOT_LOGS)]
         snapshot_logs: u64,
+        /// Serve /healthz, /readyz and /metrics over HTTP here.
+        #[arg(long, env = "FERRY_METRICS_LISTEN")]
+        metrics_listen: Option<SocketAddr>,
+        #[command(flatten)]
+        scaling: ScalingArgs,
         #[command(flatten)]
         security: SecurityArgs,
+    },
+    /// Capacity units per task and in total: min, max, desired, granted,
+    /// and why.
+    Capacity {
+        #[command(flatten)]
+        link: LinkArgs,
+        #[arg(long, default_value = "table")]
+        output: String,
     },
     /// Cluster membership: status, add-node, remove-node.
     Cluster {
@@ -212,6 +253,21 @@ enum CertsCmd {
     },
 }
 
+/// How the desired capacity scales down (docs/capacity.md).
+#[derive(clap::Args)]
+struct ScalingArgs {
+    /// Seconds the desired capacity stays at its highest figure after the
+    /// work falls, so a brief lull does not stop workers.
+    #[arg(long, env = "FERRY_SCALE_DOWN_COOLDOWN", default_value_t = server::SCALE_DOWN_COOLDOWN_S)]
+    scale_down_cooldown: u64,
+}
+
+impl ScalingArgs {
+    fn cooldown(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.scale_down_cooldown)
+    }
+}
+
 /// How the coordinator protects its listener (docs/security.md).
 #[derive(clap::Args)]
 struct SecurityArgs {
@@ -347,6 +403,25 @@ fn worker_args(cmd: &Cmd) -> Option<Vec<std::ffi::OsString>> {
     Some(a)
 }
 
+/// A StatefulSet pod's node id: its name's trailing ordinal plus one (node
+/// ids start at 1).
+fn node_id_of_hostname() -> anyhow::Result<u64> {
+    let name = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .unwrap_or_default();
+    let name = name.trim();
+    name.rsplit_once('-')
+        .and_then(|(_, n)| n.parse::<u64>().ok())
+        .map(|n| n + 1)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--node-id-from-hostname: hostname '{name}' does not end in -<ordinal> (a StatefulSet pod's name does)"
+            )
+        })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // CLI output piped into `head` must end quietly, like any Unix tool,
@@ -368,6 +443,7 @@ fn main() -> ExitCode {
         | Cmd::Token { .. }
         | Cmd::Endpoint { .. }
         | Cmd::Cluster { .. }
+        | Cmd::Capacity { .. }
         | Cmd::Certs { .. }
         | Cmd::Validate { .. }
         | Cmd::Cutover { .. }
@@ -388,11 +464,38 @@ fn main() -> ExitCode {
                 listen,
                 nodes,
                 workers,
+                autoscale,
+                min_workers,
+                max_workers,
+                drain_grace,
+                metrics_listen,
+                scaling,
                 lease_ms,
                 security,
-            } => supervisor::up(data_dir, listen, nodes, workers, lease_ms, security.security()).await,
+            } => {
+                let workers = if autoscale {
+                    supervisor::Workers::Autoscale {
+                        min: min_workers,
+                        max: max_workers,
+                    }
+                } else {
+                    supervisor::Workers::Fixed(workers)
+                };
+                let up = supervisor::Up {
+                    data_dir,
+                    listen,
+                    nodes,
+                    workers,
+                    drain_grace: std::time::Duration::from_secs(drain_grace),
+                    cooldown: scaling.cooldown(),
+                    metrics_listen,
+                    lease_ms,
+                };
+                supervisor::up(up, security.security()).await
+            }
             Cmd::Coordinator {
                 node_id,
+                node_id_from_hostname,
                 data_dir,
                 listen,
                 lease_ms,
@@ -400,8 +503,15 @@ fn main() -> ExitCode {
                 join,
                 token,
                 snapshot_logs,
+                metrics_listen,
+                scaling,
                 security,
             } => {
+                let node_id = if node_id_from_hostname {
+                    node_id_of_hostname()?
+                } else {
+                    node_id
+                };
                 server::run(
                     server::NodeConfig {
                         node_id,
@@ -412,6 +522,8 @@ fn main() -> ExitCode {
                         join_token: token,
                         lease_ms,
                         snapshot_logs,
+                        scale_down_cooldown: scaling.cooldown(),
+                        metrics_listen,
                         security: security.security(),
                     },
                     supervisor::shutdown_signal(),
@@ -422,6 +534,7 @@ fn main() -> ExitCode {
             Cmd::Token { link, cmd } => cli::token(&link.link()?, cmd).await,
             Cmd::Endpoint { link, cmd } => cli::endpoint(&link.link()?, cmd).await,
             Cmd::Cluster { link, cmd } => cli::cluster(&link.link()?, cmd).await,
+            Cmd::Capacity { link, output } => cli::capacity(&link.link()?, &output).await,
             Cmd::Certs {
                 cmd: CertsCmd::Init { dir, hosts },
             } => {

@@ -11,6 +11,7 @@ use crate::raft::{open_db, NodeId, Raft};
 use crate::service::{AdminService, WorkerService};
 use crate::state::Request;
 use anyhow::Context;
+use ferry_common::externalscaler::external_scaler_server::ExternalScalerServer;
 use ferry_common::proto::{admin_server::AdminServer, raft_server::RaftServer, worker_server::WorkerServer};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -31,8 +32,16 @@ pub struct NodeConfig {
     pub lease_ms: u64,
     /// Snapshot and purge the log every this many entries.
     pub snapshot_logs: u64,
+    /// How long the desired capacity stays up after the work falls
+    /// (docs/capacity.md).
+    pub scale_down_cooldown: Duration,
+    /// The HTTP listener for probes and /metrics (`--metrics-listen`).
+    pub metrics_listen: Option<SocketAddr>,
     pub security: Security,
 }
+
+/// The scale-down cooldown unless `--scale-down-cooldown` says otherwise.
+pub const SCALE_DOWN_COOLDOWN_S: u64 = 60;
 
 /// Entries between snapshots by default: at the one report per second per
 /// stream that workers send, a snapshot every few minutes under load.
@@ -50,6 +59,8 @@ impl NodeConfig {
             join_token: None,
             lease_ms,
             snapshot_logs: SNAPSHOT_LOGS,
+            scale_down_cooldown: Duration::from_secs(SCALE_DOWN_COOLDOWN_S),
+            metrics_listen: None,
             security,
         }
     }
@@ -137,13 +148,25 @@ impl Security {
 }
 
 pub async fn run(
-    cfg: NodeConfig,
+    mut cfg: NodeConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Every pod of a StatefulSet gets the same --join (its first pod): the
+    // node it names is that pod itself, and it starts the cluster.
+    let advertise = cfg.advertise.clone();
+    cfg.join.retain(|u| !names_node(u, &advertise));
     // Refuse an unprotected listener before touching anything.
     let open = cfg.security.open(cfg.listen)?;
     let admin_digest = cfg.security.admin_digest()?;
     let server_tls = cfg.security.server_tls()?;
+    let probes = match cfg.metrics_listen {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("listening for probes and metrics on {a}"))?,
+        ),
+        None => None,
+    };
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     // The Raft log and state hold task definitions and endpoints (no
     // secrets, but hosts and paths): readable by the coordinator's user only.
@@ -198,8 +221,13 @@ pub async fn run(
         raft: raft.clone(),
         state,
         lease_ms: cfg.lease_ms,
+        capacity: Arc::new(crate::capacity::Cooldown::new(cfg.scale_down_cooldown)),
     };
     tokio::spawn(reap_leases(node.clone()));
+    tokio::spawn(sample_capacity(node.clone()));
+    if let Some(l) = probes {
+        tokio::spawn(crate::probes::serve(l, node.clone(), std::future::pending()));
+    }
     tokio::spawn(crate::cutover::drive(node.clone()));
     if let Some(link) = joining {
         tokio::spawn(crate::cluster::join_via(
@@ -237,11 +265,31 @@ pub async fn run(
         }))
         .add_service(WorkerServer::new(WorkerService { node: node.clone() }))
         .add_service(RaftServer::new(RaftService { raft: raft.clone() }))
+        .add_service(ExternalScalerServer::new(crate::scaler::ScalerService {
+            node: node.clone(),
+        }))
         .serve_with_shutdown(cfg.listen, shutdown)
         .await
         .with_context(|| format!("serving gRPC on {}", cfg.listen))?;
     let _ = raft.shutdown().await;
     Ok(())
+}
+
+/// Whether `url` (scheme://host:port[/]) names the node advertised as
+/// `advertise` (host:port).
+fn names_node(url: &str, advertise: &str) -> bool {
+    let host_port = url.split_once("://").map_or(url, |(_, rest)| rest);
+    host_port.trim_end_matches('/') == advertise
+}
+
+/// Feeds the cooldown window every second, so scale-down waits for a quiet
+/// window even when nobody asked for the figure meanwhile.
+async fn sample_capacity(node: Node) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        node.capacity();
+    }
 }
 
 /// The leader returns expired assignments to the queue. Followers skip: only

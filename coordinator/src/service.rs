@@ -476,6 +476,45 @@ impl Admin for AdminService {
         Ok(Resp::new(crate::cluster::status(&self.node.raft)))
     }
 
+    async fn capacity(&self, _req: Req<pb::CapacityRequest>) -> Result<Resp<pb::CapacityReply>, Status> {
+        let c = self.node.capacity();
+        let s = self.node.state.read().expect("state lock");
+        let mut busy: std::collections::BTreeMap<u64, u32> = Default::default();
+        // Every lease, the snapshot holder's too: stopping its worker would
+        // cost the loads reading in its snapshot.
+        for l in s.leases.values() {
+            *busy.entry(l.worker).or_default() += 1;
+        }
+        Ok(Resp::new(pb::CapacityReply {
+            tasks: c
+                .tasks
+                .iter()
+                .map(|t| pb::TaskCapacity {
+                    task: t.task.clone(),
+                    min: t.min,
+                    max: t.max.unwrap_or(0),
+                    desired: t.desired,
+                    granted: t.granted,
+                    reason: t.reason.clone(),
+                })
+                .collect(),
+            desired: c.desired,
+            desired_now: c.desired_now,
+            granted: c.granted,
+            cooldown_s: c.cooldown_s,
+            busy_workers: busy
+                .into_iter()
+                .map(|(id, assignments)| pb::BusyWorker {
+                    name: s
+                        .workers
+                        .get(&id)
+                        .map_or_else(|| format!("worker {id}"), |w| w.name.clone()),
+                    assignments,
+                })
+                .collect(),
+        }))
+    }
+
     async fn list_tasks(&self, _req: Req<pb::ListTasksRequest>) -> Result<Resp<pb::ListTasksReply>, Status> {
         self.node.read_barrier().await?;
         let s = self.node.state.read().expect("state lock");
@@ -549,6 +588,7 @@ impl Admin for AdminService {
             finished_at_ms: t.finished_at_ms,
             cdc_json: t.cdc.as_ref().map(|c| cdc_json(t, c)).unwrap_or_default(),
             cutover_json: t.switch.as_ref().map(|s| s.json().to_string()).unwrap_or_default(),
+            capacity_json: serde_json::to_string(&crate::capacity::of_task(t)).expect("serializable"),
             full_load_done: t.full_load_done() && t.spec.has_load(),
             failed_objects: t
                 .failed_objects
@@ -764,6 +804,12 @@ impl Worker for WorkerService {
                 })
                 .await?,
         )?;
+        Ok(Resp::new(pb::Ack {}))
+    }
+
+    async fn release(&self, req: Req<pb::AssignmentRef>) -> Result<Resp<pb::Ack>, Status> {
+        let (assignment, epoch) = aref(Some(req.into_inner()))?;
+        answer(self.node.write(Request::Release { assignment, epoch }).await?)?;
         Ok(Resp::new(pb::Ack {}))
     }
 }

@@ -360,6 +360,7 @@ impl TaskSpec {
             mappings: self.mappings.clone(),
             settings: TaskSettings {
                 prep_mode: ferry_common::settings::TargetTablePrepMode::DoNothing,
+                capacity: self.settings.capacity,
                 ..TaskSettings::default()
             },
             cdc_start_position: None,
@@ -594,6 +595,12 @@ pub enum Request {
     },
     ExpireLeases {
         now_ms: u64,
+    },
+    /// A draining worker hands an assignment back unfinished: its unit is
+    /// pending again at once, without counting as a failed attempt.
+    Release {
+        assignment: u64,
+        epoch: u64,
     },
 }
 
@@ -999,6 +1006,16 @@ impl State {
                     Response::Ok
                 }
             },
+            Request::Release { assignment, epoch } => match self.lease(assignment, epoch) {
+                Err(e) => e,
+                Ok(_) => {
+                    if let Some(task) = self.release_lease(assignment) {
+                        tracing::info!(task, assignment, "assignment handed back by a draining worker");
+                        dirty.tasks.push(task);
+                    }
+                    Response::Ok
+                }
+            },
             Request::ExpireLeases { now_ms } => {
                 let expired: Vec<u64> = self
                     .leases
@@ -1221,8 +1238,22 @@ impl Task {
             .all(|u| u.state == UnitState::Done)
     }
 
-    fn is_active(&self) -> bool {
+    pub(crate) fn is_active(&self) -> bool {
         matches!(self.state, TaskState::Running | TaskState::Deleting)
+    }
+
+    /// Capacity units the task holds: its running units, less the snapshot
+    /// holder (which idles on a connection, not on a slot).
+    pub fn granted(&self) -> u32 {
+        self.units
+            .iter()
+            .filter(|u| matches!(u.state, UnitState::Running { .. }) && !u.kind.is_background())
+            .count() as u32
+    }
+
+    /// The task runs as much at once as its MaxCapacityUnits allows.
+    fn at_max_capacity(&self) -> bool {
+        self.spec.settings.capacity.max.is_some_and(|max| self.granted() >= max)
     }
 
     /// Tables Ferry creates for a full load only get their primary key after
@@ -1250,7 +1281,7 @@ impl Task {
     /// snapshot of the table's generation, after any reset of the table), a
     /// table's PostData after its loads, Finalize after every PostData, the
     /// CDC stream after everything but the snapshot holder.
-    fn runnable(&self, kind: &UnitKind) -> bool {
+    pub(crate) fn runnable(&self, kind: &UnitKind) -> bool {
         // A CDC task's loads (a cdc-only task's: of tables that joined it)
         // read in a snapshot the stream can start from.
         let with_snapshot =
@@ -1607,6 +1638,10 @@ impl Task {
             .filter(|u| u.kind.is_segment_work() && matches!(u.state, UnitState::Running { .. }))
             .count() as u32;
         let deleting = self.state == TaskState::Deleting;
+        // At MaxCapacityUnits only cutover steps (and the slot's drop) are
+        // granted: they take a moment, and a task whose stream fills its
+        // capacity must still be able to freeze its source.
+        let capped = self.at_max_capacity();
         // Cutover steps run one at a time, in the order they were added: an
         // unfreeze added while a freeze is still queued or running must not
         // overtake it.
@@ -1622,6 +1657,7 @@ impl Task {
                 && self.runnable(&u.kind)
                 && !(u.kind.is_segment_work() && loads_running >= self.spec.settings.max_full_load_subtasks)
                 && !(matches!(u.kind, UnitKind::Step(_)) && step_ahead(i))
+                && !(capped && !matches!(u.kind, UnitKind::Step(_) | UnitKind::DropSlot))
         })
     }
 

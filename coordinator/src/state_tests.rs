@@ -626,3 +626,76 @@ fn an_unfreeze_never_overtakes_the_freeze_it_undoes() {
     let unfreeze = m.grant().expect("then the unfreeze");
     assert!(matches!(*unfreeze.work, Work::FreezeSource { freeze: false, .. }));
 }
+
+#[test]
+fn max_capacity_caps_the_units_a_task_holds() {
+    let mut m = Machine::new();
+    let mut s = spec("capped", MigrationType::FullLoad);
+    s.settings.capacity.max = Some(2);
+    m.create(s);
+    let intro = m.grant().unwrap();
+    m.complete(&intro, WorkResult::Introspected(schema(&["a", "b", "c", "d"])));
+    let prep = m.grant().unwrap();
+    m.complete(&prep, WorkResult::Done);
+    let first = m.grant().expect("a segment");
+    let second = m.grant().expect("a second segment");
+    assert!(
+        m.grant().is_none(),
+        "a third unit would exceed MaxCapacityUnits 2 (the worker has 4 slots)"
+    );
+    let c = crate::capacity::of_task(m.task("capped"));
+    assert_eq!((c.desired, c.granted), (2, 2), "{c:?}");
+    assert!(c.reason.contains("capped at MaxCapacityUnits 2"), "{}", c.reason);
+    m.complete(&first, loaded(1));
+    assert!(m.grant().is_some(), "a unit freed is granted again");
+    m.complete(&second, loaded(1));
+}
+
+#[test]
+fn a_released_unit_is_granted_again_at_once_without_an_attempt() {
+    let mut m = Machine::new();
+    m.create(spec("r", MigrationType::FullLoad));
+    let intro = m.grant().unwrap();
+    assert_eq!(
+        m.apply(Request::Release {
+            assignment: intro.id,
+            epoch: intro.epoch
+        }),
+        Response::Ok
+    );
+    let again = m.grant().expect("granted again before any lease expiry");
+    assert_eq!(again.work.kind(), "Introspect");
+    assert_eq!(m.task("r").units[0].attempts, 0, "a hand-back is not a failed attempt");
+    // The old holder's late release or completion is fenced.
+    let stale = m.apply(Request::Release {
+        assignment: intro.id,
+        epoch: intro.epoch,
+    });
+    assert!(matches!(stale, Response::Fenced(_)), "{stale:?}");
+}
+
+#[test]
+fn desired_capacity_counts_segments_up_to_the_subtask_limit_and_the_stream() {
+    let mut m = Machine::new();
+    let mut s = spec("d", MigrationType::FullLoad);
+    s.settings.max_full_load_subtasks = 3;
+    s.settings.capacity.min = 1;
+    m.create(s);
+    let c = crate::capacity::of_task(m.task("d"));
+    assert_eq!((c.desired, c.reason.as_str()), (1, "1 step"));
+    let intro = m.grant().unwrap();
+    m.complete(&intro, WorkResult::Introspected(schema(&["a", "b", "c", "d", "e"])));
+    let c = crate::capacity::of_task(m.task("d"));
+    // Prepare can run; five segments wait, three of which could run at once.
+    assert_eq!(c.desired, 4, "{c:?}");
+    assert!(c.reason.contains("5 segments waiting"), "{}", c.reason);
+    m.run_all(&schema(&[]));
+    let c = crate::capacity::of_task(m.task("d"));
+    assert_eq!((c.desired, c.reason.as_str()), (0, "task completed"));
+
+    let mut m = Machine::new();
+    streaming(&mut m, &["a"]);
+    let c = crate::capacity::of_task(m.task("c"));
+    assert_eq!(c.desired, 1, "{c:?}");
+    assert!(c.reason.starts_with("CDC stream (latency"), "{}", c.reason);
+}

@@ -1,6 +1,7 @@
 //! `ferry up`: the coordinator cluster's first node in this process, its
-//! other nodes and N `ferry-worker`s as child processes, restarted if they
-//! die (the local capacity provider).
+//! other nodes and `ferry-worker`s as child processes, restarted if they
+//! die: N of them, or as many as the desired capacity asks for
+//! (`--autoscale`, see `autoscaler`).
 
 use crate::server;
 use anyhow::Context;
@@ -25,19 +26,53 @@ pub fn worker_binary() -> anyhow::Result<PathBuf> {
     Ok(w)
 }
 
+/// How many workers `ferry up` runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Workers {
+    Fixed(u32),
+    /// Follow the desired capacity, one slot per worker.
+    Autoscale {
+        min: u32,
+        max: u32,
+    },
+}
+
+/// What `ferry up` runs.
+pub struct Up {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub nodes: u16,
+    pub workers: Workers,
+    /// How long a worker told to stop may drain.
+    pub drain_grace: Duration,
+    pub cooldown: Duration,
+    pub metrics_listen: Option<SocketAddr>,
+    pub lease_ms: u64,
+}
+
 /// `ferry up`: node 1 of the coordinator cluster in this process; with
 /// `nodes` > 1, nodes 2..=N as `ferry coordinator` child processes on the
-/// next ports (data in DATA_DIR/node-N), joining node 1; and `workers`
+/// next ports (data in DATA_DIR/node-N), joining node 1; and one-slot
 /// `ferry-worker` children given every node. Children that die are started
 /// again (on their data dirs: a node rejoins, it never initializes twice).
-pub async fn up(
-    data_dir: PathBuf,
-    listen: SocketAddr,
-    nodes: u16,
-    workers: u32,
-    lease_ms: u64,
-    security: server::Security,
-) -> anyhow::Result<()> {
+/// On SIGTERM the workers drain first, then the nodes stop.
+pub async fn up(up: Up, security: server::Security) -> anyhow::Result<()> {
+    let Up {
+        data_dir,
+        listen,
+        nodes,
+        workers,
+        drain_grace,
+        cooldown,
+        metrics_listen,
+        lease_ms,
+    } = up;
+    if let Workers::Autoscale { min, max } = workers {
+        anyhow::ensure!(
+            min <= max && max >= 1,
+            "--min-workers {min} --max-workers {max}: expected 0 <= min <= max and max >= 1"
+        );
+    }
     anyhow::ensure!(
         (1..=7).contains(&nodes),
         "--nodes {nodes}: expected 1 to 7 (an odd number tolerates the most failures)"
@@ -121,6 +156,8 @@ pub async fn up(
             reach(l).to_string().into(),
             "--lease-ms".into(),
             lease_ms.to_string().into(),
+            "--scale-down-cooldown".into(),
+            cooldown.as_secs().to_string().into(),
             "--join".into(),
             urls[0].clone().into(),
         ];
@@ -132,24 +169,67 @@ pub async fn up(
             stop_rx.clone(),
         )));
     }
-    for i in 0..workers {
-        let mut args: Vec<std::ffi::OsString> = vec!["--coordinator".into(), urls.join(",").into()];
-        args.extend(worker_args.iter().cloned());
-        sup.push(tokio::spawn(supervise(
-            format!("ferry-worker {i}"),
-            worker_bin.clone(),
-            args,
-            stop_rx.clone(),
-        )));
-    }
+    let mut base: Vec<std::ffi::OsString> = vec![
+        "--coordinator".into(),
+        urls.join(",").into(),
+        "--slots".into(),
+        "1".into(),
+        "--drain-grace".into(),
+        drain_grace.as_secs().to_string().into(),
+    ];
+    base.extend(worker_args.iter().cloned());
+    let fleet = crate::autoscaler::Fleet::new(worker_bin, base, drain_grace);
+    let (workers_stop_tx, workers_stop) = tokio::sync::watch::channel(false);
+    let pool = match workers {
+        Workers::Fixed(n) => tokio::spawn(fleet.run_fixed(n, workers_stop)),
+        Workers::Autoscale { min, max } => {
+            let link = ferry_common::access::ClientLink {
+                url: urls.join(","),
+                token: match &security.admin_token_file {
+                    Some(f) => Some(
+                        std::fs::read_to_string(f)
+                            .with_context(|| format!("reading the admin token file {}", f.display()))?
+                            .trim()
+                            .to_string(),
+                    ),
+                    None => None,
+                },
+                ca: security.tls.as_ref().map(|t| t.ca.clone()),
+                cert: None,
+                key: None,
+            };
+            tokio::spawn(fleet.autoscale(link, min, max, workers_stop))
+        }
+    };
     let mut node = server::NodeConfig::single(data_dir, listen, lease_ms, security);
     node.advertise = reach(&listen).to_string();
-    let res = server::run(node, shutdown_signal()).await;
+    node.scale_down_cooldown = cooldown;
+    node.metrics_listen = metrics_listen;
+    // Stop order: workers drain while the coordinators still answer (their
+    // hand-backs go through Raft), then the nodes stop.
+    let (node_stop_tx, node_stop) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(server::run(node, async {
+        let _ = node_stop.await;
+    }));
+    tokio::pin!(server);
+    let res = tokio::select! {
+        r = &mut server => {
+            let _ = workers_stop_tx.send(true);
+            let _ = pool.await;
+            r
+        }
+        _ = shutdown_signal() => {
+            let _ = workers_stop_tx.send(true);
+            let _ = pool.await;
+            let _ = node_stop_tx.send(());
+            server.await
+        }
+    };
     let _ = stop_tx.send(true);
     for s in sup {
         let _ = s.await;
     }
-    res
+    res.context("coordinator task")?
 }
 
 /// Runs `bin ARGS` until `stop` changes, starting it again a second after

@@ -338,6 +338,8 @@ pub struct Ferry {
     lease_ms: u64,
     /// Secured mode: TLS and tokens (`Ferry::start_secured`).
     pub access: Option<Access>,
+    /// Further `ferry coordinator` flags (`Ferry::start_args`).
+    coordinator_args: Vec<String>,
 }
 
 /// A secured coordinator's credentials: `ferry certs init` output and the
@@ -349,17 +351,28 @@ pub struct Access {
 
 impl Ferry {
     pub fn start(workers: usize, lease_ms: u64, worker_env: &[(&str, &str)]) -> Result<Ferry> {
-        Ferry::start_with(workers, lease_ms, worker_env, false)
+        Ferry::start_with(workers, lease_ms, worker_env, false, &[])
+    }
+
+    /// A coordinator given further flags (e.g. `--scale-down-cooldown`).
+    pub fn start_args(workers: usize, lease_ms: u64, coordinator_args: &[&str]) -> Result<Ferry> {
+        Ferry::start_with(workers, lease_ms, &[], false, coordinator_args)
     }
 
     /// A coordinator with mutual TLS (`ferry certs init`) and a bootstrap
     /// admin token; its workers present the worker certificate, `ferry()`
     /// calls the admin token.
     pub fn start_secured(workers: usize, lease_ms: u64, worker_env: &[(&str, &str)]) -> Result<Ferry> {
-        Ferry::start_with(workers, lease_ms, worker_env, true)
+        Ferry::start_with(workers, lease_ms, worker_env, true, &[])
     }
 
-    fn start_with(workers: usize, lease_ms: u64, worker_env: &[(&str, &str)], secured: bool) -> Result<Ferry> {
+    fn start_with(
+        workers: usize,
+        lease_ms: u64,
+        worker_env: &[(&str, &str)],
+        secured: bool,
+        coordinator_args: &[&str],
+    ) -> Result<Ferry> {
         let mut f = Ferry {
             dir: tempfile::Builder::new().prefix("ferry-run-").tempdir()?,
             port: free_port(),
@@ -367,6 +380,7 @@ impl Ferry {
             workers: vec![],
             lease_ms,
             access: None,
+            coordinator_args: coordinator_args.iter().map(|a| a.to_string()).collect(),
         };
         if secured {
             let certs = f.dir.path().join("certs");
@@ -403,6 +417,7 @@ impl Ferry {
             workers: vec![],
             lease_ms: 10_000,
             access: None,
+            coordinator_args: vec![],
         };
         f.coordinator = Some(f.spawn(coordinator, "coordinator")?);
         f.wait_for_coordinator()?;
@@ -443,7 +458,8 @@ impl Ferry {
                 &format!("127.0.0.1:{}", self.port),
                 "--lease-ms",
                 &self.lease_ms.to_string(),
-            ]);
+            ])
+            .args(&self.coordinator_args);
         if let Some(a) = &self.access {
             cmd.arg("--tls-dir")
                 .arg(&a.certs)
@@ -564,6 +580,11 @@ impl Ferry {
     pub fn add_worker_at(&mut self, coordinator: &str, env: &[(&str, &str)]) -> Result<()> {
         let mut cmd = Command::new(bin_dir().join("ferry-worker"));
         cmd.args(["--coordinator", coordinator]);
+        // One slot each, whatever cgroup limits this machine has: tests
+        // count workers. FERRY_SLOTS in `env` says otherwise.
+        if !env.iter().any(|(k, _)| *k == "FERRY_SLOTS") {
+            cmd.args(["--slots", "1"]);
+        }
         if self.access.is_some() {
             cmd.arg("--tls-ca")
                 .arg(self.cert("ca.pem"))

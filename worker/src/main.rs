@@ -5,8 +5,10 @@
 //! work in flight, which the coordinator hands to another worker when the
 //! lease expires.
 
+mod cgroup;
 mod engine;
 mod failpoint;
+mod health;
 mod pipeline;
 mod probe;
 mod report;
@@ -27,9 +29,18 @@ use tracing::Instrument;
 struct Args {
     #[command(flatten)]
     link: LinkArgs,
-    /// Assignments run at once.
-    #[arg(long, default_value_t = 1)]
-    slots: u32,
+    /// Assignments run at once (capacity units). Default: one per vCPU and
+    /// per GiB of this process's cgroup limits, whichever allows fewer; 1
+    /// without limits.
+    #[arg(long, env = "FERRY_SLOTS")]
+    slots: Option<u32>,
+    /// Seconds a draining worker (SIGTERM) lets its loads and steps finish
+    /// before it hands them back; a CDC stream is handed back at once.
+    #[arg(long, env = "FERRY_DRAIN_GRACE", default_value_t = 25)]
+    drain_grace: u64,
+    /// Serve /healthz, /readyz and /metrics over HTTP here.
+    #[arg(long, env = "FERRY_METRICS_LISTEN")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// Seconds a source or target may leave a liveness probe unanswered
     /// before the assignment using it is abandoned (and retried).
     #[arg(long, env = "FERRY_ENDPOINT_TIMEOUT", default_value_t = 30)]
@@ -207,18 +218,70 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let admin = AdminClient::new(channel);
     let mut slots = Vec::new();
     let probe_timeout = Duration::from_secs(args.endpoint_timeout.max(1));
-    for slot in 0..args.slots.max(1) {
+    let n = args.slots.unwrap_or_else(cgroup::default_slots).max(1);
+    health::HEALTH.slots.store(n as i64, Ordering::Relaxed);
+    if let Some(addr) = args.metrics_listen {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("listening for probes and metrics on {addr}: {e}"))?;
+        tokio::spawn(health::serve(l));
+    }
+    let grace = Duration::from_secs(args.drain_grace);
+    let (drain_tx, drain) = tokio::sync::watch::channel(None);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!(grace_s = grace.as_secs(), "draining: no new work; CDC streams handed back now, other work finishes or is handed back at the end of the grace period");
+        health::HEALTH.draining.store(true, Ordering::Relaxed);
+        let _ = drain_tx.send(Some(tokio::time::Instant::now() + grace));
+        // Still running a little after the grace period: a hand-back hung
+        // on an unreachable coordinator. The leases expire by themselves.
+        tokio::time::sleep(grace + Duration::from_secs(10)).await;
+        tracing::warn!("drain overran its grace period; exiting");
+        std::process::exit(1);
+    });
+    tracing::info!(slots = n, "worker starting");
+    for slot in 0..n {
         slots.push(tokio::spawn(slot_loop(
             client.clone(),
             admin.clone(),
             slot,
             probe_timeout,
+            drain.clone(),
         )));
     }
     for s in slots {
         s.await?;
     }
+    tracing::info!("drained");
     Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Draining: `None` until SIGTERM, then the end of the grace period.
+type Drain = tokio::sync::watch::Receiver<Option<tokio::time::Instant>>;
+
+/// Resolves when an assignment must be handed back: once draining starts
+/// for a stream (`at_once`), at the end of the grace period for the rest.
+async fn hand_back_due(drain: &mut Drain, at_once: bool) {
+    loop {
+        let deadline = *drain.borrow_and_update();
+        if let Some(deadline) = deadline {
+            if !at_once {
+                tokio::time::sleep_until(deadline).await;
+            }
+            return;
+        }
+        if drain.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
 }
 
 async fn register(client: &mut WorkerClient<Link>) -> (u64, u64) {
@@ -239,6 +302,7 @@ async fn register(client: &mut WorkerClient<Link>) -> (u64, u64) {
             Ok(r) => {
                 let r = r.into_inner();
                 tracing::info!(worker_id = r.worker_id, "registered with coordinator");
+                health::HEALTH.registered.store(true, Ordering::Relaxed);
                 return (r.worker_id, r.lease_ms);
             }
             // Credentials do not get better by retrying.
@@ -256,10 +320,20 @@ async fn register(client: &mut WorkerClient<Link>) -> (u64, u64) {
     }
 }
 
-/// One capacity slot: pull, run, report, forever.
-async fn slot_loop(mut client: WorkerClient<Link>, admin: AdminClient<Link>, slot: u32, probe_timeout: Duration) {
+/// One capacity slot: pull, run, report, until the worker drains.
+async fn slot_loop(
+    mut client: WorkerClient<Link>,
+    admin: AdminClient<Link>,
+    slot: u32,
+    probe_timeout: Duration,
+    mut drain: Drain,
+) {
     let (mut worker_id, mut lease_ms) = register(&mut client).await;
+    let mut background = Vec::new();
     loop {
+        if drain.borrow().is_some() {
+            break;
+        }
         let a = match client.pull_assignment(pb::PullRequest { worker_id }).await {
             Ok(r) => r.into_inner().assignment,
             Err(s) if s.code() == tonic::Code::NotFound => {
@@ -276,7 +350,10 @@ async fn slot_loop(mut client: WorkerClient<Link>, admin: AdminClient<Link>, slo
         // frequent: a phase change (post-data after the last segment) is
         // picked up within 100 ms.
         let Some(a) = a else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = drain.changed() => {}
+            }
             continue;
         };
         let span = tracing::info_span!("assignment", task = %a.task, kind = %a.kind, id = a.id, epoch = a.epoch, slot);
@@ -285,16 +362,28 @@ async fn slot_loop(mut client: WorkerClient<Link>, admin: AdminClient<Link>, slo
             // take this slot's capacity (the coordinator does not count it).
             let mut c = client.clone();
             let admin = admin.clone();
-            tokio::spawn(async move {
-                run_assignment(&mut c, &admin, worker_id, lease_ms, probe_timeout, a)
+            let drain = drain.clone();
+            background.push(tokio::spawn(async move {
+                run_assignment(&mut c, &admin, worker_id, lease_ms, probe_timeout, a, drain)
                     .instrument(span)
                     .await
-            });
+            }));
             continue;
         }
-        run_assignment(&mut client, &admin, worker_id, lease_ms, probe_timeout, a)
-            .instrument(span)
-            .await;
+        run_assignment(
+            &mut client,
+            &admin,
+            worker_id,
+            lease_ms,
+            probe_timeout,
+            a,
+            drain.clone(),
+        )
+        .instrument(span)
+        .await;
+    }
+    for b in background {
+        let _ = b.await;
     }
 }
 
@@ -305,6 +394,7 @@ async fn run_assignment(
     lease_ms: u64,
     probe_timeout: Duration,
     a: pb::Assignment,
+    mut drain: Drain,
 ) {
     let aref = pb::AssignmentRef {
         id: a.id,
@@ -333,6 +423,7 @@ async fn run_assignment(
     } else {
         tracing::info!("starting");
     }
+    let _running = health::Running::start();
     let progress = Arc::new(AtomicU64::new(0));
     let ctx = pipeline::work::WorkContext {
         run: engine::Run {
@@ -349,7 +440,7 @@ async fn run_assignment(
     // a message instead of taking the slot down with it: the slot would
     // otherwise stop pulling work while its lease quietly expires.
     let fut = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(pipeline::work::run(work, ctx)));
-    let fut = futures::FutureExt::map(fut, move |r| {
+    let mut fut = Box::pin(futures::FutureExt::map(fut, move |r| {
         r.unwrap_or_else(|panic| {
             let what = panic
                 .downcast_ref::<String>()
@@ -360,13 +451,25 @@ async fn run_assignment(
                 "{kind} failed with an internal error: {what}"
             )))
         })
-    });
-    tokio::pin!(fut);
+    }));
+    // A stream runs until stopped: draining hands it back at once, and the
+    // next worker resumes it from the checkpoint committed on the target.
+    let stream = kind == "Cdc";
     let mut beat = tokio::time::interval(Duration::from_millis((lease_ms / 4).max(200)));
     beat.tick().await;
     let result = loop {
         tokio::select! {
             r = &mut fut => break Some(r),
+            _ = hand_back_due(&mut drain, stream) => {
+                // Stop the work first: its open target transaction rolls
+                // back as its connections close, before anyone else runs it.
+                drop(fut);
+                tracing::info!("draining: handing the assignment back");
+                if let Err(s) = client.release(aref).await {
+                    tracing::warn!(error = %s.message(), "could not hand the assignment back; its lease will expire");
+                }
+                return;
+            }
             e = &mut watchdog => {
                 tracing::warn!(error = %e, "endpoint hung: abandoning the assignment");
                 break Some(Err(e));

@@ -1657,7 +1657,7 @@ impl Task {
                 && self.runnable(&u.kind)
                 && !(u.kind.is_segment_work() && loads_running >= self.spec.settings.max_full_load_subtasks)
                 && !(matches!(u.kind, UnitKind::Step(_)) && step_ahead(i))
-                && !(capped && !matches!(u.kind, UnitKind::Step(_) | UnitKind::DropSlot))
+                && (!capped || matches!(u.kind, UnitKind::Step(_) | UnitKind::DropSlot))
         })
     }
 

@@ -68,6 +68,13 @@ async fn workers_follow_the_desired_capacity() -> anyhow::Result<()> {
         }
     };
     let up_pid = up.id();
+    wait("the coordinator to answer", Duration::from_secs(30), &|| {
+        Command::new(bin_dir().join("ferry"))
+            .args(["capacity"])
+            .env("FERRY_COORDINATOR", &url)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
     wait("the minimum of one worker", Duration::from_secs(30), &|| {
         workers_of(up_pid).len() == 1
     });

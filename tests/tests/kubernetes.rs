@@ -384,10 +384,10 @@ async fn the_pods_command_lines_run_a_migration() -> anyhow::Result<()> {
     let metrics: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let localize = |arg: String, pod: Option<usize>| {
         let mut a = arg;
-        for i in 0..3 {
+        for (i, port) in grpc.iter().enumerate() {
             a = a.replace(
                 &format!("ferry-coordinator-{i}.ferry-coordinator-peers.ferry.svc.cluster.local:7400"),
-                &format!("127.0.0.1:{}", grpc[i]),
+                &format!("127.0.0.1:{port}"),
             );
         }
         a = a.replace(
@@ -436,8 +436,8 @@ async fn the_pods_command_lines_run_a_migration() -> anyhow::Result<()> {
             std::thread::sleep(Duration::from_millis(200));
         }
     };
-    for i in 0..3 {
-        let addr = format!("127.0.0.1:{}", metrics[i]);
+    for (i, port) in metrics.iter().enumerate() {
+        let addr = format!("127.0.0.1:{port}");
         wait(&format!("pod {i} to be live"), &|| {
             http_get(&addr, "/healthz").is_some_and(|(c, _)| c == 200)
         });

@@ -94,6 +94,9 @@ pub fn of_task(t: &Task) -> TaskCapacity {
         if let Some(p) = p.filter(|p| p.incoming_changes > 0) {
             s.push_str(&format!(", {} changes incoming", p.incoming_changes));
         }
+        if let Some(p) = p.filter(|p| p.retained_wal_bytes >= 1 << 20) {
+            s.push_str(&format!(", {} MiB of log retained", p.retained_wal_bytes >> 20));
+        }
         s.push(')');
         reason.push(s);
     }

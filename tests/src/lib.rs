@@ -277,6 +277,21 @@ impl Drop for PgServer {
     }
 }
 
+/// Process ids of the children of `pid` whose command line contains `what`
+/// (all its children for "").
+pub fn children(pid: u32, what: &str) -> Vec<u32> {
+    let mut cmd = Command::new("pgrep");
+    cmd.args(["-P", &pid.to_string()]);
+    if !what.is_empty() {
+        cmd.args(["-f", what]);
+    }
+    let out = cmd.output().expect("pgrep");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
 /// Directory holding the built `ferry` and `ferry-worker` binaries.
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();

@@ -10,14 +10,7 @@ use std::time::{Duration, Instant};
 
 /// `ferry-worker` children of `pid`.
 fn workers_of(pid: u32) -> Vec<u32> {
-    let out = Command::new("pgrep")
-        .args(["-P", &pid.to_string(), "-f", "ferry-worker"])
-        .output()
-        .expect("pgrep");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
+    children(pid, "ferry-worker")
 }
 
 #[tokio::test(flavor = "multi_thread")]

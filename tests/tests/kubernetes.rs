@@ -484,24 +484,17 @@ async fn the_pods_command_lines_run_a_migration() -> anyhow::Result<()> {
             http_get(&probes, "/readyz").is_some_and(|(c, _)| c == 200)
         });
     }
-    let src = PgServer::start()?;
-    let dst = PgServer::start()?;
-    src.client("postgres")
-        .await?
-        .batch_execute(
-            "CREATE TABLE t (id bigint PRIMARY KEY, v text);
-             INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 20000) i;",
-        )
-        .await?;
+    let pg = PgServer::start()?;
+    let src = pg.src_and_dst(20000).await?;
     for args in [
         vec![
             "task",
             "create",
             "k8s",
             "--source",
-            &src.url("postgres"),
+            &pg.url("src"),
             "--target",
-            &dst.url("postgres"),
+            &pg.url("dst"),
         ],
         vec!["task", "start", "k8s"],
         vec!["task", "wait", "k8s", "--for", "completed", "--timeout", "120"],
@@ -510,8 +503,8 @@ async fn the_pods_command_lines_run_a_migration() -> anyhow::Result<()> {
         assert!(ok, "ferry {args:?}: {out}\n{}", logs());
     }
     assert_eq!(
-        table_digest(&src.client("postgres").await?, "t").await?,
-        table_digest(&dst.client("postgres").await?, "t").await?
+        table_digest(&src, "t").await?,
+        table_digest(&pg.client("dst").await?, "t").await?
     );
 
     // KEDA's view, through the ScaledObject's TLS parameters.

@@ -17,20 +17,6 @@ fn three_ports() -> u16 {
     }
 }
 
-/// Process ids of the children of `pid` whose command line contains `what`.
-fn children(pid: u32, what: &str) -> Vec<u32> {
-    let mut cmd = Command::new("pgrep");
-    cmd.args(["-P", &pid.to_string()]);
-    if !what.is_empty() {
-        cmd.args(["-f", what]);
-    }
-    let out = cmd.output().expect("pgrep");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn ferry_up_runs_three_nodes_and_keeps_them_running() -> anyhow::Result<()> {
     let pg = PgServer::start()?;

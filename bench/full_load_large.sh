@@ -13,7 +13,7 @@
 set -euo pipefail
 SCALE=${1:?usage: bench/full_load_large.sh SCALE}
 command -v pgcopydb >/dev/null || { echo "error: pgcopydb not installed (apt-get install pgcopydb)" >&2; exit 1; }
-PG_OPTS="-c shared_buffers=2GB -c maintenance_work_mem=1GB -c max_wal_senders=10 -c max_replication_slots=10 -c max_wal_size=32GB -c checkpoint_timeout=30min"
+PG_OPTS="-c shared_buffers=2GB -c maintenance_work_mem=1GB -c max_wal_senders=10 -c max_replication_slots=10"
 RUNS=${RUNS:-1}
 . "$(dirname "$0")/lib.sh"
 SRC="postgres://postgres@127.0.0.1:$SRC_PORT/bench"; DST="postgres://postgres@127.0.0.1:$DST_PORT/bench"

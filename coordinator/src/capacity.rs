@@ -120,14 +120,22 @@ pub fn of_task(t: &Task) -> TaskCapacity {
 /// Rows the source's estimates say are still to be loaded.
 fn rows_left(t: &Task) -> u64 {
     let Some(schema) = &t.schema else { return 0 };
-    (0..schema.tables.len())
-        .filter(|&i| {
-            t.units.iter().any(|u| {
-                matches!(u.kind, UnitKind::Load { table, .. } if table == i)
-                    && matches!(u.state, UnitState::Pending { .. } | UnitState::Running { .. })
-            })
-        })
-        .map(|i| schema.tables[i].rows_estimate.saturating_sub(t.table_progress(i).1))
+    // One pass over the units (this runs every second under the state
+    // lock): rows copied per table, and whether any of its loads remain.
+    let mut tables = vec![(0u64, false); schema.tables.len()];
+    for u in &t.units {
+        if let UnitKind::Load { table, .. } = u.kind {
+            if let Some((rows, loading)) = tables.get_mut(table) {
+                *rows += u.rows;
+                *loading |= matches!(u.state, UnitState::Pending { .. } | UnitState::Running { .. });
+            }
+        }
+    }
+    tables
+        .iter()
+        .zip(&schema.tables)
+        .filter(|((_, loading), _)| *loading)
+        .map(|((rows, _), table)| table.rows_estimate.saturating_sub(*rows))
         .sum()
 }
 

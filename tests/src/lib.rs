@@ -292,6 +292,22 @@ pub fn children(pid: u32, what: &str) -> Vec<u32> {
         .collect()
 }
 
+/// `ferry ARGS` against the coordinator(s) at `url` with `env` added:
+/// (success, stdout followed by stderr). For coordinators a test runs
+/// itself (`ferry up`, manifests' command lines) rather than a [`Ferry`].
+pub fn ferry_at(url: &str, env: &[(&str, &std::ffi::OsStr)], args: &[&str]) -> (bool, String) {
+    let out = Command::new(bin_dir().join("ferry"))
+        .args(args)
+        .env("FERRY_COORDINATOR", url)
+        .envs(env.iter().copied())
+        .output()
+        .expect("running ferry");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
 /// Directory holding the built `ferry` and `ferry-worker` binaries.
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();

@@ -40,17 +40,8 @@ async fn workers_follow_the_desired_capacity() -> anyhow::Result<()> {
         .spawn()?;
     let up_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     let ferry = |args: &[&str]| {
-        let out = Command::new(bin_dir().join("ferry"))
-            .args(args)
-            .env("FERRY_COORDINATOR", &url)
-            .output()
-            .expect("running ferry");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success(),
-            "ferry {args:?}: {text}\n--- ferry up:\n{}",
-            up_log()
-        );
+        let (ok, text) = ferry_at(&url, &[], args);
+        assert!(ok, "ferry {args:?}: {text}\n--- ferry up:\n{}", up_log());
         text
     };
     let wait = |what: &str, limit: Duration, f: &dyn Fn() -> bool| {
@@ -62,11 +53,7 @@ async fn workers_follow_the_desired_capacity() -> anyhow::Result<()> {
     };
     let up_pid = up.id();
     wait("the coordinator to answer", Duration::from_secs(30), &|| {
-        Command::new(bin_dir().join("ferry"))
-            .args(["capacity"])
-            .env("FERRY_COORDINATOR", &url)
-            .output()
-            .is_ok_and(|o| o.status.success())
+        ferry_at(&url, &[], &["capacity"]).0
     });
     wait("the minimum of one worker", Duration::from_secs(30), &|| {
         workers_of(up_pid).len() == 1

@@ -446,18 +446,13 @@ async fn the_pods_command_lines_run_a_migration() -> anyhow::Result<()> {
         });
     }
     let url = format!("https://127.0.0.1:{}", grpc[0]);
+    let ca = certs.join("ca.pem");
     let ferry = |args: &[&str]| {
-        let out = Command::new(bin_dir().join("ferry"))
-            .args(args)
-            .env("FERRY_COORDINATOR", &url)
-            .env("FERRY_TLS_CA", certs.join("ca.pem"))
-            .env("FERRY_TOKEN", token)
-            .output()
-            .expect("ferry");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-        )
+        let env = [
+            ("FERRY_TLS_CA", ca.as_os_str()),
+            ("FERRY_TOKEN", std::ffi::OsStr::new(token)),
+        ];
+        ferry_at(&url, &env, args)
     };
     wait("three voters", &|| {
         let (ok, out) = ferry(&["cluster", "status", "--output", "json"]);

@@ -35,17 +35,7 @@ async fn ferry_up_runs_three_nodes_and_keeps_them_running() -> anyhow::Result<()
         .map(|i| format!("http://127.0.0.1:{}", port + i))
         .collect::<Vec<_>>()
         .join(",");
-    let ferry = |args: &[&str]| {
-        let out = Command::new(bin_dir().join("ferry"))
-            .args(args)
-            .env("FERRY_COORDINATOR", &all)
-            .output()
-            .expect("running ferry");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-        )
-    };
+    let ferry = |args: &[&str]| ferry_at(&all, &[], args);
     let voters = |n: usize| {
         let (ok, out) = ferry(&["cluster", "status", "--output", "json"]);
         ok && serde_json::from_str::<serde_json::Value>(&out).is_ok_and(|s| {

@@ -2,8 +2,11 @@
 # Large-table full load: one pgbench database at SCALE (1000 = 100M
 # pgbench_accounts rows, ~13 GB) loaded by Ferry with 1, 2 and 4 one-slot
 # workers and by `pgcopydb clone --split-tables-larger-than 1GB`, on the same
-# two throwaway PostgreSQL servers in one run.
+# two throwaway PostgreSQL servers in one run. Ferry cuts the accounts table
+# by key ranges (ferryN) or, with `Ferry.SplitLargeTablesBy: block`, by CTID
+# block ranges read in one exported snapshot (ferryNblock).
 #   [RUNS=1] [TOOLS="ferry1 ferry2 ferry4 pgcopydb"] bench/full_load_large.sh SCALE
+#   TOOLS="ferry4 ferry4block ferry2block pgcopydb" ... (any of ferry{1,2,4}[block])
 # Runs rotate (lib.sh); before each, both servers' dirty pages are written
 # out and the source's tables read once. Prints each run's wall time, rows/s
 # and (Ferry) every worker's peak RSS (VmHWM), then medians with spread and
@@ -34,11 +37,13 @@ loaded() {
   [ "$n" = "$ROWS" ] || { echo "error: $1 left $n rows on the target, the source has $ROWS" >&2; exit 1; }
 }
 RSS=""
-ferry_n() { # workers
+ferry_n() { # workers [key|block]
   fresh_target
+  echo "{\"Ferry\":{\"SplitLargeTablesBy\":\"${2:-key}\"}}" >"$WORK/settings.json"
   FERRY_WORKERS=$1 start_ferry
   local t0; t0=$(now)
-  "$BIN/ferry" task create bench --source "$SRC" --target "$DST" --type full-load >/dev/null
+  "$BIN/ferry" task create bench --source "$SRC" --target "$DST" --type full-load \
+    --settings "$WORK/settings.json" >/dev/null
   "$BIN/ferry" task start bench >/dev/null
   "$BIN/ferry" task wait bench --for full-load --timeout 7200 >/dev/null
   T=$(echo "$(now) - $t0" | bc)
@@ -53,6 +58,9 @@ ferry_n() { # workers
 ferry1_run() { ferry_n 1; }
 ferry2_run() { ferry_n 2; }
 ferry4_run() { ferry_n 4; }
+ferry1block_run() { ferry_n 1 block; }
+ferry2block_run() { ferry_n 2 block; }
+ferry4block_run() { ferry_n 4 block; }
 pgcopydb_run() {
   fresh_target
   rm -rf "$WORK/pgcopydb"
@@ -65,7 +73,7 @@ pgcopydb_run() {
 }
 rate() { printf "%.0f" "$(echo "$ROWS / $1" | bc -l)"; }
 after_run() {
-  printf "run %d %-9s %9.1f s %12s rows/s" "$1" "$2" "$T" "$(rate "$T")"
+  printf "run %d %-10s %9.1f s %12s rows/s" "$1" "$2" "$T" "$(rate "$T")"
   [ -n "$RSS" ] && printf "  %s segments, worker peak RSS %s" "$SEGMENTS" "$RSS"
   echo
 }
@@ -76,7 +84,7 @@ echo
 printf "pgbench scale %s: %s rows, %s run(s) per tool (rotated)\n" "$SCALE" "$ROWS" "$RUNS"
 for tool in "${TOOLS[@]}"; do
   # shellcheck disable=SC2086
-  printf "%-9s wall s median %s   rows/s median %s\n" "$tool" "$(stats ${TIMES[$tool]})" "$(rate "$(median ${TIMES[$tool]})")"
+  printf "%-10s wall s median %s   rows/s median %s\n" "$tool" "$(stats ${TIMES[$tool]})" "$(rate "$(median ${TIMES[$tool]})")"
 done
 [ -n "${TIMES[pgcopydb]:-}" ] && for tool in "${TOOLS[@]}"; do
   [ "$tool" = pgcopydb ] && continue

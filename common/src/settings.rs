@@ -9,7 +9,8 @@
 //!                                        "HandleSourceTableTruncated": true},
 //!  "TargetMetadata": {"ParallelApplyThreads": 4},
 //!  "Ferry": {"SegmentTargetBytes": 67108864, "MaxSegmentsPerTable": 256,
-//!            "SplitTablesLargerThan": 4294967296, "RevalidateDelaySeconds": 5}}
+//!            "SplitTablesLargerThan": 4294967296, "SplitLargeTablesBy": "key",
+//!            "RevalidateDelaySeconds": 5}}
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -43,6 +44,10 @@ pub struct TaskSettings {
     /// (and frozen) up to this size; larger ones are cut into segments.
     #[serde(default = "default_split_tables_larger_than")]
     pub split_tables_larger_than: u64,
+    /// How tables above `split_tables_larger_than` with a primary key are
+    /// cut (`Ferry.SplitLargeTablesBy`).
+    #[serde(default)]
+    pub split_large_tables_by: SplitBy,
     /// DMS ValidationSettings.
     #[serde(default)]
     pub validation: ValidationSettings,
@@ -73,6 +78,19 @@ pub struct TaskSettings {
     /// capacity units (one worker slot each; docs/capacity.md).
     #[serde(default)]
     pub capacity: CapacityLimits,
+}
+
+/// How a large keyed table is cut into segments.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SplitBy {
+    /// Ranges of the primary key, read by index range scans.
+    #[default]
+    Key,
+    /// Ranges of heap blocks (PostgreSQL CTIDs), read in one exported
+    /// snapshot. Taken only where the source has blocks and no validation
+    /// needs key ranges; otherwise the table is cut by key.
+    Block,
 }
 
 /// The capacity a running task asks for at least, and is granted at most.
@@ -141,6 +159,7 @@ impl Default for TaskSettings {
             segment_target_bytes: 64 * 1024 * 1024,
             max_segments_per_table: 256,
             split_tables_larger_than: default_split_tables_larger_than(),
+            split_large_tables_by: SplitBy::Key,
             validation: ValidationSettings::default(),
             reload_altered_tables: true,
             apply_truncates: true,
@@ -299,6 +318,18 @@ impl TaskSettings {
                     )
                 })?;
             }
+            if let Some(v) = f.get("SplitLargeTablesBy") {
+                s.split_large_tables_by = match v.as_str() {
+                    Some("key") => SplitBy::Key,
+                    Some("block") => SplitBy::Block,
+                    _ => {
+                        return Err(err(
+                            "$.Ferry.SplitLargeTablesBy",
+                            format!("expected \"key\" or \"block\", got {v}"),
+                        ))
+                    }
+                };
+            }
             if let Some(v) = f.get("RevalidateDelaySeconds") {
                 s.validation.revalidate_delay_s = v
                     .as_u64()
@@ -311,10 +342,11 @@ impl TaskSettings {
 }
 
 /// The keys of the `Ferry` settings section.
-const FERRY_KEYS: [&str; 4] = [
+const FERRY_KEYS: [&str; 5] = [
     "SegmentTargetBytes",
     "MaxSegmentsPerTable",
     "SplitTablesLargerThan",
+    "SplitLargeTablesBy",
     "RevalidateDelaySeconds",
 ];
 
@@ -382,5 +414,16 @@ mod tests {
         assert!(e.to_string().contains("ParallelApplyThreads"), "{e}");
         let e = TaskSettings::parse(r#"{"FullLoadSettings":{"TargetTablePrepMode":"NUKE"}}"#).unwrap_err();
         assert!(e.to_string().contains("TargetTablePrepMode"));
+    }
+
+    #[test]
+    fn large_tables_split_by_key_unless_told_block() {
+        assert_eq!(TaskSettings::default().split_large_tables_by, SplitBy::Key);
+        let b = TaskSettings::parse(r#"{"Ferry":{"SplitLargeTablesBy":"block"}}"#).unwrap();
+        assert_eq!(b.split_large_tables_by, SplitBy::Block);
+        for bad in [r#""ctid""#, "1", "null"] {
+            let e = TaskSettings::parse(&format!(r#"{{"Ferry":{{"SplitLargeTablesBy":{bad}}}}}"#)).unwrap_err();
+            assert!(e.to_string().contains("$.Ferry.SplitLargeTablesBy"), "{e}");
+        }
     }
 }

@@ -109,8 +109,10 @@ pub enum Work {
     /// the coordinator revokes the assignment.
     HoldSnapshot {
         source: Endpoint,
-        /// Name of the temporary slot whose creation exports the snapshot.
-        slot: String,
+        /// Name of the temporary slot whose creation exports the snapshot
+        /// (CDC tasks: its position is where the table's changes start);
+        /// none for a full load, which needs the snapshot alone.
+        slot: Option<String>,
     },
     /// Stream the slot and apply changes to the target, until revoked.
     Cdc {

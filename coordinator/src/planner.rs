@@ -12,11 +12,17 @@
 //! - Larger tables without a key: CTID block ranges of equal page counts.
 //! - Partitioned tables without a key load as one segment (CTIDs are per
 //!   partition).
+//! - Tables above `split_tables_larger_than` with a key are cut into block
+//!   ranges too when the task says `SplitLargeTablesBy: block`, the source
+//!   has blocks (PostgreSQL), and nothing needs key ranges: validation
+//!   compares key ranges, and a target that may hold rows of its own
+//!   (DO_NOTHING) has them replaced key range by key range. The task then
+//!   reads every segment in one exported snapshot (`Task::needs_load_snapshot`).
 
 use ferry_common::mapping::TableMappings;
 use ferry_common::plan::{KeyColumn, SegmentBounds};
 use ferry_common::schema::TableSchema;
-use ferry_common::settings::TaskSettings;
+use ferry_common::settings::{SplitBy, TargetTablePrepMode, TaskSettings};
 
 pub fn plan_table(
     t: &TableSchema,
@@ -48,7 +54,13 @@ pub fn plan_table(
         .size_bytes
         .div_ceil(s.segment_target_bytes)
         .clamp(1, s.max_segments_per_table as u64) as usize;
-    if let Some(pk) = &t.primary_key {
+    let blocks = t.pages >= 2 && !t.is_partitioned();
+    let by_block = blocks
+        && s.split_large_tables_by == SplitBy::Block
+        && t.size_bytes > s.split_tables_larger_than
+        && !s.validation.enabled
+        && s.prep_mode != TargetTablePrepMode::DoNothing;
+    if let Some(pk) = t.primary_key.as_ref().filter(|_| !by_block) {
         let samples = &t.key_samples;
         if samples.len() < 2 || wanted < 2 {
             return Ok(vec![SegmentBounds::All]);
@@ -74,7 +86,7 @@ pub fn plan_table(
             .collect::<Result<Vec<_>, String>>()?;
         return Ok(key_ranges(columns, bounds));
     }
-    if t.is_partitioned() || t.pages < 2 {
+    if !blocks {
         return Ok(vec![SegmentBounds::All]);
     }
     let n = (wanted as u64).min(t.pages);
@@ -184,6 +196,36 @@ mod tests {
         );
         s.split_tables_larger_than = 799;
         assert_eq!(plan_table(&table(true, 800, 100), &m, &s, true).unwrap().len(), 8);
+    }
+
+    #[test]
+    fn large_keyed_tables_split_by_block_only_where_nothing_needs_keys() {
+        let mut s = TaskSettings {
+            segment_target_bytes: 100,
+            split_tables_larger_than: 500,
+            split_large_tables_by: SplitBy::Block,
+            ..Default::default()
+        };
+        let m = TableMappings::include_all();
+        let is_block = |segs: &[SegmentBounds]| segs.iter().all(|b| matches!(b, SegmentBounds::Ctid { .. }));
+        let is_key = |segs: &[SegmentBounds]| segs.iter().all(|b| matches!(b, SegmentBounds::Key { .. }));
+        let big = table(true, 800, 100);
+        let segs = plan_table(&big, &m, &s, false).unwrap();
+        assert!(segs.len() == 8 && is_block(&segs), "{segs:?}");
+        // At or below the threshold: keys (or whole, when `whole`).
+        assert!(is_key(&plan_table(&table(true, 500, 100), &m, &s, false).unwrap()));
+        // No blocks on the source (MySQL): keys.
+        let mut no_pages = big.clone();
+        no_pages.pages = 0;
+        assert!(is_key(&plan_table(&no_pages, &m, &s, false).unwrap()));
+        s.prep_mode = TargetTablePrepMode::DoNothing;
+        assert!(is_key(&plan_table(&big, &m, &s, false).unwrap()));
+        s.prep_mode = TargetTablePrepMode::TruncateBeforeLoad;
+        s.validation.enabled = true;
+        assert!(is_key(&plan_table(&big, &m, &s, false).unwrap()));
+        s.validation.enabled = false;
+        s.split_large_tables_by = SplitBy::Key;
+        assert!(is_key(&plan_table(&big, &m, &s, false).unwrap()));
     }
 
     #[test]

@@ -271,9 +271,6 @@ pub struct CdcState {
     pub names: CdcNames,
     /// Where the task's slot begins (set by CreateSlot).
     pub consistent_point: Option<Position>,
-    /// The live exported snapshot, while a holder keeps it open.
-    pub snapshot: Option<SnapshotInfo>,
-    pub next_gen: u64,
     /// Applied and committed on the target; the source may discard WAL
     /// before it. None until the stream's first commit.
     pub checkpoint: Option<Position>,
@@ -307,8 +304,6 @@ impl CdcState {
                 publication_insert_only: format!("{base}_insert_only"),
             },
             consistent_point: None,
-            snapshot: None,
-            next_gen: 0,
             checkpoint: None,
             marks_requested: 0,
             progress: CdcProgress::default(),
@@ -409,6 +404,13 @@ pub struct Task {
     pub finished_at_ms: u64,
     #[serde(default)]
     pub cdc: Option<CdcState>,
+    /// The snapshot the task's segments are read in, while a holder keeps
+    /// it open (see [`Task::needs_load_snapshot`]).
+    #[serde(default)]
+    pub snapshot: Option<SnapshotInfo>,
+    /// Generation the next snapshot holder exports.
+    #[serde(default)]
+    pub next_gen: u64,
     /// Objects of a reviewed post-data.sql the target refused, `(object,
     /// error)`: reported, while the loaded rows stand.
     #[serde(default)]
@@ -734,6 +736,8 @@ impl State {
                         started_at_ms: 0,
                         finished_at_ms: 0,
                         cdc: None,
+                        snapshot: None,
+                        next_gen: 0,
                         failed_objects: vec![],
                         reshape_from: BTreeMap::new(),
                         recreated: BTreeSet::new(),
@@ -1088,7 +1092,7 @@ impl State {
     /// consistent point, which the slot (older than any snapshot) covers.
     fn snapshot_lost(&mut self, name: &str) {
         let Some(t) = self.tasks.get_mut(name) else { return };
-        let Some(snap) = t.cdc.as_mut().and_then(|c| c.snapshot.take()) else {
+        let Some(snap) = t.snapshot.take() else {
             return;
         };
         let mut orphaned = vec![];
@@ -1272,8 +1276,21 @@ impl Task {
             && self.spec.settings.prep_mode == ferry_common::settings::TargetTablePrepMode::DropAndCreate
     }
 
+    /// Whether a full load (without CDC) must read its segments in one
+    /// exported snapshot. Key ranges need not: each reads its own rows in a
+    /// snapshot of its own, and a row stays in its range when updated (unless
+    /// its key changes, which a full load without CDC does not promise to
+    /// capture). Block ranges do: an update writes the row's new version
+    /// wherever the heap has room, so a row updated between two segments'
+    /// snapshots could be read by both or by neither.
+    fn needs_load_snapshot(plans: &[TablePlan]) -> bool {
+        plans
+            .iter()
+            .any(|p| p.segments.len() > 1 && p.segments.iter().any(|s| matches!(s, SegmentBounds::Ctid { .. })))
+    }
+
     fn snapshot(&self) -> Option<&SnapshotInfo> {
-        self.cdc.as_ref().and_then(|c| c.snapshot.as_ref())
+        self.snapshot.as_ref()
     }
 
     /// Unit dependencies: Prepare and CreateSlot after Introspect (implicit:
@@ -1284,8 +1301,8 @@ impl Task {
     pub(crate) fn runnable(&self, kind: &UnitKind) -> bool {
         // A CDC task's loads (a cdc-only task's: of tables that joined it)
         // read in a snapshot the stream can start from.
-        let with_snapshot =
-            self.spec.has_cdc() && (self.spec.has_load() || self.units.iter().any(|u| u.kind == UnitKind::Snapshot));
+        // So do a full load's block ranges (see `needs_load_snapshot`).
+        let with_snapshot = self.units.iter().any(|u| u.kind == UnitKind::Snapshot);
         let prepared = || self.done(|k| *k == UnitKind::Prepare);
         match kind {
             UnitKind::Introspect
@@ -1386,11 +1403,7 @@ impl Task {
                     }
                 }
             }
-            UnitKind::Snapshot => {
-                if let Some(c) = self.cdc.as_mut() {
-                    c.next_gen += 1;
-                }
-            }
+            UnitKind::Snapshot => self.next_gen += 1,
             _ => {}
         }
     }
@@ -1459,9 +1472,7 @@ impl Task {
         {
             return None;
         }
-        if let Some(c) = self.cdc.as_mut() {
-            c.snapshot = None;
-        }
+        self.snapshot = None;
         let mut holder = None;
         for u in self.units.iter_mut().filter(|u| u.kind == UnitKind::Snapshot) {
             if let UnitState::Running { assignment, .. } = u.state {
@@ -1479,17 +1490,20 @@ impl Task {
         let kind = self.units[unit].kind;
         let mut reload = false;
         let mut revoke = vec![];
-        let Some(cdc) = self.cdc.as_mut() else {
-            return (false, revoke);
-        };
-        match detail {
-            ProgressDetail::Snapshot { name, lsn } if kind == UnitKind::Snapshot => {
-                cdc.snapshot = Some(SnapshotInfo {
-                    gen: cdc.next_gen,
+        if let ProgressDetail::Snapshot { name, lsn } = detail {
+            if kind == UnitKind::Snapshot {
+                self.snapshot = Some(SnapshotInfo {
+                    gen: self.next_gen,
                     name,
                     lsn,
                 });
             }
+            return (false, revoke);
+        }
+        let Some(cdc) = self.cdc.as_mut() else {
+            return (false, revoke);
+        };
+        match detail {
             ProgressDetail::Cdc(mut p) if kind == UnitKind::Cdc => {
                 let changed = std::mem::take(&mut p.changed);
                 cdc.checkpoint = cdc.checkpoint.take().max(p.applied.clone());
@@ -1729,7 +1743,8 @@ impl Task {
             },
             UnitKind::Snapshot => Work::HoldSnapshot {
                 source: spec.source.clone(),
-                slot: self.holder_slot(self.cdc.as_ref().map_or(0, |c| c.next_gen)),
+                // A full load only needs the snapshot, not a slot's position.
+                slot: self.spec.has_cdc().then(|| self.holder_slot(self.next_gen)),
             },
             UnitKind::Cdc => {
                 let cdc = self.cdc.as_ref().expect("CDC units exist only in CDC tasks");
@@ -1961,7 +1976,7 @@ impl Task {
                 }
                 self.units.push(Unit::new(UnitKind::Prepare));
                 if self.spec.has_load() {
-                    if self.spec.has_cdc() {
+                    if self.spec.has_cdc() || Task::needs_load_snapshot(&plans) {
                         self.units.push(Unit::new(UnitKind::Snapshot));
                     }
                     for (i, p) in plans.iter().enumerate() {

@@ -137,6 +137,62 @@ fn schema(names: &[&str]) -> SourceSchema {
     }
 }
 
+/// A full load cutting a table into block ranges reads every segment in
+/// one exported snapshot (no slot); when the holder is lost mid-load, the
+/// table is emptied and every segment read again in the next snapshot.
+#[test]
+fn a_full_load_in_block_ranges_shares_one_snapshot_and_reloads_when_it_is_lost() {
+    let mut m = Machine::new();
+    let mut s = spec("fl", MigrationType::FullLoad);
+    (s.settings.segment_target_bytes, s.settings.split_tables_larger_than) = (100, 0);
+    m.create(s);
+    let mut sch = schema(&["heap"]);
+    let t = &mut sch.tables[0];
+    (t.primary_key, t.size_bytes, t.pages) = (None, 400, 100);
+    let (mut holder, mut snapshot, mut loads, mut resets) = (None, 0, vec![], vec![]);
+    while let Some(g) = m.grant() {
+        let result = match *g.work {
+            Work::Introspect { .. } => WorkResult::Introspected(sch.clone()),
+            Work::HoldSnapshot { ref slot, .. } => {
+                assert_eq!(*slot, None, "a full load holds its snapshot without a slot");
+                snapshot += 1;
+                let name = format!("snap{snapshot}");
+                let lsn = Position::Wal(Lsn(100 + snapshot));
+                progress(&mut m, &g, ProgressDetail::Snapshot { name, lsn });
+                holder = Some(g);
+                continue;
+            }
+            Work::LoadSegment { ref snapshot, gen, .. } => {
+                loads.push((snapshot.clone().expect("read in the shared snapshot"), gen));
+                loaded(1)
+            }
+            Work::ResetTable { gen, .. } => {
+                resets.push(gen);
+                WorkResult::Done
+            }
+            _ => WorkResult::Done,
+        };
+        assert_eq!(m.complete(&g, result), Response::Ok, "{}", g.work.kind());
+        if loads.len() == 1 && snapshot == 1 {
+            // The holder dies after the first segment committed.
+            assert!(m.s.leases.contains_key(&holder.as_ref().unwrap().id));
+            m.now += LEASE_MS + 1;
+            m.apply(Request::ExpireLeases { now_ms: m.now });
+        }
+    }
+    assert_eq!(m.task("fl").state, TaskState::Completed);
+    assert_eq!(snapshot, 2);
+    assert_eq!(resets, [2], "the table is emptied for the second snapshot");
+    let expected: Vec<(String, u64)> = std::iter::once(("snap1".to_string(), 1))
+        .chain((0..4).map(|_| ("snap2".to_string(), 2)))
+        .collect();
+    assert_eq!(loads, expected, "every segment read again in the second snapshot");
+    assert!(
+        !m.s.leases.contains_key(&holder.unwrap().id),
+        "the holder lets go once every segment is loaded"
+    );
+}
+
 #[test]
 fn a_full_load_runs_every_unit_once_in_dependency_order() {
     let mut m = Machine::new();
@@ -148,6 +204,7 @@ fn a_full_load_runs_every_unit_once_in_dependency_order() {
     assert!(pos("LoadSegment") < ran.iter().position(|x| *x == "PostData").unwrap());
     assert_eq!(*ran.last().unwrap(), "Finalize");
     assert_eq!(ran.iter().filter(|k| **k == "LoadSegment").count(), 2);
+    assert!(!ran.contains(&"HoldSnapshot"), "key ranges need no shared snapshot");
     let t = m.task("fl");
     assert_eq!(t.state, TaskState::Completed);
     assert!(m.s.leases.is_empty());

@@ -89,9 +89,14 @@ pub(crate) trait ChangeSource {
     ) -> Result<WorkResult, ConnectorError>;
 
     /// Exports a snapshot for the segment readers and keeps it open until
-    /// the assignment is revoked.
-    async fn hold_snapshot(&self, ep: &Endpoint, slot: &str, reporter: &Reporter)
-        -> Result<WorkResult, ConnectorError>;
+    /// the assignment is revoked; `slot` (CDC tasks) names a temporary slot
+    /// whose start the snapshot must match.
+    async fn hold_snapshot(
+        &self,
+        ep: &Endpoint,
+        slot: Option<&str>,
+        reporter: &Reporter,
+    ) -> Result<WorkResult, ConnectorError>;
 
     /// Makes sure changes of `table` reach the stream (a table created again
     /// after a drop left the publication).

@@ -119,7 +119,9 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             .create_slot(&source, &cdc, &tables, existing_slot)
             .await),
         Work::HoldSnapshot { source, slot } => {
-            with_engine!(source.engine, |e| e.hold_snapshot(&source, &slot, &ctx.reporter).await)
+            with_engine!(source.engine, |e| e
+                .hold_snapshot(&source, slot.as_deref(), &ctx.reporter)
+                .await)
         }
         Work::Cdc {
             source,

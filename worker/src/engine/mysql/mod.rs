@@ -88,10 +88,12 @@ impl ChangeSource for Mysql {
         binlog::create(ep).await
     }
 
+    /// Only CDC tasks ask (a MySQL table is cut by key ranges, which a full
+    /// load reads without a shared snapshot).
     async fn hold_snapshot(
         &self,
         ep: &Endpoint,
-        _slot: &str,
+        _slot: Option<&str>,
         reporter: &Reporter,
     ) -> Result<WorkResult, ConnectorError> {
         binlog::hold(ep, reporter).await

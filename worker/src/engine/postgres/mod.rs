@@ -12,6 +12,7 @@ pub(crate) mod introspect;
 pub(crate) mod load;
 pub(crate) mod read;
 pub(crate) mod schema;
+mod snapshot;
 pub(crate) mod target;
 pub(crate) mod trial;
 pub(crate) mod validate;
@@ -87,10 +88,13 @@ impl ChangeSource for Postgres {
     async fn hold_snapshot(
         &self,
         ep: &Endpoint,
-        slot: &str,
+        slot: Option<&str>,
         reporter: &Reporter,
     ) -> Result<WorkResult, ConnectorError> {
-        cdc::slot::hold_snapshot(ep, slot, reporter).await
+        match slot {
+            Some(slot) => cdc::slot::hold_snapshot(ep, slot, reporter).await,
+            None => snapshot::hold(ep, reporter).await,
+        }
     }
 
     async fn publish_table(&self, ep: &Endpoint, cdc: &CdcNames, table: &TableRef) -> Result<(), ConnectorError> {

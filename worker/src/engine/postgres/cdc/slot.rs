@@ -8,7 +8,7 @@ use crate::report::Reporter;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::position::Lsn;
 use ferry_common::schema::{quote_ident, TableSchema};
-use ferry_common::work::{CdcNames, ProgressDetail, TableRef, WorkResult};
+use ferry_common::work::{CdcNames, TableRef, WorkResult};
 use std::time::Duration;
 
 fn lsn(s: &str, what: &str) -> Result<Lsn, ConnectorError> {
@@ -186,14 +186,7 @@ pub async fn hold_snapshot(source: &Endpoint, slot: &str, reporter: &Reporter) -
         .flatten()
         .ok_or_else(|| ConnectorError::Transient("CREATE_REPLICATION_SLOT exported no snapshot".into()))?;
     tracing::info!(snapshot = %name, %lsn, "holding the load snapshot");
-    let detail = ProgressDetail::Snapshot { name, lsn: lsn.into() };
-    loop {
-        match reporter.report(&detail).await {
-            Ok(_) => break,
-            Err(e @ ConnectorError::Definite(_)) => return Err(e),
-            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-        }
-    }
+    crate::engine::postgres::snapshot::publish(reporter, name, lsn).await?;
     Err(rc.closed().await)
 }
 

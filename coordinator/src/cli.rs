@@ -52,6 +52,11 @@ pub enum TaskCmd {
         /// (MaxCapacityUnits).
         #[arg(long)]
         max_capacity: Option<u32>,
+        /// Test both endpoints first (`ferry endpoint test`, from this
+        /// machine): the task is not created when the source or the target
+        /// lacks a privilege or setting the task's type needs.
+        #[arg(long)]
+        test_endpoints: bool,
     },
     Start {
         name: String,
@@ -164,7 +169,16 @@ pub async fn run(link: &ClientLink, cmd: TaskCmd) -> anyhow::Result<()> {
             schema_dir,
             min_capacity,
             max_capacity,
+            test_endpoints,
         } => {
+            if test_endpoints {
+                for (role, ep) in [("source", &source), ("target", &target)] {
+                    let args = ["--as", role, "--type", &migration_type].map(String::from);
+                    if !test_endpoint(&mut c, ep, &args).await? {
+                        bail!("task {name} not created: the {role} endpoint is not ready (see above)");
+                    }
+                }
+            }
             let (pre_data_sql, post_data_sql, cutover_sql) = match &schema_dir {
                 Some(d) => (
                     read_file(&d.join("pre-data.sql"), "reading the schema directory")?,
@@ -755,9 +769,20 @@ pub enum EndpointCmd {
     /// Delete an endpoint no task uses (admin).
     Delete { name: String },
     /// Connect to an endpoint (a name, or a URL under task creation's rule)
-    /// from this machine, as a task would; prints the server, its TLS and
-    /// its readiness as a CDC source; non-zero when it cannot connect.
-    Test { endpoint: String },
+    /// from this machine, as a task would; reports the server, its TLS and
+    /// its readiness as a full-load source, a CDC source and a target, each
+    /// missing privilege or setting with what to change. Non-zero when it
+    /// cannot connect, or (with --as) is not ready for that role.
+    Test {
+        endpoint: String,
+        /// source or target: fail unless ready for this role of a task of --type.
+        #[arg(long = "as")]
+        role: Option<String>,
+        #[arg(long = "type", default_value = "full-load-and-cdc")]
+        migration_type: String,
+        #[arg(long, default_value = "text")]
+        output: String,
+    },
 }
 
 pub async fn endpoint(link: &ClientLink, cmd: EndpointCmd) -> anyhow::Result<()> {
@@ -808,27 +833,45 @@ pub async fn endpoint(link: &ClientLink, cmd: EndpointCmd) -> anyhow::Result<()>
             .map_err(status_err)?;
             println!("endpoint {name} deleted");
         }
-        EndpointCmd::Test { endpoint } => {
-            let r = c
-                .resolve_endpoint(EndpointRequest {
-                    name: endpoint,
-                    url: String::new(),
-                })
-                .await
-                .map_err(status_err)?
-                .into_inner();
-            // The drivers live in the worker binary, as for `ferry assess`.
-            let status = tokio::process::Command::new(crate::supervisor::worker_binary()?)
-                .args(["endpoint", "test", &r.url])
-                .status()
-                .await
-                .context("running ferry-worker")?;
-            if !status.success() {
-                std::process::exit(status.code().unwrap_or(1));
+        EndpointCmd::Test {
+            endpoint,
+            role,
+            migration_type,
+            output,
+        } => {
+            let mut args = vec!["--type".to_string(), migration_type, "--output".into(), output];
+            if let Some(role) = role {
+                args.extend(["--as".into(), role]);
+            }
+            if !test_endpoint(&mut c, &endpoint, &args).await? {
+                std::process::exit(1);
             }
         }
     }
     Ok(())
+}
+
+/// Runs `ferry-worker endpoint test` on an endpoint (a name or a URL,
+/// resolved by the coordinator under task creation's secret rule): the
+/// drivers live in the worker binary, as for `ferry assess`. Its report
+/// and errors go to this process's output; true when it succeeded.
+async fn test_endpoint(c: &mut AdminClient<Link>, endpoint: &str, args: &[String]) -> anyhow::Result<bool> {
+    use ferry_common::proto::EndpointRequest;
+    let r = c
+        .resolve_endpoint(EndpointRequest {
+            name: endpoint.to_string(),
+            url: String::new(),
+        })
+        .await
+        .map_err(status_err)?
+        .into_inner();
+    let status = tokio::process::Command::new(crate::supervisor::worker_binary()?)
+        .args(["endpoint", "test", &r.url])
+        .args(args)
+        .status()
+        .await
+        .context("running ferry-worker")?;
+    Ok(status.success())
 }
 
 /// `--coordinator URL,URL,...`: the leader, found by asking each node in

@@ -165,6 +165,7 @@ pub async fn run(rows: u64) -> anyhow::Result<()> {
             schema_dir: None,
             min_capacity: None,
             max_capacity: None,
+            test_endpoints: false,
         },
     )
     .await?;

@@ -49,6 +49,12 @@ pub struct PgServer {
 
 impl PgServer {
     pub fn start() -> Result<PgServer> {
+        Self::start_with("")
+    }
+
+    /// A server started with further options (`-c name=value ...`), which
+    /// override the fixed ones (e.g. `-c wal_level=replica`).
+    pub fn start_with(extra: &str) -> Result<PgServer> {
         let out = Command::new("pg_config")
             .arg("--bindir")
             .output()
@@ -84,7 +90,7 @@ impl PgServer {
         for _ in 0..5 {
             let port = free_port();
             let opts = format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c wal_level=logical -c max_wal_size=4GB -c shared_buffers=256MB",
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c wal_level=logical -c max_wal_size=4GB -c shared_buffers=256MB {extra}",
                 dir.path().display()
             );
             let st = pg_cmd(&bin.join("pg_ctl"), root)

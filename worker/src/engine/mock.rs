@@ -120,6 +120,10 @@ impl Source for Mock {
     fn cdc_checks(&self, _source: &Catalog) -> Vec<Check> {
         vec![]
     }
+
+    fn read_checks(&self, _source: &Catalog) -> Vec<Check> {
+        vec![]
+    }
 }
 
 /// One attempt's open transaction on the mock target: what it wrote is

@@ -75,6 +75,10 @@ pub(crate) trait Source {
     /// What change data capture needs of this source, checked against its
     /// catalog's settings (`ferry assess`).
     fn cdc_checks(&self, source: &Catalog) -> Vec<Check>;
+
+    /// What a full load needs of this source: every selected table readable
+    /// (`ferry endpoint test`).
+    fn read_checks(&self, source: &Catalog) -> Vec<Check>;
 }
 
 pub(crate) trait ChangeSource {

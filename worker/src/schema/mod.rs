@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod check;
 pub mod checks;
 pub mod convert;
+pub mod readiness;
 pub mod report;
 pub mod script;
 pub mod translate;

@@ -249,6 +249,21 @@ pub async fn catalog(ep: &Endpoint, mappings: &TableMappings) -> Result<Catalog,
     let replication = grants.contains("ALL PRIVILEGES ON *.*")
         || (grants.contains("REPLICATION SLAVE") || grants.contains("REPLICATION REPLICA"));
     settings.push(("replication_privilege".into(), replication.to_string()));
+    let client = grants.contains("ALL PRIVILEGES ON *.*")
+        || ["REPLICATION CLIENT", "BINLOG MONITOR", "SUPER"]
+            .iter()
+            .any(|p| grants.contains(p));
+    settings.push(("replication_client_privilege".into(), client.to_string()));
+    // Privileges can be per database, table or column: asking each table
+    // is the one answer that is always right (`ferry endpoint test`).
+    let mut unreadable = vec![];
+    for t in &schema.tables {
+        let probe = format!("SELECT 1 FROM {} LIMIT 0", super::quote_table(t));
+        if c.query_drop(probe).await.is_err() {
+            unreadable.push(t.display_name());
+        }
+    }
+    settings.push(("unreadable_tables".into(), unreadable.join(", ")));
     let version: Vec<String> = c
         .query("SELECT VERSION()")
         .await
@@ -320,12 +335,28 @@ pub(crate) fn cdc_checks(source: &Catalog) -> Vec<Check> {
     out.push(check(
         "MY-REPLICATION-GRANT",
         "the user may read the binary log",
-        set("replication_privilege") == "true",
+        set("replication_privilege") == "true" && set("replication_client_privilege") == "true",
         CheckStatus::Failed,
         "REPLICATION SLAVE and REPLICATION CLIENT granted".into(),
-        "grant REPLICATION SLAVE, REPLICATION CLIENT (MariaDB: also BINLOG MONITOR) to the user".into(),
+        format!(
+            "the user lacks {}: GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO the user (MariaDB 10.5+: BINLOG MONITOR for REPLICATION CLIENT)",
+            if set("replication_privilege") != "true" { "REPLICATION SLAVE" } else { "REPLICATION CLIENT" }
+        ),
     ));
     out
+}
+
+/// What a full load needs of a source (`ferry endpoint test`).
+pub(crate) fn read_checks(source: &Catalog) -> Vec<Check> {
+    let unreadable = source.setting("unreadable_tables").unwrap_or("");
+    vec![check(
+        "SOURCE-SELECT",
+        "the user may read every table",
+        unreadable.is_empty(),
+        CheckStatus::Failed,
+        format!("SELECT on all {} tables", source.tables.len()),
+        format!("no SELECT on: {unreadable} (GRANT SELECT ON db.* TO the user)"),
+    )]
 }
 
 /// What the full load needs of a target (`ferry assess --target`).

@@ -342,6 +342,65 @@ pub async fn catalog(ep: &Endpoint, mappings: &TableMappings) -> Result<Catalog,
     settings.push(("replication_slots_used".into(), r.get(2)));
     settings.push(("replication_privilege".into(), r.get(3)));
     settings.push(("create_privilege".into(), r.get(4)));
+    // What the endpoint test reports: tables the user cannot read, or
+    // cannot publish (CREATE PUBLICATION ... FOR TABLE needs their owner),
+    // and the target-side privileges loads and CDC use.
+    let privileges = c
+        .query_one(
+            "SELECT has_database_privilege(current_database(), 'TEMP')::text,
+                    (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+                      OR (current_setting('server_version_num')::int >= 150000
+                          AND has_parameter_privilege('session_replication_role', 'SET'))",
+            &[],
+        )
+        .await;
+    // has_parameter_privilege is PostgreSQL 15+: older servers answer with
+    // an error, and only a superuser may set the role there.
+    let (temp, replica_role) = match privileges {
+        Ok(r) => (r.get::<_, String>(0), r.get::<_, Option<bool>>(1).unwrap_or(false)),
+        Err(_) => {
+            let old = c
+                .query_one(
+                    "SELECT has_database_privilege(current_database(), 'TEMP')::text,
+                            (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)",
+                    &[],
+                )
+                .await
+                .map_err(q)?;
+            (old.get(0), old.get::<_, Option<bool>>(1).unwrap_or(false))
+        }
+    };
+    settings.push(("temp_privilege".into(), temp));
+    settings.push(("replica_role_privilege".into(), replica_role.to_string()));
+    let rows = c
+        .query(
+            "SELECT n.nspname, c.relname,
+                    has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT'),
+                    pg_has_role(c.relowner, 'USAGE')
+                      OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('r', 'p')",
+            &[],
+        )
+        .await
+        .map_err(q)?;
+    let mut unreadable = vec![];
+    let mut unpublishable = vec![];
+    for r in rows {
+        let (s, t): (String, String) = (r.get(0), r.get(1));
+        if !schema.tables.iter().any(|x| x.schema == s && x.name == t) {
+            continue;
+        }
+        let name = format!("{}.{}", quote_ident(&s), quote_ident(&t));
+        if !r.get::<_, bool>(2) {
+            unreadable.push(name.clone());
+        }
+        if !r.get::<_, Option<bool>>(3).unwrap_or(false) {
+            unpublishable.push(name);
+        }
+    }
+    settings.push(("unreadable_tables".into(), unreadable.join(", ")));
+    settings.push(("unpublishable_tables".into(), unpublishable.join(", ")));
 
     Ok(Catalog {
         engine: Engine::Postgres,
@@ -381,7 +440,11 @@ pub(crate) fn cdc_checks(source: &Catalog) -> Vec<Check> {
         max > used,
         CheckStatus::Failed,
         format!("{} of {max} slots in use", used),
-        format!("all {max} replication slots are in use (max_replication_slots)"),
+        if max == 0 {
+            "max_replication_slots = 0: raise it (restart required)".to_string()
+        } else {
+            format!("all {max} replication slots are in use: drop unused ones or raise max_replication_slots (restart required)")
+        },
     ));
     let senders: i64 = set("max_wal_senders").parse().unwrap_or(0);
     out.push(check(
@@ -390,7 +453,7 @@ pub(crate) fn cdc_checks(source: &Catalog) -> Vec<Check> {
         senders > used,
         CheckStatus::Failed,
         format!("max_wal_senders = {senders}"),
-        format!("max_wal_senders = {senders} leaves none for Ferry"),
+        format!("max_wal_senders = {senders} leaves none for Ferry: raise it (restart required)"),
     ));
     out.push(check(
         "PG-REPLICATION-ROLE",
@@ -400,17 +463,61 @@ pub(crate) fn cdc_checks(source: &Catalog) -> Vec<Check> {
         "the user has REPLICATION (or is superuser)".into(),
         "the user lacks the REPLICATION attribute: ALTER ROLE ... REPLICATION".into(),
     ));
+    let unpublishable = set("unpublishable_tables");
+    out.push(check(
+        "PG-PUBLICATION",
+        "the user may publish the tables",
+        unpublishable.is_empty() && set("create_privilege") == "true",
+        CheckStatus::Failed,
+        "CREATE on the database, and every table owned by the user's roles".into(),
+        if set("create_privilege") != "true" {
+            "the user lacks CREATE on the database, which CREATE PUBLICATION needs: GRANT CREATE ON DATABASE ... TO the user".into()
+        } else {
+            format!("CREATE PUBLICATION needs each table's owner; owned by another role: {unpublishable} (GRANT the owning role TO the user, or run CDC as the owner)")
+        },
+    ));
     out
+}
+
+/// What a full load needs of a source (`ferry endpoint test`).
+pub(crate) fn read_checks(source: &Catalog) -> Vec<Check> {
+    let unreadable = source.setting("unreadable_tables").unwrap_or("");
+    vec![check(
+        "SOURCE-SELECT",
+        "the user may read every table",
+        unreadable.is_empty(),
+        CheckStatus::Failed,
+        format!("SELECT on all {} tables", source.tables.len()),
+        format!("no SELECT (or no USAGE on the schema) on: {unreadable} (GRANT USAGE ON SCHEMA ..., SELECT ON ALL TABLES IN SCHEMA ... TO the user)"),
+    )]
 }
 
 /// What the full load needs of a target (`ferry assess --target`).
 pub(crate) fn target_checks(t: &Catalog) -> Vec<Check> {
-    vec![check(
-        "TARGET-CREATE",
-        "the user may create schemas on the target",
-        t.setting("create_privilege") == Some("true"),
-        CheckStatus::Failed,
-        "CREATE on the database".into(),
-        "the target user lacks CREATE on the database".into(),
-    )]
+    vec![
+        check(
+            "TARGET-CREATE",
+            "the user may create schemas on the target",
+            t.setting("create_privilege") == Some("true"),
+            CheckStatus::Failed,
+            "CREATE on the database".into(),
+            "the target user lacks CREATE on the database: GRANT CREATE ON DATABASE ... TO the user".into(),
+        ),
+        check(
+            "TARGET-TEMP",
+            "the user may create temporary tables",
+            t.setting("temp_privilege") == Some("true"),
+            CheckStatus::Warning,
+            "TEMP on the database".into(),
+            "no TEMP on the database: loads into tables that keep their rows (DO_NOTHING) stage rows in a temporary table and fail: GRANT TEMP ON DATABASE ... TO the user".into(),
+        ),
+        check(
+            "TARGET-REPLICA-ROLE",
+            "CDC may apply without triggers and foreign keys",
+            t.setting("replica_role_privilege") == Some("true"),
+            CheckStatus::Warning,
+            "may SET session_replication_role".into(),
+            "the user may not SET session_replication_role: CDC then applies row by row in source order with the target's triggers and foreign keys active (GRANT SET ON PARAMETER session_replication_role TO the user, PostgreSQL 15+)".into(),
+        ),
+    ]
 }

@@ -295,7 +295,8 @@ async fn table(
             "SELECT COALESCE(sum(pg_table_size(p.relid)), 0)::int8,
                     COALESCE(sum(GREATEST(c.reltuples, 0)), 0)::int8,
                     (pg_relation_size($1::oid) / current_setting('block_size')::int)::int8,
-                    bool_or(c.reltuples < 0 AND c.relkind = 'r')
+                    bool_or(c.reltuples < 0 AND c.relkind = 'r'),
+                    has_table_privilege($1::oid, 'SELECT')
                FROM (SELECT $1::oid AS relid UNION SELECT relid FROM pg_partition_tree($1::oid::regclass)) p
                JOIN pg_class c ON c.oid = p.relid",
             &[&oid],
@@ -312,7 +313,10 @@ async fn table(
         quote_ident(name)
     );
     let never_analyzed: Option<bool> = r.get(3);
-    if never_analyzed.unwrap_or(false) {
+    // A table the user may not read is described all the same (`ferry
+    // endpoint test` reports it); its load fails, naming the privilege.
+    let readable: bool = r.get(4);
+    if never_analyzed.unwrap_or(false) && readable {
         rows_estimate = c
             .query_one(&format!("SELECT count(*) FROM {qualified}"), &[])
             .await?

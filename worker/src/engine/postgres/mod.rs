@@ -72,6 +72,10 @@ impl Source for Postgres {
     fn cdc_checks(&self, source: &Catalog) -> Vec<Check> {
         catalog::cdc_checks(source)
     }
+
+    fn read_checks(&self, source: &Catalog) -> Vec<Check> {
+        catalog::read_checks(source)
+    }
 }
 
 impl ChangeSource for Postgres {

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod convert;
+pub mod dms_settings;
 pub mod endpoint;
 pub mod fuzz;
 pub mod leader;

@@ -1,6 +1,8 @@
 //! DMS task-settings JSON, the parts Ferry honours today, plus Ferry's own
-//! section. Unknown DMS keys are accepted (DMS has hundreds); a known key with
-//! a wrong type or value is an error naming its JSON path.
+//! section. Other DMS keys are accepted (docs/dms-compatibility.md says
+//! what becomes of each), and keys DMS does not have either are named in a
+//! warning ([`TaskSettings::unknown_keys`]); a known key with a wrong type
+//! or value is an error naming its JSON path.
 //!
 //! ```json
 //! {"FullLoadSettings": {"TargetTablePrepMode": "DROP_AND_CREATE", "MaxFullLoadSubTasks": 8},
@@ -171,6 +173,14 @@ impl Default for TaskSettings {
 }
 
 impl TaskSettings {
+    /// JSON paths of keys that are no DMS task setting (ignored; the CLI
+    /// warns). Empty for a document that does not parse.
+    pub fn unknown_keys(json: &str) -> Vec<String> {
+        serde_json::from_str(json)
+            .map(|v| crate::dms_settings::unknown_keys(&v))
+            .unwrap_or_default()
+    }
+
     pub fn parse(json: &str) -> Result<TaskSettings, SettingsError> {
         let root: Value = serde_json::from_str(json).map_err(|e| SettingsError {
             path: "$".into(),

@@ -204,6 +204,13 @@ pub async fn run(link: &ClientLink, cmd: TaskCmd) -> anyhow::Result<()> {
             }
             if !settings_json.is_empty() {
                 ferry_common::settings::TaskSettings::parse(&settings_json)?;
+                let unknown = ferry_common::settings::TaskSettings::unknown_keys(&settings_json);
+                if !unknown.is_empty() {
+                    eprintln!(
+                        "warning: task settings: not DMS task settings, ignored: {}",
+                        unknown.join(", ")
+                    );
+                }
             }
             c.create_task(CreateTaskRequest {
                 name: name.clone(),

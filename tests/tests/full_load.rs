@@ -180,6 +180,28 @@ async fn bad_input_gets_one_line_errors() -> anyhow::Result<()> {
         !ok && err.contains("rule 42") && err.contains("not supported yet"),
         "{err}"
     );
+    // A settings key DMS does not have is named in a warning; the task is
+    // created with the rest.
+    let settings = dir.path().join("s.json");
+    std::fs::write(
+        &settings,
+        r#"{"TargetMetadata":{"SupportLobs":true,"LobMaxSze":32},"FullLoadSettings":{"CommitRate":10000}}"#,
+    )?;
+    let (ok, _, err) = f.ferry(&[
+        "task",
+        "create",
+        "typo",
+        "--source",
+        "postgres://u@h/db",
+        "--target",
+        "postgres://u@h/db",
+        "--settings",
+        settings.to_str().unwrap(),
+    ]);
+    assert!(
+        ok && err.contains("warning") && err.contains("$.TargetMetadata.LobMaxSze") && !err.contains("CommitRate"),
+        "{err}"
+    );
     let (ok, _, err) = Ferry::start(0, 5000, &[]).map(|mut g| {
         g.coordinator.take();
         g.ferry(&["task", "list"])

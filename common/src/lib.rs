@@ -11,6 +11,7 @@ pub mod leader;
 pub mod mapping;
 pub mod plan;
 pub mod position;
+pub mod readiness;
 pub mod schema;
 pub mod settings;
 pub mod telemetry;

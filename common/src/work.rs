@@ -214,6 +214,20 @@ fn one() -> u32 {
     1
 }
 
+/// A one-shot job for any idle worker, outside every task: it runs where
+/// the credentials are. Handed out as an Assignment of kind
+/// [`Errand::KIND`]; its answer goes back by `CompleteErrand`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Errand {
+    /// `ferry endpoint test`: the endpoint's readiness report.
+    TestEndpoint { endpoint: Endpoint },
+}
+
+impl Errand {
+    pub const KIND: &'static str = "Errand";
+}
+
 impl Work {
     /// The databases this work talks to (for liveness probes).
     pub fn endpoints(&self) -> Vec<&Endpoint> {

@@ -53,7 +53,8 @@ pub fn required(path: &str) -> Option<&'static [Role]> {
         ("Admin", "RequestMark") => &[Role::Operator, Role::Worker],
         (
             "Admin",
-            "CreateTask" | "StartTask" | "StopTask" | "DeleteTask" | "Switch" | "ReloadTable" | "ResolveEndpoint",
+            "CreateTask" | "StartTask" | "StopTask" | "DeleteTask" | "Switch" | "ReloadTable" | "ResolveEndpoint"
+            | "TestEndpoint",
         ) => &[Role::Operator],
         (
             "Admin",

@@ -173,9 +173,17 @@ pub async fn run(link: &ClientLink, cmd: TaskCmd) -> anyhow::Result<()> {
         } => {
             if test_endpoints {
                 for (role, ep) in [("source", &source), ("target", &target)] {
-                    let args = ["--as", role, "--type", &migration_type].map(String::from);
-                    if !test_endpoint(&mut c, ep, &args).await? {
-                        bail!("task {name} not created: the {role} endpoint is not ready (see above)");
+                    let needed =
+                        ferry_common::readiness::needed(role, &migration_type).map_err(|e| anyhow::anyhow!(e))?;
+                    let r = test_endpoint(&mut c, ep, false, 60)
+                        .await
+                        .with_context(|| format!("task {name} not created: testing the {role}"))?;
+                    let failures = r.failures(&needed);
+                    if !failures.is_empty() {
+                        bail!(
+                            "task {name} not created: the {role} {ep} is not ready for a {migration_type} task: {}",
+                            failures.join("; ")
+                        );
                     }
                 }
             }
@@ -776,7 +784,8 @@ pub enum EndpointCmd {
     /// Delete an endpoint no task uses (admin).
     Delete { name: String },
     /// Connect to an endpoint (a name, or a URL under task creation's rule)
-    /// from this machine, as a task would; reports the server, its TLS and
+    /// as a task would, from an idle worker (which holds the credentials),
+    /// or with --local from this machine; reports the server, its TLS and
     /// its readiness as a full-load source, a CDC source and a target, each
     /// missing privilege or setting with what to change. Non-zero when it
     /// cannot connect, or (with --as) is not ready for that role.
@@ -789,6 +798,12 @@ pub enum EndpointCmd {
         migration_type: String,
         #[arg(long, default_value = "text")]
         output: String,
+        /// Test from this machine, with this process's secrets.
+        #[arg(long)]
+        local: bool,
+        /// Seconds to wait for an idle worker.
+        #[arg(long, default_value_t = 60)]
+        timeout: u32,
     },
 }
 
@@ -845,40 +860,75 @@ pub async fn endpoint(link: &ClientLink, cmd: EndpointCmd) -> anyhow::Result<()>
             role,
             migration_type,
             output,
+            local,
+            timeout,
         } => {
-            let mut args = vec!["--type".to_string(), migration_type, "--output".into(), output];
-            if let Some(role) = role {
-                args.extend(["--as".into(), role]);
+            let needed = role
+                .as_deref()
+                .map(|r| ferry_common::readiness::needed(r, &migration_type))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!(e))?;
+            let r = test_endpoint(&mut c, &endpoint, local, timeout).await?;
+            match output.as_str() {
+                "json" => println!("{}", serde_json::to_string_pretty(&r)?),
+                "text" => print!("{}", r.text()),
+                other => bail!("--output {other}: expected text or json"),
             }
-            if !test_endpoint(&mut c, &endpoint, &args).await? {
-                std::process::exit(1);
+            let failures = r.failures(&needed.unwrap_or_default());
+            if !failures.is_empty() {
+                bail!(
+                    "{endpoint} is not ready as a {} of a {migration_type} task: {}",
+                    role.unwrap_or_default(),
+                    failures.join("; ")
+                );
             }
         }
     }
     Ok(())
 }
 
-/// Runs `ferry-worker endpoint test` on an endpoint (a name or a URL,
-/// resolved by the coordinator under task creation's secret rule): the
-/// drivers live in the worker binary, as for `ferry assess`. Its report
-/// and errors go to this process's output; true when it succeeded.
-async fn test_endpoint(c: &mut AdminClient<Link>, endpoint: &str, args: &[String]) -> anyhow::Result<bool> {
-    use ferry_common::proto::EndpointRequest;
-    let r = c
-        .resolve_endpoint(EndpointRequest {
-            name: endpoint.to_string(),
-            url: String::new(),
+/// The readiness report of an endpoint (a name, or a URL the coordinator
+/// resolves under task creation's secret rule): from an idle worker, which
+/// holds the credentials (`TestEndpoint`), or with `local` from this
+/// machine, with this process's secrets (`ferry-worker endpoint test`,
+/// where the drivers live, as for `ferry assess`).
+async fn test_endpoint(
+    c: &mut AdminClient<Link>,
+    endpoint: &str,
+    local: bool,
+    timeout_s: u32,
+) -> anyhow::Result<ferry_common::readiness::Readiness> {
+    use ferry_common::proto::{EndpointRequest, TestEndpointRequest};
+    let json = if local {
+        let r = c
+            .resolve_endpoint(EndpointRequest {
+                name: endpoint.to_string(),
+                url: String::new(),
+            })
+            .await
+            .map_err(status_err)?
+            .into_inner();
+        let out = tokio::process::Command::new(crate::supervisor::worker_binary()?)
+            .args(["endpoint", "test", &r.url, "--output", "json"])
+            .output()
+            .await
+            .context("running ferry-worker")?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            bail!("{}", err.trim().trim_start_matches("error: "));
+        }
+        String::from_utf8(out.stdout)?
+    } else {
+        c.test_endpoint(TestEndpointRequest {
+            endpoint: endpoint.to_string(),
+            timeout_s,
         })
         .await
         .map_err(status_err)?
-        .into_inner();
-    let status = tokio::process::Command::new(crate::supervisor::worker_binary()?)
-        .args(["endpoint", "test", &r.url])
-        .args(args)
-        .status()
-        .await
-        .context("running ferry-worker")?;
-    Ok(status.success())
+        .into_inner()
+        .report_json
+    };
+    serde_json::from_str(&json).context("reading the endpoint test's report")
 }
 
 /// `--coordinator URL,URL,...`: the leader, found by asking each node in

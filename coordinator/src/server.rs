@@ -303,13 +303,13 @@ async fn reap_leases(node: Node) {
             continue;
         }
         let now = ferry_common::now_ms();
-        let any_expired = node
-            .state
-            .read()
-            .expect("state lock")
-            .leases
-            .values()
-            .any(|l| l.expires_ms <= now);
+        let any_expired = {
+            let s = node.state.read().expect("state lock");
+            s.leases.values().any(|l| l.expires_ms <= now)
+                || s.errands
+                    .values()
+                    .any(|e| e.queued_ms + crate::state::ERRAND_TTL_MS <= now)
+        };
         if any_expired {
             match node.write(Request::ExpireLeases { now_ms: now }).await {
                 Ok(_) => tracing::info!("expired leases returned to the queue"),

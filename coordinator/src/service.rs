@@ -10,7 +10,8 @@ use ferry_common::mapping::TableMappings;
 use ferry_common::position::Position;
 use ferry_common::proto::{self as pb, admin_server::Admin, worker_server::Worker};
 use ferry_common::settings::TaskSettings;
-use ferry_common::work::WorkResult;
+use ferry_common::work::{Errand, WorkResult};
+use std::time::Duration;
 use tonic::{Request as Req, Response as Resp, Status};
 
 pub struct AdminService {
@@ -456,6 +457,47 @@ impl Admin for AdminService {
         ))
     }
 
+    /// Queues the test as an errand and waits for a worker's report: the
+    /// worker holds the credentials, the CLI's machine need not.
+    async fn test_endpoint(&self, req: Req<pb::TestEndpointRequest>) -> Result<Resp<pb::TestEndpointReply>, Status> {
+        let r = req.into_inner();
+        self.node.read_barrier().await?;
+        let (endpoint, name) = self.endpoint("endpoint", &r.endpoint)?;
+        let object = name.unwrap_or_else(|| endpoint.to_string());
+        let timeout = Duration::from_secs(if r.timeout_s == 0 { 60 } else { r.timeout_s as u64 });
+        let id = match self
+            .node
+            .write(Request::QueueErrand {
+                errand: Errand::TestEndpoint { endpoint },
+                now_ms: ferry_common::now_ms(),
+            })
+            .await?
+        {
+            Response::Errand(id) => id,
+            other => return Err(Status::internal(format!("unexpected errand answer {other:?}"))),
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let outcome = loop {
+            let e = self.node.state.read().expect("state lock").errands.get(&id).cloned();
+            match e {
+                Some(e) if e.outcome.is_some() => break e.outcome,
+                None => break None,
+                Some(_) if tokio::time::Instant::now() >= deadline => break None,
+                Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        let _ = self.node.write(Request::DropErrand { id }).await;
+        let reply = match outcome {
+            Some(Ok(report_json)) => Ok(Resp::new(pb::TestEndpointReply { report_json })),
+            Some(Err(e)) => Err(Status::failed_precondition(e)),
+            None => Err(Status::unavailable(format!(
+                "testing {object}: no worker took the test within {} s (is a worker running and idle? `ferry endpoint test --local` tests from this machine)",
+                timeout.as_secs()
+            ))),
+        };
+        reply.map(|r| audited(r, &object))
+    }
+
     async fn join_cluster(&self, req: Req<pb::JoinRequest>) -> Result<Resp<pb::ClusterStatusReply>, Status> {
         let r = req.into_inner();
         let object = format!("node {}", r.node_id);
@@ -677,6 +719,27 @@ impl Worker for WorkerService {
     async fn pull_assignment(&self, req: Req<pb::PullRequest>) -> Result<Resp<pb::PullReply>, Status> {
         let worker = req.into_inner().worker_id;
         let now = ferry_common::now_ms();
+        // Errands first: they are short, and someone waits for each.
+        if self.node.state.read().expect("state lock").errand_waiting() {
+            match self.node.write(Request::TakeErrand { worker }).await? {
+                Response::TakenErrand(Some((id, errand))) => {
+                    let work_json = serde_json::to_vec(&errand).map_err(|e| Status::internal(e.to_string()))?;
+                    return Ok(Resp::new(pb::PullReply {
+                        assignment: Some(pb::Assignment {
+                            id,
+                            epoch: 0,
+                            task: String::new(),
+                            kind: Errand::KIND.into(),
+                            work_json,
+                            lease_ms: 0,
+                        }),
+                    }));
+                }
+                Response::TakenErrand(None) => {}
+                Response::Fenced(e) => return Err(Status::not_found(e)),
+                other => return Err(Status::internal(format!("unexpected errand answer {other:?}"))),
+            }
+        }
         // Skip the Raft write when nothing can be granted (idle polling).
         if !self.node.state.read().expect("state lock").may_grant(now) {
             return Ok(Resp::new(pb::PullReply { assignment: None }));
@@ -810,6 +873,25 @@ impl Worker for WorkerService {
     async fn release(&self, req: Req<pb::AssignmentRef>) -> Result<Resp<pb::Ack>, Status> {
         let (assignment, epoch) = aref(Some(req.into_inner()))?;
         answer(self.node.write(Request::Release { assignment, epoch }).await?)?;
+        Ok(Resp::new(pb::Ack {}))
+    }
+
+    async fn complete_errand(&self, req: Req<pb::ErrandResult>) -> Result<Resp<pb::Ack>, Status> {
+        let r = req.into_inner();
+        let outcome = if r.error.is_empty() {
+            Ok(r.answer_json)
+        } else {
+            Err(r.error)
+        };
+        answer(
+            self.node
+                .write(Request::FinishErrand {
+                    id: r.id,
+                    worker: r.worker_id,
+                    outcome,
+                })
+                .await?,
+        )?;
         Ok(Resp::new(pb::Ack {}))
     }
 }

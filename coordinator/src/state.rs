@@ -39,8 +39,8 @@ use ferry_common::schema::{ConstraintKind, SourceSchema, TableSchema};
 use ferry_common::settings::TaskSettings;
 use ferry_common::typemap::{self, Kind};
 use ferry_common::work::{
-    CdcNames, CdcProgress, CdcTable, ChangedSegments, ProgressDetail, TableCounters, TableRef, ValidationFailure, Work,
-    WorkResult,
+    CdcNames, CdcProgress, CdcTable, ChangedSegments, Errand, ProgressDetail, TableCounters, TableRef,
+    ValidationFailure, Work, WorkResult,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -462,7 +462,28 @@ pub struct State {
     /// Named endpoints (`ferry endpoint`): where a secret may be sent.
     #[serde(default)]
     pub endpoints: BTreeMap<String, EndpointRecord>,
+    /// One-shot jobs for any idle worker, by id (see [`ErrandState`]).
+    #[serde(default)]
+    pub errands: BTreeMap<u64, ErrandState>,
 }
+
+/// A job for any idle worker outside every task (`ferry endpoint test`):
+/// queued by the node that was asked, taken by the first worker to pull
+/// (through the log, so two workers never both take it), answered by that
+/// worker, and removed by the asker once read — or, if the asker is gone,
+/// when it is [`ERRAND_TTL_MS`] old. It lives in the replicated state so a
+/// worker polling any node can take it and a leader change loses nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrandState {
+    pub errand: Errand,
+    pub queued_ms: u64,
+    /// The worker that took it.
+    pub worker: Option<u64>,
+    /// Its answer (JSON) or why it failed, once done.
+    pub outcome: Option<Result<String, String>>,
+}
+
+pub const ERRAND_TTL_MS: u64 = 5 * 60 * 1000;
 
 /// An endpoint an admin registered: its URL binds the secret reference it
 /// names to its server, user and transport (see `Endpoint::uses_secret_of`).
@@ -483,6 +504,21 @@ pub struct TokenRecord {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
+    QueueErrand {
+        errand: Errand,
+        now_ms: u64,
+    },
+    TakeErrand {
+        worker: u64,
+    },
+    FinishErrand {
+        id: u64,
+        worker: u64,
+        outcome: Result<String, String>,
+    },
+    DropErrand {
+        id: u64,
+    },
     CreateEndpoint {
         name: String,
         endpoint: Endpoint,
@@ -630,6 +666,10 @@ pub enum Response {
     Queued(u32),
     /// The task was removed at once (no source-side cleanup needed).
     Deleted,
+    /// A queued errand's id.
+    Errand(u64),
+    /// The errand a worker took, if one was waiting.
+    TakenErrand(Option<(u64, Errand)>),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -652,6 +692,46 @@ impl State {
     pub fn apply(&mut self, req: Request, dirty: &mut Dirty) -> Response {
         dirty.meta = true; // counters, workers and leases live under the meta key
         match req {
+            Request::QueueErrand { errand, now_ms } => {
+                self.next_assignment_id += 1;
+                let id = self.next_assignment_id;
+                self.errands.insert(
+                    id,
+                    ErrandState {
+                        errand,
+                        queued_ms: now_ms,
+                        worker: None,
+                        outcome: None,
+                    },
+                );
+                Response::Errand(id)
+            }
+            Request::TakeErrand { worker } => {
+                if !self.workers.contains_key(&worker) {
+                    return Response::Fenced(format!("worker {worker} is not registered"));
+                }
+                let taken = self
+                    .errands
+                    .iter_mut()
+                    .find(|(_, e)| e.worker.is_none())
+                    .map(|(id, e)| {
+                        e.worker = Some(worker);
+                        (*id, e.errand.clone())
+                    });
+                Response::TakenErrand(taken)
+            }
+            Request::FinishErrand { id, worker, outcome } => match self.errands.get_mut(&id) {
+                Some(e) if e.worker == Some(worker) => {
+                    e.outcome = Some(outcome);
+                    Response::Ok
+                }
+                // Its asker gave up and removed it: nobody waits for it.
+                _ => Response::Fenced(format!("errand {id} is not held by worker {worker}")),
+            },
+            Request::DropErrand { id } => {
+                self.errands.remove(&id);
+                Response::Ok
+            }
             Request::CreateToken {
                 name,
                 role,
@@ -1032,12 +1112,19 @@ impl State {
                         dirty.tasks.push(task);
                     }
                 }
+                // Errands whose asker is gone.
+                self.errands.retain(|_, e| e.queued_ms + ERRAND_TTL_MS > now_ms);
                 Response::Ok
             }
         }
     }
 
     /// Whether any running task has a unit that could be granted now.
+    /// Whether an errand waits for a worker (read-only, for idle polls).
+    pub fn errand_waiting(&self) -> bool {
+        self.errands.values().any(|e| e.worker.is_none())
+    }
+
     pub fn may_grant(&self, now_ms: u64) -> bool {
         self.tasks
             .values()

@@ -756,3 +756,53 @@ fn desired_capacity_counts_segments_up_to_the_subtask_limit_and_the_stream() {
     assert_eq!(c.desired, 1, "{c:?}");
     assert!(c.reason.starts_with("CDC stream (latency"), "{}", c.reason);
 }
+
+/// An errand goes to one worker only; only that worker answers it; the
+/// asker removes it, or time does when the asker is gone.
+#[test]
+fn an_errand_is_taken_once_and_answered_by_its_taker() {
+    let mut m = Machine::new();
+    let endpoint = Endpoint::parse("postgres://u@src:5432/db").unwrap();
+    let now_ms = m.now;
+    let Response::Errand(id) = m.apply(Request::QueueErrand {
+        errand: Errand::TestEndpoint { endpoint },
+        now_ms,
+    }) else {
+        panic!("no errand id")
+    };
+    assert!(m.s.errand_waiting());
+    let Response::Worker(other) = m.apply(Request::RegisterWorker {
+        name: "w2".into(),
+        slots: 1,
+        now_ms,
+    }) else {
+        panic!("no worker id")
+    };
+    let worker = m.worker;
+    assert!(matches!(m.apply(Request::TakeErrand { worker }), Response::TakenErrand(Some((i, _))) if i == id));
+    assert!(!m.s.errand_waiting());
+    assert_eq!(
+        m.apply(Request::TakeErrand { worker: other }),
+        Response::TakenErrand(None)
+    );
+    let answer = |worker| Request::FinishErrand {
+        id,
+        worker,
+        outcome: Ok("{}".into()),
+    };
+    assert!(matches!(m.apply(answer(other)), Response::Fenced(_)));
+    assert_eq!(m.apply(answer(worker)), Response::Ok);
+    assert_eq!(m.s.errands[&id].outcome, Some(Ok("{}".into())));
+    assert_eq!(m.apply(Request::DropErrand { id }), Response::Ok);
+    assert!(m.s.errands.is_empty());
+
+    // One nobody collects expires.
+    let endpoint = Endpoint::parse("postgres://u@src:5432/db").unwrap();
+    m.apply(Request::QueueErrand {
+        errand: Errand::TestEndpoint { endpoint },
+        now_ms,
+    });
+    m.now += ERRAND_TTL_MS;
+    m.apply(Request::ExpireLeases { now_ms: m.now });
+    assert!(m.s.errands.is_empty());
+}

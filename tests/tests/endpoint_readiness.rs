@@ -1,7 +1,8 @@
 //! `ferry endpoint test` says what an endpoint is ready to be — a full-load
 //! source, a CDC source, a target — against servers each missing the
 //! privileges and settings Ferry needs, and `task create --test-endpoints`
-//! refuses a task whose endpoints are not ready for it.
+//! refuses a task whose endpoints are not ready for it. The tests run on
+//! the worker (the default); `--local` runs the same checks in place.
 use ferry_tests::mariadb::MariaDbServer;
 use ferry_tests::*;
 use mysql_async::prelude::Queryable;
@@ -34,7 +35,7 @@ fn status_of<'a>(checks: &'a [(String, String, String)], id: &str) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_endpoints_missing_each_prerequisite() -> anyhow::Result<()> {
-    let f = Ferry::start(0, 5000, &[])?;
+    let f = Ferry::start(1, 5000, &[])?;
     // No logical WAL, no slots, no WAL senders; a role `app` that may not
     // replicate, read `secret`, own (so publish) any table, create schemas
     // or temporary tables, or set session_replication_role.
@@ -66,7 +67,10 @@ async fn postgres_endpoints_missing_each_prerequisite() -> anyhow::Result<()> {
     }
     // The text report names what to change.
     let text = f.ok(&["endpoint", "test", &app]);
-    assert!(text.contains("as a CDC source: NOT READY"), "{text}");
+    assert!(
+        text.contains("(from worker") && text.contains("as a CDC source: NOT READY"),
+        "{text}"
+    );
     assert!(text.contains("wal_level = logical"), "{text}");
     assert!(
         text.contains("\"public\".\"secret\"") && text.contains("GRANT"),
@@ -78,6 +82,13 @@ async fn postgres_endpoints_missing_each_prerequisite() -> anyhow::Result<()> {
     assert!(!ok && err.contains("secret") && !err.contains("wal_level"), "{err}");
     let (ok, _, err) = f.ferry(&["endpoint", "test", &app, "--as", "target"]);
     assert!(!ok && err.contains("CREATE ON DATABASE"), "{err}");
+
+    // In place, the same report.
+    let (ok, out, _) = f.ferry(&["endpoint", "test", &app, "--local"]);
+    assert!(
+        ok && out.contains("as a CDC source: NOT READY") && !out.contains("from worker"),
+        "{out}"
+    );
 
     // The superuser on a server set up for CDC is ready for everything.
     let good = PgServer::start()?;
@@ -126,12 +137,17 @@ async fn postgres_endpoints_missing_each_prerequisite() -> anyhow::Result<()> {
         "--test-endpoints",
     ]);
     assert!(f.ok(&["task", "list"]).contains("ready"));
+
+    // Without a worker to run it, the test says so in time.
+    let idle = Ferry::start(0, 5000, &[])?;
+    let (ok, _, err) = idle.ferry(&["endpoint", "test", &good.url("src"), "--timeout", "2"]);
+    assert!(!ok && err.contains("no worker took the test within 2 s"), "{err}");
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mysql_endpoints_missing_each_prerequisite() -> anyhow::Result<()> {
-    let f = Ferry::start(0, 5000, &[])?;
+    let f = Ferry::start(1, 5000, &[])?;
     let no_binlog = MariaDbServer::start_with(&["--skip-log-bin".to_string()])?;
     let checks = readiness(&f, &no_binlog.url("mysql"));
     assert_eq!(status_of(&checks, "MY-LOG-BIN"), "failed", "{checks:?}");

@@ -148,14 +148,21 @@ async fn named_endpoints_bind_secrets_to_servers() -> anyhow::Result<()> {
     let (ok, _, err) = f.ferry(&["endpoint", "delete", "src-db"]);
     assert!(!ok && err.contains("used by task(s) named"), "{err}");
 
-    // `endpoint test` connects from the caller's machine, with its secrets.
-    let (ok, out, err) = op(&[("SRC_PW", PASSWORD)], &["endpoint", "test", "src-db"]);
+    // `endpoint test` runs on a worker, with the worker's secrets: the
+    // operator's machine has none.
+    let (ok, out, err) = op(&[], &["endpoint", "test", "src-db"]);
     assert!(ok, "{err}{out}");
     assert!(
-        out.contains("connected") && out.contains("replication connection") && !out.contains(PASSWORD),
+        out.contains("connected (from worker") && out.contains("replication connection") && !out.contains(PASSWORD),
         "{out}"
     );
-    let (ok, _, err) = op(&[("SRC_PW", "wrong")], &["endpoint", "test", "src-db"]);
+    // `--local` connects from the caller's machine, with its secrets.
+    let (ok, out, err) = op(&[("SRC_PW", PASSWORD)], &["endpoint", "test", "src-db", "--local"]);
+    assert!(
+        ok && out.contains("connected") && !out.contains("from worker"),
+        "{err}{out}"
+    );
+    let (ok, _, err) = op(&[("SRC_PW", "wrong")], &["endpoint", "test", "src-db", "--local"]);
     assert!(!ok && err.contains("password authentication failed"), "{err}");
 
     // An endpoint the worker's own configuration does not allow: the task

@@ -215,16 +215,16 @@ fn secret_policy(args: &Args) -> Result<engine::credentials::SecretPolicy, Strin
     })
 }
 
-/// `ferry endpoint test`: the readiness report; with `--as`, an error
-/// naming every failed check the role needs.
+/// `ferry endpoint test --local`: the readiness report, run here; with
+/// `--as`, an error naming every failed check the role needs.
 async fn endpoint_test(url: &str, role: Option<&str>, migration_type: &str, output: &str) -> anyhow::Result<()> {
-    use schema::readiness;
+    use ferry_common::readiness;
     let needed = role
         .map(|r| readiness::needed(r, migration_type))
         .transpose()
         .map_err(|e| anyhow::anyhow!(e))?;
     let ep = ferry_common::endpoint::Endpoint::parse(url)?;
-    let r = readiness::test(&ep).await?;
+    let r = schema::readiness::test(&ep).await?;
     match output {
         "json" => println!("{}", serde_json::to_string_pretty(&r)?),
         "text" => print!("{}", r.text()),
@@ -318,12 +318,17 @@ async fn hand_back_due(drain: &mut Drain, at_once: bool) {
     }
 }
 
-async fn register(client: &mut WorkerClient<Link>) -> (u64, u64) {
-    let name = format!(
+/// How this process registers: `host:pid`.
+fn worker_name() -> String {
+    format!(
         "{}:{}",
         std::fs::read_to_string("/etc/hostname").unwrap_or_default().trim(),
         std::process::id()
-    );
+    )
+}
+
+async fn register(client: &mut WorkerClient<Link>) -> (u64, u64) {
+    let name = worker_name();
     let mut delay = Duration::from_millis(200);
     loop {
         match client
@@ -390,6 +395,12 @@ async fn slot_loop(
             }
             continue;
         };
+        if a.kind == ferry_common::work::Errand::KIND {
+            run_errand(&mut client, worker_id, a)
+                .instrument(tracing::info_span!("errand", slot))
+                .await;
+            continue;
+        }
         let span = tracing::info_span!("assignment", task = %a.task, kind = %a.kind, id = a.id, epoch = a.epoch, slot);
         if a.kind == "HoldSnapshot" {
             // A snapshot holder idles on a source connection; it does not
@@ -418,6 +429,36 @@ async fn slot_loop(
     }
     for b in background {
         let _ = b.await;
+    }
+}
+
+/// An errand: a one-shot job outside every task, answered by
+/// `CompleteErrand` (the coordinator's asker waits for it).
+async fn run_errand(client: &mut WorkerClient<Link>, worker_id: u64, a: pb::Assignment) {
+    use ferry_common::work::Errand;
+    let outcome: anyhow::Result<String> = async {
+        match serde_json::from_slice::<Errand>(&a.work_json)? {
+            Errand::TestEndpoint { endpoint } => {
+                tracing::info!(endpoint = %endpoint, "testing endpoint");
+                let mut r = schema::readiness::test(&endpoint).await?;
+                r.worker = worker_name();
+                Ok(serde_json::to_string(&r)?)
+            }
+        }
+    }
+    .await;
+    let (answer_json, error) = match outcome {
+        Ok(a) => (a, String::new()),
+        Err(e) => (String::new(), format!("{e:#}")),
+    };
+    let result = pb::ErrandResult {
+        id: a.id,
+        worker_id,
+        answer_json,
+        error,
+    };
+    if let Err(e) = client.complete_errand(result).await {
+        tracing::warn!(errand = a.id, error = %e.message(), "errand answer not taken (its asker may have given up)");
     }
 }
 

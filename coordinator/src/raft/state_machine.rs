@@ -42,6 +42,8 @@ struct Meta {
     tokens: BTreeMap<String, crate::state::TokenRecord>,
     #[serde(default)]
     endpoints: BTreeMap<String, crate::state::EndpointRecord>,
+    #[serde(default)]
+    errands: BTreeMap<u64, crate::state::ErrandState>,
 }
 
 impl Meta {
@@ -55,6 +57,7 @@ impl Meta {
             leases: self.leases,
             tokens: self.tokens,
             endpoints: self.endpoints,
+            errands: self.errands,
         }
     }
 }
@@ -150,6 +153,7 @@ impl StateMachine {
             leases: s.leases.clone(),
             tokens: s.tokens.clone(),
             endpoints: s.endpoints.clone(),
+            errands: s.errands.clone(),
         }
     }
 

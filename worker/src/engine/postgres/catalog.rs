@@ -384,11 +384,16 @@ pub async fn catalog(ep: &Endpoint, mappings: &TableMappings) -> Result<Catalog,
         )
         .await
         .map_err(q)?;
+    let selected: std::collections::HashSet<(&str, &str)> = schema
+        .tables
+        .iter()
+        .map(|x| (x.schema.as_str(), x.name.as_str()))
+        .collect();
     let mut unreadable = vec![];
     let mut unpublishable = vec![];
     for r in rows {
         let (s, t): (String, String) = (r.get(0), r.get(1));
-        if !schema.tables.iter().any(|x| x.schema == s && x.name == t) {
+        if !selected.contains(&(s.as_str(), t.as_str())) {
             continue;
         }
         let name = format!("{}.{}", quote_ident(&s), quote_ident(&t));

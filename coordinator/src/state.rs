@@ -669,7 +669,7 @@ pub enum Response {
     /// A queued errand's id.
     Errand(u64),
     /// The errand a worker took, if one was waiting.
-    TakenErrand(Option<(u64, Errand)>),
+    TakenErrand(Option<(u64, Box<Errand>)>),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -716,7 +716,7 @@ impl State {
                     .find(|(_, e)| e.worker.is_none())
                     .map(|(id, e)| {
                         e.worker = Some(worker);
-                        (*id, e.errand.clone())
+                        (*id, Box::new(e.errand.clone()))
                     });
                 Response::TakenErrand(taken)
             }
@@ -1380,16 +1380,22 @@ impl Task {
         self.snapshot.as_ref()
     }
 
+    /// Whether table `table`'s segments are read in the task's shared
+    /// snapshot: every table a CDC task loads (a cdc-only task's: those that
+    /// joined it), whose changes apply from that snapshot's position; in a
+    /// full load only tables cut into block ranges, so that a lost holder
+    /// reloads those and nothing else.
+    fn reads_in_snapshot(&self, table: usize) -> bool {
+        self.units.iter().any(|u| u.kind == UnitKind::Snapshot)
+            && (self.spec.has_cdc() || Task::needs_load_snapshot(&self.plans[table..=table]))
+    }
+
     /// Unit dependencies: Prepare and CreateSlot after Introspect (implicit:
     /// created then), loads after Prepare (and, with CDC, inside a live
     /// snapshot of the table's generation, after any reset of the table), a
     /// table's PostData after its loads, Finalize after every PostData, the
     /// CDC stream after everything but the snapshot holder.
     pub(crate) fn runnable(&self, kind: &UnitKind) -> bool {
-        // A CDC task's loads (a cdc-only task's: of tables that joined it)
-        // read in a snapshot the stream can start from.
-        // So do a full load's block ranges (see `needs_load_snapshot`).
-        let with_snapshot = self.units.iter().any(|u| u.kind == UnitKind::Snapshot);
         let prepared = || self.done(|k| *k == UnitKind::Prepare);
         match kind {
             UnitKind::Introspect
@@ -1423,7 +1429,7 @@ impl Task {
             }
             UnitKind::Load { table, .. } => {
                 prepared()
-                    && (!with_snapshot
+                    && (!self.reads_in_snapshot(*table)
                         || self
                             .snapshot()
                             .is_some_and(|s| self.plans[*table].gen.is_none_or(|g| g == s.gen))
@@ -1482,7 +1488,7 @@ impl Task {
                 }
             }
             UnitKind::Load { table, .. } => {
-                if let Some(s) = snap {
+                if let Some(s) = snap.filter(|_| self.reads_in_snapshot(table)) {
                     let p = &mut self.plans[table];
                     if p.gen.is_none() {
                         p.gen = Some(s.gen);
@@ -1806,7 +1812,10 @@ impl Task {
                     table: t,
                     segment,
                     bounds: self.plans[table].segments[segment as usize].clone(),
-                    snapshot: self.snapshot().map(|s| s.name.clone()),
+                    snapshot: self
+                        .snapshot()
+                        .filter(|_| self.reads_in_snapshot(table))
+                        .map(|s| s.name.clone()),
                     gen: self.plans[table].gen.unwrap_or(0),
                     defer_primary_key: self.defer_primary_key(),
                     target_may_hold_rows: self.target_may_hold_rows(),

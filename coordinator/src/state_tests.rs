@@ -139,17 +139,20 @@ fn schema(names: &[&str]) -> SourceSchema {
 
 /// A full load cutting a table into block ranges reads every segment in
 /// one exported snapshot (no slot); when the holder is lost mid-load, the
-/// table is emptied and every segment read again in the next snapshot.
+/// table is emptied and every segment read again in the next snapshot,
+/// while a key-range table reads on, untouched.
 #[test]
 fn a_full_load_in_block_ranges_shares_one_snapshot_and_reloads_when_it_is_lost() {
     let mut m = Machine::new();
     let mut s = spec("fl", MigrationType::FullLoad);
     (s.settings.segment_target_bytes, s.settings.split_tables_larger_than) = (100, 0);
     m.create(s);
-    let mut sch = schema(&["heap"]);
+    // `keyed` is one key-range segment: it needs no shared snapshot, and
+    // losing the holder does not touch it.
+    let mut sch = schema(&["heap", "keyed"]);
     let t = &mut sch.tables[0];
     (t.primary_key, t.size_bytes, t.pages) = (None, 400, 100);
-    let (mut holder, mut snapshot, mut loads, mut resets) = (None, 0, vec![], vec![]);
+    let (mut holder, mut snapshot, mut loads, mut resets, mut keyed) = (None, 0, vec![], vec![], 0);
     while let Some(g) = m.grant() {
         let result = match *g.work {
             Work::Introspect { .. } => WorkResult::Introspected(sch.clone()),
@@ -162,8 +165,22 @@ fn a_full_load_in_block_ranges_shares_one_snapshot_and_reloads_when_it_is_lost()
                 holder = Some(g);
                 continue;
             }
-            Work::LoadSegment { ref snapshot, gen, .. } => {
-                loads.push((snapshot.clone().expect("read in the shared snapshot"), gen));
+            Work::LoadSegment {
+                ref snapshot,
+                gen,
+                ref table,
+                ..
+            } => {
+                if table.name == "keyed" {
+                    assert_eq!(
+                        (snapshot, gen),
+                        (&None, 0),
+                        "a key-range table reads in its own snapshot"
+                    );
+                    keyed += 1;
+                } else {
+                    loads.push((snapshot.clone().expect("read in the shared snapshot"), gen));
+                }
                 loaded(1)
             }
             Work::ResetTable { gen, .. } => {
@@ -183,6 +200,7 @@ fn a_full_load_in_block_ranges_shares_one_snapshot_and_reloads_when_it_is_lost()
     assert_eq!(m.task("fl").state, TaskState::Completed);
     assert_eq!(snapshot, 2);
     assert_eq!(resets, [2], "the table is emptied for the second snapshot");
+    assert_eq!(keyed, 1, "the key-range table is loaded once");
     let expected: Vec<(String, u64)> = std::iter::once(("snap1".to_string(), 1))
         .chain((0..4).map(|_| ("snap2".to_string(), 2)))
         .collect();

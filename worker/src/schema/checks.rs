@@ -26,6 +26,21 @@ pub fn lob_columns(engine: Engine, t: &ferry_common::schema::TableSchema) -> Vec
         .collect()
 }
 
+/// `SOURCE-SELECT`: every table of the catalog readable. Engines record
+/// the others in the `unreadable_tables` setting; `missing` says what is
+/// missing and `fix` how to grant it, in the engine's terms.
+pub(crate) fn every_table_readable(source: &Catalog, missing: &str, fix: &str) -> Check {
+    let unreadable = source.setting("unreadable_tables").unwrap_or("");
+    check(
+        "SOURCE-SELECT",
+        "the user may read every table",
+        unreadable.is_empty(),
+        CheckStatus::Failed,
+        format!("SELECT on all {} tables", source.tables.len()),
+        format!("{missing} on: {unreadable} ({fix})"),
+    )
+}
+
 /// The task types `ferry task create --type` takes.
 pub fn needs_cdc(migration_type: &str) -> bool {
     migration_type.contains("cdc")

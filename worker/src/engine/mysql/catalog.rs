@@ -348,14 +348,10 @@ pub(crate) fn cdc_checks(source: &Catalog) -> Vec<Check> {
 
 /// What a full load needs of a source (`ferry endpoint test`).
 pub(crate) fn read_checks(source: &Catalog) -> Vec<Check> {
-    let unreadable = source.setting("unreadable_tables").unwrap_or("");
-    vec![check(
-        "SOURCE-SELECT",
-        "the user may read every table",
-        unreadable.is_empty(),
-        CheckStatus::Failed,
-        format!("SELECT on all {} tables", source.tables.len()),
-        format!("no SELECT on: {unreadable} (GRANT SELECT ON db.* TO the user)"),
+    vec![crate::schema::checks::every_table_readable(
+        source,
+        "no SELECT",
+        "GRANT SELECT ON db.* TO the user",
     )]
 }
 

@@ -486,14 +486,10 @@ pub(crate) fn cdc_checks(source: &Catalog) -> Vec<Check> {
 
 /// What a full load needs of a source (`ferry endpoint test`).
 pub(crate) fn read_checks(source: &Catalog) -> Vec<Check> {
-    let unreadable = source.setting("unreadable_tables").unwrap_or("");
-    vec![check(
-        "SOURCE-SELECT",
-        "the user may read every table",
-        unreadable.is_empty(),
-        CheckStatus::Failed,
-        format!("SELECT on all {} tables", source.tables.len()),
-        format!("no SELECT (or no USAGE on the schema) on: {unreadable} (GRANT USAGE ON SCHEMA ..., SELECT ON ALL TABLES IN SCHEMA ... TO the user)"),
+    vec![crate::schema::checks::every_table_readable(
+        source,
+        "no SELECT (or no USAGE on the schema)",
+        "GRANT USAGE ON SCHEMA ..., SELECT ON ALL TABLES IN SCHEMA ... TO the user",
     )]
 }
 

@@ -909,7 +909,7 @@ async fn test_endpoint(
             .map_err(status_err)?
             .into_inner();
         let out = tokio::process::Command::new(crate::supervisor::worker_binary()?)
-            .args(["endpoint", "test", &r.url, "--output", "json"])
+            .args(["endpoint", "test", &r.url])
             .output()
             .await
             .context("running ferry-worker")?;

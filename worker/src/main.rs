@@ -94,17 +94,9 @@ enum Cmd {
 
 #[derive(clap::Subcommand)]
 enum EndpointCmd {
-    Test {
-        url: String,
-        /// Exit non-zero when the endpoint is not ready for this role
-        /// (source or target) of a task of `--type`.
-        #[arg(long = "as")]
-        role: Option<String>,
-        #[arg(long = "type", default_value = "full-load-and-cdc")]
-        migration_type: String,
-        #[arg(long, default_value = "text")]
-        output: String,
-    },
+    /// `ferry endpoint test --local`: prints the readiness report as JSON
+    /// (the CLI renders it and judges it for the role asked).
+    Test { url: String },
 }
 
 #[derive(clap::Subcommand)]
@@ -138,14 +130,8 @@ async fn main() -> std::process::ExitCode {
     let res = match args.cmd.take() {
         None => run(args).await,
         Some(Cmd::Endpoint {
-            cmd:
-                EndpointCmd::Test {
-                    url,
-                    role,
-                    migration_type,
-                    output,
-                },
-        }) => endpoint_test(&url, role.as_deref(), &migration_type, &output).await,
+            cmd: EndpointCmd::Test { url },
+        }) => endpoint_test(&url).await,
         Some(Cmd::Schema {
             cmd:
                 SchemaCmd::Convert {
@@ -215,31 +201,11 @@ fn secret_policy(args: &Args) -> Result<engine::credentials::SecretPolicy, Strin
     })
 }
 
-/// `ferry endpoint test --local`: the readiness report, run here; with
-/// `--as`, an error naming every failed check the role needs.
-async fn endpoint_test(url: &str, role: Option<&str>, migration_type: &str, output: &str) -> anyhow::Result<()> {
-    use ferry_common::readiness;
-    let needed = role
-        .map(|r| readiness::needed(r, migration_type))
-        .transpose()
-        .map_err(|e| anyhow::anyhow!(e))?;
+/// `ferry endpoint test --local`: the readiness report, run here, as JSON.
+async fn endpoint_test(url: &str) -> anyhow::Result<()> {
     let ep = ferry_common::endpoint::Endpoint::parse(url)?;
     let r = schema::readiness::test(&ep).await?;
-    match output {
-        "json" => println!("{}", serde_json::to_string_pretty(&r)?),
-        "text" => print!("{}", r.text()),
-        other => anyhow::bail!("--output {other}: expected text or json"),
-    }
-    if let Some(needed) = needed {
-        let failures = r.failures(&needed);
-        if !failures.is_empty() {
-            anyhow::bail!(
-                "{ep} is not ready as a {} of a {migration_type} task: {}",
-                role.unwrap_or_default(),
-                failures.join("; ")
-            );
-        }
-    }
+    println!("{}", serde_json::to_string(&r)?);
     Ok(())
 }
 

@@ -108,10 +108,15 @@ pub fn mysql_key_types(t: &TableSchema) -> Vec<(String, String)> {
 
 /// The table as the target engine creates it.
 pub fn convert_table(t: &TableSchema, to: Engine) -> Result<TableSchema, Unsupported> {
+    // The target's form carries no source filter: it holds what passed.
     if t.engine == to {
-        return Ok(t.clone());
+        return Ok(TableSchema {
+            filter: None,
+            ..t.clone()
+        });
     }
     let mut out = t.clone();
+    out.filter = None;
     out.engine = to;
     out.copy_format = CopyFormat::Text;
     out.partition_key = None;
@@ -338,6 +343,7 @@ mod tests {
             pages: 0,
             copy_format: CopyFormat::Text,
             key_samples: vec![],
+            filter: None,
         };
         let p = convert_table(&t, Engine::Postgres).unwrap();
         assert_eq!(p.columns[0].type_sql, "bigint");

@@ -1,11 +1,13 @@
 //! DMS table-mapping JSON (`{"rules": [...]}`).
 //!
 //! Supported today: `selection` rules (include / exclude / explicit, with DMS
-//! wildcards `%`, `_`, `[_]`, `[ab]`, `[a-d]`) and `table-settings` rules with
-//! `parallel-load` of type `ranges` or `none`. Every other rule kind is
+//! wildcards `%`, `_`, `[_]`, `[ab]`, `[a-d]`) and their source `filters`
+//! (see [`crate::filter`]), and `table-settings` rules with `parallel-load`
+//! of type `ranges` or `none`. Every other rule kind is
 //! refused with an error that names the rule id, so a mapping never silently
 //! means less than the user wrote.
 
+use crate::filter::{ColumnFilter, Condition, Operator, RowFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
@@ -38,6 +40,9 @@ pub struct SelectionRule {
     pub schema: String,
     pub table: String,
     pub action: SelectionAction,
+    /// Source filters (`filters`), ANDed.
+    #[serde(default)]
+    pub filters: Vec<ColumnFilter>,
 }
 
 /// A user-given cut of one table: `n` boundaries make `n + 1` segments,
@@ -68,6 +73,7 @@ impl TableMappings {
                 schema: "%".into(),
                 table: "%".into(),
                 action: SelectionAction::Include,
+                filters: vec![],
             }],
             ..Default::default()
         }
@@ -121,14 +127,6 @@ impl TableMappings {
             };
             match rule_type {
                 "selection" => {
-                    if obj.contains_key("filters")
-                        && obj
-                            .get("filters")
-                            .and_then(Value::as_array)
-                            .is_some_and(|f| !f.is_empty())
-                    {
-                        return Err(err(".filters", "source filters are not supported yet"));
-                    }
                     if let Some(t) = locator.get("table-type").and_then(Value::as_str) {
                         if !matches!(t, "table" | "all") {
                             return Err(err(".object-locator.table-type", "only tables are supported yet"));
@@ -146,11 +144,19 @@ impl TableMappings {
                     for (p, pat) in [("schema-name", &schema), ("table-name", &table)] {
                         Pattern::compile(pat).map_err(|m| err(&format!(".object-locator.{p}"), &m))?;
                     }
+                    let filters = match obj.get("filters") {
+                        None | Some(Value::Null) => vec![],
+                        Some(f) => parse_filters(f, &err)?,
+                    };
+                    if action == SelectionAction::Exclude && !filters.is_empty() {
+                        return Err(err(".filters", "an exclude rule cannot carry filters"));
+                    }
                     out.selection.push(SelectionRule {
                         rule_id: rule_id.clone(),
                         schema,
                         table,
                         action,
+                        filters,
                     });
                 }
                 "table-settings" => {
@@ -259,6 +265,39 @@ impl TableMappings {
         included
     }
 
+    /// The source filter of a selected table: the filters of the include
+    /// or explicit rule that selects it. Two such rules with filters for
+    /// the same table are an error naming both, since DMS gives no order
+    /// between them.
+    pub fn filter_for(&self, schema: &str, table: &str) -> Result<Option<RowFilter>, MappingError> {
+        let mut found: Option<&SelectionRule> = None;
+        for r in &self.selection {
+            let m = match r.action {
+                SelectionAction::Exclude => continue,
+                SelectionAction::Explicit => r.schema == schema && r.table == table,
+                SelectionAction::Include => matches(&r.schema, schema) && matches(&r.table, table),
+            };
+            if !m || r.filters.is_empty() {
+                continue;
+            }
+            if let Some(first) = found {
+                return Err(MappingError::Rule {
+                    rule_id: r.rule_id.clone(),
+                    path: "$.rules".into(),
+                    message: format!(
+                        "its filters and those of rule {} both apply to table {schema}.{table}; keep one",
+                        first.rule_id
+                    ),
+                });
+            }
+            found = Some(r);
+        }
+        Ok(found.map(|r| RowFilter {
+            rule_id: r.rule_id.clone(),
+            columns: r.filters.clone(),
+        }))
+    }
+
     pub fn ranges_for(&self, schema: &str, table: &str) -> Option<&ParallelLoadRanges> {
         self.ranges.iter().find(|r| r.schema == schema && r.table == table)
     }
@@ -266,6 +305,78 @@ impl TableMappings {
     pub fn parallel_disabled(&self, schema: &str, table: &str) -> bool {
         self.no_parallel.iter().any(|(s, t)| s == schema && t == table)
     }
+}
+
+/// A selection rule's `filters` array.
+fn parse_filters(f: &Value, err: &dyn Fn(&str, &str) -> MappingError) -> Result<Vec<ColumnFilter>, MappingError> {
+    let list = f
+        .as_array()
+        .ok_or_else(|| err(".filters", "expected an array of filters"))?;
+    let mut out = vec![];
+    for (i, f) in list.iter().enumerate() {
+        let p = format!(".filters[{i}]");
+        let o = f.as_object().ok_or_else(|| err(&p, "expected an object"))?;
+        match o.get("filter-type").and_then(Value::as_str) {
+            Some("source") => {}
+            Some(other) => {
+                return Err(err(
+                    &format!("{p}.filter-type"),
+                    &format!("filter-type '{other}' is not supported (only source)"),
+                ))
+            }
+            None => return Err(err(&format!("{p}.filter-type"), "missing filter-type")),
+        }
+        let column = o
+            .get("column-name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| err(&format!("{p}.column-name"), "missing column-name"))?
+            .to_string();
+        let conds = o
+            .get("filter-conditions")
+            .and_then(Value::as_array)
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                err(
+                    &format!("{p}.filter-conditions"),
+                    "expected a non-empty array of conditions",
+                )
+            })?;
+        let mut conditions = vec![];
+        for (j, c) in conds.iter().enumerate() {
+            let cp = format!("{p}.filter-conditions[{j}]");
+            let name = c
+                .get("filter-operator")
+                .and_then(Value::as_str)
+                .ok_or_else(|| err(&format!("{cp}.filter-operator"), "missing filter-operator"))?;
+            let op = Operator::parse(name).ok_or_else(|| {
+                err(
+                    &format!("{cp}.filter-operator"),
+                    &format!(
+                        "unknown filter-operator '{name}' (eq, noteq, ste, lte, gte, between, notbetween, null, notnull)"
+                    ),
+                )
+            })?;
+            let keys: &[&str] = match op.arity() {
+                0 => &[],
+                1 => &["value"],
+                _ => &["start-value", "end-value"],
+            };
+            let values = keys
+                .iter()
+                .map(|k| match c.get(*k) {
+                    Some(Value::String(s)) => Ok(s.clone()),
+                    Some(Value::Number(n)) => Ok(n.to_string()),
+                    _ => Err(err(
+                        &format!("{cp}.{k}"),
+                        &format!("operator {name} needs {k} (a string or number)"),
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            conditions.push(Condition { op, values });
+        }
+        out.push(ColumnFilter { column, conditions });
+    }
+    Ok(out)
 }
 
 #[derive(Debug)]
@@ -403,6 +514,66 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("rule 7") && msg.contains("not supported yet"), "{msg}");
         assert!(msg.contains("$.rules[0]"), "{msg}");
+    }
+
+    #[test]
+    fn source_filters() {
+        let m = TableMappings::parse(
+            r#"{"rules":[
+            {"rule-type":"selection","rule-id":"1","rule-name":"a","object-locator":{"schema-name":"shop","table-name":"%"},"rule-action":"include",
+             "filters":[{"filter-type":"source","column-name":"empid","filter-conditions":[{"filter-operator":"lte","value":"10"},{"filter-operator":"between","start-value":50,"end-value":"75"}]},
+                        {"filter-type":"source","column-name":"gone","filter-conditions":[{"filter-operator":"null"}]}]}]}"#,
+        )
+        .unwrap();
+        let f = m.filter_for("shop", "emp").unwrap().unwrap();
+        assert_eq!(f.rule_id, "1");
+        assert_eq!(f.columns.len(), 2);
+        assert_eq!(f.columns[0].conditions[1].values, vec!["50".to_string(), "75".into()]);
+        assert_eq!(m.filter_for("other", "emp").unwrap(), None);
+
+        let bad = |json: &str, want: &str| {
+            let e = TableMappings::parse(json).unwrap_err().to_string();
+            assert!(e.contains(want), "{e} (wanted {want})");
+        };
+        let rule = |filters: &str| {
+            format!(
+                r#"{{"rules":[{{"rule-type":"selection","rule-id":"4","rule-name":"a","object-locator":{{"schema-name":"s","table-name":"t"}},"rule-action":"include","filters":{filters}}}]}}"#
+            )
+        };
+        bad(
+            &rule(
+                r#"[{"filter-type":"target","column-name":"a","filter-conditions":[{"filter-operator":"eq","value":"1"}]}]"#,
+            ),
+            "rule 4 ($.rules[0].filters[0].filter-type)",
+        );
+        bad(
+            &rule(
+                r#"[{"filter-type":"source","column-name":"a","filter-conditions":[{"filter-operator":"like","value":"1"}]}]"#,
+            ),
+            "unknown filter-operator 'like'",
+        );
+        bad(
+            &rule(
+                r#"[{"filter-type":"source","column-name":"a","filter-conditions":[{"filter-operator":"between","start-value":"1"}]}]"#,
+            ),
+            "filter-conditions[0].end-value",
+        );
+        bad(
+            &rule(r#"[{"filter-type":"source","column-name":"a","filter-conditions":[]}]"#),
+            "non-empty",
+        );
+
+        let two = TableMappings::parse(
+            r#"{"rules":[
+            {"rule-type":"selection","rule-id":"1","rule-name":"a","object-locator":{"schema-name":"s","table-name":"%"},"rule-action":"include",
+             "filters":[{"filter-type":"source","column-name":"a","filter-conditions":[{"filter-operator":"notnull"}]}]},
+            {"rule-type":"selection","rule-id":"2","rule-name":"b","object-locator":{"schema-name":"s","table-name":"t"},"rule-action":"explicit",
+             "filters":[{"filter-type":"source","column-name":"b","filter-conditions":[{"filter-operator":"null"}]}]}]}"#,
+        )
+        .unwrap();
+        let e = two.filter_for("s", "t").unwrap_err().to_string();
+        assert!(e.contains("rule 2") && e.contains("rule 1"), "{e}");
+        assert!(two.filter_for("s", "u").unwrap().is_some());
     }
 
     #[test]

@@ -65,6 +65,11 @@ pub struct TableSchema {
     /// the table is small or has no key.
     #[serde(default)]
     pub key_samples: Vec<Vec<String>>,
+    /// The task's source filter for this table (see [`crate::filter`]):
+    /// only rows it passes are loaded, changed and validated. Set on the
+    /// source's form of the table only; the target's has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<crate::filter::RowFilter>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,6 +202,7 @@ impl TableSchema {
             pages: 0,
             copy_format: CopyFormat::Text,
             key_samples: vec![],
+            filter: None,
         }
     }
 

@@ -154,6 +154,7 @@ mod tests {
             pages: 100,
             copy_format: CopyFormat::Binary,
             key_samples: (0..samples).map(|i| vec![(i * 10).to_string()]).collect(),
+            filter: None,
         }
     }
 

@@ -82,6 +82,23 @@ pub(crate) fn stored_position(
         .map_err(|e| ConnectorError::Definite(format!("{whence}: {e}")))
 }
 
+/// `predicate` (a segment's rows) narrowed by the table's source filter,
+/// written in `dialect` (see `ferry_common::filter`); the source side of a
+/// load or a validation reads through it.
+pub(crate) fn filtered(
+    t: &TableSchema,
+    predicate: String,
+    dialect: &dyn ferry_common::filter::FilterDialect,
+) -> Result<String, ConnectorError> {
+    match &t.filter {
+        None => Ok(predicate),
+        Some(f) => {
+            let bound = f.bind(t).map_err(|e| ConnectorError::Definite(e.to_string()))?;
+            Ok(format!("({predicate}) AND {}", bound.sql(dialect)))
+        }
+    }
+}
+
 /// Progress sink: rows copied so far in the current assignment.
 pub type Progress = std::sync::Arc<std::sync::atomic::AtomicU64>;
 

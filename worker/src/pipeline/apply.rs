@@ -114,6 +114,7 @@
 use crate::engine::target::{AnyChangeTarget, ApplyDialect, ChangeTarget};
 use crate::engine::{ConnectorError, Run};
 use ferry_common::endpoint::{Endpoint, Engine};
+use ferry_common::filter::BoundFilter;
 use ferry_common::plan::ChangeTracking;
 use ferry_common::position::Position;
 use ferry_common::schema::{quote_ident, ConstraintKind, TableSchema};
@@ -185,6 +186,24 @@ pub struct TargetTable {
     /// Image positions of the tracking locator's columns; `None` when the
     /// image lacks one (every change then counts for the whole table).
     track_at: Option<Vec<usize>>,
+    /// The table's source filter, over its row images.
+    filter: Option<ImageFilter>,
+}
+
+/// A source filter bound to a table's row images: each filtered column's
+/// position in the image (`None`: the log never sends it).
+struct ImageFilter {
+    bound: BoundFilter,
+    at: Vec<Option<usize>>,
+}
+
+impl ImageFilter {
+    /// Whether `image` passes; `Ok(None)` when a filtered value is absent.
+    fn test(&self, image: &Image) -> Result<Option<bool>, String> {
+        let mut at = self.at.iter();
+        self.bound
+            .test(|_| at.next().copied().flatten().and_then(|i| image.get(i)?.as_ref()))
+    }
 }
 
 impl TargetTable {
@@ -238,6 +257,18 @@ impl TargetTable {
                 .constraints
                 .iter()
                 .any(|c| matches!(c.kind, ConstraintKind::Unique | ConstraintKind::Exclusion));
+        let filter = match &source.filter {
+            None => None,
+            Some(f) => {
+                let bound = f.bind(source).map_err(|e| ConnectorError::Definite(e.to_string()))?;
+                let at = bound
+                    .columns
+                    .iter()
+                    .map(|c| image.iter().position(|s| *s == c.column))
+                    .collect();
+                Some(ImageFilter { bound, at })
+            }
+        };
         Ok(TargetTable {
             display: source.display_name(),
             qualified: t.qualified(),
@@ -252,6 +283,7 @@ impl TargetTable {
             image: image.iter().map(|s| s.to_string()).collect(),
             tracking: ChangeTracking::Off,
             track_at: None,
+            filter,
         })
     }
 
@@ -1173,6 +1205,104 @@ impl<T: ChangeTarget> Applier<T> {
         if self.tables[t].stopped.is_some() {
             return Ok(());
         }
+        if self.tables[t].filter.is_some() {
+            return self.apply_filtered(t, op).await;
+        }
+        self.apply_op(t, op).await
+    }
+
+    /// Applies a change of a table with a source filter so that the target
+    /// holds exactly the source rows the filter passes, whatever the log
+    /// carries of the old row (see `ferry_common::filter`):
+    /// - an insert is applied if its row passes;
+    /// - an update is judged by its new image, completed from the old one
+    ///   where the log left values out: one that passes is applied as a
+    ///   delete of the old row and an insert of the new one (the row may be
+    ///   moving in, and a row the target lacks is never recreated by an
+    ///   update past an exact cut), unless the old image is known and passed
+    ///   too, when it is a plain update; one that fails deletes the old row
+    ///   (it may be moving out; deleting a row the target lacks changes
+    ///   nothing), unless the old image is known and failed too, when it is
+    ///   skipped. A new image without a filtered value (an unchanged value
+    ///   the log left out) kept its membership: the update is applied as
+    ///   sent, changing the row only if the target has it;
+    /// - a delete is applied unless its known old image failed.
+    ///
+    /// The one change this cannot apply exactly is an update that passes,
+    /// whose old image is unknown and whose new image lacks values: the row
+    /// may be moving in with values the log did not send. The table stops
+    /// then, naming the fix (PostgreSQL: REPLICA IDENTITY FULL, whose old
+    /// image completes the new one).
+    async fn apply_filtered(&mut self, t: usize, op: Op) -> Result<(), ConnectorError> {
+        let table = &self.tables[t];
+        let Some(filter) = &table.filter else {
+            return self.apply_op(t, op).await;
+        };
+        let judged = |image: &Image| {
+            filter
+                .test(image)
+                .map_err(|e| format!("source filter of table {}: {e}", table.display))
+        };
+        let ops = match op {
+            Op::Insert(row) => {
+                let image: Image = row.into_iter().map(Some).collect();
+                match judged(&image) {
+                    Ok(Some(true)) => vec![Op::Insert(image.into_iter().map(Option::unwrap).collect())],
+                    Ok(_) => vec![],
+                    Err(e) => return self.stop_filtered(t, e),
+                }
+            }
+            Op::Update { before, after } => {
+                // A log without the old image repeats the new one (see add_net).
+                let old_known = before != after;
+                let merged: Image = after
+                    .iter()
+                    .zip(before.iter().chain(std::iter::repeat(&None)))
+                    .map(|(a, b)| a.clone().or_else(|| b.clone()))
+                    .collect();
+                let (now, was) = match (judged(&merged), if old_known { judged(&before) } else { Ok(None) }) {
+                    (Ok(n), Ok(w)) => (n, w),
+                    (Err(e), _) | (_, Err(e)) => return self.stop_filtered(t, e),
+                };
+                match (now, was) {
+                    (None, _) | (Some(true), Some(true)) => vec![Op::Update { before, after: merged }],
+                    (Some(false), Some(false)) => vec![],
+                    (Some(false), _) => vec![Op::Delete(before)],
+                    (Some(true), _) => match merged.iter().cloned().collect::<Option<Vec<_>>>() {
+                        Some(row) => vec![Op::Delete(before), Op::Insert(row)],
+                        None => {
+                            let reason = format!(
+                                "table {}: an update passes the source filter but the log left values out of the \
+                                 new row and sent no old row to complete it, so a row moving into the filter cannot \
+                                 be written whole; on PostgreSQL run ALTER TABLE {} REPLICA IDENTITY FULL and reload \
+                                 the table",
+                                table.display, table.display
+                            );
+                            return self.stop_filtered(t, reason);
+                        }
+                    },
+                }
+            }
+            Op::Delete(before) => match judged(&before) {
+                Ok(Some(false)) => vec![],
+                Ok(_) => vec![Op::Delete(before)],
+                Err(e) => return self.stop_filtered(t, e),
+            },
+        };
+        for op in ops {
+            self.apply_op(t, op).await?;
+        }
+        Ok(())
+    }
+
+    /// A change of table `t` its filter could not judge: the table stops
+    /// (its status says why) rather than guess which rows it holds.
+    fn stop_filtered(&mut self, t: usize, reason: String) -> Result<(), ConnectorError> {
+        self.stop_table(t, reason);
+        Ok(())
+    }
+
+    async fn apply_op(&mut self, t: usize, op: Op) -> Result<(), ConnectorError> {
         self.begin_batch();
         self.batch_changes += 1;
         let has_key = !self.tables[t].key.is_empty();

@@ -9,7 +9,24 @@ use crate::engine::source::{ChangeSource, ChangeStream, Segmenting, Source};
 use crate::engine::target::{Segment, Target};
 use crate::engine::{with_engine, ConnectorError, Progress, Run};
 use crate::report::Reporter;
+use ferry_common::mapping::TableMappings;
+use ferry_common::schema::SourceSchema;
 use ferry_common::work::{Work, WorkResult};
+
+/// Gives each introspected table the source filter the mappings set for
+/// it, checked against its columns, so a filter that names a missing column
+/// or a value its column cannot hold fails the task before any row moves.
+fn with_filters(mut schema: SourceSchema, mappings: &TableMappings) -> Result<SourceSchema, ConnectorError> {
+    for t in &mut schema.tables {
+        t.filter = mappings
+            .filter_for(&t.schema, &t.name)
+            .map_err(|e| ConnectorError::Definite(e.to_string()))?;
+        if let Some(f) = &t.filter {
+            f.bind(t).map_err(|e| ConnectorError::Definite(e.to_string()))?;
+        }
+    }
+    Ok(schema)
+}
 
 /// What a running assignment can report through.
 pub struct WorkContext {
@@ -31,10 +48,10 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
                 target_bytes: segment_target_bytes,
                 max_per_table: max_segments_per_table,
             };
-            with_engine!(source.engine, |e| e
+            let schema = with_engine!(source.engine, |e| e
                 .introspect(&source, &mappings, segmenting, None)
-                .await)
-            .map(WorkResult::Introspected)
+                .await)?;
+            with_filters(schema, &mappings).map(WorkResult::Introspected)
         }
         Work::Reintrospect {
             source,
@@ -51,11 +68,11 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
                 epoch = run.epoch,
                 "CDC apply state fenced: the stopped stream commits nothing more"
             );
-            with_engine!(source.engine, |e| {
+            let schema = with_engine!(source.engine, |e| {
                 e.publish_table(&source, &cdc, &table).await?;
                 e.introspect(&source, &mappings, Segmenting::WHOLE, Some(&table)).await
-            })
-            .map(WorkResult::Introspected)
+            })?;
+            with_filters(schema, &mappings).map(WorkResult::Introspected)
         }
         Work::Prepare {
             target,

@@ -273,6 +273,7 @@ async fn table(
         pages: 0,
         copy_format: CopyFormat::Text,
         key_samples: vec![],
+        filter: None,
     };
     if size_bytes > segment_target_bytes {
         let wanted = (size_bytes / segment_target_bytes.max(1)).min(max_segments as u64);

@@ -7,6 +7,7 @@ pub(crate) mod charset;
 pub(crate) mod connect;
 pub(crate) mod cutover;
 pub(crate) mod encode;
+mod filter;
 mod introspect;
 pub(crate) mod position;
 pub(crate) mod read;

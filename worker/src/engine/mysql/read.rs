@@ -148,7 +148,7 @@ pub async fn read_segment(
         list.join(", "),
         quote(&t.schema),
         quote(&t.name),
-        predicate(bounds)?
+        super::filter::rows_where(t, bounds)?
     );
     let mut conn = super::connect(source).await?;
     let position = if consistent {

@@ -2,7 +2,6 @@
 //! computed by the server, split points in key order, rows as text, and the
 //! `ferry.validation_failures` control table.
 
-use super::read::predicate;
 use super::{classify, connect, quote, quote_table};
 use crate::engine::validation::{Checksum, ValidationReader};
 use crate::engine::ConnectorError;
@@ -58,7 +57,7 @@ impl ValidationReader for super::Mysql {
              FROM {} WHERE {}",
             fields.join(", "),
             quote_table(t),
-            predicate(bounds)?
+            super::filter::rows_where(t, bounds)?
         );
         let mut conn = connect(ep).await?;
         let rows = super::query_text(&mut conn, &sql, (), &what).await?;
@@ -89,7 +88,7 @@ impl ValidationReader for super::Mysql {
             keys.join(", "),
             keys.join(", "),
             quote_table(t),
-            predicate(bounds)?
+            super::filter::rows_where(t, bounds)?
         );
         let mut conn = connect(ep).await?;
         let rows = super::query_text(&mut conn, &sql, (), &what).await?;
@@ -120,7 +119,7 @@ impl ValidationReader for super::Mysql {
             "SELECT {} FROM {} WHERE {}",
             list.join(", "),
             quote_table(t),
-            predicate(bounds)?
+            super::filter::rows_where(t, bounds)?
         );
         let mut conn = connect(ep).await?;
         let mut result = conn.query_iter(sql).await.map_err(|e| classify(&what, e))?;

@@ -374,5 +374,6 @@ async fn table(
         pages,
         copy_format,
         key_samples,
+        filter: None,
     })
 }

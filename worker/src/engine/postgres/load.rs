@@ -381,7 +381,7 @@ pub async fn load_segment(
         Begun::Fresh(tx) => tx,
         Begun::AlreadyLoaded(done) => return Ok(done),
     };
-    let pred = predicate(bounds);
+    let pred = super::filter::rows_where(t, bounds)?;
     let cols: Vec<String> = t.copy_columns().map(|c| quote_ident(&c.name)).collect();
     let cols = cols.join(", ");
     let format = match t.copy_format {

@@ -8,6 +8,7 @@ mod cleartext;
 pub(crate) mod connect;
 pub(crate) mod cutover;
 pub(crate) mod encode;
+mod filter;
 pub(crate) mod introspect;
 pub(crate) mod load;
 pub(crate) mod read;

@@ -231,7 +231,7 @@ pub async fn read_segment(
         "COPY (SELECT {} FROM {} WHERE {}) TO STDOUT",
         select.join(", "),
         super::own_rows(t),
-        super::load::predicate(bounds)
+        super::filter::rows_where(t, bounds)?
     );
     let mut client = connect(source).await?;
     let (mut out, rows) = row_channel();

@@ -64,7 +64,7 @@ impl ValidationReader for super::Postgres {
              FROM {} WHERE {}",
             cols.join(", "),
             super::own_rows(t),
-            super::load::predicate(bounds)
+            super::filter::rows_where(t, bounds)?
         );
         let mut client = connect(ep).await?;
         let txn = reading(&mut client, &what).await?;
@@ -93,7 +93,7 @@ impl ValidationReader for super::Postgres {
             keys.join(", "),
             keys.join(", "),
             super::own_rows(t),
-            super::load::predicate(bounds)
+            super::filter::rows_where(t, bounds)?
         );
         let mut client = connect(ep).await?;
         let txn = reading(&mut client, &what).await?;
@@ -119,7 +119,7 @@ impl ValidationReader for super::Postgres {
             "COPY (SELECT {} FROM {} WHERE {}) TO STDOUT",
             cols.join(", "),
             super::own_rows(t),
-            super::load::predicate(bounds)
+            super::filter::rows_where(t, bounds)?
         );
         let mut client = connect(ep).await?;
         let txn = reading(&mut client, &what).await?;

@@ -80,6 +80,9 @@ struct Rel {
     /// stream resumed after `reload-table` replays older layouts (before
     /// the table's `apply_from`) that the reloaded table no longer has.
     mismatch: Option<String>,
+    /// Which relation columns make up its replica identity: an old *key*
+    /// tuple sends the others as NULL, which are not their values.
+    identity: Vec<bool>,
 }
 
 /// The source transaction being received.
@@ -136,6 +139,23 @@ impl Stream<'_> {
             .collect()
     }
 
+    /// An old row image: a key tuple carries only the identity columns
+    /// (the rest are absent, not NULL), a full one every column.
+    fn old_image(&self, rel: u32, old: OldTuple) -> Result<Image, ValueError> {
+        match old {
+            OldTuple::Full(values) => self.image(rel, values),
+            OldTuple::Key(values) => {
+                let mut image = self.image(rel, values)?;
+                for (v, key) in image.iter_mut().zip(&self.rels[&rel].identity) {
+                    if !key {
+                        *v = None;
+                    }
+                }
+                Ok(image)
+            }
+        }
+    }
+
     async fn change(&mut self, m: Message) -> Result<(), ConnectorError> {
         let (relation, op) = match m {
             Message::Insert { relation, new } => {
@@ -157,7 +177,7 @@ impl Stream<'_> {
                 // Without an old image the key did not change: the new
                 // image, decoded once, is the old one's key too.
                 let before = match old {
-                    Some(OldTuple::Key(k) | OldTuple::Full(k)) => match self.image(relation, k) {
+                    Some(old) => match self.old_image(relation, old) {
                         Ok(before) => before,
                         Err(e) => return self.reject(t, e),
                     },
@@ -167,8 +187,7 @@ impl Stream<'_> {
             }
             Message::Delete { relation, old } => {
                 let Some(t) = self.wanted(relation) else { return Ok(()) };
-                let (OldTuple::Key(k) | OldTuple::Full(k)) = old;
-                match self.image(relation, k) {
+                match self.old_image(relation, old) {
                     Ok(before) => (t, Op::Delete(before)),
                     Err(e) => return self.reject(t, e),
                 }
@@ -252,7 +271,16 @@ impl Stream<'_> {
                 }
             }
         }
-        self.rels.insert(r.id, Rel { table, types, mismatch });
+        let identity = r.columns.iter().map(|c| c.key).collect();
+        self.rels.insert(
+            r.id,
+            Rel {
+                table,
+                types,
+                mismatch,
+                identity,
+            },
+        );
         Ok(())
     }
 }

@@ -675,3 +675,214 @@ async fn edge_values_pass_alike_in_the_load_and_in_changes() -> anyhow::Result<(
     }
     Ok(())
 }
+
+/// The MariaDB side of the same check: edge values of every comparison
+/// domain, copied by the load (the filter in MySQL's SQL), inserted and
+/// updated during CDC (the filter on binlog row images), must pass or fail
+/// alike on the PostgreSQL target, and as hand-written SQL on the source
+/// says. Rows are compared by id: each row holds one value.
+#[tokio::test(flavor = "multi_thread")]
+async fn edge_values_pass_alike_in_the_load_and_in_changes_mysql() -> anyhow::Result<()> {
+    let my = MariaDbServer::start()?;
+    let pg = PgServer::start()?;
+    let mut m = my.client("mysql").await?;
+    m.query_drop("CREATE DATABASE shop CHARACTER SET utf8mb4").await?;
+    let mut m = my.client("shop").await?;
+    // (column, type, filter conditions, hand-written SQL, edge values)
+    let columns: &[(&str, &str, &str, &str, &[&str])] = &[
+        (
+            "i",
+            "bigint",
+            r#"{"filter-operator": "between", "start-value": "-5", "end-value": 5}"#,
+            "i BETWEEN -5 AND 5",
+            &["-9223372036854775808", "-6", "-5", "0", "5", "6", "9223372036854775807"],
+        ),
+        (
+            "u",
+            "bigint unsigned",
+            r#"{"filter-operator": "gte", "value": "18446744073709551614"}"#,
+            "u >= 18446744073709551614",
+            &["0", "5", "18446744073709551614", "18446744073709551615"],
+        ),
+        (
+            "d",
+            "decimal(30,10)",
+            r#"{"filter-operator": "gte", "value": "1.50"}"#,
+            "d >= 1.5",
+            &[
+                "1.5",
+                "1.4999999999",
+                "1.5000000001",
+                "-2",
+                "99999999999999999999.9999999999",
+            ],
+        ),
+        (
+            "r",
+            "float",
+            r#"{"filter-operator": "eq", "value": "1.1"}, {"filter-operator": "ste", "value": "-1"}"#,
+            "(ABS(r - 1.1) < 5e-8 OR r <= -1)",
+            &["1.1", "1.0999999", "-1", "-3.4e38", "3.4e38"],
+        ),
+        (
+            "f",
+            "double",
+            r#"{"filter-operator": "gte", "value": "0.1"}"#,
+            "f >= 0.1",
+            &["0.1", "0.09999999999999999", "1e308", "-1e308"],
+        ),
+        (
+            "t",
+            "varchar(10) COLLATE utf8mb4_general_ci",
+            r#"{"filter-operator": "between", "start-value": "a", "end-value": "b"}, {"filter-operator": "eq", "value": ""}"#,
+            "(BINARY t BETWEEN 'a' AND 'b' OR BINARY t = '')",
+            &[
+                "'a'", "'b'", "'ab'", "'B'", "'A'", "''", "'é'", "'a '", "'b '", "'ä'", "'it''s'",
+            ],
+        ),
+        (
+            "c",
+            "char(4)",
+            r#"{"filter-operator": "eq", "value": "ab"}"#,
+            "BINARY c = 'ab'",
+            &["'ab'", "'ab  '", "'AB'", "'a'"],
+        ),
+        (
+            "e",
+            "enum('a','B','c')",
+            r#"{"filter-operator": "eq", "value": "B"}"#,
+            "BINARY e = 'B'",
+            &["'a'", "'B'", "'c'"],
+        ),
+        (
+            "dt",
+            "date",
+            r#"{"filter-operator": "ste", "value": "2000-01-01"}"#,
+            "dt <= '2000-01-01'",
+            &[
+                "'1000-01-01'",
+                "'1999-12-31'",
+                "'2000-01-01'",
+                "'2000-01-02'",
+                "'9999-12-31'",
+            ],
+        ),
+        (
+            "ts",
+            "datetime(6)",
+            r#"{"filter-operator": "notbetween", "start-value": "2024-01-01 00:00:00.5", "end-value": "2024-01-02"}"#,
+            "ts NOT BETWEEN '2024-01-01 00:00:00.5' AND '2024-01-02'",
+            &[
+                "'2024-01-01 00:00:00.499999'",
+                "'2024-01-01 00:00:00.5'",
+                "'2024-01-02 00:00:00.000001'",
+                "'1000-01-01 00:00:00'",
+            ],
+        ),
+        (
+            "y",
+            "year",
+            r#"{"filter-operator": "gte", "value": "2000"}"#,
+            "y >= 2000",
+            &["1999", "2000", "2155"],
+        ),
+    ];
+    let defs: Vec<String> = columns.iter().map(|c| format!("{} {}", c.0, c.1)).collect();
+    m.query_drop(format!(
+        "CREATE TABLE v (id int PRIMARY KEY, path varchar(10) NOT NULL, {})",
+        defs.join(", ")
+    ))
+    .await?;
+    let statements = |path: &str, base: usize, update: bool| {
+        let mut out = vec![];
+        let mut id = base;
+        for (col, _, _, _, values) in columns {
+            for v in *values {
+                id += 1;
+                out.push(if update {
+                    format!("UPDATE v SET {col} = {v} WHERE id = {id}")
+                } else {
+                    format!("INSERT INTO v (id, path, {col}) VALUES ({id}, '{path}', {v})")
+                });
+            }
+        }
+        out
+    };
+    for sql in statements("load", 0, false) {
+        m.query_drop(sql).await?;
+    }
+    // The update path's rows pass as all-NULL until they take a value.
+    let mut id = 2000;
+    for (_, _, _, _, values) in columns {
+        for _ in *values {
+            id += 1;
+            m.query_drop(format!("INSERT INTO v (id, path) VALUES ({id}, 'update')"))
+                .await?;
+        }
+    }
+    let filters: Vec<String> = columns
+        .iter()
+        .map(|(col, _, conds, _, _)| {
+            format!(
+                r#"{{"filter-type": "source", "column-name": "{col}", "filter-conditions": [{conds}, {{"filter-operator": "null"}}]}}"#
+            )
+        })
+        .collect();
+    let dir = tempfile::tempdir()?;
+    let mappings = write_mappings(
+        &dir,
+        &format!(
+            r#"{{"rules": [{{"rule-type": "selection", "rule-id": "1", "rule-name": "v", "rule-action": "include",
+                "object-locator": {{"schema-name": "shop", "table-name": "v"}}, "filters": [{}]}}]}}"#,
+            filters.join(", ")
+        ),
+    );
+    let f = Ferry::start(1, 5000, &[])?;
+    create_typed(
+        &f,
+        "myedges",
+        &my.url("shop"),
+        &pg.url("postgres"),
+        "full-load-and-cdc",
+        "{}",
+        &["--table-mappings", &mappings],
+    );
+    f.ok(&["task", "start", "myedges"]);
+    wait_caught_up(&f, "myedges");
+    for sql in statements("insert", 1000, false)
+        .into_iter()
+        .chain(statements("", 2000, true))
+    {
+        m.query_drop(sql).await?;
+    }
+    wait_caught_up(&f, "myedges");
+
+    let wanted: Vec<String> = columns
+        .iter()
+        .map(|(col, _, _, sql, _)| format!("({sql} OR {col} IS NULL)"))
+        .collect();
+    let want = mysql_rows(
+        &mut m,
+        &format!(
+            "SELECT id % 1000 FROM v WHERE path = 'load' AND {} ORDER BY 1",
+            wanted.join(" AND ")
+        ),
+    )
+    .await?;
+    let total: usize = columns.iter().map(|c| c.4.len()).sum();
+    assert!(
+        want.len() > 10 && want.len() < total,
+        "{} of the edge values pass",
+        want.len()
+    );
+    let p = pg.client("postgres").await?;
+    for path in ["load", "insert", "update"] {
+        let got = pg_rows(
+            &p,
+            &format!("SELECT (id % 1000)::text FROM shop.v WHERE path = '{path}' ORDER BY id % 1000"),
+        )
+        .await?;
+        assert_same_rows(&format!("values through the {path} path"), &want, &got);
+    }
+    Ok(())
+}

@@ -80,6 +80,51 @@ pub struct TaskSettings {
     /// capacity units (one worker slot each; docs/capacity.md).
     #[serde(default)]
     pub capacity: CapacityLimits,
+    /// DMS ErrorBehavior `RecoverableError*`: how work retries transient
+    /// errors (a lost connection, a restarted server, a deadlock).
+    #[serde(default)]
+    pub retry: RetryPolicy,
+}
+
+/// How a unit of work is retried after a transient error. Absent keys keep
+/// Ferry's defaults: a load or validation range is tried 5 times with
+/// backoff from 2 s doubling to 32 s; a stream (CDC, the snapshot holder),
+/// which must outlive database restarts, 30 times with backoff from 1 s to
+/// 5 s. Definite errors (a value the target refuses, a missing table) are
+/// never retried.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// `RecoverableErrorCount`: retries after the first failure; `-1` in
+    /// DMS (here `u32::MAX`) retries without end, `0` never retries.
+    pub count: Option<u32>,
+    /// `RecoverableErrorInterval`: seconds before the first retry.
+    pub interval_s: Option<u64>,
+    /// `RecoverableErrorThrottling` false: every retry waits the interval
+    /// (true, the default: the wait doubles each time).
+    #[serde(default)]
+    pub constant: bool,
+    /// `RecoverableErrorThrottlingMax`: the longest wait, in seconds.
+    pub throttling_max_s: Option<u64>,
+}
+
+impl RetryPolicy {
+    /// The wait before retrying a unit that has failed `failures` times
+    /// (1 after its first failure), or None when it must fail now.
+    pub fn backoff_ms(&self, stream: bool, failures: u32) -> Option<u64> {
+        let (count, base_ms, max_ms) = if stream { (29, 500, 5_000) } else { (4, 1_000, 32_000) };
+        let count = self.count.unwrap_or(count);
+        if failures > count {
+            return None;
+        }
+        let base_ms = self.interval_s.map_or(base_ms, |s| s.saturating_mul(1000));
+        let max_ms = self.throttling_max_s.map_or(max_ms, |s| s.saturating_mul(1000));
+        let wait = if self.constant {
+            base_ms
+        } else {
+            base_ms.saturating_mul(1u64 << failures.min(20))
+        };
+        Some(wait.min(max_ms.max(base_ms)))
+    }
 }
 
 /// How a large keyed table is cut into segments.
@@ -168,6 +213,7 @@ impl Default for TaskSettings {
             drop_dropped_tables: true,
             apply_lanes: DEFAULT_APPLY_LANES,
             capacity: CapacityLimits::default(),
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -259,6 +305,41 @@ impl TaskSettings {
                         )
                     })?;
                 }
+            }
+        }
+        if let Some(e) = root.get("ErrorBehavior") {
+            let path = |key: &str| format!("$.ErrorBehavior.{key}");
+            if let Some(v) = e.get("RecoverableErrorCount") {
+                s.retry.count = Some(match v.as_i64() {
+                    Some(-1) => u32::MAX,
+                    Some(n) if (0..=1_000_000).contains(&n) => n as u32,
+                    _ => {
+                        return Err(err(
+                            &path("RecoverableErrorCount"),
+                            format!("expected -1 (retry without end) or 0..1000000, got {v}"),
+                        ))
+                    }
+                });
+            }
+            for (key, into) in [
+                ("RecoverableErrorInterval", &mut s.retry.interval_s),
+                ("RecoverableErrorThrottlingMax", &mut s.retry.throttling_max_s),
+            ] {
+                if let Some(v) = e.get(key) {
+                    *into = Some(
+                        v.as_u64()
+                            .filter(|n| *n <= 86_400)
+                            .ok_or_else(|| err(&path(key), format!("expected 0..86400 seconds, got {v}")))?,
+                    );
+                }
+            }
+            if let Some(v) = e.get("RecoverableErrorThrottling") {
+                s.retry.constant = !v.as_bool().ok_or_else(|| {
+                    err(
+                        &path("RecoverableErrorThrottling"),
+                        format!("expected true or false, got {v}"),
+                    )
+                })?;
             }
         }
         if let Some(v) = root.get("TargetMetadata").and_then(|t| t.get("ParallelApplyThreads")) {
@@ -377,6 +458,37 @@ mod tests {
         assert_eq!(e.path, "$.ComputeConfig.MinCapacityUnits");
         let e = TaskSettings::parse(r#"{"ComputeConfig":{"MaxCapacityUnits":0}}"#).unwrap_err();
         assert_eq!(e.path, "$.ComputeConfig.MaxCapacityUnits");
+    }
+
+    #[test]
+    fn recoverable_errors_map_onto_retries() {
+        let d = RetryPolicy::default();
+        // Today's defaults: 5 load attempts (2..32 s), 30 stream attempts (1..5 s).
+        assert_eq!(d.backoff_ms(false, 1), Some(2_000));
+        assert_eq!(d.backoff_ms(false, 4), Some(16_000));
+        assert_eq!(d.backoff_ms(false, 5), None);
+        assert_eq!(d.backoff_ms(true, 10), Some(5_000));
+        assert_eq!(d.backoff_ms(true, 30), None);
+        let s = TaskSettings::parse(
+            r#"{"ErrorBehavior":{"RecoverableErrorCount":0,"RecoverableErrorInterval":3,"RecoverableErrorThrottling":false}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.retry.backoff_ms(false, 1), None, "0: never retried");
+        let s = TaskSettings::parse(
+            r#"{"ErrorBehavior":{"RecoverableErrorCount":-1,"RecoverableErrorInterval":3,"RecoverableErrorThrottlingMax":10}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.retry.backoff_ms(true, 1), Some(6_000));
+        assert_eq!(s.retry.backoff_ms(false, 1_000_000), Some(10_000), "-1: without end");
+        let s =
+            TaskSettings::parse(r#"{"ErrorBehavior":{"RecoverableErrorCount":2,"RecoverableErrorThrottling":false}}"#)
+                .unwrap();
+        assert_eq!(s.retry.backoff_ms(true, 2), Some(500));
+        assert_eq!(s.retry.backoff_ms(true, 3), None);
+        let e = TaskSettings::parse(r#"{"ErrorBehavior":{"RecoverableErrorCount":-2}}"#).unwrap_err();
+        assert!(e.to_string().contains("$.ErrorBehavior.RecoverableErrorCount"), "{e}");
+        let e = TaskSettings::parse(r#"{"ErrorBehavior":{"RecoverableErrorThrottling":"no"}}"#).unwrap_err();
+        assert!(e.to_string().contains("RecoverableErrorThrottling"), "{e}");
     }
 
     #[test]

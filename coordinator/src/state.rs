@@ -45,10 +45,6 @@ use ferry_common::work::{
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-pub const MAX_TRANSIENT_ATTEMPTS: u32 = 5;
-/// Streams outlive database restarts: they retry longer, with short backoff.
-pub const MAX_STREAM_ATTEMPTS: u32 = 30;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MigrationType {
@@ -1063,13 +1059,9 @@ impl State {
                     let what = t.unit_subject(unit);
                     let u = &mut t.units[unit];
                     u.attempts += 1;
-                    let (limit, backoff) = if u.kind.is_stream() {
-                        (MAX_STREAM_ATTEMPTS, (500u64 << u.attempts.min(4)).min(5000))
-                    } else {
-                        (MAX_TRANSIENT_ATTEMPTS, 1000u64 << u.attempts.min(5))
-                    };
+                    let backoff = t.spec.settings.retry.backoff_ms(u.kind.is_stream(), u.attempts);
                     let snapshot_holder = u.kind == UnitKind::Snapshot;
-                    if retryable && u.attempts < limit {
+                    if let Some(backoff) = backoff.filter(|_| retryable) {
                         u.state = UnitState::Pending {
                             not_before_ms: now_ms + backoff,
                         };

@@ -473,6 +473,94 @@ async fn filters_hold_through_load_and_changes_mysql_to_postgres() -> anyhow::Re
     Ok(())
 }
 
+/// One column of an edge-value table: name, type, its filter conditions
+/// (DMS JSON), the same filter in SQL written by hand, the values tried.
+type EdgeColumn<'a> = (&'a str, &'a str, &'a str, &'a str, &'a [&'a str]);
+
+/// `CREATE TABLE` of the edge-value table `v`.
+fn edge_table(columns: &[EdgeColumn]) -> String {
+    let defs: Vec<String> = columns.iter().map(|c| format!("{} {}", c.0, c.1)).collect();
+    format!(
+        "CREATE TABLE v (id int PRIMARY KEY, path varchar(10) NOT NULL, {})",
+        defs.join(", ")
+    )
+}
+
+/// One statement per (column, value), ids from `base + 1`: an insert of a
+/// row holding only that value (or no value: `values` false), or an update
+/// giving the row of that id its value. Every other column stays NULL.
+fn edge_rows(columns: &[EdgeColumn], table: &str, path: &str, base: usize, update: bool, values: bool) -> Vec<String> {
+    let mut out = vec![];
+    let mut id = base;
+    for (col, _, _, _, vals) in columns {
+        for v in *vals {
+            id += 1;
+            out.push(match (update, values) {
+                (true, _) => format!("UPDATE {table} SET {col} = {v} WHERE id = {id}"),
+                (false, true) => format!("INSERT INTO {table} (id, path, {col}) VALUES ({id}, '{path}', {v})"),
+                (false, false) => format!("INSERT INTO {table} (id, path) VALUES ({id}, '{path}')"),
+            });
+        }
+    }
+    out
+}
+
+/// Mappings that filter `schema.v` on every edge column, each filter also
+/// passing NULL: a row passes exactly when its one value does.
+fn edge_mappings(dir: &tempfile::TempDir, schema: &str, columns: &[EdgeColumn]) -> String {
+    let filters: Vec<String> = columns
+        .iter()
+        .map(|(col, _, conds, _, _)| {
+            format!(
+                r#"{{"filter-type": "source", "column-name": "{col}", "filter-conditions": [{conds}, {{"filter-operator": "null"}}]}}"#
+            )
+        })
+        .collect();
+    write_mappings(
+        dir,
+        &format!(
+            r#"{{"rules": [{{"rule-type": "selection", "rule-id": "1", "rule-name": "v", "rule-action": "include",
+                "object-locator": {{"schema-name": "{schema}", "table-name": "v"}}, "filters": [{}]}}]}}"#,
+            filters.join(", ")
+        ),
+    )
+}
+
+/// The hand-written condition the rows that pass meet.
+fn edge_wanted(columns: &[EdgeColumn]) -> String {
+    let each: Vec<String> = columns
+        .iter()
+        .map(|(col, _, _, sql, _)| format!("({sql} OR {col} IS NULL)"))
+        .collect();
+    each.join(" AND ")
+}
+
+/// Loads `v` with a full-load-and-cdc task under `mappings`, runs `during`
+/// (the change paths' statements) once it has caught up, and waits until
+/// they are applied.
+async fn run_edges<F: std::future::Future<Output = anyhow::Result<()>>>(
+    source: &str,
+    target: &str,
+    mappings: &str,
+    during: F,
+) -> anyhow::Result<()> {
+    let f = Ferry::start(1, 5000, &[])?;
+    create_typed(
+        &f,
+        "edges",
+        source,
+        target,
+        "full-load-and-cdc",
+        "{}",
+        &["--table-mappings", mappings],
+    );
+    f.ok(&["task", "start", "edges"]);
+    wait_caught_up(&f, "edges");
+    during.await?;
+    wait_caught_up(&f, "edges");
+    Ok(())
+}
+
 /// Every comparison domain's edge values through both paths: rows copied
 /// by the full load (the filter in SQL), rows inserted during CDC and rows
 /// updated into their values during CDC (the filter evaluated on row
@@ -483,7 +571,7 @@ async fn edge_values_pass_alike_in_the_load_and_in_changes() -> anyhow::Result<(
     let dst = PgServer::start()?;
     let s = src.client("postgres").await?;
     // (column, type, filter conditions, hand-written SQL, edge values)
-    let columns: &[(&str, &str, &str, &str, &[&str])] = &[
+    let columns: &[EdgeColumn] = &[
         (
             "i",
             "bigint",
@@ -578,84 +666,32 @@ async fn edge_values_pass_alike_in_the_load_and_in_changes() -> anyhow::Result<(
             &["true", "false"],
         ),
     ];
-    let defs: Vec<String> = columns.iter().map(|c| format!("{} {}", c.0, c.1)).collect();
-    s.batch_execute(&format!(
-        "CREATE TABLE public.v (id int PRIMARY KEY, path text NOT NULL, {});",
-        defs.join(", ")
-    ))
-    .await?;
-    // One row per (column, value), every other column NULL; each filter
-    // also passes NULL, so a row passes exactly when its value does.
-    let insert = |path: &str, base: usize, with_values: bool| {
-        let mut sql = String::new();
-        let mut id = base;
-        for (col, _, _, _, values) in columns {
-            for v in *values {
-                id += 1;
-                let v = if with_values { v.to_string() } else { "NULL".into() };
-                sql.push_str(&format!(
-                    "INSERT INTO public.v (id, path, {col}) VALUES ({id}, '{path}', {v});\n"
-                ));
-            }
-        }
-        sql
-    };
-    s.batch_execute(&insert("load", 0, true)).await?;
-    s.batch_execute(&insert("update", 2000, false)).await?;
-    let filters: Vec<String> = columns
-        .iter()
-        .map(|(col, _, conds, _, _)| {
-            format!(
-                r#"{{"filter-type": "source", "column-name": "{col}", "filter-conditions": [{conds}, {{"filter-operator": "null"}}]}}"#
-            )
-        })
-        .collect();
+    s.batch_execute(&edge_table(columns)).await?;
+    let batch = |stmts: Vec<String>| stmts.join(";\n");
+    s.batch_execute(&batch(edge_rows(columns, "v", "load", 0, false, true)))
+        .await?;
+    s.batch_execute(&batch(edge_rows(columns, "v", "update", 2000, false, false)))
+        .await?;
     let dir = tempfile::tempdir()?;
-    let mappings = write_mappings(
-        &dir,
-        &format!(
-            r#"{{"rules": [{{"rule-type": "selection", "rule-id": "1", "rule-name": "v", "rule-action": "include",
-                "object-locator": {{"schema-name": "public", "table-name": "v"}}, "filters": [{}]}}]}}"#,
-            filters.join(", ")
-        ),
-    );
-    let f = Ferry::start(1, 5000, &[])?;
-    create_typed(
-        &f,
-        "edges",
-        &src.url("postgres"),
-        &dst.url("postgres"),
-        "full-load-and-cdc",
-        "{}",
-        &["--table-mappings", &mappings],
-    );
-    f.ok(&["task", "start", "edges"]);
-    wait_caught_up(&f, "edges");
-    s.batch_execute(&insert("insert", 1000, true)).await?;
-    // The update path: rows that passed as all-NULL take their value.
-    let mut updates = String::new();
-    let mut id = 2000;
-    for (col, _, _, _, values) in columns {
-        for v in *values {
-            id += 1;
-            updates.push_str(&format!("UPDATE public.v SET {col} = {v} WHERE id = {id};\n"));
-        }
-    }
-    s.batch_execute(&updates).await?;
-    wait_caught_up(&f, "edges");
+    let mappings = edge_mappings(&dir, "public", columns);
+    run_edges(&src.url("postgres"), &dst.url("postgres"), &mappings, async {
+        s.batch_execute(&batch(edge_rows(columns, "v", "insert", 1000, false, true)))
+            .await?;
+        // The update path: rows that passed as all-NULL take their value.
+        s.batch_execute(&batch(edge_rows(columns, "v", "", 2000, true, true)))
+            .await?;
+        Ok(())
+    })
+    .await?;
 
-    let wanted: Vec<String> = columns
-        .iter()
-        .map(|(col, _, _, sql, _)| format!("({sql} OR {col} IS NULL)"))
-        .collect();
     let all: Vec<&str> = columns.iter().map(|c| c.0).collect();
     // Compared as (column, value) per path, so the three paths line up.
     let shown = format!("(id % 1000)::text, {}::text", all.join("::text, "));
     let want = pg_rows(
         &s,
         &format!(
-            "SELECT {shown} FROM public.v WHERE path = 'load' AND {} ORDER BY 1",
-            wanted.join(" AND ")
+            "SELECT {shown} FROM v WHERE path = 'load' AND {} ORDER BY 1",
+            edge_wanted(columns)
         ),
     )
     .await?;
@@ -666,11 +702,7 @@ async fn edge_values_pass_alike_in_the_load_and_in_changes() -> anyhow::Result<(
     );
     let d = dst.client("postgres").await?;
     for path in ["load", "insert", "update"] {
-        let got = pg_rows(
-            &d,
-            &format!("SELECT {shown} FROM public.v WHERE path = '{path}' ORDER BY 1"),
-        )
-        .await?;
+        let got = pg_rows(&d, &format!("SELECT {shown} FROM v WHERE path = '{path}' ORDER BY 1")).await?;
         assert_same_rows(&format!("values through the {path} path"), &want, &got);
     }
     Ok(())
@@ -689,7 +721,7 @@ async fn edge_values_pass_alike_in_the_load_and_in_changes_mysql() -> anyhow::Re
     m.query_drop("CREATE DATABASE shop CHARACTER SET utf8mb4").await?;
     let mut m = my.client("shop").await?;
     // (column, type, filter conditions, hand-written SQL, edge values)
-    let columns: &[(&str, &str, &str, &str, &[&str])] = &[
+    let columns: &[EdgeColumn] = &[
         (
             "i",
             "bigint",
@@ -787,85 +819,32 @@ async fn edge_values_pass_alike_in_the_load_and_in_changes_mysql() -> anyhow::Re
             &["1999", "2000", "2155"],
         ),
     ];
-    let defs: Vec<String> = columns.iter().map(|c| format!("{} {}", c.0, c.1)).collect();
-    m.query_drop(format!(
-        "CREATE TABLE v (id int PRIMARY KEY, path varchar(10) NOT NULL, {})",
-        defs.join(", ")
-    ))
-    .await?;
-    let statements = |path: &str, base: usize, update: bool| {
-        let mut out = vec![];
-        let mut id = base;
-        for (col, _, _, _, values) in columns {
-            for v in *values {
-                id += 1;
-                out.push(if update {
-                    format!("UPDATE v SET {col} = {v} WHERE id = {id}")
-                } else {
-                    format!("INSERT INTO v (id, path, {col}) VALUES ({id}, '{path}', {v})")
-                });
-            }
-        }
-        out
-    };
-    for sql in statements("load", 0, false) {
-        m.query_drop(sql).await?;
-    }
-    // The update path's rows pass as all-NULL until they take a value.
-    let mut id = 2000;
-    for (_, _, _, _, values) in columns {
-        for _ in *values {
-            id += 1;
-            m.query_drop(format!("INSERT INTO v (id, path) VALUES ({id}, 'update')"))
-                .await?;
-        }
-    }
-    let filters: Vec<String> = columns
-        .iter()
-        .map(|(col, _, conds, _, _)| {
-            format!(
-                r#"{{"filter-type": "source", "column-name": "{col}", "filter-conditions": [{conds}, {{"filter-operator": "null"}}]}}"#
-            )
-        })
-        .collect();
-    let dir = tempfile::tempdir()?;
-    let mappings = write_mappings(
-        &dir,
-        &format!(
-            r#"{{"rules": [{{"rule-type": "selection", "rule-id": "1", "rule-name": "v", "rule-action": "include",
-                "object-locator": {{"schema-name": "shop", "table-name": "v"}}, "filters": [{}]}}]}}"#,
-            filters.join(", ")
-        ),
-    );
-    let f = Ferry::start(1, 5000, &[])?;
-    create_typed(
-        &f,
-        "myedges",
-        &my.url("shop"),
-        &pg.url("postgres"),
-        "full-load-and-cdc",
-        "{}",
-        &["--table-mappings", &mappings],
-    );
-    f.ok(&["task", "start", "myedges"]);
-    wait_caught_up(&f, "myedges");
-    for sql in statements("insert", 1000, false)
+    m.query_drop(edge_table(columns)).await?;
+    for sql in edge_rows(columns, "v", "load", 0, false, true)
         .into_iter()
-        .chain(statements("", 2000, true))
+        .chain(edge_rows(columns, "v", "update", 2000, false, false))
     {
         m.query_drop(sql).await?;
     }
-    wait_caught_up(&f, "myedges");
+    let dir = tempfile::tempdir()?;
+    let mappings = edge_mappings(&dir, "shop", columns);
+    let mut w = my.client("shop").await?;
+    run_edges(&my.url("shop"), &pg.url("postgres"), &mappings, async {
+        for sql in edge_rows(columns, "v", "insert", 1000, false, true)
+            .into_iter()
+            .chain(edge_rows(columns, "v", "", 2000, true, true))
+        {
+            w.query_drop(sql).await?;
+        }
+        Ok(())
+    })
+    .await?;
 
-    let wanted: Vec<String> = columns
-        .iter()
-        .map(|(col, _, _, sql, _)| format!("({sql} OR {col} IS NULL)"))
-        .collect();
     let want = mysql_rows(
         &mut m,
         &format!(
             "SELECT id % 1000 FROM v WHERE path = 'load' AND {} ORDER BY 1",
-            wanted.join(" AND ")
+            edge_wanted(columns)
         ),
     )
     .await?;

@@ -190,6 +190,11 @@ pub fn domain(engine: Engine, type_sql: &str) -> Domain {
         Engine::Postgres => lower.starts_with("character(") || lower == "character" || lower.starts_with("bpchar"),
         _ => lower.starts_with("char(") || lower == "char" || lower.starts_with("nchar"),
     };
+    // PostgreSQL prints money in the server's locale ("$1,234.50"): its
+    // text has no order a change image could be compared in.
+    if engine == Engine::Postgres && lower == "money" {
+        return Domain::Unordered;
+    }
     match typemap::kind(engine, type_sql) {
         Kind::Int | Kind::UInt => Domain::Int,
         Kind::Decimal => Domain::Decimal,
@@ -238,7 +243,15 @@ impl RowFilter {
                 let values = c
                     .values
                     .iter()
-                    .map(|v| parse_literal(domain, v))
+                    .map(|v| match parse_literal(domain, v)? {
+                        Literal::Double(x) if table.engine == Engine::Mysql && !x.is_finite() => {
+                            Err(format!("MySQL has no value '{v}'"))
+                        }
+                        Literal::Decimal(d) if table.engine == Engine::Mysql && d == "NaN" => {
+                            Err(format!("MySQL has no value '{v}'"))
+                        }
+                        lit => Ok(lit),
+                    })
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|m| err(format!("column {} ({}): {m}", f.column, col.type_sql)))?;
                 conditions.push(BoundCondition { op: c.op, values });
@@ -635,6 +648,11 @@ mod tests {
         assert!(filter("j", &[(Operator::NotNull, &[])]).bind(&t).is_ok());
         let e = filter("d", &[(Operator::Gte, &["2024-13-01"])]).bind(&t).unwrap_err();
         assert!(e.to_string().contains("rule 1"), "{e}");
+        let money = table(Engine::Postgres, &[("m", "money")]);
+        assert!(filter("m", &[(Operator::Gte, &["1"])]).bind(&money).is_err());
+        let my = table(Engine::Mysql, &[("f", "double")]);
+        let e = filter("f", &[(Operator::Gte, &["inf"])]).bind(&my).unwrap_err();
+        assert!(e.to_string().contains("MySQL has no value 'inf'"), "{e}");
     }
 
     struct Plain;

@@ -84,6 +84,16 @@ pub struct TaskSettings {
     /// errors (a lost connection, a restarted server, a deadlock).
     #[serde(default)]
     pub retry: RetryPolicy,
+    /// DMS ErrorBehavior.FailOnNoTablesCaptured: a task whose mappings
+    /// select no table of the source fails (true, Ferry's default) or runs
+    /// with none (a CDC task then takes in tables created later).
+    #[serde(default = "yes")]
+    pub fail_on_no_tables: bool,
+    /// DMS ErrorBehavior.ApplyErrorUpdatePolicy INSERT_RECORD: a CDC update
+    /// of a row the target lacks inserts the new row (when the log sent it
+    /// whole) instead of changing nothing.
+    #[serde(default)]
+    pub update_inserts_missing: bool,
 }
 
 /// How a unit of work is retried after a transient error. Absent keys keep
@@ -214,6 +224,8 @@ impl Default for TaskSettings {
             apply_lanes: DEFAULT_APPLY_LANES,
             capacity: CapacityLimits::default(),
             retry: RetryPolicy::default(),
+            fail_on_no_tables: true,
+            update_inserts_missing: false,
         }
     }
 }
@@ -332,6 +344,28 @@ impl TaskSettings {
                             .ok_or_else(|| err(&path(key), format!("expected 0..86400 seconds, got {v}")))?,
                     );
                 }
+            }
+            if let Some(v) = e.get("ApplyErrorUpdatePolicy") {
+                s.update_inserts_missing = match v.as_str() {
+                    Some("INSERT_RECORD") => true,
+                    Some("IGNORE_RECORD" | "LOG_ERROR" | "SUSPEND_TABLE" | "STOP_TASK") => false,
+                    _ => {
+                        return Err(err(
+                            &path("ApplyErrorUpdatePolicy"),
+                            format!(
+                                "expected IGNORE_RECORD, LOG_ERROR, SUSPEND_TABLE, STOP_TASK or INSERT_RECORD, got {v}"
+                            ),
+                        ))
+                    }
+                };
+            }
+            if let Some(v) = e.get("FailOnNoTablesCaptured") {
+                s.fail_on_no_tables = v.as_bool().ok_or_else(|| {
+                    err(
+                        &path("FailOnNoTablesCaptured"),
+                        format!("expected true or false, got {v}"),
+                    )
+                })?;
             }
             if let Some(v) = e.get("RecoverableErrorThrottling") {
                 s.retry.constant = !v.as_bool().ok_or_else(|| {
@@ -489,6 +523,13 @@ mod tests {
         assert!(e.to_string().contains("$.ErrorBehavior.RecoverableErrorCount"), "{e}");
         let e = TaskSettings::parse(r#"{"ErrorBehavior":{"RecoverableErrorThrottling":"no"}}"#).unwrap_err();
         assert!(e.to_string().contains("RecoverableErrorThrottling"), "{e}");
+        assert!(TaskSettings::default().fail_on_no_tables);
+        let s = TaskSettings::parse(r#"{"ErrorBehavior":{"FailOnNoTablesCaptured":false}}"#).unwrap();
+        assert!(!s.fail_on_no_tables);
+        let s = TaskSettings::parse(r#"{"ErrorBehavior":{"ApplyErrorUpdatePolicy":"INSERT_RECORD"}}"#).unwrap();
+        assert!(s.update_inserts_missing && !TaskSettings::default().update_inserts_missing);
+        let e = TaskSettings::parse(r#"{"ErrorBehavior":{"ApplyErrorUpdatePolicy":"UPSERT"}}"#).unwrap_err();
+        assert!(e.to_string().contains("$.ErrorBehavior.ApplyErrorUpdatePolicy"), "{e}");
     }
 
     #[test]

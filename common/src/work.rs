@@ -135,6 +135,10 @@ pub enum Work {
         /// (HandleSourceTableDropped).
         #[serde(default = "yes")]
         drop_dropped: bool,
+        /// An update of a row the target lacks inserts it
+        /// (ApplyErrorUpdatePolicy INSERT_RECORD).
+        #[serde(default)]
+        insert_missing: bool,
         /// Target sessions each batch's rows are spread over
         /// (TargetMetadata.ParallelApplyThreads).
         #[serde(default = "one")]

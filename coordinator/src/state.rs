@@ -1861,6 +1861,7 @@ impl Task {
                     discover: Some(spec.mappings.clone()),
                     apply_truncates: spec.settings.apply_truncates,
                     drop_dropped: spec.settings.drop_dropped_tables,
+                    insert_missing: spec.settings.update_inserts_missing,
                     lanes: spec.settings.apply_lanes,
                 }
             }
@@ -2033,7 +2034,7 @@ impl Task {
                         }
                     }
                 }
-                if schema.tables.is_empty() {
+                if schema.tables.is_empty() && self.spec.settings.fail_on_no_tables {
                     self.state = TaskState::Failed;
                     self.error = Some("the table mappings select no table of the source".into());
                     self.finished_at_ms = now_ms;

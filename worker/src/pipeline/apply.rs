@@ -204,6 +204,13 @@ impl ImageFilter {
         self.bound
             .test(|_| at.next().copied().flatten().and_then(|i| image.get(i)?.as_ref()))
     }
+
+    /// Whether a whole row (an insert's) passes.
+    fn test_row(&self, row: &[Value<'static>]) -> Result<Option<bool>, String> {
+        let mut at = self.at.iter();
+        self.bound
+            .test(|_| at.next().copied().flatten().and_then(|i| row.get(i)))
+    }
 }
 
 impl TargetTable {
@@ -553,6 +560,11 @@ pub struct TablePolicy<'a> {
     pub apply_truncates: bool,
     /// Drop on the target what the source dropped (HandleSourceTableDropped).
     pub drop_dropped: bool,
+    /// An update past an exact cut of a row the target lacks inserts the
+    /// new row when the log sent it whole (ApplyErrorUpdatePolicy
+    /// INSERT_RECORD): every table is applied as if replayed
+    /// ([`TargetTable::replay`]).
+    pub insert_missing: bool,
 }
 
 impl Applier {
@@ -1238,20 +1250,14 @@ impl<T: ChangeTarget> Applier<T> {
         let Some(filter) = &table.filter else {
             return self.apply_op(t, op).await;
         };
-        let judged = |image: &Image| {
-            filter
-                .test(image)
-                .map_err(|e| format!("source filter of table {}: {e}", table.display))
-        };
+        let context = |e: String| format!("source filter of table {}: {e}", table.display);
+        let judged = |image: &Image| filter.test(image).map_err(context);
         let ops = match op {
-            Op::Insert(row) => {
-                let image: Image = row.into_iter().map(Some).collect();
-                match judged(&image) {
-                    Ok(Some(true)) => vec![Op::Insert(image.into_iter().map(Option::unwrap).collect())],
-                    Ok(_) => vec![],
-                    Err(e) => return self.stop_filtered(t, e),
-                }
-            }
+            Op::Insert(row) => match filter.test_row(&row).map_err(context) {
+                Ok(Some(true)) => vec![Op::Insert(row)],
+                Ok(_) => vec![],
+                Err(e) => return self.stop_filtered(t, e),
+            },
             Op::Update { before, after } => {
                 // A log without the old image repeats the new one (see add_net).
                 let old_known = before != after;

@@ -149,6 +149,7 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             discover,
             apply_truncates,
             drop_dropped,
+            insert_missing,
             lanes,
         } => {
             let stream = ChangeStream {
@@ -161,6 +162,7 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
                     discover: discover.as_ref(),
                     apply_truncates,
                     drop_dropped,
+                    insert_missing,
                 },
                 lanes: lanes.max(1) as usize,
             };

@@ -173,7 +173,8 @@ pub struct TargetTable {
     /// table loaded in several snapshots): a keyed update then upserts its
     /// new image. Without replay (PostgreSQL's exact cut) an update changes
     /// the row it names, and a row the target lacks stays missing, as it
-    /// would in DMS.
+    /// would in DMS; ApplyErrorUpdatePolicy INSERT_RECORD sets it for every
+    /// table, so such a row is inserted.
     pub replay: bool,
     /// The row image's column names (source names).
     image: Vec<String>,

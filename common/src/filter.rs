@@ -164,7 +164,6 @@ pub struct BoundCondition {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BoundColumn {
     pub column: String,
-    pub type_sql: String,
     pub domain: Domain,
     pub conditions: Vec<BoundCondition>,
 }
@@ -178,9 +177,9 @@ pub struct BoundFilter {
 /// How an engine writes a bound filter into its source queries.
 pub trait FilterDialect {
     /// The column as compared in `domain` (e.g. cast to a binary string).
-    fn column(&self, name: &str, type_sql: &str, domain: Domain) -> String;
-    /// A filter value in `domain`, of the type `column` produced.
-    fn literal(&self, value: &Literal, type_sql: &str, domain: Domain) -> String;
+    fn column(&self, name: &str, domain: Domain) -> String;
+    /// A filter value, of the type `column` produced for its domain.
+    fn literal(&self, value: &Literal) -> String;
 }
 
 /// The domain values of a column of `type_sql` on `engine` are compared in.
@@ -258,7 +257,6 @@ impl RowFilter {
             }
             columns.push(BoundColumn {
                 column: f.column.clone(),
-                type_sql: col.type_sql.clone(),
                 domain,
                 conditions,
             });
@@ -302,17 +300,10 @@ fn parse_literal(domain: Domain, v: &str) -> Result<Literal, String> {
     })
 }
 
-/// A column value in its domain; `Ok(None)` for NULL.
-fn value_literal(domain: Domain, v: &Value) -> Result<Option<Literal>, String> {
+/// A non-NULL column value in its (ordered) domain.
+fn value_literal(domain: Domain, v: &Value) -> Result<Literal, String> {
     let bad = || format!("value {v:?} does not fit the filter's column type");
-    if matches!(v, Value::Null) {
-        return Ok(None);
-    }
-    if domain == Domain::Unordered {
-        // Only null/notnull reach here; the value itself is never compared.
-        return Ok(Some(Literal::Bool(true)));
-    }
-    Ok(Some(match (domain, v) {
+    Ok(match (domain, v) {
         (Domain::Int, Value::Int(i)) => Literal::Int(*i as i128),
         (Domain::Int, Value::UInt(u)) => Literal::Int(*u as i128),
         (Domain::Int, Value::Text(s) | Value::Decimal(s)) => Literal::Int(s.parse().map_err(|_| bad())?),
@@ -367,7 +358,7 @@ fn value_literal(domain: Domain, v: &Value) -> Result<Option<Literal>, String> {
             _ => return Err(bad()),
         },
         _ => return Err(bad()),
-    }))
+    })
 }
 
 /// PostgreSQL's `infinity` / `-infinity` dates and timestamps, as a year
@@ -391,17 +382,24 @@ fn bc_year(s: &str) -> (&str, fn(i32) -> i32) {
 }
 
 impl BoundColumn {
-    /// Whether `v` passes this column's filter (any condition holds).
+    /// Whether `v` passes this column's filter (any condition holds). NULL
+    /// passes only `null`; an unordered column's value only `notnull`
+    /// (nothing else binds to it).
     pub fn test(&self, v: &Value) -> Result<bool, String> {
+        let only = |op: Operator| Ok(self.conditions.iter().any(|c| c.op == op));
+        if matches!(v, Value::Null) {
+            return only(Operator::Null);
+        }
+        if self.domain == Domain::Unordered {
+            return only(Operator::NotNull);
+        }
         let lit = value_literal(self.domain, v)?;
-        Ok(self.conditions.iter().any(|c| holds(c, lit.as_ref())))
+        Ok(self.conditions.iter().any(|c| holds(c, &lit)))
     }
 }
 
-fn holds(c: &BoundCondition, v: Option<&Literal>) -> bool {
-    let Some(v) = v else {
-        return c.op == Operator::Null;
-    };
+/// Whether condition `c` holds for a non-NULL value `v`.
+fn holds(c: &BoundCondition, v: &Literal) -> bool {
     let cmp = |i: usize| v.cmp(&c.values[i]);
     match c.op {
         Operator::Null => false,
@@ -418,13 +416,14 @@ fn holds(c: &BoundCondition, v: Option<&Literal>) -> bool {
     }
 }
 
-/// Whether a row passes: `Ok(None)` when a filtered column is not in the
-/// image (`value_of` gives `None`: a log that left an unchanged value out).
 impl BoundFilter {
-    pub fn test<'v>(&self, mut value_of: impl FnMut(&str) -> Option<&'v Value<'v>>) -> Result<Option<bool>, String> {
+    /// Whether a row passes, given the value of each filtered column
+    /// (`value_of(i)` for `self.columns[i]`); `Ok(None)` when one is absent
+    /// (a log that left an unchanged value out).
+    pub fn test<'v>(&self, mut value_of: impl FnMut(usize) -> Option<&'v Value<'v>>) -> Result<Option<bool>, String> {
         let mut pass = true;
-        for c in &self.columns {
-            let Some(v) = value_of(&c.column) else { return Ok(None) };
+        for (i, c) in self.columns.iter().enumerate() {
+            let Some(v) = value_of(i) else { return Ok(None) };
             pass &= c.test(v).map_err(|e| format!("column {}: {e}", c.column))?;
         }
         Ok(Some(pass))
@@ -434,8 +433,8 @@ impl BoundFilter {
     pub fn sql(&self, d: &dyn FilterDialect) -> String {
         let mut and = vec![];
         for c in &self.columns {
-            let col = d.column(&c.column, &c.type_sql, c.domain);
-            let lit = |l: &Literal| d.literal(l, &c.type_sql, c.domain);
+            let col = d.column(&c.column, c.domain);
+            let lit = |l: &Literal| d.literal(l);
             let or: Vec<String> = c
                 .conditions
                 .iter()
@@ -657,10 +656,10 @@ mod tests {
 
     struct Plain;
     impl FilterDialect for Plain {
-        fn column(&self, name: &str, _: &str, _: Domain) -> String {
+        fn column(&self, name: &str, _: Domain) -> String {
             crate::schema::quote_ident(name)
         }
-        fn literal(&self, v: &Literal, _: &str, _: Domain) -> String {
+        fn literal(&self, v: &Literal) -> String {
             match v {
                 Literal::Int(i) => i.to_string(),
                 other => format!("{other:?}"),

@@ -64,6 +64,17 @@ pub struct TableMappings {
     pub no_parallel: Vec<(String, String)>,
 }
 
+impl SelectionRule {
+    /// Whether the rule's locator names this table: an explicit rule by
+    /// exact name, the others by DMS wildcards.
+    fn locates(&self, schema: &str, table: &str) -> bool {
+        match self.action {
+            SelectionAction::Explicit => self.schema == schema && self.table == table,
+            _ => matches(&self.schema, schema) && matches(&self.table, table),
+        }
+    }
+}
+
 impl TableMappings {
     /// No file given: every table of every user schema.
     pub fn include_all() -> TableMappings {
@@ -251,11 +262,7 @@ impl TableMappings {
     pub fn selects(&self, schema: &str, table: &str) -> bool {
         let mut included = false;
         for r in &self.selection {
-            let m = match r.action {
-                SelectionAction::Explicit => r.schema == schema && r.table == table,
-                _ => matches(&r.schema, schema) && matches(&r.table, table),
-            };
-            if m {
+            if r.locates(schema, table) {
                 if r.action == SelectionAction::Exclude {
                     return false;
                 }
@@ -272,12 +279,7 @@ impl TableMappings {
     pub fn filter_for(&self, schema: &str, table: &str) -> Result<Option<RowFilter>, MappingError> {
         let mut found: Option<&SelectionRule> = None;
         for r in &self.selection {
-            let m = match r.action {
-                SelectionAction::Exclude => continue,
-                SelectionAction::Explicit => r.schema == schema && r.table == table,
-                SelectionAction::Include => matches(&r.schema, schema) && matches(&r.table, table),
-            };
-            if !m || r.filters.is_empty() {
+            if r.action == SelectionAction::Exclude || r.filters.is_empty() || !r.locates(schema, table) {
                 continue;
             }
             if let Some(first) = found {

@@ -199,18 +199,72 @@ struct ImageFilter {
 }
 
 impl ImageFilter {
-    /// Whether `image` passes; `Ok(None)` when a filtered value is absent.
-    fn test(&self, image: &Image) -> Result<Option<bool>, String> {
-        let mut at = self.at.iter();
-        self.bound
-            .test(|_| at.next().copied().flatten().and_then(|i| image.get(i)?.as_ref()))
+    /// Whether the row `value_at` reads passes; `Ok(None)` when a filtered
+    /// value is absent.
+    fn test<'v>(&self, value_at: impl Fn(usize) -> Option<&'v Value<'static>>) -> Result<Option<bool>, String> {
+        self.bound.test(|i| self.at[i].and_then(&value_at))
     }
 
-    /// Whether a whole row (an insert's) passes.
-    fn test_row(&self, row: &[Value<'static>]) -> Result<Option<bool>, String> {
-        let mut at = self.at.iter();
-        self.bound
-            .test(|_| at.next().copied().flatten().and_then(|i| row.get(i)))
+    /// The changes that keep the target holding exactly the source rows the
+    /// filter passes, whatever the log carries of the old row (see
+    /// `ferry_common::filter`):
+    /// - an insert is applied if its row passes;
+    /// - an update is judged by its new image, completed from the old one
+    ///   where the log left values out: one that passes is applied as a
+    ///   delete of the old row and an insert of the new one (the row may be
+    ///   moving in, and a row the target lacks is never recreated by an
+    ///   update past an exact cut), unless the old image is known and passed
+    ///   too, when it is a plain update; one that fails deletes the old row
+    ///   (it may be moving out; deleting a row the target lacks changes
+    ///   nothing), unless the old image is known and failed too, when it is
+    ///   skipped. A new image without a filtered value (an unchanged value
+    ///   the log left out) kept its membership: the update is applied as
+    ///   sent, changing the row only if the target has it;
+    /// - a delete is applied unless its known old image failed.
+    ///
+    /// The one change this cannot apply exactly is an update that passes,
+    /// whose old image is unknown and whose new image lacks values: the row
+    /// may be moving in with values the log did not send. That is an error
+    /// (the table stops), naming the fix: on PostgreSQL, REPLICA IDENTITY
+    /// FULL, whose old image completes the new one.
+    fn narrow(&self, op: Op) -> Result<[Option<Op>; 2], String> {
+        let image = |row: &Image| self.test(|i| row.get(i)?.as_ref());
+        Ok(match op {
+            Op::Insert(row) => match self.test(|i| row.get(i))? {
+                Some(true) => [Some(Op::Insert(row)), None],
+                _ => [None, None],
+            },
+            Op::Update { before, after } => {
+                // A log without the old image repeats the new one (see add_net).
+                let was = if before != after { image(&before)? } else { None };
+                let merged: Image = after
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, a)| a.or_else(|| before.get(i).cloned().flatten()))
+                    .collect();
+                match (image(&merged)?, was) {
+                    (None, _) | (Some(true), Some(true)) => [Some(Op::Update { before, after: merged }), None],
+                    (Some(false), Some(false)) => [None, None],
+                    (Some(false), _) => [Some(Op::Delete(before)), None],
+                    (Some(true), _) => match merged.into_iter().collect::<Option<Vec<_>>>() {
+                        Some(row) => [Some(Op::Delete(before)), Some(Op::Insert(row))],
+                        None => {
+                            return Err(
+                                "an update passes it but the log left values out of the new row and sent \
+                                        no old row to complete it, so a row moving into the filter cannot be \
+                                        written whole; on PostgreSQL run ALTER TABLE ... REPLICA IDENTITY FULL \
+                                        and reload the table"
+                                    .into(),
+                            )
+                        }
+                    },
+                }
+            }
+            Op::Delete(before) => match image(&before)? {
+                Some(false) => [None, None],
+                _ => [Some(Op::Delete(before)), None],
+            },
+        })
     }
 }
 
@@ -1218,94 +1272,23 @@ impl<T: ChangeTarget> Applier<T> {
         if self.tables[t].stopped.is_some() {
             return Ok(());
         }
-        if self.tables[t].filter.is_some() {
-            return self.apply_filtered(t, op).await;
-        }
-        self.apply_op(t, op).await
-    }
-
-    /// Applies a change of a table with a source filter so that the target
-    /// holds exactly the source rows the filter passes, whatever the log
-    /// carries of the old row (see `ferry_common::filter`):
-    /// - an insert is applied if its row passes;
-    /// - an update is judged by its new image, completed from the old one
-    ///   where the log left values out: one that passes is applied as a
-    ///   delete of the old row and an insert of the new one (the row may be
-    ///   moving in, and a row the target lacks is never recreated by an
-    ///   update past an exact cut), unless the old image is known and passed
-    ///   too, when it is a plain update; one that fails deletes the old row
-    ///   (it may be moving out; deleting a row the target lacks changes
-    ///   nothing), unless the old image is known and failed too, when it is
-    ///   skipped. A new image without a filtered value (an unchanged value
-    ///   the log left out) kept its membership: the update is applied as
-    ///   sent, changing the row only if the target has it;
-    /// - a delete is applied unless its known old image failed.
-    ///
-    /// The one change this cannot apply exactly is an update that passes,
-    /// whose old image is unknown and whose new image lacks values: the row
-    /// may be moving in with values the log did not send. The table stops
-    /// then, naming the fix (PostgreSQL: REPLICA IDENTITY FULL, whose old
-    /// image completes the new one).
-    async fn apply_filtered(&mut self, t: usize, op: Op) -> Result<(), ConnectorError> {
         let table = &self.tables[t];
         let Some(filter) = &table.filter else {
             return self.apply_op(t, op).await;
         };
-        let context = |e: String| format!("source filter of table {}: {e}", table.display);
-        let judged = |image: &Image| filter.test(image).map_err(context);
-        let ops = match op {
-            Op::Insert(row) => match filter.test_row(&row).map_err(context) {
-                Ok(Some(true)) => vec![Op::Insert(row)],
-                Ok(_) => vec![],
-                Err(e) => return self.stop_filtered(t, e),
-            },
-            Op::Update { before, after } => {
-                // A log without the old image repeats the new one (see add_net).
-                let old_known = before != after;
-                let merged: Image = after
-                    .iter()
-                    .zip(before.iter().chain(std::iter::repeat(&None)))
-                    .map(|(a, b)| a.clone().or_else(|| b.clone()))
-                    .collect();
-                let (now, was) = match (judged(&merged), if old_known { judged(&before) } else { Ok(None) }) {
-                    (Ok(n), Ok(w)) => (n, w),
-                    (Err(e), _) | (_, Err(e)) => return self.stop_filtered(t, e),
-                };
-                match (now, was) {
-                    (None, _) | (Some(true), Some(true)) => vec![Op::Update { before, after: merged }],
-                    (Some(false), Some(false)) => vec![],
-                    (Some(false), _) => vec![Op::Delete(before)],
-                    (Some(true), _) => match merged.iter().cloned().collect::<Option<Vec<_>>>() {
-                        Some(row) => vec![Op::Delete(before), Op::Insert(row)],
-                        None => {
-                            let reason = format!(
-                                "table {}: an update passes the source filter but the log left values out of the \
-                                 new row and sent no old row to complete it, so a row moving into the filter cannot \
-                                 be written whole; on PostgreSQL run ALTER TABLE {} REPLICA IDENTITY FULL and reload \
-                                 the table",
-                                table.display, table.display
-                            );
-                            return self.stop_filtered(t, reason);
-                        }
-                    },
+        match filter.narrow(op) {
+            Ok(ops) => {
+                for op in ops.into_iter().flatten() {
+                    self.apply_op(t, op).await?;
                 }
             }
-            Op::Delete(before) => match judged(&before) {
-                Ok(Some(false)) => vec![],
-                Ok(_) => vec![Op::Delete(before)],
-                Err(e) => return self.stop_filtered(t, e),
-            },
-        };
-        for op in ops {
-            self.apply_op(t, op).await?;
+            // A change the filter cannot judge: the table stops (its status
+            // says why) rather than guess which rows it holds.
+            Err(e) => {
+                let reason = format!("table {}: source filter: {e}", table.display);
+                self.stop_table(t, reason);
+            }
         }
-        Ok(())
-    }
-
-    /// A change of table `t` its filter could not judge: the table stops
-    /// (its status says why) rather than guess which rows it holds.
-    fn stop_filtered(&mut self, t: usize, reason: String) -> Result<(), ConnectorError> {
-        self.stop_table(t, reason);
         Ok(())
     }
 

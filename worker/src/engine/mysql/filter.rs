@@ -14,7 +14,7 @@ use ferry_common::schema::TableSchema;
 pub(crate) struct MyFilter;
 
 impl FilterDialect for MyFilter {
-    fn column(&self, name: &str, _type_sql: &str, domain: Domain) -> String {
+    fn column(&self, name: &str, domain: Domain) -> String {
         let q = quote(name);
         match domain {
             Domain::Text { .. } => format!("CAST(CONVERT({q} USING utf8mb4) AS BINARY)"),
@@ -22,7 +22,7 @@ impl FilterDialect for MyFilter {
         }
     }
 
-    fn literal(&self, v: &Literal, _type_sql: &str, _domain: Domain) -> String {
+    fn literal(&self, v: &Literal) -> String {
         match v {
             Literal::Int(i) => i.to_string(),
             Literal::Decimal(d) => d.clone(),

@@ -12,7 +12,7 @@ use ferry_common::schema::{quote_ident, quote_literal, TableSchema};
 pub(crate) struct PgFilter;
 
 impl FilterDialect for PgFilter {
-    fn column(&self, name: &str, _type_sql: &str, domain: Domain) -> String {
+    fn column(&self, name: &str, domain: Domain) -> String {
         let q = quote_ident(name);
         match domain {
             Domain::Text { .. } => format!("{q}::text COLLATE \"C\""),
@@ -22,7 +22,7 @@ impl FilterDialect for PgFilter {
         }
     }
 
-    fn literal(&self, v: &Literal, _type_sql: &str, _domain: Domain) -> String {
+    fn literal(&self, v: &Literal) -> String {
         match v {
             Literal::Int(i) => i.to_string(),
             Literal::Decimal(d) => format!("{}::numeric", quote_literal(d)),

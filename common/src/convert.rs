@@ -112,11 +112,13 @@ pub fn convert_table(t: &TableSchema, to: Engine) -> Result<TableSchema, Unsuppo
     if t.engine == to {
         return Ok(TableSchema {
             filter: None,
+            transform: None,
             ..t.clone()
         });
     }
     let mut out = t.clone();
     out.filter = None;
+    out.transform = None;
     out.engine = to;
     out.copy_format = CopyFormat::Text;
     out.partition_key = None;
@@ -344,6 +346,7 @@ mod tests {
             copy_format: CopyFormat::Text,
             key_samples: vec![],
             filter: None,
+            transform: None,
         };
         let p = convert_table(&t, Engine::Postgres).unwrap();
         assert_eq!(p.columns[0].type_sql, "bigint");

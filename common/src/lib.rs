@@ -16,6 +16,7 @@ pub mod readiness;
 pub mod schema;
 pub mod settings;
 pub mod telemetry;
+pub mod transform;
 pub mod typemap;
 pub mod value;
 pub mod work;

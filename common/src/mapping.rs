@@ -2,12 +2,16 @@
 //!
 //! Supported today: `selection` rules (include / exclude / explicit, with DMS
 //! wildcards `%`, `_`, `[_]`, `[ab]`, `[a-d]`) and their source `filters`
-//! (see [`crate::filter`]), and `table-settings` rules with `parallel-load`
-//! of type `ranges` or `none`. Every other rule kind is
+//! (see [`crate::filter`]), `transformation` rules that rename schemas,
+//! tables and columns or remove columns (see [`crate::transform`]), and
+//! `table-settings` rules with `parallel-load` of type `ranges` or `none`.
+//! Every other rule kind is
 //! refused with an error that names the rule id, so a mapping never silently
 //! means less than the user wrote.
 
 use crate::filter::{ColumnFilter, Condition, Operator, RowFilter};
+use crate::schema::TableSchema;
+use crate::transform::{NameAction, NameRule, RuleTarget, TableTransform};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
@@ -62,6 +66,9 @@ pub struct TableMappings {
     pub ranges: Vec<ParallelLoadRanges>,
     /// Tables whose table-settings say `parallel-load: {type: none}`.
     pub no_parallel: Vec<(String, String)>,
+    /// Transformation rules that name things (see [`crate::transform`]).
+    #[serde(default)]
+    pub transforms: Vec<NameRule>,
 }
 
 impl SelectionRule {
@@ -243,6 +250,7 @@ impl TableMappings {
                         }
                     }
                 }
+                "transformation" => out.transforms.push(parse_transformation(obj, &rule_id, &err)?),
                 other => {
                     return Err(err(".rule-type", &format!("rule type '{other}' is not supported yet")));
                 }
@@ -300,6 +308,25 @@ impl TableMappings {
         }))
     }
 
+    /// The target names the transformation rules give table `t`; `all`
+    /// are the task's tables (foreign keys may reference renamed ones).
+    pub fn transform_for(
+        &self,
+        t: &TableSchema,
+        all: &[TableSchema],
+    ) -> Result<Option<Box<TableTransform>>, MappingError> {
+        let resolved = crate::transform::resolve(&self.transforms, t, all).map_err(|c| MappingError::Rule {
+            rule_id: c.second.clone(),
+            path: "$.rules".into(),
+            message: format!(
+                "it and rule {} both rename an object of table {}; keep one",
+                c.first,
+                t.display_name()
+            ),
+        })?;
+        Ok(resolved.map(Box::new))
+    }
+
     pub fn ranges_for(&self, schema: &str, table: &str) -> Option<&ParallelLoadRanges> {
         self.ranges.iter().find(|r| r.schema == schema && r.table == table)
     }
@@ -307,6 +334,89 @@ impl TableMappings {
     pub fn parallel_disabled(&self, schema: &str, table: &str) -> bool {
         self.no_parallel.iter().any(|(s, t)| s == schema && t == table)
     }
+}
+
+/// A `transformation` rule of the supported kinds; the others are refused
+/// with the rule id and path.
+fn parse_transformation(
+    obj: &serde_json::Map<String, Value>,
+    rule_id: &str,
+    err: &dyn Fn(&str, &str) -> MappingError,
+) -> Result<NameRule, MappingError> {
+    let target = match obj.get("rule-target").and_then(Value::as_str) {
+        Some("schema") => RuleTarget::Schema,
+        Some("table") => RuleTarget::Table,
+        Some("column") => RuleTarget::Column,
+        Some(other) => {
+            return Err(err(
+                ".rule-target",
+                &format!("rule-target '{other}' is not supported (schema, table, column)"),
+            ))
+        }
+        None => return Err(err(".rule-target", "missing rule-target")),
+    };
+    let value = |key: &str| -> Result<String, MappingError> {
+        match obj.get(key) {
+            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+            _ => Err(err(&format!(".{key}"), &format!("this action needs a non-empty {key}"))),
+        }
+    };
+    let action = match obj.get("rule-action").and_then(Value::as_str) {
+        Some("rename") => NameAction::Rename(value("value")?),
+        Some("convert-lowercase") => NameAction::ConvertLowercase,
+        Some("convert-uppercase") => NameAction::ConvertUppercase,
+        Some("add-prefix") => NameAction::AddPrefix(value("value")?),
+        Some("remove-prefix") => NameAction::RemovePrefix(value("value")?),
+        Some("replace-prefix") => NameAction::ReplacePrefix {
+            old: value("old-value")?,
+            new: value("value")?,
+        },
+        Some("add-suffix") => NameAction::AddSuffix(value("value")?),
+        Some("remove-suffix") => NameAction::RemoveSuffix(value("value")?),
+        Some("replace-suffix") => NameAction::ReplaceSuffix {
+            old: value("old-value")?,
+            new: value("value")?,
+        },
+        Some("remove-column") if target == RuleTarget::Column => NameAction::RemoveColumn,
+        Some("remove-column") => return Err(err(".rule-target", "remove-column needs rule-target column")),
+        Some(
+            a @ ("add-column"
+            | "include-column"
+            | "change-data-type"
+            | "define-primary-key"
+            | "add-before-image-columns"),
+        ) => {
+            return Err(err(
+                ".rule-action",
+                &format!("transformation '{a}' is not supported yet (see docs/dms-compatibility.md)"),
+            ))
+        }
+        Some(other) => return Err(err(".rule-action", &format!("unknown transformation '{other}'"))),
+        None => return Err(err(".rule-action", "missing rule-action")),
+    };
+    let locator = obj
+        .get("object-locator")
+        .and_then(Value::as_object)
+        .ok_or_else(|| err(".object-locator", "missing object-locator"))?;
+    let loc = |key: &str, needed: bool| -> Result<Option<String>, MappingError> {
+        let path = format!(".object-locator.{key}");
+        match locator.get(key).and_then(Value::as_str) {
+            Some(p) if needed => {
+                Pattern::compile(p).map_err(|m| err(&path, &m))?;
+                Ok(Some(p.to_string()))
+            }
+            _ if needed => Err(err(&path, &format!("missing {key}"))),
+            _ => Ok(None),
+        }
+    };
+    Ok(NameRule {
+        rule_id: rule_id.to_string(),
+        target,
+        schema: loc("schema-name", true)?.unwrap_or_default(),
+        table: loc("table-name", target != RuleTarget::Schema)?,
+        column: loc("column-name", target == RuleTarget::Column)?,
+        action,
+    })
 }
 
 /// A selection rule's `filters` array.
@@ -510,12 +620,74 @@ mod tests {
     #[test]
     fn unsupported_rule_names_its_id() {
         let err = TableMappings::parse(
-            r#"{"rules":[{"rule-type":"transformation","rule-id":"7","rule-name":"x","rule-action":"rename","rule-target":"schema","object-locator":{"schema-name":"a"},"value":"b"}]}"#,
+            r#"{"rules":[{"rule-type":"transformation","rule-id":"7","rule-name":"x","rule-action":"add-column","rule-target":"column","object-locator":{"schema-name":"a","table-name":"t"},"value":"b","expression":"$a"}]}"#,
         )
         .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("rule 7") && msg.contains("not supported yet"), "{msg}");
-        assert!(msg.contains("$.rules[0]"), "{msg}");
+        assert!(msg.contains("$.rules[0].rule-action"), "{msg}");
+        let err =
+            TableMappings::parse(r#"{"rules":[{"rule-type":"object-mapping","rule-id":"8","object-locator":{}}]}"#)
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("rule 8") && err.contains("$.rules[0].rule-type"), "{err}");
+    }
+
+    #[test]
+    fn transformation_rules() {
+        let m = TableMappings::parse(
+            r#"{"rules":[
+            {"rule-type":"selection","rule-id":"1","rule-name":"a","object-locator":{"schema-name":"%","table-name":"%"},"rule-action":"include"},
+            {"rule-type":"transformation","rule-id":"2","rule-name":"s","rule-action":"rename","rule-target":"schema","object-locator":{"schema-name":"shop"},"value":"store"},
+            {"rule-type":"transformation","rule-id":"3","rule-name":"t","rule-action":"replace-prefix","rule-target":"table","object-locator":{"schema-name":"%","table-name":"tmp%"},"old-value":"tmp","value":"t"},
+            {"rule-type":"transformation","rule-id":"4","rule-name":"c","rule-action":"remove-column","rule-target":"column","object-locator":{"schema-name":"%","table-name":"%","column-name":"x"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(m.transforms.len(), 3);
+        assert_eq!(
+            m.transforms[1].action,
+            NameAction::ReplacePrefix {
+                old: "tmp".into(),
+                new: "t".into()
+            }
+        );
+        let bad = |rule: &str, want: &str| {
+            let e = TableMappings::parse(&format!(
+                r#"{{"rules":[{{"rule-type":"selection","rule-id":"1","rule-name":"a","object-locator":{{"schema-name":"%","table-name":"%"}},"rule-action":"include"}},{rule}]}}"#
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(want), "{e} (wanted {want})");
+        };
+        bad(
+            r#"{"rule-type":"transformation","rule-id":"5","rule-action":"rename","rule-target":"table","object-locator":{"schema-name":"s","table-name":"t"}}"#,
+            "rule 5 ($.rules[1].value)",
+        );
+        bad(
+            r#"{"rule-type":"transformation","rule-id":"6","rule-action":"remove-column","rule-target":"table","object-locator":{"schema-name":"s","table-name":"t"}}"#,
+            "rule 6 ($.rules[1].rule-target)",
+        );
+        bad(
+            r#"{"rule-type":"transformation","rule-id":"7","rule-action":"convert-lowercase","rule-target":"column","object-locator":{"schema-name":"s","table-name":"t"}}"#,
+            "rule 7 ($.rules[1].object-locator.column-name)",
+        );
+        bad(
+            r#"{"rule-type":"transformation","rule-id":"8","rule-action":"convert-lowercase","rule-target":"index","object-locator":{"schema-name":"s"}}"#,
+            "rule-target 'index'",
+        );
+        for a in [
+            "include-column",
+            "change-data-type",
+            "define-primary-key",
+            "add-before-image-columns",
+        ] {
+            bad(
+                &format!(
+                    r#"{{"rule-type":"transformation","rule-id":"9","rule-action":"{a}","rule-target":"column","object-locator":{{"schema-name":"s","table-name":"t","column-name":"c"}}}}"#
+                ),
+                &format!("transformation '{a}' is not supported yet"),
+            );
+        }
     }
 
     #[test]

@@ -70,6 +70,10 @@ pub struct TableSchema {
     /// source's form of the table only; the target's has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<crate::filter::RowFilter>,
+    /// The target names the task's transformation rules give this table
+    /// (see [`crate::transform`]). Set on the source's form only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<Box<crate::transform::TableTransform>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,6 +207,7 @@ impl TableSchema {
             copy_format: CopyFormat::Text,
             key_samples: vec![],
             filter: None,
+            transform: None,
         }
     }
 

@@ -155,6 +155,7 @@ mod tests {
             copy_format: CopyFormat::Binary,
             key_samples: (0..samples).map(|i| vec![(i * 10).to_string()]).collect(),
             filter: None,
+            transform: None,
         }
     }
 

@@ -201,6 +201,13 @@ impl Admin for AdminService {
                  create it with --type full-load",
             ));
         }
+        if !mappings.transforms.is_empty() && !(r.pre_data_sql.is_empty() && r.post_data_sql.is_empty()) {
+            return Err(Status::invalid_argument(format!(
+                "table mappings: rule {}: transformation rules are not applied to --schema-dir files yet; \
+                 drop --schema-dir (Ferry then creates the renamed tables itself) or rename in the files",
+                mappings.transforms[0].rule_id
+            )));
+        }
         let spec = TaskSpec {
             name: r.name.clone(),
             source,

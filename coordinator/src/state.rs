@@ -1931,15 +1931,24 @@ impl Task {
                     .iter()
                     .filter(|_| spec.schema_files.is_none())
                     .flat_map(|t| {
-                        t.constraints
+                        // As the target names it: the worker checked at
+                        // introspection that the task's rules apply.
+                        let t = ferry_common::transform::renamed(t).unwrap_or_else(|e| {
+                            tracing::error!(task = %spec.name, error = %e, "transformation rules no longer apply");
+                            t.clone()
+                        });
+                        let fks: Vec<_> = t
+                            .constraints
                             .iter()
                             .filter(|c| c.kind == ConstraintKind::ForeignKey)
-                            .map(move |c| {
+                            .map(|c| {
                                 (
                                     t.qualified(),
-                                    ferry_common::convert::foreign_key_for(t, c, spec.target.engine),
+                                    ferry_common::convert::foreign_key_for(&t, c, spec.target.engine),
                                 )
                             })
+                            .collect();
+                        fks
                     })
                     .collect(),
                 // A full load ends here, so keys and triggers come now; with

@@ -24,7 +24,7 @@ pub(crate) mod validation;
 use ferry_common::endpoint::Engine;
 use ferry_common::plan::SegmentBounds;
 use ferry_common::schema::TableSchema;
-use ferry_common::{convert, typemap};
+use ferry_common::typemap;
 use thiserror::Error;
 
 /// Runs `$body` with `$e` bound to the implementation of `$engine`'s
@@ -102,19 +102,35 @@ pub(crate) fn filtered(
 /// Progress sink: rows copied so far in the current assignment.
 pub type Progress = std::sync::Arc<std::sync::atomic::AtomicU64>;
 
-/// A source table as the target engine declares it (itself for a same-engine
-/// pair); a type without an exact equivalent stops the table.
+/// A source table as the target declares it: named by the task's
+/// transformation rules, in the target engine's types (itself for a
+/// same-engine pair without rules); a type without an exact equivalent
+/// stops the table.
 pub fn on_target(t: &TableSchema, target: Engine) -> Result<TableSchema, ConnectorError> {
-    convert::convert_table(t, target).map_err(|e| ConnectorError::Definite(format!("table {}: {e}", t.display_name())))
+    ferry_common::transform::target_form(t, target).map_err(ConnectorError::Definite)
 }
-/// Segment bounds with key types in the target engine's dialect (for
-/// validation's range queries on the target).
-pub(crate) fn bounds_on_target(b: &SegmentBounds, from: Engine, to: Engine) -> Result<SegmentBounds, ConnectorError> {
+/// Segment bounds as the target names and types their key columns (for
+/// validation's range queries and a replacing load's stage on the target).
+pub(crate) fn bounds_on_target(
+    t: &TableSchema,
+    b: &SegmentBounds,
+    to: Engine,
+) -> Result<SegmentBounds, ConnectorError> {
     let mut b = b.clone();
     if let SegmentBounds::Key { columns, .. } = &mut b {
         for c in columns {
-            c.type_sql =
-                typemap::convert_type(from, to, &c.type_sql).map_err(|e| ConnectorError::Definite(e.to_string()))?;
+            c.type_sql = typemap::convert_type(t.engine, to, &c.type_sql)
+                .map_err(|e| ConnectorError::Definite(e.to_string()))?;
+            c.name = t
+                .target_column(&c.name)
+                .ok_or_else(|| {
+                    ConnectorError::Definite(format!(
+                        "table {}: segment key column {} is removed by a transformation rule; the target cannot be matched by it",
+                        t.display_name(),
+                        c.name
+                    ))
+                })?
+                .to_string();
         }
     }
     Ok(b)

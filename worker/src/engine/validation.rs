@@ -115,15 +115,20 @@ pub(crate) enum Decoder {
 }
 
 impl Decoder {
-    pub fn for_columns(source: &TableSchema, target: &TableSchema, columns: &[String]) -> (Vec<Decoder>, Vec<Decoder>) {
+    /// Decoders for the column pairs `columns` (source name, target name).
+    pub fn for_columns(
+        source: &TableSchema,
+        target: &TableSchema,
+        columns: &[(String, String)],
+    ) -> (Vec<Decoder>, Vec<Decoder>) {
         let ty = |t: &TableSchema, c: &str| t.column(c).map(|c| c.type_sql.clone()).unwrap_or_default();
         let same = source.engine == target.engine;
         columns
             .iter()
-            .map(|c| {
-                let s = ty(source, c);
+            .map(|(sc, tc)| {
+                let s = ty(source, sc);
                 let t = if same {
-                    Decoder::Type(ty(target, c))
+                    Decoder::Type(ty(target, tc))
                 } else {
                     Decoder::Kind(kind(source.engine, &s))
                 };

@@ -292,13 +292,21 @@ impl TargetTable {
         let mut source_index = vec![];
         let mut names = vec![];
         for c in t.copy_columns() {
-            if let Some(i) = image.iter().position(|s| *s == c.name) {
+            let from = source.source_column(&c.name);
+            if let Some(i) = image.iter().position(|s| *s == from) {
                 columns.push((quote_ident(&c.name), c.type_sql.clone()));
                 source_index.push(i);
                 names.push(c.name.as_str());
             }
         }
-        let key_names = key
+        // A replica identity index names source columns.
+        let identity: Option<Vec<String>> = key.map(|k| {
+            k.iter()
+                .map(|c| source.target_column(c).unwrap_or(c.as_str()).to_string())
+                .collect()
+        });
+        let key_names = identity
+            .as_deref()
             .or(t.primary_key.as_ref().map(|pk| pk.columns.as_slice()))
             .unwrap_or(&[]);
         let key = key_names

@@ -10,7 +10,7 @@
 
 use crate::engine::source::Source;
 use crate::engine::target::{Segment, Target};
-use crate::engine::{on_target, with_engine, ConnectorError, Progress, Run};
+use crate::engine::{bounds_on_target, on_target, with_engine, ConnectorError, Progress, Run};
 use ferry_common::endpoint::Endpoint;
 use ferry_common::schema::TableSchema;
 use ferry_common::work::WorkResult;
@@ -53,15 +53,21 @@ async fn load_with(
         }
     }
     let converted = on_target(table, target.engine)?;
-    let columns: Vec<String> = converted.copy_columns().map(|c| c.name.clone()).collect();
+    // Read by the source's names, in the target's column order.
+    let columns: Vec<String> = converted
+        .copy_columns()
+        .map(|c| table.source_column(&c.name).to_string())
+        .collect();
     let (rows, position) = from
         .read_segment(source, table, columns, seg.bounds, seg.snapshot)
         .await?;
     // The snapshot position travels with the result (from the segment's
     // marker when an earlier attempt committed it).
+    let bounds = bounds_on_target(table, seg.bounds, target.engine)?;
     let seg = Segment {
         snapshot: None,
         position,
+        bounds: &bounds,
         ..seg
     };
     to.load_rows(run, target, &converted, seg, rows, progress).await

@@ -128,7 +128,14 @@ pub async fn validate_segment(job: Job<'_>) -> Result<WorkResult, ConnectorError
         )));
     };
     let converted = on_target(job.table, job.target.engine)?;
-    let columns: Vec<String> = converted.copy_columns().map(|c| c.name.clone()).collect();
+    // Each side read by its own names (the rules may rename or remove columns).
+    let columns = Columns {
+        target: converted.copy_columns().map(|c| c.name.clone()).collect(),
+        source: converted
+            .copy_columns()
+            .map(|c| job.table.source_column(&c.name).to_string())
+            .collect(),
+    };
     let source = Side {
         ep: job.source,
         table: job.table.clone(),
@@ -142,7 +149,7 @@ pub async fn validate_segment(job: Job<'_>) -> Result<WorkResult, ConnectorError
     let key_idx: Vec<usize> = pk
         .columns
         .iter()
-        .map(|k| columns.iter().position(|c| c == k))
+        .map(|k| columns.source.iter().position(|c| c == k))
         .collect::<Option<_>>()
         .ok_or_else(|| ConnectorError::Definite(format!("table {name}: a key column is not copied")))?;
     let whole = match job.bounds {
@@ -158,7 +165,7 @@ pub async fn validate_segment(job: Job<'_>) -> Result<WorkResult, ConnectorError
             )))
         }
     };
-    let on_target_bounds = |b: &SegmentBounds| bounds_on_target(b, job.source.engine, job.target.engine);
+    let on_target_bounds = |b: &SegmentBounds| bounds_on_target(job.table, b, job.target.engine);
 
     let mut out = Outcome::default();
     // Ranges still to look at, depth first, in key order.
@@ -174,7 +181,10 @@ pub async fn validate_segment(job: Job<'_>) -> Result<WorkResult, ConnectorError
         let t_range = on_target_bounds(&range)?;
         match step {
             Step::Check => {
-                let (s, t) = tokio::try_join!(source.checksum(&columns, &range), target.checksum(&columns, &t_range))?;
+                let (s, t) = tokio::try_join!(
+                    source.checksum(&columns.source, &range),
+                    target.checksum(&columns.target, &t_range)
+                )?;
                 if s == t {
                     out.rows += s.rows;
                 } else if s.rows <= job.partition_size {
@@ -228,6 +238,12 @@ pub async fn validate_segment(job: Job<'_>) -> Result<WorkResult, ConnectorError
     })
 }
 
+/// The columns compared, by each side's names, in the same order.
+struct Columns {
+    source: Vec<String>,
+    target: Vec<String>,
+}
+
 /// The table's primary key as range columns.
 fn key_columns(t: &TableSchema, key: &[String]) -> Vec<KeyColumn> {
     key.iter()
@@ -266,16 +282,23 @@ struct Kept {
 async fn compare_rows(
     source: &Side<'_>,
     target: &Side<'_>,
-    columns: &[String],
+    columns: &Columns,
     key_idx: &[usize],
     s_range: &SegmentBounds,
     t_range: &SegmentBounds,
     out: &mut Outcome,
 ) -> Result<(), ConnectorError> {
-    let (s_types, t_types) = Decoder::for_columns(&source.table, &target.table, columns);
+    let pairs: Vec<(String, String)> = columns
+        .source
+        .iter()
+        .cloned()
+        .zip(columns.target.iter().cloned())
+        .collect();
+    let (s_types, t_types) = Decoder::for_columns(&source.table, &target.table, &pairs);
     // CHAR(n) compares without its trailing blanks: PostgreSQL prints them,
     // MySQL strips them, and both compare as if they were not there.
     let padded: Vec<bool> = columns
+        .source
         .iter()
         .map(|c| source.table.column(c).is_some_and(|c| blank_padded(&c.type_sql)))
         .collect();
@@ -312,7 +335,7 @@ async fn compare_rows(
     let mut kept: HashMap<String, Kept> = HashMap::new();
     let mut source_rows = 0u64;
     source
-        .rows(columns, s_range, &mut |raw| {
+        .rows(&columns.source, s_range, &mut |raw| {
             let (key, display, hashes) = canon(source, &s_types, raw);
             source_rows += 1;
             kept.insert(
@@ -325,11 +348,12 @@ async fn compare_rows(
         })
         .await?;
     target
-        .rows(columns, t_range, &mut |raw| {
+        .rows(&columns.target, t_range, &mut |raw| {
             let (key, display, hashes) = canon(target, &t_types, raw);
             match kept.remove(&key) {
                 Some(s) => {
                     let differ: Vec<&str> = columns
+                        .target
                         .iter()
                         .zip(s.columns.iter().zip(&hashes))
                         .filter(|(_, (a, b))| a != b)

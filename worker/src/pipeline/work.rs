@@ -11,18 +11,47 @@ use crate::engine::{with_engine, ConnectorError, Progress, Run};
 use crate::report::Reporter;
 use ferry_common::mapping::TableMappings;
 use ferry_common::schema::SourceSchema;
+use ferry_common::transform::RuleTarget;
 use ferry_common::work::{Work, WorkResult};
 
-/// Gives each introspected table the source filter the mappings set for
-/// it, checked against its columns, so a filter that names a missing column
-/// or a value its column cannot hold fails the task before any row moves.
-fn with_filters(mut schema: SourceSchema, mappings: &TableMappings) -> Result<SourceSchema, ConnectorError> {
+/// Gives each introspected table the source filter and the target names
+/// the mappings set for it, checked against its columns, so a filter that
+/// names a missing column or a value its column cannot hold, a rule that
+/// removes a key column, or two tables renamed onto one, fails the task
+/// before any row moves.
+fn with_rules(mut schema: SourceSchema, mappings: &TableMappings) -> Result<SourceSchema, ConnectorError> {
+    let definite = |e: &dyn std::fmt::Display| ConnectorError::Definite(e.to_string());
+    let all = schema.tables.clone();
+    let mut targets: Vec<((String, String), String)> = vec![];
     for t in &mut schema.tables {
-        t.filter = mappings
-            .filter_for(&t.schema, &t.name)
-            .map_err(|e| ConnectorError::Definite(e.to_string()))?;
+        t.filter = mappings.filter_for(&t.schema, &t.name).map_err(|e| definite(&e))?;
         if let Some(f) = &t.filter {
-            f.bind(t).map_err(|e| ConnectorError::Definite(e.to_string()))?;
+            f.bind(t).map_err(|e| definite(&e))?;
+        }
+        t.transform = mappings.transform_for(t, &all).map_err(|e| definite(&e))?;
+        let renamed = ferry_common::transform::renamed(t).map_err(|e| definite(&e))?;
+        let to = (renamed.schema.clone(), renamed.name.clone());
+        if let Some((_, first)) = targets.iter().find(|(k, _)| *k == to) {
+            return Err(ConnectorError::Definite(format!(
+                "tables {first} and {} are both renamed to {}.{}; rename one of them",
+                t.display_name(),
+                to.0,
+                to.1
+            )));
+        }
+        targets.push((to, t.display_name()));
+    }
+    // The target's schemas: those the (renamed) tables land in and those
+    // holding the types they use; a schema renamed away is not created.
+    if mappings.transforms.iter().any(|r| r.target == RuleTarget::Schema) {
+        let types = schema.types.clone();
+        schema
+            .schemas
+            .retain(|s| types.iter().any(|t| t.schema == *s) || targets.iter().any(|((to, _), _)| to == s));
+    }
+    for ((s, _), _) in targets {
+        if !schema.schemas.contains(&s) {
+            schema.schemas.push(s);
         }
     }
     Ok(schema)
@@ -51,7 +80,7 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             let schema = with_engine!(source.engine, |e| e
                 .introspect(&source, &mappings, segmenting, None)
                 .await)?;
-            with_filters(schema, &mappings).map(WorkResult::Introspected)
+            with_rules(schema, &mappings).map(WorkResult::Introspected)
         }
         Work::Reintrospect {
             source,
@@ -72,7 +101,7 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
                 e.publish_table(&source, &cdc, &table).await?;
                 e.introspect(&source, &mappings, Segmenting::WHOLE, Some(&table)).await
             })?;
-            with_filters(schema, &mappings).map(WorkResult::Introspected)
+            with_rules(schema, &mappings).map(WorkResult::Introspected)
         }
         Work::Prepare {
             target,

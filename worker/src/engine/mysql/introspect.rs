@@ -274,6 +274,7 @@ async fn table(
         copy_format: CopyFormat::Text,
         key_samples: vec![],
         filter: None,
+        transform: None,
     };
     if size_bytes > segment_target_bytes {
         let wanted = (size_bytes / segment_target_bytes.max(1)).min(max_segments as u64);

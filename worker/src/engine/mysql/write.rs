@@ -394,6 +394,8 @@ pub async fn reset_table(
 ) -> Result<WorkResult, ConnectorError> {
     let task = &run.task;
     let name = t.display_name();
+    // Everything here touches the target: its names are the target form's.
+    let target_name = on_target(t, Engine::Mysql)?.qualified();
     let mut c = target_session(ep).await?;
     let q = |what: &str| {
         let what = format!("table {name}: {what}");
@@ -402,7 +404,7 @@ pub async fn reset_table(
     // Prepare created Ferry's control tables, ferry.apply_state among them.
     // A previous definition without columns: the target has no such table.
     if replace {
-        let drop = format!("DROP TABLE IF EXISTS {}", t.qualified());
+        let drop = format!("DROP TABLE IF EXISTS {}", target_name.clone());
         exec(&mut c, &drop, &format!("table {name}: replacing it")).await?;
     }
     if previous.is_some_and(|p| p.columns.is_empty()) {
@@ -415,16 +417,16 @@ pub async fn reset_table(
     super::target::fence(&mut c, task, run.epoch as i64).await?;
     c.exec_drop(
         "INSERT INTO ferry.table_loads (task, table_name, gen) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE gen = GREATEST(gen, VALUES(gen))",
-        (task.clone(), t.qualified(), gen),
+        (task.clone(), target_name.clone(), gen),
     )
     .await
     .map_err(q("raising its load generation"))?;
-    c.query_drop(format!("DELETE FROM {}", t.qualified()))
+    c.query_drop(format!("DELETE FROM {}", target_name.clone()))
         .await
         .map_err(q("emptying for reload"))?;
     c.exec_drop(
         "DELETE FROM ferry.segment_loads WHERE task = ? AND table_name = ?",
-        (task, t.qualified()),
+        (task, target_name.clone()),
     )
     .await
     .map_err(q("clearing segment markers"))?;

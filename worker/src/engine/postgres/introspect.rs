@@ -375,5 +375,6 @@ async fn table(
         copy_format,
         key_samples,
         filter: None,
+        transform: None,
     })
 }

@@ -163,15 +163,14 @@ pub async fn reset_table(
     let name = t.display_name();
     let mut dst = connect(target).await?;
     let ctx = |what: &str| format!("table {name}: {what}");
+    let on = on_target(t, Engine::Postgres)?;
     // A previous definition without columns: the target has no such table.
     let (mut create, reshape) = match previous {
-        Some(p) if p.columns.is_empty() => (super::schema::creation(&on_target(t, Engine::Postgres)?), vec![]),
-        Some(p) => (
-            vec![],
-            super::schema::reshape(&on_target(t, Engine::Postgres)?, &on_target(p, Engine::Postgres)?)?,
-        ),
+        Some(p) if p.columns.is_empty() => (super::schema::creation(&on), vec![]),
+        Some(p) => (vec![], super::schema::reshape(&on, &on_target(p, Engine::Postgres)?)?),
         None => (vec![], vec![]),
     };
+    let t = &on;
     if replace {
         create.insert(0, format!("DROP TABLE IF EXISTS {} CASCADE", t.qualified()));
     }
@@ -375,27 +374,41 @@ pub async fn load_segment(
     let (segment, bounds) = (seg.number, seg.bounds);
     let name = t.display_name();
     let ctx = |what: &str| format!("table {name} segment {segment}: {what}");
+    // The source side reads `t` by its names; the target side writes its
+    // target form (renamed by the task's rules), with the segment's key as
+    // the target names it.
+    let on = on_target(t, Engine::Postgres)?;
+    let target_bounds = crate::engine::bounds_on_target(t, bounds, Engine::Postgres)?;
+    let seg = Segment {
+        bounds: &target_bounds,
+        ..seg
+    };
     let mut dst = connect(target).await?;
     let mut src = connect(source).await?;
-    let tx = match begin(run, &mut dst, t, &seg).await? {
+    let tx = match begin(run, &mut dst, &on, &seg).await? {
         Begun::Fresh(tx) => tx,
         Begun::AlreadyLoaded(done) => return Ok(done),
     };
     let pred = super::filter::rows_where(t, bounds)?;
-    let cols: Vec<String> = t.copy_columns().map(|c| quote_ident(&c.name)).collect();
-    let cols = cols.join(", ");
+    let out_cols: Vec<String> = on
+        .copy_columns()
+        .map(|c| quote_ident(t.source_column(&c.name)))
+        .collect();
+    let in_cols: Vec<String> = on.copy_columns().map(|c| quote_ident(&c.name)).collect();
     let format = match t.copy_format {
         CopyFormat::Binary => "binary",
         CopyFormat::Text => "text",
     };
     let out_sql = format!(
-        "COPY (SELECT {cols} FROM {} WHERE {pred}) TO STDOUT (FORMAT {format})",
+        "COPY (SELECT {} FROM {} WHERE {pred}) TO STDOUT (FORMAT {format})",
+        out_cols.join(", "),
         super::own_rows(t)
     );
-    let freeze = if seg.freezes(t) { ", FREEZE" } else { "" };
+    let freeze = if seg.freezes(&on) { ", FREEZE" } else { "" };
     let in_sql = format!(
-        "COPY {} ({cols}) FROM STDIN (FORMAT {format}{freeze})",
-        seg.copy_into(t)
+        "COPY {} ({}) FROM STDIN (FORMAT {format}{freeze})",
+        seg.copy_into(&on),
+        in_cols.join(", ")
     );
     // The source side reads in the table's snapshot when there is one.
     let src_tx = src
@@ -470,7 +483,7 @@ pub async fn load_segment(
         ))));
     }
     progress.store(rows, Ordering::Relaxed);
-    finish(run, tx, t, &seg, rows, None).await
+    finish(run, tx, &on, &seg, rows, None).await
 }
 
 /// Another engine to PostgreSQL: rows of the value model, encoded as text

@@ -331,6 +331,7 @@ pub async fn post_data(
     t: &TableSchema,
     defer_primary_key: bool,
 ) -> Result<(), ConnectorError> {
+    let from = t;
     let converted = on_target(t, Engine::Postgres)?;
     let t = &converted;
     let c = connect(target).await?;
@@ -380,7 +381,7 @@ pub async fn post_data(
         let src = connect(source).await?;
         for seq in &t.sequences {
             let qn = format!("{}.{}", quote_ident(&seq.schema), quote_ident(&seq.name));
-            let (last, called) = sequence_state(&src, &qn).await?;
+            let (last, called) = sequence_state(&src, &source_sequence(from, seq)).await?;
             let target_seq = if seq.identity {
                 format!(
                     "pg_get_serial_sequence({}, {})",
@@ -405,6 +406,17 @@ pub async fn post_data(
     )
     .await?;
     Ok(())
+}
+
+/// The qualified source name of `seq`, a sequence of `from`'s target form
+/// (a rule may have moved it to another schema on the target).
+fn source_sequence(from: &TableSchema, seq: &ferry_common::schema::Sequence) -> String {
+    let schema = from
+        .sequences
+        .iter()
+        .find(|s| s.name == seq.name)
+        .map_or(&seq.schema, |s| &s.schema);
+    format!("{}.{}", quote_ident(schema), quote_ident(&seq.name))
 }
 
 /// Adds the foreign keys; `NOT VALID` (enforced for new rows, existing rows
@@ -481,9 +493,9 @@ pub async fn sync_sequences(
         Engine::Postgres => Some(connect(source).await?),
         Engine::Mysql => None,
     };
-    for t in tables {
+    for from in tables {
         // Converted: a MySQL AUTO_INCREMENT column is an identity here.
-        let t = crate::engine::on_target(t, Engine::Postgres)?;
+        let t = crate::engine::on_target(from, Engine::Postgres)?;
         let name = t.qualified();
         for seq in &t.sequences {
             let col = quote_ident(&seq.column);
@@ -499,8 +511,7 @@ pub async fn sync_sequences(
             // The last value the source handed out (0: none).
             let used: i64 = match &src {
                 Some(src) => {
-                    let qn = format!("{}.{}", quote_ident(&seq.schema), quote_ident(&seq.name));
-                    let (last, called) = sequence_state(src, &qn).await?;
+                    let (last, called) = sequence_state(src, &source_sequence(from, seq)).await?;
                     if called {
                         last
                     } else {

@@ -1086,7 +1086,11 @@ impl State {
                 Err(e) => e,
                 Ok(_) => {
                     if let Some(task) = self.release_lease(assignment) {
-                        tracing::info!(task, assignment, "assignment handed back by a draining worker");
+                        tracing::info!(
+                            task,
+                            assignment,
+                            "assignment handed back (a draining worker, or work waiting on work without a worker)"
+                        );
                         dirty.tasks.push(task);
                     }
                     Response::Ok

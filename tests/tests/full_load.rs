@@ -163,7 +163,8 @@ async fn bad_input_gets_one_line_errors() -> anyhow::Result<()> {
     let m = dir.path().join("m.json");
     std::fs::write(
         &m,
-        r#"{"rules":[{"rule-type":"transformation","rule-id":"42","rule-name":"r","rule-action":"rename","rule-target":"schema","object-locator":{"schema-name":"a"},"value":"b"}]}"#,
+        r#"{"rules":[{"rule-type":"selection","rule-id":"1","rule-name":"a","rule-action":"include","object-locator":{"schema-name":"a","table-name":"%"}},
+            {"rule-type":"transformation","rule-id":"42","rule-name":"r","rule-action":"define-primary-key","rule-target":"table","object-locator":{"schema-name":"a","table-name":"t"}}]}"#,
     )?;
     let (ok, _, err) = f.ferry(&[
         "task",

@@ -372,3 +372,58 @@ async fn validation_compares_again_the_ranges_cdc_changes() -> anyhow::Result<()
     assert_eq!(validation(&st, "quiet")["state"], "Validated", "{st}");
     Ok(())
 }
+
+/// A validation that waits for the CDC stream (it found a difference, or
+/// here: the `validate-settle` failpoint makes every one wait) while the
+/// stream's worker dies must not keep the slot the stream needs to resume:
+/// it hands its assignment back once the stream has no worker, the stream
+/// takes the slot and catches up long before the wait's own timeout
+/// (120 s), and the validation completes later.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_validation_waiting_for_a_dead_stream_hands_its_slot_back() -> anyhow::Result<()> {
+    let src = PgServer::start()?;
+    let dst = PgServer::start()?;
+    let s = src.client("postgres").await?;
+    s.batch_execute(
+        "CREATE TABLE public.t (id int PRIMARY KEY, v int);
+         INSERT INTO public.t SELECT i, 0 FROM generate_series(1, 1000) i;",
+    )
+    .await?;
+    let mut f = Ferry::start(2, 3000, &[("FERRY_FAILPOINT", "validate-settle:8000")])?;
+    create_typed(
+        &f,
+        "hand",
+        &src.url("postgres"),
+        &dst.url("postgres"),
+        "full-load-and-cdc",
+        r#"{"ValidationSettings": {"EnableValidation": true}}"#,
+        &[],
+    );
+    f.ok(&["task", "start", "hand"]);
+    // One worker streams; the other (one slot each) pauses in a validation.
+    let mut validating = None;
+    f.wait_until("a validation to pause", std::time::Duration::from_secs(120), || {
+        validating = f
+            .workers
+            .iter()
+            .position(|w| w.log_text().contains("failpoint: pausing"));
+        validating.is_some()
+    });
+    let streaming = f.cdc_worker().expect("a worker streams");
+    assert_ne!(Some(streaming), validating);
+    f.workers[streaming].kill9();
+    s.batch_execute("UPDATE public.t SET v = v + 1 WHERE id <= 10").await?;
+    // Lease (3 s) + the waiter's grace (3 s) + the failpoint's pause (8 s),
+    // with room: well short of the 120 s the wait would otherwise hold.
+    let (ok, out, err) = f.ferry(&["task", "wait", "hand", "--for", "caught-up", "--timeout", "40"]);
+    assert!(ok, "the stream did not resume: {out}{err}");
+    let log = f.workers[validating.unwrap()].log_text();
+    assert!(log.contains("handing the assignment back"), "{log}");
+    // With a worker for it, the validation completes.
+    f.add_worker(&[("FERRY_FAILPOINT", "validate-settle:0")])?;
+    f.wait_until("validation", std::time::Duration::from_secs(120), || {
+        f.status("hand")
+            .is_some_and(|st| table_status(&st, "t")["validation"]["state"] == "Validated")
+    });
+    Ok(())
+}

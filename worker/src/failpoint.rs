@@ -1,7 +1,9 @@
 //! Fault injection for the end-to-end tests, in the spirit of TiKV's fail
 //! points: `FERRY_FAILPOINT=before-commit:MS` (or `after-commit:MS`) makes a
 //! worker pause at that point of every segment load and log that it did, so
-//! a test can kill it at a known moment. Unset in production.
+//! a test can kill it at a known moment; `validate-settle:MS` makes every
+//! validation of a CDC task pause, then wait for the stream, as one that
+//! found a difference does. Unset in production.
 
 /// The pause in milliseconds set for `point`, if any.
 fn armed(point: &str) -> Option<u64> {

@@ -535,6 +535,13 @@ async fn run_assignment(
         }
     };
     let Some(result) = result else { return };
+    if let Err(ConnectorError::HandBack(reason)) = &result {
+        tracing::info!(reason = %reason, "handing the assignment back");
+        if let Err(s) = client.release(aref).await {
+            tracing::warn!(error = %s.message(), "could not hand the assignment back; its lease will expire");
+        }
+        return;
+    }
     // Report until the coordinator answers: it may be restarting.
     let mut delay = Duration::from_millis(200);
     for _ in 0..60 {

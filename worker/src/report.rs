@@ -6,6 +6,10 @@ use ferry_common::access::Link;
 use ferry_common::proto::{self as pb, admin_client::AdminClient, worker_client::WorkerClient};
 use ferry_common::work::ProgressDetail;
 
+/// How long a waiter tolerates a task without a running stream: the gap
+/// between one stream's lease running out and the next grant is shorter.
+const STREAMLESS_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 #[derive(Clone)]
 pub struct Reporter {
     client: WorkerClient<Link>,
@@ -26,6 +30,8 @@ impl Reporter {
     /// Waits until the task's CDC stream has applied everything its source
     /// committed before this call: a caught-up mark, as `ferry task wait
     /// --for caught-up` uses.
+    /// Gives up (see [`ConnectorError::HandBack`]) once the task's stream
+    /// has had no worker for [`STREAMLESS_GRACE`].
     pub async fn wait_applied(&self, task: &str, timeout: std::time::Duration) -> Result<(), ConnectorError> {
         let mut admin = self.admin.clone();
         let name = || pb::TaskName {
@@ -41,18 +47,28 @@ impl Reporter {
             .into_inner()
             .mark;
         let deadline = std::time::Instant::now() + timeout;
+        let mut streamless_since: Option<std::time::Instant> = None;
         loop {
             let st = admin
                 .task_status(name())
                 .await
                 .map_err(|s| transient("reading the CDC position", s))?
                 .into_inner();
-            let reached = serde_json::from_str::<serde_json::Value>(&st.cdc_json)
-                .ok()
-                .and_then(|c| c["marks_reached"].as_u64())
-                .unwrap_or(0);
-            if reached >= mark {
+            let cdc = serde_json::from_str::<serde_json::Value>(&st.cdc_json).unwrap_or_default();
+            if cdc["marks_reached"].as_u64().unwrap_or(0) >= mark {
                 return Ok(());
+            }
+            // No worker runs the stream (its worker died and the lease ran
+            // out): waiting here would hold the slot it needs to resume.
+            if cdc["streaming"].as_bool() == Some(false) {
+                let since = *streamless_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= STREAMLESS_GRACE {
+                    return Err(ConnectorError::HandBack(format!(
+                        "task {task}: its CDC stream has no worker; handing this assignment back so the stream can run"
+                    )));
+                }
+            } else {
+                streamless_since = None;
             }
             if std::time::Instant::now() > deadline {
                 return Err(ConnectorError::Transient(format!(

@@ -55,11 +55,17 @@ pub enum ConnectorError {
     Transient(String),
     #[error("{0}")]
     Definite(String),
+    /// The work cannot go on for want of other work that has no worker (a
+    /// validation waiting for a CDC stream whose worker died): the
+    /// assignment is handed back, counting no attempt, so that its slot
+    /// can run what it waits for.
+    #[error("{0}")]
+    HandBack(String),
 }
 
 impl ConnectorError {
     pub fn retryable(&self) -> bool {
-        matches!(self, ConnectorError::Transient(_))
+        matches!(self, ConnectorError::Transient(_) | ConnectorError::HandBack(_))
     }
 }
 /// The assignment being run, passed down to whatever writes Ferry's

@@ -122,6 +122,12 @@ impl Outcome {
 
 pub async fn validate_segment(job: Job<'_>) -> Result<WorkResult, ConnectorError> {
     let name = job.table.display_name();
+    // Tests: a validation that waits for the stream from its start, so the
+    // stream's worker can be killed while it waits.
+    if let Some(reporter) = job.settle.filter(|_| crate::failpoint::is_armed("validate-settle")) {
+        crate::failpoint::pause("validate-settle").await;
+        reporter.wait_applied(job.task, SETTLE_TIMEOUT).await?;
+    }
     let Some(pk) = &job.table.primary_key else {
         return Err(ConnectorError::Definite(format!(
             "table {name}: validation needs a primary key"

@@ -94,6 +94,56 @@ pub struct TaskSettings {
     /// whole) instead of changing nothing.
     #[serde(default)]
     pub update_inserts_missing: bool,
+    /// DMS ErrorBehavior.DataErrorPolicy: what a row the target cannot
+    /// store does (it is recorded in `ferry.apply_exceptions` whatever the
+    /// policy).
+    #[serde(default)]
+    pub data_errors: ErrorAction,
+    /// DMS ErrorBehavior.TableErrorPolicy: what a table whose apply stops
+    /// does (SUSPEND_TABLE: `Table error`, the others go on).
+    #[serde(default = "suspend_table")]
+    pub table_errors: ErrorAction,
+}
+
+/// A DMS error policy's action.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorAction {
+    /// Record the row and go on (DMS's default for data errors).
+    #[default]
+    LogError,
+    /// As LOG_ERROR in Ferry: a skipped row is always recorded and counted.
+    IgnoreRecord,
+    /// Stop the table (a CDC table goes to `Table error`; during the full
+    /// load, where Ferry cannot set one table aside yet, the task fails).
+    SuspendTable,
+    /// Fail the task, naming the table and the row.
+    StopTask,
+}
+
+impl ErrorAction {
+    fn parse(v: &serde_json::Value, allowed: &[ErrorAction]) -> Option<ErrorAction> {
+        let a = serde_json::from_value::<ErrorAction>(v.clone()).ok()?;
+        allowed.contains(&a).then_some(a)
+    }
+
+    /// Whether the first error stops the work that met it.
+    pub fn stops(self) -> bool {
+        matches!(self, ErrorAction::SuspendTable | ErrorAction::StopTask)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorAction::LogError => "LOG_ERROR",
+            ErrorAction::IgnoreRecord => "IGNORE_RECORD",
+            ErrorAction::SuspendTable => "SUSPEND_TABLE",
+            ErrorAction::StopTask => "STOP_TASK",
+        }
+    }
+}
+
+fn suspend_table() -> ErrorAction {
+    ErrorAction::SuspendTable
 }
 
 /// How a unit of work is retried after a transient error. Absent keys keep
@@ -226,6 +276,8 @@ impl Default for TaskSettings {
             retry: RetryPolicy::default(),
             fail_on_no_tables: true,
             update_inserts_missing: false,
+            data_errors: ErrorAction::LogError,
+            table_errors: ErrorAction::SuspendTable,
         }
     }
 }
@@ -358,6 +410,22 @@ impl TaskSettings {
                         ))
                     }
                 };
+            }
+            use ErrorAction::*;
+            for (key, into, allowed) in [
+                (
+                    "DataErrorPolicy",
+                    &mut s.data_errors,
+                    &[LogError, IgnoreRecord, SuspendTable, StopTask][..],
+                ),
+                ("TableErrorPolicy", &mut s.table_errors, &[SuspendTable, StopTask][..]),
+            ] {
+                if let Some(v) = e.get(key) {
+                    *into = ErrorAction::parse(v, allowed).ok_or_else(|| {
+                        let names: Vec<&str> = allowed.iter().map(|a| a.name()).collect();
+                        err(&path(key), format!("expected {}, got {v}", names.join(", ")))
+                    })?;
+                }
             }
             if let Some(v) = e.get("FailOnNoTablesCaptured") {
                 s.fail_on_no_tables = v.as_bool().ok_or_else(|| {
@@ -528,6 +596,20 @@ mod tests {
         assert!(!s.fail_on_no_tables);
         let s = TaskSettings::parse(r#"{"ErrorBehavior":{"ApplyErrorUpdatePolicy":"INSERT_RECORD"}}"#).unwrap();
         assert!(s.update_inserts_missing && !TaskSettings::default().update_inserts_missing);
+        let s =
+            TaskSettings::parse(r#"{"ErrorBehavior":{"DataErrorPolicy":"STOP_TASK","TableErrorPolicy":"STOP_TASK"}}"#)
+                .unwrap();
+        assert_eq!(
+            (s.data_errors, s.table_errors),
+            (ErrorAction::StopTask, ErrorAction::StopTask)
+        );
+        let d = TaskSettings::default();
+        assert_eq!(
+            (d.data_errors, d.table_errors),
+            (ErrorAction::LogError, ErrorAction::SuspendTable)
+        );
+        let e = TaskSettings::parse(r#"{"ErrorBehavior":{"TableErrorPolicy":"LOG_ERROR"}}"#).unwrap_err();
+        assert!(e.to_string().contains("$.ErrorBehavior.TableErrorPolicy"), "{e}");
         let e = TaskSettings::parse(r#"{"ErrorBehavior":{"ApplyErrorUpdatePolicy":"UPSERT"}}"#).unwrap_err();
         assert!(e.to_string().contains("$.ErrorBehavior.ApplyErrorUpdatePolicy"), "{e}");
     }

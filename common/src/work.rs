@@ -6,7 +6,7 @@ use crate::mapping::TableMappings;
 use crate::plan::{ChangeTracking, SegmentBounds};
 use crate::position::Position;
 use crate::schema::{Constraint, SourceSchema, TableSchema};
-use crate::settings::TargetTablePrepMode;
+use crate::settings::{ErrorAction, TargetTablePrepMode};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -76,6 +76,9 @@ pub enum Work {
         /// collation, which need not order them as the source did.
         #[serde(default)]
         target_may_hold_rows: bool,
+        /// What a row the target cannot store does (DataErrorPolicy).
+        #[serde(default)]
+        data_errors: ErrorAction,
     },
     /// Empty a table on the target before it is loaded again in snapshot
     /// generation `gen` (the snapshot its first segments used died, or
@@ -143,6 +146,12 @@ pub enum Work {
         /// (TargetMetadata.ParallelApplyThreads).
         #[serde(default = "one")]
         lanes: u32,
+        /// What a change the target cannot store does (DataErrorPolicy).
+        #[serde(default)]
+        data_errors: ErrorAction,
+        /// What a table whose apply stops does (TableErrorPolicy).
+        #[serde(default = "suspend_table")]
+        table_errors: ErrorAction,
     },
     /// Drop the task's slot and publications (task deletion).
     DropSlot {
@@ -208,6 +217,10 @@ pub enum Work {
         #[serde(default)]
         post_data_sql: Option<String>,
     },
+}
+
+fn suspend_table() -> ErrorAction {
+    ErrorAction::SuspendTable
 }
 
 fn yes() -> bool {

@@ -1815,6 +1815,7 @@ impl Task {
                     gen: self.plans[table].gen.unwrap_or(0),
                     defer_primary_key: self.defer_primary_key(),
                     target_may_hold_rows: self.target_may_hold_rows(),
+                    data_errors: spec.settings.data_errors,
                 }
             }
             UnitKind::Reset { table } => {
@@ -1867,6 +1868,8 @@ impl Task {
                     drop_dropped: spec.settings.drop_dropped_tables,
                     insert_missing: spec.settings.update_inserts_missing,
                     lanes: spec.settings.apply_lanes,
+                    data_errors: spec.settings.data_errors,
+                    table_errors: spec.settings.table_errors,
                 }
             }
             UnitKind::DropSlot => Work::DropSlot {

@@ -3,7 +3,9 @@
 //! with backoff by default, so the load completes identical to the source;
 //! with `RecoverableErrorCount: 0` the first one fails the task, naming
 //! what failed. `FailOnNoTablesCaptured`: mappings that select no table
-//! fail the task unless it is false.
+//! fail the task unless it is false. `DataErrorPolicy` / `TableErrorPolicy`:
+//! a row the target cannot store is recorded, stops its table or stops the
+//! task, in the full load and in CDC.
 use ferry_tests::*;
 use std::time::Duration;
 
@@ -212,5 +214,128 @@ async fn an_update_of_a_missing_row_inserts_it_only_with_insert_record() -> anyh
         ids(insert.client("postgres").await?).await?,
         ["1=a", "2=changed", "3=c", "4=d"]
     );
+    Ok(())
+}
+
+/// `DataErrorPolicy` and `TableErrorPolicy`, MariaDB → PostgreSQL, with a
+/// value PostgreSQL cannot store (a NUL byte in text) as the row that
+/// triggers each: in the full load LOG_ERROR (the default) records it and
+/// completes, STOP_TASK fails the task naming the table; during CDC
+/// SUSPEND_TABLE stops that table while the others go on, STOP_TASK fails
+/// the task, and SUSPEND_TABLE under `TableErrorPolicy: STOP_TASK` does too.
+#[tokio::test(flavor = "multi_thread")]
+async fn data_and_table_error_policies_mysql_to_postgres() -> anyhow::Result<()> {
+    use ferry_tests::compare::pg_rows;
+    use ferry_tests::mariadb::MariaDbServer;
+    use mysql_async::prelude::Queryable;
+    let my = MariaDbServer::start()?;
+    let pg = PgServer::start()?;
+    let p = pg.client("postgres").await?;
+    let mut m = my.client("mysql").await?;
+    for db in ["bad", "s1", "s2", "s3"] {
+        m.query_drop(format!("CREATE DATABASE {db} CHARACTER SET utf8mb4"))
+            .await?;
+        m.query_drop(format!("CREATE TABLE {db}.t (id int PRIMARY KEY, v varchar(20))"))
+            .await?;
+        m.query_drop(format!("CREATE TABLE {db}.ok (id int PRIMARY KEY)"))
+            .await?;
+        m.query_drop(format!("INSERT INTO {db}.t VALUES (1, 'a'), (2, 'b')"))
+            .await?;
+        m.query_drop(format!("INSERT INTO {db}.ok VALUES (1)")).await?;
+        p.batch_execute(&format!("CREATE DATABASE {db}_dst")).await?;
+    }
+    m.query_drop("INSERT INTO bad.t VALUES (3, CONCAT('x', CHAR(0), 'y'))")
+        .await?;
+    let f = Ferry::start(2, 5000, &[])?;
+    let policy = |data: &str, table: &str| {
+        format!(r#"{{"ErrorBehavior": {{"DataErrorPolicy": "{data}", "TableErrorPolicy": "{table}"}}}}"#)
+    };
+
+    // Full load, LOG_ERROR: the row is recorded, the rest loads.
+    create_typed(&f, "logged", &my.url("bad"), &pg.url("bad_dst"), "full-load", "{}", &[]);
+    f.ok(&["task", "start", "logged"]);
+    let (ok, out, err) = f.ferry(&["task", "wait", "logged", "--for", "full-load", "--timeout", "120"]);
+    assert!(ok, "{out}{err}");
+    let d = pg.client("bad_dst").await?;
+    let rows = pg_rows(
+        &d,
+        "SELECT count(*)::text FROM ferry.apply_exceptions WHERE task = 'logged'",
+    )
+    .await?;
+    assert_eq!(rows[0][0].as_deref(), Some("1"));
+    let rows = pg_rows(&d, "SELECT string_agg(id::text, ',' ORDER BY id) FROM bad.t").await?;
+    assert_eq!(rows[0][0].as_deref(), Some("1,2"));
+
+    // Full load, STOP_TASK: the task fails, naming the table.
+    p.batch_execute("CREATE DATABASE stop_dst").await?;
+    create_typed(
+        &f,
+        "stopload",
+        &my.url("bad"),
+        &pg.url("stop_dst"),
+        "full-load",
+        &policy("STOP_TASK", "SUSPEND_TABLE"),
+        &[],
+    );
+    f.ok(&["task", "start", "stopload"]);
+    let (ok, out, err) = f.ferry(&["task", "wait", "stopload", "--for", "full-load", "--timeout", "120"]);
+    assert!(!ok, "completed: {out}");
+    assert!(
+        err.contains("bad.t") && err.contains("DataErrorPolicy STOP_TASK") && err.contains("NUL"),
+        "{err}"
+    );
+
+    // CDC: each source gets its bad row once the task streams.
+    let cases = [
+        ("suspend", "s1", policy("SUSPEND_TABLE", "SUSPEND_TABLE")),
+        ("stopcdc", "s2", policy("STOP_TASK", "SUSPEND_TABLE")),
+        ("escalate", "s3", policy("SUSPEND_TABLE", "STOP_TASK")),
+    ];
+    for (task, db, settings) in &cases {
+        create_typed(
+            &f,
+            task,
+            &my.url(db),
+            &pg.url(&format!("{db}_dst")),
+            "full-load-and-cdc",
+            settings,
+            &[],
+        );
+        f.ok(&["task", "start", task]);
+        wait_caught_up(&f, task);
+        m.query_drop(format!("INSERT INTO {db}.t VALUES (3, CONCAT('x', CHAR(0), 'y'))"))
+            .await?;
+        m.query_drop(format!("INSERT INTO {db}.t VALUES (4, 'after')")).await?;
+        m.query_drop(format!("INSERT INTO {db}.ok VALUES (2)")).await?;
+    }
+    // SUSPEND_TABLE: t stops (its later row does not arrive), ok goes on.
+    let d1 = pg.client("s1_dst").await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while pg_rows(&d1, "SELECT count(*)::text FROM s1.ok").await?[0][0].as_deref() != Some("2") {
+        assert!(std::time::Instant::now() < deadline, "ok's change did not arrive");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let st = f.status("suspend").unwrap();
+    assert_eq!(st["state"], "running", "{st}");
+    let t = table_status(&st, "t");
+    assert_eq!(t["state"], "Table error", "{st}");
+    assert!(
+        t["error"].as_str().unwrap_or_default().contains("SUSPEND_TABLE"),
+        "{st}"
+    );
+    let rows = pg_rows(&d1, "SELECT string_agg(id::text, ',' ORDER BY id) FROM s1.t").await?;
+    assert_eq!(rows[0][0].as_deref(), Some("1,2"));
+    // STOP_TASK, and SUSPEND_TABLE escalated by TableErrorPolicy: the task fails.
+    for (task, want) in [
+        ("stopcdc", "DataErrorPolicy STOP_TASK"),
+        ("escalate", "TableErrorPolicy STOP_TASK"),
+    ] {
+        f.wait_until("the task to fail", Duration::from_secs(60), || {
+            f.status(task).is_some_and(|st| st["state"] == "failed")
+        });
+        let st = f.status(task).unwrap();
+        let error = st["error"].as_str().unwrap_or_default();
+        assert!(error.contains(want) && error.contains(".t"), "{task}: {st}");
+    }
     Ok(())
 }

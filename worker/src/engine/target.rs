@@ -56,6 +56,9 @@ pub(crate) struct Segment<'a> {
     /// are per reader), kept in the segment's marker so a retry that finds
     /// the segment committed still reports it.
     pub position: Option<Position>,
+    /// What a row the target cannot store does (DataErrorPolicy): under a
+    /// policy that stops, the first such row fails the segment.
+    pub data_errors: ferry_common::settings::ErrorAction,
 }
 
 pub(crate) trait Target {

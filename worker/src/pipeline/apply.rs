@@ -118,6 +118,7 @@ use ferry_common::filter::BoundFilter;
 use ferry_common::plan::ChangeTracking;
 use ferry_common::position::Position;
 use ferry_common::schema::{quote_ident, ConstraintKind, TableSchema};
+use ferry_common::settings::ErrorAction;
 use ferry_common::value::{Value, ValueError};
 use ferry_common::work::{CdcProgress, ChangedSegments, TableCounters};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -502,6 +503,13 @@ pub struct Applier<T: ChangeTarget = AnyChangeTarget> {
     /// Tables dropped on the source are dropped on the target
     /// (HandleSourceTableDropped).
     pub drop_dropped: bool,
+    /// What a change the target cannot store does (DataErrorPolicy).
+    data_error_policy: ErrorAction,
+    /// What a table whose apply stops does (TableErrorPolicy).
+    table_error_policy: ErrorAction,
+    /// Set by a policy that stops the task: the batch holding the change
+    /// that set it is not committed, and the stream fails with this.
+    fatal: Option<String>,
 }
 
 /// The lane of `lanes` a key's changes go to: the same for every change of
@@ -628,6 +636,9 @@ pub struct TablePolicy<'a> {
     /// INSERT_RECORD): every table is applied as if replayed
     /// ([`TargetTable::replay`]).
     pub insert_missing: bool,
+    /// DataErrorPolicy and TableErrorPolicy.
+    pub data_errors: ErrorAction,
+    pub table_errors: ErrorAction,
 }
 
 impl Applier {
@@ -697,6 +708,9 @@ impl<T: ChangeTarget> Applier<T> {
             tables_dropped: vec![],
             apply_truncates: true,
             drop_dropped: true,
+            data_error_policy: ErrorAction::LogError,
+            table_error_policy: ErrorAction::SuspendTable,
+            fatal: None,
         })
     }
 
@@ -736,6 +750,12 @@ impl<T: ChangeTarget> Applier<T> {
         let table = &mut self.tables[t];
         if table.stopped.is_none() {
             tracing::error!(table = %table.display, error = %reason, "table apply stopped");
+            if self.table_error_policy == ErrorAction::StopTask && self.fatal.is_none() {
+                self.fatal = Some(format!(
+                    "table {}: {reason} (TableErrorPolicy STOP_TASK stops the task)",
+                    table.display
+                ));
+            }
             self.table_errors.push((table.display.clone(), reason.clone()));
             table.stopped = Some(reason);
         }
@@ -757,6 +777,8 @@ impl<T: ChangeTarget> Applier<T> {
     pub fn set_policy(&mut self, policy: &TablePolicy<'_>) {
         self.apply_truncates = policy.apply_truncates;
         self.drop_dropped = policy.drop_dropped;
+        self.data_error_policy = policy.data_errors;
+        self.table_error_policy = policy.table_errors;
     }
 
     /// Table `t` was dropped on the source (or renamed away). `at` is a
@@ -952,6 +974,17 @@ impl<T: ChangeTarget> Applier<T> {
         );
         self.push_stmt(&stmt);
         self.counters(t).exceptions += 1;
+        match self.data_error_policy {
+            ErrorAction::SuspendTable => {
+                self.stop_table(t, format!("a change cannot be stored on the target ({reason}); DataErrorPolicy SUSPEND_TABLE stops the table"))
+            }
+            ErrorAction::StopTask if self.fatal.is_none() => {
+                self.fatal = Some(format!(
+                    "table {name}: a change cannot be stored on the target ({reason}); DataErrorPolicy STOP_TASK stops the task"
+                ))
+            }
+            _ => {}
+        }
     }
 
     /// Notes that a change to table `t` touched the rows `images` (all of
@@ -1445,6 +1478,9 @@ impl<T: ChangeTarget> Applier<T> {
     /// Sends the open batch off to commit with its position, after the
     /// batch before it committed; [`Applier::settle`] learns the outcome.
     async fn dispatch(&mut self) -> Result<(), ConnectorError> {
+        if let Some(why) = self.fatal.take() {
+            return Err(ConnectorError::Definite(why));
+        }
         self.settle().await?;
         if !self.batch_open {
             // Nothing to write, but the position still moves on.

@@ -157,6 +157,7 @@ mod tests {
                 replace: false,
                 fresh: false,
                 position: None,
+                data_errors: Default::default(),
             },
         };
         load_with(mock, mock, &run(), job, Progress::default()).await

@@ -3,6 +3,7 @@
 //! batches. Every engine pair but a same-engine passthrough meets here.
 
 use crate::engine::ConnectorError;
+use ferry_common::settings::ErrorAction;
 
 /// A row in the common value model, columns in the target table's order.
 /// A row the source could read but whose values have no exact form in the
@@ -61,6 +62,41 @@ pub type Rows = std::pin::Pin<Box<dyn futures::Stream<Item = Result<Vec<Row>, Co
 /// Most rows one segment records as exceptions before it fails instead: a
 /// column that no row can cross is a mapping problem, not a few bad rows.
 pub const MAX_EXCEPTIONS: usize = 1000;
+
+/// Refused rows a segment records before it fails: `MAX_EXCEPTIONS`, or
+/// none past the first under a DataErrorPolicy that stops.
+pub fn exception_limit(policy: ErrorAction) -> usize {
+    if policy.stops() {
+        0
+    } else {
+        MAX_EXCEPTIONS
+    }
+}
+
+/// Why a segment failed for its refused rows, the last one `last`.
+pub fn too_many_exceptions(policy: ErrorAction, last: &Rejected) -> String {
+    if policy.stops() {
+        let mut image = last.image.clone();
+        if image.len() > 200 {
+            let mut cut = 200;
+            while !image.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            image.truncate(cut);
+            image.push('…');
+        }
+        format!(
+            "a row cannot be stored on the target ({}): {image}; DataErrorPolicy {} stops at the first",
+            last.reason,
+            policy.name()
+        )
+    } else {
+        format!(
+            "more than {MAX_EXCEPTIONS} rows cannot be stored on the target; last: {}",
+            last.reason
+        )
+    }
+}
 
 /// The reading side of [`Rows`]: a source connector's reader task gathers
 /// rows into batches (at most 1000 rows or 1 MiB) and hands them over a

@@ -130,6 +130,7 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             gen,
             defer_primary_key,
             target_may_hold_rows,
+            data_errors,
         } => {
             let job = Load {
                 source: &source,
@@ -143,6 +144,7 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
                     replace: target_may_hold_rows,
                     fresh: defer_primary_key,
                     position: None,
+                    data_errors,
                 },
             };
             load::load_segment(run, job, ctx.progress.clone()).await
@@ -180,6 +182,8 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             drop_dropped,
             insert_missing,
             lanes,
+            data_errors,
+            table_errors,
         } => {
             let stream = ChangeStream {
                 source: &source,
@@ -192,6 +196,8 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
                     apply_truncates,
                     drop_dropped,
                     insert_missing,
+                    data_errors,
+                    table_errors,
                 },
                 lanes: lanes.max(1) as usize,
             };

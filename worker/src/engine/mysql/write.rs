@@ -19,7 +19,7 @@ use super::{classify, encode};
 use crate::engine::target::Segment;
 use crate::engine::{on_target, ConnectorError, Progress, Run};
 use crate::pipeline::fence::{self, Marker, SegmentFence};
-use crate::pipeline::rows::{Rows, MAX_EXCEPTIONS};
+use crate::pipeline::rows::{exception_limit, too_many_exceptions, Rows};
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::plan::SegmentBounds;
 use ferry_common::position::Position;
@@ -195,6 +195,7 @@ pub async fn load_rows(
     // them, and hands chunks to the server through a bounded channel.
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
     let result = Arc::new(Mutex::new(Encoded::default()));
+    let limit = exception_limit(seg.data_errors);
     let encoder = {
         let result = result.clone();
         let progress = progress.clone();
@@ -217,7 +218,7 @@ pub async fn load_rows(
                         Err(r) => exceptions.push((r.image, r.reason)),
                     }
                 }
-                if exceptions.len() > MAX_EXCEPTIONS {
+                if exceptions.len() > limit {
                     break;
                 }
                 if buf.len() >= 128 * 1024 {
@@ -227,7 +228,7 @@ pub async fn load_rows(
                     }
                 }
             }
-            let abort = failed.is_some() || exceptions.len() > MAX_EXCEPTIONS;
+            let abort = failed.is_some() || exceptions.len() > limit;
             let last = if abort {
                 // Make the server fail the LOAD rather than commit a part.
                 Err(std::io::Error::other("source stream failed"))
@@ -291,17 +292,19 @@ pub async fn load_rows(
         ))
         .await;
     let _ = encoder.await;
-    let (sent, exceptions, source_error) = {
+    let (sent, mut exceptions, source_error) = {
         let mut r = result.lock().unwrap_or_else(|p| p.into_inner());
         (r.sent, std::mem::take(&mut r.exceptions), r.source_error.take())
     };
     if let Some(e) = source_error {
         return Err(e);
     }
-    if exceptions.len() > MAX_EXCEPTIONS {
-        return Err(ConnectorError::Definite(ctx(&format!(
-            "more than {MAX_EXCEPTIONS} rows cannot be stored on the target; last: {}",
-            exceptions.last().map(|e| e.1.as_str()).unwrap_or_default()
+    if exceptions.len() > exception_limit(seg.data_errors) {
+        let (image, reason) = exceptions.pop().unwrap_or_default();
+        let last = crate::pipeline::rows::Rejected { image, reason };
+        return Err(ConnectorError::Definite(ctx(&too_many_exceptions(
+            seg.data_errors,
+            &last,
         ))));
     }
     let load = load.map_err(q("LOAD DATA on target"))?;

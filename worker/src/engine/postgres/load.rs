@@ -34,7 +34,7 @@ use crate::engine::target::Segment;
 use crate::engine::{on_target, ConnectorError, Progress, Run};
 use crate::failpoint;
 use crate::pipeline::fence::{self, Marker, SegmentFence};
-use crate::pipeline::rows::{Rows, MAX_EXCEPTIONS};
+use crate::pipeline::rows::{exception_limit, too_many_exceptions, Rows};
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::plan::{KeyColumn, SegmentBounds};
 use ferry_common::position::Position;
@@ -526,11 +526,8 @@ pub async fn load_rows(
             match crate::pipeline::rows::encode_row(&mut buf, &row, super::encode::row) {
                 Ok(()) => sent += 1,
                 Err(r) => {
-                    if exceptions.len() >= MAX_EXCEPTIONS {
-                        return Err(ConnectorError::Definite(ctx(&format!(
-                            "more than {MAX_EXCEPTIONS} rows cannot be stored on the target; last: {}",
-                            r.reason
-                        ))));
+                    if exceptions.len() >= exception_limit(seg.data_errors) {
+                        return Err(ConnectorError::Definite(ctx(&too_many_exceptions(seg.data_errors, &r))));
                     }
                     exceptions.push((r.image, r.reason));
                 }

@@ -1137,3 +1137,45 @@ pub fn dir_contains(dir: &Path, needle: &[u8]) -> Result<bool> {
     }
     Ok(false)
 }
+
+/// A small deterministic generator for random writes, so a failing run can
+/// be repeated with the same changes.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+
+    pub fn pick<'a>(&mut self, of: &[&'a str]) -> &'a str {
+        of[self.below(of.len() as u64) as usize]
+    }
+}
+
+/// Writes a table-mappings file into `dir`; returns its path.
+pub fn mapping_file(dir: &tempfile::TempDir, json: &str) -> String {
+    let path = dir.path().join("mappings.json");
+    std::fs::write(&path, json).expect("mapping file");
+    path.to_string_lossy().into_owned()
+}
+
+impl Ferry {
+    /// Kills (kill -9) the worker applying the CDC stream and, once the
+    /// stream's lease has expired, starts a replacement, so the stream (not
+    /// a validation range, which would wait for it) takes the new slot.
+    pub fn kill_stream_worker(&mut self) -> Result<()> {
+        let mut streaming = None;
+        self.wait_until("a worker to stream", Duration::from_secs(60), || {
+            streaming = self.cdc_worker();
+            streaming.is_some()
+        });
+        let i = streaming.expect("waited for");
+        self.workers[i].kill9();
+        std::fs::write(&self.workers[i].log, "")?;
+        std::thread::sleep(Duration::from_secs(6));
+        self.add_worker(&[])
+    }
+}

@@ -11,26 +11,6 @@ use mysql_async::prelude::Queryable;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
-/// A small deterministic generator, so a failing run can be repeated.
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-    fn pick<'a>(&mut self, of: &[&'a str]) -> &'a str {
-        of[self.below(of.len() as u64) as usize]
-    }
-}
-
-fn write_mappings(dir: &tempfile::TempDir, json: &str) -> String {
-    let path = dir.path().join("mappings.json");
-    std::fs::write(&path, json).expect("mapping file");
-    path.to_string_lossy().into_owned()
-}
-
 /// Waits until no table's validation is pending; none may report a
 /// difference, since the target holds exactly the filtered rows.
 fn assert_validates_clean(f: &Ferry, task: &str, keyless: &[&str]) {
@@ -226,7 +206,7 @@ async fn filters_hold_through_load_changes_and_validation_postgres() -> anyhow::
     .await?;
     let mut f = Ferry::start(2, 5000, &[])?;
     let dir = tempfile::tempdir()?;
-    let mappings = write_mappings(&dir, PG_MAPPINGS);
+    let mappings = mapping_file(&dir, PG_MAPPINGS);
     // Orders in several key-range segments, each read with the filter.
     create_typed(
         &f,
@@ -262,19 +242,7 @@ async fn filters_hold_through_load_changes_and_validation_postgres() -> anyhow::
     // the filter's absolute effects (insert, delete) apply again exactly.
     for _ in 0..2 {
         std::thread::sleep(Duration::from_secs(4));
-        let mut streaming = None;
-        f.wait_until("a worker to stream", Duration::from_secs(60), || {
-            streaming = f.cdc_worker();
-            streaming.is_some()
-        });
-        let i = streaming.unwrap();
-        f.workers[i].kill9();
-        std::fs::write(&f.workers[i].log, "")?;
-        // The replacement joins once the stream's lease has expired, so it
-        // takes the stream rather than a validation range (a range compared
-        // during CDC waits for the stream while holding its slot).
-        std::thread::sleep(Duration::from_secs(6));
-        f.add_worker(&[])?;
+        f.kill_stream_worker()?;
     }
     let changes = writer.await??;
     assert!(changes > 500, "the writer made only {changes} changes");
@@ -357,7 +325,7 @@ async fn a_row_moving_in_without_its_toasted_values_stops_the_table() -> anyhow:
     .await?;
     let f = Ferry::start(1, 5000, &[])?;
     let dir = tempfile::tempdir()?;
-    let mappings = write_mappings(
+    let mappings = mapping_file(
         &dir,
         r#"{"rules": [{"rule-type": "selection", "rule-id": "1", "rule-name": "docs", "rule-action": "include",
             "object-locator": {"schema-name": "public", "table-name": "docs"},
@@ -411,7 +379,7 @@ async fn filters_hold_through_load_and_changes_mysql_to_postgres() -> anyhow::Re
     .await?;
     let f = Ferry::start(2, 5000, &[])?;
     let dir = tempfile::tempdir()?;
-    let mappings = write_mappings(
+    let mappings = mapping_file(
         &dir,
         r#"{"rules": [{"rule-type": "selection", "rule-id": "1", "rule-name": "orders", "rule-action": "include",
             "object-locator": {"schema-name": "shop", "table-name": "orders"},
@@ -536,7 +504,7 @@ fn edge_mappings(dir: &tempfile::TempDir, schema: &str, columns: &[EdgeColumn]) 
             )
         })
         .collect();
-    write_mappings(
+    mapping_file(
         dir,
         &format!(
             r#"{{"rules": [{{"rule-type": "selection", "rule-id": "1", "rule-name": "v", "rule-action": "include",

@@ -11,24 +11,18 @@ use ferry_tests::*;
 use mysql_async::prelude::Queryable;
 use std::time::{Duration, Instant};
 
-/// A small deterministic generator, so a failing run can be repeated.
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-    fn pick<'a>(&mut self, of: &[&'a str]) -> &'a str {
-        of[self.below(of.len() as u64) as usize]
-    }
-}
-
-fn write_mappings(dir: &tempfile::TempDir, json: &str) -> String {
-    let path = dir.path().join("mappings.json");
-    std::fs::write(&path, json).expect("mapping file");
-    path.to_string_lossy().into_owned()
+/// Waits until every table validated; none may report a difference.
+fn assert_validated(f: &Ferry, task: &str) {
+    f.wait_until("validation to finish", Duration::from_secs(240), || {
+        f.status(task).is_some_and(|st| {
+            for t in st["tables"].as_array().into_iter().flatten() {
+                assert_ne!(t["validation"]["state"], "Mismatched records", "false difference: {st}");
+            }
+            st["tables"]
+                .as_array()
+                .is_some_and(|ts| ts.iter().all(|t| t["validation"]["state"] == "Validated"))
+        })
+    });
 }
 
 fn assert_same(table: &str, want: &TextRows, got: &TextRows) {
@@ -198,7 +192,7 @@ async fn renames_hold_through_load_changes_and_validation_postgres() -> anyhow::
     .await?;
     let mut f = Ferry::start(2, 5000, &[])?;
     let dir = tempfile::tempdir()?;
-    let mappings = write_mappings(&dir, PG_MAPPINGS);
+    let mappings = mapping_file(&dir, PG_MAPPINGS);
     create_typed(
         &f,
         "ren",
@@ -225,15 +219,7 @@ async fn renames_hold_through_load_changes_and_validation_postgres() -> anyhow::
     };
     // The streaming worker dies mid-writes; its successor resumes.
     std::thread::sleep(Duration::from_secs(6));
-    let mut streaming = None;
-    f.wait_until("a worker to stream", Duration::from_secs(60), || {
-        streaming = f.cdc_worker();
-        streaming.is_some()
-    });
-    let i = streaming.unwrap();
-    f.workers[i].kill9();
-    std::thread::sleep(Duration::from_secs(6));
-    f.add_worker(&[])?;
+    f.kill_stream_worker()?;
     let changes = writer.await??;
     assert!(changes > 500, "the writer made only {changes} changes");
     wait_caught_up(&f, "ren");
@@ -270,16 +256,7 @@ async fn renames_hold_through_load_changes_and_validation_postgres() -> anyhow::
     let stray = pg_rows(&d, "SELECT count(*)::text FROM pg_namespace WHERE nspname = 'Shop'").await?;
     assert_eq!(stray[0][0].as_deref(), Some("0"));
     // Validation compares through the renames: no false difference.
-    f.wait_until("validation to finish", Duration::from_secs(240), || {
-        f.status("ren").is_some_and(|st| {
-            for t in st["tables"].as_array().into_iter().flatten() {
-                assert_ne!(t["validation"]["state"], "Mismatched records", "false difference: {st}");
-            }
-            st["tables"]
-                .as_array()
-                .is_some_and(|ts| ts.iter().all(|t| t["validation"]["state"] == "Validated"))
-        })
-    });
+    assert_validated(&f, "ren");
     Ok(())
 }
 
@@ -315,7 +292,7 @@ async fn renames_hold_through_load_and_changes_mysql_to_postgres() -> anyhow::Re
     .await?;
     let f = Ferry::start(2, 5000, &[])?;
     let dir = tempfile::tempdir()?;
-    let mappings = write_mappings(
+    let mappings = mapping_file(
         &dir,
         r#"{"rules": [
           {"rule-type": "selection", "rule-id": "1", "rule-name": "all", "rule-action": "include",
@@ -417,16 +394,7 @@ async fn renames_hold_through_load_and_changes_mysql_to_postgres() -> anyhow::Re
         defs.iter().any(|d| d.contains("(custname)")) && !defs.iter().any(|d| d.contains("ecret")),
         "{defs:?}"
     );
-    f.wait_until("validation to finish", Duration::from_secs(240), || {
-        f.status("myren").is_some_and(|st| {
-            for t in st["tables"].as_array().into_iter().flatten() {
-                assert_ne!(t["validation"]["state"], "Mismatched records", "false difference: {st}");
-            }
-            st["tables"]
-                .as_array()
-                .is_some_and(|ts| ts.iter().all(|t| t["validation"]["state"] == "Validated"))
-        })
-    });
+    assert_validated(&f, "myren");
     Ok(())
 }
 
@@ -470,7 +438,7 @@ async fn rules_that_cannot_hold_are_refused() -> anyhow::Result<()> {
         ),
     ];
     for (name, rules, want) in cases {
-        let mappings = write_mappings(&dir, &format!(r#"{{"rules": [{select}, {rules}]}}"#));
+        let mappings = mapping_file(&dir, &format!(r#"{{"rules": [{select}, {rules}]}}"#));
         create_typed(
             &f,
             name,
@@ -488,7 +456,7 @@ async fn rules_that_cannot_hold_are_refused() -> anyhow::Result<()> {
         }
     }
     // Refused when the task is created, with the rule id and JSON path.
-    let mappings = write_mappings(
+    let mappings = mapping_file(
         &dir,
         &format!(
             r#"{{"rules": [{select}, {{"rule-type": "transformation", "rule-id": "51", "rule-name": "x", "rule-action": "add-column",

@@ -1155,6 +1155,27 @@ impl Rng {
     }
 }
 
+/// Runs the statements `change` draws (from a generator seeded with
+/// `seed`) on `c` for `secs` seconds in the background; the task returns
+/// how many ran, or the first statement that failed.
+pub fn spawn_writes(
+    c: tokio_postgres::Client,
+    secs: u64,
+    seed: u64,
+    mut change: impl FnMut(&mut Rng) -> String + Send + 'static,
+) -> tokio::task::JoinHandle<Result<u64>> {
+    tokio::spawn(async move {
+        let (mut r, end) = (Rng(seed), Instant::now() + Duration::from_secs(secs));
+        let mut n = 0u64;
+        while Instant::now() < end {
+            let sql = change(&mut r);
+            c.batch_execute(&sql).await.with_context(|| sql.clone())?;
+            n += 1;
+        }
+        Ok(n)
+    })
+}
+
 /// Writes a table-mappings file into `dir`; returns its path.
 pub fn mapping_file(dir: &tempfile::TempDir, json: &str) -> String {
     let path = dir.path().join("mappings.json");

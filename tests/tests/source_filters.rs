@@ -220,23 +220,10 @@ async fn filters_hold_through_load_changes_and_validation_postgres() -> anyhow::
     );
     f.ok(&["task", "start", "flt"]);
     // Writes from the start, through the load and into CDC.
-    let writer = {
-        let c = src.client("postgres").await?;
-        tokio::spawn(async move {
-            let (mut r, mut next_id, end) = (
-                Rng(0x9e37_79b9_7f4a_7c15),
-                100_000u64,
-                Instant::now() + Duration::from_secs(15),
-            );
-            let mut n = 0u64;
-            while Instant::now() < end {
-                let sql = pg_change(&mut r, &mut next_id);
-                c.batch_execute(&sql).await.map_err(|e| anyhow::anyhow!("{sql}: {e}"))?;
-                n += 1;
-            }
-            anyhow::Ok(n)
-        })
-    };
+    let mut next_id = 100_000u64;
+    let writer = spawn_writes(src.client("postgres").await?, 15, 0x9e37_79b9_7f4a_7c15, move |r| {
+        pg_change(r, &mut next_id)
+    });
     // The worker applying the stream is killed (kill -9) twice while the
     // writes go on: its successor resumes from the committed position and
     // the filter's absolute effects (insert, delete) apply again exactly.

@@ -11,6 +11,32 @@ use ferry_tests::*;
 use mysql_async::prelude::Queryable;
 use std::time::{Duration, Instant};
 
+/// A target table's column names (comma-separated, in order) and its
+/// index definitions.
+async fn columns_and_indexes(
+    c: &tokio_postgres::Client,
+    schema: &str,
+    table: &str,
+) -> anyhow::Result<(String, Vec<String>)> {
+    let cols = pg_rows(
+        c,
+        &format!(
+            "SELECT string_agg(column_name::text, ',' ORDER BY ordinal_position) FROM information_schema.columns
+              WHERE table_schema = '{schema}' AND table_name = '{table}'"
+        ),
+    )
+    .await?;
+    let indexes = pg_rows(
+        c,
+        &format!("SELECT indexdef FROM pg_indexes WHERE schemaname = '{schema}' AND tablename = '{table}'"),
+    )
+    .await?;
+    Ok((
+        cols[0][0].clone().unwrap_or_default(),
+        indexes.into_iter().filter_map(|r| r[0].clone()).collect(),
+    ))
+}
+
 /// Waits until every table validated; none may report a difference.
 fn assert_validated(f: &Ferry, task: &str) {
     f.wait_until("validation to finish", Duration::from_secs(240), || {
@@ -204,19 +230,7 @@ async fn renames_hold_through_load_changes_and_validation_postgres() -> anyhow::
         &["--table-mappings", &mappings],
     );
     f.ok(&["task", "start", "ren"]);
-    let writer = {
-        let c = src.client("postgres").await?;
-        tokio::spawn(async move {
-            let (mut r, end) = (Rng(0x9e37_79b9_7f4a_7c15), Instant::now() + Duration::from_secs(15));
-            let mut n = 0u64;
-            while Instant::now() < end {
-                let sql = pg_change(&mut r);
-                c.batch_execute(&sql).await.map_err(|e| anyhow::anyhow!("{sql}: {e}"))?;
-                n += 1;
-            }
-            anyhow::Ok(n)
-        })
-    };
+    let writer = spawn_writes(src.client("postgres").await?, 15, 0x9e37_79b9_7f4a_7c15, pg_change);
     // The streaming worker dies mid-writes; its successor resumes.
     std::thread::sleep(Duration::from_secs(6));
     f.kill_stream_worker()?;
@@ -231,19 +245,8 @@ async fn renames_hold_through_load_changes_and_validation_postgres() -> anyhow::
     }
     // The removed column and its index are not on the target; the renamed
     // column's index and check constraint are, by the new names.
-    let cols = pg_rows(
-        &d,
-        "SELECT string_agg(column_name::text, ',' ORDER BY ordinal_position) FROM information_schema.columns
-          WHERE table_schema = 'store' AND table_name = 'orders'",
-    )
-    .await?;
-    assert_eq!(cols[0][0].as_deref(), Some("id,customer_id,note,amount,region"));
-    let indexes = pg_rows(
-        &d,
-        "SELECT indexdef FROM pg_indexes WHERE schemaname = 'store' AND tablename = 'orders' ORDER BY indexname",
-    )
-    .await?;
-    let defs: Vec<&str> = indexes.iter().filter_map(|r| r[0].as_deref()).collect();
+    let (cols, defs) = columns_and_indexes(&d, "store", "orders").await?;
+    assert_eq!(cols, "id,customer_id,note,amount,region");
     assert_eq!(defs.len(), 2, "{defs:?}");
     assert!(defs.iter().any(|d| d.contains("lower(note)")), "{defs:?}");
     let checks = pg_rows(
@@ -377,19 +380,8 @@ async fn renames_hold_through_load_and_changes_mysql_to_postgres() -> anyhow::Re
     )
     .await?;
     assert_same("order_lines", &want, &got);
-    let cols = pg_rows(
-        &p,
-        "SELECT string_agg(column_name::text, ',' ORDER BY ordinal_position) FROM information_schema.columns
-          WHERE table_schema = 'shop' AND table_name = 'orders'",
-    )
-    .await?;
-    assert_eq!(cols[0][0].as_deref(), Some("id,custname,total"));
-    let indexes = pg_rows(
-        &p,
-        "SELECT indexdef FROM pg_indexes WHERE schemaname = 'shop' AND tablename = 'orders' ORDER BY indexname",
-    )
-    .await?;
-    let defs: Vec<&str> = indexes.iter().filter_map(|r| r[0].as_deref()).collect();
+    let (cols, defs) = columns_and_indexes(&p, "shop", "orders").await?;
+    assert_eq!(cols, "id,custname,total");
     assert!(
         defs.iter().any(|d| d.contains("(custname)")) && !defs.iter().any(|d| d.contains("ecret")),
         "{defs:?}"

@@ -103,6 +103,31 @@ pub struct TaskSettings {
     /// does (SUSPEND_TABLE: `Table error`, the others go on).
     #[serde(default = "suspend_table")]
     pub table_errors: ErrorAction,
+    /// DMS FullLoadSettings.StopTaskCachedChangesNotApplied / Applied: a
+    /// full-load-and-cdc task stops once its full load is complete, before
+    /// or after applying the changes made meanwhile.
+    #[serde(default)]
+    pub stop_after_load: Option<CachedChanges>,
+}
+
+/// Where a full-load-and-cdc task stops after its full load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CachedChanges {
+    /// Before the stream starts: the target holds the snapshot.
+    NotApplied,
+    /// Once the stream has applied what the source committed before it
+    /// started (the changes made during the load).
+    Applied,
+}
+
+impl CachedChanges {
+    pub fn setting(self) -> &'static str {
+        match self {
+            CachedChanges::NotApplied => "StopTaskCachedChangesNotApplied",
+            CachedChanges::Applied => "StopTaskCachedChangesApplied",
+        }
+    }
 }
 
 /// A DMS error policy's action.
@@ -278,6 +303,7 @@ impl Default for TaskSettings {
             update_inserts_missing: false,
             data_errors: ErrorAction::LogError,
             table_errors: ErrorAction::SuspendTable,
+            stop_after_load: None,
         }
     }
 }
@@ -320,6 +346,27 @@ impl TaskSettings {
                         ))
                     }
                 };
+            }
+            for stop in [CachedChanges::NotApplied, CachedChanges::Applied] {
+                let key = stop.setting();
+                match fl.get(key) {
+                    None | Some(Value::Bool(false)) => {}
+                    Some(Value::Bool(true)) => {
+                        if let Some(other) = s.stop_after_load {
+                            return Err(err(
+                                &format!("$.FullLoadSettings.{key}"),
+                                format!("{} is true as well; set one of them", other.setting()),
+                            ));
+                        }
+                        s.stop_after_load = Some(stop);
+                    }
+                    Some(v) => {
+                        return Err(err(
+                            &format!("$.FullLoadSettings.{key}"),
+                            format!("expected true or false, got {v}"),
+                        ))
+                    }
+                }
             }
             if let Some(v) = fl.get("MaxFullLoadSubTasks") {
                 s.max_full_load_subtasks = positive(v, 49).ok_or_else(|| {
@@ -607,6 +654,18 @@ mod tests {
         assert_eq!(
             (d.data_errors, d.table_errors),
             (ErrorAction::LogError, ErrorAction::SuspendTable)
+        );
+        let s = TaskSettings::parse(r#"{"FullLoadSettings":{"StopTaskCachedChangesApplied":true}}"#).unwrap();
+        assert_eq!(s.stop_after_load, Some(CachedChanges::Applied));
+        assert_eq!(TaskSettings::default().stop_after_load, None);
+        let e = TaskSettings::parse(
+            r#"{"FullLoadSettings":{"StopTaskCachedChangesNotApplied":true,"StopTaskCachedChangesApplied":true}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("$.FullLoadSettings.StopTaskCachedChangesApplied"),
+            "{e}"
         );
         let e = TaskSettings::parse(r#"{"ErrorBehavior":{"TableErrorPolicy":"LOG_ERROR"}}"#).unwrap_err();
         assert!(e.to_string().contains("$.ErrorBehavior.TableErrorPolicy"), "{e}");

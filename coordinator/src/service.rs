@@ -195,6 +195,15 @@ impl Admin for AdminService {
         } else {
             TaskSettings::parse(&r.settings_json).map_err(|e| Status::invalid_argument(e.to_string()))?
         };
+        if let Some(stop) = settings
+            .stop_after_load
+            .filter(|_| migration_type != MigrationType::FullLoadAndCdc)
+        {
+            return Err(Status::invalid_argument(format!(
+                "FullLoadSettings.{}: only a full-load-and-cdc task stops after its full load",
+                stop.setting()
+            )));
+        }
         if settings.validation.only && migration_type != MigrationType::FullLoad {
             return Err(Status::invalid_argument(
                 "ValidationSettings.ValidationOnly: a validation-only task loads nothing and streams nothing; \

@@ -36,7 +36,7 @@ use ferry_common::mapping::TableMappings;
 use ferry_common::plan::{ChangeTracking, SegmentBounds, SegmentLocator};
 use ferry_common::position::Position;
 use ferry_common::schema::{ConstraintKind, SourceSchema, TableSchema};
-use ferry_common::settings::TaskSettings;
+use ferry_common::settings::{CachedChanges, TaskSettings};
 use ferry_common::typemap::{self, Kind};
 use ferry_common::work::{
     CdcNames, CdcProgress, CdcTable, ChangedSegments, Errand, ProgressDetail, TableCounters, TableRef,
@@ -423,6 +423,24 @@ pub struct Task {
     /// last run (see [`crate::cutover`]).
     #[serde(default)]
     pub switch: Option<Switch>,
+    /// FullLoadSettings.StopTaskCachedChanges*: where the stop after the
+    /// full load stands (see [`Task::stop_after_load`]).
+    #[serde(default)]
+    pub load_stop: LoadStop,
+}
+
+/// The progress of a stop after the full load
+/// (`StopTaskCachedChangesNotApplied` / `Applied`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LoadStop {
+    /// Not reached yet (or not asked for).
+    #[default]
+    Ahead,
+    /// The stream runs until it reaches this caught-up mark, requested
+    /// when it first started.
+    AtMark(u64),
+    /// Stopped once; the task goes on when started again.
+    Done,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -818,6 +836,7 @@ impl State {
                         reshape_from: BTreeMap::new(),
                         recreated: BTreeSet::new(),
                         switch: None,
+                        load_stop: LoadStop::Ahead,
                     },
                 );
                 Response::Ok
@@ -999,7 +1018,7 @@ impl State {
                             (restart, revoke) = t.apply_progress(unit, *d, now_ms);
                         }
                         mark_requested = t.cdc.as_ref().map_or(0, |c| c.marks_requested);
-                        dirty.tasks.push(task);
+                        dirty.tasks.push(task.clone());
                     }
                     if restart {
                         // A table is reloaded: the stream waits for it.
@@ -1008,6 +1027,10 @@ impl State {
                     for id in revoke {
                         // Work on a dropped table: its unit is done already.
                         self.leases.remove(&id);
+                    }
+                    if self.tasks.get(&task).is_some_and(|t| t.state == TaskState::Stopped) {
+                        // StopTaskCachedChangesApplied reached.
+                        self.revoke_task(&task);
                     }
                     Response::Progressed { mark_requested }
                 }
@@ -1258,6 +1281,10 @@ impl State {
             if fading.contains(&name) && matches!(task.units[unit].kind, UnitKind::Validate { .. }) {
                 continue;
             }
+            if task.units[unit].kind == UnitKind::Cdc && task.stop_after_load() {
+                dirty.tasks.push(name.clone());
+                continue;
+            }
             task.on_grant(unit, now_ms);
             let work = task.work_for(unit);
             self.next_assignment_id += 1;
@@ -1323,6 +1350,34 @@ impl Task {
             .iter()
             .filter(|u| pred(&u.kind))
             .all(|u| u.state == UnitState::Done)
+    }
+
+    /// FullLoadSettings.StopTaskCachedChanges*, when the stream is about
+    /// to start for the first time (the full load is complete): NotApplied
+    /// stops the task here (true: the stream is not started); Applied asks
+    /// for a caught-up mark, at which the stream's progress stops the task
+    /// (every change committed before the mark is applied by then).
+    fn stop_after_load(&mut self) -> bool {
+        let (Some(stop), LoadStop::Ahead) = (self.spec.settings.stop_after_load, self.load_stop) else {
+            return false;
+        };
+        match (stop, self.cdc.as_mut()) {
+            (CachedChanges::NotApplied, _) => {
+                self.load_stop = LoadStop::Done;
+                self.state = TaskState::Stopped;
+                self.error = Some(format!(
+                    "stopped after the full load, before applying the changes made during it ({}); `ferry task start` applies them and goes on",
+                    stop.setting()
+                ));
+                true
+            }
+            (CachedChanges::Applied, Some(cdc)) => {
+                cdc.marks_requested += 1;
+                self.load_stop = LoadStop::AtMark(cdc.marks_requested);
+                false
+            }
+            (CachedChanges::Applied, None) => false,
+        }
     }
 
     pub(crate) fn is_active(&self) -> bool {
@@ -1607,6 +1662,16 @@ impl Task {
                 let dropped = std::mem::take(&mut p.tables_dropped);
                 cdc.progress = p;
                 cdc.progress_at_ms = now_ms;
+                if let LoadStop::AtMark(m) = self.load_stop {
+                    if cdc.progress.marks_reached >= m {
+                        self.load_stop = LoadStop::Done;
+                        self.state = TaskState::Stopped;
+                        self.error = Some(format!(
+                            "stopped after the full load, with the changes made during it applied ({}); `ferry task start` goes on streaming",
+                            CachedChanges::Applied.setting()
+                        ));
+                    }
+                }
                 // A stream that reports is healthy again: reset its retries.
                 self.units[unit].attempts = 0;
                 for (name, segments) in changed {

@@ -1,6 +1,7 @@
 //! DMS transformation rules (renames, prefixes and suffixes, case
 //! conversion, remove-column) through the full load, CDC and validation,
-//! PostgreSQL → PostgreSQL and MariaDB → PostgreSQL, under writes: the
+//! PostgreSQL → PostgreSQL, MariaDB → PostgreSQL and PostgreSQL → MariaDB,
+//! under writes: the
 //! target's tables must hold exactly the source's rows under the new names,
 //! without the removed columns. The expected rows are selected on the
 //! source with SQL written here by hand, and the target is read by the names
@@ -479,5 +480,83 @@ async fn rules_that_cannot_hold_are_refused() -> anyhow::Result<()> {
     )
     .await?;
     assert_eq!(tables[0][0].as_deref(), Some("0"));
+    Ok(())
+}
+
+/// PostgreSQL → MariaDB: the schema (a MySQL database there), a table and
+/// its columns renamed, one removed with its index, through the load and the
+/// set-based CDC batches.
+#[tokio::test(flavor = "multi_thread")]
+async fn renames_hold_through_load_and_changes_postgres_to_mysql() -> anyhow::Result<()> {
+    let pg = PgServer::start()?;
+    let my = MariaDbServer::start()?;
+    let p = pg.client("postgres").await?;
+    p.batch_execute(
+        r#"CREATE SCHEMA app;
+         CREATE TABLE app."Users" (id int PRIMARY KEY, "Email" text NOT NULL, pin text, score numeric(8,2));
+         CREATE INDEX users_email ON app."Users" ("Email");
+         CREATE INDEX users_pin ON app."Users" (pin);
+         INSERT INTO app."Users" SELECT i, 'u' || i || '@x', 'p' || i, i / 4.0 FROM generate_series(1, 3000) i;"#,
+    )
+    .await?;
+    let f = Ferry::start(1, 5000, &[])?;
+    let dir = tempfile::tempdir()?;
+    let mappings = mapping_file(
+        &dir,
+        r#"{"rules": [
+          {"rule-type": "selection", "rule-id": "1", "rule-name": "all", "rule-action": "include",
+           "object-locator": {"schema-name": "app", "table-name": "%"}},
+          {"rule-type": "transformation", "rule-id": "2", "rule-name": "db", "rule-action": "add-suffix",
+           "rule-target": "schema", "object-locator": {"schema-name": "app"}, "value": "_copy"},
+          {"rule-type": "transformation", "rule-id": "3", "rule-name": "t", "rule-action": "rename",
+           "rule-target": "table", "object-locator": {"schema-name": "app", "table-name": "Users"}, "value": "members"},
+          {"rule-type": "transformation", "rule-id": "4", "rule-name": "c", "rule-action": "convert-lowercase",
+           "rule-target": "column", "object-locator": {"schema-name": "app", "table-name": "Users", "column-name": "E%"}},
+          {"rule-type": "transformation", "rule-id": "5", "rule-name": "p", "rule-action": "remove-column",
+           "rule-target": "column", "object-locator": {"schema-name": "app", "table-name": "Users", "column-name": "pin"}}
+        ]}"#,
+    );
+    create_typed(
+        &f,
+        "pmren",
+        &pg.url("postgres"),
+        &my.url("mysql"),
+        "full-load-and-cdc",
+        "{}",
+        &["--table-mappings", &mappings],
+    );
+    f.ok(&["task", "start", "pmren"]);
+    wait_caught_up(&f, "pmren");
+    p.batch_execute(
+        r#"UPDATE app."Users" SET "Email" = 'changed', pin = 'x' WHERE id % 7 = 0;
+         UPDATE app."Users" SET pin = 'only the removed column' WHERE id % 11 = 0;
+         DELETE FROM app."Users" WHERE id % 13 = 0;
+         INSERT INTO app."Users" SELECT i, 'n' || i, 'p', 1.25 FROM generate_series(5001, 5100) i;
+         UPDATE app."Users" SET id = id + 100000 WHERE id % 17 = 0;"#,
+    )
+    .await?;
+    wait_caught_up(&f, "pmren");
+    let want = pg_rows(
+        &p,
+        r#"SELECT id::text, "Email", score::text FROM app."Users" u ORDER BY u.id"#,
+    )
+    .await?;
+    let mut m = my.client("app_copy").await?;
+    let got = mysql_rows(&mut m, "SELECT id, email, score FROM members ORDER BY id").await?;
+    assert_same("members", &want, &got);
+    let cols = mysql_rows(
+        &mut m,
+        "SELECT GROUP_CONCAT(COLUMN_NAME ORDER BY ORDINAL_POSITION) FROM information_schema.COLUMNS
+          WHERE TABLE_SCHEMA = 'app_copy' AND TABLE_NAME = 'members'",
+    )
+    .await?;
+    assert_eq!(cols[0][0].as_deref(), Some("id,email,score"));
+    let indexed = mysql_rows(
+        &mut m,
+        "SELECT GROUP_CONCAT(DISTINCT COLUMN_NAME ORDER BY COLUMN_NAME) FROM information_schema.STATISTICS
+          WHERE TABLE_SCHEMA = 'app_copy' AND TABLE_NAME = 'members'",
+    )
+    .await?;
+    assert_eq!(indexed[0][0].as_deref(), Some("email,id"));
     Ok(())
 }

@@ -1,9 +1,8 @@
 //! DMS transformation rules (renames, prefixes and suffixes, case
 //! conversion, remove-column) through the full load, CDC and validation,
 //! PostgreSQL → PostgreSQL, MariaDB → PostgreSQL and PostgreSQL → MariaDB,
-//! under writes: the
-//! target's tables must hold exactly the source's rows under the new names,
-//! without the removed columns. The expected rows are selected on the
+//! under writes: the target's tables must hold exactly the source's rows
+//! under the new names, without the removed columns. The expected rows are selected on the
 //! source with SQL written here by hand, and the target is read by the names
 //! the rules should give (so a rule applied wrongly fails to even query).
 use ferry_tests::compare::*;

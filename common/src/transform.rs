@@ -259,7 +259,19 @@ pub fn resolve(
             .collect::<Result<_, _>>()?,
         references: {
             let mut refs = vec![];
-            for o in others.iter().filter(|o| !(o.schema == t.schema && o.name == t.name)) {
+            let foreign_keys: Vec<&str> = t
+                .constraints
+                .iter()
+                .filter(|k| k.kind == crate::schema::ConstraintKind::ForeignKey)
+                .map(|k| k.definition.as_str())
+                .collect();
+            // Only the tables this one's foreign keys name (a cheap textual
+            // test; the rewrite matches tokens): resolving every other
+            // table's columns for every table would be quadratic.
+            let referenced = others.iter().filter(|o| {
+                !(o.schema == t.schema && o.name == t.name) && foreign_keys.iter().any(|d| d.contains(&o.name))
+            });
+            for o in referenced {
                 let mut cols = vec![];
                 for c in &o.columns {
                     if let Some(r) = rule_for(rules, RuleTarget::Column, &o.schema, Some(&o.name), Some(&c.name))? {
@@ -269,11 +281,7 @@ pub fn resolve(
                     }
                 }
                 let (to_schema, to_name) = (schema_of(&o.schema)?, table_of(&o.schema, &o.name)?);
-                let referenced = t
-                    .constraints
-                    .iter()
-                    .any(|k| k.kind == crate::schema::ConstraintKind::ForeignKey && k.definition.contains(&o.name));
-                if referenced && (to_schema != o.schema || to_name != o.name || !cols.is_empty()) {
+                if to_schema != o.schema || to_name != o.name || !cols.is_empty() {
                     refs.push(Reference {
                         schema: o.schema.clone(),
                         name: o.name.clone(),
@@ -342,18 +350,19 @@ pub fn renamed(t: &TableSchema) -> Result<TableSchema, TransformError> {
     for (c, to) in t.columns.iter().zip(&tr.columns) {
         own.insert(c.name.clone(), to.clone());
     }
-    let removed_in = |sql: &str, what: &str| -> Result<(), TransformError> {
-        let r = rewrite(sql, t.engine, &Names::of(t, tr, &own));
+    let names = Names::of(t, tr, &own);
+    // A definition that must keep every column it uses, rewritten.
+    let kept = |sql: &str, what: &str| -> Result<String, TransformError> {
+        let r = rewrite(sql, t.engine, &names);
         match r.removed.first() {
             Some(col) => Err(removed_error(t, tr, col, what)),
-            None => Ok(()),
+            None => Ok(r.sql),
         }
     };
     let mut out = t.clone();
     out.transform = None;
     out.schema = tr.schema.clone();
     out.name = tr.name.clone();
-    let names = Names::of(t, tr, &own);
     let mut columns = vec![];
     let mut seen: HashMap<String, String> = HashMap::new();
     for (c, to) in t.columns.iter().zip(&tr.columns) {
@@ -373,10 +382,9 @@ pub fn renamed(t: &TableSchema) -> Result<TableSchema, TransformError> {
             });
         }
         let mut c = c.clone();
-        if let Some(g) = &c.generated {
-            removed_in(g, &format!("generated column {} uses", c.name))?;
+        if let Some(g) = c.generated.take() {
+            c.generated = Some(kept(&g, &format!("generated column {} uses", c.name))?);
         }
-        c.generated = c.generated.take().map(|g| rewrite(&g, t.engine, &names).sql);
         c.default = c.default.take().map(|d| rewrite(&d, t.engine, &names).sql);
         c.name = to.clone();
         columns.push(c);
@@ -392,8 +400,7 @@ pub fn renamed(t: &TableSchema) -> Result<TableSchema, TransformError> {
         }
     }
     if let Some(k) = &t.partition_key {
-        removed_in(k, "the partition key uses")?;
-        out.partition_key = Some(rewrite(k, t.engine, &names).sql);
+        out.partition_key = Some(kept(k, "the partition key uses")?);
     }
     let pairs: Vec<((String, String), (String, String))> =
         std::iter::once(((t.schema.clone(), t.name.clone()), (tr.schema.clone(), tr.name.clone())))

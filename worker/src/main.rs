@@ -428,6 +428,15 @@ async fn run_errand(client: &mut WorkerClient<Link>, worker_id: u64, a: pb::Assi
     }
 }
 
+/// Returns an assignment to the coordinator unfinished, counting no
+/// attempt (a draining worker, or work that waits on work without a worker).
+async fn hand_back(client: &mut WorkerClient<Link>, aref: pb::AssignmentRef, why: &str) {
+    tracing::info!(reason = why, "handing the assignment back");
+    if let Err(s) = client.release(aref).await {
+        tracing::warn!(error = %s.message(), "could not hand the assignment back; its lease will expire");
+    }
+}
+
 async fn run_assignment(
     client: &mut WorkerClient<Link>,
     admin: &AdminClient<Link>,
@@ -505,10 +514,7 @@ async fn run_assignment(
                 // Stop the work first: its open target transaction rolls
                 // back as its connections close, before anyone else runs it.
                 drop(fut);
-                tracing::info!("draining: handing the assignment back");
-                if let Err(s) = client.release(aref).await {
-                    tracing::warn!(error = %s.message(), "could not hand the assignment back; its lease will expire");
-                }
+                hand_back(client, aref, "draining").await;
                 return;
             }
             e = &mut watchdog => {
@@ -536,10 +542,7 @@ async fn run_assignment(
     };
     let Some(result) = result else { return };
     if let Err(ConnectorError::HandBack(reason)) = &result {
-        tracing::info!(reason = %reason, "handing the assignment back");
-        if let Err(s) = client.release(aref).await {
-            tracing::warn!(error = %s.message(), "could not hand the assignment back; its lease will expire");
-        }
+        hand_back(client, aref, reason).await;
         return;
     }
     // Report until the coordinator answers: it may be restarting.

@@ -21,14 +21,20 @@ use ferry_common::work::{Work, WorkResult};
 /// before any row moves.
 fn with_rules(mut schema: SourceSchema, mappings: &TableMappings) -> Result<SourceSchema, ConnectorError> {
     let definite = |e: &dyn std::fmt::Display| ConnectorError::Definite(e.to_string());
-    let all = schema.tables.clone();
+    // Resolved against every table first: foreign keys name other tables.
+    let transforms = schema
+        .tables
+        .iter()
+        .map(|t| mappings.transform_for(t, &schema.tables))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| definite(&e))?;
     let mut targets: Vec<((String, String), String)> = vec![];
-    for t in &mut schema.tables {
+    for (t, transform) in schema.tables.iter_mut().zip(transforms) {
         t.filter = mappings.filter_for(&t.schema, &t.name).map_err(|e| definite(&e))?;
         if let Some(f) = &t.filter {
             f.bind(t).map_err(|e| definite(&e))?;
         }
-        t.transform = mappings.transform_for(t, &all).map_err(|e| definite(&e))?;
+        t.transform = transform;
         let renamed = ferry_common::transform::renamed(t).map_err(|e| definite(&e))?;
         let to = (renamed.schema.clone(), renamed.name.clone());
         if let Some((_, first)) = targets.iter().find(|(k, _)| *k == to) {

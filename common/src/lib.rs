@@ -15,6 +15,7 @@ pub mod position;
 pub mod readiness;
 pub mod schema;
 pub mod settings;
+pub mod stop;
 pub mod telemetry;
 pub mod transform;
 pub mod typemap;

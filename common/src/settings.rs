@@ -103,6 +103,19 @@ pub struct TaskSettings {
     /// does (SUSPEND_TABLE: `Table error`, the others go on).
     #[serde(default = "suspend_table")]
     pub table_errors: ErrorAction,
+    /// DMS ErrorBehavior.DataErrorEscalationCount / Policy: once a table's
+    /// rows in `ferry.apply_exceptions` reach the count, the policy acts
+    /// (none: no escalation, DMS's count 0).
+    #[serde(default)]
+    pub data_escalation: Option<Escalation>,
+    /// DMS ErrorBehavior.TableErrorEscalationCount / Policy: once this many
+    /// of the task's tables are in error, the task fails.
+    #[serde(default)]
+    pub table_escalation: Option<Escalation>,
+    /// DMS ChangeProcessingTuning.BatchApplyTimeoutMin / Max: how long a
+    /// CDC batch stays open.
+    #[serde(default)]
+    pub batch_timing: BatchTiming,
     /// DMS FullLoadSettings.StopTaskCachedChangesNotApplied / Applied: a
     /// full-load-and-cdc task stops once its full load is complete, before
     /// or after applying the changes made meanwhile.
@@ -165,6 +178,35 @@ impl ErrorAction {
             ErrorAction::StopTask => "STOP_TASK",
         }
     }
+}
+
+/// How long a CDC batch (source transactions applied in one target
+/// transaction) stays open. Absent keys keep Ferry's own timing: a batch
+/// commits as soon as the stream has nothing more ready (lowest latency),
+/// and while more is ready it takes in transactions for up to 100 ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchTiming {
+    /// `BatchApplyTimeoutMin` (s): a batch commits no sooner than this
+    /// after it opened, even when nothing more is ready (larger batches,
+    /// at the cost of latency).
+    pub min_ms: u64,
+    /// `BatchApplyTimeoutMax` (s): while more is ready, a batch takes in
+    /// transactions for at most this long (it also closes at 1000
+    /// transactions or 1 MiB of statements).
+    pub max_ms: u64,
+}
+
+impl Default for BatchTiming {
+    fn default() -> Self {
+        BatchTiming { min_ms: 0, max_ms: 100 }
+    }
+}
+
+/// An ErrorBehavior escalation: `action` once `count` errors are reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Escalation {
+    pub count: u64,
+    pub action: ErrorAction,
 }
 
 fn suspend_table() -> ErrorAction {
@@ -303,6 +345,9 @@ impl Default for TaskSettings {
             update_inserts_missing: false,
             data_errors: ErrorAction::LogError,
             table_errors: ErrorAction::SuspendTable,
+            data_escalation: None,
+            table_escalation: None,
+            batch_timing: BatchTiming::default(),
             stop_after_load: None,
         }
     }
@@ -474,6 +519,39 @@ impl TaskSettings {
                     })?;
                 }
             }
+            for (prefix, into, default, allowed) in [
+                (
+                    "DataErrorEscalation",
+                    &mut s.data_escalation,
+                    SuspendTable,
+                    &[SuspendTable, StopTask][..],
+                ),
+                (
+                    "TableErrorEscalation",
+                    &mut s.table_escalation,
+                    StopTask,
+                    &[StopTask][..],
+                ),
+            ] {
+                let count_key = format!("{prefix}Count");
+                let policy_key = format!("{prefix}Policy");
+                let action = match e.get(&policy_key) {
+                    None => default,
+                    Some(v) => ErrorAction::parse(v, allowed).ok_or_else(|| {
+                        let names: Vec<&str> = allowed.iter().map(|a| a.name()).collect();
+                        err(&path(&policy_key), format!("expected {}, got {v}", names.join(", ")))
+                    })?,
+                };
+                if let Some(v) = e.get(&count_key) {
+                    let count = v.as_u64().ok_or_else(|| {
+                        err(
+                            &path(&count_key),
+                            format!("expected a count (0: no escalation), got {v}"),
+                        )
+                    })?;
+                    *into = (count > 0).then_some(Escalation { count, action });
+                }
+            }
             if let Some(v) = e.get("FailOnNoTablesCaptured") {
                 s.fail_on_no_tables = v.as_bool().ok_or_else(|| {
                     err(
@@ -489,6 +567,36 @@ impl TaskSettings {
                         format!("expected true or false, got {v}"),
                     )
                 })?;
+            }
+        }
+        if let Some(t) = root.get("ChangeProcessingTuning") {
+            let seconds = |key: &str| -> Result<Option<u64>, SettingsError> {
+                t.get(key)
+                    .map(|v| {
+                        v.as_u64().filter(|n| *n <= 3600).ok_or_else(|| {
+                            err(
+                                &format!("$.ChangeProcessingTuning.{key}"),
+                                format!("expected seconds, 0..3600, got {v}"),
+                            )
+                        })
+                    })
+                    .transpose()
+            };
+            if let Some(min) = seconds("BatchApplyTimeoutMin")? {
+                s.batch_timing.min_ms = min * 1000;
+            }
+            if let Some(max) = seconds("BatchApplyTimeoutMax")? {
+                s.batch_timing.max_ms = (max * 1000).max(1);
+            }
+            if s.batch_timing.min_ms > s.batch_timing.max_ms.max(100) {
+                return Err(err(
+                    "$.ChangeProcessingTuning.BatchApplyTimeoutMin",
+                    format!(
+                        "{} s is longer than BatchApplyTimeoutMax ({} ms)",
+                        s.batch_timing.min_ms / 1000,
+                        s.batch_timing.max_ms
+                    ),
+                ));
             }
         }
         if let Some(v) = root.get("TargetMetadata").and_then(|t| t.get("ParallelApplyThreads")) {
@@ -607,6 +715,51 @@ mod tests {
         assert_eq!(e.path, "$.ComputeConfig.MinCapacityUnits");
         let e = TaskSettings::parse(r#"{"ComputeConfig":{"MaxCapacityUnits":0}}"#).unwrap_err();
         assert_eq!(e.path, "$.ComputeConfig.MaxCapacityUnits");
+    }
+
+    #[test]
+    fn batch_timing_from_change_processing_tuning() {
+        assert_eq!(
+            TaskSettings::default().batch_timing,
+            BatchTiming { min_ms: 0, max_ms: 100 }
+        );
+        let s = TaskSettings::parse(
+            r#"{"ChangeProcessingTuning":{"BatchApplyTimeoutMin":1,"BatchApplyTimeoutMax":30,"BatchApplyMemoryLimit":500}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            s.batch_timing,
+            BatchTiming {
+                min_ms: 1000,
+                max_ms: 30_000
+            }
+        );
+        let e =
+            TaskSettings::parse(r#"{"ChangeProcessingTuning":{"BatchApplyTimeoutMin":5,"BatchApplyTimeoutMax":2}}"#)
+                .unwrap_err();
+        assert_eq!(e.path, "$.ChangeProcessingTuning.BatchApplyTimeoutMin");
+        let e = TaskSettings::parse(r#"{"ChangeProcessingTuning":{"BatchApplyTimeoutMax":"30"}}"#).unwrap_err();
+        assert_eq!(e.path, "$.ChangeProcessingTuning.BatchApplyTimeoutMax");
+    }
+
+    #[test]
+    fn escalations_need_a_count() {
+        let s = TaskSettings::parse(
+            r#"{"ErrorBehavior":{"DataErrorEscalationCount":3,"TableErrorEscalationCount":2,"TableErrorEscalationPolicy":"STOP_TASK"}}"#,
+        )
+        .unwrap();
+        let at = |count, action| Some(Escalation { count, action });
+        assert_eq!(s.data_escalation, at(3, ErrorAction::SuspendTable));
+        assert_eq!(s.table_escalation, at(2, ErrorAction::StopTask));
+        let s = TaskSettings::parse(
+            r#"{"ErrorBehavior":{"DataErrorEscalationCount":0,"DataErrorEscalationPolicy":"STOP_TASK"}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.data_escalation, None, "0: no escalation");
+        let e = TaskSettings::parse(r#"{"ErrorBehavior":{"TableErrorEscalationPolicy":"SUSPEND_TABLE"}}"#).unwrap_err();
+        assert_eq!(e.path, "$.ErrorBehavior.TableErrorEscalationPolicy");
+        let e = TaskSettings::parse(r#"{"ErrorBehavior":{"DataErrorEscalationCount":-1}}"#).unwrap_err();
+        assert_eq!(e.path, "$.ErrorBehavior.DataErrorEscalationCount");
     }
 
     #[test]

@@ -152,6 +152,13 @@ pub enum Work {
         /// What a table whose apply stops does (TableErrorPolicy).
         #[serde(default = "suspend_table")]
         table_errors: ErrorAction,
+        /// Stop before the first transaction committed after this
+        /// (`--cdc-stop-position`, see `stop`).
+        #[serde(default)]
+        stop: Option<crate::stop::CdcStop>,
+        /// How long a batch stays open (ChangeProcessingTuning).
+        #[serde(default)]
+        batch_timing: crate::settings::BatchTiming,
     },
     /// Drop the task's slot and publications (task deletion).
     DropSlot {
@@ -465,6 +472,10 @@ pub struct CdcProgress {
     /// `domain-server-seq`, MySQL `uuid:n`), for the operator.
     #[serde(default)]
     pub source_gtid: String,
+    /// The stream reached its stop position (`--cdc-stop-position`): every
+    /// transaction before it is committed on the target, none after it.
+    #[serde(default)]
+    pub stop_reached: bool,
 }
 
 /// How a row differs between source and target (DMS's failure types).

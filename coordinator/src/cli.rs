@@ -39,6 +39,10 @@ pub enum TaskCmd {
         /// Stream this existing logical slot instead of creating ferry_<task>.
         #[arg(long)]
         slot_name: Option<String>,
+        /// Stop CDC before the first transaction committed after this:
+        /// server_time:YYYY-MM-DDTHH:MM:SS (UTC) or a log position.
+        #[arg(long)]
+        cdc_stop_position: Option<String>,
         /// A reviewed `ferry schema convert` output: its pre-data.sql,
         /// post-data.sql and (full load only) cutover.sql replace the task's
         /// own table creation, post-data and foreign keys.
@@ -60,6 +64,10 @@ pub enum TaskCmd {
     },
     Start {
         name: String,
+        /// Stop CDC before the first transaction committed after this:
+        /// server_time:YYYY-MM-DDTHH:MM:SS (UTC) or a log position.
+        #[arg(long)]
+        cdc_stop_position: Option<String>,
     },
     Stop {
         name: String,
@@ -166,6 +174,7 @@ pub async fn run(link: &ClientLink, cmd: TaskCmd) -> anyhow::Result<()> {
             settings,
             cdc_start_position,
             slot_name,
+            cdc_stop_position,
             schema_dir,
             min_capacity,
             max_capacity,
@@ -229,6 +238,7 @@ pub async fn run(link: &ClientLink, cmd: TaskCmd) -> anyhow::Result<()> {
                 settings_json,
                 cdc_start_position: cdc_start_position.unwrap_or_default(),
                 slot_name: slot_name.unwrap_or_default(),
+                cdc_stop_position: cdc_stop_position.unwrap_or_default(),
                 pre_data_sql,
                 post_data_sql,
                 cutover_sql,
@@ -237,9 +247,13 @@ pub async fn run(link: &ClientLink, cmd: TaskCmd) -> anyhow::Result<()> {
             .map_err(status_err)?;
             println!("task {name} created");
         }
-        TaskCmd::Start { name } => {
+        TaskCmd::Start {
+            name,
+            cdc_stop_position,
+        } => {
             c.start_task(TaskName {
                 name: name.clone(),
+                cdc_stop_position: cdc_stop_position.unwrap_or_default(),
                 ..Default::default()
             })
             .await
@@ -269,6 +283,7 @@ pub async fn run(link: &ClientLink, cmd: TaskCmd) -> anyhow::Result<()> {
                 .delete_task(TaskName {
                     name: name.clone(),
                     force,
+                    ..Default::default()
                 })
                 .await
                 .map_err(status_err)?
@@ -415,7 +430,7 @@ pub async fn run(link: &ClientLink, cmd: TaskCmd) -> anyhow::Result<()> {
 fn task_name(name: &str) -> TaskName {
     TaskName {
         name: name.to_string(),
-        force: false,
+        ..Default::default()
     }
 }
 

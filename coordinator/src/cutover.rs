@@ -372,6 +372,7 @@ impl State {
                 Request::StartTask {
                     name: name.to_string(),
                     now_ms,
+                    cdc_stop: None,
                 },
                 dirty,
             ) {
@@ -470,6 +471,7 @@ impl State {
                 Request::CreateTask {
                     spec: Box::new(spec),
                     now_ms,
+                    cdc_stop: None,
                 },
                 dirty,
             ))?,
@@ -478,6 +480,7 @@ impl State {
             Request::StartTask {
                 name: reverse.clone(),
                 now_ms,
+                cdc_stop: None,
             },
             dirty,
         ))?;

@@ -162,6 +162,7 @@ pub async fn run(rows: u64) -> anyhow::Result<()> {
             settings: Some(settings),
             cdc_start_position: None,
             slot_name: None,
+            cdc_stop_position: None,
             schema_dir: None,
             min_capacity: None,
             max_capacity: None,
@@ -169,7 +170,14 @@ pub async fn run(rows: u64) -> anyhow::Result<()> {
         },
     )
     .await?;
-    crate::cli::run(&link, crate::cli::TaskCmd::Start { name: "demo".into() }).await?;
+    crate::cli::run(
+        &link,
+        crate::cli::TaskCmd::Start {
+            name: "demo".into(),
+            cdc_stop_position: None,
+        },
+    )
+    .await?;
     crate::cli::run(
         &link,
         crate::cli::TaskCmd::Wait {

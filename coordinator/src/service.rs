@@ -10,6 +10,7 @@ use ferry_common::mapping::TableMappings;
 use ferry_common::position::Position;
 use ferry_common::proto::{self as pb, admin_server::Admin, worker_server::Worker};
 use ferry_common::settings::TaskSettings;
+use ferry_common::stop::CdcStop;
 use ferry_common::work::{Errand, WorkResult};
 use std::time::Duration;
 use tonic::{Request as Req, Response as Resp, Status};
@@ -34,12 +35,13 @@ fn answer(r: Response) -> Result<(), Status> {
 }
 
 /// Stores a new task through Raft.
-async fn create(node: &Node, spec: TaskSpec) -> Result<Resp<pb::TaskReply>, Status> {
+async fn create(node: &Node, spec: TaskSpec, cdc_stop: Option<CdcStop>) -> Result<Resp<pb::TaskReply>, Status> {
     let name = spec.name.clone();
     answer(
         node.write(Request::CreateTask {
             spec: Box::new(spec),
             now_ms: ferry_common::now_ms(),
+            cdc_stop,
         })
         .await?,
     )?;
@@ -175,9 +177,15 @@ impl Admin for AdminService {
                 ))
             }
         };
-        if migration_type == MigrationType::FullLoad && (cdc_start_position.is_some() || slot_name.is_some()) {
+        let cdc_stop = match r.cdc_stop_position.trim() {
+            "" => None,
+            p => Some(CdcStop::parse(p, source.engine).map_err(|e| bad("--cdc-stop-position", e))?),
+        };
+        if migration_type == MigrationType::FullLoad
+            && (cdc_start_position.is_some() || slot_name.is_some() || cdc_stop.is_some())
+        {
             return Err(Status::invalid_argument(
-                "--cdc-start-position and --slot-name apply to --type cdc or full-load-and-cdc",
+                "--cdc-start-position, --cdc-stop-position and --slot-name apply to --type cdc or full-load-and-cdc",
             ));
         }
         if cdc_start_position.is_some() && slot_name.is_none() && source.engine.has_slots() {
@@ -236,16 +244,36 @@ impl Admin for AdminService {
             source_endpoint,
             target_endpoint,
         };
-        create(&self.node, spec).await
+        create(&self.node, spec, cdc_stop).await
     }
 
     async fn start_task(&self, req: Req<pb::TaskName>) -> Result<Resp<pb::TaskReply>, Status> {
-        let name = req.into_inner().name;
+        let r = req.into_inner();
+        let name = r.name;
+        let cdc_stop = match r.cdc_stop_position.trim() {
+            "" => None,
+            p => {
+                self.node.read_barrier().await?;
+                let engine = {
+                    let s = self.node.state.read().expect("state lock");
+                    let t = s
+                        .tasks
+                        .get(&name)
+                        .ok_or_else(|| Status::not_found(format!("task {name} not found")))?;
+                    t.spec.source.engine
+                };
+                Some(
+                    CdcStop::parse(p, engine)
+                        .map_err(|e| Status::invalid_argument(format!("--cdc-stop-position: {e}")))?,
+                )
+            }
+        };
         answer(
             self.node
                 .write(Request::StartTask {
                     name: name.clone(),
                     now_ms: ferry_common::now_ms(),
+                    cdc_stop,
                 })
                 .await?,
         )?;
@@ -696,6 +724,8 @@ fn cdc_json(t: &Task, c: &CdcState) -> String {
         "retained_wal_bytes": p.retained_wal_bytes,
         "marks_requested": c.marks_requested,
         "marks_reached": p.marks_reached,
+        // `--cdc-stop-position`, until the stream reaches it.
+        "stop_position": t.cdc_stop.as_ref().map(|s| s.to_string()),
         "reported_at_ms": c.progress_at_ms,
         // Tables reloaded because they were altered on the source, with the
         // change (HandleSourceTableAltered), and tables that left the task

@@ -36,7 +36,8 @@ use ferry_common::mapping::TableMappings;
 use ferry_common::plan::{ChangeTracking, SegmentBounds, SegmentLocator};
 use ferry_common::position::Position;
 use ferry_common::schema::{ConstraintKind, SourceSchema, TableSchema};
-use ferry_common::settings::{CachedChanges, TaskSettings};
+use ferry_common::settings::{CachedChanges, ErrorAction, TaskSettings};
+use ferry_common::stop::CdcStop;
 use ferry_common::typemap::{self, Kind};
 use ferry_common::work::{
     CdcNames, CdcProgress, CdcTable, ChangedSegments, Errand, ProgressDetail, TableCounters, TableRef,
@@ -427,6 +428,10 @@ pub struct Task {
     /// full load stands (see [`Task::stop_after_load`]).
     #[serde(default)]
     pub load_stop: LoadStop,
+    /// `--cdc-stop-position`: the stream stops before the first
+    /// transaction committed after it, and the task with it (cleared then).
+    #[serde(default)]
+    pub cdc_stop: Option<CdcStop>,
 }
 
 /// The progress of a stop after the full load
@@ -553,10 +558,16 @@ pub enum Request {
     CreateTask {
         spec: Box<TaskSpec>,
         now_ms: u64,
+        /// `--cdc-stop-position`.
+        #[serde(default)]
+        cdc_stop: Option<CdcStop>,
     },
     StartTask {
         name: String,
         now_ms: u64,
+        /// `--cdc-stop-position`: replaces the task's stop, if any.
+        #[serde(default)]
+        cdc_stop: Option<CdcStop>,
     },
     StopTask {
         name: String,
@@ -802,7 +813,7 @@ impl State {
                 Some(_) => Response::Ok,
                 None => Response::Error(format!("token {name} not found")),
             },
-            Request::CreateTask { spec, now_ms } => {
+            Request::CreateTask { spec, now_ms, cdc_stop } => {
                 if self.tasks.contains_key(&spec.name) {
                     return Response::Error(format!("task {} already exists", spec.name));
                 }
@@ -837,11 +848,12 @@ impl State {
                         recreated: BTreeSet::new(),
                         switch: None,
                         load_stop: LoadStop::Ahead,
+                        cdc_stop,
                     },
                 );
                 Response::Ok
             }
-            Request::StartTask { name, now_ms } => {
+            Request::StartTask { name, now_ms, cdc_stop } => {
                 // While the reverse stream writes into this task's source,
                 // this task's slot would carry those writes straight back.
                 let reverse = reverse_name(&name);
@@ -854,6 +866,18 @@ impl State {
                     return Response::Error(format!("task {name} not found"));
                 };
                 dirty.tasks.push(name.clone());
+                if cdc_stop.is_some() {
+                    if !task.spec.has_cdc() {
+                        return Response::Error(format!(
+                            "--cdc-stop-position: task {name} is a full-load task; it has no CDC to stop"
+                        ));
+                    }
+                    if task.state == TaskState::Running {
+                        return Response::Error(format!(
+                            "--cdc-stop-position: task {name} is running; `ferry task stop {name}` first, then start it with the stop position"
+                        ));
+                    }
+                }
                 match task.state {
                     TaskState::Running => return Response::Ok,
                     TaskState::Deleting => return Response::Error(format!("task {name} is being deleted")),
@@ -863,6 +887,9 @@ impl State {
                         ))
                     }
                     _ => {}
+                }
+                if cdc_stop.is_some() {
+                    task.cdc_stop = cdc_stop;
                 }
                 if task.units.is_empty() {
                     task.units.push(Unit::new(UnitKind::Introspect));
@@ -1028,8 +1055,13 @@ impl State {
                         // Work on a dropped table: its unit is done already.
                         self.leases.remove(&id);
                     }
-                    if self.tasks.get(&task).is_some_and(|t| t.state == TaskState::Stopped) {
-                        // StopTaskCachedChangesApplied reached.
+                    if self
+                        .tasks
+                        .get(&task)
+                        .is_some_and(|t| matches!(t.state, TaskState::Stopped | TaskState::Failed))
+                    {
+                        // StopTaskCachedChangesApplied or the CDC stop
+                        // position reached, or an error escalation.
                         self.revoke_task(&task);
                     }
                     Response::Progressed { mark_requested }
@@ -1055,10 +1087,14 @@ impl State {
                     if let Some(holder) = t.release_snapshot_if_loaded() {
                         self.leases.remove(&holder);
                     }
+                    let failed = t.state == TaskState::Failed;
                     if t.state == TaskState::Deleting && t.done(|k| *k == UnitKind::DropSlot) {
                         self.tasks.remove(&task);
                         self.leases.retain(|_, l| l.task != task);
                         dirty.deleted_tasks.push(task);
+                    } else if failed {
+                        // An escalation failed it: its other work stops.
+                        self.revoke_task(&task);
                     }
                     Response::Ok
                 }
@@ -1662,6 +1698,15 @@ impl Task {
                 let dropped = std::mem::take(&mut p.tables_dropped);
                 cdc.progress = p;
                 cdc.progress_at_ms = now_ms;
+                if cdc.progress.stop_reached {
+                    if let Some(stop) = self.cdc_stop.take() {
+                        self.state = TaskState::Stopped;
+                        self.error = Some(format!(
+                            "stopped at the CDC stop position ({stop}): every change committed before it is applied{}; `ferry task start` streams on",
+                            cdc.progress.applied.as_ref().map(|p| format!(" (through {p})")).unwrap_or_default()
+                        ));
+                    }
+                }
                 if let LoadStop::AtMark(m) = self.load_stop {
                     if cdc.progress.marks_reached >= m {
                         self.load_stop = LoadStop::Done;
@@ -1693,6 +1738,7 @@ impl Task {
                 for t in created {
                     reload |= self.add_table(t);
                 }
+                reload |= self.escalate(true, now_ms);
             }
             _ => {}
         }
@@ -1917,7 +1963,12 @@ impl Task {
                         .iter()
                         .zip(&self.plans)
                         .enumerate()
-                        .filter(|(_, (t, _))| !cdc.dropped.contains_key(&t.display_name()))
+                        // Nor is a table in error: its changes stay
+                        // unapplied until `task reload-table` reloads it.
+                        .filter(|(_, (t, _))| {
+                            let name = t.display_name();
+                            !cdc.dropped.contains_key(&name) && !cdc.table_errors.contains_key(&name)
+                        })
                         .map(|(i, (t, p))| CdcTable {
                             table: for_work(t),
                             apply_from: p.apply_from.clone(),
@@ -1935,6 +1986,8 @@ impl Task {
                     lanes: spec.settings.apply_lanes,
                     data_errors: spec.settings.data_errors,
                     table_errors: spec.settings.table_errors,
+                    stop: self.cdc_stop.clone(),
+                    batch_timing: spec.settings.batch_timing,
                 }
             }
             UnitKind::DropSlot => Work::DropSlot {
@@ -2199,6 +2252,7 @@ impl Task {
                 if self.done(|k| matches!(k, UnitKind::Load { table: t, .. } if *t == table)) {
                     self.plans[table].load_finished_at_ms = now_ms;
                 }
+                self.escalate(false, now_ms);
             }
             (UnitKind::Reintrospect { table }, WorkResult::Introspected(found)) => {
                 self.reintrospected(table, found);
@@ -2482,6 +2536,70 @@ impl Task {
             c.table_errors.remove(&shown);
         }
         tracing::info!(task = %self.spec.name, table = %shown, reshape, "table queued for reload");
+    }
+
+    /// ErrorBehavior escalations, checked whenever rows the target could not
+    /// store or tables in error are counted (a load's result, a stream's
+    /// report). `DataErrorEscalationCount`: a table with that many rows in
+    /// `ferry.apply_exceptions` is suspended (SUSPEND_TABLE: `Table error`,
+    /// and the stream, restarted, leaves it out — true is returned for
+    /// that) or fails the task (STOP_TASK; and SUSPEND_TABLE from a load's
+    /// result: Ferry cannot set one table's full load aside).
+    /// `TableErrorEscalationCount`: that many tables in error fail the task.
+    fn escalate(&mut self, streaming: bool, now_ms: u64) -> bool {
+        if !self.is_active() {
+            return false;
+        }
+        let settings = &self.spec.settings;
+        let (data, tables) = (settings.data_escalation, settings.table_escalation);
+        let mut restart = false;
+        if let (Some(esc), Some(schema)) = (data, self.schema.as_ref()) {
+            let over: Vec<(String, u64)> = (0..schema.tables.len())
+                .map(|t| (schema.tables[t].display_name(), self.table_exceptions(t)))
+                .filter(|(name, n)| {
+                    *n >= esc.count && !self.cdc.as_ref().is_some_and(|c| c.table_errors.contains_key(name))
+                })
+                .collect();
+            for (name, n) in over {
+                let why = format!(
+                    "table {name}: {n} rows the target could not store (see ferry.apply_exceptions) reached DataErrorEscalationCount {} (DataErrorEscalationPolicy {})",
+                    esc.count,
+                    esc.action.name()
+                );
+                match (esc.action, self.cdc.as_mut()) {
+                    (ErrorAction::SuspendTable, Some(cdc)) if streaming => {
+                        tracing::warn!(task = %self.spec.name, table = %name, "{why}: table suspended");
+                        cdc.table_errors.insert(name, why);
+                        restart = true;
+                    }
+                    _ => {
+                        self.fail(why, now_ms);
+                        return false;
+                    }
+                }
+            }
+        }
+        if let (Some(esc), Some(cdc)) = (tables, self.cdc.as_ref()) {
+            let errored = cdc.table_errors.len() as u64;
+            if errored >= esc.count {
+                let names: Vec<&str> = cdc.table_errors.keys().map(String::as_str).collect();
+                let why = format!(
+                    "{errored} tables in error ({}) reached TableErrorEscalationCount {} (TableErrorEscalationPolicy STOP_TASK)",
+                    names.join(", "),
+                    esc.count
+                );
+                self.fail(why, now_ms);
+                return false;
+            }
+        }
+        restart
+    }
+
+    fn fail(&mut self, why: String, now_ms: u64) {
+        tracing::warn!(task = %self.spec.name, error = %why, "task failed");
+        self.state = TaskState::Failed;
+        self.error = Some(why);
+        self.finished_at_ms = now_ms;
     }
 
     /// Per-table view for status: (state, rows, segments done, total, error).

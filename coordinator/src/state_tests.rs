@@ -72,11 +72,19 @@ impl Machine {
         assert_eq!(
             self.apply(Request::CreateTask {
                 spec: Box::new(spec),
-                now_ms
+                now_ms,
+                cdc_stop: None,
             }),
             Response::Ok
         );
-        assert_eq!(self.apply(Request::StartTask { name, now_ms }), Response::Ok);
+        assert_eq!(
+            self.apply(Request::StartTask {
+                name,
+                now_ms,
+                cdc_stop: None
+            }),
+            Response::Ok
+        );
     }
 
     fn grant(&mut self) -> Option<GrantedWork> {
@@ -467,7 +475,8 @@ fn an_endpoint_in_use_is_not_deleted() {
         s.apply(
             Request::CreateTask {
                 spec: Box::new(t.clone()),
-                now_ms: 1
+                now_ms: 1,
+                cdc_stop: None,
             },
             &mut d
         ),
@@ -823,4 +832,61 @@ fn an_errand_is_taken_once_and_answered_by_its_taker() {
     m.now += ERRAND_TTL_MS;
     m.apply(Request::ExpireLeases { now_ms: m.now });
     assert!(m.s.errands.is_empty());
+}
+
+#[test]
+fn a_stream_that_reaches_its_stop_position_stops_the_task_until_started_again() {
+    let mut m = Machine::new();
+    let stop = CdcStop::parse("0/500", Engine::Postgres).unwrap();
+    // Not while it runs: the stream in flight was given no stop.
+    let stream = streaming(&mut m, &["a"]);
+    let start = |stop: &CdcStop| Request::StartTask {
+        name: "c".into(),
+        now_ms: 1,
+        cdc_stop: Some(stop.clone()),
+    };
+    assert!(matches!(m.apply(start(&stop)), Response::Error(e) if e.contains("ferry task stop c")));
+    assert_eq!(m.apply(Request::StopTask { name: "c".into() }), Response::Ok);
+    assert_eq!(m.apply(start(&stop)), Response::Ok);
+    let g = m.grant().expect("the stream again");
+    let Work::Cdc { stop: given, .. } = &*g.work else {
+        panic!("{}", g.work.kind())
+    };
+    assert_eq!(given.as_ref(), Some(&stop));
+    assert!(!m.s.leases.contains_key(&stream.id));
+
+    let reached = CdcProgress {
+        applied: Some(Position::Wal(Lsn(0x4ff))),
+        stop_reached: true,
+        ..Default::default()
+    };
+    assert!(matches!(report(&mut m, &g, reached), Response::Progressed { .. }));
+    let t = m.task("c");
+    assert_eq!(t.state, TaskState::Stopped);
+    let why = t.error.as_deref().unwrap();
+    assert!(why.contains("position 0/500") && why.contains("through 0/4FF"), "{why}");
+    assert!(t.cdc_stop.is_none());
+    assert!(!m.s.leases.contains_key(&g.id), "the stream is revoked");
+
+    // Started again without a stop: it streams on with none.
+    assert_eq!(
+        m.apply(Request::StartTask {
+            name: "c".into(),
+            now_ms: 1,
+            cdc_stop: None
+        }),
+        Response::Ok
+    );
+    let g = m.grant().expect("the stream once more");
+    assert!(matches!(&*g.work, Work::Cdc { stop: None, .. }));
+
+    // A full-load task has nothing to stop.
+    m.create(spec("f", MigrationType::FullLoad));
+    assert_eq!(m.apply(Request::StopTask { name: "f".into() }), Response::Ok);
+    let refused = m.apply(Request::StartTask {
+        name: "f".into(),
+        now_ms: 1,
+        cdc_stop: Some(stop),
+    });
+    assert!(matches!(refused, Response::Error(e) if e.contains("full-load task")));
 }

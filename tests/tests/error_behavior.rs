@@ -339,3 +339,146 @@ async fn data_and_table_error_policies_mysql_to_postgres() -> anyhow::Result<()>
     }
     Ok(())
 }
+
+/// `DataErrorEscalationCount` / `Policy` and `TableErrorEscalationCount`,
+/// MariaDB → PostgreSQL with NUL bytes as the rows PostgreSQL cannot store:
+/// a full load whose table reaches the count fails under STOP_TASK; in CDC
+/// (LOG_ERROR recording each row) the table goes on below the count and is
+/// suspended when it reaches it, its later changes held back while the
+/// other table goes on; with `TableErrorEscalationCount: 1` that
+/// suspension fails the task.
+#[tokio::test(flavor = "multi_thread")]
+async fn data_and_table_error_escalation_mysql_to_postgres() -> anyhow::Result<()> {
+    use ferry_tests::compare::pg_rows;
+    use ferry_tests::mariadb::MariaDbServer;
+    use mysql_async::prelude::Queryable;
+    let my = MariaDbServer::start()?;
+    let pg = PgServer::start()?;
+    let p = pg.client("postgres").await?;
+    let mut m = my.client("mysql").await?;
+    for db in ["e1", "e2", "e3"] {
+        m.query_drop(format!("CREATE DATABASE {db} CHARACTER SET utf8mb4"))
+            .await?;
+        m.query_drop(format!("CREATE TABLE {db}.t (id int PRIMARY KEY, v varchar(20))"))
+            .await?;
+        m.query_drop(format!("CREATE TABLE {db}.ok (id int PRIMARY KEY)"))
+            .await?;
+        m.query_drop(format!("INSERT INTO {db}.t VALUES (1, 'a'), (2, 'b')"))
+            .await?;
+        m.query_drop(format!("INSERT INTO {db}.ok VALUES (1)")).await?;
+        p.batch_execute(&format!("CREATE DATABASE {db}_dst")).await?;
+    }
+    let bad = |db: &str, id: i32| format!("INSERT INTO {db}.t VALUES ({id}, CONCAT('x', CHAR(0), 'y'))");
+    m.query_drop(bad("e1", 3)).await?;
+    m.query_drop(bad("e1", 4)).await?;
+    let f = Ferry::start(2, 5000, &[])?;
+
+    // Full load: two rows reach a count of two.
+    create_typed(
+        &f,
+        "loadesc",
+        &my.url("e1"),
+        &pg.url("e1_dst"),
+        "full-load",
+        r#"{"ErrorBehavior": {"DataErrorEscalationCount": 2, "DataErrorEscalationPolicy": "STOP_TASK"}}"#,
+        &[],
+    );
+    f.ok(&["task", "start", "loadesc"]);
+    f.wait_until("the load to fail", Duration::from_secs(120), || {
+        f.status("loadesc").is_some_and(|st| st["state"] == "failed")
+    });
+    let st = f.status("loadesc").unwrap();
+    let error = st["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("e1.t") && error.contains("DataErrorEscalationCount 2"),
+        "{st}"
+    );
+
+    // CDC: below the count the table goes on; at it, it is suspended.
+    create_typed(
+        &f,
+        "cdcesc",
+        &my.url("e2"),
+        &pg.url("e2_dst"),
+        "full-load-and-cdc",
+        r#"{"ErrorBehavior": {"DataErrorEscalationCount": 2}}"#,
+        &[],
+    );
+    create_typed(
+        &f,
+        "tableesc",
+        &my.url("e3"),
+        &pg.url("e3_dst"),
+        "full-load-and-cdc",
+        r#"{"ErrorBehavior": {"DataErrorEscalationCount": 1, "TableErrorEscalationCount": 1}}"#,
+        &[],
+    );
+    for task in ["cdcesc", "tableesc"] {
+        f.ok(&["task", "start", task]);
+        wait_caught_up(&f, task);
+    }
+    let d = pg.client("e2_dst").await?;
+    let ids = |table: &'static str| {
+        let d = &d;
+        async move {
+            pg_rows(
+                d,
+                &format!("SELECT string_agg(id::text, ',' ORDER BY id) FROM e2.{table}"),
+            )
+            .await
+        }
+    };
+    m.query_drop(bad("e2", 3)).await?;
+    m.query_drop("INSERT INTO e2.t VALUES (4, 'after one')").await?;
+    wait_caught_up(&f, "cdcesc");
+    assert_eq!(
+        ids("t").await?[0][0].as_deref(),
+        Some("1,2,4"),
+        "one error: the table goes on"
+    );
+    assert_eq!(f.status("cdcesc").unwrap()["state"], "running");
+    m.query_drop(bad("e2", 5)).await?;
+    f.wait_until("the table to be suspended", Duration::from_secs(60), || {
+        f.status("cdcesc")
+            .is_some_and(|st| table_status(&st, "t")["state"] == "Table error")
+    });
+    // The stream restarts without the table; the old one learns that it
+    // was replaced at its next report (about a second).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    m.query_drop("INSERT INTO e2.t VALUES (6, 'held back')").await?;
+    m.query_drop("INSERT INTO e2.ok VALUES (2)").await?;
+    // (`task wait --for caught-up` refuses a task with a table in error.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while ids("ok").await?[0][0].as_deref() != Some("1,2") {
+        assert!(std::time::Instant::now() < deadline, "ok's change did not arrive");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let st = f.status("cdcesc").unwrap();
+    assert_eq!(st["state"], "running", "{st}");
+    let t = table_status(&st, "t");
+    assert!(
+        t["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("DataErrorEscalationCount 2"),
+        "{st}"
+    );
+    assert_eq!(
+        ids("t").await?[0][0].as_deref(),
+        Some("1,2,4"),
+        "a suspended table applies nothing"
+    );
+
+    // One suspended table reaches TableErrorEscalationCount 1.
+    m.query_drop(bad("e3", 3)).await?;
+    f.wait_until("the task to fail", Duration::from_secs(60), || {
+        f.status("tableesc").is_some_and(|st| st["state"] == "failed")
+    });
+    let st = f.status("tableesc").unwrap();
+    let error = st["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("TableErrorEscalationCount 1") && error.contains("e3.t"),
+        "{st}"
+    );
+    Ok(())
+}

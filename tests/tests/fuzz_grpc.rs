@@ -17,6 +17,7 @@ fn seeds() -> Vec<Vec<u8>> {
         settings_json: r#"{"ValidationSettings":{"EnableValidation":true},"Ferry":{"SegmentTargetBytes":1000}}"#.into(),
         cdc_start_position: "0/16B3748".into(),
         slot_name: "ferry_fz".into(),
+        cdc_stop_position: "server_time:2026-12-03T12:00:00".into(),
         pre_data_sql: "CREATE TABLE s.t (id int PRIMARY KEY);".into(),
         post_data_sql: String::new(),
         cutover_sql: String::new(),
@@ -35,6 +36,7 @@ fn seeds() -> Vec<Vec<u8>> {
             pb::TaskName {
                 name: "fz".into(),
                 force: m == 3,
+                cdc_stop_position: if m == 1 { "0/16B3748".into() } else { String::new() },
             }
             .encode_to_vec(),
         );

@@ -36,7 +36,7 @@ impl Reporter {
         let mut admin = self.admin.clone();
         let name = || pb::TaskName {
             name: task.to_string(),
-            force: false,
+            ..Default::default()
         };
         let transient =
             |what: &str, s: tonic::Status| ConnectorError::Transient(format!("task {task}: {what}: {}", s.message()));

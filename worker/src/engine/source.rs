@@ -22,6 +22,7 @@ use ferry_common::mapping::TableMappings;
 use ferry_common::plan::SegmentBounds;
 use ferry_common::position::Position;
 use ferry_common::schema::{SourceSchema, TableSchema};
+use ferry_common::stop::CdcStop;
 use ferry_common::work::{CdcNames, CdcTable, TableRef, WorkResult};
 
 /// What introspection divides the selected tables into.
@@ -130,4 +131,6 @@ pub(crate) struct ChangeStream<'a> {
     pub policy: TablePolicy<'a>,
     /// Target sessions a batch's rows are spread over (see `pipeline/apply`).
     pub lanes: usize,
+    /// Where the stream stops on its own (see `pipeline/stop`).
+    pub stop: Option<CdcStop>,
 }

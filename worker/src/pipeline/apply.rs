@@ -118,7 +118,7 @@ use ferry_common::filter::BoundFilter;
 use ferry_common::plan::ChangeTracking;
 use ferry_common::position::Position;
 use ferry_common::schema::{quote_ident, ConstraintKind, TableSchema};
-use ferry_common::settings::ErrorAction;
+use ferry_common::settings::{BatchTiming, ErrorAction};
 use ferry_common::value::{Value, ValueError};
 use ferry_common::work::{CdcProgress, ChangedSegments, TableCounters};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -126,9 +126,9 @@ use std::time::{Duration, Instant};
 
 /// Target SQL buffered before it is sent.
 const FLUSH_BYTES: usize = 1 << 20;
-/// A batch commits after this many source transactions or this long.
+/// While more is ready, a batch commits after this many source
+/// transactions (or `BatchTiming::max_ms`).
 const BATCH_TXNS: u64 = 1000;
-const BATCH_TIME: Duration = Duration::from_millis(100);
 const MAX_VALUES_PER_INSERT: usize = 500;
 /// Runs of a parallel lane's statements before its transient error (a
 /// deadlock the server broke by failing it) ends the stream.
@@ -507,6 +507,9 @@ pub struct Applier<T: ChangeTarget = AnyChangeTarget> {
     data_error_policy: ErrorAction,
     /// What a table whose apply stops does (TableErrorPolicy).
     table_error_policy: ErrorAction,
+    /// ChangeProcessingTuning.BatchApplyTimeoutMin / Max.
+    batch_min: Duration,
+    batch_max: Duration,
     /// Set by a policy that stops the task: the batch holding the change
     /// that set it is not committed, and the stream fails with this.
     fatal: Option<String>,
@@ -639,6 +642,8 @@ pub struct TablePolicy<'a> {
     /// DataErrorPolicy and TableErrorPolicy.
     pub data_errors: ErrorAction,
     pub table_errors: ErrorAction,
+    /// How long a batch stays open (ChangeProcessingTuning).
+    pub batch_timing: BatchTiming,
 }
 
 impl Applier {
@@ -710,6 +715,8 @@ impl<T: ChangeTarget> Applier<T> {
             drop_dropped: true,
             data_error_policy: ErrorAction::LogError,
             table_error_policy: ErrorAction::SuspendTable,
+            batch_min: Duration::ZERO,
+            batch_max: Duration::from_millis(BatchTiming::default().max_ms),
             fatal: None,
         })
     }
@@ -779,6 +786,8 @@ impl<T: ChangeTarget> Applier<T> {
         self.drop_dropped = policy.drop_dropped;
         self.data_error_policy = policy.data_errors;
         self.table_error_policy = policy.table_errors;
+        self.batch_min = Duration::from_millis(policy.batch_timing.min_ms);
+        self.batch_max = Duration::from_millis(policy.batch_timing.max_ms);
     }
 
     /// Table `t` was dropped on the source (or renamed away). `at` is a
@@ -861,16 +870,23 @@ impl<T: ChangeTarget> Applier<T> {
     pub async fn end_txn(&mut self, end: Position, more_buffered: bool) -> Result<(), ConnectorError> {
         self.batch_end = self.batch_end.take().max(Some(end));
         self.batch_txns += 1;
-        if !more_buffered {
+        if !more_buffered && self.due() {
             self.commit_batch().await?;
         } else if self.batch_txns >= BATCH_TXNS
-            || self.batch_started.elapsed() >= BATCH_TIME
+            || self.batch_started.elapsed() >= self.batch_max
             || self.sql.len() >= FLUSH_BYTES
         {
             // More is ready: decode it while this batch runs.
             self.dispatch().await?;
         }
         Ok(())
+    }
+
+    /// Whether received transactions wait to commit and may now: the batch
+    /// is `BatchApplyTimeoutMin` old (at once without it). The streams
+    /// commit a due batch when nothing more is ready, and at each tick.
+    pub fn due(&self) -> bool {
+        self.pending() && (!self.batch_open || self.batch_started.elapsed() >= self.batch_min)
     }
 
     /// A caught-up mark reached once the batch commits.
@@ -1579,6 +1595,7 @@ impl<T: ChangeTarget> Applier<T> {
                 .map(|(&t, c)| (self.tables[t].display.clone(), c.clone()))
                 .collect(),
             source_gtid: String::new(),
+            stop_reached: false,
         }
     }
 
@@ -1870,6 +1887,29 @@ mod tests {
         );
         let late = Applier::with_target(MockTarget::new(&PgDialect, &state), "t1".into(), 1, tables()).await;
         assert!(late.is_err(), "an older epoch took the state back");
+    }
+
+    /// BatchApplyTimeoutMin: a transaction that ends with nothing more
+    /// ready waits in its batch until the batch is that old; the stream's
+    /// tick commits it then, with the next transactions in the same batch.
+    #[tokio::test]
+    async fn a_batch_stays_open_for_batch_apply_timeout_min() {
+        let state = Arc::new(Mutex::new(State::default()));
+        let mut a = pg_applier(&state).await;
+        a.batch_min = Duration::from_millis(300);
+        a.begin_txn(1);
+        a.apply(0, Op::Insert(vec![Value::Int(1), text("a")])).await.unwrap();
+        a.end_txn(at(10), false).await.unwrap();
+        assert_eq!(state.lock().unwrap().position, None, "committed before its minimum");
+        assert!(a.pending() && !a.due());
+        a.begin_txn(2);
+        a.apply(0, Op::Insert(vec![Value::Int(2), text("b")])).await.unwrap();
+        a.end_txn(at(20), false).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert!(a.due());
+        a.commit_batch().await.unwrap();
+        assert_eq!(state.lock().unwrap().position, Some(at(20)));
+        assert_eq!(state.lock().unwrap().commits.len(), 1, "both transactions in one batch");
     }
 
     /// A dropped table is dropped on the target only once everything before

@@ -9,11 +9,13 @@
 //!   row count check.
 //! - `fence`: a segment's rows into a target, exactly once.
 //! - `apply`: change records into a target, exactly once.
+//! - `stop`: a CDC stream at its stop position.
 //! - `validate`: a segment compared between source and target.
 
 pub mod apply;
 pub mod fence;
 pub mod load;
 pub mod rows;
+pub mod stop;
 pub mod validate;
 pub mod work;

@@ -190,6 +190,8 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             lanes,
             data_errors,
             table_errors,
+            stop,
+            batch_timing,
         } => {
             let stream = ChangeStream {
                 source: &source,
@@ -204,8 +206,10 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
                     insert_missing,
                     data_errors,
                     table_errors,
+                    batch_timing,
                 },
                 lanes: lanes.max(1) as usize,
+                stop,
             };
             with_engine!(source.engine, |e| e.stream(stream, run, &ctx.reporter).await)
         }

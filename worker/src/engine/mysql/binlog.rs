@@ -54,6 +54,7 @@ use crate::pipeline::apply::{whole, Applier, Op, TargetTable};
 use crate::report::Reporter;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::position::Position;
+use ferry_common::stop::CdcStop;
 use ferry_common::typemap::{mysql_kind, Kind, MysqlType};
 use ferry_common::value::{Value, ValueError};
 use ferry_common::work::{ProgressDetail, TableRef, WorkResult};
@@ -549,6 +550,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
         start,
         policy,
         lanes,
+        stop,
         ..
     } = stream;
     let task = run.task.clone();
@@ -593,6 +595,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
         .collect();
     let mut applier = Applier::open(run, target, targets, lanes).await?;
     applier.set_policy(&policy);
+    crate::pipeline::stop::check_not_past(applier.applied.as_ref(), stop.as_ref())?;
     let from = Coord::of_opt(applier.applied.as_ref())?.max(Coord::of_opt(start.as_ref())?);
 
     let (current_file, _) = current_position(&mut sql).await?;
@@ -640,6 +643,13 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
     let mut last_discovery = Instant::now() - Duration::from_secs(60);
     let mut marks_reported = applier.marks_reached;
     let mut marks_wanted = reporter.mark_requests();
+    // The end of the binlog once the source passed the stop position: an
+    // idle stream that has read to it has every transaction before the stop
+    // (one after it stops the stream at its GTID event first).
+    let mut stop_at: Option<Coord> = match &stop {
+        Some(CdcStop::Position(p)) => Some(Coord::of(p)?),
+        _ => None,
+    };
     loop {
         // A mark just reached is reported at once (see `postgres/cdc/apply`),
         // and one whose position was read past is recorded at once.
@@ -693,6 +703,9 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                         }
                         latency_source_ms = ferry_common::now_ms().saturating_sub(h.timestamp() as u64 * 1000);
                         let skip = begin < from;
+                        if let Some(stop) = stop.as_ref().filter(|st| !skip && st.passed(h.timestamp() as u64 * 1000, &begin.into())) {
+                            return crate::pipeline::stop::halt(&mut applier, reporter, stop).await;
+                        }
                         if !skip {
                             applier.begin_txn(h.timestamp() as u64 * 1000);
                         }
@@ -723,6 +736,9 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                         if head.starts_with("BEGIN") {
                             if txn.is_none() {
                                 let skip = begin < from;
+                                if let Some(stop) = stop.as_ref().filter(|st| !skip && st.passed(h.timestamp() as u64 * 1000, &begin.into())) {
+                                    return crate::pipeline::stop::halt(&mut applier, reporter, stop).await;
+                                }
                                 if !skip {
                                     applier.begin_txn(h.timestamp() as u64 * 1000);
                                 }
@@ -873,10 +889,20 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                 }
             }
             _ = tick.tick() => {
-                if applier.pending() && txn.is_none() {
+                if applier.due() && txn.is_none() {
                     applier.commit_batch().await?;
                 }
                 let idle = txn.is_none() && !applier.pending();
+                if let Some(CdcStop::Time { ms, .. }) = stop.as_ref().filter(|_| stop_at.is_none()) {
+                    let now = query_text(&mut sql, "SELECT CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS UNSIGNED)", (), "reading the source's clock").await?;
+                    let now: u64 = now.first().and_then(|r| r.first().cloned().flatten()).and_then(|v| v.parse().ok()).unwrap_or(0);
+                    if now > *ms {
+                        stop_at = Some(current_position(&mut sql).await?.1);
+                    }
+                }
+                if let Some(stop) = stop.as_ref().filter(|_| idle && stop_at.is_some_and(|p| seen >= p)) {
+                    return crate::pipeline::stop::halt(&mut applier, reporter, stop).await;
+                }
                 if idle {
                     let reached: Vec<u64> = marks.iter().filter(|(_, p)| *p <= seen).map(|(n, _)| *n).collect();
                     if let Some(&n) = reached.iter().max() {

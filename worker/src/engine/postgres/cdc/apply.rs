@@ -60,6 +60,7 @@ use crate::pipeline::apply::{Applier, Image, Op, TargetTable};
 use crate::report::Reporter;
 use ferry_common::endpoint::Engine;
 use ferry_common::position::{Lsn, Position};
+use ferry_common::stop::CdcStop;
 use ferry_common::value::{Value as ModelValue, ValueError};
 use ferry_common::work::{CdcNames, CdcTable, ProgressDetail, TableRef, WorkResult};
 use std::borrow::Cow;
@@ -67,6 +68,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 pub const MARK_PREFIX: &str = "ferry_mark";
+/// The prefix of the logical message written after a CDC stop position.
+const STOP_PREFIX: &str = "ferry_stop";
 
 /// A relation as the stream maps it onto its target table.
 struct Rel {
@@ -351,6 +354,31 @@ async fn relation_types(c: &tokio_postgres::Client, r: &Relation) -> Result<Vec<
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
+/// Once the source is past `stop` (its clock after the stop time, or its
+/// WAL beyond the stop position), writes a transaction there: a
+/// transactional logical message, committed after the stop by
+/// construction. The stream stops at its Begin at the latest, so a stop in
+/// an idle source's past is reached without waiting for the application's
+/// next write. True once written.
+async fn stop_probe(c: &tokio_postgres::Client, task: &str, stop: &CdcStop) -> Result<bool, ConnectorError> {
+    let past = match stop {
+        CdcStop::Time { .. } => "now() > to_timestamp($2::text::float8 / 1000)",
+        CdcStop::Position(_) => "pg_current_wal_insert_lsn() >= $2::text::pg_lsn",
+    };
+    let at = match stop {
+        CdcStop::Time { ms, .. } => ms.to_string(),
+        CdcStop::Position(p) => p.to_string(),
+    };
+    let row = c
+        .query_opt(
+            &format!("SELECT pg_logical_emit_message(true, $1, $3) WHERE {past}"),
+            &[&STOP_PREFIX, &at, &task],
+        )
+        .await
+        .map_err(|e| classify("writing a transaction after the CDC stop position on the source", e))?;
+    Ok(row.is_some())
+}
+
 /// The WAL location of a task position (none: the log's origin).
 fn wal_of(p: Option<&Position>) -> Result<Lsn, ConnectorError> {
     p.map_or(Ok(Lsn(0)), |p| p.wal().map_err(ConnectorError::Definite))
@@ -365,6 +393,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
         start,
         policy,
         lanes,
+        stop,
     } = stream;
     let task = run.task.clone();
     let targets = tables
@@ -378,6 +407,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
         .collect::<Result<Vec<_>, _>>()?;
     let mut applier = Applier::open(run, target, targets, lanes).await?;
     applier.set_policy(&policy);
+    crate::pipeline::stop::check_not_past(applier.applied.as_ref(), stop.as_ref())?;
     let applied = wal_of(applier.applied.as_ref())?.max(wal_of(start.as_ref())?);
     let mut emitted_mark = applier.marks_reached;
     // Writable even while a cutover freezes the source (see `connect`):
@@ -435,6 +465,9 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
     let mut marks_wanted = reporter.mark_requests();
     // Selected tables created on the source since, reported until stored.
     let mut new_tables: Vec<TableRef> = vec![];
+    // A transaction written after the stop position once the source has
+    // passed it (see `stop_probe`), so an idle stream still reaches it.
+    let mut stop_probed = false;
     loop {
         // A mark just committed on the target is reported at once: someone
         // (`task wait --for caught-up`, a cutover) is waiting for it.
@@ -448,7 +481,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                     // A batch left open because more data was buffered, when
                     // that data was only this keepalive: commit it now, not
                     // at the next tick.
-                    if s.applier.pending() && s.txn.is_none() && !rc.has_buffered() {
+                    if s.applier.due() && s.txn.is_none() && !rc.has_buffered() {
                         s.applier.commit_batch().await?;
                     }
                     if s.txn.is_none() && !s.applier.pending() {
@@ -465,6 +498,9 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                             let commit_ms = pg_time_to_unix_ms(commit_time);
                             s.latency_source_ms = ferry_common::now_ms().saturating_sub(commit_ms);
                             let skip = final_lsn < resume.max(wal_of(s.applier.applied.as_ref())?);
+                            if let Some(stop) = stop.as_ref().filter(|st| !skip && st.passed(commit_ms, &final_lsn.into())) {
+                                return crate::pipeline::stop::halt(&mut s.applier, reporter, stop).await;
+                            }
                             // Already applied transactions never enter a batch.
                             if !skip {
                                 s.applier.begin_txn(commit_ms);
@@ -508,8 +544,11 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                 }
             }
             _ = tick.tick() => {
-                if s.applier.pending() && s.txn.is_none() {
+                if s.applier.due() && s.txn.is_none() {
                     s.applier.commit_batch().await?;
+                }
+                if let Some(stop) = stop.as_ref().filter(|_| !stop_probed) {
+                    stop_probed = stop_probe(&source_sql, &task, stop).await?;
                 }
                 if last_retained_check.elapsed() >= Duration::from_secs(5) {
                     last_retained_check = Instant::now();

@@ -141,6 +141,77 @@ async fn postgres_stream_stops_at_a_position_and_at_a_time() -> anyhow::Result<(
     Ok(())
 }
 
+/// A time stop under a steady write load, with the worker running the
+/// stream killed on the way: the stream that takes over stops at the same
+/// time. Which rows precede the stop comes from the source's own commit
+/// timestamps (`track_commit_timestamp`), truncated to milliseconds as the
+/// stream compares them.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_time_stop_holds_under_writes_with_the_stream_worker_killed() -> anyhow::Result<()> {
+    let src = PgServer::start_with("-c track_commit_timestamp=on")?;
+    let dst = PgServer::start()?;
+    let s = src.client("postgres").await?;
+    s.batch_execute("CREATE TABLE public.t (id int PRIMARY KEY, v text)")
+        .await?;
+    pg_insert(&s, 1..=100).await?;
+    let mut f = Ferry::start(2, 3000, &[])?;
+    create_typed(
+        &f,
+        "pk",
+        &src.url("postgres"),
+        &dst.url("postgres"),
+        "full-load-and-cdc",
+        "{}",
+        &[],
+    );
+    f.ok(&["task", "start", "pk"]);
+    wait_caught_up(&f, "pk");
+    stop_task(&f, "pk");
+
+    // Writes for about 20 s; the stop is 12 s ahead, so the killed
+    // stream's successor (started 6 s after the kill) still has writes on
+    // both sides of it to sort.
+    let stop = pg_server_time(&s, 12).await?;
+    let w = src.client("postgres").await?;
+    let writes = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let mut id = 101;
+        while started.elapsed() < Duration::from_secs(20) {
+            pg_insert(&w, id..=id).await?;
+            id += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        anyhow::Ok(id - 1)
+    });
+    f.ok(&["task", "start", "pk", "--cdc-stop-position", &stop]);
+    f.kill_stream_worker()?;
+    wait_stopped_at_stop(&f, "pk");
+    let last = writes.await??;
+    let want = pg_rows(
+        &s,
+        &format!(
+            "SELECT count(*)::text, max(id)::text FROM public.t
+             WHERE date_trunc('milliseconds', pg_xact_commit_timestamp(xmin) AT TIME ZONE 'UTC')
+                   <= '{}'::timestamp",
+            stop.trim_start_matches("server_time:")
+        ),
+    )
+    .await?;
+    let d = dst.client("postgres").await?;
+    let got = pg_rows(&d, "SELECT count(*)::text, max(id)::text FROM public.t").await?;
+    assert_eq!(got, want, "stopped at {stop}; the source has rows up to {last}");
+    let n: i64 = want[0][0].as_deref().unwrap().parse()?;
+    assert!(
+        n > 100 && n < last as i64,
+        "writes on both sides of the stop: {n} of {last}"
+    );
+
+    f.ok(&["task", "start", "pk"]);
+    wait_caught_up(&f, "pk");
+    assert_tables_identical(&src, &dst, &["t"]).await?;
+    Ok(())
+}
+
 async fn my_insert(c: &mut mysql_async::Conn, ids: std::ops::RangeInclusive<i32>) -> anyhow::Result<()> {
     for i in ids {
         c.exec_drop("INSERT INTO t VALUES (?, CONCAT('row ', ?))", (i, i))

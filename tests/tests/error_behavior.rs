@@ -217,22 +217,24 @@ async fn an_update_of_a_missing_row_inserts_it_only_with_insert_record() -> anyh
     Ok(())
 }
 
-/// `DataErrorPolicy` and `TableErrorPolicy`, MariaDB → PostgreSQL, with a
-/// value PostgreSQL cannot store (a NUL byte in text) as the row that
-/// triggers each: in the full load LOG_ERROR (the default) records it and
-/// completes, STOP_TASK fails the task naming the table; during CDC
-/// SUSPEND_TABLE stops that table while the others go on, STOP_TASK fails
-/// the task, and SUSPEND_TABLE under `TableErrorPolicy: STOP_TASK` does too.
-#[tokio::test(flavor = "multi_thread")]
-async fn data_and_table_error_policies_mysql_to_postgres() -> anyhow::Result<()> {
-    use ferry_tests::compare::pg_rows;
-    use ferry_tests::mariadb::MariaDbServer;
+/// A MariaDB source and a PostgreSQL target: per name `db` a database
+/// `db` with tables `t` (rows 1, 2) and `ok` (row 1), and an empty target
+/// database `db_dst`; the target's `postgres` and the source's `mysql`
+/// sessions.
+async fn nul_sources(
+    dbs: &[&str],
+) -> anyhow::Result<(
+    ferry_tests::mariadb::MariaDbServer,
+    PgServer,
+    tokio_postgres::Client,
+    mysql_async::Conn,
+)> {
     use mysql_async::prelude::Queryable;
-    let my = MariaDbServer::start()?;
+    let my = ferry_tests::mariadb::MariaDbServer::start()?;
     let pg = PgServer::start()?;
     let p = pg.client("postgres").await?;
     let mut m = my.client("mysql").await?;
-    for db in ["bad", "s1", "s2", "s3"] {
+    for db in dbs {
         m.query_drop(format!("CREATE DATABASE {db} CHARACTER SET utf8mb4"))
             .await?;
         m.query_drop(format!("CREATE TABLE {db}.t (id int PRIMARY KEY, v varchar(20))"))
@@ -244,6 +246,20 @@ async fn data_and_table_error_policies_mysql_to_postgres() -> anyhow::Result<()>
         m.query_drop(format!("INSERT INTO {db}.ok VALUES (1)")).await?;
         p.batch_execute(&format!("CREATE DATABASE {db}_dst")).await?;
     }
+    Ok((my, pg, p, m))
+}
+
+/// `DataErrorPolicy` and `TableErrorPolicy`, MariaDB → PostgreSQL, with a
+/// value PostgreSQL cannot store (a NUL byte in text) as the row that
+/// triggers each: in the full load LOG_ERROR (the default) records it and
+/// completes, STOP_TASK fails the task naming the table; during CDC
+/// SUSPEND_TABLE stops that table while the others go on, STOP_TASK fails
+/// the task, and SUSPEND_TABLE under `TableErrorPolicy: STOP_TASK` does too.
+#[tokio::test(flavor = "multi_thread")]
+async fn data_and_table_error_policies_mysql_to_postgres() -> anyhow::Result<()> {
+    use ferry_tests::compare::pg_rows;
+    use mysql_async::prelude::Queryable;
+    let (my, pg, p, mut m) = nul_sources(&["bad", "s1", "s2", "s3"]).await?;
     m.query_drop("INSERT INTO bad.t VALUES (3, CONCAT('x', CHAR(0), 'y'))")
         .await?;
     let f = Ferry::start(2, 5000, &[])?;
@@ -350,24 +366,8 @@ async fn data_and_table_error_policies_mysql_to_postgres() -> anyhow::Result<()>
 #[tokio::test(flavor = "multi_thread")]
 async fn data_and_table_error_escalation_mysql_to_postgres() -> anyhow::Result<()> {
     use ferry_tests::compare::pg_rows;
-    use ferry_tests::mariadb::MariaDbServer;
     use mysql_async::prelude::Queryable;
-    let my = MariaDbServer::start()?;
-    let pg = PgServer::start()?;
-    let p = pg.client("postgres").await?;
-    let mut m = my.client("mysql").await?;
-    for db in ["e1", "e2", "e3"] {
-        m.query_drop(format!("CREATE DATABASE {db} CHARACTER SET utf8mb4"))
-            .await?;
-        m.query_drop(format!("CREATE TABLE {db}.t (id int PRIMARY KEY, v varchar(20))"))
-            .await?;
-        m.query_drop(format!("CREATE TABLE {db}.ok (id int PRIMARY KEY)"))
-            .await?;
-        m.query_drop(format!("INSERT INTO {db}.t VALUES (1, 'a'), (2, 'b')"))
-            .await?;
-        m.query_drop(format!("INSERT INTO {db}.ok VALUES (1)")).await?;
-        p.batch_execute(&format!("CREATE DATABASE {db}_dst")).await?;
-    }
+    let (my, pg, _, mut m) = nul_sources(&["e1", "e2", "e3"]).await?;
     let bad = |db: &str, id: i32| format!("INSERT INTO {db}.t VALUES ({id}, CONCAT('x', CHAR(0), 'y'))");
     m.query_drop(bad("e1", 3)).await?;
     m.query_drop(bad("e1", 4)).await?;

@@ -17,6 +17,7 @@ mod server;
 mod service;
 mod state;
 mod supervisor;
+mod task_metrics;
 
 use clap::{Parser, Subcommand};
 use ferry_common::access::LinkArgs;

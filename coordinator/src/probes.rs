@@ -1,13 +1,15 @@
 //! The coordinator's HTTP listener (`--metrics-listen`): Kubernetes'
 //! liveness and readiness probes and, in Prometheus text, the capacity
-//! figures an HPA on external metrics can scale workers on.
+//! figures an HPA on external metrics can scale workers on and the tasks'
+//! progress.
 //!
 //! - `/healthz`: 200 while the process serves (liveness).
 //! - `/readyz`: 200 once this node knows a leader, 503 before (a node
 //!   still joining, or a minority cut off from it, is not sent clients).
 //! - `/metrics`: `ferry_desired_capacity` (the figure KEDA gets),
 //!   `ferry_desired_capacity_now`, `ferry_granted_capacity`, and per task
-//!   `ferry_task_desired_capacity` / `ferry_task_granted_capacity`.
+//!   `ferry_task_desired_capacity` / `ferry_task_granted_capacity`; the
+//!   tasks' and tables' DMS-named series (see `task_metrics`).
 //!
 //! Nothing here is secret (task names and counts), so no credentials are
 //! asked; the gRPC listener stays the only door to anything else.
@@ -80,6 +82,10 @@ async fn metrics(State(node): State<Node>) -> (StatusCode, [(&'static str, &'sta
         desired,
     );
     reg.register("ferry_task_granted_capacity", "Capacity units a task holds", granted);
+    {
+        let s = node.state.read().expect("state lock");
+        crate::task_metrics::register(&mut reg, s.tasks.values(), ferry_common::now_ms());
+    }
     let mut body = String::new();
     match encode(&mut body, &reg) {
         Ok(()) => (

@@ -349,18 +349,6 @@ fn manifests_hold_together() {
     assert!(c["command"].is_null(), "the coordinator runs the image's entrypoint");
 }
 
-/// GET http://addr/path: (status, body).
-fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, out.split("\r\n\r\n").nth(1).unwrap_or("").to_string()))
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_pods_command_lines_run_a_migration() -> anyhow::Result<()> {
     let objs = objects();

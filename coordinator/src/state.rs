@@ -2605,12 +2605,7 @@ impl Task {
     /// Per-table view for status: (state, rows, segments done, total, error).
     /// Rows of a table that went to the target's exceptions table.
     pub fn table_exceptions(&self, table: usize) -> u64 {
-        let load: u64 = self
-            .units
-            .iter()
-            .filter(|u| matches!(u.kind, UnitKind::Load { table: t, .. } if t == table))
-            .map(|u| u.exceptions)
-            .sum();
+        let load = self.load_exceptions(table);
         let cdc = self
             .schema
             .as_ref()
@@ -2619,6 +2614,15 @@ impl Task {
             .and_then(|(t, c)| c.counters.get(&t.display_name()))
             .map_or(0, |c| c.exceptions);
         load + cdc
+    }
+
+    /// Rows of a table's full load that went to the exceptions table.
+    pub fn load_exceptions(&self, table: usize) -> u64 {
+        self.units
+            .iter()
+            .filter(|u| matches!(u.kind, UnitKind::Load { table: t, .. } if t == table))
+            .map(|u| u.exceptions)
+            .sum()
     }
 
     pub fn table_progress(&self, table: usize) -> (String, u64, u32, u32, Option<String>) {

@@ -55,13 +55,7 @@ pub fn register<'a>(reg: &mut Registry, tasks: impl Iterator<Item = &'a Task>, n
             let l = table_labels(t, &name);
             let (_, rows, _, _, _) = t.table_progress(i);
             full_load_rows.get_or_create(&l).set(rows as i64);
-            let load_exceptions: u64 = t
-                .units
-                .iter()
-                .filter(|u| matches!(u.kind, UnitKind::Load { table, .. } if table == i))
-                .map(|u| u.exceptions)
-                .sum();
-            full_load_error_rows.get_or_create(&l).set(load_exceptions as i64);
+            full_load_error_rows.get_or_create(&l).set(t.load_exceptions(i) as i64);
             let (mut compared, mut failed) = (0, 0);
             for u in &t.units {
                 if matches!(u.kind, UnitKind::Validate { table, .. } if table == i) && u.state == UnitState::Done {

@@ -955,6 +955,14 @@ pub fn finish(mut c: Child) {
     let _ = c.wait();
 }
 
+/// Waits until `task` fails; its status then.
+pub fn wait_failed(f: &Ferry, task: &str, timeout: Duration) -> serde_json::Value {
+    f.wait_until(&format!("task {task} to fail"), timeout, || {
+        f.status(task).is_some_and(|st| st["state"] == "failed")
+    });
+    f.status(task).expect("a failed task has a status")
+}
+
 /// `ferry task wait NAME --for caught-up`, asserting success.
 pub fn wait_caught_up(f: &Ferry, task: &str) {
     let (ok, out, err) = f.ferry(&["task", "wait", task, "--for", "caught-up", "--timeout", "300"]);

@@ -346,10 +346,7 @@ async fn data_and_table_error_policies_mysql_to_postgres() -> anyhow::Result<()>
         ("stopcdc", "DataErrorPolicy STOP_TASK"),
         ("escalate", "TableErrorPolicy STOP_TASK"),
     ] {
-        f.wait_until("the task to fail", Duration::from_secs(60), || {
-            f.status(task).is_some_and(|st| st["state"] == "failed")
-        });
-        let st = f.status(task).unwrap();
+        let st = wait_failed(&f, task, Duration::from_secs(60));
         let error = st["error"].as_str().unwrap_or_default();
         assert!(error.contains(want) && error.contains(".t"), "{task}: {st}");
     }
@@ -384,10 +381,7 @@ async fn data_and_table_error_escalation_mysql_to_postgres() -> anyhow::Result<(
         &[],
     );
     f.ok(&["task", "start", "loadesc"]);
-    f.wait_until("the load to fail", Duration::from_secs(120), || {
-        f.status("loadesc").is_some_and(|st| st["state"] == "failed")
-    });
-    let st = f.status("loadesc").unwrap();
+    let st = wait_failed(&f, "loadesc", Duration::from_secs(120));
     let error = st["error"].as_str().unwrap_or_default();
     assert!(
         error.contains("e1.t") && error.contains("DataErrorEscalationCount 2"),
@@ -471,10 +465,7 @@ async fn data_and_table_error_escalation_mysql_to_postgres() -> anyhow::Result<(
 
     // One suspended table reaches TableErrorEscalationCount 1.
     m.query_drop(bad("e3", 3)).await?;
-    f.wait_until("the task to fail", Duration::from_secs(60), || {
-        f.status("tableesc").is_some_and(|st| st["state"] == "failed")
-    });
-    let st = f.status("tableesc").unwrap();
+    let st = wait_failed(&f, "tableesc", Duration::from_secs(60));
     let error = st["error"].as_str().unwrap_or_default();
     assert!(
         error.contains("TableErrorEscalationCount 1") && error.contains("e3.t"),

@@ -650,6 +650,12 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
         Some(CdcStop::Position(p)) => Some(Coord::of(p)?),
         _ => None,
     };
+    // The stop, when a transaction beginning at `begin` (its events stamped
+    // `secs`) that will be applied lies past it.
+    let stop_before = |applies: bool, secs: u32, begin: Coord| {
+        stop.as_ref()
+            .filter(|st| applies && st.passed(u64::from(secs) * 1000, &begin.into()))
+    };
     loop {
         // A mark just reached is reported at once (see `postgres/cdc/apply`),
         // and one whose position was read past is recorded at once.
@@ -703,7 +709,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                         }
                         latency_source_ms = ferry_common::now_ms().saturating_sub(h.timestamp() as u64 * 1000);
                         let skip = begin < from;
-                        if let Some(stop) = stop.as_ref().filter(|st| !skip && st.passed(h.timestamp() as u64 * 1000, &begin.into())) {
+                        if let Some(stop) = stop_before(!skip, h.timestamp(), begin) {
                             return crate::pipeline::stop::halt(&mut applier, reporter, stop).await;
                         }
                         if !skip {
@@ -736,7 +742,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                         if head.starts_with("BEGIN") {
                             if txn.is_none() {
                                 let skip = begin < from;
-                                if let Some(stop) = stop.as_ref().filter(|st| !skip && st.passed(h.timestamp() as u64 * 1000, &begin.into())) {
+                                if let Some(stop) = stop_before(!skip, h.timestamp(), begin) {
                                     return crate::pipeline::stop::halt(&mut applier, reporter, stop).await;
                                 }
                                 if !skip {

@@ -361,13 +361,9 @@ async fn relation_types(c: &tokio_postgres::Client, r: &Relation) -> Result<Vec<
 /// an idle source's past is reached without waiting for the application's
 /// next write. True once written.
 async fn stop_probe(c: &tokio_postgres::Client, task: &str, stop: &CdcStop) -> Result<bool, ConnectorError> {
-    let past = match stop {
-        CdcStop::Time { .. } => "now() > to_timestamp($2::text::float8 / 1000)",
-        CdcStop::Position(_) => "pg_current_wal_insert_lsn() >= $2::text::pg_lsn",
-    };
-    let at = match stop {
-        CdcStop::Time { ms, .. } => ms.to_string(),
-        CdcStop::Position(p) => p.to_string(),
+    let (past, at) = match stop {
+        CdcStop::Time { ms, .. } => ("now() > to_timestamp($2::text::float8 / 1000)", ms.to_string()),
+        CdcStop::Position(p) => ("pg_current_wal_insert_lsn() >= $2::text::pg_lsn", p.to_string()),
     };
     let row = c
         .query_opt(

@@ -11,9 +11,14 @@
 #   leader     SIGKILL the Raft leader; restarted on its data dir 3 s later
 #   follower   SIGKILL a follower; restarted 3 s later
 #   worker     SIGKILL a worker; a new one started 1 s later
-#   link       SIGSTOP a worker for 2.5 leases (cut off from coordinators
-#              and databases alike: its lease expires, its work moves, it
-#              wakes as a zombie), then SIGCONT
+#   link       cut a worker's links (one holding work, when any) to every
+#              coordinator for 2.5 leases,
+#              then restore them: its packets to the coordinator ports are
+#              dropped (iptables, matched on the worker's own uid), while
+#              its database sessions stay up, so it is a zombie that still
+#              holds connections to the target while its lease expires and
+#              its work moves to another worker (LINK=stop: SIGSTOP the
+#              worker instead, where iptables is not available)
 #   source     restart the source server (fast shutdown)
 #   target     restart the target server
 # After the load ends the task must catch up (`task wait --for caught-up`),
@@ -24,18 +29,32 @@
 # source rows compared, lost, doubled, and for each leader kill the
 # failover time (kill to a new leader answering). Exits non-zero on any loss or duplicate, or a run that does
 # not catch up.
-#   [SCALE=2] [MY_SIZE=20000] [SECS=45] [FAULTS=4] [SEED=$RANDOM] bench/chaos.sh [RUNS=10]
+#   [SCALE=2] [MY_SIZE=20000] [SECS=45] [FAULTS=4] [SEED=$RANDOM] [LINK=cut|stop]
+#   [FAULT_KINDS="leader follower worker link source target"] bench/chaos.sh [RUNS=10]
 # FERRY_BIN=target/debug uses the debug build. Needs pgbench, mariadbd,
-# sysbench.
+# sysbench; link cuts need root, iptables and setpriv (each worker slot runs
+# as its own system user, ferry-chaos-1..3, so that a rule can name it).
 set -euo pipefail
 RUNS=${1:-10}; SCALE=${SCALE:-2}; MY_SIZE=${MY_SIZE:-20000}; SECS=${SECS:-45}; FAULTS=${FAULTS:-4}
-SEED=${SEED:-$RANDOM}; RANDOM=$SEED
+SEED=${SEED:-$RANDOM}; RANDOM=$SEED; LINK=${LINK:-cut}
 LEASE_MS=3000
 PG_OPTS="-c max_wal_senders=20 -c max_replication_slots=20"
 . "$(dirname "$0")/lib.sh"
 for t in pgbench mariadbd sysbench; do
   command -v $t >/dev/null || { echo "error: $t not installed" >&2; exit 1; }
 done
+case $LINK in
+  cut)
+    [ "$(id -u)" = 0 ] && command -v iptables >/dev/null && command -v setpriv >/dev/null || {
+      echo "error: link cuts need root, iptables and setpriv (or LINK=stop)" >&2; exit 1; }
+    for w in 1 2 3; do
+      id "ferry-chaos-$w" >/dev/null 2>&1 || useradd --system --no-create-home "ferry-chaos-$w"
+    done ;;
+  stop) ;;
+  *) echo "error: LINK must be cut or stop, not $LINK" >&2; exit 1 ;;
+esac
+# Every rule this run adds carries this comment, so that only they are removed.
+RULE_TAG="ferry-chaos-$$"
 pgbench_source "$SCALE"
 start_mariadb
 my() { mariadb -N -B -h 127.0.0.1 -P "$MY_PORT" -u root "$@"; }
@@ -56,7 +75,29 @@ start_node() { # N
     --lease-ms "$LEASE_MS" "${join[@]}" 2>>"$WORK/n$1.log" & NODE[$1]=$!
 }
 start_worker() { # SLOT
-  "$BIN/ferry-worker" --coordinator "$URLS" 2>>"$WORK/worker$1.log" & WORKER[$1]=$!
+  local as=()
+  [ "$LINK" = cut ] && as=(setpriv --reuid="ferry-chaos-$1" --regid="ferry-chaos-$1" --clear-groups)
+  "${as[@]}" "$BIN/ferry-worker" --coordinator "$URLS" 2>>"$WORK/worker$1.log" & WORKER[$1]=$!
+}
+# The rule that drops worker SLOT's packets to every coordinator port.
+link_rule() { # -I|-D SLOT
+  iptables "$1" OUTPUT -o lo -p tcp -m owner --uid-owner "ferry-chaos-$2" \
+    -m multiport --dports "${PORT[1]},${PORT[2]},${PORT[3]}" \
+    -m comment --comment "$RULE_TAG" -j DROP
+}
+restore_links() {
+  [ "$LINK" = cut ] || return 0
+  iptables -S OUTPUT | grep -- "$RULE_TAG" | sed 's/^-A/-D/' | while read -r rule; do
+    eval "iptables $rule" || true
+  done
+}
+busy_slot() { # a worker slot whose process holds a lease, if any
+  local pids p w
+  pids=$("$BIN/ferry" capacity --output json 2>/dev/null \
+    | python3 -c 'import json,sys; print(" ".join(w["name"].rsplit(":",1)[-1] for w in json.load(sys.stdin)["busy_workers"]))' 2>/dev/null) || return 0
+  for p in $pids; do
+    for w in 1 2 3; do [ "${WORKER[$w]:-}" = "$p" ] && { echo "$w"; return 0; }; done
+  done
 }
 kill9() { # PID: killed and reaped quietly
   kill -9 "$1" 2>/dev/null || true
@@ -65,6 +106,7 @@ kill9() { # PID: killed and reaped quietly
 stop_all() {
   # Only these are waited for: a bare `wait` would also wait for mariadbd,
   # which cleanup stops.
+  restore_links
   for p in "${NODE[@]}" "${WORKER[@]}"; do kill9 "$p"; done
   cleanup
 }
@@ -105,10 +147,18 @@ fault() { # KIND: inject it; appends to LOG
       kill9 "${WORKER[$w]}"
       sleep 1; start_worker "$w" ;;
     link)
-      w=$(( (RANDOM % 3) + 1 ))
-      kill -STOP "${WORKER[$w]}" 2>/dev/null || true
-      sleep "$(echo "$LEASE_MS * 2.5 / 1000" | bc -l)"
-      kill -CONT "${WORKER[$w]}" 2>/dev/null || true ;;
+      # A worker holding work when there is one (a zombie with nothing
+      # to write proves little), else any.
+      w=$(busy_slot); [ -n "$w" ] || w=$(( (RANDOM % 3) + 1 ))
+      if [ "$LINK" = cut ]; then
+        link_rule -I "$w"
+        sleep "$(echo "$LEASE_MS * 2.5 / 1000" | bc -l)"
+        link_rule -D "$w"
+      else
+        kill -STOP "${WORKER[$w]}" 2>/dev/null || true
+        sleep "$(echo "$LEASE_MS * 2.5 / 1000" | bc -l)"
+        kill -CONT "${WORKER[$w]}" 2>/dev/null || true
+      fi ;;
     source)
       if [ "$DIR" = pg ]; then
         $AS_PG "$PGBIN/pg_ctl" -D "$WORK/src" -m fast -w restart >/dev/null
@@ -144,9 +194,10 @@ compare() {
   fi
 }
 
-KINDS=(leader follower worker link source target)
+# FAULT_KINDS="link link leader ..." weights the draw (default: each once).
+read -r -a KINDS <<<"${FAULT_KINDS:-leader follower worker link source target}"
 BAD=0; ALL_FAILOVERS=()
-printf "seed %s; %s runs of %s s with %s faults each\n" "$SEED" "$RUNS" "$SECS" "$FAULTS"
+printf "seed %s; %s runs of %s s with %s faults each; link faults: %s\n" "$SEED" "$RUNS" "$SECS" "$FAULTS" "$LINK"
 printf "%-4s %-6s %-64s %8s %6s %8s %s\n" RUN PATH FAULTS ROWS LOST DOUBLED FAILOVER_S
 for run in $(seq "$RUNS"); do
   if [ $((run % 2)) = 1 ]; then DIR=pg; else DIR=my; fi

@@ -36,6 +36,8 @@ pub struct Fleet {
     grace: Duration,
     members: Vec<Member>,
     started: u32,
+    /// Where each worker serves its metrics, for `ferry up`'s `/metrics`.
+    metrics: Option<crate::fleet_metrics::Workers>,
 }
 
 impl Fleet {
@@ -46,7 +48,15 @@ impl Fleet {
             grace,
             members: vec![],
             started: 0,
+            metrics: None,
         }
+    }
+
+    /// Each worker serves `/metrics` on a loopback port recorded in
+    /// `workers`.
+    pub fn with_metrics(mut self, workers: crate::fleet_metrics::Workers) -> Fleet {
+        self.metrics = Some(workers);
+        self
     }
 
     /// Keeps `n` workers running, starting again any that exit.
@@ -134,7 +144,17 @@ impl Fleet {
     fn start(&mut self) -> bool {
         self.started += 1;
         let index = self.started;
-        match Command::new(&self.bin).args(&self.args).kill_on_drop(true).spawn() {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(&self.args).kill_on_drop(true);
+        if let Some(m) = &self.metrics {
+            match m.assign(index) {
+                Ok(addr) => {
+                    cmd.arg("--metrics-listen").arg(addr.to_string());
+                }
+                Err(e) => tracing::warn!(worker = index, error = %e, "no port for the worker's metrics"),
+            }
+        }
+        match cmd.spawn() {
             Ok(child) => {
                 let pid = child.id().unwrap_or(0);
                 tracing::info!(worker = index, pid, "started ferry-worker");
@@ -148,6 +168,9 @@ impl Fleet {
             }
             Err(e) => {
                 tracing::error!(error = %e, bin = %self.bin.display(), "cannot start ferry-worker");
+                if let Some(m) = &self.metrics {
+                    m.remove(index);
+                }
                 false
             }
         }
@@ -156,8 +179,12 @@ impl Fleet {
     /// Forgets workers that exited (a drained one, or one that died: the
     /// next tick starts another if the figure still asks for it).
     fn reap(&mut self) {
+        let metrics = self.metrics.clone();
         self.members.retain_mut(|m| match m.child.try_wait() {
             Ok(Some(status)) => {
+                if let Some(w) = &metrics {
+                    w.remove(m.index);
+                }
                 if m.draining_since.is_some() {
                     tracing::info!(worker = m.index, pid = m.pid, %status, "ferry-worker drained and exited");
                 } else {

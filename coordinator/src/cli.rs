@@ -368,6 +368,7 @@ pub async fn run(link: &ClientLink, cmd: TaskCmd) -> anyhow::Result<()> {
             // now; once the target has applied it, it has applied everything
             // committed before it.
             let mut mark = None;
+            let mut progress = crate::progress::WaitProgress::new(&name);
             loop {
                 if caught_up && mark.is_none() {
                     match c.request_mark(task_name(&name)).await {
@@ -380,12 +381,15 @@ pub async fn run(link: &ClientLink, cmd: TaskCmd) -> anyhow::Result<()> {
                     Ok(r) => {
                         let st = r.into_inner();
                         let t = st.task.clone().unwrap_or_default();
+                        progress.update(&st);
                         if completed && t.state == "completed" {
+                            progress.finish();
                             println!("task {name}: completed");
                             print_failed_objects(&st);
                             return Ok(());
                         }
                         if !caught_up && !completed && (st.full_load_done || t.state == "completed") {
+                            progress.finish();
                             println!("task {name}: full load complete ({} rows)", t.rows_loaded);
                             print_failed_objects(&st);
                             return Ok(());
@@ -395,6 +399,7 @@ pub async fn run(link: &ClientLink, cmd: TaskCmd) -> anyhow::Result<()> {
                         }
                         if let (Some(m), Ok(cdc)) = (mark, serde_json::from_str::<serde_json::Value>(&st.cdc_json)) {
                             if cdc["marks_reached"].as_u64().unwrap_or(0) >= m {
+                                progress.finish();
                                 println!("task {name}: caught up (applied through {})", cdc["applied_lsn"]);
                                 return Ok(());
                             }

@@ -7,17 +7,22 @@ mod certs;
 mod cli;
 mod cluster;
 mod cutover;
+mod dashboard;
 mod demo;
+mod fleet_metrics;
 mod node;
 mod planner;
 mod probes;
+mod progress;
 mod raft;
+mod raft_metrics;
 mod scaler;
 mod server;
 mod service;
 mod state;
 mod supervisor;
 mod task_metrics;
+mod worker_calls;
 
 use clap::{Parser, Subcommand};
 use ferry_common::access::LinkArgs;
@@ -439,7 +444,7 @@ fn main() -> ExitCode {
     if let Some(args) = worker_args(&cli.cmd) {
         return run_in_worker(args);
     }
-    ferry_common::telemetry::init(match cli.cmd {
+    let level = match cli.cmd {
         Cmd::Task { .. }
         | Cmd::Token { .. }
         | Cmd::Endpoint { .. }
@@ -450,13 +455,19 @@ fn main() -> ExitCode {
         | Cmd::Cutover { .. }
         | Cmd::Rollback { .. } => "warn",
         _ => "info",
-    });
+    };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: starting runtime: {e}");
             return ExitCode::FAILURE;
         }
+    };
+    // The OTLP exporter's client runs on the runtime: made inside it, and
+    // dropped (flushing what is left) before it stops.
+    let telemetry = {
+        let _inside = rt.enter();
+        ferry_common::telemetry::init(level, "ferry-coordinator")
     };
     let res = rt.block_on(async move {
         match cli.cmd {
@@ -525,6 +536,7 @@ fn main() -> ExitCode {
                         snapshot_logs,
                         scale_down_cooldown: scaling.cooldown(),
                         metrics_listen,
+                        worker_series: None,
                         security: security.security(),
                     },
                     supervisor::shutdown_signal(),
@@ -596,6 +608,10 @@ fn main() -> ExitCode {
             Cmd::Schema { .. } | Cmd::Assess { .. } => Ok(()),
         }
     });
+    {
+        let _inside = rt.enter();
+        drop(telemetry);
+    }
     match res {
         Ok(code) => code_of(code),
         Err(e) => {

@@ -37,6 +37,8 @@ pub struct NodeConfig {
     pub scale_down_cooldown: Duration,
     /// The HTTP listener for probes and /metrics (`--metrics-listen`).
     pub metrics_listen: Option<SocketAddr>,
+    /// `ferry up`'s workers, whose series its `/metrics` merges in.
+    pub worker_series: Option<crate::fleet_metrics::Workers>,
     pub security: Security,
 }
 
@@ -61,6 +63,7 @@ impl NodeConfig {
             snapshot_logs: SNAPSHOT_LOGS,
             scale_down_cooldown: Duration::from_secs(SCALE_DOWN_COOLDOWN_S),
             metrics_listen: None,
+            worker_series: None,
             security,
         }
     }
@@ -225,9 +228,6 @@ pub async fn run(
     };
     tokio::spawn(reap_leases(node.clone()));
     tokio::spawn(sample_capacity(node.clone()));
-    if let Some(l) = probes {
-        tokio::spawn(crate::probes::serve(l, node.clone(), std::future::pending()));
-    }
     tokio::spawn(crate::cutover::drive(node.clone()));
     if let Some(link) = joining {
         tokio::spawn(crate::cluster::join_via(
@@ -237,7 +237,7 @@ pub async fn run(
             cfg.advertise.clone(),
         ));
     }
-    let gate = Gate {
+    let gate = Arc::new(Gate {
         open,
         admin_digest,
         state: node.state.clone(),
@@ -245,7 +245,22 @@ pub async fn run(
             Audit::open(cfg.data_dir.join("audit.log"))
                 .with_context(|| format!("opening the audit log in {}", cfg.data_dir.display()))?,
         ),
-    };
+    });
+    if let Some(l) = probes {
+        // On loopback (or in laptop mode, where the gate admits everyone)
+        // /metrics is open; elsewhere it asks the gate for a reader.
+        let loopback = l.local_addr().is_ok_and(|a| a.ip().is_loopback());
+        let readers = (!open && !loopback).then(|| gate.clone());
+        let history = crate::dashboard::History::default();
+        tokio::spawn(history.clone().sample(node.clone()));
+        let listener = crate::probes::Listener {
+            node: node.clone(),
+            readers,
+            workers: cfg.worker_series.clone(),
+            history,
+        };
+        tokio::spawn(crate::probes::serve(l, listener, std::future::pending()));
+    }
     tracing::info!(
         listen = %cfg.listen,
         data_dir = %cfg.data_dir.display(),
@@ -258,7 +273,7 @@ pub async fn run(
         server = server.tls_config(tls).context("configuring TLS")?;
     }
     server
-        .layer(GateLayer(Arc::new(gate)))
+        .layer(GateLayer(gate))
         .add_service(AdminServer::new(AdminService {
             node: node.clone(),
             secured: !open,

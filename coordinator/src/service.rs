@@ -14,6 +14,7 @@ use ferry_common::stop::CdcStop;
 use ferry_common::work::{Errand, WorkResult};
 use std::time::Duration;
 use tonic::{Request as Req, Response as Resp, Status};
+use tracing::Instrument;
 
 pub struct AdminService {
     pub node: Node,
@@ -29,7 +30,10 @@ pub struct WorkerService {
 fn answer(r: Response) -> Result<(), Status> {
     match r {
         Response::Error(e) => Err(Status::failed_precondition(e)),
-        Response::Fenced(e) => Err(Status::failed_precondition(e)),
+        Response::Fenced(e) => {
+            crate::worker_calls::fenced();
+            Err(Status::failed_precondition(e))
+        }
         _ => Ok(()),
     }
 }
@@ -617,74 +621,79 @@ impl Admin for AdminService {
             .tasks
             .get(&name)
             .ok_or_else(|| Status::not_found(format!("task {name} not found")))?;
-        let tables = t
-            .schema
-            .as_ref()
-            .map(|schema| {
-                schema
-                    .tables
-                    .iter()
-                    .enumerate()
-                    .map(|(i, tb)| {
-                        let (state, rows, done, total, error) = t.table_progress(i);
-                        let plan = &t.plans[i];
-                        let display = tb.display_name();
-                        let cdc = t.cdc.as_ref();
-                        let counters = cdc.and_then(|c| c.counters.get(&display)).cloned().unwrap_or_default();
-                        let cdc_error = cdc.and_then(|c| c.table_errors.get(&display)).cloned();
-                        let dropped = cdc.and_then(|c| c.dropped.get(&display)).cloned();
-                        let note = dropped
-                            .clone()
-                            .or_else(|| cdc.and_then(|c| c.insert_only.get(&display)).cloned());
-                        // DMS's name for a table the source dropped.
-                        let (state, error) = match (cdc_error, dropped) {
-                            (_, Some(_)) => ("Table does not exist".to_string(), None),
-                            (Some(e), None) => ("Table error".to_string(), Some(e)),
-                            (None, None) => (state, error),
-                        };
-                        pb::TableStatus {
-                            schema: tb.schema.clone(),
-                            name: tb.name.clone(),
-                            state,
-                            rows_loaded: rows,
-                            rows_estimate: tb.rows_estimate,
-                            segments_done: done,
-                            segments_total: total,
-                            error: error.unwrap_or_default(),
-                            load_started_at_ms: plan.load_started_at_ms,
-                            load_finished_at_ms: plan.load_finished_at_ms,
-                            inserts: counters.inserts,
-                            updates: counters.updates,
-                            deletes: counters.deletes,
-                            truncates: counters.truncates,
-                            cdc_note: note.unwrap_or_default(),
-                            exceptions: t.table_exceptions(i),
-                            validation: Some(validation_status(t, i)),
-                        }
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(Resp::new(pb::TaskStatusReply {
-            task: Some(summary(t)),
-            phase: t.phase().into(),
-            tables,
-            created_at_ms: t.created_at_ms,
-            started_at_ms: t.started_at_ms,
-            finished_at_ms: t.finished_at_ms,
-            cdc_json: t.cdc.as_ref().map(|c| cdc_json(t, c)).unwrap_or_default(),
-            cutover_json: t.switch.as_ref().map(|s| s.json().to_string()).unwrap_or_default(),
-            capacity_json: serde_json::to_string(&crate::capacity::of_task(t)).expect("serializable"),
-            full_load_done: t.full_load_done() && t.spec.has_load(),
-            failed_objects: t
-                .failed_objects
+        Ok(Resp::new(status_reply(t)))
+    }
+}
+
+/// What `ferry task status` shows of `t` (also the dashboard's source).
+pub fn status_reply(t: &Task) -> pb::TaskStatusReply {
+    let tables = t
+        .schema
+        .as_ref()
+        .map(|schema| {
+            schema
+                .tables
                 .iter()
-                .map(|(object, error)| pb::FailedObject {
-                    object: object.clone(),
-                    error: error.clone(),
+                .enumerate()
+                .map(|(i, tb)| {
+                    let (state, rows, done, total, error) = t.table_progress(i);
+                    let plan = &t.plans[i];
+                    let display = tb.display_name();
+                    let cdc = t.cdc.as_ref();
+                    let counters = cdc.and_then(|c| c.counters.get(&display)).cloned().unwrap_or_default();
+                    let cdc_error = cdc.and_then(|c| c.table_errors.get(&display)).cloned();
+                    let dropped = cdc.and_then(|c| c.dropped.get(&display)).cloned();
+                    let note = dropped
+                        .clone()
+                        .or_else(|| cdc.and_then(|c| c.insert_only.get(&display)).cloned());
+                    // DMS's name for a table the source dropped.
+                    let (state, error) = match (cdc_error, dropped) {
+                        (_, Some(_)) => ("Table does not exist".to_string(), None),
+                        (Some(e), None) => ("Table error".to_string(), Some(e)),
+                        (None, None) => (state, error),
+                    };
+                    pb::TableStatus {
+                        schema: tb.schema.clone(),
+                        name: tb.name.clone(),
+                        state,
+                        rows_loaded: rows,
+                        rows_estimate: tb.rows_estimate,
+                        segments_done: done,
+                        segments_total: total,
+                        error: error.unwrap_or_default(),
+                        load_started_at_ms: plan.load_started_at_ms,
+                        load_finished_at_ms: plan.load_finished_at_ms,
+                        inserts: counters.inserts,
+                        updates: counters.updates,
+                        deletes: counters.deletes,
+                        truncates: counters.truncates,
+                        cdc_note: note.unwrap_or_default(),
+                        exceptions: t.table_exceptions(i),
+                        validation: Some(validation_status(t, i)),
+                    }
                 })
-                .collect(),
-        }))
+                .collect()
+        })
+        .unwrap_or_default();
+    pb::TaskStatusReply {
+        task: Some(summary(t)),
+        phase: t.phase().into(),
+        tables,
+        created_at_ms: t.created_at_ms,
+        started_at_ms: t.started_at_ms,
+        finished_at_ms: t.finished_at_ms,
+        cdc_json: t.cdc.as_ref().map(|c| cdc_json(t, c)).unwrap_or_default(),
+        cutover_json: t.switch.as_ref().map(|s| s.json().to_string()).unwrap_or_default(),
+        capacity_json: serde_json::to_string(&crate::capacity::of_task(t)).expect("serializable"),
+        full_load_done: t.full_load_done() && t.spec.has_load(),
+        failed_objects: t
+            .failed_objects
+            .iter()
+            .map(|(object, error)| pb::FailedObject {
+                object: object.clone(),
+                error: error.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -778,6 +787,7 @@ impl Worker for WorkerService {
                             kind: Errand::KIND.into(),
                             work_json,
                             lease_ms: 0,
+                            traceparent: String::new(),
                         }),
                     }));
                 }
@@ -790,6 +800,16 @@ impl Worker for WorkerService {
         if !self.node.state.read().expect("state lock").may_grant(now) {
             return Ok(Resp::new(pb::PullReply { assignment: None }));
         }
+        // The grant starts the trace of the work it hands out; the worker
+        // continues it (see `ferry_common::telemetry`).
+        let span = tracing::info_span!(
+            "grant",
+            worker,
+            task = tracing::field::Empty,
+            kind = tracing::field::Empty,
+            assignment = tracing::field::Empty,
+            epoch = tracing::field::Empty
+        );
         let r = self
             .node
             .write(Request::Grant {
@@ -797,9 +817,15 @@ impl Worker for WorkerService {
                 now_ms: now,
                 lease_ms: self.node.lease_ms,
             })
+            .instrument(span.clone())
             .await?;
         match r {
             Response::Granted(Some(g)) => {
+                span.record("task", g.task.as_str());
+                span.record("kind", g.work.kind());
+                span.record("assignment", g.id);
+                span.record("epoch", g.epoch);
+                let traceparent = span.in_scope(ferry_common::telemetry::traceparent);
                 let work_json = serde_json::to_vec(&g.work).map_err(|e| Status::internal(e.to_string()))?;
                 Ok(Resp::new(pb::PullReply {
                     assignment: Some(pb::Assignment {
@@ -809,6 +835,7 @@ impl Worker for WorkerService {
                         kind: g.work.kind().into(),
                         work_json,
                         lease_ms: self.node.lease_ms,
+                        traceparent,
                     }),
                 }))
             }
@@ -833,10 +860,13 @@ impl Worker for WorkerService {
             Response::Renewed {
                 revoked,
                 unknown_worker,
-            } => Ok(Resp::new(pb::HeartbeatReply {
-                revoked,
-                unknown_worker,
-            })),
+            } => {
+                crate::worker_calls::heartbeat(r.assignments.len().saturating_sub(revoked.len()), revoked.len());
+                Ok(Resp::new(pb::HeartbeatReply {
+                    revoked,
+                    unknown_worker,
+                }))
+            }
             other => Err(Status::internal(format!("unexpected renew answer {other:?}"))),
         }
     }

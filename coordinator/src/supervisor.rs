@@ -178,7 +178,12 @@ pub async fn up(up: Up, security: server::Security) -> anyhow::Result<()> {
         drain_grace.as_secs().to_string().into(),
     ];
     base.extend(worker_args.iter().cloned());
-    let fleet = crate::autoscaler::Fleet::new(worker_bin, base, drain_grace);
+    let mut fleet = crate::autoscaler::Fleet::new(worker_bin, base, drain_grace);
+    // With a metrics listener, the workers' series join node 1's /metrics.
+    let worker_series = metrics_listen.map(|_| crate::fleet_metrics::Workers::default());
+    if let Some(w) = &worker_series {
+        fleet = fleet.with_metrics(w.clone());
+    }
     let (workers_stop_tx, workers_stop) = tokio::sync::watch::channel(false);
     let pool = match workers {
         Workers::Fixed(n) => tokio::spawn(fleet.run_fixed(n, workers_stop)),
@@ -205,6 +210,7 @@ pub async fn up(up: Up, security: server::Security) -> anyhow::Result<()> {
     node.advertise = reach(&listen).to_string();
     node.scale_down_cooldown = cooldown;
     node.metrics_listen = metrics_listen;
+    node.worker_series = worker_series;
     // Stop order: workers drain while the coordinators still answer (their
     // hand-backs go through Raft), then the nodes stop.
     let (node_stop_tx, node_stop) = tokio::sync::oneshot::channel::<()>();

@@ -37,6 +37,9 @@ pub fn register<'a>(reg: &mut Registry, tasks: impl Iterator<Item = &'a Task>, n
     let tables_errored = Ints::default();
     let validation_attempted = Ints::default();
     let validation_failed = Ints::default();
+    let validation_succeeded = Ints::default();
+    let validation_pending = Ints::default();
+    let retries = Ints::default();
     let latency_source = Floats::default();
     let latency_target = Floats::default();
     let incoming = Ints::default();
@@ -65,6 +68,12 @@ pub fn register<'a>(reg: &mut Registry, tasks: impl Iterator<Item = &'a Task>, n
             }
             validation_attempted.get_or_create(&l).set(compared as i64);
             validation_failed.get_or_create(&l).set(failed as i64);
+            validation_succeeded
+                .get_or_create(&l)
+                .set(compared.saturating_sub(failed) as i64);
+            validation_pending
+                .get_or_create(&l)
+                .set(t.table_validation(i).pending as i64);
             if let Some(c) = t.cdc.as_ref().and_then(|c| c.counters.get(&name)) {
                 inserts.get_or_create(&l).set(c.inserts as i64);
                 updates.get_or_create(&l).set(c.updates as i64);
@@ -72,6 +81,11 @@ pub fn register<'a>(reg: &mut Registry, tasks: impl Iterator<Item = &'a Task>, n
                 apply_exceptions.get_or_create(&l).set(c.exceptions as i64);
             }
         }
+        // Each unit counts its failed attempts (a transient error, a lost
+        // worker) until it succeeds; their sum is the task's recoveries
+        // under way or behind it.
+        let again: u64 = t.units.iter().map(|u| u.attempts as u64).sum();
+        retries.get_or_create(&task).set(again as i64);
         let mut by_state = [0i64; 4];
         for u in t.units.iter().filter(|u| matches!(u.kind, UnitKind::Load { .. })) {
             by_state[match u.state {
@@ -159,6 +173,21 @@ pub fn register<'a>(reg: &mut Registry, tasks: impl Iterator<Item = &'a Task>, n
         "ferry_validation_failed_records",
         "Rows found different by completed validation segments (DMS ValidationFailedRecords)",
         validation_failed,
+    );
+    reg.register(
+        "ferry_validation_succeeded_records",
+        "Rows found equal by completed validation segments (DMS ValidationSucceededRecordCount)",
+        validation_succeeded,
+    );
+    reg.register(
+        "ferry_validation_pending_segments",
+        "A table's validation segments not compared yet, or to compare again (DMS ValidationPendingRecordCount, in segments)",
+        validation_pending,
+    );
+    reg.register(
+        "ferry_task_recoveries",
+        "Failed attempts of a task's units, each retried or to be (transient errors, lost workers), counted per unit until it succeeds",
+        retries,
     );
     reg.register(
         "ferry_cdc_latency_source_seconds",

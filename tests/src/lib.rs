@@ -5,6 +5,7 @@
 pub mod compare;
 pub mod ddl;
 pub mod mariadb;
+pub mod otlp;
 pub mod proxy;
 pub mod samples;
 pub mod tls;
@@ -35,10 +36,20 @@ fn pg_cmd(bin: &Path, root: bool) -> Command {
 
 /// GET http://addr/path: (status, body).
 pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    http_get_with(addr, path, &[])
+}
+
+/// GET http://addr/path with further request headers: (status, body).
+pub fn http_get_with(addr: &str, path: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     let status = out.split_whitespace().nth(1)?.parse().ok()?;
@@ -413,6 +424,11 @@ impl Ferry {
     /// calls the admin token.
     pub fn start_secured(workers: usize, lease_ms: u64, worker_env: &[(&str, &str)]) -> Result<Ferry> {
         Ferry::start_with(workers, lease_ms, worker_env, true, &[])
+    }
+
+    /// A secured coordinator given further flags.
+    pub fn start_secured_args(workers: usize, lease_ms: u64, coordinator_args: &[&str]) -> Result<Ferry> {
+        Ferry::start_with(workers, lease_ms, &[], true, coordinator_args)
     }
 
     fn start_with(

@@ -263,3 +263,85 @@ async fn secured_coordinator_admits_by_role_and_audits() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `/metrics` on a secured coordinator's listener off loopback (here
+/// 0.0.0.0, reached through 127.0.0.1) needs a viewer's bearer token: none,
+/// an unknown one or a worker's is refused without the series; a viewer's
+/// reads them; the probes stay open. On loopback it is open (the Kubernetes
+/// test reads it so).
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_off_loopback_need_a_viewer_token() -> anyhow::Result<()> {
+    let port = free_port();
+    let listen = format!("0.0.0.0:{port}");
+    let f = Ferry::start_secured_args(0, 3000, &["--metrics-listen", &listen])?;
+    let addr = format!("127.0.0.1:{port}");
+    f.wait_until("the metrics listener", Duration::from_secs(30), || {
+        http_get(&addr, "/healthz").is_some()
+    });
+    let viewer = f
+        .ok(&["token", "create", "prometheus", "--role", "viewer"])
+        .trim()
+        .to_string();
+    let worker = f
+        .ok(&["token", "create", "pool-b", "--role", "worker"])
+        .trim()
+        .to_string();
+
+    let (code, body) = http_get(&addr, "/metrics").expect("an answer");
+    assert_eq!(code, 401, "{body}");
+    assert!(
+        body.contains("requires credentials") && !body.contains("ferry_"),
+        "{body}"
+    );
+    let bearer = |t: &str| format!("Bearer {t}");
+    let (code, body) =
+        http_get_with(&addr, "/metrics", &[("Authorization", &bearer("ferry-viewer-nosuch"))]).expect("an answer");
+    assert_eq!(code, 401, "{body}");
+    assert!(
+        !body.contains("ferry-viewer-nosuch"),
+        "the refusal repeats the token: {body}"
+    );
+    let (code, body) = http_get_with(&addr, "/metrics", &[("Authorization", &bearer(&worker))]).expect("an answer");
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("needs viewer") && !body.contains(&worker), "{body}");
+    let (code, body) = http_get_with(&addr, "/metrics", &[("Authorization", &bearer(&viewer))]).expect("an answer");
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("ferry_desired_capacity") && body.contains("ferry_raft_term"),
+        "{body}"
+    );
+    assert_eq!(http_get(&addr, "/healthz").map(|(c, _)| c), Some(200));
+    assert_eq!(http_get(&addr, "/readyz").map(|(c, _)| c), Some(200));
+    // The dashboard: a browser is asked for the token (Basic), and shown
+    // the page with a viewer's.
+    let (code, body) = http_get(&addr, "/").expect("an answer");
+    assert_eq!(code, 401, "{body}");
+    let basic = |user: &str, token: &str| {
+        let raw = format!("{user}:{token}");
+        let table = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut enc = String::new();
+        for chunk in raw.as_bytes().chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
+            for i in 0..4 {
+                enc.push(if i <= chunk.len() {
+                    table[(n >> (18 - 6 * i) & 63) as usize] as char
+                } else {
+                    '='
+                });
+            }
+        }
+        format!("Basic {enc}")
+    };
+    let (code, body) = http_get_with(&addr, "/", &[("Authorization", &basic("me", &worker))]).expect("an answer");
+    assert_eq!(code, 403, "{body}");
+    let (code, body) = http_get_with(&addr, "/", &[("Authorization", &basic("me", &viewer))]).expect("an answer");
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("<title>Ferry</title>") && body.contains("Workers"),
+        "{body}"
+    );
+    Ok(())
+}

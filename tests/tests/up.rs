@@ -1,7 +1,8 @@
 //! `ferry up --nodes 3`: a three-node coordinator cluster and its workers on
 //! one machine. The nodes elect node 1, a task runs; node 2's process
 //! killed is started again by `ferry up` and rejoins from its data dir; a
-//! second task runs; SIGTERM stops every process `ferry up` started.
+//! second task runs; SIGTERM stops every process `ferry up` started. Its
+//! `/metrics` carries the cluster's series and its worker's, merged.
 use ferry_tests::*;
 use std::net::TcpListener;
 use std::process::Command;
@@ -23,11 +24,12 @@ async fn ferry_up_runs_three_nodes_and_keeps_them_running() -> anyhow::Result<()
     let src = pg.src_and_dst(5000).await?;
     let dir = tempfile::tempdir()?;
     let port = three_ports();
+    let metrics = format!("127.0.0.1:{}", free_port());
     let log = std::fs::File::create(dir.path().join("up.log"))?;
     let mut up = Command::new(bin_dir().join("ferry"))
         .args(["up", "--nodes", "3", "--workers", "1", "--data-dir"])
         .arg(dir.path().join("data"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--metrics-listen", &metrics])
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()?;
@@ -77,6 +79,21 @@ async fn ferry_up_runs_three_nodes_and_keeps_them_running() -> anyhow::Result<()
     run("first", "dst");
     let dst = pg.client("dst").await?;
     assert_eq!(table_digest(&src, "t").await?, table_digest(&dst, "t").await?);
+
+    // One scrape of `ferry up` shows the task, the Raft node and the worker.
+    let (code, body) = http_get(&metrics, "/metrics").expect("ferry up's /metrics");
+    assert_eq!(code, 200, "{body}");
+    for series in [
+        "ferry_worker_slots{worker=\"1\"} 1",
+        "ferry_worker_cpu_seconds_total{worker=\"1\"}",
+        "ferry_worker_resident_memory_bytes{worker=\"1\"}",
+        "ferry_raft_voters{node=\"1\"} 3",
+        "ferry_task_info{task=\"first\"",
+    ] {
+        assert!(body.contains(series), "{series} missing:\n{body}");
+    }
+    assert_eq!(body.matches("# TYPE ferry_worker_slots").count(), 1, "{body}");
+    assert!(body.ends_with("# EOF\n"), "{body}");
 
     // Node 2's process dies; `ferry up` starts it again on its data dir.
     let node2 = children(up.id(), "node-id 2");

@@ -5,14 +5,24 @@
 //! - `/readyz`: 200 once a slot registered with the coordinator, 503 before
 //!   and while draining (a draining pod takes no new work).
 //! - `/metrics`: `ferry_worker_slots`, `ferry_worker_assignments_running`,
-//!   `ferry_worker_draining`.
+//!   `ferry_worker_draining`, and the process's `ferry_worker_cpu_seconds_total`
+//!   and `ferry_worker_resident_memory_bytes` (Linux, from `/proc/self`);
+//!   the bytes this worker sent to targets, by task and table for loads
+//!   (`ferry_worker_full_load_bytes_target_total`) and by task for CDC
+//!   (`ferry_worker_cdc_bytes_target_total`): their rates are DMS's
+//!   FullLoadThroughputBandwidthTarget and CDCThroughputBandwidthTarget.
 
 use axum::http::StatusCode;
 use axum::routing::get;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Mutex;
 
 /// Process-wide facts the probes report.
 pub struct Health {
@@ -28,6 +38,22 @@ pub static HEALTH: Health = Health {
     draining: AtomicBool::new(false),
     running: AtomicI64::new(0),
 };
+
+/// Bytes sent to targets: loads by (task, table), CDC by task.
+static LOADED: Mutex<BTreeMap<(String, String), u64>> = Mutex::new(BTreeMap::new());
+static APPLIED: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
+
+/// A load of `table` sent `bytes` (COPY text or LOAD DATA rows) to its target.
+pub fn loaded(task: &str, table: &str, bytes: usize) {
+    let mut m = LOADED.lock().unwrap_or_else(|p| p.into_inner());
+    *m.entry((task.to_string(), table.to_string())).or_default() += bytes as u64;
+}
+
+/// A CDC stream sent `bytes` of statements to its target.
+pub fn applied(task: &str, bytes: usize) {
+    let mut m = APPLIED.lock().unwrap_or_else(|p| p.into_inner());
+    *m.entry(task.to_string()).or_default() += bytes as u64;
+}
 
 /// Counts an assignment as running while the guard lives.
 pub struct Running;
@@ -92,9 +118,101 @@ async fn metrics() -> (StatusCode, String) {
         "1 while the worker drains (SIGTERM)",
         gauge(h.draining.load(Ordering::Relaxed) as i64),
     );
+    type Labels = Vec<(String, String)>;
+    let loaded = Family::<Labels, Counter>::default();
+    for ((task, table), n) in LOADED.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        let l = vec![("task".to_string(), task.clone()), ("table".to_string(), table.clone())];
+        loaded.get_or_create(&l).inc_by(*n);
+    }
+    reg.register(
+        "ferry_worker_full_load_bytes_target",
+        "Bytes this worker's loads sent to the target (rate: DMS FullLoadThroughputBandwidthTarget)",
+        loaded,
+    );
+    let applied = Family::<Labels, Counter>::default();
+    for (task, n) in APPLIED.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        applied
+            .get_or_create(&vec![("task".to_string(), task.clone())])
+            .inc_by(*n);
+    }
+    reg.register(
+        "ferry_worker_cdc_bytes_target",
+        "Bytes of statements this worker's CDC streams sent to the target (rate: DMS CDCThroughputBandwidthTarget)",
+        applied,
+    );
+    if let Some(p) = Process::read() {
+        reg.register(
+            "ferry_worker_cpu_seconds",
+            "CPU time this worker process used, user and system",
+            ConstCounter::new(p.cpu_seconds),
+        );
+        reg.register(
+            "ferry_worker_resident_memory_bytes",
+            "Resident memory of this worker process",
+            gauge(p.rss_bytes as i64),
+        );
+    }
     let mut body = String::new();
     match encode(&mut body, &reg) {
         Ok(()) => (StatusCode::OK, body),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics: {e}\n")),
+    }
+}
+
+/// The process's CPU time and resident memory, from `/proc/self` (None
+/// where there is no procfs).
+struct Process {
+    cpu_seconds: f64,
+    rss_bytes: u64,
+}
+
+impl Process {
+    fn read() -> Option<Process> {
+        Some(Process {
+            cpu_seconds: Self::cpu_seconds(&std::fs::read_to_string("/proc/self/stat").ok()?)?,
+            rss_bytes: Self::rss_bytes(&std::fs::read_to_string("/proc/self/status").ok()?)?,
+        })
+    }
+
+    /// utime + stime (fields 14 and 15 of `/proc/self/stat`), in clock
+    /// ticks of USER_HZ, which Linux fixes at 100 for user space.
+    fn cpu_seconds(stat: &str) -> Option<f64> {
+        // The command name (field 2) is in parentheses and may hold spaces.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // `rest` starts at field 3 (state): utime is field 14.
+        let utime: u64 = fields.get(11)?.parse().ok()?;
+        let stime: u64 = fields.get(12)?.parse().ok()?;
+        Some((utime + stime) as f64 / 100.0)
+    }
+
+    /// `VmRSS:   1234 kB` of `/proc/self/status`.
+    fn rss_bytes(status: &str) -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_figures_parse_from_procfs_text() {
+        let stat = "4242 (ferry worker) S 1 4242 4242 0 -1 4194304 900 0 0 0 250 75 0 0 20 0 9 0 100 0 0";
+        assert_eq!(Process::cpu_seconds(stat), Some(3.25));
+        assert_eq!(
+            Process::rss_bytes("Name:\tferry\nVmRSS:\t   2048 kB\n"),
+            Some(2 * 1024 * 1024)
+        );
+        assert_eq!(Process::cpu_seconds("garbage"), None);
+    }
+
+    #[test]
+    fn this_process_has_cpu_time_and_memory() {
+        let p = Process::read().expect("procfs on Linux");
+        assert!(p.rss_bytes > 0);
+        assert!(p.cpu_seconds >= 0.0);
     }
 }

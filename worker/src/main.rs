@@ -18,7 +18,7 @@ use clap::Parser;
 use engine::ConnectorError;
 use ferry_common::access::{Link, LinkArgs};
 use ferry_common::proto::{self as pb, admin_client::AdminClient, worker_client::WorkerClient};
-use ferry_common::work::Work;
+use ferry_common::work::{Work, WorkResult};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,7 +118,7 @@ enum SchemaCmd {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let mut args = Args::parse();
-    ferry_common::telemetry::init(if args.cmd.is_some() { "warn" } else { "info" });
+    let _telemetry = ferry_common::telemetry::init(if args.cmd.is_some() { "warn" } else { "info" }, "ferry-worker");
     let policy = match secret_policy(&args) {
         Ok(p) => p,
         Err(e) => {
@@ -368,6 +368,8 @@ async fn slot_loop(
             continue;
         }
         let span = tracing::info_span!("assignment", task = %a.task, kind = %a.kind, id = a.id, epoch = a.epoch, slot);
+        // The grant's trace, continued here (when traces are exported).
+        ferry_common::telemetry::follow(&span, &a.traceparent);
         if a.kind == "HoldSnapshot" {
             // A snapshot holder idles on a source connection; it does not
             // take this slot's capacity (the coordinator does not count it).
@@ -489,7 +491,9 @@ async fn run_assignment(
     // A panic in the work (a bug, or a driver's) fails this assignment with
     // a message instead of taking the slot down with it: the slot would
     // otherwise stop pulling work while its lease quietly expires.
-    let fut = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(pipeline::work::run(work, ctx)));
+    let fut = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
+        pipeline::work::run(work, ctx).instrument(tracing::info_span!("work", kind)),
+    ));
     let mut fut = Box::pin(futures::FutureExt::map(fut, move |r| {
         r.unwrap_or_else(|panic| {
             let what = panic
@@ -545,7 +549,13 @@ async fn run_assignment(
         hand_back(client, aref, reason).await;
         return;
     }
-    // Report until the coordinator answers: it may be restarting.
+    report(client, aref, result)
+        .instrument(tracing::info_span!("report"))
+        .await;
+}
+
+/// Reports `result` until the coordinator answers: it may be restarting.
+async fn report(client: &mut WorkerClient<Link>, aref: pb::AssignmentRef, result: Result<WorkResult, ConnectorError>) {
     let mut delay = Duration::from_millis(200);
     for _ in 0..60 {
         let res = match &result {

@@ -121,6 +121,8 @@ async fn follow(
     deadline: Instant,
 ) -> anyhow::Result<()> {
     let mut out = Printer::default();
+    // The tables and the lag while the switch waits (the drain above all).
+    let mut progress = crate::progress::WaitProgress::new(holder);
     loop {
         // A leader lost mid-cutover: the next call goes to the next node
         // (common/src/leader.rs) and the new leader carries the cutover on.
@@ -134,18 +136,22 @@ async fn follow(
         };
         let sw: Value = serde_json::from_str(&st.cutover_json)
             .map_err(|_| anyhow::anyhow!("task {holder} has no cutover on record"))?;
-        out.steps(&sw);
+        progress.update(&st);
+        progress.suspend(|| out.steps(&sw));
         let step = sw["step"].as_str().unwrap_or("-");
         match sw["state"].as_str().unwrap_or("") {
             "done" => {
+                progress.finish();
                 out.finish(&sw);
                 return Ok(());
             }
             "abandoned" => {
+                progress.finish();
                 println!("task {name}: the source accepts writes again");
                 return Ok(());
             }
             "failed" => {
+                progress.finish();
                 if step == "validate" {
                     print_differences(&st);
                 }
@@ -167,6 +173,7 @@ async fn follow(
                 );
             }
             "awaiting-hook" => {
+                progress.finish();
                 let Some(cmd) = hook else {
                     bail!(
                         "the {} of {name} waits for its hook: give `--resume --hook CMD`",

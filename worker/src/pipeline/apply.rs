@@ -562,6 +562,7 @@ async fn fly_on<T: ChangeTarget>(
             fence.task, fence.epoch
         ))
     };
+    let bytes = first.len() + rest.iter().map(String::len).sum::<usize>();
     let (fenced, others) = lanes.split_first_mut().expect("an applier has a session");
     let lanes_used = rest.iter().filter(|sql| !sql.is_empty()).count();
     let lanes_run = futures::future::join_all(others.iter_mut().zip(rest).filter(|(_, sql)| !sql.is_empty()).map(
@@ -607,6 +608,7 @@ async fn fly_on<T: ChangeTarget>(
         fenced.rollback().await;
         return Err(e);
     }
+    crate::health::applied(&fence.task, bytes);
     if !fenced
         .record_position(&fence.task, fence.epoch, fence.end.as_ref(), fence.mark)
         .await?
@@ -928,7 +930,9 @@ impl<T: ChangeTarget> Applier<T> {
         }
         let sql = std::mem::take(&mut self.sql);
         let what = self.batch_what();
-        self.lanes[0].execute(&sql, &what).await
+        self.lanes[0].execute(&sql, &what).await?;
+        crate::health::applied(&self.task, sql.len());
+        Ok(())
     }
 
     /// The open batch, in errors.

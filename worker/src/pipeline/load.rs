@@ -14,6 +14,7 @@ use crate::engine::{bounds_on_target, on_target, with_engine, ConnectorError, Pr
 use ferry_common::endpoint::Endpoint;
 use ferry_common::schema::TableSchema;
 use ferry_common::work::WorkResult;
+use tracing::Instrument;
 
 /// One `Work::LoadSegment`: `table` (as the source declares it) from
 /// `source` to `target`.
@@ -45,8 +46,10 @@ async fn load_with(
         seg,
     } = job;
     if source.engine == target.engine {
+        // Read and write in one: the source's COPY bytes go to the target.
         let copied = to
             .copy_segment(run, source, target, table, seg.clone(), progress.clone())
+            .instrument(tracing::info_span!("copy", table = %table.display_name(), segment = seg.number))
             .await;
         if let Some(result) = copied {
             return result;
@@ -60,6 +63,7 @@ async fn load_with(
         .collect();
     let (rows, position) = from
         .read_segment(source, table, columns, seg.bounds, seg.snapshot)
+        .instrument(tracing::info_span!("read", table = %table.display_name(), segment = seg.number))
         .await?;
     // The snapshot position travels with the result (from the segment's
     // marker when an earlier attempt committed it).
@@ -70,7 +74,10 @@ async fn load_with(
         bounds: &bounds,
         ..seg
     };
-    to.load_rows(run, target, &converted, seg, rows, progress).await
+    let span = tracing::info_span!("write", table = %converted.display_name(), segment = seg.number);
+    to.load_rows(run, target, &converted, seg, rows, progress)
+        .instrument(span)
+        .await
 }
 
 /// A table's rows on the target against what its segments loaded, once

@@ -31,6 +31,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use tracing::Instrument;
 
 fn column_def(col: &Column) -> String {
     let mut d = format!("{} {}", quote_ident(&col.name), col.type_sql);
@@ -199,6 +200,7 @@ pub async fn load_rows(
     let encoder = {
         let result = result.clone();
         let progress = progress.clone();
+        let (task, name) = (task.clone(), name.clone());
         tokio::spawn(async move {
             let mut buf: Vec<u8> = Vec::with_capacity(160 * 1024);
             let mut sent = 0u64;
@@ -223,6 +225,7 @@ pub async fn load_rows(
                 }
                 if buf.len() >= 128 * 1024 {
                     progress.store(sent, Ordering::Relaxed);
+                    crate::health::loaded(&task, &name, buf.len());
                     if tx.send(Ok(bytes::Bytes::from(std::mem::take(&mut buf)))).await.is_err() {
                         return;
                     }
@@ -233,6 +236,7 @@ pub async fn load_rows(
                 // Make the server fail the LOAD rather than commit a part.
                 Err(std::io::Error::other("source stream failed"))
             } else {
+                crate::health::loaded(&task, &name, buf.len());
                 Ok(bytes::Bytes::from(buf))
             };
             let _ = tx.send(last).await;
@@ -352,7 +356,10 @@ pub async fn load_rows(
     .await
     .map_err(q("updating segment marker"))?;
     crate::failpoint::pause("before-commit").await;
-    c.query_drop("COMMIT").await.map_err(q("COMMIT on target"))?;
+    c.query_drop("COMMIT")
+        .instrument(tracing::info_span!("commit"))
+        .await
+        .map_err(q("COMMIT on target"))?;
     crate::failpoint::pause("after-commit").await;
     Ok(WorkResult::Loaded {
         rows: loaded,

@@ -42,6 +42,7 @@ use ferry_common::schema::{quote_ident, quote_literal, CopyFormat, TableSchema};
 use ferry_common::work::WorkResult;
 use futures::{SinkExt, StreamExt};
 use std::sync::atomic::Ordering;
+use tracing::Instrument;
 
 fn tuple(cols: &[KeyColumn]) -> String {
     let c: Vec<String> = cols.iter().map(|k| quote_ident(&k.name)).collect();
@@ -348,7 +349,10 @@ async fn finish(
     .await
     .map_err(|e| classify(ctx("updating segment marker"), e))?;
     failpoint::pause("before-commit").await;
-    tx.commit().await.map_err(|e| classify(ctx("COMMIT on target"), e))?;
+    tx.commit()
+        .instrument(tracing::info_span!("commit"))
+        .await
+        .map_err(|e| classify(ctx("COMMIT on target"), e))?;
     failpoint::pause("after-commit").await;
     Ok(WorkResult::Loaded {
         rows,
@@ -378,6 +382,8 @@ pub async fn load_segment(
     // target form (renamed by the task's rules), with the segment's key as
     // the target names it.
     let on = on_target(t, Engine::Postgres)?;
+    // Bandwidth is counted by the table's target name, as the value path does.
+    let on_name = on.display_name();
     let target_bounds = crate::engine::bounds_on_target(t, bounds, Engine::Postgres)?;
     let seg = Segment {
         bounds: &target_bounds,
@@ -448,6 +454,7 @@ pub async fn load_segment(
         let chunk = chunk.map_err(|e| classify(ctx("reading from source"), e))?;
         gathered.extend_from_slice(&chunk);
         if gathered.len() >= GATHER_BYTES {
+            crate::health::loaded(&run.task, &on_name, gathered.len());
             sink.feed(gathered.split().freeze())
                 .await
                 .map_err(|e| classify(ctx("target refused a row"), e))?;
@@ -459,6 +466,7 @@ pub async fn load_segment(
         }
     }
     if !gathered.is_empty() {
+        crate::health::loaded(&run.task, &on_name, gathered.len());
         sink.feed(gathered.freeze())
             .await
             .map_err(|e| classify(ctx("target refused a row"), e))?;
@@ -534,6 +542,7 @@ pub async fn load_rows(
             }
         }
         if buf.len() >= 128 * 1024 {
+            crate::health::loaded(&run.task, &name, buf.len());
             sink.feed(bytes::Bytes::from(std::mem::take(&mut buf)))
                 .await
                 .map_err(|e| classify(ctx("target refused a row"), e))?;
@@ -541,6 +550,7 @@ pub async fn load_rows(
         }
     }
     if !buf.is_empty() {
+        crate::health::loaded(&run.task, &name, buf.len());
         sink.feed(bytes::Bytes::from(buf))
             .await
             .map_err(|e| classify(ctx("target refused a row"), e))?;

@@ -87,9 +87,11 @@ link_rule() { # -I|-D SLOT
 }
 restore_links() {
   [ "$LINK" = cut ] || return 0
-  iptables -S OUTPUT | grep -- "$RULE_TAG" | sed 's/^-A/-D/' | while read -r rule; do
-    eval "iptables $rule" || true
-  done
+  local rules
+  rules=$(iptables -S OUTPUT | grep -- "$RULE_TAG" || true)
+  while read -r rule; do
+    [ -n "$rule" ] && eval "iptables ${rule/#-A/-D}" || true
+  done <<<"$rules"
 }
 busy_slot() { # a worker slot whose process holds a lease, if any
   local pids p w

@@ -80,8 +80,11 @@ panel("timeseries", "Capacity units", [t('max(ferry_desired_capacity)', "desired
 panel("timeseries", "Worker CPU", [t('rate(ferry_worker_cpu_seconds_total[1m])', "{{instance}}")], 8, 8, 8, unit="percentunit")
 panel("timeseries", "Worker memory", [t('ferry_worker_resident_memory_bytes', "{{instance}}")], 16, 8, 8, unit="bytes")
 y += 8
+panel("timeseries", "Bandwidth from the source", [t(f'sum by (task) (rate(ferry_worker_full_load_bytes_source_total{{{T}}}[1m]))', "{{task}} full load"),
+                                                  t(f'sum by (task) (rate(ferry_worker_cdc_bytes_source_total{{{T}}}[1m]))', "{{task}} CDC")], 0, 12, 7,
+      unit="Bps", desc="DMS FullLoadThroughputBandwidthSource / CDCThroughputBandwidthSource: bytes the workers read")
 panel("timeseries", "Bandwidth to the target", [t(f'sum by (task) (rate(ferry_worker_full_load_bytes_target_total{{{T}}}[1m]))', "{{task}} full load"),
-                                                t(f'sum by (task) (rate(ferry_worker_cdc_bytes_target_total{{{T}}}[1m]))', "{{task}} CDC")], 0, 24, 7,
+                                                t(f'sum by (task) (rate(ferry_worker_cdc_bytes_target_total{{{T}}}[1m]))', "{{task}} CDC")], 12, 12, 7,
       unit="Bps", desc="DMS FullLoadThroughputBandwidthTarget / CDCThroughputBandwidthTarget: bytes the workers sent")
 y += 7
 row("Coordinator cluster")

@@ -286,6 +286,13 @@ async fn a_real_prometheus_scrapes_the_series_and_evaluates_the_rules() -> anyho
     prom.wait_for(r#"ferry_worker_cdc_bytes_target_total{task="prom"}"#, |v| {
         v > 40.0 * 5.0
     });
+    prom.wait_for(
+        r#"ferry_worker_full_load_bytes_source_total{task="prom",table="public.t"}"#,
+        |v| v > 5000.0 * 5.0,
+    );
+    prom.wait_for(r#"ferry_worker_cdc_bytes_source_total{task="prom"}"#, |v| {
+        v > 40.0 * 5.0
+    });
 
     // A task whose mappings select nothing fails at introspection (on a
     // second worker: the first holds the stream); the FerryTaskFailed

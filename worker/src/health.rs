@@ -9,8 +9,9 @@
 //!   and `ferry_worker_resident_memory_bytes` (Linux, from `/proc/self`);
 //!   the bytes this worker sent to targets, by task and table for loads
 //!   (`ferry_worker_full_load_bytes_target_total`) and by task for CDC
-//!   (`ferry_worker_cdc_bytes_target_total`): their rates are DMS's
-//!   FullLoadThroughputBandwidthTarget and CDCThroughputBandwidthTarget.
+//!   (`ferry_worker_cdc_bytes_target_total`), and read from sources
+//!   (`..._bytes_source_total`): their rates are DMS's
+//!   FullLoadThroughputBandwidthTarget/Source and CDCThroughputBandwidthTarget/Source.
 
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -39,9 +40,25 @@ pub static HEALTH: Health = Health {
     running: AtomicI64::new(0),
 };
 
-/// Bytes sent to targets: loads by (task, table), CDC by task.
+/// Bytes sent to targets: loads by (task, table), CDC by task; and read
+/// from sources likewise.
 static LOADED: Mutex<BTreeMap<(String, String), u64>> = Mutex::new(BTreeMap::new());
 static APPLIED: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
+static READ: Mutex<BTreeMap<(String, String), u64>> = Mutex::new(BTreeMap::new());
+static RECEIVED: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
+
+/// A load of `table` read `bytes` from its source (COPY text, or the
+/// values read).
+pub fn read(task: &str, table: &str, bytes: usize) {
+    let mut m = READ.lock().unwrap_or_else(|p| p.into_inner());
+    *m.entry((task.to_string(), table.to_string())).or_default() += bytes as u64;
+}
+
+/// A CDC stream received `bytes` of log (pgoutput messages, binlog events).
+pub fn received(task: &str, bytes: usize) {
+    let mut m = RECEIVED.lock().unwrap_or_else(|p| p.into_inner());
+    *m.entry(task.to_string()).or_default() += bytes as u64;
+}
 
 /// A load of `table` sent `bytes` (COPY text or LOAD DATA rows) to its target.
 pub fn loaded(task: &str, table: &str, bytes: usize) {
@@ -128,6 +145,27 @@ async fn metrics() -> (StatusCode, String) {
         "ferry_worker_full_load_bytes_target",
         "Bytes this worker's loads sent to the target (rate: DMS FullLoadThroughputBandwidthTarget)",
         loaded,
+    );
+    let read = Family::<Labels, Counter>::default();
+    for ((task, table), n) in READ.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        let l = vec![("task".to_string(), task.clone()), ("table".to_string(), table.clone())];
+        read.get_or_create(&l).inc_by(*n);
+    }
+    reg.register(
+        "ferry_worker_full_load_bytes_source",
+        "Bytes this worker's loads read from the source (rate: DMS FullLoadThroughputBandwidthSource)",
+        read,
+    );
+    let received = Family::<Labels, Counter>::default();
+    for (task, n) in RECEIVED.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        received
+            .get_or_create(&vec![("task".to_string(), task.clone())])
+            .inc_by(*n);
+    }
+    reg.register(
+        "ferry_worker_cdc_bytes_source",
+        "Bytes of log this worker's CDC streams received from the source (rate: DMS CDCThroughputBandwidthSource)",
+        received,
     );
     let applied = Family::<Labels, Counter>::default();
     for (task, n) in APPLIED.lock().unwrap_or_else(|p| p.into_inner()).iter() {

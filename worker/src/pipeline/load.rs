@@ -65,6 +65,12 @@ async fn load_with(
         .read_segment(source, table, columns, seg.bounds, seg.snapshot)
         .instrument(tracing::info_span!("read", table = %table.display_name(), segment = seg.number))
         .await?;
+    let (task, name) = (run.task.clone(), converted.display_name());
+    let rows: crate::pipeline::rows::Rows = Box::pin(futures::StreamExt::inspect(rows, move |batch| {
+        if let Ok(batch) = batch {
+            crate::health::read(&task, &name, batch.iter().map(row_bytes).sum());
+        }
+    }));
     // The snapshot position travels with the result (from the segment's
     // marker when an earlier attempt committed it).
     let bounds = bounds_on_target(table, seg.bounds, target.engine)?;
@@ -105,6 +111,24 @@ async fn check_loaded_rows_with(
     }
     tracing::info!(table = %t.display_name(), rows = held, "loaded row count checked on the target");
     Ok(())
+}
+
+/// About how many bytes a row's values are (text and binary by length,
+/// the rest by their width): the source side of the bandwidth figures.
+fn row_bytes(row: &crate::pipeline::rows::Row) -> usize {
+    use ferry_common::value::Value;
+    let Ok(values) = row else { return 0 };
+    values
+        .iter()
+        .map(|v| match v {
+            Value::Null => 0,
+            Value::Bool(_) => 1,
+            Value::Float(_) => 4,
+            Value::Text(s) | Value::Decimal(s) | Value::Json(s) => s.len(),
+            Value::Bytes(b) | Value::Bit { bytes: b, .. } => b.len(),
+            _ => 8,
+        })
+        .sum()
 }
 
 #[cfg(test)]

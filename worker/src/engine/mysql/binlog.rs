@@ -682,6 +682,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                     Some(Ok(ev)) => ev,
                 };
                 let h = ev.header();
+                crate::health::received(&task, h.event_size() as usize);
                 let ty = h.event_type_raw();
                 let end = Coord::new(seq, h.log_pos().into());
                 let begin = Coord::new(seq, h.log_pos().saturating_sub(h.event_size()).into());

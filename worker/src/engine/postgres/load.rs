@@ -452,6 +452,7 @@ pub async fn load_segment(
     let mut gathered = bytes::BytesMut::with_capacity(GATHER_BYTES);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| classify(ctx("reading from source"), e))?;
+        crate::health::read(&run.task, &on_name, chunk.len());
         gathered.extend_from_slice(&chunk);
         if gathered.len() >= GATHER_BYTES {
             crate::health::loaded(&run.task, &on_name, gathered.len());

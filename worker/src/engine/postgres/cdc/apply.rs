@@ -488,6 +488,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                     }
                 }
                 ReplicationMessage::XLogData { data, .. } => {
+                    crate::health::received(&task, data.len());
                     let msg = pgoutput::decode(data).map_err(|e| ConnectorError::Transient(format!("slot {}: {e}", names.slot)))?;
                     match msg {
                         Message::Begin { final_lsn, commit_time, .. } => {

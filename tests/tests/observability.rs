@@ -240,14 +240,8 @@ fn ferry_names(expr: &str) -> Vec<String> {
 /// is valid PromQL over series Ferry serves.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_real_prometheus_scrapes_the_series_and_evaluates_the_rules() -> anyhow::Result<()> {
-    let src = PgServer::start()?;
-    let dst = PgServer::start()?;
-    let s = src.client("postgres").await?;
-    s.batch_execute(
-        "CREATE TABLE public.t (id int PRIMARY KEY, v text);
-         INSERT INTO public.t SELECT i, 'v' || i FROM generate_series(1, 5000) i;",
-    )
-    .await?;
+    let pg = PgServer::start()?;
+    let s = pg.src_and_dst(5000).await?;
     let coordinator = format!("127.0.0.1:{}", free_port());
     let worker = format!("127.0.0.1:{}", free_port());
     let mut f = Ferry::start_args(0, 3000, &["--metrics-listen", &coordinator])?;
@@ -256,8 +250,8 @@ async fn a_real_prometheus_scrapes_the_series_and_evaluates_the_rules() -> anyho
     create_typed(
         &f,
         "prom",
-        &src.url("postgres"),
-        &dst.url("postgres"),
+        &pg.url("src"),
+        &pg.url("dst"),
         "full-load-and-cdc",
         "{}",
         &[],
@@ -307,8 +301,8 @@ async fn a_real_prometheus_scrapes_the_series_and_evaluates_the_rules() -> anyho
     create_typed(
         &f,
         "broken",
-        &src.url("postgres"),
-        &dst.url("postgres"),
+        &pg.url("src"),
+        &pg.url("dst"),
         "full-load",
         "{}",
         &["--table-mappings", &none],
@@ -402,25 +396,16 @@ async fn a_real_prometheus_scrapes_the_series_and_evaluates_the_rules() -> anyho
 /// keeps only the result line either way.
 #[tokio::test(flavor = "multi_thread")]
 async fn task_wait_shows_progress_bars_on_a_terminal_and_lines_elsewhere() -> anyhow::Result<()> {
-    let src = PgServer::start()?;
-    let dst = PgServer::start()?;
-    src.client("postgres")
+    let pg = PgServer::start()?;
+    pg.src_and_dst(1000).await?;
+    pg.client("postgres")
         .await?
-        .batch_execute(
-            "CREATE TABLE public.t (id int PRIMARY KEY, v text);
-             INSERT INTO public.t SELECT i, 'v' || i FROM generate_series(1, 1000) i;",
-        )
+        .batch_execute("CREATE DATABASE plain")
         .await?;
     // The segment pauses 3 s before it commits: the wait sees it loading.
     let f = Ferry::start(1, 5000, &[("FERRY_FAILPOINT", "before-commit:3000")])?;
-    for (task, db) in [("tty", "postgres"), ("plain", "plain")] {
-        if db != "postgres" {
-            dst.client("postgres")
-                .await?
-                .batch_execute(&format!("CREATE DATABASE {db}"))
-                .await?;
-        }
-        create_typed(&f, task, &src.url("postgres"), &dst.url(db), "full-load", "{}", &[]);
+    for (task, db) in [("tty", "dst"), ("plain", "plain")] {
+        create_typed(&f, task, &pg.url("src"), &pg.url(db), "full-load", "{}", &[]);
     }
 
     f.ok(&["task", "start", "tty"]);

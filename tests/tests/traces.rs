@@ -70,15 +70,8 @@ async fn a_segment_is_one_trace_from_the_grant_to_the_report() -> anyhow::Result
     std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint());
     std::env::set_var("OTEL_BSP_SCHEDULE_DELAY", "500");
 
-    let src = PgServer::start()?;
-    let dst = PgServer::start()?;
-    src.client("postgres")
-        .await?
-        .batch_execute(
-            "CREATE TABLE public.t (id int PRIMARY KEY, v text);
-             INSERT INTO public.t SELECT i, 'v' || i FROM generate_series(1, 3000) i;",
-        )
-        .await?;
+    let pg = PgServer::start()?;
+    pg.src_and_dst(3000).await?;
     let my = MariaDbServer::start()?;
     let mut m = my.client("mysql").await?;
     m.query_drop("CREATE DATABASE shop").await?;
@@ -86,14 +79,14 @@ async fn a_segment_is_one_trace_from_the_grant_to_the_report() -> anyhow::Result
         .await?;
     m.query_drop("INSERT INTO shop.items SELECT seq, concat('item ', seq) FROM seq_1_to_2000")
         .await?;
-    dst.client("postgres")
+    pg.client("postgres")
         .await?
         .batch_execute("CREATE DATABASE frommy")
         .await?;
 
     let f = Ferry::start(1, 5000, &[])?;
-    create_full_load(&f, "pg", &src.url("postgres"), &dst.url("postgres"), "{}", &[]);
-    create_full_load(&f, "my", &my.url("shop"), &dst.url("frommy"), "{}", &[]);
+    create_full_load(&f, "pg", &pg.url("src"), &pg.url("dst"), "{}", &[]);
+    create_full_load(&f, "my", &my.url("shop"), &pg.url("frommy"), "{}", &[]);
     for task in ["pg", "my"] {
         f.ok(&["task", "start", task]);
         f.ok(&["task", "wait", task, "--for", "completed", "--timeout", "120"]);

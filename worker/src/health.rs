@@ -40,36 +40,85 @@ pub static HEALTH: Health = Health {
     running: AtomicI64::new(0),
 };
 
-/// Bytes sent to targets: loads by (task, table), CDC by task; and read
-/// from sources likewise.
-static LOADED: Mutex<BTreeMap<(String, String), u64>> = Mutex::new(BTreeMap::new());
-static APPLIED: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
-static READ: Mutex<BTreeMap<(String, String), u64>> = Mutex::new(BTreeMap::new());
-static RECEIVED: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
+/// Bytes moved, counted by label values: the bandwidth series.
+struct Bytes {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+    counts: Mutex<BTreeMap<Vec<String>, u64>>,
+}
+
+impl Bytes {
+    const fn new(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Bytes {
+        Bytes {
+            name,
+            help,
+            labels,
+            counts: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn add(&self, values: &[&str], bytes: usize) {
+        let key = values.iter().map(|v| v.to_string()).collect();
+        let mut m = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry(key).or_default() += bytes as u64;
+    }
+
+    fn register(&self, reg: &mut Registry) {
+        let family = Family::<Vec<(String, String)>, Counter>::default();
+        for (values, n) in self.counts.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let labels = self
+                .labels
+                .iter()
+                .map(|l| l.to_string())
+                .zip(values.iter().cloned())
+                .collect();
+            family.get_or_create(&labels).inc_by(*n);
+        }
+        reg.register(self.name, self.help, family);
+    }
+}
+
+static LOAD_READ: Bytes = Bytes::new(
+    "ferry_worker_full_load_bytes_source",
+    "Bytes this worker's loads read from the source (rate: DMS FullLoadThroughputBandwidthSource)",
+    &["task", "table"],
+);
+static LOAD_SENT: Bytes = Bytes::new(
+    "ferry_worker_full_load_bytes_target",
+    "Bytes this worker's loads sent to the target (rate: DMS FullLoadThroughputBandwidthTarget)",
+    &["task", "table"],
+);
+static CDC_RECEIVED: Bytes = Bytes::new(
+    "ferry_worker_cdc_bytes_source",
+    "Bytes of log this worker's CDC streams received from the source (rate: DMS CDCThroughputBandwidthSource)",
+    &["task"],
+);
+static CDC_SENT: Bytes = Bytes::new(
+    "ferry_worker_cdc_bytes_target",
+    "Bytes of statements this worker's CDC streams sent to the target (rate: DMS CDCThroughputBandwidthTarget)",
+    &["task"],
+);
 
 /// A load of `table` read `bytes` from its source (COPY text, or the
 /// values read).
 pub fn read(task: &str, table: &str, bytes: usize) {
-    let mut m = READ.lock().unwrap_or_else(|p| p.into_inner());
-    *m.entry((task.to_string(), table.to_string())).or_default() += bytes as u64;
+    LOAD_READ.add(&[task, table], bytes);
 }
 
 /// A CDC stream received `bytes` of log (pgoutput messages, binlog events).
 pub fn received(task: &str, bytes: usize) {
-    let mut m = RECEIVED.lock().unwrap_or_else(|p| p.into_inner());
-    *m.entry(task.to_string()).or_default() += bytes as u64;
+    CDC_RECEIVED.add(&[task], bytes);
 }
 
 /// A load of `table` sent `bytes` (COPY text or LOAD DATA rows) to its target.
 pub fn loaded(task: &str, table: &str, bytes: usize) {
-    let mut m = LOADED.lock().unwrap_or_else(|p| p.into_inner());
-    *m.entry((task.to_string(), table.to_string())).or_default() += bytes as u64;
+    LOAD_SENT.add(&[task, table], bytes);
 }
 
 /// A CDC stream sent `bytes` of statements to its target.
 pub fn applied(task: &str, bytes: usize) {
-    let mut m = APPLIED.lock().unwrap_or_else(|p| p.into_inner());
-    *m.entry(task.to_string()).or_default() += bytes as u64;
+    CDC_SENT.add(&[task], bytes);
 }
 
 /// Counts an assignment as running while the guard lives.
@@ -135,49 +184,9 @@ async fn metrics() -> (StatusCode, String) {
         "1 while the worker drains (SIGTERM)",
         gauge(h.draining.load(Ordering::Relaxed) as i64),
     );
-    type Labels = Vec<(String, String)>;
-    let loaded = Family::<Labels, Counter>::default();
-    for ((task, table), n) in LOADED.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-        let l = vec![("task".to_string(), task.clone()), ("table".to_string(), table.clone())];
-        loaded.get_or_create(&l).inc_by(*n);
+    for bytes in [&LOAD_READ, &LOAD_SENT, &CDC_RECEIVED, &CDC_SENT] {
+        bytes.register(&mut reg);
     }
-    reg.register(
-        "ferry_worker_full_load_bytes_target",
-        "Bytes this worker's loads sent to the target (rate: DMS FullLoadThroughputBandwidthTarget)",
-        loaded,
-    );
-    let read = Family::<Labels, Counter>::default();
-    for ((task, table), n) in READ.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-        let l = vec![("task".to_string(), task.clone()), ("table".to_string(), table.clone())];
-        read.get_or_create(&l).inc_by(*n);
-    }
-    reg.register(
-        "ferry_worker_full_load_bytes_source",
-        "Bytes this worker's loads read from the source (rate: DMS FullLoadThroughputBandwidthSource)",
-        read,
-    );
-    let received = Family::<Labels, Counter>::default();
-    for (task, n) in RECEIVED.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-        received
-            .get_or_create(&vec![("task".to_string(), task.clone())])
-            .inc_by(*n);
-    }
-    reg.register(
-        "ferry_worker_cdc_bytes_source",
-        "Bytes of log this worker's CDC streams received from the source (rate: DMS CDCThroughputBandwidthSource)",
-        received,
-    );
-    let applied = Family::<Labels, Counter>::default();
-    for (task, n) in APPLIED.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-        applied
-            .get_or_create(&vec![("task".to_string(), task.clone())])
-            .inc_by(*n);
-    }
-    reg.register(
-        "ferry_worker_cdc_bytes_target",
-        "Bytes of statements this worker's CDC streams sent to the target (rate: DMS CDCThroughputBandwidthTarget)",
-        applied,
-    );
     if let Some(p) = Process::read() {
         reg.register(
             "ferry_worker_cpu_seconds",
@@ -245,6 +254,20 @@ mod tests {
             Some(2 * 1024 * 1024)
         );
         assert_eq!(Process::cpu_seconds("garbage"), None);
+    }
+
+    #[test]
+    fn bytes_are_counted_by_their_labels() {
+        let b = Bytes::new("x_bytes", "moved", &["task", "table"]);
+        b.add(&["t1", "s.a"], 10);
+        b.add(&["t1", "s.a"], 5);
+        b.add(&["t2", "s.b"], 1);
+        let mut reg = Registry::default();
+        b.register(&mut reg);
+        let mut out = String::new();
+        encode(&mut out, &reg).unwrap();
+        assert!(out.contains(r#"x_bytes_total{task="t1",table="s.a"} 15"#), "{out}");
+        assert!(out.contains(r#"x_bytes_total{task="t2",table="s.b"} 1"#), "{out}");
     }
 
     #[test]

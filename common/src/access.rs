@@ -76,6 +76,47 @@ pub fn token_digest(token: &str) -> String {
         .collect()
 }
 
+/// The token an `authorization` header carries: `Bearer TOKEN`, or
+/// `Basic` with the token as the password (what a browser sends for a
+/// page that asks; the user name is not read).
+pub fn presented_token(header: &str) -> Option<String> {
+    if let Some(t) = header.strip_prefix("Bearer ") {
+        return Some(t.trim().to_string());
+    }
+    basic_password(header)
+}
+
+/// The password of a `Basic` authorization header.
+pub fn basic_password(header: &str) -> Option<String> {
+    let raw = base64_decode(header.strip_prefix("Basic ")?.trim())?;
+    let pair = String::from_utf8(raw).ok()?;
+    pair.split_once(':').map(|(_, password)| password.to_string())
+}
+
+/// Standard base64 (with or without padding); None if it is not.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.trim_end_matches('=').bytes() {
+        acc = (acc << 6) | value(c)? as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
 /// A new token for `role`: the role in clear (so a reader of a config file
 /// knows what it grants) and 256 random bits.
 pub fn new_token(role: Role) -> String {
@@ -341,5 +382,21 @@ mod tests {
         assert_eq!(token_digest(&a), token_digest(&format!(" {a}\n")));
         assert_ne!(token_digest(&a), token_digest(&b));
         assert_eq!(token_digest("abc").len(), 64);
+    }
+
+    #[test]
+    fn tokens_come_as_bearer_or_as_a_basic_password() {
+        assert_eq!(
+            presented_token("Bearer ferry-viewer-xyz").as_deref(),
+            Some("ferry-viewer-xyz")
+        );
+        // base64("viewer:ferry-viewer-xyz")
+        assert_eq!(
+            presented_token("Basic dmlld2VyOmZlcnJ5LXZpZXdlci14eXo=").as_deref(),
+            Some("ferry-viewer-xyz")
+        );
+        assert_eq!(base64_decode("YQ").as_deref(), Some(&b"a"[..]));
+        assert_eq!(presented_token("Basic not base64!"), None);
+        assert_eq!(presented_token("Digest x"), None);
     }
 }

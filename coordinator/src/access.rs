@@ -203,14 +203,8 @@ impl Gate {
     /// Refusals say what to send, never what was sent.
     pub fn admit_reader(&self, headers: &http::HeaderMap) -> Result<Caller, Status> {
         let mut headers = headers.clone();
-        let basic = headers
-            .get("authorization")
-            .and_then(|h| h.to_str().ok())
-            .and_then(|v| v.strip_prefix("Basic "))
-            .and_then(|b| base64_decode(b.trim()))
-            .and_then(|raw| String::from_utf8(raw).ok())
-            .and_then(|pair| pair.split_once(':').map(|(_, token)| token.to_string()));
-        if let Some(token) = basic {
+        let presented = headers.get("authorization").and_then(|h| h.to_str().ok());
+        if let Some(token) = presented.and_then(ferry_common::access::basic_password) {
             let bearer = http::HeaderValue::from_str(&format!("Bearer {token}"))
                 .map_err(|_| Status::unauthenticated("the Basic password is not a token"))?;
             headers.insert("authorization", bearer);
@@ -225,30 +219,6 @@ impl Gate {
             )))
         }
     }
-}
-
-/// Standard base64 (with or without padding); None if it is not.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let value = |c: u8| match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
-    };
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.trim_end_matches('=').bytes() {
-        acc = (acc << 6) | value(c)? as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
 }
 
 fn method_name(path: &str) -> &str {
@@ -446,15 +416,5 @@ mod tests {
             .unwrap_err()
             .1;
         assert_eq!(e.code(), tonic::Code::Unauthenticated);
-    }
-
-    #[test]
-    fn base64_decodes_basic_credentials() {
-        assert_eq!(
-            base64_decode("dmlld2VyOmZlcnJ5LXZpZXdlci14eXo=").as_deref(),
-            Some(&b"viewer:ferry-viewer-xyz"[..])
-        );
-        assert_eq!(base64_decode("YQ").as_deref(), Some(&b"a"[..]));
-        assert_eq!(base64_decode("not base64!"), None);
     }
 }

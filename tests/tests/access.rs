@@ -273,7 +273,7 @@ async fn secured_coordinator_admits_by_role_and_audits() -> anyhow::Result<()> {
 async fn metrics_off_loopback_need_a_viewer_token() -> anyhow::Result<()> {
     let port = free_port();
     let listen = format!("0.0.0.0:{port}");
-    let f = Ferry::start_secured_args(0, 3000, &["--metrics-listen", &listen])?;
+    let mut f = Ferry::start_secured_args(0, 3000, &["--metrics-listen", &listen])?;
     let addr = format!("127.0.0.1:{port}");
     f.wait_until("the metrics listener", Duration::from_secs(30), || {
         http_get(&addr, "/healthz").is_some()
@@ -343,5 +343,23 @@ async fn metrics_off_loopback_need_a_viewer_token() -> anyhow::Result<()> {
         body.contains("<title>Ferry</title>") && body.contains("Workers"),
         "{body}"
     );
+
+    // A worker's /metrics off loopback: the worker asks the coordinator
+    // whether the token presented may read.
+    let wport = free_port();
+    let wlisten = format!("0.0.0.0:{wport}");
+    f.add_worker(&[("FERRY_METRICS_LISTEN", wlisten.as_str())])?;
+    let waddr = format!("127.0.0.1:{wport}");
+    f.wait_until("the worker's metrics listener", Duration::from_secs(30), || {
+        http_get(&waddr, "/healthz").is_some()
+    });
+    let (code, body) = http_get(&waddr, "/metrics").expect("an answer");
+    assert_eq!(code, 401, "{body}");
+    assert!(!body.contains("ferry_worker"), "{body}");
+    let (code, body) = http_get_with(&waddr, "/metrics", &[("Authorization", &bearer(&worker))]).expect("an answer");
+    assert_eq!(code, 403, "{body}");
+    let (code, body) = http_get_with(&waddr, "/metrics", &[("Authorization", &bearer(&viewer))]).expect("an answer");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("ferry_worker_slots"), "{body}");
     Ok(())
 }

@@ -4,7 +4,8 @@
 //! - `/healthz`: 200 while the process serves (liveness).
 //! - `/readyz`: 200 once a slot registered with the coordinator, 503 before
 //!   and while draining (a draining pod takes no new work).
-//! - `/metrics`: `ferry_worker_slots`, `ferry_worker_assignments_running`,
+//! - `/metrics` (off loopback: for callers the coordinator admits as
+//!   viewers, see [`Readers`]): `ferry_worker_slots`, `ferry_worker_assignments_running`,
 //!   `ferry_worker_draining`, and the process's `ferry_worker_cpu_seconds_total`
 //!   and `ferry_worker_resident_memory_bytes` (Linux, from `/proc/self`);
 //!   the bytes this worker sent to targets, by task and table for loads
@@ -13,17 +14,21 @@
 //!   (`..._bytes_source_total`): their rates are DMS's
 //!   FullLoadThroughputBandwidthTarget/Source and CDCThroughputBandwidthTarget/Source.
 
-use axum::http::StatusCode;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
+use ferry_common::access::{presented_token, token_digest, ClientLink};
+use ferry_common::proto::{admin_client::AdminClient, ListTasksRequest};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Process-wide facts the probes report.
 pub struct Health {
@@ -137,12 +142,95 @@ impl Drop for Running {
     }
 }
 
-/// Serves the probes on `listener` for the life of the process.
-pub async fn serve(listener: tokio::net::TcpListener) {
+/// Who may read `/metrics` when the listener is off loopback: a caller
+/// the coordinator's admin API admits for a viewer's read. The worker
+/// holds no tokens, so it asks the coordinator (`ListTasks` with the token
+/// presented, as Bearer or as a Basic password) and remembers a yes for
+/// [`ADMITTED_FOR`]; a coordinator in laptop mode admits everyone, as its
+/// own listener does.
+pub struct Readers {
+    /// The worker's link to the coordinators, without its own credentials.
+    link: ClientLink,
+    admitted: Mutex<HashMap<String, Instant>>,
+}
+
+const ADMITTED_FOR: Duration = Duration::from_secs(60);
+
+impl Readers {
+    pub fn new(worker: &ClientLink) -> Readers {
+        Readers {
+            link: ClientLink {
+                token: None,
+                cert: None,
+                key: None,
+                ..worker.clone()
+            },
+            admitted: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn admit(&self, headers: &HeaderMap) -> Result<(), (StatusCode, String)> {
+        let token = headers
+            .get("authorization")
+            .and_then(|h| h.to_str().ok())
+            .and_then(presented_token);
+        let key = token.as_deref().map(token_digest).unwrap_or_default();
+        {
+            let mut admitted = self.admitted.lock().unwrap_or_else(|p| p.into_inner());
+            admitted.retain(|_, until| *until > Instant::now());
+            if admitted.contains_key(&key) {
+                return Ok(());
+            }
+        }
+        let link = ClientLink {
+            token,
+            ..self.link.clone()
+        };
+        let unavailable = |why: String| {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot check the credentials with the coordinator: {why}\n"),
+            )
+        };
+        let channel = link
+            .connect_lazy(Duration::from_secs(3), Duration::from_secs(5))
+            .map_err(|e| unavailable(e.to_string()))?;
+        let mut admin = AdminClient::new(channel);
+        // A follower names the leader; the next call goes there.
+        let mut last = None;
+        for _ in 0..=link.url.split(',').count() {
+            match admin.list_tasks(ListTasksRequest {}).await {
+                Ok(_) => {
+                    let mut admitted = self.admitted.lock().unwrap_or_else(|p| p.into_inner());
+                    admitted.insert(key, Instant::now() + ADMITTED_FOR);
+                    return Ok(());
+                }
+                Err(s) if s.code() == tonic::Code::Unauthenticated => return Err((
+                    StatusCode::UNAUTHORIZED,
+                    "this worker's metrics need a viewer's token (authorization: Bearer): unknown, revoked or none\n"
+                        .into(),
+                )),
+                Err(s) if s.code() == tonic::Code::PermissionDenied => {
+                    return Err((
+                        StatusCode::FORBIDDEN,
+                        "this token's role may not read metrics; a viewer's may\n".into(),
+                    ))
+                }
+                Err(s) => last = Some(s.message().to_string()),
+            }
+        }
+        Err(unavailable(last.unwrap_or_default()))
+    }
+}
+
+/// Serves the probes on `listener` for the life of the process; `/metrics`
+/// readers must pass `readers` when given.
+pub async fn serve(listener: tokio::net::TcpListener, readers: Option<Arc<Readers>>) {
     let app = axum::Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
-        .route("/metrics", get(metrics));
+        .route("/metrics", get(metrics))
+        .with_state(readers);
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "the metrics listener failed");
     }
@@ -161,7 +249,12 @@ async fn ready() -> (StatusCode, &'static str) {
     }
 }
 
-async fn metrics() -> (StatusCode, String) {
+async fn metrics(State(readers): State<Option<Arc<Readers>>>, headers: HeaderMap) -> (StatusCode, String) {
+    if let Some(r) = readers {
+        if let Err(refused) = r.admit(&headers).await {
+            return refused;
+        }
+    }
     let mut reg = Registry::default();
     let gauge = |v: i64| {
         let g: Gauge = Gauge::default();

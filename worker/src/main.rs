@@ -224,7 +224,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let l = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("listening for probes and metrics on {addr}: {e}"))?;
-        tokio::spawn(health::serve(l));
+        // Off loopback, readers need what the coordinator's admin API takes.
+        let link = args.link.link()?;
+        let readers = (!addr.ip().is_loopback()).then(|| Arc::new(health::Readers::new(&link)));
+        tokio::spawn(health::serve(l, readers));
     }
     let grace = Duration::from_secs(args.drain_grace);
     let (drain_tx, drain) = tokio::sync::watch::channel(None);

@@ -1,7 +1,9 @@
 //! What `ferry task wait` and `ferry cutover` show while they wait: on a terminal, a bar of the
 //! task's rows, one bar per table loading now and a line with the CDC lag
 //! (indicatif, redrawn in place); elsewhere (a pipe, a CI log), one plain
-//! line every [`LINE_EVERY`]. Progress goes to stderr: stdout keeps only
+//! line every [`LINE_EVERY`] once the wait has lasted [`FIRST_LINE_AFTER`]
+//! (a short wait, or one that fails at once, prints nothing but its
+//! result or its one-line error). Progress goes to stderr: stdout keeps only
 //! the result line scripts read.
 
 use ferry_common::proto::TaskStatusReply;
@@ -12,6 +14,8 @@ use std::time::{Duration, Instant};
 
 /// A plain progress line at most this often.
 const LINE_EVERY: Duration = Duration::from_secs(10);
+/// No plain line before the wait has lasted this long.
+const FIRST_LINE_AFTER: Duration = Duration::from_secs(5);
 /// Tables with a bar of their own at once (the rest count in the total).
 const TABLE_BARS: usize = 8;
 
@@ -28,6 +32,7 @@ enum Out {
         cdc: Option<ProgressBar>,
     },
     Lines {
+        started: Instant,
         last: Option<Instant>,
     },
 }
@@ -106,7 +111,10 @@ impl WaitProgress {
                 cdc: None,
             }
         } else {
-            Out::Lines { last: None }
+            Out::Lines {
+                started: Instant::now(),
+                last: None,
+            }
         };
         WaitProgress {
             task: task.to_string(),
@@ -117,8 +125,8 @@ impl WaitProgress {
     pub fn update(&mut self, st: &TaskStatusReply) {
         let f = Figures::of(st);
         match &mut self.out {
-            Out::Lines { last } => {
-                if last.is_none_or(|l| l.elapsed() >= LINE_EVERY) {
+            Out::Lines { started, last } => {
+                if started.elapsed() >= FIRST_LINE_AFTER && last.is_none_or(|l| l.elapsed() >= LINE_EVERY) {
                     *last = Some(Instant::now());
                     eprintln!("{}", f.line(&self.task, &st.phase));
                 }

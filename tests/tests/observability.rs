@@ -402,8 +402,9 @@ async fn task_wait_shows_progress_bars_on_a_terminal_and_lines_elsewhere() -> an
         .await?
         .batch_execute("CREATE DATABASE plain")
         .await?;
-    // The segment pauses 3 s before it commits: the wait sees it loading.
-    let f = Ferry::start(1, 5000, &[("FERRY_FAILPOINT", "before-commit:3000")])?;
+    // The segment pauses 7 s before it commits: the wait sees it loading,
+    // and lasts past the 5 s before a plain line.
+    let f = Ferry::start(1, 10000, &[("FERRY_FAILPOINT", "before-commit:7000")])?;
     for (task, db) in [("tty", "dst"), ("plain", "plain")] {
         create_typed(&f, task, &pg.url("src"), &pg.url(db), "full-load", "{}", &[]);
     }

@@ -528,6 +528,23 @@ fn next_ready<S: futures::Stream>(stream: std::pin::Pin<&mut futures::stream::Pe
     .unwrap_or(true)
 }
 
+/// How long the oldest InnoDB transaction that changed rows has been open,
+/// in milliseconds (0: none, or no PROCESS privilege to see it). The
+/// source latency keeps growing while one stays open, as DMS's does,
+/// though the binlog holds nothing of it until it commits.
+async fn open_transaction_ms(c: &mut Conn) -> u64 {
+    c.query_first::<Option<i64>, _>(
+        "SELECT TIMESTAMPDIFF(MICROSECOND, MIN(trx_started), NOW(6)) DIV 1000
+           FROM information_schema.INNODB_TRX
+          WHERE trx_rows_modified > 0 AND trx_mysql_thread_id <> CONNECTION_ID()",
+    )
+    .await
+    .ok()
+    .flatten()
+    .flatten()
+    .map_or(0, |ms| ms.max(0) as u64)
+}
+
 fn server_id_for(task: &str) -> u32 {
     // Stable per task, so a second stream of the same task makes the server
     // drop the first one's dump thread; high bit set to stay clear of the
@@ -957,6 +974,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                     applier.finish_drops(checkpoint.as_ref()).await?;
                 }
                 let mut progress = applier.progress(checkpoint, idle, latency_source_ms, last_report.elapsed().as_secs_f64());
+                progress.latency_source_ms = progress.latency_source_ms.max(open_transaction_ms(&mut sql).await);
                 progress.source_gtid = last_gtid.clone();
                 progress.new_tables = new_tables.clone();
                 match reporter.report(&ProgressDetail::Cdc(progress)).await {

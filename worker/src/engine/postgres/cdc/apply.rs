@@ -360,6 +360,22 @@ async fn relation_types(c: &tokio_postgres::Client, r: &Relation) -> Result<Vec<
 /// construction. The stream stops at its Begin at the latest, so a stop in
 /// an idle source's past is reached without waiting for the application's
 /// next write. True once written.
+/// How long the oldest writing transaction in the source's database has
+/// been open, in milliseconds (0: none, or none this role may see). The
+/// source latency keeps growing while one stays open, as DMS's does,
+/// though pgoutput sends nothing of it until it commits. Seeing other
+/// roles' transactions takes `pg_read_all_stats`.
+async fn open_transaction_ms(c: &tokio_postgres::Client) -> u64 {
+    c.query_one(
+        "SELECT COALESCE((EXTRACT(EPOCH FROM clock_timestamp() - min(xact_start)) * 1000)::bigint, 0)
+           FROM pg_stat_activity
+          WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()",
+        &[],
+    )
+    .await
+    .map_or(0, |r| r.get::<_, i64>(0).max(0) as u64)
+}
+
 async fn stop_probe(c: &tokio_postgres::Client, task: &str, stop: &CdcStop) -> Result<bool, ConnectorError> {
     let (past, at) = match stop {
         CdcStop::Time { ms, .. } => ("now() > to_timestamp($2::text::float8 / 1000)", ms.to_string()),
@@ -587,6 +603,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                     s.applier.finish_drops(at.as_ref()).await?;
                 }
                 let mut progress = s.applier.progress(at, idle, s.latency_source_ms, last_report.elapsed().as_secs_f64());
+                progress.latency_source_ms = progress.latency_source_ms.max(open_transaction_ms(&source_sql).await);
                 progress.retained_wal_bytes = retained;
                 progress.new_tables = new_tables.clone();
                 match reporter.report(&ProgressDetail::Cdc(progress)).await {

@@ -116,6 +116,13 @@ pub fn received(task: &str, bytes: usize) {
     CDC_RECEIVED.add(&[task], bytes);
 }
 
+/// A same-engine copy of `table` passed `bytes` from its source to its
+/// target unchanged: read and sent alike.
+pub fn copied(task: &str, table: &str, bytes: usize) {
+    LOAD_READ.add(&[task, table], bytes);
+    LOAD_SENT.add(&[task, table], bytes);
+}
+
 /// A load of `table` sent `bytes` (COPY text or LOAD DATA rows) to its target.
 pub fn loaded(task: &str, table: &str, bytes: usize) {
     LOAD_SENT.add(&[task, table], bytes);

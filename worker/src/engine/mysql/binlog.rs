@@ -649,6 +649,9 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
     // before it has been handed to the applier.
     let mut seen = from;
     let mut latency_source_ms = 0;
+    // Binlog bytes received since the last report (handed to the worker's
+    // series once per report, off the per-event path).
+    let mut received: usize = 0;
     let mut last_gtid = String::new();
     let mut emitted_mark = applier.marks_reached;
     let mut marks: Vec<(u64, Coord)> = vec![];
@@ -699,7 +702,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                     Some(Ok(ev)) => ev,
                 };
                 let h = ev.header();
-                crate::health::received(&task, h.event_size() as usize);
+                received += h.event_size() as usize;
                 let ty = h.event_type_raw();
                 let end = Coord::new(seq, h.log_pos().into());
                 let begin = Coord::new(seq, h.log_pos().saturating_sub(h.event_size()).into());
@@ -975,6 +978,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                 }
                 let mut progress = applier.progress(checkpoint, idle, latency_source_ms, last_report.elapsed().as_secs_f64());
                 progress.latency_source_ms = progress.latency_source_ms.max(open_transaction_ms(&mut sql).await);
+                crate::health::received(&task, std::mem::take(&mut received));
                 progress.source_gtid = last_gtid.clone();
                 progress.new_tables = new_tables.clone();
                 match reporter.report(&ProgressDetail::Cdc(progress)).await {

@@ -452,10 +452,9 @@ pub async fn load_segment(
     let mut gathered = bytes::BytesMut::with_capacity(GATHER_BYTES);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| classify(ctx("reading from source"), e))?;
-        crate::health::read(&run.task, &on_name, chunk.len());
         gathered.extend_from_slice(&chunk);
         if gathered.len() >= GATHER_BYTES {
-            crate::health::loaded(&run.task, &on_name, gathered.len());
+            crate::health::copied(&run.task, &on_name, gathered.len());
             sink.feed(gathered.split().freeze())
                 .await
                 .map_err(|e| classify(ctx("target refused a row"), e))?;
@@ -467,7 +466,7 @@ pub async fn load_segment(
         }
     }
     if !gathered.is_empty() {
-        crate::health::loaded(&run.task, &on_name, gathered.len());
+        crate::health::copied(&run.task, &on_name, gathered.len());
         sink.feed(gathered.freeze())
             .await
             .map_err(|e| classify(ctx("target refused a row"), e))?;

@@ -469,6 +469,9 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
     // A keepalive position safe to confirm while idle.
     let mut idle_position = Lsn(0);
     let mut retained: u64 = 0;
+    // Log bytes received since the last report (counted per message here,
+    // handed to the worker's series once per report, off the hot path).
+    let mut received: usize = 0;
     let mut last_retained_check = Instant::now() - Duration::from_secs(60);
     let mut last_report = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(1000));
@@ -504,7 +507,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                     }
                 }
                 ReplicationMessage::XLogData { data, .. } => {
-                    crate::health::received(&task, data.len());
+                    received += data.len();
                     let msg = pgoutput::decode(data).map_err(|e| ConnectorError::Transient(format!("slot {}: {e}", names.slot)))?;
                     match msg {
                         Message::Begin { final_lsn, commit_time, .. } => {
@@ -604,6 +607,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
                 }
                 let mut progress = s.applier.progress(at, idle, s.latency_source_ms, last_report.elapsed().as_secs_f64());
                 progress.latency_source_ms = progress.latency_source_ms.max(open_transaction_ms(&source_sql).await);
+                crate::health::received(&task, std::mem::take(&mut received));
                 progress.retained_wal_bytes = retained;
                 progress.new_tables = new_tables.clone();
                 match reporter.report(&ProgressDetail::Cdc(progress)).await {

@@ -113,12 +113,14 @@ pub fn convert_table(t: &TableSchema, to: Engine) -> Result<TableSchema, Unsuppo
         return Ok(TableSchema {
             filter: None,
             transform: None,
+            lob: None,
             ..t.clone()
         });
     }
     let mut out = t.clone();
     out.filter = None;
     out.transform = None;
+    out.lob = None;
     out.engine = to;
     out.copy_format = CopyFormat::Text;
     out.partition_key = None;
@@ -347,6 +349,7 @@ mod tests {
             key_samples: vec![],
             filter: None,
             transform: None,
+            lob: None,
         };
         let p = convert_table(&t, Engine::Postgres).unwrap();
         assert_eq!(p.columns[0].type_sql, "bigint");

@@ -9,6 +9,7 @@ pub mod endpoint;
 pub mod filter;
 pub mod fuzz;
 pub mod leader;
+pub mod lob;
 pub mod mapping;
 pub mod plan;
 pub mod position;

@@ -4,12 +4,13 @@
 //! wildcards `%`, `_`, `[_]`, `[ab]`, `[a-d]`) and their source `filters`
 //! (see [`crate::filter`]), `transformation` rules that rename schemas,
 //! tables and columns or remove columns (see [`crate::transform`]), and
-//! `table-settings` rules with `parallel-load` of type `ranges` or `none`.
-//! Every other rule kind is
+//! `table-settings` rules with `parallel-load` of type `ranges` or `none`
+//! and `lob-settings` (see [`crate::lob`]). Every other rule kind is
 //! refused with an error that names the rule id, so a mapping never silently
 //! means less than the user wrote.
 
 use crate::filter::{ColumnFilter, Condition, Operator, RowFilter};
+use crate::lob::{TableLobMode, TableLobRule};
 use crate::schema::TableSchema;
 use crate::transform::{NameAction, NameRule, RuleTarget, TableTransform};
 use serde::{Deserialize, Serialize};
@@ -69,6 +70,9 @@ pub struct TableMappings {
     /// Transformation rules that name things (see [`crate::transform`]).
     #[serde(default)]
     pub transforms: Vec<NameRule>,
+    /// Tables' `lob-settings` (see [`crate::lob`]).
+    #[serde(default)]
+    pub lob_rules: Vec<TableLobRule>,
 }
 
 impl SelectionRule {
@@ -183,13 +187,27 @@ impl TableMappings {
                     for key in obj.keys() {
                         if !matches!(
                             key.as_str(),
-                            "rule-type" | "rule-id" | "rule-name" | "object-locator" | "parallel-load" | "filters"
+                            "rule-type"
+                                | "rule-id"
+                                | "rule-name"
+                                | "object-locator"
+                                | "parallel-load"
+                                | "lob-settings"
+                                | "filters"
                         ) {
                             return Err(err(
                                 &format!(".{key}"),
                                 &format!("table-settings '{key}' is not supported yet"),
                             ));
                         }
+                    }
+                    if let Some(ls) = obj.get("lob-settings") {
+                        out.lob_rules.push(TableLobRule {
+                            rule_id: rule_id.clone(),
+                            schema: schema.clone(),
+                            table: table.clone(),
+                            mode: parse_lob_settings(ls, &err)?,
+                        });
                     }
                     if let Some(pl) = obj.get("parallel-load") {
                         let kind = pl.get("type").and_then(Value::as_str).unwrap_or("");
@@ -306,6 +324,29 @@ impl TableMappings {
             rule_id: r.rule_id.clone(),
             columns: r.filters.clone(),
         }))
+    }
+
+    /// The `lob-settings` rule of a table, if one locates it; two are an
+    /// error naming both.
+    pub fn lob_rule_for(&self, schema: &str, table: &str) -> Result<Option<&TableLobRule>, MappingError> {
+        let mut found: Option<&TableLobRule> = None;
+        for r in &self.lob_rules {
+            if !(matches(&r.schema, schema) && matches(&r.table, table)) {
+                continue;
+            }
+            if let Some(first) = found {
+                return Err(MappingError::Rule {
+                    rule_id: r.rule_id.clone(),
+                    path: "$.rules".into(),
+                    message: format!(
+                        "its lob-settings and those of rule {} both apply to table {schema}.{table}; keep one",
+                        first.rule_id
+                    ),
+                });
+            }
+            found = Some(r);
+        }
+        Ok(found)
     }
 
     /// The target names the transformation rules give table `t`; `all`
@@ -576,6 +617,47 @@ impl Pattern {
     }
 }
 
+/// A table-settings rule's `lob-settings`: `mode` `limited` (with
+/// `bulk-max-size` in KB, a number or a numeric string as DMS writes it),
+/// `unlimited`, or `none` (the task's settings).
+fn parse_lob_settings(ls: &Value, err: &dyn Fn(&str, &str) -> MappingError) -> Result<TableLobMode, MappingError> {
+    let obj = ls
+        .as_object()
+        .ok_or_else(|| err(".lob-settings", "expected an object with mode and bulk-max-size"))?;
+    if let Some(key) = obj.keys().find(|k| !matches!(k.as_str(), "mode" | "bulk-max-size")) {
+        return Err(err(
+            &format!(".lob-settings.{key}"),
+            "not a lob-settings key (mode, bulk-max-size)",
+        ));
+    }
+    let size = match obj.get("bulk-max-size") {
+        None => None,
+        Some(v) => {
+            let kb = match v {
+                Value::Number(n) => n.as_u64(),
+                Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            };
+            Some(kb.filter(|kb| (1..=102_400).contains(kb)).ok_or_else(|| {
+                err(
+                    ".lob-settings.bulk-max-size",
+                    &format!("expected a size of 1..102400 KB, got {v}"),
+                )
+            })?)
+        }
+    };
+    match obj.get("mode").and_then(Value::as_str) {
+        Some("limited") => Ok(TableLobMode::Limited {
+            max_bytes: size
+                .ok_or_else(|| err(".lob-settings.bulk-max-size", "limited mode needs bulk-max-size (KB)"))?
+                * 1024,
+        }),
+        Some("unlimited") => Ok(TableLobMode::Unlimited),
+        Some("none") => Ok(TableLobMode::Task),
+        _ => Err(err(".lob-settings.mode", "expected limited, unlimited or none")),
+    }
+}
+
 /// DMS wildcard match (case-sensitive). Patterns are validated at parse time.
 pub fn matches(pattern: &str, s: &str) -> bool {
     Pattern::compile(pattern).map(|p| p.matches(s)).unwrap_or(false)
@@ -584,6 +666,40 @@ pub fn matches(pattern: &str, s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lob_settings_per_table() {
+        let m = TableMappings::parse(
+            r#"{"rules":[{"rule-type":"selection","rule-id":"1","rule-name":"1","object-locator":{"schema-name":"%","table-name":"%"},"rule-action":"include"},
+            {"rule-type":"table-settings","rule-id":"2","rule-name":"2","object-locator":{"schema-name":"s","table-name":"docs%"},
+             "lob-settings":{"mode":"limited","bulk-max-size":"16"}},
+            {"rule-type":"table-settings","rule-id":"3","rule-name":"3","object-locator":{"schema-name":"s","table-name":"docs_x"},
+             "lob-settings":{"mode":"unlimited","bulk-max-size":64}}]}"#,
+        )
+        .unwrap();
+        let r = m.lob_rule_for("s", "docs").unwrap().unwrap();
+        assert_eq!(r.mode, TableLobMode::Limited { max_bytes: 16 * 1024 });
+        assert!(m.lob_rule_for("s", "other").unwrap().is_none());
+        let e = m.lob_rule_for("s", "docs_x").unwrap_err().to_string();
+        assert!(e.contains("rule 3") && e.contains("rule 2"), "{e}");
+        for (bad, path) in [
+            (r#"{"mode":"partial"}"#, ".lob-settings.mode"),
+            (r#"{"mode":"limited"}"#, ".lob-settings.bulk-max-size"),
+            (
+                r#"{"mode":"limited","bulk-max-size":"lots"}"#,
+                ".lob-settings.bulk-max-size",
+            ),
+            (r#"{"mode":"none","chunk":1}"#, ".lob-settings.chunk"),
+        ] {
+            let e = TableMappings::parse(&format!(
+                r#"{{"rules":[{{"rule-type":"selection","rule-id":"1","rule-name":"1","object-locator":{{"schema-name":"%","table-name":"%"}},"rule-action":"include"}},
+                {{"rule-type":"table-settings","rule-id":"7","rule-name":"7","object-locator":{{"schema-name":"s","table-name":"t"}},"lob-settings":{bad}}}]}}"#
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("rule 7") && e.contains(path), "{e}");
+        }
+    }
 
     #[test]
     fn wildcards() {

@@ -74,6 +74,11 @@ pub struct TableSchema {
     /// (see [`crate::transform`]). Set on the source's form only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transform: Option<Box<crate::transform::TableTransform>>,
+    /// The task's LOB limit for this table (see [`crate::lob`]): values of
+    /// its LOB columns above it are cut and recorded. Set on the source's
+    /// form only; none in full LOB mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lob: Option<crate::lob::LobLimit>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,6 +213,7 @@ impl TableSchema {
             key_samples: vec![],
             filter: None,
             transform: None,
+            lob: None,
         }
     }
 

@@ -15,6 +15,7 @@
 //!            "RevalidateDelaySeconds": 5}}
 //! ```
 
+use crate::lob::{LobMode, LobSettings};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
@@ -121,6 +122,10 @@ pub struct TaskSettings {
     /// or after applying the changes made meanwhile.
     #[serde(default)]
     pub stop_after_load: Option<CachedChanges>,
+    /// DMS TargetMetadata LOB settings and
+    /// ErrorBehavior.DataTruncationErrorPolicy (see [`crate::lob`]).
+    #[serde(default)]
+    pub lob: LobSettings,
 }
 
 /// Where a full-load-and-cdc task stops after its full load.
@@ -286,6 +291,67 @@ fn default_apply_lanes() -> u32 {
     DEFAULT_APPLY_LANES
 }
 
+/// DMS's LOB keys of `TargetMetadata`: limited mode when
+/// `LimitedSizeLobMode` is true, or `LobMaxSize` is given and neither mode
+/// key says otherwise (DMS's own default mode is limited); full otherwise,
+/// so a settings file without LOB keys cuts nothing.
+fn lob_mode(t: &Value) -> Result<LobMode, SettingsError> {
+    let path = |key: &str| format!("$.TargetMetadata.{key}");
+    let flag = |key: &str| -> Result<Option<bool>, SettingsError> {
+        t.get(key)
+            .map(|v| {
+                v.as_bool().ok_or_else(|| SettingsError {
+                    path: path(key),
+                    message: format!("expected true or false, got {v}"),
+                })
+            })
+            .transpose()
+    };
+    let kb = |key: &str, least: u64| -> Result<Option<u64>, SettingsError> {
+        t.get(key)
+            .map(|v| {
+                v.as_u64()
+                    .filter(|n| (least..=MAX_LOB_KB).contains(n))
+                    .ok_or_else(|| SettingsError {
+                        path: path(key),
+                        message: format!("expected {least}..{MAX_LOB_KB} (KB), got {v}"),
+                    })
+            })
+            .transpose()
+    };
+    if flag("SupportLobs")? == Some(false) {
+        return Err(SettingsError {
+            path: path("SupportLobs"),
+            message: "false leaves every LOB column out of the migration, which Ferry does not do silently: \
+                      drop the columns with remove-column rules, or set true"
+                .into(),
+        });
+    }
+    let (full, limited, max_kb) = (flag("FullLobMode")?, flag("LimitedSizeLobMode")?, kb("LobMaxSize", 1)?);
+    // Checked, not used: values stream whole, so there are no chunks.
+    kb("LobChunkSize", 1)?;
+    kb("InlineLobMaxSize", 0)?;
+    Ok(match (full, limited) {
+        (Some(true), Some(true)) => {
+            return Err(SettingsError {
+                path: path("LimitedSizeLobMode"),
+                message: "FullLobMode is true as well; set one of them".into(),
+            })
+        }
+        (Some(true), _) | (_, Some(false)) => LobMode::Full,
+        (_, Some(true)) => LobMode::Limited {
+            max_bytes: max_kb.unwrap_or(32) * 1024,
+        },
+        (_, None) => match max_kb {
+            Some(kb) => LobMode::Limited { max_bytes: kb * 1024 },
+            None => LobMode::Full,
+        },
+    })
+}
+
+/// The largest LOB size a setting may name, in KB (DMS's limit is 100 MB).
+const MAX_LOB_KB: u64 = 102_400;
+
 fn yes() -> bool {
     true
 }
@@ -349,6 +415,7 @@ impl Default for TaskSettings {
             table_escalation: None,
             batch_timing: BatchTiming::default(),
             stop_after_load: None,
+            lob: LobSettings::default(),
         }
     }
 }
@@ -511,6 +578,11 @@ impl TaskSettings {
                     &[LogError, IgnoreRecord, SuspendTable, StopTask][..],
                 ),
                 ("TableErrorPolicy", &mut s.table_errors, &[SuspendTable, StopTask][..]),
+                (
+                    "DataTruncationErrorPolicy",
+                    &mut s.lob.on_truncation,
+                    &[LogError, IgnoreRecord, SuspendTable, StopTask][..],
+                ),
             ] {
                 if let Some(v) = e.get(key) {
                     *into = ErrorAction::parse(v, allowed).ok_or_else(|| {
@@ -610,6 +682,9 @@ impl TaskSettings {
                     )
                 })?
                 .max(1) as u32;
+        }
+        if let Some(t) = root.get("TargetMetadata") {
+            s.lob.mode = lob_mode(t)?;
         }
         if let Some(c) = root.get("ComputeConfig") {
             let units = |key: &str| -> Result<Option<u32>, SettingsError> {
@@ -871,6 +946,48 @@ mod tests {
         assert!(e.to_string().contains("ParallelApplyThreads"), "{e}");
         let e = TaskSettings::parse(r#"{"FullLoadSettings":{"TargetTablePrepMode":"NUKE"}}"#).unwrap_err();
         assert!(e.to_string().contains("TargetTablePrepMode"));
+    }
+
+    #[test]
+    fn lob_modes_cut_only_when_a_limit_is_asked_for() {
+        let mode = |json: &str| TaskSettings::parse(json).map(|s| s.lob.mode);
+        assert_eq!(mode("{}").unwrap(), LobMode::Full);
+        // The keys DMS's console writes by default: limited, 32 KB.
+        let console = r#"{"TargetMetadata":{"SupportLobs":true,"FullLobMode":false,"LobChunkSize":64,
+            "LimitedSizeLobMode":true,"LobMaxSize":32,"InlineLobMaxSize":0}}"#;
+        assert_eq!(mode(console).unwrap(), LobMode::Limited { max_bytes: 32 * 1024 });
+        assert_eq!(
+            mode(r#"{"TargetMetadata":{"LobMaxSize":8}}"#).unwrap(),
+            LobMode::Limited { max_bytes: 8192 }
+        );
+        assert_eq!(
+            mode(r#"{"TargetMetadata":{"FullLobMode":true,"LobMaxSize":8}}"#).unwrap(),
+            LobMode::Full
+        );
+        for (bad, path) in [
+            (
+                r#"{"TargetMetadata":{"SupportLobs":false}}"#,
+                "$.TargetMetadata.SupportLobs",
+            ),
+            (
+                r#"{"TargetMetadata":{"FullLobMode":true,"LimitedSizeLobMode":true}}"#,
+                "$.TargetMetadata.LimitedSizeLobMode",
+            ),
+            (r#"{"TargetMetadata":{"LobMaxSize":0}}"#, "$.TargetMetadata.LobMaxSize"),
+            (
+                r#"{"TargetMetadata":{"LobChunkSize":"64"}}"#,
+                "$.TargetMetadata.LobChunkSize",
+            ),
+            (
+                r#"{"ErrorBehavior":{"DataTruncationErrorPolicy":"SKIP"}}"#,
+                "$.ErrorBehavior.DataTruncationErrorPolicy",
+            ),
+        ] {
+            let e = TaskSettings::parse(bad).unwrap_err();
+            assert_eq!(e.path, path, "{e}");
+        }
+        let s = TaskSettings::parse(r#"{"ErrorBehavior":{"DataTruncationErrorPolicy":"STOP_TASK"}}"#).unwrap();
+        assert_eq!(s.lob.on_truncation, ErrorAction::StopTask);
     }
 
     #[test]

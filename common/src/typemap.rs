@@ -213,6 +213,31 @@ pub fn kind(engine: Engine, type_sql: &str) -> Kind {
     }
 }
 
+/// Whether a column of `engine` holds LOBs, as DMS's LOB settings mean
+/// them: text or binary without a declared length (PostgreSQL `text`,
+/// `bytea`, `character varying`; MySQL's `*text` and `*blob`). Returns the
+/// kind its values travel as (`Text` or `Bytes`); `None` for every other
+/// type, including JSON and XML, whose values a cut would make invalid.
+pub fn lob_kind(engine: Engine, type_sql: &str) -> Option<Kind> {
+    match engine {
+        Engine::Postgres => {
+            let t = PgType::parse(type_sql);
+            match t.name().as_str() {
+                _ if t.array => None,
+                "text" => Some(Kind::Text),
+                "character varying" if t.len().is_none() => Some(Kind::Text),
+                "bytea" => Some(Kind::Bytes),
+                _ => None,
+            }
+        }
+        Engine::Mysql => match MysqlType::parse(type_sql).base.as_str() {
+            "tinytext" | "text" | "mediumtext" | "longtext" => Some(Kind::Text),
+            "tinyblob" | "blob" | "mediumblob" | "longblob" => Some(Kind::Bytes),
+            _ => None,
+        },
+    }
+}
+
 /// The MySQL type that holds every value of a PostgreSQL column; types
 /// without a MySQL counterpart keep their exact PostgreSQL text form.
 pub fn postgres_to_mysql(type_sql: &str) -> Result<String, Unsupported> {

@@ -2,6 +2,7 @@
 //! worker reports back. Carried as JSON inside the `Assignment` message.
 
 use crate::endpoint::Endpoint;
+use crate::lob::LobSettings;
 use crate::mapping::TableMappings;
 use crate::plan::{ChangeTracking, SegmentBounds};
 use crate::position::Position;
@@ -20,6 +21,10 @@ pub enum Work {
         mappings: TableMappings,
         segment_target_bytes: u64,
         max_segments_per_table: u32,
+        /// The task's LOB settings, resolved per table with the mappings'
+        /// `lob-settings` (see [`crate::lob`]).
+        #[serde(default)]
+        lob: LobSettings,
     },
     /// `ferry task reload-table`: read one table's definition again (if the
     /// mappings still select it), after making sure the CDC source publishes
@@ -35,6 +40,8 @@ pub enum Work {
         mappings: TableMappings,
         table: TableRef,
         cdc: CdcNames,
+        #[serde(default)]
+        lob: LobSettings,
     },
     /// Pre-data: create schemas, types, tables with primary keys, partitions.
     Prepare {
@@ -306,6 +313,10 @@ pub enum WorkResult {
         /// `ferry.apply_exceptions` table (heterogeneous pairs).
         #[serde(default)]
         exceptions: u64,
+        /// Rows stored with a LOB value cut to the task's limit, recorded
+        /// in `ferry.apply_exceptions` (see [`crate::lob`]).
+        #[serde(default)]
+        truncated: u64,
         /// MySQL sources with CDC: the binlog position of the segment's
         /// consistent snapshot (every transaction before it is in the rows).
         #[serde(default)]
@@ -412,6 +423,9 @@ pub struct TableCounters {
     /// Changes the target could not store (see `ferry.apply_exceptions`).
     #[serde(default)]
     pub exceptions: u64,
+    /// Changes stored with a LOB value cut to the task's limit.
+    #[serde(default)]
+    pub truncated: u64,
 }
 
 impl TableCounters {
@@ -421,6 +435,7 @@ impl TableCounters {
         self.deletes += o.deletes;
         self.truncates += o.truncates;
         self.exceptions += o.exceptions;
+        self.truncated += o.truncated;
     }
 }
 

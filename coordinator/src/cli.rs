@@ -514,6 +514,7 @@ pub fn status_json(st: &TaskStatusReply) -> serde_json::Value {
             "truncates": tb.truncates,
             "cdc_note": none_if_empty(&tb.cdc_note),
             "exceptions": tb.exceptions,
+            "lob_truncations": tb.lob_truncations,
             "validation": validation_json(tb.validation.clone().unwrap_or_default()),
         })).collect::<Vec<_>>(),
     })

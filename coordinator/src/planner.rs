@@ -156,6 +156,7 @@ mod tests {
             key_samples: (0..samples).map(|i| vec![(i * 10).to_string()]).collect(),
             filter: None,
             transform: None,
+            lob: None,
         }
     }
 

@@ -670,6 +670,7 @@ pub fn status_reply(t: &Task) -> pb::TaskStatusReply {
                         cdc_note: note.unwrap_or_default(),
                         exceptions: t.table_exceptions(i),
                         validation: Some(validation_status(t, i)),
+                        lob_truncations: t.table_truncations(i),
                     }
                 })
                 .collect()

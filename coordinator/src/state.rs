@@ -210,6 +210,9 @@ pub struct Unit {
     /// Rows the target could not store (Load units, when Done).
     #[serde(default)]
     pub exceptions: u64,
+    /// Rows stored with a LOB value cut to the task's limit (Load units).
+    #[serde(default)]
+    pub truncated: u64,
     /// Validate units, when Done: differences found, and the first few.
     #[serde(default)]
     pub failures: u64,
@@ -1371,6 +1374,7 @@ impl Unit {
             attempts: 0,
             rows: 0,
             exceptions: 0,
+            truncated: 0,
             failures: 0,
             sample: vec![],
             rerun: false,
@@ -1884,6 +1888,7 @@ impl Task {
                 mappings: spec.mappings.clone(),
                 segment_target_bytes: spec.settings.segment_target_bytes,
                 max_segments_per_table: spec.settings.max_segments_per_table,
+                lob: spec.settings.lob,
             },
             UnitKind::Reintrospect { table } => {
                 let t = &schema.tables[table];
@@ -1896,6 +1901,7 @@ impl Task {
                         name: t.name.clone(),
                     },
                     cdc: self.cdc_names(),
+                    lob: spec.settings.lob,
                 }
             }
             UnitKind::Prepare => {
@@ -2235,12 +2241,14 @@ impl Task {
                 WorkResult::Loaded {
                     rows,
                     exceptions,
+                    truncated,
                     position,
                     ..
                 },
             ) => {
                 self.units[unit].rows = rows;
                 self.units[unit].exceptions = exceptions;
+                self.units[unit].truncated = truncated;
                 // A table read in one segment in its own snapshot (MySQL
                 // sources) applies changes from exactly that snapshot's
                 // position; see the worker's `mysql/binlog`.
@@ -2525,6 +2533,7 @@ impl Task {
                 u.attempts = 0;
                 u.rows = 0;
                 u.exceptions = 0;
+                u.truncated = 0;
                 u.failures = 0;
                 u.sample.clear();
                 u.rerun = false;
@@ -2613,6 +2622,25 @@ impl Task {
             .zip(self.cdc.as_ref())
             .and_then(|(t, c)| c.counters.get(&t.display_name()))
             .map_or(0, |c| c.exceptions);
+        load + cdc
+    }
+
+    /// Rows of a table stored with a LOB value cut to the task's limit
+    /// (full load and CDC), each recorded in the exceptions table.
+    pub fn table_truncations(&self, table: usize) -> u64 {
+        let load: u64 = self
+            .units
+            .iter()
+            .filter(|u| matches!(u.kind, UnitKind::Load { table: t, .. } if t == table))
+            .map(|u| u.truncated)
+            .sum();
+        let cdc = self
+            .schema
+            .as_ref()
+            .and_then(|s| s.tables.get(table))
+            .zip(self.cdc.as_ref())
+            .and_then(|(t, c)| c.counters.get(&t.display_name()))
+            .map_or(0, |c| c.truncated);
         load + cdc
     }
 

@@ -133,6 +133,7 @@ fn loaded(rows: u64) -> WorkResult {
         rows,
         already_loaded: false,
         exceptions: 0,
+        truncated: 0,
         position: None,
     }
 }

@@ -247,6 +247,7 @@ impl Target for Mock {
             rows: n,
             already_loaded: false,
             exceptions: 0,
+            truncated: crate::pipeline::rows::take_cuts(&seg.cuts).len() as u64,
             position: seg.position.clone(),
         })
     }

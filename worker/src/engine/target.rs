@@ -59,6 +59,9 @@ pub(crate) struct Segment<'a> {
     /// What a row the target cannot store does (DataErrorPolicy): under a
     /// policy that stops, the first such row fails the segment.
     pub data_errors: ferry_common::settings::ErrorAction,
+    /// Rows the value path stored with a cut LOB value, for the writer to
+    /// record with the segment (see `pipeline::rows::Cuts`).
+    pub cuts: crate::pipeline::rows::Cuts,
 }
 
 pub(crate) trait Target {

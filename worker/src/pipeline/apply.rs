@@ -115,6 +115,7 @@ use crate::engine::target::{AnyChangeTarget, ApplyDialect, ChangeTarget};
 use crate::engine::{ConnectorError, Run};
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::filter::BoundFilter;
+use ferry_common::lob::{key_image, RowCut};
 use ferry_common::plan::ChangeTracking;
 use ferry_common::position::Position;
 use ferry_common::schema::{quote_ident, ConstraintKind, TableSchema};
@@ -190,6 +191,8 @@ pub struct TargetTable {
     track_at: Option<Vec<usize>>,
     /// The table's source filter, over its row images.
     filter: Option<ImageFilter>,
+    /// The table's LOB limit over its row images (see `ferry_common::lob`).
+    lob: Option<RowCut>,
 }
 
 /// A source filter bound to a table's row images: each filtered column's
@@ -355,6 +358,7 @@ impl TargetTable {
             tracking: ChangeTracking::Off,
             track_at: None,
             filter,
+            lob: RowCut::new(source.lob.as_ref(), image.iter().copied()),
         })
     }
 
@@ -1353,7 +1357,79 @@ impl<T: ChangeTarget> Applier<T> {
         Ok(())
     }
 
+    /// Cuts a change's LOB values to the table's limit: the new image's cut
+    /// is recorded and counted in the open batch; an old image is cut
+    /// silently, so that it names the row as the target holds it. `None`
+    /// when DataTruncationErrorPolicy stops the table or the task instead.
+    fn cut_lobs(&mut self, t: usize, mut op: Op) -> Option<Op> {
+        let table = &self.tables[t];
+        let cut = table.lob.as_ref()?;
+        let cuts = match &mut op {
+            Op::Insert(row) => cut.row(row),
+            Op::Update { before, after } => {
+                cut.image(before);
+                cut.image(after)
+            }
+            Op::Delete(row) => {
+                cut.image(row);
+                vec![]
+            }
+        };
+        if cuts.is_empty() {
+            return Some(op);
+        }
+        // The row's key names it; a keyless table's other columns do.
+        let at: Vec<usize> = if table.key.is_empty() {
+            (0..table.image.len()).filter(|i| !cut.covers(*i)).collect()
+        } else {
+            table.key.iter().map(|&k| table.source_index[k]).collect()
+        };
+        let key = {
+            let value = |i: usize| match &op {
+                Op::Insert(row) => row.get(i),
+                Op::Update { after, .. } => after.get(i).and_then(Option::as_ref),
+                Op::Delete(_) => None,
+            };
+            key_image(at.iter().filter_map(|&i| Some((table.image[i].as_str(), value(i)?))))
+        };
+        let (reason, policy, name) = (cut.reason(&cuts), cut.on_truncation, table.display.clone());
+        let stop = cut.stop_reason(&cuts, &key);
+        match policy {
+            ErrorAction::SuspendTable => {
+                self.stop_table(t, stop);
+                None
+            }
+            ErrorAction::StopTask => {
+                if self.fatal.is_none() {
+                    self.fatal = Some(format!("table {name}: {stop}"));
+                }
+                None
+            }
+            ErrorAction::LogError | ErrorAction::IgnoreRecord => {
+                self.begin_batch();
+                tracing::warn!(table = %name, %key, %reason, "LOB value cut to the task's limit; recorded in ferry.apply_exceptions");
+                let stmt = format!(
+                    "INSERT INTO ferry.apply_exceptions (task, table_name, phase, reason, row_image) VALUES ({}, {}, 'cdc', {}, {})",
+                    self.text_literal(&self.task),
+                    self.text_literal(&name),
+                    self.text_literal(&reason),
+                    self.text_literal(&key.replace('\0', "\\0")),
+                );
+                self.push_stmt(&stmt);
+                self.counters(t).truncated += 1;
+                Some(op)
+            }
+        }
+    }
+
     async fn apply_op(&mut self, t: usize, op: Op) -> Result<(), ConnectorError> {
+        let op = match self.tables[t].lob {
+            Some(_) => match self.cut_lobs(t, op) {
+                Some(op) => op,
+                None => return Ok(()),
+            },
+            None => op,
+        };
         self.begin_batch();
         self.batch_changes += 1;
         let has_key = !self.tables[t].key.is_empty();
@@ -1860,6 +1936,89 @@ mod tests {
         let sent = state.lock().unwrap().committed.join("\n");
         assert!(sent.contains("INSERT INTO ferry.apply_exceptions"), "{sent}");
         assert!(!sent.contains(r#"INSERT INTO "s"."t""#), "{sent}");
+    }
+
+    /// Limited LOB mode: a new image's long value is cut and the cut row
+    /// recorded with its key in the same batch; an old image is cut without
+    /// a record; under STOP_TASK the batch is not committed.
+    #[tokio::test]
+    async fn a_long_value_is_cut_recorded_and_counted() {
+        use ferry_common::lob::{LobColumn, LobLimit};
+        let limited = |policy: ErrorAction| {
+            let mut t = TableSchema::bare(
+                Engine::Postgres,
+                "s",
+                "t",
+                vec![Column::plain("id", "integer"), Column::plain("v", "text")],
+            );
+            t.primary_key = Some(PrimaryKey {
+                name: "t_pkey".into(),
+                columns: vec!["id".into()],
+            });
+            t.lob = Some(LobLimit {
+                max_bytes: 4,
+                columns: vec![LobColumn {
+                    name: "v".into(),
+                    binary: false,
+                }],
+                on_truncation: policy,
+                origin: "LobMaxSize 4 B".into(),
+            });
+            TargetTable::new(&t, Engine::Postgres).unwrap()
+        };
+        let state = Arc::new(Mutex::new(State::default()));
+        let mut a = Applier::with_target(
+            MockTarget::new(&PgDialect, &state),
+            "t1".into(),
+            1,
+            vec![limited(ErrorAction::LogError)],
+        )
+        .await
+        .unwrap();
+        a.begin_txn(1);
+        a.apply(0, Op::Insert(vec![Value::Int(1), text("abcdefgh")]))
+            .await
+            .unwrap();
+        a.apply(
+            0,
+            Op::Update {
+                before: whole(vec![Value::Int(1), text("abcdefgh")]),
+                after: whole(vec![Value::Int(1), text("xy")]),
+            },
+        )
+        .await
+        .unwrap();
+        a.end_txn(at(7), false).await.unwrap();
+        let sent = state.lock().unwrap().committed.join("\n");
+        assert!(sent.contains("'abcd'"), "{sent}");
+        assert!(!sent.contains("abcdefgh"), "{sent}");
+        assert_eq!(sent.matches("INSERT INTO ferry.apply_exceptions").count(), 1, "{sent}");
+        assert!(
+            sent.contains("'LOB truncated (LobMaxSize 4 B): column v cut from 8 to 4 bytes', 'id=1'"),
+            "{sent}"
+        );
+        assert_eq!(a.unreported["s.t"].truncated, 1);
+
+        let state = Arc::new(Mutex::new(State::default()));
+        let mut a = Applier::with_target(
+            MockTarget::new(&PgDialect, &state),
+            "t1".into(),
+            1,
+            vec![limited(ErrorAction::StopTask)],
+        )
+        .await
+        .unwrap();
+        a.begin_txn(1);
+        a.apply(0, Op::Insert(vec![Value::Int(2), text("ok")])).await.unwrap();
+        a.apply(0, Op::Insert(vec![Value::Int(1), text("abcdefgh")]))
+            .await
+            .unwrap();
+        let e = a.end_txn(at(7), false).await.unwrap_err().to_string();
+        assert!(
+            e.contains("id=1") && e.contains("DataTruncationErrorPolicy STOP_TASK"),
+            "{e}"
+        );
+        assert!(state.lock().unwrap().committed.is_empty(), "the batch must not commit");
     }
 
     /// A stream that lost the apply state to a newer one commits nothing

@@ -115,6 +115,7 @@ pub(crate) async fn take(f: &mut impl SegmentFence, a: &Attempt<'_>) -> Result<F
                 rows: rows.unwrap_or(0),
                 already_loaded: true,
                 exceptions: 0,
+                truncated: 0,
                 position,
             }))
         }

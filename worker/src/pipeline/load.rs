@@ -11,7 +11,9 @@
 use crate::engine::source::Source;
 use crate::engine::target::{Segment, Target};
 use crate::engine::{bounds_on_target, on_target, with_engine, ConnectorError, Progress, Run};
+use crate::pipeline::rows::{Cuts, Rows};
 use ferry_common::endpoint::Endpoint;
+use ferry_common::lob::{key_image, RowCut};
 use ferry_common::schema::TableSchema;
 use ferry_common::work::WorkResult;
 use tracing::Instrument;
@@ -45,7 +47,8 @@ async fn load_with(
         table,
         seg,
     } = job;
-    if source.engine == target.engine {
+    // A table with a LOB limit takes the value path, where values are cut.
+    if source.engine == target.engine && table.lob.is_none() {
         // Read and write in one: the source's COPY bytes go to the target.
         let copied = to
             .copy_segment(run, source, target, table, seg.clone(), progress.clone())
@@ -61,16 +64,21 @@ async fn load_with(
         .copy_columns()
         .map(|c| table.source_column(&c.name).to_string())
         .collect();
+    let cut = RowCut::new(table.lob.as_ref(), columns.iter().map(String::as_str));
     let (rows, position) = from
         .read_segment(source, table, columns, seg.bounds, seg.snapshot)
         .instrument(tracing::info_span!("read", table = %table.display_name(), segment = seg.number))
         .await?;
     let (task, name) = (run.task.clone(), converted.display_name());
-    let rows: crate::pipeline::rows::Rows = Box::pin(futures::StreamExt::inspect(rows, move |batch| {
+    let rows: Rows = Box::pin(futures::StreamExt::inspect(rows, move |batch| {
         if let Ok(batch) = batch {
             crate::health::read(&task, &name, batch.iter().map(row_bytes).sum());
         }
     }));
+    let rows = match cut {
+        Some(cut) => cut_lobs(rows, cut, &converted, seg.number, seg.cuts.clone()),
+        None => rows,
+    };
     // The snapshot position travels with the result (from the segment's
     // marker when an earlier attempt committed it).
     let bounds = bounds_on_target(table, seg.bounds, target.engine)?;
@@ -84,6 +92,45 @@ async fn load_with(
     to.load_rows(run, target, &converted, seg, rows, progress)
         .instrument(span)
         .await
+}
+
+/// Cuts the LOB values of a segment's rows to the table's limit (see
+/// `ferry_common::lob`), noting each cut row's key in `cuts` for the writer
+/// to record with the segment; under a DataTruncationErrorPolicy that stops,
+/// the first cut ends the stream with the error instead.
+fn cut_lobs(rows: Rows, cut: RowCut, t: &TableSchema, segment: u32, cuts: Cuts) -> Rows {
+    let names: Vec<String> = t.copy_columns().map(|c| c.name.clone()).collect();
+    // The row's key columns name it; a keyless table's non-LOB columns do.
+    let key: Vec<usize> = match &t.primary_key {
+        Some(pk) => pk
+            .columns
+            .iter()
+            .filter_map(|k| names.iter().position(|n| n == k))
+            .collect(),
+        None => (0..names.len()).filter(|i| !cut.covers(*i)).collect(),
+    };
+    let ctx = format!("table {} segment {segment}", t.display_name());
+    Box::pin(futures::StreamExt::map(rows, move |batch| {
+        let mut batch = batch?;
+        for row in batch.iter_mut() {
+            let Ok(values) = row else { continue };
+            let done = cut.row(values);
+            if done.is_empty() {
+                continue;
+            }
+            let image = key_image(key.iter().map(|&i| (names[i].as_str(), &values[i])));
+            if cut.on_truncation.stops() {
+                return Err(ConnectorError::Definite(format!(
+                    "{ctx}: {}",
+                    cut.stop_reason(&done, &image)
+                )));
+            }
+            cuts.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((image, cut.reason(&done)));
+        }
+        Ok(batch)
+    }))
 }
 
 /// A table's rows on the target against what its segments loaded, once
@@ -189,6 +236,7 @@ mod tests {
                 fresh: false,
                 position: None,
                 data_errors: Default::default(),
+                cuts: Default::default(),
             },
         };
         load_with(mock, mock, &run(), job, Progress::default()).await
@@ -233,6 +281,7 @@ mod tests {
                 rows: 10,
                 already_loaded: true,
                 exceptions: 0,
+                truncated: 0,
                 position: Some(Position::binlog(1, 7)),
             }
         );

@@ -55,6 +55,17 @@ pub fn encode_row(
     }
 }
 
+/// Rows of a segment stored with a LOB value cut to the table's limit, as
+/// `(key, reason)`, filled while the rows stream and recorded by the writer
+/// in `ferry.apply_exceptions` with the segment (see `pipeline::load`).
+/// Bounded by the segment: each note stands for a value above the limit.
+pub type Cuts = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// Takes the notes of a segment's cut rows.
+pub fn take_cuts(cuts: &Cuts) -> Vec<(String, String)> {
+    std::mem::take(&mut *cuts.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
 /// A segment's rows on their way from a source to a target of another
 /// engine, in batches; the stream ends after the last row.
 pub type Rows = std::pin::Pin<Box<dyn futures::Stream<Item = Result<Vec<Row>, ConnectorError>> + Send>>;

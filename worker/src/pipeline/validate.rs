@@ -49,6 +49,7 @@ use crate::engine::validation::{self, Decoder, Side};
 use crate::engine::{bounds_on_target, on_target, ConnectorError};
 use crate::report::Reporter;
 use ferry_common::endpoint::Endpoint;
+use ferry_common::lob::RowCut;
 use ferry_common::plan::{KeyColumn, SegmentBounds};
 use ferry_common::schema::TableSchema;
 use ferry_common::value::{format_duration, Value};
@@ -175,9 +176,12 @@ pub async fn validate_segment(job: Job<'_>) -> Result<WorkResult, ConnectorError
 
     let mut out = Outcome::default();
     // Ranges still to look at, depth first, in key order.
+    // Checksums compare values as stored: a table whose LOB values may be
+    // cut is compared row by row, through the same cut.
+    let checksums = same_engine && job.table.lob.is_none();
     let mut pending = vec![(
         whole,
-        if same_engine {
+        if checksums {
             Step::Check
         } else {
             Step::Split(job.partition_size)
@@ -205,7 +209,7 @@ pub async fn validate_segment(job: Job<'_>) -> Result<WorkResult, ConnectorError
                     pending.push((range, Step::Compare));
                     continue;
                 }
-                let next = if same_engine { Step::Check } else { Step::Compare };
+                let next = if checksums { Step::Check } else { Step::Compare };
                 pending.extend(split(&range, points).into_iter().rev().map(|part| (part, next)));
             }
             Step::Compare => {
@@ -308,13 +312,17 @@ async fn compare_rows(
         .iter()
         .map(|c| source.table.column(c).is_some_and(|c| blank_padded(&c.type_sql)))
         .collect();
-    let canon = |side: &Side<'_>, types: &[Decoder], raw: Vec<Option<Vec<u8>>>| -> (String, String, Vec<u64>) {
+    // The source's values as the target should hold them: LOB values cut
+    // to the task's limit, as the load and CDC cut them.
+    let lob = RowCut::new(source.table.lob.as_ref(), columns.source.iter().map(String::as_str));
+    let canon = |side: &Side<'_>, types: &[Decoder], raw: Vec<Option<Vec<u8>>>, cut: Option<&RowCut>| {
         let texts: Vec<String> = raw
             .iter()
             .zip(types)
             .zip(&padded)
-            .map(|((v, ty), pad)| {
-                let text = canonical_field(side, ty, v.as_deref());
+            .enumerate()
+            .map(|(i, ((v, ty), pad))| {
+                let text = canonical_field(side, ty, v.as_deref(), cut.map(|c| (c, i)));
                 if *pad {
                     text.trim_end_matches(' ').to_string()
                 } else {
@@ -336,13 +344,14 @@ async fn compare_rows(
             })
             .collect::<Vec<_>>()
             .join(",");
-        (key, display, texts.iter().map(|t| hash(t)).collect())
+        let hashes: Vec<u64> = texts.iter().map(|t| hash(t)).collect();
+        (key, display, hashes)
     };
     let mut kept: HashMap<String, Kept> = HashMap::new();
     let mut source_rows = 0u64;
     source
         .rows(&columns.source, s_range, &mut |raw| {
-            let (key, display, hashes) = canon(source, &s_types, raw);
+            let (key, display, hashes) = canon(source, &s_types, raw, lob.as_ref());
             source_rows += 1;
             kept.insert(
                 key,
@@ -355,7 +364,7 @@ async fn compare_rows(
         .await?;
     target
         .rows(&columns.target, t_range, &mut |raw| {
-            let (key, display, hashes) = canon(target, &t_types, raw);
+            let (key, display, hashes) = canon(target, &t_types, raw, None);
             match kept.remove(&key) {
                 Some(s) => {
                     let differ: Vec<&str> = columns
@@ -432,10 +441,15 @@ fn hash(s: &str) -> u64 {
 
 /// A field's canonical text: its value-model value rendered canonically, or
 /// its raw text when the engine's decoder cannot read it.
-fn canonical_field(side: &Side<'_>, how: &Decoder, raw: Option<&[u8]>) -> String {
+fn canonical_field(side: &Side<'_>, how: &Decoder, raw: Option<&[u8]>, cut: Option<(&RowCut, usize)>) -> String {
     let Some(raw) = raw else { return "\u{0}NULL".into() };
     match side.decode(how, raw) {
-        Ok(v) => canonical(&v),
+        Ok(mut v) => {
+            if let Some((c, i)) = cut {
+                c.value(i, &mut v);
+            }
+            canonical(&v)
+        }
         Err(_) => format!("\u{0}raw:{}", String::from_utf8_lossy(raw)),
     }
 }

@@ -9,17 +9,23 @@ use crate::engine::source::{ChangeSource, ChangeStream, Segmenting, Source};
 use crate::engine::target::{Segment, Target};
 use crate::engine::{with_engine, ConnectorError, Progress, Run};
 use crate::report::Reporter;
+use ferry_common::lob::LobSettings;
 use ferry_common::mapping::TableMappings;
 use ferry_common::schema::SourceSchema;
 use ferry_common::transform::RuleTarget;
 use ferry_common::work::{Work, WorkResult};
 
-/// Gives each introspected table the source filter and the target names
-/// the mappings set for it, checked against its columns, so a filter that
+/// Gives each introspected table the source filter, the target names and
+/// the LOB limit the mappings and settings set for it, checked against its
+/// columns, so a filter that
 /// names a missing column or a value its column cannot hold, a rule that
 /// removes a key column, or two tables renamed onto one, fails the task
 /// before any row moves.
-fn with_rules(mut schema: SourceSchema, mappings: &TableMappings) -> Result<SourceSchema, ConnectorError> {
+fn with_rules(
+    mut schema: SourceSchema,
+    mappings: &TableMappings,
+    lob: &LobSettings,
+) -> Result<SourceSchema, ConnectorError> {
     let definite = |e: &dyn std::fmt::Display| ConnectorError::Definite(e.to_string());
     // Resolved against every table first: foreign keys name other tables.
     let transforms = schema
@@ -35,6 +41,10 @@ fn with_rules(mut schema: SourceSchema, mappings: &TableMappings) -> Result<Sour
             f.bind(t).map_err(|e| definite(&e))?;
         }
         t.transform = transform;
+        let rule = mappings.lob_rule_for(&t.schema, &t.name).map_err(|e| definite(&e))?;
+        let columns = t.columns.iter().map(|c| (c.name.as_str(), c.type_sql.as_str()));
+        let key = t.primary_key.as_ref().map(|k| k.columns.clone()).unwrap_or_default();
+        t.lob = ferry_common::lob::limit_for(t.engine, columns, &key, lob, rule);
         let renamed = ferry_common::transform::renamed(t).map_err(|e| definite(&e))?;
         let to = (renamed.schema.clone(), renamed.name.clone());
         if let Some((_, first)) = targets.iter().find(|(k, _)| *k == to) {
@@ -78,6 +88,7 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             mappings,
             segment_target_bytes,
             max_segments_per_table,
+            lob,
         } => {
             let segmenting = Segmenting {
                 target_bytes: segment_target_bytes,
@@ -86,7 +97,7 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             let schema = with_engine!(source.engine, |e| e
                 .introspect(&source, &mappings, segmenting, None)
                 .await)?;
-            with_rules(schema, &mappings).map(WorkResult::Introspected)
+            with_rules(schema, &mappings, &lob).map(WorkResult::Introspected)
         }
         Work::Reintrospect {
             source,
@@ -94,6 +105,7 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             mappings,
             table,
             cdc,
+            lob,
         } => {
             // Raises the target's CDC apply-state epoch to this
             // assignment's first: the stream revoked for the reload commits
@@ -107,7 +119,7 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
                 e.publish_table(&source, &cdc, &table).await?;
                 e.introspect(&source, &mappings, Segmenting::WHOLE, Some(&table)).await
             })?;
-            with_rules(schema, &mappings).map(WorkResult::Introspected)
+            with_rules(schema, &mappings, &lob).map(WorkResult::Introspected)
         }
         Work::Prepare {
             target,
@@ -151,6 +163,7 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
                     fresh: defer_primary_key,
                     position: None,
                     data_errors,
+                    cuts: Default::default(),
                 },
             };
             load::load_segment(run, job, ctx.progress.clone()).await

@@ -275,6 +275,7 @@ async fn table(
         key_samples: vec![],
         filter: None,
         transform: None,
+        lob: None,
     };
     if size_bytes > segment_target_bytes {
         let wanted = (size_bytes / segment_target_bytes.max(1)).min(max_segments as u64);

@@ -349,6 +349,18 @@ pub async fn load_rows(
         .await
         .map_err(q("recording an exception"))?;
     }
+    let cuts = crate::pipeline::rows::take_cuts(&seg.cuts);
+    for (key, reason) in &cuts {
+        c.exec_drop(
+            "INSERT INTO ferry.apply_exceptions (task, table_name, phase, reason, row_image) VALUES (?, ?, 'full load', ?, ?)",
+            (task.clone(), t.display_name(), reason.clone(), key.clone()),
+        )
+        .await
+        .map_err(q("recording a cut LOB value"))?;
+    }
+    if !cuts.is_empty() {
+        tracing::warn!(table = %name, segment, rows = cuts.len(), "LOB values cut to the task's limit; recorded in ferry.apply_exceptions");
+    }
     c.exec_drop(
         "UPDATE ferry.segment_loads SET `rows` = ? WHERE task = ? AND table_name = ? AND segment = ?",
         (loaded, task.clone(), table_key.clone(), segment),
@@ -365,6 +377,7 @@ pub async fn load_rows(
         rows: loaded,
         already_loaded: false,
         exceptions: exceptions.len() as u64,
+        truncated: cuts.len() as u64,
         position: seg.position.clone(),
     })
 }

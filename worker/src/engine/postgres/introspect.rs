@@ -376,5 +376,6 @@ async fn table(
         key_samples,
         filter: None,
         transform: None,
+        lob: None,
     })
 }

@@ -358,6 +358,7 @@ async fn finish(
         rows,
         already_loaded: false,
         exceptions: 0,
+        truncated: 0,
         position,
     })
 }
@@ -577,9 +578,27 @@ pub async fn load_rows(
         .await
         .map_err(|e| classify(ctx("recording an exception"), e))?;
     }
+    let cuts = crate::pipeline::rows::take_cuts(&seg.cuts);
+    for (key, reason) in &cuts {
+        tx.execute(
+            "INSERT INTO ferry.apply_exceptions (task, table_name, phase, reason, row_image) VALUES ($1, $2, 'full load', $3, $4)",
+            &[&run.task, &t.display_name(), reason, key],
+        )
+        .await
+        .map_err(|e| classify(ctx("recording a cut LOB value"), e))?;
+    }
+    if !cuts.is_empty() {
+        tracing::warn!(table = %name, segment, rows = cuts.len(), "LOB values cut to the task's limit; recorded in ferry.apply_exceptions");
+    }
     let mut result = finish(run, tx, t, &seg, copied, seg.position.clone()).await?;
-    if let WorkResult::Loaded { exceptions: n, .. } = &mut result {
+    if let WorkResult::Loaded {
+        exceptions: n,
+        truncated,
+        ..
+    } = &mut result
+    {
         *n = exceptions.len() as u64;
+        *truncated = cuts.len() as u64;
     }
     Ok(result)
 }

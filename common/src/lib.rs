@@ -6,6 +6,7 @@ pub mod access;
 pub mod convert;
 pub mod dms_settings;
 pub mod endpoint;
+pub mod expression;
 pub mod filter;
 pub mod fuzz;
 pub mod leader;

@@ -120,7 +120,7 @@ pub fn limit_for<'a>(
             })
         })
         .collect();
-    (!columns.is_empty()).then(|| LobLimit {
+    (!columns.is_empty()).then_some(LobLimit {
         max_bytes,
         columns,
         on_truncation: task.on_truncation,

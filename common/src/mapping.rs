@@ -9,10 +9,11 @@
 //! refused with an error that names the rule id, so a mapping never silently
 //! means less than the user wrote.
 
+use crate::expression::{DataType, Expression};
 use crate::filter::{ColumnFilter, Condition, Operator, RowFilter};
 use crate::lob::{TableLobMode, TableLobRule};
 use crate::schema::TableSchema;
-use crate::transform::{NameAction, NameRule, RuleTarget, TableTransform};
+use crate::transform::{AddColumnRule, NameAction, NameRule, RuleTarget, TableTransform};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
@@ -70,6 +71,9 @@ pub struct TableMappings {
     /// Transformation rules that name things (see [`crate::transform`]).
     #[serde(default)]
     pub transforms: Vec<NameRule>,
+    /// `add-column` rules (see [`crate::transform`]).
+    #[serde(default)]
+    pub added: Vec<AddColumnRule>,
     /// Tables' `lob-settings` (see [`crate::lob`]).
     #[serde(default)]
     pub lob_rules: Vec<TableLobRule>,
@@ -268,6 +272,9 @@ impl TableMappings {
                         }
                     }
                 }
+                "transformation" if obj.get("rule-action").and_then(Value::as_str) == Some("add-column") => {
+                    out.added.push(parse_add_column(obj, &rule_id, &err)?)
+                }
                 "transformation" => out.transforms.push(parse_transformation(obj, &rule_id, &err)?),
                 other => {
                     return Err(err(".rule-type", &format!("rule type '{other}' is not supported yet")));
@@ -356,15 +363,16 @@ impl TableMappings {
         t: &TableSchema,
         all: &[TableSchema],
     ) -> Result<Option<Box<TableTransform>>, MappingError> {
-        let resolved = crate::transform::resolve(&self.transforms, t, all).map_err(|c| MappingError::Rule {
-            rule_id: c.second.clone(),
-            path: "$.rules".into(),
-            message: format!(
-                "it and rule {} both rename an object of table {}; keep one",
-                c.first,
-                t.display_name()
-            ),
-        })?;
+        let resolved =
+            crate::transform::resolve(&self.transforms, &self.added, t, all).map_err(|c| MappingError::Rule {
+                rule_id: c.second.clone(),
+                path: "$.rules".into(),
+                message: format!(
+                    "it and rule {} both rename (or add) an object of table {}; keep one",
+                    c.first,
+                    t.display_name()
+                ),
+            })?;
         Ok(resolved.map(Box::new))
     }
 
@@ -379,6 +387,59 @@ impl TableMappings {
 
 /// A `transformation` rule of the supported kinds; the others are refused
 /// with the rule id and path.
+/// An `add-column` transformation: `rule-target` column, a schema and
+/// table locator, the new column's name in `value`, an `expression` of the
+/// supported subset and a `data-type`.
+fn parse_add_column(
+    obj: &serde_json::Map<String, Value>,
+    rule_id: &str,
+    err: &dyn Fn(&str, &str) -> MappingError,
+) -> Result<AddColumnRule, MappingError> {
+    if obj.get("rule-target").and_then(Value::as_str) != Some("column") {
+        return Err(err(".rule-target", "add-column needs rule-target column"));
+    }
+    let locator = obj
+        .get("object-locator")
+        .and_then(Value::as_object)
+        .ok_or_else(|| err(".object-locator", "missing object-locator"))?;
+    let loc = |key: &str| -> Result<String, MappingError> {
+        let path = format!(".object-locator.{key}");
+        let p = locator
+            .get(key)
+            .and_then(Value::as_str)
+            .ok_or_else(|| err(&path, &format!("missing {key}")))?;
+        Pattern::compile(p).map_err(|m| err(&path, &m))?;
+        Ok(p.to_string())
+    };
+    if let Some(c) = locator.get("column-name") {
+        return Err(err(
+            ".object-locator.column-name",
+            &format!("add-column locates a table; the new column's name goes in value (got column-name {c})"),
+        ));
+    }
+    let name = match obj.get("value") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => return Err(err(".value", "add-column needs the new column's name in value")),
+    };
+    let expression = match obj.get("expression") {
+        Some(Value::String(e)) => Expression::parse(e).map_err(|m| err(".expression", &m))?,
+        _ => return Err(err(".expression", "add-column needs an expression")),
+    };
+    let data_type = DataType::parse(
+        obj.get("data-type")
+            .ok_or_else(|| err(".data-type", "add-column needs a data-type"))?,
+    )
+    .map_err(|m| err(".data-type", &m))?;
+    Ok(AddColumnRule {
+        rule_id: rule_id.to_string(),
+        schema: loc("schema-name")?,
+        table: loc("table-name")?,
+        name,
+        expression,
+        data_type,
+    })
+}
+
 fn parse_transformation(
     obj: &serde_json::Map<String, Value>,
     rule_id: &str,
@@ -420,13 +481,7 @@ fn parse_transformation(
         },
         Some("remove-column") if target == RuleTarget::Column => NameAction::RemoveColumn,
         Some("remove-column") => return Err(err(".rule-target", "remove-column needs rule-target column")),
-        Some(
-            a @ ("add-column"
-            | "include-column"
-            | "change-data-type"
-            | "define-primary-key"
-            | "add-before-image-columns"),
-        ) => {
+        Some(a @ ("include-column" | "change-data-type" | "define-primary-key" | "add-before-image-columns")) => {
             return Err(err(
                 ".rule-action",
                 &format!("transformation '{a}' is not supported yet (see docs/dms-compatibility.md)"),
@@ -668,6 +723,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn add_column_rules() {
+        let select = r#"{"rule-type":"selection","rule-id":"1","rule-name":"1","object-locator":{"schema-name":"%","table-name":"%"},"rule-action":"include"}"#;
+        let m = TableMappings::parse(&format!(
+            r#"{{"rules":[{select},{{"rule-type":"transformation","rule-id":"2","rule-name":"2","rule-action":"add-column",
+               "rule-target":"column","object-locator":{{"schema-name":"s","table-name":"t"}},"value":"full",
+               "expression":"$a||' '||$b","data-type":{{"type":"string","length":"50"}}}}]}}"#
+        ))
+        .unwrap();
+        assert_eq!(m.added.len(), 1);
+        assert_eq!(m.added[0].expression.columns().collect::<Vec<_>>(), ["a", "b"]);
+        for (rule, path) in [
+            (
+                r#""rule-target":"table","value":"c","expression":"1","data-type":{"type":"int4"}"#,
+                ".rule-target",
+            ),
+            (
+                r#""rule-target":"column","expression":"1","data-type":{"type":"int4"}"#,
+                ".value",
+            ),
+            (
+                r#""rule-target":"column","value":"c","data-type":{"type":"int4"}"#,
+                ".expression",
+            ),
+            (r#""rule-target":"column","value":"c","expression":"1""#, ".data-type"),
+            (
+                r#""rule-target":"column","value":"c","expression":"$a + 1","data-type":{"type":"int4"}"#,
+                ".expression",
+            ),
+        ] {
+            let e = TableMappings::parse(&format!(
+                r#"{{"rules":[{select},{{"rule-type":"transformation","rule-id":"9","rule-name":"9","rule-action":"add-column",
+                   "object-locator":{{"schema-name":"s","table-name":"t"}},{rule}}}]}}"#
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("rule 9") && e.contains(path), "{e}");
+        }
+    }
+
+    #[test]
     fn lob_settings_per_table() {
         let m = TableMappings::parse(
             r#"{"rules":[{"rule-type":"selection","rule-id":"1","rule-name":"1","object-locator":{"schema-name":"%","table-name":"%"},"rule-action":"include"},
@@ -736,7 +831,7 @@ mod tests {
     #[test]
     fn unsupported_rule_names_its_id() {
         let err = TableMappings::parse(
-            r#"{"rules":[{"rule-type":"transformation","rule-id":"7","rule-name":"x","rule-action":"add-column","rule-target":"column","object-locator":{"schema-name":"a","table-name":"t"},"value":"b","expression":"$a"}]}"#,
+            r#"{"rules":[{"rule-type":"transformation","rule-id":"7","rule-name":"x","rule-action":"define-primary-key","rule-target":"table","object-locator":{"schema-name":"a","table-name":"t"}}]}"#,
         )
         .unwrap_err();
         let msg = err.to_string();

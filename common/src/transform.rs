@@ -31,6 +31,7 @@
 //! rule ids — DMS would silently take the lowest rule id.
 
 use crate::endpoint::Engine;
+use crate::expression::{DataType, Expression};
 use crate::mapping::matches;
 use crate::schema::{quote_ident, quote_literal, TableSchema};
 use serde::{Deserialize, Serialize};
@@ -55,6 +56,12 @@ pub enum TransformError {
     },
     #[error("table {table}: rule {rule_id} leaves the name empty")]
     Empty { table: String, rule_id: String },
+    #[error("table {table}: the expression of rule {rule_id} reads column {column}, which the table has no copied column of")]
+    UnknownColumn {
+        table: String,
+        rule_id: String,
+        column: String,
+    },
 }
 
 /// What a naming rule applies to.
@@ -126,6 +133,28 @@ pub struct NameRule {
     pub action: NameAction,
 }
 
+/// An `add-column` rule: a column the target table gets, filled with
+/// `expression` over the source row (see [`crate::expression`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddColumnRule {
+    pub rule_id: String,
+    pub schema: String,
+    pub table: String,
+    /// The new column's name (`value`).
+    pub name: String,
+    pub expression: Expression,
+    pub data_type: DataType,
+}
+
+/// A column a rule adds to one table (resolved from an [`AddColumnRule`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddedColumn {
+    pub rule_id: String,
+    pub name: String,
+    pub expression: Expression,
+    pub data_type: DataType,
+}
+
 impl NameRule {
     fn locates(&self, schema: &str, table: Option<&str>, column: Option<&str>) -> bool {
         let part = |pat: &Option<String>, name: Option<&str>| match (pat, name) {
@@ -189,6 +218,9 @@ pub struct TableTransform {
     /// or their columns.
     #[serde(default)]
     pub references: Vec<Reference>,
+    /// Columns `add-column` rules add, after the source's columns.
+    #[serde(default)]
+    pub added: Vec<AddedColumn>,
 }
 
 /// A referenced table's renames, for rewriting foreign keys.
@@ -207,11 +239,30 @@ pub struct Reference {
 /// foreign keys.
 pub fn resolve(
     rules: &[NameRule],
+    adds: &[AddColumnRule],
     t: &TableSchema,
     others: &[TableSchema],
 ) -> Result<Option<TableTransform>, ConflictError> {
-    if rules.is_empty() {
+    if rules.is_empty() && adds.is_empty() {
         return Ok(None);
+    }
+    let mut added: Vec<AddedColumn> = vec![];
+    for r in adds
+        .iter()
+        .filter(|r| matches(&r.schema, &t.schema) && matches(&r.table, &t.name))
+    {
+        if let Some(first) = added.iter().find(|a| a.name == r.name) {
+            return Err(ConflictError {
+                first: first.rule_id.clone(),
+                second: r.rule_id.clone(),
+            });
+        }
+        added.push(AddedColumn {
+            rule_id: r.rule_id.clone(),
+            name: r.name.clone(),
+            expression: r.expression.clone(),
+            data_type: r.data_type,
+        });
     }
     let schema_of = |s: &str| -> Result<String, ConflictError> {
         Ok(match rule_for(rules, RuleTarget::Schema, s, None, None)? {
@@ -293,6 +344,7 @@ pub fn resolve(
             }
             refs
         },
+        added,
     };
     let unchanged = out.schema == t.schema
         && out.name == t.name
@@ -311,13 +363,26 @@ pub fn resolve(
             .iter()
             .zip(&t.sequences)
             .all(|(to, s)| *to == s.schema)
-        && out.references.is_empty();
+        && out.references.is_empty()
+        && out.added.is_empty();
     Ok((!unchanged).then_some(out))
 }
 
 impl TableSchema {
+    /// The columns rules add to this table's target form (after the
+    /// source's), each computed from the source row.
+    pub fn added_columns(&self) -> &[AddedColumn] {
+        self.transform.as_ref().map_or(&[], |t| t.added.as_slice())
+    }
+
+    /// The added column of this target name, if it is one.
+    pub fn added_column(&self, target: &str) -> Option<&AddedColumn> {
+        self.added_columns().iter().find(|a| a.name == target)
+    }
+
     /// The source column a column of this table's target form is filled
-    /// from (the same name when no rule renamed it).
+    /// from (the same name when no rule renamed it); not for an added
+    /// column (see [`TableSchema::added_column`]).
     pub fn source_column<'a>(&'a self, target: &'a str) -> &'a str {
         let Some(tr) = &self.transform else { return target };
         tr.columns
@@ -388,6 +453,37 @@ pub fn renamed(t: &TableSchema) -> Result<TableSchema, TransformError> {
         c.default = c.default.take().map(|d| rewrite(&d, t.engine, &names).sql);
         c.name = to.clone();
         columns.push(c);
+    }
+    for a in &tr.added {
+        for c in a.expression.columns() {
+            match own.get(c) {
+                Some(None) => {
+                    return Err(removed_error(
+                        t,
+                        tr,
+                        c,
+                        &format!("the expression of rule {} uses", a.rule_id),
+                    ))
+                }
+                Some(Some(_)) if t.column(c).is_some_and(|c| c.generated.is_none()) => {}
+                _ => {
+                    return Err(TransformError::UnknownColumn {
+                        table,
+                        rule_id: a.rule_id.clone(),
+                        column: c.to_string(),
+                    })
+                }
+            }
+        }
+        if let Some(first) = seen.insert(a.name.clone(), format!("rule {}", a.rule_id)) {
+            return Err(TransformError::Collision {
+                table,
+                name: a.name.clone(),
+                first,
+                second: format!("rule {}", a.rule_id),
+            });
+        }
+        columns.push(crate::schema::Column::plain(&a.name, &a.data_type.type_sql(t.engine)));
     }
     out.columns = columns;
     if let Some(pk) = &mut out.primary_key {
@@ -773,6 +869,62 @@ mod tests {
         }
     }
 
+    fn add(id: &str, table: &str, name: &str, expr: &str) -> AddColumnRule {
+        AddColumnRule {
+            rule_id: id.into(),
+            schema: "shop".into(),
+            table: table.into(),
+            name: name.into(),
+            expression: Expression::parse(expr).unwrap(),
+            data_type: DataType::String(Some(40)),
+        }
+    }
+
+    #[test]
+    fn added_columns_come_last_and_read_source_columns() {
+        let renames = [rule(
+            "1",
+            RuleTarget::Column,
+            ("shop", Some("Orders"), Some("Lower")),
+            NameAction::Rename("low".into()),
+        )];
+        let mut t = orders();
+        let adds = [
+            add("7", "Ord%", "tag", "$Lower || '-' || $id"),
+            add("8", "other", "x", "1"),
+        ];
+        t.transform = resolve(&renames, &adds, &t, &[]).unwrap().map(Box::new);
+        let r = renamed(&t).unwrap();
+        let names: Vec<&str> = r.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["id", "low", "secret", "cust_id", "tag"]);
+        assert_eq!(r.columns[4].type_sql, "character varying(40)");
+        assert_eq!(t.added_column("tag").map(|a| a.rule_id.as_str()), Some("7"));
+        assert!(t.added_column("low").is_none());
+        // Two rules adding one name conflict; an expression over a column
+        // the table lacks, or onto a name the table has, fails.
+        let e = resolve(
+            &[],
+            &[add("7", "%", "tag", "1"), add("9", "Orders", "tag", "2")],
+            &orders(),
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!((e.first.as_str(), e.second.as_str()), ("7", "9"));
+        let mut t = orders();
+        t.transform = resolve(&[], &[add("7", "%", "tag", "$nope")], &t, &[])
+            .unwrap()
+            .map(Box::new);
+        assert!(renamed(&t)
+            .unwrap_err()
+            .to_string()
+            .contains("rule 7 reads column nope"));
+        let mut t = orders();
+        t.transform = resolve(&[], &[add("7", "%", "secret", "1")], &t, &[])
+            .unwrap()
+            .map(Box::new);
+        assert!(matches!(renamed(&t).unwrap_err(), TransformError::Collision { .. }));
+    }
+
     fn orders() -> TableSchema {
         let mut t = TableSchema::bare(
             Engine::Postgres,
@@ -855,7 +1007,9 @@ mod tests {
             ),
         ];
         let mut t = orders();
-        t.transform = resolve(&rules, &t, &[orders(), customers()]).unwrap().map(Box::new);
+        t.transform = resolve(&rules, &[], &t, &[orders(), customers()])
+            .unwrap()
+            .map(Box::new);
         let r = renamed(&t).unwrap();
         assert_eq!((r.schema.as_str(), r.name.as_str()), ("store", "orders"));
         let names: Vec<&str> = r.columns.iter().map(|c| c.name.as_str()).collect();
@@ -895,7 +1049,7 @@ mod tests {
                 NameAction::ConvertUppercase,
             ),
         ];
-        let e = resolve(&rules, &orders(), &[]).unwrap_err();
+        let e = resolve(&rules, &[], &orders(), &[]).unwrap_err();
         assert_eq!((e.first.as_str(), e.second.as_str()), ("5", "9"));
 
         let rules = vec![rule(
@@ -905,7 +1059,7 @@ mod tests {
             NameAction::RemoveColumn,
         )];
         let mut t = orders();
-        t.transform = resolve(&rules, &t, &[]).unwrap().map(Box::new);
+        t.transform = resolve(&rules, &[], &t, &[]).unwrap().map(Box::new);
         let e = renamed(&t).unwrap_err().to_string();
         assert!(e.contains("rule 6") && e.contains("primary key"), "{e}");
 
@@ -916,7 +1070,7 @@ mod tests {
             NameAction::Rename("same".into()),
         )];
         let mut t = orders();
-        t.transform = resolve(&rules, &t, &[]).unwrap().map(Box::new);
+        t.transform = resolve(&rules, &[], &t, &[]).unwrap().map(Box::new);
         assert!(renamed(&t).unwrap_err().to_string().contains("two columns"));
     }
 
@@ -966,6 +1120,7 @@ mod tests {
                 ("%", Some("%"), Some("%")),
                 NameAction::ConvertLowercase,
             )],
+            &[],
             &t,
             &[],
         )

@@ -79,6 +79,29 @@ impl fmt::Display for TimeOfDay {
     }
 }
 
+/// A decimal number's text (`-12.50`, `.5`, `7`) as `Value::Decimal`
+/// holds it (a leading zero before a bare fraction), or `None` when it is
+/// not one.
+pub fn parse_decimal_text(s: &str) -> Option<String> {
+    let (sign, body) = match s.strip_prefix('-') {
+        Some(b) => ("-", b),
+        None => ("", s),
+    };
+    let (whole, frac) = match body.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (body, None),
+    };
+    let digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !frac.is_none_or(digits) || (whole.is_empty() && frac.is_none_or(str::is_empty)) {
+        return None;
+    }
+    let whole = if whole.is_empty() { "0" } else { whole };
+    Some(match frac {
+        Some(f) if !f.is_empty() => format!("{sign}{whole}.{f}"),
+        _ => format!("{sign}{whole}"),
+    })
+}
+
 /// `[-]H:MM:SS[.ffffff]` with hours unbounded, as MySQL and PostgreSQL's
 /// interval input both read it.
 pub fn format_duration(us: i64) -> String {

@@ -222,11 +222,12 @@ impl Admin for AdminService {
                  create it with --type full-load",
             ));
         }
-        if !mappings.transforms.is_empty() && !(r.pre_data_sql.is_empty() && r.post_data_sql.is_empty()) {
+        let transformed = mappings.transforms.first().map(|r| &r.rule_id);
+        let transformed = transformed.or(mappings.added.first().map(|r| &r.rule_id));
+        if let Some(id) = transformed.filter(|_| !(r.pre_data_sql.is_empty() && r.post_data_sql.is_empty())) {
             return Err(Status::invalid_argument(format!(
-                "table mappings: rule {}: transformation rules are not applied to --schema-dir files yet; \
-                 drop --schema-dir (Ferry then creates the renamed tables itself) or rename in the files",
-                mappings.transforms[0].rule_id
+                "table mappings: rule {id}: transformation rules are not applied to --schema-dir files yet; \
+                 drop --schema-dir (Ferry then creates the renamed tables itself) or rename in the files"
             )));
         }
         let spec = TaskSpec {

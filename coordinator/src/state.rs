@@ -2614,15 +2614,13 @@ impl Task {
     /// Per-table view for status: (state, rows, segments done, total, error).
     /// Rows of a table that went to the target's exceptions table.
     pub fn table_exceptions(&self, table: usize) -> u64 {
-        let load = self.load_exceptions(table);
-        let cdc = self
-            .schema
-            .as_ref()
-            .and_then(|s| s.tables.get(table))
-            .zip(self.cdc.as_ref())
-            .and_then(|(t, c)| c.counters.get(&t.display_name()))
-            .map_or(0, |c| c.exceptions);
-        load + cdc
+        self.load_exceptions(table) + self.cdc_counters(table).map_or(0, |c| c.exceptions)
+    }
+
+    /// What CDC applied to a table so far.
+    fn cdc_counters(&self, table: usize) -> Option<&TableCounters> {
+        let t = self.schema.as_ref()?.tables.get(table)?;
+        self.cdc.as_ref()?.counters.get(&t.display_name())
     }
 
     /// Rows of a table stored with a LOB value cut to the task's limit
@@ -2634,14 +2632,7 @@ impl Task {
             .filter(|u| matches!(u.kind, UnitKind::Load { table: t, .. } if t == table))
             .map(|u| u.truncated)
             .sum();
-        let cdc = self
-            .schema
-            .as_ref()
-            .and_then(|s| s.tables.get(table))
-            .zip(self.cdc.as_ref())
-            .and_then(|(t, c)| c.counters.get(&t.display_name()))
-            .map_or(0, |c| c.truncated);
-        load + cdc
+        load + self.cdc_counters(table).map_or(0, |c| c.truncated)
     }
 
     /// Rows of a table's full load that went to the exceptions table.

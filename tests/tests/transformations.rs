@@ -71,7 +71,10 @@ fn assert_same(table: &str, want: &TextRows, got: &TextRows) {
 /// it); `customers` → `customers_v2` (`name` → `full_name`, `tier` →
 /// `TIER`); `tmp_events` → `events` (`payload` → `evt_payload`,
 /// `created_at` → `created_time`, `old_flag` → `was_flag`);
-/// `audit_bak` → `audit` (`note_txt` → `note`).
+/// `audit_bak` → `audit` (`note_txt` → `note`). Added columns:
+/// `customers_v2.label` from the source's `name` and `tier` (located by
+/// their source names, though renamed), `audit.id_copy` and a constant
+/// `audit.origin`.
 const PG_MAPPINGS: &str = r#"{"rules": [
   {"rule-type": "selection", "rule-id": "1", "rule-name": "all", "rule-action": "include",
    "object-locator": {"schema-name": "Shop", "table-name": "%"}},
@@ -109,7 +112,16 @@ const PG_MAPPINGS: &str = r#"{"rules": [
    "old-value": "old_", "value": "was_"},
   {"rule-type": "transformation", "rule-id": "15", "rule-name": "txt", "rule-action": "remove-suffix",
    "rule-target": "column", "object-locator": {"schema-name": "Shop", "table-name": "audit_bak", "column-name": "%[_]txt"},
-   "value": "_txt"}
+   "value": "_txt"},
+  {"rule-type": "transformation", "rule-id": "16", "rule-name": "label", "rule-action": "add-column",
+   "rule-target": "column", "object-locator": {"schema-name": "Shop", "table-name": "customers"},
+   "value": "label", "expression": "$name || ' (' || $tier || ')'", "data-type": {"type": "string", "length": 60}},
+  {"rule-type": "transformation", "rule-id": "17", "rule-name": "copy", "rule-action": "add-column",
+   "rule-target": "column", "object-locator": {"schema-name": "Shop", "table-name": "audit%"},
+   "value": "id_copy", "expression": "$id", "data-type": {"type": "int8"}},
+  {"rule-type": "transformation", "rule-id": "18", "rule-name": "src", "rule-action": "add-column",
+   "rule-target": "column", "object-locator": {"schema-name": "Shop", "table-name": "audit%"},
+   "value": "origin", "expression": "'audit'", "data-type": {"type": "string"}}
 ]}"#;
 
 /// Source query (hand-written, with the filter), target query (by the new
@@ -123,8 +135,8 @@ const PG_EXPECTED: &[(&str, &str, &str)] = &[
     ),
     (
         "customers",
-        r#"SELECT (id, name, tier)::text FROM "Shop".customers ORDER BY id"#,
-        r#"SELECT (id, full_name, "TIER")::text FROM store.customers_v2 ORDER BY id"#,
+        r#"SELECT (id, name, tier, name || ' (' || tier || ')')::text FROM "Shop".customers ORDER BY id"#,
+        r#"SELECT (id, full_name, "TIER", label)::text FROM store.customers_v2 ORDER BY id"#,
     ),
     (
         "events",
@@ -133,8 +145,8 @@ const PG_EXPECTED: &[(&str, &str, &str)] = &[
     ),
     (
         "audit",
-        r#"SELECT (id, note_txt)::text FROM "Shop".audit_bak ORDER BY id"#,
-        "SELECT (id, note)::text FROM store.audit ORDER BY id",
+        r#"SELECT (id, note_txt, id, 'audit')::text FROM "Shop".audit_bak ORDER BY id"#,
+        "SELECT (id, note, id_copy, origin)::text FROM store.audit ORDER BY id",
     ),
 ];
 
@@ -311,7 +323,10 @@ async fn renames_hold_through_load_and_changes_mysql_to_postgres() -> anyhow::Re
           {"rule-type": "transformation", "rule-id": "6", "rule-name": "secret", "rule-action": "remove-column",
            "rule-target": "column", "object-locator": {"schema-name": "Shop", "table-name": "Orders", "column-name": "Secret"}},
           {"rule-type": "transformation", "rule-id": "7", "rule-name": "lcols", "rule-action": "convert-lowercase",
-           "rule-target": "column", "object-locator": {"schema-name": "Shop", "table-name": "LineItems", "column-name": "%"}}
+           "rule-target": "column", "object-locator": {"schema-name": "Shop", "table-name": "LineItems", "column-name": "%"}},
+          {"rule-type": "transformation", "rule-id": "8", "rule-name": "tag", "rule-action": "add-column",
+           "rule-target": "column", "object-locator": {"schema-name": "Shop", "table-name": "Orders"},
+           "value": "tag", "expression": "$CustName||':'||$Total", "data-type": {"type": "string", "length": 80}}
         ]}"#,
     );
     create_typed(
@@ -362,10 +377,14 @@ async fn renames_hold_through_load_and_changes_mysql_to_postgres() -> anyhow::Re
     assert!(changes > 300, "the writer made only {changes} changes");
     wait_caught_up(&f, "myren");
     let p = pg.client("postgres").await?;
-    let want = mysql_rows(&mut m, "SELECT `Id`, `CustName`, `Total` FROM `Orders` ORDER BY `Id`").await?;
+    let want = mysql_rows(
+        &mut m,
+        "SELECT `Id`, `CustName`, `Total`, CONCAT(`CustName`, ':', `Total`) FROM `Orders` ORDER BY `Id`",
+    )
+    .await?;
     let got = pg_rows(
         &p,
-        "SELECT id::text, custname, total::text FROM shop.orders o ORDER BY o.id",
+        "SELECT id::text, custname, total::text, tag FROM shop.orders o ORDER BY o.id",
     )
     .await?;
     assert_same("orders", &want, &got);
@@ -381,7 +400,7 @@ async fn renames_hold_through_load_and_changes_mysql_to_postgres() -> anyhow::Re
     .await?;
     assert_same("order_lines", &want, &got);
     let (cols, defs) = columns_and_indexes(&p, "shop", "orders").await?;
-    assert_eq!(cols, "id,custname,total");
+    assert_eq!(cols, "id,custname,total,tag");
     assert!(
         defs.iter().any(|d| d.contains("(custname)")) && !defs.iter().any(|d| d.contains("ecret")),
         "{defs:?}"
@@ -423,6 +442,13 @@ async fn rules_that_cannot_hold_are_refused() -> anyhow::Result<()> {
             &["public.a", "public.b", "public.same"],
         ),
         (
+            "unknown",
+            r#"{"rule-type": "transformation", "rule-id": "61", "rule-name": "x", "rule-action": "add-column", "rule-target": "column",
+                "object-locator": {"schema-name": "public", "table-name": "a"}, "value": "c", "expression": "$nope",
+                "data-type": {"type": "int4"}}"#,
+            &["rule 61", "nope", "public.a"],
+        ),
+        (
             "key",
             r#"{"rule-type": "transformation", "rule-id": "41", "rule-name": "x", "rule-action": "remove-column", "rule-target": "column",
                 "object-locator": {"schema-name": "public", "table-name": "b", "column-name": "id"}}"#,
@@ -447,30 +473,48 @@ async fn rules_that_cannot_hold_are_refused() -> anyhow::Result<()> {
             assert!(err.contains(w), "{name}: {err} (wanted {w})");
         }
     }
-    // Refused when the task is created, with the rule id and JSON path.
-    let mappings = mapping_file(
-        &dir,
-        &format!(
-            r#"{{"rules": [{select}, {{"rule-type": "transformation", "rule-id": "51", "rule-name": "x", "rule-action": "add-column",
-                "rule-target": "column", "object-locator": {{"schema-name": "public", "table-name": "a"}}, "value": "c", "expression": "$v"}}]}}"#
+    // Refused when the task is created, with the rule id and JSON path: a
+    // kind Ferry does not support, and an expression outside its subset.
+    for (rule, path, what) in [
+        (
+            r#"{"rule-type": "transformation", "rule-id": "51", "rule-name": "x", "rule-action": "include-column",
+                "rule-target": "column", "object-locator": {"schema-name": "public", "table-name": "a", "column-name": "v"}}"#,
+            "$.rules[1].rule-action",
+            "include-column",
         ),
-    );
-    let (ok, _, err) = f.ferry(&[
-        "task",
-        "create",
-        "addcol",
-        "--source",
-        &src.url("postgres"),
-        "--target",
-        &dst.url("postgres"),
-        "--table-mappings",
-        &mappings,
-    ]);
-    assert!(!ok);
-    assert!(
-        err.contains("rule 51") && err.contains("$.rules[1].rule-action") && err.contains("add-column"),
-        "{err}"
-    );
+        (
+            r#"{"rule-type": "transformation", "rule-id": "51", "rule-name": "x", "rule-action": "add-column",
+                "rule-target": "column", "object-locator": {"schema-name": "public", "table-name": "a"}, "value": "c",
+                "expression": "upper($v)", "data-type": {"type": "string", "length": 10}}"#,
+            "$.rules[1].expression",
+            "unsupported",
+        ),
+        (
+            r#"{"rule-type": "transformation", "rule-id": "51", "rule-name": "x", "rule-action": "add-column",
+                "rule-target": "column", "object-locator": {"schema-name": "public", "table-name": "a"}, "value": "c",
+                "expression": "$v", "data-type": {"type": "clob"}}"#,
+            "$.rules[1].data-type",
+            "clob",
+        ),
+    ] {
+        let mappings = mapping_file(&dir, &format!(r#"{{"rules": [{select}, {rule}]}}"#));
+        let (ok, _, err) = f.ferry(&[
+            "task",
+            "create",
+            "refused",
+            "--source",
+            &src.url("postgres"),
+            "--target",
+            &dst.url("postgres"),
+            "--table-mappings",
+            &mappings,
+        ]);
+        assert!(!ok);
+        assert!(
+            err.contains("rule 51") && err.contains(path) && err.contains(what),
+            "{err}"
+        );
+    }
     // Nothing was created on the target by the refused tasks.
     let d = dst.client("postgres").await?;
     let tables = pg_rows(

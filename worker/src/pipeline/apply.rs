@@ -120,6 +120,7 @@ use ferry_common::plan::ChangeTracking;
 use ferry_common::position::Position;
 use ferry_common::schema::{quote_ident, ConstraintKind, TableSchema};
 use ferry_common::settings::{BatchTiming, ErrorAction};
+use ferry_common::transform::AddedColumn;
 use ferry_common::value::{Value, ValueError};
 use ferry_common::work::{CdcProgress, ChangedSegments, TableCounters};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -193,6 +194,30 @@ pub struct TargetTable {
     filter: Option<ImageFilter>,
     /// The table's LOB limit over its row images (see `ferry_common::lob`).
     lob: Option<RowCut>,
+    /// Columns `add-column` rules add: the last of `columns`, after the
+    /// `source_index` ones, each computed from the image.
+    computed: Vec<Computed>,
+}
+
+/// An added column bound to a table's row images.
+struct Computed {
+    column: AddedColumn,
+    /// Image positions of the source columns its expression reads.
+    at: Vec<(String, usize)>,
+}
+
+impl Computed {
+    /// The value over an image (`None`: a column it reads was not sent,
+    /// so the value did not change either).
+    fn eval<'v>(&self, value: impl Fn(usize) -> Option<&'v Value<'v>>) -> Result<Option<Value<'static>>, ValueError> {
+        let get = |name: &str| self.at.iter().find(|(n, _)| n == name).and_then(|(_, i)| value(*i));
+        self.column.expression.eval(&self.column.data_type, get).map_err(|e| {
+            ValueError(format!(
+                "column {} of rule {}: {e}",
+                self.column.name, self.column.rule_id
+            ))
+        })
+    }
 }
 
 /// A source filter bound to a table's row images: each filtered column's
@@ -296,12 +321,42 @@ impl TargetTable {
         let mut source_index = vec![];
         let mut names = vec![];
         for c in t.copy_columns() {
+            if source.added_column(&c.name).is_some() {
+                continue;
+            }
             let from = source.source_column(&c.name);
             if let Some(i) = image.iter().position(|s| *s == from) {
                 columns.push((quote_ident(&c.name), c.type_sql.clone()));
                 source_index.push(i);
                 names.push(c.name.as_str());
             }
+        }
+        // Added columns last, as the target form has them.
+        let mut computed = vec![];
+        for a in source.added_columns() {
+            let at = a
+                .expression
+                .columns()
+                .map(|c| {
+                    let i = image.iter().position(|s| *s == c).ok_or_else(|| {
+                        ConnectorError::Definite(format!(
+                            "table {}: column {c}, which the expression of rule {} reads, is not in the change's row image",
+                            source.display_name(),
+                            a.rule_id
+                        ))
+                    })?;
+                    Ok((c.to_string(), i))
+                })
+                .collect::<Result<Vec<_>, ConnectorError>>()?;
+            let c = t.column(&a.name).ok_or_else(|| {
+                ConnectorError::Definite(format!(
+                    "table {}: the target form lacks the added column {}",
+                    source.display_name(),
+                    a.name
+                ))
+            })?;
+            columns.push((quote_ident(&c.name), c.type_sql.clone()));
+            computed.push(Computed { column: a.clone(), at });
         }
         // A replica identity index names source columns.
         let identity: Option<Vec<String>> = key.map(|k| {
@@ -359,6 +414,7 @@ impl TargetTable {
             track_at: None,
             filter,
             lob: RowCut::new(source.lob.as_ref(), image.iter().copied()),
+            computed,
         })
     }
 
@@ -969,14 +1025,22 @@ impl<T: ChangeTarget> Applier<T> {
     /// The target-ordered literals of a row image (`None`: not sent).
     fn literals(&self, t: usize, row: &[Option<Value>]) -> Result<Vec<Option<String>>, ValueError> {
         let table = self.check_width(t, row.len())?;
-        (0..table.columns.len())
+        let mut lits = (0..table.source_index.len())
             .map(|i| {
                 row[table.source_index[i]]
                     .as_ref()
                     .map(|v| self.literal(t, i, v))
                     .transpose()
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        for (j, c) in table.computed.iter().enumerate() {
+            let v = c.eval(|i| row[i].as_ref())?;
+            lits.push(
+                v.map(|v| self.literal(t, table.source_index.len() + j, &v))
+                    .transpose()?,
+            );
+        }
+        Ok(lits)
     }
 
     fn text_literal(&self, s: &str) -> String {
@@ -1116,9 +1180,14 @@ impl<T: ChangeTarget> Applier<T> {
     /// The literals of a whole row, in target column order.
     fn row_literals(&self, t: usize, row: &[Value]) -> Result<Vec<String>, ValueError> {
         let table = self.check_width(t, row.len())?;
-        (0..table.columns.len())
+        let mut lits = (0..table.source_index.len())
             .map(|i| self.literal(t, i, &row[table.source_index[i]]))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        for (j, c) in table.computed.iter().enumerate() {
+            let v = c.eval(|i| row.get(i))?.unwrap_or(Value::Null);
+            lits.push(self.literal(t, table.source_index.len() + j, &v)?);
+        }
+        Ok(lits)
     }
 
     /// Folds a change of set-based table `t` into the batch's net changes

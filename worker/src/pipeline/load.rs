@@ -11,10 +11,12 @@
 use crate::engine::source::Source;
 use crate::engine::target::{Segment, Target};
 use crate::engine::{bounds_on_target, on_target, with_engine, ConnectorError, Progress, Run};
-use crate::pipeline::rows::{Cuts, Rows};
+use crate::pipeline::rows::{Cuts, Rejected, Rows};
 use ferry_common::endpoint::Endpoint;
 use ferry_common::lob::{key_image, RowCut};
 use ferry_common::schema::TableSchema;
+use ferry_common::transform::AddedColumn;
+use ferry_common::value::Value;
 use ferry_common::work::WorkResult;
 use tracing::Instrument;
 
@@ -47,8 +49,9 @@ async fn load_with(
         table,
         seg,
     } = job;
-    // A table with a LOB limit takes the value path, where values are cut.
-    if source.engine == target.engine && table.lob.is_none() {
+    // A table with a LOB limit or added columns takes the value path, where
+    // values are cut and computed.
+    if source.engine == target.engine && table.lob.is_none() && table.added_columns().is_empty() {
         // Read and write in one: the source's COPY bytes go to the target.
         let copied = to
             .copy_segment(run, source, target, table, seg.clone(), progress.clone())
@@ -59,14 +62,16 @@ async fn load_with(
         }
     }
     let converted = on_target(table, target.engine)?;
-    // Read by the source's names, in the target's column order.
+    // Read by the source's names, in the target's column order; the
+    // columns rules add come last and are computed from the row.
     let columns: Vec<String> = converted
         .copy_columns()
+        .filter(|c| table.added_column(&c.name).is_none())
         .map(|c| table.source_column(&c.name).to_string())
         .collect();
     let cut = RowCut::new(table.lob.as_ref(), columns.iter().map(String::as_str));
     let (rows, position) = from
-        .read_segment(source, table, columns, seg.bounds, seg.snapshot)
+        .read_segment(source, table, columns.clone(), seg.bounds, seg.snapshot)
         .instrument(tracing::info_span!("read", table = %table.display_name(), segment = seg.number))
         .await?;
     let (task, name) = (run.task.clone(), converted.display_name());
@@ -75,6 +80,12 @@ async fn load_with(
             crate::health::read(&task, &name, batch.iter().map(row_bytes).sum());
         }
     }));
+    let added = table.added_columns();
+    let rows = if added.is_empty() {
+        rows
+    } else {
+        add_columns(rows, added.to_vec(), columns)
+    };
     let rows = match cut {
         Some(cut) => cut_lobs(rows, cut, &converted, seg.number, seg.cuts.clone()),
         None => rows,
@@ -92,6 +103,36 @@ async fn load_with(
     to.load_rows(run, target, &converted, seg, rows, progress)
         .instrument(span)
         .await
+}
+
+/// Appends the values of the columns `add-column` rules add, computed from
+/// each row's source values (`columns`, by source name); a value that does
+/// not fit its data type makes the row one the target cannot store.
+fn add_columns(rows: Rows, added: Vec<AddedColumn>, columns: Vec<String>) -> Rows {
+    Box::pin(futures::StreamExt::map(rows, move |batch| {
+        let mut batch = batch?;
+        for row in batch.iter_mut() {
+            let Ok(values) = row else { continue };
+            let computed: Result<Vec<Value<'static>>, Rejected> = added
+                .iter()
+                .map(|a| {
+                    let get = |name: &str| columns.iter().position(|c| c == name).map(|i| &values[i]);
+                    match a.expression.eval(&a.data_type, get) {
+                        Ok(v) => Ok(v.unwrap_or(Value::Null)),
+                        Err(e) => Err(Rejected {
+                            image: format!("{values:?}"),
+                            reason: format!("column {} of rule {}: {e}", a.name, a.rule_id),
+                        }),
+                    }
+                })
+                .collect();
+            match computed {
+                Ok(more) => values.extend(more),
+                Err(r) => *row = Err(r),
+            }
+        }
+        Ok(batch)
+    }))
 }
 
 /// Cuts the LOB values of a segment's rows to the table's limit (see

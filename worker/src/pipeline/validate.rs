@@ -138,8 +138,10 @@ pub async fn validate_segment(job: Job<'_>) -> Result<WorkResult, ConnectorError
     // Each side read by its own names (the rules may rename or remove columns).
     let columns = Columns {
         target: converted.copy_columns().map(|c| c.name.clone()).collect(),
+        // Added columns (last on the target) are computed from the source's.
         source: converted
             .copy_columns()
+            .filter(|c| job.table.added_column(&c.name).is_none())
             .map(|c| job.table.source_column(&c.name).to_string())
             .collect(),
     };
@@ -177,8 +179,9 @@ pub async fn validate_segment(job: Job<'_>) -> Result<WorkResult, ConnectorError
     let mut out = Outcome::default();
     // Ranges still to look at, depth first, in key order.
     // Checksums compare values as stored: a table whose LOB values may be
-    // cut is compared row by row, through the same cut.
-    let checksums = same_engine && job.table.lob.is_none();
+    // cut, or that has added columns, is compared row by row, through the
+    // same cut and computation.
+    let checksums = same_engine && job.table.lob.is_none() && job.table.added_columns().is_empty();
     let mut pending = vec![(
         whole,
         if checksums {
@@ -298,25 +301,35 @@ async fn compare_rows(
     t_range: &SegmentBounds,
     out: &mut Outcome,
 ) -> Result<(), ConnectorError> {
+    let added = source.table.added_columns();
     let pairs: Vec<(String, String)> = columns
         .source
         .iter()
         .cloned()
         .zip(columns.target.iter().cloned())
+        .chain(added.iter().map(|a| (a.name.clone(), a.name.clone())))
         .collect();
-    let (s_types, t_types) = Decoder::for_columns(&source.table, &target.table, &pairs);
+    // Added columns decode on each side as the type their rule gives them.
+    let mut shaped = source.table.clone();
+    for a in added {
+        let ty = a.data_type.type_sql(shaped.engine);
+        shaped.columns.push(ferry_common::schema::Column::plain(&a.name, &ty));
+    }
+    let (s_types, t_types) = Decoder::for_columns(&shaped, &target.table, &pairs);
     // CHAR(n) compares without its trailing blanks: PostgreSQL prints them,
     // MySQL strips them, and both compare as if they were not there.
-    let padded: Vec<bool> = columns
-        .source
+    let padded: Vec<bool> = pairs
         .iter()
-        .map(|c| source.table.column(c).is_some_and(|c| blank_padded(&c.type_sql)))
+        .map(|(c, _)| source.table.column(c).is_some_and(|c| blank_padded(&c.type_sql)))
         .collect();
     // The source's values as the target should hold them: LOB values cut
     // to the task's limit, as the load and CDC cut them.
     let lob = RowCut::new(source.table.lob.as_ref(), columns.source.iter().map(String::as_str));
-    let canon = |side: &Side<'_>, types: &[Decoder], raw: Vec<Option<Vec<u8>>>, cut: Option<&RowCut>| {
-        let texts: Vec<String> = raw
+    // `from_source`: the row computes the added columns and its LOB values
+    // are cut to the limit (the target's hold the results).
+    let canon = |side: &Side<'_>, types: &[Decoder], raw: Vec<Option<Vec<u8>>>, from_source: bool| {
+        let cut = lob.as_ref().filter(|_| from_source);
+        let mut texts: Vec<String> = raw
             .iter()
             .zip(types)
             .zip(&padded)
@@ -330,6 +343,30 @@ async fn compare_rows(
                 }
             })
             .collect();
+        // The source's row computes the added columns, from its values
+        // before any LOB cut (as the load computes them).
+        if from_source {
+            let values: Vec<Option<Value<'static>>> = raw
+                .iter()
+                .zip(types)
+                .map(|(v, ty)| {
+                    v.as_deref()
+                        .map(|b| side.decode(ty, b).ok())
+                        .unwrap_or(Some(Value::Null))
+                })
+                .collect();
+            for a in added {
+                let get = |name: &str| {
+                    let i = columns.source.iter().position(|c| c == name)?;
+                    values[i].as_ref()
+                };
+                texts.push(match a.expression.eval(&a.data_type, get) {
+                    Ok(Some(v)) => canonical(&v),
+                    Ok(None) => "\u{0}unreadable".into(),
+                    Err(e) => format!("\u{0}error:{e}"),
+                });
+            }
+        }
         let key = key_idx
             .iter()
             .map(|i| texts[*i].as_str())
@@ -351,7 +388,7 @@ async fn compare_rows(
     let mut source_rows = 0u64;
     source
         .rows(&columns.source, s_range, &mut |raw| {
-            let (key, display, hashes) = canon(source, &s_types, raw, lob.as_ref());
+            let (key, display, hashes) = canon(source, &s_types, raw, true);
             source_rows += 1;
             kept.insert(
                 key,
@@ -364,7 +401,7 @@ async fn compare_rows(
         .await?;
     target
         .rows(&columns.target, t_range, &mut |raw| {
-            let (key, display, hashes) = canon(target, &t_types, raw, None);
+            let (key, display, hashes) = canon(target, &t_types, raw, false);
             match kept.remove(&key) {
                 Some(s) => {
                     let differ: Vec<&str> = columns

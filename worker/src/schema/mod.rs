@@ -47,11 +47,11 @@ fn mappings(path: Option<&Path>) -> anyhow::Result<TableMappings> {
             // Conversion renders views, triggers and routines too, whose
             // bodies would need the same renames; until they get them,
             // conversion refuses transformation rules.
-            if let Some(r) = m.transforms.first() {
+            let first = m.transforms.first().map(|r| &r.rule_id);
+            if let Some(id) = first.or(m.added.first().map(|r| &r.rule_id)) {
                 anyhow::bail!(
-                    "{}: rule {}: schema conversion and assessment do not apply transformation rules yet; run them with the selection rules only (the task itself applies the renames when it creates tables)",
+                    "{}: rule {id}: schema conversion and assessment do not apply transformation rules yet; run them with the selection rules only (the task itself applies the renames when it creates tables)",
                     p.display(),
-                    r.rule_id
                 );
             }
             Ok(m)

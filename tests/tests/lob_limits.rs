@@ -67,15 +67,18 @@ async fn recorded_cuts(c: &tokio_postgres::Client, table: &str) -> anyhow::Resul
 /// stored out of line and uncompressed: an update of another column then
 /// leaves it out of the change (unchanged TOAST), and the target keeps its
 /// cut value.
-const DOCS: &str =
-    "CREATE TABLE public.docs (id bigint PRIMARY KEY, body text, img bytea, note varchar(20), doc jsonb);
+const DOCS: &str = "CREATE TABLE public.docs (id bigint PRIMARY KEY, body text, img bytea, note varchar(20), doc jsonb,
+                                tags int[], n numeric, at timestamptz);
      ALTER TABLE public.docs ALTER COLUMN body SET STORAGE EXTERNAL, ALTER COLUMN img SET STORAGE EXTERNAL;
      INSERT INTO public.docs
        SELECT i,
               CASE WHEN i % 3 = 0 THEN repeat('aé', 1000) ELSE repeat('x', i) END,
               decode(repeat(lpad(to_hex(i % 256), 2, '0'), i * 30), 'hex'),
               'n' || i,
-              jsonb_build_object('text', repeat('j', 2000))
+              jsonb_build_object('text', repeat('j', 2000)),
+              ARRAY[i, i + 1],
+              CASE WHEN i % 5 = 0 THEN 'NaN' ELSE i / 7.0 END,
+              CASE WHEN i % 4 = 0 THEN 'infinity' ELSE timestamptz '2024-02-29 12:00:00+05' END
          FROM generate_series(1, 60) i;";
 
 #[tokio::test(flavor = "multi_thread")]
@@ -133,7 +136,7 @@ async fn pg_to_pg_cuts_counts_records_and_validates_through_the_limit() -> anyho
     // the target's row is found by its key and keeps its cut values), a
     // delete of a cut row, a long row into the keyless table.
     s.batch_execute(
-        "INSERT INTO public.docs VALUES (100, repeat('é', 900), NULL, 'new', NULL);
+        "INSERT INTO public.docs VALUES (100, repeat('é', 900), NULL, 'new', NULL, '{7}', 'NaN', '-infinity');
          UPDATE public.docs SET body = repeat('zé', 700) WHERE id = 1;
          UPDATE public.docs SET img = decode(repeat('ab', 3000), 'hex') WHERE id = 2;
          UPDATE public.docs SET note = 'changed' WHERE id = 3;
@@ -156,6 +159,17 @@ async fn pg_to_pg_cuts_counts_records_and_validates_through_the_limit() -> anyho
         assert_eq!(g, w, "row {} differs from the source cut to {LIMIT} bytes", w.0);
     }
     // 'zé' * 700 = 2100 bytes: cut after 341 pairs and a 'z'.
+    // Values outside the value model (arrays, NaN, infinity) cross exactly:
+    // a PostgreSQL target gets the source's own text.
+    let exact = "SELECT id, tags::text, n::text, at::text FROM public.docs ORDER BY id";
+    type Exact = (i64, Option<String>, Option<String>, Option<String>);
+    let text_rows = |rows: Vec<tokio_postgres::Row>| -> Vec<Exact> {
+        rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect()
+    };
+    assert_eq!(
+        text_rows(d.query(exact, &[]).await?),
+        text_rows(s.query(exact, &[]).await?)
+    );
     let one = got.iter().find(|r| r.0 == 1).unwrap();
     assert_eq!(one.1.as_deref().map(str::len), Some(1024));
     // JSON is never cut; the unlimited table keeps its values whole.

@@ -93,6 +93,7 @@ impl Source for Mock {
         _columns: Vec<String>,
         bounds: &SegmentBounds,
         _snapshot: Option<&str>,
+        _own_text: bool,
     ) -> Result<(Rows, Option<Position>), ConnectorError> {
         let keys: Vec<i64> = self
             .db()

@@ -60,7 +60,9 @@ pub(crate) trait Source {
     /// in the exported `snapshot` when one is given (or, for an engine that
     /// cannot import one, in a consistent read of its own). The position is
     /// the change-log position the rows were read at, for an engine whose
-    /// snapshots are per reader.
+    /// snapshots are per reader. `own_text`: the target is of this engine,
+    /// so values may travel in the engine's own text form (as its change
+    /// stream sends them to such a target) rather than decoded.
     async fn read_segment(
         &self,
         ep: &Endpoint,
@@ -68,6 +70,7 @@ pub(crate) trait Source {
         columns: Vec<String>,
         bounds: &SegmentBounds,
         snapshot: Option<&str>,
+        own_text: bool,
     ) -> Result<(Rows, Option<Position>), ConnectorError>;
 
     /// Cutover: stops (`freeze`) or allows again the application's writes.

@@ -47,6 +47,11 @@ impl Side<'_> {
             .await)
     }
 
+    /// See [`ValidationReader::carries_own_text`].
+    pub fn carries_own_text(&self) -> bool {
+        with_engine!(self.ep.engine, |e| e.carries_own_text())
+    }
+
     pub fn decode(&self, how: &Decoder, raw: &[u8]) -> Result<Value<'static>, ValueError> {
         with_engine!(self.ep.engine, |e| match how {
             Decoder::Type(t) => e.decode_type(t, raw),
@@ -82,6 +87,12 @@ pub(crate) trait ValidationReader {
     /// This engine's text of a value loaded from a source column of kind
     /// `kind`, read back into that kind.
     fn decode_kind(&self, kind: Kind, raw: &[u8]) -> Result<Value<'static>, ValueError>;
+
+    /// Whether a load and a change stream into a target of this same
+    /// engine carry values in the engine's own text form (see
+    /// `Source::read_segment`) rather than decoded: computed columns are
+    /// then computed from that text, and validation must do the same.
+    fn carries_own_text(&self) -> bool;
 
     /// Keys about every `every` rows within `range`, to split it at.
     async fn split_points(

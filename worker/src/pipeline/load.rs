@@ -71,7 +71,14 @@ async fn load_with(
         .collect();
     let cut = RowCut::new(table.lob.as_ref(), columns.iter().map(String::as_str));
     let (rows, position) = from
-        .read_segment(source, table, columns.clone(), seg.bounds, seg.snapshot)
+        .read_segment(
+            source,
+            table,
+            columns.clone(),
+            seg.bounds,
+            seg.snapshot,
+            source.engine == target.engine,
+        )
         .instrument(tracing::info_span!("read", table = %table.display_name(), segment = seg.number))
         .await?;
     let (task, name) = (run.task.clone(), converted.display_name());

@@ -325,6 +325,9 @@ async fn compare_rows(
     // The source's values as the target should hold them: LOB values cut
     // to the task's limit, as the load and CDC cut them.
     let lob = RowCut::new(source.table.lob.as_ref(), columns.source.iter().map(String::as_str));
+    // Added columns are computed from the values in the form the load and
+    // the stream carried them in.
+    let own_text = source.ep.engine == target.ep.engine && source.carries_own_text();
     // `from_source`: the row computes the added columns and its LOB values
     // are cut to the limit (the target's hold the results).
     let canon = |side: &Side<'_>, types: &[Decoder], raw: Vec<Option<Vec<u8>>>, from_source: bool| {
@@ -349,10 +352,10 @@ async fn compare_rows(
             let values: Vec<Option<Value<'static>>> = raw
                 .iter()
                 .zip(types)
-                .map(|(v, ty)| {
-                    v.as_deref()
-                        .map(|b| side.decode(ty, b).ok())
-                        .unwrap_or(Some(Value::Null))
+                .map(|(v, ty)| match v.as_deref() {
+                    None => Some(Value::Null),
+                    Some(b) if own_text => Some(Value::Text(String::from_utf8_lossy(b).into_owned().into())),
+                    Some(b) => side.decode(ty, b).ok(),
                 })
                 .collect();
             for a in added {

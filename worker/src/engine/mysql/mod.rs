@@ -64,6 +64,7 @@ impl Source for Mysql {
         columns: Vec<String>,
         bounds: &SegmentBounds,
         snapshot: Option<&str>,
+        _own_text: bool,
     ) -> Result<(Rows, Option<Position>), ConnectorError> {
         read::read_segment(ep, table, columns, bounds, snapshot.is_some()).await
     }

@@ -195,6 +195,10 @@ impl ValidationReader for super::Mysql {
         decode(mysql_kind(type_sql), raw)
     }
 
+    fn carries_own_text(&self) -> bool {
+        false
+    }
+
     fn decode_kind(&self, kind: Kind, raw: &[u8]) -> Result<Value<'static>, ValueError> {
         decode(kind, raw)
     }

@@ -61,9 +61,13 @@ impl Source for Postgres {
         columns: Vec<String>,
         bounds: &SegmentBounds,
         snapshot: Option<&str>,
+        own_text: bool,
     ) -> Result<(Rows, Option<Position>), ConnectorError> {
         // An exported snapshot is the position: nothing to report per segment.
-        Ok((read::read_segment(ep, table, columns, bounds, snapshot).await?, None))
+        Ok((
+            read::read_segment(ep, table, columns, bounds, snapshot, own_text).await?,
+            None,
+        ))
     }
 
     async fn freeze(&self, ep: &Endpoint, freeze: bool) -> Result<(), ConnectorError> {

@@ -207,6 +207,7 @@ pub async fn read_segment(
     columns: Vec<String>,
     bounds: &SegmentBounds,
     snapshot: Option<&str>,
+    own_text: bool,
 ) -> Result<Rows, ConnectorError> {
     let snapshot = snapshot.map(str::to_string);
     let name = t.display_name();
@@ -216,9 +217,18 @@ pub async fn read_segment(
         let col = t
             .column(c)
             .ok_or_else(|| ConnectorError::Definite(format!("table {name}: column {c} missing on the source")))?;
-        let kind = postgres_kind(&col.type_sql);
+        // For a PostgreSQL target every value stays in its text form (bytea
+        // in hex), as pgoutput sends it: exact for every type, and the same
+        // form CDC carries, so the load and the stream cut and compute alike.
+        let kind = if own_text {
+            Kind::Text
+        } else {
+            postgres_kind(&col.type_sql)
+        };
         let q = quote_ident(c);
-        select.push(if col.type_sql.ends_with("[]") {
+        select.push(if own_text {
+            q
+        } else if col.type_sql.ends_with("[]") {
             format!("to_json({q})")
         } else if col.type_sql == "money" {
             format!("{q}::numeric")

@@ -195,6 +195,11 @@ impl ValidationReader for super::Postgres {
         super::read::decode_text(type_sql, raw)
     }
 
+    /// pgoutput sends text, which a PostgreSQL target takes as it is.
+    fn carries_own_text(&self) -> bool {
+        true
+    }
+
     fn decode_kind(&self, kind: Kind, raw: &[u8]) -> Result<Value<'static>, ValueError> {
         super::read::decode(kind, Some(raw.to_vec()))
     }

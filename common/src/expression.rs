@@ -167,6 +167,11 @@ fn as_text(v: &Value<'_>) -> String {
     }
 }
 
+fn utc(text: &str) -> &str {
+    let t = text.trim();
+    t.strip_suffix("+00").unwrap_or(t)
+}
+
 /// A DMS `data-type` block: the type of an added column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -313,9 +318,11 @@ impl DataType {
                 "0" | "false" | "f" => false,
                 _ => return Err(bad("a boolean")),
             }),
-            DataType::Date => Value::Date(value::parse_date(text.trim())?.ok_or_else(|| bad("a date"))?),
+            // A UTC point in time (PostgreSQL's text of timestamptz in the
+            // session's UTC) is its civil time.
+            DataType::Date => Value::Date(value::parse_date(utc(&text))?.ok_or_else(|| bad("a date"))?),
             DataType::DateTime => {
-                let (d, t) = value::parse_datetime(text.trim())?.ok_or_else(|| bad("a datetime"))?;
+                let (d, t) = value::parse_datetime(utc(&text))?.ok_or_else(|| bad("a datetime"))?;
                 Value::DateTime(d, t)
             }
         })

@@ -480,8 +480,16 @@ fn parse_transformation(
             new: value("value")?,
         },
         Some("remove-column") if target == RuleTarget::Column => NameAction::RemoveColumn,
+        Some("change-data-type") if target == RuleTarget::Column => NameAction::ChangeDataType(
+            DataType::parse(
+                obj.get("data-type")
+                    .ok_or_else(|| err(".data-type", "change-data-type needs a data-type"))?,
+            )
+            .map_err(|m| err(".data-type", &m))?,
+        ),
+        Some("change-data-type") => return Err(err(".rule-target", "change-data-type needs rule-target column")),
         Some("remove-column") => return Err(err(".rule-target", "remove-column needs rule-target column")),
-        Some(a @ ("include-column" | "change-data-type" | "define-primary-key" | "add-before-image-columns")) => {
+        Some(a @ ("include-column" | "define-primary-key" | "add-before-image-columns")) => {
             return Err(err(
                 ".rule-action",
                 &format!("transformation '{a}' is not supported yet (see docs/dms-compatibility.md)"),
@@ -886,12 +894,11 @@ mod tests {
             r#"{"rule-type":"transformation","rule-id":"8","rule-action":"convert-lowercase","rule-target":"index","object-locator":{"schema-name":"s"}}"#,
             "rule-target 'index'",
         );
-        for a in [
-            "include-column",
-            "change-data-type",
-            "define-primary-key",
-            "add-before-image-columns",
-        ] {
+        bad(
+            r#"{"rule-type":"transformation","rule-id":"9","rule-action":"change-data-type","rule-target":"column","object-locator":{"schema-name":"s","table-name":"t","column-name":"c"}}"#,
+            "rule 9 ($.rules[1].data-type)",
+        );
+        for a in ["include-column", "define-primary-key", "add-before-image-columns"] {
             bad(
                 &format!(
                     r#"{{"rule-type":"transformation","rule-id":"9","rule-action":"{a}","rule-target":"column","object-locator":{{"schema-name":"s","table-name":"t","column-name":"c"}}}}"#

@@ -56,6 +56,13 @@ pub enum TransformError {
     },
     #[error("table {table}: rule {rule_id} leaves the name empty")]
     Empty { table: String, rule_id: String },
+    #[error("table {table}: rule {rule_id} changes the type of column {column}, which {what}; drop the rule")]
+    RetypedInUse {
+        table: String,
+        rule_id: String,
+        column: String,
+        what: String,
+    },
     #[error("table {table}: the expression of rule {rule_id} reads column {column}, which the table has no copied column of")]
     UnknownColumn {
         table: String,
@@ -94,6 +101,8 @@ pub enum NameAction {
         new: String,
     },
     RemoveColumn,
+    /// `change-data-type`: the column keeps its name and takes this type.
+    ChangeDataType(DataType),
 }
 
 impl NameAction {
@@ -116,6 +125,7 @@ impl NameAction {
                 None => name.to_string(),
             },
             NameAction::RemoveColumn => return None,
+            NameAction::ChangeDataType(_) => name.to_string(),
         })
     }
 }
@@ -221,6 +231,10 @@ pub struct TableTransform {
     /// Columns `add-column` rules add, after the source's columns.
     #[serde(default)]
     pub added: Vec<AddedColumn>,
+    /// Per source column (empty: none): the `change-data-type` rule that
+    /// gives it another type on the target, and the type.
+    #[serde(default)]
+    pub retyped: Vec<Option<(String, DataType)>>,
 }
 
 /// A referenced table's renames, for rewriting foreign keys.
@@ -246,6 +260,14 @@ pub fn resolve(
     if rules.is_empty() && adds.is_empty() {
         return Ok(None);
     }
+    // A column's type and its name are separate objects here: a rule that
+    // renames a column (say lower-cases every column) and one that changes
+    // its type both apply. Two of one kind on one column conflict.
+    let (types, names): (Vec<NameRule>, Vec<NameRule>) = rules
+        .iter()
+        .cloned()
+        .partition(|r| matches!(r.action, NameAction::ChangeDataType(_)));
+    let rules = names.as_slice();
     let mut added: Vec<AddedColumn> = vec![];
     for r in adds
         .iter()
@@ -278,6 +300,7 @@ pub fn resolve(
     };
     let mut columns = vec![];
     let mut removed_by = vec![];
+    let mut retyped = vec![];
     for c in &t.columns {
         match rule_for(rules, RuleTarget::Column, &t.schema, Some(&t.name), Some(&c.name))? {
             Some(r) => {
@@ -290,6 +313,19 @@ pub fn resolve(
                 removed_by.push(None);
             }
         }
+        retyped.push(
+            match rule_for(&types, RuleTarget::Column, &t.schema, Some(&t.name), Some(&c.name))? {
+                Some(NameRule {
+                    rule_id,
+                    action: NameAction::ChangeDataType(dt),
+                    ..
+                }) => Some((rule_id.clone(), *dt)),
+                _ => None,
+            },
+        );
+    }
+    if retyped.iter().all(Option::is_none) {
+        retyped.clear();
     }
     let out = TableTransform {
         schema: schema_of(&t.schema)?,
@@ -345,6 +381,7 @@ pub fn resolve(
             refs
         },
         added,
+        retyped,
     };
     let unchanged = out.schema == t.schema
         && out.name == t.name
@@ -364,7 +401,8 @@ pub fn resolve(
             .zip(&t.sequences)
             .all(|(to, s)| *to == s.schema)
         && out.references.is_empty()
-        && out.added.is_empty();
+        && out.added.is_empty()
+        && out.retyped.is_empty();
     Ok((!unchanged).then_some(out))
 }
 
@@ -373,6 +411,25 @@ impl TableSchema {
     /// source's), each computed from the source row.
     pub fn added_columns(&self) -> &[AddedColumn] {
         self.transform.as_ref().map_or(&[], |t| t.added.as_slice())
+    }
+
+    /// The type a `change-data-type` rule gives a source column on the
+    /// target, if one does.
+    pub fn retyped(&self, source: &str) -> Option<&DataType> {
+        let tr = self.transform.as_ref()?;
+        let i = self.columns.iter().position(|c| c.name == source)?;
+        tr.retyped.get(i)?.as_ref().map(|(_, dt)| dt)
+    }
+
+    /// Whether rows of this table must travel as values (a same-engine
+    /// copy would pass them unchanged): LOBs to cut, columns to compute
+    /// or to convert.
+    pub fn transforms_values(&self) -> bool {
+        self.lob.is_some()
+            || self
+                .transform
+                .as_ref()
+                .is_some_and(|t| !t.added.is_empty() || !t.retyped.is_empty())
     }
 
     /// The added column of this target name, if it is one.
@@ -447,6 +504,33 @@ pub fn renamed(t: &TableSchema) -> Result<TableSchema, TransformError> {
             });
         }
         let mut c = c.clone();
+        if let Some((rule_id, dt)) = t
+            .columns
+            .iter()
+            .position(|s| s.name == c.name)
+            .and_then(|i| tr.retyped.get(i)?.as_ref())
+        {
+            let in_use = if c.generated.is_some() {
+                Some("is generated")
+            } else if t.primary_key.as_ref().is_some_and(|pk| pk.columns.contains(&c.name)) {
+                Some("the primary key uses")
+            } else {
+                None
+            };
+            if let Some(what) = in_use {
+                return Err(TransformError::RetypedInUse {
+                    table,
+                    rule_id: rule_id.clone(),
+                    column: c.name.clone(),
+                    what: what.into(),
+                });
+            }
+            c.type_sql = dt.type_sql(t.engine);
+            // The source's default, collation and identity belong to its type.
+            c.default = None;
+            c.collation = None;
+            c.identity = None;
+        }
         if let Some(g) = c.generated.take() {
             c.generated = Some(kept(&g, &format!("generated column {} uses", c.name))?);
         }

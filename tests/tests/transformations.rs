@@ -74,7 +74,7 @@ fn assert_same(table: &str, want: &TextRows, got: &TextRows) {
 /// `audit_bak` → `audit` (`note_txt` → `note`). Added columns:
 /// `customers_v2.label` from the source's `name` and `tier` (located by
 /// their source names, though renamed), `audit.id_copy` and a constant
-/// `audit.origin`.
+/// `audit.origin`. `Orders.amount` becomes a double.
 const PG_MAPPINGS: &str = r#"{"rules": [
   {"rule-type": "selection", "rule-id": "1", "rule-name": "all", "rule-action": "include",
    "object-locator": {"schema-name": "Shop", "table-name": "%"}},
@@ -121,7 +121,10 @@ const PG_MAPPINGS: &str = r#"{"rules": [
    "value": "id_copy", "expression": "$id", "data-type": {"type": "int8"}},
   {"rule-type": "transformation", "rule-id": "18", "rule-name": "src", "rule-action": "add-column",
    "rule-target": "column", "object-locator": {"schema-name": "Shop", "table-name": "audit%"},
-   "value": "origin", "expression": "'audit'", "data-type": {"type": "string"}}
+   "value": "origin", "expression": "'audit'", "data-type": {"type": "string"}},
+  {"rule-type": "transformation", "rule-id": "19", "rule-name": "amount", "rule-action": "change-data-type",
+   "rule-target": "column", "object-locator": {"schema-name": "Shop", "table-name": "Orders", "column-name": "amount"},
+   "data-type": {"type": "real8"}}
 ]}"#;
 
 /// Source query (hand-written, with the filter), target query (by the new
@@ -129,7 +132,7 @@ const PG_MAPPINGS: &str = r#"{"rules": [
 const PG_EXPECTED: &[(&str, &str, &str)] = &[
     (
         "orders",
-        r#"SELECT (id, "Customer_Id", "Note", amount, region)::text FROM "Shop"."Orders"
+        r#"SELECT (id, "Customer_Id", "Note", amount::float8, region)::text FROM "Shop"."Orders"
             WHERE region IN ('north', 'west') ORDER BY id"#,
         "SELECT (id, customer_id, note, amount, region)::text FROM store.orders ORDER BY id",
     ),
@@ -259,6 +262,12 @@ async fn renames_hold_through_load_changes_and_validation_postgres() -> anyhow::
     // column's index and check constraint are, by the new names.
     let (cols, defs) = columns_and_indexes(&d, "store", "orders").await?;
     assert_eq!(cols, "id,customer_id,note,amount,region");
+    let amount = pg_rows(
+        &d,
+        "SELECT data_type::text FROM information_schema.columns WHERE table_schema = 'store' AND table_name = 'orders' AND column_name = 'amount'",
+    )
+    .await?;
+    assert_eq!(amount[0][0].as_deref(), Some("double precision"));
     assert_eq!(defs.len(), 2, "{defs:?}");
     assert!(defs.iter().any(|d| d.contains("lower(note)")), "{defs:?}");
     let checks = pg_rows(
@@ -326,7 +335,10 @@ async fn renames_hold_through_load_and_changes_mysql_to_postgres() -> anyhow::Re
            "rule-target": "column", "object-locator": {"schema-name": "Shop", "table-name": "LineItems", "column-name": "%"}},
           {"rule-type": "transformation", "rule-id": "8", "rule-name": "tag", "rule-action": "add-column",
            "rule-target": "column", "object-locator": {"schema-name": "Shop", "table-name": "Orders"},
-           "value": "tag", "expression": "$CustName||':'||$Total", "data-type": {"type": "string", "length": 80}}
+           "value": "tag", "expression": "$CustName||':'||$Total", "data-type": {"type": "string", "length": 80}},
+          {"rule-type": "transformation", "rule-id": "9", "rule-name": "total", "rule-action": "change-data-type",
+           "rule-target": "column", "object-locator": {"schema-name": "Shop", "table-name": "Orders", "column-name": "Total"},
+           "data-type": {"type": "string", "length": 20}}
         ]}"#,
     );
     create_typed(
@@ -401,6 +413,12 @@ async fn renames_hold_through_load_and_changes_mysql_to_postgres() -> anyhow::Re
     assert_same("order_lines", &want, &got);
     let (cols, defs) = columns_and_indexes(&p, "shop", "orders").await?;
     assert_eq!(cols, "id,custname,total,tag");
+    let total = pg_rows(
+        &p,
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'shop.orders'::regclass AND attname = 'total'",
+    )
+    .await?;
+    assert_eq!(total[0][0].as_deref(), Some("character varying(20)"));
     assert!(
         defs.iter().any(|d| d.contains("(custname)")) && !defs.iter().any(|d| d.contains("ecret")),
         "{defs:?}"
@@ -447,6 +465,12 @@ async fn rules_that_cannot_hold_are_refused() -> anyhow::Result<()> {
                 "object-locator": {"schema-name": "public", "table-name": "a"}, "value": "c", "expression": "$nope",
                 "data-type": {"type": "int4"}}"#,
             &["rule 61", "nope", "public.a"],
+        ),
+        (
+            "retyped-key",
+            r#"{"rule-type": "transformation", "rule-id": "42", "rule-name": "x", "rule-action": "change-data-type", "rule-target": "column",
+                "object-locator": {"schema-name": "public", "table-name": "b", "column-name": "id"}, "data-type": {"type": "int8"}}"#,
+            &["rule 42", "primary key", "public.b"],
         ),
         (
             "key",

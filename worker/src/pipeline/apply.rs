@@ -114,6 +114,7 @@
 use crate::engine::target::{AnyChangeTarget, ApplyDialect, ChangeTarget};
 use crate::engine::{ConnectorError, Run};
 use ferry_common::endpoint::{Endpoint, Engine};
+use ferry_common::expression::DataType;
 use ferry_common::filter::BoundFilter;
 use ferry_common::lob::{key_image, RowCut};
 use ferry_common::plan::ChangeTracking;
@@ -197,6 +198,9 @@ pub struct TargetTable {
     /// Columns `add-column` rules add: the last of `columns`, after the
     /// `source_index` ones, each computed from the image.
     computed: Vec<Computed>,
+    /// Per `source_index` column: the type a `change-data-type` rule
+    /// converts its values to.
+    retype: Vec<Option<DataType>>,
 }
 
 /// An added column bound to a table's row images.
@@ -320,6 +324,7 @@ impl TargetTable {
         let mut columns = vec![];
         let mut source_index = vec![];
         let mut names = vec![];
+        let mut retype = vec![];
         for c in t.copy_columns() {
             if source.added_column(&c.name).is_some() {
                 continue;
@@ -328,6 +333,7 @@ impl TargetTable {
             if let Some(i) = image.iter().position(|s| *s == from) {
                 columns.push((quote_ident(&c.name), c.type_sql.clone()));
                 source_index.push(i);
+                retype.push(source.retyped(from).copied());
                 names.push(c.name.as_str());
             }
         }
@@ -415,6 +421,7 @@ impl TargetTable {
             filter,
             lob: RowCut::new(source.lob.as_ref(), image.iter().copied()),
             computed,
+            retype,
         })
     }
 
@@ -1010,6 +1017,23 @@ impl<T: ChangeTarget> Applier<T> {
         self.dialect.literal(v, &self.tables[t].columns[col].1)
     }
 
+    /// The literal of an image value for column `col`, converted first
+    /// when a `change-data-type` rule retypes the column.
+    fn converted_literal(&self, t: usize, col: usize, v: &Value) -> Result<String, ValueError> {
+        match &self.tables[t].retype[col] {
+            Some(dt) => {
+                let v = dt.convert(v).map_err(|e| {
+                    ValueError(format!(
+                        "column {} retyped by change-data-type: {e}",
+                        self.tables[t].columns[col].0
+                    ))
+                })?;
+                self.literal(t, col, &v)
+            }
+            None => self.literal(t, col, v),
+        }
+    }
+
     /// A row image must have the width the table was mapped from.
     fn check_width(&self, t: usize, len: usize) -> Result<&TargetTable, ValueError> {
         let table = &self.tables[t];
@@ -1029,7 +1053,7 @@ impl<T: ChangeTarget> Applier<T> {
             .map(|i| {
                 row[table.source_index[i]]
                     .as_ref()
-                    .map(|v| self.literal(t, i, v))
+                    .map(|v| self.converted_literal(t, i, v))
                     .transpose()
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -1181,7 +1205,7 @@ impl<T: ChangeTarget> Applier<T> {
     fn row_literals(&self, t: usize, row: &[Value]) -> Result<Vec<String>, ValueError> {
         let table = self.check_width(t, row.len())?;
         let mut lits = (0..table.source_index.len())
-            .map(|i| self.literal(t, i, &row[table.source_index[i]]))
+            .map(|i| self.converted_literal(t, i, &row[table.source_index[i]]))
             .collect::<Result<Vec<_>, _>>()?;
         for (j, c) in table.computed.iter().enumerate() {
             let v = c.eval(|i| row.get(i))?.unwrap_or(Value::Null);

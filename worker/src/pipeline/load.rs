@@ -13,6 +13,7 @@ use crate::engine::target::{Segment, Target};
 use crate::engine::{bounds_on_target, on_target, with_engine, ConnectorError, Progress, Run};
 use crate::pipeline::rows::{Cuts, Rejected, Rows};
 use ferry_common::endpoint::Endpoint;
+use ferry_common::expression::DataType;
 use ferry_common::lob::{key_image, RowCut};
 use ferry_common::schema::TableSchema;
 use ferry_common::transform::AddedColumn;
@@ -51,7 +52,7 @@ async fn load_with(
     } = job;
     // A table with a LOB limit or added columns takes the value path, where
     // values are cut and computed.
-    if source.engine == target.engine && table.lob.is_none() && table.added_columns().is_empty() {
+    if source.engine == target.engine && !table.transforms_values() {
         // Read and write in one: the source's COPY bytes go to the target.
         let copied = to
             .copy_segment(run, source, target, table, seg.clone(), progress.clone())
@@ -70,6 +71,11 @@ async fn load_with(
         .map(|c| table.source_column(&c.name).to_string())
         .collect();
     let cut = RowCut::new(table.lob.as_ref(), columns.iter().map(String::as_str));
+    let retyped: Vec<(usize, String, DataType)> = columns
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| Some((i, c.clone(), *table.retyped(c)?)))
+        .collect();
     let (rows, position) = from
         .read_segment(
             source,
@@ -96,6 +102,11 @@ async fn load_with(
     let rows = match cut {
         Some(cut) => cut_lobs(rows, cut, &converted, seg.number, seg.cuts.clone()),
         None => rows,
+    };
+    let rows = if retyped.is_empty() {
+        rows
+    } else {
+        retype(rows, retyped)
     };
     // The snapshot position travels with the result (from the segment's
     // marker when an earlier attempt committed it).
@@ -136,6 +147,31 @@ fn add_columns(rows: Rows, added: Vec<AddedColumn>, columns: Vec<String>) -> Row
             match computed {
                 Ok(more) => values.extend(more),
                 Err(r) => *row = Err(r),
+            }
+        }
+        Ok(batch)
+    }))
+}
+
+/// Converts the values of columns a `change-data-type` rule retypes (at
+/// row positions `at`); a value the new type cannot hold makes the row one
+/// the target cannot store.
+fn retype(rows: Rows, at: Vec<(usize, String, DataType)>) -> Rows {
+    Box::pin(futures::StreamExt::map(rows, move |batch| {
+        let mut batch = batch?;
+        for row in batch.iter_mut() {
+            let Ok(values) = row else { continue };
+            for (i, name, dt) in &at {
+                match dt.convert(&values[*i]) {
+                    Ok(v) => values[*i] = v,
+                    Err(e) => {
+                        *row = Err(Rejected {
+                            image: format!("{values:?}"),
+                            reason: format!("column {name} retyped by change-data-type: {e}"),
+                        });
+                        break;
+                    }
+                }
             }
         }
         Ok(batch)

@@ -49,6 +49,7 @@ use crate::engine::validation::{self, Decoder, Side};
 use crate::engine::{bounds_on_target, on_target, ConnectorError};
 use crate::report::Reporter;
 use ferry_common::endpoint::Endpoint;
+use ferry_common::expression::DataType;
 use ferry_common::lob::RowCut;
 use ferry_common::plan::{KeyColumn, SegmentBounds};
 use ferry_common::schema::TableSchema;
@@ -181,7 +182,7 @@ pub async fn validate_segment(job: Job<'_>) -> Result<WorkResult, ConnectorError
     // Checksums compare values as stored: a table whose LOB values may be
     // cut, or that has added columns, is compared row by row, through the
     // same cut and computation.
-    let checksums = same_engine && job.table.lob.is_none() && job.table.added_columns().is_empty();
+    let checksums = same_engine && !job.table.transforms_values();
     let mut pending = vec![(
         whole,
         if checksums {
@@ -309,13 +310,25 @@ async fn compare_rows(
         .zip(columns.target.iter().cloned())
         .chain(added.iter().map(|a| (a.name.clone(), a.name.clone())))
         .collect();
-    // Added columns decode on each side as the type their rule gives them.
+    // Added and retyped columns decode on the target as the type their rule
+    // gives them; the source's as their own.
     let mut shaped = source.table.clone();
+    for c in shaped.columns.iter_mut() {
+        if let Some(dt) = source.table.retyped(&c.name) {
+            c.type_sql = dt.type_sql(source.table.engine);
+        }
+    }
     for a in added {
         let ty = a.data_type.type_sql(shaped.engine);
         shaped.columns.push(ferry_common::schema::Column::plain(&a.name, &ty));
     }
-    let (s_types, t_types) = Decoder::for_columns(&shaped, &target.table, &pairs);
+    let (s_types, _) = Decoder::for_columns(&source.table, &target.table, &pairs);
+    let (_, t_types) = Decoder::for_columns(&shaped, &target.table, &pairs);
+    let retyped: Vec<Option<DataType>> = columns
+        .source
+        .iter()
+        .map(|c| source.table.retyped(c).copied())
+        .collect();
     // CHAR(n) compares without its trailing blanks: PostgreSQL prints them,
     // MySQL strips them, and both compare as if they were not there.
     let padded: Vec<bool> = pairs
@@ -331,14 +344,19 @@ async fn compare_rows(
     // `from_source`: the row computes the added columns and its LOB values
     // are cut to the limit (the target's hold the results).
     let canon = |side: &Side<'_>, types: &[Decoder], raw: Vec<Option<Vec<u8>>>, from_source: bool| {
-        let cut = lob.as_ref().filter(|_| from_source);
+        let shaping = Shaping {
+            cut: lob.as_ref(),
+            retyped: &retyped,
+            own_text,
+        };
+        let shaping = from_source.then_some(&shaping);
         let mut texts: Vec<String> = raw
             .iter()
             .zip(types)
             .zip(&padded)
             .enumerate()
             .map(|(i, ((v, ty), pad))| {
-                let text = canonical_field(side, ty, v.as_deref(), cut.map(|c| (c, i)));
+                let text = canonical_field(side, ty, v.as_deref(), i, shaping);
                 if *pad {
                     text.trim_end_matches(' ').to_string()
                 } else {
@@ -481,12 +499,34 @@ fn hash(s: &str) -> u64 {
 
 /// A field's canonical text: its value-model value rendered canonically, or
 /// its raw text when the engine's decoder cannot read it.
-fn canonical_field(side: &Side<'_>, how: &Decoder, raw: Option<&[u8]>, cut: Option<(&RowCut, usize)>) -> String {
+/// What the load and the stream do to a source value before the target
+/// holds it: the LOB cut, then a `change-data-type` conversion (of the
+/// value in the form they carried it in).
+struct Shaping<'a> {
+    cut: Option<&'a RowCut>,
+    retyped: &'a [Option<DataType>],
+    own_text: bool,
+}
+
+/// Column `i`'s canonical text (shaped as the target should hold it, for
+/// the source's side).
+fn canonical_field(side: &Side<'_>, how: &Decoder, raw: Option<&[u8]>, i: usize, shaping: Option<&Shaping>) -> String {
     let Some(raw) = raw else { return "\u{0}NULL".into() };
-    match side.decode(how, raw) {
+    let retype = shaping.and_then(|s| s.retyped.get(i)?.as_ref());
+    let decoded = match shaping {
+        Some(s) if s.own_text && retype.is_some() => Ok(Value::Text(String::from_utf8_lossy(raw).into_owned().into())),
+        _ => side.decode(how, raw),
+    };
+    match decoded {
         Ok(mut v) => {
-            if let Some((c, i)) = cut {
+            if let Some(c) = shaping.and_then(|s| s.cut) {
                 c.value(i, &mut v);
+            }
+            if let Some(dt) = retype {
+                match dt.convert(&v) {
+                    Ok(x) => v = x,
+                    Err(e) => return format!("\u{0}error:{e}"),
+                }
             }
             canonical(&v)
         }

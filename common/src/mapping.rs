@@ -13,7 +13,7 @@ use crate::expression::{DataType, Expression};
 use crate::filter::{ColumnFilter, Condition, Operator, RowFilter};
 use crate::lob::{TableLobMode, TableLobRule};
 use crate::schema::TableSchema;
-use crate::transform::{AddColumnRule, NameAction, NameRule, RuleTarget, TableTransform};
+use crate::transform::{AddColumnRule, KeyRule, NameAction, NameRule, RuleTarget, TableTransform};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
@@ -74,6 +74,9 @@ pub struct TableMappings {
     /// `add-column` rules (see [`crate::transform`]).
     #[serde(default)]
     pub added: Vec<AddColumnRule>,
+    /// `define-primary-key` rules.
+    #[serde(default)]
+    pub keys: Vec<KeyRule>,
     /// Tables' `lob-settings` (see [`crate::lob`]).
     #[serde(default)]
     pub lob_rules: Vec<TableLobRule>,
@@ -275,6 +278,9 @@ impl TableMappings {
                 "transformation" if obj.get("rule-action").and_then(Value::as_str) == Some("add-column") => {
                     out.added.push(parse_add_column(obj, &rule_id, &err)?)
                 }
+                "transformation" if obj.get("rule-action").and_then(Value::as_str) == Some("define-primary-key") => {
+                    out.keys.push(parse_key(obj, &rule_id, &err)?)
+                }
                 "transformation" => out.transforms.push(parse_transformation(obj, &rule_id, &err)?),
                 other => {
                     return Err(err(".rule-type", &format!("rule type '{other}' is not supported yet")));
@@ -363,8 +369,8 @@ impl TableMappings {
         t: &TableSchema,
         all: &[TableSchema],
     ) -> Result<Option<Box<TableTransform>>, MappingError> {
-        let resolved =
-            crate::transform::resolve(&self.transforms, &self.added, t, all).map_err(|c| MappingError::Rule {
+        let resolved = crate::transform::resolve(&self.transforms, &self.added, &self.keys, t, all).map_err(|c| {
+            MappingError::Rule {
                 rule_id: c.second.clone(),
                 path: "$.rules".into(),
                 message: format!(
@@ -372,7 +378,8 @@ impl TableMappings {
                     c.first,
                     t.display_name()
                 ),
-            })?;
+            }
+        })?;
         Ok(resolved.map(Box::new))
     }
 
@@ -440,6 +447,69 @@ fn parse_add_column(
     })
 }
 
+/// A `define-primary-key` transformation: `rule-target` table and
+/// `primary-key-def` with a `name`, `columns` (source names) and `origin`
+/// `primary-key` (a `unique-index` origin is refused).
+fn parse_key(
+    obj: &serde_json::Map<String, Value>,
+    rule_id: &str,
+    err: &dyn Fn(&str, &str) -> MappingError,
+) -> Result<KeyRule, MappingError> {
+    if obj.get("rule-target").and_then(Value::as_str) != Some("table") {
+        return Err(err(".rule-target", "define-primary-key needs rule-target table"));
+    }
+    let locator = obj
+        .get("object-locator")
+        .and_then(Value::as_object)
+        .ok_or_else(|| err(".object-locator", "missing object-locator"))?;
+    let loc = |key: &str| -> Result<String, MappingError> {
+        let path = format!(".object-locator.{key}");
+        let p = locator
+            .get(key)
+            .and_then(Value::as_str)
+            .ok_or_else(|| err(&path, &format!("missing {key}")))?;
+        Pattern::compile(p).map_err(|m| err(&path, &m))?;
+        Ok(p.to_string())
+    };
+    let def = obj.get("primary-key-def").and_then(Value::as_object).ok_or_else(|| {
+        err(
+            ".primary-key-def",
+            "define-primary-key needs primary-key-def with name and columns",
+        )
+    })?;
+    match def.get("origin").and_then(Value::as_str) {
+        None | Some("primary-key") => {}
+        Some(other) => {
+            return Err(err(
+                ".primary-key-def.origin",
+                &format!("origin '{other}' is not supported (primary-key)"),
+            ))
+        }
+    }
+    let name = match def.get("name") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => return Err(err(".primary-key-def.name", "the key needs a name")),
+    };
+    let columns: Vec<String> = def
+        .get("columns")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|c| c.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+        })
+        .unwrap_or_default()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| err(".primary-key-def.columns", "expected an array of column names"))?;
+    Ok(KeyRule {
+        rule_id: rule_id.to_string(),
+        schema: loc("schema-name")?,
+        table: loc("table-name")?,
+        name,
+        columns,
+    })
+}
+
 fn parse_transformation(
     obj: &serde_json::Map<String, Value>,
     rule_id: &str,
@@ -489,7 +559,7 @@ fn parse_transformation(
         ),
         Some("change-data-type") => return Err(err(".rule-target", "change-data-type needs rule-target column")),
         Some("remove-column") => return Err(err(".rule-target", "remove-column needs rule-target column")),
-        Some(a @ ("include-column" | "define-primary-key" | "add-before-image-columns")) => {
+        Some(a @ ("include-column" | "add-before-image-columns")) => {
             return Err(err(
                 ".rule-action",
                 &format!("transformation '{a}' is not supported yet (see docs/dms-compatibility.md)"),
@@ -771,6 +841,34 @@ mod tests {
     }
 
     #[test]
+    fn define_primary_key_rules() {
+        let select = r#"{"rule-type":"selection","rule-id":"1","rule-name":"1","object-locator":{"schema-name":"%","table-name":"%"},"rule-action":"include"}"#;
+        let m = TableMappings::parse(&format!(
+            r#"{{"rules":[{select},{{"rule-type":"transformation","rule-id":"2","rule-name":"2","rule-action":"define-primary-key",
+               "rule-target":"table","object-locator":{{"schema-name":"s","table-name":"t"}},
+               "primary-key-def":{{"name":"t_pk","origin":"primary-key","columns":["a","b"]}}}}]}}"#
+        ))
+        .unwrap();
+        assert_eq!(m.keys[0].columns, ["a", "b"]);
+        for (def, path) in [
+            (
+                r#"{"name":"k","origin":"unique-index","columns":["a"]}"#,
+                ".primary-key-def.origin",
+            ),
+            (r#"{"name":"k","columns":[]}"#, ".primary-key-def.columns"),
+            (r#"{"columns":["a"]}"#, ".primary-key-def.name"),
+        ] {
+            let e = TableMappings::parse(&format!(
+                r#"{{"rules":[{select},{{"rule-type":"transformation","rule-id":"9","rule-name":"9","rule-action":"define-primary-key",
+                   "rule-target":"table","object-locator":{{"schema-name":"s","table-name":"t"}},"primary-key-def":{def}}}]}}"#
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("rule 9") && e.contains(path), "{e}");
+        }
+    }
+
+    #[test]
     fn lob_settings_per_table() {
         let m = TableMappings::parse(
             r#"{"rules":[{"rule-type":"selection","rule-id":"1","rule-name":"1","object-locator":{"schema-name":"%","table-name":"%"},"rule-action":"include"},
@@ -839,7 +937,7 @@ mod tests {
     #[test]
     fn unsupported_rule_names_its_id() {
         let err = TableMappings::parse(
-            r#"{"rules":[{"rule-type":"transformation","rule-id":"7","rule-name":"x","rule-action":"define-primary-key","rule-target":"table","object-locator":{"schema-name":"a","table-name":"t"}}]}"#,
+            r#"{"rules":[{"rule-type":"transformation","rule-id":"7","rule-name":"x","rule-action":"add-before-image-columns","rule-target":"column","object-locator":{"schema-name":"a","table-name":"t","column-name":"%"}}]}"#,
         )
         .unwrap_err();
         let msg = err.to_string();
@@ -898,7 +996,7 @@ mod tests {
             r#"{"rule-type":"transformation","rule-id":"9","rule-action":"change-data-type","rule-target":"column","object-locator":{"schema-name":"s","table-name":"t","column-name":"c"}}"#,
             "rule 9 ($.rules[1].data-type)",
         );
-        for a in ["include-column", "define-primary-key", "add-before-image-columns"] {
+        for a in ["include-column", "add-before-image-columns"] {
             bad(
                 &format!(
                     r#"{{"rule-type":"transformation","rule-id":"9","rule-action":"{a}","rule-target":"column","object-locator":{{"schema-name":"s","table-name":"t","column-name":"c"}}}}"#

@@ -56,6 +56,12 @@ pub enum TransformError {
     },
     #[error("table {table}: rule {rule_id} leaves the name empty")]
     Empty { table: String, rule_id: String },
+    #[error("table {table}: rule {rule_id} defines a primary key, but {what}")]
+    KeyDefined {
+        table: String,
+        rule_id: String,
+        what: String,
+    },
     #[error("table {table}: rule {rule_id} changes the type of column {column}, which {what}; drop the rule")]
     RetypedInUse {
         table: String,
@@ -156,6 +162,17 @@ pub struct AddColumnRule {
     pub data_type: DataType,
 }
 
+/// A `define-primary-key` rule: the primary key the target table gets,
+/// over source columns, for a table the source keeps without one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRule {
+    pub rule_id: String,
+    pub schema: String,
+    pub table: String,
+    pub name: String,
+    pub columns: Vec<String>,
+}
+
 /// A column a rule adds to one table (resolved from an [`AddColumnRule`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddedColumn {
@@ -231,6 +248,9 @@ pub struct TableTransform {
     /// Columns `add-column` rules add, after the source's columns.
     #[serde(default)]
     pub added: Vec<AddedColumn>,
+    /// The `define-primary-key` rule that gives the target table its key.
+    #[serde(default)]
+    pub key: Option<KeyRule>,
     /// Per source column (empty: none): the `change-data-type` rule that
     /// gives it another type on the target, and the type.
     #[serde(default)]
@@ -254,11 +274,25 @@ pub struct Reference {
 pub fn resolve(
     rules: &[NameRule],
     adds: &[AddColumnRule],
+    keys: &[KeyRule],
     t: &TableSchema,
     others: &[TableSchema],
 ) -> Result<Option<TableTransform>, ConflictError> {
-    if rules.is_empty() && adds.is_empty() {
+    if rules.is_empty() && adds.is_empty() && keys.is_empty() {
         return Ok(None);
+    }
+    let mut key: Option<KeyRule> = None;
+    for k in keys
+        .iter()
+        .filter(|k| matches(&k.schema, &t.schema) && matches(&k.table, &t.name))
+    {
+        if let Some(first) = &key {
+            return Err(ConflictError {
+                first: first.rule_id.clone(),
+                second: k.rule_id.clone(),
+            });
+        }
+        key = Some(k.clone());
     }
     // A column's type and its name are separate objects here: a rule that
     // renames a column (say lower-cases every column) and one that changes
@@ -381,6 +415,7 @@ pub fn resolve(
             refs
         },
         added,
+        key,
         retyped,
     };
     let unchanged = out.schema == t.schema
@@ -402,6 +437,7 @@ pub fn resolve(
             .all(|(to, s)| *to == s.schema)
         && out.references.is_empty()
         && out.added.is_empty()
+        && out.key.is_none()
         && out.retyped.is_empty();
     Ok((!unchanged).then_some(out))
 }
@@ -570,7 +606,35 @@ pub fn renamed(t: &TableSchema) -> Result<TableSchema, TransformError> {
         columns.push(crate::schema::Column::plain(&a.name, &a.data_type.type_sql(t.engine)));
     }
     out.columns = columns;
-    if let Some(pk) = &mut out.primary_key {
+    if let Some(k) = &tr.key {
+        if let Some(pk) = &t.primary_key {
+            return Err(TransformError::KeyDefined {
+                table,
+                rule_id: k.rule_id.clone(),
+                what: format!("the table has a primary key ({})", pk.columns.join(", ")),
+            });
+        }
+        let mut columns = vec![];
+        for c in &k.columns {
+            match own.get(c.as_str()) {
+                Some(Some(to)) if t.column(c).is_some_and(|c| c.generated.is_none()) => columns.push(to.clone()),
+                Some(None) => return Err(removed_error(t, tr, c, &format!("the key of rule {} uses", k.rule_id))),
+                _ => {
+                    return Err(TransformError::KeyDefined {
+                        table,
+                        rule_id: k.rule_id.clone(),
+                        what: format!("column {c} is not a copied column of the table"),
+                    })
+                }
+            }
+        }
+        out.primary_key = Some(crate::schema::PrimaryKey {
+            name: k.name.clone(),
+            columns,
+        });
+    }
+    // The source's key, renamed (a defined key names target columns already).
+    if let Some(pk) = out.primary_key.as_mut().filter(|_| tr.key.is_none()) {
         for k in &mut pk.columns {
             match own.get(k.as_str()) {
                 Some(None) => return Err(removed_error(t, tr, k, "the primary key uses")),
@@ -977,7 +1041,7 @@ mod tests {
             add("7", "Ord%", "tag", "$Lower || '-' || $id"),
             add("8", "other", "x", "1"),
         ];
-        t.transform = resolve(&renames, &adds, &t, &[]).unwrap().map(Box::new);
+        t.transform = resolve(&renames, &adds, &[], &t, &[]).unwrap().map(Box::new);
         let r = renamed(&t).unwrap();
         let names: Vec<&str> = r.columns.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["id", "low", "secret", "cust_id", "tag"]);
@@ -989,13 +1053,14 @@ mod tests {
         let e = resolve(
             &[],
             &[add("7", "%", "tag", "1"), add("9", "Orders", "tag", "2")],
+            &[],
             &orders(),
             &[],
         )
         .unwrap_err();
         assert_eq!((e.first.as_str(), e.second.as_str()), ("7", "9"));
         let mut t = orders();
-        t.transform = resolve(&[], &[add("7", "%", "tag", "$nope")], &t, &[])
+        t.transform = resolve(&[], &[add("7", "%", "tag", "$nope")], &[], &t, &[])
             .unwrap()
             .map(Box::new);
         assert!(renamed(&t)
@@ -1003,7 +1068,7 @@ mod tests {
             .to_string()
             .contains("rule 7 reads column nope"));
         let mut t = orders();
-        t.transform = resolve(&[], &[add("7", "%", "secret", "1")], &t, &[])
+        t.transform = resolve(&[], &[add("7", "%", "secret", "1")], &[], &t, &[])
             .unwrap()
             .map(Box::new);
         assert!(matches!(renamed(&t).unwrap_err(), TransformError::Collision { .. }));
@@ -1091,7 +1156,7 @@ mod tests {
             ),
         ];
         let mut t = orders();
-        t.transform = resolve(&rules, &[], &t, &[orders(), customers()])
+        t.transform = resolve(&rules, &[], &[], &t, &[orders(), customers()])
             .unwrap()
             .map(Box::new);
         let r = renamed(&t).unwrap();
@@ -1133,7 +1198,7 @@ mod tests {
                 NameAction::ConvertUppercase,
             ),
         ];
-        let e = resolve(&rules, &[], &orders(), &[]).unwrap_err();
+        let e = resolve(&rules, &[], &[], &orders(), &[]).unwrap_err();
         assert_eq!((e.first.as_str(), e.second.as_str()), ("5", "9"));
 
         let rules = vec![rule(
@@ -1143,7 +1208,7 @@ mod tests {
             NameAction::RemoveColumn,
         )];
         let mut t = orders();
-        t.transform = resolve(&rules, &[], &t, &[]).unwrap().map(Box::new);
+        t.transform = resolve(&rules, &[], &[], &t, &[]).unwrap().map(Box::new);
         let e = renamed(&t).unwrap_err().to_string();
         assert!(e.contains("rule 6") && e.contains("primary key"), "{e}");
 
@@ -1154,7 +1219,7 @@ mod tests {
             NameAction::Rename("same".into()),
         )];
         let mut t = orders();
-        t.transform = resolve(&rules, &[], &t, &[]).unwrap().map(Box::new);
+        t.transform = resolve(&rules, &[], &[], &t, &[]).unwrap().map(Box::new);
         assert!(renamed(&t).unwrap_err().to_string().contains("two columns"));
     }
 
@@ -1204,6 +1269,7 @@ mod tests {
                 ("%", Some("%"), Some("%")),
                 NameAction::ConvertLowercase,
             )],
+            &[],
             &[],
             &t,
             &[],

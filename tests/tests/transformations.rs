@@ -427,6 +427,74 @@ async fn renames_hold_through_load_and_changes_mysql_to_postgres() -> anyhow::Re
     Ok(())
 }
 
+/// `define-primary-key` on a keyless table (the source keeps every old
+/// value in its changes: REPLICA IDENTITY FULL): the target table gets the
+/// key, by the target names another rule gives its column, and CDC's
+/// updates and deletes find their rows by it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_defined_primary_key_keys_a_keyless_table() -> anyhow::Result<()> {
+    let src = PgServer::start()?;
+    let dst = PgServer::start()?;
+    let s = src.client("postgres").await?;
+    s.batch_execute(
+        "CREATE TABLE public.events (seq int NOT NULL, at timestamptz, msg text);
+         ALTER TABLE public.events REPLICA IDENTITY FULL;
+         INSERT INTO public.events SELECT i, timestamptz '2024-01-01' + i * interval '1 hour', 'm' || i
+           FROM generate_series(1, 500) i;",
+    )
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let mappings = mapping_file(
+        &dir,
+        r#"{"rules": [
+          {"rule-type": "selection", "rule-id": "1", "rule-name": "all", "rule-action": "include",
+           "object-locator": {"schema-name": "public", "table-name": "%"}},
+          {"rule-type": "transformation", "rule-id": "2", "rule-name": "pk", "rule-action": "define-primary-key",
+           "rule-target": "table", "object-locator": {"schema-name": "public", "table-name": "events"},
+           "primary-key-def": {"name": "events_pk", "origin": "primary-key", "columns": ["seq"]}},
+          {"rule-type": "transformation", "rule-id": "3", "rule-name": "seq", "rule-action": "rename",
+           "rule-target": "column", "object-locator": {"schema-name": "public", "table-name": "events", "column-name": "seq"},
+           "value": "event_seq"}
+        ]}"#,
+    );
+    let f = Ferry::start(1, 5000, &[])?;
+    create_typed(
+        &f,
+        "keyed",
+        &src.url("postgres"),
+        &dst.url("postgres"),
+        "full-load-and-cdc",
+        "{}",
+        &["--table-mappings", &mappings],
+    );
+    f.ok(&["task", "start", "keyed"]);
+    wait_caught_up(&f, "keyed");
+    s.batch_execute(
+        "UPDATE public.events SET msg = 'changed' WHERE seq % 7 = 0;
+         DELETE FROM public.events WHERE seq % 11 = 0;
+         INSERT INTO public.events SELECT i, NULL, 'new' FROM generate_series(1001, 1050) i;
+         UPDATE public.events SET seq = seq + 5000 WHERE seq % 13 = 0;",
+    )
+    .await?;
+    wait_caught_up(&f, "keyed");
+    let d = dst.client("postgres").await?;
+    let want = pg_rows(&s, "SELECT (seq, at, msg)::text FROM public.events ORDER BY seq").await?;
+    let got = pg_rows(
+        &d,
+        "SELECT (event_seq, at, msg)::text FROM public.events ORDER BY event_seq",
+    )
+    .await?;
+    assert_same("events", &want, &got);
+    let key = pg_rows(
+        &d,
+        "SELECT conname::text || ':' || pg_get_constraintdef(oid) FROM pg_constraint
+          WHERE conrelid = 'public.events'::regclass AND contype = 'p'",
+    )
+    .await?;
+    assert_eq!(key[0][0].as_deref(), Some("events_pk:PRIMARY KEY (event_seq)"));
+    Ok(())
+}
+
 /// Rules that cannot hold fail the task before any row moves, naming the
 /// rules; kinds Ferry does not support are refused when the task is created.
 #[tokio::test(flavor = "multi_thread")]
@@ -465,6 +533,12 @@ async fn rules_that_cannot_hold_are_refused() -> anyhow::Result<()> {
                 "object-locator": {"schema-name": "public", "table-name": "a"}, "value": "c", "expression": "$nope",
                 "data-type": {"type": "int4"}}"#,
             &["rule 61", "nope", "public.a"],
+        ),
+        (
+            "rekeyed",
+            r#"{"rule-type": "transformation", "rule-id": "71", "rule-name": "x", "rule-action": "define-primary-key", "rule-target": "table",
+                "object-locator": {"schema-name": "public", "table-name": "a"}, "primary-key-def": {"name": "k", "columns": ["v"]}}"#,
+            &["rule 71", "has a primary key", "public.a"],
         ),
         (
             "retyped-key",

@@ -93,15 +93,17 @@ async fn load_with(
             crate::health::read(&task, &name, batch.iter().map(row_bytes).sum());
         }
     }));
+    // LOB values are cut first: added columns compute from the values the
+    // target holds, as CDC (which cuts each change first) computes them.
+    let rows = match cut {
+        Some(cut) => cut_lobs(rows, cut, table, &converted, seg.number, seg.cuts.clone()),
+        None => rows,
+    };
     let added = table.added_columns();
     let rows = if added.is_empty() {
         rows
     } else {
         add_columns(rows, added.to_vec(), columns)
-    };
-    let rows = match cut {
-        Some(cut) => cut_lobs(rows, cut, &converted, seg.number, seg.cuts.clone()),
-        None => rows,
     };
     let rows = if retyped.is_empty() {
         rows
@@ -178,12 +180,18 @@ fn retype(rows: Rows, at: Vec<(usize, String, DataType)>) -> Rows {
     }))
 }
 
-/// Cuts the LOB values of a segment's rows to the table's limit (see
+/// Cuts the LOB values of a segment's rows (read by `source`'s columns,
+/// written to its target form `t`) to the table's limit (see
 /// `ferry_common::lob`), noting each cut row's key in `cuts` for the writer
 /// to record with the segment; under a DataTruncationErrorPolicy that stops,
 /// the first cut ends the stream with the error instead.
-fn cut_lobs(rows: Rows, cut: RowCut, t: &TableSchema, segment: u32, cuts: Cuts) -> Rows {
-    let names: Vec<String> = t.copy_columns().map(|c| c.name.clone()).collect();
+fn cut_lobs(rows: Rows, cut: RowCut, source: &TableSchema, t: &TableSchema, segment: u32, cuts: Cuts) -> Rows {
+    // The columns read (an added column is computed later), by target name.
+    let names: Vec<String> = t
+        .copy_columns()
+        .filter(|c| source.added_column(&c.name).is_none())
+        .map(|c| c.name.clone())
+        .collect();
     // The row's key columns name it; a keyless table's non-LOB columns do.
     let key: Vec<usize> = match &t.primary_key {
         Some(pk) => pk

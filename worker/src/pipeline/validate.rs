@@ -350,6 +350,7 @@ async fn compare_rows(
             own_text,
         };
         let shaping = from_source.then_some(&shaping);
+        let cut = lob.as_ref().filter(|_| from_source);
         let mut texts: Vec<String> = raw
             .iter()
             .zip(types)
@@ -370,10 +371,18 @@ async fn compare_rows(
             let values: Vec<Option<Value<'static>>> = raw
                 .iter()
                 .zip(types)
-                .map(|(v, ty)| match v.as_deref() {
-                    None => Some(Value::Null),
-                    Some(b) if own_text => Some(Value::Text(String::from_utf8_lossy(b).into_owned().into())),
-                    Some(b) => side.decode(ty, b).ok(),
+                .enumerate()
+                .map(|(i, (v, ty))| {
+                    let mut v = match v.as_deref() {
+                        None => Value::Null,
+                        Some(b) if own_text => Value::Text(String::from_utf8_lossy(b).into_owned().into()),
+                        Some(b) => side.decode(ty, b).ok()?,
+                    };
+                    // Computed from the cut values, as the load and CDC do.
+                    if let Some(c) = cut {
+                        c.value(i, &mut v);
+                    }
+                    Some(v)
                 })
                 .collect();
             for a in added {

@@ -164,7 +164,7 @@ async fn bad_input_gets_one_line_errors() -> anyhow::Result<()> {
     std::fs::write(
         &m,
         r#"{"rules":[{"rule-type":"selection","rule-id":"1","rule-name":"a","rule-action":"include","object-locator":{"schema-name":"a","table-name":"%"}},
-            {"rule-type":"transformation","rule-id":"42","rule-name":"r","rule-action":"define-primary-key","rule-target":"table","object-locator":{"schema-name":"a","table-name":"t"}}]}"#,
+            {"rule-type":"transformation","rule-id":"42","rule-name":"r","rule-action":"add-before-image-columns","rule-target":"column","object-locator":{"schema-name":"a","table-name":"t","column-name":"%"}}]}"#,
     )?;
     let (ok, _, err) = f.ferry(&[
         "task",

@@ -109,6 +109,9 @@ pub enum NameAction {
     RemoveColumn,
     /// `change-data-type`: the column keeps its name and takes this type.
     ChangeDataType(DataType),
+    /// `include-column`: once any such rule locates a table's column, the
+    /// table keeps only the columns these rules locate.
+    IncludeColumn,
 }
 
 impl NameAction {
@@ -131,7 +134,7 @@ impl NameAction {
                 None => name.to_string(),
             },
             NameAction::RemoveColumn => return None,
-            NameAction::ChangeDataType(_) => name.to_string(),
+            NameAction::ChangeDataType(_) | NameAction::IncludeColumn => name.to_string(),
         })
     }
 }
@@ -301,7 +304,21 @@ pub fn resolve(
         .iter()
         .cloned()
         .partition(|r| matches!(r.action, NameAction::ChangeDataType(_)));
+    let (includes, names): (Vec<NameRule>, Vec<NameRule>) =
+        names.into_iter().partition(|r| r.action == NameAction::IncludeColumn);
     let rules = names.as_slice();
+    // `include-column` keeps a table's located columns and drops the rest,
+    // once one of its rules locates a column of the table.
+    let included = |column: &str| {
+        includes
+            .iter()
+            .any(|r| r.locates(&t.schema, Some(&t.name), Some(column)))
+    };
+    let narrowed = includes.iter().find(|r| {
+        t.columns
+            .iter()
+            .any(|c| r.locates(&t.schema, Some(&t.name), Some(&c.name)))
+    });
     let mut added: Vec<AddedColumn> = vec![];
     for r in adds
         .iter()
@@ -346,6 +363,12 @@ pub fn resolve(
                 columns.push(Some(c.name.clone()));
                 removed_by.push(None);
             }
+        }
+        if let Some(r) = narrowed.filter(|_| !included(&c.name)) {
+            columns.pop();
+            columns.push(None);
+            removed_by.pop();
+            removed_by.push(Some(r.rule_id.clone()));
         }
         retyped.push(
             match rule_for(&types, RuleTarget::Column, &t.schema, Some(&t.name), Some(&c.name))? {
@@ -1026,6 +1049,48 @@ mod tests {
             expression: Expression::parse(expr).unwrap(),
             data_type: DataType::String(Some(40)),
         }
+    }
+
+    #[test]
+    fn include_column_keeps_only_the_located_columns() {
+        let rules = [
+            rule(
+                "1",
+                RuleTarget::Column,
+                ("shop", Some("Orders"), Some("id")),
+                NameAction::IncludeColumn,
+            ),
+            rule(
+                "2",
+                RuleTarget::Column,
+                ("shop", Some("Orders"), Some("Lower")),
+                NameAction::IncludeColumn,
+            ),
+            // A rename of an included column applies as well.
+            rule(
+                "3",
+                RuleTarget::Column,
+                ("shop", Some("Orders"), Some("Lower")),
+                NameAction::ConvertLowercase,
+            ),
+            // Rules for another table narrow nothing here.
+            rule(
+                "4",
+                RuleTarget::Column,
+                ("shop", Some("other"), Some("%")),
+                NameAction::IncludeColumn,
+            ),
+        ];
+        let mut t = orders();
+        t.transform = resolve(&rules, &[], &[], &t, &[]).unwrap().map(Box::new);
+        let r = renamed(&t).unwrap();
+        let names: Vec<&str> = r.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["id", "lower"]);
+        // Leaving the key out is the same error as removing it.
+        let mut t = orders();
+        t.transform = resolve(&rules[1..2], &[], &[], &t, &[]).unwrap().map(Box::new);
+        let e = renamed(&t).unwrap_err().to_string();
+        assert!(e.contains("rule 2") && e.contains("primary key"), "{e}");
     }
 
     #[test]

@@ -430,9 +430,10 @@ async fn renames_hold_through_load_and_changes_mysql_to_postgres() -> anyhow::Re
 /// `define-primary-key` on a keyless table (the source keeps every old
 /// value in its changes: REPLICA IDENTITY FULL): the target table gets the
 /// key, by the target names another rule gives its column, and CDC's
-/// updates and deletes find their rows by it.
+/// updates and deletes find their rows by it. `include-column` rules keep
+/// two of its three columns (one of them renamed too).
 #[tokio::test(flavor = "multi_thread")]
-async fn a_defined_primary_key_keys_a_keyless_table() -> anyhow::Result<()> {
+async fn a_defined_primary_key_keys_a_keyless_table_and_include_column_narrows_it() -> anyhow::Result<()> {
     let src = PgServer::start()?;
     let dst = PgServer::start()?;
     let s = src.client("postgres").await?;
@@ -454,7 +455,11 @@ async fn a_defined_primary_key_keys_a_keyless_table() -> anyhow::Result<()> {
            "primary-key-def": {"name": "events_pk", "origin": "primary-key", "columns": ["seq"]}},
           {"rule-type": "transformation", "rule-id": "3", "rule-name": "seq", "rule-action": "rename",
            "rule-target": "column", "object-locator": {"schema-name": "public", "table-name": "events", "column-name": "seq"},
-           "value": "event_seq"}
+           "value": "event_seq"},
+          {"rule-type": "transformation", "rule-id": "4", "rule-name": "keep-seq", "rule-action": "include-column",
+           "rule-target": "column", "object-locator": {"schema-name": "public", "table-name": "events", "column-name": "seq"}},
+          {"rule-type": "transformation", "rule-id": "5", "rule-name": "keep-msg", "rule-action": "include-column",
+           "rule-target": "column", "object-locator": {"schema-name": "public", "table-name": "events", "column-name": "m%"}}
         ]}"#,
     );
     let f = Ferry::start(1, 5000, &[])?;
@@ -478,12 +483,15 @@ async fn a_defined_primary_key_keys_a_keyless_table() -> anyhow::Result<()> {
     .await?;
     wait_caught_up(&f, "keyed");
     let d = dst.client("postgres").await?;
-    let want = pg_rows(&s, "SELECT (seq, at, msg)::text FROM public.events ORDER BY seq").await?;
+    // `at` is not included: the target has the key column (renamed) and msg.
+    let want = pg_rows(&s, "SELECT (seq, msg)::text FROM public.events ORDER BY seq").await?;
     let got = pg_rows(
         &d,
-        "SELECT (event_seq, at, msg)::text FROM public.events ORDER BY event_seq",
+        "SELECT (event_seq, msg)::text FROM public.events ORDER BY event_seq",
     )
     .await?;
+    let (cols, _) = columns_and_indexes(&d, "public", "events").await?;
+    assert_eq!(cols, "event_seq,msg");
     assert_same("events", &want, &got);
     let key = pg_rows(
         &d,
@@ -575,10 +583,10 @@ async fn rules_that_cannot_hold_are_refused() -> anyhow::Result<()> {
     // kind Ferry does not support, and an expression outside its subset.
     for (rule, path, what) in [
         (
-            r#"{"rule-type": "transformation", "rule-id": "51", "rule-name": "x", "rule-action": "include-column",
+            r#"{"rule-type": "transformation", "rule-id": "51", "rule-name": "x", "rule-action": "add-before-image-columns",
                 "rule-target": "column", "object-locator": {"schema-name": "public", "table-name": "a", "column-name": "v"}}"#,
             "$.rules[1].rule-action",
-            "include-column",
+            "add-before-image-columns",
         ),
         (
             r#"{"rule-type": "transformation", "rule-id": "51", "rule-name": "x", "rule-action": "add-column",

@@ -2,8 +2,10 @@
 //!
 //! Supported today: `selection` rules (include / exclude / explicit, with DMS
 //! wildcards `%`, `_`, `[_]`, `[ab]`, `[a-d]`) and their source `filters`
-//! (see [`crate::filter`]), `transformation` rules that rename schemas,
-//! tables and columns or remove columns (see [`crate::transform`]), and
+//! (see [`crate::filter`]), `transformation` rules (see
+//! [`crate::transform`]: renames, `remove-column`, `include-column`,
+//! `add-column`, `change-data-type`, `define-primary-key`,
+//! `add-before-image-columns`), and
 //! `table-settings` rules with `parallel-load` of type `ranges` or `none`
 //! and `lob-settings` (see [`crate::lob`]). Every other rule kind is
 //! refused with an error that names the rule id, so a mapping never silently
@@ -13,7 +15,9 @@ use crate::expression::{DataType, Expression};
 use crate::filter::{ColumnFilter, Condition, Operator, RowFilter};
 use crate::lob::{TableLobMode, TableLobRule};
 use crate::schema::TableSchema;
-use crate::transform::{AddColumnRule, KeyRule, NameAction, NameRule, RuleTarget, TableTransform};
+use crate::transform::{
+    AddColumnRule, BeforeImageFilter, BeforeImageRule, KeyRule, NameAction, NameRule, RuleTarget, TableTransform,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
@@ -77,6 +81,9 @@ pub struct TableMappings {
     /// `define-primary-key` rules.
     #[serde(default)]
     pub keys: Vec<KeyRule>,
+    /// `add-before-image-columns` rules.
+    #[serde(default)]
+    pub befores: Vec<BeforeImageRule>,
     /// Tables' `lob-settings` (see [`crate::lob`]).
     #[serde(default)]
     pub lob_rules: Vec<TableLobRule>,
@@ -281,6 +288,11 @@ impl TableMappings {
                 "transformation" if obj.get("rule-action").and_then(Value::as_str) == Some("define-primary-key") => {
                     out.keys.push(parse_key(obj, &rule_id, &err)?)
                 }
+                "transformation"
+                    if obj.get("rule-action").and_then(Value::as_str) == Some("add-before-image-columns") =>
+                {
+                    out.befores.push(parse_before_image(obj, &rule_id, &err)?)
+                }
                 "transformation" => out.transforms.push(parse_transformation(obj, &rule_id, &err)?),
                 other => {
                     return Err(err(".rule-type", &format!("rule type '{other}' is not supported yet")));
@@ -369,8 +381,8 @@ impl TableMappings {
         t: &TableSchema,
         all: &[TableSchema],
     ) -> Result<Option<Box<TableTransform>>, MappingError> {
-        let resolved = crate::transform::resolve(&self.transforms, &self.added, &self.keys, t, all).map_err(|c| {
-            MappingError::Rule {
+        let resolved = crate::transform::resolve(&self.transforms, &self.added, &self.keys, &self.befores, t, all)
+            .map_err(|c| MappingError::Rule {
                 rule_id: c.second.clone(),
                 path: "$.rules".into(),
                 message: format!(
@@ -378,8 +390,7 @@ impl TableMappings {
                     c.first,
                     t.display_name()
                 ),
-            }
-        })?;
+            })?;
         Ok(resolved.map(Box::new))
     }
 
@@ -510,6 +521,79 @@ fn parse_key(
     })
 }
 
+/// An `add-before-image-columns` transformation: `rule-target` column, a
+/// schema, table and column locator, and `before-image-def` with
+/// `column-prefix` (default `BI_`), `column-suffix` and `column-filter`
+/// (`pk-only`, the default, `non-lob` or `all`).
+fn parse_before_image(
+    obj: &serde_json::Map<String, Value>,
+    rule_id: &str,
+    err: &dyn Fn(&str, &str) -> MappingError,
+) -> Result<BeforeImageRule, MappingError> {
+    if obj.get("rule-target").and_then(Value::as_str) != Some("column") {
+        return Err(err(".rule-target", "add-before-image-columns needs rule-target column"));
+    }
+    let locator = obj
+        .get("object-locator")
+        .and_then(Value::as_object)
+        .ok_or_else(|| err(".object-locator", "missing object-locator"))?;
+    let loc = |key: &str| -> Result<String, MappingError> {
+        let path = format!(".object-locator.{key}");
+        let p = locator.get(key).and_then(Value::as_str).unwrap_or("%");
+        Pattern::compile(p).map_err(|m| err(&path, &m))?;
+        Ok(p.to_string())
+    };
+    let def = match obj.get("before-image-def") {
+        None => serde_json::Map::new(),
+        Some(Value::Object(d)) => d.clone(),
+        Some(_) => return Err(err(".before-image-def", "expected an object")),
+    };
+    let text = |key: &str, default: &str| -> Result<String, MappingError> {
+        match def.get(key) {
+            None | Some(Value::Null) => Ok(default.to_string()),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(v) => Err(err(
+                &format!(".before-image-def.{key}"),
+                &format!("expected text, got {v}"),
+            )),
+        }
+    };
+    let (prefix, suffix) = (text("column-prefix", "BI_")?, text("column-suffix", "")?);
+    if prefix.is_empty() && suffix.is_empty() {
+        return Err(err(
+            ".before-image-def.column-prefix",
+            "a prefix or a suffix is needed, or the columns would take their own names",
+        ));
+    }
+    // A PostgreSQL change carries a column's old value only when the key
+    // changed or the table has REPLICA IDENTITY FULL: before-image columns
+    // of other columns would hold the new value, so only keys are offered.
+    let filter = match text("column-filter", "pk-only")?.as_str() {
+        "pk-only" => BeforeImageFilter::PkOnly,
+        f @ ("non-lob" | "all") => {
+            return Err(err(
+                ".before-image-def.column-filter",
+                &format!("column-filter '{f}' is not supported yet (pk-only)"),
+            ))
+        }
+        other => {
+            return Err(err(
+                ".before-image-def.column-filter",
+                &format!("expected pk-only, non-lob or all, got '{other}'"),
+            ))
+        }
+    };
+    Ok(BeforeImageRule {
+        rule_id: rule_id.to_string(),
+        schema: loc("schema-name")?,
+        table: loc("table-name")?,
+        column: loc("column-name")?,
+        prefix,
+        suffix,
+        filter,
+    })
+}
+
 fn parse_transformation(
     obj: &serde_json::Map<String, Value>,
     rule_id: &str,
@@ -561,12 +645,6 @@ fn parse_transformation(
         Some("include-column") if target == RuleTarget::Column => NameAction::IncludeColumn,
         Some("include-column") => return Err(err(".rule-target", "include-column needs rule-target column")),
         Some("remove-column") => return Err(err(".rule-target", "remove-column needs rule-target column")),
-        Some(a @ "add-before-image-columns") => {
-            return Err(err(
-                ".rule-action",
-                &format!("transformation '{a}' is not supported yet (see docs/dms-compatibility.md)"),
-            ))
-        }
         Some(other) => return Err(err(".rule-action", &format!("unknown transformation '{other}'"))),
         None => return Err(err(".rule-action", "missing rule-action")),
     };
@@ -939,12 +1017,12 @@ mod tests {
     #[test]
     fn unsupported_rule_names_its_id() {
         let err = TableMappings::parse(
-            r#"{"rules":[{"rule-type":"transformation","rule-id":"7","rule-name":"x","rule-action":"add-before-image-columns","rule-target":"column","object-locator":{"schema-name":"a","table-name":"t","column-name":"%"}}]}"#,
+            r#"{"rules":[{"rule-type":"transformation","rule-id":"7","rule-name":"x","rule-action":"convert-lowercase","rule-target":"index","object-locator":{"schema-name":"a","table-name":"t"}}]}"#,
         )
         .unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("rule 7") && msg.contains("not supported yet"), "{msg}");
-        assert!(msg.contains("$.rules[0].rule-action"), "{msg}");
+        assert!(msg.contains("rule 7") && msg.contains("not supported"), "{msg}");
+        assert!(msg.contains("$.rules[0].rule-target"), "{msg}");
         let err =
             TableMappings::parse(r#"{"rules":[{"rule-type":"object-mapping","rule-id":"8","object-locator":{}}]}"#)
                 .unwrap_err()
@@ -999,8 +1077,12 @@ mod tests {
             "rule 9 ($.rules[1].data-type)",
         );
         bad(
-            r#"{"rule-type":"transformation","rule-id":"9","rule-action":"add-before-image-columns","rule-target":"column","object-locator":{"schema-name":"s","table-name":"t","column-name":"c"}}"#,
-            "transformation 'add-before-image-columns' is not supported yet",
+            r#"{"rule-type":"transformation","rule-id":"9","rule-action":"add-before-image-columns","rule-target":"column","object-locator":{"schema-name":"s","table-name":"t","column-name":"c"},"before-image-def":{"column-filter":"some"}}"#,
+            "rule 9 ($.rules[1].before-image-def.column-filter)",
+        );
+        bad(
+            r#"{"rule-type":"transformation","rule-id":"9","rule-action":"make-coffee","rule-target":"column","object-locator":{"schema-name":"s","table-name":"t","column-name":"c"}}"#,
+            "unknown transformation 'make-coffee'",
         );
     }
 

@@ -1,6 +1,10 @@
 //! DMS transformation rules that name things: `rename`, `convert-lowercase`,
 //! `convert-uppercase`, the prefix and suffix family on schemas, tables and
-//! columns, and `remove-column`.
+//! columns, and `remove-column` / `include-column`; and the rules that
+//! reshape a table: `add-column` (a column computed by
+//! [`crate::expression`]), `change-data-type`, `define-primary-key`,
+//! `add-before-image-columns`. A column's name, its type and whether it is
+//! kept are separate: one rule of each kind may apply to a column.
 //!
 //! ## How a rename reaches every path
 //! The rules are resolved per table at introspection, against the table's
@@ -176,6 +180,40 @@ pub struct KeyRule {
     pub columns: Vec<String>,
 }
 
+/// An `add-before-image-columns` rule: for each located column that passes
+/// `filter`, the target gets a column `prefix + name + suffix` holding the
+/// column's value before each CDC update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BeforeImageRule {
+    pub rule_id: String,
+    pub schema: String,
+    pub table: String,
+    pub column: String,
+    pub prefix: String,
+    pub suffix: String,
+    pub filter: BeforeImageFilter,
+}
+
+/// `before-image-def.column-filter`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BeforeImageFilter {
+    /// Primary-key columns only (DMS's default).
+    PkOnly,
+    /// Every column but LOB columns.
+    NonLob,
+    All,
+}
+
+/// A before-image column of one table: its target name and the source
+/// column whose old value it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BeforeImageColumn {
+    pub rule_id: String,
+    pub name: String,
+    pub source: String,
+}
+
 /// A column a rule adds to one table (resolved from an [`AddColumnRule`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddedColumn {
@@ -254,6 +292,9 @@ pub struct TableTransform {
     /// The `define-primary-key` rule that gives the target table its key.
     #[serde(default)]
     pub key: Option<KeyRule>,
+    /// Before-image columns, after the added ones.
+    #[serde(default)]
+    pub before: Vec<BeforeImageColumn>,
     /// Per source column (empty: none): the `change-data-type` rule that
     /// gives it another type on the target, and the type.
     #[serde(default)]
@@ -278,10 +319,11 @@ pub fn resolve(
     rules: &[NameRule],
     adds: &[AddColumnRule],
     keys: &[KeyRule],
+    befores: &[BeforeImageRule],
     t: &TableSchema,
     others: &[TableSchema],
 ) -> Result<Option<TableTransform>, ConflictError> {
-    if rules.is_empty() && adds.is_empty() && keys.is_empty() {
+    if rules.is_empty() && adds.is_empty() && keys.is_empty() && befores.is_empty() {
         return Ok(None);
     }
     let mut key: Option<KeyRule> = None;
@@ -439,6 +481,7 @@ pub fn resolve(
         },
         added,
         key,
+        before: vec![],
         retyped,
     };
     let unchanged = out.schema == t.schema
@@ -461,8 +504,42 @@ pub fn resolve(
         && out.references.is_empty()
         && out.added.is_empty()
         && out.key.is_none()
-        && out.retyped.is_empty();
-    Ok((!unchanged).then_some(out))
+        && out.retyped.is_empty()
+        && befores.is_empty();
+    let mut out = out;
+    // Before-image columns, named after the columns' target names.
+    let mut owner: Vec<(String, String)> = vec![];
+    for r in befores
+        .iter()
+        .filter(|r| matches(&r.schema, &t.schema) && matches(&r.table, &t.name))
+    {
+        for (c, to) in t.columns.iter().zip(&out.columns) {
+            let Some(to) = to else { continue };
+            let keyed = t.primary_key.as_ref().is_some_and(|k| k.columns.contains(&c.name));
+            let passes = match r.filter {
+                BeforeImageFilter::PkOnly => keyed,
+                BeforeImageFilter::NonLob => crate::typemap::lob_kind(t.engine, &c.type_sql).is_none(),
+                BeforeImageFilter::All => true,
+            };
+            if !matches(&r.column, &c.name) || !passes || c.generated.is_some() {
+                continue;
+            }
+            let name = format!("{}{to}{}", r.prefix, r.suffix);
+            if let Some((first, _)) = owner.iter().find(|(_, n)| *n == name) {
+                return Err(ConflictError {
+                    first: first.clone(),
+                    second: r.rule_id.clone(),
+                });
+            }
+            owner.push((r.rule_id.clone(), name.clone()));
+            out.before.push(BeforeImageColumn {
+                rule_id: r.rule_id.clone(),
+                name,
+                source: c.name.clone(),
+            });
+        }
+    }
+    Ok((!unchanged || !out.before.is_empty()).then_some(out))
 }
 
 impl TableSchema {
@@ -488,7 +565,19 @@ impl TableSchema {
             || self
                 .transform
                 .as_ref()
-                .is_some_and(|t| !t.added.is_empty() || !t.retyped.is_empty())
+                .is_some_and(|t| !t.added.is_empty() || !t.retyped.is_empty() || !t.before.is_empty())
+    }
+
+    /// The before-image columns rules add to this table's target form
+    /// (after the added ones).
+    pub fn before_image_columns(&self) -> &[BeforeImageColumn] {
+        self.transform.as_ref().map_or(&[], |t| t.before.as_slice())
+    }
+
+    /// Whether a column of the target form is computed rather than copied
+    /// (an added or a before-image column).
+    pub fn is_computed(&self, target: &str) -> bool {
+        self.added_column(target).is_some() || self.before_image_columns().iter().any(|b| b.name == target)
     }
 
     /// The added column of this target name, if it is one.
@@ -627,6 +716,23 @@ pub fn renamed(t: &TableSchema) -> Result<TableSchema, TransformError> {
             });
         }
         columns.push(crate::schema::Column::plain(&a.name, &a.data_type.type_sql(t.engine)));
+    }
+    for b in &tr.before {
+        if let Some(first) = seen.insert(b.name.clone(), format!("rule {}", b.rule_id)) {
+            return Err(TransformError::Collision {
+                table,
+                name: b.name.clone(),
+                first,
+                second: format!("rule {}", b.rule_id),
+            });
+        }
+        let source = t.column(&b.source).map_or("text", |c| c.type_sql.as_str());
+        // The retyped type when a rule retypes the column: the old value is
+        // converted like the new one.
+        let ty = t
+            .retyped(&b.source)
+            .map_or(source.to_string(), |dt| dt.type_sql(t.engine));
+        columns.push(crate::schema::Column::plain(&b.name, &ty));
     }
     out.columns = columns;
     if let Some(k) = &tr.key {
@@ -1082,13 +1188,13 @@ mod tests {
             ),
         ];
         let mut t = orders();
-        t.transform = resolve(&rules, &[], &[], &t, &[]).unwrap().map(Box::new);
+        t.transform = resolve(&rules, &[], &[], &[], &t, &[]).unwrap().map(Box::new);
         let r = renamed(&t).unwrap();
         let names: Vec<&str> = r.columns.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["id", "lower"]);
         // Leaving the key out is the same error as removing it.
         let mut t = orders();
-        t.transform = resolve(&rules[1..2], &[], &[], &t, &[]).unwrap().map(Box::new);
+        t.transform = resolve(&rules[1..2], &[], &[], &[], &t, &[]).unwrap().map(Box::new);
         let e = renamed(&t).unwrap_err().to_string();
         assert!(e.contains("rule 2") && e.contains("primary key"), "{e}");
     }
@@ -1106,7 +1212,7 @@ mod tests {
             add("7", "Ord%", "tag", "$Lower || '-' || $id"),
             add("8", "other", "x", "1"),
         ];
-        t.transform = resolve(&renames, &adds, &[], &t, &[]).unwrap().map(Box::new);
+        t.transform = resolve(&renames, &adds, &[], &[], &t, &[]).unwrap().map(Box::new);
         let r = renamed(&t).unwrap();
         let names: Vec<&str> = r.columns.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["id", "low", "secret", "cust_id", "tag"]);
@@ -1119,13 +1225,14 @@ mod tests {
             &[],
             &[add("7", "%", "tag", "1"), add("9", "Orders", "tag", "2")],
             &[],
+            &[],
             &orders(),
             &[],
         )
         .unwrap_err();
         assert_eq!((e.first.as_str(), e.second.as_str()), ("7", "9"));
         let mut t = orders();
-        t.transform = resolve(&[], &[add("7", "%", "tag", "$nope")], &[], &t, &[])
+        t.transform = resolve(&[], &[add("7", "%", "tag", "$nope")], &[], &[], &t, &[])
             .unwrap()
             .map(Box::new);
         assert!(renamed(&t)
@@ -1133,7 +1240,7 @@ mod tests {
             .to_string()
             .contains("rule 7 reads column nope"));
         let mut t = orders();
-        t.transform = resolve(&[], &[add("7", "%", "secret", "1")], &[], &t, &[])
+        t.transform = resolve(&[], &[add("7", "%", "secret", "1")], &[], &[], &t, &[])
             .unwrap()
             .map(Box::new);
         assert!(matches!(renamed(&t).unwrap_err(), TransformError::Collision { .. }));
@@ -1221,7 +1328,7 @@ mod tests {
             ),
         ];
         let mut t = orders();
-        t.transform = resolve(&rules, &[], &[], &t, &[orders(), customers()])
+        t.transform = resolve(&rules, &[], &[], &[], &t, &[orders(), customers()])
             .unwrap()
             .map(Box::new);
         let r = renamed(&t).unwrap();
@@ -1263,7 +1370,7 @@ mod tests {
                 NameAction::ConvertUppercase,
             ),
         ];
-        let e = resolve(&rules, &[], &[], &orders(), &[]).unwrap_err();
+        let e = resolve(&rules, &[], &[], &[], &orders(), &[]).unwrap_err();
         assert_eq!((e.first.as_str(), e.second.as_str()), ("5", "9"));
 
         let rules = vec![rule(
@@ -1273,7 +1380,7 @@ mod tests {
             NameAction::RemoveColumn,
         )];
         let mut t = orders();
-        t.transform = resolve(&rules, &[], &[], &t, &[]).unwrap().map(Box::new);
+        t.transform = resolve(&rules, &[], &[], &[], &t, &[]).unwrap().map(Box::new);
         let e = renamed(&t).unwrap_err().to_string();
         assert!(e.contains("rule 6") && e.contains("primary key"), "{e}");
 
@@ -1284,7 +1391,7 @@ mod tests {
             NameAction::Rename("same".into()),
         )];
         let mut t = orders();
-        t.transform = resolve(&rules, &[], &[], &t, &[]).unwrap().map(Box::new);
+        t.transform = resolve(&rules, &[], &[], &[], &t, &[]).unwrap().map(Box::new);
         assert!(renamed(&t).unwrap_err().to_string().contains("two columns"));
     }
 
@@ -1334,6 +1441,7 @@ mod tests {
                 ("%", Some("%"), Some("%")),
                 NameAction::ConvertLowercase,
             )],
+            &[],
             &[],
             &[],
             &t,

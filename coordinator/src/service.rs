@@ -225,6 +225,7 @@ impl Admin for AdminService {
         let transformed = mappings.transforms.first().map(|r| &r.rule_id);
         let transformed = transformed.or(mappings.added.first().map(|r| &r.rule_id));
         let transformed = transformed.or(mappings.keys.first().map(|r| &r.rule_id));
+        let transformed = transformed.or(mappings.befores.first().map(|r| &r.rule_id));
         if let Some(id) = transformed.filter(|_| !(r.pre_data_sql.is_empty() && r.post_data_sql.is_empty())) {
             return Err(Status::invalid_argument(format!(
                 "table mappings: rule {id}: transformation rules are not applied to --schema-dir files yet; \

@@ -164,7 +164,7 @@ async fn bad_input_gets_one_line_errors() -> anyhow::Result<()> {
     std::fs::write(
         &m,
         r#"{"rules":[{"rule-type":"selection","rule-id":"1","rule-name":"a","rule-action":"include","object-locator":{"schema-name":"a","table-name":"%"}},
-            {"rule-type":"transformation","rule-id":"42","rule-name":"r","rule-action":"add-before-image-columns","rule-target":"column","object-locator":{"schema-name":"a","table-name":"t","column-name":"%"}}]}"#,
+            {"rule-type":"table-settings","rule-id":"42","rule-name":"r","object-locator":{"schema-name":"a","table-name":"t"},"parallel-load":{"type":"partitions-auto"}}]}"#,
     )?;
     let (ok, _, err) = f.ferry(&[
         "task",

@@ -583,10 +583,10 @@ async fn rules_that_cannot_hold_are_refused() -> anyhow::Result<()> {
     // kind Ferry does not support, and an expression outside its subset.
     for (rule, path, what) in [
         (
-            r#"{"rule-type": "transformation", "rule-id": "51", "rule-name": "x", "rule-action": "add-before-image-columns",
-                "rule-target": "column", "object-locator": {"schema-name": "public", "table-name": "a", "column-name": "v"}}"#,
-            "$.rules[1].rule-action",
-            "add-before-image-columns",
+            r#"{"rule-type": "transformation", "rule-id": "51", "rule-name": "x", "rule-action": "rename",
+                "rule-target": "index", "object-locator": {"schema-name": "public", "table-name": "a"}, "value": "i"}"#,
+            "$.rules[1].rule-target",
+            "index",
         ),
         (
             r#"{"rule-type": "transformation", "rule-id": "51", "rule-name": "x", "rule-action": "add-column",
@@ -634,7 +634,8 @@ async fn rules_that_cannot_hold_are_refused() -> anyhow::Result<()> {
 
 /// PostgreSQL → MariaDB: the schema (a MySQL database there), a table and
 /// its columns renamed, one removed with its index, through the load and the
-/// set-based CDC batches.
+/// set-based CDC batches; another table with a before-image column of its
+/// key (applied in order, not as sets).
 #[tokio::test(flavor = "multi_thread")]
 async fn renames_hold_through_load_and_changes_postgres_to_mysql() -> anyhow::Result<()> {
     let pg = PgServer::start()?;
@@ -645,7 +646,9 @@ async fn renames_hold_through_load_and_changes_postgres_to_mysql() -> anyhow::Re
          CREATE TABLE app."Users" (id int PRIMARY KEY, "Email" text NOT NULL, pin text, score numeric(8,2));
          CREATE INDEX users_email ON app."Users" ("Email");
          CREATE INDEX users_pin ON app."Users" (pin);
-         INSERT INTO app."Users" SELECT i, 'u' || i || '@x', 'p' || i, i / 4.0 FROM generate_series(1, 3000) i;"#,
+         INSERT INTO app."Users" SELECT i, 'u' || i || '@x', 'p' || i, i / 4.0 FROM generate_series(1, 3000) i;
+         CREATE TABLE app.notes (id int PRIMARY KEY, body text);
+         INSERT INTO app.notes SELECT i, 'b' || i FROM generate_series(1, 100) i;"#,
     )
     .await?;
     let f = Ferry::start(1, 5000, &[])?;
@@ -662,7 +665,10 @@ async fn renames_hold_through_load_and_changes_postgres_to_mysql() -> anyhow::Re
           {"rule-type": "transformation", "rule-id": "4", "rule-name": "c", "rule-action": "convert-lowercase",
            "rule-target": "column", "object-locator": {"schema-name": "app", "table-name": "Users", "column-name": "E%"}},
           {"rule-type": "transformation", "rule-id": "5", "rule-name": "p", "rule-action": "remove-column",
-           "rule-target": "column", "object-locator": {"schema-name": "app", "table-name": "Users", "column-name": "pin"}}
+           "rule-target": "column", "object-locator": {"schema-name": "app", "table-name": "Users", "column-name": "pin"}},
+          {"rule-type": "transformation", "rule-id": "6", "rule-name": "bi", "rule-action": "add-before-image-columns",
+           "rule-target": "column", "object-locator": {"schema-name": "app", "table-name": "notes", "column-name": "%"},
+           "before-image-def": {"column-prefix": "BI_", "column-suffix": "", "column-filter": "pk-only"}}
         ]}"#,
     );
     create_typed(
@@ -681,7 +687,10 @@ async fn renames_hold_through_load_and_changes_postgres_to_mysql() -> anyhow::Re
          UPDATE app."Users" SET pin = 'only the removed column' WHERE id % 11 = 0;
          DELETE FROM app."Users" WHERE id % 13 = 0;
          INSERT INTO app."Users" SELECT i, 'n' || i, 'p', 1.25 FROM generate_series(5001, 5100) i;
-         UPDATE app."Users" SET id = id + 100000 WHERE id % 17 = 0;"#,
+         UPDATE app."Users" SET id = id + 100000 WHERE id % 17 = 0;
+         UPDATE app.notes SET body = body || '!' WHERE id % 3 = 0;
+         INSERT INTO app.notes SELECT i, 'new' FROM generate_series(201, 210) i;
+         UPDATE app.notes SET id = id + 1000 WHERE id % 5 = 0 AND id <= 100;"#,
     )
     .await?;
     wait_caught_up(&f, "pmren");
@@ -700,6 +709,24 @@ async fn renames_hold_through_load_and_changes_postgres_to_mysql() -> anyhow::Re
     )
     .await?;
     assert_eq!(cols[0][0].as_deref(), Some("id,email,score"));
+    // The before-image column holds each row's key before its last update:
+    // NULL for rows loaded or inserted and not updated since, the old key for
+    // rows whose key changed, the same key for rows updated otherwise.
+    let bi = mysql_rows(&mut m, "SELECT id, body, BI_id FROM notes ORDER BY id").await?;
+    let want = pg_rows(&p, "SELECT id::text, body FROM app.notes ORDER BY id").await?;
+    assert_eq!(bi.len(), want.len());
+    for (r, w) in bi.iter().zip(&want) {
+        assert_eq!(r[..2], w[..], "notes row");
+        let id: i64 = r[0].as_deref().unwrap().parse()?;
+        let before = if id > 1000 {
+            Some((id - 1000).to_string())
+        } else if id <= 100 && id % 3 == 0 {
+            Some(id.to_string())
+        } else {
+            None
+        };
+        assert_eq!(r[2], before, "BI_id of row {id}");
+    }
     let indexed = mysql_rows(
         &mut m,
         "SELECT GROUP_CONCAT(DISTINCT COLUMN_NAME ORDER BY COLUMN_NAME) FROM information_schema.STATISTICS

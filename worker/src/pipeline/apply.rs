@@ -201,6 +201,10 @@ pub struct TargetTable {
     /// Per `source_index` column: the type a `change-data-type` rule
     /// converts its values to.
     retype: Vec<Option<DataType>>,
+    /// Before-image columns, the last of `columns`: the image position of
+    /// the column whose old value each holds (an update writes its old
+    /// image's value, an insert NULL).
+    before: Vec<usize>,
 }
 
 /// An added column bound to a table's row images.
@@ -326,7 +330,7 @@ impl TargetTable {
         let mut names = vec![];
         let mut retype = vec![];
         for c in t.copy_columns() {
-            if source.added_column(&c.name).is_some() {
+            if source.is_computed(&c.name) {
                 continue;
             }
             let from = source.source_column(&c.name);
@@ -364,6 +368,27 @@ impl TargetTable {
             columns.push((quote_ident(&c.name), c.type_sql.clone()));
             computed.push(Computed { column: a.clone(), at });
         }
+        // Before-image columns after them: each the old value of a column.
+        let mut before = vec![];
+        for b in source.before_image_columns() {
+            let at = image.iter().position(|s| *s == b.source).ok_or_else(|| {
+                ConnectorError::Definite(format!(
+                    "table {}: column {}, whose old value rule {} keeps, is not in the change's row image",
+                    source.display_name(),
+                    b.source,
+                    b.rule_id
+                ))
+            })?;
+            let c = t.column(&b.name).ok_or_else(|| {
+                ConnectorError::Definite(format!(
+                    "table {}: the target form lacks the before-image column {}",
+                    source.display_name(),
+                    b.name
+                ))
+            })?;
+            columns.push((quote_ident(&c.name), c.type_sql.clone()));
+            before.push(at);
+        }
         // A replica identity index names source columns.
         let identity: Option<Vec<String>> = key.map(|k| {
             k.iter()
@@ -385,7 +410,10 @@ impl TargetTable {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // A before-image column needs each update's own old image, which
+        // folding a key's changes into one would lose.
         let independent = !key.is_empty()
+            && before.is_empty()
             && !t.index_list.iter().any(|i| i.unique)
             && !t.indexes.iter().any(|d| d.to_ascii_uppercase().contains("UNIQUE"))
             && !t
@@ -422,6 +450,7 @@ impl TargetTable {
             lob: RowCut::new(source.lob.as_ref(), image.iter().copied()),
             computed,
             retype,
+            before,
         })
     }
 
@@ -1064,6 +1093,9 @@ impl<T: ChangeTarget> Applier<T> {
                     .transpose()?,
             );
         }
+        // Before-image columns: not part of an image (an update fills them
+        // from its old one, see `before_image`).
+        lits.extend(table.before.iter().map(|_| None));
         Ok(lits)
     }
 
@@ -1211,6 +1243,7 @@ impl<T: ChangeTarget> Applier<T> {
             let v = c.eval(|i| row.get(i))?.unwrap_or(Value::Null);
             lits.push(self.literal(t, table.source_index.len() + j, &v)?);
         }
+        lits.extend(table.before.iter().map(|_| "NULL".to_string()));
         Ok(lits)
     }
 
@@ -1450,6 +1483,22 @@ impl<T: ChangeTarget> Applier<T> {
         Ok(())
     }
 
+    /// Fills an update's before-image columns in its new literals from its
+    /// old ones (NULL where the change did not carry the old value).
+    fn before_image(&self, t: usize, old: &[Option<String>], new: &mut [Option<String>]) {
+        let table = &self.tables[t];
+        let start = table.source_index.len() + table.computed.len();
+        for (k, &at) in table.before.iter().enumerate() {
+            let lit = table
+                .source_index
+                .iter()
+                .position(|&i| i == at)
+                .and_then(|j| old[j].clone())
+                .unwrap_or_else(|| "NULL".into());
+            new[start + k] = Some(lit);
+        }
+    }
+
     /// Cuts a change's LOB values to the table's limit: the new image's cut
     /// is recorded and counted in the open batch; an old image is cut
     /// silently, so that it names the row as the target holds it. `None`
@@ -1559,7 +1608,8 @@ impl<T: ChangeTarget> Applier<T> {
                 }
             }
             Op::Update { before, after } => match (self.literals(t, &before), self.literals(t, &after)) {
-                (Ok(old), Ok(new)) => {
+                (Ok(old), Ok(mut new)) => {
+                    self.before_image(t, &old, &mut new);
                     let whole = new.iter().all(Option::is_some);
                     let key_changed = self.tables[t].key.iter().any(|&i| new[i].is_some() && old[i] != new[i]);
                     if has_key && whole && self.tables[t].replay {

@@ -67,7 +67,7 @@ async fn load_with(
     // columns rules add come last and are computed from the row.
     let columns: Vec<String> = converted
         .copy_columns()
-        .filter(|c| table.added_column(&c.name).is_none())
+        .filter(|c| !table.is_computed(&c.name))
         .map(|c| table.source_column(&c.name).to_string())
         .collect();
     let cut = RowCut::new(table.lob.as_ref(), columns.iter().map(String::as_str));
@@ -100,10 +100,11 @@ async fn load_with(
         None => rows,
     };
     let added = table.added_columns();
-    let rows = if added.is_empty() {
+    let before = table.before_image_columns().len();
+    let rows = if added.is_empty() && before == 0 {
         rows
     } else {
-        add_columns(rows, added.to_vec(), columns)
+        add_columns(rows, added.to_vec(), before, columns)
     };
     let rows = if retyped.is_empty() {
         rows
@@ -126,9 +127,11 @@ async fn load_with(
 }
 
 /// Appends the values of the columns `add-column` rules add, computed from
-/// each row's source values (`columns`, by source name); a value that does
-/// not fit its data type makes the row one the target cannot store.
-fn add_columns(rows: Rows, added: Vec<AddedColumn>, columns: Vec<String>) -> Rows {
+/// each row's source values (`columns`, by source name), then NULL for its
+/// `before` before-image columns (a loaded row has no earlier image); a
+/// value that does not fit its data type makes the row one the target
+/// cannot store.
+fn add_columns(rows: Rows, added: Vec<AddedColumn>, before: usize, columns: Vec<String>) -> Rows {
     Box::pin(futures::StreamExt::map(rows, move |batch| {
         let mut batch = batch?;
         for row in batch.iter_mut() {
@@ -147,7 +150,10 @@ fn add_columns(rows: Rows, added: Vec<AddedColumn>, columns: Vec<String>) -> Row
                 })
                 .collect();
             match computed {
-                Ok(more) => values.extend(more),
+                Ok(more) => {
+                    values.extend(more);
+                    values.extend(std::iter::repeat_n(Value::Null, before));
+                }
                 Err(r) => *row = Err(r),
             }
         }
@@ -189,7 +195,7 @@ fn cut_lobs(rows: Rows, cut: RowCut, source: &TableSchema, t: &TableSchema, segm
     // The columns read (an added column is computed later), by target name.
     let names: Vec<String> = t
         .copy_columns()
-        .filter(|c| source.added_column(&c.name).is_none())
+        .filter(|c| !source.is_computed(&c.name))
         .map(|c| c.name.clone())
         .collect();
     // The row's key columns name it; a keyless table's non-LOB columns do.

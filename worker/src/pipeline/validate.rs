@@ -137,12 +137,23 @@ pub async fn validate_segment(job: Job<'_>) -> Result<WorkResult, ConnectorError
     };
     let converted = on_target(job.table, job.target.engine)?;
     // Each side read by its own names (the rules may rename or remove columns).
+    // Before-image columns hold what the source no longer has: not compared.
+    let before: Vec<&str> = job
+        .table
+        .before_image_columns()
+        .iter()
+        .map(|b| b.name.as_str())
+        .collect();
     let columns = Columns {
-        target: converted.copy_columns().map(|c| c.name.clone()).collect(),
+        target: converted
+            .copy_columns()
+            .filter(|c| !before.contains(&c.name.as_str()))
+            .map(|c| c.name.clone())
+            .collect(),
         // Added columns (last on the target) are computed from the source's.
         source: converted
             .copy_columns()
-            .filter(|c| job.table.added_column(&c.name).is_none())
+            .filter(|c| !job.table.is_computed(&c.name))
             .map(|c| job.table.source_column(&c.name).to_string())
             .collect(),
     };

@@ -49,7 +49,8 @@ fn mappings(path: Option<&Path>) -> anyhow::Result<TableMappings> {
             // conversion refuses transformation rules.
             let first = m.transforms.first().map(|r| &r.rule_id);
             let first = first.or(m.added.first().map(|r| &r.rule_id));
-            if let Some(id) = first.or(m.keys.first().map(|r| &r.rule_id)) {
+            let first = first.or(m.keys.first().map(|r| &r.rule_id));
+            if let Some(id) = first.or(m.befores.first().map(|r| &r.rule_id)) {
                 anyhow::bail!(
                     "{}: rule {id}: schema conversion and assessment do not apply transformation rules yet; run them with the selection rules only (the task itself applies the renames when it creates tables)",
                     p.display(),

@@ -504,8 +504,7 @@ pub fn resolve(
         && out.references.is_empty()
         && out.added.is_empty()
         && out.key.is_none()
-        && out.retyped.is_empty()
-        && befores.is_empty();
+        && out.retyped.is_empty();
     let mut out = out;
     // Before-image columns, named after the columns' target names.
     let mut owner: Vec<(String, String)> = vec![];

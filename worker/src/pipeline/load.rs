@@ -50,8 +50,8 @@ async fn load_with(
         table,
         seg,
     } = job;
-    // A table with a LOB limit or added columns takes the value path, where
-    // values are cut and computed.
+    // A table whose values change on the way (a LOB limit; added, retyped
+    // or before-image columns) takes the value path, where they are changed.
     if source.engine == target.engine && !table.transforms_values() {
         // Read and write in one: the source's COPY bytes go to the target.
         let copied = to

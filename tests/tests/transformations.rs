@@ -713,7 +713,7 @@ async fn renames_hold_through_load_and_changes_postgres_to_mysql() -> anyhow::Re
     // NULL for rows loaded or inserted and not updated since, the old key for
     // rows whose key changed, the same key for rows updated otherwise.
     let bi = mysql_rows(&mut m, "SELECT id, body, BI_id FROM notes ORDER BY id").await?;
-    let want = pg_rows(&p, "SELECT id::text, body FROM app.notes ORDER BY id").await?;
+    let want = pg_rows(&p, "SELECT id::text, body FROM app.notes n ORDER BY n.id").await?;
     assert_eq!(bi.len(), want.len());
     for (r, w) in bi.iter().zip(&want) {
         assert_eq!(r[..2], w[..], "notes row");

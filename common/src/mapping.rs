@@ -405,6 +405,36 @@ impl TableMappings {
 
 /// A `transformation` rule of the supported kinds; the others are refused
 /// with the rule id and path.
+/// A reshaping rule's locator: its `rule-target` must be `target`, and
+/// each of `keys` is an object-locator pattern (checked as DMS wildcards),
+/// or its default when absent (`None`: required).
+fn locate<const N: usize>(
+    obj: &serde_json::Map<String, Value>,
+    err: &dyn Fn(&str, &str) -> MappingError,
+    action: &str,
+    target: &str,
+    keys: [(&str, Option<&str>); N],
+) -> Result<[String; N], MappingError> {
+    if obj.get("rule-target").and_then(Value::as_str) != Some(target) {
+        return Err(err(".rule-target", &format!("{action} needs rule-target {target}")));
+    }
+    let locator = obj
+        .get("object-locator")
+        .and_then(Value::as_object)
+        .ok_or_else(|| err(".object-locator", "missing object-locator"))?;
+    let mut out: [String; N] = std::array::from_fn(|_| String::new());
+    for (slot, (key, default)) in out.iter_mut().zip(keys) {
+        let path = format!(".object-locator.{key}");
+        let p = match (locator.get(key).and_then(Value::as_str), default) {
+            (Some(p), _) | (None, Some(p)) => p,
+            (None, None) => return Err(err(&path, &format!("missing {key}"))),
+        };
+        Pattern::compile(p).map_err(|m| err(&path, &m))?;
+        *slot = p.to_string();
+    }
+    Ok(out)
+}
+
 /// An `add-column` transformation: `rule-target` column, a schema and
 /// table locator, the new column's name in `value`, an `expression` of the
 /// supported subset and a `data-type`.
@@ -413,23 +443,15 @@ fn parse_add_column(
     rule_id: &str,
     err: &dyn Fn(&str, &str) -> MappingError,
 ) -> Result<AddColumnRule, MappingError> {
-    if obj.get("rule-target").and_then(Value::as_str) != Some("column") {
-        return Err(err(".rule-target", "add-column needs rule-target column"));
-    }
-    let locator = obj
-        .get("object-locator")
-        .and_then(Value::as_object)
-        .ok_or_else(|| err(".object-locator", "missing object-locator"))?;
-    let loc = |key: &str| -> Result<String, MappingError> {
-        let path = format!(".object-locator.{key}");
-        let p = locator
-            .get(key)
-            .and_then(Value::as_str)
-            .ok_or_else(|| err(&path, &format!("missing {key}")))?;
-        Pattern::compile(p).map_err(|m| err(&path, &m))?;
-        Ok(p.to_string())
-    };
-    if let Some(c) = locator.get("column-name") {
+    let [schema, table] = locate(
+        obj,
+        err,
+        "add-column",
+        "column",
+        [("schema-name", None), ("table-name", None)],
+    )?;
+    let locator = obj.get("object-locator").and_then(Value::as_object);
+    if let Some(c) = locator.and_then(|l| l.get("column-name")) {
         return Err(err(
             ".object-locator.column-name",
             &format!("add-column locates a table; the new column's name goes in value (got column-name {c})"),
@@ -450,8 +472,8 @@ fn parse_add_column(
     .map_err(|m| err(".data-type", &m))?;
     Ok(AddColumnRule {
         rule_id: rule_id.to_string(),
-        schema: loc("schema-name")?,
-        table: loc("table-name")?,
+        schema,
+        table,
         name,
         expression,
         data_type,
@@ -466,22 +488,13 @@ fn parse_key(
     rule_id: &str,
     err: &dyn Fn(&str, &str) -> MappingError,
 ) -> Result<KeyRule, MappingError> {
-    if obj.get("rule-target").and_then(Value::as_str) != Some("table") {
-        return Err(err(".rule-target", "define-primary-key needs rule-target table"));
-    }
-    let locator = obj
-        .get("object-locator")
-        .and_then(Value::as_object)
-        .ok_or_else(|| err(".object-locator", "missing object-locator"))?;
-    let loc = |key: &str| -> Result<String, MappingError> {
-        let path = format!(".object-locator.{key}");
-        let p = locator
-            .get(key)
-            .and_then(Value::as_str)
-            .ok_or_else(|| err(&path, &format!("missing {key}")))?;
-        Pattern::compile(p).map_err(|m| err(&path, &m))?;
-        Ok(p.to_string())
-    };
+    let [schema, table] = locate(
+        obj,
+        err,
+        "define-primary-key",
+        "table",
+        [("schema-name", None), ("table-name", None)],
+    )?;
     let def = obj.get("primary-key-def").and_then(Value::as_object).ok_or_else(|| {
         err(
             ".primary-key-def",
@@ -514,8 +527,8 @@ fn parse_key(
         .ok_or_else(|| err(".primary-key-def.columns", "expected an array of column names"))?;
     Ok(KeyRule {
         rule_id: rule_id.to_string(),
-        schema: loc("schema-name")?,
-        table: loc("table-name")?,
+        schema,
+        table,
         name,
         columns,
     })
@@ -530,19 +543,17 @@ fn parse_before_image(
     rule_id: &str,
     err: &dyn Fn(&str, &str) -> MappingError,
 ) -> Result<BeforeImageRule, MappingError> {
-    if obj.get("rule-target").and_then(Value::as_str) != Some("column") {
-        return Err(err(".rule-target", "add-before-image-columns needs rule-target column"));
-    }
-    let locator = obj
-        .get("object-locator")
-        .and_then(Value::as_object)
-        .ok_or_else(|| err(".object-locator", "missing object-locator"))?;
-    let loc = |key: &str| -> Result<String, MappingError> {
-        let path = format!(".object-locator.{key}");
-        let p = locator.get(key).and_then(Value::as_str).unwrap_or("%");
-        Pattern::compile(p).map_err(|m| err(&path, &m))?;
-        Ok(p.to_string())
-    };
+    let [schema, table, column] = locate(
+        obj,
+        err,
+        "add-before-image-columns",
+        "column",
+        [
+            ("schema-name", Some("%")),
+            ("table-name", Some("%")),
+            ("column-name", Some("%")),
+        ],
+    )?;
     let def = match obj.get("before-image-def") {
         None => serde_json::Map::new(),
         Some(Value::Object(d)) => d.clone(),
@@ -585,9 +596,9 @@ fn parse_before_image(
     };
     Ok(BeforeImageRule {
         rule_id: rule_id.to_string(),
-        schema: loc("schema-name")?,
-        table: loc("table-name")?,
-        column: loc("column-name")?,
+        schema,
+        table,
+        column,
         prefix,
         suffix,
         filter,

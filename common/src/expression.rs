@@ -142,28 +142,11 @@ impl Expression {
                     None => return Ok(None),
                     Some(Value::Null) => return Ok(Some(Value::Null)),
                     Some(v) if single => return ty.convert(v).map(Some),
-                    Some(v) => text.push_str(&as_text(v)),
+                    Some(v) => text.push_str(&value::plain_text(v)),
                 },
             }
         }
         ty.convert(&Value::Text(Cow::Borrowed(&text))).map(Some)
-    }
-}
-
-/// A value as SQLite's concatenation renders it.
-fn as_text(v: &Value<'_>) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::Bool(b) => (if *b { "1" } else { "0" }).into(),
-        Value::Int(i) => i.to_string(),
-        Value::UInt(u) => u.to_string(),
-        Value::Float(f) => f.to_string(),
-        Value::Double(d) => d.to_string(),
-        Value::Decimal(s) | Value::Text(s) | Value::Json(s) => s.to_string(),
-        Value::Bytes(b) | Value::Bit { bytes: b, .. } => String::from_utf8_lossy(b).into_owned(),
-        Value::Date(d) => d.to_string(),
-        Value::DateTime(d, t) | Value::Timestamp(d, t) => format!("{d} {t}"),
-        Value::Duration(us) => value::format_duration(*us),
     }
 }
 
@@ -275,7 +258,7 @@ impl DataType {
         if *v == Value::Null {
             return Ok(Value::Null);
         }
-        let text = as_text(v);
+        let text = value::plain_text(v);
         let bad = |what: &str| ValueError(format!("'{text}' is not {what}"));
         let int = |min: i64, max: i64, what: &str| -> Result<Value<'static>, ValueError> {
             let n: i64 = match v {

@@ -283,19 +283,11 @@ pub fn key_image<'a, 'v: 'a>(pairs: impl Iterator<Item = (&'a str, &'a Value<'v>
         .map(|(name, v)| {
             let text = match v {
                 Value::Null => "NULL".to_string(),
-                Value::Bool(b) => b.to_string(),
-                Value::Int(i) => i.to_string(),
-                Value::UInt(u) => u.to_string(),
-                Value::Float(f) => f.to_string(),
-                Value::Double(d) => d.to_string(),
-                Value::Decimal(s) | Value::Text(s) | Value::Json(s) => s.to_string(),
                 Value::Bytes(b) | Value::Bit { bytes: b, .. } => b.iter().fold(String::from("\\x"), |mut h, byte| {
                     h.push_str(&format!("{byte:02x}"));
                     h
                 }),
-                Value::Date(d) => d.to_string(),
-                Value::DateTime(d, t) | Value::Timestamp(d, t) => format!("{d} {t}"),
-                Value::Duration(us) => crate::value::format_duration(*us),
+                other => crate::value::plain_text(other),
             };
             format!("{name}={text}")
         })

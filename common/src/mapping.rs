@@ -15,9 +15,7 @@ use crate::expression::{DataType, Expression};
 use crate::filter::{ColumnFilter, Condition, Operator, RowFilter};
 use crate::lob::{TableLobMode, TableLobRule};
 use crate::schema::TableSchema;
-use crate::transform::{
-    AddColumnRule, BeforeImageFilter, BeforeImageRule, KeyRule, NameAction, NameRule, RuleTarget, TableTransform,
-};
+use crate::transform::{AddColumnRule, BeforeImageRule, KeyRule, NameAction, NameRule, RuleTarget, TableTransform};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
@@ -579,8 +577,8 @@ fn parse_before_image(
     // A PostgreSQL change carries a column's old value only when the key
     // changed or the table has REPLICA IDENTITY FULL: before-image columns
     // of other columns would hold the new value, so only keys are offered.
-    let filter = match text("column-filter", "pk-only")?.as_str() {
-        "pk-only" => BeforeImageFilter::PkOnly,
+    match text("column-filter", "pk-only")?.as_str() {
+        "pk-only" => {}
         f @ ("non-lob" | "all") => {
             return Err(err(
                 ".before-image-def.column-filter",
@@ -593,7 +591,7 @@ fn parse_before_image(
                 &format!("expected pk-only, non-lob or all, got '{other}'"),
             ))
         }
-    };
+    }
     Ok(BeforeImageRule {
         rule_id: rule_id.to_string(),
         schema,
@@ -601,7 +599,6 @@ fn parse_before_image(
         column,
         prefix,
         suffix,
-        filter,
     })
 }
 

@@ -191,18 +191,6 @@ pub struct BeforeImageRule {
     pub column: String,
     pub prefix: String,
     pub suffix: String,
-    pub filter: BeforeImageFilter,
-}
-
-/// `before-image-def.column-filter`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BeforeImageFilter {
-    /// Primary-key columns only (DMS's default).
-    PkOnly,
-    /// Every column but LOB columns.
-    NonLob,
-    All,
 }
 
 /// A before-image column of one table: its target name and the source
@@ -514,13 +502,9 @@ pub fn resolve(
     {
         for (c, to) in t.columns.iter().zip(&out.columns) {
             let Some(to) = to else { continue };
+            // `column-filter` pk-only, the one accepted (see the mapping).
             let keyed = t.primary_key.as_ref().is_some_and(|k| k.columns.contains(&c.name));
-            let passes = match r.filter {
-                BeforeImageFilter::PkOnly => keyed,
-                BeforeImageFilter::NonLob => crate::typemap::lob_kind(t.engine, &c.type_sql).is_none(),
-                BeforeImageFilter::All => true,
-            };
-            if !matches(&r.column, &c.name) || !passes || c.generated.is_some() {
+            if !matches(&r.column, &c.name) || !keyed || c.generated.is_some() {
                 continue;
             }
             let name = format!("{}{to}{}", r.prefix, r.suffix);

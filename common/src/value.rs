@@ -79,6 +79,25 @@ impl fmt::Display for TimeOfDay {
     }
 }
 
+/// A value as plain text, as SQLite's concatenation renders it (NULL as
+/// empty, booleans as 1/0, binary as its bytes): the input of DMS
+/// expressions and data-type conversions.
+pub fn plain_text(v: &Value<'_>) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::Bool(b) => (if *b { "1" } else { "0" }).into(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Double(d) => d.to_string(),
+        Value::Decimal(s) | Value::Text(s) | Value::Json(s) => s.to_string(),
+        Value::Bytes(b) | Value::Bit { bytes: b, .. } => String::from_utf8_lossy(b).into_owned(),
+        Value::Date(d) => d.to_string(),
+        Value::DateTime(d, t) | Value::Timestamp(d, t) => format!("{d} {t}"),
+        Value::Duration(us) => format_duration(*us),
+    }
+}
+
 /// A decimal number's text (`-12.50`, `.5`, `7`) as `Value::Decimal`
 /// holds it (a leading zero before a bare fraction), or `None` when it is
 /// not one.

@@ -3,6 +3,7 @@
 //! introspection produces, segment plans, and the units of work.
 
 pub mod access;
+pub mod control;
 pub mod convert;
 pub mod dms_settings;
 pub mod endpoint;

@@ -15,6 +15,7 @@
 //!            "RevalidateDelaySeconds": 5}}
 //! ```
 
+use crate::control::ControlTables;
 use crate::lob::{LobMode, LobSettings};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -126,6 +127,10 @@ pub struct TaskSettings {
     /// ErrorBehavior.DataTruncationErrorPolicy (see [`crate::lob`]).
     #[serde(default)]
     pub lob: LobSettings,
+    /// DMS ControlTablesSettings: where Ferry's control tables live on the
+    /// target and which optional ones it keeps (see [`crate::control`]).
+    #[serde(default)]
+    pub control: ControlTables,
 }
 
 /// Where a full-load-and-cdc task stops after its full load.
@@ -416,6 +421,7 @@ impl Default for TaskSettings {
             batch_timing: BatchTiming::default(),
             stop_after_load: None,
             lob: LobSettings::default(),
+            control: ControlTables::default(),
         }
     }
 }
@@ -708,6 +714,9 @@ impl TaskSettings {
                 ));
             }
         }
+        if let Some(c) = root.get("ControlTablesSettings") {
+            s.control = control_tables(c)?;
+        }
         if let Some(f) = root.get("Ferry") {
             // Ferry's own section is Ferry's to define: a misspelt key
             // silently ignored would run a task with settings nobody chose.
@@ -773,6 +782,47 @@ const FERRY_KEYS: [&str; 5] = [
     "RevalidateDelaySeconds",
 ];
 
+/// `ControlTablesSettings`: an empty or absent `ControlSchema` keeps
+/// Ferry's `ferry` schema (DMS would use the target's default schema,
+/// where Ferry's tables would mix with the migrated ones).
+fn control_tables(c: &Value) -> Result<ControlTables, SettingsError> {
+    let err = |key: &str, message: String| SettingsError {
+        path: format!("$.ControlTablesSettings.{key}"),
+        message,
+    };
+    let mut out = ControlTables::default();
+    match c.get("ControlSchema") {
+        None => {}
+        Some(Value::String(s)) if s.is_empty() => {}
+        Some(Value::String(s)) => {
+            ControlTables::check_schema(s).map_err(|m| err("ControlSchema", m))?;
+            out.schema = s.clone();
+        }
+        Some(v) => return Err(err("ControlSchema", format!("expected a schema name, got {v}"))),
+    }
+    let flag = |key: &str| -> Result<bool, SettingsError> {
+        match c.get(key) {
+            None => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(v) => Err(err(key, format!("expected true or false, got {v}"))),
+        }
+    };
+    out.status = flag("StatusTableEnabled")?;
+    out.suspended = flag("SuspendedTablesTableEnabled")?;
+    if flag("HistoryTableEnabled")? {
+        // DMS spells it both ways in its own examples.
+        let (key, v) = ["HistoryTimeslotInMinutes", "historyTimeslotInMinutes"]
+            .into_iter()
+            .find_map(|k| Some((k, c.get(k)?)))
+            .unwrap_or(("HistoryTimeslotInMinutes", &Value::Null));
+        out.history_minutes = Some(match v {
+            Value::Null => 5,
+            v => positive(v, 1440).ok_or_else(|| err(key, format!("expected minutes, 1..1440, got {v}")))? as u32,
+        });
+    }
+    Ok(out)
+}
+
 fn positive(v: &Value, max: u64) -> Option<u64> {
     v.as_u64().filter(|n| *n >= 1 && *n <= max)
 }
@@ -780,6 +830,44 @@ fn positive(v: &Value, max: u64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_tables_settings() {
+        let s = TaskSettings::parse(
+            r#"{"ControlTablesSettings":{"ControlSchema":"","HistoryTimeslotInMinutes":5,"HistoryTableEnabled":false,
+                "SuspendedTablesTableEnabled":false,"StatusTableEnabled":false,"FullLoadExceptionTableEnabled":false}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.control, ControlTables::default());
+        let s = TaskSettings::parse(
+            r#"{"ControlTablesSettings":{"ControlSchema":"dms_ctl","historyTimeslotInMinutes":15,"HistoryTableEnabled":true,
+                "SuspendedTablesTableEnabled":true,"StatusTableEnabled":true}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            s.control,
+            ControlTables {
+                schema: "dms_ctl".into(),
+                status: true,
+                suspended: true,
+                history_minutes: Some(15)
+            }
+        );
+        let on = TaskSettings::parse(r#"{"ControlTablesSettings":{"HistoryTableEnabled":true}}"#).unwrap();
+        assert_eq!(on.control.history_minutes, Some(5));
+        for (json, path) in [
+            (r#"{"ControlSchema":"Dms-Ctl"}"#, "ControlSchema"),
+            (r#"{"ControlSchema":7}"#, "ControlSchema"),
+            (r#"{"StatusTableEnabled":"yes"}"#, "StatusTableEnabled"),
+            (
+                r#"{"HistoryTableEnabled":true,"HistoryTimeslotInMinutes":0}"#,
+                "HistoryTimeslotInMinutes",
+            ),
+        ] {
+            let e = TaskSettings::parse(&format!(r#"{{"ControlTablesSettings":{json}}}"#)).unwrap_err();
+            assert_eq!(e.path, format!("$.ControlTablesSettings.{path}"), "{json}");
+        }
+    }
 
     #[test]
     fn compute_config_sets_the_capacity_limits() {

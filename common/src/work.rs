@@ -166,6 +166,10 @@ pub enum Work {
         /// How long a batch stays open (ChangeProcessingTuning).
         #[serde(default)]
         batch_timing: crate::settings::BatchTiming,
+        /// Tables in error (left out of `tables`), with the reason, for the
+        /// suspended-tables control table (see [`crate::control`]).
+        #[serde(default)]
+        suspended: Vec<(String, String)>,
     },
     /// Drop the task's slot and publications (task deletion).
     DropSlot {

@@ -717,7 +717,7 @@ pub async fn validate(link: &ClientLink, name: &str, output: &str) -> anyhow::Re
     }
     let bad: u64 = tables.iter().map(|(_, v)| v.mismatched_records).sum();
     if bad > 0 {
-        bail!("task {name}: {bad} rows differ between source and target (see the target's ferry.validation_failures)");
+        bail!("task {name}: {bad} rows differ between source and target (see validation_failures in the target's control schema, ferry unless ControlSchema names another)");
     }
     if let Some((n, _)) = tables.iter().find(|(_, v)| v.state == "Error") {
         bail!("task {name}: validation of table {n} failed: see `ferry task status {name}`");

@@ -792,6 +792,7 @@ impl Worker for WorkerService {
                             work_json,
                             lease_ms: 0,
                             traceparent: String::new(),
+                            control_json: vec![],
                         }),
                     }));
                 }
@@ -831,6 +832,7 @@ impl Worker for WorkerService {
                 span.record("epoch", g.epoch);
                 let traceparent = span.in_scope(ferry_common::telemetry::traceparent);
                 let work_json = serde_json::to_vec(&g.work).map_err(|e| Status::internal(e.to_string()))?;
+                let control_json = serde_json::to_vec(&g.control).map_err(|e| Status::internal(e.to_string()))?;
                 Ok(Resp::new(pb::PullReply {
                     assignment: Some(pb::Assignment {
                         id: g.id,
@@ -840,6 +842,7 @@ impl Worker for WorkerService {
                         work_json,
                         lease_ms: self.node.lease_ms,
                         traceparent,
+                        control_json,
                     }),
                 }))
             }

@@ -706,6 +706,9 @@ pub struct GrantedWork {
     pub epoch: u64,
     pub task: String,
     pub work: Box<Work>,
+    /// The task's control tables on its target (ControlTablesSettings).
+    #[serde(default)]
+    pub control: ferry_common::control::ControlTables,
 }
 
 /// What the apply changed, so the store persists only those keys.
@@ -1349,11 +1352,13 @@ impl State {
                 },
             );
             dirty.tasks.push(name.clone());
+            let control = task.spec.settings.control.clone();
             return Some(GrantedWork {
                 id,
                 epoch,
                 task: name,
                 work: Box::new(work),
+                control,
             });
         }
         None
@@ -1994,6 +1999,7 @@ impl Task {
                     table_errors: spec.settings.table_errors,
                     stop: self.cdc_stop.clone(),
                     batch_timing: spec.settings.batch_timing,
+                    suspended: cdc.table_errors.iter().map(|(t, e)| (t.clone(), e.clone())).collect(),
                 }
             }
             UnitKind::DropSlot => Work::DropSlot {
@@ -2561,6 +2567,7 @@ impl Task {
         }
         let settings = &self.spec.settings;
         let (data, tables) = (settings.data_escalation, settings.table_escalation);
+        let exceptions_table = settings.control.table("apply_exceptions");
         let mut restart = false;
         if let (Some(esc), Some(schema)) = (data, self.schema.as_ref()) {
             let over: Vec<(String, u64)> = (0..schema.tables.len())
@@ -2571,7 +2578,8 @@ impl Task {
                 .collect();
             for (name, n) in over {
                 let why = format!(
-                    "table {name}: {n} rows the target could not store (see ferry.apply_exceptions) reached DataErrorEscalationCount {} (DataErrorEscalationPolicy {})",
+                    "table {name}: {n} rows the target could not store (see {}) reached DataErrorEscalationCount {} (DataErrorEscalationPolicy {})",
+                    exceptions_table,
                     esc.count,
                     esc.action.name()
                 );

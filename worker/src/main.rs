@@ -455,7 +455,14 @@ async fn run_assignment(
         id: a.id,
         epoch: a.epoch,
     };
-    let work: Work = match serde_json::from_slice(&a.work_json) {
+    let decoded = serde_json::from_slice::<Work>(&a.work_json).and_then(|w| {
+        let control = match a.control_json.is_empty() {
+            true => Default::default(),
+            false => serde_json::from_slice(&a.control_json)?,
+        };
+        Ok((w, control))
+    });
+    let (work, control): (Work, ferry_common::control::ControlTables) = match decoded {
         Ok(w) => w,
         Err(e) => {
             let _ = client
@@ -484,6 +491,7 @@ async fn run_assignment(
         run: engine::Run {
             task: a.task.clone(),
             epoch: a.epoch,
+            control,
         },
         progress: progress.clone(),
         reporter: report::Reporter::new(client.clone(), admin.clone(), aref),

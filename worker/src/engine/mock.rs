@@ -159,18 +159,12 @@ impl<'a> Txn<'a> {
 }
 
 impl SegmentFence for Txn<'_> {
-    async fn table_generation(&mut self, _task: &str, _table: &str) -> Result<u64, ConnectorError> {
+    async fn table_generation(&mut self, _a: &Attempt<'_>) -> Result<u64, ConnectorError> {
         Ok(self.mock.db().gen)
     }
 
-    async fn insert_marker(
-        &mut self,
-        _task: &str,
-        _table: &str,
-        segment: u32,
-        _epoch: u64,
-        _position: Option<Position>,
-    ) -> Result<Marker, ConnectorError> {
+    async fn insert_marker(&mut self, a: &Attempt<'_>) -> Result<Marker, ConnectorError> {
+        let segment = a.segment;
         if self.mock.db().markers.contains_key(&segment) {
             return Ok(Marker::Taken);
         }
@@ -178,14 +172,9 @@ impl SegmentFence for Txn<'_> {
         Ok(Marker::Inserted)
     }
 
-    async fn read_marker(
-        &mut self,
-        _task: &str,
-        _table: &str,
-        segment: u32,
-    ) -> Result<(Option<u64>, Option<Position>), ConnectorError> {
+    async fn read_marker(&mut self, a: &Attempt<'_>) -> Result<(Option<u64>, Option<Position>), ConnectorError> {
         Ok((
-            self.mock.db().markers.get(&segment).copied(),
+            self.mock.db().markers.get(&a.segment).copied(),
             Some(Position::binlog(1, 7)),
         ))
     }
@@ -216,6 +205,7 @@ impl Target for Mock {
         let mut txn = Txn::begin(self);
         let attempt = Attempt {
             task: &run.task,
+            control: &run.control,
             table: &table.qualified(),
             segment: seg.number,
             epoch: run.epoch,
@@ -307,7 +297,11 @@ impl Target for Mock {
         unsupported("a change target")
     }
 
-    async fn change_target(&self, _ep: &Endpoint) -> Result<AnyChangeTarget, ConnectorError> {
+    async fn change_target(
+        &self,
+        _ep: &Endpoint,
+        _control: &ferry_common::control::ControlTables,
+    ) -> Result<AnyChangeTarget, ConnectorError> {
         unsupported("a change target")
     }
 

@@ -75,6 +75,8 @@ impl ConnectorError {
 pub struct Run {
     pub task: String,
     pub epoch: u64,
+    /// Where the task keeps its control tables on the target.
+    pub control: ferry_common::control::ControlTables,
 }
 
 /// A position as Ferry's control tables on a target store it (its text

@@ -26,6 +26,7 @@ use crate::schema::catalog::Catalog;
 use crate::schema::check::Check;
 use crate::schema::convert::Conversion;
 use crate::schema::trial::Trial;
+use ferry_common::control::ControlTables;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::plan::SegmentBounds;
 use ferry_common::position::Position;
@@ -154,8 +155,9 @@ pub(crate) trait Target {
     /// commits nothing after this.
     async fn fence_stream(&self, run: &Run, ep: &Endpoint) -> Result<(), ConnectorError>;
 
-    /// A session to apply changes on.
-    async fn change_target(&self, ep: &Endpoint) -> Result<AnyChangeTarget, ConnectorError>;
+    /// A session to apply changes on, keeping the task's control tables in
+    /// `control`.
+    async fn change_target(&self, ep: &Endpoint, control: &ControlTables) -> Result<AnyChangeTarget, ConnectorError>;
 
     /// What the full load needs of this target, checked against its
     /// catalog (`ferry assess --target`).
@@ -200,6 +202,20 @@ pub(crate) trait ApplyDialect: Send + Sync {
     ) -> Option<String>;
 }
 
+/// What a committing batch tells the optional control tables (see
+/// `ferry_common::control`) besides its position.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct BatchNote {
+    /// Row changes and source transactions the batch applies.
+    pub changes: u64,
+    pub transactions: u64,
+    /// Commit time (Unix seconds) of the last source transaction in it,
+    /// when the log said.
+    pub source_commit_secs: Option<i64>,
+    /// The worker's clock, which picks the history time slot.
+    pub now_secs: i64,
+}
+
 /// A target session change batches are applied on, fenced by the task's
 /// apply state (`ferry.apply_state(task, lsn, epoch, mark)`). A batch runs
 /// in a task of its own while the stream decodes the next one, so the
@@ -226,6 +242,7 @@ pub(crate) trait ChangeTarget: Send + 'static {
         epoch: i64,
         end: Option<&Position>,
         mark: i64,
+        note: &BatchNote,
     ) -> impl Future<Output = Result<bool, ConnectorError>> + Send;
     fn commit(&mut self) -> impl Future<Output = Result<(), ConnectorError>> + Send;
     /// Best effort: the batch is discarded with the session anyway.
@@ -252,8 +269,8 @@ pub(crate) enum AnyChangeTarget {
 
 impl AnyChangeTarget {
     /// Connects to the target, with the session set up for applying.
-    pub async fn open(target: &Endpoint) -> Result<AnyChangeTarget, ConnectorError> {
-        crate::engine::with_engine!(target.engine, |e| e.change_target(target).await)
+    pub async fn open(target: &Endpoint, control: &ControlTables) -> Result<AnyChangeTarget, ConnectorError> {
+        crate::engine::with_engine!(target.engine, |e| e.change_target(target, control).await)
     }
 }
 
@@ -300,10 +317,11 @@ impl ChangeTarget for AnyChangeTarget {
         epoch: i64,
         end: Option<&Position>,
         mark: i64,
+        note: &BatchNote,
     ) -> Result<bool, ConnectorError> {
         match self {
-            AnyChangeTarget::Postgres(t) => t.record_position(task, epoch, end, mark).await,
-            AnyChangeTarget::Mysql(t) => t.record_position(task, epoch, end, mark).await,
+            AnyChangeTarget::Postgres(t) => t.record_position(task, epoch, end, mark, note).await,
+            AnyChangeTarget::Mysql(t) => t.record_position(task, epoch, end, mark, note).await,
         }
     }
     async fn commit(&mut self) -> Result<(), ConnectorError> {

@@ -5,6 +5,7 @@
 //! engine here.
 
 use crate::engine::{with_engine, ConnectorError};
+use ferry_common::control::ControlTables;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::plan::SegmentBounds;
 use ferry_common::schema::TableSchema;
@@ -108,6 +109,7 @@ pub(crate) trait ValidationReader {
         &self,
         ep: &Endpoint,
         task: &str,
+        control: &ControlTables,
         table: &TableSchema,
         segment: u32,
         failures: &[ValidationFailure],
@@ -162,11 +164,12 @@ pub(crate) async fn split_points(
 pub(crate) async fn record_failures(
     target: &Endpoint,
     task: &str,
+    control: &ControlTables,
     table: &TableSchema,
     segment: u32,
     failures: &[ValidationFailure],
 ) -> Result<(), ConnectorError> {
     with_engine!(target.engine, |e| e
-        .record_failures(target, task, table, segment, failures)
+        .record_failures(target, task, control, table, segment, failures)
         .await)
 }

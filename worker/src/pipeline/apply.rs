@@ -111,8 +111,9 @@
 //! and is counted, exactly as in the full load. TRUNCATE becomes `DELETE`
 //! on MySQL, whose TRUNCATE would commit the batch half-way.
 
-use crate::engine::target::{AnyChangeTarget, ApplyDialect, ChangeTarget};
+use crate::engine::target::{AnyChangeTarget, ApplyDialect, BatchNote, ChangeTarget};
 use crate::engine::{ConnectorError, Run};
+use ferry_common::control::ControlTables;
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::expression::DataType;
 use ferry_common::filter::BoundFilter;
@@ -556,6 +557,8 @@ pub struct Applier<T: ChangeTarget = AnyChangeTarget> {
     dialect: &'static dyn ApplyDialect,
     task: String,
     epoch: i64,
+    /// Where the task's control tables are, and which optional ones it keeps.
+    control: ControlTables,
     pub tables: Vec<TargetTable>,
     sql: String,
     batch_open: bool,
@@ -565,6 +568,8 @@ pub struct Applier<T: ChangeTarget = AnyChangeTarget> {
     pub batch_changes: u64,
     /// Oldest source commit time in the open batch (target latency).
     pub batch_oldest_commit_ms: u64,
+    /// Newest source commit time in the open batch (the status table).
+    batch_newest_commit_ms: u64,
     /// The multi-row INSERT the buffer ends with.
     open_insert: Option<OpenInsert>,
     /// The target lets independent tables' changes be applied as sets.
@@ -627,6 +632,7 @@ struct Fence {
     epoch: i64,
     end: Option<Position>,
     mark: i64,
+    note: BatchNote,
 }
 
 /// Runs one batch: `first` on the fenced session (lane 0), `rest[i]` on
@@ -706,7 +712,7 @@ async fn fly_on<T: ChangeTarget>(
     }
     crate::health::applied(&fence.task, bytes);
     if !fenced
-        .record_position(&fence.task, fence.epoch, fence.end.as_ref(), fence.mark)
+        .record_position(&fence.task, fence.epoch, fence.end.as_ref(), fence.mark, &fence.note)
         .await?
     {
         fenced.rollback().await;
@@ -742,6 +748,9 @@ pub struct TablePolicy<'a> {
     pub table_errors: ErrorAction,
     /// How long a batch stays open (ChangeProcessingTuning).
     pub batch_timing: BatchTiming,
+    /// Tables the coordinator holds in error (`Table error`), with the
+    /// reason: the suspended-tables control table is set to them.
+    pub suspended: &'a [(String, String)],
 }
 
 impl Applier {
@@ -754,12 +763,13 @@ impl Applier {
         tables: Vec<TargetTable>,
         lanes: usize,
     ) -> Result<Applier, ConnectorError> {
-        let first = AnyChangeTarget::open(target).await?;
+        let first = AnyChangeTarget::open(target, &run.control).await?;
         let mut applier = Applier::with_target(first, run.task.clone(), run.epoch as i64, tables).await?;
+        applier.control = run.control.clone();
         if applier.set_based {
             let mut more = vec![];
             for _ in 1..lanes {
-                more.push(AnyChangeTarget::open(target).await?);
+                more.push(AnyChangeTarget::open(target, &run.control).await?);
             }
             applier.add_lanes(more);
         }
@@ -788,6 +798,7 @@ impl<T: ChangeTarget> Applier<T> {
             flight: None,
             task,
             epoch,
+            control: ControlTables::default(),
             tables,
             sql: String::new(),
             batch_open: false,
@@ -795,6 +806,7 @@ impl<T: ChangeTarget> Applier<T> {
             batch_txns: 0,
             batch_changes: 0,
             batch_oldest_commit_ms: 0,
+            batch_newest_commit_ms: 0,
             open_insert: None,
             batch_end: applied.clone(),
             batch_mark: mark,
@@ -862,8 +874,41 @@ impl<T: ChangeTarget> Applier<T> {
                 ));
             }
             self.table_errors.push((table.display.clone(), reason.clone()));
-            table.stopped = Some(reason);
+            let name = table.display.clone();
+            table.stopped = Some(reason.clone());
+            if self.control.suspended {
+                // Recorded with the batch that stops the table.
+                self.begin_batch();
+                for stmt in self.suspended_rows(Some(&name), &[(name.clone(), reason)]) {
+                    self.push_stmt(&stmt);
+                }
+            }
         }
+    }
+
+    /// Statements that set the suspended-tables control table's rows of
+    /// this task (of table `only`, or all of them) to `tables`.
+    fn suspended_rows(&self, only: Option<&str>, tables: &[(String, String)]) -> Vec<String> {
+        let t = self.control.table("suspended_tables");
+        let task = self.text_literal(&self.task);
+        let mut out = vec![match only {
+            Some(name) => format!(
+                "DELETE FROM {t} WHERE task = {task} AND table_name = {}",
+                self.text_literal(name)
+            ),
+            None => format!("DELETE FROM {t} WHERE task = {task}"),
+        }];
+        if !tables.is_empty() {
+            let rows: Vec<String> = tables
+                .iter()
+                .map(|(name, reason)| format!("({task}, {}, {})", self.text_literal(name), self.text_literal(reason)))
+                .collect();
+            out.push(format!(
+                "INSERT INTO {t} (task, table_name, reason) VALUES {}",
+                rows.join(", ")
+            ));
+        }
+        out
     }
 
     /// Stops a table's apply because its columns changed on the source
@@ -886,6 +931,14 @@ impl<T: ChangeTarget> Applier<T> {
         self.table_error_policy = policy.table_errors;
         self.batch_min = Duration::from_millis(policy.batch_timing.min_ms);
         self.batch_max = Duration::from_millis(policy.batch_timing.max_ms);
+        if self.control.suspended {
+            // The coordinator's view at the stream's start: a table it
+            // reloaded since leaves the control table with the first batch.
+            self.begin_batch();
+            for stmt in self.suspended_rows(None, policy.suspended) {
+                self.push_stmt(&stmt);
+            }
+        }
     }
 
     /// Table `t` was dropped on the source (or renamed away). `at` is a
@@ -960,6 +1013,7 @@ impl<T: ChangeTarget> Applier<T> {
         if self.batch_oldest_commit_ms == 0 {
             self.batch_oldest_commit_ms = commit_ms;
         }
+        self.batch_newest_commit_ms = self.batch_newest_commit_ms.max(commit_ms);
     }
 
     /// A source transaction ended at `end`; `more_buffered` says whether the
@@ -1108,9 +1162,10 @@ impl<T: ChangeTarget> Applier<T> {
     pub fn exception(&mut self, t: usize, reason: &str, row: &dyn std::fmt::Debug) {
         self.begin_batch();
         let name = self.tables[t].display.clone();
-        tracing::warn!(table = %name, %reason, "change cannot be applied on the target; recorded in ferry.apply_exceptions");
+        tracing::warn!(table = %name, %reason, "change cannot be applied on the target; recorded in the control schema's apply_exceptions");
         let stmt = format!(
-            "INSERT INTO ferry.apply_exceptions (task, table_name, phase, reason, row_image) VALUES ({}, {}, 'cdc', {}, {})",
+            "INSERT INTO {} (task, table_name, phase, reason, row_image) VALUES ({}, {}, 'cdc', {}, {})",
+            self.control.table("apply_exceptions"),
             self.text_literal(&self.task),
             self.text_literal(&name),
             self.text_literal(reason),
@@ -1549,9 +1604,10 @@ impl<T: ChangeTarget> Applier<T> {
             }
             ErrorAction::LogError | ErrorAction::IgnoreRecord => {
                 self.begin_batch();
-                tracing::warn!(table = %name, %key, %reason, "LOB value cut to the task's limit; recorded in ferry.apply_exceptions");
+                tracing::warn!(table = %name, %key, %reason, "LOB value cut to the task's limit; recorded in the control schema's apply_exceptions");
                 let stmt = format!(
-                    "INSERT INTO ferry.apply_exceptions (task, table_name, phase, reason, row_image) VALUES ({}, {}, 'cdc', {}, {})",
+                    "INSERT INTO {} (task, table_name, phase, reason, row_image) VALUES ({}, {}, 'cdc', {}, {})",
+                    self.control.table("apply_exceptions"),
                     self.text_literal(&self.task),
                     self.text_literal(&name),
                     self.text_literal(&reason),
@@ -1731,6 +1787,17 @@ impl<T: ChangeTarget> Applier<T> {
         let rest = self.spread_nets();
         let first = std::mem::take(&mut self.sql);
         let what = self.batch_what();
+        let note = BatchNote {
+            changes: self
+                .batch_counters
+                .values()
+                .map(|c| c.inserts + c.updates + c.deletes)
+                .sum(),
+            transactions: self.batch_txns,
+            source_commit_secs: (self.batch_newest_commit_ms > 0)
+                .then_some((self.batch_newest_commit_ms / 1000) as i64),
+            now_secs: (ferry_common::now_ms() / 1000) as i64,
+        };
         let run = tokio::spawn(fly(
             std::mem::take(&mut self.lanes),
             first,
@@ -1740,6 +1807,7 @@ impl<T: ChangeTarget> Applier<T> {
                 epoch: self.epoch,
                 end: self.batch_end.clone(),
                 mark: self.batch_mark as i64,
+                note,
             },
             what,
         ));
@@ -1759,6 +1827,7 @@ impl<T: ChangeTarget> Applier<T> {
         self.batch_txns = 0;
         self.batch_changes = 0;
         self.batch_oldest_commit_ms = 0;
+        self.batch_newest_commit_ms = 0;
         self.ordered.clear();
         self.sequential = false;
     }
@@ -1857,6 +1926,8 @@ mod tests {
         /// Each commit: the session's id, its statements, whether it
         /// recorded a position.
         commits: Vec<(usize, Vec<String>, bool)>,
+        /// What each recorded position told the optional control tables.
+        notes: Vec<BatchNote>,
     }
 
     /// A target session: what it sent since its last commit, and the shared
@@ -1926,10 +1997,12 @@ mod tests {
             epoch: i64,
             end: Option<&Position>,
             mark: i64,
+            note: &BatchNote,
         ) -> Result<bool, ConnectorError> {
             if self.state.lock().unwrap().epoch != epoch {
                 return Ok(false);
             }
+            self.state.lock().unwrap().notes.push(*note);
             self.staged = Some((end.cloned(), mark as u64));
             Ok(true)
         }
@@ -2079,6 +2152,56 @@ mod tests {
         let sent = state.lock().unwrap().committed.join("\n");
         assert!(sent.contains("INSERT INTO ferry.apply_exceptions"), "{sent}");
         assert!(!sent.contains(r#"INSERT INTO "s"."t""#), "{sent}");
+    }
+
+    /// ControlTablesSettings: control tables in their schema; the
+    /// suspended-tables rows set to the coordinator's at the start and a
+    /// table the stream stops added in the batch that stops it; each
+    /// batch's changes and source transactions told to the fence.
+    #[tokio::test]
+    async fn control_tables_follow_the_control_schema() {
+        let state = Arc::new(Mutex::new(State::default()));
+        let mut a = pg_applier(&state).await;
+        a.control = ControlTables {
+            schema: "dms".into(),
+            suspended: true,
+            ..Default::default()
+        };
+        let held = [("s.old".to_string(), "reload-table: gone".to_string())];
+        a.set_policy(&TablePolicy {
+            discover: None,
+            apply_truncates: true,
+            drop_dropped: true,
+            insert_missing: false,
+            data_errors: ErrorAction::SuspendTable,
+            table_errors: ErrorAction::SuspendTable,
+            batch_timing: BatchTiming::default(),
+            suspended: &held,
+        });
+        a.begin_txn(1_700_000_000_000);
+        a.apply(0, Op::Insert(vec![Value::Int(1), text("ok")])).await.unwrap();
+        a.apply(0, Op::Insert(vec![Value::Int(2), text("nul\0byte")]))
+            .await
+            .unwrap();
+        a.end_txn(at(7), false).await.unwrap();
+        let sent = state.lock().unwrap().committed.join("\n");
+        let at_ = |needle: &str| sent.find(needle).unwrap_or_else(|| panic!("{needle} not in {sent}"));
+        let cleared = at_("DELETE FROM dms.suspended_tables WHERE task = 't1'");
+        let held_row = at_(
+            "INSERT INTO dms.suspended_tables (task, table_name, reason) VALUES ('t1', 's.old', 'reload-table: gone')",
+        );
+        let exception = at_("INSERT INTO dms.apply_exceptions");
+        let stopped = at_("DELETE FROM dms.suspended_tables WHERE task = 't1' AND table_name = 's.t'");
+        assert!(
+            cleared < held_row && held_row < exception && exception < stopped,
+            "{sent}"
+        );
+        assert!(sent.contains("DataErrorPolicy SUSPEND_TABLE"), "{sent}");
+        assert!(!sent.contains("ferry."), "{sent}");
+        let notes = state.lock().unwrap().notes.clone();
+        assert_eq!(notes.len(), 1);
+        assert_eq!((notes[0].changes, notes[0].transactions), (1, 1));
+        assert_eq!(notes[0].source_commit_secs, Some(1_700_000_000));
     }
 
     /// Limited LOB mode: a new image's long value is cut and the cut row

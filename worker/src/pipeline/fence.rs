@@ -45,32 +45,22 @@ pub(crate) enum Marker {
     Taken,
 }
 
-/// The fence's primitives on one target transaction.
+/// The fence's primitives on one target transaction, for attempt `a`.
 pub(crate) trait SegmentFence {
     /// Registers the table's load (generation 0) if it has none and returns
     /// its generation, locked shared until the transaction ends.
-    async fn table_generation(&mut self, task: &str, table: &str) -> Result<u64, ConnectorError>;
+    async fn table_generation(&mut self, a: &Attempt<'_>) -> Result<u64, ConnectorError>;
     /// Inserts the segment's marker in a savepoint (see [`Marker`]).
-    async fn insert_marker(
-        &mut self,
-        task: &str,
-        table: &str,
-        segment: u32,
-        epoch: u64,
-        position: Option<Position>,
-    ) -> Result<Marker, ConnectorError>;
+    async fn insert_marker(&mut self, a: &Attempt<'_>) -> Result<Marker, ConnectorError>;
     /// The committed marker's row count and snapshot position.
-    async fn read_marker(
-        &mut self,
-        task: &str,
-        table: &str,
-        segment: u32,
-    ) -> Result<(Option<u64>, Option<Position>), ConnectorError>;
+    async fn read_marker(&mut self, a: &Attempt<'_>) -> Result<(Option<u64>, Option<Position>), ConnectorError>;
 }
 
 /// One segment attempt, as the fence sees it.
 pub(crate) struct Attempt<'a> {
     pub task: &'a str,
+    /// Where the task's control tables are.
+    pub control: &'a ferry_common::control::ControlTables,
     /// The table as `ferry.*` bookkeeping names it (qualified on the target).
     pub table: &'a str,
     pub segment: u32,
@@ -92,20 +82,17 @@ pub(crate) enum Fenced {
 
 /// Takes both fences for `a` in the open transaction `f`.
 pub(crate) async fn take(f: &mut impl SegmentFence, a: &Attempt<'_>) -> Result<Fenced, ConnectorError> {
-    let current = f.table_generation(a.task, a.table).await?;
+    let current = f.table_generation(a).await?;
     if current > a.gen {
         return Err(ConnectorError::Transient(format!(
             "table {} segment {}: superseded: the table was reset for snapshot generation {current} (this load is of {})",
             a.table, a.segment, a.gen
         )));
     }
-    match f
-        .insert_marker(a.task, a.table, a.segment, a.epoch, a.position.clone())
-        .await?
-    {
+    match f.insert_marker(a).await? {
         Marker::Inserted => Ok(Fenced::Proceed),
         Marker::Taken => {
-            let (rows, position) = f.read_marker(a.task, a.table, a.segment).await?;
+            let (rows, position) = f.read_marker(a).await?;
             tracing::info!(
                 table = a.table,
                 segment = a.segment,
@@ -130,8 +117,11 @@ mod tests {
     use crate::engine::mock::{Db, Mock, Txn};
 
     fn attempt(gen: u64, epoch: u64) -> Attempt<'static> {
+        static CONTROL: std::sync::LazyLock<ferry_common::control::ControlTables> =
+            std::sync::LazyLock::new(Default::default);
         Attempt {
             task: "t",
+            control: &CONTROL,
             table: "s.t",
             segment: 0,
             epoch,

@@ -316,6 +316,7 @@ mod tests {
         Run {
             task: "t1".into(),
             epoch: 1,
+            control: Default::default(),
         }
     }
 

@@ -72,6 +72,8 @@ const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 /// The work of one ValidateSegment assignment.
 pub struct Job<'a> {
     pub task: &'a str,
+    /// Where the target keeps the task's control tables.
+    pub control: &'a ferry_common::control::ControlTables,
     pub source: &'a Endpoint,
     pub target: &'a Endpoint,
     pub table: &'a TableSchema,
@@ -255,7 +257,7 @@ pub async fn validate_segment(job: Job<'_>) -> Result<WorkResult, ConnectorError
         }
     }
     tracing::info!(table = %name, segment = job.segment, rows = out.rows, failures = out.failure_count, "segment validated");
-    validation::record_failures(job.target, job.task, job.table, job.segment, &out.failures).await?;
+    validation::record_failures(job.target, job.task, job.control, job.table, job.segment, &out.failures).await?;
     Ok(WorkResult::Validated {
         rows: out.rows,
         failures: out.failure_count,

@@ -9,6 +9,7 @@ use crate::engine::source::{ChangeSource, ChangeStream, Segmenting, Source};
 use crate::engine::target::{Segment, Target};
 use crate::engine::{with_engine, ConnectorError, Progress, Run};
 use crate::report::Reporter;
+use ferry_common::control::ControlTables;
 use ferry_common::lob::LobSettings;
 use ferry_common::mapping::TableMappings;
 use ferry_common::schema::SourceSchema;
@@ -25,8 +26,12 @@ fn with_rules(
     mut schema: SourceSchema,
     mappings: &TableMappings,
     lob: &LobSettings,
+    control: &ControlTables,
 ) -> Result<SourceSchema, ConnectorError> {
     let definite = |e: &dyn std::fmt::Display| ConnectorError::Definite(e.to_string());
+    // The task's own control tables (a source that was a target, as in a
+    // rollback task) are never migrated.
+    schema.tables.retain(|t| t.schema != control.schema);
     // Resolved against every table first: foreign keys name other tables.
     let transforms = schema
         .tables
@@ -97,7 +102,7 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             let schema = with_engine!(source.engine, |e| e
                 .introspect(&source, &mappings, segmenting, None)
                 .await)?;
-            with_rules(schema, &mappings, &lob).map(WorkResult::Introspected)
+            with_rules(schema, &mappings, &lob, &run.control).map(WorkResult::Introspected)
         }
         Work::Reintrospect {
             source,
@@ -119,7 +124,7 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
                 e.publish_table(&source, &cdc, &table).await?;
                 e.introspect(&source, &mappings, Segmenting::WHOLE, Some(&table)).await
             })?;
-            with_rules(schema, &mappings, &lob).map(WorkResult::Introspected)
+            with_rules(schema, &mappings, &lob, &run.control).map(WorkResult::Introspected)
         }
         Work::Prepare {
             target,
@@ -205,6 +210,7 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
             table_errors,
             stop,
             batch_timing,
+            suspended,
         } => {
             let stream = ChangeStream {
                 source: &source,
@@ -220,6 +226,7 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
                     data_errors,
                     table_errors,
                     batch_timing,
+                    suspended: &suspended,
                 },
                 lanes: lanes.max(1) as usize,
                 stop,
@@ -241,6 +248,7 @@ pub async fn run(work: Work, ctx: WorkContext) -> Result<WorkResult, ConnectorEr
         } => {
             validate::validate_segment(validate::Job {
                 task: &task,
+                control: &ctx.run.control,
                 source: &source,
                 target: &target,
                 table: &table,

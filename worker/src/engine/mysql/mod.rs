@@ -202,7 +202,7 @@ impl Target for Mysql {
     }
 
     async fn fence_stream(&self, run: &Run, ep: &Endpoint) -> Result<(), ConnectorError> {
-        target::fence(&mut connect::target_session(ep).await?, &run.task, run.epoch as i64).await
+        target::fence(&mut connect::target_session(ep).await?, run).await
     }
 
     fn target_checks(&self, target: &Catalog) -> Vec<Check> {
@@ -213,8 +213,14 @@ impl Target for Mysql {
         trial::run(conv, ep).await
     }
 
-    async fn change_target(&self, ep: &Endpoint) -> Result<AnyChangeTarget, ConnectorError> {
-        Ok(AnyChangeTarget::Mysql(target::MysqlChangeTarget::open(ep).await?))
+    async fn change_target(
+        &self,
+        ep: &Endpoint,
+        control: &ferry_common::control::ControlTables,
+    ) -> Result<AnyChangeTarget, ConnectorError> {
+        Ok(AnyChangeTarget::Mysql(
+            target::MysqlChangeTarget::open(ep, control).await?,
+        ))
     }
 }
 

@@ -5,8 +5,9 @@
 use super::classify;
 use super::connect::{exec, target_session};
 use super::encode;
-use crate::engine::target::{ApplyDialect, ChangeTarget};
-use crate::engine::ConnectorError;
+use crate::engine::target::{ApplyDialect, BatchNote, ChangeTarget};
+use crate::engine::{ConnectorError, Run};
+use ferry_common::control::ControlTables;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::position::Position;
 use ferry_common::value::{Value, ValueError};
@@ -14,33 +15,72 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 /// Ferry's bookkeeping on the target (segments, load generations,
-/// exceptions, the CDC apply state).
-pub(crate) const CONTROL_DDL: &[&str] = &[
-    "CREATE DATABASE IF NOT EXISTS ferry CHARACTER SET utf8mb4",
-    "CREATE TABLE IF NOT EXISTS ferry.segment_loads (
+/// exceptions, the CDC apply state) and the optional control tables (see
+/// `ferry_common::control`), in the control schema.
+pub(crate) fn control_ddl(c: &ControlTables) -> Vec<String> {
+    let s = &c.schema;
+    let mut ddl = vec![
+        format!("CREATE DATABASE IF NOT EXISTS {s} CHARACTER SET utf8mb4"),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {s}.segment_loads (
         task VARCHAR(128) NOT NULL, table_name VARCHAR(512) NOT NULL, segment INT NOT NULL,
         epoch BIGINT NOT NULL, `rows` BIGINT NULL, position TEXT NULL,
         loaded_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-        PRIMARY KEY (task, table_name, segment)) ENGINE=InnoDB",
-    "CREATE TABLE IF NOT EXISTS ferry.table_loads (
+        PRIMARY KEY (task, table_name, segment)) ENGINE=InnoDB"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {s}.table_loads (
         task VARCHAR(128) NOT NULL, table_name VARCHAR(512) NOT NULL, gen BIGINT NOT NULL,
-        PRIMARY KEY (task, table_name)) ENGINE=InnoDB",
-    "CREATE TABLE IF NOT EXISTS ferry.apply_exceptions (
+        PRIMARY KEY (task, table_name)) ENGINE=InnoDB"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {s}.apply_exceptions (
         id BIGINT AUTO_INCREMENT PRIMARY KEY, task VARCHAR(128) NOT NULL, table_name VARCHAR(512) NOT NULL,
         phase VARCHAR(32) NOT NULL, reason TEXT NOT NULL, row_image LONGTEXT,
-        at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB",
-    "CREATE TABLE IF NOT EXISTS ferry.apply_state (
+        at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {s}.apply_state (
         task VARCHAR(128) NOT NULL PRIMARY KEY, position TEXT NULL, epoch BIGINT NOT NULL,
         mark BIGINT NOT NULL DEFAULT 0,
-        updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)) ENGINE=InnoDB",
-];
+        updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)) ENGINE=InnoDB"
+        ),
+    ];
+    // Times in the optional tables are UTC (DATETIME has no zone).
+    if c.status {
+        ddl.push(format!(
+            "CREATE TABLE IF NOT EXISTS {s}.task_status (
+        task VARCHAR(128) NOT NULL PRIMARY KEY, status VARCHAR(32) NOT NULL,
+        status_time DATETIME(6) NOT NULL, applied_position TEXT NULL, source_commit_time DATETIME(6) NULL) ENGINE=InnoDB"
+        ));
+    }
+    if c.suspended {
+        ddl.push(format!(
+            "CREATE TABLE IF NOT EXISTS {s}.suspended_tables (
+        task VARCHAR(128) NOT NULL, table_name VARCHAR(512) NOT NULL, reason TEXT NOT NULL,
+        suspended_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), PRIMARY KEY (task, table_name)) ENGINE=InnoDB"
+        ));
+    }
+    if c.history_minutes.is_some() {
+        ddl.push(format!(
+            "CREATE TABLE IF NOT EXISTS {s}.history (
+        task VARCHAR(128) NOT NULL, timeslot DATETIME NOT NULL, timeslot_minutes INT NOT NULL,
+        changes BIGINT NOT NULL, transactions BIGINT NOT NULL, PRIMARY KEY (task, timeslot)) ENGINE=InnoDB"
+        ));
+    }
+    ddl
+}
 
 /// Raises the task's apply-state epoch to `epoch`, so a stream of an older
 /// epoch commits nothing more (it waits for such a stream's open batch);
 /// an epoch already higher fences it as well. Prepare created the table.
-pub(crate) async fn fence(c: &mut Conn, task: &str, epoch: i64) -> Result<(), ConnectorError> {
+pub(crate) async fn fence(c: &mut Conn, run: &Run) -> Result<(), ConnectorError> {
+    let (task, epoch) = (&run.task, run.epoch as i64);
     c.exec_drop(
-        "UPDATE ferry.apply_state SET epoch = ? WHERE task = ? AND epoch < ?",
+        format!(
+            "UPDATE {} SET epoch = ? WHERE task = ? AND epoch < ?",
+            run.control.table("apply_state")
+        ),
         (epoch, task, epoch),
     )
     .await
@@ -50,21 +90,27 @@ pub(crate) async fn fence(c: &mut Conn, task: &str, epoch: i64) -> Result<(), Co
 /// Takes the task's CDC apply state over for `epoch` (see `pipeline/apply`)
 /// and returns the committed position and mark. Waits for a predecessor's
 /// open batch, which holds the row's lock from its closing check to COMMIT.
-async fn take_over(c: &mut Conn, task: &str, epoch: i64) -> Result<(Option<Position>, u64), ConnectorError> {
-    for ddl in CONTROL_DDL {
-        exec(c, ddl, "creating Ferry's control tables on the target").await?;
+async fn take_over(
+    c: &mut Conn,
+    control: &ControlTables,
+    task: &str,
+    epoch: i64,
+) -> Result<(Option<Position>, u64), ConnectorError> {
+    for ddl in control_ddl(control) {
+        exec(c, &ddl, "creating Ferry's control tables on the target").await?;
     }
-    let q = |e| classify("taking over ferry.apply_state on the target", e);
+    let state = control.table("apply_state");
+    let q = |e| classify(format!("taking over {state} on the target"), e);
     let mut tx = c.start_transaction(mysql_async::TxOpts::default()).await.map_err(q)?;
     tx.exec_drop(
-        "INSERT IGNORE INTO ferry.apply_state (task, epoch) VALUES (?, ?)",
+        format!("INSERT IGNORE INTO {state} (task, epoch) VALUES (?, ?)"),
         (task, epoch),
     )
     .await
     .map_err(q)?;
     let row: Option<(Option<String>, i64, i64)> = tx
         .exec_first(
-            "SELECT position, epoch, mark FROM ferry.apply_state WHERE task = ? FOR UPDATE",
+            format!("SELECT position, epoch, mark FROM {state} WHERE task = ? FOR UPDATE"),
             (task,),
         )
         .await
@@ -76,11 +122,11 @@ async fn take_over(c: &mut Conn, task: &str, epoch: i64) -> Result<(Option<Posit
             "task {task}: a newer CDC stream owns the target (epoch {epoch} superseded)"
         )));
     }
-    tx.exec_drop("UPDATE ferry.apply_state SET epoch = ? WHERE task = ?", (epoch, task))
+    tx.exec_drop(format!("UPDATE {state} SET epoch = ? WHERE task = ?"), (epoch, task))
         .await
         .map_err(q)?;
     tx.commit().await.map_err(q)?;
-    let applied = crate::engine::stored_position(position, format_args!("task {task}: ferry.apply_state.position"))?;
+    let applied = crate::engine::stored_position(position, format_args!("task {task}: {state}.position"))?;
     Ok((applied, mark as u64))
 }
 
@@ -89,26 +135,63 @@ async fn take_over(c: &mut Conn, task: &str, epoch: i64) -> Result<(Option<Posit
 /// False when a newer stream took over.
 async fn record_position(
     c: &mut Conn,
-    task: &str,
-    epoch: i64,
+    control: &ControlTables,
+    (task, epoch): (&str, i64),
     end: Option<&Position>,
     mark: i64,
+    note: &BatchNote,
 ) -> Result<bool, ConnectorError> {
     let q = |e| classify("recording the applied position on the target", e);
+    let state = control.table("apply_state");
     let owner: Option<i64> = c
-        .exec_first("SELECT epoch FROM ferry.apply_state WHERE task = ? FOR UPDATE", (task,))
+        .exec_first(format!("SELECT epoch FROM {state} WHERE task = ? FOR UPDATE"), (task,))
         .await
         .map_err(q)?;
     if owner != Some(epoch) {
         return Ok(false);
     }
     c.exec_drop(
-        "UPDATE ferry.apply_state SET position = COALESCE(?, position), mark = GREATEST(mark, ?) WHERE task = ?",
+        format!("UPDATE {state} SET position = COALESCE(?, position), mark = GREATEST(mark, ?) WHERE task = ?"),
         (end.map(|p| p.to_string()), mark, task),
     )
     .await
     .map_err(q)?;
+    if control.status {
+        c.exec_drop(
+            format!(
+                "INSERT INTO {} (task, status, status_time, applied_position, source_commit_time)
+                 VALUES (?, 'CHANGE PROCESSING', UTC_TIMESTAMP(6), ?, ?)
+                 ON DUPLICATE KEY UPDATE status = VALUES(status), status_time = VALUES(status_time),
+                   applied_position = COALESCE(VALUES(applied_position), applied_position),
+                   source_commit_time = COALESCE(VALUES(source_commit_time), source_commit_time)",
+                control.table("task_status")
+            ),
+            (task, end.map(|p| p.to_string()), note.source_commit_secs.map(utc_text)),
+        )
+        .await
+        .map_err(q)?;
+    }
+    if let (Some(slot), Some(minutes)) = (control.history_slot(note.now_secs), control.history_minutes) {
+        if note.changes > 0 || note.transactions > 0 {
+            c.exec_drop(
+                format!(
+                    "INSERT INTO {} (task, timeslot, timeslot_minutes, changes, transactions) VALUES (?, ?, ?, ?, ?)
+                     ON DUPLICATE KEY UPDATE changes = changes + VALUES(changes), transactions = transactions + VALUES(transactions)",
+                    control.table("history")
+                ),
+                (task, utc_text(slot), minutes, note.changes, note.transactions),
+            )
+            .await
+            .map_err(q)?;
+        }
+    }
     Ok(true)
+}
+
+/// Unix seconds as UTC DATETIME text.
+fn utc_text(secs: i64) -> String {
+    let (y, mo, d, h, mi, s) = ferry_common::civil_utc(secs);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
 }
 
 /// Runs `drop` (a DROP TABLE of a table the source dropped) if `epoch`
@@ -118,11 +201,22 @@ async fn record_position(
 /// once. A newer stream raises the epoch before it (re)creates anything,
 /// and only after a coordinator round trip, so the window is the
 /// microseconds between that commit and the drop.
-async fn drop_table_fenced(c: &mut Conn, task: &str, epoch: i64, drop: &str) -> Result<(), ConnectorError> {
+async fn drop_table_fenced(
+    c: &mut Conn,
+    control: &ControlTables,
+    (task, epoch): (&str, i64),
+    drop: &str,
+) -> Result<(), ConnectorError> {
     let q = |e| classify(format!("task {task}: {drop} on the target"), e);
     c.query_drop("START TRANSACTION").await.map_err(q)?;
     let owner: Option<i64> = c
-        .exec_first("SELECT epoch FROM ferry.apply_state WHERE task = ? FOR UPDATE", (task,))
+        .exec_first(
+            format!(
+                "SELECT epoch FROM {} WHERE task = ? FOR UPDATE",
+                control.table("apply_state")
+            ),
+            (task,),
+        )
         .await
         .map_err(q)?;
     if owner != Some(epoch) {
@@ -183,15 +277,17 @@ pub(crate) struct MysqlChangeTarget {
     c: Conn,
     /// The target had no trigger when the session opened.
     no_triggers: bool,
+    control: ControlTables,
 }
 
 impl MysqlChangeTarget {
-    pub async fn open(ep: &Endpoint) -> Result<MysqlChangeTarget, ConnectorError> {
+    pub async fn open(ep: &Endpoint, control: &ControlTables) -> Result<MysqlChangeTarget, ConnectorError> {
         let mut c = target_session(ep).await?;
         let triggers: Option<u64> = c
-            .query_first(
+            .exec_first(
                 "SELECT COUNT(*) FROM information_schema.TRIGGERS
-                  WHERE TRIGGER_SCHEMA NOT IN ('mysql', 'sys', 'information_schema', 'performance_schema', 'ferry')",
+                  WHERE TRIGGER_SCHEMA NOT IN ('mysql', 'sys', 'information_schema', 'performance_schema', ?)",
+                (&control.schema,),
             )
             .await
             .map_err(|e| classify(format!("listing the triggers of {ep}"), e))?;
@@ -199,7 +295,11 @@ impl MysqlChangeTarget {
         if !no_triggers {
             tracing::info!(target = %ep, "the target has triggers, which fire on the applier's writes: changes are applied row by row in source order");
         }
-        Ok(MysqlChangeTarget { c, no_triggers })
+        Ok(MysqlChangeTarget {
+            c,
+            no_triggers,
+            control: control.clone(),
+        })
     }
 }
 
@@ -220,7 +320,7 @@ impl ChangeTarget for MysqlChangeTarget {
         &MysqlDialect
     }
     async fn take_over(&mut self, task: &str, epoch: i64) -> Result<(Option<Position>, u64), ConnectorError> {
-        take_over(&mut self.c, task, epoch).await
+        take_over(&mut self.c, &self.control, task, epoch).await
     }
     async fn begin_lane(&mut self, task: &str, epoch: i64) -> Result<bool, ConnectorError> {
         let q = |e| classify("opening a parallel apply lane on the target", e);
@@ -228,7 +328,10 @@ impl ChangeTarget for MysqlChangeTarget {
         let owner: Option<i64> = self
             .c
             .exec_first(
-                "SELECT epoch FROM ferry.apply_state WHERE task = ? LOCK IN SHARE MODE",
+                format!(
+                    "SELECT epoch FROM {} WHERE task = ? LOCK IN SHARE MODE",
+                    self.control.table("apply_state")
+                ),
                 (task,),
             )
             .await
@@ -244,8 +347,9 @@ impl ChangeTarget for MysqlChangeTarget {
         epoch: i64,
         end: Option<&Position>,
         mark: i64,
+        note: &BatchNote,
     ) -> Result<bool, ConnectorError> {
-        record_position(&mut self.c, task, epoch, end, mark).await
+        record_position(&mut self.c, &self.control, (task, epoch), end, mark, note).await
     }
     async fn commit(&mut self) -> Result<(), ConnectorError> {
         self.c
@@ -257,7 +361,8 @@ impl ChangeTarget for MysqlChangeTarget {
         let _ = self.c.query_drop("ROLLBACK").await;
     }
     async fn drop_table(&mut self, task: &str, epoch: i64, table: &str) -> Result<(), ConnectorError> {
-        drop_table_fenced(&mut self.c, task, epoch, &format!("DROP TABLE IF EXISTS {table}")).await
+        let drop = format!("DROP TABLE IF EXISTS {table}");
+        drop_table_fenced(&mut self.c, &self.control, (task, epoch), &drop).await
     }
 }
 

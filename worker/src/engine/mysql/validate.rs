@@ -5,6 +5,7 @@
 use super::{classify, connect, quote, quote_table};
 use crate::engine::validation::{Checksum, ValidationReader};
 use crate::engine::ConnectorError;
+use ferry_common::control::ControlTables;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::plan::SegmentBounds;
 use ferry_common::schema::TableSchema;
@@ -14,14 +15,19 @@ use ferry_common::work::ValidationFailure;
 use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 
-const FAILURES_DDL: [&str; 2] = [
-    "CREATE DATABASE IF NOT EXISTS ferry",
-    "CREATE TABLE IF NOT EXISTS ferry.validation_failures (
+fn failures_ddl(c: &ControlTables) -> [String; 2] {
+    [
+        format!("CREATE DATABASE IF NOT EXISTS {}", c.schema),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {}.validation_failures (
     task VARCHAR(255) NOT NULL, table_owner VARCHAR(255) NOT NULL, table_name VARCHAR(255) NOT NULL,
     segment INT NOT NULL, `key` TEXT NOT NULL, failure_type VARCHAR(16) NOT NULL, details TEXT NOT NULL,
     failure_time TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
     KEY (task, table_owner, table_name, segment)) CHARACTER SET utf8mb4",
-];
+            c.schema
+        ),
+    ]
+}
 
 fn key_list(bounds: &SegmentBounds) -> Vec<String> {
     match bounds {
@@ -149,6 +155,7 @@ impl ValidationReader for super::Mysql {
         &self,
         ep: &Endpoint,
         task: &str,
+        control: &ControlTables,
         table: &TableSchema,
         segment: u32,
         failures: &[ValidationFailure],
@@ -158,7 +165,7 @@ impl ValidationReader for super::Mysql {
             table.display_name()
         );
         let mut conn = connect(ep).await?;
-        for ddl in FAILURES_DDL {
+        for ddl in failures_ddl(control) {
             conn.query_drop(ddl).await.map_err(|e| classify(&what, e))?;
         }
         let mut txn = conn
@@ -166,14 +173,20 @@ impl ValidationReader for super::Mysql {
             .await
             .map_err(|e| classify(&what, e))?;
         txn.exec_drop(
-            "DELETE FROM ferry.validation_failures WHERE task = ? AND table_owner = ? AND table_name = ? AND segment = ?",
+            format!(
+                "DELETE FROM {} WHERE task = ? AND table_owner = ? AND table_name = ? AND segment = ?",
+                control.table("validation_failures")
+            ),
             (task, &table.schema, &table.name, segment),
         )
         .await
         .map_err(|e| classify(&what, e))?;
         txn.exec_batch(
-            "INSERT INTO ferry.validation_failures (task, table_owner, table_name, segment, `key`, failure_type, details) \
+            format!(
+                "INSERT INTO {} (task, table_owner, table_name, segment, `key`, failure_type, details) \
              VALUES (?, ?, ?, ?, ?, ?, ?)",
+                control.table("validation_failures")
+            ),
             failures.iter().map(|f| {
                 (
                     task,

@@ -14,11 +14,11 @@
 //! server through a channel of four chunks, as the server asks for them.
 
 use super::connect::{exec, target_session};
-use super::target::CONTROL_DDL;
+use super::target::control_ddl;
 use super::{classify, encode};
 use crate::engine::target::Segment;
 use crate::engine::{on_target, ConnectorError, Progress, Run};
-use crate::pipeline::fence::{self, Marker, SegmentFence};
+use crate::pipeline::fence::{self, Attempt, Marker, SegmentFence};
 use crate::pipeline::rows::{exception_limit, too_many_exceptions, Rows};
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::plan::SegmentBounds;
@@ -90,8 +90,8 @@ pub async fn prepare(
             "target {ep} has local_infile=OFF; Ferry loads MySQL targets with LOAD DATA LOCAL INFILE: run SET GLOBAL local_infile = ON (or start the server with --local-infile=1)"
         )));
     }
-    for ddl in CONTROL_DDL {
-        exec(&mut c, ddl, "creating Ferry's control tables on the target").await?;
+    for ddl in control_ddl(&run.control) {
+        exec(&mut c, &ddl, "creating Ferry's control tables on the target").await?;
     }
     for schema in &s.schemas {
         exec(
@@ -131,16 +131,17 @@ pub async fn prepare(
         if mode == TargetTablePrepMode::TruncateBeforeLoad {
             exec(&mut c, &format!("TRUNCATE TABLE {}", t.qualified()), &what).await?;
         }
+        let (loads, markers) = (run.control.table("table_loads"), run.control.table("segment_loads"));
         c.exec_drop(
-            "INSERT INTO ferry.table_loads (task, table_name, gen) VALUES (?, ?, 0) ON DUPLICATE KEY UPDATE gen = 0",
+            format!("INSERT INTO {loads} (task, table_name, gen) VALUES (?, ?, 0) ON DUPLICATE KEY UPDATE gen = 0"),
             (task.clone(), t.qualified()),
         )
         .await
-        .map_err(|e| classify("writing ferry.table_loads", e))?;
+        .map_err(|e| classify(format!("writing {loads}"), e))?;
         if mode != TargetTablePrepMode::DoNothing {
-            c.exec_drop("DELETE FROM ferry.segment_loads WHERE table_name = ?", (t.qualified(),))
+            c.exec_drop(format!("DELETE FROM {markers} WHERE table_name = ?"), (t.qualified(),))
                 .await
-                .map_err(|e| classify("clearing ferry.segment_loads", e))?;
+                .map_err(|e| classify(format!("clearing {markers}"), e))?;
         }
     }
     Ok(())
@@ -173,6 +174,7 @@ pub async fn load_rows(
     c.query_drop("START TRANSACTION").await.map_err(q("BEGIN on target"))?;
     let attempt = fence::Attempt {
         task,
+        control: &run.control,
         table: &table_key,
         segment,
         epoch,
@@ -341,9 +343,12 @@ pub async fn load_rows(
     }
     progress.store(loaded, Ordering::Relaxed);
     for (row, reason) in &exceptions {
-        tracing::warn!(table = %name, segment, %reason, "row cannot be stored on the target; recorded in ferry.apply_exceptions");
+        tracing::warn!(table = %name, segment, %reason, "row cannot be stored on the target; recorded in the control schema's apply_exceptions");
         c.exec_drop(
-            "INSERT INTO ferry.apply_exceptions (task, table_name, phase, reason, row_image) VALUES (?, ?, 'full load', ?, ?)",
+            format!(
+                "INSERT INTO {} (task, table_name, phase, reason, row_image) VALUES (?, ?, 'full load', ?, ?)",
+                run.control.table("apply_exceptions")
+            ),
             (task.clone(), t.display_name(), reason.clone(), row.clone()),
         )
         .await
@@ -352,17 +357,23 @@ pub async fn load_rows(
     let cuts = crate::pipeline::rows::take_cuts(&seg.cuts);
     for (key, reason) in &cuts {
         c.exec_drop(
-            "INSERT INTO ferry.apply_exceptions (task, table_name, phase, reason, row_image) VALUES (?, ?, 'full load', ?, ?)",
+            format!(
+                "INSERT INTO {} (task, table_name, phase, reason, row_image) VALUES (?, ?, 'full load', ?, ?)",
+                run.control.table("apply_exceptions")
+            ),
             (task.clone(), t.display_name(), reason.clone(), key.clone()),
         )
         .await
         .map_err(q("recording a cut LOB value"))?;
     }
     if !cuts.is_empty() {
-        tracing::warn!(table = %name, segment, rows = cuts.len(), "LOB values cut to the task's limit; recorded in ferry.apply_exceptions");
+        tracing::warn!(table = %name, segment, rows = cuts.len(), "LOB values cut to the task's limit; recorded in the control schema's apply_exceptions");
     }
     c.exec_drop(
-        "UPDATE ferry.segment_loads SET `rows` = ? WHERE task = ? AND table_name = ? AND segment = ?",
+        format!(
+            "UPDATE {} SET `rows` = ? WHERE task = ? AND table_name = ? AND segment = ?",
+            run.control.table("segment_loads")
+        ),
         (loaded, task.clone(), table_key.clone(), segment),
     )
     .await
@@ -437,9 +448,12 @@ pub async fn reset_table(
         exec(&mut c, &create_table(&now), &format!("table {name}: creating it")).await?;
     }
     c.query_drop("START TRANSACTION").await.map_err(q("BEGIN"))?;
-    super::target::fence(&mut c, task, run.epoch as i64).await?;
+    super::target::fence(&mut c, run).await?;
     c.exec_drop(
-        "INSERT INTO ferry.table_loads (task, table_name, gen) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE gen = GREATEST(gen, VALUES(gen))",
+        format!(
+            "INSERT INTO {} (task, table_name, gen) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE gen = GREATEST(gen, VALUES(gen))",
+            run.control.table("table_loads")
+        ),
         (task.clone(), target_name.clone(), gen),
     )
     .await
@@ -448,7 +462,10 @@ pub async fn reset_table(
         .await
         .map_err(q("emptying for reload"))?;
     c.exec_drop(
-        "DELETE FROM ferry.segment_loads WHERE task = ? AND table_name = ?",
+        format!(
+            "DELETE FROM {} WHERE task = ? AND table_name = ?",
+            run.control.table("segment_loads")
+        ),
         (task, target_name.clone()),
     )
     .await
@@ -551,7 +568,10 @@ async fn run_post_data(run: &Run, ep: &Endpoint, sql: &str) -> Result<Vec<(Strin
                 let error = format!("{} (MySQL error {})", s.message, s.code);
                 tracing::warn!(%object, %error, "post-data object refused by the target; the load stands");
                 c.exec_drop(
-                    "INSERT INTO ferry.apply_exceptions (task, table_name, phase, reason, row_image) VALUES (?, ?, 'post-data', ?, ?)",
+                    format!(
+                        "INSERT INTO {} (task, table_name, phase, reason, row_image) VALUES (?, ?, 'post-data', ?, ?)",
+                        run.control.table("apply_exceptions")
+                    ),
                     (run.task.clone(), object.clone(), error.clone(), chunk.to_string()),
                 )
                 .await
@@ -607,20 +627,21 @@ pub async fn finalize(
 /// The segment fence's primitives in a MySQL target transaction (InnoDB,
 /// READ COMMITTED; see `pipeline::fence`).
 impl SegmentFence for Conn {
-    async fn table_generation(&mut self, task: &str, table: &str) -> Result<u64, ConnectorError> {
+    async fn table_generation(&mut self, a: &Attempt<'_>) -> Result<u64, ConnectorError> {
+        let (task, table, loads) = (a.task, a.table, a.control.table("table_loads"));
         let q = |what: &str| {
             let what = format!("table {table}: {what}");
             move |e| classify(what, e)
         };
         self.exec_drop(
-            "INSERT IGNORE INTO ferry.table_loads (task, table_name, gen) VALUES (?, ?, 0)",
+            format!("INSERT IGNORE INTO {loads} (task, table_name, gen) VALUES (?, ?, 0)"),
             (task, table),
         )
         .await
         .map_err(q("registering the table load"))?;
         let gen: Option<i64> = self
             .exec_first(
-                "SELECT gen FROM ferry.table_loads WHERE task = ? AND table_name = ? LOCK IN SHARE MODE",
+                format!("SELECT gen FROM {loads} WHERE task = ? AND table_name = ? LOCK IN SHARE MODE"),
                 (task, table),
             )
             .await
@@ -628,14 +649,8 @@ impl SegmentFence for Conn {
         Ok(gen.unwrap_or(0) as u64)
     }
 
-    async fn insert_marker(
-        &mut self,
-        task: &str,
-        table: &str,
-        segment: u32,
-        epoch: u64,
-        position: Option<Position>,
-    ) -> Result<Marker, ConnectorError> {
+    async fn insert_marker(&mut self, a: &Attempt<'_>) -> Result<Marker, ConnectorError> {
+        let (task, table, segment) = (a.task, a.table, a.segment);
         let q = |what: &str| {
             let what = format!("table {table} segment {segment}: {what}");
             move |e| classify(what, e)
@@ -643,8 +658,17 @@ impl SegmentFence for Conn {
         self.query_drop("SAVEPOINT fence").await.map_err(q("SAVEPOINT"))?;
         let inserted = self
             .exec_drop(
-                "INSERT INTO ferry.segment_loads (task, table_name, segment, epoch, position) VALUES (?, ?, ?, ?, ?)",
-                (task, table, segment, epoch, position.map(|p| p.to_string())),
+                format!(
+                    "INSERT INTO {} (task, table_name, segment, epoch, position) VALUES (?, ?, ?, ?, ?)",
+                    a.control.table("segment_loads")
+                ),
+                (
+                    task,
+                    table,
+                    segment,
+                    a.epoch,
+                    a.position.as_ref().map(|p| p.to_string()),
+                ),
             )
             .await;
         match inserted {
@@ -660,15 +684,11 @@ impl SegmentFence for Conn {
         }
     }
 
-    async fn read_marker(
-        &mut self,
-        task: &str,
-        table: &str,
-        segment: u32,
-    ) -> Result<(Option<u64>, Option<Position>), ConnectorError> {
+    async fn read_marker(&mut self, a: &Attempt<'_>) -> Result<(Option<u64>, Option<Position>), ConnectorError> {
+        let (task, table, segment, markers) = (a.task, a.table, a.segment, a.control.table("segment_loads"));
         let marker: Option<(Option<i64>, Option<String>)> = self
             .exec_first(
-                "SELECT `rows`, position FROM ferry.segment_loads WHERE task = ? AND table_name = ? AND segment = ?",
+                format!("SELECT `rows`, position FROM {markers} WHERE task = ? AND table_name = ? AND segment = ?"),
                 (task, table, segment),
             )
             .await
@@ -676,7 +696,7 @@ impl SegmentFence for Conn {
         let (rows, position) = marker.unwrap_or((None, None));
         let position = crate::engine::stored_position(
             position,
-            format_args!("table {table} segment {segment}: ferry.segment_loads.position"),
+            format_args!("table {table} segment {segment}: {markers}.position"),
         )?;
         Ok((rows.map(|r| r as u64), position))
     }

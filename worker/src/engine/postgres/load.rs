@@ -33,7 +33,7 @@ use super::{classify, connect};
 use crate::engine::target::Segment;
 use crate::engine::{on_target, ConnectorError, Progress, Run};
 use crate::failpoint;
-use crate::pipeline::fence::{self, Marker, SegmentFence};
+use crate::pipeline::fence::{self, Attempt, Marker, SegmentFence};
 use crate::pipeline::rows::{exception_limit, too_many_exceptions, Rows};
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::plan::{KeyColumn, SegmentBounds};
@@ -179,10 +179,13 @@ pub async fn reset_table(
         .transaction()
         .await
         .map_err(|e| classify(ctx("BEGIN on target"), e))?;
-    super::target::fence(&tx, task, run.epoch as i64).await?;
+    super::target::fence(&tx, run).await?;
     tx.execute(
-        "INSERT INTO ferry.table_loads AS l (task, table_name, gen) VALUES ($1, $2, $3)
+        &format!(
+            "INSERT INTO {} AS l (task, table_name, gen) VALUES ($1, $2, $3)
          ON CONFLICT (task, table_name) DO UPDATE SET gen = greatest(l.gen, EXCLUDED.gen)",
+            run.control.table("table_loads")
+        ),
         &[&task, &t.qualified(), &(gen as i64)],
     )
     .await
@@ -220,7 +223,10 @@ pub async fn reset_table(
             .map_err(|e| classify(ctx(&format!("reshaping for the source's columns ({stmt})")), e))?;
     }
     tx.execute(
-        "DELETE FROM ferry.segment_loads WHERE task = $1 AND table_name = $2",
+        &format!(
+            "DELETE FROM {} WHERE task = $1 AND table_name = $2",
+            run.control.table("segment_loads")
+        ),
         &[&task, &t.qualified()],
     )
     .await
@@ -254,6 +260,7 @@ async fn begin<'a>(
         .map_err(|e| classify(ctx("BEGIN on target"), e))?;
     let attempt = fence::Attempt {
         task,
+        control: &run.control,
         table: &t.qualified(),
         segment,
         epoch,
@@ -343,7 +350,10 @@ async fn finish(
         }
     }
     tx.execute(
-        "UPDATE ferry.segment_loads SET rows = $4 WHERE task = $1 AND table_name = $2 AND segment = $3",
+        &format!(
+            "UPDATE {} SET rows = $4 WHERE task = $1 AND table_name = $2 AND segment = $3",
+            run.control.table("segment_loads")
+        ),
         &[&run.task, &t.qualified(), &(segment as i32), &(rows as i64)],
     )
     .await
@@ -570,9 +580,12 @@ pub async fn load_rows(
     }
     progress.store(copied, Ordering::Relaxed);
     for (row, reason) in &exceptions {
-        tracing::warn!(table = %name, segment, %reason, "row cannot be stored on the target; recorded in ferry.apply_exceptions");
+        tracing::warn!(table = %name, segment, %reason, "row cannot be stored on the target; recorded in the control schema's apply_exceptions");
         tx.execute(
-            "INSERT INTO ferry.apply_exceptions (task, table_name, phase, reason, row_image) VALUES ($1, $2, 'full load', $3, $4)",
+            &format!(
+                "INSERT INTO {} (task, table_name, phase, reason, row_image) VALUES ($1, $2, 'full load', $3, $4)",
+                run.control.table("apply_exceptions")
+            ),
             &[&run.task, &t.display_name(), reason, row],
         )
         .await
@@ -581,14 +594,17 @@ pub async fn load_rows(
     let cuts = crate::pipeline::rows::take_cuts(&seg.cuts);
     for (key, reason) in &cuts {
         tx.execute(
-            "INSERT INTO ferry.apply_exceptions (task, table_name, phase, reason, row_image) VALUES ($1, $2, 'full load', $3, $4)",
+            &format!(
+                "INSERT INTO {} (task, table_name, phase, reason, row_image) VALUES ($1, $2, 'full load', $3, $4)",
+                run.control.table("apply_exceptions")
+            ),
             &[&run.task, &t.display_name(), reason, key],
         )
         .await
         .map_err(|e| classify(ctx("recording a cut LOB value"), e))?;
     }
     if !cuts.is_empty() {
-        tracing::warn!(table = %name, segment, rows = cuts.len(), "LOB values cut to the task's limit; recorded in ferry.apply_exceptions");
+        tracing::warn!(table = %name, segment, rows = cuts.len(), "LOB values cut to the task's limit; recorded in the control schema's apply_exceptions");
     }
     let mut result = finish(run, tx, t, &seg, copied, seg.position.clone()).await?;
     if let WorkResult::Loaded {
@@ -605,17 +621,18 @@ pub async fn load_rows(
 
 /// The segment fence's primitives in a PostgreSQL target transaction.
 impl SegmentFence for tokio_postgres::Transaction<'_> {
-    async fn table_generation(&mut self, task: &str, table: &str) -> Result<u64, ConnectorError> {
+    async fn table_generation(&mut self, a: &Attempt<'_>) -> Result<u64, ConnectorError> {
+        let (task, table, loads) = (a.task, a.table, a.control.table("table_loads"));
         let ctx = |what: &str| format!("table {table}: {what}");
         self.execute(
-            "INSERT INTO ferry.table_loads (task, table_name, gen) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING",
+            &format!("INSERT INTO {loads} (task, table_name, gen) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING"),
             &[&task, &table],
         )
         .await
         .map_err(|e| classify(ctx("registering the table load"), e))?;
         let gen: i64 = self
             .query_one(
-                "SELECT gen FROM ferry.table_loads WHERE task = $1 AND table_name = $2 FOR SHARE",
+                &format!("SELECT gen FROM {loads} WHERE task = $1 AND table_name = $2 FOR SHARE"),
                 &[&task, &table],
             )
             .await
@@ -624,22 +641,25 @@ impl SegmentFence for tokio_postgres::Transaction<'_> {
         Ok(gen as u64)
     }
 
-    async fn insert_marker(
-        &mut self,
-        task: &str,
-        table: &str,
-        segment: u32,
-        epoch: u64,
-        position: Option<Position>,
-    ) -> Result<Marker, ConnectorError> {
+    async fn insert_marker(&mut self, a: &Attempt<'_>) -> Result<Marker, ConnectorError> {
+        let (task, table, segment) = (a.task, a.table, a.segment);
         let ctx = |what: &str| format!("table {table} segment {segment}: {what}");
         self.batch_execute("SAVEPOINT fence")
             .await
             .map_err(|e| classify(ctx("SAVEPOINT on target"), e))?;
         let inserted = self
             .execute(
-                "INSERT INTO ferry.segment_loads (task, table_name, segment, epoch, position) VALUES ($1, $2, $3, $4, $5)",
-                &[&task, &table, &(segment as i32), &(epoch as i64), &position.map(|p| p.to_string())],
+                &format!(
+                    "INSERT INTO {} (task, table_name, segment, epoch, position) VALUES ($1, $2, $3, $4, $5)",
+                    a.control.table("segment_loads")
+                ),
+                &[
+                    &task,
+                    &table,
+                    &(segment as i32),
+                    &(a.epoch as i64),
+                    &a.position.as_ref().map(|p| p.to_string()),
+                ],
             )
             .await;
         match inserted {
@@ -654,15 +674,11 @@ impl SegmentFence for tokio_postgres::Transaction<'_> {
         }
     }
 
-    async fn read_marker(
-        &mut self,
-        task: &str,
-        table: &str,
-        segment: u32,
-    ) -> Result<(Option<u64>, Option<Position>), ConnectorError> {
+    async fn read_marker(&mut self, a: &Attempt<'_>) -> Result<(Option<u64>, Option<Position>), ConnectorError> {
+        let (task, table, segment, markers) = (a.task, a.table, a.segment, a.control.table("segment_loads"));
         let marker = self
             .query_one(
-                "SELECT rows, position FROM ferry.segment_loads WHERE task = $1 AND table_name = $2 AND segment = $3",
+                &format!("SELECT rows, position FROM {markers} WHERE task = $1 AND table_name = $2 AND segment = $3"),
                 &[&task, &table, &(segment as i32)],
             )
             .await
@@ -670,7 +686,7 @@ impl SegmentFence for tokio_postgres::Transaction<'_> {
         let rows: Option<i64> = marker.get(0);
         let position = crate::engine::stored_position(
             marker.get(1),
-            format_args!("table {table} segment {segment}: ferry.segment_loads.position"),
+            format_args!("table {table} segment {segment}: {markers}.position"),
         )?;
         Ok((rows.map(|r| r as u64), position))
     }

@@ -210,7 +210,7 @@ impl Target for Postgres {
     }
 
     async fn fence_stream(&self, run: &Run, ep: &Endpoint) -> Result<(), ConnectorError> {
-        target::fence(&connect(ep).await?, &run.task, run.epoch as i64).await
+        target::fence(&connect(ep).await?, run).await
     }
 
     fn target_checks(&self, target: &Catalog) -> Vec<Check> {
@@ -221,8 +221,14 @@ impl Target for Postgres {
         trial::run(conv, ep).await
     }
 
-    async fn change_target(&self, ep: &Endpoint) -> Result<AnyChangeTarget, ConnectorError> {
-        Ok(AnyChangeTarget::Postgres(target::PgChangeTarget::open(ep).await?))
+    async fn change_target(
+        &self,
+        ep: &Endpoint,
+        control: &ferry_common::control::ControlTables,
+    ) -> Result<AnyChangeTarget, ConnectorError> {
+        Ok(AnyChangeTarget::Postgres(
+            target::PgChangeTarget::open(ep, control).await?,
+        ))
     }
 }
 

@@ -5,27 +5,34 @@
 
 use super::{classify, connect};
 use crate::engine::{on_target, ConnectorError, Run};
+use ferry_common::control::ControlTables;
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::schema::*;
 use ferry_common::settings::TargetTablePrepMode;
 use ferry_common::work::WorkResult;
 use tokio_postgres::Client;
 
-/// Ferry's bookkeeping on the target: which segments are committed (the
-/// segment load inserts its row in the same transaction as its data), and
-/// rows that could not be stored on the target, with the reason.
-pub const CONTROL_DDL: &str = "CREATE SCHEMA IF NOT EXISTS ferry;
-CREATE TABLE IF NOT EXISTS ferry.segment_loads (
+/// Ferry's bookkeeping on the target, in the task's control schema (see
+/// `ferry_common::control`): which segments are committed (the segment
+/// load inserts its row in the same transaction as its data), and rows
+/// that could not be stored on the target, with the reason.
+pub fn control_ddl(c: &ControlTables) -> String {
+    format!(
+        "CREATE SCHEMA IF NOT EXISTS {s};
+CREATE TABLE IF NOT EXISTS {s}.segment_loads (
     task text NOT NULL, table_name text NOT NULL, segment int NOT NULL,
     epoch bigint NOT NULL, rows bigint, position text, loaded_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (task, table_name, segment));
-CREATE TABLE IF NOT EXISTS ferry.table_loads (
+CREATE TABLE IF NOT EXISTS {s}.table_loads (
     task text NOT NULL, table_name text NOT NULL, gen bigint NOT NULL,
     PRIMARY KEY (task, table_name));
-CREATE TABLE IF NOT EXISTS ferry.apply_exceptions (
+CREATE TABLE IF NOT EXISTS {s}.apply_exceptions (
     id bigserial PRIMARY KEY, task text NOT NULL, table_name text NOT NULL,
     phase text NOT NULL, reason text NOT NULL, row_image text,
-    at timestamptz NOT NULL DEFAULT now());";
+    at timestamptz NOT NULL DEFAULT now());",
+        s = c.schema
+    )
+}
 
 async fn exec(c: &Client, sql: &str, what: &str) -> Result<(), ConnectorError> {
     c.batch_execute(sql).await.map_err(|e| classify(what, e))
@@ -163,7 +170,12 @@ pub async fn prepare(
     };
     let s = &converted;
     let c = connect(ep).await?;
-    exec(&c, CONTROL_DDL, "creating ferry.segment_loads on the target").await?;
+    exec(
+        &c,
+        &control_ddl(&run.control),
+        "creating Ferry's control tables on the target",
+    )
+    .await?;
     for schema in &s.schemas {
         exec(
             &c,
@@ -263,24 +275,27 @@ pub async fn prepare(
     // Rows for the load-generation fence (see `load`), created here so
     // that loads only ever take them FOR SHARE and never wait on each other.
     let task = &run.task;
+    let (loads, markers) = (run.control.table("table_loads"), run.control.table("segment_loads"));
     for t in &s.tables {
         c.execute(
-            "INSERT INTO ferry.table_loads (task, table_name, gen) VALUES ($1, $2, 0)
-             ON CONFLICT (task, table_name) DO UPDATE SET gen = 0",
+            &format!(
+                "INSERT INTO {loads} (task, table_name, gen) VALUES ($1, $2, 0)
+             ON CONFLICT (task, table_name) DO UPDATE SET gen = 0"
+            ),
             &[task, &t.qualified()],
         )
         .await
-        .map_err(|e| classify("writing ferry.table_loads", e))?;
+        .map_err(|e| classify(format!("writing {loads}"), e))?;
     }
     // A fresh or emptied table has no committed segments: forget old marks.
     if mode != TargetTablePrepMode::DoNothing {
         for t in &s.tables {
             c.execute(
-                "DELETE FROM ferry.segment_loads WHERE table_name = $1",
+                &format!("DELETE FROM {markers} WHERE table_name = $1"),
                 &[&t.qualified()],
             )
             .await
-            .map_err(|e| classify("clearing ferry.segment_loads", e))?;
+            .map_err(|e| classify(format!("clearing {markers}"), e))?;
         }
     }
     Ok(())
@@ -459,7 +474,10 @@ async fn run_post_data(run: &Run, c: &Client, sql: &str) -> Result<Vec<(String, 
             let error = db.message().to_string();
             tracing::warn!(%object, %error, "post-data object refused by the target; the load stands");
             c.execute(
-                "INSERT INTO ferry.apply_exceptions (task, table_name, phase, reason, row_image) VALUES ($1, $2, 'post-data', $3, $4)",
+                &format!(
+                    "INSERT INTO {} (task, table_name, phase, reason, row_image) VALUES ($1, $2, 'post-data', $3, $4)",
+                    run.control.table("apply_exceptions")
+                ),
                 &[&run.task, &object, &error, &chunk],
             )
             .await

@@ -3,8 +3,9 @@
 //! it, and the applier's session and SQL dialect (see `engine::target`).
 
 use super::{classify, connect, encode};
-use crate::engine::target::{ApplyDialect, ChangeTarget};
-use crate::engine::ConnectorError;
+use crate::engine::target::{ApplyDialect, BatchNote, ChangeTarget};
+use crate::engine::{ConnectorError, Run};
+use ferry_common::control::ControlTables;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::position::Position;
 use ferry_common::schema::quote_literal;
@@ -12,31 +13,60 @@ use ferry_common::value::{Value, ValueError};
 
 /// The CDC apply state: one row per task, its committed position (the
 /// source's, in its text form; NULL before the first commit), the epoch
-/// that owns it and the last caught-up mark reached.
-const CONTROL_DDL: &str = "CREATE SCHEMA IF NOT EXISTS ferry;
-CREATE TABLE IF NOT EXISTS ferry.apply_state (
+/// that owns it and the last caught-up mark reached; and the optional
+/// control tables a stream keeps (see `ferry_common::control`).
+fn control_ddl(c: &ControlTables) -> String {
+    let mut ddl = format!(
+        "CREATE SCHEMA IF NOT EXISTS {s};
+CREATE TABLE IF NOT EXISTS {s}.apply_state (
     task text PRIMARY KEY, position text, epoch bigint NOT NULL,
-    mark bigint NOT NULL DEFAULT 0, updated_at timestamptz NOT NULL DEFAULT now());";
+    mark bigint NOT NULL DEFAULT 0, updated_at timestamptz NOT NULL DEFAULT now());",
+        s = c.schema
+    );
+    if c.status {
+        ddl.push_str(&format!(
+            "CREATE TABLE IF NOT EXISTS {}.task_status (
+    task text PRIMARY KEY, status text NOT NULL, status_time timestamptz NOT NULL DEFAULT now(),
+    applied_position text, source_commit_time timestamptz);",
+            c.schema
+        ));
+    }
+    if c.suspended {
+        ddl.push_str(&format!(
+            "CREATE TABLE IF NOT EXISTS {}.suspended_tables (
+    task text NOT NULL, table_name text NOT NULL, reason text NOT NULL,
+    suspended_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (task, table_name));",
+            c.schema
+        ));
+    }
+    if c.history_minutes.is_some() {
+        ddl.push_str(&format!(
+            "CREATE TABLE IF NOT EXISTS {}.history (
+    task text NOT NULL, timeslot timestamptz NOT NULL, timeslot_minutes int NOT NULL,
+    changes bigint NOT NULL, transactions bigint NOT NULL, PRIMARY KEY (task, timeslot));",
+            c.schema
+        ));
+    }
+    ddl
+}
 
 /// Raises the task's apply-state epoch to `epoch`, so a stream of an older
 /// epoch commits nothing more (it waits for such a stream's open batch).
 /// An epoch already higher fences it as well; no apply state at all means
 /// no stream ever ran, and none is created here (concurrent resets would
 /// race creating it).
-pub(crate) async fn fence(
-    c: &impl tokio_postgres::GenericClient,
-    task: &str,
-    epoch: i64,
-) -> Result<(), ConnectorError> {
+pub(crate) async fn fence(c: &impl tokio_postgres::GenericClient, run: &Run) -> Result<(), ConnectorError> {
+    let (task, epoch) = (&run.task, run.epoch as i64);
     let q = |e| classify(format!("task {task}: fencing the CDC stream on the target"), e);
+    let state = run.control.table("apply_state");
     let streamed: bool = c
-        .query_one("SELECT to_regclass('ferry.apply_state') IS NOT NULL", &[])
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&state])
         .await
         .map_err(q)?
         .get(0);
     if streamed {
         c.execute(
-            "UPDATE ferry.apply_state SET epoch = $2 WHERE task = $1 AND epoch < $2",
+            &format!("UPDATE {state} SET epoch = $2 WHERE task = $1 AND epoch < $2"),
             &[&task, &epoch],
         )
         .await
@@ -49,28 +79,75 @@ pub(crate) async fn fence(
 /// committed position and mark. Waits for a predecessor's open batch.
 async fn take_over(
     c: &tokio_postgres::Client,
+    control: &ControlTables,
     task: &str,
     epoch: i64,
 ) -> Result<(Option<Position>, u64), ConnectorError> {
-    c.batch_execute(CONTROL_DDL)
+    let state = control.table("apply_state");
+    c.batch_execute(&control_ddl(control))
         .await
-        .map_err(|e| classify("creating ferry.apply_state on the target", e))?;
+        .map_err(|e| classify(format!("creating {state} on the target"), e))?;
     let row = c
         .query_opt(
-            "INSERT INTO ferry.apply_state AS s (task, epoch) VALUES ($1, $2)
+            &format!(
+                "INSERT INTO {state} AS s (task, epoch) VALUES ($1, $2)
              ON CONFLICT (task) DO UPDATE SET epoch = EXCLUDED.epoch WHERE s.epoch <= EXCLUDED.epoch
-             RETURNING s.position, s.mark",
+             RETURNING s.position, s.mark"
+            ),
             &[&task, &epoch],
         )
         .await
-        .map_err(|e| classify("taking over ferry.apply_state on the target", e))?
+        .map_err(|e| classify(format!("taking over {state} on the target"), e))?
         .ok_or_else(|| {
             ConnectorError::Definite(format!(
                 "task {task}: a newer CDC stream owns the target (epoch {epoch} superseded)"
             ))
         })?;
-    let applied = crate::engine::stored_position(row.get(0), format_args!("task {task}: ferry.apply_state.position"))?;
+    let applied = crate::engine::stored_position(row.get(0), format_args!("task {task}: {state}.position"))?;
     Ok((applied, row.get::<_, i64>(1) as u64))
+}
+
+/// The optional control tables' rows for a committing batch (see
+/// `ferry_common::control`), in its transaction.
+fn control_notes(c: &ControlTables, task: &str, end: Option<&Position>, note: &BatchNote) -> String {
+    let mut sql = String::new();
+    let task = quote_literal(task);
+    if c.status {
+        let position = end.map_or("NULL".into(), |p| quote_literal(&p.to_string()));
+        let source_time = match note.source_commit_secs {
+            Some(s) => format!("{}::timestamptz", quote_literal(&utc_text(s))),
+            None => "NULL".into(),
+        };
+        sql.push_str(&format!(
+            "INSERT INTO {t} AS s (task, status, status_time, applied_position, source_commit_time)
+             VALUES ({task}, 'CHANGE PROCESSING', now(), {position}, {source_time})
+             ON CONFLICT (task) DO UPDATE SET status = EXCLUDED.status, status_time = now(),
+               applied_position = coalesce(EXCLUDED.applied_position, s.applied_position),
+               source_commit_time = coalesce(EXCLUDED.source_commit_time, s.source_commit_time);",
+            t = c.table("task_status")
+        ));
+    }
+    if let (Some(slot), Some(minutes)) = (c.history_slot(note.now_secs), c.history_minutes) {
+        if note.changes > 0 || note.transactions > 0 {
+            sql.push_str(&format!(
+                "INSERT INTO {t} AS h (task, timeslot, timeslot_minutes, changes, transactions)
+                 VALUES ({task}, {slot}::timestamptz, {minutes}, {changes}, {txns})
+                 ON CONFLICT (task, timeslot) DO UPDATE SET changes = h.changes + EXCLUDED.changes,
+                   transactions = h.transactions + EXCLUDED.transactions;",
+                t = c.table("history"),
+                slot = quote_literal(&utc_text(slot)),
+                changes = note.changes,
+                txns = note.transactions,
+            ));
+        }
+    }
+    sql
+}
+
+/// Unix seconds as UTC text PostgreSQL reads as a `timestamptz`.
+fn utc_text(secs: i64) -> String {
+    let (y, mo, d, h, mi, s) = ferry_common::civil_utc(secs);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}+00")
 }
 
 /// PostgreSQL's SQL for applying changes.
@@ -152,13 +229,14 @@ impl ApplyDialect for PgDialect {
 /// The applier's session on a PostgreSQL target.
 pub(crate) struct PgChangeTarget {
     c: tokio_postgres::Client,
+    control: ControlTables,
     /// `session_replication_role = replica` took: no trigger or foreign
     /// key fires on the applier's writes.
     replica: bool,
 }
 
 impl PgChangeTarget {
-    pub async fn open(target: &Endpoint) -> Result<PgChangeTarget, ConnectorError> {
+    pub async fn open(target: &Endpoint, control: &ControlTables) -> Result<PgChangeTarget, ConnectorError> {
         let c = connect(target).await?;
         c.batch_execute("SET standard_conforming_strings = on")
             .await
@@ -171,7 +249,11 @@ impl PgChangeTarget {
                 false
             }
         };
-        Ok(PgChangeTarget { c, replica })
+        Ok(PgChangeTarget {
+            c,
+            replica,
+            control: control.clone(),
+        })
     }
 }
 
@@ -188,7 +270,7 @@ impl ChangeTarget for PgChangeTarget {
         &PgDialect
     }
     async fn take_over(&mut self, task: &str, epoch: i64) -> Result<(Option<Position>, u64), ConnectorError> {
-        take_over(&self.c, task, epoch).await
+        take_over(&self.c, &self.control, task, epoch).await
     }
     /// `FOR SHARE` conflicts with the `UPDATE` of a take-over (and of
     /// the fenced session's `record_position`, which runs once every lane
@@ -199,7 +281,10 @@ impl ChangeTarget for PgChangeTarget {
         let owner = self
             .c
             .query_opt(
-                "SELECT epoch FROM ferry.apply_state WHERE task = $1 FOR SHARE",
+                &format!(
+                    "SELECT epoch FROM {} WHERE task = $1 FOR SHARE",
+                    self.control.table("apply_state")
+                ),
                 &[&task],
             )
             .await
@@ -216,16 +301,27 @@ impl ChangeTarget for PgChangeTarget {
         epoch: i64,
         end: Option<&Position>,
         mark: i64,
+        note: &BatchNote,
     ) -> Result<bool, ConnectorError> {
+        let q = |e| classify("recording the applied position on the target", e);
         let n = self
             .c
             .execute(
-                "UPDATE ferry.apply_state SET position = coalesce($1, position), mark = greatest(mark, $2), updated_at = now()
+                &format!(
+                    "UPDATE {} SET position = coalesce($1, position), mark = greatest(mark, $2), updated_at = now()
                   WHERE task = $3 AND epoch = $4",
+                    self.control.table("apply_state")
+                ),
                 &[&end.map(|p| p.to_string()), &mark, &task, &epoch],
             )
             .await
-            .map_err(|e| classify("recording the applied position on the target", e))?;
+            .map_err(q)?;
+        if n == 1 {
+            let sql = control_notes(&self.control, task, end, note);
+            if !sql.is_empty() {
+                self.c.batch_execute(&sql).await.map_err(q)?;
+            }
+        }
         Ok(n == 1)
     }
     async fn commit(&mut self) -> Result<(), ConnectorError> {
@@ -243,7 +339,10 @@ impl ChangeTarget for PgChangeTarget {
         let tx = self.c.transaction().await.map_err(q)?;
         let owned = tx
             .execute(
-                "UPDATE ferry.apply_state SET updated_at = now() WHERE task = $1 AND epoch = $2",
+                &format!(
+                    "UPDATE {} SET updated_at = now() WHERE task = $1 AND epoch = $2",
+                    self.control.table("apply_state")
+                ),
                 &[&task, &epoch],
             )
             .await

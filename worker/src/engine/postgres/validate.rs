@@ -6,6 +6,7 @@ use super::read::TEXT_FORMS;
 use super::{classify, connect};
 use crate::engine::validation::{Checksum, ValidationReader};
 use crate::engine::ConnectorError;
+use ferry_common::control::ControlTables;
 use ferry_common::endpoint::Endpoint;
 use ferry_common::plan::SegmentBounds;
 use ferry_common::schema::{quote_ident, TableSchema};
@@ -14,12 +15,17 @@ use ferry_common::value::{Value, ValueError};
 use ferry_common::work::ValidationFailure;
 use futures::StreamExt;
 
-const FAILURES_DDL: &str = "CREATE SCHEMA IF NOT EXISTS ferry;
-CREATE TABLE IF NOT EXISTS ferry.validation_failures (
+fn failures_ddl(c: &ControlTables) -> String {
+    format!(
+        "CREATE SCHEMA IF NOT EXISTS {s};
+CREATE TABLE IF NOT EXISTS {s}.validation_failures (
     task text NOT NULL, table_owner text NOT NULL, table_name text NOT NULL, segment int NOT NULL,
     key text NOT NULL, failure_type text NOT NULL, details text NOT NULL,
     failure_time timestamptz NOT NULL DEFAULT now());
-CREATE INDEX IF NOT EXISTS validation_failures_task ON ferry.validation_failures (task, table_owner, table_name, segment);";
+CREATE INDEX IF NOT EXISTS validation_failures_task ON {s}.validation_failures (task, table_owner, table_name, segment);",
+        s = c.schema
+    )
+}
 
 /// Advisory lock key serializing the control table's creation.
 const DDL_LOCK: i64 = 0x6665_7272_7976;
@@ -140,6 +146,7 @@ impl ValidationReader for super::Postgres {
         &self,
         ep: &Endpoint,
         task: &str,
+        control: &ControlTables,
         table: &TableSchema,
         segment: u32,
         failures: &[ValidationFailure],
@@ -153,23 +160,28 @@ impl ValidationReader for super::Postgres {
         // NOT EXISTS can still collide in the catalog, so they take turns.
         client
             .batch_execute(&format!(
-                "BEGIN; SELECT pg_advisory_xact_lock({DDL_LOCK}); {FAILURES_DDL} COMMIT;"
+                "BEGIN; SELECT pg_advisory_xact_lock({DDL_LOCK}); {} COMMIT;",
+                failures_ddl(control)
             ))
             .await
             .map_err(|e| classify(&what, e))?;
         let txn = client.transaction().await.map_err(|e| classify(&what, e))?;
         let seg = segment as i32;
         txn.execute(
-            "DELETE FROM ferry.validation_failures WHERE task = $1 AND table_owner = $2 AND table_name = $3 AND segment = $4",
+            &format!(
+                "DELETE FROM {} WHERE task = $1 AND table_owner = $2 AND table_name = $3 AND segment = $4",
+                control.table("validation_failures")
+            ),
             &[&task, &table.schema, &table.name, &seg],
         )
         .await
         .map_err(|e| classify(&what, e))?;
         let insert = txn
-            .prepare(
-                "INSERT INTO ferry.validation_failures (task, table_owner, table_name, segment, key, failure_type, details) \
+            .prepare(&format!(
+                "INSERT INTO {} (task, table_owner, table_name, segment, key, failure_type, details) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
+                control.table("validation_failures")
+            ))
             .await
             .map_err(|e| classify(&what, e))?;
         for f in failures {

@@ -162,6 +162,11 @@ async fn control_schema_status_suspended_and_history_on_a_postgres_target() -> a
     // suspended tables with the restarted stream's first batch.
     m.query_drop("DELETE FROM app.t WHERE id = 3").await?;
     f.ok(&["task", "reload-table", "ctl", "t"]);
+    f.wait_until("t to be reloaded", Duration::from_secs(120), || {
+        f.status("ctl").is_some_and(|st| {
+            st["degraded"] == false && table_status(&st, "t")["state"] == "Table completed" && st["phase"] == "CDC"
+        })
+    });
     wait_caught_up(&f, "ctl");
     until("t's row to leave the suspended tables", "0", || {
         one("SELECT count(*)::text FROM dms_ctl.suspended_tables WHERE task = 'ctl'")

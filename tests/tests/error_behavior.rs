@@ -478,3 +478,37 @@ async fn data_and_table_error_escalation_mysql_to_postgres() -> anyhow::Result<(
     );
     Ok(())
 }
+
+/// A segment that recorded a row in the exceptions table and committed,
+/// whose worker died before reporting: the retry finds the segment loaded
+/// and reports the committed attempt's counts from its marker, so the
+/// table's exceptions still count the row (they read 0 before).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_committed_segments_exceptions_are_counted_when_its_worker_died() -> anyhow::Result<()> {
+    use mysql_async::prelude::Queryable;
+    let (my, pg, _p, mut m) = nul_sources(&["dead"]).await?;
+    m.query_drop("INSERT INTO dead.t VALUES (3, CONCAT('x', CHAR(0), 'y'))")
+        .await?;
+    // t's is then the only segment.
+    m.query_drop("DROP TABLE dead.ok").await?;
+    // Only the doomed worker at first, so that it surely takes the segment.
+    let mut f = Ferry::start(0, 3000, &[])?;
+    f.add_worker(&[("FERRY_FAILPOINT", "after-commit:60000")])?;
+    create_typed(&f, "dead", &my.url("dead"), &pg.url("dead_dst"), "full-load", "{}", &[]);
+    f.ok(&["task", "start", "dead"]);
+    let doomed = &f.workers[0];
+    f.wait_until("the worker to pause after a commit", Duration::from_secs(120), || {
+        doomed.log_text().contains("failpoint: pausing")
+    });
+    f.workers[0].kill9();
+    f.add_worker(&[])?;
+    let (ok, out, err) = f.ferry(&["task", "wait", "dead", "--for", "full-load", "--timeout", "300"]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        f.workers[1].log_text().contains("already committed"),
+        "no segment was found committed by the killed worker; the test proves nothing"
+    );
+    let st = f.status("dead").unwrap();
+    assert_eq!(table_status(&st, "t")["exceptions"], 1, "{st}");
+    Ok(())
+}

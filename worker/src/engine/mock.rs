@@ -10,7 +10,7 @@
 use super::source::Source;
 use super::target::{AnyChangeTarget, Segment, Target};
 use super::{ConnectorError, Progress, Run};
-use crate::pipeline::fence::{self, Attempt, Fenced, Marker, SegmentFence};
+use crate::pipeline::fence::{self, Attempt, Committed, Fenced, Marker, SegmentFence};
 use crate::pipeline::rows::{row_channel, Rows};
 use crate::schema::catalog::Catalog;
 use crate::schema::check::Check;
@@ -172,11 +172,12 @@ impl SegmentFence for Txn<'_> {
         Ok(Marker::Inserted)
     }
 
-    async fn read_marker(&mut self, a: &Attempt<'_>) -> Result<(Option<u64>, Option<Position>), ConnectorError> {
-        Ok((
-            self.mock.db().markers.get(&a.segment).copied(),
-            Some(Position::binlog(1, 7)),
-        ))
+    async fn read_marker(&mut self, a: &Attempt<'_>) -> Result<Committed, ConnectorError> {
+        Ok(Committed {
+            rows: self.mock.db().markers.get(&a.segment).copied(),
+            position: Some(Position::binlog(1, 7)),
+            ..Committed::default()
+        })
     }
 }
 

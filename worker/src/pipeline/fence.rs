@@ -53,7 +53,18 @@ pub(crate) trait SegmentFence {
     /// Inserts the segment's marker in a savepoint (see [`Marker`]).
     async fn insert_marker(&mut self, a: &Attempt<'_>) -> Result<Marker, ConnectorError>;
     /// The committed marker's row count and snapshot position.
-    async fn read_marker(&mut self, a: &Attempt<'_>) -> Result<(Option<u64>, Option<Position>), ConnectorError>;
+    async fn read_marker(&mut self, a: &Attempt<'_>) -> Result<Committed, ConnectorError>;
+}
+
+/// What a committed segment marker holds: the rows the attempt loaded, the
+/// rows it recorded as exceptions and with a cut LOB value (so that a retry
+/// reports the same counts), and the snapshot position.
+#[derive(Debug, Default)]
+pub(crate) struct Committed {
+    pub rows: Option<u64>,
+    pub exceptions: u64,
+    pub truncated: u64,
+    pub position: Option<Position>,
 }
 
 /// One segment attempt, as the fence sees it.
@@ -92,18 +103,18 @@ pub(crate) async fn take(f: &mut impl SegmentFence, a: &Attempt<'_>) -> Result<F
     match f.insert_marker(a).await? {
         Marker::Inserted => Ok(Fenced::Proceed),
         Marker::Taken => {
-            let (rows, position) = f.read_marker(a).await?;
+            let done = f.read_marker(a).await?;
             tracing::info!(
                 table = a.table,
                 segment = a.segment,
                 "segment already committed by an earlier attempt; not copying again"
             );
             Ok(Fenced::AlreadyLoaded(WorkResult::Loaded {
-                rows: rows.unwrap_or(0),
+                rows: done.rows.unwrap_or(0),
                 already_loaded: true,
-                exceptions: 0,
-                truncated: 0,
-                position,
+                exceptions: done.exceptions,
+                truncated: done.truncated,
+                position: done.position,
             }))
         }
     }

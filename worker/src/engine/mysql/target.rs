@@ -26,6 +26,7 @@ pub(crate) fn control_ddl(c: &ControlTables) -> Vec<String> {
         task VARCHAR(128) NOT NULL, table_name VARCHAR(512) NOT NULL, segment INT NOT NULL,
         epoch BIGINT NOT NULL, `rows` BIGINT NULL, position TEXT NULL,
         loaded_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+        exceptions BIGINT NOT NULL DEFAULT 0, truncated BIGINT NOT NULL DEFAULT 0,
         PRIMARY KEY (task, table_name, segment)) ENGINE=InnoDB"
         ),
         format!(

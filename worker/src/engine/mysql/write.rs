@@ -18,11 +18,10 @@ use super::target::control_ddl;
 use super::{classify, encode};
 use crate::engine::target::Segment;
 use crate::engine::{on_target, ConnectorError, Progress, Run};
-use crate::pipeline::fence::{self, Attempt, Marker, SegmentFence};
+use crate::pipeline::fence::{self, Attempt, Committed, Marker, SegmentFence};
 use crate::pipeline::rows::{exception_limit, too_many_exceptions, Rows};
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::plan::SegmentBounds;
-use ferry_common::position::Position;
 use ferry_common::schema::*;
 use ferry_common::settings::TargetTablePrepMode;
 use ferry_common::work::WorkResult;
@@ -93,6 +92,7 @@ pub async fn prepare(
     for ddl in control_ddl(&run.control) {
         exec(&mut c, &ddl, "creating Ferry's control tables on the target").await?;
     }
+    upgrade_control_tables(&mut c, &run.control).await?;
     for schema in &s.schemas {
         exec(
             &mut c,
@@ -143,6 +143,30 @@ pub async fn prepare(
                 .await
                 .map_err(|e| classify(format!("clearing {markers}"), e))?;
         }
+    }
+    Ok(())
+}
+
+/// Adds what later versions keep in the control tables to tables an earlier
+/// one created (MySQL 8 has no `ADD COLUMN IF NOT EXISTS`).
+async fn upgrade_control_tables(
+    c: &mut Conn,
+    control: &ferry_common::control::ControlTables,
+) -> Result<(), ConnectorError> {
+    let has: Option<u64> = c
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.COLUMNS
+              WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'segment_loads' AND COLUMN_NAME = 'exceptions'",
+            (&control.schema,),
+        )
+        .await
+        .map_err(|e| classify("reading Ferry's control tables on the target", e))?;
+    if has == Some(0) {
+        let alter = format!(
+            "ALTER TABLE {} ADD COLUMN exceptions BIGINT NOT NULL DEFAULT 0, ADD COLUMN truncated BIGINT NOT NULL DEFAULT 0",
+            control.table("segment_loads")
+        );
+        exec(c, &alter, "adding the exception counts to Ferry's segment markers").await?;
     }
     Ok(())
 }
@@ -371,10 +395,17 @@ pub async fn load_rows(
     }
     c.exec_drop(
         format!(
-            "UPDATE {} SET `rows` = ? WHERE task = ? AND table_name = ? AND segment = ?",
+            "UPDATE {} SET `rows` = ?, exceptions = ?, truncated = ? WHERE task = ? AND table_name = ? AND segment = ?",
             run.control.table("segment_loads")
         ),
-        (loaded, task.clone(), table_key.clone(), segment),
+        (
+            loaded,
+            exceptions.len() as u64,
+            cuts.len() as u64,
+            task.clone(),
+            table_key.clone(),
+            segment,
+        ),
     )
     .await
     .map_err(q("updating segment marker"))?;
@@ -684,20 +715,27 @@ impl SegmentFence for Conn {
         }
     }
 
-    async fn read_marker(&mut self, a: &Attempt<'_>) -> Result<(Option<u64>, Option<Position>), ConnectorError> {
+    async fn read_marker(&mut self, a: &Attempt<'_>) -> Result<Committed, ConnectorError> {
         let (task, table, segment, markers) = (a.task, a.table, a.segment, a.control.table("segment_loads"));
-        let marker: Option<(Option<i64>, Option<String>)> = self
+        let marker: Option<(Option<i64>, Option<String>, i64, i64)> = self
             .exec_first(
-                format!("SELECT `rows`, position FROM {markers} WHERE task = ? AND table_name = ? AND segment = ?"),
+                format!(
+                    "SELECT `rows`, position, exceptions, truncated FROM {markers} WHERE task = ? AND table_name = ? AND segment = ?"
+                ),
                 (task, table, segment),
             )
             .await
             .map_err(|e| classify(format!("table {table} segment {segment}: reading segment marker"), e))?;
-        let (rows, position) = marker.unwrap_or((None, None));
+        let (rows, position, exceptions, truncated) = marker.unwrap_or((None, None, 0, 0));
         let position = crate::engine::stored_position(
             position,
             format_args!("table {table} segment {segment}: {markers}.position"),
         )?;
-        Ok((rows.map(|r| r as u64), position))
+        Ok(Committed {
+            rows: rows.map(|r| r as u64),
+            exceptions: exceptions as u64,
+            truncated: truncated as u64,
+            position,
+        })
     }
 }

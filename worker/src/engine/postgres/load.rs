@@ -33,7 +33,7 @@ use super::{classify, connect};
 use crate::engine::target::Segment;
 use crate::engine::{on_target, ConnectorError, Progress, Run};
 use crate::failpoint;
-use crate::pipeline::fence::{self, Attempt, Marker, SegmentFence};
+use crate::pipeline::fence::{self, Attempt, Committed, Marker, SegmentFence};
 use crate::pipeline::rows::{exception_limit, too_many_exceptions, Rows};
 use ferry_common::endpoint::{Endpoint, Engine};
 use ferry_common::plan::{KeyColumn, SegmentBounds};
@@ -331,15 +331,17 @@ async fn unstage(
     Ok(Some(n))
 }
 
-/// Records the row count in the marker and commits data and marker together.
+/// Records the counts in the marker and commits data and marker together:
+/// `rows` loaded, `recorded` (exceptions, cut rows) in the exceptions table.
 async fn finish(
     run: &Run,
     tx: tokio_postgres::Transaction<'_>,
     t: &TableSchema,
     seg: &Segment<'_>,
-    rows: u64,
+    (rows, recorded): (u64, (u64, u64)),
     position: Option<Position>,
 ) -> Result<WorkResult, ConnectorError> {
+    let (exceptions, truncated) = recorded;
     let segment = seg.number;
     let ctx = |what: &str| format!("table {} segment {segment}: {what}", t.display_name());
     if let Some(moved) = unstage(&tx, t, seg).await? {
@@ -351,10 +353,18 @@ async fn finish(
     }
     tx.execute(
         &format!(
-            "UPDATE {} SET rows = $4 WHERE task = $1 AND table_name = $2 AND segment = $3",
+            "UPDATE {} SET rows = $4, exceptions = $5, truncated = $6
+              WHERE task = $1 AND table_name = $2 AND segment = $3",
             run.control.table("segment_loads")
         ),
-        &[&run.task, &t.qualified(), &(segment as i32), &(rows as i64)],
+        &[
+            &run.task,
+            &t.qualified(),
+            &(segment as i32),
+            &(rows as i64),
+            &(exceptions as i64),
+            &(truncated as i64),
+        ],
     )
     .await
     .map_err(|e| classify(ctx("updating segment marker"), e))?;
@@ -367,8 +377,8 @@ async fn finish(
     Ok(WorkResult::Loaded {
         rows,
         already_loaded: false,
-        exceptions: 0,
-        truncated: 0,
+        exceptions,
+        truncated,
         position,
     })
 }
@@ -502,7 +512,7 @@ pub async fn load_segment(
         ))));
     }
     progress.store(rows, Ordering::Relaxed);
-    finish(run, tx, &on, &seg, rows, None).await
+    finish(run, tx, &on, &seg, (rows, (0, 0)), None).await
 }
 
 /// Another engine to PostgreSQL: rows of the value model, encoded as text
@@ -606,17 +616,8 @@ pub async fn load_rows(
     if !cuts.is_empty() {
         tracing::warn!(table = %name, segment, rows = cuts.len(), "LOB values cut to the task's limit; recorded in the control schema's apply_exceptions");
     }
-    let mut result = finish(run, tx, t, &seg, copied, seg.position.clone()).await?;
-    if let WorkResult::Loaded {
-        exceptions: n,
-        truncated,
-        ..
-    } = &mut result
-    {
-        *n = exceptions.len() as u64;
-        *truncated = cuts.len() as u64;
-    }
-    Ok(result)
+    let recorded = (exceptions.len() as u64, cuts.len() as u64);
+    finish(run, tx, t, &seg, (copied, recorded), seg.position.clone()).await
 }
 
 /// The segment fence's primitives in a PostgreSQL target transaction.
@@ -674,11 +675,14 @@ impl SegmentFence for tokio_postgres::Transaction<'_> {
         }
     }
 
-    async fn read_marker(&mut self, a: &Attempt<'_>) -> Result<(Option<u64>, Option<Position>), ConnectorError> {
+    async fn read_marker(&mut self, a: &Attempt<'_>) -> Result<Committed, ConnectorError> {
         let (task, table, segment, markers) = (a.task, a.table, a.segment, a.control.table("segment_loads"));
         let marker = self
             .query_one(
-                &format!("SELECT rows, position FROM {markers} WHERE task = $1 AND table_name = $2 AND segment = $3"),
+                &format!(
+                    "SELECT rows, position, exceptions, truncated FROM {markers}
+                      WHERE task = $1 AND table_name = $2 AND segment = $3"
+                ),
                 &[&task, &table, &(segment as i32)],
             )
             .await
@@ -688,7 +692,12 @@ impl SegmentFence for tokio_postgres::Transaction<'_> {
             marker.get(1),
             format_args!("table {table} segment {segment}: {markers}.position"),
         )?;
-        Ok((rows.map(|r| r as u64), position))
+        Ok(Committed {
+            rows: rows.map(|r| r as u64),
+            exceptions: marker.get::<_, i64>(2) as u64,
+            truncated: marker.get::<_, i64>(3) as u64,
+            position,
+        })
     }
 }
 

@@ -22,7 +22,17 @@ pub fn control_ddl(c: &ControlTables) -> String {
 CREATE TABLE IF NOT EXISTS {s}.segment_loads (
     task text NOT NULL, table_name text NOT NULL, segment int NOT NULL,
     epoch bigint NOT NULL, rows bigint, position text, loaded_at timestamptz NOT NULL DEFAULT now(),
+    exceptions bigint NOT NULL DEFAULT 0, truncated bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (task, table_name, segment));
+DO $$ BEGIN
+  -- Tables an earlier version created; checked first, since even a no-op
+  -- ALTER would queue behind other tasks' open segment transactions.
+  IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                  WHERE table_schema = '{s}' AND table_name = 'segment_loads' AND column_name = 'exceptions') THEN
+    ALTER TABLE {s}.segment_loads ADD COLUMN exceptions bigint NOT NULL DEFAULT 0,
+      ADD COLUMN truncated bigint NOT NULL DEFAULT 0;
+  END IF;
+END $$;
 CREATE TABLE IF NOT EXISTS {s}.table_loads (
     task text NOT NULL, table_name text NOT NULL, gen bigint NOT NULL,
     PRIMARY KEY (task, table_name));

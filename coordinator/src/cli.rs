@@ -384,12 +384,15 @@ pub async fn run(link: &ClientLink, cmd: TaskCmd) -> anyhow::Result<()> {
                         progress.update(&st);
                         if completed && t.state == "completed" {
                             progress.finish();
+                            // A table set aside (SUSPEND_TABLE) is not migrated.
+                            refuse_degraded(&name, &st, "completed without them")?;
                             println!("task {name}: completed");
                             print_failed_objects(&st);
                             return Ok(());
                         }
                         if !caught_up && !completed && (st.full_load_done || t.state == "completed") {
                             progress.finish();
+                            refuse_degraded(&name, &st, "the full load is not complete")?;
                             println!("task {name}: full load complete ({} rows)", t.rows_loaded);
                             print_failed_objects(&st);
                             return Ok(());

@@ -946,6 +946,7 @@ impl Worker for WorkerService {
                     epoch,
                     error: r.error,
                     retryable: r.retryable,
+                    suspend_table: r.suspend_table,
                     now_ms: ferry_common::now_ms(),
                 })
                 .await?,

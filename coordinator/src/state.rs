@@ -435,6 +435,10 @@ pub struct Task {
     /// transaction committed after it, and the task with it (cleared then).
     #[serde(default)]
     pub cdc_stop: Option<CdcStop>,
+    /// Tables a SUSPEND_TABLE policy stopped during their full load, with
+    /// the reason (see [`Task::suspend_load`]).
+    #[serde(default)]
+    pub load_errors: BTreeMap<usize, String>,
 }
 
 /// The progress of a stop after the full load
@@ -657,6 +661,10 @@ pub enum Request {
         epoch: u64,
         error: String,
         retryable: bool,
+        /// A SUSPEND_TABLE policy stopped the unit's table (see
+        /// [`Task::suspend_load`]).
+        #[serde(default)]
+        suspend_table: bool,
         now_ms: u64,
     },
     ExpireLeases {
@@ -854,6 +862,7 @@ impl State {
                         recreated: BTreeSet::new(),
                         switch: None,
                         load_stop: LoadStop::Ahead,
+                        load_errors: BTreeMap::new(),
                         cdc_stop,
                     },
                 );
@@ -1110,6 +1119,7 @@ impl State {
                 epoch,
                 error,
                 retryable,
+                suspend_table,
                 now_ms,
             } => match self.lease(assignment, epoch) {
                 Err(e) => e,
@@ -1137,6 +1147,13 @@ impl State {
                         // The operator sees it in `ferry cutover`; the
                         // migration itself goes on.
                         u.state = UnitState::Failed { error: error.clone() };
+                    } else if let (true, UnitKind::Load { table, .. }) = (suspend_table, u.kind) {
+                        for id in t.suspend_load(table, format!("{what}: {error}"), now_ms) {
+                            self.leases.remove(&id);
+                        }
+                        if t.state == TaskState::Failed {
+                            self.revoke_task(&task);
+                        }
                     } else {
                         u.state = UnitState::Failed { error: error.clone() };
                         t.state = TaskState::Failed;
@@ -2550,7 +2567,59 @@ impl Task {
         if let Some(c) = self.cdc.as_mut() {
             c.table_errors.remove(&shown);
         }
+        self.load_errors.remove(&table);
         tracing::info!(task = %self.spec.name, table = %shown, reshape, "table queued for reload");
+    }
+
+    /// DataErrorPolicy or DataTruncationErrorPolicy SUSPEND_TABLE stopped a
+    /// segment of `table` during the full load: the table's load stops
+    /// where it is (segments committed so far stay on the target), the
+    /// table is in `Table error` with `why`, and the task goes on without
+    /// it — its PostData and validation are skipped, and with CDC its
+    /// changes are held back, as for a table suspended in CDC, until `ferry
+    /// task reload-table` loads it again. Under TableErrorPolicy STOP_TASK
+    /// the task fails instead. Returns the assignments of the table's
+    /// units that were still running (and of the snapshot holder, once
+    /// nothing else loads), whose leases end.
+    fn suspend_load(&mut self, table: usize, why: String, now_ms: u64) -> Vec<u64> {
+        if self.spec.settings.table_errors == ErrorAction::StopTask {
+            self.fail(format!("{why} (TableErrorPolicy STOP_TASK stops the task)"), now_ms);
+            return vec![];
+        }
+        let name = self
+            .schema
+            .as_ref()
+            .and_then(|s| s.tables.get(table))
+            .map(|t| t.display_name())
+            .unwrap_or_default();
+        let mut running = vec![];
+        for u in self.units.iter_mut() {
+            let ours = match u.kind {
+                UnitKind::Load { table: t, .. }
+                | UnitKind::PostData { table: t }
+                | UnitKind::Validate { table: t, .. } => t == table,
+                _ => false,
+            };
+            if ours && u.state != UnitState::Done {
+                if let UnitState::Running { assignment, .. } = u.state {
+                    running.push(assignment);
+                }
+                u.state = UnitState::Done;
+            }
+        }
+        tracing::warn!(task = %self.spec.name, table = %name, error = %why, "table suspended during its full load");
+        if let Some(c) = self.cdc.as_mut() {
+            c.table_errors.insert(name, why.clone());
+        }
+        self.load_errors.insert(table, why);
+        self.escalate(false, now_ms);
+        // The other tables may all be loaded now.
+        running.extend(self.release_snapshot_if_loaded());
+        if self.state == TaskState::Running && self.units.iter().all(|u| u.state == UnitState::Done) {
+            self.state = TaskState::Completed;
+            self.finished_at_ms = now_ms;
+        }
+        running
     }
 
     /// ErrorBehavior escalations, checked whenever rows the target could not
@@ -2678,6 +2747,9 @@ impl Task {
                 _ => {}
             }
         }
+        if let Some(why) = self.load_errors.get(&table) {
+            error = Some(why.clone());
+        }
         let state = if self.spec.settings.validation.only {
             "Validation only"
         } else if error.is_some() {
@@ -2728,7 +2800,10 @@ impl Task {
                 _ => v.pending += 1,
             }
         }
-        v.state = if units == 0 {
+        v.state = if self.load_errors.contains_key(&table) {
+            // Its units were set aside, not run.
+            "Suspended"
+        } else if units == 0 {
             if self.schema.is_some() {
                 "No primary key"
             } else {

@@ -422,6 +422,7 @@ fn work_settled_by_a_drop_ignores_its_late_report() {
         epoch: g.epoch,
         error: "relation does not exist".into(),
         retryable: false,
+        suspend_table: false,
         now_ms: m.now,
     });
     assert!(matches!(failed, Response::Ok | Response::Fenced(_)), "{failed:?}");
@@ -640,6 +641,7 @@ fn a_failed_step_is_entered_again_on_resume_and_an_abandon_unfreezes() {
             epoch: g.epoch,
             error: "permission denied".into(),
             retryable: false,
+            suspend_table: false,
             now_ms: m.now,
         }),
         Response::Ok
@@ -890,4 +892,69 @@ fn a_stream_that_reaches_its_stop_position_stops_the_task_until_started_again() 
         cdc_stop: Some(stop),
     });
     assert!(matches!(refused, Response::Error(e) if e.contains("full-load task")));
+}
+
+/// DataErrorPolicy SUSPEND_TABLE during the full load (a segment failing
+/// with `suspend_table`): the table's other units are set aside, it is in
+/// `Table error`, and the full-load task completes without it; under
+/// TableErrorPolicy STOP_TASK the same report fails the task.
+#[test]
+fn a_table_suspended_in_its_full_load_is_set_aside_and_the_task_goes_on() {
+    for stop_task in [false, true] {
+        let mut m = Machine::new();
+        let mut s = spec("sl", MigrationType::FullLoad);
+        if stop_task {
+            s.settings.table_errors = ErrorAction::StopTask;
+        }
+        m.create(s);
+        let sch = schema(&["bad", "good"]);
+        let mut suspended = false;
+        while let Some(g) = m.grant() {
+            let result = match *g.work {
+                Work::Introspect { .. } => WorkResult::Introspected(sch.clone()),
+                Work::LoadSegment { ref table, .. } if table.name == "bad" && !suspended => {
+                    suspended = true;
+                    let r = m.apply(Request::Fail {
+                        assignment: g.id,
+                        epoch: g.epoch,
+                        error: "a row cannot be stored; DataErrorPolicy SUSPEND_TABLE stops at the first".into(),
+                        retryable: false,
+                        suspend_table: true,
+                        now_ms: m.now,
+                    });
+                    assert_eq!(r, Response::Ok);
+                    continue;
+                }
+                Work::LoadSegment { ref table, .. } => {
+                    assert_eq!(table.name, "good", "a suspended table's segment was granted");
+                    loaded(10)
+                }
+                Work::PostData { ref table, .. } => {
+                    assert_eq!(table.name, "good", "a suspended table got its indexes");
+                    WorkResult::Done
+                }
+                _ => WorkResult::Done,
+            };
+            assert_eq!(m.complete(&g, result), Response::Ok, "{}", g.work.kind());
+        }
+        assert!(suspended);
+        let t = m.task("sl");
+        if stop_task {
+            assert_eq!(t.state, TaskState::Failed);
+            assert!(
+                t.error
+                    .as_deref()
+                    .unwrap_or_default()
+                    .contains("TableErrorPolicy STOP_TASK"),
+                "{:?}",
+                t.error
+            );
+            continue;
+        }
+        assert_eq!(t.state, TaskState::Completed);
+        let (state, _, _, _, error) = t.table_progress(0);
+        assert_eq!(state, "Table error");
+        assert!(error.unwrap_or_default().contains("SUSPEND_TABLE"));
+        assert_eq!(t.table_progress(1).0, "Table completed");
+    }
 }

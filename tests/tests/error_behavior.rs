@@ -512,3 +512,82 @@ async fn a_committed_segments_exceptions_are_counted_when_its_worker_died() -> a
     assert_eq!(table_status(&st, "t")["exceptions"], 1, "{st}");
     Ok(())
 }
+
+/// `DataErrorPolicy: SUSPEND_TABLE` during the full load sets the table
+/// aside, not the task: the table is in `Table error` with the row's reason,
+/// the other table loads, and `task wait` refuses to call the load
+/// complete. With CDC the stream runs without the table, holding its
+/// changes back, until the row is fixed on the source and `task
+/// reload-table` loads it again, exactly.
+#[tokio::test(flavor = "multi_thread")]
+async fn suspend_table_during_the_full_load_sets_the_table_aside() -> anyhow::Result<()> {
+    use ferry_tests::compare::pg_rows;
+    use mysql_async::prelude::Queryable;
+    let (my, pg, _p, mut m) = nul_sources(&["sl", "slc"]).await?;
+    for db in ["sl", "slc"] {
+        m.query_drop(format!("INSERT INTO {db}.t VALUES (3, CONCAT('x', CHAR(0), 'y'))"))
+            .await?;
+    }
+    let f = Ferry::start(2, 5000, &[])?;
+    let settings = r#"{"ErrorBehavior": {"DataErrorPolicy": "SUSPEND_TABLE"}}"#;
+
+    // Full load only: ok completes, t is in error, the wait says so.
+    create_typed(&f, "susp", &my.url("sl"), &pg.url("sl_dst"), "full-load", settings, &[]);
+    f.ok(&["task", "start", "susp"]);
+    let (ok, out, err) = f.ferry(&["task", "wait", "susp", "--for", "full-load", "--timeout", "120"]);
+    assert!(!ok, "a load with a table set aside was called complete: {out}");
+    assert!(
+        err.contains("degraded") && err.contains("sl.t") && err.contains("DataErrorPolicy SUSPEND_TABLE"),
+        "{err}"
+    );
+    let st = f.status("susp").unwrap();
+    assert_ne!(st["state"], "failed", "{st}");
+    assert_eq!(table_status(&st, "t")["state"], "Table error", "{st}");
+    assert_eq!(table_status(&st, "ok")["state"], "Table completed", "{st}");
+    let d = pg.client("sl_dst").await?;
+    assert_eq!(
+        pg_rows(&d, "SELECT count(*)::text FROM sl.ok").await?[0][0].as_deref(),
+        Some("1")
+    );
+
+    // Full load and CDC: the stream goes on without t until it is reloaded.
+    create_typed(
+        &f,
+        "suspc",
+        &my.url("slc"),
+        &pg.url("slc_dst"),
+        "full-load-and-cdc",
+        settings,
+        &[],
+    );
+    f.ok(&["task", "start", "suspc"]);
+    f.wait_until("the stream to run without t", Duration::from_secs(120), || {
+        f.status("suspc")
+            .is_some_and(|st| st["phase"] == "CDC" && table_status(&st, "t")["state"] == "Table error")
+    });
+    m.query_drop("INSERT INTO slc.t VALUES (4, 'later')").await?;
+    m.query_drop("INSERT INTO slc.ok VALUES (2)").await?;
+    let d = pg.client("slc_dst").await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while pg_rows(&d, "SELECT count(*)::text FROM slc.ok").await?[0][0].as_deref() != Some("2") {
+        assert!(std::time::Instant::now() < deadline, "ok's change did not arrive");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let held = pg_rows(&d, "SELECT count(*)::text FROM slc.t WHERE id = 4").await?;
+    assert_eq!(
+        held[0][0].as_deref(),
+        Some("0"),
+        "t's change was applied while t is in error"
+    );
+    m.query_drop("DELETE FROM slc.t WHERE id = 3").await?;
+    f.ok(&["task", "reload-table", "suspc", "t"]);
+    f.wait_until("t to be reloaded", Duration::from_secs(120), || {
+        f.status("suspc").is_some_and(|st| {
+            st["degraded"] == false && table_status(&st, "t")["state"] == "Table completed" && st["phase"] == "CDC"
+        })
+    });
+    wait_caught_up(&f, "suspc");
+    let rows = pg_rows(&d, "SELECT string_agg(id::text, ',' ORDER BY id) FROM slc.t").await?;
+    assert_eq!(rows[0][0].as_deref(), Some("1,2,4"));
+    Ok(())
+}

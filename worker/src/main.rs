@@ -470,6 +470,7 @@ async fn run_assignment(
                     assignment: Some(aref),
                     error: format!("worker cannot decode assignment {}: {e}", a.id),
                     retryable: false,
+                    suspend_table: false,
                 })
                 .await;
             return;
@@ -586,6 +587,7 @@ async fn report(client: &mut WorkerClient<Link>, aref: pb::AssignmentRef, result
                         assignment: Some(aref),
                         error: e.to_string(),
                         retryable: matches!(e, ConnectorError::Transient(_)),
+                        suspend_table: matches!(e, ConnectorError::SuspendTable(_)),
                     })
                     .await
             }

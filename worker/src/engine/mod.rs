@@ -61,9 +61,24 @@ pub enum ConnectorError {
     /// can run what it waits for.
     #[error("{0}")]
     HandBack(String),
+    /// A policy stops this table, not the task (DataErrorPolicy or
+    /// DataTruncationErrorPolicy SUSPEND_TABLE during the full load): the
+    /// coordinator puts the table in `Table error` and the task goes on.
+    #[error("{0}")]
+    SuspendTable(String),
 }
 
 impl ConnectorError {
+    /// What a row that `policy` (an [`ErrorAction`] that stops) refuses
+    /// during the full load fails with: its table under SUSPEND_TABLE, the
+    /// task otherwise.
+    pub fn stopped_by(policy: ferry_common::settings::ErrorAction, why: String) -> ConnectorError {
+        match policy {
+            ferry_common::settings::ErrorAction::SuspendTable => ConnectorError::SuspendTable(why),
+            _ => ConnectorError::Definite(why),
+        }
+    }
+
     pub fn retryable(&self) -> bool {
         matches!(self, ConnectorError::Transient(_) | ConnectorError::HandBack(_))
     }

@@ -218,10 +218,8 @@ fn cut_lobs(rows: Rows, cut: RowCut, source: &TableSchema, t: &TableSchema, segm
             }
             let image = key_image(key.iter().map(|&i| (names[i].as_str(), &values[i])));
             if cut.on_truncation.stops() {
-                return Err(ConnectorError::Definite(format!(
-                    "{ctx}: {}",
-                    cut.stop_reason(&done, &image)
-                )));
+                let why = format!("{ctx}: {}", cut.stop_reason(&done, &image));
+                return Err(ConnectorError::stopped_by(cut.on_truncation, why));
             }
             cuts.lock()
                 .unwrap_or_else(|p| p.into_inner())

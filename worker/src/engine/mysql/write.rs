@@ -332,10 +332,10 @@ pub async fn load_rows(
     if exceptions.len() > exception_limit(seg.data_errors) {
         let (image, reason) = exceptions.pop().unwrap_or_default();
         let last = crate::pipeline::rows::Rejected { image, reason };
-        return Err(ConnectorError::Definite(ctx(&too_many_exceptions(
+        return Err(ConnectorError::stopped_by(
             seg.data_errors,
-            &last,
-        ))));
+            ctx(&too_many_exceptions(seg.data_errors, &last)),
+        ));
     }
     let load = load.map_err(q("LOAD DATA on target"))?;
     // REPLACE counts a replaced row twice in the affected rows; the info

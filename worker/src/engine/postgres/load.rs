@@ -556,7 +556,8 @@ pub async fn load_rows(
                 Ok(()) => sent += 1,
                 Err(r) => {
                     if exceptions.len() >= exception_limit(seg.data_errors) {
-                        return Err(ConnectorError::Definite(ctx(&too_many_exceptions(seg.data_errors, &r))));
+                        let why = ctx(&too_many_exceptions(seg.data_errors, &r));
+                        return Err(ConnectorError::stopped_by(seg.data_errors, why));
                     }
                     exceptions.push((r.image, r.reason));
                 }

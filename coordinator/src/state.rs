@@ -1148,7 +1148,9 @@ impl State {
                         // migration itself goes on.
                         u.state = UnitState::Failed { error: error.clone() };
                     } else if let (true, UnitKind::Load { table, .. }) = (suspend_table, u.kind) {
-                        for id in t.suspend_load(table, format!("{what}: {error}"), now_ms) {
+                        let mut ended = t.suspend_load(table, format!("{what}: {error}"), now_ms);
+                        ended.extend(t.release_snapshot_if_loaded());
+                        for id in ended {
                             self.leases.remove(&id);
                         }
                         if t.state == TaskState::Failed {
@@ -2579,8 +2581,8 @@ impl Task {
     /// changes are held back, as for a table suspended in CDC, until `ferry
     /// task reload-table` loads it again. Under TableErrorPolicy STOP_TASK
     /// the task fails instead. Returns the assignments of the table's
-    /// units that were still running (and of the snapshot holder, once
-    /// nothing else loads), whose leases end.
+    /// units that were still running, whose leases end (the caller then
+    /// releases the snapshot holder if nothing else loads).
     fn suspend_load(&mut self, table: usize, why: String, now_ms: u64) -> Vec<u64> {
         if self.spec.settings.table_errors == ErrorAction::StopTask {
             self.fail(format!("{why} (TableErrorPolicy STOP_TASK stops the task)"), now_ms);
@@ -2613,22 +2615,17 @@ impl Task {
         }
         self.load_errors.insert(table, why);
         self.escalate(false, now_ms);
-        // The other tables may all be loaded now.
-        running.extend(self.release_snapshot_if_loaded());
-        if self.state == TaskState::Running && self.units.iter().all(|u| u.state == UnitState::Done) {
-            self.state = TaskState::Completed;
-            self.finished_at_ms = now_ms;
-        }
+        // Finalize, at least, is still to come: it waited for this load.
         running
     }
 
     /// ErrorBehavior escalations, checked whenever rows the target could not
     /// store or tables in error are counted (a load's result, a stream's
     /// report). `DataErrorEscalationCount`: a table with that many rows in
-    /// `ferry.apply_exceptions` is suspended (SUSPEND_TABLE: `Table error`,
-    /// and the stream, restarted, leaves it out — true is returned for
-    /// that) or fails the task (STOP_TASK; and SUSPEND_TABLE from a load's
-    /// result: Ferry cannot set one table's full load aside).
+    /// the exceptions table is suspended (SUSPEND_TABLE: `Table error`, and
+    /// the stream, restarted, leaves it out — true is returned for that;
+    /// from a load's result, [`Task::suspend_load`]) or fails the task
+    /// (STOP_TASK).
     /// `TableErrorEscalationCount`: that many tables in error fail the task.
     fn escalate(&mut self, streaming: bool, now_ms: u64) -> bool {
         if !self.is_active() {
@@ -2639,13 +2636,15 @@ impl Task {
         let exceptions_table = settings.control.table("apply_exceptions");
         let mut restart = false;
         if let (Some(esc), Some(schema)) = (data, self.schema.as_ref()) {
-            let over: Vec<(String, u64)> = (0..schema.tables.len())
-                .map(|t| (schema.tables[t].display_name(), self.table_exceptions(t)))
-                .filter(|(name, n)| {
-                    *n >= esc.count && !self.cdc.as_ref().is_some_and(|c| c.table_errors.contains_key(name))
+            let over: Vec<(usize, String, u64)> = (0..schema.tables.len())
+                .map(|t| (t, schema.tables[t].display_name(), self.table_exceptions(t)))
+                .filter(|(t, name, n)| {
+                    *n >= esc.count
+                        && !self.load_errors.contains_key(t)
+                        && !self.cdc.as_ref().is_some_and(|c| c.table_errors.contains_key(name))
                 })
                 .collect();
-            for (name, n) in over {
+            for (table, name, n) in over {
                 let why = format!(
                     "table {name}: {n} rows the target could not store (see {}) reached DataErrorEscalationCount {} (DataErrorEscalationPolicy {})",
                     exceptions_table,
@@ -2657,6 +2656,15 @@ impl Task {
                         tracing::warn!(task = %self.spec.name, table = %name, "{why}: table suspended");
                         cdc.table_errors.insert(name, why);
                         restart = true;
+                    }
+                    // From a load's result: its table's load is set aside.
+                    // Its segments still running finish unheard (their
+                    // units are settled); their leases end when they report.
+                    (ErrorAction::SuspendTable, _) if !streaming => {
+                        self.suspend_load(table, why, now_ms);
+                        if !self.is_active() {
+                            return false;
+                        }
                     }
                     _ => {
                         self.fail(why, now_ms);

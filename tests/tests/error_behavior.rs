@@ -392,6 +392,30 @@ async fn data_and_table_error_escalation_mysql_to_postgres() -> anyhow::Result<(
         error.contains("e1.t") && error.contains("DataErrorEscalationCount 2"),
         "{st}"
     );
+    // The same under SUSPEND_TABLE (the default): the table is set aside.
+    pg.client("postgres")
+        .await?
+        .batch_execute("CREATE DATABASE e1s_dst")
+        .await?;
+    create_typed(
+        &f,
+        "loadsusp",
+        &my.url("e1"),
+        &pg.url("e1s_dst"),
+        "full-load",
+        r#"{"ErrorBehavior": {"DataErrorEscalationCount": 2}}"#,
+        &[],
+    );
+    f.ok(&["task", "start", "loadsusp"]);
+    let (ok, out, err) = f.ferry(&["task", "wait", "loadsusp", "--for", "full-load", "--timeout", "120"]);
+    assert!(
+        !ok && err.contains("e1.t") && err.contains("DataErrorEscalationCount 2"),
+        "{out}{err}"
+    );
+    let st = f.status("loadsusp").unwrap();
+    assert_ne!(st["state"], "failed", "{st}");
+    assert_eq!(table_status(&st, "t")["state"], "Table error", "{st}");
+    assert_eq!(table_status(&st, "ok")["state"], "Table completed", "{st}");
 
     // CDC: below the count the table goes on; at it, it is suspended.
     create_typed(

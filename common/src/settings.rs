@@ -162,8 +162,8 @@ pub enum ErrorAction {
     LogError,
     /// As LOG_ERROR in Ferry: a skipped row is always recorded and counted.
     IgnoreRecord,
-    /// Stop the table (a CDC table goes to `Table error`; during the full
-    /// load, where Ferry cannot set one table aside yet, the task fails).
+    /// Stop the table (`Table error`): during CDC its apply stops, during
+    /// the full load its load is set aside; the other tables go on.
     SuspendTable,
     /// Fail the task, naming the table and the row.
     StopTask,

@@ -63,6 +63,12 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Unix seconds as UTC `YYYY-MM-DD HH:MM:SS` (SQL's date-time text).
+pub fn utc_datetime(secs: i64) -> String {
+    let (y, mo, d, h, mi, s) = civil_utc(secs);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
+}
+
 /// `(year, month, day, hour, minute, second)` in UTC of Unix seconds
 /// (civil date from days since 1970-01-01, H. Hinnant's algorithm).
 pub fn civil_utc(secs: i64) -> (i64, i64, i64, i64, i64, i64) {

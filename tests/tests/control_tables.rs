@@ -15,11 +15,11 @@ const CONTROL: &str = r#""ControlTablesSettings": {"ControlSchema": "dms_ctl", "
     "SuspendedTablesTableEnabled": true, "HistoryTableEnabled": true, "HistoryTimeslotInMinutes": 5}"#;
 
 /// Polls `probe` (a one-value query's text) until it returns `want`.
-async fn until<F, Fut>(what: &str, want: &str, mut probe: F) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Option<String>>>,
-{
+async fn until(
+    what: &str,
+    want: &str,
+    mut probe: impl AsyncFnMut() -> anyhow::Result<Option<String>>,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let got = probe().await?;
@@ -252,19 +252,14 @@ async fn control_schema_on_a_mariadb_target_with_validation() -> anyhow::Result<
         Some("1")
     );
     // 10 inserts and 2 updates, each counted once.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let n = my_one(
+    until("changes in the history table", "12", async || {
+        my_one(
             &mut c,
             "SELECT CAST(SUM(changes) AS CHAR) FROM dms_ctl.history WHERE task = 'myctl'",
         )
-        .await?;
-        if n.as_deref() == Some("12") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "history changes: {n:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+        .await
+    })
+    .await?;
     assert_eq!(
         my_one(&mut c,
             "SELECT CONCAT(status, ',', applied_position IS NOT NULL, ',', source_commit_time > UTC_TIMESTAMP() - INTERVAL 1 HOUR)

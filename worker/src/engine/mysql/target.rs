@@ -167,7 +167,11 @@ async fn record_position(
                    source_commit_time = COALESCE(VALUES(source_commit_time), source_commit_time)",
                 control.table("task_status")
             ),
-            (task, end.map(|p| p.to_string()), note.source_commit_secs.map(utc_text)),
+            (
+                task,
+                end.map(|p| p.to_string()),
+                note.source_commit_secs.map(ferry_common::utc_datetime),
+            ),
         )
         .await
         .map_err(q)?;
@@ -180,19 +184,13 @@ async fn record_position(
                      ON DUPLICATE KEY UPDATE changes = changes + VALUES(changes), transactions = transactions + VALUES(transactions)",
                     control.table("history")
                 ),
-                (task, utc_text(slot), minutes, note.changes, note.transactions),
+                (task, ferry_common::utc_datetime(slot), minutes, note.changes, note.transactions),
             )
             .await
             .map_err(q)?;
         }
     }
     Ok(true)
-}
-
-/// Unix seconds as UTC DATETIME text.
-fn utc_text(secs: i64) -> String {
-    let (y, mo, d, h, mi, s) = ferry_common::civil_utc(secs);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
 }
 
 /// Runs `drop` (a DROP TABLE of a table the source dropped) if `epoch`

@@ -146,8 +146,7 @@ fn control_notes(c: &ControlTables, task: &str, end: Option<&Position>, note: &B
 
 /// Unix seconds as UTC text PostgreSQL reads as a `timestamptz`.
 fn utc_text(secs: i64) -> String {
-    let (y, mo, d, h, mi, s) = ferry_common::civil_utc(secs);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}+00")
+    format!("{}+00", ferry_common::utc_datetime(secs))
 }
 
 /// PostgreSQL's SQL for applying changes.

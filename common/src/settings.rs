@@ -96,6 +96,11 @@ pub struct TaskSettings {
     /// whole) instead of changing nothing.
     #[serde(default)]
     pub update_inserts_missing: bool,
+    /// DMS ErrorBehavior.ApplyErrorUpdatePolicy (other than INSERT_RECORD)
+    /// and ApplyErrorDeletePolicy: what a CDC update or delete of a row the
+    /// target lacks does (see [`MissingRows`]).
+    #[serde(default)]
+    pub missing_rows: MissingRows,
     /// DMS ErrorBehavior.DataErrorPolicy: what a row the target cannot
     /// store does (it is recorded in `ferry.apply_exceptions` whatever the
     /// policy).
@@ -114,6 +119,11 @@ pub struct TaskSettings {
     /// of the task's tables are in error, the task fails.
     #[serde(default)]
     pub table_escalation: Option<Escalation>,
+    /// DMS ErrorBehavior.ApplyErrorEscalationCount / Policy: once a table's
+    /// CDC changes of rows the target lacks reach the count, the policy acts
+    /// (none: no escalation, DMS's count 0 or policy LOG_ERROR).
+    #[serde(default)]
+    pub apply_escalation: Option<Escalation>,
     /// DMS ChangeProcessingTuning.BatchApplyTimeoutMin / Max: how long a
     /// CDC batch stays open.
     #[serde(default)]
@@ -217,6 +227,28 @@ impl Default for BatchTiming {
 pub struct Escalation {
     pub count: u64,
     pub action: ErrorAction,
+}
+
+/// What a CDC change that updates or deletes a row the target lacks does
+/// (DMS ErrorBehavior.ApplyErrorUpdatePolicy / ApplyErrorDeletePolicy).
+/// Such a change says the target already differs from the source; whatever
+/// the action, it changes nothing, is recorded in the exceptions table and
+/// counted (`apply_conflicts`). SUSPEND_TABLE stops the table's apply,
+/// STOP_TASK fails the task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingRows {
+    pub update: ErrorAction,
+    pub delete: ErrorAction,
+}
+
+impl Default for MissingRows {
+    /// DMS's defaults: LOG_ERROR for updates, IGNORE_RECORD for deletes.
+    fn default() -> Self {
+        MissingRows {
+            update: ErrorAction::LogError,
+            delete: ErrorAction::IgnoreRecord,
+        }
+    }
 }
 
 fn suspend_table() -> ErrorAction {
@@ -414,10 +446,12 @@ impl Default for TaskSettings {
             retry: RetryPolicy::default(),
             fail_on_no_tables: true,
             update_inserts_missing: false,
+            missing_rows: MissingRows::default(),
             data_errors: ErrorAction::LogError,
             table_errors: ErrorAction::SuspendTable,
             data_escalation: None,
             table_escalation: None,
+            apply_escalation: None,
             batch_timing: BatchTiming::default(),
             stop_after_load: None,
             lob: LobSettings::default(),
@@ -562,21 +596,38 @@ impl TaskSettings {
                     );
                 }
             }
+            use ErrorAction::*;
+            // Inserts are upserts whatever it says (docs/dms-compatibility.md).
+            if let Some(v) = e.get("ApplyErrorInsertPolicy") {
+                let known = [
+                    "IGNORE_RECORD",
+                    "LOG_ERROR",
+                    "SUSPEND_TABLE",
+                    "STOP_TASK",
+                    "INSERT_RECORD",
+                ];
+                if !v.as_str().is_some_and(|p| known.contains(&p)) {
+                    return Err(err(
+                        &path("ApplyErrorInsertPolicy"),
+                        format!("expected {}, got {v}", known.join(", ")),
+                    ));
+                }
+            }
             if let Some(v) = e.get("ApplyErrorUpdatePolicy") {
-                s.update_inserts_missing = match v.as_str() {
-                    Some("INSERT_RECORD") => true,
-                    Some("IGNORE_RECORD" | "LOG_ERROR" | "SUSPEND_TABLE" | "STOP_TASK") => false,
-                    _ => {
-                        return Err(err(
-                            &path("ApplyErrorUpdatePolicy"),
-                            format!(
+                // INSERT_RECORD is no ErrorAction: it applies the change.
+                s.update_inserts_missing = v.as_str() == Some("INSERT_RECORD");
+                if !s.update_inserts_missing {
+                    s.missing_rows.update = ErrorAction::parse(v, &[LogError, IgnoreRecord, SuspendTable, StopTask])
+                        .ok_or_else(|| {
+                            err(
+                                &path("ApplyErrorUpdatePolicy"),
+                                format!(
                                 "expected IGNORE_RECORD, LOG_ERROR, SUSPEND_TABLE, STOP_TASK or INSERT_RECORD, got {v}"
                             ),
-                        ))
-                    }
-                };
+                            )
+                        })?;
+                }
             }
-            use ErrorAction::*;
             for (key, into, allowed) in [
                 (
                     "DataErrorPolicy",
@@ -587,6 +638,11 @@ impl TaskSettings {
                 (
                     "DataTruncationErrorPolicy",
                     &mut s.lob.on_truncation,
+                    &[LogError, IgnoreRecord, SuspendTable, StopTask][..],
+                ),
+                (
+                    "ApplyErrorDeletePolicy",
+                    &mut s.missing_rows.delete,
                     &[LogError, IgnoreRecord, SuspendTable, StopTask][..],
                 ),
             ] {
@@ -610,6 +666,12 @@ impl TaskSettings {
                     StopTask,
                     &[StopTask][..],
                 ),
+                (
+                    "ApplyErrorEscalation",
+                    &mut s.apply_escalation,
+                    LogError,
+                    &[LogError, SuspendTable, StopTask][..],
+                ),
             ] {
                 let count_key = format!("{prefix}Count");
                 let policy_key = format!("{prefix}Policy");
@@ -627,7 +689,8 @@ impl TaskSettings {
                             format!("expected a count (0: no escalation), got {v}"),
                         )
                     })?;
-                    *into = (count > 0).then_some(Escalation { count, action });
+                    // LOG_ERROR escalates to nothing more than is done.
+                    *into = (count > 0 && action != LogError).then_some(Escalation { count, action });
                 }
             }
             if let Some(v) = e.get("FailOnNoTablesCaptured") {
@@ -959,6 +1022,38 @@ mod tests {
         assert!(!s.fail_on_no_tables);
         let s = TaskSettings::parse(r#"{"ErrorBehavior":{"ApplyErrorUpdatePolicy":"INSERT_RECORD"}}"#).unwrap();
         assert!(s.update_inserts_missing && !TaskSettings::default().update_inserts_missing);
+        let d = TaskSettings::default().missing_rows;
+        assert_eq!((d.update, d.delete), (ErrorAction::LogError, ErrorAction::IgnoreRecord));
+        let s = TaskSettings::parse(
+            r#"{"ErrorBehavior":{"ApplyErrorUpdatePolicy":"SUSPEND_TABLE","ApplyErrorDeletePolicy":"STOP_TASK",
+                "ApplyErrorEscalationCount":5,"ApplyErrorEscalationPolicy":"STOP_TASK"}}"#,
+        )
+        .unwrap();
+        assert!(!s.update_inserts_missing);
+        assert_eq!(
+            (s.missing_rows.update, s.missing_rows.delete),
+            (ErrorAction::SuspendTable, ErrorAction::StopTask)
+        );
+        assert_eq!(
+            s.apply_escalation,
+            Some(Escalation {
+                count: 5,
+                action: ErrorAction::StopTask
+            })
+        );
+        let s = TaskSettings::parse(r#"{"ErrorBehavior":{"ApplyErrorEscalationCount":5}}"#).unwrap();
+        assert_eq!(
+            s.apply_escalation, None,
+            "DMS's default policy LOG_ERROR escalates to nothing"
+        );
+        for bad in [
+            r#"{"ErrorBehavior":{"ApplyErrorDeletePolicy":"INSERT_RECORD"}}"#,
+            r#"{"ErrorBehavior":{"ApplyErrorEscalationPolicy":"IGNORE_RECORD"}}"#,
+            r#"{"ErrorBehavior":{"ApplyErrorInsertPolicy":"UPSERT"}}"#,
+        ] {
+            let e = TaskSettings::parse(bad).unwrap_err();
+            assert!(e.path.starts_with("$.ErrorBehavior.ApplyError"), "{e}");
+        }
         let s =
             TaskSettings::parse(r#"{"ErrorBehavior":{"DataErrorPolicy":"STOP_TASK","TableErrorPolicy":"STOP_TASK"}}"#)
                 .unwrap();

@@ -7,7 +7,7 @@ use crate::mapping::TableMappings;
 use crate::plan::{ChangeTracking, SegmentBounds};
 use crate::position::Position;
 use crate::schema::{Constraint, SourceSchema, TableSchema};
-use crate::settings::{ErrorAction, TargetTablePrepMode};
+use crate::settings::{ErrorAction, MissingRows, TargetTablePrepMode};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -149,6 +149,10 @@ pub enum Work {
         /// (ApplyErrorUpdatePolicy INSERT_RECORD).
         #[serde(default)]
         insert_missing: bool,
+        /// What an update or delete of a row the target lacks does
+        /// (ApplyErrorUpdatePolicy / ApplyErrorDeletePolicy).
+        #[serde(default)]
+        missing_rows: MissingRows,
         /// Target sessions each batch's rows are spread over
         /// (TargetMetadata.ParallelApplyThreads).
         #[serde(default = "one")]
@@ -430,6 +434,10 @@ pub struct TableCounters {
     /// Changes stored with a LOB value cut to the task's limit.
     #[serde(default)]
     pub truncated: u64,
+    /// CDC updates and deletes of rows the target lacked (each recorded
+    /// in `ferry.apply_exceptions`; ApplyErrorUpdatePolicy/DeletePolicy).
+    #[serde(default)]
+    pub conflicts: u64,
 }
 
 impl TableCounters {
@@ -440,6 +448,7 @@ impl TableCounters {
         self.truncates += o.truncates;
         self.exceptions += o.exceptions;
         self.truncated += o.truncated;
+        self.conflicts += o.conflicts;
     }
 }
 

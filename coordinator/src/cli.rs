@@ -518,6 +518,7 @@ pub fn status_json(st: &TaskStatusReply) -> serde_json::Value {
             "cdc_note": none_if_empty(&tb.cdc_note),
             "exceptions": tb.exceptions,
             "lob_truncations": tb.lob_truncations,
+            "apply_conflicts": tb.apply_conflicts,
             "validation": validation_json(tb.validation.clone().unwrap_or_default()),
         })).collect::<Vec<_>>(),
     })

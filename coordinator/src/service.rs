@@ -674,6 +674,7 @@ pub fn status_reply(t: &Task) -> pb::TaskStatusReply {
                         exceptions: t.table_exceptions(i),
                         validation: Some(validation_status(t, i)),
                         lob_truncations: t.table_truncations(i),
+                        apply_conflicts: t.table_conflicts(i),
                     }
                 })
                 .collect()

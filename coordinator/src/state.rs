@@ -36,7 +36,7 @@ use ferry_common::mapping::TableMappings;
 use ferry_common::plan::{ChangeTracking, SegmentBounds, SegmentLocator};
 use ferry_common::position::Position;
 use ferry_common::schema::{ConstraintKind, SourceSchema, TableSchema};
-use ferry_common::settings::{CachedChanges, ErrorAction, TaskSettings};
+use ferry_common::settings::{CachedChanges, ErrorAction, Escalation, TaskSettings};
 use ferry_common::stop::CdcStop;
 use ferry_common::typemap::{self, Kind};
 use ferry_common::work::{
@@ -2013,6 +2013,7 @@ impl Task {
                     apply_truncates: spec.settings.apply_truncates,
                     drop_dropped: spec.settings.drop_dropped_tables,
                     insert_missing: spec.settings.update_inserts_missing,
+                    missing_rows: spec.settings.missing_rows,
                     lanes: spec.settings.apply_lanes,
                     data_errors: spec.settings.data_errors,
                     table_errors: spec.settings.table_errors,
@@ -2628,6 +2629,8 @@ impl Task {
     /// the stream, restarted, leaves it out — true is returned for that;
     /// from a load's result, [`Task::suspend_load`]) or fails the task
     /// (STOP_TASK).
+    /// `ApplyErrorEscalationCount`: the same for CDC changes of rows the
+    /// target lacked.
     /// `TableErrorEscalationCount`: that many tables in error fail the task.
     fn escalate(&mut self, streaming: bool, now_ms: u64) -> bool {
         if !self.is_active() {
@@ -2637,9 +2640,28 @@ impl Task {
         let (data, tables) = (settings.data_escalation, settings.table_escalation);
         let exceptions_table = settings.control.table("apply_exceptions");
         let mut restart = false;
-        if let (Some(esc), Some(schema)) = (data, self.schema.as_ref()) {
+        // Per-table counts: rows the target could not store, and CDC
+        // changes of rows the target lacked (both in the exceptions table).
+        let per_table: [(Option<Escalation>, &str, &str, fn(&Task, usize) -> u64); 2] = [
+            (
+                data,
+                "DataErrorEscalation",
+                "rows the target could not store",
+                Task::table_exceptions,
+            ),
+            (
+                settings.apply_escalation,
+                "ApplyErrorEscalation",
+                "changes of rows the target lacked",
+                Task::table_conflicts,
+            ),
+        ];
+        for (esc, setting, what, count_of) in per_table {
+            let (Some(esc), Some(schema)) = (esc, self.schema.as_ref()) else {
+                continue;
+            };
             let over: Vec<(usize, String, u64)> = (0..schema.tables.len())
-                .map(|t| (t, schema.tables[t].display_name(), self.table_exceptions(t)))
+                .map(|t| (t, schema.tables[t].display_name(), count_of(self, t)))
                 .filter(|(t, name, n)| {
                     *n >= esc.count
                         && !self.load_errors.contains_key(t)
@@ -2648,8 +2670,7 @@ impl Task {
                 .collect();
             for (table, name, n) in over {
                 let why = format!(
-                    "table {name}: {n} rows the target could not store (see {}) reached DataErrorEscalationCount {} (DataErrorEscalationPolicy {})",
-                    exceptions_table,
+                    "table {name}: {n} {what} (see {exceptions_table}) reached {setting}Count {} ({setting}Policy {})",
                     esc.count,
                     esc.action.name()
                 );
@@ -2702,6 +2723,11 @@ impl Task {
     /// Rows of a table that went to the target's exceptions table.
     pub fn table_exceptions(&self, table: usize) -> u64 {
         self.load_exceptions(table) + self.cdc_counters(table).map_or(0, |c| c.exceptions)
+    }
+
+    /// CDC updates and deletes of rows the target lacked, for a table.
+    pub fn table_conflicts(&self, table: usize) -> u64 {
+        self.cdc_counters(table).map_or(0, |c| c.conflicts)
     }
 
     /// What CDC applied to a table so far.

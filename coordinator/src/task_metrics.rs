@@ -35,6 +35,7 @@ pub fn register<'a>(reg: &mut Registry, tasks: impl Iterator<Item = &'a Task>, n
     let deletes = Ints::default();
     let apply_exceptions = Ints::default();
     let lob_truncations = Ints::default();
+    let apply_conflicts = Ints::default();
     let tables_errored = Ints::default();
     let validation_attempted = Ints::default();
     let validation_failed = Ints::default();
@@ -61,6 +62,7 @@ pub fn register<'a>(reg: &mut Registry, tasks: impl Iterator<Item = &'a Task>, n
             full_load_rows.get_or_create(&l).set(rows as i64);
             full_load_error_rows.get_or_create(&l).set(t.load_exceptions(i) as i64);
             lob_truncations.get_or_create(&l).set(t.table_truncations(i) as i64);
+            apply_conflicts.get_or_create(&l).set(t.table_conflicts(i) as i64);
             let (mut compared, mut failed) = (0, 0);
             for u in &t.units {
                 if matches!(u.kind, UnitKind::Validate { table, .. } if table == i) && u.state == UnitState::Done {
@@ -140,6 +142,11 @@ pub fn register<'a>(reg: &mut Registry, tasks: impl Iterator<Item = &'a Task>, n
         "ferry_lob_truncations",
         "Rows of a table (full load and CDC) stored with a LOB value cut to the task's limit (limited LOB mode), each in ferry.apply_exceptions",
         lob_truncations,
+    );
+    reg.register(
+        "ferry_apply_conflicts",
+        "CDC updates and deletes of rows a table's target lacked (ApplyErrorUpdatePolicy / ApplyErrorDeletePolicy), each in ferry.apply_exceptions",
+        apply_conflicts,
     );
     reg.register(
         "ferry_full_load_segments",

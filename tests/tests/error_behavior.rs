@@ -5,8 +5,12 @@
 //! what failed. `FailOnNoTablesCaptured`: mappings that select no table
 //! fail the task unless it is false. `DataErrorPolicy` / `TableErrorPolicy`:
 //! a row the target cannot store is recorded, stops its table or stops the
-//! task, in the full load and in CDC.
+//! task, in the full load and in CDC. `ApplyError*Policy`: a CDC change of
+//! a row the target lacks is recorded and counted, and acts by its policy.
+use ferry_tests::compare::{mysql_rows, pg_rows, TextRows};
+use ferry_tests::mariadb::MariaDbServer;
 use ferry_tests::*;
+use mysql_async::prelude::Queryable;
 use std::time::Duration;
 
 /// A source table big enough that its load, one segment at a time, is
@@ -163,57 +167,198 @@ async fn mappings_that_capture_no_table_fail_unless_told_otherwise() -> anyhow::
     Ok(())
 }
 
-/// ApplyErrorUpdatePolicy: an update whose row the target lacks (deleted
-/// there behind Ferry's back) changes nothing by default; with
-/// INSERT_RECORD the new row is inserted.
+/// A target's `public.t` rows as `id=v`, and its CDC exceptions as
+/// `reason: row`.
+async fn rows_and_exceptions(dst: &PgServer) -> anyhow::Result<(TextRows, TextRows)> {
+    let c = dst.client("postgres").await?;
+    let ids = pg_rows(&c, "SELECT id::text || '=' || v FROM public.t ORDER BY id").await?;
+    let exceptions = pg_rows(
+        &c,
+        "SELECT reason || ': ' || row_image FROM ferry.apply_exceptions WHERE phase = 'cdc' ORDER BY reason",
+    )
+    .await?;
+    Ok((ids, exceptions))
+}
+
+/// ApplyErrorUpdatePolicy / ApplyErrorDeletePolicy / ApplyErrorEscalation:
+/// an update and a delete whose rows the target lacks (deleted there
+/// behind Ferry's back) change nothing and are recorded in the exceptions
+/// table and counted by default; INSERT_RECORD inserts the updated row;
+/// SUSPEND_TABLE stops the table, STOP_TASK the task, and the escalation
+/// count fails the task once reached.
 #[tokio::test(flavor = "multi_thread")]
-async fn an_update_of_a_missing_row_inserts_it_only_with_insert_record() -> anyhow::Result<()> {
+async fn changes_of_rows_the_target_lacks_follow_the_apply_error_policies() -> anyhow::Result<()> {
     let src = PgServer::start()?;
-    let (keep, insert) = (PgServer::start()?, PgServer::start()?);
     let s = src.client("postgres").await?;
     s.batch_execute(
         "CREATE TABLE public.t (id int PRIMARY KEY, v text);
          INSERT INTO public.t VALUES (1, 'a'), (2, 'b'), (3, 'c');",
     )
     .await?;
-    let f = Ferry::start(2, 5000, &[])?;
-    let url = src.url("postgres");
-    create_typed(&f, "keep", &url, &keep.url("postgres"), "full-load-and-cdc", "{}", &[]);
-    create_typed(
-        &f,
-        "insert",
-        &url,
-        &insert.url("postgres"),
-        "full-load-and-cdc",
-        r#"{"ErrorBehavior": {"ApplyErrorUpdatePolicy": "INSERT_RECORD"}}"#,
-        &[],
-    );
-    for task in ["keep", "insert"] {
+    // Five streams at once, one slot each.
+    let f = Ferry::start(2, 5000, &[("FERRY_SLOTS", "3")])?;
+    let tasks = [
+        // Two lanes: an update's check can run on either.
+        ("keep", r#"{"TargetMetadata": {"ParallelApplyThreads": 2}}"#),
+        (
+            "insert",
+            r#"{"ErrorBehavior": {"ApplyErrorUpdatePolicy": "INSERT_RECORD"}}"#,
+        ),
+        (
+            "suspend",
+            r#"{"ErrorBehavior": {"ApplyErrorUpdatePolicy": "SUSPEND_TABLE"}}"#,
+        ),
+        ("stop", r#"{"ErrorBehavior": {"ApplyErrorDeletePolicy": "STOP_TASK"}}"#),
+        (
+            "escalate",
+            r#"{"ErrorBehavior": {"ApplyErrorEscalationCount": 2, "ApplyErrorEscalationPolicy": "STOP_TASK"}}"#,
+        ),
+    ];
+    let mut targets = vec![];
+    for (task, settings) in tasks {
+        let dst = PgServer::start()?;
+        create_typed(
+            &f,
+            task,
+            &src.url("postgres"),
+            &dst.url("postgres"),
+            "full-load-and-cdc",
+            settings,
+            &[],
+        );
         f.ok(&["task", "start", task]);
-        wait_caught_up(&f, task);
+        targets.push(dst);
     }
-    for dst in [&keep, &insert] {
+    for ((task, _), dst) in tasks.iter().zip(&targets) {
+        wait_caught_up(&f, task);
         dst.client("postgres")
             .await?
-            .batch_execute("DELETE FROM public.t WHERE id = 2")
+            .batch_execute("DELETE FROM public.t WHERE id IN (2, 3)")
             .await?;
     }
-    s.batch_execute("UPDATE public.t SET v = 'changed' WHERE id = 2; INSERT INTO public.t VALUES (4, 'd');")
-        .await?;
-    for task in ["keep", "insert"] {
-        wait_caught_up(&f, task);
-    }
-    let ids = |c: tokio_postgres::Client| async move {
-        let rows = c
-            .query("SELECT id::text || '=' || v FROM public.t ORDER BY id", &[])
-            .await?;
-        anyhow::Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>())
+    s.batch_execute(
+        "UPDATE public.t SET v = 'changed' WHERE id = 2; DELETE FROM public.t WHERE id = 3;
+         INSERT INTO public.t VALUES (4, 'd');",
+    )
+    .await?;
+    let one = |v: &[&str]| v.iter().map(|s| vec![Some(s.to_string())]).collect::<Vec<_>>();
+    let conflicts = |task: &str| {
+        f.status(task)
+            .map(|st| table_status(&st, "t")["apply_conflicts"].clone())
     };
-    assert_eq!(ids(keep.client("postgres").await?).await?, ["1=a", "3=c", "4=d"]);
+
+    // Defaults: both recorded and counted, the task goes on.
+    wait_caught_up(&f, "keep");
+    f.wait_until("keep's conflicts to be counted", Duration::from_secs(30), || {
+        conflicts("keep") == Some(2.into())
+    });
+    let (ids, exceptions) = rows_and_exceptions(&targets[0]).await?;
+    assert_eq!(ids, one(&["1=a", "4=d"]));
     assert_eq!(
-        ids(insert.client("postgres").await?).await?,
-        ["1=a", "2=changed", "3=c", "4=d"]
+        exceptions,
+        one(&[
+            r#"delete of a row the target lacks (ApplyErrorDeletePolicy IGNORE_RECORD): "id" = '3'::integer"#,
+            r#"update of a row the target lacks (ApplyErrorUpdatePolicy LOG_ERROR): "id" = '2'::integer"#,
+        ])
     );
+
+    // INSERT_RECORD: the update inserts; the delete is still a conflict.
+    wait_caught_up(&f, "insert");
+    f.wait_until("insert's conflict to be counted", Duration::from_secs(30), || {
+        conflicts("insert") == Some(1.into())
+    });
+    assert_eq!(
+        rows_and_exceptions(&targets[1]).await?.0,
+        one(&["1=a", "2=changed", "4=d"])
+    );
+
+    // SUSPEND_TABLE: the table stops, with the row's reason.
+    f.wait_until("t to be in Table error", Duration::from_secs(60), || {
+        f.status("suspend")
+            .is_some_and(|st| table_status(&st, "t")["state"] == "Table error")
+    });
+    let st = f.status("suspend").unwrap();
+    let error = table_status(&st, "t")["error"].as_str().unwrap_or_default().to_string();
+    assert!(error.contains("ApplyErrorUpdatePolicy SUSPEND_TABLE"), "{st}");
+
+    // STOP_TASK: the task fails, naming the table and the row; nothing of
+    // the batch is committed (row 4 is not there).
+    let st = wait_failed(&f, "stop", Duration::from_secs(60));
+    let error = st["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("table public.t: delete of a row the target lacks") && error.contains("STOP_TASK"),
+        "{st}"
+    );
+    assert_eq!(rows_and_exceptions(&targets[3]).await?, (one(&["1=a"]), vec![]));
+
+    // ApplyErrorEscalationCount 2: the two conflicts fail the task.
+    let st = wait_failed(&f, "escalate", Duration::from_secs(60));
+    let error = st["error"].as_str().unwrap_or_default();
+    assert!(error.contains("reached ApplyErrorEscalationCount 2"), "{st}");
+    Ok(())
+}
+
+/// The same on a MariaDB target, whose checks are `NOT EXISTS` queries
+/// read back from a multi-statement batch.
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_of_rows_a_mariadb_target_lacks_are_recorded_and_counted() -> anyhow::Result<()> {
+    let src = PgServer::start()?;
+    let my = MariaDbServer::start()?;
+    let s = src.client("postgres").await?;
+    s.batch_execute(
+        "CREATE TABLE public.t (id int PRIMARY KEY, v text);
+         INSERT INTO public.t SELECT i, 'v' || i FROM generate_series(1, 1000) i;",
+    )
+    .await?;
+    let mut m = my.client("mysql").await?;
+    m.query_drop("CREATE DATABASE landing").await?;
+    let f = Ferry::start(2, 5000, &[])?;
+    let settings = r#"{"ErrorBehavior": {"ApplyErrorDeletePolicy": "LOG_ERROR"}}"#;
+    create_typed(
+        &f,
+        "my",
+        &src.url("postgres"),
+        &my.url("landing"),
+        "full-load-and-cdc",
+        settings,
+        &[],
+    );
+    f.ok(&["task", "start", "my"]);
+    wait_caught_up(&f, "my");
+    m.query_drop("DELETE FROM public.t WHERE id IN (2, 500, 900)").await?;
+    // Hundreds of updates in one batch, three of rows the target lacks.
+    s.batch_execute(
+        "UPDATE public.t SET v = v || '!' WHERE id BETWEEN 2 AND 700;
+         DELETE FROM public.t WHERE id = 900; INSERT INTO public.t VALUES (1001, 'new');",
+    )
+    .await?;
+    wait_caught_up(&f, "my");
+    f.wait_until("the conflicts to be counted", Duration::from_secs(30), || {
+        f.status("my")
+            .is_some_and(|st| table_status(&st, "t")["apply_conflicts"] == 3)
+    });
+    let count = mysql_rows(
+        &mut m,
+        "SELECT CAST(COUNT(*) AS CHAR), CAST(SUM(v LIKE '%!') AS CHAR) FROM public.t",
+    )
+    .await?;
+    // 1000 - 3 deleted on the target + 1 inserted; 697 updated (2..700
+    // but 2 and 500).
+    assert_eq!(count, vec![vec![Some("998".to_string()), Some("697".to_string())]]);
+    let exceptions = mysql_rows(
+        &mut m,
+        "SELECT CONCAT(reason, ': ', row_image) FROM ferry.apply_exceptions WHERE phase = 'cdc' ORDER BY reason, row_image",
+    )
+    .await?;
+    let want: Vec<Vec<Option<String>>> = [
+        r#"delete of a row the target lacks (ApplyErrorDeletePolicy LOG_ERROR): "id" = 900"#,
+        r#"update of a row the target lacks (ApplyErrorUpdatePolicy LOG_ERROR): "id" = 2"#,
+        r#"update of a row the target lacks (ApplyErrorUpdatePolicy LOG_ERROR): "id" = 500"#,
+    ]
+    .iter()
+    .map(|s| vec![Some(s.to_string())])
+    .collect();
+    assert_eq!(exceptions, want);
     Ok(())
 }
 
@@ -223,14 +368,9 @@ async fn an_update_of_a_missing_row_inserts_it_only_with_insert_record() -> anyh
 /// sessions.
 async fn nul_sources(
     dbs: &[&str],
-) -> anyhow::Result<(
-    ferry_tests::mariadb::MariaDbServer,
-    PgServer,
-    tokio_postgres::Client,
-    mysql_async::Conn,
-)> {
+) -> anyhow::Result<(MariaDbServer, PgServer, tokio_postgres::Client, mysql_async::Conn)> {
     use mysql_async::prelude::Queryable;
-    let my = ferry_tests::mariadb::MariaDbServer::start()?;
+    let my = MariaDbServer::start()?;
     let pg = PgServer::start()?;
     let p = pg.client("postgres").await?;
     let mut m = my.client("mysql").await?;

@@ -191,15 +191,34 @@ pub(crate) trait ApplyDialect: Send + Sync {
     /// One statement giving each existing row of `table` named by its key
     /// the image in `rows` (literals in `columns` order; `columns` are
     /// quoted names with their target types; `key` indexes into them); a
-    /// row the table lacks stays missing. None: the engine has no such form
-    /// and the rows are updated one statement each.
+    /// row the table lacks stays missing, and the statement returns
+    /// `(check, i)` for each such `rows[i]` (a check of `pipeline/conflict`).
+    /// None: the engine has no such form and the rows are checked and
+    /// updated one statement each.
     fn update_rows(
         &self,
+        check: u64,
         table: &str,
         columns: &[(String, String)],
         key: &[usize],
         rows: &[Vec<String>],
     ) -> Option<String>;
+    /// A query returning `(check, i)` when no row of `table` meets `cond`
+    /// (a check of `pipeline/conflict`).
+    fn missing_row(&self, check: u64, i: usize, table: &str, cond: &str) -> String;
+    /// A query returning `(check, i)` for each `keys[i]` (literals of the
+    /// `key` columns: quoted names with their target types) that names no
+    /// row of `table`. By default one [`ApplyDialect::missing_row`] per key.
+    fn missing_rows(&self, check: u64, table: &str, key: &[(String, String)], keys: &[Vec<String>]) -> String {
+        keys.iter()
+            .enumerate()
+            .map(|(i, lits)| {
+                let cond: Vec<String> = key.iter().zip(lits).map(|(c, l)| format!("{} = {l}", c.0)).collect();
+                self.missing_row(check, i, table, &cond.join(" AND "))
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ")
+    }
 }
 
 /// What a committing batch tells the optional control tables (see
@@ -231,8 +250,14 @@ pub(crate) trait ChangeTarget: Send + 'static {
     /// that no stream can take the state over while the lane's rows are
     /// uncommitted. False when a newer stream took over.
     fn begin_lane(&mut self, task: &str, epoch: i64) -> impl Future<Output = Result<bool, ConnectorError>> + Send;
-    /// Sends statements (`what` names them in errors).
-    fn execute(&mut self, sql: &str, what: &str) -> impl Future<Output = Result<(), ConnectorError>> + Send;
+    /// Sends statements (`what` names them in errors) and returns the rows
+    /// of the checks among them: `(check, row)` for each row a check found
+    /// missing (see `pipeline/conflict`).
+    fn execute(
+        &mut self,
+        sql: &str,
+        what: &str,
+    ) -> impl Future<Output = Result<Vec<(u64, u64)>, ConnectorError>> + Send;
     /// Inside the open batch: records `end` and `mark` if `epoch` still owns
     /// the apply state, keeping its row locked until COMMIT. False when a
     /// newer stream took over.
@@ -305,7 +330,7 @@ impl ChangeTarget for AnyChangeTarget {
             AnyChangeTarget::Mysql(t) => t.begin_lane(task, epoch).await,
         }
     }
-    async fn execute(&mut self, sql: &str, what: &str) -> Result<(), ConnectorError> {
+    async fn execute(&mut self, sql: &str, what: &str) -> Result<Vec<(u64, u64)>, ConnectorError> {
         match self {
             AnyChangeTarget::Postgres(t) => t.execute(sql, what).await,
             AnyChangeTarget::Mysql(t) => t.execute(sql, what).await,

@@ -111,6 +111,7 @@
 //! and is counted, exactly as in the full load. TRUNCATE becomes `DELETE`
 //! on MySQL, whose TRUNCATE would commit the batch half-way.
 
+use super::conflict::{Checks, Conflict, Found, Recorder};
 use crate::engine::target::{AnyChangeTarget, ApplyDialect, BatchNote, ChangeTarget};
 use crate::engine::{ConnectorError, Run};
 use ferry_common::control::ControlTables;
@@ -121,7 +122,7 @@ use ferry_common::lob::{key_image, RowCut};
 use ferry_common::plan::ChangeTracking;
 use ferry_common::position::Position;
 use ferry_common::schema::{quote_ident, ConstraintKind, TableSchema};
-use ferry_common::settings::{BatchTiming, ErrorAction};
+use ferry_common::settings::{BatchTiming, ErrorAction, MissingRows};
 use ferry_common::transform::AddedColumn;
 use ferry_common::value::{Value, ValueError};
 use ferry_common::work::{CdcProgress, ChangedSegments, TableCounters};
@@ -507,7 +508,8 @@ enum Net {
     /// The row holds this image, whether or not it existed.
     Upsert(Vec<String>),
     /// The row, if it exists, takes this image (an update past an exact
-    /// cut: a row the target lacks stays missing).
+    /// cut: a row the target lacks stays missing, and is a conflict, so the
+    /// key is always checked; see `conflict`).
     Update(Vec<String>),
     /// The row is gone.
     Delete,
@@ -526,12 +528,21 @@ impl Net {
     }
 }
 
+/// One key's net effect in the open batch.
+struct NetRow {
+    key: Vec<String>,
+    net: Net,
+    /// The key's first change in the batch expected the row (an update or a
+    /// delete past an exact cut): it is checked (see `conflict`).
+    checked: Option<Conflict>,
+}
+
 /// A set-based table's changes in the open batch: one net effect per key
 /// (by the key's literals), in the order the keys were first changed.
 #[derive(Default)]
 struct NetRows {
     at: HashMap<Vec<String>, usize>,
-    rows: Vec<(Vec<String>, Net)>,
+    rows: Vec<NetRow>,
     /// Literal bytes held (superseded images included).
     bytes: usize,
 }
@@ -540,12 +551,16 @@ struct NetRows {
 /// decodes the next batch meanwhile.
 struct Flight<T> {
     /// Gives the sessions back with the batch's outcome.
-    run: tokio::task::JoinHandle<(Vec<T>, Result<(), ConnectorError>)>,
+    run: tokio::task::JoinHandle<(Vec<T>, Result<Landed, ConnectorError>)>,
     end: Option<Position>,
     mark: u64,
     counters: BTreeMap<String, TableCounters>,
     changed: BTreeMap<usize, ChangedSegments>,
 }
+
+/// What a committed batch leaves to do: its conflicts (see `conflict`),
+/// recorded with it, to count and act on.
+type Landed = Found;
 
 /// Applies changes to one target (`T`: the engine's, or a test's).
 pub struct Applier<T: ChangeTarget = AnyChangeTarget> {
@@ -614,6 +629,13 @@ pub struct Applier<T: ChangeTarget = AnyChangeTarget> {
     /// Set by a policy that stops the task: the batch holding the change
     /// that set it is not committed, and the stream fails with this.
     fatal: Option<String>,
+    /// ApplyErrorUpdatePolicy INSERT_RECORD: a keyed update with a whole
+    /// image upserts it, as on a replayed table.
+    insert_missing: bool,
+    /// What updates and deletes of rows the target lacks do.
+    missing: MissingRows,
+    /// The open batch's checks for such rows (see `conflict`).
+    checks: Checks,
 }
 
 /// The lane of `lanes` a key's changes go to: the same for every change of
@@ -633,6 +655,9 @@ struct Fence {
     end: Option<Position>,
     mark: i64,
     note: BatchNote,
+    /// The batch's checks, and where the rows they find go.
+    checks: Checks,
+    recorder: Recorder,
 }
 
 /// Runs one batch: `first` on the fenced session (lane 0), `rest[i]` on
@@ -643,21 +668,22 @@ async fn fly<T: ChangeTarget>(
     rest: Vec<String>,
     fence: Fence,
     what: String,
-) -> (Vec<T>, Result<(), ConnectorError>) {
+) -> (Vec<T>, Result<Landed, ConnectorError>) {
     let outcome = fly_on(&mut lanes, first, rest, &fence, &what).await;
     (lanes, outcome)
 }
 
 /// The lanes run at once; each checks the epoch and commits on its own.
-/// Only when all have committed does the fenced session record the
-/// batch's end and commit (see "Parallel lanes" above for why).
+/// Only when all have committed does the fenced session record the rows
+/// the batch's checks found missing, the batch's end, and commit (see
+/// "Parallel lanes" above, and `conflict`, for why).
 async fn fly_on<T: ChangeTarget>(
     lanes: &mut [T],
     first: String,
     rest: Vec<String>,
     fence: &Fence,
     what: &str,
-) -> Result<(), ConnectorError> {
+) -> Result<Landed, ConnectorError> {
     let superseded = || {
         ConnectorError::Definite(format!(
             "task {}: another worker took over the CDC stream (epoch {} superseded); stopping",
@@ -673,14 +699,14 @@ async fn fly_on<T: ChangeTarget>(
             loop {
                 let run = async {
                     if !lane.begin_lane(&fence.task, fence.epoch).await? {
-                        return Ok(false);
+                        return Ok(None);
                     }
-                    lane.execute(&sql, what).await?;
-                    lane.commit().await.map(|()| true)
+                    let missing = lane.execute(&sql, what).await?;
+                    lane.commit().await.map(|()| Some(missing))
                 };
                 match run.await {
-                    Ok(true) => return Ok(()),
-                    Ok(false) => {
+                    Ok(Some(missing)) => return Ok(missing),
+                    Ok(None) => {
                         lane.rollback().await;
                         return Err(superseded());
                     }
@@ -700,15 +726,41 @@ async fn fly_on<T: ChangeTarget>(
     ));
     let first_run = async {
         if first.is_empty() {
-            Ok(())
+            Ok(vec![])
         } else {
             fenced.execute(&first, what).await
         }
     };
     let (first_done, lanes_done) = futures::join!(first_run, lanes_run);
-    if let Err(e) = first_done.and_then(|()| lanes_done.into_iter().collect::<Result<Vec<()>, _>>()) {
+    let missing = first_done.and_then(|mut missing| {
+        for lane in lanes_done {
+            missing.extend(lane?);
+        }
+        Ok(missing)
+    });
+    let found = match missing {
+        Ok(missing) if missing.is_empty() => Found::default(),
+        Ok(missing) => match fence.checks.found(&missing, &fence.recorder, fenced.dialect()) {
+            Ok(found) => found,
+            Err(why) => {
+                fenced.rollback().await;
+                return Err(ConnectorError::Definite(why));
+            }
+        },
+        Err(e) => {
+            fenced.rollback().await;
+            return Err(e);
+        }
+    };
+    if let Some(why) = &found.fatal {
         fenced.rollback().await;
-        return Err(e);
+        return Err(ConnectorError::Definite(why.clone()));
+    }
+    if !found.records.is_empty() {
+        if let Err(e) = fenced.execute(&found.records.join(";"), what).await {
+            fenced.rollback().await;
+            return Err(e);
+        }
     }
     crate::health::applied(&fence.task, bytes);
     if !fenced
@@ -725,7 +777,8 @@ async fn fly_on<T: ChangeTarget>(
         );
     }
     crate::failpoint::pause("cdc-before-commit").await;
-    fenced.commit().await
+    fenced.commit().await?;
+    Ok(found)
 }
 
 /// How a stream treats what the source does to its tables beyond rows
@@ -740,9 +793,11 @@ pub struct TablePolicy<'a> {
     pub drop_dropped: bool,
     /// An update past an exact cut of a row the target lacks inserts the
     /// new row when the log sent it whole (ApplyErrorUpdatePolicy
-    /// INSERT_RECORD): every table is applied as if replayed
+    /// INSERT_RECORD): keyed updates are upserts, as on a replayed table
     /// ([`TargetTable::replay`]).
     pub insert_missing: bool,
+    /// What other updates, and deletes, of rows the target lacks do.
+    pub missing_rows: MissingRows,
     /// DataErrorPolicy and TableErrorPolicy.
     pub data_errors: ErrorAction,
     pub table_errors: ErrorAction,
@@ -828,6 +883,9 @@ impl<T: ChangeTarget> Applier<T> {
             batch_min: Duration::ZERO,
             batch_max: Duration::from_millis(BatchTiming::default().max_ms),
             fatal: None,
+            insert_missing: false,
+            missing: MissingRows::default(),
+            checks: Checks::default(),
         })
     }
 
@@ -929,6 +987,8 @@ impl<T: ChangeTarget> Applier<T> {
         self.drop_dropped = policy.drop_dropped;
         self.data_error_policy = policy.data_errors;
         self.table_error_policy = policy.table_errors;
+        self.insert_missing = policy.insert_missing;
+        self.missing = policy.missing_rows;
         self.batch_min = Duration::from_millis(policy.batch_timing.min_ms);
         self.batch_max = Duration::from_millis(policy.batch_timing.max_ms);
         if self.control.suspended {
@@ -1080,8 +1140,22 @@ impl<T: ChangeTarget> Applier<T> {
         }
         let sql = std::mem::take(&mut self.sql);
         let what = self.batch_what();
-        self.lanes[0].execute(&sql, &what).await?;
+        let missing = self.lanes[0].execute(&sql, &what).await?;
         crate::health::applied(&self.task, sql.len());
+        if !missing.is_empty() {
+            // Recorded in the batch these rows are in, counted with it.
+            let found = self
+                .checks
+                .found(&missing, &self.recorder(), self.dialect)
+                .map_err(ConnectorError::Definite)?;
+            for stmt in &found.records {
+                self.push_stmt(stmt);
+            }
+            for (&t, (_, n)) in &found.counts {
+                self.counters(t).conflicts += n;
+            }
+            self.land(found);
+        }
         Ok(())
     }
 
@@ -1248,6 +1322,54 @@ impl<T: ChangeTarget> Applier<T> {
         self.dialect.one_row(&table.qualified, &cond, !table.key.is_empty())
     }
 
+    /// Adds a check that `keys` (key literals) of table `t` exist, for
+    /// changes that expect them (see `conflict`), and returns its number.
+    fn check_keys(&mut self, t: usize, conflict: Conflict, keys: &[Vec<String>]) -> u64 {
+        let table = &self.tables[t];
+        let rows = keys
+            .iter()
+            .map(|k| {
+                let cond: Vec<String> = table
+                    .key
+                    .iter()
+                    .zip(k)
+                    .map(|(&i, l)| format!("{} = {l}", table.columns[i].0))
+                    .collect();
+                cond.join(" AND ")
+            })
+            .collect();
+        self.checks.add(t, &table.display, conflict, rows)
+    }
+
+    /// Puts a check that the row `old` names exists into the batch, before
+    /// a change in order that expects it (see `conflict`).
+    fn check_row(&mut self, t: usize, conflict: Conflict, old: &[Option<String>]) {
+        let cond = self.row_match(t, old);
+        let table = &self.tables[t];
+        let check = self.checks.add(t, &table.display, conflict, vec![cond.clone()]);
+        let stmt = self.dialect.missing_row(check, 0, &table.qualified, &cond);
+        self.push_stmt(&stmt);
+    }
+
+    fn recorder(&self) -> Recorder {
+        Recorder {
+            task: self.task.clone(),
+            exceptions_table: self.control.table("apply_exceptions"),
+            policy: self.missing,
+        }
+    }
+
+    /// Acts on conflicts found: stops the tables their policy stops, and
+    /// fails the stream where it stops the task (counts are the caller's).
+    fn land(&mut self, found: Landed) {
+        for (t, why) in found.stops {
+            self.stop_table(t, why);
+        }
+        if let Some(why) = found.fatal {
+            self.fatal.get_or_insert(why);
+        }
+    }
+
     fn upsert(&mut self, t: usize, lits: Vec<String>) {
         let row = format!("({})", lits.join(", "));
         let key: Vec<&str> = self.tables[t].key.iter().map(|&i| lits[i].as_str()).collect();
@@ -1340,7 +1462,7 @@ impl<T: ChangeTarget> Applier<T> {
                 };
                 (
                     key,
-                    if table.replay {
+                    if table.replay || self.insert_missing {
                         Net::Upsert(image)
                     } else {
                         Net::Update(image)
@@ -1357,15 +1479,22 @@ impl<T: ChangeTarget> Applier<T> {
             Net::Upsert(i) | Net::Update(i) => i.iter().map(String::len).sum(),
             Net::Delete => key.iter().map(String::len).sum(),
         };
+        let checked = match &net {
+            _ if table.replay => None,
+            Net::Update(_) => Some(Conflict::Update),
+            Net::Delete => Some(Conflict::Delete),
+            // An insert, or INSERT_RECORD's upsert of an update.
+            Net::Upsert(_) => None,
+        };
         let rows = self.net.entry(t).or_default();
         match rows.at.get(&key) {
-            Some(&i) => match rows.rows[i].1.then(net) {
-                Some(n) => rows.rows[i].1 = n,
+            Some(&i) => match rows.rows[i].net.then(net) {
+                Some(n) => rows.rows[i].net = n,
                 None => return Err(op),
             },
             None => {
                 rows.at.insert(key.clone(), rows.rows.len());
-                rows.rows.push((key, net));
+                rows.rows.push(NetRow { key, net, checked });
             }
         }
         rows.bytes += bytes;
@@ -1391,18 +1520,40 @@ impl<T: ChangeTarget> Applier<T> {
     /// Writes net changes `rows` of table `t` into `sql`: deletes, then
     /// updates, then upserts, each as few statements as the dialect allows.
     /// Every key is in one of the three, so their order changes nothing.
-    fn write_net(&mut self, t: usize, rows: Vec<(Vec<String>, Net)>) {
-        let (mut deletes, mut updates, mut upserts) = (vec![], vec![], vec![]);
-        for (key, n) in rows {
-            match n {
+    fn write_net(&mut self, t: usize, rows: Vec<NetRow>) {
+        let (mut deletes, mut upserts) = (vec![], vec![]);
+        let (mut update_keys, mut updates) = (vec![], vec![]);
+        // Keys checked apart from their statement, by what expected them.
+        let mut checked: [Vec<Vec<String>>; 2] = [vec![], vec![]];
+        for NetRow { key, net, checked: c } in rows {
+            if let Net::Update(image) = net {
+                // Checked with its statement, below.
+                update_keys.push(key);
+                updates.push(image);
+                continue;
+            }
+            match c {
+                Some(Conflict::Update) => checked[0].push(key.clone()),
+                Some(Conflict::Delete) => checked[1].push(key.clone()),
+                None => {}
+            }
+            match net {
                 Net::Delete => deletes.push(key),
-                Net::Update(image) => updates.push(image),
                 Net::Upsert(image) => upserts.push(image),
+                Net::Update(_) => unreachable!("taken above"),
+            }
+        }
+        let mut stmts = vec![];
+        for (conflict, keys) in [Conflict::Update, Conflict::Delete].into_iter().zip(checked) {
+            for chunk in keys.chunks(MAX_VALUES_PER_INSERT) {
+                let check = self.check_keys(t, conflict, chunk);
+                let table = &self.tables[t];
+                let key_cols: Vec<(String, String)> = table.key.iter().map(|&i| table.columns[i].clone()).collect();
+                stmts.push(self.dialect.missing_rows(check, &table.qualified, &key_cols, chunk));
             }
         }
         let table = &self.tables[t];
         let key_cols: Vec<&str> = table.key.iter().map(|&i| table.columns[i].0.as_str()).collect();
-        let mut stmts = vec![];
         for chunk in deletes.chunks(MAX_VALUES_PER_INSERT) {
             let (cols, keys): (String, Vec<String>) = if key_cols.len() == 1 {
                 (key_cols[0].to_string(), chunk.iter().map(|k| k[0].clone()).collect())
@@ -1418,38 +1569,49 @@ impl<T: ChangeTarget> Applier<T> {
                 keys.join(", ")
             ));
         }
-        // With only key columns, an update that keeps the key changes nothing.
-        if table.columns.len() == table.key.len() {
-            updates.clear();
-        }
-        for chunk in updates.chunks(MAX_VALUES_PER_INSERT) {
-            match self
-                .dialect
-                .update_rows(&table.qualified, &table.columns, &table.key, chunk)
-            {
-                Some(stmt) => stmts.push(stmt),
-                None => {
-                    for image in chunk {
-                        // `col = literal` over the key columns or the others.
-                        let pairs = |key_columns: bool, sep: &str| {
-                            table
-                                .columns
-                                .iter()
-                                .zip(image)
-                                .enumerate()
-                                .filter(|(i, _)| table.key.contains(i) == key_columns)
-                                .map(|(_, (c, l))| format!("{} = {l}", c.0))
-                                .collect::<Vec<_>>()
-                                .join(sep)
-                        };
-                        stmts.push(format!(
-                            "UPDATE {} SET {} WHERE {}",
-                            table.qualified,
-                            pairs(false, ", "),
-                            pairs(true, " AND ")
-                        ));
-                    }
-                }
+        // With only key columns, an update that keeps the key changes
+        // nothing, but its row is still checked.
+        let key_only = table.columns.len() == table.key.len();
+        for (chunk, keys) in updates
+            .chunks(MAX_VALUES_PER_INSERT)
+            .zip(update_keys.chunks(MAX_VALUES_PER_INSERT))
+        {
+            let check = self.check_keys(t, Conflict::Update, keys);
+            let table = &self.tables[t];
+            let set_form = (!key_only)
+                .then(|| {
+                    self.dialect
+                        .update_rows(check, &table.qualified, &table.columns, &table.key, chunk)
+                })
+                .flatten();
+            if let Some(stmt) = set_form {
+                stmts.push(stmt);
+                continue;
+            }
+            let key_types: Vec<(String, String)> = table.key.iter().map(|&i| table.columns[i].clone()).collect();
+            stmts.push(self.dialect.missing_rows(check, &table.qualified, &key_types, keys));
+            if key_only {
+                continue;
+            }
+            for image in chunk {
+                // `col = literal` over the key columns or the others.
+                let pairs = |key_columns: bool, sep: &str| {
+                    table
+                        .columns
+                        .iter()
+                        .zip(image)
+                        .enumerate()
+                        .filter(|(i, _)| table.key.contains(i) == key_columns)
+                        .map(|(_, (c, l))| format!("{} = {l}", c.0))
+                        .collect::<Vec<_>>()
+                        .join(sep)
+                };
+                stmts.push(format!(
+                    "UPDATE {} SET {} WHERE {}",
+                    table.qualified,
+                    pairs(false, ", "),
+                    pairs(true, " AND ")
+                ));
             }
         }
         for stmt in stmts {
@@ -1485,16 +1647,19 @@ impl<T: ChangeTarget> Applier<T> {
         // An INSERT left open belongs to the fenced session's statements.
         self.close_insert();
         for (t, net) in std::mem::take(&mut self.net) {
-            if self.ordered.contains(&t) {
+            // A checked key that ends deleted commits with the position
+            // (see `conflict`).
+            let checked_delete = net.rows.iter().any(|r| r.checked.is_some() && r.net == Net::Delete);
+            if self.ordered.contains(&t) || checked_delete {
                 self.write_net(t, net.rows);
                 continue;
             }
-            let mut parts: Vec<Vec<(Vec<String>, Net)>> = (0..n).map(|_| vec![]).collect();
+            let mut parts: Vec<Vec<NetRow>> = (0..n).map(|_| vec![]).collect();
             // Lane 0 keeps no share where disjoint keys can wait on each
             // other (see "Parallel lanes" above).
             let first = usize::from(self.lanes[0].disjoint_keys_wait());
-            for (key, effect) in net.rows {
-                parts[first + lane_of(&key, n - first)].push((key, effect));
+            for row in net.rows {
+                parts[first + lane_of(&row.key, n - first)].push(row);
             }
             for (lane, part) in parts.into_iter().enumerate() {
                 if part.is_empty() {
@@ -1668,7 +1833,7 @@ impl<T: ChangeTarget> Applier<T> {
                     self.before_image(t, &old, &mut new);
                     let whole = new.iter().all(Option::is_some);
                     let key_changed = self.tables[t].key.iter().any(|&i| new[i].is_some() && old[i] != new[i]);
-                    if has_key && whole && self.tables[t].replay {
+                    if has_key && whole && (self.tables[t].replay || self.insert_missing) {
                         // Idempotent: delete the old key if it changed, upsert the new image.
                         if key_changed {
                             let stmt = format!("DELETE FROM {} {}", self.tables[t].qualified, self.one_row(t, &old));
@@ -1677,6 +1842,9 @@ impl<T: ChangeTarget> Applier<T> {
                         self.upsert(t, new.into_iter().flatten().collect());
                     } else {
                         // No key, columns left out, or no replay: write what was sent.
+                        if !self.tables[t].replay {
+                            self.check_row(t, Conflict::Update, &old);
+                        }
                         let table = &self.tables[t];
                         let sets: Vec<String> = table
                             .columns
@@ -1701,6 +1869,9 @@ impl<T: ChangeTarget> Applier<T> {
             },
             Op::Delete(row) => match self.literals(t, &row) {
                 Ok(old) => {
+                    if !self.tables[t].replay {
+                        self.check_row(t, Conflict::Delete, &old);
+                    }
                     let stmt = format!("DELETE FROM {} {}", self.tables[t].qualified, self.one_row(t, &old));
                     self.push_stmt(&stmt);
                     self.counters(t).deletes += 1;
@@ -1808,6 +1979,8 @@ impl<T: ChangeTarget> Applier<T> {
                 end: self.batch_end.clone(),
                 mark: self.batch_mark as i64,
                 note,
+                checks: std::mem::take(&mut self.checks),
+                recorder: self.recorder(),
             },
             what,
         ));
@@ -1842,10 +2015,15 @@ impl<T: ChangeTarget> Applier<T> {
             ConnectorError::Definite(format!("task {}: the task applying a batch failed: {e}", self.task))
         })?;
         self.lanes = lanes;
-        outcome?;
+        let found = outcome?;
         self.applied = f.end;
         self.marks_reached = self.marks_reached.max(f.mark);
-        for (t, c) in f.counters {
+        let mut counters = f.counters;
+        for (name, n) in found.counts.values() {
+            counters.entry(name.clone()).or_default().conflicts += n;
+        }
+        self.land(found);
+        for (t, c) in counters {
             self.rows_since_report += c.inserts + c.updates + c.deletes;
             self.unreported.entry(t).or_default().add(&c);
         }
@@ -1928,6 +2106,8 @@ mod tests {
         commits: Vec<(usize, Vec<String>, bool)>,
         /// What each recorded position told the optional control tables.
         notes: Vec<BatchNote>,
+        /// What the next execute holding a check answers (rows missing).
+        missing: Vec<(u64, u64)>,
     }
 
     /// A target session: what it sent since its last commit, and the shared
@@ -1983,13 +2163,16 @@ mod tests {
         async fn begin_lane(&mut self, _task: &str, epoch: i64) -> Result<bool, ConnectorError> {
             Ok(self.state.lock().unwrap().epoch == epoch)
         }
-        async fn execute(&mut self, sql: &str, _what: &str) -> Result<(), ConnectorError> {
+        async fn execute(&mut self, sql: &str, _what: &str) -> Result<Vec<(u64, u64)>, ConnectorError> {
             if self.deadlocks > 0 {
                 self.deadlocks -= 1;
                 return Err(ConnectorError::Transient("Deadlock found (MySQL error 1213)".into()));
             }
             self.open.push(sql.to_string());
-            Ok(())
+            if sql.contains("SELECT ") {
+                return Ok(std::mem::take(&mut self.state.lock().unwrap().missing));
+            }
+            Ok(vec![])
         }
         async fn record_position(
             &mut self,
@@ -2117,6 +2300,8 @@ mod tests {
                 r#"INSERT INTO "s"."t" ("id", "v") VALUES ('1'::integer, 'it''s \ here'::text),('2'::integer, NULL) ON CONFLICT ("id") DO UPDATE SET "v" = EXCLUDED."v""#,
                 r#"DELETE FROM "s"."t" WHERE "id" = '2'::integer"#,
                 r#"INSERT INTO "s"."t" ("id", "v") VALUES ('3'::integer, 'moved'::text) ON CONFLICT ("id") DO UPDATE SET "v" = EXCLUDED."v""#,
+                // Keyless: past an exact cut, checked as the row it names.
+                r#"SELECT 0::int8, 0::int8 WHERE NOT EXISTS (SELECT 1 FROM "s"."t" WHERE "id" IS NOT DISTINCT FROM '9'::integer AND "v" IS NOT DISTINCT FROM NULL)"#,
                 r#"DELETE FROM "s"."t" WHERE ctid = (SELECT ctid FROM "s"."t" WHERE "id" IS NOT DISTINCT FROM '9'::integer AND "v" IS NOT DISTINCT FROM NULL LIMIT 1)"#,
                 r#"TRUNCATE "s"."t""#,
             ]
@@ -2134,6 +2319,7 @@ mod tests {
                 r#"INSERT INTO "s"."t" ("id", "v") VALUES (1, 'it''s \\ here'),(2, NULL) ON DUPLICATE KEY UPDATE "v" = VALUES("v")"#,
                 r#"DELETE FROM "s"."t" WHERE "id" = 2"#,
                 r#"INSERT INTO "s"."t" ("id", "v") VALUES (3, 'moved') ON DUPLICATE KEY UPDATE "v" = VALUES("v")"#,
+                r#"SELECT 0, 0 FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM "s"."t" WHERE "id" <=> 9 AND "v" <=> NULL)"#,
                 r#"DELETE FROM "s"."t" WHERE "id" <=> 9 AND "v" <=> NULL LIMIT 1"#,
                 r#"DELETE FROM "s"."t""#,
             ]
@@ -2173,6 +2359,7 @@ mod tests {
             apply_truncates: true,
             drop_dropped: true,
             insert_missing: false,
+            missing_rows: MissingRows::default(),
             data_errors: ErrorAction::SuspendTable,
             table_errors: ErrorAction::SuspendTable,
             batch_timing: BatchTiming::default(),
@@ -2402,9 +2589,14 @@ mod tests {
             sql,
             [
                 "BEGIN",
+                // Keys whose first change expected the row are checked
+                // first (3, 5: delete; not 1 and 4, inserted) ...
+                r#"SELECT 0::int8, ferry_v.ferry_n FROM (VALUES (0, '3'::integer), (1, '5'::integer)) AS ferry_v (ferry_n, "id") WHERE NOT EXISTS (SELECT 1 FROM "s"."t" AS ferry_t WHERE ferry_t."id" = ferry_v."id"::integer)"#,
                 r#"DELETE FROM "s"."t" WHERE "id" IN ('3'::integer, '4'::integer)"#,
-                r#"UPDATE "s"."t" AS ferry_t SET "v" = ferry_v."v"::text FROM (VALUES ('2'::integer, 'y'::text)) AS ferry_v ("id", "v") WHERE ferry_t."id" = ferry_v."id"::integer"#,
+                // ... or by the update itself (2).
+                r#"WITH ferry_u AS (UPDATE "s"."t" AS ferry_t SET "v" = ferry_v."v"::text FROM (VALUES (0, '2'::integer, 'y'::text)) AS ferry_v (ferry_n, "id", "v") WHERE ferry_t."id" = ferry_v."id"::integer RETURNING ferry_v.ferry_n) SELECT 1::int8, ferry_i FROM generate_series(0, 0) AS ferry_i WHERE ferry_i NOT IN (SELECT ferry_n FROM ferry_u)"#,
                 r#"INSERT INTO "s"."t" ("id", "v") VALUES ('1'::integer, 'b'::text),('5'::integer, 'z'::text) ON CONFLICT ("id") DO UPDATE SET "v" = EXCLUDED."v""#,
+                r#"SELECT 2::int8, 0::int8 WHERE NOT EXISTS (SELECT 1 FROM "s"."t" WHERE "id" = '6'::integer)"#,
                 r#"UPDATE "s"."t" SET "id" = '7'::integer, "v" = 'f'::text WHERE "id" = '6'::integer"#,
             ]
         );
@@ -2418,6 +2610,74 @@ mod tests {
                 ..Default::default()
             }
         );
+    }
+
+    /// An update or delete of a row the target lacks (the check's rows come
+    /// back from the target) is recorded in the exceptions table with the
+    /// batch, counted, and acts by its policy.
+    #[tokio::test]
+    async fn a_change_of_a_row_the_target_lacks_is_recorded_counted_and_acts() {
+        let row = |id: i64, v: &str| vec![Value::Int(id), text(v)];
+        let run = async |missing: MissingRows, in_order: bool| {
+            let state = Arc::new(Mutex::new(State::default()));
+            let mut target = MockTarget::new(&PgDialect, &state);
+            target.set_based = !in_order;
+            let mut t = table(Engine::Postgres, true);
+            t.replay = false;
+            let mut a = Applier::with_target(target, "t1".into(), 1, vec![t]).await.unwrap();
+            a.missing = missing;
+            // The target lacks the row the update names (check 0, row 0).
+            state.lock().unwrap().missing = vec![(0, 0)];
+            a.begin_txn(1);
+            a.apply(
+                0,
+                Op::Update {
+                    before: whole(row(2, "w")),
+                    after: whole(row(2, "x")),
+                },
+            )
+            .await
+            .unwrap();
+            let outcome = a.end_txn(at(100), false).await;
+            let committed = state.lock().unwrap().committed.join(";");
+            (a, outcome, committed)
+        };
+        for in_order in [false, true] {
+            let (a, outcome, committed) = run(MissingRows::default(), in_order).await;
+            outcome.unwrap();
+            assert!(
+                committed.contains(r#"INSERT INTO ferry.apply_exceptions (task, table_name, phase, reason, row_image) VALUES ('t1', 's.t', 'cdc', 'update of a row the target lacks (ApplyErrorUpdatePolicy LOG_ERROR)', '"id" = ''2''::integer')"#),
+                "{committed}"
+            );
+            assert_eq!(a.unreported["s.t"].conflicts, 1);
+            assert_eq!(a.unreported["s.t"].updates, 1);
+            assert!(a.tables[0].stopped.is_none());
+
+            let suspend = MissingRows {
+                update: ErrorAction::SuspendTable,
+                ..MissingRows::default()
+            };
+            let (a, outcome, _) = run(suspend, in_order).await;
+            outcome.unwrap();
+            assert!(a.tables[0]
+                .stopped
+                .as_deref()
+                .unwrap()
+                .contains("ApplyErrorUpdatePolicy SUSPEND_TABLE"));
+
+            let stop = MissingRows {
+                update: ErrorAction::StopTask,
+                ..MissingRows::default()
+            };
+            let (a, outcome, committed) = run(stop, in_order).await;
+            let e = outcome.unwrap_err().to_string();
+            assert!(
+                e.contains("table s.t: update of a row the target lacks") && e.contains("STOP_TASK"),
+                "{e}"
+            );
+            assert!(committed.is_empty(), "the batch is not committed: {committed}");
+            assert!(a.applied.is_none());
+        }
     }
 
     /// Lanes: a set-based table's keys are spread over the sessions, every
@@ -2594,7 +2854,9 @@ mod tests {
             sql,
             [
                 "START TRANSACTION",
+                r#"SELECT 0, 0 FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM "s"."t" WHERE "id" = 3) UNION ALL SELECT 0, 1 FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM "s"."t" WHERE "id" = 4)"#,
                 r#"DELETE FROM "s"."t" WHERE "id" IN (3, 4)"#,
+                r#"SELECT 1, 0 FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM "s"."t" WHERE "id" = 2)"#,
                 r#"UPDATE "s"."t" SET "v" = 'y' WHERE "id" = 2"#,
             ]
         );

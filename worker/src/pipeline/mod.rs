@@ -9,10 +9,12 @@
 //!   row count check.
 //! - `fence`: a segment's rows into a target, exactly once.
 //! - `apply`: change records into a target, exactly once.
+//! - `conflict`: changes of rows the target lacks, found and recorded.
 //! - `stop`: a CDC stream at its stop position.
 //! - `validate`: a segment compared between source and target.
 
 pub mod apply;
+pub(crate) mod conflict;
 pub mod fence;
 pub mod load;
 pub mod rows;

@@ -266,8 +266,11 @@ impl ApplyDialect for MysqlDialect {
     fn truncate(&self, tables: &[&str], _restart_identity: bool, _cascade: bool) -> Vec<String> {
         tables.iter().map(|t| format!("DELETE FROM {t}")).collect()
     }
-    fn update_rows(&self, _: &str, _: &[(String, String)], _: &[usize], _: &[Vec<String>]) -> Option<String> {
+    fn update_rows(&self, _: u64, _: &str, _: &[(String, String)], _: &[usize], _: &[Vec<String>]) -> Option<String> {
         None
+    }
+    fn missing_row(&self, check: u64, i: usize, table: &str, cond: &str) -> String {
+        format!("SELECT {check}, {i} FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {cond})")
     }
 }
 
@@ -337,8 +340,20 @@ impl ChangeTarget for MysqlChangeTarget {
             .map_err(q)?;
         Ok(owner == Some(epoch))
     }
-    async fn execute(&mut self, sql: &str, what: &str) -> Result<(), ConnectorError> {
-        self.c.query_drop(sql).await.map_err(|e| classify(what, e))
+    async fn execute(&mut self, sql: &str, what: &str) -> Result<Vec<(u64, u64)>, ConnectorError> {
+        let mut result = self.c.query_iter(sql).await.map_err(|e| classify(what, e))?;
+        let mut found = vec![];
+        // Every statement's result, in order: an error in any ends the batch.
+        while !result.is_empty() {
+            let rows: Vec<mysql_async::Row> = result.collect().await.map_err(|e| classify(what, e))?;
+            for row in rows {
+                let pair = mysql_async::from_row_opt::<(u64, u64)>(row).map_err(|_| {
+                    ConnectorError::Definite(format!("{what}: the target returned a row no check asked for"))
+                })?;
+                found.push(pair);
+            }
+        }
+        Ok(found)
     }
     async fn record_position(
         &mut self,

@@ -195,8 +195,11 @@ impl ApplyDialect for PgDialect {
     }
     /// `UPDATE ... FROM (VALUES ...)`: the values are cast to the columns'
     /// types where they are used (a column of NULLs only would be text).
+    /// The rows it updated come back from the CTE, and those it did not are
+    /// selected: the check costs no second look-up of the keys.
     fn update_rows(
         &self,
+        check: u64,
         table: &str,
         columns: &[(String, String)],
         key: &[usize],
@@ -214,14 +217,45 @@ impl ApplyDialect for PgDialect {
             .iter()
             .map(|&i| format!("ferry_t.{0} = ferry_v.{0}::{1}", columns[i].0, columns[i].1))
             .collect();
-        let values: Vec<String> = rows.iter().map(|r| format!("({})", r.join(", "))).collect();
+        let values: Vec<String> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| format!("({i}, {})", r.join(", ")))
+            .collect();
         Some(format!(
-            "UPDATE {table} AS ferry_t SET {} FROM (VALUES {}) AS ferry_v ({}) WHERE {}",
+            "WITH ferry_u AS (UPDATE {table} AS ferry_t SET {} FROM (VALUES {}) AS ferry_v (ferry_n, {}) WHERE {} \
+             RETURNING ferry_v.ferry_n) SELECT {check}::int8, ferry_i FROM generate_series(0, {}) AS ferry_i \
+             WHERE ferry_i NOT IN (SELECT ferry_n FROM ferry_u)",
             sets.join(", "),
             values.join(", "),
             names.join(", "),
-            matches.join(" AND ")
+            matches.join(" AND "),
+            rows.len() - 1
         ))
+    }
+    fn missing_row(&self, check: u64, i: usize, table: &str, cond: &str) -> String {
+        format!("SELECT {check}::int8, {i}::int8 WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {cond})")
+    }
+    /// An anti-join of `(VALUES ...)` with the table, cast as in
+    /// [`ApplyDialect::update_rows`].
+    fn missing_rows(&self, check: u64, table: &str, key: &[(String, String)], keys: &[Vec<String>]) -> String {
+        let names: Vec<&str> = key.iter().map(|c| c.0.as_str()).collect();
+        let matches: Vec<String> = key
+            .iter()
+            .map(|(c, ty)| format!("ferry_t.{c} = ferry_v.{c}::{ty}"))
+            .collect();
+        let values: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, lits)| format!("({i}, {})", lits.join(", ")))
+            .collect();
+        format!(
+            "SELECT {check}::int8, ferry_v.ferry_n FROM (VALUES {}) AS ferry_v (ferry_n, {}) \
+             WHERE NOT EXISTS (SELECT 1 FROM {table} AS ferry_t WHERE {})",
+            values.join(", "),
+            names.join(", "),
+            matches.join(" AND ")
+        )
     }
 }
 
@@ -290,8 +324,21 @@ impl ChangeTarget for PgChangeTarget {
             .map_err(q)?;
         Ok(owner.is_some_and(|r| r.get::<_, i64>(0) == epoch))
     }
-    async fn execute(&mut self, sql: &str, what: &str) -> Result<(), ConnectorError> {
-        self.c.batch_execute(sql).await.map_err(|e| classify(what, e))
+    async fn execute(&mut self, sql: &str, what: &str) -> Result<Vec<(u64, u64)>, ConnectorError> {
+        let messages = self.c.simple_query(sql).await.map_err(|e| classify(what, e))?;
+        messages
+            .iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
+                _ => None,
+            })
+            .map(|row| {
+                let n = |i| row.get(i).and_then(|v: &str| v.parse::<u64>().ok());
+                n(0).zip(n(1)).ok_or_else(|| {
+                    ConnectorError::Definite(format!("{what}: the target returned a row no check asked for"))
+                })
+            })
+            .collect()
     }
     /// `UPDATE ... WHERE epoch = mine` updates one row or none.
     async fn record_position(

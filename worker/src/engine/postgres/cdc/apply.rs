@@ -104,8 +104,6 @@ struct Stream<'a> {
     applier: Applier,
     txn: Option<Txn>,
     latency_source_ms: u64,
-    /// ApplyErrorUpdatePolicy INSERT_RECORD (see `TablePolicy`).
-    insert_missing: bool,
 }
 
 impl Stream<'_> {
@@ -259,9 +257,8 @@ impl Stream<'_> {
                 let identity: Vec<String> = r.columns.iter().filter(|c| c.key).map(|c| c.name.clone()).collect();
                 let key = (schema.primary_key.is_none() && r.replica_identity == b'i').then_some(identity.as_slice());
                 let mut mapped = TargetTable::with_image(schema, engine, &image, key)?;
-                // The snapshot cut is exact: nothing is replayed, unless
-                // updates of missing rows are to insert them.
-                mapped.replay = self.insert_missing;
+                // The snapshot cut is exact: nothing is replayed.
+                mapped.replay = false;
                 self.applier.remap(t, mapped);
                 if engine != Engine::Postgres {
                     types = r
@@ -412,7 +409,7 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
         .iter()
         .map(|t| {
             TargetTable::new(&t.table, target.engine).map(|mut m| {
-                m.replay = policy.insert_missing;
+                m.replay = false;
                 m.tracked(t.changes.clone())
             })
         })
@@ -460,7 +457,6 @@ pub async fn run(run: &Run, stream: ChangeStream<'_>, reporter: &Reporter) -> Re
         applier,
         txn: None,
         latency_source_ms: 0,
-        insert_missing: policy.insert_missing,
     };
     // Transactions that commit before this were applied by an earlier stream.
     let resume = applied;

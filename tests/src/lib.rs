@@ -66,6 +66,8 @@ pub struct PgServer {
     bin: PathBuf,
     root: bool,
     opts: String,
+    /// The server's environment beyond the harness's own.
+    env: Vec<(String, String)>,
     log: PathBuf,
     pub port: u16,
 }
@@ -78,6 +80,12 @@ impl PgServer {
     /// A server started with further options (`-c name=value ...`), which
     /// override the fixed ones (e.g. `-c wal_level=replica`).
     pub fn start_with(extra: &str) -> Result<PgServer> {
+        Self::start_with_env(extra, &[])
+    }
+
+    /// A server started with further options and environment variables
+    /// (e.g. `LOCPATH`, where locales generated for the test are).
+    pub fn start_with_env(extra: &str, env: &[(&str, &str)]) -> Result<PgServer> {
         let out = Command::new("pg_config")
             .arg("--bindir")
             .output()
@@ -122,6 +130,7 @@ impl PgServer {
                 .arg("-l")
                 .arg(dir.path().join("log"))
                 .args(["-o", &opts, "-w", "start"])
+                .envs(env.iter().copied())
                 .stdout(Stdio::null())
                 .status()?;
             if st.success() {
@@ -132,6 +141,7 @@ impl PgServer {
                     bin,
                     root,
                     opts,
+                    env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
                     port,
                 });
             }
@@ -147,6 +157,7 @@ impl PgServer {
             .arg("-l")
             .arg(&self.log)
             .args(["-o", &self.opts, "-m", "fast", "-w", "restart"])
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .status()?;
         if !st.success() {

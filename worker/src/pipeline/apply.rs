@@ -551,16 +551,12 @@ struct NetRows {
 /// decodes the next batch meanwhile.
 struct Flight<T> {
     /// Gives the sessions back with the batch's outcome.
-    run: tokio::task::JoinHandle<(Vec<T>, Result<Landed, ConnectorError>)>,
+    run: tokio::task::JoinHandle<(Vec<T>, Result<Found, ConnectorError>)>,
     end: Option<Position>,
     mark: u64,
     counters: BTreeMap<String, TableCounters>,
     changed: BTreeMap<usize, ChangedSegments>,
 }
-
-/// What a committed batch leaves to do: its conflicts (see `conflict`),
-/// recorded with it, to count and act on.
-type Landed = Found;
 
 /// Applies changes to one target (`T`: the engine's, or a test's).
 pub struct Applier<T: ChangeTarget = AnyChangeTarget> {
@@ -668,7 +664,7 @@ async fn fly<T: ChangeTarget>(
     rest: Vec<String>,
     fence: Fence,
     what: String,
-) -> (Vec<T>, Result<Landed, ConnectorError>) {
+) -> (Vec<T>, Result<Found, ConnectorError>) {
     let outcome = fly_on(&mut lanes, first, rest, &fence, &what).await;
     (lanes, outcome)
 }
@@ -683,7 +679,7 @@ async fn fly_on<T: ChangeTarget>(
     rest: Vec<String>,
     fence: &Fence,
     what: &str,
-) -> Result<Landed, ConnectorError> {
+) -> Result<Found, ConnectorError> {
     let superseded = || {
         ConnectorError::Definite(format!(
             "task {}: another worker took over the CDC stream (epoch {} superseded); stopping",
@@ -1361,7 +1357,7 @@ impl<T: ChangeTarget> Applier<T> {
 
     /// Acts on conflicts found: stops the tables their policy stops, and
     /// fails the stream where it stops the task (counts are the caller's).
-    fn land(&mut self, found: Landed) {
+    fn land(&mut self, found: Found) {
         for (t, why) in found.stops {
             self.stop_table(t, why);
         }

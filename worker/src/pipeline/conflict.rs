@@ -7,7 +7,9 @@
 //! never lets one pass unseen: whatever the policy, the change changes
 //! nothing, its row (by key) goes to the exceptions table and is counted
 //! ([`TableCounters::conflicts`]); SUSPEND_TABLE stops the table's apply once
-//! the batch commits, STOP_TASK fails the stream without committing it.
+//! the batch commits, STOP_TASK fails the stream without committing the
+//! batch's position (a parallel lane's rows may be committed already, as
+//! after a crash; a resumed task applies them again, idempotently).
 //! (ApplyErrorUpdatePolicy INSERT_RECORD instead upserts the update's whole
 //! new image, as replayed tables do, and is no conflict.)
 //!

@@ -44,6 +44,11 @@ pub(crate) fn password(ep: &Endpoint) -> Result<Option<String>, ConnectorError> 
     crate::engine::credentials::password(ep, "PGPASSWORD", || pgpass(ep))
 }
 
+/// Options of every session Ferry opens on a PostgreSQL server (see
+/// [`connect`]); the walsender's add its own time zone and bytea form.
+pub(crate) const SESSION_OPTIONS: &str = "-c default_transaction_read_only=off -c standard_conforming_strings=on \
+     -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c extra_float_digits=1 -c lc_monetary=C";
+
 pub async fn connect(ep: &Endpoint) -> Result<tokio_postgres::Client, ConnectorError> {
     let mut cfg = tokio_postgres::Config::new();
     cfg.host(&ep.host)
@@ -56,7 +61,12 @@ pub async fn connect(ep: &Endpoint) -> Result<tokio_postgres::Client, ConnectorE
         // preparation and the freeze's own undo write there.
         // Quoted literals Ferry builds double single quotes and nothing
         // else: backslashes must be plain characters in every session.
-        .options("-c default_transaction_read_only=off -c standard_conforming_strings=on")
+        // Values travel between servers as text (CDC, validation digests):
+        // every session reads and writes them in one form, the walsender's
+        // (`cdc::replication`), whatever each server's defaults — a money
+        // literal in the C form does not parse under another lc_monetary,
+        // and float output under extra_float_digits 0 is rounded.
+        .options(SESSION_OPTIONS)
         .connect_timeout(std::time::Duration::from_secs(10));
     let password = password(ep)?;
     // A Unix socket has no network path to read.

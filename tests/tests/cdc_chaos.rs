@@ -50,6 +50,7 @@ async fn cdc_survives_worker_kills_and_database_restarts() -> anyhow::Result<()>
     p.assert_identical().await?;
     let st = f.status("chaos").unwrap();
     assert_eq!(st["state"], "running", "{st}");
+    assert_no_apply_conflicts(&st);
     Ok(())
 }
 

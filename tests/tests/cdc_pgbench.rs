@@ -42,6 +42,7 @@ async fn full_load_and_cdc_under_pgbench() -> anyhow::Result<()> {
         "no inserts counted: {history}"
     );
     assert_eq!(st["cdc"]["slot"], "ferry_bench");
+    assert_no_apply_conflicts(&st);
 
     // Idle selected tables, busy other database: the slot must still advance.
     let src = p.src.client("postgres").await?;

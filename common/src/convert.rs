@@ -350,6 +350,7 @@ mod tests {
             filter: None,
             transform: None,
             lob: None,
+            whole_old_image: false,
         };
         let p = convert_table(&t, Engine::Postgres).unwrap();
         assert_eq!(p.columns[0].type_sql, "bigint");

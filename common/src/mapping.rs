@@ -15,7 +15,9 @@ use crate::expression::{DataType, Expression};
 use crate::filter::{ColumnFilter, Condition, Operator, RowFilter};
 use crate::lob::{TableLobMode, TableLobRule};
 use crate::schema::TableSchema;
-use crate::transform::{AddColumnRule, BeforeImageRule, KeyRule, NameAction, NameRule, RuleTarget, TableTransform};
+use crate::transform::{
+    AddColumnRule, BeforeImageFilter, BeforeImageRule, KeyRule, NameAction, NameRule, RuleTarget, TableTransform,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
@@ -389,6 +391,27 @@ impl TableMappings {
                     t.display_name()
                 ),
             })?;
+        // A non-key column's old value is in the log only where the
+        // source logs whole old rows.
+        let key = |c: &str| t.primary_key.as_ref().is_some_and(|k| k.columns.iter().any(|k| k == c));
+        if let Some(b) = resolved
+            .iter()
+            .flat_map(|r| &r.before)
+            .find(|b| !t.whole_old_image && !key(&b.source))
+        {
+            return Err(MappingError::Rule {
+                rule_id: b.rule_id.clone(),
+                path: "$.rules".into(),
+                message: format!(
+                    "its before-image column {} needs the old value of column {} of table {}, which the source's log \
+                     does not carry (on PostgreSQL: ALTER TABLE {} REPLICA IDENTITY FULL; or column-filter pk-only)",
+                    b.name,
+                    b.source,
+                    t.display_name(),
+                    t.qualified()
+                ),
+            });
+        }
         Ok(resolved.map(Box::new))
     }
 
@@ -574,24 +597,19 @@ fn parse_before_image(
             "a prefix or a suffix is needed, or the columns would take their own names",
         ));
     }
-    // A PostgreSQL change carries a column's old value only when the key
-    // changed or the table has REPLICA IDENTITY FULL: before-image columns
-    // of other columns would hold the new value, so only keys are offered.
-    match text("column-filter", "pk-only")?.as_str() {
-        "pk-only" => {}
-        f @ ("non-lob" | "all") => {
-            return Err(err(
-                ".before-image-def.column-filter",
-                &format!("column-filter '{f}' is not supported yet (pk-only)"),
-            ))
-        }
+    // Columns beyond the key need the whole old row in the source's log
+    // (checked per table when the rules are resolved).
+    let filter = match text("column-filter", "pk-only")?.as_str() {
+        "pk-only" => BeforeImageFilter::PkOnly,
+        "non-lob" => BeforeImageFilter::NonLob,
+        "all" => BeforeImageFilter::All,
         other => {
             return Err(err(
                 ".before-image-def.column-filter",
                 &format!("expected pk-only, non-lob or all, got '{other}'"),
             ))
         }
-    }
+    };
     Ok(BeforeImageRule {
         rule_id: rule_id.to_string(),
         schema,
@@ -599,6 +617,7 @@ fn parse_before_image(
         column,
         prefix,
         suffix,
+        filter,
     })
 }
 

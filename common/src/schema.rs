@@ -79,6 +79,11 @@ pub struct TableSchema {
     /// form only; none in full LOB mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lob: Option<crate::lob::LobLimit>,
+    /// The source's log carries every column's old value in an update
+    /// (MySQL's full row image, PostgreSQL's REPLICA IDENTITY FULL), not
+    /// only the key's: before-image columns of other columns need it.
+    #[serde(default)]
+    pub whole_old_image: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,6 +219,7 @@ impl TableSchema {
             filter: None,
             transform: None,
             lob: None,
+            whole_old_image: false,
         }
     }
 

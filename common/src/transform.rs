@@ -191,6 +191,21 @@ pub struct BeforeImageRule {
     pub column: String,
     pub prefix: String,
     pub suffix: String,
+    #[serde(default)]
+    pub filter: BeforeImageFilter,
+}
+
+/// Which located columns an `add-before-image-columns` rule covers
+/// (`column-filter`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BeforeImageFilter {
+    /// The primary key's columns (DMS's default).
+    #[default]
+    PkOnly,
+    /// Every column but LOBs (large text and binary types).
+    NonLob,
+    /// Every column.
+    All,
 }
 
 /// A before-image column of one table: its target name and the source
@@ -502,9 +517,13 @@ pub fn resolve(
     {
         for (c, to) in t.columns.iter().zip(&out.columns) {
             let Some(to) = to else { continue };
-            // `column-filter` pk-only, the one accepted (see the mapping).
             let keyed = t.primary_key.as_ref().is_some_and(|k| k.columns.contains(&c.name));
-            if !matches(&r.column, &c.name) || !keyed || c.generated.is_some() {
+            let covered = match r.filter {
+                BeforeImageFilter::PkOnly => keyed,
+                BeforeImageFilter::NonLob => crate::typemap::lob_kind(t.engine, &c.type_sql).is_none(),
+                BeforeImageFilter::All => true,
+            };
+            if !matches(&r.column, &c.name) || !covered || c.generated.is_some() {
                 continue;
             }
             let name = format!("{}{to}{}", r.prefix, r.suffix);
@@ -1434,5 +1453,35 @@ mod tests {
         .map(Box::new);
         let r = renamed(&t).unwrap();
         assert_eq!(r.columns[1].generated.as_deref(), Some("(`a` * 2)"));
+    }
+
+    /// `column-filter`: the key, every column but LOBs, or every column.
+    #[test]
+    fn before_image_filters_pick_their_columns() {
+        let t = orders();
+        let picked = |filter: BeforeImageFilter| -> Vec<String> {
+            let rule = BeforeImageRule {
+                rule_id: "6".into(),
+                schema: "%".into(),
+                table: "%".into(),
+                column: "%".into(),
+                prefix: "BI_".into(),
+                suffix: String::new(),
+                filter,
+            };
+            let tr = resolve(&[], &[], &[], &[rule], &t, &[]).unwrap().unwrap();
+            tr.before.iter().map(|b| format!("{}<-{}", b.name, b.source)).collect()
+        };
+        assert_eq!(picked(BeforeImageFilter::PkOnly), ["BI_id<-id"]);
+        assert_eq!(picked(BeforeImageFilter::NonLob), ["BI_id<-id", "BI_cust_id<-cust_id"]);
+        assert_eq!(
+            picked(BeforeImageFilter::All),
+            [
+                "BI_id<-id",
+                "BI_Lower<-Lower",
+                "BI_secret<-secret",
+                "BI_cust_id<-cust_id"
+            ]
+        );
     }
 }

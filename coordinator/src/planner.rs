@@ -157,6 +157,7 @@ mod tests {
             filter: None,
             transform: None,
             lob: None,
+            whole_old_image: false,
         }
     }
 

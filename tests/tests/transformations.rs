@@ -560,6 +560,14 @@ async fn rules_that_cannot_hold_are_refused() -> anyhow::Result<()> {
                 "object-locator": {"schema-name": "public", "table-name": "b", "column-name": "id"}}"#,
             &["rule 41", "primary key", "public.b"],
         ),
+        (
+            // Without REPLICA IDENTITY FULL, v's old value is not logged.
+            "before-all",
+            r#"{"rule-type": "transformation", "rule-id": "81", "rule-name": "x", "rule-action": "add-before-image-columns", "rule-target": "column",
+                "object-locator": {"schema-name": "public", "table-name": "a", "column-name": "%"},
+                "before-image-def": {"column-prefix": "BI_", "column-filter": "all"}}"#,
+            &["rule 81", "BI_v", "public.a", "REPLICA IDENTITY FULL"],
+        ),
     ];
     for (name, rules, want) in cases {
         let mappings = mapping_file(&dir, &format!(r#"{{"rules": [{select}, {rules}]}}"#));
@@ -635,7 +643,8 @@ async fn rules_that_cannot_hold_are_refused() -> anyhow::Result<()> {
 /// PostgreSQL → MariaDB: the schema (a MySQL database there), a table and
 /// its columns renamed, one removed with its index, through the load and the
 /// set-based CDC batches; another table with a before-image column of its
-/// key (applied in order, not as sets).
+/// key (applied in order, not as sets), and one (REPLICA IDENTITY FULL)
+/// with before-image columns of all its columns.
 #[tokio::test(flavor = "multi_thread")]
 async fn renames_hold_through_load_and_changes_postgres_to_mysql() -> anyhow::Result<()> {
     let pg = PgServer::start()?;
@@ -648,7 +657,10 @@ async fn renames_hold_through_load_and_changes_postgres_to_mysql() -> anyhow::Re
          CREATE INDEX users_pin ON app."Users" (pin);
          INSERT INTO app."Users" SELECT i, 'u' || i || '@x', 'p' || i, i / 4.0 FROM generate_series(1, 3000) i;
          CREATE TABLE app.notes (id int PRIMARY KEY, body text);
-         INSERT INTO app.notes SELECT i, 'b' || i FROM generate_series(1, 100) i;"#,
+         INSERT INTO app.notes SELECT i, 'b' || i FROM generate_series(1, 100) i;
+         CREATE TABLE app.docs (id int PRIMARY KEY, title varchar(20), body text);
+         ALTER TABLE app.docs REPLICA IDENTITY FULL;
+         INSERT INTO app.docs SELECT i, 't' || i, 'body ' || i FROM generate_series(1, 50) i;"#,
     )
     .await?;
     let f = Ferry::start(1, 5000, &[])?;
@@ -668,7 +680,10 @@ async fn renames_hold_through_load_and_changes_postgres_to_mysql() -> anyhow::Re
            "rule-target": "column", "object-locator": {"schema-name": "app", "table-name": "Users", "column-name": "pin"}},
           {"rule-type": "transformation", "rule-id": "6", "rule-name": "bi", "rule-action": "add-before-image-columns",
            "rule-target": "column", "object-locator": {"schema-name": "app", "table-name": "notes", "column-name": "%"},
-           "before-image-def": {"column-prefix": "BI_", "column-suffix": "", "column-filter": "pk-only"}}
+           "before-image-def": {"column-prefix": "BI_", "column-suffix": "", "column-filter": "pk-only"}},
+          {"rule-type": "transformation", "rule-id": "7", "rule-name": "old", "rule-action": "add-before-image-columns",
+           "rule-target": "column", "object-locator": {"schema-name": "app", "table-name": "docs", "column-name": "%"},
+           "before-image-def": {"column-prefix": "OLD_", "column-filter": "all"}}
         ]}"#,
     );
     create_typed(
@@ -690,7 +705,9 @@ async fn renames_hold_through_load_and_changes_postgres_to_mysql() -> anyhow::Re
          UPDATE app."Users" SET id = id + 100000 WHERE id % 17 = 0;
          UPDATE app.notes SET body = body || '!' WHERE id % 3 = 0;
          INSERT INTO app.notes SELECT i, 'new' FROM generate_series(201, 210) i;
-         UPDATE app.notes SET id = id + 1000 WHERE id % 5 = 0 AND id <= 100;"#,
+         UPDATE app.notes SET id = id + 1000 WHERE id % 5 = 0 AND id <= 100;
+         UPDATE app.docs SET title = 'T' || id WHERE id % 2 = 0;
+         UPDATE app.docs SET id = id + 100, body = 'moved' WHERE id % 5 = 0;"#,
     )
     .await?;
     wait_caught_up(&f, "pmren");
@@ -734,5 +751,50 @@ async fn renames_hold_through_load_and_changes_postgres_to_mysql() -> anyhow::Re
     )
     .await?;
     assert_eq!(indexed[0][0].as_deref(), Some("email,id"));
+    // column-filter all: every column's value before the row's last update,
+    // computed here from the updates above (rows updated twice keep the
+    // image before the second).
+    let docs = mysql_rows(
+        &mut m,
+        "SELECT id, title, body, OLD_id, OLD_title, OLD_body FROM docs ORDER BY id",
+    )
+    .await?;
+    assert_eq!(docs.len(), 50);
+    for r in &docs {
+        let id: i64 = r[0].as_deref().unwrap().parse()?;
+        let orig = if id > 100 { id - 100 } else { id };
+        let title = |i: i64| if i % 2 == 0 { format!("T{i}") } else { format!("t{i}") };
+        let s = |v: String| Some(v);
+        let want: Vec<Option<String>> = if orig % 5 == 0 {
+            // The second update saw the first's title.
+            vec![
+                s(id.to_string()),
+                s(title(orig)),
+                s("moved".into()),
+                s(orig.to_string()),
+                s(title(orig)),
+                s(format!("body {orig}")),
+            ]
+        } else if orig % 2 == 0 {
+            vec![
+                s(id.to_string()),
+                s(title(orig)),
+                s(format!("body {orig}")),
+                s(orig.to_string()),
+                s(format!("t{orig}")),
+                s(format!("body {orig}")),
+            ]
+        } else {
+            vec![
+                s(id.to_string()),
+                s(title(orig)),
+                s(format!("body {orig}")),
+                None,
+                None,
+                None,
+            ]
+        };
+        assert_eq!(r, &want, "docs row {id}");
+    }
     Ok(())
 }

@@ -276,6 +276,8 @@ async fn table(
         filter: None,
         transform: None,
         lob: None,
+        // binlog_row_image FULL: a stream refuses to start without it.
+        whole_old_image: true,
     };
     if size_bytes > segment_target_bytes {
         let wanted = (size_bytes / segment_target_bytes.max(1)).min(max_segments as u64);

@@ -296,7 +296,8 @@ async fn table(
                     COALESCE(sum(GREATEST(c.reltuples, 0)), 0)::int8,
                     (pg_relation_size($1::oid) / current_setting('block_size')::int)::int8,
                     bool_or(c.reltuples < 0 AND c.relkind = 'r'),
-                    has_table_privilege($1::oid, 'SELECT')
+                    has_table_privilege($1::oid, 'SELECT'),
+                    COALESCE(bool_and(c.relreplident = 'f') FILTER (WHERE c.relkind = 'r'), false)
                FROM (SELECT $1::oid AS relid UNION SELECT relid FROM pg_partition_tree($1::oid::regclass)) p
                JOIN pg_class c ON c.oid = p.relid",
             &[&oid],
@@ -316,6 +317,8 @@ async fn table(
     // A table the user may not read is described all the same (`ferry
     // endpoint test` reports it); its load fails, naming the privilege.
     let readable: bool = r.get(4);
+    // Changes come from the leaf tables: each must log whole old rows.
+    let whole_old_image: bool = r.get(5);
     if never_analyzed.unwrap_or(false) && readable {
         rows_estimate = c
             .query_one(&format!("SELECT count(*) FROM {qualified}"), &[])
@@ -377,5 +380,6 @@ async fn table(
         filter: None,
         transform: None,
         lob: None,
+        whole_old_image,
     })
 }

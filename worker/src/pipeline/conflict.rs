@@ -155,7 +155,6 @@ impl Checks {
                 c.conflict.setting(),
                 action.name()
             );
-            tracing::warn!(task = %rec.task, table = %c.name, row = %key, %reason, "recorded in the control schema's apply_exceptions");
             out.records.push(format!(
                 "INSERT INTO {} (task, table_name, phase, reason, row_image) VALUES ({}, {}, 'cdc', {}, {})",
                 rec.exceptions_table,
@@ -181,6 +180,11 @@ impl Checks {
                 ErrorAction::StopTask if out.fatal.is_none() => out.fatal = Some(format!("{} stops the task", why())),
                 _ => {}
             }
+        }
+        // One line per table; the keys are in the exceptions table (row
+        // data stays out of the log).
+        for (name, n) in out.counts.values() {
+            tracing::warn!(task = %rec.task, table = %name, rows = n, "changes of rows the target lacks; recorded in the control schema's apply_exceptions");
         }
         Ok(out)
     }

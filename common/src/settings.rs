@@ -597,36 +597,30 @@ impl TaskSettings {
                 }
             }
             use ErrorAction::*;
-            // Inserts are upserts whatever it says (docs/dms-compatibility.md).
-            if let Some(v) = e.get("ApplyErrorInsertPolicy") {
-                let known = [
-                    "IGNORE_RECORD",
-                    "LOG_ERROR",
-                    "SUSPEND_TABLE",
-                    "STOP_TASK",
-                    "INSERT_RECORD",
-                ];
-                if !v.as_str().is_some_and(|p| known.contains(&p)) {
-                    return Err(err(
-                        &path("ApplyErrorInsertPolicy"),
-                        format!("expected {}, got {v}", known.join(", ")),
-                    ));
+            // ApplyErrorInsertPolicy / UpdatePolicy: an ErrorAction or
+            // INSERT_RECORD (None), which applies the change.
+            let apply_policy = |key: &str| -> Result<Option<Option<ErrorAction>>, SettingsError> {
+                let Some(v) = e.get(key) else { return Ok(None) };
+                if v.as_str() == Some("INSERT_RECORD") {
+                    return Ok(Some(None));
                 }
-            }
-            if let Some(v) = e.get("ApplyErrorUpdatePolicy") {
-                // INSERT_RECORD is no ErrorAction: it applies the change.
-                s.update_inserts_missing = v.as_str() == Some("INSERT_RECORD");
-                if !s.update_inserts_missing {
-                    s.missing_rows.update = ErrorAction::parse(v, &[LogError, IgnoreRecord, SuspendTable, StopTask])
-                        .ok_or_else(|| {
-                            err(
-                                &path("ApplyErrorUpdatePolicy"),
-                                format!(
+                ErrorAction::parse(v, &[LogError, IgnoreRecord, SuspendTable, StopTask])
+                    .map(|a| Some(Some(a)))
+                    .ok_or_else(|| {
+                        err(
+                            &path(key),
+                            format!(
                                 "expected IGNORE_RECORD, LOG_ERROR, SUSPEND_TABLE, STOP_TASK or INSERT_RECORD, got {v}"
                             ),
-                            )
-                        })?;
-                }
+                        )
+                    })
+            };
+            // Inserts are upserts whatever it says (docs/dms-compatibility.md).
+            apply_policy("ApplyErrorInsertPolicy")?;
+            match apply_policy("ApplyErrorUpdatePolicy")? {
+                Some(None) => s.update_inserts_missing = true,
+                Some(Some(action)) => s.missing_rows.update = action,
+                None => {}
             }
             for (key, into, allowed) in [
                 (

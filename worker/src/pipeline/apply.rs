@@ -1322,19 +1322,16 @@ impl<T: ChangeTarget> Applier<T> {
     /// changes that expect them (see `conflict`), and returns its number.
     fn check_keys(&mut self, t: usize, conflict: Conflict, keys: &[Vec<String>]) -> u64 {
         let table = &self.tables[t];
-        let rows = keys
-            .iter()
-            .map(|k| {
-                let cond: Vec<String> = table
-                    .key
-                    .iter()
-                    .zip(k)
-                    .map(|(&i, l)| format!("{} = {l}", table.columns[i].0))
-                    .collect();
-                cond.join(" AND ")
-            })
-            .collect();
-        self.checks.add(t, &table.display, conflict, rows)
+        let names = table.key.iter().map(|&i| table.columns[i].0.clone()).collect();
+        self.checks.add(t, &table.display, conflict, names, keys.to_vec())
+    }
+
+    /// The query of check `check` of `keys` of table `t`, apart from the
+    /// statement applying them.
+    fn missing_keys(&self, t: usize, check: u64, keys: &[Vec<String>]) -> String {
+        let table = &self.tables[t];
+        let key_cols: Vec<(String, String)> = table.key.iter().map(|&i| table.columns[i].clone()).collect();
+        self.dialect.missing_rows(check, &table.qualified, &key_cols, keys)
     }
 
     /// Puts a check that the row `old` names exists into the batch, before
@@ -1342,7 +1339,9 @@ impl<T: ChangeTarget> Applier<T> {
     fn check_row(&mut self, t: usize, conflict: Conflict, old: &[Option<String>]) {
         let cond = self.row_match(t, old);
         let table = &self.tables[t];
-        let check = self.checks.add(t, &table.display, conflict, vec![cond.clone()]);
+        let check = self
+            .checks
+            .add(t, &table.display, conflict, vec![], vec![vec![cond.clone()]]);
         let stmt = self.dialect.missing_row(check, 0, &table.qualified, &cond);
         self.push_stmt(&stmt);
     }
@@ -1543,9 +1542,7 @@ impl<T: ChangeTarget> Applier<T> {
         for (conflict, keys) in [Conflict::Update, Conflict::Delete].into_iter().zip(checked) {
             for chunk in keys.chunks(MAX_VALUES_PER_INSERT) {
                 let check = self.check_keys(t, conflict, chunk);
-                let table = &self.tables[t];
-                let key_cols: Vec<(String, String)> = table.key.iter().map(|&i| table.columns[i].clone()).collect();
-                stmts.push(self.dialect.missing_rows(check, &table.qualified, &key_cols, chunk));
+                stmts.push(self.missing_keys(t, check, chunk));
             }
         }
         let table = &self.tables[t];
@@ -1584,8 +1581,7 @@ impl<T: ChangeTarget> Applier<T> {
                 stmts.push(stmt);
                 continue;
             }
-            let key_types: Vec<(String, String)> = table.key.iter().map(|&i| table.columns[i].clone()).collect();
-            stmts.push(self.dialect.missing_rows(check, &table.qualified, &key_types, keys));
+            stmts.push(self.missing_keys(t, check, keys));
             if key_only {
                 continue;
             }

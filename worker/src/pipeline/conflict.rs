@@ -93,8 +93,28 @@ struct Check {
     /// The table's display name.
     name: String,
     conflict: Conflict,
-    /// Each checked row, as `key = literal` conditions (what is recorded).
-    rows: Vec<String>,
+    /// The key columns' names, or none when `rows` are conditions.
+    columns: Vec<String>,
+    /// Each checked row: its key's literals, or one condition naming it.
+    rows: Vec<Vec<String>>,
+}
+
+impl Check {
+    /// Row `i` as recorded: `key = literal` conditions. Formatted only for
+    /// a row found missing, not for every row checked.
+    fn describe(&self, i: usize) -> Option<String> {
+        let row = self.rows.get(i)?;
+        if self.columns.is_empty() {
+            return row.first().cloned();
+        }
+        let conds: Vec<String> = self
+            .columns
+            .iter()
+            .zip(row)
+            .map(|(c, l)| format!("{c} = {l}"))
+            .collect();
+        Some(conds.join(" AND "))
+    }
 }
 
 /// The open batch's checks; a check's number is its index.
@@ -125,12 +145,22 @@ pub(crate) struct Recorder {
 }
 
 impl Checks {
-    /// Adds a check of `rows` of table `table` and returns its number.
-    pub fn add(&mut self, table: usize, name: &str, conflict: Conflict, rows: Vec<String>) -> u64 {
+    /// Adds a check of table `table`'s rows with keys `rows` (literals of
+    /// `columns`; with no columns, each row is one condition) and returns
+    /// its number.
+    pub fn add(
+        &mut self,
+        table: usize,
+        name: &str,
+        conflict: Conflict,
+        columns: Vec<String>,
+        rows: Vec<Vec<String>>,
+    ) -> u64 {
         self.list.push(Check {
             table,
             name: name.to_string(),
             conflict,
+            columns,
             rows,
         });
         (self.list.len() - 1) as u64
@@ -142,7 +172,7 @@ impl Checks {
         let mut out = Found::default();
         for &(check, row) in missing {
             let c = usize::try_from(check).ok().and_then(|i| self.list.get(i));
-            let Some((c, key)) = c.and_then(|c| Some((c, c.rows.get(usize::try_from(row).ok()?)?))) else {
+            let Some((c, key)) = c.and_then(|c| Some((c, c.describe(usize::try_from(row).ok()?)?))) else {
                 return Err(format!(
                     "task {}: the target answered a check of missing rows with ({check}, {row}), which no check asked",
                     rec.task
@@ -161,7 +191,7 @@ impl Checks {
                 dialect.text_literal(&rec.task),
                 dialect.text_literal(&c.name),
                 dialect.text_literal(&reason),
-                dialect.text_literal(key),
+                dialect.text_literal(&key),
             ));
             out.counts.entry(c.table).or_insert_with(|| (c.name.clone(), 0)).1 += 1;
             let why = || {

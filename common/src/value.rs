@@ -79,6 +79,17 @@ impl fmt::Display for TimeOfDay {
     }
 }
 
+/// Appends `bytes` as hexadecimal digits (two per byte, lower or upper
+/// case): binary values of any size, without formatting machinery per byte.
+pub fn push_hex(out: &mut String, bytes: &[u8], upper: bool) {
+    let digits: &[u8; 16] = if upper { b"0123456789ABCDEF" } else { b"0123456789abcdef" };
+    out.reserve(2 * bytes.len());
+    for b in bytes {
+        out.push(digits[(b >> 4) as usize] as char);
+        out.push(digits[(b & 15) as usize] as char);
+    }
+}
+
 /// A value as plain text, as SQLite's concatenation renders it (NULL as
 /// empty, booleans as 1/0, binary as its bytes): the input of DMS
 /// expressions and data-type conversions.
@@ -235,6 +246,14 @@ pub fn parse_duration(s: &str) -> Result<i64, ValueError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_digits() {
+        let mut s = "x".to_string();
+        push_hex(&mut s, &[0, 9, 171, 255], false);
+        push_hex(&mut s, &[171], true);
+        assert_eq!(s, "x0009abffAB");
+    }
 
     #[test]
     fn temporal_text_round_trips() {

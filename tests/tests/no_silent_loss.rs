@@ -29,6 +29,7 @@ async fn a_table_in_error_blocks_caught_up_cutover_and_validate() -> anyhow::Res
         &pg.url("postgres"),
         "full-load-and-cdc",
         r#"{"ValidationSettings": {"EnableValidation": true},
+            "ControlTablesSettings": {"SuspendedTablesTableEnabled": true},
             "ChangeProcessingDdlHandlingPolicy": {"HandleSourceTableAltered": false}}"#,
         &[],
     );
@@ -71,6 +72,15 @@ async fn a_table_in_error_blocks_caught_up_cutover_and_validate() -> anyhow::Res
     f.wait_until("a's insert on the target", Duration::from_secs(60), || {
         psql_count(&pg, "SELECT count(*) FROM shop.a") == 3
     });
+    // b is in the target's suspended tables, written with the batch that
+    // stopped it (not only when a stream next starts).
+    assert_eq!(
+        psql_count(
+            &pg,
+            "SELECT count(*) FROM ferry.suspended_tables WHERE task = 'deg' AND table_name = 'shop.b' AND reason <> ''"
+        ),
+        1
+    );
 
     // Reloaded, b takes its new column and rejoins the stream.
     f.ok(&["task", "reload-table", "deg", "b"]);
@@ -82,6 +92,7 @@ async fn a_table_in_error_blocks_caught_up_cutover_and_validate() -> anyhow::Res
     });
     m.query_drop("INSERT INTO b VALUES (5, 5, 5)").await?;
     wait_caught_up(&f, "deg");
+    assert_eq!(psql_count(&pg, "SELECT count(*) FROM ferry.suspended_tables WHERE task = 'deg'"), 0);
     let want = mysql_rows(&mut m, "SELECT id, v, w FROM b ORDER BY id").await?;
     let got = pg_rows(
         &pg.client("postgres").await?,

@@ -81,9 +81,7 @@ pub(crate) fn quoted(s: &str) -> String {
 fn hex(b: &[u8]) -> String {
     let mut s = String::with_capacity(3 + 2 * b.len());
     s.push_str("X'");
-    for x in b {
-        s.push_str(&format!("{x:02X}"));
-    }
+    ferry_common::value::push_hex(&mut s, b, true);
     s.push('\'');
     s
 }

@@ -4,12 +4,27 @@
 //! the server, so that one bad row goes to the exceptions table instead of
 //! failing the whole segment.
 
-use ferry_common::value::{format_duration, Value, ValueError};
-use std::fmt::Write as _;
+use ferry_common::value::{format_duration, push_hex, Value, ValueError};
 use std::io::Write as _;
 
 fn special(b: u8) -> bool {
     matches!(b, 0 | b'\\' | b'\n' | b'\r' | b'\t')
+}
+
+fn nul() -> ValueError {
+    ValueError("text contains a NUL byte, which PostgreSQL cannot store".into())
+}
+
+/// Refuses text PostgreSQL cannot store: a NUL byte, or in JSON a
+/// `\u0000` escape (jsonb refuses it).
+fn storable(v: &Value) -> Result<(), ValueError> {
+    match v {
+        Value::Json(s) if s.contains("\\u0000") => {
+            Err(ValueError("JSON contains \\u0000, which jsonb cannot store".into()))
+        }
+        Value::Text(s) | Value::Json(s) if s.as_bytes().contains(&0) => Err(nul()),
+        _ => Ok(()),
+    }
 }
 
 fn escaped(out: &mut Vec<u8>, s: &str) -> Result<(), ValueError> {
@@ -23,11 +38,7 @@ fn escaped(out: &mut Vec<u8>, s: &str) -> Result<(), ValueError> {
         out.extend_from_slice(&bytes[start..i]);
         start = i + 1;
         match b {
-            0 => {
-                return Err(ValueError(
-                    "text contains a NUL byte, which PostgreSQL cannot store".into(),
-                ))
-            }
+            0 => return Err(nul()),
             b'\\' => out.extend_from_slice(b"\\\\"),
             b'\n' => out.extend_from_slice(b"\\n"),
             b'\r' => out.extend_from_slice(b"\\r"),
@@ -73,18 +84,13 @@ pub fn field(out: &mut Vec<u8>, v: &Value) -> Result<(), ValueError> {
         Value::Decimal(d) => out.extend_from_slice(d.as_bytes()),
         Value::Text(s) => escaped(out, s)?,
         Value::Json(s) => {
-            if s.contains("\\u0000") {
-                return Err(ValueError("JSON contains \\u0000, which jsonb cannot store".into()));
-            }
+            storable(v)?;
             escaped(out, s)?
         }
         Value::Bytes(b) => {
-            out.reserve(3 + 2 * b.len());
-            out.extend_from_slice(b"\\\\x");
-            let mut s = String::with_capacity(2 * b.len());
-            for x in b.iter() {
-                let _ = write!(s, "{x:02x}");
-            }
+            let mut s = String::with_capacity(3 + 2 * b.len());
+            s.push_str("\\\\x");
+            push_hex(&mut s, b, false);
             out.extend_from_slice(s.as_bytes());
         }
         Value::Bit { len, bytes } => {
@@ -115,35 +121,96 @@ pub fn field(out: &mut Vec<u8>, v: &Value) -> Result<(), ValueError> {
     Ok(())
 }
 
+/// The longest piece of a string literal Ferry writes. PostgreSQL's
+/// scanner cannot take a literal of 512 MiB or more (its buffer doubles up
+/// to the 1 GB allocation limit), so a longer value is written as a
+/// concatenation of literals of at most this many bytes.
+const LITERAL_PIECE: usize = 256 << 20;
+
 /// A value as an SQL literal cast to the target column's type (CDC apply).
 /// The text is the COPY field's, unescaped; a value PostgreSQL cannot hold
 /// is refused exactly as the full load refuses it.
 pub fn literal(v: &Value, ty: &str) -> Result<String, ValueError> {
+    literal_in_pieces(v, ty, LITERAL_PIECE)
+}
+
+fn literal_in_pieces(v: &Value, ty: &str, piece: usize) -> Result<String, ValueError> {
     if matches!(v, Value::Null) {
         return Ok("NULL".into());
     }
-    let text = match v {
-        // Only these can carry COPY's special bytes; the rest are plain.
+    // Built in one string: a LOB value is copied once, not once per step.
+    let mut out = String::new();
+    match v {
         Value::Text(s) | Value::Json(s) => {
-            let mut probe = vec![];
-            field(&mut probe, v)?;
-            s.to_string()
+            storable(v)?;
+            let mut pieces = vec![];
+            let mut rest = s.as_ref();
+            loop {
+                let mut end = rest.len().min(piece);
+                while !rest.is_char_boundary(end) {
+                    end -= 1;
+                }
+                if end == 0 {
+                    end = rest.chars().next().map_or(0, char::len_utf8);
+                }
+                let (head, tail) = rest.split_at(end);
+                pieces.push(head);
+                rest = tail;
+                if rest.is_empty() {
+                    break;
+                }
+            }
+            out.reserve(s.len() + ty.len() + 8 + 6 * pieces.len());
+            concatenation(&mut out, &pieces, |out, p| {
+                out.push('\'');
+                for (i, part) in p.split('\'').enumerate() {
+                    if i > 0 {
+                        out.push_str("''");
+                    }
+                    out.push_str(part);
+                }
+                out.push('\'');
+            });
         }
         Value::Bytes(b) => {
-            let mut s = String::with_capacity(2 + 2 * b.len());
-            s.push_str("\\x");
-            for x in b.iter() {
-                let _ = write!(s, "{x:02x}");
-            }
-            s
+            let pieces: Vec<&[u8]> = if b.is_empty() { vec![&[]] } else { b.chunks(piece / 2).collect() };
+            out.reserve(2 * b.len() + ty.len() + 8 + 16 * pieces.len());
+            let cast = if pieces.len() > 1 { "::bytea" } else { "" };
+            concatenation(&mut out, &pieces, |out, p| {
+                out.push_str("'\\x");
+                push_hex(out, p, false);
+                out.push('\'');
+                out.push_str(cast);
+            });
         }
         _ => {
-            let mut out = vec![];
-            field(&mut out, v)?;
-            String::from_utf8(out).map_err(|_| ValueError("value is not UTF-8 text".into()))?
+            let mut text = vec![];
+            field(&mut text, v)?;
+            let text = String::from_utf8(text).map_err(|_| ValueError("value is not UTF-8 text".into()))?;
+            out = ferry_common::schema::quote_literal(&text);
         }
-    };
-    Ok(format!("{}::{ty}", ferry_common::schema::quote_literal(&text)))
+    }
+    out.push_str("::");
+    out.push_str(ty);
+    Ok(out)
+}
+
+/// Appends `pieces` written by `piece`, joined by `||` in parentheses
+/// when there are several.
+fn concatenation<T>(out: &mut String, pieces: &[T], piece: impl Fn(&mut String, &T)) {
+    let several = pieces.len() > 1;
+    if several {
+        out.push('(');
+    }
+    for (i, p) in pieces.iter().enumerate() {
+        if i > 0 {
+            out.push_str(" || ");
+        }
+        piece(out, p);
+    }
+    if several {
+        out.push(')');
+    }
 }
 
 /// Appends a whole row and its newline; on a refused value the buffer is
@@ -200,6 +267,21 @@ mod tests {
             "'\\x01ab'::bytea"
         );
         assert_eq!(literal(&Value::Null, "int").unwrap(), "NULL");
+        assert_eq!(literal(&Value::Text(Cow::Borrowed("")), "text").unwrap(), "''::text");
+        // Past the scanner's limit, a value is a concatenation of pieces
+        // (cut at character boundaries).
+        assert_eq!(
+            literal_in_pieces(&Value::Text(Cow::Borrowed("ab'cdé")), "text", 4).unwrap(),
+            "('ab''c' || 'dé')::text"
+        );
+        assert_eq!(
+            literal_in_pieces(&Value::Text(Cow::Borrowed("abcd")), "text", 4).unwrap(),
+            "'abcd'::text"
+        );
+        assert_eq!(
+            literal_in_pieces(&Value::Bytes(Cow::Borrowed(&[1, 2, 3])), "bytea", 4).unwrap(),
+            "('\\x0102'::bytea || '\\x03'::bytea)::bytea"
+        );
         assert!(literal(&Value::Text(Cow::Borrowed("a\0")), "text").is_err());
         let mut out = b"x".to_vec();
         assert!(row(&mut out, &[Value::Int(1), Value::Text(Cow::Borrowed("a\0b"))]).is_err());

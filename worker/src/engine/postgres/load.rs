@@ -473,13 +473,26 @@ pub async fn load_segment(
     let mut gathered = bytes::BytesMut::with_capacity(GATHER_BYTES);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| classify(ctx("reading from source"), e))?;
-        gathered.extend_from_slice(&chunk);
-        if gathered.len() >= GATHER_BYTES {
-            crate::health::copied(&run.task, &on_name, gathered.len());
-            sink.feed(gathered.split().freeze())
-                .await
-                .map_err(|e| classify(ctx("target refused a row"), e))?;
-            gathered.reserve(GATHER_BYTES);
+        // A large row (a LOB value) goes on as it came: copying it into
+        // the gather buffer would hold it twice.
+        let large = chunk.len() >= GATHER_BYTES;
+        if !large {
+            gathered.extend_from_slice(&chunk);
+        }
+        if large || gathered.len() >= GATHER_BYTES {
+            if !gathered.is_empty() {
+                crate::health::copied(&run.task, &on_name, gathered.len());
+                sink.feed(gathered.split().freeze())
+                    .await
+                    .map_err(|e| classify(ctx("target refused a row"), e))?;
+                gathered.reserve(GATHER_BYTES);
+            }
+            if large {
+                crate::health::copied(&run.task, &on_name, chunk.len());
+                sink.feed(chunk)
+                    .await
+                    .map_err(|e| classify(ctx("target refused a row"), e))?;
+            }
         }
         messages += 1;
         if messages.is_multiple_of(1024) {

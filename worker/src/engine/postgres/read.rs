@@ -294,9 +294,17 @@ pub struct Lines {
 }
 
 impl Lines {
+    /// The capacity kept between rows.
+    const KEEP: usize = 4 << 20;
+
     pub fn feed(&mut self, chunk: &[u8]) {
         self.buf.drain(..self.start);
         self.start = 0;
+        // A large row (a LOB value) grew the buffer; give that memory back
+        // once it is parsed rather than hold it for the rest of the segment.
+        if self.buf.capacity() > Self::KEEP && self.buf.len() + chunk.len() <= Self::KEEP {
+            self.buf.shrink_to(Self::KEEP);
+        }
         self.buf.extend_from_slice(chunk);
     }
 

@@ -217,21 +217,30 @@ impl ApplyDialect for PgDialect {
             .iter()
             .map(|&i| format!("ferry_t.{0} = ferry_v.{0}::{1}", columns[i].0, columns[i].1))
             .collect();
-        let values: Vec<String> = rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| format!("({i}, {})", r.join(", ")))
-            .collect();
-        Some(format!(
-            "WITH ferry_u AS (UPDATE {table} AS ferry_t SET {} FROM (VALUES {}) AS ferry_v (ferry_n, {}) WHERE {} \
-             RETURNING ferry_v.ferry_n) SELECT {check}::int8, ferry_i FROM generate_series(0, {}) AS ferry_i \
-             WHERE ferry_i NOT IN (SELECT ferry_n FROM ferry_u)",
-            sets.join(", "),
-            values.join(", "),
+        // Written into one string: a row's literals (a LOB value) are
+        // copied once.
+        let literals: usize = rows.iter().flatten().map(|l| l.len() + 2).sum();
+        let mut out = String::with_capacity(literals + 512);
+        out.push_str(&format!(
+            "WITH ferry_u AS (UPDATE {table} AS ferry_t SET {} FROM (VALUES ",
+            sets.join(", ")
+        ));
+        for (i, r) in rows.iter().enumerate() {
+            out.push_str(&format!("{}({i}", if i == 0 { "" } else { ", " }));
+            for l in r {
+                out.push_str(", ");
+                out.push_str(l);
+            }
+            out.push(')');
+        }
+        out.push_str(&format!(
+            ") AS ferry_v (ferry_n, {}) WHERE {} RETURNING ferry_v.ferry_n) SELECT {check}::int8, ferry_i \
+             FROM generate_series(0, {}) AS ferry_i WHERE ferry_i NOT IN (SELECT ferry_n FROM ferry_u)",
             names.join(", "),
             matches.join(" AND "),
             rows.len() - 1
-        ))
+        ));
+        Some(out)
     }
     fn missing_row(&self, check: u64, i: usize, table: &str, cond: &str) -> String {
         format!("SELECT {check}::int8, {i}::int8 WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {cond})")

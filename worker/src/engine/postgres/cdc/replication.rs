@@ -282,7 +282,13 @@ impl ReplicationClient {
 
     /// Reads into the buffer; cancel-safe.
     async fn fill(&mut self) -> Result<(), ConnectorError> {
-        self.buf.reserve(64 * 1024);
+        // Room for the rest of the message being read, at once: growing by
+        // doubling would hold up to twice a large one (a LOB value).
+        let missing = match self.buf.get(1..5) {
+            Some(l) => (1 + u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize).saturating_sub(self.buf.len()),
+            None => 0,
+        };
+        self.buf.reserve(missing.max(64 * 1024));
         let n = self
             .sock
             .read_buf(&mut self.buf)

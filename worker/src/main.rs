@@ -9,6 +9,7 @@ mod cgroup;
 mod engine;
 mod failpoint;
 mod health;
+mod lease;
 mod pipeline;
 mod probe;
 mod report;
@@ -216,6 +217,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .connect_lazy(Duration::from_secs(3), Duration::from_secs(30))?;
     let client = WorkerClient::new(channel.clone());
     let admin = AdminClient::new(channel);
+    lease::start(&args.link.link()?)?;
     let mut slots = Vec::new();
     let probe_timeout = Duration::from_secs(args.endpoint_timeout.max(1));
     let n = args.slots.unwrap_or_else(cgroup::default_slots).max(1);
@@ -442,58 +444,6 @@ async fn hand_back(client: &mut WorkerClient<Link>, aref: pb::AssignmentRef, why
     }
 }
 
-/// Aborts a spawned task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Renews assignment `aref`'s lease every quarter lease and reports its
-/// progress; sends on `lost` (and ends) once the coordinator revoked it.
-async fn heartbeat(
-    mut client: WorkerClient<Link>,
-    worker_id: u64,
-    aref: pb::AssignmentRef,
-    lease_ms: u64,
-    progress: Arc<AtomicU64>,
-    lost: tokio::sync::oneshot::Sender<()>,
-) {
-    let mut beat = tokio::time::interval(Duration::from_millis((lease_ms / 4).max(200)));
-    beat.tick().await;
-    loop {
-        beat.tick().await;
-        let hb = client
-            .heartbeat(pb::HeartbeatRequest {
-                worker_id,
-                assignments: vec![aref],
-            })
-            .await;
-        match hb {
-            Ok(r) => {
-                let r = r.into_inner();
-                if r.revoked.contains(&aref.id) || r.unknown_worker {
-                    let _ = lost.send(());
-                    return;
-                }
-            }
-            Err(s) => tracing::warn!(error = %s.message(), "heartbeat failed; continuing"),
-        }
-        let rows = progress.load(Ordering::Relaxed);
-        if rows > 0 {
-            let _ = client
-                .report_progress(pb::ProgressRequest {
-                    assignment: Some(aref),
-                    rows,
-                    detail_json: vec![],
-                })
-                .await;
-        }
-    }
-}
-
 async fn run_assignment(
     client: &mut WorkerClient<Link>,
     admin: &AdminClient<Link>,
@@ -573,21 +523,10 @@ async fn run_assignment(
     // A stream runs until stopped: draining hands it back at once, and the
     // next worker resumes it from the checkpoint committed on the target.
     let stream = kind == "Cdc";
-    // The heartbeat is a task of its own: the work may run long between
-    // two awaits (a value of hundreds of MB is escaped or decoded in one
-    // go), and a heartbeat polled beside it would wait for that, so the
-    // lease would expire under a worker that is making progress.
+    // The lease is renewed on a thread of its own (`lease`): the work may
+    // run long between two awaits, on every thread of this runtime.
     let (lost_tx, lost) = tokio::sync::oneshot::channel::<()>();
-    let heart = tokio::spawn(heartbeat(
-        client.clone(),
-        worker_id,
-        aref,
-        lease_ms,
-        progress.clone(),
-        lost_tx,
-    )
-    .instrument(tracing::Span::current()));
-    let _heart = AbortOnDrop(heart);
+    let _renewal = lease::keep(client, worker_id, aref, lease_ms, progress.clone(), lost_tx);
     tokio::pin!(lost);
     let result = loop {
         tokio::select! {

@@ -82,7 +82,11 @@ impl fmt::Display for TimeOfDay {
 /// Appends `bytes` as hexadecimal digits (two per byte, lower or upper
 /// case): binary values of any size, without formatting machinery per byte.
 pub fn push_hex(out: &mut String, bytes: &[u8], upper: bool) {
-    let digits: &[u8; 16] = if upper { b"0123456789ABCDEF" } else { b"0123456789abcdef" };
+    let digits: &[u8; 16] = if upper {
+        b"0123456789ABCDEF"
+    } else {
+        b"0123456789abcdef"
+    };
     out.reserve(2 * bytes.len());
     for b in bytes {
         out.push(digits[(b >> 4) as usize] as char);

@@ -70,7 +70,8 @@ impl Target {
 async fn large_values_under_a_memory_limit(target: Target, v: u64) -> anyhow::Result<()> {
     let src = PgServer::start()?;
     let s = src.client("postgres").await?;
-    s.batch_execute("CREATE TABLE docs (id int PRIMARY KEY, body text)").await?;
+    s.batch_execute("CREATE TABLE docs (id int PRIMARY KEY, body text)")
+        .await?;
     // A segment holds the large values and the small rows around them.
     s.execute(
         "INSERT INTO docs SELECT g, CASE WHEN g IN (3, 7) THEN repeat(chr(96 + g) || 'xyz0123456789', ($1::bigint / 14)::int) ELSE 'small ' || g END FROM generate_series(1, 10) g",
@@ -104,7 +105,8 @@ async fn large_values_under_a_memory_limit(target: Target, v: u64) -> anyhow::Re
         &[&(v as i64)],
     )
     .await?;
-    s.batch_execute("UPDATE docs SET body = 'small changed' WHERE id = 5").await?;
+    s.batch_execute("UPDATE docs SET body = 'small changed' WHERE id = 5")
+        .await?;
     let (ok, out, err) = f.ferry(&["task", "wait", "lobs", "--for", "caught-up", "--timeout", "900"]);
     let after_cdc = peak(worker);
     assert!(
@@ -128,7 +130,11 @@ async fn large_values_under_a_memory_limit(target: Target, v: u64) -> anyhow::Re
     .await?;
     let large = want
         .iter()
-        .filter(|r| r[1].as_deref().and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n + 14 > v))
+        .filter(|r| {
+            r[1].as_deref()
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|n| n + 14 > v)
+        })
         .count();
     assert_eq!((want.len(), large), (11, 3), "{want:?}");
     assert_eq!(want, target.digest().await?, "source and target differ");

@@ -92,7 +92,10 @@ async fn a_table_in_error_blocks_caught_up_cutover_and_validate() -> anyhow::Res
     });
     m.query_drop("INSERT INTO b VALUES (5, 5, 5)").await?;
     wait_caught_up(&f, "deg");
-    assert_eq!(psql_count(&pg, "SELECT count(*) FROM ferry.suspended_tables WHERE task = 'deg'"), 0);
+    assert_eq!(
+        psql_count(&pg, "SELECT count(*) FROM ferry.suspended_tables WHERE task = 'deg'"),
+        0
+    );
     let want = mysql_rows(&mut m, "SELECT id, v, w FROM b ORDER BY id").await?;
     let got = pg_rows(
         &pg.client("postgres").await?,

@@ -528,24 +528,22 @@ async fn run_assignment(
     let (lost_tx, lost) = tokio::sync::oneshot::channel::<()>();
     let _renewal = lease::keep(client, worker_id, aref, lease_ms, progress.clone(), lost_tx);
     tokio::pin!(lost);
-    let result = loop {
-        tokio::select! {
-            r = &mut fut => break Some(r),
-            _ = hand_back_due(&mut drain, stream) => {
-                // Stop the work first: its open target transaction rolls
-                // back as its connections close, before anyone else runs it.
-                drop(fut);
-                hand_back(client, aref, "draining").await;
-                return;
-            }
-            e = &mut watchdog => {
-                tracing::warn!(error = %e, "endpoint hung: abandoning the assignment");
-                break Some(Err(e));
-            }
-            _ = &mut lost => {
-                tracing::warn!("lease lost: abandoning the assignment (its target transaction rolls back)");
-                break None;
-            }
+    let result = tokio::select! {
+        r = &mut fut => Some(r),
+        _ = hand_back_due(&mut drain, stream) => {
+            // Stop the work first: its open target transaction rolls
+            // back as its connections close, before anyone else runs it.
+            drop(fut);
+            hand_back(client, aref, "draining").await;
+            return;
+        }
+        e = &mut watchdog => {
+            tracing::warn!(error = %e, "endpoint hung: abandoning the assignment");
+            Some(Err(e))
+        }
+        _ = &mut lost => {
+            tracing::warn!("lease lost: abandoning the assignment (its target transaction rolls back)");
+            None
         }
     };
     let Some(result) = result else { return };

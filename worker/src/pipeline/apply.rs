@@ -1470,7 +1470,9 @@ impl<T: ChangeTarget> Applier<T> {
                 let old = if before == after {
                     None
                 } else {
-                    let Ok(old) = self.literals(t, before) else { return Err(op) };
+                    let Ok(old) = self.literals(t, before) else {
+                        return Err(op);
+                    };
                     Some(old)
                 };
                 let key = match (key_of(old.as_ref().unwrap_or(&new)), key_of(&new)) {

@@ -173,7 +173,11 @@ fn literal_in_pieces(v: &Value, ty: &str, piece: usize) -> Result<String, ValueE
             });
         }
         Value::Bytes(b) => {
-            let pieces: Vec<&[u8]> = if b.is_empty() { vec![&[]] } else { b.chunks(piece / 2).collect() };
+            let pieces: Vec<&[u8]> = if b.is_empty() {
+                vec![&[]]
+            } else {
+                b.chunks(piece / 2).collect()
+            };
             out.reserve(2 * b.len() + ty.len() + 8 + 16 * pieces.len());
             let cast = if pieces.len() > 1 { "::bytea" } else { "" };
             concatenation(&mut out, &pieces, |out, p| {

@@ -1168,16 +1168,22 @@ pub async fn catch_up_under_memory_limit(
         .ok()
         .and_then(|st| st.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
         .unwrap_or_default();
+    assert_alive_in(f, &cg)?;
+    assert!(ok, "caught-up wait failed: {out}{err}");
+    f.workers[0].kill9();
+    drop(cg);
+    Ok(hwm)
+}
+
+/// Fails if worker 0 of `f`, held by `cg`, has died (OOM-killed).
+pub fn assert_alive_in(f: &mut Ferry, cg: &MemoryCgroup) -> Result<()> {
     assert!(
         f.workers[0].child.try_wait()?.is_none(),
         "the worker died (OOM-killed: {} limit hits): {}",
         cg.read("memory.failcnt"),
         f.workers[0].log_text()
     );
-    assert!(ok, "caught-up wait failed: {out}{err}");
-    f.workers[0].kill9();
-    drop(cg);
-    Ok(hwm)
+    Ok(())
 }
 
 /// Whether any file under `dir` contains `needle` (a secret must not).

@@ -109,12 +109,7 @@ async fn large_values_under_a_memory_limit(target: Target, v: u64) -> anyhow::Re
         .await?;
     let (ok, out, err) = f.ferry(&["task", "wait", "lobs", "--for", "caught-up", "--timeout", "900"]);
     let after_cdc = peak(worker);
-    assert!(
-        f.workers[0].child.try_wait()?.is_none(),
-        "the worker died (OOM-killed: {} limit hits): {}",
-        cg.read("memory.failcnt"),
-        f.workers[0].log_text()
-    );
+    assert_alive_in(&mut f, &cg)?;
     assert!(ok, "caught-up wait failed: {out}{err}");
     eprintln!(
         "values of {v} bytes: worker peak {} MiB after the full load, {} MiB after CDC (limit {} MiB)",

@@ -132,20 +132,6 @@ use std::time::{Duration, Instant};
 /// Target SQL buffered before it is sent.
 const FLUSH_BYTES: usize = 1 << 20;
 
-/// Appends `(lit, lit, ...)` to `sql`, dropping each literal once it is
-/// copied: a row holding a LOB value is in memory about twice, not four
-/// times (joined, formatted, appended).
-fn push_row(sql: &mut String, lits: Vec<String>) {
-    sql.reserve(lits.iter().map(|l| l.len() + 2).sum::<usize>() + 2);
-    sql.push('(');
-    for (i, l) in lits.into_iter().enumerate() {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&l);
-    }
-    sql.push(')');
-}
 /// While more is ready, a batch commits after this many source
 /// transactions (or `BatchTiming::max_ms`).
 const BATCH_TXNS: u64 = 1000;
@@ -841,6 +827,21 @@ impl Applier {
         }
         Ok(applier)
     }
+}
+
+/// Appends `(lit, lit, ...)` to `sql`, dropping each literal once it is
+/// copied: a row holding a LOB value is in memory about twice, not four
+/// times (joined, formatted, appended).
+fn push_row(sql: &mut String, lits: Vec<String>) {
+    sql.reserve(lits.iter().map(|l| l.len() + 2).sum::<usize>() + 2);
+    sql.push('(');
+    for (i, l) in lits.into_iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&l);
+    }
+    sql.push(')');
 }
 
 impl<T: ChangeTarget> Applier<T> {

@@ -946,12 +946,18 @@ impl<T: ChangeTarget> Applier<T> {
             self.table_errors.push((table.display.clone(), reason.clone()));
             let name = table.display.clone();
             table.stopped = Some(reason.clone());
-            if self.control.suspended {
-                // Recorded with the batch that stops the table.
-                self.begin_batch();
-                for stmt in self.suspended_rows(Some(&name), &[(name.clone(), reason)]) {
-                    self.push_stmt(&stmt);
-                }
+            self.suspend(Some(&name), &[(name.clone(), reason)]);
+        }
+    }
+
+    /// Sets the suspended-tables control table's rows of this task (of
+    /// table `only`, or all of them) to `tables`, in the open batch: they
+    /// commit with the changes that stopped those tables.
+    fn suspend(&mut self, only: Option<&str>, tables: &[(String, String)]) {
+        if self.control.suspended {
+            self.begin_batch();
+            for stmt in self.suspended_rows(only, tables) {
+                self.push_stmt(&stmt);
             }
         }
     }
@@ -991,15 +997,9 @@ impl<T: ChangeTarget> Applier<T> {
             self.tables_altered.push((table.display.clone(), change.clone()));
             let name = table.display.clone();
             table.stopped = Some(change.clone());
-            if self.control.suspended {
-                // Recorded with the batch that stops the table. A reload
-                // restarts the stream, whose first batch sets the rows to
-                // the coordinator's tables in error, so it leaves again.
-                self.begin_batch();
-                for stmt in self.suspended_rows(Some(&name), &[(name.clone(), change)]) {
-                    self.push_stmt(&stmt);
-                }
-            }
+            // A reload restarts the stream, whose first batch sets the
+            // rows to the coordinator's tables in error, so it leaves again.
+            self.suspend(Some(&name), &[(name.clone(), change)]);
         }
     }
 
@@ -1013,14 +1013,9 @@ impl<T: ChangeTarget> Applier<T> {
         self.missing = policy.missing_rows;
         self.batch_min = Duration::from_millis(policy.batch_timing.min_ms);
         self.batch_max = Duration::from_millis(policy.batch_timing.max_ms);
-        if self.control.suspended {
-            // The coordinator's view at the stream's start: a table it
-            // reloaded since leaves the control table with the first batch.
-            self.begin_batch();
-            for stmt in self.suspended_rows(None, policy.suspended) {
-                self.push_stmt(&stmt);
-            }
-        }
+        // The coordinator's view at the stream's start: a table it
+        // reloaded since leaves the control table with the first batch.
+        self.suspend(None, policy.suspended);
     }
 
     /// Table `t` was dropped on the source (or renamed away). `at` is a

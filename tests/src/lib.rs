@@ -1121,7 +1121,10 @@ pub struct MemoryCgroup(PathBuf);
 
 impl MemoryCgroup {
     pub fn limit(pid: u32, bytes: u64) -> anyhow::Result<MemoryCgroup> {
-        let dir = PathBuf::from(format!("/sys/fs/cgroup/memory/ferry-test-{}", std::process::id()));
+        // Tests of one binary run at once: each cgroup gets its own name.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = PathBuf::from(format!("/sys/fs/cgroup/memory/ferry-test-{}-{n}", std::process::id()));
         std::fs::create_dir(&dir).map_err(|e| {
             anyhow::anyhow!(
                 "cannot create memory cgroup {} (root and cgroup v1 memory needed): {e}",

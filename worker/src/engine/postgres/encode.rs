@@ -15,13 +15,21 @@ fn nul() -> ValueError {
     ValueError("text contains a NUL byte, which PostgreSQL cannot store".into())
 }
 
+/// Refuses JSON with a `\u0000` escape (jsonb refuses it).
+fn json_storable(s: &str) -> Result<(), ValueError> {
+    match s.contains("\\u0000") {
+        true => Err(ValueError("JSON contains \\u0000, which jsonb cannot store".into())),
+        false => Ok(()),
+    }
+}
+
 /// Refuses text PostgreSQL cannot store: a NUL byte, or in JSON a
-/// `\u0000` escape (jsonb refuses it).
+/// `\u0000` escape.
 fn storable(v: &Value) -> Result<(), ValueError> {
+    if let Value::Json(s) = v {
+        json_storable(s)?;
+    }
     match v {
-        Value::Json(s) if s.contains("\\u0000") => {
-            Err(ValueError("JSON contains \\u0000, which jsonb cannot store".into()))
-        }
         Value::Text(s) | Value::Json(s) if s.as_bytes().contains(&0) => Err(nul()),
         _ => Ok(()),
     }
@@ -84,7 +92,8 @@ pub fn field(out: &mut Vec<u8>, v: &Value) -> Result<(), ValueError> {
         Value::Decimal(d) => out.extend_from_slice(d.as_bytes()),
         Value::Text(s) => escaped(out, s)?,
         Value::Json(s) => {
-            storable(v)?;
+            // `escaped` refuses a NUL as it copies; no second pass for it.
+            json_storable(s)?;
             escaped(out, s)?
         }
         Value::Bytes(b) => {

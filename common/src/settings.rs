@@ -96,11 +96,12 @@ pub struct TaskSettings {
     /// whole) instead of changing nothing.
     #[serde(default)]
     pub update_inserts_missing: bool,
-    /// DMS ErrorBehavior.ApplyErrorUpdatePolicy (other than INSERT_RECORD)
-    /// and ApplyErrorDeletePolicy: what a CDC update or delete of a row the
-    /// target lacks does (see [`MissingRows`]).
+    /// DMS ErrorBehavior.ApplyErrorUpdatePolicy (other than INSERT_RECORD),
+    /// ApplyErrorDeletePolicy and ApplyErrorInsertPolicy: what a CDC change
+    /// that meets the target's row other than the source left it does (see
+    /// [`ApplyConflicts`]).
     #[serde(default)]
-    pub missing_rows: MissingRows,
+    pub missing_rows: ApplyConflicts,
     /// DMS ErrorBehavior.DataErrorPolicy: what a row the target cannot
     /// store does (it is recorded in `ferry.apply_exceptions` whatever the
     /// policy).
@@ -229,24 +230,33 @@ pub struct Escalation {
     pub action: ErrorAction,
 }
 
-/// What a CDC change that updates or deletes a row the target lacks does
-/// (DMS ErrorBehavior.ApplyErrorUpdatePolicy / ApplyErrorDeletePolicy).
+/// What a CDC change that meets the target's row other than the source
+/// left it does (DMS ErrorBehavior.ApplyErrorUpdatePolicy /
+/// ApplyErrorDeletePolicy / ApplyErrorInsertPolicy): an update or delete of
+/// a row the target lacks, an insert of a key the target holds already.
 /// Such a change says the target already differs from the source; whatever
 /// the action, it changes nothing, is recorded in the exceptions table and
 /// counted (`apply_conflicts`). SUSPEND_TABLE stops the table's apply,
 /// STOP_TASK fails the task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MissingRows {
+pub struct ApplyConflicts {
     pub update: ErrorAction,
     pub delete: ErrorAction,
+    /// None: INSERT_RECORD, an insert is an upsert (the target's row takes
+    /// the source's image) and is not checked — Ferry's behaviour before
+    /// the key was read, kept when it is absent.
+    #[serde(default)]
+    pub insert: Option<ErrorAction>,
 }
 
-impl Default for MissingRows {
-    /// DMS's defaults: LOG_ERROR for updates, IGNORE_RECORD for deletes.
+impl Default for ApplyConflicts {
+    /// DMS's defaults: LOG_ERROR for updates, IGNORE_RECORD for deletes;
+    /// inserts upsert (DMS's LOG_ERROR would keep a stale target row).
     fn default() -> Self {
-        MissingRows {
+        ApplyConflicts {
             update: ErrorAction::LogError,
             delete: ErrorAction::IgnoreRecord,
+            insert: None,
         }
     }
 }
@@ -446,7 +456,7 @@ impl Default for TaskSettings {
             retry: RetryPolicy::default(),
             fail_on_no_tables: true,
             update_inserts_missing: false,
-            missing_rows: MissingRows::default(),
+            missing_rows: ApplyConflicts::default(),
             data_errors: ErrorAction::LogError,
             table_errors: ErrorAction::SuspendTable,
             data_escalation: None,
@@ -615,8 +625,9 @@ impl TaskSettings {
                         )
                     })
             };
-            // Inserts are upserts whatever it says (docs/dms-compatibility.md).
-            apply_policy("ApplyErrorInsertPolicy")?;
+            if let Some(action) = apply_policy("ApplyErrorInsertPolicy")? {
+                s.missing_rows.insert = action;
+            }
             match apply_policy("ApplyErrorUpdatePolicy")? {
                 Some(None) => s.update_inserts_missing = true,
                 Some(Some(action)) => s.missing_rows.update = action,
@@ -1017,7 +1028,25 @@ mod tests {
         let s = TaskSettings::parse(r#"{"ErrorBehavior":{"ApplyErrorUpdatePolicy":"INSERT_RECORD"}}"#).unwrap();
         assert!(s.update_inserts_missing && !TaskSettings::default().update_inserts_missing);
         let d = TaskSettings::default().missing_rows;
-        assert_eq!((d.update, d.delete), (ErrorAction::LogError, ErrorAction::IgnoreRecord));
+        assert_eq!(
+            (d.update, d.delete, d.insert),
+            (ErrorAction::LogError, ErrorAction::IgnoreRecord, None)
+        );
+        for (policy, want) in [
+            ("LOG_ERROR", Some(ErrorAction::LogError)),
+            ("STOP_TASK", Some(ErrorAction::StopTask)),
+            ("INSERT_RECORD", None),
+        ] {
+            let json = format!(r#"{{"ErrorBehavior":{{"ApplyErrorInsertPolicy":"{policy}"}}}}"#);
+            assert_eq!(
+                TaskSettings::parse(&json).unwrap().missing_rows.insert,
+                want,
+                "{policy}"
+            );
+        }
+        // A settings value stored before the insert policy existed.
+        let old: ApplyConflicts = serde_json::from_str(r#"{"update":"LOG_ERROR","delete":"IGNORE_RECORD"}"#).unwrap();
+        assert_eq!(old, ApplyConflicts::default());
         let s = TaskSettings::parse(
             r#"{"ErrorBehavior":{"ApplyErrorUpdatePolicy":"SUSPEND_TABLE","ApplyErrorDeletePolicy":"STOP_TASK",
                 "ApplyErrorEscalationCount":5,"ApplyErrorEscalationPolicy":"STOP_TASK"}}"#,

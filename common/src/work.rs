@@ -7,7 +7,7 @@ use crate::mapping::TableMappings;
 use crate::plan::{ChangeTracking, SegmentBounds};
 use crate::position::Position;
 use crate::schema::{Constraint, SourceSchema, TableSchema};
-use crate::settings::{ErrorAction, MissingRows, TargetTablePrepMode};
+use crate::settings::{ApplyConflicts, ErrorAction, TargetTablePrepMode};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -152,7 +152,7 @@ pub enum Work {
         /// What an update or delete of a row the target lacks does
         /// (ApplyErrorUpdatePolicy / ApplyErrorDeletePolicy).
         #[serde(default)]
-        missing_rows: MissingRows,
+        missing_rows: ApplyConflicts,
         /// Target sessions each batch's rows are spread over
         /// (TargetMetadata.ParallelApplyThreads).
         #[serde(default = "one")]

@@ -6,7 +6,8 @@
 //! fail the task unless it is false. `DataErrorPolicy` / `TableErrorPolicy`:
 //! a row the target cannot store is recorded, stops its table or stops the
 //! task, in the full load and in CDC. `ApplyError*Policy`: a CDC change of
-//! a row the target lacks is recorded and counted, and acts by its policy.
+//! a row the target lacks, or an insert of a row it holds, is recorded and
+//! counted, and acts by its policy.
 use ferry_tests::compare::{mysql_rows, pg_rows, TextRows};
 use ferry_tests::mariadb::MariaDbServer;
 use ferry_tests::*;
@@ -298,7 +299,97 @@ async fn changes_of_rows_the_target_lacks_follow_the_apply_error_policies() -> a
     Ok(())
 }
 
-/// The same on a MariaDB target, whose checks are `NOT EXISTS` queries
+/// ApplyErrorInsertPolicy: a CDC insert of a key the target holds already
+/// (written there behind Ferry's back) keeps the target's row and is
+/// recorded and counted under LOG_ERROR, upserts under INSERT_RECORD (and
+/// when the key is absent), and fails the task under STOP_TASK.
+#[tokio::test(flavor = "multi_thread")]
+async fn inserts_of_rows_the_target_holds_follow_the_insert_policy() -> anyhow::Result<()> {
+    let src = PgServer::start()?;
+    let s = src.client("postgres").await?;
+    s.batch_execute("CREATE TABLE public.t (id int PRIMARY KEY, v text); INSERT INTO public.t VALUES (1, 'a');")
+        .await?;
+    let f = Ferry::start(2, 5000, &[("FERRY_SLOTS", "2")])?;
+    let tasks = [
+        // Two lanes: a checked insert stays on the fenced session.
+        (
+            "log",
+            r#"{"ErrorBehavior": {"ApplyErrorInsertPolicy": "LOG_ERROR"}, "TargetMetadata": {"ParallelApplyThreads": 2}}"#,
+        ),
+        (
+            "record",
+            r#"{"ErrorBehavior": {"ApplyErrorInsertPolicy": "INSERT_RECORD"}}"#,
+        ),
+        ("absent", "{}"),
+        ("stop", r#"{"ErrorBehavior": {"ApplyErrorInsertPolicy": "STOP_TASK"}}"#),
+    ];
+    let mut targets = vec![];
+    for (task, settings) in tasks {
+        let dst = PgServer::start()?;
+        create_typed(
+            &f,
+            task,
+            &src.url("postgres"),
+            &dst.url("postgres"),
+            "full-load-and-cdc",
+            settings,
+            &[],
+        );
+        f.ok(&["task", "start", task]);
+        targets.push(dst);
+    }
+    for ((task, _), dst) in tasks.iter().zip(&targets) {
+        wait_caught_up(&f, task);
+        dst.client("postgres")
+            .await?
+            .batch_execute("INSERT INTO public.t VALUES (5, 'target')")
+            .await?;
+    }
+    s.batch_execute("INSERT INTO public.t VALUES (5, 'source'), (6, 'f'); UPDATE public.t SET v = 'b' WHERE id = 1;")
+        .await?;
+    let one = |v: &[&str]| v.iter().map(|s| vec![Some(s.to_string())]).collect::<Vec<_>>();
+    let conflicts = |task: &str| {
+        f.status(task)
+            .map(|st| table_status(&st, "t")["apply_conflicts"].clone())
+    };
+
+    wait_caught_up(&f, "log");
+    f.wait_until("log's conflict to be counted", Duration::from_secs(30), || {
+        conflicts("log") == Some(1.into())
+    });
+    assert_eq!(
+        rows_and_exceptions(&targets[0]).await?,
+        (
+            one(&["1=b", "5=target", "6=f"]),
+            one(&[
+                r#"insert of a row the target holds already (ApplyErrorInsertPolicy LOG_ERROR): "id" = '5'::integer"#
+            ])
+        )
+    );
+    for (i, task) in [(1, "record"), (2, "absent")] {
+        wait_caught_up(&f, task);
+        assert_eq!(
+            rows_and_exceptions(&targets[i]).await?,
+            (one(&["1=b", "5=source", "6=f"]), vec![]),
+            "{task}"
+        );
+        assert_eq!(conflicts(task), Some(0.into()), "{task}");
+    }
+    let st = wait_failed(&f, "stop", Duration::from_secs(60));
+    let error = st["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("table public.t: insert of a row the target holds already") && error.contains("STOP_TASK"),
+        "{st}"
+    );
+    // Nothing of the batch is committed.
+    assert_eq!(
+        rows_and_exceptions(&targets[3]).await?,
+        (one(&["1=a", "5=target"]), vec![])
+    );
+    Ok(())
+}
+
+/// The same on a MariaDB target, whose checks are `(NOT) EXISTS` queries
 /// read back from a multi-statement batch.
 #[tokio::test(flavor = "multi_thread")]
 async fn changes_of_rows_a_mariadb_target_lacks_are_recorded_and_counted() -> anyhow::Result<()> {
@@ -313,7 +404,8 @@ async fn changes_of_rows_a_mariadb_target_lacks_are_recorded_and_counted() -> an
     let mut m = my.client("mysql").await?;
     m.query_drop("CREATE DATABASE landing").await?;
     let f = Ferry::start(2, 5000, &[])?;
-    let settings = r#"{"ErrorBehavior": {"ApplyErrorDeletePolicy": "LOG_ERROR"}}"#;
+    let settings =
+        r#"{"ErrorBehavior": {"ApplyErrorDeletePolicy": "LOG_ERROR", "ApplyErrorInsertPolicy": "LOG_ERROR"}}"#;
     create_typed(
         &f,
         "my",
@@ -326,25 +418,29 @@ async fn changes_of_rows_a_mariadb_target_lacks_are_recorded_and_counted() -> an
     f.ok(&["task", "start", "my"]);
     wait_caught_up(&f, "my");
     m.query_drop("DELETE FROM public.t WHERE id IN (2, 500, 900)").await?;
-    // Hundreds of updates in one batch, three of rows the target lacks.
+    m.query_drop("INSERT INTO public.t VALUES (1002, 'target')").await?;
+    // Hundreds of updates in one batch, three of rows the target lacks,
+    // and an insert of a row it holds.
     s.batch_execute(
         "UPDATE public.t SET v = v || '!' WHERE id BETWEEN 2 AND 700;
-         DELETE FROM public.t WHERE id = 900; INSERT INTO public.t VALUES (1001, 'new');",
+         DELETE FROM public.t WHERE id = 900; INSERT INTO public.t VALUES (1001, 'new'), (1002, 'source');",
     )
     .await?;
     wait_caught_up(&f, "my");
     f.wait_until("the conflicts to be counted", Duration::from_secs(30), || {
         f.status("my")
-            .is_some_and(|st| table_status(&st, "t")["apply_conflicts"] == 3)
+            .is_some_and(|st| table_status(&st, "t")["apply_conflicts"] == 4)
     });
     let count = mysql_rows(
         &mut m,
         "SELECT CAST(COUNT(*) AS CHAR), CAST(SUM(v LIKE '%!') AS CHAR) FROM public.t",
     )
     .await?;
-    // 1000 - 3 deleted on the target + 1 inserted; 697 updated (2..700
+    // 1000 - 3 deleted on the target + 2 inserted; 697 updated (2..700
     // but 2 and 500).
-    assert_eq!(count, vec![vec![Some("998".to_string()), Some("697".to_string())]]);
+    assert_eq!(count, vec![vec![Some("999".to_string()), Some("697".to_string())]]);
+    let kept = mysql_rows(&mut m, "SELECT v FROM public.t WHERE id = 1002").await?;
+    assert_eq!(kept, vec![vec![Some("target".to_string())]], "the target's row is kept");
     let exceptions = mysql_rows(
         &mut m,
         "SELECT CONCAT(reason, ': ', row_image) FROM ferry.apply_exceptions WHERE phase = 'cdc' ORDER BY reason, row_image",
@@ -352,6 +448,7 @@ async fn changes_of_rows_a_mariadb_target_lacks_are_recorded_and_counted() -> an
     .await?;
     let want: Vec<Vec<Option<String>>> = [
         r#"delete of a row the target lacks (ApplyErrorDeletePolicy LOG_ERROR): "id" = 900"#,
+        r#"insert of a row the target holds already (ApplyErrorInsertPolicy LOG_ERROR): "id" = 1002"#,
         r#"update of a row the target lacks (ApplyErrorUpdatePolicy LOG_ERROR): "id" = 2"#,
         r#"update of a row the target lacks (ApplyErrorUpdatePolicy LOG_ERROR): "id" = 500"#,
     ]

@@ -204,21 +204,34 @@ pub(crate) trait ApplyDialect: Send + Sync {
         rows: &[Vec<String>],
     ) -> Option<String>;
     /// A query returning `(check, i)` when no row of `table` meets `cond`
-    /// (a check of `pipeline/conflict`).
-    fn missing_row(&self, check: u64, i: usize, table: &str, cond: &str) -> String;
+    /// (`expected`: the change expects the row), or when one does (not
+    /// `expected`: an insert) — a check of `pipeline/conflict`.
+    fn row_check(&self, check: u64, i: usize, table: &str, cond: &str, expected: bool) -> String;
     /// A query returning `(check, i)` for each `keys[i]` (literals of the
     /// `key` columns: quoted names with their target types) that names no
-    /// row of `table`. By default one [`ApplyDialect::missing_row`] per key.
-    fn missing_rows(&self, check: u64, table: &str, key: &[(String, String)], keys: &[Vec<String>]) -> String {
+    /// row of `table` (`expected`), or that names one (not `expected`). By
+    /// default one [`ApplyDialect::row_check`] per key.
+    fn rows_check(
+        &self,
+        check: u64,
+        table: &str,
+        key: &[(String, String)],
+        keys: &[Vec<String>],
+        expected: bool,
+    ) -> String {
         keys.iter()
             .enumerate()
             .map(|(i, lits)| {
                 let cond: Vec<String> = key.iter().zip(lits).map(|(c, l)| format!("{} = {l}", c.0)).collect();
-                self.missing_row(check, i, table, &cond.join(" AND "))
+                self.row_check(check, i, table, &cond.join(" AND "), expected)
             })
             .collect::<Vec<_>>()
             .join(" UNION ALL ")
     }
+    /// The clause that makes `INSERT INTO t (columns) VALUES ...` leave a
+    /// row whose key the table holds already as it is (`key`: indexes into
+    /// `columns`, not empty).
+    fn keep_suffix(&self, columns: &[&str], key: &[usize]) -> String;
 }
 
 /// What a committing batch tells the optional control tables (see

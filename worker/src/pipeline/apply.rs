@@ -122,7 +122,7 @@ use ferry_common::lob::{key_image, RowCut};
 use ferry_common::plan::ChangeTracking;
 use ferry_common::position::Position;
 use ferry_common::schema::{quote_ident, ConstraintKind, TableSchema};
-use ferry_common::settings::{BatchTiming, ErrorAction, MissingRows};
+use ferry_common::settings::{ApplyConflicts, BatchTiming, ErrorAction};
 use ferry_common::transform::AddedColumn;
 use ferry_common::value::{Value, ValueError};
 use ferry_common::work::{CdcProgress, ChangedSegments, TableCounters};
@@ -497,6 +497,9 @@ impl TargetTable {
 struct OpenInsert {
     table: usize,
     rows: usize,
+    /// Rows whose key the target holds stay as they are (else they take
+    /// the new image).
+    keep: bool,
     /// Its conflict clause, appended when it is closed.
     suffix: String,
     /// Key literals of its rows.
@@ -514,16 +517,29 @@ enum Net {
     Update(Vec<String>),
     /// The row is gone.
     Delete,
+    /// The row is new: it takes this image if the target lacks it; a row
+    /// the target holds already stays as it is, and is a conflict (an
+    /// insert past an exact cut under an ApplyErrorInsertPolicy other than
+    /// INSERT_RECORD: the key is always checked; see `conflict`).
+    Insert(Vec<String>),
 }
 
 impl Net {
-    /// The net effect of `self` followed by `next`; none for an update of
-    /// a row the batch deleted (the source never sends one; if it did, it
-    /// goes in order).
+    /// The net effect of `self` followed by `next`; none where the source
+    /// never sends `next` after `self` (an update of a row the batch
+    /// deleted, a checked insert of a row the batch holds): if it did, it
+    /// goes in order.
     fn then(&self, next: Net) -> Option<Net> {
         match (self, next) {
             (Net::Delete, Net::Update(_)) => None,
-            (Net::Upsert(_), Net::Update(image)) => Some(Net::Upsert(image)),
+            (Net::Upsert(_) | Net::Update(_) | Net::Insert(_), Net::Insert(_)) => None,
+            // The row is there after the first change (inserted, or held
+            // already: then the insert was a conflict and changed nothing),
+            // and the update gives it its whole image.
+            (Net::Upsert(_) | Net::Insert(_), Net::Update(image)) => Some(Net::Upsert(image)),
+            // Deleted, then new: whatever the target held, the row ends
+            // with this image.
+            (Net::Delete, Net::Insert(image)) => Some(Net::Upsert(image)),
             (_, next) => Some(next),
         }
     }
@@ -534,7 +550,8 @@ struct NetRow {
     key: Vec<String>,
     net: Net,
     /// The key's first change in the batch expected the row (an update or a
-    /// delete past an exact cut): it is checked (see `conflict`).
+    /// delete past an exact cut), or expected it absent (a checked insert):
+    /// it is checked (see `conflict`).
     checked: Option<Conflict>,
 }
 
@@ -630,7 +647,7 @@ pub struct Applier<T: ChangeTarget = AnyChangeTarget> {
     /// image upserts it, as on a replayed table.
     insert_missing: bool,
     /// What updates and deletes of rows the target lacks do.
-    missing: MissingRows,
+    missing: ApplyConflicts,
     /// The open batch's checks for such rows (see `conflict`).
     checks: Checks,
 }
@@ -794,7 +811,7 @@ pub struct TablePolicy<'a> {
     /// ([`TargetTable::replay`]).
     pub insert_missing: bool,
     /// What other updates, and deletes, of rows the target lacks do.
-    pub missing_rows: MissingRows,
+    pub missing_rows: ApplyConflicts,
     /// DataErrorPolicy and TableErrorPolicy.
     pub data_errors: ErrorAction,
     pub table_errors: ErrorAction,
@@ -896,7 +913,7 @@ impl<T: ChangeTarget> Applier<T> {
             batch_max: Duration::from_millis(BatchTiming::default().max_ms),
             fatal: None,
             insert_missing: false,
-            missing: MissingRows::default(),
+            missing: ApplyConflicts::default(),
             checks: Checks::default(),
         })
     }
@@ -1348,22 +1365,27 @@ impl<T: ChangeTarget> Applier<T> {
     }
 
     /// The query of check `check` of `keys` of table `t`, apart from the
-    /// statement applying them.
-    fn missing_keys(&self, t: usize, check: u64, keys: &[Vec<String>]) -> String {
+    /// statement applying them: it finds the keys the table lacks
+    /// (`expected`) or holds.
+    fn keys_check(&self, t: usize, check: u64, keys: &[Vec<String>], expected: bool) -> String {
         let table = &self.tables[t];
         let key_cols: Vec<(String, String)> = table.key.iter().map(|&i| table.columns[i].clone()).collect();
-        self.dialect.missing_rows(check, &table.qualified, &key_cols, keys)
+        self.dialect
+            .rows_check(check, &table.qualified, &key_cols, keys, expected)
     }
 
-    /// Puts a check that the row `old` names exists into the batch, before
-    /// a change in order that expects it (see `conflict`).
-    fn check_row(&mut self, t: usize, conflict: Conflict, old: &[Option<String>]) {
-        let cond = self.row_match(t, old);
+    /// Puts a check of the row `row` names into the batch, before a change
+    /// in order that expects it to exist, or (an insert) not to (see
+    /// `conflict`).
+    fn check_row(&mut self, t: usize, conflict: Conflict, row: &[Option<String>]) {
+        let cond = self.row_match(t, row);
         let table = &self.tables[t];
         let check = self
             .checks
             .add(t, &table.display, conflict, vec![], vec![vec![cond.clone()]]);
-        let stmt = self.dialect.missing_row(check, 0, &table.qualified, &cond);
+        let stmt = self
+            .dialect
+            .row_check(check, 0, &table.qualified, &cond, conflict.expects_row());
         self.push_stmt(&stmt);
     }
 
@@ -1386,13 +1408,28 @@ impl<T: ChangeTarget> Applier<T> {
         }
     }
 
+    /// Writes a row that takes image `lits` whether or not the target holds
+    /// its key.
     fn upsert(&mut self, t: usize, lits: Vec<String>) {
+        self.insert_row(t, lits, false);
+    }
+
+    /// Writes a row that takes image `lits` unless the target holds its key
+    /// already (a checked insert: see `conflict`).
+    fn insert_new(&mut self, t: usize, lits: Vec<String>) {
+        self.insert_row(t, lits, true);
+    }
+
+    fn insert_row(&mut self, t: usize, lits: Vec<String>, keep: bool) {
         let key: Vec<&str> = self.tables[t].key.iter().map(|&i| lits[i].as_str()).collect();
         let key = key.join("\u{1f}");
         if let Some(open) = &mut self.open_insert {
             // A key already in this statement starts a new one: PostgreSQL's
             // ON CONFLICT cannot update a row twice in one statement.
-            if open.table == t && open.rows < MAX_VALUES_PER_INSERT && (key.is_empty() || open.keys.insert(key.clone()))
+            if open.table == t
+                && open.keep == keep
+                && open.rows < MAX_VALUES_PER_INSERT
+                && (key.is_empty() || open.keys.insert(key.clone()))
             {
                 open.rows += 1;
                 self.sql.push(',');
@@ -1405,6 +1442,8 @@ impl<T: ChangeTarget> Applier<T> {
         let cols: Vec<&str> = table.columns.iter().map(|c| c.0.as_str()).collect();
         let suffix = if table.key.is_empty() {
             String::new()
+        } else if keep {
+            self.dialect.keep_suffix(&cols, &table.key)
         } else {
             self.dialect.upsert_suffix(&cols, &table.key)
         };
@@ -1417,6 +1456,7 @@ impl<T: ChangeTarget> Applier<T> {
         self.open_insert = Some(OpenInsert {
             table: t,
             rows: 1,
+            keep,
             suffix,
             keys: if key.is_empty() {
                 HashSet::new()
@@ -1455,7 +1495,11 @@ impl<T: ChangeTarget> Applier<T> {
                     return Err(op);
                 };
                 let key = table.key.iter().map(|&i| lits[i].clone()).collect();
-                (key, Net::Upsert(lits))
+                if table.replay || self.missing.insert.is_none() {
+                    (key, Net::Upsert(lits))
+                } else {
+                    (key, Net::Insert(lits))
+                }
             }
             Op::Update { before, after } => {
                 let Ok(new) = self.literals(t, after) else {
@@ -1494,13 +1538,14 @@ impl<T: ChangeTarget> Applier<T> {
             }
         };
         let bytes: usize = match &net {
-            Net::Upsert(i) | Net::Update(i) => i.iter().map(String::len).sum(),
+            Net::Upsert(i) | Net::Update(i) | Net::Insert(i) => i.iter().map(String::len).sum(),
             Net::Delete => key.iter().map(String::len).sum(),
         };
         let checked = match &net {
             _ if table.replay => None,
             Net::Update(_) => Some(Conflict::Update),
             Net::Delete => Some(Conflict::Delete),
+            Net::Insert(_) => Some(Conflict::Insert),
             // An insert, or INSERT_RECORD's upsert of an update.
             Net::Upsert(_) => None,
         };
@@ -1535,14 +1580,15 @@ impl<T: ChangeTarget> Applier<T> {
         }
     }
 
-    /// Writes net changes `rows` of table `t` into `sql`: deletes, then
-    /// updates, then upserts, each as few statements as the dialect allows.
-    /// Every key is in one of the three, so their order changes nothing.
+    /// Writes net changes `rows` of table `t` into `sql`: the checks, then
+    /// deletes, updates, upserts and inserts, each as few statements as the
+    /// dialect allows. Every key is in one of the four, so their order
+    /// changes nothing.
     fn write_net(&mut self, t: usize, rows: Vec<NetRow>) {
-        let (mut deletes, mut upserts) = (vec![], vec![]);
+        let (mut deletes, mut upserts, mut inserts) = (vec![], vec![], vec![]);
         let (mut update_keys, mut updates) = (vec![], vec![]);
-        // Keys checked apart from their statement, by what expected them.
-        let mut checked: [Vec<Vec<String>>; 2] = [vec![], vec![]];
+        // Keys checked apart from their statement, by what they expected.
+        let mut checked: [Vec<Vec<String>>; 3] = [vec![], vec![], vec![]];
         for NetRow { key, net, checked: c } in rows {
             if let Net::Update(image) = net {
                 // Checked with its statement, below.
@@ -1553,19 +1599,24 @@ impl<T: ChangeTarget> Applier<T> {
             match c {
                 Some(Conflict::Update) => checked[0].push(key.clone()),
                 Some(Conflict::Delete) => checked[1].push(key.clone()),
+                Some(Conflict::Insert) => checked[2].push(key.clone()),
                 None => {}
             }
             match net {
                 Net::Delete => deletes.push(key),
                 Net::Upsert(image) => upserts.push(image),
+                Net::Insert(image) => inserts.push(image),
                 Net::Update(_) => unreachable!("taken above"),
             }
         }
         let mut stmts = vec![];
-        for (conflict, keys) in [Conflict::Update, Conflict::Delete].into_iter().zip(checked) {
+        for (conflict, keys) in [Conflict::Update, Conflict::Delete, Conflict::Insert]
+            .into_iter()
+            .zip(checked)
+        {
             for chunk in keys.chunks(MAX_VALUES_PER_INSERT) {
                 let check = self.check_keys(t, conflict, chunk);
-                stmts.push(self.missing_keys(t, check, chunk));
+                stmts.push(self.keys_check(t, check, chunk, conflict.expects_row()));
             }
         }
         let table = &self.tables[t];
@@ -1604,7 +1655,7 @@ impl<T: ChangeTarget> Applier<T> {
                 stmts.push(stmt);
                 continue;
             }
-            stmts.push(self.missing_keys(t, check, keys));
+            stmts.push(self.keys_check(t, check, keys, true));
             if key_only {
                 continue;
             }
@@ -1636,6 +1687,10 @@ impl<T: ChangeTarget> Applier<T> {
             self.upsert(t, image);
         }
         self.close_insert();
+        for image in inserts {
+            self.insert_new(t, image);
+        }
+        self.close_insert();
     }
 
     /// Writes every table's net changes into the batch on the fenced
@@ -1662,10 +1717,13 @@ impl<T: ChangeTarget> Applier<T> {
         // An INSERT left open belongs to the fenced session's statements.
         self.close_insert();
         for (t, net) in std::mem::take(&mut self.net) {
-            // A checked key that ends deleted commits with the position
-            // (see `conflict`).
-            let checked_delete = net.rows.iter().any(|r| r.checked.is_some() && r.net == Net::Delete);
-            if self.ordered.contains(&t) || checked_delete {
+            // A checked key that ends deleted, and a checked insert, commit
+            // with the position (see `conflict`).
+            let unrepeatable = net
+                .rows
+                .iter()
+                .any(|r| r.checked == Some(Conflict::Insert) || (r.checked.is_some() && r.net == Net::Delete));
+            if self.ordered.contains(&t) || unrepeatable {
                 self.write_net(t, net.rows);
                 continue;
             }
@@ -1834,10 +1892,12 @@ impl<T: ChangeTarget> Applier<T> {
                 self.note_change(t, &[&image]);
                 match self.literals(t, &image) {
                     Ok(lits) => {
-                        self.upsert(
-                            t,
-                            lits.into_iter().map(|l| l.unwrap_or_else(|| "NULL".into())).collect(),
-                        );
+                        let checked = has_key && !self.tables[t].replay && self.missing.insert.is_some();
+                        if checked {
+                            self.check_row(t, Conflict::Insert, &lits);
+                        }
+                        let lits = lits.into_iter().map(|l| l.unwrap_or_else(|| "NULL".into())).collect();
+                        self.insert_row(t, lits, checked);
                         self.counters(t).inserts += 1;
                     }
                     Err(e) => self.exception(t, &e.0, &image),
@@ -2374,7 +2434,7 @@ mod tests {
             apply_truncates: true,
             drop_dropped: true,
             insert_missing: false,
-            missing_rows: MissingRows::default(),
+            missing_rows: ApplyConflicts::default(),
             data_errors: ErrorAction::SuspendTable,
             table_errors: ErrorAction::SuspendTable,
             batch_timing: BatchTiming::default(),
@@ -2633,7 +2693,7 @@ mod tests {
     #[tokio::test]
     async fn a_change_of_a_row_the_target_lacks_is_recorded_counted_and_acts() {
         let row = |id: i64, v: &str| vec![Value::Int(id), text(v)];
-        let run = async |missing: MissingRows, in_order: bool| {
+        let run = async |missing: ApplyConflicts, in_order: bool| {
             let state = Arc::new(Mutex::new(State::default()));
             let mut target = MockTarget::new(&PgDialect, &state);
             target.set_based = !in_order;
@@ -2658,7 +2718,7 @@ mod tests {
             (a, outcome, committed)
         };
         for in_order in [false, true] {
-            let (a, outcome, committed) = run(MissingRows::default(), in_order).await;
+            let (a, outcome, committed) = run(ApplyConflicts::default(), in_order).await;
             outcome.unwrap();
             assert!(
                 committed.contains(r#"INSERT INTO ferry.apply_exceptions (task, table_name, phase, reason, row_image) VALUES ('t1', 's.t', 'cdc', 'update of a row the target lacks (ApplyErrorUpdatePolicy LOG_ERROR)', '"id" = ''2''::integer')"#),
@@ -2668,9 +2728,9 @@ mod tests {
             assert_eq!(a.unreported["s.t"].updates, 1);
             assert!(a.tables[0].stopped.is_none());
 
-            let suspend = MissingRows {
+            let suspend = ApplyConflicts {
                 update: ErrorAction::SuspendTable,
-                ..MissingRows::default()
+                ..ApplyConflicts::default()
             };
             let (a, outcome, _) = run(suspend, in_order).await;
             outcome.unwrap();
@@ -2680,9 +2740,9 @@ mod tests {
                 .unwrap()
                 .contains("ApplyErrorUpdatePolicy SUSPEND_TABLE"));
 
-            let stop = MissingRows {
+            let stop = ApplyConflicts {
                 update: ErrorAction::StopTask,
-                ..MissingRows::default()
+                ..ApplyConflicts::default()
             };
             let (a, outcome, committed) = run(stop, in_order).await;
             let e = outcome.unwrap_err().to_string();
@@ -2692,6 +2752,59 @@ mod tests {
             );
             assert!(committed.is_empty(), "the batch is not committed: {committed}");
             assert!(a.applied.is_none());
+        }
+    }
+
+    /// Under ApplyErrorInsertPolicy other than INSERT_RECORD an insert is
+    /// checked: a key the target holds already keeps the target's row, is
+    /// recorded and counted; without the key, inserts stay upserts.
+    #[tokio::test]
+    async fn an_insert_of_a_row_the_target_holds_is_recorded_and_keeps_the_row() {
+        let run = async |insert: Option<ErrorAction>, in_order: bool| {
+            let state = Arc::new(Mutex::new(State::default()));
+            let mut target = MockTarget::new(&PgDialect, &state);
+            target.set_based = !in_order;
+            let mut t = table(Engine::Postgres, true);
+            t.replay = false;
+            let mut a = Applier::with_target(target, "t1".into(), 1, vec![t]).await.unwrap();
+            a.missing.insert = insert;
+            // The target holds the key of the first insert (check 0, row 0).
+            state.lock().unwrap().missing = vec![(0, 0)];
+            a.begin_txn(1);
+            for id in [7, 8] {
+                a.apply(0, Op::Insert(vec![Value::Int(id), text("n")])).await.unwrap();
+            }
+            let outcome = a.end_txn(at(100), false).await;
+            let committed = state.lock().unwrap().committed.join(";");
+            (a, outcome, committed)
+        };
+        for in_order in [false, true] {
+            let (a, outcome, committed) = run(Some(ErrorAction::LogError), in_order).await;
+            outcome.unwrap();
+            assert!(committed.contains("WHERE EXISTS"), "{committed}");
+            assert!(
+                committed.contains(r#"ON CONFLICT ("id") DO NOTHING"#) && !committed.contains("DO UPDATE"),
+                "{committed}"
+            );
+            assert!(
+                committed.contains(r#"'insert of a row the target holds already (ApplyErrorInsertPolicy LOG_ERROR)', '"id" = ''7''::integer')"#),
+                "{committed}"
+            );
+            assert_eq!(a.unreported["s.t"].conflicts, 1);
+            assert_eq!(a.unreported["s.t"].inserts, 2);
+
+            let (_, outcome, committed) = run(Some(ErrorAction::StopTask), in_order).await;
+            let e = outcome.unwrap_err().to_string();
+            assert!(e.contains("table s.t: insert of a row the target holds already"), "{e}");
+            assert!(committed.is_empty(), "{committed}");
+
+            let (a, outcome, committed) = run(None, in_order).await;
+            outcome.unwrap();
+            assert!(
+                committed.contains("DO UPDATE") && !committed.contains("EXISTS"),
+                "INSERT_RECORD: {committed}"
+            );
+            assert_eq!(a.unreported["s.t"].conflicts, 0);
         }
     }
 
@@ -2879,9 +2992,11 @@ mod tests {
 
     /// Folding a key's changes gives the row applying them one by one
     /// gives, for every sequence of up to four changes from either start
-    /// (row absent or present), with and without replay. The model: a row
-    /// is `Some(image)`; an insert (or a replayed update) upserts, an update
-    /// past an exact cut changes a row that exists, a delete removes.
+    /// (row absent or present), with and without replay, with inserts
+    /// checked or not. The model: a row is `Some(image)`; an insert (or a
+    /// replayed update) upserts, a checked insert leaves a row that exists,
+    /// an update past an exact cut changes a row that exists, a delete
+    /// removes.
     #[test]
     fn folding_a_keys_changes_is_exact() {
         #[derive(Clone, Copy, Debug)]
@@ -2890,7 +3005,8 @@ mod tests {
             Update(u8),
             Delete,
         }
-        let step = |row: Option<u8>, c: Change, replay: bool| match c {
+        let step = |row: Option<u8>, c: Change, replay: bool, checked: bool| match c {
+            Change::Insert(v) if checked => row.or(Some(v)),
             Change::Insert(v) => Some(v),
             Change::Update(v) if replay => Some(v),
             Change::Update(v) => row.map(|_| v),
@@ -2899,6 +3015,7 @@ mod tests {
         let effect = |row: Option<u8>, n: &Net| match n {
             Net::Upsert(i) => Some(i[0].parse().unwrap()),
             Net::Update(i) => row.map(|_| i[0].parse().unwrap()),
+            Net::Insert(i) => row.or(Some(i[0].parse().unwrap())),
             Net::Delete => None,
         };
         let all = [
@@ -2917,15 +3034,16 @@ mod tests {
                 .collect();
             seqs.extend(longer);
         }
-        for replay in [false, true] {
+        for (replay, checked) in [(false, false), (false, true), (true, false)] {
             for start in [None, Some(0u8)] {
                 for seq in &seqs {
-                    let expected = seq.iter().fold(start, |row, &c| step(row, c, replay));
+                    let expected = seq.iter().fold(start, |row, &c| step(row, c, replay, checked));
                     // The applier's way: fold while it folds; a change that
                     // does not goes in order after what was folded.
                     let (mut row, mut net): (Option<u8>, Option<Net>) = (start, None);
                     for &c in seq {
                         let n = match c {
+                            Change::Insert(v) if checked => Net::Insert(vec![v.to_string()]),
                             Change::Insert(v) => Net::Upsert(vec![v.to_string()]),
                             Change::Update(v) if replay => Net::Upsert(vec![v.to_string()]),
                             Change::Update(v) => Net::Update(vec![v.to_string()]),
@@ -2936,14 +3054,17 @@ mod tests {
                             Some(prev) => match prev.then(n) {
                                 Some(folded) => Some(folded),
                                 None => {
-                                    row = step(effect(row, prev), c, replay);
+                                    row = step(effect(row, prev), c, replay, checked);
                                     None
                                 }
                             },
                         };
                     }
                     let got = net.as_ref().map_or(row, |n| effect(row, n));
-                    assert_eq!(got, expected, "{seq:?} from {start:?}, replay {replay}");
+                    assert_eq!(
+                        got, expected,
+                        "{seq:?} from {start:?}, replay {replay}, inserts checked {checked}"
+                    );
                 }
             }
         }

@@ -1,74 +1,95 @@
-//! Changes that expect a row the target lacks. An update or delete applied
-//! past an exact cut ([`TargetTable::replay`] false: every PostgreSQL
-//! source table) names a row the source held, so a target without that row
-//! already differs from the source — someone wrote to it, or a row was lost
-//! before Ferry. DMS calls these apply conflicts and lets
-//! ApplyErrorUpdatePolicy / ApplyErrorDeletePolicy say what they do; Ferry
+//! Changes that meet their row other than the source left it. An update or
+//! delete applied past an exact cut ([`TargetTable::replay`] false: every
+//! PostgreSQL source table) names a row the source held, and an insert
+//! there names a key the source did not hold; so a target without the
+//! updated row, or already holding the inserted key, differs from the
+//! source — someone wrote to it, or a row was lost before Ferry. DMS calls
+//! these apply conflicts and lets ApplyErrorUpdatePolicy /
+//! ApplyErrorDeletePolicy / ApplyErrorInsertPolicy say what they do; Ferry
 //! never lets one pass unseen: whatever the policy, the change changes
-//! nothing, its row (by key) goes to the exceptions table and is counted
-//! ([`TableCounters::conflicts`]); SUSPEND_TABLE stops the table's apply once
-//! the batch commits, STOP_TASK fails the stream without committing the
-//! batch's position (a parallel lane's rows may be committed already, as
-//! after a crash; a resumed task applies them again, idempotently).
-//! (ApplyErrorUpdatePolicy INSERT_RECORD instead upserts the update's whole
-//! new image, as replayed tables do, and is no conflict.)
+//! nothing (an inserted key keeps the target's row), its row (by key) goes
+//! to the exceptions table and is counted ([`TableCounters::conflicts`]);
+//! SUSPEND_TABLE stops the table's apply once the batch commits, STOP_TASK
+//! fails the stream without committing the batch's position (a parallel
+//! lane's rows may be committed already, as after a crash; a resumed task
+//! applies them again, idempotently). (INSERT_RECORD instead upserts the
+//! change's whole new image, as replayed tables do, and is no conflict; it
+//! is what an absent ApplyErrorInsertPolicy does, so inserts are checked
+//! only when a task asks.)
 //!
 //! ## How they are found, and why each exactly once
 //!
 //! The applier puts a *check* before the statement that applies such a
 //! change, on the same session, in the same transaction: a query returning
-//! `(check, i)` for each row `i` of the check that the target lacks
-//! ([`ApplyDialect::missing_rows`], [`ApplyDialect::missing_row`]), or
-//! makes the statement itself the check where the dialect can
-//! ([`ApplyDialect::update_rows`]: PostgreSQL's set update returns the
-//! rows it updated, so the common case costs no second look-up). The
-//! session hands those rows back when the batch's SQL has run.
+//! `(check, i)` for each row `i` of the check that the target lacks, or
+//! for an insert holds ([`ApplyDialect::rows_check`],
+//! [`ApplyDialect::row_check`]), or makes the statement itself the check
+//! where the dialect can ([`ApplyDialect::update_rows`]: PostgreSQL's set
+//! update returns the rows it updated, so the common case costs no second
+//! look-up). The session hands those rows back when the batch's SQL has
+//! run. A checked insert is written so that a key the target holds keeps
+//! its row ([`ApplyDialect::keep_suffix`]).
 //!
 //! - *The check sees what the change saw.* A change in order is checked
 //!   right before its statement. In a set-based batch a key's changes are
 //!   folded into one net effect; the key is checked when its first change
-//!   in the batch expected the row (an update or a delete; after an insert
-//!   the source says the row is new), and is recorded as that change's
-//!   conflict — once per key and batch, where changes applied in order are
-//!   each checked. The check precedes the table's net
-//!   statements on the key's session and follows the table's earlier
-//!   in-order statements of the batch, and no other session of the stream
-//!   writes that key in the batch: it sees the key as the first change did.
+//!   in the batch expected the row (an update or a delete) or expected it
+//!   absent (a checked insert), and is recorded as that change's conflict
+//!   — once per key and batch, where changes applied in order are each
+//!   checked. (A later change of the key in the batch met what the first
+//!   left, as the source said, and needs no check; a checked insert of a
+//!   key the batch already holds goes in order.) The check precedes the
+//!   table's net statements on the key's session and follows the table's
+//!   earlier in-order statements of the batch, and no other session of the
+//!   stream writes that key in the batch: it sees the key as the first
+//!   change did.
 //! - *Recorded with the position.* The exceptions rows are written on the
 //!   fenced session right before the batch's position, so they commit with
 //!   it or not at all. A batch that did not commit is applied again by the
 //!   next stream, from where it began, and its checks meet the same rows
-//!   missing — except where a parallel lane committed before the fenced
-//!   session failed (see "Parallel lanes" in `apply`): its effects stay, and
-//!   a delete among them would make its own check find the row gone the
-//!   second time. So a table whose batch holds a checked key that ends
-//!   deleted is not spread over lanes: its checks, statements and records
-//!   all commit with the position. A checked update on a lane is safe to
-//!   repeat: updating a row leaves it there, and a missing row stays
-//!   missing.
+//!   — except where a parallel lane committed before the fenced session
+//!   failed (see "Parallel lanes" in `apply`): its effects stay, and a
+//!   delete among them would make its own check find the row gone the
+//!   second time, an insert find its own row there. So a table whose batch
+//!   holds a checked key that ends deleted, or a checked insert, is not
+//!   spread over lanes: its checks, statements and records all commit with
+//!   the position. A checked update on a lane is safe to repeat: updating a
+//!   row leaves it there, and a missing row stays missing.
 //!
 //! [`TargetTable::replay`]: super::apply::TargetTable::replay
 //! [`TableCounters::conflicts`]: ferry_common::work::TableCounters::conflicts
-//! [`ApplyDialect::missing_rows`]: crate::engine::target::ApplyDialect::missing_rows
-//! [`ApplyDialect::missing_row`]: crate::engine::target::ApplyDialect::missing_row
+//! [`ApplyDialect::rows_check`]: crate::engine::target::ApplyDialect::rows_check
+//! [`ApplyDialect::row_check`]: crate::engine::target::ApplyDialect::row_check
+//! [`ApplyDialect::keep_suffix`]: crate::engine::target::ApplyDialect::keep_suffix
 //! [`ApplyDialect::update_rows`]: crate::engine::target::ApplyDialect::update_rows
 
 use crate::engine::target::ApplyDialect;
-use ferry_common::settings::{ErrorAction, MissingRows};
+use ferry_common::settings::{ApplyConflicts, ErrorAction};
 use std::collections::BTreeMap;
 
-/// What a change that found its row missing was.
+/// What a change that met its row other than the source left it was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Conflict {
+    /// An update of a row the target lacks.
     Update,
+    /// A delete of a row the target lacks.
     Delete,
+    /// An insert of a key the target holds already.
+    Insert,
 }
 
 impl Conflict {
+    /// Whether the change expects the row to exist: its check finds the
+    /// rows that do not (else the rows that do).
+    pub fn expects_row(self) -> bool {
+        self != Conflict::Insert
+    }
+
     fn what(self) -> &'static str {
         match self {
-            Conflict::Update => "update",
-            Conflict::Delete => "delete",
+            Conflict::Update => "update of a row the target lacks",
+            Conflict::Delete => "delete of a row the target lacks",
+            Conflict::Insert => "insert of a row the target holds already",
         }
     }
 
@@ -76,13 +97,16 @@ impl Conflict {
         match self {
             Conflict::Update => "ApplyErrorUpdatePolicy",
             Conflict::Delete => "ApplyErrorDeletePolicy",
+            Conflict::Insert => "ApplyErrorInsertPolicy",
         }
     }
 
-    fn action(self, policy: &MissingRows) -> ErrorAction {
+    fn action(self, policy: &ApplyConflicts) -> ErrorAction {
         match self {
             Conflict::Update => policy.update,
             Conflict::Delete => policy.delete,
+            // Checked only under a policy other than INSERT_RECORD.
+            Conflict::Insert => policy.insert.unwrap_or_default(),
         }
     }
 }
@@ -141,7 +165,7 @@ pub(crate) struct Found {
 pub(crate) struct Recorder {
     pub task: String,
     pub exceptions_table: String,
-    pub policy: MissingRows,
+    pub policy: ApplyConflicts,
 }
 
 impl Checks {
@@ -179,12 +203,7 @@ impl Checks {
                 ));
             };
             let action = c.conflict.action(&rec.policy);
-            let reason = format!(
-                "{} of a row the target lacks ({} {})",
-                c.conflict.what(),
-                c.conflict.setting(),
-                action.name()
-            );
+            let reason = format!("{} ({} {})", c.conflict.what(), c.conflict.setting(), action.name());
             out.records.push(format!(
                 "INSERT INTO {} (task, table_name, phase, reason, row_image) VALUES ({}, {}, 'cdc', {}, {})",
                 rec.exceptions_table,
@@ -196,7 +215,7 @@ impl Checks {
             out.counts.entry(c.table).or_insert_with(|| (c.name.clone(), 0)).1 += 1;
             let why = || {
                 format!(
-                    "table {}: {} of a row the target lacks ({key}); {} {}",
+                    "table {}: {} ({key}); {} {}",
                     c.name,
                     c.conflict.what(),
                     c.conflict.setting(),
@@ -214,7 +233,7 @@ impl Checks {
         // One line per table; the keys are in the exceptions table (row
         // data stays out of the log).
         for (name, n) in out.counts.values() {
-            tracing::warn!(task = %rec.task, table = %name, rows = n, "changes of rows the target lacks; recorded in the control schema's apply_exceptions");
+            tracing::warn!(task = %rec.task, table = %name, rows = n, "changes that met rows other than the source left them; recorded in the control schema's apply_exceptions");
         }
         Ok(out)
     }

@@ -249,8 +249,7 @@ impl ApplyDialect for MysqlDialect {
             .map(|i| format!("{0} = VALUES({0})", columns[i]))
             .collect();
         if sets.is_empty() {
-            // Nothing to update: a no-op assignment keeps the row.
-            format!(" ON DUPLICATE KEY UPDATE {0} = {0}", columns[key[0]])
+            self.keep_suffix(columns, key)
         } else {
             format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", "))
         }
@@ -269,8 +268,14 @@ impl ApplyDialect for MysqlDialect {
     fn update_rows(&self, _: u64, _: &str, _: &[(String, String)], _: &[usize], _: &[Vec<String>]) -> Option<String> {
         None
     }
-    fn missing_row(&self, check: u64, i: usize, table: &str, cond: &str) -> String {
-        format!("SELECT {check}, {i} FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {cond})")
+    fn row_check(&self, check: u64, i: usize, table: &str, cond: &str, expected: bool) -> String {
+        let not = if expected { "NOT " } else { "" };
+        format!("SELECT {check}, {i} FROM DUAL WHERE {not}EXISTS (SELECT 1 FROM {table} WHERE {cond})")
+    }
+    /// A no-op assignment keeps the row (`INSERT IGNORE` would also turn
+    /// data errors into warnings).
+    fn keep_suffix(&self, columns: &[&str], key: &[usize]) -> String {
+        format!(" ON DUPLICATE KEY UPDATE {0} = {0}", columns[key[0]])
     }
 }
 

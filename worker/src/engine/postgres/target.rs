@@ -172,7 +172,7 @@ impl ApplyDialect for PgDialect {
             .map(|i| format!("{0} = EXCLUDED.{0}", columns[i]))
             .collect();
         if sets.is_empty() {
-            format!(" ON CONFLICT ({}) DO NOTHING", keys.join(", "))
+            self.keep_suffix(columns, key)
         } else {
             format!(" ON CONFLICT ({}) DO UPDATE SET {}", keys.join(", "), sets.join(", "))
         }
@@ -242,12 +242,20 @@ impl ApplyDialect for PgDialect {
         ));
         Some(out)
     }
-    fn missing_row(&self, check: u64, i: usize, table: &str, cond: &str) -> String {
-        format!("SELECT {check}::int8, {i}::int8 WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {cond})")
+    fn row_check(&self, check: u64, i: usize, table: &str, cond: &str, expected: bool) -> String {
+        let not = if expected { "NOT " } else { "" };
+        format!("SELECT {check}::int8, {i}::int8 WHERE {not}EXISTS (SELECT 1 FROM {table} WHERE {cond})")
     }
-    /// An anti-join of `(VALUES ...)` with the table, cast as in
+    /// A (anti-)join of `(VALUES ...)` with the table, cast as in
     /// [`ApplyDialect::update_rows`].
-    fn missing_rows(&self, check: u64, table: &str, key: &[(String, String)], keys: &[Vec<String>]) -> String {
+    fn rows_check(
+        &self,
+        check: u64,
+        table: &str,
+        key: &[(String, String)],
+        keys: &[Vec<String>],
+        expected: bool,
+    ) -> String {
         let names: Vec<&str> = key.iter().map(|c| c.0.as_str()).collect();
         let matches: Vec<String> = key
             .iter()
@@ -258,13 +266,18 @@ impl ApplyDialect for PgDialect {
             .enumerate()
             .map(|(i, lits)| format!("({i}, {})", lits.join(", ")))
             .collect();
+        let not = if expected { "NOT " } else { "" };
         format!(
             "SELECT {check}::int8, ferry_v.ferry_n FROM (VALUES {}) AS ferry_v (ferry_n, {}) \
-             WHERE NOT EXISTS (SELECT 1 FROM {table} AS ferry_t WHERE {})",
+             WHERE {not}EXISTS (SELECT 1 FROM {table} AS ferry_t WHERE {})",
             values.join(", "),
             names.join(", "),
             matches.join(" AND ")
         )
+    }
+    fn keep_suffix(&self, columns: &[&str], key: &[usize]) -> String {
+        let keys: Vec<&str> = key.iter().map(|&i| columns[i]).collect();
+        format!(" ON CONFLICT ({}) DO NOTHING", keys.join(", "))
     }
 }
 

@@ -30,6 +30,11 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+
+/// The largest piece of a LOAD DATA LOCAL stream sent as one packet: well
+/// under the servers' default max_allowed_packet (16 MiB in MariaDB, 64 MiB
+/// in MySQL), which a packet may not exceed whatever rows it holds.
+const INFILE_PIECE: usize = 1 << 20;
 use tracing::Instrument;
 
 fn column_def(col: &Column) -> String {
@@ -245,16 +250,18 @@ pub async fn load_rows(
                         Ok(()) => sent += 1,
                         Err(r) => exceptions.push((r.image, r.reason)),
                     }
+                    // Handed over row by row once large: two LOB values of
+                    // a batch are not held encoded at once.
+                    if buf.len() >= 128 * 1024 {
+                        progress.store(sent, Ordering::Relaxed);
+                        crate::health::loaded(&task, &name, buf.len());
+                        if tx.send(Ok(bytes::Bytes::from(std::mem::take(&mut buf)))).await.is_err() {
+                            return;
+                        }
+                    }
                 }
                 if exceptions.len() > limit {
                     break;
-                }
-                if buf.len() >= 128 * 1024 {
-                    progress.store(sent, Ordering::Relaxed);
-                    crate::health::loaded(&task, &name, buf.len());
-                    if tx.send(Ok(bytes::Bytes::from(std::mem::take(&mut buf)))).await.is_err() {
-                        return;
-                    }
                 }
             }
             let abort = failed.is_some() || exceptions.len() > limit;
@@ -273,9 +280,23 @@ pub async fn load_rows(
         })
     };
     c.set_infile_handler(async move {
-        let stream: mysql_async::InfileData = Box::pin(futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        }));
+        // Each item the stream yields goes out as one protocol packet, which
+        // the server refuses over its max_allowed_packet (dropping the
+        // connection): a chunk holding a 1 GB row is cut into pieces, each
+        // a view of the chunk, not a copy.
+        let stream: mysql_async::InfileData = Box::pin(futures::stream::unfold(
+            (rx, bytes::Bytes::new()),
+            |(mut rx, mut rest)| async move {
+                if rest.is_empty() {
+                    match rx.recv().await? {
+                        Ok(chunk) => rest = chunk,
+                        Err(e) => return Some((Err(e), (rx, rest))),
+                    }
+                }
+                let piece = rest.split_to(rest.len().min(INFILE_PIECE));
+                Some((Ok(piece), (rx, rest)))
+            },
+        ));
         Ok(stream)
     });
     // The stream is read as bytes (binary and spatial values pass as they

@@ -646,7 +646,8 @@ pub struct Applier<T: ChangeTarget = AnyChangeTarget> {
     /// ApplyErrorUpdatePolicy INSERT_RECORD: a keyed update with a whole
     /// image upserts it, as on a replayed table.
     insert_missing: bool,
-    /// What updates and deletes of rows the target lacks do.
+    /// What updates and deletes of rows the target lacks, and inserts of
+    /// keys it holds, do.
     missing: ApplyConflicts,
     /// The open batch's checks for such rows (see `conflict`).
     checks: Checks,
@@ -810,7 +811,8 @@ pub struct TablePolicy<'a> {
     /// INSERT_RECORD): keyed updates are upserts, as on a replayed table
     /// ([`TargetTable::replay`]).
     pub insert_missing: bool,
-    /// What other updates, and deletes, of rows the target lacks do.
+    /// What other updates, and deletes, of rows the target lacks do, and
+    /// inserts of keys it holds.
     pub missing_rows: ApplyConflicts,
     /// DataErrorPolicy and TableErrorPolicy.
     pub data_errors: ErrorAction,

@@ -181,6 +181,37 @@ async fn rows_and_exceptions(dst: &PgServer) -> anyhow::Result<(TextRows, TextRo
     Ok((ids, exceptions))
 }
 
+/// A full-load-and-cdc task from `src` per `(name, settings)` in `tasks`,
+/// each into a PostgreSQL target of its own, started; the targets in order.
+fn start_each(f: &Ferry, src: &PgServer, tasks: &[(&str, &str)]) -> anyhow::Result<Vec<PgServer>> {
+    let mut targets = vec![];
+    for (task, settings) in tasks {
+        let dst = PgServer::start()?;
+        create_typed(
+            f,
+            task,
+            &src.url("postgres"),
+            &dst.url("postgres"),
+            "full-load-and-cdc",
+            settings,
+            &[],
+        );
+        f.ok(&["task", "start", task]);
+        targets.push(dst);
+    }
+    Ok(targets)
+}
+
+/// Once each task has caught up, runs `sql` on its target (a change Ferry
+/// did not make).
+async fn behind_ferrys_back(f: &Ferry, tasks: &[(&str, &str)], targets: &[PgServer], sql: &str) -> anyhow::Result<()> {
+    for ((task, _), dst) in tasks.iter().zip(targets) {
+        wait_caught_up(f, task);
+        dst.client("postgres").await?.batch_execute(sql).await?;
+    }
+    Ok(())
+}
+
 /// ApplyErrorUpdatePolicy / ApplyErrorDeletePolicy / ApplyErrorEscalation:
 /// an update and a delete whose rows the target lacks (deleted there
 /// behind Ferry's back) change nothing and are recorded in the exceptions
@@ -215,28 +246,8 @@ async fn changes_of_rows_the_target_lacks_follow_the_apply_error_policies() -> a
             r#"{"ErrorBehavior": {"ApplyErrorEscalationCount": 2, "ApplyErrorEscalationPolicy": "STOP_TASK"}}"#,
         ),
     ];
-    let mut targets = vec![];
-    for (task, settings) in tasks {
-        let dst = PgServer::start()?;
-        create_typed(
-            &f,
-            task,
-            &src.url("postgres"),
-            &dst.url("postgres"),
-            "full-load-and-cdc",
-            settings,
-            &[],
-        );
-        f.ok(&["task", "start", task]);
-        targets.push(dst);
-    }
-    for ((task, _), dst) in tasks.iter().zip(&targets) {
-        wait_caught_up(&f, task);
-        dst.client("postgres")
-            .await?
-            .batch_execute("DELETE FROM public.t WHERE id IN (2, 3)")
-            .await?;
-    }
+    let targets = start_each(&f, &src, &tasks)?;
+    behind_ferrys_back(&f, &tasks, &targets, "DELETE FROM public.t WHERE id IN (2, 3)").await?;
     s.batch_execute(
         "UPDATE public.t SET v = 'changed' WHERE id = 2; DELETE FROM public.t WHERE id = 3;
          INSERT INTO public.t VALUES (4, 'd');",
@@ -323,28 +334,8 @@ async fn inserts_of_rows_the_target_holds_follow_the_insert_policy() -> anyhow::
         ("absent", "{}"),
         ("stop", r#"{"ErrorBehavior": {"ApplyErrorInsertPolicy": "STOP_TASK"}}"#),
     ];
-    let mut targets = vec![];
-    for (task, settings) in tasks {
-        let dst = PgServer::start()?;
-        create_typed(
-            &f,
-            task,
-            &src.url("postgres"),
-            &dst.url("postgres"),
-            "full-load-and-cdc",
-            settings,
-            &[],
-        );
-        f.ok(&["task", "start", task]);
-        targets.push(dst);
-    }
-    for ((task, _), dst) in tasks.iter().zip(&targets) {
-        wait_caught_up(&f, task);
-        dst.client("postgres")
-            .await?
-            .batch_execute("INSERT INTO public.t VALUES (5, 'target')")
-            .await?;
-    }
+    let targets = start_each(&f, &src, &tasks)?;
+    behind_ferrys_back(&f, &tasks, &targets, "INSERT INTO public.t VALUES (5, 'target')").await?;
     s.batch_execute("INSERT INTO public.t VALUES (5, 'source'), (6, 'f'); UPDATE public.t SET v = 'b' WHERE id = 1;")
         .await?;
     let one = |v: &[&str]| v.iter().map(|s| vec![Some(s.to_string())]).collect::<Vec<_>>();

@@ -102,7 +102,11 @@ fn repeated(head: &str, bytes: u64) -> String {
 /// changed under CDC, with the worker in a memory cgroup of six of the
 /// larger values and 512 MiB.
 async fn large_values_under_a_memory_limit(source: Side, target: Side, v: u64, c: u64) -> anyhow::Result<()> {
-    let text = if matches!(source, Side::MariaDb(_)) { "longtext" } else { "text" };
+    let text = if matches!(source, Side::MariaDb(_)) {
+        "longtext"
+    } else {
+        "text"
+    };
     source
         .run(&format!("CREATE TABLE docs (id int PRIMARY KEY, body {text})"))
         .await?;
@@ -144,7 +148,9 @@ async fn large_values_under_a_memory_limit(source: Side, target: Side, v: u64, c
             repeated("rnopqrstuvwxyz", c)
         ))
         .await?;
-    source.run("UPDATE docs SET body = 'small changed' WHERE id = 5").await?;
+    source
+        .run("UPDATE docs SET body = 'small changed' WHERE id = 5")
+        .await?;
     let (ok, out, err) = f.ferry(&["task", "wait", "lobs", "--for", "caught-up", "--timeout", "900"]);
     let after_cdc = peak(worker);
     assert_alive_in(&mut f, &cg)?;

@@ -127,6 +127,17 @@ fn is_tls_failure(e: &mysql_async::Error) -> bool {
     }
 }
 
+/// How long a server waits on a stream of Ferry's that stalls — the worker
+/// not reading a segment's rows (net_write_timeout, 60 s by default), or
+/// not sending the next piece of a LOAD DATA LOCAL (net_read_timeout, 30 s)
+/// — before it drops the connection, in seconds. Ferry stalls longer on
+/// purpose: backpressure from a target that is slow for a while (a server
+/// takes over a minute to store a 1 GB row), a large value read and
+/// encoded (a minute for 1 GB in a debug build). A worker that dies closes
+/// its connections; a partitioned one is left to its lease and the probes,
+/// and the server lets its connection go after this long.
+pub(crate) const STREAM_STALL_S: u32 = 600;
+
 /// A target session: identifiers in ANSI double quotes (the form the
 /// converted DDL uses), strict values, an explicit 0 kept in an
 /// AUTO_INCREMENT column, foreign keys checked only once they exist, and

@@ -151,6 +151,13 @@ pub async fn read_segment(
         super::filter::rows_where(t, bounds)?
     );
     let mut conn = super::connect(source).await?;
+    // The rows wait while the target is slow (see STREAM_STALL_S).
+    conn.query_drop(format!(
+        "SET SESSION net_write_timeout = {}",
+        super::connect::STREAM_STALL_S
+    ))
+    .await
+    .map_err(|e| classify(format!("setting up a read of table {name}"), e))?;
     let position = if consistent {
         Some(super::position::begin_snapshot(&mut conn).await?.into())
     } else {

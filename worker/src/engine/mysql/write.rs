@@ -13,7 +13,7 @@
 //! Memory: rows are encoded into chunks of at most 128 KiB that go to the
 //! server through a channel of four chunks, as the server asks for them.
 
-use super::connect::{exec, target_session};
+use super::connect::{exec, target_session, STREAM_STALL_S};
 use super::target::control_ddl;
 use super::{classify, encode};
 use crate::engine::target::Segment;
@@ -200,7 +200,13 @@ pub async fn load_rows(
     let table_key = t.qualified();
     let mut c = target_session(ep).await?;
     let q = |what: &'static str| move |e| classify(ctx(what), e);
-    c.query_drop("START TRANSACTION").await.map_err(q("BEGIN on target"))?;
+    // The LOAD's stream pauses while the source is slow or a large value
+    // is read and encoded (see STREAM_STALL_S).
+    c.query_drop(format!(
+        "SET SESSION net_read_timeout = {STREAM_STALL_S}; START TRANSACTION"
+    ))
+    .await
+    .map_err(q("BEGIN on target"))?;
     let attempt = fence::Attempt {
         task,
         control: &run.control,

@@ -10,8 +10,9 @@
 //! rows together. Reset uses DELETE, not TRUNCATE, because TRUNCATE commits
 //! implicitly in MySQL.
 //!
-//! Memory: rows are encoded into chunks of at most 128 KiB that go to the
-//! server through a channel of four chunks, as the server asks for them.
+//! Memory: rows are encoded into chunks of about 128 KiB (a larger row is a
+//! chunk of its own) that go to the server through a channel of four
+//! chunks, as the server asks for them, in packets of at most 1 MiB.
 
 use super::connect::{exec, target_session, STREAM_STALL_S};
 use super::target::control_ddl;
@@ -30,12 +31,12 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use tracing::Instrument;
 
 /// The largest piece of a LOAD DATA LOCAL stream sent as one packet: well
 /// under the servers' default max_allowed_packet (16 MiB in MariaDB, 64 MiB
 /// in MySQL), which a packet may not exceed whatever rows it holds.
 const INFILE_PIECE: usize = 1 << 20;
-use tracing::Instrument;
 
 fn column_def(col: &Column) -> String {
     let mut d = format!("{} {}", quote_ident(&col.name), col.type_sql);

@@ -1410,6 +1410,14 @@ impl<T: ChangeTarget> Applier<T> {
         }
     }
 
+    /// Whether inserts into table `t` are checked for a key the target
+    /// holds: a keyed table past an exact cut, under an
+    /// ApplyErrorInsertPolicy other than INSERT_RECORD (see `conflict`).
+    fn checks_inserts(&self, t: usize) -> bool {
+        let table = &self.tables[t];
+        !table.key.is_empty() && !table.replay && self.missing.insert.is_some()
+    }
+
     /// Writes a row that takes image `lits` whether or not the target holds
     /// its key.
     fn upsert(&mut self, t: usize, lits: Vec<String>) {
@@ -1497,10 +1505,10 @@ impl<T: ChangeTarget> Applier<T> {
                     return Err(op);
                 };
                 let key = table.key.iter().map(|&i| lits[i].clone()).collect();
-                if table.replay || self.missing.insert.is_none() {
-                    (key, Net::Upsert(lits))
-                } else {
+                if self.checks_inserts(t) {
                     (key, Net::Insert(lits))
+                } else {
+                    (key, Net::Upsert(lits))
                 }
             }
             Op::Update { before, after } => {
@@ -1894,7 +1902,7 @@ impl<T: ChangeTarget> Applier<T> {
                 self.note_change(t, &[&image]);
                 match self.literals(t, &image) {
                     Ok(lits) => {
-                        let checked = has_key && !self.tables[t].replay && self.missing.insert.is_some();
+                        let checked = self.checks_inserts(t);
                         if checked {
                             self.check_row(t, Conflict::Insert, &lits);
                         }
@@ -2312,6 +2320,16 @@ mod tests {
         m
     }
 
+    /// An applier of epoch 1 onto one keyed PostgreSQL table past an exact
+    /// cut (its changes are checked), set-based unless `in_order`.
+    async fn exact_cut_applier(state: &Arc<Mutex<State>>, in_order: bool) -> Applier<MockTarget> {
+        let mut target = MockTarget::new(&PgDialect, state);
+        target.set_based = !in_order;
+        let mut t = table(Engine::Postgres, true);
+        t.replay = false;
+        Applier::with_target(target, "t1".into(), 1, vec![t]).await.unwrap()
+    }
+
     /// An applier of epoch 1 onto one keyed PostgreSQL table.
     async fn pg_applier(state: &Arc<Mutex<State>>) -> Applier<MockTarget> {
         Applier::with_target(
@@ -2697,11 +2715,7 @@ mod tests {
         let row = |id: i64, v: &str| vec![Value::Int(id), text(v)];
         let run = async |missing: ApplyConflicts, in_order: bool| {
             let state = Arc::new(Mutex::new(State::default()));
-            let mut target = MockTarget::new(&PgDialect, &state);
-            target.set_based = !in_order;
-            let mut t = table(Engine::Postgres, true);
-            t.replay = false;
-            let mut a = Applier::with_target(target, "t1".into(), 1, vec![t]).await.unwrap();
+            let mut a = exact_cut_applier(&state, in_order).await;
             a.missing = missing;
             // The target lacks the row the update names (check 0, row 0).
             state.lock().unwrap().missing = vec![(0, 0)];
@@ -2764,11 +2778,7 @@ mod tests {
     async fn an_insert_of_a_row_the_target_holds_is_recorded_and_keeps_the_row() {
         let run = async |insert: Option<ErrorAction>, in_order: bool| {
             let state = Arc::new(Mutex::new(State::default()));
-            let mut target = MockTarget::new(&PgDialect, &state);
-            target.set_based = !in_order;
-            let mut t = table(Engine::Postgres, true);
-            t.replay = false;
-            let mut a = Applier::with_target(target, "t1".into(), 1, vec![t]).await.unwrap();
+            let mut a = exact_cut_applier(&state, in_order).await;
             a.missing.insert = insert;
             // The target holds the key of the first insert (check 0, row 0).
             state.lock().unwrap().missing = vec![(0, 0)];

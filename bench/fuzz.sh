@@ -24,7 +24,7 @@ run() { cargo test -q "$@" -- --test-threads=1 --nocapture 2>&1 | tee -a "$LOG" 
 # than the run.
 if [ -z "${FUZZ_SKIP_GRPC:-}" ]; then
   cargo build --workspace --bins -q
-  run -p ferry-tests --test fuzz_grpc
+  run -p ferry-tests --test e2e fuzz_grpc::
 fi
 python3 - "$LOG" <<'PY'
 import re, sys

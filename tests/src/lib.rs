@@ -411,6 +411,10 @@ pub struct Ferry {
     pub access: Option<Access>,
     /// Further `ferry coordinator` flags (`Ferry::start_args`).
     coordinator_args: Vec<String>,
+    /// Environment every process of this Ferry gets: coordinators, workers
+    /// and CLI calls (`Ferry::start_env`). Tests share one process, so
+    /// they never set their own environment for children to inherit.
+    env: Vec<(String, String)>,
 }
 
 /// A secured coordinator's credentials: `ferry certs init` output and the
@@ -422,24 +426,35 @@ pub struct Access {
 
 impl Ferry {
     pub fn start(workers: usize, lease_ms: u64, worker_env: &[(&str, &str)]) -> Result<Ferry> {
-        Ferry::start_with(workers, lease_ms, worker_env, false, &[])
+        Ferry::start_with(workers, lease_ms, worker_env, false, &[], &[])
+    }
+
+    /// A Ferry whose every process (coordinators, workers, CLI calls) gets
+    /// `env`, its workers `worker_env` too.
+    pub fn start_env(
+        workers: usize,
+        lease_ms: u64,
+        worker_env: &[(&str, &str)],
+        env: &[(&str, &str)],
+    ) -> Result<Ferry> {
+        Ferry::start_with(workers, lease_ms, worker_env, false, &[], env)
     }
 
     /// A coordinator given further flags (e.g. `--scale-down-cooldown`).
     pub fn start_args(workers: usize, lease_ms: u64, coordinator_args: &[&str]) -> Result<Ferry> {
-        Ferry::start_with(workers, lease_ms, &[], false, coordinator_args)
+        Ferry::start_with(workers, lease_ms, &[], false, coordinator_args, &[])
     }
 
     /// A coordinator with mutual TLS (`ferry certs init`) and a bootstrap
     /// admin token; its workers present the worker certificate, `ferry()`
     /// calls the admin token.
     pub fn start_secured(workers: usize, lease_ms: u64, worker_env: &[(&str, &str)]) -> Result<Ferry> {
-        Ferry::start_with(workers, lease_ms, worker_env, true, &[])
+        Ferry::start_with(workers, lease_ms, worker_env, true, &[], &[])
     }
 
     /// A secured coordinator given further flags.
     pub fn start_secured_args(workers: usize, lease_ms: u64, coordinator_args: &[&str]) -> Result<Ferry> {
-        Ferry::start_with(workers, lease_ms, &[], true, coordinator_args)
+        Ferry::start_with(workers, lease_ms, &[], true, coordinator_args, &[])
     }
 
     fn start_with(
@@ -448,6 +463,7 @@ impl Ferry {
         worker_env: &[(&str, &str)],
         secured: bool,
         coordinator_args: &[&str],
+        env: &[(&str, &str)],
     ) -> Result<Ferry> {
         let mut f = Ferry {
             dir: tempfile::Builder::new().prefix("ferry-run-").tempdir()?,
@@ -457,6 +473,7 @@ impl Ferry {
             lease_ms,
             access: None,
             coordinator_args: coordinator_args.iter().map(|a| a.to_string()).collect(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         if secured {
             let certs = f.dir.path().join("certs");
@@ -494,6 +511,7 @@ impl Ferry {
             lease_ms: 10_000,
             access: None,
             coordinator_args: vec![],
+            env: vec![],
         };
         f.coordinator = Some(f.spawn(coordinator, "coordinator")?);
         f.wait_for_coordinator()?;
@@ -518,6 +536,7 @@ impl Ferry {
         let log = self.dir.path().join(format!("{name}.log"));
         let f = std::fs::File::create(&log)?;
         let child = cmd
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(f.try_clone()?)
             .stderr(f)
             .spawn()
@@ -716,6 +735,7 @@ impl Ferry {
     pub fn ferry_cmd(&self, mut cmd: Command, args: &[&str]) -> (bool, String, String) {
         let out = cmd
             .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("FERRY_COORDINATOR", self.url())
             .output()
             .expect("running ferry");

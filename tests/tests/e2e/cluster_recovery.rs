@@ -24,10 +24,9 @@ fn caught_up(s: &serde_json::Value, n: u64, voters: usize) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn followers_restarted_or_wiped_catch_up_and_can_lead() -> anyhow::Result<()> {
-    // Children inherit it: every node snapshots every 100 entries.
-    std::env::set_var("FERRY_SNAPSHOT_LOGS", "100");
     let p = PgbenchPair::new(1)?;
-    let mut f = Ferry::start(0, 3000, &[])?;
+    // Every node snapshots every 100 entries.
+    let mut f = Ferry::start_env(0, 3000, &[], &[("FERRY_SNAPSHOT_LOGS", "100")])?;
     let (nodes, all) = f.start_cluster(3)?;
     let mut nodes = nodes.into_iter();
     let (p2, n2) = nodes.next().unwrap();

@@ -66,9 +66,6 @@ fn load_trace(receiver: &Receiver, task: &str, table: &str, wants: &[&str]) -> (
 #[tokio::test(flavor = "multi_thread")]
 async fn a_segment_is_one_trace_from_the_grant_to_the_report() -> anyhow::Result<()> {
     let receiver = Receiver::start().await?;
-    // Every process this test starts exports to the receiver, often.
-    std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint());
-    std::env::set_var("OTEL_BSP_SCHEDULE_DELAY", "500");
 
     let pg = PgServer::start()?;
     pg.src_and_dst(3000).await?;
@@ -84,7 +81,17 @@ async fn a_segment_is_one_trace_from_the_grant_to_the_report() -> anyhow::Result
         .batch_execute("CREATE DATABASE frommy")
         .await?;
 
-    let f = Ferry::start(1, 5000, &[])?;
+    // Every process of this Ferry's exports to the receiver, often.
+    let endpoint = receiver.endpoint();
+    let f = Ferry::start_env(
+        1,
+        5000,
+        &[],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "500"),
+        ],
+    )?;
     create_full_load(&f, "pg", &pg.url("src"), &pg.url("dst"), "{}", &[]);
     create_full_load(&f, "my", &my.url("shop"), &pg.url("frommy"), "{}", &[]);
     for task in ["pg", "my"] {

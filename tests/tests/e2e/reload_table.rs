@@ -413,7 +413,7 @@ async fn a_table_created_on_the_source_joins_the_task() -> anyhow::Result<()> {
     assert_same(sql, &want, &got);
 
     // Dropped for good: the table leaves the task, and the target
-    // (HandleSourceTableDropped; tests/tests/dropped_tables.rs).
+    // (HandleSourceTableDropped; tests/tests/e2e/dropped_tables.rs).
     s.batch_execute("DROP TABLE public.fresh").await?;
     f.wait_until("fresh to leave", Duration::from_secs(60), || {
         f.status("grow")

@@ -15,9 +15,6 @@ const INLINE_PW: &str = "Inline-S3cret-Hb2-Pw-Marker";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn passwords_never_reach_logs_state_or_output() -> anyhow::Result<()> {
-    // Debug logging in every process this test starts (they inherit it).
-    // SAFETY: set before any thread of this test reads the environment.
-    unsafe { std::env::set_var("RUST_LOG", "debug") };
     let pg = PgServer::start()?;
     let p = pg.client("postgres").await?;
     p.batch_execute(&format!(
@@ -50,7 +47,8 @@ async fn passwords_never_reach_logs_state_or_output() -> anyhow::Result<()> {
         )
     };
 
-    let f = Ferry::start(2, 3000, &[("FERRY_SRC_PW", SOURCE_PW)])?;
+    // Debug logging in every process of this Ferry's, the CLI's too.
+    let f = Ferry::start_env(2, 3000, &[("FERRY_SRC_PW", SOURCE_PW)], &[("RUST_LOG", "debug")])?;
     let mut outputs: Vec<String> = vec![];
     let mut run = |args: &[&str]| {
         let (ok, out, err) = f.ferry(args);

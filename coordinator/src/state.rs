@@ -2642,7 +2642,8 @@ impl Task {
         let mut restart = false;
         // Per-table counts: rows the target could not store, and CDC
         // changes of rows the target lacked (both in the exceptions table).
-        let per_table: [(Option<Escalation>, &str, &str, fn(&Task, usize) -> u64); 2] = [
+        type CountOf = fn(&Task, usize) -> u64;
+        let per_table: [(Option<Escalation>, &str, &str, CountOf); 2] = [
             (
                 data,
                 "DataErrorEscalation",

@@ -56,8 +56,28 @@ pub fn http_get_with(addr: &str, path: &str, headers: &[(&str, &str)]) -> Option
     Some((status, out.split("\r\n\r\n").nth(1).unwrap_or("").to_string()))
 }
 
+/// Held by the tests that want the machine's 2 cores to themselves (a
+/// drain killed at a chosen moment, a worker held to a memory limit while
+/// it applies a gigabyte): they run one at a time, and while one runs, the
+/// other test thread waits here instead of starting one beside it.
+pub async fn alone() -> tokio::sync::MutexGuard<'static, ()> {
+    static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    HEAVY.lock().await
+}
+
+/// A port nothing listens on now, for a server a test starts next. All tests
+/// share one process, so a port is never handed out twice: two tests must
+/// not both pick one the kernel offered again between a pick and its bind.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 pub struct PgServer {

@@ -1,6 +1,6 @@
 //! A CDC backlog drained in set-based batches while the worker applying it
-//! is killed: nothing lost or applied twice. A binary of its own, so that
-//! its drain does not run beside the other chaos tests on these 2 cores.
+//! is killed: nothing lost or applied twice. Run `alone()`, so that its
+//! drain does not run beside other tests on these 2 cores.
 use ferry_tests::*;
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use std::time::Duration;
 /// change applied twice or lost).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backlog_drained_in_sets_survives_worker_kills() -> anyhow::Result<()> {
+    let _alone = alone().await;
     let p = PgbenchPair::new(2)?;
     let mut f = Ferry::start(3, 2000, &[])?;
     p.create_task(&f, "drain", "full-load-and-cdc");

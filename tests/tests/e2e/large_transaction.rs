@@ -4,13 +4,14 @@
 //! them and the applier sends them in pieces of about 1 MiB inside one
 //! target transaction, so the worker's memory stays bounded whatever the
 //! transaction's size; the test fails if the worker is OOM-killed or a row
-//! differs.
+//! differs. Run `alone()`: not beside another test on these 2 cores.
 use ferry_tests::*;
 
 const LIMIT: u64 = 256 << 20;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_transaction_larger_than_memory_is_applied_in_bounded_memory() -> anyhow::Result<()> {
+    let _alone = alone().await;
     let src = PgServer::start()?;
     let dst = PgServer::start()?;
     let s = src.client("postgres").await?;

@@ -3,8 +3,8 @@
 //! while the CDC worker runs in a memory cgroup limited to 256 MiB. The
 //! binlog reader hands each row event's rows to the applier as it decodes
 //! them, so the worker's memory stays bounded; the test fails if the worker
-//! is OOM-killed or a row differs. A binary of its own: not beside the
-//! PostgreSQL one on these 2 cores.
+//! is OOM-killed or a row differs. Run `alone()`: not beside the
+//! PostgreSQL one (or any other test) on these 2 cores.
 use ferry_tests::mariadb::MariaDbServer;
 use ferry_tests::*;
 use mysql_async::prelude::Queryable;
@@ -13,6 +13,7 @@ const LIMIT: u64 = 256 << 20;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_binlog_transaction_larger_than_memory_is_applied_in_bounded_memory() -> anyhow::Result<()> {
+    let _alone = alone().await;
     let my = MariaDbServer::start()?;
     let dst = PgServer::start()?;
     let mut m = my.client("mysql").await?;

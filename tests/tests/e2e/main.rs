@@ -8,7 +8,8 @@
 //! idling at the end of each file. Tests share this process, so none sets
 //! its own environment for children to inherit (`Ferry::start_env` gives
 //! a Ferry's processes theirs) and every server, port, directory and
-//! cgroup a test makes is its own.
+//! cgroup a test makes is its own. The few that want both cores to
+//! themselves take `ferry_tests::alone()` and run one at a time.
 //!
 //! Run one capability with `cargo test -p ferry-tests --test e2e -- MODULE::`.
 

@@ -1,6 +1,6 @@
 //! A worker killed in the one window parallel apply adds: after the other
 //! lanes committed their rows and before the fenced session committed the
-//! batch's position. A binary of its own (see `cdc_backlog.rs`).
+//! batch's position. Run `alone()` (see `cdc_backlog.rs`).
 use ferry_tests::*;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use std::time::Duration;
 /// a checked delete stays on the fenced session; see `pipeline/conflict`).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_kill_between_lane_commits_and_the_fence_loses_nothing() -> anyhow::Result<()> {
+    let _alone = alone().await;
     let p = PgbenchPair::new(2)?;
     let mut f = Ferry::start(2, 2000, &[])?;
     p.create_task(&f, "lanes", "full-load-and-cdc");

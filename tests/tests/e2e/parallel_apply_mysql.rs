@@ -1,6 +1,6 @@
 //! Parallel apply lanes on a MariaDB target, where InnoDB's next-key locks
 //! let sessions writing disjoint keys wait on each other and deadlock. A
-//! binary of its own (see `cdc_backlog.rs`).
+//! test run `alone()` (see `cdc_backlog.rs`).
 use ferry_tests::compare::mysql_byte_rows;
 use ferry_tests::mariadb::MariaDbServer;
 use ferry_tests::*;
@@ -14,8 +14,10 @@ const KEYS: u64 = 20_000;
 /// rows (delete and insert the same key, which the applier folds into an
 /// upsert of a key the target holds: a next-key lock) and insert new keys
 /// into the gaps beside them (insert-intention locks into those gaps), over
-/// keys of its own residue so that the writers never conflict on the
-/// source. On the target the keys are hashed over lanes regardless.
+/// keys of its own residue so that no two writers write one key. Their gap
+/// locks still meet on the source: a transaction InnoDB picks as a deadlock
+/// victim is rolled back and tried again, as an application would. On the
+/// target the keys are hashed over lanes regardless.
 async fn write(src: &MariaDbServer, w: u64, writers: u64, secs: u64) -> anyhow::Result<u64> {
     let mut c = src.client("hot").await?;
     let end = std::time::Instant::now() + Duration::from_secs(secs);
@@ -26,25 +28,41 @@ async fn write(src: &MariaDbServer, w: u64, writers: u64, secs: u64) -> anyhow::
             x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (x >> 33) % (KEYS / writers) * writers + w
         };
-        let (a, b, d, u) = (pick() & !1, pick() | 1, pick(), pick());
-        let mut t = c.start_transaction(mysql_async::TxOpts::default()).await?;
-        t.exec_drop("DELETE FROM t WHERE id = ?", (a,)).await?;
-        t.exec_drop("INSERT INTO t VALUES (?, ?, REPEAT('r', ?))", (a, txns, a % 40))
-            .await?;
-        t.exec_drop(
-            "INSERT INTO t VALUES (?, ?, 'new') ON DUPLICATE KEY UPDATE v = v + 1",
-            (b, txns),
-        )
-        .await?;
-        t.exec_drop("UPDATE t SET v = v + 1, pad = 'upd' WHERE id = ?", (u,))
-            .await?;
-        if txns % 5 == 0 {
-            t.exec_drop("DELETE FROM t WHERE id = ?", (d,)).await?;
+        let keys = (pick() & !1, pick() | 1, pick(), pick());
+        match transaction(&mut c, keys, txns).await {
+            Ok(()) => txns += 1,
+            Err(mysql_async::Error::Server(e)) if e.code == DEADLOCK => {}
+            Err(e) => return Err(e.into()),
         }
-        t.commit().await?;
-        txns += 1;
     }
     Ok(txns)
+}
+
+/// ER_LOCK_DEADLOCK: the server rolled the transaction back.
+const DEADLOCK: u16 = 1213;
+
+/// One writer transaction: replace `a`, insert `b` into a gap, update `u`
+/// and, every fifth, delete `d`.
+async fn transaction(
+    c: &mut mysql_async::Conn,
+    (a, b, d, u): (u64, u64, u64, u64),
+    n: u64,
+) -> Result<(), mysql_async::Error> {
+    let mut t = c.start_transaction(mysql_async::TxOpts::default()).await?;
+    t.exec_drop("DELETE FROM t WHERE id = ?", (a,)).await?;
+    t.exec_drop("INSERT INTO t VALUES (?, ?, REPEAT('r', ?))", (a, n, a % 40))
+        .await?;
+    t.exec_drop(
+        "INSERT INTO t VALUES (?, ?, 'new') ON DUPLICATE KEY UPDATE v = v + 1",
+        (b, n),
+    )
+    .await?;
+    t.exec_drop("UPDATE t SET v = v + 1, pad = 'upd' WHERE id = ?", (u,))
+        .await?;
+    if n.is_multiple_of(5) {
+        t.exec_drop("DELETE FROM t WHERE id = ?", (d,)).await?;
+    }
+    t.commit().await
 }
 
 /// A backlog of interleaved replaces and gap inserts drains over 4 lanes
@@ -55,6 +73,7 @@ async fn write(src: &MariaDbServer, w: u64, writers: u64, secs: u64) -> anyhow::
 /// is covered by the applier's unit tests.
 #[tokio::test(flavor = "multi_thread")]
 async fn mariadb_target_lanes_drain_an_interleaved_backlog_through_a_kill() -> anyhow::Result<()> {
+    let _alone = alone().await;
     let src = MariaDbServer::start()?;
     let dst = MariaDbServer::start()?;
     let mut s = src.client("mysql").await?;

@@ -69,12 +69,25 @@ pub async fn alone() -> tokio::sync::MutexGuard<'static, ()> {
 /// share one process, so a port is never handed out twice: two tests must
 /// not both pick one the kernel offered again between a pick and its bind.
 pub fn free_port() -> u16 {
+    free_ports(1)
+}
+
+/// The first of `n` consecutive ports nothing listens on now (as
+/// [`free_port`], none handed out before).
+pub fn free_ports(n: u16) -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
     loop {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        if !given.contains(&port) {
-            given.push(port);
+        let ports = port..port.saturating_add(n);
+        if ports.len() == n as usize
+            && ports.clone().all(|p| !given.contains(&p))
+            && ports
+                .clone()
+                .skip(1)
+                .all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok())
+        {
+            given.extend(ports);
             return port;
         }
     }

@@ -4,26 +4,15 @@
 //! second task runs; SIGTERM stops every process `ferry up` started. Its
 //! `/metrics` carries the cluster's series and its worker's, merged.
 use ferry_tests::*;
-use std::net::TcpListener;
 use std::process::Command;
 use std::time::Duration;
-
-/// Three consecutive free ports on loopback.
-fn three_ports() -> u16 {
-    loop {
-        let p = free_port();
-        if p < 65000 && (1..3).all(|i| TcpListener::bind(("127.0.0.1", p + i)).is_ok()) {
-            return p;
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ferry_up_runs_three_nodes_and_keeps_them_running() -> anyhow::Result<()> {
     let pg = PgServer::start()?;
     let src = pg.src_and_dst(5000).await?;
     let dir = tempfile::tempdir()?;
-    let port = three_ports();
+    let port = free_ports(3);
     let metrics = format!("127.0.0.1:{}", free_port());
     let log = std::fs::File::create(dir.path().join("up.log"))?;
     let mut up = Command::new(bin_dir().join("ferry"))

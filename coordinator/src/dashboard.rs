@@ -268,10 +268,10 @@ const TOP: f64 = 8.0;
 /// A chart's line: name, colour and (time ms, value) points.
 type Series<'a> = (&'a str, &'a str, Vec<(u64, f64)>);
 
-/// An SVG line chart of `series`, scaled to the
-/// highest value, over the time the points cover: from the oldest (at
-/// least 30 s, at most an hour) to now, so a young history is drawn
-/// across the chart rather than squeezed into its right edge.
+/// An SVG line chart of `series`, scaled to the highest value, over the
+/// time the points cover: from the oldest (at least 30 s, at most an hour)
+/// to now, so a young history is drawn across the chart rather than
+/// squeezed into its right edge.
 fn chart(out: &mut String, title: &str, series: &[Series]) {
     let now = ferry_common::now_ms();
     let oldest = series
